@@ -1,0 +1,27 @@
+"""Storage: the Firestore-shaped port and its backends."""
+
+from app.store.base import (
+    SYSTEM_TENANT,
+    ConflictError,
+    Document,
+    DocumentExistsError,
+    Filter,
+    Order,
+    Store,
+    StoreError,
+    Transaction,
+    where,
+)
+
+__all__ = [
+    "SYSTEM_TENANT",
+    "ConflictError",
+    "Document",
+    "DocumentExistsError",
+    "Filter",
+    "Order",
+    "Store",
+    "StoreError",
+    "Transaction",
+    "where",
+]

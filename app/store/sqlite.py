@@ -1,0 +1,312 @@
+"""The embedded store: every tenant's documents in one SQLite file (WAL mode).
+
+One table ``docs(tenant, coll, id, data)`` holds JSON text; filters and orders are
+``json_extract`` expressions, backed by expression indexes on the fields the service queries.
+Transactions take SQLite's write lock (``BEGIN IMMEDIATE``), so they are serialised across
+coroutines and across processes sharing the file: a transaction never conflicts, it waits
+(``busy_timeout``). Reads outside transactions use a second connection and see committed data.
+
+Several processes may open the same file (``leadwarm serve`` and ``leadwarm chat`` side by side).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.store.base import (
+    JSON,
+    SYSTEM_TENANT,
+    ConflictError,
+    Document,
+    DocumentExistsError,
+    Filter,
+    Order,
+    Store,
+    StoreError,
+    Transaction,
+)
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    tenant TEXT NOT NULL,
+    coll   TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    data   TEXT NOT NULL,
+    PRIMARY KEY (tenant, coll, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS docs_group ON docs (coll, tenant);
+"""
+
+#: Fields the service filters or orders on; each gets an expression index.
+_INDEXED_FIELDS = (
+    "status",
+    "due_at",
+    "phone",
+    "email",
+    "lead_id",
+    "conversation_id",
+    "address_key",
+    "created_at",
+    "seq",
+)
+
+
+def _path(field: str) -> str:
+    if not field or any(c in field for c in "'\"$[]"):
+        raise StoreError(f"invalid field name {field!r}")
+    return "$." + field
+
+
+def _expr(field: str) -> str:
+    return f"json_extract(data, '{_path(field)}')"
+
+
+def _sql_value(value: JSON) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return value
+
+
+def _compile(
+    filters: Sequence[Filter], order_by: Sequence[Order], limit: int | None
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for f in filters:
+        expr = _expr(f.field)
+        if f.op == "==" and f.value is None:
+            clauses.append(f"json_type(data, '{_path(f.field)}') = 'null'")
+        elif f.op in ("==", "!=", "<", "<=", ">", ">="):
+            op = "=" if f.op == "==" else f.op
+            clauses.append(f"{expr} {op} ?")
+            params.append(_sql_value(f.value))
+        elif f.op == "in":
+            values = list(f.value)
+            if not values:
+                clauses.append("0")
+                continue
+            clauses.append(f"{expr} IN ({','.join('?' * len(values))})")
+            params.extend(_sql_value(v) for v in values)
+        elif f.op == "array_contains":
+            # _path() admits no quote: the field name cannot break out of the literal
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each(data, '{_path(f.field)}') WHERE value = ?)")  # noqa: S608
+            params.append(_sql_value(f.value))
+        else:  # pragma: no cover - Literal guards this
+            raise StoreError(f"unsupported operator {f.op!r}")
+    for o in order_by:
+        clauses.append(f"json_type(data, '{_path(o.field)}') IS NOT NULL")
+    sql = (" AND " + " AND ".join(clauses)) if clauses else ""
+    orders = [f"{_expr(o.field)} {'DESC' if o.descending else 'ASC'}" for o in order_by]
+    orders += ["tenant", "id"]
+    sql += " ORDER BY " + ", ".join(orders)
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    return sql, params
+
+
+def _dump(data: dict[str, JSON]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+class _SQLiteTransaction(Transaction):
+    def __init__(self, conn: sqlite3.Connection, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._conn = conn
+        self._writes: list[tuple[str, str, str, dict[str, JSON] | None, bool]] = []
+
+    async def get(self, collection: str, doc_id: str) -> dict[str, JSON] | None:
+        row = self._conn.execute(
+            "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (self.tenant_id, collection, doc_id)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    async def query(
+        self,
+        collection: str,
+        *,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+    ) -> list[Document]:
+        return _run_query(self._conn, self.tenant_id, collection, filters, order_by, limit)
+
+    def set(self, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False) -> None:
+        self._writes.append(("merge" if merge else "set", collection, doc_id, dict(data), False))
+
+    def create(self, collection: str, doc_id: str, data: dict[str, JSON]) -> None:
+        self._writes.append(("create", collection, doc_id, dict(data), False))
+
+    def delete(self, collection: str, doc_id: str) -> None:
+        self._writes.append(("delete", collection, doc_id, None, False))
+
+    def apply(self) -> None:
+        for kind, coll, doc_id, data, _ in self._writes:
+            _write(self._conn, kind, self.tenant_id, coll, doc_id, data)
+
+
+def _write(
+    conn: sqlite3.Connection, kind: str, tenant: str, coll: str, doc_id: str, data: dict[str, JSON] | None
+) -> None:
+    if kind == "delete":
+        conn.execute("DELETE FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id))
+        return
+    assert data is not None
+    if kind == "create":
+        try:
+            conn.execute("INSERT INTO docs VALUES (?,?,?,?)", (tenant, coll, doc_id, _dump(data)))
+        except sqlite3.IntegrityError as exc:
+            raise DocumentExistsError(f"{coll}/{doc_id} already exists") from exc
+        return
+    if kind == "merge":
+        row = conn.execute(
+            "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id)
+        ).fetchone()
+        if row:
+            data = {**json.loads(row[0]), **data}
+    conn.execute("INSERT OR REPLACE INTO docs VALUES (?,?,?,?)", (tenant, coll, doc_id, _dump(data)))
+
+
+def _run_query(
+    conn: sqlite3.Connection,
+    tenant: str | None,
+    collection: str,
+    filters: Sequence[Filter],
+    order_by: Sequence[Order],
+    limit: int | None,
+) -> list[Document]:
+    tail, params = _compile(filters, order_by, limit)
+    if tenant is None:
+        head = "SELECT tenant, coll, id, data FROM docs WHERE coll=? AND tenant != ?"
+        head_params: list[Any] = [collection, SYSTEM_TENANT]
+    else:
+        head = "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?"
+        head_params = [tenant, collection]
+    rows = conn.execute(head + tail, head_params + params).fetchall()
+    return [Document(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+
+class SQLiteStore(Store):
+    """The embedded default backend: one SQLite file, or ``":memory:"`` for a throwaway store."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+        """Open (and create) the database at ``path``; parent folders are created."""
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            uri = False
+            target = self.path
+        else:  # two connections must see one in-memory database
+            uri = True
+            target = f"file:leadwarm-{id(self)}?mode=memory&cache=shared"
+        self._writer = sqlite3.connect(
+            target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s, uri=uri
+        )
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer.execute("PRAGMA synchronous=NORMAL")
+        self._writer.executescript(_SCHEMA)
+        for name in _INDEXED_FIELDS:
+            self._writer.execute(
+                f"CREATE INDEX IF NOT EXISTS docs_{name} ON docs (coll, tenant, {_expr(name)})"
+            )
+        self._reader = sqlite3.connect(
+            target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s, uri=uri
+        )
+        self._lock = asyncio.Lock()
+
+    async def get(self, tenant_id: str, collection: str, doc_id: str) -> dict[str, JSON] | None:
+        row = self._reader.execute(
+            "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, collection, doc_id)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    async def set(
+        self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False
+    ) -> None:
+        async with self._lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                _write(self._writer, "merge" if merge else "set", tenant_id, collection, doc_id, data)
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+
+    async def delete(self, tenant_id: str, collection: str, doc_id: str) -> None:
+        async with self._lock:
+            self._writer.execute(
+                "DELETE FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, collection, doc_id)
+            )
+
+    async def query(
+        self,
+        tenant_id: str,
+        collection: str,
+        *,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+    ) -> list[Document]:
+        return _run_query(self._reader, tenant_id, collection, filters, order_by, limit)
+
+    async def query_group(
+        self,
+        collection: str,
+        *,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+    ) -> list[Document]:
+        # A collection group matches the last path segment, as in Firestore.
+        if "/" in collection:
+            raise StoreError("query_group takes a collection id, not a path")
+        tail, params = _compile(filters, order_by, limit)
+        rows = self._reader.execute(
+            "SELECT tenant, coll, id, data FROM docs WHERE (coll=? OR coll LIKE ?) AND tenant != ?" + tail,  # noqa: S608
+            [collection, f"%/{collection}", SYSTEM_TENANT, *params],
+        ).fetchall()
+        return [Document(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    async def list_tenants(self) -> list[str]:
+        rows = self._reader.execute(
+            "SELECT DISTINCT tenant FROM docs WHERE tenant != ? ORDER BY tenant", (SYSTEM_TENANT,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    async def run_transaction(
+        self, tenant_id: str, fn: Callable[[Transaction], Awaitable[T]], *, max_attempts: int = 5
+    ) -> T:
+        last: Exception | None = None
+        for _ in range(max_attempts):
+            async with self._lock:
+                try:
+                    self._writer.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:  # database locked by another process
+                    last = exc
+                    await asyncio.sleep(0.05)
+                    continue
+                tx = _SQLiteTransaction(self._writer, tenant_id)
+                try:
+                    result = await fn(tx)
+                    tx.apply()
+                except BaseException:
+                    self._writer.execute("ROLLBACK")
+                    raise
+                self._writer.execute("COMMIT")
+                return result
+        raise ConflictError(f"transaction did not commit after {max_attempts} attempts: {last}")
+
+    async def close(self) -> None:
+        self._reader.close()
+        self._writer.close()

@@ -1,0 +1,35 @@
+"""Channels: one module per transport behind the small contract in :mod:`channels.base`."""
+
+from channels.base import (
+    Channel,
+    ChannelError,
+    Choice,
+    DeliveryStatus,
+    InboundMessage,
+    OutboundMessage,
+    ParsedWebhook,
+    PayloadError,
+    SendError,
+    SignatureError,
+    numbered_choices,
+)
+from channels.registry import CHANNELS, channel_class
+from channels.whatsapp import SubscriptionError, WhatsAppChannel
+
+__all__ = [
+    "CHANNELS",
+    "Channel",
+    "ChannelError",
+    "Choice",
+    "DeliveryStatus",
+    "InboundMessage",
+    "OutboundMessage",
+    "ParsedWebhook",
+    "PayloadError",
+    "SendError",
+    "SignatureError",
+    "SubscriptionError",
+    "WhatsAppChannel",
+    "channel_class",
+    "numbered_choices",
+]
