@@ -1,0 +1,575 @@
+"""WhatsApp Business Platform, Cloud API: verify and parse webhooks, send messages.
+
+Wire formats follow Meta's documentation and the OpenAPI description Meta publishes
+(``facebook/openapi``, ``business-messaging-api_v23.0.yaml``):
+
+- webhooks: "Webhooks > Validate payloads / Event notifications" (signature), "messages webhook
+  reference" (incoming messages) and "Status messages webhook reference" (delivery statuses);
+- sending: ``POST /{Version}/{Phone-Number-ID}/messages`` ("Messages > Send Message"), interactive
+  reply buttons and list messages;
+- errors: "Cloud API > Support > Error codes" (Graph API error JSON, throttling codes).
+
+The module is pure apart from :meth:`WhatsAppChannel.send`, which makes one HTTP request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from channels.base import (
+    Channel,
+    ChannelError,
+    Choice,
+    DeliveryStatus,
+    InboundMessage,
+    MessageKind,
+    OutboundMessage,
+    ParsedWebhook,
+    PayloadError,
+    SendError,
+    SignatureError,
+    StatusName,
+    numbered_choices,
+)
+
+__all__ = [
+    "MAX_BUTTONS",
+    "MAX_LIST_ROWS",
+    "SubscriptionError",
+    "WhatsAppChannel",
+    "build_message_payload",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Limits from "Messages > Interactive reply buttons / list messages" and the OpenAPI schemas
+#: ``TextMessage``, ``BodyObject``, ``ActionObject`` and ``SectionObject``.
+MAX_TEXT_BODY = 4096
+MAX_INTERACTIVE_BODY = 1024
+MAX_BUTTONS = 3
+MAX_BUTTON_TITLE = 20
+MAX_LIST_ROWS = 10
+MAX_LIST_BUTTON_LABEL = 20
+MAX_ROW_TITLE = 24
+MAX_ROW_DESCRIPTION = 72
+
+#: Graph API / Cloud API error codes that mean "slow down, then try again" even when the HTTP
+#: status is 400 ("Cloud API > Support > Error codes > Throttling errors"): 4 application
+#: request limit, 80007 WABA rate limit, 130429 throughput, 131056 pair rate limit.
+RETRYABLE_ERROR_CODES = frozenset({4, 80007, 130429, 131056})
+
+_SIGNATURE_HEADER = "x-hub-signature-256"
+_SIGNATURE_RE = re.compile(r"sha256=([0-9a-fA-F]{64})")
+_MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
+_MEDIA_FIELDS = ("id", "mime_type", "sha256", "filename")
+#: Webhook status -> our status. "played" is a voice message listened to (implies read).
+_STATUS_MAP: dict[str, StatusName] = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "played": "read",
+    "failed": "failed",
+    "accepted": "queued",
+    "held_for_quality_assessment": "queued",
+}
+#: Failed with 131026 ("Message undeliverable": not on WhatsApp, old client, ...) is reported as
+#: ``undeliverable`` so that the app can fall back to another channel.
+_UNDELIVERABLE_CODES = frozenset({"131026"})
+_USER_AGENT = "LeadWarm/0.1.0"
+
+
+class SubscriptionError(ChannelError):
+    """The webhook subscription handshake (GET ``hub.*``) is wrong: the app answers 403."""
+
+
+def _truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, ending with an ellipsis when cut."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup (the contract promises lower-case keys; be lenient)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    for key, val in headers.items():
+        if key.lower() == name:
+            return val
+    return None
+
+
+def _e164(number: str) -> str:
+    """``'16505551234'`` -> ``'+16505551234'`` (Meta sends wa_ids without the plus)."""
+    number = number.strip()
+    return number if number.startswith("+") else "+" + number
+
+
+def _timestamp(raw: Any, where: str) -> float:
+    """Meta's timestamps are strings of whole seconds since the epoch; absent -> 0.0."""
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        return float(int(str(raw)))
+    except ValueError:
+        raise PayloadError(f"{where}: timestamp {raw!r} is not whole seconds") from None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"{where} must be a list")
+    return value
+
+
+def build_message_payload(message: OutboundMessage, *, list_button_label: str = "Options") -> dict[str, Any]:
+    """Build the JSON body of ``POST /{Version}/{Phone-Number-ID}/messages`` for ``message``.
+
+    - no choices: ``type: text`` (body cut to 4096 characters, ``preview_url: false``);
+    - 1-3 choices: interactive reply buttons (titles cut to 20 characters);
+    - 4-10 choices: interactive list, one section (row titles cut to 24; a cut title is kept
+      whole, up to 72 characters, as the row description);
+    - more than 10: text with a numbered list (:func:`channels.base.numbered_choices`).
+
+    Interactive bodies are cut to 1024 characters. ``reply_to`` becomes ``context.message_id``.
+    ``to`` is sent as the E.164 digits without ``+`` (the OpenAPI example ``'19505550005'``).
+    Raises :class:`SendError` (not retryable) when ``message.to`` is not a phone number.
+    """
+    to = re.sub(r"[\s\-().]", "", message.to).removeprefix("+")
+    if not to.isdigit():
+        raise SendError("WhatsApp recipient must be an E.164 phone number", retryable=False)
+    payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
+    if message.reply_to:
+        payload["context"] = {"message_id": message.reply_to}
+    choices = message.choices
+    if not choices or len(choices) > MAX_LIST_ROWS:
+        body = numbered_choices(message.text, choices)
+        payload["type"] = "text"
+        payload["text"] = {"body": _truncate(body, MAX_TEXT_BODY), "preview_url": False}
+        return payload
+    payload["type"] = "interactive"
+    body_obj = {"text": _truncate(message.text, MAX_INTERACTIVE_BODY)}
+    if len(choices) <= MAX_BUTTONS:
+        payload["interactive"] = {
+            "type": "button",
+            "body": body_obj,
+            "action": {"buttons": [_button(c) for c in choices]},
+        }
+    else:
+        payload["interactive"] = {
+            "type": "list",
+            "body": body_obj,
+            "action": {
+                "button": _truncate(list_button_label, MAX_LIST_BUTTON_LABEL),
+                "sections": [{"rows": [_row(c) for c in choices]}],
+            },
+        }
+    return payload
+
+
+def _button(choice: Choice) -> dict[str, Any]:
+    return {"type": "reply", "reply": {"id": choice.id, "title": _truncate(choice.title, MAX_BUTTON_TITLE)}}
+
+
+def _row(choice: Choice) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": choice.id, "title": _truncate(choice.title, MAX_ROW_TITLE)}
+    if len(choice.title.strip()) > MAX_ROW_TITLE:
+        row["description"] = _truncate(choice.title, MAX_ROW_DESCRIPTION)
+    return row
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or HTTP-date, RFC 9110 §10.2.3); ``None`` if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+class WhatsAppChannel(Channel):
+    """The WhatsApp Cloud API channel.
+
+    ``access_token`` (WHATSAPP_TOKEN) authorises sends, ``phone_number_id`` (WHATSAPP_PHONE_ID)
+    is the sending number, ``app_secret`` (WHATSAPP_APP_SECRET) checks webhook signatures. The
+    send URL is ``{api_base_url}/{api_version}/{phone_number_id}/messages``. ``http_client`` is
+    used as given and not closed by :meth:`aclose`; without one the channel makes its own with
+    ``timeout_s`` (seconds). Credentials never appear in ``repr``, logs or exceptions.
+    """
+
+    name: ClassVar[str] = "whatsapp"
+
+    def __init__(
+        self,
+        *,
+        access_token: str,
+        phone_number_id: str,
+        app_secret: str,
+        api_base_url: str = "https://graph.facebook.com",
+        api_version: str = "v23.0",
+        http_client: httpx.AsyncClient | None = None,
+        timeout_s: float = 10.0,
+        list_button_label: str = "Options",
+    ) -> None:
+        self._access_token = access_token
+        self._app_secret = app_secret
+        self.phone_number_id = phone_number_id
+        self.api_base_url = api_base_url.rstrip("/")
+        self.api_version = api_version.strip("/")
+        self.timeout_s = timeout_s
+        self.list_button_label = list_button_label
+        self._client = http_client
+        self._owns_client = http_client is None
+
+    def __repr__(self) -> str:
+        return (
+            f"WhatsAppChannel(phone_number_id={self.phone_number_id!r}, api_base_url={self.api_base_url!r}, "
+            f"api_version={self.api_version!r})"
+        )
+
+    # ------------------------------------------------------------------ webhooks
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes, *, url: str = "") -> None:
+        """Check ``X-Hub-Signature-256`` over the raw body.
+
+        Meta signs every event notification with ``sha256=`` + hex HMAC-SHA256 of the exact
+        bytes it sent, keyed with the app secret ("Webhooks > Validate payloads / Event
+        notifications"). The comparison is constant-time. ``url`` is not signed by Meta.
+        Raises :class:`SignatureError` when no app secret is configured (unsigned webhooks are
+        never accepted) or the header is missing, malformed or wrong.
+        """
+        if not self._app_secret:
+            raise SignatureError("WhatsApp app secret is not configured; refusing the webhook")
+        header = _header(headers, _SIGNATURE_HEADER)
+        if header is None:
+            raise SignatureError("missing X-Hub-Signature-256 header")
+        match = _SIGNATURE_RE.fullmatch(header.strip())
+        if match is None:
+            raise SignatureError("malformed X-Hub-Signature-256 header (want 'sha256=<64 hex>')")
+        expected = hmac.new(self._app_secret.encode(), raw_body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, match.group(1).lower()):
+            raise SignatureError("X-Hub-Signature-256 does not match the body")
+
+    @staticmethod
+    def verify_subscription(params: Mapping[str, str], verify_token: str) -> str:
+        """Answer Meta's webhook verification request (GET with ``hub.*`` query parameters).
+
+        Returns ``hub.challenge`` when ``hub.mode`` is ``subscribe`` and ``hub.verify_token``
+        equals ``verify_token`` (WEBHOOK_VERIFY_TOKEN, compared in constant time); the app
+        echoes it with 200 ("Webhooks > Verification requests"). Raises
+        :class:`SubscriptionError` otherwise, including when ``verify_token`` is empty.
+        """
+        if not verify_token:
+            raise SubscriptionError("webhook verify token is not configured")
+        if params.get("hub.mode") != "subscribe":
+            raise SubscriptionError("hub.mode must be 'subscribe'")
+        given = params.get("hub.verify_token", "")
+        if not hmac.compare_digest(given.encode(), verify_token.encode()):
+            raise SubscriptionError("hub.verify_token does not match")
+        challenge = params.get("hub.challenge")
+        if not challenge:
+            raise SubscriptionError("hub.challenge is missing")
+        return challenge
+
+    def parse(self, headers: Mapping[str, str], raw_body: bytes) -> ParsedWebhook:
+        """Turn a ``whatsapp_business_account`` webhook into messages and statuses.
+
+        Reads ``entry[].changes[]`` whose ``field`` is ``messages``; other fields (group,
+        account and template updates) are skipped. Unknown keys are ignored and unknown message
+        types come out as kind ``unsupported``. Raises :class:`PayloadError` for bodies that are
+        not JSON objects, whose ``object`` is not ``whatsapp_business_account``, or whose
+        messages/statuses lack their id or sender.
+        """
+        try:
+            data = json.loads(raw_body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PayloadError(f"body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise PayloadError("body must be a JSON object")
+        if data.get("object") != "whatsapp_business_account":
+            raise PayloadError(f"object must be 'whatsapp_business_account', got {data.get('object')!r}")
+        result = ParsedWebhook()
+        for entry in _list(data.get("entry"), "entry"):
+            if not isinstance(entry, dict):
+                raise PayloadError("entry[] items must be objects")
+            for change in _list(entry.get("changes"), "entry[].changes"):
+                if not isinstance(change, dict):
+                    raise PayloadError("entry[].changes[] items must be objects")
+                if change.get("field", "messages") != "messages":
+                    continue
+                value = change.get("value")
+                if not isinstance(value, dict):
+                    raise PayloadError("entry[].changes[].value must be an object")
+                self._parse_value(value, str(entry.get("id", "")), result)
+        return result
+
+    def _parse_value(self, value: dict[str, Any], waba_id: str, out: ParsedWebhook) -> None:
+        metadata = _dict(value.get("metadata"))
+        recipient = str(metadata.get("phone_number_id", ""))
+        names: dict[str, str] = {}
+        contacts = [c for c in _list(value.get("contacts"), "value.contacts") if isinstance(c, dict)]
+        for contact in contacts:
+            name = _dict(contact.get("profile")).get("name")
+            if name and contact.get("wa_id"):
+                names[str(contact["wa_id"])] = str(name)
+        only_name = None
+        if len(contacts) == 1:
+            only_name = _dict(contacts[0].get("profile")).get("name")
+        base_meta = {"waba_id": waba_id, "display_phone_number": metadata.get("display_phone_number")}
+        for raw in _list(value.get("messages"), "value.messages"):
+            message = self._parse_message(raw, recipient, base_meta)
+            name = names.get(message.sender.removeprefix("+"), only_name)
+            if name:
+                message = replace(message, contact_name=str(name))
+            out.messages.append(message)
+        for raw in _list(value.get("statuses"), "value.statuses"):
+            status = self._parse_status(raw, recipient)
+            if status is not None:
+                out.statuses.append(status)
+        for error in _list(value.get("errors"), "value.errors"):
+            if isinstance(error, dict):
+                logger.warning(
+                    "whatsapp webhook error code=%s title=%s", error.get("code"), error.get("title")
+                )
+
+    def _parse_message(self, raw: Any, recipient: str, base_meta: dict[str, Any]) -> InboundMessage:
+        if not isinstance(raw, dict):
+            raise PayloadError("messages[] items must be objects")
+        message_id, sender = raw.get("id"), raw.get("from")
+        if not message_id or not isinstance(message_id, str):
+            raise PayloadError("messages[] item without an id")
+        if not sender or not isinstance(sender, str):
+            raise PayloadError(f"message {message_id} has no 'from'")
+        wa_type = str(raw.get("type", "unknown"))
+        meta: dict[str, Any] = {**base_meta, "whatsapp_type": wa_type}
+        for key in ("referral", "errors", "order", "system", "contacts"):
+            if key in raw:
+                meta[key] = raw[key]
+        context = _dict(raw.get("context"))
+        fields: dict[str, Any] = {
+            "channel": self.name,
+            "provider_message_id": message_id,
+            "sender": _e164(sender),
+            "recipient": recipient,
+            "timestamp": _timestamp(raw.get("timestamp"), f"message {message_id}"),
+            "reply_to": context.get("id") or None,
+        }
+        kind, text = _content(raw, wa_type, fields)
+        return InboundMessage(text=text, kind=kind, metadata=meta, **fields)
+
+    def _parse_status(self, raw: Any, phone_number_id: str) -> DeliveryStatus | None:
+        if not isinstance(raw, dict):
+            raise PayloadError("statuses[] items must be objects")
+        message_id, wa_status = raw.get("id"), raw.get("status")
+        if not message_id or not isinstance(message_id, str):
+            raise PayloadError("statuses[] item without an id")
+        status = _STATUS_MAP.get(str(wa_status))
+        if status is None:
+            logger.info("whatsapp status %r for %s ignored", wa_status, message_id)
+            return None
+        errors = raw.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        code = str(first["code"]) if first.get("code") is not None else None
+        if status == "failed" and code in _UNDELIVERABLE_CODES:
+            status = "undeliverable"
+        recipient = raw.get("recipient_id")
+        return DeliveryStatus(
+            channel=self.name,
+            provider_message_id=message_id,
+            status=status,
+            recipient=_e164(str(recipient)) if recipient else "",
+            sender=phone_number_id,
+            timestamp=_timestamp(raw.get("timestamp"), f"status of {message_id}"),
+            error_code=code,
+            error_title=str(first["title"]) if first.get("title") else None,
+        )
+
+    # ------------------------------------------------------------------ sending
+
+    @property
+    def messages_url(self) -> str:
+        """``{api_base_url}/{api_version}/{phone_number_id}/messages``."""
+        return self._messages_url(self.phone_number_id)
+
+    def _messages_url(self, phone_number_id: str) -> str:
+        return f"{self.api_base_url}/{self.api_version}/{phone_number_id}/messages"
+
+    def build_payload(self, message: OutboundMessage) -> dict[str, Any]:
+        """The JSON body :meth:`send` posts; see :func:`build_message_payload`."""
+        return build_message_payload(message, list_button_label=self.list_button_label)
+
+    async def send(self, message: OutboundMessage) -> str:
+        """Send ``message`` and return the ``wamid`` Meta assigned (``messages[0].id``).
+
+        ``message.sender`` overrides the phone-number id. Raises :class:`SendError`:
+        not retryable without an access token or when the request cannot be formed;
+        retryable for network errors, HTTP 429, 5xx and Meta's throttling codes (with
+        ``retry_after_s`` from ``Retry-After``); not retryable for other 4xx (``code`` is
+        Meta's ``error.code``, e.g. ``131047`` outside the 24-hour window) and for a 2xx
+        answer without a message id (the message may have gone out: do not resend).
+        """
+        if not self._access_token:
+            raise SendError("WhatsApp access token is not configured", retryable=False)
+        payload = self.build_payload(message)
+        url = self._messages_url(message.sender or self.phone_number_id)
+        client = self._get_client()
+        try:
+            response = await client.post(
+                url,
+                json=payload,
+                headers={"Authorization": f"Bearer {self._access_token}", "User-Agent": _USER_AGENT},
+            )
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            # The request could not even be formed (bad header value, URL): retrying cannot help.
+            raise SendError(f"WhatsApp send failed: {type(exc).__name__}", retryable=False) from None
+        except httpx.HTTPError as exc:
+            raise SendError(f"WhatsApp send failed: {type(exc).__name__}", retryable=True) from None
+        if response.is_success:
+            try:
+                body = response.json()
+                message_id = body["messages"][0]["id"]
+            except (ValueError, KeyError, IndexError, TypeError):
+                message_id = None
+            if not isinstance(message_id, str) or not message_id:
+                raise SendError("WhatsApp accepted the request but returned no message id", retryable=False)
+            return message_id
+        raise self._send_error(response)
+
+    def _send_error(self, response: httpx.Response) -> SendError:
+        """Map an error answer (Graph API error JSON or anything else) to :class:`SendError`."""
+        code: int | str | None = None
+        text = response.reason_phrase or "error"
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            error = body["error"]
+            code = error.get("code")
+            text = str(error.get("message") or error.get("error_user_title") or text)
+            details = _dict(error.get("error_data")).get("details")
+            if details:
+                text = f"{text}: {details}"
+        elif isinstance(body, dict) and body.get("title"):  # RFC 9457 problem JSON
+            text = str(body["title"])
+        status = response.status_code
+        retryable = status == 429 or status >= 500 or code in RETRYABLE_ERROR_CODES
+        message = self._redact(f"WhatsApp send failed (HTTP {status}): {text}")
+        return SendError(
+            message,
+            retryable=retryable,
+            code=str(code) if code is not None else None,
+            retry_after_s=_retry_after(response.headers.get("retry-after")) if retryable else None,
+        )
+
+    def _redact(self, text: str) -> str:
+        for secret in (self._access_token, self._app_secret):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+            self._owns_client = True
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this channel created (never one passed in)."""
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+            self._client = None
+
+
+def _content(raw: dict[str, Any], wa_type: str, fields: dict[str, Any]) -> tuple[MessageKind, str]:
+    """Kind and text of one incoming message; sets ``choice_id``/``media``/``location``/``reply_to``
+    in ``fields`` where the type has them ("messages webhook reference", one section per type)."""
+    if wa_type == "text":
+        return "text", str(_dict(raw.get("text")).get("body", ""))
+    if wa_type == "interactive":
+        interactive = _dict(raw.get("interactive"))
+        itype = interactive.get("type")
+        if itype in ("button_reply", "list_reply"):
+            reply = _dict(interactive.get(itype))
+            fields["choice_id"] = str(reply["id"]) if reply.get("id") is not None else None
+            kind: MessageKind = "button_reply" if itype == "button_reply" else "list_reply"
+            return kind, str(reply.get("title", ""))
+        return "unsupported", ""
+    if wa_type == "button":  # quick-reply button of a template message
+        button = _dict(raw.get("button"))
+        payload = button.get("payload")
+        fields["choice_id"] = str(payload) if payload is not None else None
+        return "button_reply", str(button.get("text", ""))
+    if wa_type in _MEDIA_TYPES:
+        media_obj = _dict(raw.get(wa_type))
+        media: dict[str, Any] = {"type": wa_type}
+        media.update({k: media_obj[k] for k in _MEDIA_FIELDS if k in media_obj})
+        if wa_type == "audio" and "voice" in media_obj:
+            media["voice"] = bool(media_obj["voice"])
+        fields["media"] = media
+        return "media", str(media_obj.get("caption") or "")
+    if wa_type == "location":
+        loc = _dict(raw.get("location"))
+        fields["location"] = {k: loc.get(k) for k in ("latitude", "longitude", "name", "address")}
+        return "location", ", ".join(str(loc[k]) for k in ("name", "address") if loc.get(k))
+    if wa_type == "contacts":
+        return "contacts", _contacts_summary(raw.get("contacts"))
+    if wa_type == "reaction":
+        reaction = _dict(raw.get("reaction"))
+        if reaction.get("message_id"):
+            fields["reply_to"] = str(reaction["message_id"])
+        return "reaction", str(reaction.get("emoji") or "")
+    return "unsupported", ""
+
+
+def _contacts_summary(contacts: Any) -> str:
+    """``'Shared contact: Lucía Gómez (Google) +1 (983) 555-2319'``; several joined by ``'; '``."""
+    parts = []
+    for contact in contacts if isinstance(contacts, list) else []:
+        if not isinstance(contact, dict):
+            continue
+        name = _dict(contact.get("name"))
+        label = str(
+            name.get("formatted_name")
+            or " ".join(str(name[k]) for k in ("first_name", "last_name") if name.get(k))
+            or "unnamed"
+        )
+        company = _dict(contact.get("org")).get("company")
+        if company:
+            label += f" ({company})"
+        phones = [
+            str(phone["phone"])
+            for phone in contact.get("phones") or []
+            if isinstance(phone, dict) and phone.get("phone")
+        ]
+        if phones:
+            label += " " + ", ".join(phones)
+        parts.append(label)
+    if not parts:
+        return "Shared contact"
+    return ("Shared contact: " if len(parts) == 1 else "Shared contacts: ") + "; ".join(parts)
