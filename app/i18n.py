@@ -1,0 +1,88 @@
+"""The bot's own strings (not the tenant's playbook texts), in English and French.
+
+French uses vouvoiement. :func:`text` picks the lead's language and falls back to English; strings
+may hold ``str.format`` placeholders filled from keyword arguments.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["DEFAULT_LANGUAGE", "MESSAGES", "MessageKey", "supported_languages", "text"]
+
+DEFAULT_LANGUAGE = "en"
+
+
+class MessageKey(StrEnum):
+    """Names of the bot's own messages."""
+
+    FALLBACK = "fallback"
+    """No playbook step or knowledge-base answer fits the lead's message."""
+    UNSUPPORTED_MESSAGE = "unsupported_message"
+    """The lead sent a photo, voice note, video, sticker, location...; we only read text."""
+    HANDOFF_NOTICE = "handoff_notice"
+    """The conversation is handed to a human."""
+    REACTION_ACK = "reaction_ack"
+    """Answer to an emoji reaction: empty, meaning "send nothing"."""
+    AFTER_END = "after_end"
+    """The lead writes again after the playbook has ended."""
+    CHAT_WELCOME = "chat_welcome"
+    """First message of the web chat widget. Placeholder: ``company_name``."""
+    INVALID_ANSWER = "invalid_answer"
+    """Generic re-ask when an answer does not fit the step (e.g. not one of the options)."""
+
+
+#: ``MESSAGES[key][language]``; every key has an English text.
+MESSAGES: dict[MessageKey, dict[str, str]] = {
+    MessageKey.FALLBACK: {
+        "en": "Thanks for your message! A member of our team will get back to you shortly.",
+        "fr": "Merci pour votre message ! Un membre de notre équipe vous répondra très prochainement.",
+    },
+    MessageKey.UNSUPPORTED_MESSAGE: {
+        "en": "Thanks! We received your message, but for now we can only read text. "
+        "Could you write your message instead?",
+        "fr": "Merci ! Nous avons bien reçu votre message, mais pour le moment nous ne pouvons lire que "
+        "du texte. Pourriez-vous nous écrire votre message ?",
+    },
+    MessageKey.HANDOFF_NOTICE: {
+        "en": "I'm passing you to a member of our team, who will continue the conversation here shortly.",
+        "fr": "Je transmets votre demande à un membre de notre équipe, qui va poursuivre la conversation "
+        "ici très prochainement.",
+    },
+    MessageKey.REACTION_ACK: {
+        "en": "",
+        "fr": "",
+    },
+    MessageKey.AFTER_END: {
+        "en": "Thanks! We have your details and a member of our team will be in touch. "
+        "Feel free to write here if you have any other question.",
+        "fr": "Merci ! Nous avons bien vos informations et un membre de notre équipe va vous recontacter. "
+        "N'hésitez pas à nous écrire ici si vous avez une autre question.",
+    },
+    MessageKey.CHAT_WELCOME: {
+        "en": "Hi! 👋 Welcome to {company_name}. How can we help you today?",
+        "fr": "Bonjour ! 👋 Bienvenue chez {company_name}. Comment pouvons-nous vous aider ?",
+    },
+    MessageKey.INVALID_ANSWER: {
+        "en": "Sorry, I didn't quite get that. Could you answer again?",
+        "fr": "Désolé, je n'ai pas bien compris. Pourriez-vous répondre à nouveau ?",
+    },
+}
+
+
+def supported_languages() -> list[str]:
+    """Languages every message is written in."""
+    return sorted(set.intersection(*(set(texts) for texts in MESSAGES.values())))
+
+
+def text(key: MessageKey | str, language: str | None, **params: object) -> str:
+    """The message ``key`` in ``language``, formatted with ``params``.
+
+    ``language`` is an ISO 639-1 code, optionally with a region ("fr-CA" reads as "fr"); None or a
+    language without a translation gives English. Raises ValueError for an unknown key and KeyError when
+    the text needs a placeholder missing from ``params``.
+    """
+    texts = MESSAGES[MessageKey(key)]
+    base = (language or DEFAULT_LANGUAGE).replace("_", "-").split("-")[0].lower()
+    template = texts.get(base, texts[DEFAULT_LANGUAGE])
+    return template.format(**params)
