@@ -1,0 +1,448 @@
+"""The production store: the storage port on Cloud Firestore (native mode), async client.
+
+Layout: the document ``(tenant, "conversations/c1/messages", "m1")`` lives at
+``tenants/{tenant}/conversations/c1/messages/m1``; :data:`SYSTEM_TENANT` is ``tenants/_system``.
+Each tenant that ever received a write also gets a marker document ``tenants/{tenant}`` (field
+``tenant_id``), written once per process and tenant, so that :meth:`FirestoreStore.list_tenants` is
+one small query; ``ListDocuments(show_missing=true)`` would scan every descendant document
+(googleapis/nodejs-firestore#825).
+
+Semantics kept identical to :class:`app.store.sqlite.SQLiteStore` (``tests/store/test_contract.py``):
+
+- ``set(merge=True)`` replaces only the given *top-level* fields, a nested map as a whole: the write
+  uses an explicit field mask of the top-level keys (Firestore's ``merge=True`` would deep-merge maps).
+- ``== None`` matches explicit nulls (Firestore ``IS_NULL``); documents missing a filtered or ordered
+  field are left out (Firestore does this natively); an empty ``in`` list matches nothing.
+- Transactions follow Firestore's model (reads before writes; pessimistic locks; ``ABORTED`` under
+  contention). :meth:`FirestoreStore.run_transaction` retries ``ABORTED`` (on reads or on commit)
+  with jittered backoff, keeping its place in line (``retry_transaction``), and raises
+  :class:`ConflictError` after ``max_attempts``. An exception raised by the function rolls back and
+  propagates unchanged.
+- Within one process, transactions of the same tenant run one at a time (an ``asyncio.Lock`` per
+  tenant), as every SQLite transaction does. Two transactions that read a document and then both
+  write it hold each other's read lock: production Firestore aborts the younger at once
+  (wound-wait), but Google's emulator waits for a lock timeout (about 2 s, measured) and aborts
+  then, so 20 concurrent increments in one process would take minutes. Contention between
+  processes still goes through the retry loop.
+
+Firestore limits that SQLite does not have (the port leaves them undefined): integers are 64-bit,
+a document is at most 1 MiB, ``in`` takes at most 30 values, ids may not contain ``/`` nor be ``.``,
+``..`` or ``__x__`` (https://firebase.google.com/docs/firestore/quotas#limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.cloud.firestore import AsyncClient, AsyncQuery, AsyncTransaction
+from google.cloud.firestore_v1 import FieldFilter
+from google.cloud.firestore_v1.async_collection import AsyncCollectionReference
+from google.cloud.firestore_v1.async_document import AsyncDocumentReference
+from google.cloud.firestore_v1.base_document import DocumentSnapshot
+from google.cloud.firestore_v1.field_path import FieldPath
+
+from app.store.base import (
+    JSON,
+    SYSTEM_TENANT,
+    ConflictError,
+    Document,
+    DocumentExistsError,
+    Filter,
+    Order,
+    Store,
+    StoreError,
+    Transaction,
+)
+
+__all__ = ["FirestoreStore", "open_firestore_store"]
+
+T = TypeVar("T")
+
+#: Root collection holding one sub-tree per tenant.
+TENANTS = "tenants"
+#: Firestore's cap on the values of one ``in`` filter (quotas page, "Queries").
+MAX_IN_VALUES = 30
+#: Backoff between transaction attempts, seconds: ``base * 2**attempt``, capped, full jitter.
+_BACKOFF_BASE_S = 0.01
+_BACKOFF_CAP_S = 0.5
+
+# The port's operators in the Python client's spelling (google.cloud.firestore_v1.base_query).
+_OPS: dict[str, str] = {
+    "==": "==",
+    "!=": "!=",
+    "<": "<",
+    "<=": "<=",
+    ">": ">",
+    ">=": ">=",
+    "in": "in",
+    "array_contains": "array_contains",
+}
+
+
+def _check_segment(segment: str, what: str) -> str:
+    """Return ``segment`` if Firestore accepts it as an id, else raise :class:`StoreError`."""
+    if (
+        not segment
+        or "/" in segment
+        or segment in (".", "..")
+        or (segment.startswith("__") and segment.endswith("__"))
+    ):
+        raise StoreError(f"invalid {what} for Firestore: {segment!r}")
+    return segment
+
+
+def _collection_segments(tenant_id: str, collection: str) -> tuple[str, ...]:
+    """Path segments of a tenant's collection: ``("tenants", tenant, *collection.split("/"))``."""
+    parts = collection.split("/")
+    if len(parts) % 2 == 0:
+        raise StoreError(f"collection path must have an odd number of segments: {collection!r}")
+    for part in parts:
+        _check_segment(part, "collection path segment")
+    return (TENANTS, _check_segment(tenant_id, "tenant id"), *parts)
+
+
+def _field_path(field: str) -> str:
+    """A dotted port field (``"timer.due_at"``) as a quoted Firestore field path."""
+    parts = field.split(".")
+    if not all(parts):
+        raise StoreError(f"invalid field name {field!r}")
+    return FieldPath(*parts).to_api_repr()
+
+
+def _set_kwargs(data: dict[str, JSON], merge: bool) -> dict[str, Any]:
+    """``set()`` options giving the port's merge semantics (top-level fields replaced whole)."""
+    if not merge:
+        return {}
+    if not data:  # nothing to change; still creates an empty document when missing
+        return {"merge": True}
+    return {"merge": [FieldPath(key) for key in data]}
+
+
+def _matches_nothing(filters: Sequence[Filter]) -> bool:
+    """True when an ``in`` filter has no values (Firestore rejects such a query)."""
+    for f in filters:
+        if f.op == "in":
+            values = list(f.value)
+            if not values:
+                return True
+            if len(values) > MAX_IN_VALUES:
+                raise StoreError(f"'in' takes at most {MAX_IN_VALUES} values on Firestore, got {len(values)}")
+    return False
+
+
+def _build_query(
+    base: AsyncQuery | AsyncCollectionReference,
+    filters: Sequence[Filter],
+    order_by: Sequence[Order],
+    limit: int | None,
+) -> AsyncQuery:
+    query: Any = base
+    for f in filters:
+        if f.op not in _OPS:
+            raise StoreError(f"unsupported operator {f.op!r}")
+        value = list(f.value) if f.op == "in" else f.value
+        query = query.where(filter=FieldFilter(_field_path(f.field), _OPS[f.op], value))
+    for o in order_by:
+        direction = AsyncQuery.DESCENDING if o.descending else AsyncQuery.ASCENDING
+        query = query.order_by(_field_path(o.field), direction=direction)
+    if limit is not None:
+        query = query.limit(limit)
+    result: AsyncQuery = query
+    return result
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 0:
+        raise StoreError(f"limit must be >= 0, got {limit}")
+
+
+def _data(snapshot: DocumentSnapshot) -> dict[str, JSON]:
+    return snapshot.to_dict() or {}
+
+
+class _FirestoreTransaction(Transaction):
+    """One attempt of :meth:`FirestoreStore.run_transaction`; writes are buffered in ``tx``."""
+
+    def __init__(self, store: FirestoreStore, tx: AsyncTransaction, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._store = store
+        self._tx = tx
+
+    async def get(self, collection: str, doc_id: str) -> dict[str, JSON] | None:
+        ref = self._store._doc(self.tenant_id, collection, doc_id)
+        # AsyncTransaction.get(ref) awaits an async generator (TypeError in google-cloud-firestore
+        # 2.34); the client's get_all with ``transaction=`` is what it means to call.
+        snapshots = [snap async for snap in self._store._client.get_all([ref], transaction=self._tx)]
+        return _data(snapshots[0]) if snapshots and snapshots[0].exists else None
+
+    async def query(
+        self,
+        collection: str,
+        *,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+    ) -> list[Document]:
+        _check_limit(limit)
+        if limit == 0 or _matches_nothing(filters):
+            return []
+        base = self._store._collection(self.tenant_id, collection)
+        query = _build_query(base, filters, order_by, limit)
+        return [
+            Document(self.tenant_id, collection, snap.id, _data(snap))
+            async for snap in query.stream(transaction=self._tx)
+        ]
+
+    def set(self, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False) -> None:
+        ref = self._store._doc(self.tenant_id, collection, doc_id)
+        self._tx.set(ref, dict(data), **_set_kwargs(data, merge))
+
+    def create(self, collection: str, doc_id: str, data: dict[str, JSON]) -> None:
+        self._tx.create(self._store._doc(self.tenant_id, collection, doc_id), dict(data))
+
+    def delete(self, collection: str, doc_id: str) -> None:
+        self._tx.delete(self._store._doc(self.tenant_id, collection, doc_id))
+
+
+class FirestoreStore(Store):
+    """The storage port on Cloud Firestore through the async client of ``google-cloud-firestore``.
+
+    ``firebase_admin.firestore_async.client()`` returns the same :class:`AsyncClient`; building it here
+    avoids firebase-admin's global app registry.
+    """
+
+    def __init__(
+        self,
+        *,
+        project_id: str,
+        credentials: Credentials | None = None,
+        emulator_host: str | None = None,
+        database: str = "(default)",
+    ) -> None:
+        """Connect lazily (first call) to ``database`` of ``project_id``.
+
+        Args:
+            project_id: the Google Cloud / Firebase project id.
+            credentials: ``google.auth`` credentials; ``None`` means Application Default Credentials
+                (``GOOGLE_APPLICATION_CREDENTIALS``), or anonymous ones against an emulator.
+            emulator_host: ``"host:port"`` of a Firestore emulator; defaults to the
+                ``FIRESTORE_EMULATOR_HOST`` environment variable, read by the client.
+            database: the Firestore database id.
+        """
+        if emulator_host is not None and credentials is None:
+            credentials = AnonymousCredentials()
+        self._client = AsyncClient(project=project_id, credentials=credentials, database=database)
+        if emulator_host is not None:
+            # The client reads FIRESTORE_EMULATOR_HOST only in __init__; setting the attribute before
+            # the first call gives the same insecure channel and "Bearer owner" metadata without
+            # mutating the process environment.
+            self._client._emulator_host = emulator_host
+        self._known_tenants: set[str] = set()
+        self._tenant_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __repr__(self) -> str:
+        return f"FirestoreStore(project_id={self._client.project!r})"
+
+    # -- paths -------------------------------------------------------------------------------------
+
+    def _collection(self, tenant_id: str, collection: str) -> AsyncCollectionReference:
+        return self._client.collection(*_collection_segments(tenant_id, collection))
+
+    def _doc(self, tenant_id: str, collection: str, doc_id: str) -> AsyncDocumentReference:
+        return self._collection(tenant_id, collection).document(_check_segment(doc_id, "document id"))
+
+    async def _ensure_tenant(self, tenant_id: str) -> None:
+        """Write the ``tenants/{tenant}`` marker once per process (see the module docstring)."""
+        if tenant_id == SYSTEM_TENANT or tenant_id in self._known_tenants:
+            return
+        await (
+            self._client.collection(TENANTS)
+            .document(_check_segment(tenant_id, "tenant id"))
+            .set({"tenant_id": tenant_id})
+        )
+        self._known_tenants.add(tenant_id)
+
+    # -- single documents --------------------------------------------------------------------------
+
+    async def get(self, tenant_id: str, collection: str, doc_id: str) -> dict[str, JSON] | None:
+        snapshot = await self._doc(tenant_id, collection, doc_id).get()
+        return _data(snapshot) if snapshot.exists else None
+
+    async def set(
+        self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False
+    ) -> None:
+        ref = self._doc(tenant_id, collection, doc_id)
+        await self._ensure_tenant(tenant_id)
+        await ref.set(dict(data), **_set_kwargs(data, merge))
+
+    async def delete(self, tenant_id: str, collection: str, doc_id: str) -> None:
+        await self._doc(tenant_id, collection, doc_id).delete()
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    async def query(
+        self,
+        tenant_id: str,
+        collection: str,
+        *,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+    ) -> list[Document]:
+        _check_limit(limit)
+        if limit == 0 or _matches_nothing(filters):
+            return []
+        query = _build_query(self._collection(tenant_id, collection), filters, order_by, limit)
+        return [Document(tenant_id, collection, snap.id, _data(snap)) async for snap in query.stream()]
+
+    async def query_group(
+        self,
+        collection: str,
+        *,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+    ) -> list[Document]:
+        """Collection-group query over ``tenants/*``, ``SYSTEM_TENANT`` and stray paths left out.
+
+        Those are dropped client-side, so with a ``limit`` the query pages on (``start_after``) until
+        ``limit`` tenant documents are found or the group is exhausted.
+        """
+        if "/" in collection:
+            raise StoreError("query_group takes a collection id, not a path")
+        _check_segment(collection, "collection id")
+        _check_limit(limit)
+        if limit == 0 or _matches_nothing(filters):
+            return []
+        base = _build_query(self._client.collection_group(collection), filters, order_by, None)
+        found: list[Document] = []
+        last: DocumentSnapshot | None = None
+        while True:
+            want = None if limit is None else limit - len(found)
+            page: Any = base if last is None else base.start_after(last)
+            if want is not None:
+                page = page.limit(want)
+            count = 0
+            async for snap in page.stream():
+                count += 1
+                last = snap
+                doc = _group_document(snap)
+                if doc is not None:
+                    found.append(doc)
+            if want is None or count < want or len(found) == limit:
+                return found
+
+    async def list_tenants(self) -> list[str]:
+        """Tenant ids with a marker document, sorted, ``SYSTEM_TENANT`` excluded.
+
+        A tenant whose documents were all deleted keeps its marker and is still listed.
+        """
+        ids = [snap.id async for snap in self._client.collection(TENANTS).select(["tenant_id"]).stream()]
+        return sorted(i for i in ids if i != SYSTEM_TENANT)
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    async def run_transaction(
+        self, tenant_id: str, fn: Callable[[Transaction], Awaitable[T]], *, max_attempts: int = 5
+    ) -> T:
+        """Run ``fn`` in a read-write Firestore transaction; see :meth:`Store.run_transaction`.
+
+        ``ABORTED`` (contention: Firestore's lock wait or wound-wait) on a read or on the commit
+        starts another attempt that keeps its place in line (``BeginTransaction.retry_transaction``,
+        as ``google.cloud.firestore.async_transactional`` does). Unlike that decorator, an abort
+        during ``fn``'s reads is retried too, and errors map to the port's.
+
+        Raises:
+            ConflictError: still aborted after ``max_attempts`` attempts.
+            DocumentExistsError: ``fn`` created a document that exists (commit ``ALREADY_EXISTS``).
+            Any exception ``fn`` raises, unchanged, after rolling back.
+        """
+        _check_segment(tenant_id, "tenant id")
+        await self._ensure_tenant(tenant_id)
+        lock = self._tenant_locks.get(tenant_id)
+        if lock is None:
+            lock = self._tenant_locks[tenant_id] = asyncio.Lock()
+        async with lock:
+            return await self._attempts(tenant_id, fn, max_attempts)
+
+    async def _attempts(
+        self, tenant_id: str, fn: Callable[[Transaction], Awaitable[T]], max_attempts: int
+    ) -> T:
+        retry_id: bytes | None = None
+        last: Exception | None = None
+        for attempt in range(max(1, max_attempts)):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
+            tx = self._client.transaction()
+            await tx._begin(retry_id=retry_id)
+            retry_id = retry_id or tx._id
+            try:
+                result = await fn(_FirestoreTransaction(self, tx, tenant_id))
+            except gexc.Aborted as exc:
+                last = exc
+                await _quiet_rollback(tx)
+                continue
+            except BaseException:
+                await _quiet_rollback(tx)
+                raise
+            try:
+                await tx._commit()
+            except gexc.Aborted as exc:
+                last = exc
+                continue
+            except gexc.AlreadyExists as exc:
+                raise DocumentExistsError(f"create() of an existing document: {exc.message}") from exc
+            return result
+        raise ConflictError(f"transaction aborted {max_attempts} times by contention: {last}")
+
+    async def close(self) -> None:
+        """Close the gRPC channel, if one was opened."""
+        api = self._client._firestore_api_internal
+        if api is not None:
+            await api.transport.close()
+
+
+def _group_document(snapshot: DocumentSnapshot) -> Document | None:
+    """Map ``tenants/{t}/{collection...}/{id}`` to a :class:`Document`; ``None`` for other paths."""
+    parts = snapshot.reference._path
+    if len(parts) < 4 or parts[0] != TENANTS or parts[1] == SYSTEM_TENANT:
+        return None
+    return Document(parts[1], "/".join(parts[2:-1]), parts[-1], _data(snapshot))
+
+
+async def _quiet_rollback(tx: AsyncTransaction) -> None:
+    """Roll back, ignoring failures: the server also expires an abandoned transaction."""
+    if tx.in_progress:
+        with contextlib.suppress(gexc.GoogleAPIError, ValueError):
+            await tx._rollback()
+
+
+def open_firestore_store(
+    project_id: str, credentials_path: str | None = None, *, database: str = "(default)"
+) -> FirestoreStore:
+    """Production factory: a :class:`FirestoreStore` with service-account credentials.
+
+    ``credentials_path`` is a service-account JSON key file (the value of
+    ``GOOGLE_APPLICATION_CREDENTIALS``); ``None`` uses Application Default Credentials (Cloud Run's
+    metadata server, ``gcloud auth application-default login``). With ``FIRESTORE_EMULATOR_HOST`` set,
+    the emulator is used with anonymous credentials and the key file is not read.
+
+    Raises:
+        google.auth.exceptions.DefaultCredentialsError / ValueError: unreadable key file.
+    """
+    from google.oauth2 import service_account
+
+    credentials: Credentials | None = None
+    if credentials_path and not os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        credentials = service_account.Credentials.from_service_account_file(
+            credentials_path, scopes=list(AsyncClient.SCOPE)
+        )
+    return FirestoreStore(project_id=project_id, credentials=credentials, database=database)
