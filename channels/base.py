@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 MessageKind = Literal[
-    "text", "button_reply", "list_reply", "media", "location", "contacts", "reaction", "unsupported"
+    "text", "button_reply", "list_reply", "media", "location", "contacts", "reaction", "unsupported",
+    "auto_reply", "bounce",
 ]
 StatusName = Literal["queued", "sent", "delivered", "read", "failed", "undeliverable"]
 

@@ -1,0 +1,280 @@
+"""What the engine consumes and produces: conversation state, events, actions, and its ports.
+
+The engine is a function of ``(playbook, state, event, ports)``; it does no I/O of its own. The
+LLM (or the offline interpreter), the clock and the calendar reach it only through the ports
+below, so that a test, the simulator and ``leadwarm playbook test`` replay a conversation exactly.
+
+All models are pydantic so that the app can store them as JSON (``model_dump(mode="json")``).
+Times are floats, seconds since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Action",
+    "AskContext",
+    "ChoiceOption",
+    "Clock",
+    "ConversationEnded",
+    "ConversationState",
+    "EngineResult",
+    "Event",
+    "HandoffRequested",
+    "InboundEvent",
+    "Interpretation",
+    "Interpreter",
+    "LeadQualified",
+    "Ports",
+    "ScoreChanged",
+    "SendMessage",
+    "SlotFilled",
+    "StartEvent",
+    "Timer",
+    "TimerCancelled",
+    "TimerFiredEvent",
+    "TimerScheduled",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- state
+
+
+class Timer(_Model):
+    """A durable timer: the app stores it and fires ``TimerFiredEvent(timer_id=id)`` at ``due_at``."""
+
+    id: str
+    step_id: str
+    due_at: float
+
+
+class ConversationState(_Model):
+    """The engine's view of one conversation; the app stores it on the conversation record.
+
+    ``status``: ``active`` (bot is talking or waiting for an answer), ``waiting`` (a ``wait`` step
+    holds a timer), ``handoff`` (a human has it; the bot stays silent), ``ended``.
+    ``attempts`` counts invalid answers to the current ``ask`` step.
+    """
+
+    playbook_id: str
+    playbook_version: int
+    status: Literal["active", "waiting", "handoff", "ended"] = "active"
+    current_step: str | None = None
+    language: str = "en"
+    slots: dict[str, Any] = Field(default_factory=dict)
+    score: int = 0
+    attempts: int = 0
+    timer: Timer | None = None
+    outcome: str | None = None
+    qualified: bool = False
+    lead: dict[str, Any] = Field(default_factory=dict)
+    """Lead fields templates may read: name, first_name, phone, email, language (read-only)."""
+
+
+# --------------------------------------------------------------------------- events
+
+
+class StartEvent(_Model):
+    """Start the playbook. ``trigger``: ``inbound_unknown_lead`` or ``lead_created``.
+
+    With ``inbound_unknown_lead`` the first inbound text is passed as ``text`` so the engine can
+    greet and then treat it (answer a question in it, fill slots it already gives).
+    """
+
+    kind: Literal["start"] = "start"
+    trigger: Literal["inbound_unknown_lead", "lead_created"]
+    text: str | None = None
+
+
+class InboundEvent(_Model):
+    """The lead wrote. ``choice_id`` is set when they tapped a reply button / list row."""
+
+    kind: Literal["inbound"] = "inbound"
+    text: str
+    choice_id: str | None = None
+    message_kind: str = "text"
+
+
+class TimerFiredEvent(_Model):
+    """A timer the engine scheduled is due. Stale ids (not ``state.timer.id``) are ignored."""
+
+    kind: Literal["timer"] = "timer"
+    timer_id: str
+
+
+Event = Annotated[StartEvent | InboundEvent | TimerFiredEvent, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- actions
+
+
+class ChoiceOption(_Model):
+    """A reply button (``id`` comes back as ``InboundEvent.choice_id``)."""
+
+    id: str
+    title: str
+
+
+class SendMessage(_Model):
+    """Send ``text`` to the lead (``choices`` as buttons where the channel has them).
+
+    ``purpose``: ``step`` (a playbook message or question), ``reask`` (invalid answer),
+    ``answer`` (an off-script question answered), ``fallback`` (nothing better to say),
+    ``handoff``, ``followup`` (sent by a timer). ``step_id`` names the step that produced it.
+    ``channel`` is the step's channel override, if any.
+    """
+
+    type: Literal["send"] = "send"
+    text: str
+    choices: list[ChoiceOption] = Field(default_factory=list)
+    purpose: Literal["step", "reask", "answer", "fallback", "handoff", "followup"] = "step"
+    step_id: str | None = None
+    channel: str | None = None
+
+
+class SlotFilled(_Model):
+    type: Literal["slot_filled"] = "slot_filled"
+    slot: str
+    value: Any
+    evidence: str | None = None
+    source: str = "answer"
+
+
+class ScoreChanged(_Model):
+    """The score moved by ``points`` (may be negative) for ``reason``; ``score`` is the new total."""
+
+    type: Literal["score_changed"] = "score_changed"
+    points: int
+    reason: str
+    score: int
+    evidence: str | None = None
+    step_id: str | None = None
+
+
+class LeadQualified(_Model):
+    """The score reached the playbook's ``qualification_threshold`` (emitted once)."""
+
+    type: Literal["lead_qualified"] = "lead_qualified"
+    score: int
+    threshold: int
+
+
+class TimerScheduled(_Model):
+    type: Literal["timer_scheduled"] = "timer_scheduled"
+    timer: Timer
+
+
+class TimerCancelled(_Model):
+    type: Literal["timer_cancelled"] = "timer_cancelled"
+    timer_id: str
+
+
+class HandoffRequested(_Model):
+    type: Literal["handoff"] = "handoff"
+    reason: str
+    step_id: str | None = None
+
+
+class ConversationEnded(_Model):
+    type: Literal["ended"] = "ended"
+    outcome: str
+    step_id: str | None = None
+
+
+Action = Annotated[
+    SendMessage
+    | SlotFilled
+    | ScoreChanged
+    | LeadQualified
+    | TimerScheduled
+    | TimerCancelled
+    | HandoffRequested
+    | ConversationEnded,
+    Field(discriminator="type"),
+]
+
+
+class EngineResult(_Model):
+    state: ConversationState
+    actions: list[Action] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    """Diagnostics for the playbook author (a condition that failed at runtime and counted as
+    false, a slot value the interpreter gave that did not validate, a stale timer...). Never
+    shown to the lead; the simulator and ``leadwarm playbook test`` print them."""
+
+
+# --------------------------------------------------------------------------- ports
+
+
+class AskContext(_Model):
+    """What the interpreter needs to know about the question being answered (if any)."""
+
+    step_id: str
+    slot: str
+    kind: Literal["text", "yes_no", "number", "email", "phone", "datetime", "choice"]
+    question: str
+    choices: list[ChoiceOption] = Field(default_factory=list)
+    choice_synonyms: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class Interpretation(_Model):
+    """What a lead's message means, as the interpreter understood it.
+
+    ``slots``: values found for the asked slot and any other slot of the playbook, already
+    normalised to the slot kind (bool for yes_no, float for number, E.164 str for phone,
+    ISO-8601 str with offset for datetime, choice id for choice). ``evidence`` maps a slot to the
+    quoted words that gave it. ``answer`` is a reply to an off-script question (from the
+    knowledge base or the model), ``None`` when there was none. ``language`` is an ISO 639-1 code
+    when the interpreter is confident, else ``None``.
+    """
+
+    language: str | None = None
+    intent: str = "answer"
+    slots: dict[str, Any] = Field(default_factory=dict)
+    evidence: dict[str, str] = Field(default_factory=dict)
+    answer: str | None = None
+    sentiment: float | None = None
+
+
+class Interpreter(Protocol):
+    """Port: reads a lead's message. Offline rules by default; GPT when a key is set."""
+
+    async def interpret(
+        self,
+        *,
+        text: str,
+        choice_id: str | None,
+        ask: AskContext | None,
+        open_slots: dict[str, str],
+        state: ConversationState,
+    ) -> Interpretation:
+        """``open_slots`` maps every unfilled slot of the playbook to its kind."""
+        ...
+
+
+class Clock(Protocol):
+    """Port: the current time, seconds since the Unix epoch (UTC)."""
+
+    def now(self) -> float: ...
+
+
+class Ports(_Model):
+    """Everything the engine may consult, passed in on every call."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    interpreter: Any
+    clock: Any
+    timezone: str = "UTC"
+    """The lead's IANA time zone, for parsing dates such as 'tomorrow at 2pm'."""
+    default_region: str | None = None
+    """ISO 3166 region for phone numbers written without a country code (e.g. 'FR')."""
+    fallback_text: dict[str, str] = Field(default_factory=dict)
+    """Per-language polite fallback when nothing else fits, e.g. {'en': ..., 'fr': ...}."""

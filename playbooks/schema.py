@@ -1,0 +1,410 @@
+"""The YAML playbook format, as pydantic v2 models.
+
+A playbook is a list of steps run top to bottom (``next`` jumps elsewhere). Step types are a
+discriminated union on ``type``: ``message``, ``ask``, ``condition``, ``score``, ``wait``,
+``handoff``, ``end``. Unknown keys are errors everywhere (``extra='forbid'``) so that a typo
+never silently changes a conversation.
+
+Texts a lead reads are *localized*: a string, or a mapping ``{lang: text}`` (ISO 639-1 codes),
+and are Jinja2 templates (see :mod:`playbooks.expressions`). Whole-playbook checks (dangling
+step references, duplicate ids, a slot asked with two kinds) are raised as pydantic
+``ValidationError`` line errors whose ``loc`` points at the offending field, so the loader can
+map them to a YAML line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from playbooks.expressions import ExpressionSyntaxError, check_expression, check_template
+
+__all__ = [
+    "SLOT_KINDS",
+    "AskStep",
+    "Choice",
+    "ConditionStep",
+    "EndStep",
+    "HandoffStep",
+    "LocalizedText",
+    "MessageStep",
+    "Playbook",
+    "ScoreStep",
+    "SlotKind",
+    "Step",
+    "Trigger",
+    "WaitStep",
+    "parse_duration",
+    "pick_language",
+]
+
+SlotKind = Literal["text", "yes_no", "number", "email", "phone", "datetime", "choice"]
+SLOT_KINDS: tuple[str, ...] = ("text", "yes_no", "number", "email", "phone", "datetime", "choice")
+Trigger = Literal["inbound_unknown_lead", "lead_created"]
+_ALL_TRIGGERS: tuple[Trigger, ...] = ("inbound_unknown_lead", "lead_created")
+
+_LANG = re.compile(r"^[a-z]{2}$")
+_DURATION = re.compile(
+    r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$", re.IGNORECASE
+)
+
+StepId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=64)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="ISO 639-1 code, e.g. 'en', 'fr'.")]
+
+
+def parse_duration(text: str) -> int:
+    """Parse ``"90s"``, ``"30m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` into seconds (> 0).
+
+    Raises ``ValueError`` with a readable message for anything else.
+    """
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None or not any(match.groups()):
+        raise ValueError(f"not a duration: {text!r} (write e.g. '90s', '30m', '2h', '1d' or '1h30m')")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise ValueError(f"the duration must be longer than zero (got {text!r})")
+    return total
+
+
+def _check_template_text(value: str) -> str:
+    try:
+        check_template(value)
+    except ExpressionSyntaxError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+def _check_expression_text(value: str) -> str:
+    try:
+        check_expression(value)
+    except ExpressionSyntaxError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+def _localized(value: Any, handler: Any) -> Any:
+    """One clear error instead of pydantic's per-union-member errors; templates must compile."""
+    try:
+        result = handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "localized_text",
+            "expected a text or a mapping of language codes to texts, e.g. {en: Hi, fr: Bonjour}",
+        ) from None
+    if isinstance(result, dict):
+        if not result:
+            raise PydanticCustomError("localized_text", "the mapping of languages to texts is empty")
+        for lang, text in result.items():
+            if not _LANG.match(lang):
+                raise PydanticCustomError(
+                    "localized_text",
+                    "'{lang}' is not a two-letter ISO 639-1 language code (e.g. en, fr)",
+                    {"lang": lang},
+                )
+            try:
+                _check_template_text(text)
+            except ValueError as exc:
+                raise PydanticCustomError(
+                    "template", "{lang}: {error}", {"lang": lang, "error": str(exc)}
+                ) from None
+    else:
+        _check_template_text(result)
+    return result
+
+
+LocalizedText = Annotated[str | dict[str, str], WrapValidator(_localized)]
+"""A text the lead reads: a string, or ``{lang: string}``; each string is a Jinja2 template."""
+Expression = Annotated[str, AfterValidator(_check_expression_text)]
+"""A Jinja2 expression such as ``slots.budget >= 10000 and slots.homeowner``."""
+
+
+def pick_language(text: str | dict[str, str], *languages: str | None) -> str:
+    """Choose the text for the first of ``languages`` that ``text`` has, else its first entry."""
+    if isinstance(text, str):
+        return text
+    for lang in languages:
+        if lang and lang in text:
+            return text[lang]
+    return next(iter(text.values()))
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
+
+
+class _StepBase(_Base):
+    id: StepId = ""
+    """Unique step id; defaults to ``step-<index>`` (0-based position in ``steps``)."""
+    next: StepId | None = None
+    """Step to go to afterwards; defaults to the following step."""
+    channel: str | None = None
+    """Send this step's messages on this channel (e.g. 'email') instead of the conversation's."""
+
+    def references(self) -> Iterator[tuple[str, str]]:
+        """(field alias, step id) for every step this one can jump to."""
+        if self.next:
+            yield "next", self.next
+
+
+class MessageStep(_StepBase):
+    """Say something to the lead, then go on."""
+
+    type: Literal["message"]
+    text: LocalizedText
+
+
+class Choice(_Base):
+    """One option of a ``choice`` question (a reply button where the channel has them)."""
+
+    id: Identifier
+    title: LocalizedText
+    synonyms: list[str] = Field(default_factory=list)
+    """Other words a lead may use for this option (any language)."""
+
+
+class AskStep(_StepBase):
+    """Ask a question and store the answer in ``slot``."""
+
+    type: Literal["ask"]
+    slot: Identifier
+    kind: SlotKind
+    question: LocalizedText
+    choices: list[Choice] = Field(default_factory=list)
+    retries: int = Field(default=2, ge=0, le=10)
+    """How many times to re-ask after an answer that cannot be understood."""
+    invalid: LocalizedText | None = None
+    """Said before re-asking; a built-in sentence per language when omitted."""
+    on_fail: StepId | None = None
+    """Step to go to when retries are exhausted; defaults to the next step (slot left empty)."""
+    skip_if_filled: bool = True
+    """Skip the question when the slot already has a value (e.g. the lead gave it earlier)."""
+    min: float | None = None
+    """Smallest accepted value (number questions only)."""
+    max: float | None = None
+    """Largest accepted value (number questions only)."""
+
+    @model_validator(mode="after")
+    def _check_kind_options(self) -> AskStep:
+        if self.kind == "choice":
+            if not self.choices:
+                raise PydanticCustomError("choices_missing", "a 'choice' question needs a list of 'choices'")
+            ids = [c.id for c in self.choices]
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                raise PydanticCustomError(
+                    "choices_duplicate",
+                    "choice ids must be unique (repeated: {ids})",
+                    {"ids": ", ".join(dupes)},
+                )
+        elif self.choices:
+            raise PydanticCustomError(
+                "choices_unexpected",
+                "'choices' only make sense with kind: choice (this is {kind})",
+                {"kind": self.kind},
+            )
+        if (self.min is not None or self.max is not None) and self.kind != "number":
+            raise PydanticCustomError("min_max", "'min' and 'max' only apply to kind: number")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise PydanticCustomError("min_max", "'min' is larger than 'max'")
+        return self
+
+    def references(self) -> Iterator[tuple[str, str]]:
+        yield from super().references()
+        if self.on_fail:
+            yield "on_fail", self.on_fail
+
+
+class ConditionStep(_StepBase):
+    """Jump to ``then`` when the expression ``if`` is true, else to ``else`` (default: next step)."""
+
+    type: Literal["condition"]
+    if_: Expression = Field(alias="if")
+    then: StepId
+    else_: StepId | None = Field(default=None, alias="else")
+
+    def references(self) -> Iterator[tuple[str, str]]:
+        yield from super().references()
+        yield "then", self.then
+        if self.else_:
+            yield "else", self.else_
+
+
+class ScoreStep(_StepBase):
+    """Add ``points`` (may be negative) to the lead's score, with a reason the sales team reads."""
+
+    type: Literal["score"]
+    points: int
+    reason: str = Field(min_length=1)
+    if_: Expression | None = Field(default=None, alias="if")
+    """Only score when this expression is true."""
+
+
+class WaitStep(_StepBase):
+    """Pause the playbook for ``duration``, or until the lead replies (``until_reply``)."""
+
+    type: Literal["wait"]
+    duration: str | None = None
+    """'90s', '30m', '2h', '1d', '1h30m'. Optional with until_reply (then it waits forever)."""
+    until_reply: bool = False
+    on_timeout: StepId | None = None
+    on_reply: StepId | None = None
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _duration_or_reply(self) -> WaitStep:
+        if self.duration is None and not self.until_reply:
+            raise PydanticCustomError("wait_forever", "a wait needs a 'duration' (or until_reply: true)")
+        if self.on_reply and not self.until_reply:
+            raise PydanticCustomError("wait_on_reply", "'on_reply' only applies with until_reply: true")
+        return self
+
+    @property
+    def seconds(self) -> int | None:
+        """The duration in seconds, or ``None`` when waiting for a reply only."""
+        return parse_duration(self.duration) if self.duration is not None else None
+
+    def references(self) -> Iterator[tuple[str, str]]:
+        yield from super().references()
+        if self.on_timeout:
+            yield "on_timeout", self.on_timeout
+        if self.on_reply:
+            yield "on_reply", self.on_reply
+
+
+class HandoffStep(_StepBase):
+    """Give the conversation to a human; the bot stays silent afterwards."""
+
+    type: Literal["handoff"]
+    reason: str = Field(min_length=1)
+    message: LocalizedText | None = None
+
+
+class EndStep(_StepBase):
+    """End the conversation with an ``outcome`` (qualified, disqualified, booked, nurture, ...)."""
+
+    type: Literal["end"]
+    outcome: str = Field(min_length=1)
+    message: LocalizedText | None = None
+
+
+Step = Annotated[
+    MessageStep | AskStep | ConditionStep | ScoreStep | WaitStep | HandoffStep | EndStep,
+    Field(discriminator="type"),
+]
+
+
+def _line_error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
+
+
+class Playbook(_Base):
+    """A lead-qualification playbook (one YAML file)."""
+
+    id: str = Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=80)
+    """Slug, e.g. 'solar-qualification-en'."""
+    name: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    language: LanguageCode = "en"
+    """Default language of the texts (ISO 639-1)."""
+    description: str = ""
+    triggers: list[Trigger] = Field(default_factory=lambda: list(_ALL_TRIGGERS))
+    """When the playbook starts: a stranger writes in, and/or a lead is created (CRM, form). Default: both."""
+    channels: list[str] = Field(default_factory=list)
+    """Channels this playbook runs on (empty: all)."""
+    qualification_threshold: int | None = Field(default=None, ge=0, le=100)
+    """Score (0-100) at which the lead counts as qualified."""
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> Playbook:
+        errors: list[InitErrorDetails] = []
+        seen: dict[str, int] = {}
+        for index, step in enumerate(self.steps):
+            explicit = bool(step.id)
+            if not explicit:
+                step.id = f"step-{index}"
+            if step.id in seen:
+                loc: tuple[str | int, ...] = ("steps", index, "id") if explicit else ("steps", index)
+                errors.append(
+                    _line_error(
+                        loc,
+                        "duplicate_step",
+                        f"step id {step.id!r} is already used by steps[{seen[step.id]}]",
+                        step.id,
+                    )
+                )
+            else:
+                seen[step.id] = index
+        kinds: dict[str, tuple[str, int]] = {}
+        for index, step in enumerate(self.steps):
+            for field, target in step.references():
+                if target not in seen:
+                    known = ", ".join(seen)
+                    errors.append(
+                        _line_error(
+                            ("steps", index, field),
+                            "unknown_step",
+                            f"no step has the id {target!r} (steps are: {known})",
+                            target,
+                        )
+                    )
+            if isinstance(step, AskStep):
+                first = kinds.setdefault(step.slot, (step.kind, index))
+                if first[0] != step.kind:
+                    errors.append(
+                        _line_error(
+                            ("steps", index, "kind"),
+                            "slot_kind",
+                            f"slot {step.slot!r} is asked as {first[0]!r} in steps[{first[1]}]; "
+                            f"a slot has one kind only (got {step.kind!r})",
+                            step.kind,
+                        )
+                    )
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    # ----------------------------------------------------------------- lookups
+
+    def step(self, step_id: str) -> Step | None:
+        """The step with this id, or ``None``."""
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        return None
+
+    def following(self, step_id: str) -> str | None:
+        """The id of the step written after ``step_id`` (``None`` after the last one)."""
+        for index, step in enumerate(self.steps):
+            if step.id == step_id:
+                return self.steps[index + 1].id if index + 1 < len(self.steps) else None
+        return None
+
+    def slot_kinds(self) -> dict[str, str]:
+        """Every slot the playbook asks, mapped to its kind, in order of appearance."""
+        return {s.slot: s.kind for s in self.steps if isinstance(s, AskStep)}
+
+    def asks_for(self, slot: str) -> list[AskStep]:
+        """Every ask step that fills ``slot``."""
+        return [s for s in self.steps if isinstance(s, AskStep) and s.slot == slot]
