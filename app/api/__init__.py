@@ -1,0 +1,1 @@
+"""HTTP and WebSocket endpoints, grouped as Litestar plugins (see :mod:`app.main`)."""

@@ -1,0 +1,83 @@
+"""The one webhook pipeline every channel goes through: verify, parse, store, answer.
+
+Answers: 401 on a bad signature (logged), 400 with the reason on a malformed body, 503 when the
+store cannot take the message (the provider will deliver it again), else 200 once every message
+and status is stored. Nothing slow happens before the answer: the worker does the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import Response
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+
+from app.inbox import accept_message, accept_status
+from app.logs import get_logger
+from app.runtime import Runtime
+from app.store import StoreError
+from channels.base import PayloadError, SignatureError
+
+__all__ = ["TenantResolver", "ingest_webhook"]
+
+log = get_logger("leadwarm.webhooks")
+
+TenantResolver = Callable[[str], Awaitable[str]]
+"""Maps a message's ``recipient`` (our receiving address) to the tenant that owns it."""
+
+
+async def ingest_webhook(
+    runtime: Runtime,
+    channel_name: str,
+    headers: dict[str, str],
+    raw_body: bytes,
+    *,
+    url: str,
+    resolve_tenant: TenantResolver,
+    ok_body: Any = None,
+) -> Response[Any]:
+    """Run the pipeline for one delivery; see the module docstring."""
+    channel = runtime.channels.get("", channel_name)
+    try:
+        channel.verify(headers, raw_body, url=url)
+    except SignatureError as exc:
+        log.warning("webhook.bad_signature", channel=channel_name, reason=str(exc), bytes=len(raw_body))
+        return Response({"error": "invalid signature"}, status_code=HTTP_401_UNAUTHORIZED)
+    try:
+        parsed = channel.parse(headers, raw_body)
+    except PayloadError as exc:
+        log.warning("webhook.bad_payload", channel=channel_name, reason=str(exc))
+        return Response({"error": "malformed payload", "reason": str(exc)}, status_code=HTTP_400_BAD_REQUEST)
+    stored = duplicates = 0
+    try:
+        for message in parsed.messages:
+            tenant_id = await resolve_tenant(message.recipient)
+            if await accept_message(runtime.jobs, tenant_id, message):
+                stored += 1
+            else:
+                duplicates += 1
+        for status in parsed.statuses:
+            tenant_id = await resolve_tenant(status.sender)
+            await accept_status(runtime.jobs, tenant_id, status)
+    except StoreError as exc:
+        log.error("webhook.store_unavailable", channel=channel_name, error=str(exc))
+        return Response({"error": "temporarily unavailable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    log.info(
+        "webhook.accepted",
+        channel=channel_name,
+        messages=stored,
+        duplicates=duplicates,
+        statuses=len(parsed.statuses),
+    )
+    body = (
+        ok_body
+        if ok_body is not None
+        else {"messages": stored, "duplicates": duplicates, "statuses": len(parsed.statuses)}
+    )
+    return Response(body, status_code=HTTP_200_OK)

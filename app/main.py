@@ -1,0 +1,63 @@
+"""The Litestar application: a list of plugins around one :class:`app.runtime.Runtime`.
+
+``create_app()`` builds the runtime from the environment; tests pass their own. Startup runs
+:func:`app.bootstrap.bootstrap` (default tenant, demo content, admin key) and starts the worker.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from app.api.admin import AdminApiPlugin
+from app.api.health import HealthPlugin
+from app.api.webchat import WebChatPlugin
+from app.api.whatsapp import WhatsAppWebhookPlugin
+from app.bootstrap import bootstrap
+from app.logs import configure_logging, get_logger
+from app.runtime import Runtime
+from app.settings import Settings
+
+__all__ = ["create_app"]
+
+log = get_logger("leadwarm.app")
+
+
+def create_app(
+    *, runtime: Runtime | None = None, settings: Settings | None = None, start_worker: bool = True
+) -> Litestar:
+    """Build the app. ``runtime`` defaults to one built from ``settings`` (default: the env)."""
+    settings = runtime.settings if runtime is not None else (settings or Settings())
+    if runtime is None:
+        configure_logging(level=settings.log_level, fmt=settings.log_format)
+    rt = runtime or Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.runtime = rt
+        result = await bootstrap(rt)
+        if result.generated_key:
+            print(
+                f"\n  LeadWarm admin API key for tenant '{result.tenant_id}' (shown once, also in"
+                f" {result.key_file}):\n\n    {result.generated_key}\n",
+                file=sys.stderr,
+                flush=True,
+            )
+        if start_worker:
+            await rt.start()
+        log.info("app.started", tenant=result.tenant_id, store=settings.store, channels=rt.channels.names())
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    return Litestar(
+        plugins=[HealthPlugin(), AdminApiPlugin(), WhatsAppWebhookPlugin(), WebChatPlugin()],
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="LeadWarm", version="0.1.0", path="/schema"),
+        debug=False,
+    )

@@ -1,0 +1,84 @@
+"""Settings from the environment (and ``.env``), with the names the seeds' users already have.
+
+Every setting is listed in ``.env.example``. Secrets are :class:`pydantic.SecretStr` so that they
+never print in clear (``repr``, logs, exceptions).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Process-wide settings. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
+
+    # --- service
+    leadwarm_data_dir: Path = Path("./data")
+    store: Literal["sqlite", "firestore"] = "sqlite"
+    default_tenant_id: str = "demo"
+    default_tenant_name: str = "SunnyWatt (demo)"
+    admin_api_key: SecretStr | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    default_timezone: str = "Europe/Paris"
+    default_region: str = "FR"
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    seed_demo: bool = True
+
+    # --- worker
+    worker_concurrency: int = Field(default=8, ge=1, le=256)
+    worker_poll_interval: float = Field(default=0.5, gt=0, description="seconds between store polls")
+    job_lease_seconds: float = Field(default=60.0, gt=1)
+    send_max_attempts: int = Field(default=8, ge=1)
+
+    # --- Firestore
+    firebase_project_id: str | None = None
+    google_application_credentials: str | None = None
+    firestore_emulator_host: str | None = None
+
+    # --- WhatsApp Cloud API
+    whatsapp_token: SecretStr | None = None
+    whatsapp_phone_id: str | None = None
+    whatsapp_business_id: str | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    webhook_verify_token: SecretStr | None = None
+    whatsapp_api_base_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "v23.0"
+
+    # --- Twilio SMS (issue 3)
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_phone_number: str | None = None
+
+    # --- Email (issue 3)
+    email_host: str | None = None
+    email_port: int = 587
+    email_user: str | None = None
+    email_password: SecretStr | None = None
+    email_from: str | None = None
+
+    # --- OpenAI (issue 4)
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_temperature: float = 0.7
+    openai_max_tokens: int = 500
+    openai_base_url: str | None = None
+
+    # --- vault (CRM connections)
+    encryption_key: SecretStr | None = None
+
+    @cached_property
+    def sqlite_path(self) -> Path:
+        """The embedded database file."""
+        return self.leadwarm_data_dir / "leadwarm.db"

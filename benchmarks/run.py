@@ -1,0 +1,233 @@
+"""LeadWarm benchmarks. Prints one figure a line: ``name: value unit``.
+
+1. Signed WhatsApp webhook ingest (``leadwarm serve --no-worker``: verify, parse, store, answer)
+   against a bare Litestar endpoint served the same way, in the same run, by the same load
+   generator: requests/s, their ratio, p50 and p99 latency.
+2. Per-turn processing cost from inbox to outbox, network left out (web chat channel, SQLite):
+   the worker's wall time per turn for first messages and for answers.
+
+Usage: ``python benchmarks/run.py [--requests N] [--concurrency C] [--leads L]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SECRET = "bench-secret"
+PHONE_ID = "106540352242922"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(cmd: list[str], env: dict[str, str], health: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(health, timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError(f"{cmd} did not start")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _webhook(i: int) -> bytes:
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
+                            "contacts": [{"profile": {"name": "Bench"}, "wa_id": f"3361{i:07d}"}],
+                            "messages": [
+                                {
+                                    "from": f"3361{i:07d}",
+                                    "id": f"wamid.bench.{i}",
+                                    "timestamp": "1763000000",
+                                    "type": "text",
+                                    "text": {"body": "Hello, I'd like a quote"},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    return json.dumps(body).encode()
+
+
+def _sign(body: bytes) -> dict[str, str]:
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+async def _load(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                start = time.perf_counter()
+                response = await client.post(url, content=body, headers=_sign(body))
+                latencies.append(time.perf_counter() - start)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:200]}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return len(bodies) / elapsed, latencies
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_ingest(requests: int, concurrency: int) -> None:
+    """Webhook ingest vs bare endpoint, alternating rounds; the best round of each counts."""
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "LEADWARM_DATA_DIR": tmp,
+            "WHATSAPP_APP_SECRET": SECRET,
+            "WHATSAPP_TOKEN": "x",
+            "WHATSAPP_PHONE_ID": PHONE_ID,
+            "ADMIN_API_KEY": "lw_bench",
+            "LOG_LEVEL": "WARNING",
+        }
+        bare_port, lw_port = _free_port(), _free_port()
+        bare = _start(
+            [
+                str(bin_dir / "uvicorn"),
+                "benchmarks.bare_app:app",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+            ],
+            env,
+            f"http://127.0.0.1:{bare_port}/",
+        )
+        lw = _start(
+            [str(bin_dir / "leadwarm"), "serve", "--no-worker", "--port", str(lw_port)],
+            env,
+            f"http://127.0.0.1:{lw_port}/health",
+        )
+        try:
+            results: dict[str, list[tuple[float, list[float]]]] = {"bare": [], "webhook": []}
+            counter = 0
+            for _round in range(3):
+                for name, url in (
+                    ("bare", f"http://127.0.0.1:{bare_port}/bare"),
+                    ("webhook", f"http://127.0.0.1:{lw_port}/api/webhooks/whatsapp"),
+                ):
+                    bodies = [_webhook(counter + i) for i in range(requests)]
+                    counter += requests
+                    results[name].append(asyncio.run(_load(url, bodies, concurrency)))
+        finally:
+            _stop(bare)
+            _stop(lw)
+    best = {name: max(runs, key=lambda r: r[0]) for name, runs in results.items()}
+    for name, (rps, lat) in best.items():
+        print(f"{name}_requests_per_s: {rps:.0f} req/s")
+        print(f"{name}_p50_latency: {_pct(lat, 0.50) * 1000:.2f} ms")
+        print(f"{name}_p99_latency: {_pct(lat, 0.99) * 1000:.2f} ms")
+    print(f"webhook_to_bare_throughput_ratio: {best['webhook'][0] / best['bare'][0]:.2f} x")
+    print(f"ingest_concurrency: {concurrency} connections")
+
+
+async def _turns(leads: int) -> None:
+    from app.bootstrap import bootstrap
+    from app.inbox import accept_message
+    from app.logs import configure_logging
+    from app.runtime import Runtime
+    from app.settings import Settings
+    from channels.webchat import WebChatChannel
+
+    configure_logging(level="ERROR")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            _env_file=None,
+            leadwarm_data_dir=Path(tmp),
+            admin_api_key="lw_bench",  # type: ignore[call-arg]
+            log_level="ERROR",
+        )
+        runtime = Runtime.build(settings, channels={"webchat": WebChatChannel()})
+        await bootstrap(runtime)
+        channel = runtime.webchat()
+
+        async def round_(text: str, tag: str) -> float:
+            for i in range(leads):
+                frame = json.dumps({"type": "message", "id": f"{tag}-{i}", "text": text}).encode()
+                for message in channel.parse({"x-session-id": f"bench_session_{i:05d}"}, frame).messages:
+                    await accept_message(runtime.jobs, "demo", message)
+            start = time.perf_counter()
+            await runtime.worker.drain()
+            return time.perf_counter() - start
+
+        first = await round_("Hi, I'd like a quote for solar panels", "a")
+        answer = await round_("yes I own it", "b")
+        await runtime.store.close()
+    print(f"turn_first_message_cost: {first / leads * 1000:.2f} ms/turn")
+    print(f"turn_answer_cost: {answer / leads * 1000:.2f} ms/turn")
+    print(f"turn_throughput: {2 * leads / (first + answer):.0f} turns/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--leads", type=int, default=200)
+    args = parser.parse_args()
+    bench_ingest(args.requests, args.concurrency)
+    asyncio.run(_turns(args.leads))
+
+
+if __name__ == "__main__":
+    main()

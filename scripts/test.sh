@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One command from a fresh clone: set up with the test tools, check the code, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev
+if ! command -v gcloud >/dev/null 2>&1 || ! dpkg -s google-cloud-cli-firestore-emulator >/dev/null 2>&1; then
+  echo "installing the Firestore emulator (Debian package google-cloud-cli-firestore-emulator)" >&2
+  (apt-get update -qq && apt-get install -y -qq google-cloud-cli-firestore-emulator) >&2 || \
+    echo "warning: could not install the Firestore emulator; its tests will fail" >&2
+fi
+echo "== ruff"; .venv/bin/ruff check .
+echo "== import contracts"; .venv/bin/lint-imports
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest"; .venv/bin/pytest -q "$@"
