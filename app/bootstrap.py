@@ -12,6 +12,7 @@ from app.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
 from app.records import TenantProfile
 from app.runtime import Runtime
 from app.tenants import new_api_key, write_key_file
+from channels.sms import normalize_number
 from playbooks import LIBRARY_DIR
 
 __all__ = ["BootstrapResult", "bootstrap"]
@@ -62,4 +63,6 @@ async def bootstrap(runtime: Runtime) -> BootstrapResult:
         result.key_file = str(write_key_file(settings.leadwarm_data_dir, tenant_id, key))
     if settings.whatsapp_phone_id:
         await tenants.set_route("whatsapp", settings.whatsapp_phone_id, tenant_id)
+    if settings.twilio_phone_number:
+        await tenants.set_route("sms", normalize_number(settings.twilio_phone_number), tenant_id)
     return result

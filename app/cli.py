@@ -83,7 +83,6 @@ def chat(session: str | None, reply_timeout: float) -> None:
 
 async def _chat(settings: object, session: str, reply_timeout: float) -> None:
     from app.bootstrap import bootstrap
-    from app.inbox import accept_message
     from app.logs import configure_logging
     from app.runtime import Runtime
     from app.settings import Settings
@@ -107,7 +106,7 @@ async def _chat(settings: object, session: str, reply_timeout: float) -> None:
                 continue
             frame = json.dumps({"type": "message", "id": uuid.uuid4().hex, "text": text}).encode()
             for message in channel.parse({"x-session-id": session, "x-widget-id": tenant_id}, frame).messages:
-                await accept_message(runtime.jobs, tenant_id, message)
+                await runtime.accept(tenant_id, message)
             last_seq = await _print_replies(runtime, tenant_id, session, last_seq, wake, reply_timeout)
     finally:
         channel.unsubscribe(session, wake)

@@ -1,20 +1,23 @@
 """The conversation worker: one turn of one conversation at a time, durably.
 
 For each job it loads the lead and conversation, asks the playbook engine what to do (the engine
-may consult the interpreter: rules offline, GPT later), and commits in ONE transaction the new
-conversation state, the lead's slots and score, the messages (the lead's and the bot's), the
-outbox items and their dispatch job, the timer job, and the inbox item marked processed. The
+may consult the interpreter: rules offline, GPT when configured), and commits in ONE transaction
+the new conversation state, the lead's slots and score, the messages (the lead's and the bot's),
+the outbox items and their dispatch job, the timer job, and the inbox items marked processed. The
 commit checks that the conversation's ``version`` has not moved since it was read (optimistic
-concurrency); if it has, the turn is recomputed. So two processes never apply a turn twice, and a
-crash before the commit simply replays the turn: nothing is sent until it is committed.
+concurrency) and that no newer message from the lead arrived meanwhile; otherwise the turn is
+recomputed with everything. So two processes never apply a turn twice, a burst of messages gets
+one reply that reads them all, and a crash before the commit simply replays the turn: nothing is
+sent until it is committed.
+
+Compliance keywords (STOP, START, HELP and their French forms) are handled here, before the
+playbook: a STOP is written to the opt-out ledger and closes the conversation without a reply.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import phonenumbers
@@ -24,55 +27,26 @@ from app.effects import TurnPlan, append_inbound, plan_bot_messages, plan_turn
 from app.inbox import INBOX
 from app.jobs import Job, JobQueue
 from app.logs import get_logger
+from app.lookup import ADDRESS_FIELDS, CONVERSATIONS, LEADS, ConversationLocator, Located
 from app.nlu.language import detect_language
 from app.playbook_repo import PlaybookRepository
-from app.records import Conversation, InboxItem, Lead, messages_collection
+from app.policy.keywords import KEYWORD_CHANNELS, Keyword, classify_keyword
+from app.policy.optouts import OptOutLedger
+from app.records import Conversation, ConversationEvent, InboxItem, Lead, TenantProfile, messages_collection
 from app.store import ConflictError, Order, Store, Transaction, where
 from app.tenants import TenantDirectory
+from app.views import lead_view
 from playbooks import Playbook, advance, new_state
-from playbooks.runtime import (
-    ConversationState,
-    Event,
-    InboundEvent,
-    Ports,
-    StartEvent,
-    TimerFiredEvent,
-)
+from playbooks.runtime import ConversationState, Event, InboundEvent, Ports, StartEvent, TimerFiredEvent
 
-__all__ = ["ADDRESS_FIELDS", "ConversationService", "lead_view"]
+__all__ = ["ADDRESS_FIELDS", "CONVERSATIONS", "LEADS", "ConversationService", "lead_view"]
 
 log = get_logger("leadwarm.conversation")
 
-LEADS = "leads"
-CONVERSATIONS = "conversations"
 OUTBOX = "outbox"
 MAX_REPLAYS = 8
-
-#: Which lead field holds the contact's address on each channel.
-ADDRESS_FIELDS = {"whatsapp": "phone", "sms": "phone", "email": "email", "webchat": "webchat_id"}
-#: Message kinds that carry nothing the playbook can read.
-_SILENT_KINDS = {"reaction"}
-
-
-def lead_view(lead: Lead) -> dict[str, Any]:
-    """The lead fields playbook templates may read."""
-    first = (lead.name or "").split(" ")[0] or None
-    return {
-        "id": lead.id,
-        "name": lead.name,
-        "first_name": first,
-        "phone": lead.phone,
-        "email": lead.email,
-        "language": lead.language,
-    }
-
-
-@dataclass(slots=True)
-class _Turn:
-    conversation: Conversation
-    lead: Lead
-    conversation_is_new: bool
-    lead_is_new: bool
+#: Message kinds that are kept but never answered and never advance the playbook.
+_SILENT_KINDS = {"reaction", "auto_reply", "bounce"}
 
 
 class ConversationService:
@@ -87,6 +61,8 @@ class ConversationService:
         tenants: TenantDirectory,
         playbooks: PlaybookRepository,
         interpreters: Any,
+        ledger: OptOutLedger,
+        burst_window_s: float = 0.0,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -94,21 +70,25 @@ class ConversationService:
         self.tenants = tenants
         self.playbooks = playbooks
         self.interpreters = interpreters
+        self.ledger = ledger
+        self.burst_window_s = burst_window_s
+        self.locator = ConversationLocator(store, clock)
+
+    # ------------------------------------------------------------------ lookups (API, web chat)
+    async def find_lead(self, tenant_id: str, channel: str, address: str) -> Lead | None:
+        """See :meth:`app.lookup.ConversationLocator.find_lead`."""
+        return await self.locator.find_lead(tenant_id, channel, address)
+
+    async def latest_conversation(
+        self, tenant_id: str, lead_id: str, channel: str | None = None
+    ) -> Conversation | None:
+        """See :meth:`app.lookup.ConversationLocator.latest_conversation`."""
+        return await self.locator.latest_conversation(tenant_id, lead_id, channel)
 
     # ------------------------------------------------------------------ job handlers
     async def handle_inbound(self, job: Job) -> None:
-        """Process, in order, every pending inbox item of the job's address."""
-        docs = await self.store.query(
-            job.tenant_id,
-            INBOX,
-            filters=[where("address_key", "==", job.key), where("status", "==", "pending")],
-            order_by=[Order("seq")],
-        )
-        for doc in docs:
-            data = doc.data
-            await self._replay_until_committed(
-                job.tenant_id, lambda d=data: self._inbound_turn(job.tenant_id, d)
-            )
+        """Process every pending inbox item of the job's address as one turn."""
+        await self._replay_until_committed(job.tenant_id, lambda: self._inbound_turn(job.tenant_id, job.key))
 
     async def handle_start(self, job: Job) -> None:
         """Start the playbook of a conversation created through the API."""
@@ -121,45 +101,66 @@ class ConversationService:
             job.tenant_id, lambda: self._timer_turn(job.tenant_id, job.key, timer_id)
         )
 
-    async def _replay_until_committed(self, tenant_id: str, turn: Any) -> None:
+    async def _replay_until_committed(self, tenant_id: str, turn: Callable[[], Awaitable[bool]]) -> None:
         for _ in range(MAX_REPLAYS):
             if await turn():
                 return
-            log.info("turn.replayed", tenant=tenant_id, reason="conversation changed concurrently")
+            log.info("turn.replayed", tenant=tenant_id, reason="conversation or inbox changed meanwhile")
         raise ConflictError("conversation kept changing; the job will retry")
 
     # ------------------------------------------------------------------ turns
-    async def _inbound_turn(self, tenant_id: str, item_doc: dict[str, Any]) -> bool:
-        item = InboxItem.from_doc(item_doc)
-        current = await self.store.get(tenant_id, INBOX, item.id)
-        if current is None or current.get("status") != "pending":
-            return True  # another run processed it
+    async def _pending(self, tenant_id: str, address_key: str) -> list[InboxItem]:
+        docs = await self.store.query(
+            tenant_id,
+            INBOX,
+            filters=[where("address_key", "==", address_key), where("status", "==", "pending")],
+            order_by=[Order("seq")],
+        )
+        return [InboxItem.from_doc(d.data) for d in docs]
+
+    async def _inbound_turn(self, tenant_id: str, address_key: str) -> bool:
+        items = await self._pending(tenant_id, address_key)
+        if not items:
+            return True
         now = self.clock.now()
         profile = await self.tenants.profile(tenant_id)
-        turn = await self._load_for_inbound(tenant_id, item)
-        conv, lead = turn.conversation, turn.lead
-        if item.kind in _SILENT_KINDS or not item.text.strip():
-            # Nothing the playbook can read: keep the message; answer politely unless it is a
-            # reaction. The playbook does not advance.
-            plan = self._bare_plan(turn, item, now)
-            if item.kind not in _SILENT_KINDS:
+        located = await self.locator.for_inbound(tenant_id, items[-1])
+        lead = located.lead
+        if located.lead_is_new and all(i.kind in _SILENT_KINDS for i in items):
+            # An autoresponder or a reaction from someone we never talked to: keep the inbox
+            # record, create no lead, answer nothing.
+            await self._mark_ignored(tenant_id, items, reason="automatic message from an unknown sender")
+            return True
+        readable = [i for i in items if i.kind not in _SILENT_KINDS and i.text.strip()]
+        keyword = self._keyword(items[-1].channel, readable)
+        if keyword is not None:
+            plan = await self._keyword_plan(tenant_id, located, items, keyword, profile, now)
+            return await self._commit(tenant_id, located, plan, inbox_items=items)
+        if not readable:
+            # Nothing the playbook can read: keep the messages; answer politely unless they are
+            # reactions or automatic replies. The playbook does not advance.
+            plan = self._bare_plan(located, items, now)
+            if any(i.kind not in _SILENT_KINDS for i in items):
                 reply = i18n.text("unsupported_message", lead.language or profile.default_language)
                 plan_bot_messages(plan, [reply], now, purpose="fallback")
-            return await self._commit(tenant_id, turn, plan, inbox_item=item)
+            return await self._commit(tenant_id, located, plan, inbox_items=items)
+        conv = located.conversation
+        text = "\n".join(i.text for i in readable)
         event: Event
         if not conv.state:
-            language = detect_language(item.text, supported=profile.languages) or lead.language
-            playbook = await self._playbook_for(turn, profile, language, trigger="inbound_unknown_lead")
+            language = detect_language(text, supported=profile.languages) or lead.language
+            playbook = await self._playbook_for(located, profile, language, trigger="inbound_unknown_lead")
             state = new_state(playbook, language=language or playbook.language, lead=lead_view(lead))
-            event = StartEvent(trigger="inbound_unknown_lead", text=item.text)
+            event = StartEvent(trigger="inbound_unknown_lead", text=text)
         else:
             playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
             state = ConversationState.model_validate(conv.state)
             state.lead = lead_view(lead)
-            event = InboundEvent(text=item.text, choice_id=item.choice_id, message_kind=item.kind)
+            last = readable[-1]
+            event = InboundEvent(text=text, choice_id=last.choice_id, message_kind=last.kind)
         result = await advance(playbook, state, event, await self._ports(tenant_id, lead))
-        plan = plan_turn(conv, lead, result, now, inbound=item)
-        return await self._commit(tenant_id, turn, plan, inbox_item=item)
+        plan = plan_turn(conv, lead, result, now, inbound=items, trigger="inbound")
+        return await self._commit(tenant_id, located, plan, inbox_items=items)
 
     async def _start_turn(self, tenant_id: str, conversation_id: str) -> bool:
         data = await self.store.get(tenant_id, CONVERSATIONS, conversation_id)
@@ -169,14 +170,15 @@ class ConversationService:
         conv = Conversation.from_doc(data)
         if conv.state:
             return True  # already started (an inbound message got there first)
-        lead = await self._get_lead(tenant_id, conv.lead_id)
+        lead = await self.locator.get_lead(tenant_id, conv.lead_id)
         playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
         state = new_state(playbook, language=lead.language or playbook.language, lead=lead_view(lead))
-        result = await advance(
-            playbook, state, StartEvent(trigger="lead_created"), await self._ports(tenant_id, lead)
+        ports = await self._ports(tenant_id, lead)
+        result = await advance(playbook, state, StartEvent(trigger="lead_created"), ports)
+        located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
+        return await self._commit(
+            tenant_id, located, plan_turn(conv, lead, result, self.clock.now(), trigger="start")
         )
-        turn = _Turn(conv, lead, conversation_is_new=False, lead_is_new=False)
-        return await self._commit(tenant_id, turn, plan_turn(conv, lead, result, self.clock.now()))
 
     async def _timer_turn(self, tenant_id: str, conversation_id: str, timer_id: str) -> bool:
         data = await self.store.get(tenant_id, CONVERSATIONS, conversation_id)
@@ -185,79 +187,74 @@ class ConversationService:
         conv = Conversation.from_doc(data)
         if not conv.timer or conv.timer.get("id") != timer_id:
             return True  # stale timer: the conversation moved on
-        lead = await self._get_lead(tenant_id, conv.lead_id)
+        lead = await self.locator.get_lead(tenant_id, conv.lead_id)
         playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
         state = ConversationState.model_validate(conv.state)
         state.lead = lead_view(lead)
-        result = await advance(
-            playbook, state, TimerFiredEvent(timer_id=timer_id), await self._ports(tenant_id, lead)
+        ports = await self._ports(tenant_id, lead)
+        result = await advance(playbook, state, TimerFiredEvent(timer_id=timer_id), ports)
+        located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
+        return await self._commit(
+            tenant_id, located, plan_turn(conv, lead, result, self.clock.now(), trigger="timer")
         )
-        turn = _Turn(conv, lead, conversation_is_new=False, lead_is_new=False)
-        return await self._commit(tenant_id, turn, plan_turn(conv, lead, result, self.clock.now()))
 
-    # ------------------------------------------------------------------ loading
-    async def _get_lead(self, tenant_id: str, lead_id: str) -> Lead:
-        data = await self.store.get(tenant_id, LEADS, lead_id)
-        if data is None:
-            raise LookupError(f"lead {lead_id} not found")
-        return Lead.from_doc(data)
+    # ------------------------------------------------------------------ keywords
+    @staticmethod
+    def _keyword(channel: str, readable: list[InboxItem]) -> Keyword | None:
+        if channel not in KEYWORD_CHANNELS:
+            return None
+        for item in reversed(readable):
+            keyword = classify_keyword(item.text)
+            if keyword is not None:
+                return keyword
+        return None
 
-    async def find_lead(self, tenant_id: str, channel: str, address: str) -> Lead | None:
-        """The lead whose address on ``channel`` is ``address`` (oldest first), or ``None``."""
-        field = ADDRESS_FIELDS.get(channel, "webchat_id")
-        docs = await self.store.query(
-            tenant_id, LEADS, filters=[where(field, "==", address)], order_by=[Order("created_at")], limit=1
-        )
-        return Lead.from_doc(docs[0].data) if docs else None
+    async def _keyword_plan(
+        self,
+        tenant_id: str,
+        located: Located,
+        items: list[InboxItem],
+        keyword: Keyword,
+        profile: TenantProfile,
+        now: float,
+    ) -> TurnPlan:
+        last = items[-1]
+        plan = self._bare_plan(located, items, now)
+        language = plan.lead.language or profile.default_language
+        source = f"keyword:{last.text.strip()[:20]}"
+        if keyword == "stop":
+            await self.ledger.record(tenant_id, channel=last.channel, address=last.sender, source=source)
+            plan.lead.consent[last.channel] = False
+            plan.conversation.status = "closed"
+            plan.conversation.outcome = plan.conversation.outcome or "opted_out"
+            if plan.conversation.timer:
+                from app.effects import TimerChange
 
-    async def latest_conversation(self, tenant_id: str, lead_id: str, channel: str) -> Conversation | None:
-        """The lead's most recent conversation on ``channel``."""
-        docs = await self.store.query(
-            tenant_id,
-            CONVERSATIONS,
-            filters=[where("lead_id", "==", lead_id), where("channel", "==", channel)],
-            order_by=[Order("created_at", descending=True)],
-            limit=1,
-        )
-        return Conversation.from_doc(docs[0].data) if docs else None
-
-    async def _load_for_inbound(self, tenant_id: str, item: InboxItem) -> _Turn:
-        now = self.clock.now()
-        lead = await self.find_lead(tenant_id, item.channel, item.sender)
-        lead_is_new = lead is None
-        if lead is None:
-            digest = hashlib.sha256(f"{tenant_id}:{item.address_key}".encode()).hexdigest()[:20]
-            lead = Lead(
-                id=f"ld_{digest}",
-                tenant_id=tenant_id,
-                name=item.contact_name,
-                source=item.channel,
-                created_at=now,
-                updated_at=now,
+                plan.timer = TimerChange("cancel", timer_id=str(plan.conversation.timer.get("id")))
+        elif keyword == "start":
+            await self.ledger.record(
+                tenant_id, channel=last.channel, address=last.sender, source=source, opted_out=False
             )
-            setattr(lead, ADDRESS_FIELDS.get(item.channel, "webchat_id"), item.sender)
-            if item.channel in ("whatsapp", "sms"):
-                lead.consent[item.channel] = True  # they wrote to us first
-        conv = None if lead_is_new else await self.latest_conversation(tenant_id, lead.id, item.channel)
-        conversation_is_new = conv is None
-        if conv is None:
-            conv = Conversation(
-                id=f"cv_{uuid.uuid4().hex[:20]}",
-                tenant_id=tenant_id,
-                lead_id=lead.id,
-                channel=item.channel,
-                address=item.sender,
-                playbook_id="",
-                playbook_version=0,
-                created_at=now,
-                updated_at=now,
+            plan.lead.consent[last.channel] = True
+            plan_bot_messages(plan, [i18n.text("resubscribed", language)], now, purpose="fallback")
+        else:
+            help_text = profile.help_text.get(language) or i18n.text(
+                "help", language, company_name=profile.name
             )
-        return _Turn(conv, lead, conversation_is_new, lead_is_new)
+            plan_bot_messages(plan, [help_text], now, purpose="fallback")
+        plan.conversation.events.append(
+            ConversationEvent(
+                at=now, type=f"keyword.{keyword}", detail={"channel": last.channel, "source": source}
+            )
+        )
+        log.info("keyword.handled", tenant=tenant_id, keyword=keyword, channel=last.channel)
+        return plan
 
+    # ------------------------------------------------------------------ helpers
     async def _playbook_for(
-        self, turn: _Turn, profile: Any, language: str | None, *, trigger: str
+        self, located: Located, profile: TenantProfile, language: str | None, *, trigger: str
     ) -> Playbook:
-        conv = turn.conversation
+        conv = located.conversation
         if conv.playbook_id:
             return await self.playbooks.get(profile.id, conv.playbook_id, conv.playbook_version)
         playbook = await self.playbooks.choose(profile, language, trigger=trigger)
@@ -279,43 +276,70 @@ class ConversationService:
             fallback_text={lang: i18n.text("fallback", lang) for lang in profile.languages},
         )
 
-    def _bare_plan(self, turn: _Turn, item: InboxItem, now: float) -> TurnPlan:
-        """A turn with no engine run: record the message (the caller may add a reply)."""
+    @staticmethod
+    def _bare_plan(located: Located, items: list[InboxItem], now: float) -> TurnPlan:
+        """A turn with no engine run: record the messages (the caller may add a reply)."""
         plan = TurnPlan(
-            conversation=turn.conversation.model_copy(deep=True), lead=turn.lead.model_copy(deep=True)
+            conversation=located.conversation.model_copy(deep=True), lead=located.lead.model_copy(deep=True)
         )
-        append_inbound(plan, item, now)
+        for item in items:
+            append_inbound(plan, item, now)
         plan.conversation.updated_at = now
         return plan
 
+    async def _mark_ignored(self, tenant_id: str, items: list[InboxItem], *, reason: str) -> None:
+        now = self.clock.now()
+
+        async def fn(tx: Transaction) -> None:
+            for item in items:
+                tx.set(
+                    INBOX,
+                    item.id,
+                    {"status": "processed", "processed_at": now, "ignored": reason},
+                    merge=True,
+                )
+
+        await self.store.run_transaction(tenant_id, fn)
+        log.info("inbound.ignored", tenant=tenant_id, items=len(items), reason=reason)
+
     # ------------------------------------------------------------------ commit
     async def _commit(
-        self, tenant_id: str, turn: _Turn, plan: TurnPlan, *, inbox_item: InboxItem | None = None
+        self,
+        tenant_id: str,
+        located: Located,
+        plan: TurnPlan,
+        *,
+        inbox_items: list[InboxItem] = (),  # type: ignore[assignment]
     ) -> bool:
-        """Write the whole turn in one transaction; ``False`` if the conversation moved meanwhile."""
-        expected = turn.conversation.version
+        """Write the whole turn in one transaction; ``False`` when it must be recomputed."""
+        expected = located.conversation.version
         conv, lead = plan.conversation, plan.lead
-        if not conv.playbook_id and turn.conversation.playbook_id:
-            conv.playbook_id, conv.playbook_version = (
-                turn.conversation.playbook_id,
-                turn.conversation.playbook_version,
-            )
+        if not conv.playbook_id and located.conversation.playbook_id:
+            conv.playbook_id = located.conversation.playbook_id
+            conv.playbook_version = located.conversation.playbook_version
         conv.version = expected + 1
         now = self.clock.now()
+        item_ids = {i.id for i in inbox_items}
+        address_key = inbox_items[-1].address_key if inbox_items else None
 
         async def fn(tx: Transaction) -> bool:
             current = await tx.get(CONVERSATIONS, conv.id)
-            if turn.conversation_is_new:
+            if located.conversation_is_new:
                 if current is not None:
                     return False
             elif current is None or current.get("version") != expected:
                 return False
-            if inbox_item is not None:
-                item_now = await tx.get(INBOX, inbox_item.id)
-                if item_now is None or item_now.get("status") != "pending":
+            if address_key is not None:
+                pending = await tx.query(
+                    INBOX, filters=[where("address_key", "==", address_key), where("status", "==", "pending")]
+                )
+                pending_ids = {d.id for d in pending}
+                if not pending_ids & item_ids:
                     return True  # processed by someone else: nothing to write
+                if pending_ids - item_ids:
+                    return False  # the lead wrote again meanwhile: one turn must read it all
             lead_now = await tx.get(LEADS, lead.id)
-            if turn.lead_is_new and lead_now is not None:
+            if located.lead_is_new and lead_now is not None:
                 return False  # created concurrently: replay and pick it up
             timer_job = await self.jobs.read(tx, "timer", conv.id) if plan.timer else None
             dispatch_job = await self.jobs.read(tx, "dispatch", conv.id) if plan.outbox else None
@@ -333,6 +357,7 @@ class ConversationService:
                         "score": lead.score,
                         "stage": lead.stage,
                         "language": lead.language,
+                        "consent": lead.consent,
                         "updated_at": lead.updated_at,
                     },
                     merge=True,
@@ -356,10 +381,10 @@ class ConversationService:
                 )
             elif plan.timer is not None and timer_job is not None and timer_job.get("status") == "pending":
                 tx.delete("jobs", str(timer_job["id"]))
-            if inbox_item is not None:
+            for item_id in item_ids:
                 tx.set(
                     INBOX,
-                    inbox_item.id,
+                    item_id,
                     {"status": "processed", "processed_at": now, "conversation_id": conv.id},
                     merge=True,
                 )
@@ -375,6 +400,7 @@ class ConversationService:
                 conversation=conv.id,
                 step=conv.current_step,
                 status=conv.status,
+                inbound=len(inbox_items),
                 replies=len(plan.outbox),
                 score=lead.score,
             )

@@ -1,13 +1,19 @@
-"""The dispatcher: sends a conversation's outbox in order and records what the provider said.
+"""The dispatcher: sends a conversation's outbox in order, through the outbound policy.
 
 One ``dispatch:{conversation_id}`` job drains that conversation's pending outbox items by
-sequence, so a lead never sees the second message before the first. A transient failure (network,
-429, 5xx) is retried at once a few times (stamina), then the job is retried with backoff, keeping
-the order; a permanent one marks the item failed and moves on; when the job's attempts run out
-the remaining items are marked dead (the dead letter).
+sequence, so a lead never sees the second message before the first. Before each send the
+:class:`app.policy.gate.OutboundGate` decides: send, send an approved template instead (WhatsApp
+outside the customer-service window), defer (quiet hours, daily cap: the job waits without
+counting a failure, and the items behind wait too), drop a stale reply, or block (opt-out,
+undeliverable address, no template) after trying the tenant's fallback channels. Every decision
+is kept on the outbox item and the message, so the API shows it.
+
+A transient send failure (network, 429, 5xx) is retried at once a few times (stamina), then the job
+is retried with backoff, keeping the order; a permanent one marks the item failed and moves on;
+when the job's attempts run out the remaining items are marked dead (the dead letter).
 
 Delivery is at-least-once across a crash between the provider's answer and our record of it:
-providers offer no idempotency key for WhatsApp or SMS sends, so that window cannot be closed here.
+WhatsApp and SMS sends take no idempotency key, so that window cannot be closed here.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from typing import Any
 
 import stamina
 
+from app.channel_directory import UnconfiguredChannel
 from app.jobs import Job, RetryLater
 from app.logs import get_logger
-from app.records import OutboxItem, messages_collection
+from app.policy.gate import COUNTERS, GateResult, OutboundGate, lead_addresses
+from app.policy.rules import Decision
+from app.records import Lead, OutboxItem, messages_collection
 from app.store import Order, Store, Transaction, where
 from channels.base import Choice, OutboundMessage, SendError
 
@@ -41,13 +50,28 @@ class _TransientSendError(Exception):
         self.error = error
 
 
+def _decision_doc(decision: Decision, channel: str) -> dict[str, Any]:
+    return {"action": decision.action, "reason": decision.reason, "until": decision.until, "channel": channel}
+
+
 class Dispatcher:
     """Handler of ``dispatch`` jobs. ``channels`` resolves ``(tenant_id, channel) -> Channel``."""
 
-    def __init__(self, *, store: Store, clock: Any, channels: Any, quick_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Any,
+        channels: Any,
+        gate: OutboundGate,
+        tenants: Any,
+        quick_attempts: int = 3,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.channels = channels
+        self.gate = gate
+        self.tenants = tenants
         self.quick_attempts = quick_attempts
 
     async def handle_dispatch(self, job: Job) -> None:
@@ -58,18 +82,124 @@ class Dispatcher:
             filters=[where("conversation_id", "==", job.key), where("status", "==", "pending")],
             order_by=[Order("seq")],
         )
+        templated_turns: set[float] = set()
         for doc in docs:
-            item = OutboxItem.from_doc(doc.data)
-            await self._send_one(job.tenant_id, item)
+            await self._dispatch_one(job.tenant_id, OutboxItem.from_doc(doc.data), templated_turns)
 
-    async def _send_one(self, tenant_id: str, item: OutboxItem) -> None:
+    async def _dispatch_one(self, tenant_id: str, item: OutboxItem, templated_turns: set[float]) -> None:
+        """Decide and act on one item. ``templated_turns`` holds the turns (their ``created_at``)
+        for which a template already went out: one template stands for a turn's messages."""
+        result = await self.gate.check(tenant_id, item)
+        action = result.decision.action
+        if action == "send_template" and item.created_at in templated_turns:
+            covered = Decision("block", "replaced_by_template")
+            await self._finish(tenant_id, item, status="blocked", decision=covered)
+            return
+        if action == "block":
+            rerouted = await self._fallback(tenant_id, item, result.decision)
+            if rerouted is None:
+                await self._finish(tenant_id, item, status="blocked", decision=result.decision)
+                log.info("send.blocked", tenant=tenant_id, outbox=item.id, reason=result.decision.reason)
+                return
+            item, result = rerouted
+        elif action == "send_template":
+            templated_turns.add(item.created_at)
+        elif action == "drop_stale":
+            await self._finish(tenant_id, item, status="stale", decision=result.decision)
+            log.info("send.stale_dropped", tenant=tenant_id, outbox=item.id)
+            return
+        elif action == "defer":
+            assert result.decision.until is not None
+            if (item.decision or {}).get("reason") != result.decision.reason:
+                await self.store.set(
+                    tenant_id,
+                    OUTBOX,
+                    item.id,
+                    {"decision": _decision_doc(result.decision, item.channel)},
+                    merge=True,
+                )
+            delay = max(0.0, result.decision.until - self.clock.now())
+            log.info(
+                "send.deferred",
+                tenant=tenant_id,
+                outbox=item.id,
+                reason=result.decision.reason,
+                delay_s=delay,
+            )
+            raise RetryLater(delay, f"deferred: {result.decision.reason}", count=False)
+        await self._send(tenant_id, item, result)
+
+    async def _fallback(
+        self, tenant_id: str, item: OutboxItem, why: Decision
+    ) -> tuple[OutboxItem, GateResult] | None:
+        """Move a blocked item to the first fallback channel where the policy lets it go."""
+        profile = await self.tenants.profile(tenant_id)
+        lead_doc = await self.store.get(tenant_id, "leads", item.lead_id)
+        if lead_doc is None:
+            return None
+        addresses = lead_addresses(Lead.from_doc(lead_doc))
+        for channel_name in profile.fallback_channels:
+            address = addresses.get(channel_name)
+            if channel_name == item.channel or not address or channel_name not in self.channels.names():
+                continue
+            if isinstance(self.channels.get(tenant_id, channel_name), UnconfiguredChannel):
+                continue
+            result = await self.gate.check(tenant_id, item, channel=channel_name, to=address)
+            if result.decision.action in ("send", "send_template"):
+                moved = item.model_copy(update={"channel": channel_name, "to": address})
+                moved.decision = {
+                    **_decision_doc(result.decision, channel_name),
+                    "rerouted_from": item.channel,
+                    "rerouted_because": why.reason,
+                }
+                log.info(
+                    "send.rerouted",
+                    tenant=tenant_id,
+                    outbox=item.id,
+                    from_channel=item.channel,
+                    to_channel=channel_name,
+                    reason=why.reason,
+                )
+                return moved, result
+        return None
+
+    async def _thread(self, tenant_id: str, item: OutboxItem) -> tuple[str | None, dict[str, Any]]:
+        """For email: the Message-ID to answer (the lead's last mail) and its subject/references."""
+        if item.channel != "email":
+            return None, {}
+        docs = await self.store.query(
+            tenant_id,
+            messages_collection(item.conversation_id),
+            filters=[where("direction", "==", "inbound"), where("channel", "==", "email")],
+            order_by=[Order("seq", descending=True)],
+            limit=1,
+        )
+        if not docs:
+            return None, {}
+        last = docs[0].data
+        thread = last.get("thread") or {}
+        references = [*thread.get("references", []), last.get("provider_message_id")]
+        return last.get("provider_message_id"), {
+            "subject": thread.get("subject"),
+            "references": [r for r in references if r],
+        }
+
+    async def _send(self, tenant_id: str, item: OutboxItem, result: GateResult) -> None:
         channel = self.channels.get(tenant_id, item.channel)
+        reply_to, thread = await self._thread(tenant_id, item)
         message = OutboundMessage(
             to=item.to,
             text=item.text,
             choices=tuple(Choice(id=c["id"], title=c["title"]) for c in item.choices),
             idempotency_key=item.id,
-            metadata={"conversation_id": item.conversation_id, "message_id": item.message_id},
+            template=result.template,
+            reply_to=reply_to,
+            metadata={
+                "conversation_id": item.conversation_id,
+                "message_id": item.message_id,
+                "tenant_id": tenant_id,
+                **thread,
+            },
         )
 
         async def attempt() -> str:
@@ -87,8 +217,13 @@ class Dispatcher:
                 with try_:
                     provider_id = await attempt()
         except _TransientSendError as exc:
-            await self._record_attempt(tenant_id, item, str(exc.error))
-            delay = exc.error.retry_after_s
+            await self.store.set(
+                tenant_id,
+                OUTBOX,
+                item.id,
+                {"attempts": item.attempts + 1, "last_error": str(exc.error)[:300]},
+                merge=True,
+            )
             log.warning(
                 "send.retry_later",
                 tenant=tenant_id,
@@ -97,8 +232,8 @@ class Dispatcher:
                 error=str(exc.error),
                 code=exc.error.code,
             )
-            if delay is not None:
-                raise RetryLater(delay, str(exc.error)) from exc
+            if exc.error.retry_after_s is not None:
+                raise RetryLater(exc.error.retry_after_s, str(exc.error)) from exc
             raise
         except SendError as exc:
             log.warning(
@@ -109,15 +244,25 @@ class Dispatcher:
                 error=str(exc),
                 code=exc.code,
             )
-            await self._record_failure(tenant_id, item, str(exc), exc.code, status="failed")
+            await self._finish(tenant_id, item, status="failed", error=str(exc), code=exc.code)
             return
-        await self._record_sent(tenant_id, item, provider_id)
+        decision = result.decision if item.decision is None else None
+        await self._record_sent(tenant_id, item, provider_id, result, decision)
 
-    async def _record_sent(self, tenant_id: str, item: OutboxItem, provider_id: str) -> None:
+    async def _record_sent(
+        self,
+        tenant_id: str,
+        item: OutboxItem,
+        provider_id: str,
+        result: GateResult,
+        decision: Decision | None,
+    ) -> None:
         now = self.clock.now()
+        decision_doc = item.decision if decision is None else _decision_doc(decision, item.channel)
 
         async def fn(tx: Transaction) -> None:
             msg = await tx.get(messages_collection(item.conversation_id), item.message_id)
+            counter = await tx.get(COUNTERS, result.counter_id)
             tx.set(
                 OUTBOX,
                 item.id,
@@ -126,6 +271,9 @@ class Dispatcher:
                     "provider_message_id": provider_id,
                     "sent_at": now,
                     "attempts": item.attempts + 1,
+                    "channel": item.channel,
+                    "to": item.to,
+                    "decision": decision_doc,
                 },
                 merge=True,
             )
@@ -134,38 +282,72 @@ class Dispatcher:
                 provider_index_id(item.channel, provider_id),
                 {"conversation_id": item.conversation_id, "message_id": item.message_id},
             )
+            tx.set(
+                COUNTERS,
+                result.counter_id,
+                {"count": int((counter or {}).get("count", 0)) + 1, "updated_at": now},
+            )
             if msg is not None:
-                status_at = {**msg.get("status_at", {}), "sent": now}
-                update: dict[str, Any] = {"provider_message_id": provider_id, "status_at": status_at}
+                update: dict[str, Any] = {
+                    "provider_message_id": provider_id,
+                    "channel": item.channel,
+                    "status_at": {**msg.get("status_at", {}), "sent": now},
+                    "decision": decision_doc,
+                }
+                if result.template is not None:
+                    update["template"] = result.template
                 if msg.get("status") == "queued":
                     update["status"] = "sent"
                 tx.set(messages_collection(item.conversation_id), item.message_id, update, merge=True)
 
         await self.store.run_transaction(tenant_id, fn)
-        log.info("send.ok", tenant=tenant_id, outbox=item.id, channel=item.channel)
-
-    async def _record_attempt(self, tenant_id: str, item: OutboxItem, error: str) -> None:
-        await self.store.set(
-            tenant_id, OUTBOX, item.id, {"attempts": item.attempts + 1, "last_error": error[:300]}, merge=True
+        log.info(
+            "send.ok",
+            tenant=tenant_id,
+            outbox=item.id,
+            channel=item.channel,
+            template=result.template is not None,
         )
 
-    async def _record_failure(
-        self, tenant_id: str, item: OutboxItem, error: str, code: str | None, *, status: str
+    async def _finish(
+        self,
+        tenant_id: str,
+        item: OutboxItem,
+        *,
+        status: str,
+        decision: Decision | None = None,
+        error: str | None = None,
+        code: str | None = None,
     ) -> None:
+        """Close an item that will not be sent (failed, dead, blocked or stale)."""
+        decision_doc = _decision_doc(decision, item.channel) if decision else item.decision
+        message_status = {"failed": "failed", "dead": "failed", "blocked": "blocked", "stale": "stale"}[
+            status
+        ]
+
         async def fn(tx: Transaction) -> None:
             msg = await tx.get(messages_collection(item.conversation_id), item.message_id)
             tx.set(
-                OUTBOX, item.id, {"status": status, "last_error": error[:300], "error_code": code}, merge=True
+                OUTBOX,
+                item.id,
+                {
+                    "status": status,
+                    "last_error": (error or "")[:300] or item.last_error,
+                    "error_code": code,
+                    "decision": decision_doc,
+                },
+                merge=True,
             )
             if msg is not None:
                 tx.set(
                     messages_collection(item.conversation_id),
                     item.message_id,
                     {
-                        "status": "failed",
+                        "status": message_status,
                         "error_code": code,
-                        "error_title": error[:200],
-                        "status_at": {**msg.get("status_at", {}), "failed": self.clock.now()},
+                        "error_title": (error or "")[:200] or None,
+                        "decision": decision_doc,
+                        "status_at": {**msg.get("status_at", {}), message_status: self.clock.now()},
                     },
                     merge=True,
                 )
@@ -181,7 +363,7 @@ class Dispatcher:
         )
         for doc in docs:
             item = OutboxItem.from_doc(doc.data)
-            await self._record_failure(
-                job.tenant_id, item, item.last_error or job.last_error or "dead", None, status="dead"
+            await self._finish(
+                job.tenant_id, item, status="dead", error=item.last_error or job.last_error or "dead"
             )
             log.error("send.dead_letter", tenant=job.tenant_id, outbox=item.id, error=item.last_error)

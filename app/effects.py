@@ -8,6 +8,7 @@ transaction, so the new state and the messages it decided to send land together 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -32,7 +33,15 @@ from playbooks.runtime import (
     TimerScheduled,
 )
 
-__all__ = ["TimerChange", "TurnPlan", "conversation_status", "plan_bot_messages", "plan_turn"]
+__all__ = [
+    "Outgoing",
+    "TimerChange",
+    "TurnPlan",
+    "append_inbound",
+    "conversation_status",
+    "plan_bot_messages",
+    "plan_turn",
+]
 
 _STAGES = set(get_args(LeadStage))
 
@@ -47,11 +56,24 @@ class TimerChange:
 
 
 @dataclass(slots=True)
+class Outgoing:
+    """One message the turn decided to send. ``channel`` targets another of the lead's channels."""
+
+    text: str
+    purpose: str
+    choices: list[dict[str, str]] = field(default_factory=list)
+    step_id: str | None = None
+    channel: str | None = None
+    template: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
 class TurnPlan:
-    """Everything one turn writes."""
+    """Everything one turn writes. ``trigger`` is what caused the turn (for the outbound policy)."""
 
     conversation: Conversation
     lead: Lead
+    trigger: str = "inbound"
     messages: list[Message] = field(default_factory=list)
     outbox: list[OutboxItem] = field(default_factory=list)
     timer: TimerChange | None = None
@@ -73,17 +95,13 @@ def message_doc_id(seq: int) -> str:
     return f"{seq:08d}"
 
 
-def _append_outbound(
-    plan: TurnPlan,
-    *,
-    text: str,
-    choices: list[dict[str, str]],
-    now: float,
-    purpose: str,
-    step_id: str | None,
-    sender: str = "bot",
-) -> None:
+def _append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
     conv, lead = plan.conversation, plan.lead
+    channel, to = conv.channel, conv.address
+    if out.channel and out.channel != conv.channel:
+        address = lead.addresses().get(out.channel)
+        if address:  # the step targets another channel the lead has an address on
+            channel, to = out.channel, address
     conv.message_count += 1
     seq = conv.message_count
     msg = Message(
@@ -92,13 +110,13 @@ def _append_outbound(
         lead_id=lead.id,
         seq=seq,
         direction="outbound",
-        sender="agent" if sender == "agent" else "bot",
-        channel=conv.channel,
-        text=text,
-        choices=choices,
+        sender="bot",
+        channel=channel,
+        text=out.text,
+        choices=out.choices,
         status="queued",
-        purpose=purpose,
-        step_id=step_id,
+        purpose=out.purpose,
+        step_id=out.step_id,
         created_at=now,
         status_at={"queued": now},
     )
@@ -109,15 +127,25 @@ def _append_outbound(
             conversation_id=conv.id,
             message_id=msg.id,
             lead_id=lead.id,
-            channel=conv.channel,
-            to=conv.address,
-            text=text,
-            choices=choices,
+            channel=channel,
+            to=to,
+            text=out.text,
+            choices=out.choices,
             seq=seq,
+            purpose=out.purpose,
+            trigger=plan.trigger,  # type: ignore[arg-type]
+            template=out.template,
             created_at=now,
         )
     )
     conv.last_outbound_at = now
+
+
+def _thread(item: InboxItem) -> dict[str, Any] | None:
+    metadata = item.payload.get("metadata") or {}
+    if item.channel != "email":
+        return None
+    return {"subject": metadata.get("subject"), "references": list(metadata.get("references") or [])}
 
 
 def append_inbound(plan: TurnPlan, item: InboxItem, now: float) -> None:
@@ -137,12 +165,14 @@ def append_inbound(plan: TurnPlan, item: InboxItem, now: float) -> None:
             text=item.text,
             kind=item.kind,
             provider_message_id=item.provider_message_id,
+            thread=_thread(item),
             status="received",
             created_at=item.received_at,
             status_at={"received": item.received_at},
         )
     )
     conv.last_inbound_at = item.received_at
+    conv.last_inbound_by_channel[item.channel] = item.received_at
     if plan.lead.stage == "new":
         plan.lead.stage = "engaged"
 
@@ -150,7 +180,7 @@ def append_inbound(plan: TurnPlan, item: InboxItem, now: float) -> None:
 def plan_bot_messages(plan: TurnPlan, texts: list[str], now: float, *, purpose: str) -> None:
     """Queue plain messages the app itself says (not from the playbook)."""
     for text in texts:
-        _append_outbound(plan, text=text, choices=[], now=now, purpose=purpose, step_id=None)
+        _append_outbound(plan, Outgoing(text=text, purpose=purpose), now)
 
 
 def plan_turn(
@@ -159,25 +189,31 @@ def plan_turn(
     result: EngineResult,
     now: float,
     *,
-    inbound: InboxItem | None = None,
+    inbound: Sequence[InboxItem] = (),
+    trigger: str = "inbound",
 ) -> TurnPlan:
-    """Apply ``result`` to copies of ``conversation`` and ``lead``; see the module docstring."""
-    plan = TurnPlan(conversation=conversation.model_copy(deep=True), lead=lead.model_copy(deep=True))
+    """Apply ``result`` to copies of ``conversation`` and ``lead``; see the module docstring.
+
+    ``inbound`` are the lead's messages this turn read (a burst may hold several); ``trigger`` is
+    ``inbound``, ``start`` or ``timer``.
+    """
+    plan = TurnPlan(
+        conversation=conversation.model_copy(deep=True), lead=lead.model_copy(deep=True), trigger=trigger
+    )
     conv, ld = plan.conversation, plan.lead
-    if inbound is not None:
-        append_inbound(plan, inbound, now)
+    for item in inbound:
+        append_inbound(plan, item, now)
     events: list[ConversationEvent] = []
     for action in result.actions:
         if isinstance(action, SendMessage):
-            choices = [c.model_dump() for c in action.choices]
-            _append_outbound(
-                plan,
+            out = Outgoing(
                 text=action.text,
-                choices=choices,
-                now=now,
                 purpose=action.purpose,
+                choices=[c.model_dump() for c in action.choices],
                 step_id=action.step_id,
+                channel=action.channel,
             )
+            _append_outbound(plan, out, now)
         elif isinstance(action, SlotFilled):
             ld.slots[action.slot] = action.value
             events.append(

@@ -30,6 +30,10 @@ class MessageKey(StrEnum):
     """First message of the web chat widget. Placeholder: ``company_name``."""
     INVALID_ANSWER = "invalid_answer"
     """Generic re-ask when an answer does not fit the step (e.g. not one of the options)."""
+    HELP = "help"
+    """Answer to the HELP / AIDE keyword. Placeholder: ``company_name``."""
+    RESUBSCRIBED = "resubscribed"
+    """Answer to START / UNSTOP after an opt-out."""
 
 
 #: ``MESSAGES[key][language]``; every key has an English text.
@@ -62,6 +66,16 @@ MESSAGES: dict[MessageKey, dict[str, str]] = {
     MessageKey.CHAT_WELCOME: {
         "en": "Hi! 👋 Welcome to {company_name}. How can we help you today?",
         "fr": "Bonjour ! 👋 Bienvenue chez {company_name}. Comment pouvons-nous vous aider ?",
+    },
+    MessageKey.HELP: {
+        "en": "{company_name}: you are chatting with our assistant about your project. "
+        "Reply STOP to stop receiving messages, START to receive them again.",
+        "fr": "{company_name} : vous échangez avec notre assistant au sujet de votre projet. "
+        "Répondez STOP pour ne plus recevoir de messages, START pour les recevoir à nouveau.",
+    },
+    MessageKey.RESUBSCRIBED: {
+        "en": "You will receive our messages again. Reply STOP at any time to stop.",
+        "fr": "Vous recevrez à nouveau nos messages. Répondez STOP à tout moment pour les arrêter.",
     },
     MessageKey.INVALID_ANSWER: {
         "en": "Sorry, I didn't quite get that. Could you answer again?",

@@ -33,8 +33,13 @@ def address_key(channel: str, sender: str) -> str:
     return f"{channel}:{sender}"
 
 
-async def accept_message(jobs: JobQueue, tenant_id: str, message: InboundMessage) -> bool:
+async def accept_message(
+    jobs: JobQueue, tenant_id: str, message: InboundMessage, *, debounce_s: float = 0.0
+) -> bool:
     """Store ``message`` and enqueue its processing; ``False`` when it was already stored.
+
+    The sender's job is due ``debounce_s`` seconds after their latest message, so a burst of
+    messages is read in one turn and gets one reply.
 
     Raises :class:`app.store.StoreError` when the store is unavailable (the webhook then answers
     5xx so that the provider delivers again: nothing is lost).
@@ -63,7 +68,7 @@ async def accept_message(jobs: JobQueue, tenant_id: str, message: InboundMessage
             return False
         existing_job = await jobs.read(tx, "inbound", key)
         tx.create(INBOX, doc_id, item.to_doc())
-        jobs.write(tx, existing_job, kind="inbound", key=key, due_at=now)
+        jobs.write(tx, existing_job, kind="inbound", key=key, due_at=now + debounce_s, due="latest")
         return True
 
     created = await jobs.store.run_transaction(tenant_id, fn)

@@ -36,11 +36,13 @@ COLLECTION = "jobs"
 
 
 class RetryLater(Exception):  # noqa: N818 - a signal, not an error
-    """Raised by a handler to run the job again after ``delay_s`` without counting a failure."""
+    """Raised by a handler to run the job again after ``delay_s`` seconds. With ``count=False``
+    (a deliberate deferral, e.g. quiet hours) the attempt does not count towards the dead letter."""
 
-    def __init__(self, delay_s: float, reason: str = "") -> None:
+    def __init__(self, delay_s: float, reason: str = "", *, count: bool = True) -> None:
         super().__init__(reason or f"retry in {delay_s}s")
         self.delay_s = delay_s
+        self.count = count
 
 
 class Job(Record):

@@ -14,7 +14,9 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 from app.api.admin import AdminApiPlugin
+from app.api.email import EmailPlugin
 from app.api.health import HealthPlugin
+from app.api.twilio import TwilioWebhookPlugin
 from app.api.webchat import WebChatPlugin
 from app.api.whatsapp import WhatsAppWebhookPlugin
 from app.bootstrap import bootstrap
@@ -56,7 +58,14 @@ def create_app(
             await rt.stop()
 
     return Litestar(
-        plugins=[HealthPlugin(), AdminApiPlugin(), WhatsAppWebhookPlugin(), WebChatPlugin()],
+        plugins=[
+            HealthPlugin(),
+            AdminApiPlugin(),
+            WhatsAppWebhookPlugin(),
+            TwilioWebhookPlugin(),
+            EmailPlugin(),
+            WebChatPlugin(),
+        ],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="LeadWarm", version="0.1.0", path="/schema"),
         debug=False,

@@ -78,6 +78,22 @@ class TenantProfile(Record):
     default_region: str | None = None
     default_playbook: str | None = None
     playbooks_by_language: dict[str, str] = Field(default_factory=dict)
+    # --- outbound policy (app/policy)
+    quiet_hours_start: str = "21:00"
+    quiet_hours_end: str = "08:00"
+    quiet_hours_allow_direct_replies: bool = True
+    """A direct answer to a lead who wrote in the last 15 minutes may go out in quiet hours."""
+    daily_cap_per_lead: int = 20
+    optout_all_channels: bool = True
+    """An opt-out on one channel stops every channel of the lead."""
+    whatsapp_window_hours: float = 24.0
+    whatsapp_templates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Approved templates by message purpose ("followup", "step", ... or "default"):
+    ``{"name": "lead_followup", "language": "en", "parameters": ["{{ lead.first_name }}"]}``."""
+    fallback_channels: list[str] = Field(default_factory=list)
+    """Channels to try, in order, when the policy blocks a message on its own channel."""
+    help_text: dict[str, str] = Field(default_factory=dict)
+    """Answer to HELP/AIDE per language; a default naming the tenant is used otherwise."""
     created_at: float = 0.0
 
 
@@ -103,6 +119,11 @@ class Lead(Record):
     source: str = "inbound"
     created_at: float = 0.0
     updated_at: float = 0.0
+
+    def addresses(self) -> dict[str, str]:
+        """The lead's address on each channel it has one for."""
+        out = {"whatsapp": self.phone, "sms": self.phone, "email": self.email, "webchat": self.webchat_id}
+        return {k: v for k, v in out.items() if v}
 
 
 ConversationStatus = Literal["active", "scheduled", "handoff", "closed"]
@@ -142,6 +163,7 @@ class Conversation(Record):
     version: int = 0
     message_count: int = 0
     last_inbound_at: float | None = None
+    last_inbound_by_channel: dict[str, float] = Field(default_factory=dict)
     last_outbound_at: float | None = None
     outcome: str | None = None
     events: list[ConversationEvent] = Field(default_factory=list)
@@ -151,7 +173,9 @@ class Conversation(Record):
 
 Direction = Literal["inbound", "outbound"]
 Sender = Literal["bot", "contact", "agent"]
-DeliveryState = Literal["received", "queued", "sent", "delivered", "read", "failed", "undeliverable"]
+DeliveryState = Literal[
+    "received", "queued", "sent", "delivered", "read", "failed", "undeliverable", "blocked", "stale"
+]
 
 
 class Message(Record):
@@ -176,6 +200,10 @@ class Message(Record):
     error_title: str | None = None
     purpose: str | None = None
     step_id: str | None = None
+    thread: dict[str, Any] | None = None
+    """Email threading of an inbound message: subject and references (Message-IDs)."""
+    decision: dict[str, Any] | None = None
+    """The outbound policy's decision for an outbound message (action, reason, until)."""
     created_at: float = 0.0
     status_at: dict[str, float] = Field(default_factory=dict)
 
@@ -217,7 +245,13 @@ class OutboxItem(Record):
     text: str
     choices: list[dict[str, str]] = Field(default_factory=list)
     seq: int = 0
-    status: Literal["pending", "sent", "failed", "dead", "skipped"] = "pending"
+    purpose: str = "step"
+    trigger: Literal["inbound", "start", "timer", "agent"] = "inbound"
+    template: dict[str, Any] | None = None
+    """A WhatsApp template (name, language, parameters) the step or tenant names for this message."""
+    status: Literal["pending", "sent", "failed", "dead", "blocked", "stale"] = "pending"
+    decision: dict[str, Any] | None = None
+    """The outbound policy's last decision: action, reason, until (epoch seconds)."""
     attempts: int = 0
     provider_message_id: str | None = None
     last_error: str | None = None

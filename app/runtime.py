@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -19,17 +20,22 @@ from app.channel_directory import ChannelDirectory, UnconfiguredChannel
 from app.clock import SystemClock
 from app.conversation import ConversationService
 from app.dispatcher import Dispatcher
+from app.inbox import accept_message, accept_status
 from app.interpreters import InterpreterDirectory
 from app.jobs import JobQueue
 from app.knowledge.repository import KnowledgeRepository
 from app.logs import get_logger
 from app.playbook_repo import PlaybookRepository
+from app.policy.gate import OutboundGate
+from app.policy.optouts import OptOutLedger
 from app.settings import Settings
 from app.statuses import StatusService
 from app.store import Store
 from app.tenants import TenantDirectory
 from app.worker import Worker
-from channels.base import Channel
+from channels.base import Channel, InboundMessage
+from channels.email import EmailChannel
+from channels.sms import TwilioSmsChannel
 from channels.webchat import WebChatChannel
 from channels.whatsapp import WhatsAppChannel
 
@@ -68,7 +74,52 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
         )
     else:
         channels["whatsapp"] = UnconfiguredChannel("whatsapp", "WHATSAPP_TOKEN and WHATSAPP_PHONE_ID")
+    if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_phone_number:
+        channels["sms"] = TwilioSmsChannel(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            from_number=settings.twilio_phone_number,
+            api_base_url=settings.twilio_api_base_url,
+            public_base_url=settings.public_base_url,
+            default_region=settings.default_region,
+        )
+    else:
+        channels["sms"] = UnconfiguredChannel(
+            "sms", "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_PHONE_NUMBER"
+        )
+    if settings.email_host and settings.email_from:
+        channels["email"] = EmailChannel(
+            host=settings.email_host,
+            port=settings.email_port,
+            user=settings.email_user or "",
+            password=_secret(settings.email_password),
+            from_address=settings.email_from,
+            starttls=settings.email_starttls,
+            unsubscribe_base_url=settings.public_base_url,
+            unsubscribe_secret=_secret(settings.email_unsubscribe_secret)
+            or _secret(settings.encryption_key)
+            or _install_secret(settings),
+            unsubscribe_mailto=settings.email_unsubscribe_mailto or "",
+            tenant_id=settings.default_tenant_id,
+            inbound_secret=_secret(settings.email_inbound_secret),
+        )
+    else:
+        channels["email"] = UnconfiguredChannel("email", "EMAIL_HOST and EMAIL_FROM")
     return channels
+
+
+def _secret(value: Any) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def _install_secret(settings: Settings) -> str:
+    """A random secret kept in the data folder, so unsubscribe links survive restarts."""
+    path = settings.leadwarm_data_dir / "unsubscribe.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 @dataclass
@@ -87,8 +138,10 @@ class Runtime:
     dispatcher: Dispatcher
     statuses: StatusService
     worker: Worker
+    optouts: OptOutLedger
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _imap_task: asyncio.Task[None] | None = None
 
     @classmethod
     def build(
@@ -114,6 +167,7 @@ class Runtime:
         playbooks = PlaybookRepository(store, clock)
         knowledge = KnowledgeRepository(store, clock)
         directory = ChannelDirectory(channels if channels is not None else build_channels(settings))
+        ledger = OptOutLedger(store, clock)
         conversations = ConversationService(
             store=store,
             jobs=jobs,
@@ -121,9 +175,12 @@ class Runtime:
             tenants=tenants,
             playbooks=playbooks,
             interpreters=InterpreterDirectory(knowledge, clock=clock),
+            ledger=ledger,
+            burst_window_s=settings.burst_window_seconds,
         )
-        dispatcher = Dispatcher(store=store, clock=clock, channels=directory)
-        statuses = StatusService(store=store, clock=clock)
+        gate = OutboundGate(store=store, clock=clock, tenants=tenants, ledger=ledger)
+        dispatcher = Dispatcher(store=store, clock=clock, channels=directory, gate=gate, tenants=tenants)
+        statuses = StatusService(store=store, clock=clock, ledger=ledger)
         worker = Worker(
             jobs,
             {
@@ -138,18 +195,19 @@ class Runtime:
             poll_interval_s=settings.worker_poll_interval,
         )
         return cls(
-            settings,
-            store,
-            clock,
-            jobs,
-            tenants,
-            playbooks,
-            knowledge,
-            directory,
-            conversations,
-            dispatcher,
-            statuses,
-            worker,
+            settings=settings,
+            store=store,
+            clock=clock,
+            jobs=jobs,
+            tenants=tenants,
+            playbooks=playbooks,
+            knowledge=knowledge,
+            channels=directory,
+            conversations=conversations,
+            dispatcher=dispatcher,
+            statuses=statuses,
+            worker=worker,
+            optouts=ledger,
         )
 
     def webchat(self) -> WebChatChannel:
@@ -158,10 +216,40 @@ class Runtime:
         assert isinstance(channel, WebChatChannel)
         return channel
 
+    async def accept(self, tenant_id: str, message: InboundMessage) -> bool:
+        """Store an inbound message durably (see :func:`app.inbox.accept_message`), with the
+        burst window from the settings; ``False`` for a duplicate."""
+        return await accept_message(
+            self.jobs, tenant_id, message, debounce_s=self.settings.burst_window_seconds
+        )
+
     async def start(self) -> None:
-        """Run the worker in the background."""
+        """Run the worker (and the IMAP poller when IMAP_HOST is set) in the background."""
         self._stop.clear()
         self._task = asyncio.create_task(self.worker.run(self._stop), name="leadwarm-worker")
+        poller = self._imap_poller()
+        if poller is not None:
+            self._imap_task = asyncio.create_task(poller.run(self._stop), name="leadwarm-imap")
+
+    def _imap_poller(self) -> Any:
+        settings = self.settings
+        channel = self.channels.get("", "email") if "email" in self.channels.names() else None
+        if not settings.imap_host or not isinstance(channel, EmailChannel):
+            return None
+        from app.email_poller import ImapPoller
+
+        tenant_id = settings.default_tenant_id
+        return ImapPoller(
+            host=settings.imap_host,
+            port=settings.imap_port,
+            user=settings.imap_user or settings.email_user or "",
+            password=_secret(settings.imap_password) or _secret(settings.email_password),
+            folder=settings.imap_folder,
+            poll_s=settings.imap_poll_seconds,
+            channel=channel,
+            accept=lambda m: self.accept(tenant_id, m),
+            accept_status=lambda s: accept_status(self.jobs, tenant_id, s),
+        )
 
     async def stop(self) -> None:
         """Stop the worker (jobs in flight finish), close channels and the store."""
@@ -170,5 +258,8 @@ class Runtime:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._imap_task is not None:
+            await self._imap_task
+            self._imap_task = None
         await self.channels.aclose()
         await self.store.close()

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     worker_poll_interval: float = Field(default=0.5, gt=0, description="seconds between store polls")
     job_lease_seconds: float = Field(default=60.0, gt=1)
     send_max_attempts: int = Field(default=8, ge=1)
+    burst_window_seconds: float = Field(
+        default=3.0, ge=0, description="messages from one lead this close together get one reply"
+    )
 
     # --- Firestore
     firebase_project_id: str | None = None
@@ -60,6 +63,7 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_phone_number: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
 
     # --- Email (issue 3)
     email_host: str | None = None
@@ -67,6 +71,19 @@ class Settings(BaseSettings):
     email_user: str | None = None
     email_password: SecretStr | None = None
     email_from: str | None = None
+    email_starttls: bool | None = None
+    """None: STARTTLS on 587, implicit TLS on 465, plain otherwise (a local relay)."""
+    email_inbound_secret: SecretStr | None = None
+    """Shared secret of POST /api/webhooks/email/inbound (?key=, X-LeadWarm-Inbound-Key or Basic)."""
+    email_unsubscribe_secret: SecretStr | None = None
+    """Signs unsubscribe links; falls back to ENCRYPTION_KEY, then to a per-install random secret."""
+    email_unsubscribe_mailto: str | None = None
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_user: str | None = None
+    imap_password: SecretStr | None = None
+    imap_folder: str = "INBOX"
+    imap_poll_seconds: float = 30.0
 
     # --- OpenAI (issue 4)
     openai_api_key: SecretStr | None = None

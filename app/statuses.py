@@ -13,6 +13,7 @@ from app.dispatcher import PROVIDER_IDS, provider_index_id
 from app.inbox import STATUS_EVENTS
 from app.jobs import Job, RetryLater
 from app.logs import get_logger
+from app.policy.optouts import OptOutLedger
 from app.records import messages_collection
 from app.store import Store, Transaction, where
 
@@ -35,9 +36,12 @@ def _advances(current: str, new: str) -> bool:
 class StatusService:
     """Handler of ``status`` jobs."""
 
-    def __init__(self, *, store: Store, clock: Any, unknown_retry_s: float = 2.0) -> None:
+    def __init__(
+        self, *, store: Store, clock: Any, ledger: OptOutLedger, unknown_retry_s: float = 2.0
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.ledger = ledger
         self.unknown_retry_s = unknown_retry_s
 
     async def handle_status(self, job: Job) -> None:
@@ -89,3 +93,12 @@ class StatusService:
                 tx.delete(STATUS_EVENTS, ev.id)
 
         await self.store.run_transaction(job.tenant_id, fn)
+        for ev in events:
+            if ev.data.get("status") == "undeliverable" and ev.data.get("recipient"):
+                # Remember the dead address so that the policy never tries it again.
+                await self.ledger.mark_undeliverable(
+                    job.tenant_id,
+                    channel=channel,
+                    address=str(ev.data["recipient"]),
+                    source=f"status:{ev.data.get('error_code') or 'undeliverable'}",
+                )

@@ -89,7 +89,7 @@ class Worker:
                     raise LookupError(f"no handler for job kind {job.kind!r}")
                 await handler(job)
             except RetryLater as later:
-                await self.jobs.retry(job, error=str(later), delay_s=later.delay_s)
+                await self.jobs.retry(job, error=str(later), delay_s=later.delay_s, count=later.count)
                 return
             except Exception as exc:
                 log.exception("job.failed", job=job.id, tenant=job.tenant_id, attempt=job.attempts + 1)

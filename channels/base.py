@@ -30,8 +30,16 @@ __all__ = [
 ]
 
 MessageKind = Literal[
-    "text", "button_reply", "list_reply", "media", "location", "contacts", "reaction", "unsupported",
-    "auto_reply", "bounce",
+    "text",
+    "button_reply",
+    "list_reply",
+    "media",
+    "location",
+    "contacts",
+    "reaction",
+    "unsupported",
+    "auto_reply",
+    "bounce",
 ]
 StatusName = Literal["queued", "sent", "delivered", "read", "failed", "undeliverable"]
 
@@ -127,7 +135,9 @@ class ParsedWebhook:
 class OutboundMessage:
     """One message to send. ``choices`` become reply buttons where the channel has them and a
     numbered list where it does not. ``idempotency_key`` is our outbox id, passed to providers
-    that accept one. ``sender`` overrides the channel's default sending address."""
+    that accept one. ``sender`` overrides the channel's default sending address. ``template`` is a
+    pre-approved template to send instead of ``text`` where the channel has them (WhatsApp):
+    ``{"name": ..., "language": "en", "parameters": ["Alex", ...]}`` (body parameters, in order)."""
 
     to: str
     text: str
@@ -136,6 +146,7 @@ class OutboundMessage:
     reply_to: str | None = None
     sender: str | None = None
     subject: str | None = None
+    template: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

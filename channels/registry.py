@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from channels.base import Channel
+from channels.email import EmailChannel
+from channels.sms import TwilioSmsChannel
+from channels.webchat import WebChatChannel
 from channels.whatsapp import WhatsAppChannel
 
 __all__ = ["CHANNELS", "channel_class"]
@@ -10,6 +13,9 @@ __all__ = ["CHANNELS", "channel_class"]
 #: Channel name (as stored on conversations and used in webhook URLs) -> implementation.
 CHANNELS: dict[str, type[Channel]] = {
     WhatsAppChannel.name: WhatsAppChannel,
+    TwilioSmsChannel.name: TwilioSmsChannel,
+    EmailChannel.name: EmailChannel,
+    WebChatChannel.name: WebChatChannel,
 }
 
 

@@ -140,6 +140,19 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
+def _template(template: dict[str, Any]) -> dict[str, Any]:
+    """A template message object (Cloud API "Template messages": name, language code, body
+    parameters of type text)."""
+    name, language = template.get("name"), template.get("language")
+    if not isinstance(name, str) or not name or not isinstance(language, str) or not language:
+        raise SendError("a WhatsApp template needs a name and a language code", retryable=False)
+    out: dict[str, Any] = {"name": name, "language": {"code": language}}
+    parameters = [str(p) for p in template.get("parameters", [])]
+    if parameters:
+        out["components"] = [{"type": "body", "parameters": [{"type": "text", "text": p} for p in parameters]}]
+    return out
+
+
 def build_message_payload(message: OutboundMessage, *, list_button_label: str = "Options") -> dict[str, Any]:
     """Build the JSON body of ``POST /{Version}/{Phone-Number-ID}/messages`` for ``message``.
 
@@ -147,7 +160,8 @@ def build_message_payload(message: OutboundMessage, *, list_button_label: str = 
     - 1-3 choices: interactive reply buttons (titles cut to 20 characters);
     - 4-10 choices: interactive list, one section (row titles cut to 24; a cut title is kept
       whole, up to 72 characters, as the row description);
-    - more than 10: text with a numbered list (:func:`channels.base.numbered_choices`).
+    - more than 10: text with a numbered list (:func:`channels.base.numbered_choices`);
+    - ``message.template`` set: ``type: template`` (the text is not sent).
 
     Interactive bodies are cut to 1024 characters. ``reply_to`` becomes ``context.message_id``.
     ``to`` is sent as the E.164 digits without ``+`` (the OpenAPI example ``'19505550005'``).
@@ -159,6 +173,10 @@ def build_message_payload(message: OutboundMessage, *, list_button_label: str = 
     payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
     if message.reply_to:
         payload["context"] = {"message_id": message.reply_to}
+    if message.template:
+        payload["type"] = "template"
+        payload["template"] = _template(message.template)
+        return payload
     choices = message.choices
     if not choices or len(choices) > MAX_LIST_ROWS:
         body = numbered_choices(message.text, choices)

@@ -8,6 +8,11 @@ if ! command -v gcloud >/dev/null 2>&1 || ! dpkg -s google-cloud-cli-firestore-e
   (apt-get update -qq && apt-get install -y -qq google-cloud-cli-firestore-emulator) >&2 || \
     echo "warning: could not install the Firestore emulator; its tests will fail" >&2
 fi
+if ! command -v dovecot >/dev/null 2>&1; then
+  echo "installing dovecot (the IMAP server the email tests talk to)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd) >&2 || \
+    echo "warning: could not install dovecot-imapd; the IMAP tests will be skipped" >&2
+fi
 echo "== ruff"; .venv/bin/ruff check .
 echo "== import contracts"; .venv/bin/lint-imports
 echo "== mypy"; .venv/bin/mypy

@@ -18,7 +18,7 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from app.inbox import accept_message, accept_status
+from app.inbox import accept_status
 from app.logs import get_logger
 from app.runtime import Runtime
 from app.store import StoreError
@@ -58,7 +58,7 @@ async def ingest_webhook(
     try:
         for message in parsed.messages:
             tenant_id = await resolve_tenant(message.recipient)
-            if await accept_message(runtime.jobs, tenant_id, message):
+            if await runtime.accept(tenant_id, message):
                 stored += 1
             else:
                 duplicates += 1

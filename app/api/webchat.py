@@ -21,7 +21,6 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.plugins import InitPluginProtocol
 
 from app.api.deps import runtime_of
-from app.inbox import accept_message
 from app.logs import get_logger
 from app.webchat_feed import new_messages
 from channels.base import PayloadError
@@ -79,7 +78,7 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
                 await socket.send_json({"type": "error", "reason": str(exc)})
                 continue
             for message in parsed.messages:
-                await accept_message(runtime.jobs, tenant_id, message)
+                await runtime.accept(tenant_id, message)
                 await socket.send_json({"type": "ack", "id": message.provider_message_id.split(":", 1)[1]})
     except WebSocketDisconnect:
         pass

@@ -1,0 +1,144 @@
+"""The outbound gate: gathers the facts about one outbox item and applies :func:`decide`.
+
+The dispatcher asks the gate right before every send, so the policy holds for the bot, timers and
+human agents alike. The gate reads the lead, the conversation, the opt-out ledger, the lead's
+daily counter and the tenant's settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.inbox import INBOX
+from app.policy.optouts import OptOutLedger
+from app.policy.quiet_hours import parse_hhmm, resolve_timezone
+from app.policy.rules import Decision, OutboundFacts, decide
+from app.records import Conversation, Lead, OutboxItem, TenantProfile
+from app.store import Store, where
+from app.tenants import TenantDirectory
+from app.views import lead_view
+from playbooks.expressions import render, template_context
+
+__all__ = ["COUNTERS", "GateResult", "OutboundGate", "counter_id", "lead_addresses"]
+
+COUNTERS = "send_counters"
+
+
+def counter_id(lead_id: str, zone: ZoneInfo, at: float) -> str:
+    """Document id of the lead's sent-messages counter for the local day of ``at``."""
+    return f"{lead_id}:{datetime.fromtimestamp(at, zone).date().isoformat()}"
+
+
+def lead_addresses(lead: Lead) -> dict[str, str]:
+    """The lead's address on each channel it has one for."""
+    return lead.addresses()
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """The decision, the template to send instead of free text (if any), the counter to bump."""
+
+    decision: Decision
+    template: dict[str, Any] | None
+    counter_id: str
+
+
+class OutboundGate:
+    """Decides, for one outbox item, whether it may be sent now, and how."""
+
+    def __init__(self, *, store: Store, clock: Any, tenants: TenantDirectory, ledger: OptOutLedger) -> None:
+        self.store = store
+        self.clock = clock
+        self.tenants = tenants
+        self.ledger = ledger
+
+    async def check(
+        self, tenant_id: str, item: OutboxItem, *, channel: str | None = None, to: str | None = None
+    ) -> GateResult:
+        """The decision for ``item`` (or for sending it on ``channel`` to ``to`` instead)."""
+        channel = channel or item.channel
+        to = to or item.to
+        now = self.clock.now()
+        profile = await self.tenants.profile(tenant_id)
+        lead = Lead.from_doc(
+            await self.store.get(tenant_id, "leads", item.lead_id)
+            or {"id": item.lead_id, "tenant_id": tenant_id}
+        )
+        conv_doc = await self.store.get(tenant_id, "conversations", item.conversation_id)
+        conv = Conversation.from_doc(conv_doc) if conv_doc else None
+        zone = resolve_timezone(lead.timezone, lead.phone, profile.timezone)
+        opted_out, undeliverable = await self.ledger.blocks(
+            tenant_id,
+            channel=channel,
+            address=to,
+            lead_addresses=lead_addresses(lead),
+            all_channels=profile.optout_all_channels,
+        )
+        stale = await self._stale(tenant_id, item, conv)
+        counter = counter_id(lead.id, zone, now)
+        sent_today = int((await self.store.get(tenant_id, COUNTERS, counter) or {}).get("count", 0))
+        template = self._template(profile, item, lead) if channel == "whatsapp" else None
+        facts = OutboundFacts(
+            channel=channel,
+            trigger=item.trigger,
+            now=now,
+            zone=zone,
+            quiet_start=parse_hhmm(profile.quiet_hours_start),
+            quiet_end=parse_hhmm(profile.quiet_hours_end),
+            allow_direct_replies=profile.quiet_hours_allow_direct_replies,
+            opted_out=opted_out,
+            undeliverable=undeliverable,
+            stale=stale,
+            last_inbound_at=(conv.last_inbound_by_channel.get(channel) if conv else None),
+            window_seconds=profile.whatsapp_window_hours * 3600,
+            has_template=template is not None,
+            sent_today=sent_today,
+            daily_cap=profile.daily_cap_per_lead,
+        )
+        decision = decide(facts)
+        pending_inbound = (
+            decision.action == "send"
+            and conv is not None
+            and item.trigger != "agent"
+            and await self._newer_inbound_pending(tenant_id, conv)
+        )
+        if pending_inbound:
+            decision = Decision("defer", "newer_inbound_pending", until=now + 1.0)
+        return GateResult(decision, template if decision.action == "send_template" else None, counter)
+
+    @staticmethod
+    def _template(profile: TenantProfile, item: OutboxItem, lead: Lead) -> dict[str, Any] | None:
+        """The approved template for this message, its parameters rendered for the lead."""
+        chosen = item.template or profile.whatsapp_templates.get(item.purpose)
+        chosen = chosen or profile.whatsapp_templates.get("default")
+        if not chosen:
+            return None
+        context = template_context(
+            lead=lead_view(lead),
+            slots=lead.slots,
+            score=lead.score,
+            language=lead.language or profile.default_language,
+        )
+        parameters = [render(str(p), context) for p in chosen.get("parameters", [])]
+        return {**chosen, "parameters": parameters}
+
+    async def _stale(self, tenant_id: str, item: OutboxItem, conv: Conversation | None) -> bool:
+        """A bot message decided before the lead's latest processed message is stale."""
+        if conv is None or item.trigger == "agent" or conv.last_inbound_at is None:
+            return False
+        return conv.last_inbound_at > item.created_at
+
+    async def _newer_inbound_pending(self, tenant_id: str, conv: Conversation) -> bool:
+        pending = await self.store.query(
+            tenant_id,
+            INBOX,
+            filters=[
+                where("address_key", "==", f"{conv.channel}:{conv.address}"),
+                where("status", "==", "pending"),
+            ],
+            limit=1,
+        )
+        return bool(pending)

@@ -1,0 +1,43 @@
+"""Compliance keywords a lead can text on SMS and WhatsApp.
+
+STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT (CTIA / Twilio's default opt-out keywords) and the
+French ARRET / ARRÊT / STOP / DESABONNER (the French SMS+ code of conduct uses STOP; ARRET is
+common) opt out; START, UNSTOP (and YES on US short codes is left out: too ambiguous in a sales
+conversation) opt back in; HELP / AIDE asks for the sender's details. A keyword counts only when it
+is the whole message, ignoring case, accents, spaces and punctuation, as carriers match them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Literal
+
+__all__ = ["KEYWORD_CHANNELS", "Keyword", "classify_keyword"]
+
+Keyword = Literal["stop", "start", "help"]
+
+#: Channels on which keywords are honoured (email uses the unsubscribe link and header).
+KEYWORD_CHANNELS = frozenset({"sms", "whatsapp", "webchat"})
+
+_WORDS: dict[str, Keyword] = {
+    **dict.fromkeys(
+        ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "ARRET", "DESABONNER", "DESINSCRIRE"],
+        "stop",
+    ),
+    **dict.fromkeys(["START", "UNSTOP", "REPRENDRE"], "start"),
+    **dict.fromkeys(["HELP", "INFO", "AIDE"], "help"),
+}
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    ascii_only = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"[^A-Z]", "", ascii_only.upper())
+
+
+def classify_keyword(text: str) -> Keyword | None:
+    """``stop`` / ``start`` / ``help`` when the whole message is such a keyword, else ``None``."""
+    if len(text) > 40:
+        return None
+    return _WORDS.get(_fold(text))

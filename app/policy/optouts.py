@@ -1,0 +1,94 @@
+"""The opt-out ledger: who said STOP (or clicked unsubscribe), on which channel, when, and how.
+
+One document per ``(channel, address)`` in ``optouts``: the current state and a capped history
+of changes (source and time). An address that bounced is marked ``undeliverable`` in the same
+document. Whether an opt-out covers every channel of the lead is a tenant setting, applied by
+:meth:`OptOutLedger.blocks`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.store import Store, Transaction
+
+__all__ = ["OptOutLedger"]
+
+COLLECTION = "optouts"
+HISTORY_KEPT = 50
+
+
+def _doc_id(channel: str, address: str) -> str:
+    return f"{channel}:{address.strip().lower()}".replace("/", "%2F")
+
+
+class OptOutLedger:
+    """Records and answers opt-outs; times are epoch seconds (UTC)."""
+
+    def __init__(self, store: Store, clock: Any) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def record(
+        self, tenant_id: str, *, channel: str, address: str, source: str, opted_out: bool = True
+    ) -> None:
+        """Opt ``address`` out of (or, with ``opted_out=False``, back into) ``channel``."""
+        await self._change(tenant_id, channel, address, {"opted_out": opted_out}, source)
+
+    async def mark_undeliverable(self, tenant_id: str, *, channel: str, address: str, source: str) -> None:
+        """Remember that messages to ``address`` bounce (a DSN, WhatsApp 131026, Twilio 30003...)."""
+        await self._change(tenant_id, channel, address, {"undeliverable": True}, source)
+
+    async def _change(
+        self, tenant_id: str, channel: str, address: str, fields: dict[str, Any], source: str
+    ) -> None:
+        doc_id = _doc_id(channel, address)
+        now = self.clock.now()
+
+        async def fn(tx: Transaction) -> None:
+            current = await tx.get(COLLECTION, doc_id) or {
+                "channel": channel,
+                "address": address.strip().lower(),
+                "opted_out": False,
+                "undeliverable": False,
+                "history": [],
+            }
+            entry = {"at": now, "source": source, **fields}
+            current.update(fields)
+            current["updated_at"] = now
+            current["history"] = [*current.get("history", []), entry][-HISTORY_KEPT:]
+            tx.set(COLLECTION, doc_id, current)
+
+        await self.store.run_transaction(tenant_id, fn)
+
+    async def get(self, tenant_id: str, channel: str, address: str) -> dict[str, Any] | None:
+        """The ledger entry of ``address`` on ``channel``, or ``None``."""
+        return await self.store.get(tenant_id, COLLECTION, _doc_id(channel, address))
+
+    async def is_opted_out(self, tenant_id: str, channel: str, address: str) -> bool:
+        """Whether ``address`` opted out of ``channel`` (and has not opted back in)."""
+        entry = await self.get(tenant_id, channel, address)
+        return bool(entry and entry.get("opted_out"))
+
+    async def blocks(
+        self,
+        tenant_id: str,
+        *,
+        channel: str,
+        address: str,
+        lead_addresses: dict[str, str],
+        all_channels: bool,
+    ) -> tuple[bool, bool]:
+        """``(opted_out, undeliverable)`` for a send to ``address`` on ``channel``.
+
+        With ``all_channels``, an opt-out of any of the lead's addresses (``{channel: address}``)
+        counts; undeliverable is always specific to the address.
+        """
+        entry = await self.get(tenant_id, channel, address) or {}
+        opted_out = bool(entry.get("opted_out"))
+        if not opted_out and all_channels:
+            for other_channel, other_address in lead_addresses.items():
+                if other_address and await self.is_opted_out(tenant_id, other_channel, other_address):
+                    opted_out = True
+                    break
+        return opted_out, bool(entry.get("undeliverable"))

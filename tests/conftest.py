@@ -1,0 +1,38 @@
+"""Session-wide fixtures shared by every test package.
+
+``firestore_emulator``: Google's Firestore emulator (``tests/support/firestore_emulator.py``), one
+per pytest session, started on first use only, so a run that selects no Firestore test starts no
+Java. A missing gcloud fails the tests that ask for it rather than skipping them: CI installs it.
+Tests that use it wipe it first (:meth:`FirestoreEmulator.reset`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.firestore_emulator import EmulatorError, FirestoreEmulator, running_firestore_emulator
+
+__all__ = ["EMULATOR_PROJECT", "RULES"]
+
+#: The project id every Firestore test uses (``demo-`` projects never reach Google).
+EMULATOR_PROJECT = "demo-leadwarm-test"
+#: The production security rules, loaded into the emulator.
+RULES = Path(__file__).resolve().parents[1] / "firestore.rules"
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator() -> Iterator[FirestoreEmulator]:
+    """One emulator for the session, running the production security rules (the Admin SDK bypasses them)."""
+    with contextlib.ExitStack() as stack:
+        failure = ""
+        try:
+            emulator = stack.enter_context(running_firestore_emulator(project=EMULATOR_PROJECT, rules=RULES))
+        except EmulatorError as exc:
+            failure = str(exc)
+        if failure:
+            pytest.fail(failure, pytrace=False)
+        yield emulator
