@@ -123,9 +123,10 @@ class RuleInterpreter:
                 slots[slot] = parsed.value
                 evidence[slot] = parsed.evidence
         intent = detect_intent(text)
-        asked_filled = ask is not None and ask.slot in slots
         reply: str | None = None
-        wants_answer = intent == "question" or (ask is not None and not asked_filled)
+        # Only a real question goes to the knowledge base: "Hi, solar panels please" is not one,
+        # and answering it from the nearest entry would be a non sequitur.
+        wants_answer = intent == "question"
         if self._answer is not None and wants_answer and intent not in ("wants_human", "not_interested"):
             reply = await self._answer(text, reading)
         return Interpretation(language=language, intent=intent, slots=slots, evidence=evidence, answer=reply)
