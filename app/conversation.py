@@ -33,6 +33,7 @@ from app.playbook_repo import PlaybookRepository
 from app.policy.keywords import KEYWORD_CHANNELS, Keyword, classify_keyword
 from app.policy.optouts import OptOutLedger
 from app.records import Conversation, ConversationEvent, InboxItem, Lead, TenantProfile, messages_collection
+from app.scoring import make_scorer
 from app.store import ConflictError, Order, Store, Transaction, where
 from app.tenants import TenantDirectory
 from app.views import lead_view
@@ -157,9 +158,18 @@ class ConversationService:
             state = ConversationState.model_validate(conv.state)
             state.lead = lead_view(lead)
             last = readable[-1]
-            event = InboundEvent(text=text, choice_id=last.choice_id, message_kind=last.kind)
-        result = await advance(playbook, state, event, await self._ports(tenant_id, lead))
-        plan = plan_turn(conv, lead, result, now, inbound=items, trigger="inbound")
+            reply_seconds = items[0].received_at - conv.last_outbound_at if conv.last_outbound_at else None
+            event = InboundEvent(
+                text=text,
+                choice_id=last.choice_id,
+                message_kind=last.kind,
+                reply_seconds=reply_seconds,
+                inbound_count=conv.inbound_count + len(items),
+            )
+        ports = await self._ports(tenant_id, lead, conv, evidence_text=text)
+        result = await advance(playbook, state, event, ports)
+        usage = getattr(ports.interpreter, "last_usage", None)
+        plan = plan_turn(conv, lead, result, now, inbound=items, trigger="inbound", llm_usage=usage)
         return await self._commit(tenant_id, located, plan, inbox_items=items)
 
     async def _start_turn(self, tenant_id: str, conversation_id: str) -> bool:
@@ -173,7 +183,7 @@ class ConversationService:
         lead = await self.locator.get_lead(tenant_id, conv.lead_id)
         playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
         state = new_state(playbook, language=lead.language or playbook.language, lead=lead_view(lead))
-        ports = await self._ports(tenant_id, lead)
+        ports = await self._ports(tenant_id, lead, conv)
         result = await advance(playbook, state, StartEvent(trigger="lead_created"), ports)
         located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
         return await self._commit(
@@ -191,7 +201,7 @@ class ConversationService:
         playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
         state = ConversationState.model_validate(conv.state)
         state.lead = lead_view(lead)
-        ports = await self._ports(tenant_id, lead)
+        ports = await self._ports(tenant_id, lead, conv)
         result = await advance(playbook, state, TimerFiredEvent(timer_id=timer_id), ports)
         located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
         return await self._commit(
@@ -261,15 +271,21 @@ class ConversationService:
         conv.playbook_id, conv.playbook_version = playbook.id, playbook.version
         return playbook
 
-    async def _ports(self, tenant_id: str, lead: Lead) -> Ports:
+    async def _ports(
+        self, tenant_id: str, lead: Lead, conv: Conversation, *, evidence_text: str = ""
+    ) -> Ports:
         profile = await self.tenants.profile(tenant_id)
         region = profile.default_region
         if lead.phone:
             with contextlib.suppress(phonenumbers.NumberParseException):
                 region = phonenumbers.region_code_for_number(phonenumbers.parse(lead.phone)) or region
         timezone = lead.timezone or profile.timezone
+        interpreter = await self.interpreters.for_lead(
+            tenant_id, timezone=timezone, default_region=region, conversation_id=conv.id, channel=conv.channel
+        )
         return Ports(
-            interpreter=await self.interpreters.for_lead(tenant_id, timezone=timezone, default_region=region),
+            interpreter=interpreter,
+            scorer=make_scorer(evidence_text) if evidence_text else None,
             clock=self.clock,
             timezone=timezone,
             default_region=region,

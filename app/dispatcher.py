@@ -18,6 +18,7 @@ WhatsApp and SMS sends take no idempotency key, so that window cannot be closed 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import stamina
@@ -37,6 +38,9 @@ log = get_logger("leadwarm.dispatcher")
 
 OUTBOX = "outbox"
 PROVIDER_IDS = "provider_ids"
+#: Provider errors meaning "this person opted out": Twilio 21610 (unsubscribed recipient, STOP at the
+#: carrier), WhatsApp 131050 (the user stopped marketing messages from the business).
+OPT_OUT_ERROR_CODES = frozenset({"21610", "131050"})
 
 
 def provider_index_id(channel: str, provider_message_id: str) -> str:
@@ -65,6 +69,7 @@ class Dispatcher:
         channels: Any,
         gate: OutboundGate,
         tenants: Any,
+        playbooks: Any = None,
         quick_attempts: int = 3,
     ) -> None:
         self.store = store
@@ -72,6 +77,7 @@ class Dispatcher:
         self.channels = channels
         self.gate = gate
         self.tenants = tenants
+        self.playbooks = playbooks
         self.quick_attempts = quick_attempts
 
     async def handle_dispatch(self, job: Job) -> None:
@@ -133,12 +139,11 @@ class Dispatcher:
         self, tenant_id: str, item: OutboxItem, why: Decision
     ) -> tuple[OutboxItem, GateResult] | None:
         """Move a blocked item to the first fallback channel where the policy lets it go."""
-        profile = await self.tenants.profile(tenant_id)
         lead_doc = await self.store.get(tenant_id, "leads", item.lead_id)
         if lead_doc is None:
             return None
         addresses = lead_addresses(Lead.from_doc(lead_doc))
-        for channel_name in profile.fallback_channels:
+        for channel_name in await self._fallback_channels(tenant_id, item):
             address = addresses.get(channel_name)
             if channel_name == item.channel or not address or channel_name not in self.channels.names():
                 continue
@@ -183,6 +188,19 @@ class Dispatcher:
             "subject": thread.get("subject"),
             "references": [r for r in references if r],
         }
+
+    async def _fallback_channels(self, tenant_id: str, item: OutboxItem) -> list[str]:
+        """The playbook's fallback channels, then the tenant's (without repeats)."""
+        channels: list[str] = []
+        conv = await self.store.get(tenant_id, "conversations", item.conversation_id)
+        if conv and conv.get("playbook_id") and self.playbooks is not None:
+            with contextlib.suppress(LookupError):
+                playbook = await self.playbooks.get(
+                    tenant_id, conv["playbook_id"], conv.get("playbook_version")
+                )
+                channels.extend(playbook.fallback_channels)
+        profile = await self.tenants.profile(tenant_id)
+        return list(dict.fromkeys([*channels, *profile.fallback_channels]))
 
     async def _send(self, tenant_id: str, item: OutboxItem, result: GateResult) -> None:
         channel = self.channels.get(tenant_id, item.channel)
@@ -245,6 +263,11 @@ class Dispatcher:
                 code=exc.code,
             )
             await self._finish(tenant_id, item, status="failed", error=str(exc), code=exc.code)
+            if exc.code in OPT_OUT_ERROR_CODES:
+                # The provider says the person unsubscribed: the ledger must know it too.
+                await self.gate.ledger.record(
+                    tenant_id, channel=item.channel, address=item.to, source=f"provider_error:{exc.code}"
+                )
             return
         decision = result.decision if item.decision is None else None
         await self._record_sent(tenant_id, item, provider_id, result, decision)

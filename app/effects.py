@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
+from app.llm.usage import TurnUsage, add_to_totals
 from app.records import (
     Conversation,
     ConversationEvent,
@@ -171,6 +172,7 @@ def append_inbound(plan: TurnPlan, item: InboxItem, now: float) -> None:
             status_at={"received": item.received_at},
         )
     )
+    conv.inbound_count += 1
     conv.last_inbound_at = item.received_at
     conv.last_inbound_by_channel[item.channel] = item.received_at
     if plan.lead.stage == "new":
@@ -191,6 +193,7 @@ def plan_turn(
     *,
     inbound: Sequence[InboxItem] = (),
     trigger: str = "inbound",
+    llm_usage: TurnUsage | None = None,
 ) -> TurnPlan:
     """Apply ``result`` to copies of ``conversation`` and ``lead``; see the module docstring.
 
@@ -203,6 +206,13 @@ def plan_turn(
     conv, ld = plan.conversation, plan.lead
     for item in inbound:
         append_inbound(plan, item, now)
+    read = [m for m in plan.messages if m.direction == "inbound"]
+    if read and result.interpretation is not None:
+        read[-1].sentiment = result.interpretation.sentiment
+    if llm_usage is not None:
+        conv.llm_usage = add_to_totals(conv.llm_usage, llm_usage)
+        if read:
+            read[-1].llm_usage = llm_usage.as_doc()
     events: list[ConversationEvent] = []
     for action in result.actions:
         if isinstance(action, SendMessage):
@@ -212,6 +222,7 @@ def plan_turn(
                 choices=[c.model_dump() for c in action.choices],
                 step_id=action.step_id,
                 channel=action.channel,
+                template=action.template,
             )
             _append_outbound(plan, out, now)
         elif isinstance(action, SlotFilled):

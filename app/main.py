@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from app.api.admin import AdminApiPlugin
 from app.api.email import EmailPlugin
 from app.api.health import HealthPlugin
+from app.api.knowledge import KnowledgePlugin
 from app.api.twilio import TwilioWebhookPlugin
 from app.api.webchat import WebChatPlugin
 from app.api.whatsapp import WhatsAppWebhookPlugin
@@ -61,6 +62,7 @@ def create_app(
         plugins=[
             HealthPlugin(),
             AdminApiPlugin(),
+            KnowledgePlugin(),
             WhatsAppWebhookPlugin(),
             TwilioWebhookPlugin(),
             EmailPlugin(),

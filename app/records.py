@@ -93,6 +93,8 @@ class TenantProfile(Record):
     fallback_channels: list[str] = Field(default_factory=list)
     """Channels to try, in order, when the policy blocks a message on its own channel."""
     help_text: dict[str, str] = Field(default_factory=dict)
+    llm_monthly_budget_usd: float | None = None
+    """This tenant's monthly model budget (USD); None uses LLM_MONTHLY_BUDGET_USD."""
     """Answer to HELP/AIDE per language; a default naming the tenant is used otherwise."""
     created_at: float = 0.0
 
@@ -162,10 +164,14 @@ class Conversation(Record):
     timer: dict[str, Any] | None = None
     version: int = 0
     message_count: int = 0
+    inbound_count: int = 0
     last_inbound_at: float | None = None
     last_inbound_by_channel: dict[str, float] = Field(default_factory=dict)
     last_outbound_at: float | None = None
     outcome: str | None = None
+    llm_usage: dict[str, Any] = Field(default_factory=dict)
+    """Model usage of this conversation: turns, calls, prompt/cached/completion tokens,
+    cost_micro_usd (1e-6 USD), fallbacks (turns answered offline)."""
     events: list[ConversationEvent] = Field(default_factory=list)
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -201,6 +207,10 @@ class Message(Record):
     purpose: str | None = None
     step_id: str | None = None
     thread: dict[str, Any] | None = None
+    sentiment: float | None = None
+    """The lead's sentiment in this message, -1 (negative) .. 1 (positive), when the model read it."""
+    llm_usage: dict[str, Any] | None = None
+    """The model call of the turn this message started (tokens, cost_micro_usd), if any."""
     """Email threading of an inbound message: subject and references (Message-IDs)."""
     decision: dict[str, Any] | None = None
     """The outbound policy's decision for an outbound message (action, reason, until)."""

@@ -108,6 +108,10 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
     return channels
 
 
+async def _tenant_budget(tenants: TenantDirectory, tenant_id: str) -> float | None:
+    return (await tenants.profile(tenant_id)).llm_monthly_budget_usd
+
+
 def _secret(value: Any) -> str:
     return value.get_secret_value() if value is not None else ""
 
@@ -174,12 +178,21 @@ class Runtime:
             clock=clock,
             tenants=tenants,
             playbooks=playbooks,
-            interpreters=InterpreterDirectory(knowledge, clock=clock),
+            interpreters=InterpreterDirectory(
+                knowledge,
+                clock=clock,
+                settings=settings,
+                store=store,
+                playbooks=playbooks,
+                budget_override=lambda tenant_id: _tenant_budget(tenants, tenant_id),
+            ),
             ledger=ledger,
             burst_window_s=settings.burst_window_seconds,
         )
         gate = OutboundGate(store=store, clock=clock, tenants=tenants, ledger=ledger)
-        dispatcher = Dispatcher(store=store, clock=clock, channels=directory, gate=gate, tenants=tenants)
+        dispatcher = Dispatcher(
+            store=store, clock=clock, channels=directory, gate=gate, tenants=tenants, playbooks=playbooks
+        )
         statuses = StatusService(store=store, clock=clock, ledger=ledger)
         worker = Worker(
             jobs,
@@ -261,5 +274,6 @@ class Runtime:
         if self._imap_task is not None:
             await self._imap_task
             self._imap_task = None
+        await self.conversations.interpreters.aclose()
         await self.channels.aclose()
         await self.store.close()

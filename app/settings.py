@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     openai_temperature: float = 0.7
     openai_max_tokens: int = 500
     openai_base_url: str | None = None
+    llm_reply_deadline_s: float = Field(default=8.0, gt=0, description="after this the offline path answers")
+    llm_request_timeout_s: float = Field(default=6.0, gt=0)
+    llm_monthly_budget_usd: float = Field(default=50.0, ge=0, description="per tenant; then the offline path")
+    llm_prices: str | None = None
+    """JSON {"model": [prompt, cached, completion]} in USD per 1M tokens, overriding the built-in table."""
 
     # --- vault (CRM connections)
     encryption_key: SecretStr | None = None

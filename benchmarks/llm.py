@@ -112,13 +112,14 @@ def bench_prompt_tokens() -> list[str]:
     prompt_after_first = sum(totals[1:])
     turns = len(CONVERSATION)
     return [
-        f"llm.prompt_tokens_per_turn_mean: {statistics.mean(totals):.0f} tokens (estimated, chars/4)",
-        f"llm.prompt_tokens_per_turn_max: {max(totals)} tokens (estimated, chars/4)",
-        f"llm.static_prefix_tokens: {statics[0]} tokens (estimated, chars/4)",
-        f"llm.static_prefix_share_tokens: {100 * sum(statics) / sum(totals):.1f} %",
-        f"llm.static_prefix_share_bytes: {100 * static_bytes / total_bytes:.1f} %",
-        f"llm.static_prefix_identical: {turns - len(systems) + 1}/{turns} turns",
-        f"llm.cached_prompt_share_turns_2_{turns}: {100 * cached_after_first / prompt_after_first:.1f} %",
+        f"llm_prompt_tokens_per_turn_mean: {statistics.mean(totals):.0f} tokens",
+        f"llm_prompt_tokens_per_turn_max: {max(totals)} tokens",
+        f"llm_static_prefix_tokens: {statics[0]} tokens",
+        f"llm_static_prefix_share_tokens: {100 * sum(statics) / sum(totals):.1f} %",
+        f"llm_static_prefix_share_bytes: {100 * static_bytes / total_bytes:.1f} %",
+        f"llm_static_prefix_identical_turns: {turns - len(systems) + 1} turns",
+        f"llm_turns_measured: {turns} turns",
+        f"llm_cached_prompt_share_turns_2_{turns}: {100 * cached_after_first / prompt_after_first:.1f} %",
     ]
 
 

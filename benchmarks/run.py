@@ -5,6 +5,7 @@
    same load generator: requests/s, their ratio to the bare endpoint, p50 and p99 latency.
 2. Per-turn processing cost from inbox to outbox, network left out (web chat channel, SQLite):
    the worker's wall time per turn for first messages and for answers.
+3. Prompt tokens per lead turn and the share that is a cacheable static prefix (benchmarks/llm.py).
 
 Usage: ``python benchmarks/run.py [--requests N] [--concurrency C] [--leads L]``.
 """
@@ -261,6 +262,10 @@ def main() -> None:
     args = parser.parse_args()
     bench_ingest(args.requests, args.concurrency)
     asyncio.run(_turns(args.leads))
+    from benchmarks.llm import bench_prompt_tokens
+
+    for line in bench_prompt_tokens():
+        print(line)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,8 @@ class _Turn:
     peeked: AskStep | None = None
     pending_answer: str | None = None
     pending_human: bool = False
+    interpretation: Interpretation | None = None
+    engagement: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------- texts
 
@@ -132,6 +134,11 @@ class _Turn:
                 purpose=purpose,
                 step_id=step.id if step is not None else None,
                 channel=getattr(step, "channel", None),
+                template=(
+                    step.whatsapp_template.model_dump()
+                    if getattr(step, "whatsapp_template", None) is not None
+                    else None
+                ),
             )
         )
 
@@ -207,12 +214,28 @@ def _cancel_timer(turn: _Turn) -> None:
 def _score(turn: _Turn, step: ScoreStep) -> None:
     if step.if_ is not None and not evaluate(step.if_, turn.context(), notes=turn.notes):
         return
+    _add_points(turn, step.points, step.reason, step_id=step.id)
+
+
+def _add_points(
+    turn: _Turn, points: int, reason: str, *, evidence: str | None = None, step_id: str | None = None
+) -> int:
+    """Move the score (kept within 0-100), record why, emit LeadQualified once; returns the
+    points actually applied."""
     state = turn.state
     before = state.score
-    state.score = max(0, min(100, before + step.points))
+    state.score = max(0, min(100, before + points))
     turn.actions.append(
-        ScoreChanged(points=state.score - before, reason=step.reason, score=state.score, step_id=step.id)
+        ScoreChanged(
+            points=state.score - before, reason=reason, score=state.score, evidence=evidence, step_id=step_id
+        )
     )
+    _check_threshold(turn)
+    return state.score - before
+
+
+def _check_threshold(turn: _Turn) -> None:
+    state = turn.state
     threshold = turn.playbook.qualification_threshold
     if threshold is not None and not state.qualified and state.score >= threshold:
         state.qualified = True
@@ -345,7 +368,31 @@ async def _interpret(
     )
     if interpretation.language:
         state.language = interpretation.language.lower()
-    return interpretation, _apply_slots(turn, interpretation, ask)
+    turn.interpretation = interpretation
+    filled = _apply_slots(turn, interpretation, ask)
+    _apply_scorer(turn, interpretation)
+    return interpretation, filled
+
+
+def _apply_scorer(turn: _Turn, interpretation: Interpretation) -> None:
+    """Points from the scoring port (qualification signals, engagement), each rule counted once."""
+    scorer = turn.ports.scorer
+    if scorer is None:
+        return
+    state = turn.state
+    adjustments = scorer(
+        interpretation,
+        reply_seconds=turn.engagement.get("reply_seconds"),
+        inbound_count=int(turn.engagement.get("inbound_count", 0)),
+        applied=dict(state.score_applied),
+    )
+    for adjustment in adjustments:
+        if not adjustment.points:
+            continue
+        _add_points(turn, int(adjustment.points), str(adjustment.reason), evidence=adjustment.evidence)
+        state.score_applied[adjustment.key] = state.score_applied.get(adjustment.key, 0) + int(
+            adjustment.points
+        )
 
 
 def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | None) -> set[str]:
@@ -391,7 +438,7 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
     # a (re)start runs the whole playbook again: slots are kept (their questions are skipped),
     # the score is rebuilt by the score steps
     state.status, state.current_step, state.attempts, state.outcome = "active", None, 0, None
-    state.score, state.qualified = 0, False
+    state.score, state.qualified, state.score_applied = 0, False, {}
     first = turn.playbook.steps[0].id
     if event.text and event.text.strip():
         scout = _Turn(turn.playbook, state.model_copy(deep=True), turn.ports, peek=True)
@@ -505,10 +552,14 @@ async def advance(
         if isinstance(event, InboundEvent):
             event = StartEvent(trigger="inbound_unknown_lead", text=event.text)
     turn = _Turn(playbook=playbook, state=state.model_copy(deep=True), ports=ports)
+    if isinstance(event, InboundEvent):
+        turn.engagement = {"reply_seconds": event.reply_seconds, "inbound_count": event.inbound_count}
     if isinstance(event, StartEvent):
         await _start(turn, event)
     elif isinstance(event, InboundEvent):
         await _inbound(turn, event)
     else:
         _timer(turn, event)
-    return EngineResult(state=turn.state, actions=turn.actions, notes=turn.notes)
+    return EngineResult(
+        state=turn.state, actions=turn.actions, notes=turn.notes, interpretation=turn.interpretation
+    )

@@ -72,6 +72,8 @@ class ConversationState(_Model):
     score: int = 0
     attempts: int = 0
     timer: Timer | None = None
+    score_applied: dict[str, int] = Field(default_factory=dict)
+    """Points each scoring rule (``Ports.scorer``) has given so far, by rule key."""
     outcome: str | None = None
     qualified: bool = False
     lead: dict[str, Any] = Field(default_factory=dict)
@@ -100,6 +102,10 @@ class InboundEvent(_Model):
     text: str
     choice_id: str | None = None
     message_kind: str = "text"
+    reply_seconds: float | None = None
+    """How long the lead took to answer our last message (engagement scoring)."""
+    inbound_count: int = 0
+    """How many messages the lead has sent in this conversation, this one included."""
 
 
 class TimerFiredEvent(_Model):
@@ -137,6 +143,8 @@ class SendMessage(_Model):
     purpose: Literal["step", "reask", "answer", "fallback", "handoff", "followup"] = "step"
     step_id: str | None = None
     channel: str | None = None
+    template: dict[str, Any] | None = None
+    """The step's WhatsApp template (name, language, parameters), used outside the 24-hour window."""
 
 
 class SlotFilled(_Model):
@@ -204,6 +212,8 @@ Action = Annotated[
 class EngineResult(_Model):
     state: ConversationState
     actions: list[Action] = Field(default_factory=list)
+    interpretation: Interpretation | None = None
+    """What the interpreter read in the lead's message this turn (sentiment, intent...), if any."""
     notes: list[str] = Field(default_factory=list)
     """Diagnostics for the playbook author (a condition that failed at runtime and counted as
     false, a slot value the interpreter gave that did not validate, a stale timer...). Never
@@ -241,6 +251,11 @@ class Interpretation(_Model):
     evidence: dict[str, str] = Field(default_factory=dict)
     answer: str | None = None
     sentiment: float | None = None
+    signals: dict[str, Any] = Field(default_factory=dict)
+    """Qualification signals (budget, authority, need, timeline), each ``None`` or
+    ``{"level": "none"|"low"|"medium"|"high", "evidence": str}``; empty from the offline interpreter."""
+    reply_generated: bool = False
+    """True when ``answer`` was written by the model (and passed the guardrails)."""
 
 
 class Interpreter(Protocol):
@@ -278,3 +293,8 @@ class Ports(_Model):
     """ISO 3166 region for phone numbers written without a country code (e.g. 'FR')."""
     fallback_text: dict[str, str] = Field(default_factory=dict)
     """Per-language polite fallback when nothing else fits, e.g. {'en': ..., 'fr': ...}."""
+    scorer: Any = None
+    """Optional scoring rules beyond the playbook's score steps: a callable
+    ``(interpretation, *, reply_seconds, inbound_count, applied) -> list`` of objects with
+    ``points`` (int), ``reason`` (str), ``evidence`` (str | None) and ``key`` (str); ``applied`` maps
+    each key to the points it already gave in this conversation, so rules never count twice."""

@@ -147,6 +147,15 @@ class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
 
 
+class WhatsAppTemplate(_Base):
+    """A template approved by Meta (WhatsApp Manager > Message templates). ``parameters`` fill the
+    body's {{1}}, {{2}}... in order; each is a Jinja2 text that may use lead and slot variables."""
+
+    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
+    language: str = Field(min_length=2, max_length=15, description="template language code, e.g. en_US, fr")
+    parameters: list[str] = Field(default_factory=list)
+
+
 class _StepBase(_Base):
     id: StepId = ""
     """Unique step id; defaults to ``step-<index>`` (0-based position in ``steps``)."""
@@ -154,6 +163,8 @@ class _StepBase(_Base):
     """Step to go to afterwards; defaults to the following step."""
     channel: str | None = None
     """Send this step's messages on this channel (e.g. 'email') instead of the conversation's."""
+    whatsapp_template: WhatsAppTemplate | None = None
+    """The approved template to send instead when WhatsApp's 24-hour window is closed."""
 
     def references(self) -> Iterator[tuple[str, str]]:
         """(field alias, step id) for every step this one can jump to."""
@@ -334,6 +345,9 @@ class Playbook(_Base):
     """Channels this playbook runs on (empty: all)."""
     qualification_threshold: int | None = Field(default=None, ge=0, le=100)
     """Score (0-100) at which the lead counts as qualified."""
+    fallback_channels: list[str] = Field(default_factory=list)
+    """Channels to try, in order, when the outbound policy blocks a message on its own channel
+    (e.g. [email] when the WhatsApp window is closed and no template fits)."""
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="after")

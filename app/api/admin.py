@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.api.deps import runtime_of, tenant_from_bearer
 from app.conversation import ADDRESS_FIELDS, CONVERSATIONS, LEADS
+from app.llm.usage import UsageLedger
 from app.playbook_repo import PlaybookNotFoundError
 from app.records import Conversation, Lead, messages_collection
 from app.store import Order, Transaction, where
@@ -235,14 +236,46 @@ async def get_conversation(
     lead = await store.get(tenant_id, LEADS, conv.lead_id) or {}
     messages = await store.query(tenant_id, messages_collection(conversation_id), order_by=[Order("seq")])
     score_reasons = [e.detail for e in conv.events if e.type == "score_changed"]
+    outbox = await store.query(tenant_id, "outbox", filters=[where("conversation_id", "==", conversation_id)])
+    decisions = sorted(
+        (
+            {
+                "message_id": o.data["message_id"],
+                "status": o.data["status"],
+                "channel": o.data["channel"],
+                **(o.data.get("decision") or {}),
+            }
+            for o in outbox
+        ),
+        key=lambda d: str(d["message_id"]),
+    )
     return {
         **conv.to_doc(),
+        "cost_usd": int(conv.llm_usage.get("cost_micro_usd", 0)) / 1_000_000,
+        "delivery_decisions": decisions,
         "lead": lead,
         "slots": lead.get("slots", {}),
         "score": lead.get("score", 0),
         "score_reasons": score_reasons,
         "messages": [m.data for m in messages],
     }
+
+
+@get("/api/v1/usage", summary="The tenant's model usage and cost for a month")
+async def get_usage(
+    request: Request[Any, Any, Any],
+    tenant_id: NamedDependency[str],
+    month: Annotated[str | None, QueryParameter(pattern=r"^\d{4}-\d{2}$")] = None,
+) -> dict[str, Any]:
+    """Tokens and cost of ``month`` (``YYYY-MM``, default: this month, UTC), with the budget."""
+    runtime = runtime_of(request)
+    ledger = UsageLedger(runtime.store, runtime.clock)
+    data = await ledger.month(tenant_id, month)
+    profile = await runtime.tenants.profile(tenant_id)
+    budget = profile.llm_monthly_budget_usd
+    if budget is None:
+        budget = runtime.settings.llm_monthly_budget_usd
+    return {**data, "cost_usd": int(data.get("cost_micro_usd", 0)) / 1_000_000, "budget_usd": budget}
 
 
 @get("/api/v1/playbooks", summary="The tenant's playbooks")
@@ -273,7 +306,15 @@ class AdminApiPlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
-            [create_lead, get_lead, list_conversations, get_conversation, list_playbooks, upload_playbook]
+            [
+                create_lead,
+                get_lead,
+                list_conversations,
+                get_conversation,
+                get_usage,
+                list_playbooks,
+                upload_playbook,
+            ]
         )
         app_config.dependencies["tenant_id"] = Provide(tenant_from_bearer)
         return app_config

@@ -24,7 +24,7 @@ from litestar.plugins import InitPluginProtocol
 from litestar.status_codes import HTTP_200_OK, HTTP_404_NOT_FOUND
 
 from app.api.deps import lowercase_headers, runtime_of
-from app.api.ingest import ingest_webhook
+from app.api.ingest import ingest_webhook, route_or_default
 from app.logs import get_logger
 from app.runtime import Runtime
 from channels.email import EmailChannel, UnsubscribeTokenError
@@ -129,19 +129,13 @@ def _html(body: str, status_code: int = HTTP_200_OK) -> Response[str]:
 async def email_inbound(request: Request[Any, Any, Any]) -> Response[Any]:
     """Verify the shared key, parse and store; 200 once stored (see :mod:`app.api.ingest`)."""
     runtime = runtime_of(request)
-    default_tenant = runtime.settings.default_tenant_id
-
-    async def resolve(address: str) -> str:
-        tenant = await runtime.tenants.route("email", address.lower()) if address else None
-        return tenant or default_tenant
-
     return await ingest_webhook(
         runtime,
         "email",
         lowercase_headers(request),
         await request.body(),
         url=str(request.url),
-        resolve_tenant=resolve,
+        resolve_tenant=route_or_default(runtime, "email"),
     )
 
 

@@ -24,12 +24,27 @@ from app.runtime import Runtime
 from app.store import StoreError
 from channels.base import PayloadError, SignatureError
 
-__all__ = ["TenantResolver", "ingest_webhook"]
+__all__ = ["TenantResolver", "ingest_webhook", "route_or_default"]
 
 log = get_logger("leadwarm.webhooks")
 
 TenantResolver = Callable[[str], Awaitable[str]]
 """Maps a message's ``recipient`` (our receiving address) to the tenant that owns it."""
+
+
+def route_or_default(runtime: Runtime, channel: str) -> TenantResolver:
+    """Resolve our receiving address on ``channel`` through the tenants' channel routes; an
+    address nobody routed goes to the default tenant (logged), so no message is ever dropped."""
+    default_tenant = runtime.settings.default_tenant_id
+
+    async def resolve(address: str) -> str:
+        tenant = await runtime.tenants.route(channel, address) if address else None
+        if tenant is None:
+            log.warning("webhook.unrouted", channel=channel, address=address, tenant=default_tenant)
+            return default_tenant
+        return tenant
+
+    return resolve
 
 
 async def ingest_webhook(

@@ -17,7 +17,7 @@ from litestar.plugins import InitPluginProtocol
 from litestar.status_codes import HTTP_200_OK
 
 from app.api.deps import lowercase_headers, runtime_of
-from app.api.ingest import ingest_webhook
+from app.api.ingest import ingest_webhook, route_or_default
 from app.logs import get_logger
 from channels.sms import EVENT_HEADER, INBOUND_PATH, STATUS_PATH
 
@@ -37,15 +37,6 @@ def public_url(public_base_url: str, request: Request[Any, Any, Any]) -> str:
 
 async def _ingest(request: Request[Any, Any, Any], event: str) -> Response[Any]:
     runtime = runtime_of(request)
-    default_tenant = runtime.settings.default_tenant_id
-
-    async def resolve(number: str) -> str:
-        tenant = await runtime.tenants.route("sms", number) if number else None
-        if tenant is None:
-            log.warning("twilio.unrouted", number=number, tenant=default_tenant)
-            return default_tenant
-        return tenant
-
     headers = lowercase_headers(request)
     headers[EVENT_HEADER] = event  # set by the route, whatever the caller sent
     return await ingest_webhook(
@@ -54,7 +45,7 @@ async def _ingest(request: Request[Any, Any, Any], event: str) -> Response[Any]:
         headers,
         await request.body(),
         url=public_url(runtime.settings.public_base_url, request),
-        resolve_tenant=resolve,
+        resolve_tenant=route_or_default(runtime, "sms"),
     )
 
 

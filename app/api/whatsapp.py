@@ -15,7 +15,7 @@ from litestar.plugins import InitPluginProtocol
 from litestar.status_codes import HTTP_403_FORBIDDEN
 
 from app.api.deps import lowercase_headers, runtime_of
-from app.api.ingest import ingest_webhook
+from app.api.ingest import ingest_webhook, route_or_default
 from app.logs import get_logger
 from channels.whatsapp import SubscriptionError, WhatsAppChannel
 
@@ -46,22 +46,13 @@ def whatsapp_subscribe(request: Request[Any, Any, Any]) -> Response[str]:
 async def whatsapp_receive(request: Request[Any, Any, Any]) -> Response[Any]:
     """Verify, parse and store; 200 once stored (see :mod:`app.api.ingest`)."""
     runtime = runtime_of(request)
-    default_tenant = runtime.settings.default_tenant_id
-
-    async def resolve(phone_number_id: str) -> str:
-        tenant = await runtime.tenants.route("whatsapp", phone_number_id) if phone_number_id else None
-        if tenant is None:
-            log.warning("whatsapp.unrouted", phone_number_id=phone_number_id, tenant=default_tenant)
-            return default_tenant
-        return tenant
-
     return await ingest_webhook(
         runtime,
         "whatsapp",
         lowercase_headers(request),
         await request.body(),
         url=str(request.url),
-        resolve_tenant=resolve,
+        resolve_tenant=route_or_default(runtime, "whatsapp"),
     )
 
 

@@ -208,3 +208,100 @@ async def test_blocked_whatsapp_falls_back_to_another_channel(
     assert {m["decision"]["rerouted_because"] for m in outbound} == {
         "outside_customer_service_window_no_template"
     }
+
+
+CUSTOM = """
+id: channel-demo
+name: Channel demo
+version: 1
+language: en
+fallback_channels: [webchat]
+steps:
+  - id: hello
+    type: message
+    text: "Hello {{ lead.first_name }}!"
+    whatsapp_template: {name: lead_hello, language: en, parameters: ["{{ lead.first_name }}"]}
+  - id: details
+    type: message
+    channel: webchat
+    text: "Here are the details on the web chat."
+  - id: bye
+    type: end
+    outcome: completed
+"""
+
+
+async def _start_custom(rt: Runtime, clock: ManualClock, *, webchat: str | None) -> None:
+    from app.records import Conversation, Lead
+
+    await rt.playbooks.save("demo", CUSTOM)
+    lead = Lead(
+        id="ld_c", tenant_id="demo", name="Ines Roy", phone=LEAD, webchat_id=webchat, created_at=clock.now()
+    )
+    conv = Conversation(
+        id="cv_c",
+        tenant_id="demo",
+        lead_id=lead.id,
+        channel="whatsapp",
+        address=LEAD,
+        playbook_id="channel-demo",
+        playbook_version=1,
+        created_at=clock.now(),
+    )
+    await rt.store.set("demo", "leads", lead.id, lead.to_doc())
+    await rt.store.set("demo", "conversations", conv.id, conv.to_doc())
+    await rt.jobs.enqueue("demo", "start", conv.id)
+    await rt.worker.drain()
+
+
+async def test_a_step_sends_its_own_template_and_targets_another_channel(
+    rt: Runtime, clock: ManualClock, graph: RecordingServer
+) -> None:
+    await _start_custom(rt, clock, webchat="wc_channel_demo")
+    [request] = graph.requests  # WhatsApp got exactly the step's template
+    assert request.body["template"]["name"] == "lead_hello"
+    assert request.body["template"]["components"][0]["parameters"] == [{"type": "text", "text": "Ines"}]
+    outbound = await messages(rt, "outbound")
+    assert [(m["channel"], m["status"]) for m in outbound] == [("whatsapp", "sent"), ("webchat", "sent")]
+
+
+async def test_the_playbooks_fallback_channel_is_used_when_whatsapp_is_blocked(
+    rt: Runtime, clock: ManualClock, graph: RecordingServer
+) -> None:
+    await rt.optouts.record("demo", channel="whatsapp", address=LEAD, source="test")
+    profile = await rt.tenants.profile("demo")
+    await rt.tenants.save_profile(profile.model_copy(update={"optout_all_channels": False}))
+    await _start_custom(rt, clock, webchat="wc_channel_demo")
+    assert graph.requests == []
+    outbound = await messages(rt, "outbound")
+    assert {(m["channel"], m["status"]) for m in outbound} == {("webchat", "sent")}
+    assert outbound[0]["decision"]["rerouted_because"] == "opted_out"
+
+
+async def test_an_opt_out_on_one_channel_covers_all_when_the_tenant_says_so(
+    rt: Runtime, clock: ManualClock, graph: RecordingServer
+) -> None:
+    await rt.optouts.record("demo", channel="whatsapp", address=LEAD, source="test")
+    await _start_custom(rt, clock, webchat="wc_channel_demo")  # optout_all_channels is the default
+    outbound = await messages(rt, "outbound")
+    assert {m["status"] for m in outbound} == {"blocked"}
+    assert graph.requests == []
+
+
+async def test_a_provider_unsubscribed_error_lands_in_the_ledger(
+    tmp_path: Path, graph: RecordingServer
+) -> None:
+    from tests.support.recording import Reply
+
+    runtime = Runtime.build(make_settings(tmp_path / "d2", graph.base_url))
+    await bootstrap(runtime)
+    graph.replies.append(
+        Reply(
+            status=400,
+            body={"error": {"code": 131050, "message": "User stopped marketing", "type": "OAuthException"}},
+        )
+    )
+    await runtime.accept("demo", wa("Hi, solar please", "u1"))
+    await runtime.worker.drain()
+    assert await runtime.optouts.is_opted_out("demo", "whatsapp", LEAD)
+    await runtime.store.close()
