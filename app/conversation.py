@@ -26,6 +26,7 @@ from app import i18n
 from app.effects import TurnPlan, append_inbound, plan_bot_messages, plan_turn
 from app.inbox import INBOX
 from app.jobs import Job, JobQueue
+from app.knowledge.stats import record_kb_outcome
 from app.logs import get_logger
 from app.lookup import ADDRESS_FIELDS, CONVERSATIONS, LEADS, ConversationLocator, Located
 from app.nlu.language import detect_language
@@ -407,6 +408,11 @@ class ConversationService:
             return True
 
         committed = await self.store.run_transaction(tenant_id, fn)
+        if committed and conv.status == "closed" and located.conversation.status != "closed":
+            # The conversation reached its outcome: credit the knowledge entries it used.
+            await record_kb_outcome(
+                self.store, tenant_id, conv.id, success=lead.stage in ("qualified", "booked")
+            )
         if committed:
             if plan.outbox or plan.timer:
                 self.jobs.notify()

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.knowledge.repository import KnowledgeRepository
+from app.knowledge.stats import record_kb_usage
 from app.llm.budget import MonthlyBudget
 from app.llm.client import LlmConfig, TurnAnalyzer
 from app.llm.interpreter import GptInterpreter
@@ -67,12 +68,22 @@ class InterpreterDirectory:
         """Whether turns go to the model first."""
         return self.analyzer is not None
 
-    def offline(self, tenant_id: str, *, timezone: str, default_region: str | None) -> RuleInterpreter:
+    def offline(
+        self, tenant_id: str, *, timezone: str, default_region: str | None, conversation_id: str | None = None
+    ) -> RuleInterpreter:
         """The offline interpreter bound to the tenant's knowledge base, reading dates in the lead's
-        ``timezone`` (IANA) and phone numbers in ``default_region`` (ISO 3166)."""
+        ``timezone`` (IANA) and phone numbers in ``default_region`` (ISO 3166). An answer it takes
+        from the knowledge base counts as a use of that entry in ``conversation_id``."""
 
         async def answer(question: str, language: str) -> str | None:
-            return await self.knowledge.answer(tenant_id, question, language)
+            entry = await self.knowledge.best_entry(tenant_id, question, language)
+            if entry is None:
+                return None
+            if conversation_id is not None:
+                await record_kb_usage(
+                    self.knowledge.store, tenant_id, entry.id, conversation_id=conversation_id
+                )
+            return entry.response
 
         def detect(text: str) -> str | None:
             return detect_language(text, supported=self.languages)
@@ -97,7 +108,9 @@ class InterpreterDirectory:
         """The interpreter for one turn: :class:`GptInterpreter` (offline fallback inside) when a key is
         set, else the offline one. ``conversation_id`` puts the last messages in the prompt; ``channel``
         sets the reply length the guardrails allow."""
-        offline = self.offline(tenant_id, timezone=timezone, default_region=default_region)
+        offline = self.offline(
+            tenant_id, timezone=timezone, default_region=default_region, conversation_id=conversation_id
+        )
         if self.analyzer is None or self.ledger is None or self.budget is None:
             return offline
         assert self.store is not None and self.playbooks is not None

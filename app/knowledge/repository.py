@@ -53,5 +53,9 @@ class KnowledgeRepository:
 
     async def answer(self, tenant_id: str, question: str, language: str | None) -> str | None:
         """The best stored answer to ``question``, or ``None`` when nothing is close enough."""
-        entry = (await self.index(tenant_id)).best_answer(question, language=language)
+        entry = await self.best_entry(tenant_id, question, language)
         return entry.response if entry else None
+
+    async def best_entry(self, tenant_id: str, question: str, language: str | None) -> QAEntry | None:
+        """The entry that best answers ``question``, or ``None`` when nothing is close enough."""
+        return (await self.index(tenant_id)).best_answer(question, language=language)
