@@ -145,7 +145,7 @@ async def test_solar_french_lead_gets_french_texts(
     )
     assert c.state.language == "fr"
     texts = c.texts()
-    assert texts[0].startswith("Bonjour ! Merci d'avoir contacté BrightRoof Solar")
+    assert texts[0].startswith("Bonjour ! Merci d'avoir contacté SunnyWatt")
     assert texts[1] == "Oui, nous proposons un financement."
     assert texts[2] == "Êtes-vous propriétaire du logement où les panneaux seraient installés ?"
     assert [m.purpose for m in sends(c)] == ["step", "answer", "step"]
