@@ -25,7 +25,7 @@ import phonenumbers
 from app import i18n
 from app.effects import TurnPlan, append_inbound, plan_bot_messages, plan_turn
 from app.inbox import INBOX
-from app.jobs import Job, JobQueue
+from app.jobs import Job, JobQueue, job_doc_id
 from app.knowledge.stats import record_kb_outcome
 from app.logs import get_logger
 from app.lookup import ADDRESS_FIELDS, CONVERSATIONS, LEADS, ConversationLocator, Located
@@ -121,6 +121,10 @@ class ConversationService:
         return [InboxItem.from_doc(d.data) for d in docs]
 
     async def _inbound_turn(self, tenant_id: str, address_key: str) -> bool:
+        # Every accepted message bumps this job's generation in the transaction that stores it:
+        # reading it first tells the commit whether the lead wrote again while we worked.
+        job = await self.store.get(tenant_id, "jobs", job_doc_id("inbound", address_key))
+        generation = (job or {}).get("generation")
         items = await self._pending(tenant_id, address_key)
         if not items:
             return True
@@ -137,7 +141,7 @@ class ConversationService:
         keyword = self._keyword(items[-1].channel, readable)
         if keyword is not None:
             plan = await self._keyword_plan(tenant_id, located, items, keyword, profile, now)
-            return await self._commit(tenant_id, located, plan, inbox_items=items)
+            return await self._commit(tenant_id, located, plan, inbox_items=items, generation=generation)
         if not readable:
             # Nothing the playbook can read: keep the messages; answer politely unless they are
             # reactions or automatic replies. The playbook does not advance.
@@ -145,7 +149,7 @@ class ConversationService:
             if any(i.kind not in _SILENT_KINDS for i in items):
                 reply = i18n.text("unsupported_message", lead.language or profile.default_language)
                 plan_bot_messages(plan, [reply], now, purpose="fallback")
-            return await self._commit(tenant_id, located, plan, inbox_items=items)
+            return await self._commit(tenant_id, located, plan, inbox_items=items, generation=generation)
         conv = located.conversation
         text = "\n".join(i.text for i in readable)
         event: Event
@@ -327,8 +331,14 @@ class ConversationService:
         plan: TurnPlan,
         *,
         inbox_items: list[InboxItem] = (),  # type: ignore[assignment]
+        generation: int | None = None,
     ) -> bool:
-        """Write the whole turn in one transaction; ``False`` when it must be recomputed."""
+        """Write the whole turn in one transaction; ``False`` when it must be recomputed.
+
+        Only this lead's documents are read in the transaction (no query: on Firestore a query in
+        a transaction locks every document it scans, so a query on the inbox would serialise all
+        leads). ``generation`` is the inbound job's generation when the turn read the inbox.
+        """
         expected = located.conversation.version
         conv, lead = plan.conversation, plan.lead
         if not conv.playbook_id and located.conversation.playbook_id:
@@ -347,13 +357,11 @@ class ConversationService:
             elif current is None or current.get("version") != expected:
                 return False
             if address_key is not None:
-                pending = await tx.query(
-                    INBOX, filters=[where("address_key", "==", address_key), where("status", "==", "pending")]
-                )
-                pending_ids = {d.id for d in pending}
-                if not pending_ids & item_ids:
+                job_now = await tx.get("jobs", job_doc_id("inbound", address_key))
+                items_now = [await tx.get(INBOX, item_id) for item_id in sorted(item_ids)]
+                if not any(i is not None and i.get("status") == "pending" for i in items_now):
                     return True  # processed by someone else: nothing to write
-                if pending_ids - item_ids:
+                if job_now is not None and generation is not None and job_now.get("generation") != generation:
                     return False  # the lead wrote again meanwhile: one turn must read it all
             lead_now = await tx.get(LEADS, lead.id)
             if located.lead_is_new and lead_now is not None:

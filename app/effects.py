@@ -87,8 +87,21 @@ def conversation_status(engine_status: str) -> str:
     ]
 
 
+#: Longest string kept in an event's detail: events live on the conversation document, which must
+#: stay far below Firestore's 1 MiB (200 events x 500 characters x a few fields).
+EVENT_TEXT_MAX = 500
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > EVENT_TEXT_MAX:
+        return value[: EVENT_TEXT_MAX - 1] + "…"
+    return value
+
+
 def _event(now: float, type_: str, **detail: Any) -> ConversationEvent:
-    return ConversationEvent(at=now, type=type_, detail={k: v for k, v in detail.items() if v is not None})
+    return ConversationEvent(
+        at=now, type=type_, detail={k: _clip(v) for k, v in detail.items() if v is not None}
+    )
 
 
 def message_doc_id(seq: int) -> str:

@@ -179,7 +179,8 @@ class JobQueue:
 
     # ----------------------------------------------------------------- leasing
     async def lease_due(self, *, limit: int = 16) -> list[Job]:
-        """Lease up to ``limit`` due jobs (and jobs whose lease expired), oldest first."""
+        """Lease up to ``limit`` due jobs (and jobs whose lease expired): the oldest are chosen, then
+        tried in random order."""
         now = self.clock.now()
         candidates = await self.store.query_group(
             COLLECTION,
@@ -194,6 +195,9 @@ class JobQueue:
                 order_by=[Order("lease_until")],
                 limit=limit - len(candidates),
             )
+        # Several processes see the same candidates: try them in a random order so that they
+        # rarely contend for the same job (each contention costs a transaction retry).
+        random.shuffle(candidates)
         leased: list[Job] = []
         for doc in candidates:
             job = await self._try_lease(doc.tenant_id, doc.id)
