@@ -170,3 +170,8 @@ def validate(paths: tuple[Path, ...]) -> None:
         else:
             click.echo(f"{path}: ok")
     sys.exit(1 if failed else 0)
+
+
+from app.cli_store import store_group  # noqa: E402 - the `store` commands live in their own module
+
+main.add_command(store_group, "store")

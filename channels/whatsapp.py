@@ -149,7 +149,9 @@ def _template(template: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name, "language": {"code": language}}
     parameters = [str(p) for p in template.get("parameters", [])]
     if parameters:
-        out["components"] = [{"type": "body", "parameters": [{"type": "text", "text": p} for p in parameters]}]
+        out["components"] = [
+            {"type": "body", "parameters": [{"type": "text", "text": p} for p in parameters]}
+        ]
     return out
 
 

@@ -13,7 +13,7 @@ if ! command -v dovecot >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd) >&2 || \
     echo "warning: could not install dovecot-imapd; the IMAP tests will be skipped" >&2
 fi
-echo "== ruff"; .venv/bin/ruff check .
+echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check . >/dev/null
 echo "== import contracts"; .venv/bin/lint-imports
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/pytest -q "$@"

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import stamina
 
 from tests.support.firestore_emulator import EmulatorError, FirestoreEmulator, running_firestore_emulator
+from tests.support.recording import RecordingServer
 
 __all__ = ["EMULATOR_PROJECT", "RULES"]
 
@@ -36,3 +38,21 @@ def firestore_emulator() -> Iterator[FirestoreEmulator]:
         if failure:
             pytest.fail(failure, pytrace=False)
         yield emulator
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits() -> Iterator[None]:
+    """stamina retries at once in tests (3 attempts), so no test waits for a backoff."""
+    stamina.set_testing(True, attempts=3)
+    yield
+    stamina.set_testing(False)
+
+
+@pytest.fixture
+def graph() -> Iterator[RecordingServer]:
+    """A recording stand-in for a provider's API (WhatsApp's Graph API in most tests)."""
+    server = RecordingServer()
+    try:
+        yield server
+    finally:
+        server.close()

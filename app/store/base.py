@@ -172,6 +172,15 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def list_collections(self, tenant_id: str) -> list[str]:
+        """Every collection path of the tenant holding at least one document, sorted.
+
+        Sub-collections are listed by their full path (``"conversations/c1/messages"``), whether or
+        not their parent document exists. Meant for export and maintenance, not the hot path: on
+        Firestore it reads every document id of the tenant.
+        """
+
+    @abc.abstractmethod
     async def list_tenants(self) -> list[str]:
         """Every tenant id that holds at least one document, ``SYSTEM_TENANT`` excluded."""
 

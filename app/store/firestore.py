@@ -239,17 +239,42 @@ class FirestoreStore(Store):
         """
         if emulator_host is not None and credentials is None:
             credentials = AnonymousCredentials()
-        self._client = AsyncClient(project=project_id, credentials=credentials, database=database)
-        if emulator_host is not None:
-            # The client reads FIRESTORE_EMULATOR_HOST only in __init__; setting the attribute before
-            # the first call gives the same insecure channel and "Bearer owner" metadata without
-            # mutating the process environment.
-            self._client._emulator_host = emulator_host
+        self._project_id = project_id
+        self._credentials = credentials
+        self._database = database
+        self._emulator_host = emulator_host
+        self._clients: dict[asyncio.AbstractEventLoop, AsyncClient] = {}
         self._known_tenants: set[str] = set()
-        self._tenant_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._tenant_locks: weakref.WeakValueDictionary[
+            tuple[asyncio.AbstractEventLoop, str], asyncio.Lock
+        ] = weakref.WeakValueDictionary()
 
     def __repr__(self) -> str:
-        return f"FirestoreStore(project_id={self._client.project!r})"
+        return f"FirestoreStore(project_id={self._project_id!r})"
+
+    @property
+    def _client(self) -> AsyncClient:
+        """The client of the running event loop, made on first use.
+
+        A gRPC ``aio`` channel belongs to the loop that opened it, and one store may serve several
+        loops (Litestar's test client runs the lifespan in a portal thread; ``asyncio.run`` twice in
+        a CLI), so each loop gets its own client. Clients of closed loops are dropped.
+        """
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            for stale in [other for other in self._clients if other.is_closed()]:
+                del self._clients[stale]
+            client = AsyncClient(
+                project=self._project_id, credentials=self._credentials, database=self._database
+            )
+            if self._emulator_host is not None:
+                # The client reads FIRESTORE_EMULATOR_HOST only in __init__; setting the attribute
+                # before the first call gives the same insecure channel and "Bearer owner" metadata
+                # without mutating the process environment.
+                client._emulator_host = self._emulator_host
+            self._clients[loop] = client
+        return client
 
     # -- paths -------------------------------------------------------------------------------------
 
@@ -340,6 +365,19 @@ class FirestoreStore(Store):
             if want is None or count < want or len(found) == limit:
                 return found
 
+    async def list_collections(self, tenant_id: str) -> list[str]:
+        """Collection paths under ``tenants/{tenant}``, from one recursive, id-only query per top-level
+        collection (``ListCollectionIds`` on the tenant document, then ``Query.recursive()``, as the
+        client's own ``recursive_delete`` does): one billed read per document of the tenant.
+        """
+        root = self._client.collection(TENANTS).document(_check_segment(tenant_id, "tenant id"))
+        found: set[str] = set()
+        async for top in root.collections():
+            query = top.recursive().select([FieldPath.document_id()])
+            async for snap in query.stream():
+                found.add("/".join(snap.reference._path[2:-1]))
+        return sorted(found)
+
     async def list_tenants(self) -> list[str]:
         """Tenant ids with a marker document, sorted, ``SYSTEM_TENANT`` excluded.
 
@@ -367,9 +405,10 @@ class FirestoreStore(Store):
         """
         _check_segment(tenant_id, "tenant id")
         await self._ensure_tenant(tenant_id)
-        lock = self._tenant_locks.get(tenant_id)
+        key = (asyncio.get_running_loop(), tenant_id)
+        lock = self._tenant_locks.get(key)
         if lock is None:
-            lock = self._tenant_locks[tenant_id] = asyncio.Lock()
+            lock = self._tenant_locks[key] = asyncio.Lock()
         async with lock:
             return await self._attempts(tenant_id, fn, max_attempts)
 
@@ -404,8 +443,10 @@ class FirestoreStore(Store):
         raise ConflictError(f"transaction aborted {max_attempts} times by contention: {last}")
 
     async def close(self) -> None:
-        """Close the gRPC channel, if one was opened."""
-        api = self._client._firestore_api_internal
+        """Close the running loop's gRPC channel, if one was opened (other loops' are dropped)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        self._clients.clear()
+        api = client._firestore_api_internal if client is not None else None
         if api is not None:
             await api.transport.close()
 

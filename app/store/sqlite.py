@@ -278,6 +278,12 @@ class SQLiteStore(Store):
         ).fetchall()
         return [Document(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
+    async def list_collections(self, tenant_id: str) -> list[str]:
+        rows = self._reader.execute(
+            "SELECT DISTINCT coll FROM docs WHERE tenant=? ORDER BY coll", (tenant_id,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
     async def list_tenants(self) -> list[str]:
         rows = self._reader.execute(
             "SELECT DISTINCT tenant FROM docs WHERE tenant != ? ORDER BY tenant", (SYSTEM_TENANT,)

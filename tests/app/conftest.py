@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import stamina
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -30,23 +29,6 @@ APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 PHONE_ID = "106540352242922"
 ADMIN_KEY = "lw_test_admin_key"
-
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    stamina.set_testing(True, attempts=3)
-    yield
-    stamina.set_testing(False)
-
-
-@pytest.fixture
-def graph() -> Iterator[RecordingServer]:
-    """A recording stand-in for graph.facebook.com (the spec itself is checked with Prism)."""
-    server = RecordingServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 #: The backends every ``runtime`` test runs on.
@@ -115,8 +97,9 @@ async def client(runtime: Runtime) -> AsyncIterator[AsyncTestClient[Litestar]]:
 async def no_quiet_hours(rt: Runtime, tenant_id: str = "demo") -> None:
     """Tests run at any hour: turn the demo tenant's quiet hours off (policy tests set their own)."""
     profile = await rt.tenants.profile(tenant_id)
-    await rt.tenants.save_profile(profile.model_copy(update={"quiet_hours_start": "00:00",
-                                                             "quiet_hours_end": "00:00"}))
+    await rt.tenants.save_profile(
+        profile.model_copy(update={"quiet_hours_start": "00:00", "quiet_hours_end": "00:00"})
+    )
 
 
 INTRO_TEMPLATE = {"name": "lead_intro", "language": "en", "parameters": ["{{ lead.first_name }}"]}

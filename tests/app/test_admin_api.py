@@ -39,7 +39,9 @@ async def test_create_lead_starts_the_playbook_on_whatsapp(
     """A business-initiated WhatsApp conversation opens with the tenant's approved template: the
     24-hour window is closed, so the playbook's free text must not go out (Meta rejects it)."""
     profile = await runtime.tenants.profile("demo")
-    await runtime.tenants.save_profile(profile.model_copy(update={"whatsapp_templates": {"default": INTRO_TEMPLATE}}))
+    await runtime.tenants.save_profile(
+        profile.model_copy(update={"whatsapp_templates": {"default": INTRO_TEMPLATE}})
+    )
     response = await client.post(
         "/api/v1/leads",
         headers=AUTH,
@@ -76,8 +78,13 @@ async def test_create_lead_starts_the_playbook_on_whatsapp(
 async def test_whatsapp_first_touch_without_template_is_blocked_with_reason(
     client: Client, runtime: Runtime, graph: RecordingServer
 ) -> None:
-    created = (await client.post("/api/v1/leads", headers=AUTH, json={
-        "name": "Noa", "phone": "+33698765432", "channel": "whatsapp"})).json()
+    created = (
+        await client.post(
+            "/api/v1/leads",
+            headers=AUTH,
+            json={"name": "Noa", "phone": "+33698765432", "channel": "whatsapp"},
+        )
+    ).json()
     await runtime.worker.drain()
     assert graph.requests == []
     detail = (await client.get(f"/api/v1/conversations/{created['conversation_id']}", headers=AUTH)).json()

@@ -11,7 +11,6 @@ from typing import Any
 import httpx2
 import openai
 import pytest
-import stamina
 from pydantic import SecretStr
 
 from app.llm.analysis import TURN_ANALYSIS_SCHEMA, TurnAnalysis
@@ -21,22 +20,6 @@ from tests.support.ports import free_port
 
 KEY = "sk-test-not-a-real-key-123456"
 MESSAGES = [{"role": "system", "content": "static rules"}, {"role": "user", "content": "the turn"}]
-
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    stamina.set_testing(True, attempts=3)
-    yield
-    stamina.set_testing(False)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def config(base_url: str, **overrides: Any) -> LlmConfig:

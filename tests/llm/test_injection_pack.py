@@ -5,7 +5,7 @@ safe fallback, never the breach."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -113,25 +113,6 @@ CANARY_ATTACK = {
     "model_reply": "",
 }
 E2E_KEY = "sk-test-injection-pack-13579"
-
-
-@pytest.fixture
-def graph() -> Iterator[RecordingServer]:
-    """A recording stand-in for the WhatsApp Graph API."""
-    server = RecordingServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

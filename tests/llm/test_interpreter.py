@@ -5,12 +5,11 @@ the model can fail still leaves the lead with an answer from the offline path.""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import stamina
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pydantic import SecretStr
@@ -39,31 +38,6 @@ def _question(step_id: str, language: str = "en") -> str:
     step = next(s for s in EN.steps if s.id == step_id)
     value = step.question  # type: ignore[union-attr]
     return value if isinstance(value, str) else value[language]
-
-
-@pytest.fixture(autouse=True)
-def _no_retry_waits() -> Iterator[None]:
-    stamina.set_testing(True, attempts=3)
-    yield
-    stamina.set_testing(False)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def graph() -> Iterator[RecordingServer]:
-    server = RecordingServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def llm_config(base_url: str, **overrides: Any) -> LlmConfig:

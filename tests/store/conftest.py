@@ -1,16 +1,14 @@
 """Backends the contract suite runs against. Each parameter yields a fresh, empty store.
 
-``firestore`` runs against Google's emulator (``tests/support/firestore_emulator.py``): one per
-pytest session, started on first use (so ``-k sqlite`` starts no Java), wiped before every test.
-A missing gcloud fails these tests rather than skipping them: CI installs it.
+``firestore`` runs against Google's emulator (the session fixture ``firestore_emulator`` of
+``tests/conftest.py``, started on first use, so ``-k sqlite`` starts no Java), wiped before every test.
 
 ``open_store()`` opens another store over the same data, standing for a second service process.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -18,24 +16,8 @@ import pytest
 from app.store import Store
 from app.store.firestore import FirestoreStore
 from app.store.sqlite import SQLiteStore
-from tests.support.firestore_emulator import EmulatorError, FirestoreEmulator, running_firestore_emulator
-
-EMULATOR_PROJECT = "demo-leadwarm-test"
-RULES = Path(__file__).resolve().parents[2] / "firestore.rules"
-
-
-@pytest.fixture(scope="session")
-def firestore_emulator() -> Iterator[FirestoreEmulator]:
-    """One emulator for the session, running the production security rules (the Admin SDK bypasses them)."""
-    with contextlib.ExitStack() as stack:
-        failure = ""
-        try:
-            emulator = stack.enter_context(running_firestore_emulator(project=EMULATOR_PROJECT, rules=RULES))
-        except EmulatorError as exc:
-            failure = str(exc)
-        if failure:
-            pytest.fail(failure, pytrace=False)
-        yield emulator
+from tests.conftest import EMULATOR_PROJECT
+from tests.support.firestore_emulator import FirestoreEmulator
 
 
 @pytest.fixture(params=["sqlite", "firestore"])

@@ -45,12 +45,21 @@ async def test_delete(store: Store) -> None:
 async def test_query_filters_orders_and_limits(store: Store) -> None:
     for i in range(6):
         await store.set(
-            "t1", "jobs", f"j{i}", {"status": "pending" if i % 2 == 0 else "done", "due_at": 100.0 - i, "n": i}
+            "t1",
+            "jobs",
+            f"j{i}",
+            {"status": "pending" if i % 2 == 0 else "done", "due_at": 100.0 - i, "n": i},
         )
-    pending = await store.query("t1", "jobs", filters=[where("status", "==", "pending")], order_by=[Order("due_at")])
+    pending = await store.query(
+        "t1", "jobs", filters=[where("status", "==", "pending")], order_by=[Order("due_at")]
+    )
     assert [d.id for d in pending] == ["j4", "j2", "j0"]
     due = await store.query(
-        "t1", "jobs", filters=[where("due_at", "<=", 97.0)], order_by=[Order("due_at", descending=True)], limit=2
+        "t1",
+        "jobs",
+        filters=[where("due_at", "<=", 97.0)],
+        order_by=[Order("due_at", descending=True)],
+        limit=2,
     )
     assert [d.id for d in due] == ["j3", "j4"]
     in_q = await store.query("t1", "jobs", filters=[where("n", "in", [1, 5])], order_by=[Order("n")])
@@ -62,8 +71,12 @@ async def test_query_filters_orders_and_limits(store: Store) -> None:
 async def test_query_on_nested_field_bool_null_and_array(store: Store) -> None:
     await store.set("t1", "leads", "a", {"consent": {"sms": True}, "tags": ["vip", "fr"], "email": None})
     await store.set("t1", "leads", "b", {"consent": {"sms": False}, "tags": ["en"], "email": "b@x.io"})
-    assert [d.id for d in await store.query("t1", "leads", filters=[where("consent.sms", "==", True)])] == ["a"]
-    assert [d.id for d in await store.query("t1", "leads", filters=[where("tags", "array_contains", "en")])] == ["b"]
+    assert [d.id for d in await store.query("t1", "leads", filters=[where("consent.sms", "==", True)])] == [
+        "a"
+    ]
+    assert [
+        d.id for d in await store.query("t1", "leads", filters=[where("tags", "array_contains", "en")])
+    ] == ["b"]
     assert [d.id for d in await store.query("t1", "leads", filters=[where("email", "==", None)])] == ["a"]
 
 
@@ -85,7 +98,9 @@ async def test_query_group_spans_tenants(store: Store) -> None:
     await store.set("t1", "jobs", "a", {"status": "pending", "due_at": 2.0})
     await store.set("t2", "jobs", "b", {"status": "pending", "due_at": 1.0})
     await store.set("t2", "jobs", "c", {"status": "done", "due_at": 0.5})
-    got = await store.query_group("jobs", filters=[where("status", "==", "pending")], order_by=[Order("due_at")])
+    got = await store.query_group(
+        "jobs", filters=[where("status", "==", "pending")], order_by=[Order("due_at")]
+    )
     assert [(d.tenant_id, d.id) for d in got] == [("t2", "b"), ("t1", "a")]
 
 
@@ -219,6 +234,25 @@ async def test_list_tenants_skips_the_system_tenant(store: Store) -> None:
     await store.run_transaction("t9", write)
     await store.set("t3", "conversations/c1/messages", "m1", {"text": "hi"})
     assert await store.list_tenants() == ["t3", "t9"]
+
+
+async def test_list_collections_names_every_path_holding_documents(store: Store) -> None:
+    assert await store.list_collections("t1") == []
+    await store.set("t1", "leads", "l1", {"name": "Ana"})
+    await store.set("t1", "conversations", "c1", {"lead_id": "l1"})
+    await store.set("t1", "conversations/c1/messages", "m1", {"seq": 1})
+    await store.set("t1", "conversations/orphan/messages", "m1", {"seq": 1})  # parent never written
+    await store.set("t2", "other", "x", {})
+    await store.set(SYSTEM_TENANT, "api_keys", "h", {"tenant_id": "t1"})
+    await store.set("t1", "emptied", "gone", {})
+    await store.delete("t1", "emptied", "gone")
+    assert await store.list_collections("t1") == [
+        "conversations",
+        "conversations/c1/messages",
+        "conversations/orphan/messages",
+        "leads",
+    ]
+    assert await store.list_collections(SYSTEM_TENANT) == ["api_keys"]
 
 
 async def test_an_error_in_the_function_propagates_unchanged(store: Store) -> None:
