@@ -4,10 +4,6 @@ once, and a redelivery of the same webhook afterwards changes nothing."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,73 +24,27 @@ from tests.app.conftest import (
     sign,
     text_webhook,
 )
-from tests.support.ports import free_port
 from tests.support.recording import RecordingServer
+from tests.support.service import Service, service_env
 
-LEADWARM = str(Path(sys.executable).parent / "leadwarm")
+WHATSAPP = {
+    "whatsapp_token": "test-token",
+    "whatsapp_phone_id": PHONE_ID,
+    "whatsapp_app_secret": APP_SECRET,
+    "webhook_verify_token": VERIFY_TOKEN,
+}
 
 
 def _env(data_dir: Path, graph_url: str, backend: dict[str, Any]) -> dict[str, str]:
-    """The service's environment; ``backend`` holds the settings fields choosing the store."""
-    return {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("WHATSAPP", "LEADWARM", "ADMIN", "STORE", "FIREBASE", "FIRESTORE", "GOOGLE"))
-        },
-        **{k.upper(): str(v) for k, v in backend.items()},
-        "LEADWARM_DATA_DIR": str(data_dir),
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "WHATSAPP_TOKEN": "test-token",
-        "WHATSAPP_PHONE_ID": PHONE_ID,
-        "WHATSAPP_APP_SECRET": APP_SECRET,
-        "WEBHOOK_VERIFY_TOKEN": VERIFY_TOKEN,
-        "WHATSAPP_API_BASE_URL": graph_url,
-        "WORKER_POLL_INTERVAL": "0.1",
-        "JOB_LEASE_SECONDS": "2",
-        "LOG_LEVEL": "WARNING",
-    }
-
-
-class Service:
-    """``leadwarm serve`` in its own process group."""
-
-    def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [LEADWARM, "serve", "--port", str(self.port), *args],
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"service exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}"
-                )
-            try:
-                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.kill()
-        raise RuntimeError("service did not become healthy")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    """The service's environment on the backend under test; leases expire after 2 s."""
+    return service_env(
+        data_dir=data_dir,
+        graph_url=graph_url,
+        store=backend,
+        admin_key=ADMIN_KEY,
+        whatsapp=WHATSAPP,
+        JOB_LEASE_SECONDS="2",
+    )
 
 
 @pytest.fixture
@@ -134,7 +84,7 @@ def test_reply_is_sent_after_a_kill_between_ack_and_reply(
     try:
         env = _env(tmp_path / "data", graph.base_url, backend_settings)
         settings = make_settings(tmp_path / "data", graph.base_url, **backend_settings)
-        web_only = Service(env, "--no-worker")
+        web_only = Service.start(env, tmp_path / "web.log", "--no-worker")
         services.append(web_only)
         body = text_webhook("Hi, I'd like solar panels", wamid="wamid.CRASH1")
         response = httpx.post(f"{web_only.base}/api/webhooks/whatsapp", content=body, headers=sign(body))
@@ -142,7 +92,7 @@ def test_reply_is_sent_after_a_kill_between_ack_and_reply(
         web_only.kill()  # SIGKILL: no shutdown hook runs
         assert graph.requests == []
 
-        restarted = Service(env)
+        restarted = Service.start(env, tmp_path / "restarted.log")
         services.append(restarted)
         _wait_for(lambda: len(sent_texts(graph)) >= 2)
         _wait_for(lambda: _count(settings, "jobs") == 0)

@@ -60,6 +60,35 @@ async def messages(rt: Runtime, direction: str | None = None) -> list[dict[str, 
     return sorted((d.data for d in docs), key=lambda m: m["seq"])
 
 
+async def start_conversation(
+    rt: Runtime,
+    clock: ManualClock,
+    *,
+    channel: str,
+    address: str,
+    playbook_id: str = "solar-qualification-en",
+    **lead_fields: Any,
+) -> None:
+    """Store a lead and a conversation as the API would, start the playbook, run the worker."""
+    from app.records import Conversation, Lead
+
+    lead = Lead(id="ld_test", tenant_id="demo", created_at=clock.now(), **lead_fields)
+    conv = Conversation(
+        id="cv_test",
+        tenant_id="demo",
+        lead_id=lead.id,
+        channel=channel,
+        address=address,
+        playbook_id=playbook_id,
+        playbook_version=1,
+        created_at=clock.now(),
+    )
+    await rt.store.set("demo", "leads", lead.id, lead.to_doc())
+    await rt.store.set("demo", "conversations", conv.id, conv.to_doc())
+    await rt.jobs.enqueue("demo", "start", conv.id)
+    await rt.worker.drain()
+
+
 async def say(rt: Runtime, clock: ManualClock, text: str, wamid: str) -> None:
     await rt.accept("demo", wa(text, wamid))
     clock.advance(3.5)  # past the burst window
@@ -89,31 +118,15 @@ async def test_stop_blocks_everything_after_it_and_start_reopens(
 
 async def test_first_touch_waits_for_the_end_of_quiet_hours(rt: Runtime, clock: ManualClock) -> None:
     clock.set(MONDAY_11PM)
-    lead_id = "ld_quiet"
-    from app.records import Conversation, Lead
-
-    lead = Lead(
-        id=lead_id,
-        tenant_id="demo",
+    await start_conversation(
+        rt,
+        clock,
+        channel="webchat",
+        address="wc_quiet_lead_1",
         name="Léa",
         webchat_id="wc_quiet_lead_1",
         timezone="Europe/Paris",
-        created_at=clock.now(),
     )
-    conv = Conversation(
-        id="cv_quiet",
-        tenant_id="demo",
-        lead_id=lead_id,
-        channel="webchat",
-        address="wc_quiet_lead_1",
-        playbook_id="solar-qualification-en",
-        playbook_version=1,
-        created_at=clock.now(),
-    )
-    await rt.store.set("demo", "leads", lead_id, lead.to_doc())
-    await rt.store.set("demo", "conversations", conv.id, conv.to_doc())
-    await rt.jobs.enqueue("demo", "start", conv.id)
-    await rt.worker.drain()
     pending = await messages(rt, "outbound")
     assert pending and {m["status"] for m in pending} == {"queued"}
     outbox = sorted((d.data for d in await rt.store.query("demo", "outbox")), key=lambda o: o["seq"])
@@ -177,30 +190,9 @@ async def test_blocked_whatsapp_falls_back_to_another_channel(
 ) -> None:
     profile = await rt.tenants.profile("demo")
     await rt.tenants.save_profile(profile.model_copy(update={"fallback_channels": ["webchat"]}))
-    from app.records import Conversation, Lead
-
-    lead = Lead(
-        id="ld_fb",
-        tenant_id="demo",
-        name="Max",
-        phone=LEAD,
-        webchat_id="wc_fallback_1",
-        created_at=clock.now(),
+    await start_conversation(
+        rt, clock, channel="whatsapp", address=LEAD, name="Max", phone=LEAD, webchat_id="wc_fallback_1"
     )
-    conv = Conversation(
-        id="cv_fb",
-        tenant_id="demo",
-        lead_id=lead.id,
-        channel="whatsapp",
-        address=LEAD,
-        playbook_id="solar-qualification-en",
-        playbook_version=1,
-        created_at=clock.now(),
-    )
-    await rt.store.set("demo", "leads", lead.id, lead.to_doc())
-    await rt.store.set("demo", "conversations", conv.id, conv.to_doc())
-    await rt.jobs.enqueue("demo", "start", conv.id)
-    await rt.worker.drain()
     assert graph.requests == []  # nothing went to WhatsApp: its window is closed and no template is set
     outbound = await messages(rt, "outbound")
     assert {m["status"] for m in outbound} == {"sent"}
@@ -232,26 +224,17 @@ steps:
 
 
 async def _start_custom(rt: Runtime, clock: ManualClock, *, webchat: str | None) -> None:
-    from app.records import Conversation, Lead
-
     await rt.playbooks.save("demo", CUSTOM)
-    lead = Lead(
-        id="ld_c", tenant_id="demo", name="Ines Roy", phone=LEAD, webchat_id=webchat, created_at=clock.now()
-    )
-    conv = Conversation(
-        id="cv_c",
-        tenant_id="demo",
-        lead_id=lead.id,
+    await start_conversation(
+        rt,
+        clock,
         channel="whatsapp",
         address=LEAD,
         playbook_id="channel-demo",
-        playbook_version=1,
-        created_at=clock.now(),
+        name="Ines Roy",
+        phone=LEAD,
+        webchat_id=webchat,
     )
-    await rt.store.set("demo", "leads", lead.id, lead.to_doc())
-    await rt.store.set("demo", "conversations", conv.id, conv.to_doc())
-    await rt.jobs.enqueue("demo", "start", conv.id)
-    await rt.worker.drain()
 
 
 async def test_a_step_sends_its_own_template_and_targets_another_channel(

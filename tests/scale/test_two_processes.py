@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -30,17 +25,15 @@ from playbooks import load_library
 from tests.app.conftest import ADMIN_KEY, APP_SECRET, PHONE_ID, VERIFY_TOKEN, sign, text_webhook
 from tests.conftest import EMULATOR_PROJECT
 from tests.support.firestore_emulator import FirestoreEmulator
-from tests.support.ports import free_port
 from tests.support.recording import RecordingServer
+from tests.support.service import Service, service_env
 
 pytestmark = pytest.mark.timeout(290)
 
-LEADWARM = str(Path(sys.executable).parent / "leadwarm")
 TENANT = "demo"
 LEADS = 200
 DUPLICATE_EVERY = 5
 #: Bounds on each phase (generous: the emulator resolves contended transactions by a ~2 s lock wait).
-START_DEADLINE_S = 60.0
 PHASE_DEADLINE_S = 100.0
 EN = load_library()["solar-qualification-en"]
 
@@ -51,66 +44,26 @@ def _question(step_id: str) -> str:
     return value if isinstance(value, str) else str(value["en"])
 
 
-@dataclass
-class Service:
-    """``leadwarm serve`` in its own process group, its log in a file (a pipe could fill and block it)."""
-
-    proc: subprocess.Popen[bytes]
-    base: str
-    log: Path
-
-    @classmethod
-    def start(cls, env: dict[str, str], log: Path) -> Service:
-        port = free_port()
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [LEADWARM, "serve", "--port", str(port)],
-                env=env,
-                start_new_session=True,
-                stdout=subprocess.DEVNULL,
-                stderr=out,
-            )
-        service = cls(proc, f"http://127.0.0.1:{port}", log)
-        deadline = time.monotonic() + START_DEADLINE_S
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"service exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{service.base}/health", timeout=1).status_code == 200:
-                    return service
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        service.stop()
-        raise RuntimeError(f"service did not become healthy: {log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
 def _env(emulator: FirestoreEmulator, graph_url: str, data_dir: Path) -> dict[str, str]:
-    inherited = ("WHATSAPP", "LEADWARM", "ADMIN", "STORE", "FIREBASE", "FIRESTORE", "GOOGLE", "WORKER", "JOB")
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(inherited)},
-        "STORE": "firestore",
-        "FIREBASE_PROJECT_ID": EMULATOR_PROJECT,
-        "FIRESTORE_EMULATOR_HOST": emulator.host_port,
-        "LEADWARM_DATA_DIR": str(data_dir),
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "WHATSAPP_TOKEN": "test-token",
-        "WHATSAPP_PHONE_ID": PHONE_ID,
-        "WHATSAPP_APP_SECRET": APP_SECRET,
-        "WEBHOOK_VERIFY_TOKEN": VERIFY_TOKEN,
-        "WHATSAPP_API_BASE_URL": graph_url,
-        "WORKER_POLL_INTERVAL": "0.1",
-        "JOB_LEASE_SECONDS": "30",
-        "LOG_LEVEL": "WARNING",
+    store = {
+        "store": "firestore",
+        "firebase_project_id": EMULATOR_PROJECT,
+        "firestore_emulator_host": emulator.host_port,
     }
+    whatsapp = {
+        "whatsapp_token": "test-token",
+        "whatsapp_phone_id": PHONE_ID,
+        "whatsapp_app_secret": APP_SECRET,
+        "webhook_verify_token": VERIFY_TOKEN,
+    }
+    return service_env(
+        data_dir=data_dir,
+        graph_url=graph_url,
+        store=store,
+        admin_key=ADMIN_KEY,
+        whatsapp=whatsapp,
+        JOB_LEASE_SECONDS="30",
+    )
 
 
 def _sender(i: int) -> str:
