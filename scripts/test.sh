@@ -11,7 +11,7 @@ fi
 if ! command -v dovecot >/dev/null 2>&1; then
   echo "installing dovecot (the IMAP server the email tests talk to)" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd) >&2 || \
-    echo "warning: could not install dovecot-imapd; the IMAP tests will be skipped" >&2
+    echo "warning: could not install dovecot-imapd; the IMAP tests will fail" >&2
 fi
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check . >/dev/null
 echo "== import contracts"; .venv/bin/lint-imports

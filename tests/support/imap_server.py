@@ -4,7 +4,7 @@ Install with ``apt-get install -y dovecot-imapd`` (the package's own service is 
 server is started from a generated config in a fresh directory, in the foreground (``-F``), on a
 free high port, and stopped by the test. As root, dovecot's own unprivileged users run the login
 and mail processes (the Debian package creates ``dovecot`` and ``dovenull``); as another user,
-everything runs as that user. Tests that need it are skipped when dovecot is not installed.
+everything runs as that user. Tests that need it fail with the install command when dovecot is missing.
 """
 
 from __future__ import annotations
