@@ -281,5 +281,7 @@ class JobQueue:
 
     async def dead_letters(self, tenant_id: str) -> list[Job]:
         """The tenant's dead jobs, for operators."""
-        docs = await self.store.query(tenant_id, COLLECTION, filters=[where("status", "==", "dead")])
+        docs = await self.store.query(
+            tenant_id, COLLECTION, filters=[where("status", "==", "dead")], order_by=[Order("due_at")]
+        )
         return [Job.from_doc(d.data) for d in docs]

@@ -236,7 +236,12 @@ async def get_conversation(
     lead = await store.get(tenant_id, LEADS, conv.lead_id) or {}
     messages = await store.query(tenant_id, messages_collection(conversation_id), order_by=[Order("seq")])
     score_reasons = [e.detail for e in conv.events if e.type == "score_changed"]
-    outbox = await store.query(tenant_id, "outbox", filters=[where("conversation_id", "==", conversation_id)])
+    outbox = await store.query(
+        tenant_id,
+        "outbox",
+        filters=[where("conversation_id", "==", conversation_id)],
+        order_by=[Order("seq")],
+    )
     decisions = sorted(
         (
             {

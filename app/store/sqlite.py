@@ -44,20 +44,35 @@ CREATE TABLE IF NOT EXISTS docs (
     PRIMARY KEY (tenant, coll, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS docs_group ON docs (coll, tenant);
+CREATE TABLE IF NOT EXISTS colls (
+    tenant TEXT NOT NULL,
+    coll   TEXT NOT NULL,
+    leaf   TEXT NOT NULL,
+    PRIMARY KEY (tenant, coll)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS colls_leaf ON colls (leaf, coll);
 """
 
-#: Fields the service filters or orders on; each gets an expression index.
-_INDEXED_FIELDS = (
-    "status",
-    "due_at",
-    "phone",
-    "email",
-    "lead_id",
-    "conversation_id",
-    "address_key",
-    "created_at",
-    "seq",
+#: Composite indexes, query-shaped as in firestore.indexes.json: the equality fields, then the
+#: order or range field. Each is partial on its first field, so documents of other collections
+#: (which lack it) write no entry. Keep in step with the queries the app runs.
+_TENANT_INDEXES: tuple[tuple[str, ...], ...] = (
+    ("address_key", "status", "seq"),  # inbox: one address's pending messages
+    ("phone", "created_at"),  # leads by address
+    ("email", "created_at"),
+    ("webchat_id", "created_at"),
+    ("lead_id", "channel", "created_at"),  # a lead's conversations
+    ("lead_id", "created_at"),
+    ("created_at",),  # conversation list
+    ("conversation_id", "seq"),  # outbox (a conversation holds few), knowledge usage
+    ("channel", "provider_message_id"),  # delivery statuses
+    ("seq",),  # a conversation's messages
+    ("direction", "channel", "seq"),  # the lead's last email, for threading
+    ("id", "status", "version"),  # a playbook's versions
+    ("status", "due_at"),  # jobs of one tenant (dead letters)
 )
+#: Collection-group indexes (no tenant): the scheduler's queries over every tenant's jobs.
+_GROUP_INDEXES: tuple[tuple[str, ...], ...] = (("status", "due_at"), ("status", "lease_until"))
 
 
 def _path(field: str) -> str:
@@ -121,10 +136,12 @@ def _dump(data: dict[str, JSON]) -> str:
 
 
 class _SQLiteTransaction(Transaction):
-    def __init__(self, conn: sqlite3.Connection, tenant_id: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, tenant_id: str, registered: set[tuple[str, str]]) -> None:
         self.tenant_id = tenant_id
         self._conn = conn
         self._writes: list[tuple[str, str, str, dict[str, JSON] | None, bool]] = []
+        self.registered = registered
+        self.newly: list[tuple[str, str]] = []
 
     async def get(self, collection: str, doc_id: str) -> dict[str, JSON] | None:
         row = self._conn.execute(
@@ -153,16 +170,29 @@ class _SQLiteTransaction(Transaction):
 
     def apply(self) -> None:
         for kind, coll, doc_id, data, _ in self._writes:
-            _write(self._conn, kind, self.tenant_id, coll, doc_id, data)
+            _write(self._conn, kind, self.tenant_id, coll, doc_id, data, self.registered, self.newly)
 
 
 def _write(
-    conn: sqlite3.Connection, kind: str, tenant: str, coll: str, doc_id: str, data: dict[str, JSON] | None
+    conn: sqlite3.Connection,
+    kind: str,
+    tenant: str,
+    coll: str,
+    doc_id: str,
+    data: dict[str, JSON] | None,
+    registered: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
+    newly: list[tuple[str, str]] | None = None,
 ) -> None:
+    """Apply one write. A collection not in ``registered`` is added to the registry and to
+    ``newly``; the caller adds ``newly`` to its cache once the transaction has committed."""
     if kind == "delete":
         conn.execute("DELETE FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id))
         return
     assert data is not None
+    if (tenant, coll) not in registered:
+        conn.execute("INSERT OR IGNORE INTO colls VALUES (?,?,?)", (tenant, coll, coll.rsplit("/", 1)[-1]))
+        if newly is not None:
+            newly.append((tenant, coll))
     if kind == "create":
         try:
             conn.execute("INSERT INTO docs VALUES (?,?,?,?)", (tenant, coll, doc_id, _dump(data)))
@@ -216,14 +246,49 @@ class SQLiteStore(Store):
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.execute("PRAGMA synchronous=NORMAL")
         self._writer.executescript(_SCHEMA)
-        for name in _INDEXED_FIELDS:
-            self._writer.execute(
-                f"CREATE INDEX IF NOT EXISTS docs_{name} ON docs (coll, tenant, {_expr(name)})"
-            )
+        self._create_indexes()
         self._reader = sqlite3.connect(
             target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s, uri=uri
         )
         self._lock = asyncio.Lock()
+        self._registered: set[tuple[str, str]] = set()
+        """Collections known to be in the registry (filled after each commit that added some)."""
+
+    def _create_indexes(self) -> None:
+        """Create the composite indexes (idempotent), drop the older single-field shapes, and fill
+        the collection registry of a database written before it existed."""
+        existing = {r[0] for r in self._writer.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        for name in existing:
+            if name.startswith(
+                (
+                    "docs_p_",
+                    "docs_status",
+                    "docs_due_at",
+                    "docs_phone",
+                    "docs_email",
+                    "docs_lead_id",
+                    "docs_conversation_id",
+                    "docs_address_key",
+                    "docs_created_at",
+                    "docs_seq",
+                )
+            ):
+                self._writer.execute(f'DROP INDEX IF EXISTS "{name}"')
+        for scope, indexes in (("t", _TENANT_INDEXES), ("g", _GROUP_INDEXES)):
+            for fields in indexes:
+                name = f"ix_{scope}_" + "_".join(fields)
+                prefix = "coll, tenant" if scope == "t" else "coll"
+                exprs = ", ".join(_expr(f) for f in fields)
+                self._writer.execute(
+                    f"CREATE INDEX IF NOT EXISTS {name} ON docs ({prefix}, {exprs}) "
+                    f"WHERE {_expr(fields[0])} IS NOT NULL"
+                )
+        if self._writer.execute("SELECT 1 FROM colls LIMIT 1").fetchone() is None:
+            self._writer.execute("INSERT OR IGNORE INTO colls SELECT DISTINCT tenant, coll, coll FROM docs")
+            for (coll,) in self._writer.execute(
+                "SELECT DISTINCT coll FROM colls WHERE coll LIKE '%/%'"
+            ).fetchall():
+                self._writer.execute("UPDATE colls SET leaf=? WHERE coll=?", (coll.rsplit("/", 1)[-1], coll))
 
     async def get(self, tenant_id: str, collection: str, doc_id: str) -> dict[str, JSON] | None:
         row = self._reader.execute(
@@ -237,11 +302,22 @@ class SQLiteStore(Store):
         async with self._lock:
             self._writer.execute("BEGIN IMMEDIATE")
             try:
-                _write(self._writer, "merge" if merge else "set", tenant_id, collection, doc_id, data)
+                newly: list[tuple[str, str]] = []
+                _write(
+                    self._writer,
+                    "merge" if merge else "set",
+                    tenant_id,
+                    collection,
+                    doc_id,
+                    data,
+                    self._registered,
+                    newly,
+                )
             except BaseException:
                 self._writer.execute("ROLLBACK")
                 raise
             self._writer.execute("COMMIT")
+            self._registered.update(newly)
 
     async def delete(self, tenant_id: str, collection: str, doc_id: str) -> None:
         async with self._lock:
@@ -272,9 +348,12 @@ class SQLiteStore(Store):
         if "/" in collection:
             raise StoreError("query_group takes a collection id, not a path")
         tail, params = _compile(filters, order_by, limit)
+        # The registry names every collection whose last segment is `collection`, so the query
+        # seeks the group indexes instead of scanning every document of every tenant.
         rows = self._reader.execute(
-            "SELECT tenant, coll, id, data FROM docs WHERE (coll=? OR coll LIKE ?) AND tenant != ?" + tail,  # noqa: S608
-            [collection, f"%/{collection}", SYSTEM_TENANT, *params],
+            "SELECT tenant, coll, id, data FROM docs WHERE coll IN "  # noqa: S608
+            "(SELECT coll FROM colls WHERE leaf=?) AND tenant != ?" + tail,
+            [collection, SYSTEM_TENANT, *params],
         ).fetchall()
         return [Document(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
@@ -302,7 +381,7 @@ class SQLiteStore(Store):
                     last = exc
                     await asyncio.sleep(0.05)
                     continue
-                tx = _SQLiteTransaction(self._writer, tenant_id)
+                tx = _SQLiteTransaction(self._writer, tenant_id, self._registered)
                 try:
                     result = await fn(tx)
                     tx.apply()
@@ -310,6 +389,7 @@ class SQLiteStore(Store):
                     self._writer.execute("ROLLBACK")
                     raise
                 self._writer.execute("COMMIT")
+                self._registered.update(tx.newly)
                 return result
         raise ConflictError(f"transaction did not commit after {max_attempts} attempts: {last}")
 
