@@ -16,10 +16,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.api.email import EmailPlugin, email_inbound, unsubscribe_confirm, unsubscribe_one_click
 from app.bootstrap import bootstrap
 from app.inbox import INBOX
-from app.main import create_app
 from app.runtime import Runtime, build_channels
 from app.store import where
 from channels.email import INBOUND_KEY_HEADER, EmailChannel, make_unsubscribe_token
@@ -64,17 +62,6 @@ async def runtime(tmp_path: Path, smtp: tuple[int, SmtpRecorder]) -> AsyncIterat
     yield rt
     await rt.channels.aclose()
     await rt.store.close()
-
-
-@pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[Client]:
-    app = create_app(runtime=runtime, start_worker=False)
-    if not any(isinstance(plugin, EmailPlugin) for plugin in app.plugins.init):
-        # Until app.main lists EmailPlugin: register its routes the same way.
-        for handler in (email_inbound, unsubscribe_confirm, unsubscribe_one_click):
-            app.register(handler)
-    async with AsyncTestClient(app=app) as test_client:
-        yield test_client
 
 
 _ids = itertools.count(1)

@@ -14,9 +14,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from twilio.request_validator import RequestValidator
 
-from app.api.twilio import TwilioWebhookPlugin, twilio_sms_receive, twilio_status_receive
 from app.bootstrap import bootstrap
-from app.main import create_app
 from app.runtime import Runtime, build_channels
 from app.store import where
 from channels.sms import INBOUND_PATH, STATUS_PATH, TwilioSmsChannel
@@ -68,17 +66,6 @@ async def runtime(tmp_path: Path, twilio_api: FakeTwilio) -> AsyncIterator[Runti
     yield rt
     await rt.channels.aclose()
     await rt.store.close()
-
-
-@pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[Client]:
-    app = create_app(runtime=runtime, start_worker=False)
-    if not any(isinstance(plugin, TwilioWebhookPlugin) for plugin in app.plugins.init):
-        # Until app.main lists TwilioWebhookPlugin: register its routes the same way.
-        app.register(twilio_sms_receive)
-        app.register(twilio_status_receive)
-    async with AsyncTestClient(app=app) as test_client:
-        yield test_client
 
 
 def sign(body: bytes, *, url: str, token: str = AUTH_TOKEN) -> dict[str, str]:
