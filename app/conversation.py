@@ -17,7 +17,7 @@ playbook: a STOP is written to the opt-out ledger and closes the conversation wi
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import phonenumbers
@@ -330,7 +330,7 @@ class ConversationService:
         located: Located,
         plan: TurnPlan,
         *,
-        inbox_items: list[InboxItem] = (),  # type: ignore[assignment]
+        inbox_items: Sequence[InboxItem] = (),
         generation: int | None = None,
     ) -> bool:
         """Write the whole turn in one transaction; ``False`` when it must be recomputed.
