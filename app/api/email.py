@@ -23,8 +23,8 @@ from litestar.params import FromPath
 from litestar.plugins import InitPluginProtocol
 from litestar.status_codes import HTTP_200_OK, HTTP_404_NOT_FOUND
 
-from app.api.deps import lowercase_headers, runtime_of
-from app.api.ingest import ingest_webhook, route_or_default
+from app.api.deps import runtime_of
+from app.api.ingest import ingest_request
 from app.logs import get_logger
 from app.runtime import Runtime
 from channels.email import EmailChannel, UnsubscribeTokenError
@@ -128,15 +128,7 @@ def _html(body: str, status_code: int = HTTP_200_OK) -> Response[str]:
 @post("/api/webhooks/email/inbound", status_code=200, summary="Inbound email (raw RFC 5322 or SendGrid form)")
 async def email_inbound(request: Request[Any, Any, Any]) -> Response[Any]:
     """Verify the shared key, parse and store; 200 once stored (see :mod:`app.api.ingest`)."""
-    runtime = runtime_of(request)
-    return await ingest_webhook(
-        runtime,
-        "email",
-        lowercase_headers(request),
-        await request.body(),
-        url=str(request.url),
-        resolve_tenant=route_or_default(runtime, "email"),
-    )
+    return await ingest_request(request, "email")
 
 
 @get("/api/unsubscribe/{token:str}", include_in_schema=False)

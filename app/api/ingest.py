@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from litestar import Response
+from litestar import Request, Response
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_400_BAD_REQUEST,
@@ -18,13 +18,14 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
+from app.api.deps import lowercase_headers, runtime_of
 from app.inbox import accept_status
 from app.logs import get_logger
 from app.runtime import Runtime
 from app.store import StoreError
 from channels.base import PayloadError, SignatureError
 
-__all__ = ["TenantResolver", "ingest_webhook", "route_or_default"]
+__all__ = ["TenantResolver", "ingest_request", "ingest_webhook", "route_or_default"]
 
 log = get_logger("leadwarm.webhooks")
 
@@ -96,3 +97,24 @@ async def ingest_webhook(
         else {"messages": stored, "duplicates": duplicates, "statuses": len(parsed.statuses)}
     )
     return Response(body, status_code=HTTP_200_OK)
+
+
+async def ingest_request(
+    request: Request[Any, Any, Any],
+    channel_name: str,
+    *,
+    url: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    """:func:`ingest_webhook` for one Litestar request: its lower-cased headers (or ``headers``),
+    raw body and URL (or ``url``, the public one a signature covers), tenants routed by
+    :func:`route_or_default`."""
+    runtime = runtime_of(request)
+    return await ingest_webhook(
+        runtime,
+        channel_name,
+        headers if headers is not None else lowercase_headers(request),
+        await request.body(),
+        url=url if url is not None else str(request.url),
+        resolve_tenant=route_or_default(runtime, channel_name),
+    )

@@ -17,7 +17,7 @@ from litestar.plugins import InitPluginProtocol
 from litestar.status_codes import HTTP_200_OK
 
 from app.api.deps import lowercase_headers, runtime_of
-from app.api.ingest import ingest_webhook, route_or_default
+from app.api.ingest import ingest_request
 from app.logs import get_logger
 from channels.sms import EVENT_HEADER, INBOUND_PATH, STATUS_PATH
 
@@ -39,13 +39,8 @@ async def _ingest(request: Request[Any, Any, Any], event: str) -> Response[Any]:
     runtime = runtime_of(request)
     headers = lowercase_headers(request)
     headers[EVENT_HEADER] = event  # set by the route, whatever the caller sent
-    return await ingest_webhook(
-        runtime,
-        "sms",
-        headers,
-        await request.body(),
-        url=public_url(runtime.settings.public_base_url, request),
-        resolve_tenant=route_or_default(runtime, "sms"),
+    return await ingest_request(
+        request, "sms", url=public_url(runtime.settings.public_base_url, request), headers=headers
     )
 
 

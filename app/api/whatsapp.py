@@ -14,8 +14,8 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 from litestar.status_codes import HTTP_403_FORBIDDEN
 
-from app.api.deps import lowercase_headers, runtime_of
-from app.api.ingest import ingest_webhook, route_or_default
+from app.api.deps import runtime_of
+from app.api.ingest import ingest_request
 from app.logs import get_logger
 from channels.whatsapp import SubscriptionError, WhatsAppChannel
 
@@ -45,15 +45,7 @@ def whatsapp_subscribe(request: Request[Any, Any, Any]) -> Response[str]:
 @post("/api/webhooks/whatsapp", status_code=200, summary="WhatsApp messages and delivery statuses")
 async def whatsapp_receive(request: Request[Any, Any, Any]) -> Response[Any]:
     """Verify, parse and store; 200 once stored (see :mod:`app.api.ingest`)."""
-    runtime = runtime_of(request)
-    return await ingest_webhook(
-        runtime,
-        "whatsapp",
-        lowercase_headers(request),
-        await request.body(),
-        url=str(request.url),
-        resolve_tenant=route_or_default(runtime, "whatsapp"),
-    )
+    return await ingest_request(request, "whatsapp")
 
 
 class WhatsAppWebhookPlugin(InitPluginProtocol):

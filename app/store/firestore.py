@@ -159,9 +159,12 @@ def _build_query(
     return result
 
 
-def _check_limit(limit: int | None) -> None:
+def _answers_nothing(filters: Sequence[Filter], limit: int | None) -> bool:
+    """Validate ``limit``; True when the query cannot return anything (``limit`` 0, an empty ``in``),
+    which Firestore would refuse to run. Raises :class:`StoreError` on a negative limit."""
     if limit is not None and limit < 0:
         raise StoreError(f"limit must be >= 0, got {limit}")
+    return limit == 0 or _matches_nothing(filters)
 
 
 def _data(snapshot: DocumentSnapshot) -> dict[str, JSON]:
@@ -191,8 +194,7 @@ class _FirestoreTransaction(Transaction):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
     ) -> list[Document]:
-        _check_limit(limit)
-        if limit == 0 or _matches_nothing(filters):
+        if _answers_nothing(filters, limit):
             return []
         base = self._store._collection(self.tenant_id, collection)
         query = _build_query(base, filters, order_by, limit)
@@ -322,8 +324,7 @@ class FirestoreStore(Store):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
     ) -> list[Document]:
-        _check_limit(limit)
-        if limit == 0 or _matches_nothing(filters):
+        if _answers_nothing(filters, limit):
             return []
         query = _build_query(self._collection(tenant_id, collection), filters, order_by, limit)
         return [Document(tenant_id, collection, snap.id, _data(snap)) async for snap in query.stream()]
@@ -344,8 +345,7 @@ class FirestoreStore(Store):
         if "/" in collection:
             raise StoreError("query_group takes a collection id, not a path")
         _check_segment(collection, "collection id")
-        _check_limit(limit)
-        if limit == 0 or _matches_nothing(filters):
+        if _answers_nothing(filters, limit):
             return []
         base = _build_query(self._client.collection_group(collection), filters, order_by, None)
         found: list[Document] = []
