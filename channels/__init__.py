@@ -3,6 +3,7 @@
 from channels.base import (
     Channel,
     ChannelError,
+    ChannelTraits,
     Choice,
     DeliveryStatus,
     InboundMessage,
@@ -20,6 +21,7 @@ __all__ = [
     "CHANNELS",
     "Channel",
     "ChannelError",
+    "ChannelTraits",
     "Choice",
     "DeliveryStatus",
     "InboundMessage",

@@ -16,9 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from kernel.errors import LeadWarmError
+
 __all__ = [
     "Channel",
     "ChannelError",
+    "ChannelTraits",
     "Choice",
     "DeliveryStatus",
     "InboundMessage",
@@ -44,7 +47,7 @@ MessageKind = Literal[
 StatusName = Literal["queued", "sent", "delivered", "read", "failed", "undeliverable"]
 
 
-class ChannelError(Exception):
+class ChannelError(LeadWarmError):
     """Base error of every channel."""
 
 
@@ -150,10 +153,35 @@ class OutboundMessage:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelTraits:
+    """What the app needs to know about a channel without comparing names.
+
+    ``address_field``: the lead field holding the contact's address here (``phone``, ``email``,
+    ``webchat_id``). ``keyword_optouts``: a message that is only STOP/START/HELP is a compliance
+    keyword. ``threading``: replies must name the message they answer (email's In-Reply-To and
+    References). ``max_text_chars``: longest text one message may carry (the provider's limit).
+    ``rich_content``: reply buttons and lists render natively (else a numbered list is sent).
+    ``phone_based``: the address is an E.164 phone number (its country hints the lead's region).
+    ``consent_on_inbound``: a contact who writes first consents to answers on this channel.
+    ``session_window_s``: a provider's customer-service window (WhatsApp's 24 h), ``None`` if none.
+    """
+
+    address_field: str
+    keyword_optouts: bool = False
+    threading: bool = False
+    max_text_chars: int = 4096
+    rich_content: bool = False
+    phone_based: bool = False
+    consent_on_inbound: bool = False
+    session_window_s: float | None = None
+
+
 class Channel(abc.ABC):
-    """One transport. Subclasses set ``name`` and implement the three verbs."""
+    """One transport. Subclasses set ``name`` and ``traits`` and implement the three verbs."""
 
     name: ClassVar[str]
+    traits: ClassVar[ChannelTraits]
 
     @abc.abstractmethod
     def verify(self, headers: Mapping[str, str], raw_body: bytes, *, url: str = "") -> None:

@@ -34,6 +34,7 @@ import aiosmtplib
 from channels.base import (
     Channel,
     ChannelError,
+    ChannelTraits,
     OutboundMessage,
     ParsedWebhook,
     SendError,
@@ -219,6 +220,9 @@ class EmailChannel(Channel):
     """
 
     name: ClassVar[str] = "email"
+    traits: ClassVar[ChannelTraits] = ChannelTraits(
+        address_field="email", threading=True, max_text_chars=20_000
+    )
 
     def __init__(
         self,

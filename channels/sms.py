@@ -37,6 +37,7 @@ from twilio.rest import Client
 
 from channels.base import (
     Channel,
+    ChannelTraits,
     DeliveryStatus,
     InboundMessage,
     MessageKind,
@@ -278,6 +279,13 @@ class TwilioSmsChannel(Channel):
     """
 
     name: ClassVar[str] = "sms"
+    traits: ClassVar[ChannelTraits] = ChannelTraits(
+        address_field="phone",
+        keyword_optouts=True,
+        max_text_chars=MAX_BODY,
+        phone_based=True,
+        consent_on_inbound=True,
+    )
 
     def __init__(
         self,

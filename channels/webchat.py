@@ -19,7 +19,14 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import ClassVar
 
-from channels.base import Channel, InboundMessage, OutboundMessage, ParsedWebhook, PayloadError
+from channels.base import (
+    Channel,
+    ChannelTraits,
+    InboundMessage,
+    OutboundMessage,
+    ParsedWebhook,
+    PayloadError,
+)
 
 __all__ = ["MAX_TEXT", "WebChatChannel"]
 
@@ -30,6 +37,9 @@ class WebChatChannel(Channel):
     """Web chat sessions. ``recipient`` of inbound messages is the tenant's widget id."""
 
     name: ClassVar[str] = "webchat"
+    traits: ClassVar[ChannelTraits] = ChannelTraits(
+        address_field="webchat_id", keyword_optouts=True, max_text_chars=2000, rich_content=True
+    )
 
     def __init__(self) -> None:
         self._listeners: dict[str, set[asyncio.Queue[str]]] = defaultdict(set)

@@ -30,6 +30,7 @@ import httpx
 from channels.base import (
     Channel,
     ChannelError,
+    ChannelTraits,
     Choice,
     DeliveryStatus,
     InboundMessage,
@@ -243,6 +244,15 @@ class WhatsAppChannel(Channel):
     """
 
     name: ClassVar[str] = "whatsapp"
+    traits: ClassVar[ChannelTraits] = ChannelTraits(
+        address_field="phone",
+        keyword_optouts=True,
+        max_text_chars=MAX_TEXT_BODY,
+        rich_content=True,
+        phone_based=True,
+        consent_on_inbound=True,
+        session_window_s=24 * 3600.0,
+    )
 
     def __init__(
         self,
