@@ -1,7 +1,7 @@
-"""The Litestar application: a list of plugins around one :class:`app.runtime.Runtime`.
+"""The Litestar application: a list of plugins around one :class:`app.composition.Runtime`.
 
 ``create_app()`` builds the runtime from the environment; tests pass their own. Startup runs
-:func:`app.bootstrap.bootstrap` (default tenant, demo content, admin key) and starts the worker.
+:func:`app.tenancy.bootstrap.bootstrap` (default tenant, demo content, admin key) and starts the worker.
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from app.api.admin import AdminApiPlugin
-from app.api.email import EmailPlugin
-from app.api.health import HealthPlugin
-from app.api.knowledge import KnowledgePlugin
-from app.api.twilio import TwilioWebhookPlugin
-from app.api.webchat import WebChatPlugin
-from app.api.whatsapp import WhatsAppWebhookPlugin
-from app.bootstrap import bootstrap
-from app.logs import configure_logging, get_logger
-from app.runtime import Runtime
-from app.settings import Settings
+from app.ai.knowledge.routes import KnowledgePlugin
+from app.composition import Runtime
+from app.conversations.routes import AdminApiPlugin
+from app.core.logs import configure_logging, get_logger
+from app.core.settings import Settings
+from app.messaging.webhooks.email import EmailPlugin
+from app.messaging.webhooks.twilio import TwilioWebhookPlugin
+from app.messaging.webhooks.whatsapp import WhatsAppWebhookPlugin
+from app.ops.health import HealthPlugin
+from app.tenancy.bootstrap import bootstrap
+from app.webchat.routes import WebChatPlugin
 
 __all__ = ["create_app"]
 

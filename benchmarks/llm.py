@@ -1,6 +1,6 @@
 """Prompt size of the GPT turn analysis, and how much of it the provider's prompt cache can serve.
 
-Renders the real prompt (:func:`app.llm.interpreter.build_prompt`) for a scripted 8-turn conversation
+Renders the real prompt (:func:`app.ai.llm.interpreter.build_prompt`) for a scripted 8-turn conversation
 through the shipped ``solar-qualification-en`` playbook, with the demo tenant's brand memory and
 knowledge base, and measures each turn's prompt.
 
@@ -56,8 +56,8 @@ def _cached(static_tokens: int) -> int:
 
 def bench_prompt_tokens() -> list[str]:
     """Lines ``name: value unit`` for the scripted 8-turn conversation (see the module docstring)."""
-    from app.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
-    from app.llm.interpreter import brand_view, build_prompt, static_knowledge
+    from app.ai.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
+    from app.ai.llm.interpreter import brand_view, build_prompt, static_knowledge
     from playbooks import load_library, new_state
     from playbooks.runtime import AskContext, ChoiceOption
     from playbooks.schema import AskStep, pick_language

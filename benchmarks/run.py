@@ -226,10 +226,10 @@ def bench_ingest(requests: int, concurrency: int) -> None:
 
 
 async def _turns(leads: int) -> None:
-    from app.bootstrap import bootstrap
-    from app.logs import configure_logging
-    from app.runtime import Runtime
-    from app.settings import Settings
+    from app.composition import Runtime
+    from app.core.logs import configure_logging
+    from app.core.settings import Settings
+    from app.tenancy.bootstrap import bootstrap
     from channels.webchat import WebChatChannel
 
     configure_logging(level="ERROR")

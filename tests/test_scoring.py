@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.scoring import (
+from app.conversations.scoring import (
     FAST_REPLY_SECONDS,
     MANY_MESSAGES,
     SIGNAL_POINTS,

@@ -12,14 +12,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.inbox import INBOX
+from app.conversations.views import lead_view
+from app.messaging.inbox import INBOX
 from app.policy.optouts import OptOutLedger
 from app.policy.quiet_hours import parse_hhmm, resolve_timezone
 from app.policy.rules import Decision, OutboundFacts, decide
 from app.records import Conversation, Lead, OutboxItem, TenantProfile
 from app.store import Store, where
-from app.tenants import TenantDirectory
-from app.views import lead_view
+from app.tenancy.directory import TenantDirectory
 from playbooks.expressions import render, template_context
 
 __all__ = ["COUNTERS", "GateResult", "OutboundGate", "counter_id", "lead_addresses"]

@@ -17,10 +17,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.bootstrap import bootstrap
+from app.composition import Runtime
+from app.core.settings import Settings
 from app.main import create_app
-from app.runtime import Runtime
-from app.settings import Settings
+from app.tenancy.bootstrap import bootstrap
 from tests.conftest import EMULATOR_PROJECT
 from tests.support.firestore_emulator import FirestoreEmulator
 from tests.support.recording import RecordingServer

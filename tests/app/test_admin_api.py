@@ -6,7 +6,7 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.runtime import Runtime
+from app.composition import Runtime
 from playbooks import load_library
 from tests.app.conftest import ADMIN_KEY, INTRO_TEMPLATE, sent_texts
 from tests.support.recording import RecordingServer

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.runtime import open_store
-from app.settings import Settings
+from app.composition import open_store
+from app.core.settings import Settings
 from tests.app.conftest import (
     ADMIN_KEY,
     APP_SECRET,

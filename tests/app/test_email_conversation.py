@@ -16,10 +16,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.bootstrap import bootstrap
-from app.inbox import INBOX
-from app.runtime import Runtime, build_channels
+from app.composition import Runtime, build_channels
+from app.messaging.inbox import INBOX
 from app.store import where
+from app.tenancy.bootstrap import bootstrap
 from channels.email import INBOUND_KEY_HEADER, EmailChannel, make_unsubscribe_token
 from playbooks import load_library
 from tests.app.conftest import make_settings

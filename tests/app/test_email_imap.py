@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from app.email_poller import ImapError, ImapPoller
-from app.inbox import INBOX, STATUS_EVENTS, accept_message, accept_status
-from app.runtime import Runtime
+from app.composition import Runtime
+from app.messaging.email_poller import ImapError, ImapPoller
+from app.messaging.inbox import INBOX, STATUS_EVENTS, accept_message, accept_status
 from channels.base import DeliveryStatus, InboundMessage
 from channels.email import EmailChannel
 from tests.support.imap_server import Dovecot, running_dovecot

@@ -14,10 +14,10 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.testing import AsyncTestClient
 
-from app.api.knowledge import MAX_IMPORT_ITEMS, KnowledgePlugin
-from app.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
-from app.knowledge.stats import record_kb_outcome, record_kb_usage
-from app.runtime import Runtime
+from app.ai.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
+from app.ai.knowledge.routes import MAX_IMPORT_ITEMS, KnowledgePlugin
+from app.ai.knowledge.stats import record_kb_outcome, record_kb_usage
+from app.composition import Runtime
 from tests.app.conftest import ADMIN_KEY
 
 Client = AsyncTestClient[Litestar]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.runtime import Runtime
+from app.composition import Runtime
 from tests.app.conftest import sent_texts, sign, text_webhook
 from tests.support.recording import RecordingServer
 

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.bootstrap import bootstrap
-from app.clock import ManualClock
-from app.runtime import Runtime
+from app.composition import Runtime
 from app.store import where
+from app.tenancy.bootstrap import bootstrap
 from channels.base import InboundMessage
+from kernel.clock import ManualClock
 from tests.app.conftest import make_settings, sent_texts
 from tests.support.recording import RecordingServer
 

@@ -14,9 +14,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from twilio.request_validator import RequestValidator
 
-from app.bootstrap import bootstrap
-from app.runtime import Runtime, build_channels
+from app.composition import Runtime, build_channels
 from app.store import where
+from app.tenancy.bootstrap import bootstrap
 from channels.sms import INBOUND_PATH, STATUS_PATH, TwilioSmsChannel
 from playbooks import load_library
 from tests.app.conftest import make_settings

@@ -9,8 +9,8 @@ from typing import Any
 from litestar.testing import TestClient
 from litestar.testing.websocket_test_session import WebSocketTestSession
 
+from app.composition import Runtime, open_store
 from app.main import create_app
-from app.runtime import Runtime, open_store
 from playbooks import load_library
 from tests.app.conftest import make_settings
 

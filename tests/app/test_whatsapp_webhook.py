@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.runtime import Runtime
+from app.composition import Runtime
 from app.store import where
 from playbooks import load_library
 from tests.app.conftest import PHONE_ID, VERIFY_TOKEN, sent_texts, sign, text_webhook

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.knowledge import DEFAULT_MIN_SCORE, KnowledgeIndex, QAEntry, looks_like_question
-from app.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
-from app.knowledge.retrieval import tokenize
+from app.ai.knowledge import DEFAULT_MIN_SCORE, KnowledgeIndex, QAEntry, looks_like_question
+from app.ai.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
+from app.ai.knowledge.retrieval import tokenize
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import openai
 import pytest
 from pydantic import SecretStr
 
-from app.llm.analysis import TURN_ANALYSIS_SCHEMA, TurnAnalysis
-from app.llm.client import LlmConfig, LlmError, TurnAnalyzer, retry_after_seconds
+from app.ai.llm.analysis import TURN_ANALYSIS_SCHEMA, TurnAnalysis
+from app.ai.llm.client import LlmConfig, LlmError, TurnAnalyzer, retry_after_seconds
 from tests.llm.fake_openai import FakeOpenAI, Scripted, analysis
 from tests.support.ports import free_port
 
@@ -204,7 +204,7 @@ def test_the_schema_follows_strict_mode_and_matches_the_model() -> None:
 
 
 def test_config_from_settings_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"):
         monkeypatch.delenv(name, raising=False)

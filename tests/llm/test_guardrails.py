@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from app.llm.guardrails import (
+from app.ai.llm.guardrails import (
     CHANNEL_MAX_CHARS,
     GuardrailContext,
     check_reply,

@@ -15,14 +15,14 @@ import yaml
 from litestar.testing import AsyncTestClient
 from pydantic import SecretStr
 
-from app.bootstrap import bootstrap
-from app.interpreters import InterpreterDirectory
-from app.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
-from app.llm.client import LlmConfig
-from app.llm.guardrails import REASON_CODES, GuardrailContext, check_reply, reason_codes, safe_fallback
-from app.llm.interpreter import SECRET_MARKERS, canary_for
+from app.ai.directory import InterpreterDirectory
+from app.ai.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
+from app.ai.llm.client import LlmConfig
+from app.ai.llm.guardrails import REASON_CODES, GuardrailContext, check_reply, reason_codes, safe_fallback
+from app.ai.llm.interpreter import SECRET_MARKERS, canary_for
+from app.composition import Runtime
 from app.main import create_app
-from app.runtime import Runtime
+from app.tenancy.bootstrap import bootstrap
 from tests.app.conftest import make_settings, sent_texts, sign, text_webhook
 from tests.llm.fake_openai import FakeOpenAI, Recorded, Scripted, analysis, lead_message
 from tests.support.recording import RecordingServer

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from app.llm.budget import MonthlyBudget
-from app.llm.usage import (
+from app.ai.llm.budget import MonthlyBudget
+from app.ai.llm.usage import (
     DEFAULT_PRICES,
     USAGE_COLLECTION,
     ModelPrice,

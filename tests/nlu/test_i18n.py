@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.i18n import MESSAGES, MessageKey, supported_languages, text
+from app.core.i18n import MESSAGES, MessageKey, supported_languages, text
 
 
 def test_every_key_has_english_and_french() -> None:

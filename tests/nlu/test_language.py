@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from app.nlu import detect_language
+from app.ai.language import detect_language
 
 FRENCH = [
     "Bonjour, je voudrais un devis",

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from app.cli.main import main
 from click.testing import CliRunner
 
-from app.bootstrap import bootstrap
-from app.cli import main
-from app.inbox import accept_message
-from app.runtime import Runtime, open_store
-from app.settings import Settings
+from app.composition import Runtime, open_store
+from app.core.settings import Settings
+from app.messaging.inbox import accept_message
 from app.store import SYSTEM_TENANT, Store
 from app.store.transfer import TransferError, export_tenant, import_tenant
+from app.tenancy.bootstrap import bootstrap
 from tests.app.conftest import PHONE_ID, make_settings, sent_texts, sign, text_webhook
 from tests.conftest import EMULATOR_PROJECT
 from tests.support.firestore_emulator import FirestoreEmulator

@@ -1,0 +1,309 @@
+"""A demo tenant: SunnyWatt, a residential solar and energy-renovation installer.
+
+:data:`DEMO_QA` is its knowledge base (12 English and 12 French entries on the same topics) and
+:data:`DEMO_AI_CONFIG` its ``aiConfig`` document, with the seed's camelCase keys. Used by the demo
+tenant, the simulator and tests. Answers avoid hard promises: prices, savings and delays are stated as
+ranges that depend on the site survey. MaPrimeRénov' and the French feed-in tariff are named as
+schemes the lead's eligibility for is checked against, never as guaranteed amounts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.ai.knowledge.retrieval import QAEntry
+
+__all__ = ["DEMO_AI_CONFIG", "DEMO_QA"]
+
+
+def _qa(entry_id: str, language: str, category: str, question: str, response: str, tags: str) -> QAEntry:
+    return QAEntry(
+        id=entry_id,
+        language=language,
+        category=category,
+        question=question,
+        response=response,
+        tags=tags.split(),
+        is_custom=False,
+        usage_count=0,
+        success_rate=0.0,
+    )
+
+
+_EN = [
+    _qa(
+        "en-price",
+        "en",
+        "pricing",
+        "What is the price of a solar installation?",
+        "It depends on your roof, your consumption and the number of panels: most home installations "
+        "we fit range from a few kilowatt-peak to about 9 kWp. We give you an exact, itemised price "
+        "after a free site survey.",
+        "price cost costs pricing expensive cheap budget how-much panels kwp tariff rate",
+    ),
+    _qa(
+        "en-financing",
+        "en",
+        "financing",
+        "Do you offer financing or payment plans?",
+        "Yes. You can pay in instalments through our partner lenders, subject to their approval; "
+        "monthly amounts depend on the project and the term you choose. We show the options with "
+        "your quote.",
+        "financing finance loan credit instalments installments monthly payment pay plan lease",
+    ),
+    _qa(
+        "en-subsidies",
+        "en",
+        "subsidies",
+        "Are there grants or subsidies for solar panels?",
+        "Often, yes: depending on where you live and your income, local and national schemes can "
+        "lower the cost. We check which ones you are eligible for during the survey and handle the "
+        "paperwork with you.",
+        "grant grants subsidy subsidies incentive incentives rebate tax credit government aid help",
+    ),
+    _qa(
+        "en-install-time",
+        "en",
+        "installation",
+        "How long does the installation take?",
+        "The work on site usually takes one to three days for a house. Counting the survey, permits "
+        "and grid connection, plan for a few weeks to a couple of months from signature to switch-on.",
+        "installation install duration long days weeks delay schedule fitting timeline",
+    ),
+    _qa(
+        "en-warranty",
+        "en",
+        "warranty",
+        "What warranty do you provide?",
+        "Panels carry the manufacturer's product and performance warranties (typically 20 to 25 "
+        "years on performance), inverters their own, and our workmanship is covered by our "
+        "installation warranty and insurance. Details are in your quote.",
+        "warranty warranties guarantee guaranteed insurance covered cover years",
+    ),
+    _qa(
+        "en-maintenance",
+        "en",
+        "maintenance",
+        "Do solar panels need maintenance?",
+        "Very little: an occasional visual check and, in dusty areas, a clean. The monitoring app "
+        "warns you if production drops. We offer an optional yearly maintenance visit.",
+        "maintenance maintain cleaning clean service servicing upkeep repair monitoring",
+    ),
+    _qa(
+        "en-area",
+        "en",
+        "company",
+        "Which areas do you cover?",
+        "We install across our region from our local teams; tell us your postcode and we will "
+        "confirm that we cover your town.",
+        "area areas region location located where cover coverage zone postcode city town near",
+    ),
+    _qa(
+        "en-quote",
+        "en",
+        "quotes",
+        "How does getting a quote work?",
+        "It is free and without obligation: a short call to understand your needs, then a site "
+        "survey (roof, orientation, shading, electrical panel), then a written quote with the "
+        "expected production.",
+        "quote quotes quotation estimate free survey visit assessment obligation process",
+    ),
+    _qa(
+        "en-roof",
+        "en",
+        "roofs",
+        "Can you install panels on any type of roof?",
+        "Most pitched roofs (tiles, slate, metal) and flat roofs work; orientation, shading and the "
+        "roof's condition matter. Ground-mounted systems are an option when the roof does not suit.",
+        "roof roofs roofing tile tiles slate flat pitched orientation shading shade suitable type",
+    ),
+    _qa(
+        "en-battery",
+        "en",
+        "battery",
+        "Should I add a battery to store solar energy?",
+        "A battery lets you use your daytime production in the evening. Whether it pays off depends "
+        "on your consumption profile and tariffs; we model it with and without a battery in your "
+        "quote.",
+        "battery batteries storage store storing night evening backup",
+    ),
+    _qa(
+        "en-roi",
+        "en",
+        "roi",
+        "How much will I save and when does it pay for itself?",
+        "Savings depend on your consumption, how much of the production you use yourself, and "
+        "electricity prices. Your quote includes an estimate of yearly savings and the payback "
+        "period for your home.",
+        "save savings saving return investment roi payback pay bill bills profitable worth",
+    ),
+    _qa(
+        "en-about",
+        "en",
+        "company",
+        "Who is SunnyWatt?",
+        "SunnyWatt is a residential solar and energy-renovation installer: our own certified teams "
+        "design, install and maintain solar panels, batteries and heat pumps for homeowners.",
+        "sunnywatt company about who you team certified installer business experience",
+    ),
+]
+
+_FR = [
+    _qa(
+        "fr-prix",
+        "fr",
+        "tarifs",
+        "Quel est le prix d'une installation solaire ?",
+        "Cela dépend de votre toiture, de votre consommation et du nombre de panneaux : la plupart "
+        "des installations que nous posons vont de quelques kilowatts-crête à environ 9 kWc. Nous "
+        "vous remettons un prix précis et détaillé après une visite technique gratuite.",
+        "prix coût coûte tarif tarifs combien cher budget panneaux kwc montant",
+    ),
+    _qa(
+        "fr-financement",
+        "fr",
+        "financement",
+        "Proposez-vous un financement ou un paiement en plusieurs fois ?",
+        "Oui. Vous pouvez payer en plusieurs fois grâce à nos organismes partenaires, sous réserve "
+        "d'acceptation ; les mensualités dépendent du projet et de la durée choisie. Nous vous "
+        "présentons les options avec le devis.",
+        "financement financer crédit prêt mensualités mensualité paiement payer échelonné fois",
+    ),
+    _qa(
+        "fr-aides",
+        "fr",
+        "aides",
+        "Quelles aides existent, comme MaPrimeRénov' ?",
+        "Selon votre logement et vos revenus, plusieurs dispositifs peuvent réduire la facture : "
+        "MaPrimeRénov' (pour les travaux de rénovation énergétique éligibles), la prime à "
+        "l'autoconsommation, la TVA réduite dans certains cas. Nous vérifions votre éligibilité et "
+        "vous accompagnons dans les démarches.",
+        "aide aides subvention subventions maprimerenov prime primes état tva éligibilité éligible droit cee",
+    ),
+    _qa(
+        "fr-delai",
+        "fr",
+        "installation",
+        "Combien de temps dure l'installation ?",
+        "La pose sur place prend généralement un à trois jours pour une maison. En comptant la "
+        "visite, les démarches en mairie et le raccordement, comptez quelques semaines à deux mois "
+        "entre la signature et la mise en service.",
+        "installation installer pose poser durée temps délai délais jours semaines planning",
+    ),
+    _qa(
+        "fr-garantie",
+        "fr",
+        "garantie",
+        "Quelles sont vos garanties ?",
+        "Les panneaux bénéficient des garanties produit et performance du fabricant (souvent 20 à 25 "
+        "ans sur la performance), l'onduleur de la sienne, et notre pose est couverte par notre "
+        "garantie décennale. Le détail figure dans le devis.",
+        "garantie garanties garanti décennale assurance couvert ans années",
+    ),
+    _qa(
+        "fr-entretien",
+        "fr",
+        "entretien",
+        "Les panneaux solaires demandent-ils de l'entretien ?",
+        "Très peu : un contrôle visuel de temps en temps et, dans les zones poussiéreuses, un "
+        "nettoyage. L'application de suivi vous alerte si la production baisse. Nous proposons une "
+        "visite d'entretien annuelle en option.",
+        "entretien entretenir nettoyage nettoyer maintenance réparation suivi panne",
+    ),
+    _qa(
+        "fr-zone",
+        "fr",
+        "entreprise",
+        "Dans quelle zone intervenez-vous ?",
+        "Nous intervenons dans toute notre région avec nos équipes locales ; donnez-nous votre code "
+        "postal et nous vous confirmons que votre commune est couverte.",
+        "zone région secteur département où situés intervenir intervention ville commune proximité",
+    ),
+    _qa(
+        "fr-devis",
+        "fr",
+        "devis",
+        "Comment se passe un devis ?",
+        "C'est gratuit et sans engagement : un court appel pour comprendre votre besoin, puis une "
+        "visite technique (toiture, orientation, ombrage, tableau électrique), puis un devis écrit "
+        "avec la production attendue.",
+        "devis estimation gratuit engagement visite technique étude démarche étapes",
+    ),
+    _qa(
+        "fr-toiture",
+        "fr",
+        "toitures",
+        "Pouvez-vous installer des panneaux sur tous les types de toit ?",
+        "La plupart des toits en pente (tuiles, ardoises, bac acier) et des toits plats conviennent ; "
+        "l'orientation, l'ombrage et l'état de la toiture comptent. Une pose au sol est possible "
+        "quand le toit ne s'y prête pas.",
+        "toit toits toiture tuile tuiles ardoise plat pente orientation ombre ombrage type",
+    ),
+    _qa(
+        "fr-batterie",
+        "fr",
+        "batterie",
+        "Faut-il une batterie pour stocker l'énergie solaire ?",
+        "Une batterie permet d'utiliser le soir l'énergie produite en journée. Son intérêt dépend de "
+        "votre profil de consommation et de vos tarifs ; nous chiffrons les deux options, avec et "
+        "sans batterie, dans le devis.",
+        "batterie batteries stockage stocker nuit soir autonomie utile intérêt",
+    ),
+    _qa(
+        "fr-rentabilite",
+        "fr",
+        "rentabilité",
+        "Combien vais-je économiser et en combien de temps c'est rentable ?",
+        "Les économies dépendent de votre consommation, de la part de production que vous "
+        "consommez vous-même et du prix de l'électricité. Le devis comprend une estimation des "
+        "économies annuelles et du délai de retour sur investissement pour votre maison.",
+        "économie économies économiser rentable rentabilité retour investissement amortissement "
+        "facture factures",
+    ),
+    _qa(
+        "fr-societe",
+        "fr",
+        "entreprise",
+        "Qui est SunnyWatt ?",
+        "SunnyWatt est un installateur solaire et de rénovation énergétique pour les particuliers : "
+        "nos propres équipes certifiées RGE conçoivent, posent et entretiennent panneaux solaires, "
+        "batteries et pompes à chaleur.",
+        "sunnywatt société entreprise qui êtes équipe rge certifié installateur expérience",
+    ),
+]
+
+#: The demo knowledge base, English entries first.
+DEMO_QA: list[QAEntry] = [*_EN, *_FR]
+
+#: The demo tenant's ``aiConfig`` document (the seed's keys).
+DEMO_AI_CONFIG: dict[str, Any] = {
+    "companyName": "SunnyWatt",
+    "industry": "Residential solar and energy renovation",
+    "targetAudience": "Homeowners of detached houses who want to lower their energy bills",
+    "mainProduct": "Rooftop solar panel installations, with optional battery storage and heat pumps",
+    "painPoints": [
+        "Rising electricity bills",
+        "Unsure whether their roof is suitable",
+        "Confused by subsidies and paperwork",
+        "Fear of unreliable installers",
+    ],
+    "uniqueValue": "Our own certified local teams handle the survey, paperwork, installation and "
+    "maintenance, with a free no-obligation quote",
+    "competitors": "National solar installers and local roofers offering solar",
+    "objectives": [
+        "Qualify homeowners (owner, house, roof, bill, timeline)",
+        "Book a free site survey",
+        "Answer questions about price, financing and subsidies without promising amounts",
+    ],
+    "noGoTopics": [
+        "Guaranteed savings or payback figures",
+        "Exact prices before the site survey",
+        "Politics",
+        "Competitors' quality",
+    ],
+    "brandMemory": {
+        "tone": "Warm, clear and honest; vouvoiement in French; short messages",
+        "keywords": ["free survey", "certified installers", "save on your bills", "local team"],
+        "values": ["Honesty", "Quality workmanship", "Sustainability", "Local service"],
+    },
+}

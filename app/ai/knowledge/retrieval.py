@@ -1,0 +1,299 @@
+"""Knowledge-base retrieval: offline answers to a lead's off-script questions.
+
+Entries are the tenant's ``qaTraining`` documents (:class:`QAEntry`). :class:`KnowledgeIndex` indexes
+each entry's question, tags and category (not its response: long answers would match too much) with
+BM25 (``rank_bm25.BM25Okapi``, k1=1.5, b=0.75) over tokens that are lower-cased, split on non-letters,
+stripped of a small stop-word list, Snowball-stemmed in the entry's language, then accent-folded.
+One BM25 index is kept per language, so each side is stemmed with the same stemmer.
+
+**What a score means.** For each distinct question term t, BM25 gives ``idf(t) * sat(t, entry)``
+where ``sat`` is BM25's term-frequency saturation, 1.0 for a term found once in an entry of average
+length. Each term's contribution is capped at ``idf(t)`` and the sum divided by ``sum(idf(t))``, so the
+score, in 0..1, is the IDF-weighted share of the question's terms the entry covers (slightly less when
+the entry is longer than average): 1.0 when all are found, 0.0 when none is. Terms the index has never
+seen weigh more than the rarest known term, so an off-topic question ("what's the price on Mars")
+stays low even if one of its words matches. The default acceptance threshold,
+:data:`DEFAULT_MIN_SCORE` = 0.5, asks for about half of the question's weight. IDF uses Lucene's
+non-negative form ``ln(1 + (N - n + 0.5) / (n + 0.5))`` (N entries, n holding the term) instead of
+BM25Okapi's epsilon floor, which goes negative in tiny knowledge bases.
+
+Ordering: score (rounded to 9 decimals) descending, then success rate descending, usage count
+descending, id ascending, so equal scores always come back in the same order whatever the input order.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import snowballstemmer
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from rank_bm25 import BM25Okapi
+
+from app.ai.language import detect_language
+
+__all__ = [
+    "DEFAULT_MIN_SCORE",
+    "KnowledgeIndex",
+    "Match",
+    "QAEntry",
+    "looks_like_question",
+    "tokenize",
+]
+
+
+def _words(text: str) -> frozenset[str]:
+    """The whitespace-separated words of ``text``."""
+    return frozenset(text.split())
+
+
+#: Default acceptance threshold of :meth:`KnowledgeIndex.best_answer` (see the module docstring).
+DEFAULT_MIN_SCORE = 0.5
+
+#: ISO 639-1 code -> Snowball algorithm name, for the languages we stem.
+_STEMMERS = {
+    "en": "english",
+    "fr": "french",
+    "es": "spanish",
+    "de": "german",
+    "it": "italian",
+    "pt": "portuguese",
+    "nl": "dutch",
+}
+
+#: Accent-folded stop words. Interrogatives are stop words: they say "this is a question", not what about.
+STOP_WORDS: dict[str, frozenset[str]] = {
+    "en": _words("""
+        a an the and or but if of to in on at by for from with about as into than then so
+        i me my we our us you your he she it its they them their this that these those there here
+        is are was were be been being am do does did doing have has had having can could will would
+        shall should may might must s t d ll re ve m don doesn didn isn aren
+        what whats how when where why which who whom whose much many any some very just also
+        please hi hello hey thanks thank yes no not get
+        """),
+    "fr": _words("""
+        a au aux avec ce ces c ca cela ceci cet cette d de des du elle elles en et est es etes etre
+        il ils j je l la le les leur leurs lui m ma mais me mes moi mon n ne nos notre nous on ou par
+        pas pour qu que qui quoi s sa se ses si son sur t ta te tes toi ton tu un une vos votre vous y
+        suis sommes sont ai as avons avez ont fait faire peut peux pouvez puis dois doit
+        quel quelle quels quelles comment pourquoi quand bonjour salut merci oui non svp stp
+        tres aussi bien
+        """),
+}
+_ALL_STOP_WORDS = frozenset().union(*STOP_WORDS.values())
+
+_TOKEN = re.compile(r"[^\W_]+")
+_ROUND = 9
+
+
+class QAEntry(BaseModel):
+    """One question/answer pair of a tenant's knowledge base (the seed's ``qaTraining`` document).
+
+    Accepts the seed's camelCase keys (``isCustom``, ``usageCount``, ``successRate``) as well as the
+    snake_case field names. ``success_rate`` is a fraction 0..1; ``language`` an ISO 639-1 code, or None
+    when unknown (the index then guesses it from the question).
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    id: str
+    question: str
+    response: str
+    category: str = ""
+    tags: list[str] = Field(default_factory=list)
+    is_custom: bool = False
+    usage_count: int = Field(default=0, ge=0)
+    success_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A knowledge-base entry and its normalised score in 0..1 (see the module docstring)."""
+
+    entry: QAEntry
+    score: float
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@cache
+def _stemmer(language: str) -> snowballstemmer.stemmer | None:
+    name = _STEMMERS.get(language)
+    return snowballstemmer.stemmer(name) if name else None
+
+
+def tokenize(text: str, language: str | None) -> list[str]:
+    """Index terms of ``text``: lower-cased, stop words removed, stemmed for ``language``, accent-folded.
+
+    With ``language`` None (or one without a stemmer) no stemming is done and the stop words of every
+    language are removed. Order and duplicates are kept.
+    """
+    stop = STOP_WORDS.get(language, _ALL_STOP_WORDS) if language else _ALL_STOP_WORDS
+    stemmer = _stemmer(language) if language else None
+    terms: list[str] = []
+    for raw in _TOKEN.findall(text.lower()):
+        if _fold(raw) in stop:
+            continue
+        stemmed = stemmer.stemWord(raw) if stemmer is not None else raw
+        terms.append(_fold(stemmed))
+    return terms
+
+
+def _idf(corpus_size: int, doc_freq: int) -> float:
+    """Lucene's BM25 idf, always > 0."""
+    return math.log(1.0 + (corpus_size - doc_freq + 0.5) / (doc_freq + 0.5))
+
+
+class _LanguageIndex:
+    """BM25 over the entries of one language (``language`` None: entries of unknown language)."""
+
+    def __init__(self, language: str | None, entries: Sequence[QAEntry]) -> None:
+        self.language = language
+        self.entries = list(entries)
+        corpus = [tokenize(self._document(entry), language) for entry in self.entries]
+        # BM25Okapi divides by the average length: give empty documents a placeholder term.
+        self._bm25 = BM25Okapi([doc or ["\x00"] for doc in corpus])
+        size = len(corpus)
+        self._bm25.idf = {term: _idf(size, freq) for term, freq in self._doc_freqs().items()}
+        self._unknown_idf = _idf(size, 0)
+
+    @staticmethod
+    def _document(entry: QAEntry) -> str:
+        return " ".join([entry.question, *entry.tags, entry.category])
+
+    def _doc_freqs(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for freqs in self._bm25.doc_freqs:
+            for term in freqs:
+                counts[term] = counts.get(term, 0) + 1
+        return counts
+
+    def score(self, question: str) -> list[Match]:
+        """Every entry with a normalised score > 0 for ``question``."""
+        terms = list(dict.fromkeys(tokenize(question, self.language)))
+        if not terms:
+            return []
+        weights = [self._bm25.idf.get(term, self._unknown_idf) for term in terms]
+        covered = [0.0] * len(self.entries)
+        for term, weight in zip(terms, weights, strict=True):
+            # BM25 of one term is idf * tf-saturation; a tf-saturation of 1 (the term once, in an entry
+            # of average length) counts as full coverage, so repeats cannot make up for missing terms.
+            for i, value in enumerate(self._bm25.get_scores([term])):
+                covered[i] += min(float(value), weight)
+        ceiling = sum(weights)
+        matches = []
+        for entry, value in zip(self.entries, covered, strict=True):
+            normalised = round(value / ceiling, _ROUND)
+            if normalised > 0.0:
+                matches.append(Match(entry=entry, score=normalised))
+        return matches
+
+
+def _order(match: Match) -> tuple[float, float, int, str]:
+    entry = match.entry
+    return (-match.score, -entry.success_rate, -entry.usage_count, entry.id)
+
+
+class KnowledgeIndex:
+    """Searchable knowledge base; immutable once built (rebuild it when the tenant edits its entries)."""
+
+    def __init__(self, by_language: dict[str | None, _LanguageIndex]) -> None:
+        self._by_language = by_language
+
+    @classmethod
+    def build(cls, entries: Sequence[QAEntry]) -> KnowledgeIndex:
+        """Index ``entries``. An entry without ``language`` is assigned the one detected from its
+        question and response (among the languages we stem), or stays in an unstemmed "unknown" group.
+        """
+        groups: dict[str | None, list[QAEntry]] = {}
+        for entry in entries:
+            language = entry.language.lower() if entry.language else None
+            if language is None:
+                language = detect_language(f"{entry.question} {entry.response}", supported=tuple(_STEMMERS))
+            groups.setdefault(language, []).append(entry)
+        return cls({language: _LanguageIndex(language, group) for language, group in groups.items()})
+
+    @property
+    def languages(self) -> list[str | None]:
+        """Languages present in the index (None: entries of unknown language)."""
+        return list(self._by_language)
+
+    def _search_groups(
+        self, question: str, groups: Iterable[_LanguageIndex], min_score: float
+    ) -> list[Match]:
+        matches = [m for group in groups for m in group.score(question) if m.score >= min_score]
+        return sorted(matches, key=_order)
+
+    def search(
+        self, question: str, *, language: str | None, limit: int = 3, min_score: float = 0.0
+    ) -> list[Match]:
+        """Best entries for ``question``, at most ``limit``, each scoring at least ``min_score`` (and > 0).
+
+        With ``language`` set, entries in that language (and of unknown language) are searched first;
+        the other languages are searched only when none of those passes ``min_score``. With ``language``
+        None, every entry competes. Ordering: see the module docstring.
+        """
+        if limit <= 0:
+            return []
+        language = language.lower() if language else None
+        if language is None:
+            return self._search_groups(question, self._by_language.values(), min_score)[:limit]
+        preferred = [g for lang, g in self._by_language.items() if lang in (language, None)]
+        matches = self._search_groups(question, preferred, min_score)
+        if not matches:
+            others = [g for lang, g in self._by_language.items() if lang not in (language, None)]
+            matches = self._search_groups(question, others, min_score)
+        return matches[:limit]
+
+    def best_answer(
+        self, question: str, *, language: str | None, min_score: float = DEFAULT_MIN_SCORE
+    ) -> QAEntry | None:
+        """The entry answering ``question``, or None when nothing scores at least ``min_score``."""
+        matches = self.search(question, language=language, limit=1, min_score=min_score)
+        return matches[0].entry if matches else None
+
+
+_EN_INTERROGATIVES = _words(
+    "what whats how when where why which who whom whose can could do does did is are was were will would "
+    "should shall may"
+)
+_FR_INTERROGATIVES = _words(
+    "combien comment quand ou pourquoi quel quelle quels quelles qui quoi lequel laquelle"
+)
+_FR_PHRASES = ("est-ce que", "est-ce qu", "puis-je", "y a-t-il", "y-a-t-il", "c'est combien", "c'est quoi")
+_FR_INVERSION = re.compile(r"^[^\W\d_]+-(?:t-)?(?:vous|tu|je|il|elle|ils|elles|on|nous)\b")
+_TRAILING = re.compile(r"[\s\W]*$")
+
+
+def looks_like_question(text: str, language: str | None) -> bool:
+    """True when ``text`` reads as a question: it ends with "?" (possibly followed by "!", spaces or an
+    emoji), or starts with an interrogative word of ``language`` ("how", "combien", "est-ce que",
+    "pouvez-vous"...). With ``language`` None (or neither "en" nor "fr") both word lists are used.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return False
+    tail = _TRAILING.search(stripped)
+    if tail is not None and "?" in tail.group(0):
+        return True
+    lowered = _fold(stripped.lower()).replace("\u2019", "'")
+    first = (_TOKEN.findall(lowered) or [""])[0]
+    check_en = language not in ("fr",)
+    check_fr = language not in ("en",)
+    if check_en and first in _EN_INTERROGATIVES:
+        return True
+    if check_fr:
+        if first in _FR_INTERROGATIVES or lowered.startswith(_FR_PHRASES):
+            return True
+        if _FR_INVERSION.match(lowered):
+            return True
+    return False

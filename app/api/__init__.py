@@ -1,1 +1,0 @@
-"""HTTP and WebSocket endpoints, grouped as Litestar plugins (see :mod:`app.main`)."""

@@ -1,0 +1,325 @@
+"""The tenant admin API (``/api/v1``), authenticated by the tenant's admin key (Bearer).
+
+- ``POST /api/v1/leads``: create (or reuse) a lead and start a playbook on a channel.
+- ``GET /api/v1/leads/{id}``.
+- ``GET /api/v1/conversations``: newest first, filtered by ``status``, ``channel``, ``lead_id``.
+- ``GET /api/v1/conversations/{id}``: messages, slots, score (with reasons), current step, events.
+- ``GET/POST /api/v1/playbooks``: list, or upload a YAML playbook (400 with file:line issues).
+
+Times in responses are floats, seconds since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from litestar import Request, Response, get, post
+from litestar.config.app import AppConfig
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.plugins import InitPluginProtocol
+from litestar.status_codes import HTTP_201_CREATED, HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
+from pydantic import BaseModel, Field, field_validator
+
+from app.ai.llm.usage import UsageLedger
+from app.authoring.repository import PlaybookNotFoundError
+from app.conversations.service import ADDRESS_FIELDS, CONVERSATIONS, LEADS
+from app.records import Conversation, Lead, messages_collection
+from app.store import Order, Transaction, where
+from app.tenancy.auth import runtime_of, tenant_from_bearer
+from playbooks import PlaybookError
+
+__all__ = ["AdminApiPlugin", "LeadCreate"]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_OPEN = ("active", "scheduled", "handoff")
+
+
+class LeadCreate(BaseModel):
+    """Body of ``POST /api/v1/leads``. ``channel`` is where the playbook talks to the lead; its
+    address (phone for whatsapp/sms, email for email, webchat_id for webchat) is required."""
+
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, description="any format; stored as E.164")
+    email: str | None = None
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+    timezone: str | None = Field(default=None, description="IANA name, e.g. Europe/Paris")
+    channel: str = "whatsapp"
+    webchat_id: str | None = None
+    playbook_id: str | None = None
+    consent: dict[str, bool] = Field(default_factory=dict)
+    source: str = "api"
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError("not an email address")
+        return value.strip().lower() if value else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+def _bad(reason: str) -> HTTPException:
+    return HTTPException(status_code=HTTP_400_BAD_REQUEST, detail=reason)
+
+
+def _e164(raw: str, region: str | None) -> str:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise _bad(f"phone: {exc}") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise _bad(f"phone: {raw!r} is not a valid number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@post("/api/v1/leads", status_code=HTTP_201_CREATED, summary="Create a lead and start a playbook")
+async def create_lead(
+    request: Request[Any, Any, Any], tenant_id: NamedDependency[str], data: JSONBody[LeadCreate]
+) -> Response[Any]:
+    """Create the lead (or reuse the one with the same address) and start the playbook.
+
+    400: invalid phone/email/time zone, unknown channel, no playbook for the trigger.
+    409: the lead already has an open conversation on that channel.
+    """
+    runtime = runtime_of(request)
+    profile = await runtime.tenants.profile(tenant_id)
+    if data.channel not in runtime.channels.names():
+        raise _bad(f"unknown channel {data.channel!r}; one of {runtime.channels.names()}")
+    phone = _e164(data.phone, profile.default_region) if data.phone else None
+    webchat_id = data.webchat_id or (f"wc_{uuid.uuid4().hex}" if data.channel == "webchat" else None)
+    values = {"phone": phone, "email": data.email, "webchat_id": webchat_id}
+    field = ADDRESS_FIELDS.get(data.channel, "webchat_id")
+    address = values.get(field)
+    if not address:
+        raise _bad(f"channel {data.channel!r} needs the lead's {field}")
+    try:
+        playbook = (
+            await runtime.playbooks.get(tenant_id, data.playbook_id)
+            if data.playbook_id
+            else await runtime.playbooks.choose(profile, data.language, trigger="lead_created")
+        )
+    except PlaybookNotFoundError as exc:
+        raise _bad(str(exc)) from exc
+    if "lead_created" not in playbook.triggers:
+        raise _bad(f"playbook {playbook.id!r} does not start on 'lead_created'")
+    now = runtime.clock.now()
+    existing = await runtime.conversations.find_lead(tenant_id, data.channel, address)
+    lead = existing or Lead(
+        id=f"ld_{uuid.uuid4().hex[:20]}", tenant_id=tenant_id, source=data.source, created_at=now
+    )
+    for key, value in {
+        "name": data.name,
+        "language": data.language,
+        "timezone": data.timezone,
+        **values,
+    }.items():
+        if value is not None and getattr(lead, key) in (None, ""):
+            setattr(lead, key, value)
+    lead.consent.update(data.consent)
+    lead.updated_at = now
+    if existing is not None:
+        current = await runtime.conversations.latest_conversation(tenant_id, lead.id, data.channel)
+        if current is not None and current.status in _OPEN:
+            return Response(
+                {
+                    "error": "lead already has an open conversation on this channel",
+                    "lead_id": lead.id,
+                    "conversation_id": current.id,
+                },
+                status_code=HTTP_409_CONFLICT,
+            )
+    conv = Conversation(
+        id=f"cv_{uuid.uuid4().hex[:20]}",
+        tenant_id=tenant_id,
+        lead_id=lead.id,
+        channel=data.channel,
+        address=address,
+        playbook_id=playbook.id,
+        playbook_version=playbook.version,
+        created_at=now,
+        updated_at=now,
+    )
+
+    async def fn(tx: Transaction) -> None:
+        job = await runtime.jobs.read(tx, "start", conv.id)
+        tx.set(LEADS, lead.id, lead.to_doc())
+        tx.set(CONVERSATIONS, conv.id, conv.to_doc())
+        runtime.jobs.write(tx, job, kind="start", key=conv.id, due_at=now)
+
+    await runtime.store.run_transaction(tenant_id, fn)
+    runtime.jobs.notify()
+    return Response(
+        {
+            "lead": lead.to_doc(),
+            "conversation_id": conv.id,
+            "playbook_id": playbook.id,
+            "playbook_version": playbook.version,
+        },
+        status_code=HTTP_201_CREATED,
+    )
+
+
+@get("/api/v1/leads/{lead_id:str}", summary="One lead")
+async def get_lead(
+    request: Request[Any, Any, Any], tenant_id: NamedDependency[str], lead_id: FromPath[str]
+) -> dict[str, Any]:
+    """The lead record (404 if absent)."""
+    data = await runtime_of(request).store.get(tenant_id, LEADS, lead_id)
+    if data is None:
+        raise NotFoundException(f"lead {lead_id} not found")
+    return data
+
+
+@get("/api/v1/conversations", summary="Conversations, newest first")
+async def list_conversations(
+    request: Request[Any, Any, Any],
+    tenant_id: NamedDependency[str],
+    status: FromQuery[str | None] = None,
+    channel: FromQuery[str | None] = None,
+    lead_id: FromQuery[str | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """Summaries (no messages) of the tenant's conversations."""
+    filters = [
+        where(k, "==", v) for k, v in (("status", status), ("channel", channel), ("lead_id", lead_id)) if v
+    ]
+    docs = await runtime_of(request).store.query(
+        tenant_id,
+        CONVERSATIONS,
+        filters=filters,
+        order_by=[Order("created_at", descending=True)],
+        limit=limit,
+    )
+    keep = (
+        "id",
+        "lead_id",
+        "channel",
+        "status",
+        "playbook_id",
+        "playbook_version",
+        "current_step",
+        "outcome",
+        "message_count",
+        "last_inbound_at",
+        "last_outbound_at",
+        "created_at",
+        "updated_at",
+    )
+    return {"conversations": [{k: d.data.get(k) for k in keep} for d in docs]}
+
+
+@get("/api/v1/conversations/{conversation_id:str}", summary="One conversation with its messages")
+async def get_conversation(
+    request: Request[Any, Any, Any], tenant_id: NamedDependency[str], conversation_id: FromPath[str]
+) -> dict[str, Any]:
+    """The conversation, its lead's slots and score, and its messages in order (404 if absent)."""
+    store = runtime_of(request).store
+    data = await store.get(tenant_id, CONVERSATIONS, conversation_id)
+    if data is None:
+        raise NotFoundException(f"conversation {conversation_id} not found")
+    conv = Conversation.from_doc(data)
+    lead = await store.get(tenant_id, LEADS, conv.lead_id) or {}
+    messages = await store.query(tenant_id, messages_collection(conversation_id), order_by=[Order("seq")])
+    score_reasons = [e.detail for e in conv.events if e.type == "score_changed"]
+    outbox = await store.query(
+        tenant_id,
+        "outbox",
+        filters=[where("conversation_id", "==", conversation_id)],
+        order_by=[Order("seq")],
+    )
+    decisions = sorted(
+        (
+            {
+                "message_id": o.data["message_id"],
+                "status": o.data["status"],
+                "channel": o.data["channel"],
+                **(o.data.get("decision") or {}),
+            }
+            for o in outbox
+        ),
+        key=lambda d: str(d["message_id"]),
+    )
+    return {
+        **conv.to_doc(),
+        "cost_usd": int(conv.llm_usage.get("cost_micro_usd", 0)) / 1_000_000,
+        "delivery_decisions": decisions,
+        "lead": lead,
+        "slots": lead.get("slots", {}),
+        "score": lead.get("score", 0),
+        "score_reasons": score_reasons,
+        "messages": [m.data for m in messages],
+    }
+
+
+@get("/api/v1/usage", summary="The tenant's model usage and cost for a month")
+async def get_usage(
+    request: Request[Any, Any, Any],
+    tenant_id: NamedDependency[str],
+    month: Annotated[str | None, QueryParameter(pattern=r"^\d{4}-\d{2}$")] = None,
+) -> dict[str, Any]:
+    """Tokens and cost of ``month`` (``YYYY-MM``, default: this month, UTC), with the budget."""
+    runtime = runtime_of(request)
+    ledger = UsageLedger(runtime.store, runtime.clock)
+    data = await ledger.month(tenant_id, month)
+    profile = await runtime.tenants.profile(tenant_id)
+    budget = profile.llm_monthly_budget_usd
+    if budget is None:
+        budget = runtime.settings.llm_monthly_budget_usd
+    return {**data, "cost_usd": int(data.get("cost_micro_usd", 0)) / 1_000_000, "budget_usd": budget}
+
+
+@get("/api/v1/playbooks", summary="The tenant's playbooks")
+async def list_playbooks(request: Request[Any, Any, Any], tenant_id: NamedDependency[str]) -> dict[str, Any]:
+    """Every stored playbook version (without the YAML source)."""
+    stored = await runtime_of(request).playbooks.list(tenant_id)
+    return {"playbooks": [p.model_dump(exclude={"source"}) for p in stored]}
+
+
+@post("/api/v1/playbooks", status_code=HTTP_201_CREATED, summary="Upload a YAML playbook")
+async def upload_playbook(request: Request[Any, Any, Any], tenant_id: NamedDependency[str]) -> Response[Any]:
+    """Validate and store the YAML body; 400 lists every issue as line + message."""
+    raw = await request.body()
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _bad("playbook must be UTF-8 text") from exc
+    try:
+        stored = await runtime_of(request).playbooks.save(tenant_id, source, origin="playbook.yaml")
+    except PlaybookError as exc:
+        issues = [{"line": i.line, "column": i.column, "message": i.message} for i in exc.issues]
+        return Response({"error": "invalid playbook", "issues": issues}, status_code=HTTP_400_BAD_REQUEST)
+    return Response(stored.model_dump(exclude={"source"}), status_code=HTTP_201_CREATED)
+
+
+class AdminApiPlugin(InitPluginProtocol):
+    """Registers the admin API, with the Bearer-key tenant dependency."""
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend(
+            [
+                create_lead,
+                get_lead,
+                list_conversations,
+                get_conversation,
+                get_usage,
+                list_playbooks,
+                upload_playbook,
+            ]
+        )
+        app_config.dependencies["tenant_id"] = Provide(tenant_from_bearer)
+        return app_config

@@ -1,0 +1,437 @@
+"""The conversation worker: one turn of one conversation at a time, durably.
+
+For each job it loads the lead and conversation, asks the playbook engine what to do (the engine
+may consult the interpreter: rules offline, GPT when configured), and commits in ONE transaction
+the new conversation state, the lead's slots and score, the messages (the lead's and the bot's),
+the outbox items and their dispatch job, the timer job, and the inbox items marked processed. The
+commit checks that the conversation's ``version`` has not moved since it was read (optimistic
+concurrency) and that no newer message from the lead arrived meanwhile; otherwise the turn is
+recomputed with everything. So two processes never apply a turn twice, a burst of messages gets
+one reply that reads them all, and a crash before the commit simply replays the turn: nothing is
+sent until it is committed.
+
+Compliance keywords (STOP, START, HELP and their French forms) are handled here, before the
+playbook: a STOP is written to the opt-out ledger and closes the conversation without a reply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import phonenumbers
+
+from app.core import i18n
+from app.ai.knowledge.stats import record_kb_outcome
+from app.ai.language import detect_language
+from app.authoring.repository import PlaybookRepository
+from app.conversations.lookup import ADDRESS_FIELDS, CONVERSATIONS, LEADS, ConversationLocator, Located
+from app.conversations.planning import TurnPlan, append_inbound, plan_bot_messages, plan_turn
+from app.conversations.scoring import make_scorer
+from app.conversations.views import lead_view
+from app.core.logs import get_logger
+from app.jobs.queue import Job, JobQueue, job_doc_id
+from app.messaging.inbox import INBOX
+from app.policy.keywords import KEYWORD_CHANNELS, Keyword, classify_keyword
+from app.policy.optouts import OptOutLedger
+from app.records import Conversation, ConversationEvent, InboxItem, Lead, TenantProfile, messages_collection
+from app.store import ConflictError, Order, Store, Transaction, where
+from app.tenancy.directory import TenantDirectory
+from playbooks import Playbook, advance, new_state
+from playbooks.runtime import ConversationState, Event, InboundEvent, Ports, StartEvent, TimerFiredEvent
+
+__all__ = ["ADDRESS_FIELDS", "CONVERSATIONS", "LEADS", "ConversationService", "lead_view"]
+
+log = get_logger("leadwarm.conversation")
+
+OUTBOX = "outbox"
+MAX_REPLAYS = 8
+#: Message kinds that are kept but never answered and never advance the playbook.
+_SILENT_KINDS = {"reaction", "auto_reply", "bounce"}
+
+
+class ConversationService:
+    """Runs turns for the worker's ``inbound``, ``start`` and ``timer`` jobs."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        jobs: JobQueue,
+        clock: Any,
+        tenants: TenantDirectory,
+        playbooks: PlaybookRepository,
+        interpreters: Any,
+        ledger: OptOutLedger,
+        burst_window_s: float = 0.0,
+    ) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.clock = clock
+        self.tenants = tenants
+        self.playbooks = playbooks
+        self.interpreters = interpreters
+        self.ledger = ledger
+        self.burst_window_s = burst_window_s
+        self.locator = ConversationLocator(store, clock)
+
+    # ------------------------------------------------------------------ lookups (API, web chat)
+    async def find_lead(self, tenant_id: str, channel: str, address: str) -> Lead | None:
+        """See :meth:`app.conversations.lookup.ConversationLocator.find_lead`."""
+        return await self.locator.find_lead(tenant_id, channel, address)
+
+    async def latest_conversation(
+        self, tenant_id: str, lead_id: str, channel: str | None = None
+    ) -> Conversation | None:
+        """See :meth:`app.conversations.lookup.ConversationLocator.latest_conversation`."""
+        return await self.locator.latest_conversation(tenant_id, lead_id, channel)
+
+    # ------------------------------------------------------------------ job handlers
+    async def handle_inbound(self, job: Job) -> None:
+        """Process every pending inbox item of the job's address as one turn."""
+        await self._replay_until_committed(job.tenant_id, lambda: self._inbound_turn(job.tenant_id, job.key))
+
+    async def handle_start(self, job: Job) -> None:
+        """Start the playbook of a conversation created through the API."""
+        await self._replay_until_committed(job.tenant_id, lambda: self._start_turn(job.tenant_id, job.key))
+
+    async def handle_timer(self, job: Job) -> None:
+        """Fire a conversation's wait timer (ignored if the conversation moved on)."""
+        timer_id = str(job.payload.get("timer_id", ""))
+        await self._replay_until_committed(
+            job.tenant_id, lambda: self._timer_turn(job.tenant_id, job.key, timer_id)
+        )
+
+    async def _replay_until_committed(self, tenant_id: str, turn: Callable[[], Awaitable[bool]]) -> None:
+        for _ in range(MAX_REPLAYS):
+            if await turn():
+                return
+            log.info("turn.replayed", tenant=tenant_id, reason="conversation or inbox changed meanwhile")
+        raise ConflictError("conversation kept changing; the job will retry")
+
+    # ------------------------------------------------------------------ turns
+    async def _pending(self, tenant_id: str, address_key: str) -> list[InboxItem]:
+        docs = await self.store.query(
+            tenant_id,
+            INBOX,
+            filters=[where("address_key", "==", address_key), where("status", "==", "pending")],
+            order_by=[Order("seq")],
+        )
+        return [InboxItem.from_doc(d.data) for d in docs]
+
+    async def _inbound_turn(self, tenant_id: str, address_key: str) -> bool:
+        # Every accepted message bumps this job's generation in the transaction that stores it:
+        # reading it first tells the commit whether the lead wrote again while we worked.
+        job = await self.store.get(tenant_id, "jobs", job_doc_id("inbound", address_key))
+        generation = (job or {}).get("generation")
+        items = await self._pending(tenant_id, address_key)
+        if not items:
+            return True
+        now = self.clock.now()
+        profile = await self.tenants.profile(tenant_id)
+        located = await self.locator.for_inbound(tenant_id, items[-1])
+        lead = located.lead
+        if located.lead_is_new and all(i.kind in _SILENT_KINDS for i in items):
+            # An autoresponder or a reaction from someone we never talked to: keep the inbox
+            # record, create no lead, answer nothing.
+            await self._mark_ignored(tenant_id, items, reason="automatic message from an unknown sender")
+            return True
+        readable = [i for i in items if i.kind not in _SILENT_KINDS and i.text.strip()]
+        keyword = self._keyword(items[-1].channel, readable)
+        if keyword is not None:
+            plan = await self._keyword_plan(tenant_id, located, items, keyword, profile, now)
+            return await self._commit(tenant_id, located, plan, inbox_items=items, generation=generation)
+        if not readable:
+            # Nothing the playbook can read: keep the messages; answer politely unless they are
+            # reactions or automatic replies. The playbook does not advance.
+            plan = self._bare_plan(located, items, now)
+            if any(i.kind not in _SILENT_KINDS for i in items):
+                reply = i18n.text("unsupported_message", lead.language or profile.default_language)
+                plan_bot_messages(plan, [reply], now, purpose="fallback")
+            return await self._commit(tenant_id, located, plan, inbox_items=items, generation=generation)
+        conv = located.conversation
+        text = "\n".join(i.text for i in readable)
+        event: Event
+        if not conv.state:
+            language = detect_language(text, supported=profile.languages) or lead.language
+            playbook = await self._playbook_for(located, profile, language, trigger="inbound_unknown_lead")
+            state = new_state(playbook, language=language or playbook.language, lead=lead_view(lead))
+            event = StartEvent(trigger="inbound_unknown_lead", text=text)
+        else:
+            playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
+            state = ConversationState.model_validate(conv.state)
+            state.lead = lead_view(lead)
+            last = readable[-1]
+            reply_seconds = items[0].received_at - conv.last_outbound_at if conv.last_outbound_at else None
+            event = InboundEvent(
+                text=text,
+                choice_id=last.choice_id,
+                message_kind=last.kind,
+                reply_seconds=reply_seconds,
+                inbound_count=conv.inbound_count + len(items),
+            )
+        ports = await self._ports(tenant_id, lead, conv, evidence_text=text)
+        result = await advance(playbook, state, event, ports)
+        usage = getattr(ports.interpreter, "last_usage", None)
+        plan = plan_turn(conv, lead, result, now, inbound=items, trigger="inbound", llm_usage=usage)
+        return await self._commit(tenant_id, located, plan, inbox_items=items)
+
+    async def _start_turn(self, tenant_id: str, conversation_id: str) -> bool:
+        data = await self.store.get(tenant_id, CONVERSATIONS, conversation_id)
+        if data is None:
+            log.warning("start.missing_conversation", tenant=tenant_id, conversation=conversation_id)
+            return True
+        conv = Conversation.from_doc(data)
+        if conv.state:
+            return True  # already started (an inbound message got there first)
+        lead = await self.locator.get_lead(tenant_id, conv.lead_id)
+        playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
+        state = new_state(playbook, language=lead.language or playbook.language, lead=lead_view(lead))
+        ports = await self._ports(tenant_id, lead, conv)
+        result = await advance(playbook, state, StartEvent(trigger="lead_created"), ports)
+        located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
+        return await self._commit(
+            tenant_id, located, plan_turn(conv, lead, result, self.clock.now(), trigger="start")
+        )
+
+    async def _timer_turn(self, tenant_id: str, conversation_id: str, timer_id: str) -> bool:
+        data = await self.store.get(tenant_id, CONVERSATIONS, conversation_id)
+        if data is None or not data.get("state"):
+            return True
+        conv = Conversation.from_doc(data)
+        if not conv.timer or conv.timer.get("id") != timer_id:
+            return True  # stale timer: the conversation moved on
+        lead = await self.locator.get_lead(tenant_id, conv.lead_id)
+        playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
+        state = ConversationState.model_validate(conv.state)
+        state.lead = lead_view(lead)
+        ports = await self._ports(tenant_id, lead, conv)
+        result = await advance(playbook, state, TimerFiredEvent(timer_id=timer_id), ports)
+        located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
+        return await self._commit(
+            tenant_id, located, plan_turn(conv, lead, result, self.clock.now(), trigger="timer")
+        )
+
+    # ------------------------------------------------------------------ keywords
+    @staticmethod
+    def _keyword(channel: str, readable: list[InboxItem]) -> Keyword | None:
+        if channel not in KEYWORD_CHANNELS:
+            return None
+        for item in reversed(readable):
+            keyword = classify_keyword(item.text)
+            if keyword is not None:
+                return keyword
+        return None
+
+    async def _keyword_plan(
+        self,
+        tenant_id: str,
+        located: Located,
+        items: list[InboxItem],
+        keyword: Keyword,
+        profile: TenantProfile,
+        now: float,
+    ) -> TurnPlan:
+        last = items[-1]
+        plan = self._bare_plan(located, items, now)
+        language = plan.lead.language or profile.default_language
+        source = f"keyword:{last.text.strip()[:20]}"
+        if keyword == "stop":
+            await self.ledger.record(tenant_id, channel=last.channel, address=last.sender, source=source)
+            plan.lead.consent[last.channel] = False
+            plan.conversation.status = "closed"
+            plan.conversation.outcome = plan.conversation.outcome or "opted_out"
+            if plan.conversation.timer:
+                from app.conversations.planning import TimerChange
+
+                plan.timer = TimerChange("cancel", timer_id=str(plan.conversation.timer.get("id")))
+        elif keyword == "start":
+            await self.ledger.record(
+                tenant_id, channel=last.channel, address=last.sender, source=source, opted_out=False
+            )
+            plan.lead.consent[last.channel] = True
+            plan_bot_messages(plan, [i18n.text("resubscribed", language)], now, purpose="fallback")
+        else:
+            help_text = profile.help_text.get(language) or i18n.text(
+                "help", language, company_name=profile.name
+            )
+            plan_bot_messages(plan, [help_text], now, purpose="fallback")
+        plan.conversation.events.append(
+            ConversationEvent(
+                at=now, type=f"keyword.{keyword}", detail={"channel": last.channel, "source": source}
+            )
+        )
+        log.info("keyword.handled", tenant=tenant_id, keyword=keyword, channel=last.channel)
+        return plan
+
+    # ------------------------------------------------------------------ helpers
+    async def _playbook_for(
+        self, located: Located, profile: TenantProfile, language: str | None, *, trigger: str
+    ) -> Playbook:
+        conv = located.conversation
+        if conv.playbook_id:
+            return await self.playbooks.get(profile.id, conv.playbook_id, conv.playbook_version)
+        playbook = await self.playbooks.choose(profile, language, trigger=trigger)
+        conv.playbook_id, conv.playbook_version = playbook.id, playbook.version
+        return playbook
+
+    async def _ports(
+        self, tenant_id: str, lead: Lead, conv: Conversation, *, evidence_text: str = ""
+    ) -> Ports:
+        profile = await self.tenants.profile(tenant_id)
+        region = profile.default_region
+        if lead.phone:
+            with contextlib.suppress(phonenumbers.NumberParseException):
+                region = phonenumbers.region_code_for_number(phonenumbers.parse(lead.phone)) or region
+        timezone = lead.timezone or profile.timezone
+        interpreter = await self.interpreters.for_lead(
+            tenant_id, timezone=timezone, default_region=region, conversation_id=conv.id, channel=conv.channel
+        )
+        return Ports(
+            interpreter=interpreter,
+            scorer=make_scorer(evidence_text) if evidence_text else None,
+            clock=self.clock,
+            timezone=timezone,
+            default_region=region,
+            fallback_text={lang: i18n.text("fallback", lang) for lang in profile.languages},
+        )
+
+    @staticmethod
+    def _bare_plan(located: Located, items: list[InboxItem], now: float) -> TurnPlan:
+        """A turn with no engine run: record the messages (the caller may add a reply)."""
+        plan = TurnPlan(
+            conversation=located.conversation.model_copy(deep=True), lead=located.lead.model_copy(deep=True)
+        )
+        for item in items:
+            append_inbound(plan, item, now)
+        plan.conversation.updated_at = now
+        return plan
+
+    async def _mark_ignored(self, tenant_id: str, items: list[InboxItem], *, reason: str) -> None:
+        now = self.clock.now()
+
+        async def fn(tx: Transaction) -> None:
+            for item in items:
+                tx.set(
+                    INBOX,
+                    item.id,
+                    {"status": "processed", "processed_at": now, "ignored": reason},
+                    merge=True,
+                )
+
+        await self.store.run_transaction(tenant_id, fn)
+        log.info("inbound.ignored", tenant=tenant_id, items=len(items), reason=reason)
+
+    # ------------------------------------------------------------------ commit
+    async def _commit(
+        self,
+        tenant_id: str,
+        located: Located,
+        plan: TurnPlan,
+        *,
+        inbox_items: Sequence[InboxItem] = (),
+        generation: int | None = None,
+    ) -> bool:
+        """Write the whole turn in one transaction; ``False`` when it must be recomputed.
+
+        Only this lead's documents are read in the transaction (no query: on Firestore a query in
+        a transaction locks every document it scans, so a query on the inbox would serialise all
+        leads). ``generation`` is the inbound job's generation when the turn read the inbox.
+        """
+        expected = located.conversation.version
+        conv, lead = plan.conversation, plan.lead
+        if not conv.playbook_id and located.conversation.playbook_id:
+            conv.playbook_id = located.conversation.playbook_id
+            conv.playbook_version = located.conversation.playbook_version
+        conv.version = expected + 1
+        now = self.clock.now()
+        item_ids = {i.id for i in inbox_items}
+        address_key = inbox_items[-1].address_key if inbox_items else None
+
+        async def fn(tx: Transaction) -> bool:
+            current = await tx.get(CONVERSATIONS, conv.id)
+            if located.conversation_is_new:
+                if current is not None:
+                    return False
+            elif current is None or current.get("version") != expected:
+                return False
+            if address_key is not None:
+                job_now = await tx.get("jobs", job_doc_id("inbound", address_key))
+                items_now = [await tx.get(INBOX, item_id) for item_id in sorted(item_ids)]
+                if not any(i is not None and i.get("status") == "pending" for i in items_now):
+                    return True  # processed by someone else: nothing to write
+                if job_now is not None and generation is not None and job_now.get("generation") != generation:
+                    return False  # the lead wrote again meanwhile: one turn must read it all
+            lead_now = await tx.get(LEADS, lead.id)
+            if located.lead_is_new and lead_now is not None:
+                return False  # created concurrently: replay and pick it up
+            timer_job = await self.jobs.read(tx, "timer", conv.id) if plan.timer else None
+            dispatch_job = await self.jobs.read(tx, "dispatch", conv.id) if plan.outbox else None
+            # -- writes
+            tx.set(CONVERSATIONS, conv.id, conv.to_doc())
+            if lead_now is None:
+                tx.set(LEADS, lead.id, lead.to_doc())
+            else:
+                merged_slots = {**lead_now.get("slots", {}), **lead.slots}
+                tx.set(
+                    LEADS,
+                    lead.id,
+                    {
+                        "slots": merged_slots,
+                        "score": lead.score,
+                        "stage": lead.stage,
+                        "language": lead.language,
+                        "consent": lead.consent,
+                        "updated_at": lead.updated_at,
+                    },
+                    merge=True,
+                )
+            for message in plan.messages:
+                tx.set(messages_collection(conv.id), message.id, message.to_doc())
+            for item in plan.outbox:
+                tx.set(OUTBOX, item.id, item.to_doc())
+            if plan.outbox:
+                self.jobs.write(tx, dispatch_job, kind="dispatch", key=conv.id, due_at=now)
+            if plan.timer is not None and plan.timer.action == "set":
+                assert plan.timer.due_at is not None
+                self.jobs.write(
+                    tx,
+                    timer_job,
+                    kind="timer",
+                    key=conv.id,
+                    due_at=plan.timer.due_at,
+                    payload={"timer_id": plan.timer.timer_id},
+                    due="exact",
+                )
+            elif plan.timer is not None and timer_job is not None and timer_job.get("status") == "pending":
+                tx.delete("jobs", str(timer_job["id"]))
+            for item_id in item_ids:
+                tx.set(
+                    INBOX,
+                    item_id,
+                    {"status": "processed", "processed_at": now, "conversation_id": conv.id},
+                    merge=True,
+                )
+            return True
+
+        committed = await self.store.run_transaction(tenant_id, fn)
+        if committed and conv.status == "closed" and located.conversation.status != "closed":
+            # The conversation reached its outcome: credit the knowledge entries it used.
+            await record_kb_outcome(
+                self.store, tenant_id, conv.id, success=lead.stage in ("qualified", "booked")
+            )
+        if committed:
+            if plan.outbox or plan.timer:
+                self.jobs.notify()
+            log.info(
+                "turn.committed",
+                tenant=tenant_id,
+                conversation=conv.id,
+                step=conv.current_step,
+                status=conv.status,
+                inbound=len(inbox_items),
+                replies=len(plan.outbox),
+                score=lead.score,
+            )
+        return bool(committed)

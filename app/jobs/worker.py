@@ -1,0 +1,103 @@
+"""The worker loop: lease due jobs, run their handler, complete or retry them.
+
+Any number of processes may run a worker against one store: jobs are leased through store
+transactions (:mod:`app.jobs.queue`). Handlers are coroutines ``handler(job) -> None`` that raise
+:class:`app.jobs.queue.RetryLater` to run again later, or any exception to fail (retried with backoff,
+then the dead letter, where ``on_dead[kind]`` is called).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from app.core.logs import get_logger
+from app.jobs.queue import Job, JobQueue, RetryLater
+
+__all__ = ["Handler", "Worker"]
+
+log = get_logger("leadwarm.worker")
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+class Worker:
+    """Runs jobs with at most ``concurrency`` at a time."""
+
+    def __init__(
+        self,
+        jobs: JobQueue,
+        handlers: dict[str, Handler],
+        *,
+        on_dead: dict[str, Handler] | None = None,
+        concurrency: int = 8,
+        poll_interval_s: float = 0.5,
+    ) -> None:
+        self.jobs = jobs
+        self.handlers = handlers
+        self.on_dead = on_dead or {}
+        self.concurrency = concurrency
+        self.poll_interval_s = poll_interval_s
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until ``stop`` is set, then wait for the jobs in flight."""
+        log.info("worker.started", owner=self.jobs.owner, concurrency=self.concurrency)
+        while not stop.is_set():
+            try:
+                started = await self.run_once()
+            except Exception:
+                log.exception("worker.poll_failed")
+                started = 0
+            if not started:
+                await self.jobs.wait(self.poll_interval_s)
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        log.info("worker.stopped", owner=self.jobs.owner)
+
+    async def run_once(self) -> int:
+        """Lease what is due and start it; returns how many jobs were started."""
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        leased = await self.jobs.lease_due(limit=free)
+        for job in leased:
+            task = asyncio.create_task(self._run_job(job))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return len(leased)
+
+    async def drain(self, *, max_rounds: int = 1000) -> int:
+        """Run until nothing is due (for tests, the simulator and the CLI); returns jobs run."""
+        total = 0
+        for _ in range(max_rounds):
+            started = await self.run_once()
+            if self._running:
+                await asyncio.gather(*self._running, return_exceptions=True)
+            if not started and not self._running:
+                return total
+            total += started
+        return total
+
+    async def _run_job(self, job: Job) -> None:
+        handler = self.handlers.get(job.kind)
+        async with self._slots:
+            try:
+                if handler is None:
+                    raise LookupError(f"no handler for job kind {job.kind!r}")
+                await handler(job)
+            except RetryLater as later:
+                await self.jobs.retry(job, error=str(later), delay_s=later.delay_s, count=later.count)
+                return
+            except Exception as exc:
+                log.exception("job.failed", job=job.id, tenant=job.tenant_id, attempt=job.attempts + 1)
+                alive = await self.jobs.retry(job, error=f"{type(exc).__name__}: {exc}")
+                if not alive:
+                    log.error("job.dead", job=job.id, tenant=job.tenant_id, error=str(exc))
+                    dead_handler = self.on_dead.get(job.kind)
+                    if dead_handler is not None:
+                        await dead_handler(job)
+                return
+            await self.jobs.complete(job)

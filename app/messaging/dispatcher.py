@@ -1,0 +1,392 @@
+"""The dispatcher: sends a conversation's outbox in order, through the outbound policy.
+
+One ``dispatch:{conversation_id}`` job drains that conversation's pending outbox items by
+sequence, so a lead never sees the second message before the first. Before each send the
+:class:`app.policy.gate.OutboundGate` decides: send, send an approved template instead (WhatsApp
+outside the customer-service window), defer (quiet hours, daily cap: the job waits without
+counting a failure, and the items behind wait too), drop a stale reply, or block (opt-out,
+undeliverable address, no template) after trying the tenant's fallback channels. Every decision
+is kept on the outbox item and the message, so the API shows it.
+
+A transient send failure (network, 429, 5xx) is retried at once a few times (stamina), then the job
+is retried with backoff, keeping the order; a permanent one marks the item failed and moves on;
+when the job's attempts run out the remaining items are marked dead (the dead letter).
+
+Delivery is at-least-once across a crash between the provider's answer and our record of it:
+WhatsApp and SMS sends take no idempotency key, so that window cannot be closed here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import stamina
+
+from app.core.logs import get_logger
+from app.jobs.queue import Job, RetryLater
+from app.messaging.directory import UnconfiguredChannel
+from app.policy.gate import COUNTERS, GateResult, OutboundGate, lead_addresses
+from app.policy.rules import Decision
+from app.records import Lead, OutboxItem, messages_collection
+from app.store import Order, Store, Transaction, where
+from channels.base import Choice, OutboundMessage, SendError
+
+__all__ = ["Dispatcher", "provider_index_id"]
+
+log = get_logger("leadwarm.dispatcher")
+
+OUTBOX = "outbox"
+PROVIDER_IDS = "provider_ids"
+#: Provider errors meaning "this person opted out": Twilio 21610 (unsubscribed recipient, STOP at the
+#: carrier), WhatsApp 131050 (the user stopped marketing messages from the business).
+OPT_OUT_ERROR_CODES = frozenset({"21610", "131050"})
+
+
+def provider_index_id(channel: str, provider_message_id: str) -> str:
+    """Document id mapping a provider's message id to our message."""
+    return f"{channel}:{provider_message_id}".replace("/", "%2F")
+
+
+class _TransientSendError(Exception):
+    def __init__(self, error: SendError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _decision_doc(decision: Decision, channel: str) -> dict[str, Any]:
+    return {"action": decision.action, "reason": decision.reason, "until": decision.until, "channel": channel}
+
+
+class Dispatcher:
+    """Handler of ``dispatch`` jobs. ``channels`` resolves ``(tenant_id, channel) -> Channel``."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Any,
+        channels: Any,
+        gate: OutboundGate,
+        tenants: Any,
+        playbooks: Any = None,
+        quick_attempts: int = 3,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.channels = channels
+        self.gate = gate
+        self.tenants = tenants
+        self.playbooks = playbooks
+        self.quick_attempts = quick_attempts
+
+    async def handle_dispatch(self, job: Job) -> None:
+        """Send every pending outbox item of the conversation ``job.key``, in order."""
+        docs = await self.store.query(
+            job.tenant_id,
+            OUTBOX,
+            filters=[where("conversation_id", "==", job.key), where("status", "==", "pending")],
+            order_by=[Order("seq")],
+        )
+        templated_turns: set[float] = set()
+        for doc in docs:
+            await self._dispatch_one(job.tenant_id, OutboxItem.from_doc(doc.data), templated_turns)
+
+    async def _dispatch_one(self, tenant_id: str, item: OutboxItem, templated_turns: set[float]) -> None:
+        """Decide and act on one item. ``templated_turns`` holds the turns (their ``created_at``)
+        for which a template already went out: one template stands for a turn's messages."""
+        result = await self.gate.check(tenant_id, item)
+        action = result.decision.action
+        if action == "send_template" and item.created_at in templated_turns:
+            covered = Decision("block", "replaced_by_template")
+            await self._finish(tenant_id, item, status="blocked", decision=covered)
+            return
+        if action == "block":
+            rerouted = await self._fallback(tenant_id, item, result.decision)
+            if rerouted is None:
+                await self._finish(tenant_id, item, status="blocked", decision=result.decision)
+                log.info("send.blocked", tenant=tenant_id, outbox=item.id, reason=result.decision.reason)
+                return
+            item, result = rerouted
+        elif action == "send_template":
+            templated_turns.add(item.created_at)
+        elif action == "drop_stale":
+            await self._finish(tenant_id, item, status="stale", decision=result.decision)
+            log.info("send.stale_dropped", tenant=tenant_id, outbox=item.id)
+            return
+        elif action == "defer":
+            assert result.decision.until is not None
+            if (item.decision or {}).get("reason") != result.decision.reason:
+                await self.store.set(
+                    tenant_id,
+                    OUTBOX,
+                    item.id,
+                    {"decision": _decision_doc(result.decision, item.channel)},
+                    merge=True,
+                )
+            delay = max(0.0, result.decision.until - self.clock.now())
+            log.info(
+                "send.deferred",
+                tenant=tenant_id,
+                outbox=item.id,
+                reason=result.decision.reason,
+                delay_s=delay,
+            )
+            raise RetryLater(delay, f"deferred: {result.decision.reason}", count=False)
+        await self._send(tenant_id, item, result)
+
+    async def _fallback(
+        self, tenant_id: str, item: OutboxItem, why: Decision
+    ) -> tuple[OutboxItem, GateResult] | None:
+        """Move a blocked item to the first fallback channel where the policy lets it go."""
+        lead_doc = await self.store.get(tenant_id, "leads", item.lead_id)
+        if lead_doc is None:
+            return None
+        addresses = lead_addresses(Lead.from_doc(lead_doc))
+        for channel_name in await self._fallback_channels(tenant_id, item):
+            address = addresses.get(channel_name)
+            if channel_name == item.channel or not address or channel_name not in self.channels.names():
+                continue
+            if isinstance(self.channels.get(tenant_id, channel_name), UnconfiguredChannel):
+                continue
+            result = await self.gate.check(tenant_id, item, channel=channel_name, to=address)
+            if result.decision.action in ("send", "send_template"):
+                moved = item.model_copy(update={"channel": channel_name, "to": address})
+                moved.decision = {
+                    **_decision_doc(result.decision, channel_name),
+                    "rerouted_from": item.channel,
+                    "rerouted_because": why.reason,
+                }
+                log.info(
+                    "send.rerouted",
+                    tenant=tenant_id,
+                    outbox=item.id,
+                    from_channel=item.channel,
+                    to_channel=channel_name,
+                    reason=why.reason,
+                )
+                return moved, result
+        return None
+
+    async def _thread(self, tenant_id: str, item: OutboxItem) -> tuple[str | None, dict[str, Any]]:
+        """For email: the Message-ID to answer (the lead's last mail) and its subject/references."""
+        if item.channel != "email":
+            return None, {}
+        docs = await self.store.query(
+            tenant_id,
+            messages_collection(item.conversation_id),
+            filters=[where("direction", "==", "inbound"), where("channel", "==", "email")],
+            order_by=[Order("seq", descending=True)],
+            limit=1,
+        )
+        if not docs:
+            return None, {}
+        last = docs[0].data
+        thread = last.get("thread") or {}
+        references = [*thread.get("references", []), last.get("provider_message_id")]
+        return last.get("provider_message_id"), {
+            "subject": thread.get("subject"),
+            "references": [r for r in references if r],
+        }
+
+    async def _fallback_channels(self, tenant_id: str, item: OutboxItem) -> list[str]:
+        """The playbook's fallback channels, then the tenant's (without repeats)."""
+        channels: list[str] = []
+        conv = await self.store.get(tenant_id, "conversations", item.conversation_id)
+        if conv and conv.get("playbook_id") and self.playbooks is not None:
+            with contextlib.suppress(LookupError):
+                playbook = await self.playbooks.get(
+                    tenant_id, conv["playbook_id"], conv.get("playbook_version")
+                )
+                channels.extend(playbook.fallback_channels)
+        profile = await self.tenants.profile(tenant_id)
+        return list(dict.fromkeys([*channels, *profile.fallback_channels]))
+
+    async def _send(self, tenant_id: str, item: OutboxItem, result: GateResult) -> None:
+        channel = self.channels.get(tenant_id, item.channel)
+        reply_to, thread = await self._thread(tenant_id, item)
+        message = OutboundMessage(
+            to=item.to,
+            text=item.text,
+            choices=tuple(Choice(id=c["id"], title=c["title"]) for c in item.choices),
+            idempotency_key=item.id,
+            template=result.template,
+            reply_to=reply_to,
+            metadata={
+                "conversation_id": item.conversation_id,
+                "message_id": item.message_id,
+                "tenant_id": tenant_id,
+                **thread,
+            },
+        )
+
+        async def attempt() -> str:
+            try:
+                return str(await channel.send(message))
+            except SendError as exc:
+                if exc.retryable:
+                    raise _TransientSendError(exc) from exc
+                raise
+
+        try:
+            async for try_ in stamina.retry_context(
+                on=_TransientSendError, attempts=self.quick_attempts, timeout=15.0
+            ):
+                with try_:
+                    provider_id = await attempt()
+        except _TransientSendError as exc:
+            await self.store.set(
+                tenant_id,
+                OUTBOX,
+                item.id,
+                {"attempts": item.attempts + 1, "last_error": str(exc.error)[:300]},
+                merge=True,
+            )
+            log.warning(
+                "send.retry_later",
+                tenant=tenant_id,
+                outbox=item.id,
+                channel=item.channel,
+                error=str(exc.error),
+                code=exc.error.code,
+            )
+            if exc.error.retry_after_s is not None:
+                raise RetryLater(exc.error.retry_after_s, str(exc.error)) from exc
+            raise
+        except SendError as exc:
+            log.warning(
+                "send.failed",
+                tenant=tenant_id,
+                outbox=item.id,
+                channel=item.channel,
+                error=str(exc),
+                code=exc.code,
+            )
+            await self._finish(tenant_id, item, status="failed", error=str(exc), code=exc.code)
+            if exc.code in OPT_OUT_ERROR_CODES:
+                # The provider says the person unsubscribed: the ledger must know it too.
+                await self.gate.ledger.record(
+                    tenant_id, channel=item.channel, address=item.to, source=f"provider_error:{exc.code}"
+                )
+            return
+        decision = result.decision if item.decision is None else None
+        await self._record_sent(tenant_id, item, provider_id, result, decision)
+
+    async def _record_sent(
+        self,
+        tenant_id: str,
+        item: OutboxItem,
+        provider_id: str,
+        result: GateResult,
+        decision: Decision | None,
+    ) -> None:
+        now = self.clock.now()
+        decision_doc = item.decision if decision is None else _decision_doc(decision, item.channel)
+
+        async def fn(tx: Transaction) -> None:
+            msg = await tx.get(messages_collection(item.conversation_id), item.message_id)
+            counter = await tx.get(COUNTERS, result.counter_id)
+            tx.set(
+                OUTBOX,
+                item.id,
+                {
+                    "status": "sent",
+                    "provider_message_id": provider_id,
+                    "sent_at": now,
+                    "attempts": item.attempts + 1,
+                    "channel": item.channel,
+                    "to": item.to,
+                    "decision": decision_doc,
+                },
+                merge=True,
+            )
+            tx.set(
+                PROVIDER_IDS,
+                provider_index_id(item.channel, provider_id),
+                {"conversation_id": item.conversation_id, "message_id": item.message_id},
+            )
+            tx.set(
+                COUNTERS,
+                result.counter_id,
+                {"count": int((counter or {}).get("count", 0)) + 1, "updated_at": now},
+            )
+            if msg is not None:
+                update: dict[str, Any] = {
+                    "provider_message_id": provider_id,
+                    "channel": item.channel,
+                    "status_at": {**msg.get("status_at", {}), "sent": now},
+                    "decision": decision_doc,
+                }
+                if result.template is not None:
+                    update["template"] = result.template
+                if msg.get("status") == "queued":
+                    update["status"] = "sent"
+                tx.set(messages_collection(item.conversation_id), item.message_id, update, merge=True)
+
+        await self.store.run_transaction(tenant_id, fn)
+        log.info(
+            "send.ok",
+            tenant=tenant_id,
+            outbox=item.id,
+            channel=item.channel,
+            template=result.template is not None,
+        )
+
+    async def _finish(
+        self,
+        tenant_id: str,
+        item: OutboxItem,
+        *,
+        status: str,
+        decision: Decision | None = None,
+        error: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        """Close an item that will not be sent (failed, dead, blocked or stale)."""
+        decision_doc = _decision_doc(decision, item.channel) if decision else item.decision
+        message_status = {"failed": "failed", "dead": "failed", "blocked": "blocked", "stale": "stale"}[
+            status
+        ]
+
+        async def fn(tx: Transaction) -> None:
+            msg = await tx.get(messages_collection(item.conversation_id), item.message_id)
+            tx.set(
+                OUTBOX,
+                item.id,
+                {
+                    "status": status,
+                    "last_error": (error or "")[:300] or item.last_error,
+                    "error_code": code,
+                    "decision": decision_doc,
+                },
+                merge=True,
+            )
+            if msg is not None:
+                tx.set(
+                    messages_collection(item.conversation_id),
+                    item.message_id,
+                    {
+                        "status": message_status,
+                        "error_code": code,
+                        "error_title": (error or "")[:200] or None,
+                        "decision": decision_doc,
+                        "status_at": {**msg.get("status_at", {}), message_status: self.clock.now()},
+                    },
+                    merge=True,
+                )
+
+        await self.store.run_transaction(tenant_id, fn)
+
+    async def on_dead(self, job: Job) -> None:
+        """The job ran out of attempts: its pending items become dead letters."""
+        docs = await self.store.query(
+            job.tenant_id,
+            OUTBOX,
+            filters=[where("conversation_id", "==", job.key), where("status", "==", "pending")],
+        )
+        for doc in docs:
+            item = OutboxItem.from_doc(doc.data)
+            await self._finish(
+                job.tenant_id, item, status="dead", error=item.last_error or job.last_error or "dead"
+            )
+            log.error("send.dead_letter", tenant=job.tenant_id, outbox=item.id, error=item.last_error)

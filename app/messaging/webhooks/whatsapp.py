@@ -1,0 +1,56 @@
+"""WhatsApp Cloud API webhooks: ``GET/POST /api/webhooks/whatsapp``.
+
+GET is Meta's subscription handshake (``hub.mode``, ``hub.verify_token`` checked against
+WEBHOOK_VERIFY_TOKEN, ``hub.challenge`` echoed; 403 otherwise). POST carries messages and
+statuses, signed with ``X-Hub-Signature-256`` (Meta, "Webhooks > Event notifications").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPluginProtocol
+from litestar.status_codes import HTTP_403_FORBIDDEN
+
+from app.core.logs import get_logger
+from app.messaging.webhooks.ingest import ingest_request
+from app.tenancy.auth import runtime_of
+from channels.whatsapp import SubscriptionError, WhatsAppChannel
+
+__all__ = ["WhatsAppWebhookPlugin"]
+
+log = get_logger("leadwarm.webhooks.whatsapp")
+
+
+@get(
+    "/api/webhooks/whatsapp",
+    media_type="text/plain",
+    sync_to_thread=False,
+    summary="Meta subscription handshake",
+)
+def whatsapp_subscribe(request: Request[Any, Any, Any]) -> Response[str]:
+    """Echo ``hub.challenge`` when ``hub.verify_token`` matches WEBHOOK_VERIFY_TOKEN."""
+    settings = runtime_of(request).settings
+    expected = settings.webhook_verify_token.get_secret_value() if settings.webhook_verify_token else ""
+    try:
+        challenge = WhatsAppChannel.verify_subscription(dict(request.query_params), expected)
+    except SubscriptionError as exc:
+        log.warning("whatsapp.subscription_refused", reason=str(exc))
+        return Response("forbidden", status_code=HTTP_403_FORBIDDEN, media_type="text/plain")
+    return Response(challenge, media_type="text/plain")
+
+
+@post("/api/webhooks/whatsapp", status_code=200, summary="WhatsApp messages and delivery statuses")
+async def whatsapp_receive(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Verify, parse and store; 200 once stored (see :mod:`app.messaging.webhooks.ingest`)."""
+    return await ingest_request(request, "whatsapp")
+
+
+class WhatsAppWebhookPlugin(InitPluginProtocol):
+    """Registers the WhatsApp webhook routes."""
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend([whatsapp_subscribe, whatsapp_receive])
+        return app_config

@@ -1,0 +1,41 @@
+"""Request-scoped helpers: the process runtime, and the tenant an admin key authenticates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+
+from app.composition import Runtime
+
+__all__ = ["lowercase_headers", "runtime_of", "tenant_from_bearer"]
+
+
+def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
+    """The :class:`Runtime` the app was started with."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
+
+
+def lowercase_headers(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, str]:
+    """Request headers with lower-case names (the channel contract's convention)."""
+    return {k.lower(): v for k, v in connection.headers.items()}
+
+
+async def tenant_from_bearer(request: Request[Any, Any, Any]) -> str:
+    """Litestar dependency: the tenant whose admin key is in ``Authorization: Bearer <key>``.
+
+    Raises ``NotAuthorizedException`` (401) when the header is missing or the key is unknown.
+    """
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise NotAuthorizedException(
+            "missing Authorization: Bearer <admin API key>", headers={"WWW-Authenticate": "Bearer"}
+        )
+    tenant_id = await runtime_of(request).tenants.tenant_for_key(key.strip())
+    if tenant_id is None:
+        raise NotAuthorizedException("unknown admin API key", headers={"WWW-Authenticate": "Bearer"})
+    return tenant_id

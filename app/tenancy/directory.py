@@ -1,0 +1,110 @@
+"""Tenants: their profile, admin API keys, channel routes, and the demo seed.
+
+Admin keys are stored as SHA-256 hashes in the routing namespace (``SYSTEM_TENANT``), since the
+key must be resolved before the tenant is known; the clear key is shown once, when generated.
+Channel routes map a provider's receiving address (a WhatsApp phone-number id) to its tenant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from typing import Any
+
+from app.core.logs import get_logger
+from app.records import TenantProfile
+from app.store import SYSTEM_TENANT, Store
+
+__all__ = [
+    "TenantDirectory",
+    "hash_api_key",
+    "new_api_key",
+]
+
+log = get_logger("leadwarm.tenants")
+
+API_KEYS = "api_keys"
+ROUTES = "channel_routes"
+PROFILE = ("config", "tenant")
+
+
+def hash_api_key(key: str) -> str:
+    """Hex SHA-256 of an API key (keys are 32 random bytes, so no salt or KDF is needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    """A fresh admin API key: ``lw_`` + 43 URL-safe characters (256 bits)."""
+    return "lw_" + secrets.token_urlsafe(32)
+
+
+class TenantDirectory:
+    """Reads and writes tenant-level records; caches profiles per process (short-lived data)."""
+
+    def __init__(self, store: Store, clock: Any) -> None:
+        self.store = store
+        self.clock = clock
+        self._profiles: dict[str, TenantProfile] = {}
+
+    async def profile(self, tenant_id: str) -> TenantProfile:
+        """The tenant's profile; a default one if none was saved."""
+        cached = self._profiles.get(tenant_id)
+        if cached is not None:
+            return cached
+        data = await self.store.get(tenant_id, *PROFILE)
+        profile = TenantProfile.from_doc(data) if data else TenantProfile(id=tenant_id, name=tenant_id)
+        self._profiles[tenant_id] = profile
+        return profile
+
+    async def save_profile(self, profile: TenantProfile) -> None:
+        """Write the profile (and refresh this process's cache)."""
+        await self.store.set(profile.id, *PROFILE, profile.to_doc())
+        self._profiles[profile.id] = profile
+
+    async def exists(self, tenant_id: str) -> bool:
+        """Whether the tenant has a saved profile."""
+        return await self.store.get(tenant_id, *PROFILE) is not None
+
+    # ------------------------------------------------------------------ API keys
+    async def add_api_key(self, tenant_id: str, key: str, *, label: str = "admin") -> None:
+        """Register ``key`` (stored hashed) for ``tenant_id``."""
+        await self.store.set(
+            SYSTEM_TENANT,
+            API_KEYS,
+            hash_api_key(key),
+            {"tenant_id": tenant_id, "label": label, "created_at": self.clock.now()},
+        )
+
+    async def tenant_for_key(self, key: str) -> str | None:
+        """The tenant an admin key belongs to, or ``None``. Constant-time on the hash compare."""
+        digest = hash_api_key(key)
+        doc = await self.store.get(SYSTEM_TENANT, API_KEYS, digest)
+        if doc is None or not hmac.compare_digest(digest, hash_api_key(key)):
+            return None
+        return str(doc["tenant_id"])
+
+    async def has_api_key(self, tenant_id: str) -> bool:
+        """Whether any admin key is registered for the tenant."""
+        docs = await self.store.query(SYSTEM_TENANT, API_KEYS)
+        return any(d.data.get("tenant_id") == tenant_id for d in docs)
+
+    # ------------------------------------------------------------------ routes
+    async def set_route(self, channel: str, address: str, tenant_id: str) -> None:
+        """Route webhooks addressed to ``address`` on ``channel`` to ``tenant_id``."""
+        await self.store.set(SYSTEM_TENANT, ROUTES, f"{channel}:{address}", {"tenant_id": tenant_id})
+
+    async def route(self, channel: str, address: str) -> str | None:
+        """The tenant that owns ``address`` on ``channel``, or ``None``."""
+        doc = await self.store.get(SYSTEM_TENANT, ROUTES, f"{channel}:{address}")
+        return str(doc["tenant_id"]) if doc else None
+
+
+def write_key_file(data_dir: Path, tenant_id: str, key: str) -> Path:
+    """Keep a generated key where its owner can find it again (mode 0600)."""
+    path = data_dir / f"admin-api-key.{tenant_id}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return path
