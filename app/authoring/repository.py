@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.records import StoredPlaybook, TenantProfile
+from app.authoring.records import StoredPlaybook
 from app.store import Order, Store, where
+from app.store import collections as col
+from app.tenancy.records import TenantProfile
 from playbooks import Playbook, load_playbook_text
 
 __all__ = ["PlaybookNotFoundError", "PlaybookRepository"]
 
-COLLECTION = "playbooks"
+COLLECTION = col.PLAYBOOKS
 
 
 class PlaybookNotFoundError(LookupError):

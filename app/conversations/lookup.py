@@ -14,14 +14,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from app.conversations.records import Conversation, Lead
 from app.messaging.dispatcher import PROVIDER_IDS, provider_index_id
-from app.records import Conversation, InboxItem, Lead
+from app.messaging.records import InboxItem
 from app.store import Order, Store, where
+from app.store import collections as col
 
 __all__ = ["ADDRESS_FIELDS", "CONVERSATIONS", "LEADS", "OPEN_STATUSES", "ConversationLocator", "Located"]
 
-LEADS = "leads"
-CONVERSATIONS = "conversations"
+LEADS = col.LEADS
+CONVERSATIONS = col.CONVERSATIONS
 OPEN_STATUSES = ("active", "scheduled", "handoff")
 
 #: Which lead field holds the contact's address on each channel.

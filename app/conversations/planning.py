@@ -13,15 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from app.ai.llm.usage import TurnUsage, add_to_totals
-from app.records import (
-    Conversation,
-    ConversationEvent,
-    InboxItem,
-    Lead,
-    LeadStage,
-    Message,
-    OutboxItem,
-)
+from app.conversations.records import Conversation, ConversationEvent, Lead, LeadStage, Message
+from app.messaging.records import InboxItem, OutboxItem
 from playbooks.runtime import (
     ConversationEnded,
     EngineResult,

@@ -28,8 +28,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.ai.llm.usage import UsageLedger
 from app.authoring.repository import PlaybookNotFoundError
+from app.conversations.records import Conversation, Lead, messages_collection
 from app.conversations.service import ADDRESS_FIELDS, CONVERSATIONS, LEADS
-from app.records import Conversation, Lead, messages_collection
 from app.store import Order, Transaction, where
 from app.tenancy.auth import runtime_of, tenant_from_bearer
 from playbooks import PlaybookError

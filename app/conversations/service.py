@@ -22,22 +22,25 @@ from typing import Any
 
 import phonenumbers
 
-from app.core import i18n
 from app.ai.knowledge.stats import record_kb_outcome
 from app.ai.language import detect_language
 from app.authoring.repository import PlaybookRepository
 from app.conversations.lookup import ADDRESS_FIELDS, CONVERSATIONS, LEADS, ConversationLocator, Located
 from app.conversations.planning import TurnPlan, append_inbound, plan_bot_messages, plan_turn
+from app.conversations.records import Conversation, ConversationEvent, Lead, messages_collection
 from app.conversations.scoring import make_scorer
 from app.conversations.views import lead_view
+from app.core import i18n
 from app.core.logs import get_logger
 from app.jobs.queue import Job, JobQueue, job_doc_id
 from app.messaging.inbox import INBOX
+from app.messaging.records import InboxItem
 from app.policy.keywords import KEYWORD_CHANNELS, Keyword, classify_keyword
 from app.policy.optouts import OptOutLedger
-from app.records import Conversation, ConversationEvent, InboxItem, Lead, TenantProfile, messages_collection
 from app.store import ConflictError, Order, Store, Transaction, where
+from app.store import collections as col
 from app.tenancy.directory import TenantDirectory
+from app.tenancy.records import TenantProfile
 from playbooks import Playbook, advance, new_state
 from playbooks.runtime import ConversationState, Event, InboundEvent, Ports, StartEvent, TimerFiredEvent
 
@@ -45,7 +48,7 @@ __all__ = ["ADDRESS_FIELDS", "CONVERSATIONS", "LEADS", "ConversationService", "l
 
 log = get_logger("leadwarm.conversation")
 
-OUTBOX = "outbox"
+OUTBOX = col.OUTBOX
 MAX_REPLAYS = 8
 #: Message kinds that are kept but never answered and never advance the playbook.
 _SILENT_KINDS = {"reaction", "auto_reply", "bounce"}
@@ -123,7 +126,7 @@ class ConversationService:
     async def _inbound_turn(self, tenant_id: str, address_key: str) -> bool:
         # Every accepted message bumps this job's generation in the transaction that stores it:
         # reading it first tells the commit whether the lead wrote again while we worked.
-        job = await self.store.get(tenant_id, "jobs", job_doc_id("inbound", address_key))
+        job = await self.store.get(tenant_id, col.JOBS, job_doc_id("inbound", address_key))
         generation = (job or {}).get("generation")
         items = await self._pending(tenant_id, address_key)
         if not items:
@@ -357,7 +360,7 @@ class ConversationService:
             elif current is None or current.get("version") != expected:
                 return False
             if address_key is not None:
-                job_now = await tx.get("jobs", job_doc_id("inbound", address_key))
+                job_now = await tx.get(col.JOBS, job_doc_id("inbound", address_key))
                 items_now = [await tx.get(INBOX, item_id) for item_id in sorted(item_ids)]
                 if not any(i is not None and i.get("status") == "pending" for i in items_now):
                     return True  # processed by someone else: nothing to write
@@ -405,7 +408,7 @@ class ConversationService:
                     due="exact",
                 )
             elif plan.timer is not None and timer_job is not None and timer_job.get("status") == "pending":
-                tx.delete("jobs", str(timer_job["id"]))
+                tx.delete(col.JOBS, str(timer_job["id"]))
             for item_id in item_ids:
                 tx.set(
                     INBOX,

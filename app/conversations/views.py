@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.records import Lead
+from app.conversations.records import Lead
 
 __all__ = ["lead_view"]
 

@@ -23,8 +23,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from app.core.logs import get_logger
-from app.records import Record
+from app.core.records import Record
 from app.store import Order, Store, Transaction, where
+from app.store import collections as col
+from app.store.ids import compound_id
 
 __all__ = ["Job", "JobQueue", "RetryLater", "job_doc_id"]
 
@@ -32,7 +34,7 @@ log = get_logger("leadwarm.jobs")
 
 JobKind = Literal["inbound", "start", "timer", "dispatch", "status"]
 DueRule = Literal["earliest", "latest", "exact"]
-COLLECTION = "jobs"
+COLLECTION = col.JOBS
 
 
 class RetryLater(Exception):  # noqa: N818 - a signal, not an error
@@ -67,7 +69,7 @@ class Job(Record):
 
 def job_doc_id(kind: str, key: str) -> str:
     """Document id of the job ``(kind, key)``; ``/`` is escaped (Firestore ids cannot hold it)."""
-    return f"{kind}:{key}".replace("/", "%2F")
+    return compound_id(kind, key)
 
 
 class JobQueue:

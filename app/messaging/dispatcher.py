@@ -23,21 +23,24 @@ from typing import Any
 
 import stamina
 
+from app.conversations.records import Lead, messages_collection
 from app.core.logs import get_logger
 from app.jobs.queue import Job, RetryLater
 from app.messaging.directory import UnconfiguredChannel
+from app.messaging.records import OutboxItem
 from app.policy.gate import COUNTERS, GateResult, OutboundGate, lead_addresses
 from app.policy.rules import Decision
-from app.records import Lead, OutboxItem, messages_collection
 from app.store import Order, Store, Transaction, where
+from app.store import collections as col
+from app.store.ids import compound_id
 from channels.base import Choice, OutboundMessage, SendError
 
 __all__ = ["Dispatcher", "provider_index_id"]
 
 log = get_logger("leadwarm.dispatcher")
 
-OUTBOX = "outbox"
-PROVIDER_IDS = "provider_ids"
+OUTBOX = col.OUTBOX
+PROVIDER_IDS = col.PROVIDER_IDS
 #: Provider errors meaning "this person opted out": Twilio 21610 (unsubscribed recipient, STOP at the
 #: carrier), WhatsApp 131050 (the user stopped marketing messages from the business).
 OPT_OUT_ERROR_CODES = frozenset({"21610", "131050"})
@@ -45,7 +48,7 @@ OPT_OUT_ERROR_CODES = frozenset({"21610", "131050"})
 
 def provider_index_id(channel: str, provider_message_id: str) -> str:
     """Document id mapping a provider's message id to our message."""
-    return f"{channel}:{provider_message_id}".replace("/", "%2F")
+    return compound_id(channel, provider_message_id)
 
 
 class _TransientSendError(Exception):
@@ -139,7 +142,7 @@ class Dispatcher:
         self, tenant_id: str, item: OutboxItem, why: Decision
     ) -> tuple[OutboxItem, GateResult] | None:
         """Move a blocked item to the first fallback channel where the policy lets it go."""
-        lead_doc = await self.store.get(tenant_id, "leads", item.lead_id)
+        lead_doc = await self.store.get(tenant_id, col.LEADS, item.lead_id)
         if lead_doc is None:
             return None
         addresses = lead_addresses(Lead.from_doc(lead_doc))
@@ -192,7 +195,7 @@ class Dispatcher:
     async def _fallback_channels(self, tenant_id: str, item: OutboxItem) -> list[str]:
         """The playbook's fallback channels, then the tenant's (without repeats)."""
         channels: list[str] = []
-        conv = await self.store.get(tenant_id, "conversations", item.conversation_id)
+        conv = await self.store.get(tenant_id, col.CONVERSATIONS, item.conversation_id)
         if conv and conv.get("playbook_id") and self.playbooks is not None:
             with contextlib.suppress(LookupError):
                 playbook = await self.playbooks.get(

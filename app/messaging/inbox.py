@@ -13,19 +13,21 @@ import dataclasses
 from typing import Any
 
 from app.jobs.queue import JobQueue
-from app.records import InboxItem
+from app.messaging.records import InboxItem
 from app.store import Transaction
+from app.store import collections as col
+from app.store.ids import compound_id
 from channels.base import DeliveryStatus, InboundMessage
 
 __all__ = ["accept_message", "accept_status", "address_key", "inbox_id"]
 
-INBOX = "inbox"
-STATUS_EVENTS = "status_events"
+INBOX = col.INBOX
+STATUS_EVENTS = col.STATUS_EVENTS
 
 
 def inbox_id(channel: str, provider_message_id: str) -> str:
     """The dedupe key of an inbound message (``/`` escaped for Firestore ids)."""
-    return f"{channel}:{provider_message_id}".replace("/", "%2F")
+    return compound_id(channel, provider_message_id)
 
 
 def address_key(channel: str, sender: str) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.conversations.records import messages_collection
 from app.core.logs import get_logger
 from app.jobs.queue import Job, RetryLater
 from app.messaging.dispatcher import PROVIDER_IDS, provider_index_id
 from app.messaging.inbox import STATUS_EVENTS
 from app.policy.optouts import OptOutLedger
-from app.records import messages_collection
 from app.store import Store, Transaction, where
 
 __all__ = ["StatusService"]

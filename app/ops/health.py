@@ -9,6 +9,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from app.core.logs import get_logger
+from app.store import collections as col
 from app.tenancy.auth import runtime_of
 
 __all__ = ["HealthPlugin"]
@@ -21,7 +22,7 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """``{"status": "ok"}`` when the store answers; 503 otherwise."""
     runtime = runtime_of(request)
     try:
-        await runtime.store.get(runtime.settings.default_tenant_id, "config", "tenant")
+        await runtime.store.get(runtime.settings.default_tenant_id, col.CONFIG, "tenant")
     except Exception as exc:
         log.error("health.store_unavailable", error=str(exc))
         return Response({"status": "unavailable", "store": runtime.settings.store}, status_code=503)

@@ -12,19 +12,22 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.conversations.records import Conversation, Lead
 from app.conversations.views import lead_view
 from app.messaging.inbox import INBOX
+from app.messaging.records import OutboxItem
 from app.policy.optouts import OptOutLedger
 from app.policy.quiet_hours import parse_hhmm, resolve_timezone
 from app.policy.rules import Decision, OutboundFacts, decide
-from app.records import Conversation, Lead, OutboxItem, TenantProfile
 from app.store import Store, where
+from app.store import collections as col
 from app.tenancy.directory import TenantDirectory
+from app.tenancy.records import TenantProfile
 from playbooks.expressions import render, template_context
 
 __all__ = ["COUNTERS", "GateResult", "OutboundGate", "counter_id", "lead_addresses"]
 
-COUNTERS = "send_counters"
+COUNTERS = col.SEND_COUNTERS
 
 
 def counter_id(lead_id: str, zone: ZoneInfo, at: float) -> str:
@@ -64,10 +67,10 @@ class OutboundGate:
         now = self.clock.now()
         profile = await self.tenants.profile(tenant_id)
         lead = Lead.from_doc(
-            await self.store.get(tenant_id, "leads", item.lead_id)
+            await self.store.get(tenant_id, col.LEADS, item.lead_id)
             or {"id": item.lead_id, "tenant_id": tenant_id}
         )
-        conv_doc = await self.store.get(tenant_id, "conversations", item.conversation_id)
+        conv_doc = await self.store.get(tenant_id, col.CONVERSATIONS, item.conversation_id)
         conv = Conversation.from_doc(conv_doc) if conv_doc else None
         zone = resolve_timezone(lead.timezone, lead.phone, profile.timezone)
         opted_out, undeliverable = await self.ledger.blocks(

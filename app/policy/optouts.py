@@ -11,15 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from app.store import Store, Transaction
+from app.store import collections as col
+from app.store.ids import compound_id
 
 __all__ = ["OptOutLedger"]
 
-COLLECTION = "optouts"
+COLLECTION = col.OPTOUTS
 HISTORY_KEPT = 50
 
 
 def _doc_id(channel: str, address: str) -> str:
-    return f"{channel}:{address.strip().lower()}".replace("/", "%2F")
+    return compound_id(channel, address.strip().lower())
 
 
 class OptOutLedger:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from app.ai.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
 from app.composition import Runtime
-from app.records import TenantProfile
+from app.store import collections as col
 from app.tenancy.directory import new_api_key, write_key_file
+from app.tenancy.records import TenantProfile
 from channels.sms import normalize_number
 from playbooks import LIBRARY_DIR
 
@@ -52,7 +53,7 @@ async def bootstrap(runtime: Runtime) -> BootstrapResult:
             profile.default_playbook = DEMO_PLAYBOOK_EN
             profile.playbooks_by_language = {"en": DEMO_PLAYBOOK_EN, "fr": DEMO_PLAYBOOK_FR}
             await runtime.knowledge.save(tenant_id, list(DEMO_QA))
-            await runtime.store.set(tenant_id, "aiConfig", "default", dict(DEMO_AI_CONFIG))
+            await runtime.store.set(tenant_id, col.AI_CONFIG, "default", dict(DEMO_AI_CONFIG))
         await tenants.save_profile(profile)
     if settings.admin_api_key is not None:
         await tenants.add_api_key(tenant_id, settings.admin_api_key.get_secret_value(), label="ADMIN_API_KEY")

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from app.core.logs import get_logger
-from app.records import TenantProfile
 from app.store import SYSTEM_TENANT, Store
+from app.store import collections as col
+from app.tenancy.records import TenantProfile
 
 __all__ = [
     "TenantDirectory",
@@ -25,9 +26,9 @@ __all__ = [
 
 log = get_logger("leadwarm.tenants")
 
-API_KEYS = "api_keys"
-ROUTES = "channel_routes"
-PROFILE = ("config", "tenant")
+API_KEYS = col.API_KEYS
+ROUTES = col.CHANNEL_ROUTES
+PROFILE = (col.CONFIG, "tenant")
 
 
 def hash_api_key(key: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.composition import Runtime
-from app.records import messages_collection
+from app.conversations.records import messages_collection
 from app.store import Order, where
 
 __all__ = ["new_messages"]

@@ -70,7 +70,7 @@ async def start_conversation(
     **lead_fields: Any,
 ) -> None:
     """Store a lead and a conversation as the API would, start the playbook, run the worker."""
-    from app.records import Conversation, Lead
+    from app.conversations.records import Conversation, Lead
 
     lead = Lead(id="ld_test", tenant_id="demo", created_at=clock.now(), **lead_fields)
     conv = Conversation(

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app.cli.main import main
 from click.testing import CliRunner
 
+from app.cli.main import main
 from app.composition import Runtime, open_store
 from app.core.settings import Settings
 from app.messaging.inbox import accept_message

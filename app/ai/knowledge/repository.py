@@ -6,10 +6,11 @@ from typing import Any
 
 from app.ai.knowledge.retrieval import KnowledgeIndex, QAEntry
 from app.store import Store
+from app.store import collections as col
 
 __all__ = ["KnowledgeRepository"]
 
-COLLECTION = "qaTraining"
+COLLECTION = col.KNOWLEDGE
 
 
 class KnowledgeRepository:

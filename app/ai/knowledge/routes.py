@@ -42,6 +42,7 @@ from pydantic.alias_generators import to_camel
 from app.ai.knowledge.retrieval import QAEntry
 from app.ai.knowledge.stats import STATS_COLLECTION
 from app.composition import Runtime
+from app.store import collections as col
 from app.tenancy.auth import runtime_of, tenant_from_bearer
 
 __all__ = [
@@ -54,7 +55,7 @@ __all__ = [
     "KnowledgePlugin",
 ]
 
-AI_CONFIG_COLLECTION = "aiConfig"
+AI_CONFIG_COLLECTION = col.AI_CONFIG
 AI_CONFIG_DOC = "default"
 #: Largest bulk import, in items (bigger bodies get 400: split them).
 MAX_IMPORT_ITEMS = 5000

@@ -26,11 +26,12 @@ from typing import Any
 
 from app.ai.knowledge.repository import COLLECTION
 from app.store import Store, Transaction, where
+from app.store import collections as col
 
 __all__ = ["STATS_COLLECTION", "USAGE_COLLECTION", "record_kb_outcome", "record_kb_usage"]
 
-STATS_COLLECTION = "qaStats"
-USAGE_COLLECTION = "qaUsage"
+STATS_COLLECTION = col.KNOWLEDGE_STATS
+USAGE_COLLECTION = col.KNOWLEDGE_USAGE
 
 
 def _seed(entry: dict[str, object]) -> dict[str, float]:

@@ -42,9 +42,10 @@ from app.ai.llm.client import CallUsage, LlmError, TurnAnalyzer
 from app.ai.llm.guardrails import GuardrailContext, check_reply, safe_fallback
 from app.ai.llm.usage import TurnUsage, UsageLedger, cost_micro_usd
 from app.authoring.repository import PlaybookRepository
+from app.conversations.records import messages_collection
 from app.core.logs import get_logger
-from app.records import messages_collection
 from app.store import Order, Store
+from app.store import collections as col
 from playbooks import Playbook
 from playbooks.runtime import AskContext, ConversationState, Interpretation, Interpreter
 from playbooks.schema import AskStep, pick_language
@@ -68,7 +69,7 @@ __all__ = [
 log = get_logger("leadwarm.llm")
 
 #: Where the tenant's aiConfig (brand memory) lives: collection, document.
-AI_CONFIG = ("aiConfig", "default")
+AI_CONFIG = (col.AI_CONFIG, "default")
 #: How many knowledge entries go into the static part of the prompt.
 STATIC_KNOWLEDGE_ENTRIES = 12
 #: How many earlier messages of the conversation go into the turn part.

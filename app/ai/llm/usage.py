@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.store import Store, Transaction
+from app.store import collections as col
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -36,7 +37,7 @@ __all__ = [
     "price_for",
 ]
 
-USAGE_COLLECTION = "llm_usage"
+USAGE_COLLECTION = col.LLM_USAGE
 _PER_TOKENS = 1_000_000
 
 

@@ -1,0 +1,48 @@
+"""A tenant's stored settings (document ``config/tenant``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from app.core.records import Record
+
+__all__ = ["TenantProfile"]
+
+
+class TenantProfile(Record):
+    """A tenant's own settings (document ``config/tenant``).
+
+    ``playbooks_by_language`` picks the playbook for a new lead by the language of their first
+    message; ``default_playbook`` is used otherwise. ``timezone`` is an IANA name; ``default_region``
+    an ISO 3166 code for phone numbers written without a country code.
+    """
+
+    id: str
+    name: str
+    default_language: str = "en"
+    languages: list[str] = Field(default_factory=lambda: ["en", "fr"])
+    timezone: str = "UTC"
+    default_region: str | None = None
+    default_playbook: str | None = None
+    playbooks_by_language: dict[str, str] = Field(default_factory=dict)
+    # --- outbound policy (app/policy)
+    quiet_hours_start: str = "21:00"
+    quiet_hours_end: str = "08:00"
+    quiet_hours_allow_direct_replies: bool = True
+    """A direct answer to a lead who wrote in the last 15 minutes may go out in quiet hours."""
+    daily_cap_per_lead: int = 20
+    optout_all_channels: bool = True
+    """An opt-out on one channel stops every channel of the lead."""
+    whatsapp_window_hours: float = 24.0
+    whatsapp_templates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Approved templates by message purpose ("followup", "step", ... or "default"):
+    ``{"name": "lead_followup", "language": "en", "parameters": ["{{ lead.first_name }}"]}``."""
+    fallback_channels: list[str] = Field(default_factory=list)
+    """Channels to try, in order, when the policy blocks a message on its own channel."""
+    help_text: dict[str, str] = Field(default_factory=dict)
+    llm_monthly_budget_usd: float | None = None
+    """This tenant's monthly model budget (USD); None uses LLM_MONTHLY_BUDGET_USD."""
+    """Answer to HELP/AIDE per language; a default naming the tenant is used otherwise."""
+    created_at: float = 0.0
