@@ -1,7 +1,8 @@
-"""The Litestar application: a list of plugins around one :class:`app.composition.Runtime`.
+"""The Litestar application: the runtime's features, each a plugin (see :mod:`app.features`).
 
 ``create_app()`` builds the runtime from the environment; tests pass their own. Startup runs
-:func:`app.tenancy.bootstrap.bootstrap` (default tenant, demo content, admin key) and starts the worker.
+:func:`app.tenancy.bootstrap.bootstrap` (default tenant, demo content, admin key) and starts the
+worker with every feature's background tasks.
 """
 
 from __future__ import annotations
@@ -13,17 +14,10 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
-from app.ai.knowledge.routes import KnowledgePlugin
 from app.composition import Runtime
-from app.conversations.routes import AdminApiPlugin
 from app.core.logs import configure_logging, get_logger
 from app.core.settings import Settings
-from app.messaging.webhooks.email import EmailPlugin
-from app.messaging.webhooks.twilio import TwilioWebhookPlugin
-from app.messaging.webhooks.whatsapp import WhatsAppWebhookPlugin
-from app.ops.health import HealthPlugin
 from app.tenancy.bootstrap import bootstrap
-from app.webchat.routes import WebChatPlugin
 
 __all__ = ["create_app"]
 
@@ -41,7 +35,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.runtime = rt
         result = await bootstrap(rt)
         if result.generated_key:
             print(
@@ -59,15 +52,7 @@ def create_app(
             await rt.stop()
 
     return Litestar(
-        plugins=[
-            HealthPlugin(),
-            AdminApiPlugin(),
-            KnowledgePlugin(),
-            WhatsAppWebhookPlugin(),
-            TwilioWebhookPlugin(),
-            EmailPlugin(),
-            WebChatPlugin(),
-        ],
+        plugins=list(rt.features),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="LeadWarm", version="0.1.0", path="/schema"),
         debug=False,

@@ -12,6 +12,7 @@ Times are floats: seconds since the Unix epoch, UTC.
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -20,6 +21,7 @@ from kernel.errors import LeadWarmError
 
 __all__ = [
     "Channel",
+    "ChannelConfigError",
     "ChannelError",
     "ChannelTraits",
     "Choice",
@@ -49,6 +51,15 @@ StatusName = Literal["queued", "sent", "delivered", "read", "failed", "undeliver
 
 class ChannelError(LeadWarmError):
     """Base error of every channel."""
+
+
+class ChannelConfigError(ChannelError):
+    """A channel cannot be built from the settings given: ``missing`` names the absent keys."""
+
+    def __init__(self, channel: str, missing: list[str]) -> None:
+        super().__init__(f"{channel} is not configured: missing {', '.join(missing)}")
+        self.channel = channel
+        self.missing = missing
 
 
 class SignatureError(ChannelError):
@@ -182,6 +193,35 @@ class Channel(abc.ABC):
 
     name: ClassVar[str]
     traits: ClassVar[ChannelTraits]
+    config_optional: ClassVar[frozenset[str]] = frozenset()
+    """Constructor arguments without a default that may still be left empty."""
+
+    @classmethod
+    def config_keys(cls) -> dict[str, bool]:
+        """The settings this channel is built from: its constructor's keyword arguments, each
+        mapped to whether it is required (no default and not in ``config_optional``)."""
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        return {
+            p.name: p.default is inspect.Parameter.empty and p.name not in cls.config_optional
+            for p in params
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Channel:
+        """Build the channel from one tenant's settings for it (constructor keyword arguments;
+        ``None`` and empty values count as absent, unknown keys are ignored).
+
+        Raises :class:`ChannelConfigError` naming every required setting that is missing.
+        """
+        keys = cls.config_keys()
+        given = {k: v for k, v in config.items() if k in keys and v not in (None, "")}
+        missing = [k for k, required in keys.items() if required and k not in given]
+        if missing:
+            raise ChannelConfigError(cls.name, missing)
+        for key in cls.config_optional:
+            given.setdefault(key, "")
+        return cls(**given)
 
     @abc.abstractmethod
     def verify(self, headers: Mapping[str, str], raw_body: bytes, *, url: str = "") -> None:

@@ -253,6 +253,7 @@ class WhatsAppChannel(Channel):
         consent_on_inbound=True,
         session_window_s=24 * 3600.0,
     )
+    config_optional: ClassVar[frozenset[str]] = frozenset({"app_secret"})
 
     def __init__(
         self,

@@ -19,15 +19,21 @@ from app.messaging.dispatcher import PROVIDER_IDS, provider_index_id
 from app.messaging.records import InboxItem
 from app.store import Order, Store, where
 from app.store import collections as col
+from channels.registry import channel_class
 
-__all__ = ["ADDRESS_FIELDS", "CONVERSATIONS", "LEADS", "OPEN_STATUSES", "ConversationLocator", "Located"]
+__all__ = ["CONVERSATIONS", "LEADS", "OPEN_STATUSES", "ConversationLocator", "Located", "address_field"]
 
 LEADS = col.LEADS
 CONVERSATIONS = col.CONVERSATIONS
 OPEN_STATUSES = ("active", "scheduled", "handoff")
 
+
 #: Which lead field holds the contact's address on each channel.
-ADDRESS_FIELDS = {"whatsapp": "phone", "sms": "phone", "email": "email", "webchat": "webchat_id"}
+def address_field(channel: str) -> str:
+    """The lead field holding the contact's address on ``channel`` (its registered traits).
+
+    Raises ``KeyError`` for an unregistered channel."""
+    return channel_class(channel).traits.address_field
 
 
 @dataclass(slots=True)
@@ -56,7 +62,7 @@ class ConversationLocator:
 
     async def find_lead(self, tenant_id: str, channel: str, address: str) -> Lead | None:
         """The lead whose address on ``channel`` is ``address`` (oldest first), or ``None``."""
-        field = ADDRESS_FIELDS.get(channel, "webchat_id")
+        field = address_field(channel)
         docs = await self.store.query(
             tenant_id, LEADS, filters=[where(field, "==", address)], order_by=[Order("created_at")], limit=1
         )
@@ -107,8 +113,8 @@ class ConversationLocator:
                 created_at=now,
                 updated_at=now,
             )
-            setattr(lead, ADDRESS_FIELDS.get(item.channel, "webchat_id"), item.sender)
-            if item.channel in ("whatsapp", "sms"):
+            setattr(lead, address_field(item.channel), item.sender)
+            if channel_class(item.channel).traits.consent_on_inbound:
                 lead.consent[item.channel] = True  # they wrote to us first
         if conv is None and not lead_is_new:
             conv = await self.latest_conversation(tenant_id, lead.id, item.channel)

@@ -15,6 +15,7 @@ from typing import Any, get_args
 from app.ai.llm.usage import TurnUsage, add_to_totals
 from app.conversations.records import Conversation, ConversationEvent, Lead, LeadStage, Message
 from app.messaging.records import InboxItem, OutboxItem
+from channels.registry import channel_class
 from playbooks.runtime import (
     ConversationEnded,
     EngineResult,
@@ -150,7 +151,7 @@ def _append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
 
 def _thread(item: InboxItem) -> dict[str, Any] | None:
     metadata = item.payload.get("metadata") or {}
-    if item.channel != "email":
+    if not channel_class(item.channel).traits.threading:
         return None
     return {"subject": metadata.get("subject"), "references": list(metadata.get("references") or [])}
 

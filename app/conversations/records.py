@@ -12,6 +12,7 @@ from pydantic import Field
 
 from app.core.records import Record
 from app.store.collections import messages_collection
+from channels.registry import CHANNELS
 
 __all__ = [
     "Conversation",
@@ -52,7 +53,7 @@ class Lead(Record):
 
     def addresses(self) -> dict[str, str]:
         """The lead's address on each channel it has one for."""
-        out = {"whatsapp": self.phone, "sms": self.phone, "email": self.email, "webchat": self.webchat_id}
+        out = {name: getattr(self, cls.traits.address_field, None) for name, cls in CHANNELS.items()}
         return {k: v for k, v in out.items() if v}
 
 

@@ -4,7 +4,6 @@
 - ``GET /api/v1/leads/{id}``.
 - ``GET /api/v1/conversations``: newest first, filtered by ``status``, ``channel``, ``lead_id``.
 - ``GET /api/v1/conversations/{id}``: messages, slots, score (with reasons), current step, events.
-- ``GET/POST /api/v1/playbooks``: list, or upload a YAML playbook (400 with file:line issues).
 
 Times in responses are floats, seconds since the Unix epoch (UTC).
 """
@@ -18,23 +17,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from litestar import Request, Response, get, post
-from litestar.config.app import AppConfig
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.plugins import InitPluginProtocol
 from litestar.status_codes import HTTP_201_CREATED, HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
 from pydantic import BaseModel, Field, field_validator
 
-from app.ai.llm.usage import UsageLedger
 from app.authoring.repository import PlaybookNotFoundError
+from app.composition import Runtime
+from app.conversations.lookup import CONVERSATIONS, LEADS, address_field
 from app.conversations.records import Conversation, Lead, messages_collection
-from app.conversations.service import ADDRESS_FIELDS, CONVERSATIONS, LEADS
 from app.store import Order, Transaction, where
-from app.tenancy.auth import runtime_of, tenant_from_bearer
-from playbooks import PlaybookError
 
-__all__ = ["AdminApiPlugin", "LeadCreate"]
+__all__ = ["ROUTES", "LeadCreate"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _OPEN = ("active", "scheduled", "handoff")
@@ -89,21 +84,23 @@ def _e164(raw: str, region: str | None) -> str:
 
 @post("/api/v1/leads", status_code=HTTP_201_CREATED, summary="Create a lead and start a playbook")
 async def create_lead(
-    request: Request[Any, Any, Any], tenant_id: NamedDependency[str], data: JSONBody[LeadCreate]
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    tenant_id: NamedDependency[str],
+    data: JSONBody[LeadCreate],
 ) -> Response[Any]:
     """Create the lead (or reuse the one with the same address) and start the playbook.
 
     400: invalid phone/email/time zone, unknown channel, no playbook for the trigger.
     409: the lead already has an open conversation on that channel.
     """
-    runtime = runtime_of(request)
     profile = await runtime.tenants.profile(tenant_id)
     if data.channel not in runtime.channels.names():
         raise _bad(f"unknown channel {data.channel!r}; one of {runtime.channels.names()}")
     phone = _e164(data.phone, profile.default_region) if data.phone else None
     webchat_id = data.webchat_id or (f"wc_{uuid.uuid4().hex}" if data.channel == "webchat" else None)
     values = {"phone": phone, "email": data.email, "webchat_id": webchat_id}
-    field = ADDRESS_FIELDS.get(data.channel, "webchat_id")
+    field = address_field(data.channel)
     address = values.get(field)
     if not address:
         raise _bad(f"channel {data.channel!r} needs the lead's {field}")
@@ -176,10 +173,13 @@ async def create_lead(
 
 @get("/api/v1/leads/{lead_id:str}", summary="One lead")
 async def get_lead(
-    request: Request[Any, Any, Any], tenant_id: NamedDependency[str], lead_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    tenant_id: NamedDependency[str],
+    lead_id: FromPath[str],
 ) -> dict[str, Any]:
     """The lead record (404 if absent)."""
-    data = await runtime_of(request).store.get(tenant_id, LEADS, lead_id)
+    data = await runtime.store.get(tenant_id, LEADS, lead_id)
     if data is None:
         raise NotFoundException(f"lead {lead_id} not found")
     return data
@@ -188,6 +188,7 @@ async def get_lead(
 @get("/api/v1/conversations", summary="Conversations, newest first")
 async def list_conversations(
     request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     tenant_id: NamedDependency[str],
     status: FromQuery[str | None] = None,
     channel: FromQuery[str | None] = None,
@@ -198,7 +199,7 @@ async def list_conversations(
     filters = [
         where(k, "==", v) for k, v in (("status", status), ("channel", channel), ("lead_id", lead_id)) if v
     ]
-    docs = await runtime_of(request).store.query(
+    docs = await runtime.store.query(
         tenant_id,
         CONVERSATIONS,
         filters=filters,
@@ -225,10 +226,13 @@ async def list_conversations(
 
 @get("/api/v1/conversations/{conversation_id:str}", summary="One conversation with its messages")
 async def get_conversation(
-    request: Request[Any, Any, Any], tenant_id: NamedDependency[str], conversation_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    tenant_id: NamedDependency[str],
+    conversation_id: FromPath[str],
 ) -> dict[str, Any]:
     """The conversation, its lead's slots and score, and its messages in order (404 if absent)."""
-    store = runtime_of(request).store
+    store = runtime.store
     data = await store.get(tenant_id, CONVERSATIONS, conversation_id)
     if data is None:
         raise NotFoundException(f"conversation {conversation_id} not found")
@@ -266,60 +270,5 @@ async def get_conversation(
     }
 
 
-@get("/api/v1/usage", summary="The tenant's model usage and cost for a month")
-async def get_usage(
-    request: Request[Any, Any, Any],
-    tenant_id: NamedDependency[str],
-    month: Annotated[str | None, QueryParameter(pattern=r"^\d{4}-\d{2}$")] = None,
-) -> dict[str, Any]:
-    """Tokens and cost of ``month`` (``YYYY-MM``, default: this month, UTC), with the budget."""
-    runtime = runtime_of(request)
-    ledger = UsageLedger(runtime.store, runtime.clock)
-    data = await ledger.month(tenant_id, month)
-    profile = await runtime.tenants.profile(tenant_id)
-    budget = profile.llm_monthly_budget_usd
-    if budget is None:
-        budget = runtime.settings.llm_monthly_budget_usd
-    return {**data, "cost_usd": int(data.get("cost_micro_usd", 0)) / 1_000_000, "budget_usd": budget}
-
-
-@get("/api/v1/playbooks", summary="The tenant's playbooks")
-async def list_playbooks(request: Request[Any, Any, Any], tenant_id: NamedDependency[str]) -> dict[str, Any]:
-    """Every stored playbook version (without the YAML source)."""
-    stored = await runtime_of(request).playbooks.list(tenant_id)
-    return {"playbooks": [p.model_dump(exclude={"source"}) for p in stored]}
-
-
-@post("/api/v1/playbooks", status_code=HTTP_201_CREATED, summary="Upload a YAML playbook")
-async def upload_playbook(request: Request[Any, Any, Any], tenant_id: NamedDependency[str]) -> Response[Any]:
-    """Validate and store the YAML body; 400 lists every issue as line + message."""
-    raw = await request.body()
-    try:
-        source = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _bad("playbook must be UTF-8 text") from exc
-    try:
-        stored = await runtime_of(request).playbooks.save(tenant_id, source, origin="playbook.yaml")
-    except PlaybookError as exc:
-        issues = [{"line": i.line, "column": i.column, "message": i.message} for i in exc.issues]
-        return Response({"error": "invalid playbook", "issues": issues}, status_code=HTTP_400_BAD_REQUEST)
-    return Response(stored.model_dump(exclude={"source"}), status_code=HTTP_201_CREATED)
-
-
-class AdminApiPlugin(InitPluginProtocol):
-    """Registers the admin API, with the Bearer-key tenant dependency."""
-
-    def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend(
-            [
-                create_lead,
-                get_lead,
-                list_conversations,
-                get_conversation,
-                get_usage,
-                list_playbooks,
-                upload_playbook,
-            ]
-        )
-        app_config.dependencies["tenant_id"] = Provide(tenant_from_bearer)
-        return app_config
+#: The routes this module serves (registered by its capability's feature plugin).
+ROUTES = (create_lead, get_lead, list_conversations, get_conversation)

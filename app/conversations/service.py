@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import phonenumbers
 
+from app.ai.directory import InterpreterDirectory
 from app.ai.knowledge.stats import record_kb_outcome
 from app.ai.language import detect_language
 from app.authoring.repository import PlaybookRepository
-from app.conversations.lookup import ADDRESS_FIELDS, CONVERSATIONS, LEADS, ConversationLocator, Located
+from app.conversations.lookup import CONVERSATIONS, LEADS, ConversationLocator, Located
 from app.conversations.planning import TurnPlan, append_inbound, plan_bot_messages, plan_turn
 from app.conversations.records import Conversation, ConversationEvent, Lead, messages_collection
 from app.conversations.scoring import make_scorer
@@ -33,18 +33,20 @@ from app.conversations.views import lead_view
 from app.core import i18n
 from app.core.logs import get_logger
 from app.jobs.queue import Job, JobQueue, job_doc_id
+from app.messaging.directory import ChannelDirectory
 from app.messaging.inbox import INBOX
 from app.messaging.records import InboxItem
-from app.policy.keywords import KEYWORD_CHANNELS, Keyword, classify_keyword
+from app.policy.keywords import Keyword, classify_keyword
 from app.policy.optouts import OptOutLedger
 from app.store import ConflictError, Order, Store, Transaction, where
 from app.store import collections as col
 from app.tenancy.directory import TenantDirectory
 from app.tenancy.records import TenantProfile
+from kernel.clock import Clock
 from playbooks import Playbook, advance, new_state
 from playbooks.runtime import ConversationState, Event, InboundEvent, Ports, StartEvent, TimerFiredEvent
 
-__all__ = ["ADDRESS_FIELDS", "CONVERSATIONS", "LEADS", "ConversationService", "lead_view"]
+__all__ = ["ConversationService"]
 
 log = get_logger("leadwarm.conversation")
 
@@ -62,11 +64,12 @@ class ConversationService:
         *,
         store: Store,
         jobs: JobQueue,
-        clock: Any,
+        clock: Clock,
         tenants: TenantDirectory,
         playbooks: PlaybookRepository,
-        interpreters: Any,
+        interpreters: InterpreterDirectory,
         ledger: OptOutLedger,
+        channels: ChannelDirectory,
         burst_window_s: float = 0.0,
     ) -> None:
         self.store = store
@@ -76,6 +79,7 @@ class ConversationService:
         self.playbooks = playbooks
         self.interpreters = interpreters
         self.ledger = ledger
+        self.channels = channels
         self.burst_window_s = burst_window_s
         self.locator = ConversationLocator(store, clock)
 
@@ -178,7 +182,7 @@ class ConversationService:
         result = await advance(playbook, state, event, ports)
         usage = getattr(ports.interpreter, "last_usage", None)
         plan = plan_turn(conv, lead, result, now, inbound=items, trigger="inbound", llm_usage=usage)
-        return await self._commit(tenant_id, located, plan, inbox_items=items)
+        return await self._commit(tenant_id, located, plan, inbox_items=items, generation=generation)
 
     async def _start_turn(self, tenant_id: str, conversation_id: str) -> bool:
         data = await self.store.get(tenant_id, CONVERSATIONS, conversation_id)
@@ -217,9 +221,8 @@ class ConversationService:
         )
 
     # ------------------------------------------------------------------ keywords
-    @staticmethod
-    def _keyword(channel: str, readable: list[InboxItem]) -> Keyword | None:
-        if channel not in KEYWORD_CHANNELS:
+    def _keyword(self, channel: str, readable: list[InboxItem]) -> Keyword | None:
+        if not self.channels.traits(channel).keyword_optouts:
             return None
         for item in reversed(readable):
             keyword = classify_keyword(item.text)

@@ -27,19 +27,30 @@ class Worker:
     def __init__(
         self,
         jobs: JobQueue,
-        handlers: dict[str, Handler],
+        handlers: dict[str, Handler] | None = None,
         *,
         on_dead: dict[str, Handler] | None = None,
         concurrency: int = 8,
         poll_interval_s: float = 0.5,
     ) -> None:
         self.jobs = jobs
-        self.handlers = handlers
-        self.on_dead = on_dead or {}
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self.on_dead: dict[str, Handler] = dict(on_dead or {})
         self.concurrency = concurrency
         self.poll_interval_s = poll_interval_s
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[None]] = set()
+
+    def register(self, kind: str, handler: Handler, *, on_dead: Handler | None = None) -> None:
+        """Run ``handler`` for jobs of ``kind`` (and ``on_dead`` when one goes to the dead letter).
+
+        Raises ``ValueError`` when ``kind`` already has a handler: two features cannot own one kind.
+        """
+        if kind in self.handlers:
+            raise ValueError(f"job kind {kind!r} already has a handler")
+        self.handlers[kind] = handler
+        if on_dead is not None:
+            self.on_dead[kind] = on_dead
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until ``stop`` is set, then wait for the jobs in flight."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from channels.base import Channel, OutboundMessage, ParsedWebhook, SendError
+from channels.base import Channel, ChannelTraits, OutboundMessage, ParsedWebhook, SendError
+from channels.registry import channel_class
 
 __all__ = ["ChannelDirectory", "UnconfiguredChannel"]
 
@@ -19,6 +20,7 @@ class UnconfiguredChannel(Channel):
 
     def __init__(self, name: str, missing: str) -> None:
         self.name = name  # type: ignore[misc]
+        self.traits = channel_class(name).traits  # type: ignore[misc]
         self.missing = missing
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, *, url: str = "") -> None:
@@ -47,6 +49,10 @@ class ChannelDirectory:
             return self._channels[name]
         except KeyError:
             raise KeyError(f"unknown channel {name!r}; known: {sorted(self._channels)}") from None
+
+    def traits(self, name: str) -> ChannelTraits:
+        """The traits of channel ``name`` (registered channels only). Raises ``KeyError``."""
+        return channel_class(name).traits
 
     def names(self) -> list[str]:
         """Channel names this process serves."""

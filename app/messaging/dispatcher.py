@@ -173,7 +173,7 @@ class Dispatcher:
 
     async def _thread(self, tenant_id: str, item: OutboxItem) -> tuple[str | None, dict[str, Any]]:
         """For email: the Message-ID to answer (the lead's last mail) and its subject/references."""
-        if item.channel != "email":
+        if not self.channels.traits(item.channel).threading:
             return None, {}
         docs = await self.store.query(
             tenant_id,

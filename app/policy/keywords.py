@@ -13,12 +13,12 @@ import re
 import unicodedata
 from typing import Literal
 
-__all__ = ["KEYWORD_CHANNELS", "Keyword", "classify_keyword"]
+__all__ = ["Keyword", "classify_keyword"]
 
 Keyword = Literal["stop", "start", "help"]
 
-#: Channels on which keywords are honoured (email uses the unsubscribe link and header).
-KEYWORD_CHANNELS = frozenset({"sms", "whatsapp", "webchat"})
+# Which channels honour keywords is each channel's ``traits.keyword_optouts`` (email uses the
+# unsubscribe link and header).
 
 _WORDS: dict[str, Keyword] = {
     **dict.fromkeys(

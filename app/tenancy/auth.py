@@ -1,4 +1,4 @@
-"""Request-scoped helpers: the process runtime, and the tenant an admin key authenticates."""
+"""Request-scoped helpers: lower-cased headers, and the tenant an admin key authenticates."""
 
 from __future__ import annotations
 
@@ -6,17 +6,12 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 
-from app.composition import Runtime
+from app.tenancy.directory import TenantDirectory
 
-__all__ = ["lowercase_headers", "runtime_of", "tenant_from_bearer"]
-
-
-def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
-    """The :class:`Runtime` the app was started with."""
-    runtime: Runtime = connection.app.state.runtime
-    return runtime
+__all__ = ["lowercase_headers", "tenant_from_bearer"]
 
 
 def lowercase_headers(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, str]:
@@ -24,7 +19,9 @@ def lowercase_headers(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[st
     return {k.lower(): v for k, v in connection.headers.items()}
 
 
-async def tenant_from_bearer(request: Request[Any, Any, Any]) -> str:
+async def tenant_from_bearer(
+    request: Request[Any, Any, Any], tenants: NamedDependency[TenantDirectory]
+) -> str:
     """Litestar dependency: the tenant whose admin key is in ``Authorization: Bearer <key>``.
 
     Raises ``NotAuthorizedException`` (401) when the header is missing or the key is unknown.
@@ -35,7 +32,7 @@ async def tenant_from_bearer(request: Request[Any, Any, Any]) -> str:
         raise NotAuthorizedException(
             "missing Authorization: Bearer <admin API key>", headers={"WWW-Authenticate": "Bearer"}
         )
-    tenant_id = await runtime_of(request).tenants.tenant_for_key(key.strip())
+    tenant_id = await tenants.tenant_for_key(key.strip())
     if tenant_id is None:
         raise NotAuthorizedException("unknown admin API key", headers={"WWW-Authenticate": "Bearer"})
     return tenant_id

@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from litestar import MediaType, Response, WebSocket, get, websocket
-from litestar.config.app import AppConfig
+from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
-from litestar.plugins import InitPluginProtocol
 
+from app.composition import Runtime
 from app.core.logs import get_logger
-from app.tenancy.auth import runtime_of
 from app.webchat.feed import new_messages
 from channels.base import PayloadError
 
-__all__ = ["WebChatPlugin"]
+__all__ = ["ROUTES"]
 
 log = get_logger("leadwarm.webchat")
 
@@ -41,9 +40,8 @@ def chat_page() -> Response[bytes]:
 
 
 @websocket("/chat/ws")
-async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
+async def chat_socket(socket: WebSocket[Any, Any, Any], runtime: NamedDependency[Runtime]) -> None:
     """One browser tab talking to the bot as a lead; see the module docstring."""
-    runtime = runtime_of(socket)
     session = socket.query_params.get("session", "")
     tenant_id = runtime.settings.default_tenant_id
     await socket.accept()
@@ -89,9 +87,8 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
         channel.unsubscribe(session, wake)
 
 
-class WebChatPlugin(InitPluginProtocol):
-    """Registers the chat page and its socket."""
-
-    def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([chat_page, chat_socket])
-        return app_config
+#: The routes this module serves (registered by its capability's feature plugin).
+ROUTES = (
+    chat_page,
+    chat_socket,
+)

@@ -1,4 +1,4 @@
-"""The knowledge-base and aiConfig API (KnowledgePlugin), and usage/success counting from outcomes.
+"""The knowledge-base and aiConfig API (the AI feature), and usage/success counting from outcomes.
 
 Runs on every store backend (the ``runtime`` fixture). The app here holds only the plugin under test,
 so these tests do not depend on how ``app.main`` lists its plugins."""
@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.testing import AsyncTestClient
 
 from app.ai.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
-from app.ai.knowledge.routes import MAX_IMPORT_ITEMS, KnowledgePlugin
+from app.ai.knowledge.routes import MAX_IMPORT_ITEMS
 from app.ai.knowledge.stats import record_kb_outcome, record_kb_usage
+from app.ai.plugin import AiFeature
 from app.composition import Runtime
+from app.ops.plugin import OpsFeature
+from app.tenancy.plugin import TenancyFeature
 from tests.app.conftest import ADMIN_KEY
 
 Client = AsyncTestClient[Litestar]
@@ -31,8 +33,9 @@ def tid(runtime: Runtime) -> str:
 
 @pytest.fixture
 async def kb_client(runtime: Runtime) -> AsyncIterator[Client]:
-    """A client of an app holding :class:`KnowledgePlugin` only, on the test's runtime."""
-    app = Litestar(plugins=[KnowledgePlugin()], state=State({"runtime": runtime}))
+    """A client of an app holding the AI feature (with the core and tenancy features it needs) only,
+    on the test's runtime."""
+    app = Litestar(plugins=[OpsFeature(runtime), TenancyFeature(runtime), AiFeature(runtime)])
     async with AsyncTestClient(app=app) as client:
         yield client
 

@@ -7,9 +7,9 @@ import base64
 import pytest
 
 from app.ai.llm.guardrails import (
-    CHANNEL_MAX_CHARS,
     GuardrailContext,
     check_reply,
+    max_reply_chars,
     reason_codes,
     safe_fallback,
 )
@@ -141,7 +141,7 @@ def test_sms_length_counts_segments_gsm7_and_ucs2() -> None:
 
 @pytest.mark.parametrize("channel", ["whatsapp", "webchat", "email"])
 def test_channel_character_limits(channel: str) -> None:
-    limit = CHANNEL_MAX_CHARS[channel]
+    limit = max_reply_chars(channel)
     assert "too_long" not in codes("a" * limit, ctx(channel=channel))
     assert "too_long" in codes("a" * (limit + 1), ctx(channel=channel))
 

@@ -24,11 +24,9 @@ import uuid
 from typing import Any
 
 from litestar import Request, Response, delete, get, post, put
-from litestar.config.app import AppConfig
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, JSONBody
-from litestar.plugins import InitPluginProtocol
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_201_CREATED,
@@ -43,16 +41,15 @@ from app.ai.knowledge.retrieval import QAEntry
 from app.ai.knowledge.stats import STATS_COLLECTION
 from app.composition import Runtime
 from app.store import collections as col
-from app.tenancy.auth import runtime_of, tenant_from_bearer
 
 __all__ = [
     "AI_CONFIG_COLLECTION",
     "AI_CONFIG_DOC",
     "MAX_IMPORT_ITEMS",
+    "ROUTES",
     "AIConfig",
     "BrandMemory",
     "KnowledgeEntryIn",
-    "KnowledgePlugin",
 ]
 
 AI_CONFIG_COLLECTION = col.AI_CONFIG
@@ -175,11 +172,11 @@ def _norm_question(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-async def _existing(runtime: Runtime, tenant_id: str) -> dict[str, QAEntry]:
+async def _existing(runtime: NamedDependency[Runtime], tenant_id: str) -> dict[str, QAEntry]:
     return {e.id: e for e in await runtime.knowledge.entries(tenant_id)}
 
 
-async def _save(runtime: Runtime, tenant_id: str, items: list[tuple[QAEntry, bool]]) -> None:
+async def _save(runtime: NamedDependency[Runtime], tenant_id: str, items: list[tuple[QAEntry, bool]]) -> None:
     """Save entries; drop the usage history of those whose counters the client set."""
     await runtime.knowledge.save(tenant_id, [entry for entry, _ in items])
     for entry, reset in items:
@@ -192,18 +189,22 @@ def _new_id() -> str:
 
 
 @get("/api/v1/knowledge", summary="The knowledge base")
-async def list_knowledge(request: Request[Any, Any, Any], tenant_id: NamedDependency[str]) -> dict[str, Any]:
+async def list_knowledge(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], tenant_id: NamedDependency[str]
+) -> dict[str, Any]:
     """Every entry, by id, with camelCase keys."""
-    entries = await runtime_of(request).knowledge.entries(tenant_id)
+    entries = await runtime.knowledge.entries(tenant_id)
     return {"entries": [_entry_doc(e) for e in entries]}
 
 
 @post("/api/v1/knowledge", status_code=HTTP_201_CREATED, summary="Create one knowledge entry")
 async def create_knowledge(
-    request: Request[Any, Any, Any], tenant_id: NamedDependency[str], data: JSONBody[KnowledgeEntryIn]
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    tenant_id: NamedDependency[str],
+    data: JSONBody[KnowledgeEntryIn],
 ) -> Response[Any]:
     """Create an entry (id generated when absent). 409 when the id exists; 400 on invalid fields."""
-    runtime = runtime_of(request)
     entry_id = data.id or _new_id()
     if data.id and data.id in await _existing(runtime, tenant_id):
         return Response({"error": f"entry {data.id} exists; use PUT"}, status_code=HTTP_409_CONFLICT)
@@ -215,12 +216,12 @@ async def create_knowledge(
 @put("/api/v1/knowledge/{entry_id:str}", summary="Replace one knowledge entry")
 async def update_knowledge(
     request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
     tenant_id: NamedDependency[str],
     entry_id: FromPath[str],
     data: JSONBody[KnowledgeEntryIn],
 ) -> dict[str, Any]:
     """Replace the entry (404 if absent; a body ``id`` other than the path's is a 400)."""
-    runtime = runtime_of(request)
     if data.id is not None and data.id != entry_id:
         raise _bad("the body's id differs from the path's")
     current = (await _existing(runtime, tenant_id)).get(entry_id)
@@ -233,10 +234,12 @@ async def update_knowledge(
 
 @delete("/api/v1/knowledge/{entry_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Delete one entry")
 async def delete_knowledge(
-    request: Request[Any, Any, Any], tenant_id: NamedDependency[str], entry_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    tenant_id: NamedDependency[str],
+    entry_id: FromPath[str],
 ) -> None:
     """Remove the entry and its counters (404 if absent)."""
-    runtime = runtime_of(request)
     if entry_id not in await _existing(runtime, tenant_id):
         raise NotFoundException(f"entry {entry_id} not found")
     await runtime.knowledge.delete(tenant_id, entry_id)
@@ -253,11 +256,10 @@ def _error_reason(exc: ValidationError) -> str:
 
 @post("/api/v1/knowledge/import", status_code=HTTP_200_OK, summary="Bulk import of knowledge entries")
 async def import_knowledge(
-    request: Request[Any, Any, Any], tenant_id: NamedDependency[str]
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], tenant_id: NamedDependency[str]
 ) -> dict[str, Any]:
     """Upsert every valid item; see the module docstring. 400 only when the body is not a JSON list
     (or an object holding one under ``qaTraining`` / ``entries``) or has too many items."""
-    runtime = runtime_of(request)
     try:
         body = json.loads(await request.body() or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -302,9 +304,11 @@ async def import_knowledge(
 
 
 @get("/api/v1/ai-config", summary="The tenant's brand memory (aiConfig)")
-async def get_ai_config(request: Request[Any, Any, Any], tenant_id: NamedDependency[str]) -> dict[str, Any]:
+async def get_ai_config(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], tenant_id: NamedDependency[str]
+) -> dict[str, Any]:
     """The stored aiConfig, validated and with every key present; 404 when the tenant has none."""
-    data = await runtime_of(request).store.get(tenant_id, AI_CONFIG_COLLECTION, AI_CONFIG_DOC)
+    data = await runtime.store.get(tenant_id, AI_CONFIG_COLLECTION, AI_CONFIG_DOC)
     if data is None:
         raise NotFoundException("no aiConfig for this tenant; PUT one")
     try:
@@ -315,28 +319,24 @@ async def get_ai_config(request: Request[Any, Any, Any], tenant_id: NamedDepende
 
 @put("/api/v1/ai-config", summary="Replace the tenant's brand memory (aiConfig)")
 async def put_ai_config(
-    request: Request[Any, Any, Any], tenant_id: NamedDependency[str], data: JSONBody[AIConfig]
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    tenant_id: NamedDependency[str],
+    data: JSONBody[AIConfig],
 ) -> dict[str, Any]:
     """Validate and store the aiConfig (400 with the invalid fields); answers what was stored."""
     doc = data.model_dump(mode="json", by_alias=True)
-    await runtime_of(request).store.set(tenant_id, AI_CONFIG_COLLECTION, AI_CONFIG_DOC, doc)
+    await runtime.store.set(tenant_id, AI_CONFIG_COLLECTION, AI_CONFIG_DOC, doc)
     return doc
 
 
-class KnowledgePlugin(InitPluginProtocol):
-    """Registers the knowledge-base and aiConfig endpoints, with the Bearer-key tenant dependency."""
-
-    def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend(
-            [
-                list_knowledge,
-                create_knowledge,
-                update_knowledge,
-                delete_knowledge,
-                import_knowledge,
-                get_ai_config,
-                put_ai_config,
-            ]
-        )
-        app_config.dependencies["tenant_id"] = Provide(tenant_from_bearer)
-        return app_config
+#: The routes this module serves (registered by its capability's feature plugin).
+ROUTES = (
+    list_knowledge,
+    create_knowledge,
+    update_knowledge,
+    delete_knowledge,
+    import_knowledge,
+    get_ai_config,
+    put_ai_config,
+)

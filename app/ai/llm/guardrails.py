@@ -24,7 +24,7 @@ detail never quotes a secret marker):
     says "a free site survey", "installation is guaranteed free" does not.
 ``too_long``
     Longer than the channel allows: SMS more than ``ctx.max_sms_segments`` segments (GSM-7/UCS-2 rules,
-    :func:`channels.sms.sms_segments`); other channels :data:`CHANNEL_MAX_CHARS` characters.
+    :func:`channels.sms.sms_segments`); other channels :func:`max_reply_chars` characters.
 ``wrong_language``
     :func:`app.ai.language.detect_language` is confident the reply is not in ``ctx.language``
     (unknown = passes).
@@ -56,10 +56,10 @@ import snowballstemmer
 
 from app.ai.knowledge.retrieval import STOP_WORDS
 from app.ai.language import detect_language
+from channels.registry import channel_class
 from channels.sms import sms_segments
 
 __all__ = [
-    "CHANNEL_MAX_CHARS",
     "CONCEPTS",
     "DEFAULT_MAX_SMS_SEGMENTS",
     "GROUNDED_SHARE",
@@ -74,6 +74,7 @@ __all__ = [
     "GuardrailContext",
     "Verdict",
     "check_reply",
+    "max_reply_chars",
     "reason_codes",
     "safe_fallback",
 ]
@@ -98,10 +99,20 @@ REASON_CODES = (
 
 #: Default SMS budget of a reply, in segments (a setting of the caller; 3 segments = 459 GSM-7 chars).
 DEFAULT_MAX_SMS_SEGMENTS = 3
-#: Longest reply per channel, in characters (WhatsApp: Cloud API text body limit, 4096).
-CHANNEL_MAX_CHARS: dict[str, int] = {"whatsapp": 4096, "webchat": 2000, "email": 20_000}
-#: Default for a channel missing from :data:`CHANNEL_MAX_CHARS` (SMS is counted in segments).
+#: Longest reply on a channel the registry does not know (SMS is counted in segments).
 OTHER_CHANNEL_MAX_CHARS = 2000
+
+
+def max_reply_chars(channel: str) -> int:
+    """Longest reply on ``channel``, in characters: the channel's own limit (its
+    ``traits.max_text_chars``, e.g. WhatsApp's 4,096-character text body), else
+    :data:`OTHER_CHANNEL_MAX_CHARS`."""
+    try:
+        return channel_class(channel).traits.max_text_chars
+    except KeyError:
+        return OTHER_CHANNEL_MAX_CHARS
+
+
 #: Share of a reply sentence's content stems one knowledge-base sentence must hold to ground it.
 GROUNDED_SHARE = 0.8
 
@@ -442,7 +453,7 @@ def _check_length(text: str, ctx: GuardrailContext) -> list[str]:
         if segments > ctx.max_sms_segments:
             return [f"{TOO_LONG}: {segments} SMS segments, at most {ctx.max_sms_segments}"]
         return []
-    limit = CHANNEL_MAX_CHARS.get(ctx.channel, OTHER_CHANNEL_MAX_CHARS)
+    limit = max_reply_chars(ctx.channel)
     if len(text) > limit:
         return [f"{TOO_LONG}: {len(text)} characters, at most {limit} on {ctx.channel}"]
     return []

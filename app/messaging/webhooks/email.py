@@ -18,18 +18,16 @@ import html
 from typing import Any
 
 from litestar import MediaType, Request, Response, get, post
-from litestar.config.app import AppConfig
+from litestar.di import NamedDependency
 from litestar.params import FromPath
-from litestar.plugins import InitPluginProtocol
 from litestar.status_codes import HTTP_200_OK, HTTP_404_NOT_FOUND
 
 from app.composition import Runtime
 from app.core.logs import get_logger
 from app.messaging.webhooks.ingest import ingest_request
-from app.tenancy.auth import runtime_of
 from channels.email import EmailChannel, UnsubscribeTokenError
 
-__all__ = ["EmailPlugin", "unsubscribe_page"]
+__all__ = ["ROUTES", "unsubscribe_page"]
 
 log = get_logger("leadwarm.email")
 
@@ -85,7 +83,7 @@ def unsubscribe_page(
     )
 
 
-def _email_channel(runtime: Runtime) -> EmailChannel | None:
+def _email_channel(runtime: NamedDependency[Runtime]) -> EmailChannel | None:
     try:
         channel = runtime.channels.get("", "email")
     except KeyError:
@@ -93,7 +91,7 @@ def _email_channel(runtime: Runtime) -> EmailChannel | None:
     return channel if isinstance(channel, EmailChannel) else None
 
 
-async def _read(runtime: Runtime, token: str) -> tuple[str, str] | None:
+async def _read(runtime: NamedDependency[Runtime], token: str) -> tuple[str, str] | None:
     channel = _email_channel(runtime)
     if channel is None:
         return None
@@ -104,7 +102,9 @@ async def _read(runtime: Runtime, token: str) -> tuple[str, str] | None:
         return None
 
 
-async def _language(runtime: Runtime, tenant_id: str, address: str, request: Request[Any, Any, Any]) -> str:
+async def _language(
+    runtime: NamedDependency[Runtime], tenant_id: str, address: str, request: Request[Any, Any, Any]
+) -> str:
     """The lead's language, else the browser's first choice among fr/en, else the tenant's."""
     lead = await runtime.conversations.find_lead(tenant_id, "email", address)
     if lead is not None and lead.language:
@@ -126,15 +126,16 @@ def _html(body: str, status_code: int = HTTP_200_OK) -> Response[str]:
 
 
 @post("/api/webhooks/email/inbound", status_code=200, summary="Inbound email (raw RFC 5322 or SendGrid form)")
-async def email_inbound(request: Request[Any, Any, Any]) -> Response[Any]:
+async def email_inbound(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[Any]:
     """Verify the shared key, parse and store; 200 once stored (see :mod:`app.messaging.webhooks.ingest`)."""
-    return await ingest_request(request, "email")
+    return await ingest_request(request, runtime, "email")
 
 
 @get("/api/unsubscribe/{token:str}", include_in_schema=False)
-async def unsubscribe_confirm(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
+async def unsubscribe_confirm(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], token: FromPath[str]
+) -> Response[str]:
     """The confirmation page (nothing is recorded on GET)."""
-    runtime = runtime_of(request)
     found = await _read(runtime, token)
     if found is None:
         return _html(unsubscribe_page("en", "invalid"), HTTP_404_NOT_FOUND)
@@ -148,9 +149,10 @@ async def unsubscribe_confirm(request: Request[Any, Any, Any], token: FromPath[s
 
 
 @post("/api/unsubscribe/{token:str}", status_code=200, include_in_schema=False)
-async def unsubscribe_one_click(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
+async def unsubscribe_one_click(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], token: FromPath[str]
+) -> Response[str]:
     """Record the opt-out (RFC 8058 one-click, or the page's button)."""
-    runtime = runtime_of(request)
     found = await _read(runtime, token)
     if found is None:
         return _html(unsubscribe_page("en", "invalid"), HTTP_404_NOT_FOUND)
@@ -163,9 +165,9 @@ async def unsubscribe_one_click(request: Request[Any, Any, Any], token: FromPath
     return _html(unsubscribe_page(language, "done", company=profile.name, address=address))
 
 
-class EmailPlugin(InitPluginProtocol):
-    """Registers the inbound email webhook and the unsubscribe routes."""
-
-    def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([email_inbound, unsubscribe_confirm, unsubscribe_one_click])
-        return app_config
+#: The routes this module serves (registered by its capability's feature plugin).
+ROUTES = (
+    email_inbound,
+    unsubscribe_confirm,
+    unsubscribe_one_click,
+)

@@ -22,7 +22,7 @@ from app.composition import Runtime
 from app.core.logs import get_logger
 from app.messaging.inbox import accept_status
 from app.store import StoreError
-from app.tenancy.auth import lowercase_headers, runtime_of
+from app.tenancy.auth import lowercase_headers
 from channels.base import PayloadError, SignatureError
 
 __all__ = ["TenantResolver", "ingest_request", "ingest_webhook", "route_or_default"]
@@ -101,6 +101,7 @@ async def ingest_webhook(
 
 async def ingest_request(
     request: Request[Any, Any, Any],
+    runtime: Runtime,
     channel_name: str,
     *,
     url: str | None = None,
@@ -109,7 +110,6 @@ async def ingest_request(
     """:func:`ingest_webhook` for one Litestar request: its lower-cased headers (or ``headers``),
     raw body and URL (or ``url``, the public one a signature covers), tenants routed by
     :func:`route_or_default`."""
-    runtime = runtime_of(request)
     return await ingest_webhook(
         runtime,
         channel_name,

@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, post
-from litestar.config.app import AppConfig
-from litestar.plugins import InitPluginProtocol
+from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK
 
+from app.composition import Runtime
 from app.core.logs import get_logger
 from app.messaging.webhooks.ingest import ingest_request
-from app.tenancy.auth import lowercase_headers, runtime_of
+from app.tenancy.auth import lowercase_headers
 from channels.sms import EVENT_HEADER, INBOUND_PATH, STATUS_PATH
 
-__all__ = ["EMPTY_TWIML", "TwilioWebhookPlugin", "public_url"]
+__all__ = ["EMPTY_TWIML", "ROUTES", "public_url"]
 
 log = get_logger("leadwarm.webhooks.twilio")
 
@@ -35,33 +35,37 @@ def public_url(public_base_url: str, request: Request[Any, Any, Any]) -> str:
     return f"{url}?{request.url.query}" if request.url.query else url
 
 
-async def _ingest(request: Request[Any, Any, Any], event: str) -> Response[Any]:
-    runtime = runtime_of(request)
+async def _ingest(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], event: str
+) -> Response[Any]:
     headers = lowercase_headers(request)
     headers[EVENT_HEADER] = event  # set by the route, whatever the caller sent
     return await ingest_request(
-        request, "sms", url=public_url(runtime.settings.public_base_url, request), headers=headers
+        request, runtime, "sms", url=public_url(runtime.settings.public_base_url, request), headers=headers
     )
 
 
 @post(INBOUND_PATH, status_code=HTTP_200_OK, summary="Twilio inbound SMS")
-async def twilio_sms_receive(request: Request[Any, Any, Any]) -> Response[Any]:
+async def twilio_sms_receive(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Response[Any]:
     """Verify, parse and store an inbound SMS; 200 with empty TwiML once stored."""
-    response = await _ingest(request, "inbound")
+    response = await _ingest(request, runtime, "inbound")
     if response.status_code != HTTP_200_OK:
         return response
     return Response(EMPTY_TWIML, status_code=HTTP_200_OK, media_type="text/xml")
 
 
 @post(STATUS_PATH, status_code=HTTP_200_OK, summary="Twilio message status callback")
-async def twilio_status_receive(request: Request[Any, Any, Any]) -> Response[Any]:
+async def twilio_status_receive(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Response[Any]:
     """Verify, parse and store a delivery status; 200 once stored."""
-    return await _ingest(request, "status")
+    return await _ingest(request, runtime, "status")
 
 
-class TwilioWebhookPlugin(InitPluginProtocol):
-    """Registers the Twilio SMS webhook routes."""
-
-    def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([twilio_sms_receive, twilio_status_receive])
-        return app_config
+#: The routes this module serves (registered by its capability's feature plugin).
+ROUTES = (
+    twilio_sms_receive,
+    twilio_status_receive,
+)

@@ -10,16 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
-from litestar.config.app import AppConfig
-from litestar.plugins import InitPluginProtocol
+from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_403_FORBIDDEN
 
+from app.composition import Runtime
 from app.core.logs import get_logger
 from app.messaging.webhooks.ingest import ingest_request
-from app.tenancy.auth import runtime_of
 from channels.whatsapp import SubscriptionError, WhatsAppChannel
 
-__all__ = ["WhatsAppWebhookPlugin"]
+__all__ = ["ROUTES"]
 
 log = get_logger("leadwarm.webhooks.whatsapp")
 
@@ -30,9 +29,9 @@ log = get_logger("leadwarm.webhooks.whatsapp")
     sync_to_thread=False,
     summary="Meta subscription handshake",
 )
-def whatsapp_subscribe(request: Request[Any, Any, Any]) -> Response[str]:
+def whatsapp_subscribe(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[str]:
     """Echo ``hub.challenge`` when ``hub.verify_token`` matches WEBHOOK_VERIFY_TOKEN."""
-    settings = runtime_of(request).settings
+    settings = runtime.settings
     expected = settings.webhook_verify_token.get_secret_value() if settings.webhook_verify_token else ""
     try:
         challenge = WhatsAppChannel.verify_subscription(dict(request.query_params), expected)
@@ -43,14 +42,15 @@ def whatsapp_subscribe(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 @post("/api/webhooks/whatsapp", status_code=200, summary="WhatsApp messages and delivery statuses")
-async def whatsapp_receive(request: Request[Any, Any, Any]) -> Response[Any]:
+async def whatsapp_receive(
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+) -> Response[Any]:
     """Verify, parse and store; 200 once stored (see :mod:`app.messaging.webhooks.ingest`)."""
-    return await ingest_request(request, "whatsapp")
+    return await ingest_request(request, runtime, "whatsapp")
 
 
-class WhatsAppWebhookPlugin(InitPluginProtocol):
-    """Registers the WhatsApp webhook routes."""
-
-    def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([whatsapp_subscribe, whatsapp_receive])
-        return app_config
+#: The routes this module serves (registered by its capability's feature plugin).
+ROUTES = (
+    whatsapp_subscribe,
+    whatsapp_receive,
+)

@@ -1,0 +1,27 @@
+"""The list of features the service is made of, in the order their plugins register.
+
+Adding a capability is one subpackage with a :class:`app.core.features.Feature` and one line here.
+"""
+
+from __future__ import annotations
+
+from app.ai.plugin import AiFeature
+from app.authoring.plugin import AuthoringFeature
+from app.conversations.plugin import ConversationsFeature
+from app.core.features import Feature
+from app.messaging.plugin import MessagingFeature
+from app.ops.plugin import OpsFeature
+from app.tenancy.plugin import TenancyFeature
+from app.webchat.plugin import WebChatFeature
+
+__all__ = ["FEATURES"]
+
+FEATURES: tuple[type[Feature], ...] = (
+    OpsFeature,
+    TenancyFeature,
+    MessagingFeature,
+    ConversationsFeature,
+    AuthoringFeature,
+    AiFeature,
+    WebChatFeature,
+)
