@@ -44,6 +44,9 @@ PROVIDER_IDS = col.PROVIDER_IDS
 #: Provider errors meaning "this person opted out": Twilio 21610 (unsubscribed recipient, STOP at the
 #: carrier), WhatsApp 131050 (the user stopped marketing messages from the business).
 OPT_OUT_ERROR_CODES = frozenset({"21610", "131050"})
+#: Longest provider-requested wait (seconds) honoured inside the quick retries; longer ones are
+#: honoured by retrying the dispatch job that much later.
+QUICK_RETRY_MAX_WAIT_S = 5.0
 
 
 def provider_index_id(channel: str, provider_message_id: str) -> str:
@@ -231,10 +234,18 @@ class Dispatcher:
                     raise _TransientSendError(exc) from exc
                 raise
 
+        def backoff(exc: Exception) -> bool | float:
+            # A provider that asks for a wait gets exactly that wait (stamina's hook); one that asks
+            # for longer than the quick retries may spend goes to the job's own retry below.
+            if not isinstance(exc, _TransientSendError):
+                return False
+            wait = exc.error.retry_after_s
+            if wait is None:
+                return True
+            return wait if wait <= QUICK_RETRY_MAX_WAIT_S else False
+
         try:
-            async for try_ in stamina.retry_context(
-                on=_TransientSendError, attempts=self.quick_attempts, timeout=15.0
-            ):
+            async for try_ in stamina.retry_context(on=backoff, attempts=self.quick_attempts, timeout=15.0):
                 with try_:
                     provider_id = await attempt()
         except _TransientSendError as exc:
