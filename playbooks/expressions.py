@@ -21,6 +21,8 @@ from jinja2 import ChainableUndefined, Template, TemplateSyntaxError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from kernel.errors import LeadWarmError
+
 __all__ = [
     "ExpressionSyntaxError",
     "check_expression",
@@ -36,7 +38,7 @@ _ENV = ImmutableSandboxedEnvironment(
 _MARKUP = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 
-class ExpressionSyntaxError(ValueError):
+class ExpressionSyntaxError(LeadWarmError, ValueError):
     """A template or expression does not compile. ``lineno`` is the 1-based line inside the source."""
 
     def __init__(self, message: str, *, lineno: int | None = None) -> None:

@@ -9,11 +9,11 @@ else ``answer``. Questions go to an optional knowledge-base ``answer`` callable.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from playbooks.runtime import AskContext, Clock, ConversationState, Interpretation
+from kernel.clock import Clock, SystemClock
+from playbooks.runtime import AskContext, ConversationState, Interpretation
 from playbooks.slots import fold, parse_slot
 
 __all__ = ["RuleInterpreter", "detect_intent", "looks_like_question"]
@@ -59,11 +59,6 @@ def detect_intent(text: str) -> str:
     return "answer"
 
 
-class _SystemClock:
-    def now(self) -> float:
-        return time.time()
-
-
 class RuleInterpreter:
     """Offline ``Interpreter``: rules from :mod:`playbooks.slots`, optional knowledge-base answers.
 
@@ -85,7 +80,7 @@ class RuleInterpreter:
     ) -> None:
         self._detect_language = detect_language
         self._answer = answer
-        self._clock: Clock = clock or _SystemClock()
+        self._clock: Clock = clock or SystemClock()
         self._timezone = timezone
         self._default_region = default_region
 

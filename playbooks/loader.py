@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from kernel.errors import LeadWarmError
 from playbooks.schema import Playbook
 
 __all__ = [
@@ -49,7 +50,7 @@ class PlaybookIssue:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-class PlaybookError(Exception):
+class PlaybookError(LeadWarmError):
     """A playbook file cannot be used; ``issues`` lists every problem found."""
 
     def __init__(self, issues: Iterable[PlaybookIssue]) -> None:

@@ -10,9 +10,12 @@ Times are floats, seconds since the Unix epoch (UTC).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from kernel.clock import Clock
 
 __all__ = [
     "Action",
@@ -29,7 +32,9 @@ __all__ = [
     "Interpreter",
     "LeadQualified",
     "Ports",
+    "ScoreAdjustment",
     "ScoreChanged",
+    "Scorer",
     "SendMessage",
     "SlotFilled",
     "StartEvent",
@@ -256,8 +261,13 @@ class Interpretation(_Model):
     ``{"level": "none"|"low"|"medium"|"high", "evidence": str}``; empty from the offline interpreter."""
     reply_generated: bool = False
     """True when ``answer`` was written by the model (and passed the guardrails)."""
+    usage: dict[str, Any] | None = None
+    """What reading this message cost on the model, when a model was asked: ``model``, ``calls``,
+    ``prompt_tokens``, ``cached_tokens``, ``completion_tokens``, ``cost_micro_usd`` (1e-6 USD),
+    ``fallback`` (why the offline path answered, or ``None``), ``regenerated``."""
 
 
+@runtime_checkable
 class Interpreter(Protocol):
     """Port: reads a lead's message. Offline rules by default; GPT when a key is set."""
 
@@ -274,10 +284,40 @@ class Interpreter(Protocol):
         ...
 
 
-class Clock(Protocol):
-    """Port: the current time, seconds since the Unix epoch (UTC)."""
+class ScoreAdjustment(Protocol):
+    """One scoring rule's verdict: ``points`` (may be negative) for ``reason``, quoting
+    ``evidence`` (the lead's words) when there is one; ``key`` names the rule, so it counts once."""
 
-    def now(self) -> float: ...
+    @property
+    def points(self) -> int: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def evidence(self) -> str | None: ...
+
+    @property
+    def key(self) -> str: ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Port: scoring rules beyond the playbook's score steps (qualification signals, engagement).
+
+    Called once per interpreted message; ``reply_seconds`` is how long the lead took to answer,
+    ``inbound_count`` how many messages they sent so far, ``applied`` the points each rule key has
+    already given in this conversation (so a rule never counts twice).
+    """
+
+    def __call__(
+        self,
+        interpretation: Interpretation,
+        *,
+        reply_seconds: float | None,
+        inbound_count: int,
+        applied: Mapping[str, int],
+    ) -> Sequence[ScoreAdjustment]: ...
 
 
 class Ports(_Model):
@@ -285,15 +325,15 @@ class Ports(_Model):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    interpreter: Any
-    clock: Any
+    interpreter: Interpreter
+    clock: Clock
     timezone: str = "UTC"
     """The lead's IANA time zone, for parsing dates such as 'tomorrow at 2pm'."""
     default_region: str | None = None
     """ISO 3166 region for phone numbers written without a country code (e.g. 'FR')."""
     fallback_text: dict[str, str] = Field(default_factory=dict)
     """Per-language polite fallback when nothing else fits, e.g. {'en': ..., 'fr': ...}."""
-    scorer: Any = None
+    scorer: Scorer | None = None
     """Optional scoring rules beyond the playbook's score steps: a callable
     ``(interpretation, *, reply_seconds, inbound_count, applied) -> list`` of objects with
     ``points`` (int), ``reason`` (str), ``evidence`` (str | None) and ``key`` (str); ``applied`` maps

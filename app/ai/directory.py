@@ -7,7 +7,6 @@ interpreter's fallback when the model is slow, down, malformed or over the tenan
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from app.ai.knowledge.repository import KnowledgeRepository
 from app.ai.knowledge.stats import record_kb_usage
@@ -17,7 +16,9 @@ from app.ai.llm.client import LlmConfig, TurnAnalyzer
 from app.ai.llm.interpreter import GptInterpreter
 from app.ai.llm.usage import UsageLedger
 from app.authoring.repository import PlaybookRepository
+from app.core.settings import Settings
 from app.store import Store
+from kernel.clock import Clock
 from playbooks import RuleInterpreter
 from playbooks.runtime import Interpreter
 
@@ -38,9 +39,9 @@ class InterpreterDirectory:
         self,
         knowledge: KnowledgeRepository,
         *,
-        clock: Any,
+        clock: Clock,
         languages: tuple[str, ...] = ("en", "fr"),
-        settings: Any = None,
+        settings: Settings | None = None,
         store: Store | None = None,
         playbooks: PlaybookRepository | None = None,
         budget_override: BudgetOverride | None = None,

@@ -6,12 +6,12 @@ started on, so editing a playbook never changes a conversation under way.
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.authoring.records import StoredPlaybook
 from app.store import Order, Store, where
 from app.store import collections as col
 from app.tenancy.records import TenantProfile
+from kernel.clock import Clock
+from kernel.errors import LeadWarmError
 from playbooks import Playbook, load_playbook_text
 
 __all__ = ["PlaybookNotFoundError", "PlaybookRepository"]
@@ -19,14 +19,14 @@ __all__ = ["PlaybookNotFoundError", "PlaybookRepository"]
 COLLECTION = col.PLAYBOOKS
 
 
-class PlaybookNotFoundError(LookupError):
+class PlaybookNotFoundError(LeadWarmError, LookupError):
     """No such playbook (or version) for the tenant."""
 
 
 class PlaybookRepository:
     """Load and save a tenant's playbooks; parsed playbooks are cached by (tenant, id, version)."""
 
-    def __init__(self, store: Store, clock: Any) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
         self._cache: dict[tuple[str, str, int], Playbook] = {}

@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import click
 
+from app.core.settings import Settings
+
 __all__ = ["store_group"]
 
 _STORE_OPTION = click.option(
@@ -59,7 +61,7 @@ def export_command(tenant_id: str, out: IO[str], backend: str | None) -> None:
     click.echo(f"exported {count} documents of tenant {tenant_id!r}", err=True)
 
 
-async def _export(settings: Any, tenant_id: str, out: IO[str]) -> int:
+async def _export(settings: Settings, tenant_id: str, out: IO[str]) -> int:
     from app.composition import open_store
     from app.store.transfer import export_tenant
 
@@ -103,7 +105,7 @@ def import_command(tenant_id: str, file: IO[str], force: bool, backend: str | No
     click.echo(f"imported {count} documents into tenant {tenant_id!r}", err=True)
 
 
-async def _import(settings: Any, tenant_id: str, records: list[dict[str, Any]], *, force: bool) -> int:
+async def _import(settings: Settings, tenant_id: str, records: list[dict[str, Any]], *, force: bool) -> int:
     from app.composition import open_store
     from app.store.transfer import import_tenant
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from app.conversations.records import Conversation, Lead
 from app.messaging.dispatcher import PROVIDER_IDS, provider_index_id
@@ -20,6 +19,7 @@ from app.messaging.records import InboxItem
 from app.store import Order, Store, where
 from app.store import collections as col
 from channels.registry import channel_class
+from kernel.clock import Clock
 
 __all__ = ["CONVERSATIONS", "LEADS", "OPEN_STATUSES", "ConversationLocator", "Located", "address_field"]
 
@@ -49,7 +49,7 @@ class Located:
 class ConversationLocator:
     """Finds (or prepares) the lead and conversation of an inbound message."""
 
-    def __init__(self, store: Store, clock: Any) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
 

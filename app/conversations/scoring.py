@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+
+from playbooks.runtime import Interpretation, Scorer
 
 __all__ = [
     "ENGAGEMENT_POINTS",
@@ -187,14 +189,18 @@ def reconcile(deltas: Iterable[ScoreDelta], applied: Mapping[str, int]) -> list[
     return out
 
 
-def make_scorer(evidence_text: str) -> Callable[..., list[ScoreDelta]]:
+def make_scorer(evidence_text: str) -> Scorer:
     """The engine's scoring port (:attr:`playbooks.runtime.Ports.scorer`) for one turn whose lead text
     is ``evidence_text``: qualification signals and engagement, reconciled with what was applied."""
 
     def scorer(
-        interpretation: Any, *, reply_seconds: float | None, inbound_count: int, applied: Mapping[str, int]
+        interpretation: Interpretation,
+        *,
+        reply_seconds: float | None,
+        inbound_count: int,
+        applied: Mapping[str, int],
     ) -> list[ScoreDelta]:
-        deltas = score_from_signals(getattr(interpretation, "signals", None), evidence_text=evidence_text)
+        deltas = score_from_signals(interpretation.signals, evidence_text=evidence_text)
         deltas += score_from_engagement(reply_seconds=reply_seconds, inbound_count=inbound_count)
         return reconcile(deltas, applied)
 

@@ -24,6 +24,7 @@ import phonenumbers
 from app.ai.directory import InterpreterDirectory
 from app.ai.knowledge.stats import record_kb_outcome
 from app.ai.language import detect_language
+from app.ai.llm.usage import TurnUsage
 from app.authoring.repository import PlaybookRepository
 from app.conversations.lookup import CONVERSATIONS, LEADS, ConversationLocator, Located
 from app.conversations.planning import TurnPlan, append_inbound, plan_bot_messages, plan_turn
@@ -180,7 +181,8 @@ class ConversationService:
             )
         ports = await self._ports(tenant_id, lead, conv, evidence_text=text)
         result = await advance(playbook, state, event, ports)
-        usage = getattr(ports.interpreter, "last_usage", None)
+        usage_doc = result.interpretation.usage if result.interpretation is not None else None
+        usage = TurnUsage(**usage_doc) if usage_doc else None
         plan = plan_turn(conv, lead, result, now, inbound=items, trigger="inbound", llm_usage=usage)
         return await self._commit(tenant_id, located, plan, inbox_items=items, generation=generation)
 

@@ -27,6 +27,7 @@ from app.core.records import Record
 from app.store import Order, Store, Transaction, where
 from app.store import collections as col
 from app.store.ids import compound_id
+from kernel.clock import Clock
 
 __all__ = ["Job", "JobQueue", "RetryLater", "job_doc_id"]
 
@@ -80,7 +81,7 @@ class JobQueue:
     """
 
     def __init__(
-        self, store: Store, clock: Any, *, owner: str, lease_s: float = 60.0, max_attempts: int = 8
+        self, store: Store, clock: Clock, *, owner: str, lease_s: float = 60.0, max_attempts: int = 8
     ) -> None:
         self.store = store
         self.clock = clock

@@ -23,17 +23,20 @@ from typing import Any
 
 import stamina
 
+from app.authoring.repository import PlaybookRepository
 from app.conversations.records import Lead, messages_collection
 from app.core.logs import get_logger
 from app.jobs.queue import Job, RetryLater
-from app.messaging.directory import UnconfiguredChannel
+from app.messaging.directory import ChannelDirectory, UnconfiguredChannel
 from app.messaging.records import OutboxItem
 from app.policy.gate import COUNTERS, GateResult, OutboundGate, lead_addresses
 from app.policy.rules import Decision
 from app.store import Order, Store, Transaction, where
 from app.store import collections as col
 from app.store.ids import compound_id
+from app.tenancy.directory import TenantDirectory
 from channels.base import Choice, OutboundMessage, SendError
+from kernel.clock import Clock
 
 __all__ = ["Dispatcher", "provider_index_id"]
 
@@ -71,11 +74,11 @@ class Dispatcher:
         self,
         *,
         store: Store,
-        clock: Any,
-        channels: Any,
+        clock: Clock,
+        channels: ChannelDirectory,
         gate: OutboundGate,
-        tenants: Any,
-        playbooks: Any = None,
+        tenants: TenantDirectory,
+        playbooks: PlaybookRepository | None = None,
         quick_attempts: int = 3,
     ) -> None:
         self.store = store

@@ -26,6 +26,7 @@ import aioimaplib
 from app.core.logs import get_logger
 from channels.base import DeliveryStatus, InboundMessage, PayloadError
 from channels.email import EmailChannel
+from kernel.errors import LeadWarmError
 
 __all__ = ["ImapError", "ImapPoller"]
 
@@ -37,7 +38,7 @@ AcceptStatus = Callable[[DeliveryStatus], Awaitable[bool]]
 _FETCH_UID = re.compile(rb"UID (\d+)")
 
 
-class ImapError(Exception):
+class ImapError(LeadWarmError):
     """The IMAP server refused a command (the message never contains the password)."""
 
 

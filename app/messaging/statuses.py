@@ -16,6 +16,7 @@ from app.messaging.dispatcher import PROVIDER_IDS, provider_index_id
 from app.messaging.inbox import STATUS_EVENTS
 from app.policy.optouts import OptOutLedger
 from app.store import Store, Transaction, where
+from kernel.clock import Clock
 
 __all__ = ["StatusService"]
 
@@ -37,7 +38,7 @@ class StatusService:
     """Handler of ``status`` jobs."""
 
     def __init__(
-        self, *, store: Store, clock: Any, ledger: OptOutLedger, unknown_retry_s: float = 2.0
+        self, *, store: Store, clock: Clock, ledger: OptOutLedger, unknown_retry_s: float = 2.0
     ) -> None:
         self.store = store
         self.clock = clock

@@ -23,6 +23,7 @@ from app.store import Store, where
 from app.store import collections as col
 from app.tenancy.directory import TenantDirectory
 from app.tenancy.records import TenantProfile
+from kernel.clock import Clock
 from playbooks.expressions import render, template_context
 
 __all__ = ["COUNTERS", "GateResult", "OutboundGate", "counter_id", "lead_addresses"]
@@ -52,7 +53,7 @@ class GateResult:
 class OutboundGate:
     """Decides, for one outbox item, whether it may be sent now, and how."""
 
-    def __init__(self, *, store: Store, clock: Any, tenants: TenantDirectory, ledger: OptOutLedger) -> None:
+    def __init__(self, *, store: Store, clock: Clock, tenants: TenantDirectory, ledger: OptOutLedger) -> None:
         self.store = store
         self.clock = clock
         self.tenants = tenants

@@ -13,6 +13,7 @@ from typing import Any
 from app.store import Store, Transaction
 from app.store import collections as col
 from app.store.ids import compound_id
+from kernel.clock import Clock
 
 __all__ = ["OptOutLedger"]
 
@@ -27,7 +28,7 @@ def _doc_id(channel: str, address: str) -> str:
 class OptOutLedger:
     """Records and answers opt-outs; times are epoch seconds (UTC)."""
 
-    def __init__(self, store: Store, clock: Any) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
 

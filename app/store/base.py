@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from kernel.errors import LeadWarmError
+
 __all__ = [
     "SYSTEM_TENANT",
     "ConflictError",
@@ -43,7 +45,7 @@ T = TypeVar("T")
 SYSTEM_TENANT = "_system"
 
 
-class StoreError(Exception):
+class StoreError(LeadWarmError):
     """Base error of the storage layer."""
 
 

@@ -11,12 +11,12 @@ import hashlib
 import hmac
 import secrets
 from pathlib import Path
-from typing import Any
 
 from app.core.logs import get_logger
 from app.store import SYSTEM_TENANT, Store
 from app.store import collections as col
 from app.tenancy.records import TenantProfile
+from kernel.clock import Clock
 
 __all__ = [
     "TenantDirectory",
@@ -44,7 +44,7 @@ def new_api_key() -> str:
 class TenantDirectory:
     """Reads and writes tenant-level records; caches profiles per process (short-lived data)."""
 
-    def __init__(self, store: Store, clock: Any) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
         self._profiles: dict[str, TenantProfile] = {}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.ai.knowledge.retrieval import KnowledgeIndex, QAEntry
 from app.store import Store
 from app.store import collections as col
+from kernel.clock import Clock
 
 __all__ = ["KnowledgeRepository"]
 
@@ -20,7 +19,7 @@ class KnowledgeRepository:
     (another instance may have written).
     """
 
-    def __init__(self, store: Store, clock: Any, *, ttl_s: float = 30.0) -> None:
+    def __init__(self, store: Store, clock: Clock, *, ttl_s: float = 30.0) -> None:
         self.store = store
         self.clock = clock
         self.ttl_s = ttl_s

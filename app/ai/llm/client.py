@@ -35,6 +35,8 @@ from pydantic import SecretStr, ValidationError
 
 from app.ai.llm.analysis import TurnAnalysis, response_format
 from app.ai.llm.usage import ModelPrice, parse_prices
+from app.core.settings import Settings
+from kernel.errors import LeadWarmError
 
 __all__ = [
     "TRANSIENT",
@@ -75,7 +77,7 @@ class LlmConfig:
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> LlmConfig | None:
+    def from_settings(cls, settings: Settings) -> LlmConfig | None:
         """From :class:`app.core.settings.Settings`; ``None`` when ``OPENAI_API_KEY`` is not set.
 
         Reads ``openai_api_key``, ``openai_model``, ``openai_temperature``, ``openai_max_tokens``,
@@ -127,7 +129,7 @@ class AnalysisResult:
     model: str
 
 
-class LlmError(Exception):
+class LlmError(LeadWarmError):
     """The model gave no usable analysis in time. ``reason``: ``timeout``, ``connection``,
     ``rate_limited``, ``server_error``, ``malformed``, ``deadline``, ``api_error``; ``usage``: tokens
     spent anyway."""

@@ -46,6 +46,7 @@ from app.conversations.records import messages_collection
 from app.core.logs import get_logger
 from app.store import Order, Store
 from app.store import collections as col
+from kernel.clock import Clock
 from playbooks import Playbook
 from playbooks.runtime import AskContext, ConversationState, Interpretation, Interpreter
 from playbooks.schema import AskStep, pick_language
@@ -283,7 +284,7 @@ class GptInterpreter:
         playbooks: PlaybookRepository,
         ledger: UsageLedger,
         budget: MonthlyBudget,
-        clock: Any,
+        clock: Clock,
         timezone: str = "UTC",
         default_region: str | None = None,
         channel: str = "webchat",
@@ -352,9 +353,13 @@ class GptInterpreter:
                 where=_where(exc) if reason == "error" else None,
             )
             await self._record(spent, fallback=reason)
-            return await self.fallback.interpret(**kwargs)
+            offline = await self.fallback.interpret(**kwargs)
+            return offline.model_copy(update={"usage": self._usage_doc()})
         await self._record(spent, fallback=None, regenerated=regenerated)
-        return interpretation
+        return interpretation.model_copy(update={"usage": self._usage_doc()})
+
+    def _usage_doc(self) -> dict[str, Any] | None:
+        return self.last_usage.as_doc() if self.last_usage is not None else None
 
     @staticmethod
     def _failure(exc: BaseException) -> tuple[str, str]:

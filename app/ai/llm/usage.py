@@ -23,6 +23,7 @@ from typing import Any
 
 from app.store import Store, Transaction
 from app.store import collections as col
+from kernel.clock import Clock
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -167,7 +168,7 @@ class UsageLedger:
     (``{reason: count}``), ``budget_exceeded_logged`` (bool), ``updated_at``.
     """
 
-    def __init__(self, store: Store, clock: Any) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
 
