@@ -422,3 +422,13 @@ class Playbook(_Base):
     def asks_for(self, slot: str) -> list[AskStep]:
         """Every ask step that fills ``slot``."""
         return [s for s in self.steps if isinstance(s, AskStep) and s.slot == slot]
+
+    def choice_labels(self, slot: str) -> dict[str, list[str]]:
+        """Every word that names each choice of ``slot``: ``{choice id: [titles in every language,
+        synonyms]}``, across every step that asks it."""
+        labels: dict[str, list[str]] = {}
+        for step in self.asks_for(slot):
+            for choice in step.choices:
+                titles = [choice.title] if isinstance(choice.title, str) else list(choice.title.values())
+                labels.setdefault(choice.id, []).extend([*titles, *choice.synonyms])
+        return labels

@@ -21,7 +21,15 @@ from app.store import collections as col
 from channels.registry import channel_class
 from kernel.clock import Clock
 
-__all__ = ["CONVERSATIONS", "LEADS", "OPEN_STATUSES", "ConversationLocator", "Located", "address_field"]
+__all__ = [
+    "CONVERSATIONS",
+    "LEADS",
+    "OPEN_STATUSES",
+    "ConversationLocator",
+    "Located",
+    "address_field",
+    "new_lead",
+]
 
 LEADS = col.LEADS
 CONVERSATIONS = col.CONVERSATIONS
@@ -44,6 +52,23 @@ class Located:
     lead: Lead
     conversation_is_new: bool
     lead_is_new: bool
+
+
+def new_lead(
+    tenant_id: str, channel: str, address: str, *, now: float, name: str | None = None, source: str
+) -> Lead:
+    """A new (unsaved) lead reached at ``address`` on ``channel``.
+
+    Its id derives from the tenant and the address (``ld_`` + 20 hex characters of SHA-256), so the
+    first message of a stranger and a lead created through the API for the same address are one
+    lead, and two concurrent first messages cannot create two leads. ``now`` is epoch seconds (UTC).
+    """
+    digest = hashlib.sha256(f"{tenant_id}:{channel}:{address}".encode()).hexdigest()[:20]
+    lead = Lead(
+        id=f"ld_{digest}", tenant_id=tenant_id, name=name, source=source, created_at=now, updated_at=now
+    )
+    setattr(lead, address_field(channel), address)
+    return lead
 
 
 class ConversationLocator:
@@ -104,16 +129,9 @@ class ConversationLocator:
             lead = await self.find_lead(tenant_id, item.channel, item.sender)
         lead_is_new = lead is None
         if lead is None:
-            digest = hashlib.sha256(f"{tenant_id}:{item.address_key}".encode()).hexdigest()[:20]
-            lead = Lead(
-                id=f"ld_{digest}",
-                tenant_id=tenant_id,
-                name=item.contact_name,
-                source=item.channel,
-                created_at=now,
-                updated_at=now,
+            lead = new_lead(
+                tenant_id, item.channel, item.sender, now=now, name=item.contact_name, source=item.channel
             )
-            setattr(lead, address_field(item.channel), item.sender)
             if channel_class(item.channel).traits.consent_on_inbound:
                 lead.consent[item.channel] = True  # they wrote to us first
         if conv is None and not lead_is_new:

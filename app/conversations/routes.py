@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.authoring.repository import PlaybookNotFoundError
 from app.composition import Runtime
-from app.conversations.lookup import CONVERSATIONS, LEADS, address_field
-from app.conversations.records import Conversation, Lead, messages_collection
+from app.conversations.lookup import CONVERSATIONS, LEADS, address_field, new_lead
+from app.conversations.records import Conversation, messages_collection
 from app.store import Order, Transaction, where
 
 __all__ = ["ROUTES", "LeadCreate"]
@@ -116,9 +116,7 @@ async def create_lead(
         raise _bad(f"playbook {playbook.id!r} does not start on 'lead_created'")
     now = runtime.clock.now()
     existing = await runtime.conversations.find_lead(tenant_id, data.channel, address)
-    lead = existing or Lead(
-        id=f"ld_{uuid.uuid4().hex[:20]}", tenant_id=tenant_id, source=data.source, created_at=now
-    )
+    lead = existing or new_lead(tenant_id, data.channel, address, now=now, source=data.source)
     for key, value in {
         "name": data.name,
         "language": data.language,

@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.recording import Recorded, RecordingServer, Reply
 
 __all__ = [
     "FakeOpenAI",
@@ -75,19 +75,6 @@ class Scripted:
     completion_tokens: int = 60
 
 
-@dataclass
-class Recorded:
-    """A request the fake server received."""
-
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        return list(self.body.get("messages", []))
-
-
 _LEAD = re.compile(r"<lead_message>\n(.*)\n</lead_message>", re.S)
 
 
@@ -100,53 +87,14 @@ def lead_message(request: Recorded) -> str:
     return str(json.loads(match.group(1)))
 
 
-class FakeOpenAI:
+class FakeOpenAI(RecordingServer):
     """The server; ``base_url`` ends in ``/v1`` like OpenAI's. Stop it with :meth:`close`."""
 
     def __init__(self) -> None:
-        self.requests: list[Recorded] = []
         self.script: deque[Scripted] = deque()
         self.responder: Callable[[Recorded], Scripted] | None = None
         self._prompts: list[str] = []
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                raw = self.rfile.read(length)
-                request = Recorded(
-                    path=self.path,
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    body=json.loads(raw) if raw else {},
-                )
-                status, headers, payload, delay = outer._answer(request)
-                if delay and outer._closing.wait(delay):
-                    return
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(payload)))
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout): nothing to do
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        super().__init__(path_prefix="/v1", keep_alive=True)
 
     # ------------------------------------------------------------------ scripting
     def push(self, *answers: Scripted | dict[str, Any]) -> None:
@@ -180,11 +128,11 @@ class FakeOpenAI:
             "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens)},
         }
 
-    def _answer(self, request: Recorded) -> tuple[int, dict[str, str], bytes, float]:
+    def respond(self, request: Recorded) -> Reply:
+        """Answer a chat completion from the script (or the responder); 404 elsewhere."""
         with self._lock:
-            self.requests.append(request)
             if not request.path.endswith("/chat/completions"):
-                return 404, {}, b'{"error": {"message": "not found"}}', 0.0
+                return Reply(404, {"error": {"message": "not found"}})
             if self.script:
                 scripted = self.script.popleft()
             elif self.responder is not None:
@@ -193,13 +141,13 @@ class FakeOpenAI:
                 scripted = Scripted(status=500)
             if scripted.status != 200:
                 error = {"error": {"message": f"scripted {scripted.status}", "type": "server_error"}}
-                return scripted.status, scripted.headers, json.dumps(error).encode(), scripted.delay_s
+                return Reply(scripted.status, error, scripted.headers, scripted.delay_s)
             content = scripted.content if scripted.content is not None else json.dumps(scripted.analysis)
             body = {
                 "id": f"chatcmpl-{len(self.requests)}",
                 "object": "chat.completion",
                 "created": 1_763_000_000,
-                "model": request.body.get("model", "gpt-4o-mini"),
+                "model": (request.body or {}).get("model", "gpt-4o-mini"),
                 "choices": [
                     {
                         "index": 0,
@@ -210,11 +158,4 @@ class FakeOpenAI:
                 ],
                 "usage": self._usage(request, scripted.completion_tokens),
             }
-            return 200, scripted.headers, json.dumps(body).encode(), scripted.delay_s
-
-    def close(self) -> None:
-        """Stop serving (delayed answers are abandoned)."""
-        self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+            return Reply(200, body, scripted.headers, scripted.delay_s)

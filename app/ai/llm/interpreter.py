@@ -255,15 +255,6 @@ def _evidence_in(evidence: str, text: str) -> bool:
     return bool(wanted) and wanted in _squash(text)
 
 
-def _choice_labels(playbook: Playbook, slot: str) -> dict[str, list[str]]:
-    labels: dict[str, list[str]] = {}
-    for step in playbook.asks_for(slot):
-        for choice in step.choices:
-            titles = [choice.title] if isinstance(choice.title, str) else list(choice.title.values())
-            labels.setdefault(choice.id, []).extend([*titles, *choice.synonyms])
-    return labels
-
-
 class GptInterpreter:
     """``Interpreter`` reading a lead's message with one structured model call; ``fallback`` (the offline
     interpreter) answers whenever the model cannot, within ``analyzer.config.reply_deadline_s``.
@@ -535,7 +526,7 @@ class GptInterpreter:
                 kind,
                 finding.value,
                 language=language,
-                choices=_choice_labels(playbook, finding.name),
+                choices=playbook.choice_labels(finding.name),
                 now=float(self.clock.now()),
                 timezone=self.timezone,
                 default_region=self.default_region,
