@@ -249,7 +249,7 @@ def _required(form: Mapping[str, str], *names: str) -> str:
 # --------------------------------------------------------------------------- the channel
 
 
-class _AsyncHttpClient(AsyncTwilioHttpClient):
+class _AsyncHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
     """twilio's aiohttp client, with two fixes: its constructor ``timeout`` reaches no request
     (the generated ``create_async`` passes ``timeout=None``, which aiohttp reads as "no limit"),
     and its ``auth=BasicAuth(...)`` is deprecated by aiohttp 3.14; so apply the timeout and send
