@@ -1,0 +1,5 @@
+"""Connections: the store-backed repository of the credential layer (``crm_sync``)."""
+
+from app.connections.repository import StoreConnectionRepository
+
+__all__ = ["StoreConnectionRepository"]
