@@ -227,11 +227,21 @@ class OAuthApp:
 
     @classmethod
     def seal(
-        cls, vault: Vault, *, tenant_id: str, provider: str, client_id: str, client_secret: Secret | str, at: float
+        cls,
+        vault: Vault,
+        *,
+        tenant_id: str,
+        provider: str,
+        client_id: str,
+        client_secret: Secret | str,
+        at: float,
     ) -> OAuthApp:
         """A registration with its secret sealed."""
         sealed = vault.encrypt(
-            client_secret, tenant_id=tenant_id, record_id=record_key("oauth_app", provider), field="client_secret"
+            client_secret,
+            tenant_id=tenant_id,
+            record_id=record_key("oauth_app", provider),
+            field="client_secret",
         )
         return cls(tenant_id, provider, client_id, {"client_secret": sealed}, at)
 

@@ -181,7 +181,9 @@ def parse_token_response(provider: Provider, body: Mapping[str, Any], *, now: fl
         expires_at=expires_at,
         scopes=scopes,
         account=account,
-        base_url=base_url if isinstance(base_url, str) and base_url.startswith(("https://", "http://")) else None,
+        base_url=base_url
+        if isinstance(base_url, str) and base_url.startswith(("https://", "http://"))
+        else None,
     )
 
 
@@ -224,13 +226,20 @@ class OAuthService:
 
     # app registrations ---------------------------------------------------------------------------
     async def register_app(
-        self, tenant_id: str, provider: str, *, client_id: str, client_secret: Secret | str, actor: str = "system"
+        self,
+        tenant_id: str,
+        provider: str,
+        *,
+        client_id: str,
+        client_secret: Secret | str,
+        actor: str = "system",
     ) -> None:
         """Store a tenant's own OAuth app for ``provider`` (the secret sealed); audited."""
         entry = self._oauth_provider(provider)
-        if not client_id.strip() or not (
-            client_secret.reveal() if isinstance(client_secret, Secret) else client_secret
-        ).strip():
+        if (
+            not client_id.strip()
+            or not (client_secret.reveal() if isinstance(client_secret, Secret) else client_secret).strip()
+        ):
             raise OAuthError("client_id and client_secret are required")
         app = OAuthApp.seal(
             self.vault,
@@ -357,7 +366,9 @@ class OAuthService:
                 f"{pending.provider}: the authorisation was not granted ({error[:64]})", error=error[:64]
             )
         if not code:
-            raise TokenExchangeError(f"{pending.provider}: the callback carried no code", error="invalid_request")
+            raise TokenExchangeError(
+                f"{pending.provider}: the callback carried no code", error="invalid_request"
+            )
         entry = self._oauth_provider(pending.provider)
         spec = entry.oauth2
         assert spec is not None
@@ -381,7 +392,9 @@ class OAuthService:
         try:
             from crm_sync.client import fetch_identity
 
-            identity = await fetch_identity(connection, catalog=self.catalog, vault=self.vault, http=self._http)
+            identity = await fetch_identity(
+                connection, catalog=self.catalog, vault=self.vault, http=self._http
+            )
         except IntegrationError as exc:
             log.warning("identity call failed for %s connection %s: %s", entry.name, connection.id, exc)
             identity = {}
@@ -465,11 +478,18 @@ class OAuthService:
         tokens = parse_token_response(entry, body, now=self.clock.now())
         if tokens.refresh_token is None:
             tokens = TokenSet(
-                tokens.access_token, refresh, tokens.expires_at, tokens.scopes, tokens.account, tokens.base_url
+                tokens.access_token,
+                refresh,
+                tokens.expires_at,
+                tokens.scopes,
+                tokens.account,
+                tokens.base_url,
             )
         return tokens
 
-    async def disconnect(self, tenant_id: str, connection_id: str, *, actor: str = "system") -> DisconnectResult:
+    async def disconnect(
+        self, tenant_id: str, connection_id: str, *, actor: str = "system"
+    ) -> DisconnectResult:
         """Revoke the connection's tokens where the provider can (RFC 7009, or HubSpot's DELETE),
         then delete the connection and its tokens whatever the revocation's outcome; audited
         (``disconnect``, with ``revoked`` and ``tokens_deleted``). Unknown connection: nothing
@@ -512,7 +532,9 @@ class OAuthService:
     async def _revoke(self, entry: Provider, connection: Connection) -> bool:
         spec = entry.oauth2
         assert spec is not None and spec.revoke_url
-        token = connection.secret(self.vault, "refresh_token") or connection.secret(self.vault, "access_token")
+        token = connection.secret(self.vault, "refresh_token") or connection.secret(
+            self.vault, "access_token"
+        )
         if token is None:
             return False
         hint = "refresh_token" if connection.secrets.get("refresh_token") else "access_token"
@@ -529,7 +551,9 @@ class OAuthService:
                     f"{entry.name}: revocation request failed ({type(exc).__name__})", retryable=True
                 ) from None
         if resp.status_code >= 400:
-            raise ProviderError(f"{entry.name}: revocation answered HTTP {resp.status_code}", status=resp.status_code)
+            raise ProviderError(
+                f"{entry.name}: revocation answered HTTP {resp.status_code}", status=resp.status_code
+            )
         return True
 
     # plumbing --------------------------------------------------------------------------------------------
@@ -551,12 +575,12 @@ class OAuthService:
         form: dict[str, str],
     ) -> httpx.Response:
         assert entry.oauth2 is not None
-        auth: httpx.Auth | None = None
+        headers = {"Accept": "application/json"}
         if entry.oauth2.client_auth == "client_secret_basic":
             auth = httpx.BasicAuth(app.client_id, app.client_secret.reveal())
-        else:
-            form = {**form, "client_id": app.client_id, "client_secret": app.client_secret.reveal()}
-        return await http.post(url, data=form, auth=auth, headers={"Accept": "application/json"})
+            return await http.post(url, data=form, auth=auth, headers=headers)
+        form = {**form, "client_id": app.client_id, "client_secret": app.client_secret.reveal()}
+        return await http.post(url, data=form, headers=headers)
 
     async def _token_request(
         self, entry: Provider, app: OAuthAppCredentials, form: dict[str, str]
@@ -582,7 +606,8 @@ class OAuthService:
             )
         if not isinstance(body, dict):
             raise TokenExchangeError(
-                f"{entry.name}: token endpoint answered HTTP {resp.status_code} without JSON", status=resp.status_code
+                f"{entry.name}: token endpoint answered HTTP {resp.status_code} without JSON",
+                status=resp.status_code,
             )
         if resp.status_code >= 400 or "error" in body:
             code = str(body.get("error") or "")[:64]
@@ -611,5 +636,3 @@ class _ClientCtx:
     async def __aexit__(self, *exc: object) -> None:
         if self._own is not None:
             await self._own.aclose()
-
-

@@ -232,7 +232,9 @@ class Vault:
         kid, blob = _split(stored)
         cipher = self.keyring.cipher(kid)
         try:
-            plain = cipher.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(tenant_id, record_id, field))
+            plain = cipher.decrypt(
+                blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(tenant_id, record_id, field)
+            )
         except InvalidTag:
             raise DecryptionError(
                 f"secret {field!r} of record {record_id!r} (tenant {tenant_id!r}) failed authentication: "
@@ -326,9 +328,9 @@ async def rotate(repository: ConnectionRepository, vault: Vault, *, batch_size: 
                     scanned += 1
                     aad_id = record_key(kind, record_id)
 
-                    def reseal(sealed: dict[str, str], aad_id: str = aad_id, tenant_id: str = tenant_id) -> (
-                        dict[str, str] | None
-                    ):
+                    def reseal(
+                        sealed: dict[str, str], aad_id: str = aad_id, tenant_id: str = tenant_id
+                    ) -> dict[str, str] | None:
                         if not any(vault.needs_rotation(v) for v in sealed.values()):
                             return None
                         return {
@@ -381,7 +383,9 @@ async def check_keys(repository: ConnectionRepository, vault: Vault, *, limit: i
                     sealed = await repository.get_secrets(tenant_id, kind, record_id) or {}
                     try:
                         for f, v in sealed.items():
-                            vault.decrypt(v, tenant_id=tenant_id, record_id=record_key(kind, record_id), field=f)
+                            vault.decrypt(
+                                v, tenant_id=tenant_id, record_id=record_key(kind, record_id), field=f
+                            )
                     except DecryptionError:
                         bad.append(f"{tenant_id}/{kind}/{record_id}")
                 if len(ids) < 200:

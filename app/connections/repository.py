@@ -1,4 +1,5 @@
-"""The credential layer's repository over the storage port (:class:`crm_sync.repository.ConnectionRepository`).
+"""The credential layer's repository over the storage port
+(:class:`crm_sync.repository.ConnectionRepository`).
 
 Collections, per tenant: ``connections`` (one document per connection, secrets sealed),
 ``oauth_apps`` (doc id = provider), ``connection_leases`` (doc id = connection id: the refresh
