@@ -40,6 +40,7 @@ from crm_sync.base import ApiClient, AuthError, IntegrationError, ProviderError
 from crm_sync.catalog import Catalog, Provider, RateLimit, RateLimitHeaders
 from crm_sync.models import Connection
 from crm_sync.oauth import OAuthService, TokenSet
+from crm_sync.redact import redacting, scrub
 from crm_sync.repository import ConnectionRepository
 from crm_sync.vault import Secret, Vault
 from kernel.clock import Clock, SystemClock
@@ -176,14 +177,8 @@ def _prepare(
         if user is None:
             raise AuthError(f"{provider.name}: connection {connection.id} lacks {spec.username_field}")
         auth = httpx.BasicAuth(user.reveal(), cred.reveal())
+        used.append(user.reveal())
     return url, out_headers, out_params, auth, used
-
-
-def _scrub(text: str, used: list[str]) -> str:
-    for value in used:
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
 
 
 def _dig(data: Any, dotted: str) -> Any:
@@ -224,7 +219,8 @@ async def fetch_identity(
     own = http is None
     client = http or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
     try:
-        resp = await client.request(provider.identity.method, url, headers=headers, params=params, auth=auth)
+        with redacting(used):
+            resp = await client.request(provider.identity.method, url, headers=headers, params=params, auth=auth)
     except httpx.HTTPError as exc:
         raise ProviderError(
             f"{provider.name}: identity call failed ({type(exc).__name__})", retryable=True
@@ -243,7 +239,7 @@ def _raise_for(provider: Provider, resp: httpx.Response, used: list[str]) -> Non
     status = resp.status_code
     if status < 400:
         return
-    body = _scrub(resp.text[:2000], used)
+    body = scrub(resp.text[:2000], used)
     if status in (401, 403):
         raise AuthError(f"{provider.name}: HTTP {status} (credentials refused)")
     retryable = status == 429 or status >= 500
@@ -545,9 +541,10 @@ class AuthorizedClient(ApiClient):
                 self._provider, connection, c.vault, path, headers, params
             )
             try:
-                resp = await c.http.request(
-                    method, url, params=out_params, json=json, data=data, headers=out_headers, auth=auth
-                )
+                with redacting(used):
+                    resp = await c.http.request(
+                        method, url, params=out_params, json=json, data=data, headers=out_headers, auth=auth
+                    )
             except httpx.HTTPError as exc:
                 raise ProviderError(
                     f"{connection.provider}: request failed ({type(exc).__name__})", retryable=True

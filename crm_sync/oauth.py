@@ -38,6 +38,7 @@ from crm_sync.audit import AuditEvent
 from crm_sync.base import AuthError, IntegrationError, ProviderError
 from crm_sync.catalog import Catalog, Provider
 from crm_sync.models import Connection, OAuthApp, OAuthAppCredentials, OAuthState, new_connection_id
+from crm_sync.redact import redacting
 from crm_sync.repository import ConnectionRepository
 from crm_sync.vault import Secret, Vault, record_key
 from kernel.clock import Clock, SystemClock
@@ -540,21 +541,26 @@ class OAuthService:
         hint = "refresh_token" if connection.secrets.get("refresh_token") else "access_token"
         async with self._client() as http:
             try:
-                if spec.revoke_style == "delete_path":
-                    resp = await http.delete(spec.revoke_url.replace("{token}", token.reveal()))
-                else:
-                    app = await self.app_credentials(connection.tenant_id, entry.name)
-                    form = {"token": token.reveal(), "token_type_hint": hint}
-                    resp = await self._post_form(http, entry, app, spec.revoke_url, form)
+                with redacting([token.reveal()]):
+                    resp = await self._revoke_call(http, entry, connection, token, hint)
             except httpx.HTTPError as exc:
                 raise ProviderError(
                     f"{entry.name}: revocation request failed ({type(exc).__name__})", retryable=True
                 ) from None
         if resp.status_code >= 400:
-            raise ProviderError(
-                f"{entry.name}: revocation answered HTTP {resp.status_code}", status=resp.status_code
-            )
+            raise ProviderError(f"{entry.name}: revocation answered HTTP {resp.status_code}", status=resp.status_code)
         return True
+
+    async def _revoke_call(
+        self, http: httpx.AsyncClient, entry: Provider, connection: Connection, token: Secret, hint: str
+    ) -> httpx.Response:
+        spec = entry.oauth2
+        assert spec is not None and spec.revoke_url
+        if spec.revoke_style == "delete_path":
+            return await http.delete(spec.revoke_url.replace("{token}", token.reveal()))
+        app = await self.app_credentials(connection.tenant_id, entry.name)
+        form = {"token": token.reveal(), "token_type_hint": hint}
+        return await self._post_form(http, entry, app, spec.revoke_url, form)
 
     # plumbing --------------------------------------------------------------------------------------------
     def _oauth_provider(self, provider: str) -> Provider:
