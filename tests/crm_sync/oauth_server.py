@@ -132,6 +132,7 @@ class OAuthTestServer:
     redirect_uri: str = "https://app.example.test/auth/gohighlevel/callback"
     expires_in: int = 3600
     flaky_failures: int = 0
+    refresh_delay_s: float = 0.0
     issued: list[str] = field(default_factory=list)
     refresh_grants: int = 0
     code_grants: int = 0
@@ -222,6 +223,8 @@ def _build(state: OAuthTestServer) -> Flask:
         INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh returns a new refresh token
 
         def authenticate_refresh_token(self, refresh_token: str) -> _Token | None:
+            if state.refresh_delay_s:
+                time.sleep(state.refresh_delay_s)  # widen the race window of concurrent refreshes
             token = state.by_refresh.get(refresh_token)
             return token if token and not token.refresh_revoked else None
 
@@ -337,7 +340,7 @@ def running_oauth_server(**knobs: Any) -> Iterator[OAuthTestServer]:
     state = OAuthTestServer(**knobs)
     httpd = make_server("127.0.0.1", 0, _build(state), threaded=True)
     state.url = f"http://127.0.0.1:{httpd.server_port}"
-    thread = threading.Thread(target=httpd.serve_forever, name="oauth-test-server", daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), name="oauth-test-server", daemon=True)
     thread.start()
     try:
         yield state
