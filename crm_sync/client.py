@@ -220,7 +220,9 @@ async def fetch_identity(
     client = http or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
     try:
         with redacting(used):
-            resp = await client.request(provider.identity.method, url, headers=headers, params=params, auth=auth)
+            resp = await client.request(
+                provider.identity.method, url, headers=headers, params=params, auth=auth
+            )
     except httpx.HTTPError as exc:
         raise ProviderError(
             f"{provider.name}: identity call failed ({type(exc).__name__})", retryable=True
@@ -425,13 +427,16 @@ class ConnectionClients:
         )
         await self._audit(connection, "needs_reauth", {"reason": reason[:200]})
 
-    async def _audit(self, connection: Connection, kind: str, detail: dict[str, Any]) -> None:
+    async def _audit(
+        self, connection: Connection, kind: str, detail: dict[str, Any], *, actor: str = "system"
+    ) -> None:
         await self.repository.append_audit(
             AuditEvent.new(
                 connection.tenant_id,
                 kind,
                 connection_id=connection.id,
                 provider=connection.provider,
+                actor=actor,
                 detail=detail,
                 at=self.clock.now(),
             )
@@ -474,7 +479,7 @@ class ConnectionClients:
             await self.repository.update_connection(
                 tenant_id, connection_id, lambda c: c.replace(account={**c.account, **result})
             )
-        await self._audit(connection, "test", {"ok": True})
+        await self._audit(connection, "test", {"ok": True}, actor=actor)
         return result
 
 

@@ -548,7 +548,9 @@ class OAuthService:
                     f"{entry.name}: revocation request failed ({type(exc).__name__})", retryable=True
                 ) from None
         if resp.status_code >= 400:
-            raise ProviderError(f"{entry.name}: revocation answered HTTP {resp.status_code}", status=resp.status_code)
+            raise ProviderError(
+                f"{entry.name}: revocation answered HTTP {resp.status_code}", status=resp.status_code
+            )
         return True
 
     async def _revoke_call(

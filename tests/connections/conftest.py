@@ -73,13 +73,17 @@ def catalog(oauth_server: OAuthTestServer) -> Catalog:
 
 
 @pytest.fixture
-def oauth(catalog: Catalog, repo: StoreConnectionRepository, vault: Vault, oauth_server: OAuthTestServer) -> OAuthService:
+def oauth(
+    catalog: Catalog, repo: StoreConnectionRepository, vault: Vault, oauth_server: OAuthTestServer
+) -> OAuthService:
     return OAuthService(
         catalog=catalog,
         repository=repo,
         vault=vault,
         redirect_uris=[oauth_server.redirect_uri],
-        default_apps={"gohighlevel": OAuthAppCredentials(oauth_server.client_id, Secret(oauth_server.client_secret))},
+        default_apps={
+            "gohighlevel": OAuthAppCredentials(oauth_server.client_id, Secret(oauth_server.client_secret))
+        },
         default_tenant=TENANT,
     )
 

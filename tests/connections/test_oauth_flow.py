@@ -78,7 +78,7 @@ async def test_connect_use_refresh_disconnect(
     # nothing secret in clear in the database file
     wal = db_path.with_name(db_path.name + "-wal")
     raw = db_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
-    for value in oauth_server.issued + [oauth_server.client_secret]:
+    for value in [*oauth_server.issued, oauth_server.client_secret]:
         assert value.encode() not in raw
 
     result = await oauth.disconnect(TENANT, conn.id, actor="admin:k1")
@@ -94,8 +94,15 @@ async def test_connect_use_refresh_disconnect(
 
     # no token, code or secret in any log line or repr
     ours = [r for r in caplog.records if r.name.split(".")[0] in ("crm_sync", "app", "httpx")]
-    text = "\n".join(r.getMessage() for r in ours) + repr(conn) + repr(after) + repr(client) + repr(vault) + repr(events)
-    for value in oauth_server.issued + [oauth_server.client_secret]:
+    text = (
+        "\n".join(r.getMessage() for r in ours)
+        + repr(conn)
+        + repr(after)
+        + repr(client)
+        + repr(vault)
+        + repr(events)
+    )
+    for value in [*oauth_server.issued, oauth_server.client_secret]:
         assert value not in text
 
 
@@ -145,8 +152,12 @@ async def test_user_cancelled_and_bad_redirect(oauth: OAuthService, oauth_server
         await oauth.begin("other-tenant", "gohighlevel", oauth_server.redirect_uri)
 
 
-async def test_tenant_registered_app(oauth: OAuthService, oauth_server: OAuthTestServer, repo: StoreConnectionRepository) -> None:
-    await oauth.register_app("t2", "gohighlevel", client_id=oauth_server.client_id, client_secret=oauth_server.client_secret)
+async def test_tenant_registered_app(
+    oauth: OAuthService, oauth_server: OAuthTestServer, repo: StoreConnectionRepository
+) -> None:
+    await oauth.register_app(
+        "t2", "gohighlevel", client_id=oauth_server.client_id, client_secret=oauth_server.client_secret
+    )
     stored = await repo.get_oauth_app("t2", "gohighlevel")
     assert stored is not None and oauth_server.client_secret not in repr(stored.to_doc())
     conn = await connect(oauth, "t2", oauth_server.redirect_uri)
@@ -154,7 +165,10 @@ async def test_tenant_registered_app(oauth: OAuthService, oauth_server: OAuthTes
 
 
 async def test_invalid_grant_marks_needs_reauth(
-    oauth: OAuthService, clients: ConnectionClients, repo: StoreConnectionRepository, oauth_server: OAuthTestServer
+    oauth: OAuthService,
+    clients: ConnectionClients,
+    repo: StoreConnectionRepository,
+    oauth_server: OAuthTestServer,
 ) -> None:
     conn = await connect(oauth, TENANT, oauth_server.redirect_uri)
     await repo.update_connection(TENANT, conn.id, lambda c: c.replace(expires_at=0.0))
@@ -163,6 +177,7 @@ async def test_invalid_grant_marks_needs_reauth(
     with pytest.raises(AuthError) as info:
         await client.request("GET", "/api/me")
     assert "invalid_grant" in str(info.value)
+    assert not any(v in str(info.value) + repr(info.value) for v in oauth_server.issued)
     stored = await repo.get_connection(TENANT, conn.id)
     assert stored is not None and stored.status == "needs_reauth"
     kinds = [e.kind for e in await repo.list_audit(TENANT, connection_id=conn.id)]

@@ -44,8 +44,13 @@ async def open_repo(
 
 
 def _conn(i: int, tenant: str = "t1") -> Connection:
-    return Connection(id=f"conn_{i:03d}", tenant_id=tenant, provider="hubspot", auth_mode="oauth2",
-                      secrets={"access_token": "v1.00000000.sealed"})
+    return Connection(
+        id=f"conn_{i:03d}",
+        tenant_id=tenant,
+        provider="hubspot",
+        auth_mode="oauth2",
+        secrets={"access_token": "v1.00000000.sealed"},
+    )
 
 
 async def test_connections_crud_and_paging(open_repo: Callable[[], StoreConnectionRepository]) -> None:
@@ -63,7 +68,9 @@ async def test_connections_crud_and_paging(open_repo: Callable[[], StoreConnecti
     updated = await repo.update_connection("t1", "conn_001", lambda c: c.replace(label="main"))
     assert updated is not None and updated.label == "main" and updated.version == 2
     assert await repo.update_connection("t1", "missing", lambda c: c) is None
-    assert await repo.update_secrets("t1", "connection", "conn_002", lambda s: {"access_token": "v1.11111111.x"})
+    assert await repo.update_secrets(
+        "t1", "connection", "conn_002", lambda s: {"access_token": "v1.11111111.x"}
+    )
     assert await repo.get_secrets("t1", "connection", "conn_002") == {"access_token": "v1.11111111.x"}
     assert not await repo.update_secrets("t1", "connection", "conn_002", lambda s: None)
     await repo.delete_connection("t1", "conn_000")
@@ -71,7 +78,9 @@ async def test_connections_crud_and_paging(open_repo: Callable[[], StoreConnecti
     assert await repo.get_connection("t2", "conn_001") is None  # tenant-scoped
 
 
-async def test_lease_is_exclusive_until_released_or_expired(open_repo: Callable[[], StoreConnectionRepository]) -> None:
+async def test_lease_is_exclusive_until_released_or_expired(
+    open_repo: Callable[[], StoreConnectionRepository],
+) -> None:
     a, b = open_repo(), open_repo()
     await a.save_connection(_conn(1))
     assert await a.acquire_lease("t1", "conn_001", owner="A", ttl_s=30, now=1000.0)
@@ -94,8 +103,16 @@ async def test_concurrent_lease_takers_one_wins(open_repo: Callable[[], StoreCon
 
 async def test_states_are_single_use(open_repo: Callable[[], StoreConnectionRepository]) -> None:
     a, b = open_repo(), open_repo()
-    state = OAuthState(key="k" * 64, tenant_id="t1", provider="hubspot", redirect_uri="https://x/cb",
-                       scopes=("a",), created_at=100.0, expires_at=700.0, secrets={"code_verifier": "v1.x.y"})
+    state = OAuthState(
+        key="k" * 64,
+        tenant_id="t1",
+        provider="hubspot",
+        redirect_uri="https://x/cb",
+        scopes=("a",),
+        created_at=100.0,
+        expires_at=700.0,
+        secrets={"code_verifier": "v1.x.y"},
+    )
     await a.create_state(state)
     firsts = await asyncio.gather(a.consume_state("k" * 64, now=200.0), b.consume_state("k" * 64, now=200.0))
     fresh = [s for s in firsts if s is not None and s.used_at is None]
@@ -110,8 +127,14 @@ async def test_states_are_single_use(open_repo: Callable[[], StoreConnectionRepo
 async def test_audit_newest_first(open_repo: Callable[[], StoreConnectionRepository]) -> None:
     repo = open_repo()
     for i, kind in enumerate(["connect", "refresh", "disconnect"]):
-        await repo.append_audit(AuditEvent.new("t1", kind, connection_id="c1", provider="hubspot", at=1000.0 + i))
+        await repo.append_audit(
+            AuditEvent.new("t1", kind, connection_id="c1", provider="hubspot", at=1000.0 + i)
+        )
     await repo.append_audit(AuditEvent.new("t1", "connect", connection_id="c2", at=2000.0))
-    assert [e.kind for e in await repo.list_audit("t1", connection_id="c1")] == ["disconnect", "refresh", "connect"]
+    assert [e.kind for e in await repo.list_audit("t1", connection_id="c1")] == [
+        "disconnect",
+        "refresh",
+        "connect",
+    ]
     assert [e.connection_id for e in await repo.list_audit("t1", limit=2)] == ["c2", "c1"]
     assert await repo.list_audit("t2") == []

@@ -33,7 +33,9 @@ async def _seed(repo: StoreConnectionRepository, vault: Vault, n: int) -> list[t
         conn = await service.create(tenant, "cal_com", {"api_key": f"cal_live_secret_{i:04d}"})
         made.append((tenant, conn.id, f"cal_live_secret_{i:04d}"))
     await repo.save_oauth_app(
-        OAuthApp.seal(vault, tenant_id="t1", provider="hubspot", client_id="cid", client_secret="app-secret-xyz", at=1.0)
+        OAuthApp.seal(
+            vault, tenant_id="t1", provider="hubspot", client_id="cid", client_secret="app-secret-xyz", at=1.0
+        )
     )
     return made
 

@@ -192,7 +192,7 @@ def _build(state: OAuthTestServer) -> Flask:
     )
 
     class CodeGrant(grants.AuthorizationCodeGrant):
-        TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+        TOKEN_ENDPOINT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
         def save_authorization_code(self, code: str, req: Any) -> None:
             with state.lock:
@@ -219,7 +219,7 @@ def _build(state: OAuthTestServer) -> Flask:
             return authorization_code.user_id
 
     class RefreshGrant(grants.RefreshTokenGrant):
-        TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+        TOKEN_ENDPOINT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
         INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh returns a new refresh token
 
         def authenticate_refresh_token(self, refresh_token: str) -> _Token | None:
@@ -238,7 +238,7 @@ def _build(state: OAuthTestServer) -> Flask:
                 state.refresh_grants += 1
 
     class Revocation(RevocationEndpoint):
-        CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+        CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
         def query_token(self, token_string: str, token_type_hint: str | None) -> _Token | None:
             return state.by_refresh.get(token_string) or state.by_access.get(token_string)

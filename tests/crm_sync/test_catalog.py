@@ -12,8 +12,17 @@ from crm_sync.hooks import HOOKS
 from crm_sync.oauth import apps_from_env
 
 EXPECTED = {
-    "gohighlevel", "hubspot", "pipedrive", "salesforce", "google_calendar", "calendly",
-    "cal_com", "whatsapp", "twilio", "smtp_imap", "webhook",
+    "gohighlevel",
+    "hubspot",
+    "pipedrive",
+    "salesforce",
+    "google_calendar",
+    "calendly",
+    "cal_com",
+    "whatsapp",
+    "twilio",
+    "smtp_imap",
+    "webhook",
 }
 
 #: A small registry standing for the app's adapter registries.
@@ -89,8 +98,13 @@ def test_override_points_a_provider_elsewhere() -> None:
 
 
 def test_default_tenant_apps_from_env() -> None:
-    env = {"GHL_CLIENT_ID": "id1", "GHL_CLIENT_SECRET": "sec1", "HUBSPOT_CLIENT_ID": "id2", "GOOGLE_CLIENT_ID": "g",
-           "GOOGLE_CLIENT_SECRET": "gs"}
+    env = {
+        "GHL_CLIENT_ID": "id1",
+        "GHL_CLIENT_SECRET": "sec1",
+        "HUBSPOT_CLIENT_ID": "id2",
+        "GOOGLE_CLIENT_ID": "g",
+        "GOOGLE_CLIENT_SECRET": "gs",
+    }
     apps = apps_from_env(load_catalog(), env)
     assert set(apps) == {"gohighlevel", "google_calendar"}
     assert apps["gohighlevel"].client_secret.reveal() == "sec1" and "sec1" not in repr(apps)
