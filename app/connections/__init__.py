@@ -1,5 +1,9 @@
-"""Connections: the store-backed repository of the credential layer (``crm_sync``)."""
+"""Connections: the credential layer (``crm_sync``) wired over the store.
+
+:func:`build_connection_services` builds everything; see :mod:`app.connections.services`.
+"""
 
 from app.connections.repository import StoreConnectionRepository
+from app.connections.services import ConnectionServices, build_connection_services
 
-__all__ = ["StoreConnectionRepository"]
+__all__ = ["ConnectionServices", "StoreConnectionRepository", "build_connection_services"]

@@ -27,7 +27,7 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -259,10 +259,10 @@ def _build(state: OAuthTestServer) -> Flask:
             # this provider requires PKCE even from confidential clients
             return jsonify(error="invalid_request", error_description="PKCE required"), 400
         try:
-            server.get_consent_grant(end_user="user-1")
-        except InvalidRequestError as exc:
+            grant = server.get_consent_grant(end_user="user-1")
+        except OAuth2Error as exc:
             return jsonify(error=exc.error), 400
-        return server.create_authorization_response(grant_user="user-1")
+        return server.create_authorization_response(grant_user="user-1", grant=grant)
 
     @app.post("/token")
     def token() -> Any:
