@@ -79,6 +79,8 @@ def provider_api() -> Iterator[Provider]:
                         }
                     },
                 )
+            if self.path.startswith("/api/v1/echo"):  # a provider quoting the credential in its error
+                return self._reply(400, {"error": f"bad request for token {self.headers.get('x-api-token')}"})
             if self.path == f"/2010-04-01/Accounts/{TWILIO_SID}.json":
                 expected = "Basic " + base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode()
                 if self.headers.get("Authorization") != expected:
@@ -152,6 +154,13 @@ async def test_pipedrive_api_token(
     assert audit[0].kind == "test" and audit[0].detail == {"ok": False, "error": "AuthError"}
     text = caplog.text + repr(conn) + repr(audit)
     assert PIPEDRIVE_TOKEN not in text and "wrong-token-value" not in text
+    # an error body quoting the credential is scrubbed before it reaches ProviderError
+    await service.update(TENANT, conn.id, {"api_token": PIPEDRIVE_TOKEN})
+    client = await clients.client(TENANT, conn.id)
+    with pytest.raises(ProviderError) as failed:
+        await client.request("GET", "/api/v1/echo")
+    assert failed.value.status == 400 and not failed.value.retryable
+    assert "***" in failed.value.body and PIPEDRIVE_TOKEN not in failed.value.body + str(failed.value)
     with pytest.raises(CredentialError):
         await service.create(TENANT, "pipedrive", {"company_domain": "shop"})
     with pytest.raises(CredentialError):

@@ -12,6 +12,7 @@ import pytest
 from app.connections import StoreConnectionRepository
 from crm_sync.base import AuthError
 from crm_sync.client import ConnectionClients
+from crm_sync.models import OAuthAppCredentials
 from crm_sync.oauth import (
     AppNotConfiguredError,
     AuthorizationDeniedError,
@@ -21,9 +22,9 @@ from crm_sync.oauth import (
     RedirectNotAllowedError,
     ReplayedStateError,
 )
-from crm_sync.vault import Vault
+from crm_sync.vault import Secret, Vault
 from kernel.clock import ManualClock
-from tests.connections.conftest import TENANT
+from tests.connections.conftest import TENANT, catalog_for
 from tests.connections.helpers import authorize, connect
 from tests.crm_sync.oauth_server import LOCATION_ID, OAuthTestServer
 
@@ -188,3 +189,34 @@ async def test_invalid_grant_marks_needs_reauth(
     again = await oauth.complete(state, code)
     assert again.id == conn.id and again.status == "active"
     assert (await (await clients.client(TENANT, conn.id)).request("GET", "/api/me")).status_code == 200
+
+
+async def test_delete_path_revocation_keeps_the_token_out_of_logs(
+    repo: StoreConnectionRepository,
+    vault: Vault,
+    oauth_server: OAuthTestServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    catalog = catalog_for(oauth_server).override(
+        "gohighlevel",
+        oauth2={"revoke_url": f"{oauth_server.url}/refresh-tokens/{{token}}", "revoke_style": "delete_path"},
+    )
+    oauth = OAuthService(
+        catalog=catalog,
+        repository=repo,
+        vault=vault,
+        redirect_uris=[oauth_server.redirect_uri],
+        default_apps={
+            "gohighlevel": OAuthAppCredentials(oauth_server.client_id, Secret(oauth_server.client_secret))
+        },
+        default_tenant=TENANT,
+    )
+    conn = await connect(oauth, TENANT, oauth_server.redirect_uri)
+    refresh = conn.secret(vault, "refresh_token")
+    assert refresh is not None
+    result = await oauth.disconnect(TENANT, conn.id)
+    assert result.revoked and oauth_server.revoked == [refresh.reveal()]
+    httpx_lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert any("/refresh-tokens/***" in line for line in httpx_lines)
+    assert not any(refresh.reveal() in line for line in httpx_lines)

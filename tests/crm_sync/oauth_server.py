@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -276,6 +276,16 @@ def _build(state: OAuthTestServer) -> Flask:
     @app.post("/revoke")
     def revoke() -> Any:
         return server.create_endpoint_response(Revocation.ENDPOINT_NAME)
+
+    @app.delete("/refresh-tokens/<token>")
+    def delete_refresh_token(token: str) -> Any:  # HubSpot's style of revocation
+        record = state.by_refresh.get(token)
+        if record is None:
+            return jsonify(error="not found"), 404
+        with state.lock:
+            record.refresh_revoked = record.access_revoked = True
+            state.revoked.append(token)
+        return "", 204
 
     def _bearer() -> tuple[Any, int] | None:
         header = request.headers.get("Authorization", "")
