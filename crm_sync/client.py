@@ -259,8 +259,10 @@ class ConnectionClients:
 
     ``owner`` names this process in leases (default: host, pid and a random suffix);
     ``refresh_margin_s`` refreshes tokens expiring that soon; ``lease_ttl_s`` bounds how long a
-    crashed refresher blocks the others; ``retry_*`` configure stamina (attempts, overall timeout
-    and backoff, seconds).
+    crashed refresher blocks the others (it must exceed ``oauth.timeout_s``, else ``ValueError``);
+    ``retry_*`` configure stamina (attempts, overall timeout and backoff, seconds). Authorised
+    clients are cheap: make one per job, as a client keeps the connection it was made with until
+    that token needs refreshing.
     """
 
     def __init__(
@@ -282,6 +284,9 @@ class ConnectionClients:
         retry_wait_initial_s: float = 0.2,
         retry_wait_max_s: float = 10.0,
     ) -> None:
+        if lease_ttl_s <= oauth.timeout_s:
+            # a refresh outliving its lease could let another process spend the same refresh token
+            raise ValueError("lease_ttl_s must exceed the OAuth token call's timeout_s")
         self.catalog = catalog
         self.repository = repository
         self.vault = vault
