@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from app.store import SYSTEM_TENANT, Order, Store, Transaction, where
+from app.store import SYSTEM_TENANT, ConflictError, Order, Store, Transaction, where
 from crm_sync.audit import AuditEvent
 from crm_sync.models import Connection, OAuthApp, OAuthState
 from crm_sync.repository import SealedKind
@@ -195,7 +195,10 @@ class StoreConnectionRepository:
             tx.set(LEASES, connection_id, {"owner": owner, "until": now + ttl_s, "taken_at": now})
             return True
 
-        return await self.store.run_transaction(tenant_id, tx_fn)
+        try:
+            return await self.store.run_transaction(tenant_id, tx_fn)
+        except ConflictError:  # heavy contention: not taken this time, the caller polls again
+            return False
 
     async def release_lease(self, tenant_id: str, connection_id: str, *, owner: str) -> None:
         """See the Protocol."""

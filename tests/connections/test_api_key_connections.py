@@ -31,6 +31,7 @@ from crm_sync.vault import Vault
 from tests.connections.conftest import TENANT
 from tests.connections.helpers import connect
 from tests.crm_sync.oauth_server import OAuthTestServer
+from tests.support.imap_server import running_dovecot
 from tests.support.ports import free_port
 
 PIPEDRIVE_TOKEN = "pd-token-" + "a1b2c3d4e5"
@@ -223,6 +224,41 @@ async def test_smtp_login(service: CredentialService, clients: ConnectionClients
         await service.update(TENANT, conn.id, {"password": "wrong"})
         with pytest.raises(AuthError):
             await clients.test(TENANT, conn.id)
+    finally:
+        controller.stop()
+
+
+async def test_smtp_and_imap_login(service: CredentialService, clients: ConnectionClients) -> None:
+    """The mailbox test logs in to a real IMAP server (dovecot) too; a refused IMAP login is an AuthError."""
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        return AuthResult(success=isinstance(auth_data, LoginPassword), handled=False)
+
+    class Sink:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook name
+            return "250 OK"
+
+    controller = Controller(
+        Sink(), hostname="127.0.0.1", port=free_port(), authenticator=authenticator, auth_require_tls=False
+    )
+    controller.start()
+    try:
+        with running_dovecot() as imap:
+            values = {
+                "username": imap.user,
+                "password": imap.password,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": str(controller.port),
+                "smtp_security": "none",
+                "imap_host": imap.host,
+                "imap_port": str(imap.port),
+                "imap_security": "none",
+            }
+            conn = await service.create(TENANT, "smtp_imap", values)
+            assert await clients.test(TENANT, conn.id) == {"smtp": "ok", "imap": "ok"}
+            await service.update(TENANT, conn.id, {"password": "not-the-imap-password"})
+            with pytest.raises(AuthError):
+                await clients.test(TENANT, conn.id)
     finally:
         controller.stop()
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from app.connections import StoreConnectionRepository
-from crm_sync.base import AuthError
+from crm_sync.base import AuthError, IntegrationError
 from crm_sync.client import ConnectionClients
 from crm_sync.models import OAuthAppCredentials
 from crm_sync.oauth import (
@@ -58,6 +58,8 @@ async def test_connect_use_refresh_disconnect(
 
     client = await clients.client(TENANT, conn.id)
     assert client.account["location_id"] == LOCATION_ID
+    with pytest.raises(IntegrationError):  # tenant-scoped: another tenant cannot use it
+        await clients.client("other-tenant", conn.id)
     assert (await client.request("GET", "/api/me")).json() == {"ok": True}
 
     # the token is about to expire: the next call refreshes first (rotation: a new refresh token)
