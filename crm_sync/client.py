@@ -1,0 +1,581 @@
+"""The authorised HTTP client: one :class:`~crm_sync.base.ApiClient` per connection.
+
+:class:`ConnectionClients` (one per process) hands out :class:`AuthorizedClient` objects. A
+request:
+
+1. refreshes an OAuth access token that expires within ``refresh_margin_s`` first. The refresh is
+   single-flight per connection *across processes*: an ``asyncio.Lock`` inside the process, and a
+   lease document in the store (owner, expiry) between processes. The holder re-reads the
+   connection after taking the lease, so when another process refreshed meanwhile nobody spends
+   the (possibly rotating, single-use) refresh token again. ``invalid_grant`` marks the connection
+   ``needs_reauth`` and records an audit event;
+2. waits for the (tenant, provider) token bucket (aiolimiter), sized from the catalog's documented
+   burst limit and fed by the provider's rate-limit headers (``remaining`` at 0 pauses the bucket
+   until the window resets; a 429's ``Retry-After`` pauses it too);
+3. adds the credential (bearer, header, query or HTTP Basic, as the catalog says) and the
+   provider's version headers;
+4. retries :class:`~crm_sync.base.ProviderError` marked ``retryable`` (429, 5xx, network) with
+   stamina, waiting exactly what ``Retry-After`` asks (``kernel.http.parse_retry_after``).
+
+Rate buckets are per process: N processes may together send up to N times the bucket; the
+providers' headers and 429s bring each back in line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import stamina
+from aiolimiter import AsyncLimiter
+
+from crm_sync.audit import AuditEvent
+from crm_sync.base import ApiClient, AuthError, IntegrationError, ProviderError
+from crm_sync.catalog import Catalog, Provider, RateLimit, RateLimitHeaders
+from crm_sync.models import Connection
+from crm_sync.oauth import OAuthService, TokenSet
+from crm_sync.redact import redacting, scrub
+from crm_sync.repository import ConnectionRepository
+from crm_sync.vault import Secret, Vault
+from kernel.clock import Clock, SystemClock
+from kernel.http import parse_retry_after
+
+__all__ = ["AuthorizedClient", "ConnectionClients", "RateGate", "fetch_identity", "resolve_base_url"]
+
+log = logging.getLogger(__name__)
+
+_MAX_PAUSE_S = 300.0
+
+
+class RateGate:
+    """A token bucket for one (tenant, provider): an ``AsyncLimiter`` of the catalog's shortest
+    documented window, plus a pause set from the provider's headers (seconds, epoch-based)."""
+
+    def __init__(self, limits: tuple[RateLimit, ...], headers: RateLimitHeaders, *, clock: Clock) -> None:
+        burst = min(limits, key=lambda lim: lim.per_s) if limits else None
+        self.limiter: AsyncLimiter | None = AsyncLimiter(burst.requests, burst.per_s) if burst else None
+        self.headers = headers
+        self.clock = clock
+        self.paused_until = 0.0
+
+    async def acquire(self) -> None:
+        """Wait for the pause (at most ``_MAX_PAUSE_S``) and a token of the bucket."""
+        wait = self.paused_until - self.clock.now()
+        if wait > 0:
+            await asyncio.sleep(min(wait, _MAX_PAUSE_S))
+        if self.limiter is not None:
+            await self.limiter.acquire()
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` (clamped to ``_MAX_PAUSE_S``)."""
+        until = self.clock.now() + min(max(seconds, 0.0), _MAX_PAUSE_S)
+        self.paused_until = max(self.paused_until, until)
+
+    def observe(self, response_headers: Mapping[str, str]) -> None:
+        """Feed the bucket from a response: resize it to the advertised limit and window, and
+        pause it when ``remaining`` reaches 0. Unreadable headers are ignored."""
+        h = self.headers
+        limit = _num(response_headers.get(h.limit)) if h.limit else None
+        remaining = _num(response_headers.get(h.remaining)) if h.remaining else None
+        window = _num(response_headers.get(h.interval_ms)) if h.interval_ms else None
+        window_s = window / 1000 if window else None
+        reset_s = _num(response_headers.get(h.reset_s)) if h.reset_s else None
+        if (
+            limit is not None
+            and limit > 0
+            and window_s is not None
+            and window_s > 0
+            and (
+                self.limiter is None or (self.limiter.max_rate, self.limiter.time_period) != (limit, window_s)
+            )
+        ):
+            self.limiter = AsyncLimiter(limit, window_s)
+        if remaining is not None and remaining <= 0:
+            self.pause(reset_s if reset_s is not None else (window_s or 1.0))
+
+
+def _num(raw: str | None) -> float | None:
+    if raw is None or len(raw) > 32:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if value == value and abs(value) < 1e12 else None
+
+
+def resolve_base_url(provider: Provider, connection: Connection) -> str:
+    """The connection's API base URL: ``settings.base_url``, else the one the token response gave
+    (``account.base_url``: Salesforce ``instance_url``, Pipedrive ``api_domain``), else the
+    catalog's, with ``{placeholders}`` filled from the connection's account and settings.
+    Raises :class:`IntegrationError` when a placeholder has no value."""
+    base = connection.settings.get("base_url") or connection.account.get("base_url")
+    if not base:
+        if provider.api is None:
+            raise IntegrationError(f"{provider.name} has no HTTP API")
+        base = provider.api.base_url
+    return _fill(str(base), connection).rstrip("/")
+
+
+def _fill(template: str, connection: Connection) -> str:
+    if "{" not in template:
+        return template
+    values = {**connection.account, **connection.settings}
+    try:
+        return template.format_map({k: str(v) for k, v in values.items()})
+    except (KeyError, ValueError, IndexError) as exc:
+        raise IntegrationError(f"{connection.provider}: no value for {exc} in {template!r}") from None
+
+
+def _credential(connection: Connection, vault: Vault, name: str) -> Secret | None:
+    secret = connection.secret(vault, name)
+    if secret is not None:
+        return secret
+    value = connection.settings.get(name)
+    return Secret(str(value)) if value is not None else None
+
+
+def _prepare(
+    provider: Provider,
+    connection: Connection,
+    vault: Vault,
+    path: str,
+    headers: Mapping[str, str] | None,
+    params: Mapping[str, Any] | None,
+) -> tuple[str, dict[str, str], dict[str, Any], httpx.Auth | None, list[str]]:
+    """URL, headers, params and auth for one call; the last item lists the secrets used (to scrub)."""
+    if provider.api is None:
+        raise IntegrationError(f"{provider.name} has no HTTP API")
+    if path.startswith(("https://", "http://")):
+        url = path
+    else:
+        url = resolve_base_url(provider, connection) + "/" + _fill(path, connection).lstrip("/")
+    out_headers = {**provider.api.headers, **(headers or {})}
+    out_params = dict(params or {})
+    spec = provider.api.auth.get(connection.auth_mode)  # type: ignore[call-overload]
+    if spec is None:
+        raise IntegrationError(f"{provider.name}: no API auth for mode {connection.auth_mode}")
+    cred = _credential(connection, vault, spec.field)
+    if cred is None:
+        raise AuthError(f"{provider.name}: connection {connection.id} lacks {spec.field}")
+    used = [cred.reveal()]
+    auth: httpx.Auth | None = None
+    if spec.type == "bearer":
+        out_headers["Authorization"] = f"Bearer {cred.reveal()}"
+    elif spec.type == "header":
+        out_headers[str(spec.name)] = cred.reveal()
+    elif spec.type == "query":
+        out_params[str(spec.name)] = cred.reveal()
+    else:
+        user = _credential(connection, vault, str(spec.username_field))
+        if user is None:
+            raise AuthError(f"{provider.name}: connection {connection.id} lacks {spec.username_field}")
+        auth = httpx.BasicAuth(user.reveal(), cred.reveal())
+        used.append(user.reveal())
+    return url, out_headers, out_params, auth, used
+
+
+def _dig(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _identity_fields(provider: Provider, body: Any) -> dict[str, Any]:
+    assert provider.identity is not None
+    out: dict[str, Any] = {}
+    for key, dotted in provider.identity.fields.items():
+        value = _dig(body, dotted)
+        if isinstance(value, str | int | float | bool):
+            out[key] = value
+    return out
+
+
+async def fetch_identity(
+    connection: Connection,
+    *,
+    catalog: Catalog,
+    vault: Vault,
+    http: httpx.AsyncClient | None = None,
+    timeout_s: float = 15.0,
+) -> dict[str, Any]:
+    """Ask the provider who ``connection`` is (the catalog's identity call), once, no refresh or
+    retries; returns the account fields found (empty when the provider has no identity call).
+    Raises :class:`AuthError` (401/403) or :class:`ProviderError`."""
+    provider = catalog.get(connection.provider)
+    if provider.identity is None:
+        return {}
+    url, headers, params, auth, used = _prepare(
+        provider, connection, vault, provider.identity.path, None, provider.identity.params
+    )
+    own = http is None
+    client = http or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
+    try:
+        with redacting(used):
+            resp = await client.request(
+                provider.identity.method, url, headers=headers, params=params, auth=auth
+            )
+    except httpx.HTTPError as exc:
+        raise ProviderError(
+            f"{provider.name}: identity call failed ({type(exc).__name__})", retryable=True
+        ) from None
+    finally:
+        if own:
+            await client.aclose()
+    _raise_for(provider, resp, used)
+    try:
+        return _identity_fields(provider, resp.json())
+    except ValueError:
+        return {}
+
+
+def _raise_for(provider: Provider, resp: httpx.Response, used: list[str]) -> None:
+    status = resp.status_code
+    if status < 400:
+        return
+    body = scrub(resp.text[:2000], used)
+    if status in (401, 403):
+        raise AuthError(f"{provider.name}: HTTP {status} (credentials refused)")
+    retryable = status == 429 or status >= 500
+    raise ProviderError(
+        f"{provider.name}: HTTP {status}",
+        status=status,
+        retryable=retryable,
+        retry_after_s=parse_retry_after(resp.headers) if retryable else None,
+        body=body,
+    )
+
+
+class ConnectionClients:
+    """Per-process factory of :class:`AuthorizedClient` and owner of the refresh single-flight.
+
+    ``owner`` names this process in leases (default: host, pid and a random suffix);
+    ``refresh_margin_s`` refreshes tokens expiring that soon; ``lease_ttl_s`` bounds how long a
+    crashed refresher blocks the others (it must exceed ``oauth.timeout_s``, else ``ValueError``);
+    ``retry_*`` configure stamina (attempts, overall timeout and backoff, seconds). Authorised
+    clients are cheap: make one per job, as a client keeps the connection it was made with until
+    that token needs refreshing.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        repository: ConnectionRepository,
+        vault: Vault,
+        oauth: OAuthService,
+        clock: Clock | None = None,
+        http: httpx.AsyncClient | None = None,
+        owner: str | None = None,
+        refresh_margin_s: float = 300.0,
+        lease_ttl_s: float = 30.0,
+        lease_poll_s: float = 0.05,
+        timeout_s: float = 20.0,
+        retry_attempts: int = 4,
+        retry_timeout_s: float = 60.0,
+        retry_wait_initial_s: float = 0.2,
+        retry_wait_max_s: float = 10.0,
+    ) -> None:
+        if lease_ttl_s <= oauth.timeout_s:
+            # a refresh outliving its lease could let another process spend the same refresh token
+            raise ValueError("lease_ttl_s must exceed the OAuth token call's timeout_s")
+        self.catalog = catalog
+        self.repository = repository
+        self.vault = vault
+        self.oauth = oauth
+        self.clock = clock or SystemClock()
+        self.http = http or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
+        self._own_http = http is None
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.refresh_margin_s = refresh_margin_s
+        self.lease_ttl_s = lease_ttl_s
+        self.lease_poll_s = lease_poll_s
+        self.retry_attempts = retry_attempts
+        self.retry_timeout_s = retry_timeout_s
+        self.retry_wait_initial_s = retry_wait_initial_s
+        self.retry_wait_max_s = retry_wait_max_s
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._gates: dict[tuple[str, str], RateGate] = {}
+
+    async def client(self, tenant_id: str, connection_id: str) -> AuthorizedClient:
+        """The authorised client of one connection. Raises :class:`IntegrationError` when the
+        connection does not exist, :class:`AuthError` when it needs re-authorisation."""
+        connection = await self.repository.get_connection(tenant_id, connection_id)
+        if connection is None:
+            raise IntegrationError(f"no connection {connection_id!r} in tenant {tenant_id!r}")
+        return AuthorizedClient(self, connection)
+
+    def gate(self, tenant_id: str, provider: Provider) -> RateGate:
+        """The (tenant, provider) token bucket of this process."""
+        key = (tenant_id, provider.name)
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = RateGate(
+                provider.rate_limits, provider.rate_limit_headers, clock=self.clock
+            )
+        return gate
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this factory made."""
+        if self._own_http:
+            await self.http.aclose()
+
+    # the refresh single-flight -------------------------------------------------------------------
+    def _fresh(self, connection: Connection) -> bool:
+        return (
+            connection.expires_at is None or connection.expires_at - self.refresh_margin_s > self.clock.now()
+        )
+
+    def _usable(self, connection: Connection, stale: str | None) -> bool:
+        if stale is not None:
+            return connection.secrets.get("access_token") != stale
+        return self._fresh(connection)
+
+    async def ensure_fresh(
+        self, tenant_id: str, connection_id: str, *, stale: str | None = None
+    ) -> Connection:
+        """The connection with an access token that is not about to expire, refreshing it at most
+        once across every process sharing the store. ``stale`` (the sealed access token a 401 came
+        back for) forces a refresh unless another caller already replaced that token.
+
+        Raises:
+            AuthError: the connection is gone, needs re-authorisation, or the provider refused
+                the refresh (``invalid_grant``: the connection is marked ``needs_reauth``).
+            ProviderError: the token endpoint failed (``retryable``), or the lease holder did not
+                finish within twice the lease lifetime.
+        """
+        key = (tenant_id, connection_id)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            connection = await self._load(tenant_id, connection_id)
+            if self._usable(connection, stale):
+                return connection
+            deadline = self.clock.now() + 2 * self.lease_ttl_s
+            while True:
+                taken = await self.repository.acquire_lease(
+                    tenant_id, connection_id, owner=self.owner, ttl_s=self.lease_ttl_s, now=self.clock.now()
+                )
+                if taken:
+                    try:
+                        connection = await self._load(tenant_id, connection_id)  # re-read under the lease
+                        if self._usable(connection, stale):
+                            return connection
+                        return await self._refresh(connection)
+                    finally:
+                        await self.repository.release_lease(tenant_id, connection_id, owner=self.owner)
+                await asyncio.sleep(self.lease_poll_s)
+                connection = await self._load(tenant_id, connection_id)
+                if self._usable(connection, stale):
+                    return connection
+                if self.clock.now() > deadline:
+                    raise ProviderError(
+                        f"{connection.provider}: another process holds the refresh lease too long",
+                        retryable=True,
+                    )
+
+    async def _load(self, tenant_id: str, connection_id: str) -> Connection:
+        connection = await self.repository.get_connection(tenant_id, connection_id)
+        if connection is None:
+            raise AuthError(f"connection {connection_id!r} no longer exists")
+        if connection.status != "active":
+            raise AuthError(f"{connection.provider}: connection {connection_id} is {connection.status}")
+        return connection
+
+    async def _refresh(self, connection: Connection) -> Connection:
+        try:
+            tokens = await self.oauth.refresh(connection)
+        except AuthError as exc:
+            await self._mark_needs_reauth(connection, reason=str(exc))
+            raise
+        except ProviderError as exc:
+            await self._audit(
+                connection, "refresh_failed", {"status": exc.status, "retryable": exc.retryable}
+            )
+            raise
+        stored = await self.repository.update_connection(
+            connection.tenant_id, connection.id, lambda current: self._apply(current, tokens)
+        )
+        if stored is None:
+            raise AuthError(f"connection {connection.id!r} was deleted during its refresh")
+        await self._audit(stored, "refresh", {"expires_at": stored.expires_at})
+        return stored
+
+    def _apply(self, current: Connection, tokens: TokenSet) -> Connection:
+        now = self.clock.now()
+        account = {**current.account, **tokens.account}
+        if tokens.base_url:
+            account["base_url"] = tokens.base_url
+        return current.replace(
+            expires_at=tokens.expires_at,
+            scopes=tokens.scopes if tokens.scopes is not None else current.scopes,
+            account=account,
+            refreshed_at=now,
+            updated_at=now,
+        ).with_secrets(
+            self.vault, {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token}
+        )
+
+    async def _mark_needs_reauth(self, connection: Connection, *, reason: str) -> None:
+        now = self.clock.now()
+        await self.repository.update_connection(
+            connection.tenant_id,
+            connection.id,
+            lambda c: c.replace(status="needs_reauth", updated_at=now) if c.status == "active" else None,
+        )
+        await self._audit(connection, "needs_reauth", {"reason": reason[:200]})
+
+    async def _audit(
+        self, connection: Connection, kind: str, detail: dict[str, Any], *, actor: str = "system"
+    ) -> None:
+        await self.repository.append_audit(
+            AuditEvent.new(
+                connection.tenant_id,
+                kind,
+                connection_id=connection.id,
+                provider=connection.provider,
+                actor=actor,
+                detail=detail,
+                at=self.clock.now(),
+            )
+        )
+
+    # test ---------------------------------------------------------------------------------------------
+    async def test(self, tenant_id: str, connection_id: str, *, actor: str = "system") -> dict[str, Any]:
+        """The provider's ``test`` action: its hook (``smtp_imap_login``, ``webhook_ping``) or its
+        identity call through the authorised client. Returns what it learned of the account
+        (stored on the connection); records a ``test`` audit event with the outcome.
+
+        Raises:
+            AuthError, ProviderError, IntegrationError: the test failed (after being audited).
+        """
+        from crm_sync.hooks import HOOKS, HookContext
+
+        connection = await self.repository.get_connection(tenant_id, connection_id)
+        if connection is None:
+            raise IntegrationError(f"no connection {connection_id!r} in tenant {tenant_id!r}")
+        provider = self.catalog.get(connection.provider)
+        try:
+            if provider.test_hook:
+                result = await HOOKS[provider.test_hook](HookContext(connection, self.vault, self.http))
+            else:
+                client = AuthorizedClient(self, connection)
+                assert provider.identity is not None
+                resp = await client.request(
+                    provider.identity.method, provider.identity.path, params=provider.identity.params
+                )
+                try:
+                    result = _identity_fields(provider, resp.json())
+                except ValueError:
+                    result = {}
+        except IntegrationError as exc:
+            await self._audit(
+                connection, "test", {"ok": False, "error": type(exc).__name__}
+            ) if actor else None
+            raise
+        if result:
+            await self.repository.update_connection(
+                tenant_id, connection_id, lambda c: c.replace(account={**c.account, **result})
+            )
+        await self._audit(connection, "test", {"ok": True}, actor=actor)
+        return result
+
+
+class AuthorizedClient(ApiClient):
+    """An :class:`~crm_sync.base.ApiClient` bound to one connection (see the module docstring).
+    Made by :meth:`ConnectionClients.client`."""
+
+    def __init__(self, clients: ConnectionClients, connection: Connection) -> None:
+        self._clients = clients
+        self._connection = connection
+        self._provider = clients.catalog.get(connection.provider)
+        self.provider = connection.provider
+        self.tenant_id = connection.tenant_id
+        self.connection_id = connection.id
+        self.account: Mapping[str, Any] = dict(connection.account)
+
+    def __repr__(self) -> str:
+        return f"AuthorizedClient(provider={self.provider!r}, connection={self.connection_id!r})"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """See :class:`crm_sync.base.ApiClient`."""
+        c = self._clients
+        async for attempt in stamina.retry_context(
+            on=_retry_hook,
+            attempts=c.retry_attempts,
+            timeout=c.retry_timeout_s,
+            wait_initial=c.retry_wait_initial_s,
+            wait_max=c.retry_wait_max_s,
+        ):
+            with attempt:
+                return await self._once(method, path, params=params, json=json, data=data, headers=headers)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        c = self._clients
+        refreshed_for_401 = False
+        while True:
+            connection = self._connection
+            if connection.auth_mode == "oauth2" and not c._fresh(connection):
+                connection = self._connection = await c.ensure_fresh(connection.tenant_id, connection.id)
+            if connection.status != "active":
+                raise AuthError(f"{connection.provider}: connection {connection.id} is {connection.status}")
+            gate = c.gate(connection.tenant_id, self._provider)
+            await gate.acquire()
+            url, out_headers, out_params, auth, used = _prepare(
+                self._provider, connection, c.vault, path, headers, params
+            )
+            try:
+                with redacting(used):
+                    resp = await c.http.request(
+                        method, url, params=out_params, json=json, data=data, headers=out_headers, auth=auth
+                    )
+            except httpx.HTTPError as exc:
+                raise ProviderError(
+                    f"{connection.provider}: request failed ({type(exc).__name__})", retryable=True
+                ) from None
+            gate.observe(resp.headers)
+            if resp.status_code == 401 and connection.auth_mode == "oauth2" and not refreshed_for_401:
+                refreshed_for_401 = True
+                self._connection = await c.ensure_fresh(
+                    connection.tenant_id, connection.id, stale=connection.secrets.get("access_token")
+                )
+                continue
+            if resp.status_code == 401:
+                await c._mark_needs_reauth(connection, reason="HTTP 401 with fresh credentials")
+            if resp.status_code == 429:
+                gate.pause(parse_retry_after(resp.headers) or 1.0)
+            _raise_for(self._provider, resp, used)
+            return resp
+
+
+def _retry_hook(exc: Exception) -> bool | float:
+    """stamina's ``on``: retry retryable provider errors, waiting what ``Retry-After`` asked."""
+    if isinstance(exc, ProviderError) and exc.retryable:
+        return exc.retry_after_s if exc.retry_after_s is not None else True
+    return False
