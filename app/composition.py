@@ -107,7 +107,10 @@ class Runtime:
         tenants = TenantDirectory(store, clock)
         playbooks = PlaybookRepository(store, clock)
         knowledge = KnowledgeRepository(store, clock)
-        directory = ChannelDirectory(channels if channels is not None else build_channels(settings))
+        directory = ChannelDirectory(
+            channels if channels is not None else build_channels(settings),
+            default_tenant=settings.default_tenant_id,
+        )
         ledger = OptOutLedger(store, clock)
 
         async def tenant_budget(tenant_id: str) -> float | None:

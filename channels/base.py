@@ -239,6 +239,11 @@ class Channel(abc.ABC):
     async def send(self, message: OutboundMessage) -> str:
         """Send and return the provider's message id. Raises :class:`SendError`."""
 
+    def receiving_addresses(self) -> list[str]:
+        """Our addresses this instance receives on (a WhatsApp phone-number id, a Twilio number,
+        a mailbox), as webhooks name them: the app routes them to the instance's tenant."""
+        return []
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release network clients."""
 

@@ -274,6 +274,10 @@ class EmailChannel(Channel):
 
     # ------------------------------------------------------------------ inbound
 
+    def receiving_addresses(self) -> list[str]:
+        """The mailbox (lower-case) replies are addressed to."""
+        return [parseaddr(self.from_address)[1].lower()]
+
     def verify(self, headers: Mapping[str, str], raw_body: bytes, *, url: str = "") -> None:
         """Check the inbound webhook's shared secret (``?key=``, header or Basic password).
 

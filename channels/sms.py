@@ -323,6 +323,11 @@ class TwilioSmsChannel(Channel):
 
     # ------------------------------------------------------------------ webhooks
 
+    def receiving_addresses(self) -> list[str]:
+        """The sending number (E.164), which Twilio's webhooks name in ``To`` (inbound) and
+        ``From`` (status callbacks)."""
+        return [self.from_number] if self.from_number else []
+
     def verify(self, headers: Mapping[str, str], raw_body: bytes, *, url: str = "") -> None:
         """Check ``X-Twilio-Signature`` for ``url`` and the form parameters of ``raw_body``.
 

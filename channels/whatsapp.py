@@ -285,6 +285,10 @@ class WhatsAppChannel(Channel):
 
     # ------------------------------------------------------------------ webhooks
 
+    def receiving_addresses(self) -> list[str]:
+        """The phone-number id Meta's webhooks name in ``metadata.phone_number_id``."""
+        return [self.phone_number_id]
+
     def verify(self, headers: Mapping[str, str], raw_body: bytes, *, url: str = "") -> None:
         """Check ``X-Hub-Signature-256`` over the raw body.
 

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
     seed_demo: bool = True
+    unrouted_webhooks: Literal["reject", "default_tenant"] = "reject"
+    """A webhook for a receiving address no tenant owns: refused (404, logged), or, for a
+    single-tenant install, handed to the default tenant."""
 
     # --- worker
     worker_concurrency: int = Field(default=8, ge=1, le=256)

@@ -1,17 +1,34 @@
 """Which channel instance serves a tenant: ``(tenant_id, channel name) -> Channel``.
 
-Today every tenant shares the instances built from the process settings (the seed's env
-names); per-tenant credentials from the vault plug in here later without touching callers.
+Each tenant sends and receives through its own credentials: its WhatsApp number, Twilio account
+and mailbox are connections in the vault (:mod:`app.messaging.tenant_channels` reads them). The
+instances built from the process settings (the seeds' environment names) serve the default
+tenant, and the web chat, which needs no credentials, serves everyone. A tenant with neither gets
+an :class:`UnconfiguredChannel` that says what is missing: nothing is ever sent with another
+tenant's credentials.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
+from typing import Any, Protocol
 
-from channels.base import Channel, ChannelTraits, OutboundMessage, ParsedWebhook, SendError
+from app.core.logs import get_logger
+from channels.base import (
+    Channel,
+    ChannelConfigError,
+    ChannelTraits,
+    OutboundMessage,
+    ParsedWebhook,
+    SendError,
+    SignatureError,
+)
 from channels.registry import channel_class
 
-__all__ = ["ChannelDirectory", "UnconfiguredChannel"]
+__all__ = ["ChannelCredentials", "ChannelDirectory", "TenantChannelConfig", "UnconfiguredChannel"]
+
+log = get_logger("leadwarm.channels")
 
 
 class UnconfiguredChannel(Channel):
@@ -24,8 +41,6 @@ class UnconfiguredChannel(Channel):
         self.missing = missing
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, *, url: str = "") -> None:
-        from channels.base import SignatureError
-
         raise SignatureError(f"{self.name} is not configured ({self.missing})")
 
     def parse(self, headers: Mapping[str, str], raw_body: bytes) -> ParsedWebhook:
@@ -37,18 +52,82 @@ class UnconfiguredChannel(Channel):
         )
 
 
-class ChannelDirectory:
-    """Holds the process's channel instances."""
+class TenantChannelConfig(Protocol):
+    """What a tenant's channel connection gives: ``version`` changes whenever the connection does
+    (so a cached instance is rebuilt), ``config`` holds the channel's constructor arguments."""
 
-    def __init__(self, channels: dict[str, Channel]) -> None:
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+
+class ChannelCredentials(Protocol):
+    """Port: a tenant's own credentials for a channel (from the vault)."""
+
+    async def channel_config(self, tenant_id: str, channel: str) -> TenantChannelConfig | None:
+        """The tenant's active connection for ``channel`` as constructor arguments, or ``None``."""
+        ...
+
+
+class ChannelDirectory:
+    """Holds the process's channel instances: the defaults and one per (tenant, channel) built from
+    the tenant's connection (cached until the connection changes)."""
+
+    def __init__(
+        self,
+        channels: dict[str, Channel],
+        *,
+        default_tenant: str = "demo",
+        credentials: ChannelCredentials | None = None,
+    ) -> None:
         self._channels = channels
+        self.default_tenant = default_tenant
+        self.credentials = credentials
+        self._tenant_channels: dict[tuple[str, str], tuple[str, Channel]] = {}
+
+    def use_credentials(self, credentials: ChannelCredentials) -> None:
+        """Read tenants' channel connections from ``credentials`` from now on."""
+        self.credentials = credentials
 
     def get(self, tenant_id: str, name: str) -> Channel:
-        """The channel ``name`` for ``tenant_id``. Raises ``KeyError`` for an unknown channel."""
+        """The process-wide instance of channel ``name`` (the default tenant's, built from the
+        settings). Raises ``KeyError`` for an unknown channel. Use :meth:`resolve` to act for a
+        tenant."""
         try:
             return self._channels[name]
         except KeyError:
             raise KeyError(f"unknown channel {name!r}; known: {sorted(self._channels)}") from None
+
+    async def resolve(self, tenant_id: str, name: str) -> Channel:
+        """The instance that acts for ``tenant_id`` on channel ``name``: its own connection's, else
+        (default tenant, or a channel needing no credentials) the process-wide one, else an
+        :class:`UnconfiguredChannel`. Raises ``KeyError`` for an unknown channel."""
+        default = self.get(tenant_id, name)
+        config = None
+        if self.credentials is not None and channel_class(name).config_keys():
+            config = await self.credentials.channel_config(tenant_id, name)
+        if config is not None:
+            return await self._tenant_instance(tenant_id, name, config)
+        if tenant_id == self.default_tenant or not channel_class(name).config_keys():
+            return default
+        return UnconfiguredChannel(name, f"a {name} connection for tenant {tenant_id}")
+
+    async def _tenant_instance(self, tenant_id: str, name: str, config: TenantChannelConfig) -> Channel:
+        cached = self._tenant_channels.get((tenant_id, name))
+        if cached is not None and cached[0] == config.version:
+            return cached[1]
+        try:
+            channel = channel_class(name).from_config(config.config)
+        except ChannelConfigError as exc:
+            log.warning("channel.connection_incomplete", tenant=tenant_id, channel=name, missing=exc.missing)
+            return UnconfiguredChannel(name, f"{', '.join(exc.missing)} in tenant {tenant_id}'s connection")
+        self._tenant_channels[(tenant_id, name)] = (config.version, channel)
+        if cached is not None:
+            with contextlib.suppress(Exception):
+                await cached[1].aclose()
+        return channel
 
     def traits(self, name: str) -> ChannelTraits:
         """The traits of channel ``name`` (registered channels only). Raises ``KeyError``."""
@@ -60,5 +139,6 @@ class ChannelDirectory:
 
     async def aclose(self) -> None:
         """Close every channel's network client."""
-        for channel in self._channels.values():
+        for channel in [*self._channels.values(), *(c for _, c in self._tenant_channels.values())]:
             await channel.aclose()
+        self._tenant_channels.clear()

@@ -156,7 +156,7 @@ class Dispatcher:
             address = addresses.get(channel_name)
             if channel_name == item.channel or not address or channel_name not in self.channels.names():
                 continue
-            if isinstance(self.channels.get(tenant_id, channel_name), UnconfiguredChannel):
+            if isinstance(await self.channels.resolve(tenant_id, channel_name), UnconfiguredChannel):
                 continue
             result = await self.gate.check(tenant_id, item, channel=channel_name, to=address)
             if result.decision.action in ("send", "send_template"):
@@ -212,7 +212,7 @@ class Dispatcher:
         return list(dict.fromkeys([*channels, *profile.fallback_channels]))
 
     async def _send(self, tenant_id: str, item: OutboxItem, result: GateResult) -> None:
-        channel = self.channels.get(tenant_id, item.channel)
+        channel = await self.channels.resolve(tenant_id, item.channel)
         reply_to, thread = await self._thread(tenant_id, item)
         message = OutboundMessage(
             to=item.to,

@@ -13,7 +13,6 @@ from app.composition import Runtime
 from app.store import collections as col
 from app.tenancy.directory import new_api_key, write_key_file
 from app.tenancy.records import TenantProfile
-from channels.sms import normalize_number
 from playbooks import LIBRARY_DIR
 
 __all__ = ["BootstrapResult", "bootstrap"]
@@ -62,8 +61,9 @@ async def bootstrap(runtime: Runtime) -> BootstrapResult:
         await tenants.add_api_key(tenant_id, key, label="generated")
         result.generated_key = key
         result.key_file = str(write_key_file(settings.leadwarm_data_dir, tenant_id, key))
-    if settings.whatsapp_phone_id:
-        await tenants.set_route("whatsapp", settings.whatsapp_phone_id, tenant_id)
-    if settings.twilio_phone_number:
-        await tenants.set_route("sms", normalize_number(settings.twilio_phone_number), tenant_id)
+    for name in runtime.channels.names():
+        for address in runtime.channels.get(tenant_id, name).receiving_addresses():
+            owner = await tenants.route(name, address)
+            if owner is None:
+                await tenants.set_route(name, address, tenant_id)
     return result

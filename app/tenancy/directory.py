@@ -8,13 +8,13 @@ Channel routes map a provider's receiving address (a WhatsApp phone-number id) t
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from pathlib import Path
 
 from app.core.logs import get_logger
 from app.store import SYSTEM_TENANT, Store
 from app.store import collections as col
+from app.store.ids import compound_id
 from app.tenancy.records import TenantProfile
 from kernel.clock import Clock
 
@@ -29,6 +29,10 @@ log = get_logger("leadwarm.tenants")
 API_KEYS = col.API_KEYS
 ROUTES = col.CHANNEL_ROUTES
 PROFILE = (col.CONFIG, "tenant")
+
+
+def _route_id(channel: str, address: str) -> str:
+    return compound_id(channel, address.strip().lower())
 
 
 def hash_api_key(key: str) -> str:
@@ -79,12 +83,13 @@ class TenantDirectory:
         )
 
     async def tenant_for_key(self, key: str) -> str | None:
-        """The tenant an admin key belongs to, or ``None``. Constant-time on the hash compare."""
-        digest = hash_api_key(key)
-        doc = await self.store.get(SYSTEM_TENANT, API_KEYS, digest)
-        if doc is None or not hmac.compare_digest(digest, hash_api_key(key)):
-            return None
-        return str(doc["tenant_id"])
+        """The tenant an admin key belongs to, or ``None``.
+
+        Keys are looked up by their SHA-256 digest: an attacker who times the lookup learns about
+        the digest of their guess, never about a stored key (256 random bits, preimage-resistant),
+        so no constant-time compare is needed (and comparing a digest with itself proved nothing)."""
+        doc = await self.store.get(SYSTEM_TENANT, API_KEYS, hash_api_key(key))
+        return str(doc["tenant_id"]) if doc is not None and doc.get("tenant_id") else None
 
     async def has_api_key(self, tenant_id: str) -> bool:
         """Whether any admin key is registered for the tenant."""
@@ -93,12 +98,15 @@ class TenantDirectory:
 
     # ------------------------------------------------------------------ routes
     async def set_route(self, channel: str, address: str, tenant_id: str) -> None:
-        """Route webhooks addressed to ``address`` on ``channel`` to ``tenant_id``."""
-        await self.store.set(SYSTEM_TENANT, ROUTES, f"{channel}:{address}", {"tenant_id": tenant_id})
+        """Route webhooks addressed to ``address`` on ``channel`` to ``tenant_id`` (addresses compare
+        case-insensitively)."""
+        await self.store.set(SYSTEM_TENANT, ROUTES, _route_id(channel, address), {"tenant_id": tenant_id})
 
     async def route(self, channel: str, address: str) -> str | None:
         """The tenant that owns ``address`` on ``channel``, or ``None``."""
-        doc = await self.store.get(SYSTEM_TENANT, ROUTES, f"{channel}:{address}")
+        if not address:
+            return None
+        doc = await self.store.get(SYSTEM_TENANT, ROUTES, _route_id(channel, address))
         return str(doc["tenant_id"]) if doc else None
 
 

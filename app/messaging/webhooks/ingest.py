@@ -1,13 +1,23 @@
-"""The one webhook pipeline every channel goes through: verify, parse, store, answer.
+"""The one webhook pipeline every channel goes through: route, verify, parse, store, answer.
 
-Answers: 401 on a bad signature (logged), 400 with the reason on a malformed body, 503 when the
-store cannot take the message (the provider will deliver it again), else 200 once every message
-and status is stored. Nothing slow happens before the answer: the worker does the rest.
+1. **Route.** The body is read (not trusted yet) for our receiving addresses (a WhatsApp
+   phone-number id, a Twilio number, a mailbox); each must belong to a tenant through the channel
+   routes. An address no tenant owns is refused with 404 and a log line, unless
+   ``UNROUTED_WEBHOOKS=default_tenant`` (single-tenant installs) hands it to the default tenant:
+   a message is never given to a tenant that does not own the address it was sent to.
+2. **Verify** the signature over the raw bytes with EACH owning tenant's own credentials (its app
+   secret, auth token or inbound key): one tenant's secret never vouches for another's message.
+3. **Parse** with the owning tenant's channel and **store** each message and status under its
+   tenant (deduplicated), then answer.
+
+Answers: 401 on a bad signature (logged), 400 with the reason on a malformed body, 404 for an
+address no tenant owns, 503 when the store cannot take the message (the provider will deliver it
+again), else 200 once every message and status is stored. Nothing slow happens before the answer:
+the worker does the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, Response
@@ -15,6 +25,7 @@ from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_400_BAD_REQUEST,
     HTTP_401_UNAUTHORIZED,
+    HTTP_404_NOT_FOUND,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
@@ -23,29 +34,51 @@ from app.core.logs import get_logger
 from app.messaging.inbox import accept_status
 from app.store import StoreError
 from app.tenancy.auth import lowercase_headers
-from channels.base import PayloadError, SignatureError
+from channels.base import ParsedWebhook, PayloadError, SignatureError
 
-__all__ = ["TenantResolver", "ingest_request", "ingest_webhook", "route_or_default"]
+__all__ = ["ingest_request", "ingest_webhook", "our_addresses"]
 
 log = get_logger("leadwarm.webhooks")
 
-TenantResolver = Callable[[str], Awaitable[str]]
-"""Maps a message's ``recipient`` (our receiving address) to the tenant that owns it."""
+
+def our_addresses(parsed: ParsedWebhook) -> set[str]:
+    """Our receiving addresses named by a delivery: each message's ``recipient``, each status's
+    ``sender`` (empty ones left out)."""
+    return {m.recipient for m in parsed.messages if m.recipient} | {
+        s.sender for s in parsed.statuses if s.sender
+    }
 
 
-def route_or_default(runtime: Runtime, channel: str) -> TenantResolver:
-    """Resolve our receiving address on ``channel`` through the tenants' channel routes; an
-    address nobody routed goes to the default tenant (logged), so no message is ever dropped."""
+class _RefusedError(Exception):
+    def __init__(self, response: Response[Any]) -> None:
+        self.response = response
+
+
+async def _owners(runtime: Runtime, channel_name: str, addresses: set[str]) -> dict[str, str]:
+    """address -> owning tenant; raises :class:`_RefusedError` (404) for an address nobody owns."""
+    owners: dict[str, str] = {}
     default_tenant = runtime.settings.default_tenant_id
-
-    async def resolve(address: str) -> str:
-        tenant = await runtime.tenants.route(channel, address) if address else None
+    for address in sorted(addresses):
+        tenant = await runtime.tenants.route(channel_name, address)
+        if tenant is None and runtime.settings.unrouted_webhooks == "default_tenant":
+            log.warning(
+                "webhook.unrouted_to_default", channel=channel_name, address=address, tenant=default_tenant
+            )
+            tenant = default_tenant
         if tenant is None:
-            log.warning("webhook.unrouted", channel=channel, address=address, tenant=default_tenant)
-            return default_tenant
-        return tenant
-
-    return resolve
+            log.warning("webhook.unrouted_refused", channel=channel_name, address=address)
+            raise _RefusedError(
+                Response(
+                    {
+                        "error": "no tenant owns this receiving address",
+                        "channel": channel_name,
+                        "address": address,
+                    },
+                    status_code=HTTP_404_NOT_FOUND,
+                )
+            )
+        owners[address] = tenant
+    return owners
 
 
 async def ingest_webhook(
@@ -55,46 +88,81 @@ async def ingest_webhook(
     raw_body: bytes,
     *,
     url: str,
-    resolve_tenant: TenantResolver,
     ok_body: Any = None,
 ) -> Response[Any]:
     """Run the pipeline for one delivery; see the module docstring."""
-    channel = runtime.channels.get("", channel_name)
+    default_channel = runtime.channels.get("", channel_name)
+    default_tenant = runtime.settings.default_tenant_id
     try:
-        channel.verify(headers, raw_body, url=url)
-    except SignatureError as exc:
-        log.warning("webhook.bad_signature", channel=channel_name, reason=str(exc), bytes=len(raw_body))
-        return Response({"error": "invalid signature"}, status_code=HTTP_401_UNAUTHORIZED)
-    try:
-        parsed = channel.parse(headers, raw_body)
+        peeked = default_channel.parse(headers, raw_body)
     except PayloadError as exc:
+        # Unreadable: the sender must still prove who it is before it learns why.
+        try:
+            (await runtime.channels.resolve(default_tenant, channel_name)).verify(headers, raw_body, url=url)
+        except SignatureError as sig:
+            log.warning("webhook.bad_signature", channel=channel_name, reason=str(sig), bytes=len(raw_body))
+            return Response({"error": "invalid signature"}, status_code=HTTP_401_UNAUTHORIZED)
         log.warning("webhook.bad_payload", channel=channel_name, reason=str(exc))
         return Response({"error": "malformed payload", "reason": str(exc)}, status_code=HTTP_400_BAD_REQUEST)
-    stored = duplicates = 0
     try:
-        for message in parsed.messages:
-            tenant_id = await resolve_tenant(message.recipient)
-            if await runtime.accept(tenant_id, message):
-                stored += 1
-            else:
-                duplicates += 1
-        for status in parsed.statuses:
-            tenant_id = await resolve_tenant(status.sender)
-            await accept_status(runtime.jobs, tenant_id, status)
+        owners = await _owners(runtime, channel_name, our_addresses(peeked))
+        tenants = sorted(set(owners.values())) or [default_tenant]
+        parsed_by_tenant: dict[str, ParsedWebhook] = {}
+        for tenant_id in tenants:
+            channel = await runtime.channels.resolve(tenant_id, channel_name)
+            try:
+                channel.verify(headers, raw_body, url=url)
+            except SignatureError as exc:
+                log.warning(
+                    "webhook.bad_signature",
+                    channel=channel_name,
+                    tenant=tenant_id,
+                    reason=str(exc),
+                    bytes=len(raw_body),
+                )
+                return Response({"error": "invalid signature"}, status_code=HTTP_401_UNAUTHORIZED)
+            try:
+                parsed_by_tenant[tenant_id] = channel.parse(headers, raw_body)
+            except PayloadError as exc:
+                log.warning("webhook.bad_payload", channel=channel_name, tenant=tenant_id, reason=str(exc))
+                return Response(
+                    {"error": "malformed payload", "reason": str(exc)}, status_code=HTTP_400_BAD_REQUEST
+                )
+    except _RefusedError as refused:
+        return refused.response
+    except StoreError as exc:
+        log.error("webhook.store_unavailable", channel=channel_name, error=str(exc))
+        return Response({"error": "temporarily unavailable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    stored = duplicates = statuses = 0
+    try:
+        for tenant_id, parsed in parsed_by_tenant.items():
+            for message in parsed.messages:
+                if owners.get(message.recipient, default_tenant) != tenant_id:
+                    continue  # another tenant's message in the same delivery: stored under its owner
+                if await runtime.accept(tenant_id, message):
+                    stored += 1
+                else:
+                    duplicates += 1
+            for status in parsed.statuses:
+                if owners.get(status.sender, default_tenant) != tenant_id:
+                    continue
+                await accept_status(runtime.jobs, tenant_id, status)
+                statuses += 1
     except StoreError as exc:
         log.error("webhook.store_unavailable", channel=channel_name, error=str(exc))
         return Response({"error": "temporarily unavailable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
     log.info(
         "webhook.accepted",
         channel=channel_name,
+        tenants=list(parsed_by_tenant),
         messages=stored,
         duplicates=duplicates,
-        statuses=len(parsed.statuses),
+        statuses=statuses,
     )
     body = (
         ok_body
         if ok_body is not None
-        else {"messages": stored, "duplicates": duplicates, "statuses": len(parsed.statuses)}
+        else {"messages": stored, "duplicates": duplicates, "statuses": statuses}
     )
     return Response(body, status_code=HTTP_200_OK)
 
@@ -108,13 +176,11 @@ async def ingest_request(
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
     """:func:`ingest_webhook` for one Litestar request: its lower-cased headers (or ``headers``),
-    raw body and URL (or ``url``, the public one a signature covers), tenants routed by
-    :func:`route_or_default`."""
+    raw body and URL (or ``url``, the public one a signature covers)."""
     return await ingest_webhook(
         runtime,
         channel_name,
         headers if headers is not None else lowercase_headers(request),
         await request.body(),
         url=url if url is not None else str(request.url),
-        resolve_tenant=route_or_default(runtime, channel_name),
     )
