@@ -1,0 +1,158 @@
+"""GoHighLevel adapter against Prism serving GoHighLevel's own OpenAPI (contacts, opportunities,
+locations): every request must satisfy the vendor's spec (Prism answers 422/400 otherwise, which
+the client raises), and a second sync with the stored ids updates instead of creating."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_sync.base import ProviderError
+from crm_sync.crm import AdapterConfigError, GoHighLevelAdapter
+from tests.crm_sync.leads import qualified_lead
+from tests.crm_sync.support import Route, TestApiClient
+from tests.support.prism import PrismServer
+
+LOCATION = "ve9EPM428h8vShlRW1KT"
+OPTIONS = {"pipeline_id": "VDm7RPYC2GLUvdpKmBfC", "stage_id": "7915dedc-8f18-44d5-8bc3-77c04e994a10"}
+
+
+def client_for(prism: dict[str, PrismServer], *, version: str | None = "2021-07-28") -> TestApiClient:
+    return TestApiClient(
+        "gohighlevel",
+        routes=[Route(f"/{name}", server.base_url) for name, server in prism.items()],
+        account={"locationId": LOCATION},
+        headers={"Version": version} if version else {},
+    )
+
+
+def shape(methods: list[str]) -> list[str]:
+    """Calls with the example ids Prism returns replaced by placeholders."""
+    out = []
+    for call in methods:
+        method, path = call.split(" ", 1)
+        parts = path.split("/")
+        if len(parts) > 2 and parts[1] == "contacts" and parts[2] not in {"upsert"}:
+            parts[2] = "{id}"
+        if len(parts) > 4 and parts[3] == "notes":
+            parts[4] = "{note}"
+        if len(parts) > 2 and parts[1] == "opportunities" and parts[2] not in {"", "search"}:
+            parts[2] = "{id}"
+        out.append(f"{method} {'/'.join(parts)}")
+    return out
+
+
+async def test_first_sync_creates_contact_opportunity_note_and_starts_workflow(ghl_prism):
+    client = client_for(ghl_prism)
+    lead = qualified_lead(options={**OPTIONS, "workflow_id": "wf-123", "monetary_value": 5000})
+    ids = await GoHighLevelAdapter(client).upsert_lead(lead)
+    calls = shape(client.methods())
+    assert calls[0] == "POST /contacts/upsert"
+    assert calls[1] == "POST /contacts/{id}/tags"
+    assert calls[-3:] == [
+        "POST /opportunities/",
+        "POST /contacts/{id}/notes",
+        "POST /contacts/{id}/workflow/wf-123",
+    ]
+    assert all(c.status < 300 for c in client.calls)
+    upsert = client.calls[0].json
+    assert (
+        upsert["locationId"] == LOCATION and upsert["email"] == lead.email and upsert["phone"] == lead.phone
+    )
+    assert "tags" not in upsert  # the upsert's tags would overwrite the contact's own
+    assert client.calls[1].json == {"tags": ["leadwarm", "qualified"]}
+    opportunity = next(c.json for c in client.calls if c.path == "/opportunities/")
+    assert opportunity["pipelineId"] == OPTIONS["pipeline_id"]
+    assert opportunity["pipelineStageId"] == OPTIONS["stage_id"]
+    assert opportunity["contactId"] == ids.contact and opportunity["monetaryValue"] == 5000
+    note = next(c.json for c in client.calls if c.path.endswith("/notes"))["body"]
+    for part in (
+        "82/100",
+        "Budget confirmed",
+        "budget: 5000",
+        "bakery",
+        "campaign=spring-promo",
+        lead.transcript_url,
+    ):
+        assert part in note
+    assert ids.contact and ids.deal and ids.note and ids.extra == {"workflow": "wf-123"}
+    await client.aclose()
+
+
+async def test_second_sync_updates_with_stored_ids(ghl_prism):
+    client = client_for(ghl_prism)
+    first = await GoHighLevelAdapter(client).upsert_lead(
+        qualified_lead(options={**OPTIONS, "workflow_id": "wf-123"})
+    )
+    client.calls.clear()
+    again = qualified_lead(score=91, remote_ids=first.as_dict(), options={**OPTIONS, "workflow_id": "wf-123"})
+    second = await GoHighLevelAdapter(client).upsert_lead(again)
+    assert shape(client.methods()) == [
+        "PUT /contacts/{id}",
+        "POST /contacts/{id}/tags",
+        "PUT /opportunities/{id}",
+        "PUT /contacts/{id}/notes/{note}",
+    ]
+    assert client.calls[0].path == f"/contacts/{first.contact}"
+    assert client.calls[2].path == f"/opportunities/{first.deal}"
+    assert "91/100" in client.calls[3].json["body"]
+    assert (second.contact, second.deal, second.note) == (first.contact, first.deal, first.note)
+    assert not second.created
+    await client.aclose()
+
+
+async def test_existing_contact_without_stored_opportunity_searches_first(ghl_prism):
+    client = client_for(ghl_prism)
+    lead = qualified_lead(tags=(), options=OPTIONS)
+    adapter = GoHighLevelAdapter(client)
+    # The contact exists in the CRM (a stored id) but the opportunity id was lost.
+    ids = await adapter.upsert_lead(lead)
+    client.calls.clear()
+    await adapter.upsert_lead(qualified_lead(tags=(), options=OPTIONS, remote_ids={"contact": ids.contact}))
+    assert shape(client.methods())[:3] == [
+        "PUT /contacts/{id}",
+        "GET /opportunities/search",
+        "PUT /opportunities/{id}",
+    ]
+    search = client.calls[1].params
+    assert search == {
+        "location_id": LOCATION,
+        "contact_id": ids.contact,
+        "pipeline_id": OPTIONS["pipeline_id"],
+    }
+    await client.aclose()
+
+
+async def test_a_request_that_breaks_the_spec_fails(ghl_prism):
+    """Without the required ``Version`` header Prism refuses the call: the spec check bites."""
+    client = client_for(ghl_prism, version=None)
+    with pytest.raises(ProviderError) as caught:
+        await GoHighLevelAdapter(client).upsert_lead(qualified_lead(options=OPTIONS))
+    assert caught.value.status in (400, 422)
+    await client.aclose()
+
+
+async def test_record_activity_and_test_connection(ghl_prism):
+    client = client_for(ghl_prism)
+    adapter = GoHighLevelAdapter(client)
+    note = await adapter.record_activity(
+        qualified_lead(remote_ids={"contact": "sx6wyHhbFdRXh302LLNR"}),
+        kind="meeting",
+        text="Booked for Tuesday 10:00",
+    )
+    assert note
+    assert client.calls[-1].json == {"body": "[meeting] Booked for Tuesday 10:00"}
+    info = await adapter.test_connection()
+    assert info["id"]
+    await client.aclose()
+
+
+async def test_no_location_or_no_contact_details_is_a_config_error(ghl_prism):
+    client = client_for(ghl_prism)
+    client.account = {}
+    with pytest.raises(AdapterConfigError):
+        await GoHighLevelAdapter(client).upsert_lead(qualified_lead())
+    client.account = {"locationId": LOCATION}
+    with pytest.raises(AdapterConfigError):
+        await GoHighLevelAdapter(client).upsert_lead(qualified_lead(email=None, phone=None))
+    assert client.calls == []
+    await client.aclose()
