@@ -1,0 +1,116 @@
+"""Pipedrive adapter against Prism serving Pipedrive's OpenAPI v2 (persons, deals) and v1 (notes,
+users): every request must satisfy the published spec, and stored ids turn a second sync into
+updates."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_sync.base import ProviderError
+from crm_sync.crm import AdapterConfigError, PipedriveAdapter
+from tests.crm_sync.leads import qualified_lead
+from tests.crm_sync.support import Route, TestApiClient
+from tests.support.prism import PrismServer
+
+OPTIONS = {"pipeline_id": 1, "stage_id": 2, "deal_value": 5000, "currency": "EUR"}
+
+
+def client_for(prism: dict[str, PrismServer]) -> TestApiClient:
+    return TestApiClient(
+        "pipedrive",
+        routes=[
+            Route("/api/v2", prism["v2"].base_url, strip=True),
+            Route("/api/v1", prism["v1"].base_url, strip=True),
+        ],
+        account={"api_domain": "https://acme.pipedrive.com"},
+    )
+
+
+def verbs(client: TestApiClient) -> list[str]:
+    out = []
+    for call in client.calls:
+        parts = [("{id}" if p.isdigit() else p) for p in call.path.split("/")]
+        out.append(f"{call.method} {'/'.join(parts)}")
+    return out
+
+
+async def test_first_sync_searches_then_writes_person_deal_note(pipedrive_prism):
+    client = client_for(pipedrive_prism)
+    lead = qualified_lead(options=OPTIONS)
+    ids = await PipedriveAdapter(client).upsert_lead(lead)
+    assert all(c.status < 300 for c in client.calls)
+    calls = verbs(client)
+    assert calls[0] == "GET /api/v2/persons/search"
+    assert client.calls[0].params == {
+        "term": lead.email,
+        "fields": "email",
+        "exact_match": "true",
+        "limit": 1,
+    }
+    # Prism's example search answer names a person, so the adapter updates it rather than creating one.
+    assert calls[1] == "PATCH /api/v2/persons/{id}"
+    person = client.calls[1].json
+    assert person["emails"] == [{"value": lead.email, "primary": True, "label": "work"}]
+    assert person["phones"] == [{"value": lead.phone, "primary": True, "label": "mobile"}]
+    deal_call = next(c for c in client.calls if c.path.startswith("/api/v2/deals") and c.method != "GET")
+    assert deal_call.json["pipeline_id"] == 1 and deal_call.json["stage_id"] == 2
+    assert deal_call.json["value"] == 5000 and deal_call.json["currency"] == "EUR"
+    note_call = client.calls[-1]
+    assert (note_call.method, note_call.path) == ("POST", "/api/v1/notes")
+    assert note_call.json["person_id"] == int(ids.contact) and note_call.json["deal_id"] == int(str(ids.deal))
+    assert "Budget confirmed" in note_call.json["content"] and "<br>" in note_call.json["content"]
+    assert ids.contact and ids.deal and ids.note
+    await client.aclose()
+
+
+async def test_second_sync_updates_with_stored_ids(pipedrive_prism):
+    client = client_for(pipedrive_prism)
+    stored = {"contact": "11", "deal": "22", "note": "33"}
+    ids = await PipedriveAdapter(client).upsert_lead(qualified_lead(remote_ids=stored, options=OPTIONS))
+    assert verbs(client) == [
+        "PATCH /api/v2/persons/{id}",
+        "PATCH /api/v2/deals/{id}",
+        "PUT /api/v1/notes/{id}",
+    ]
+    assert [c.path for c in client.calls] == ["/api/v2/persons/11", "/api/v2/deals/22", "/api/v1/notes/33"]
+    assert (ids.contact, ids.deal, ids.note, ids.created) == ("11", "22", "33", False)
+    await client.aclose()
+
+
+async def test_custom_fields_go_to_custom_fields(pipedrive_prism):
+    client = client_for(pipedrive_prism)
+    code = "a" * 40
+    lead = qualified_lead(
+        remote_ids={"contact": "11", "deal": "22", "note": "33"}, fields={code: 82, "label_ids": [5]}
+    )
+    await PipedriveAdapter(client).upsert_lead(lead)
+    assert client.calls[0].json["custom_fields"] == {code: 82}
+    assert client.calls[0].json["label_ids"] == [5]
+    await client.aclose()
+
+
+async def test_a_request_that_breaks_the_spec_fails(pipedrive_prism):
+    """An id that is not an integer breaks the spec's path parameter: Prism refuses it."""
+    client = client_for(pipedrive_prism)
+    with pytest.raises(ProviderError) as caught:
+        await client.request("PATCH", "/api/v2/persons/not-a-number", json={"name": "x"})
+    assert caught.value.status in (400, 404, 422)
+    with pytest.raises(ProviderError) as caught:
+        await client.request("POST", "/api/v2/deals", json={"person_id": 1})  # no title
+    assert caught.value.status == 422
+    with pytest.raises(AdapterConfigError):
+        await PipedriveAdapter(client).upsert_lead(qualified_lead(remote_ids={"contact": "abc"}))
+    await client.aclose()
+
+
+async def test_record_activity_and_test_connection(pipedrive_prism):
+    client = client_for(pipedrive_prism)
+    adapter = PipedriveAdapter(client)
+    note = await adapter.record_activity(
+        qualified_lead(remote_ids={"contact": "11", "deal": "22"}), kind="handoff", text="Passed to Paul"
+    )
+    assert note
+    assert client.calls[-1].json == {"content": "[handoff] Passed to Paul", "person_id": 11, "deal_id": 22}
+    info = await adapter.test_connection()
+    assert "company_id" in info
+    await client.aclose()
