@@ -16,7 +16,7 @@ One lead (:meth:`SalesforceAdapter.upsert_lead`), all writes in one ``POST /comp
   ``ContactId``; then the Note (``PATCH /sobjects/Note/{id}`` when stored, else ``POST``).
   1 request per lead.
 - without it: a stored id is ``PATCH``-ed; else ``GET /query`` finds the record by email (then
-  phone) and it is ``PATCH``-ed, or it is ``POST``-ed. 1 request with stored ids, 2 otherwise.
+  phone, one query) and it is ``PATCH``-ed, or it is ``POST``-ed. 1 request with stored ids, 2 otherwise.
   In Contact mode the Opportunity is found through ``Opportunity WHERE ContactId = ...`` in the
   same query step (2 queries, so 3 requests for a first sync).
 
@@ -167,16 +167,24 @@ class SalesforceAdapter:
         return list(answer.get("records") or ())
 
     async def _find(self, lead: LeadSnapshot, sobject: str) -> str | None:
-        for column, value in (("Email", lead.email), ("Phone", lead.phone)):
-            if value:
-                rows = await self._query(
-                    lead,
-                    f"SELECT Id FROM {sobject} WHERE {column} = {soql_literal(value)} "  # noqa: S608 - escaped
-                    "ORDER BY CreatedDate LIMIT 1",
-                )
-                if rows:
-                    return str(rows[0]["Id"])
-        return None
+        """One query on email OR phone; an email match wins over a phone match, oldest first."""
+        conditions = []
+        if lead.email:
+            conditions.append(f"Email = {soql_literal(lead.email)}")
+        if lead.phone:
+            conditions.append(f"Phone = {soql_literal(lead.phone)}")
+        if not conditions:
+            return None
+        rows = await self._query(
+            lead,
+            f"SELECT Id, Email FROM {sobject} WHERE {' OR '.join(conditions)} "  # noqa: S608 - escaped
+            "ORDER BY CreatedDate LIMIT 10",
+        )
+        email = (lead.email or "").lower()
+        for row in rows:
+            if email and str(row.get("Email") or "").lower() == email:
+                return str(row["Id"])
+        return str(rows[0]["Id"]) if rows else None
 
     async def _composite(
         self, lead: LeadSnapshot, parts: list[dict[str, Any]]

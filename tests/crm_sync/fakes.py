@@ -638,18 +638,29 @@ class SalesforceFake(FakeServer):
                     {"attributes": {"type": "Organization"}, "Id": "00D000000000001EAA", "Name": "Acme"}
                 ],
             }
+        lit = r"'((?:[^'\\]|\\.)*)'"
         m = re.fullmatch(
-            r"SELECT Id FROM (\w+) WHERE (\w+) = '((?:[^'\\]|\\.)*)'(?: AND IsClosed = false)? ORDER BY CreatedDate LIMIT 1",
+            rf"SELECT Id(, Email)? FROM (\w+) WHERE (\w+) = {lit}(?: OR (\w+) = {lit})?"
+            r"(?: AND IsClosed = false)? ORDER BY CreatedDate LIMIT (\d+)",
             soql,
         )
         if not m:
             raise _SfError(400, "MALFORMED_QUERY", "unexpected token")
-        sobject, column, literal = self._sobject(m.group(1)), m.group(2), re.sub(r"\\(.)", r"\1", m.group(3))
+        sobject = self._sobject(m.group(2))
+        wanted = [(m.group(3), m.group(4)), (m.group(5), m.group(6))]
+        checks = [(col, re.sub(r"\\(.)", r"\1", val)) for col, val in wanted if col]
         rows = sorted(
-            (r for r in self.records[sobject].values() if str(r.get(column)) == literal),
+            (r for r in self.records[sobject].values() if any(str(r.get(c)) == v for c, v in checks)),
             key=lambda r: r["CreatedDate"],
         )
-        records = [{"attributes": {"type": sobject}, "Id": r["Id"]} for r in rows[:1]]
+        records = [
+            {
+                "attributes": {"type": sobject},
+                "Id": r["Id"],
+                **({"Email": r.get("Email")} if m.group(1) else {}),
+            }
+            for r in rows[: int(m.group(7))]
+        ]
         return {"totalSize": len(records), "done": True, "records": records}
 
     def _composite(self, body: dict[str, Any], version: str) -> Answer:
