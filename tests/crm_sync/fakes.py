@@ -28,7 +28,7 @@ import math
 import re
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -74,16 +74,14 @@ class FakeServer:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
-    async def start(self) -> FakeServer:
+    async def start(self) -> Self:
         app = web.Application(client_max_size=10 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        port = server.sockets[0].getsockname()[1]
+        port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 

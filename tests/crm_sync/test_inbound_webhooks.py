@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -242,7 +243,7 @@ def test_url_token():
 
 
 def test_parse_pipedrive_v2_and_v1():
-    v2 = {
+    v2: dict[str, Any] = {
         "meta": {
             "action": "change",
             "entity": "person",
