@@ -18,9 +18,11 @@ __all__ = [
     "AdapterConfigError",
     "deal_title",
     "display_name",
+    "is_our_note",
     "json_of",
     "mapped_fields",
     "note_html",
+    "note_marker",
     "note_text",
     "option",
 ]
@@ -89,7 +91,23 @@ def _lines(lead: LeadSnapshot) -> list[str]:
         lines.append("Source: " + ", ".join(f"{k}={v}" for k, v in source.items()))
     if lead.transcript_url:
         lines.append(f"Transcript: {lead.transcript_url}")
+    lines.append(note_marker(lead))
     return lines
+
+
+def note_marker(lead: LeadSnapshot) -> str:
+    """The last line of every sync note, naming the lead (``LeadWarm ref <lead id>``): when the
+    note's id was lost (a crash between the CRM's answer and storing it), an adapter finds its
+    note again by this line instead of writing a second one."""
+    return f"LeadWarm ref {lead.lead_id}"
+
+
+def is_our_note(text: Any, lead: LeadSnapshot) -> bool:
+    """Whether a note's text or HTML carries :func:`note_marker` for ``lead``."""
+    if not isinstance(text, str):
+        return False
+    marker = note_marker(lead)
+    return marker in text or html.escape(marker) in text
 
 
 def note_text(lead: LeadSnapshot, *, limit: int = _MAX_NOTE) -> str:

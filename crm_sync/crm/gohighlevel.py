@@ -14,14 +14,17 @@ in GoHighLevel/highlevel-api-docs):
    stored id; else, for a contact that already existed, ``GET /opportunities/search`` (contact and
    pipeline) to find the one a lost write may have made, then ``PUT``; else
    ``POST /opportunities/``;
-4. the note: ``PUT /contacts/{id}/notes/{noteId}`` with a stored id, else ``POST /contacts/{id}/notes``;
+4. the note: ``PUT /contacts/{id}/notes/{noteId}`` with a stored id; else, for a contact that
+   already existed, ``GET /contacts/{id}/notes`` to find ours by its ``LeadWarm ref`` line, then
+   ``PUT``; else ``POST /contacts/{id}/notes``;
 5. the workflow, once per contact and workflow: ``POST /contacts/{id}/workflow/{workflowId}``
    when ``options["workflow_id"]`` is set (scope ``contacts.write``; picking the workflow needs
    ``workflows.readonly``).
 
-Requests per lead: 3 (update, no tags, no workflow) to 6 (new contact with tags and a workflow,
-or an existing contact without a stored opportunity). GoHighLevel allows 100 requests per 10 s
-and 200,000 a day per location (API v2 "Rate Limits" in the developer docs).
+Requests per lead: 3 with stored ids (contact, opportunity, note; +1 with tags); 5 for a new
+contact with tags (upsert, tags, opportunity, note, +1 with a workflow); an existing contact
+without stored ids costs 2 lookups more (its opportunity, its notes). GoHighLevel allows 100
+requests per 10 s and 200,000 a day per location (API v2 "Rate Limits" in the developer docs).
 
 Options (``LeadSnapshot.options``): ``pipeline_id`` and ``stage_id`` (the opportunity; no
 opportunity without a pipeline), ``workflow_id``, ``monetary_value`` (number), ``assigned_to``
@@ -37,6 +40,7 @@ from crm_sync.base import ApiClient, LeadSnapshot, ProviderError, RemoteIds
 from crm_sync.crm._common import (
     AdapterConfigError,
     deal_title,
+    is_our_note,
     json_of,
     mapped_fields,
     note_text,
@@ -186,9 +190,15 @@ class GoHighLevelAdapter:
             raise ProviderError("GoHighLevel's opportunity answer has no id", status=201)
         return str(new_id)
 
-    async def _note(self, lead: LeadSnapshot, contact_id: str) -> str | None:
+    async def _note(self, lead: LeadSnapshot, contact_id: str, *, contact_created: bool) -> str | None:
         body = {"body": note_text(lead)}
         note_id = lead.remote_ids.get("note")
+        if not note_id and not contact_created:
+            listed = json_of(await self._client.request("GET", f"/contacts/{contact_id}/notes"))
+            for note in listed.get("notes") or ():
+                if note.get("id") and is_our_note(note.get("body"), lead):
+                    note_id = str(note["id"])
+                    break
         if note_id:
             try:
                 await self._client.request("PUT", f"/contacts/{contact_id}/notes/{note_id}", json=body)
@@ -210,7 +220,7 @@ class GoHighLevelAdapter:
         if lead.tags:
             await self._client.request("POST", f"/contacts/{contact_id}/tags", json={"tags": list(lead.tags)})
         deal_id = await self._opportunity(lead, location, contact_id, contact_created=created)
-        note_id = await self._note(lead, contact_id)
+        note_id = await self._note(lead, contact_id, contact_created=created)
         extra: dict[str, str] = {}
         workflow = option(lead, "workflow_id")
         if workflow:

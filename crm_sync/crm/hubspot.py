@@ -5,12 +5,14 @@ client's job). Every step works on a batch of up to 100 leads (HubSpot's batch l
 Contacts", batch endpoints); :meth:`HubSpotAdapter.upsert_lead` is a batch of one.
 
 1. contacts:
-   - a stored contact id: ``POST /crm/v3/objects/contacts/batch/update``;
+   - a stored contact id: ``POST /crm/v3/objects/contacts/batch/update`` (an id HubSpot no longer
+     knows, ``OBJECT_NOT_FOUND`` in a 207 answer, falls back to the email upsert);
    - an email: ``POST /crm/v3/objects/contacts/batch/upsert`` with ``idProperty: "email"``
      (results matched back by email; ``new`` says whether HubSpot created it);
    - a phone only: ``POST /crm/v3/objects/contacts/search`` (``phone EQ``, one per lead), then
      batch update the match or ``POST /crm/v3/objects/contacts/batch/create``;
-2. deals, when ``options["pipeline_id"]`` is set (or the account's default pipeline ``default``):
+2. deals (unless ``options["deals"]`` is ``False``), in ``options["pipeline_id"]`` (default
+   ``default``):
    - a stored deal id: ``POST /crm/v3/objects/deals/batch/update``;
    - an existing contact without a stored deal: ``POST /crm/v4/associations/contacts/deals/batch/read``
      then ``POST /crm/v3/objects/deals/batch/read`` to find its deal in the pipeline (so a write
@@ -19,15 +21,19 @@ Contacts", batch endpoints); :meth:`HubSpotAdapter.upsert_lead` is a batch of on
      (``HUBSPOT_DEFINED`` type 3, deal to contact); batch create answers are not in input order,
      so the new ids are matched to contacts by reading the associations back
      (``/crm/v4/associations/contacts/deals/batch/read``);
-3. notes: ``POST /crm/v3/objects/notes/batch/update`` for stored ids, else
+3. notes: ``POST /crm/v3/objects/notes/batch/update`` for stored ids; for an existing contact
+   without one, its notes are read (``/crm/v4/associations/contacts/notes/batch/read``,
+   ``/crm/v3/objects/notes/batch/read``) and ours is found by its ``LeadWarm ref`` line; else
    ``POST /crm/v3/objects/notes/batch/create`` associated to the contact (type 202) and the deal
    (type 214), matched back through ``/crm/v4/associations/contacts/notes/batch/read``.
 
 Requests per batch of up to 100 leads: 3 when every id is stored (update contacts, deals, notes);
 5 for new leads with emails (upsert, create deals, read associations, create notes, read
-associations); up to 2 more when existing contacts have no stored deal; plus one search per
-phone-only lead. HubSpot allows 100 requests per 10 s per app and account for OAuth apps (190 for
-Professional/Enterprise private apps) and 5 search requests per second ("API usage guidelines").
+associations); up to 4 more when existing contacts have no stored ids (2 lookups for deals, 2 for
+notes); plus one search per phone-only lead. So 100 new leads cost 5 requests: HubSpot's 100
+requests per 10 s per app and account (OAuth apps; 190 for Professional/Enterprise private apps)
+carry about 2,000 leads/10 s, and the search limit (5 per second) bounds phone-only leads
+("API usage guidelines and limits").
 
 Options: ``pipeline_id`` (default ``default``), ``stage_id`` (default ``appointmentscheduled``),
 ``deal_amount`` (number), ``owner_id`` (``hubspot_owner_id``), ``deal_name``, ``deals`` (``False``
@@ -41,7 +47,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crm_sync.base import ApiClient, IntegrationError, LeadSnapshot, ProviderError, RemoteIds
-from crm_sync.crm._common import AdapterConfigError, deal_title, json_of, mapped_fields, note_html, option
+from crm_sync.crm._common import (
+    AdapterConfigError,
+    deal_title,
+    is_our_note,
+    json_of,
+    mapped_fields,
+    note_html,
+    option,
+)
 from kernel.clock import Clock, SystemClock
 
 __all__ = ["BATCH_SIZE", "HubSpotAdapter"]
@@ -196,6 +210,11 @@ class HubSpotAdapter:
                 )
             )
             self._mark_errors(updates, _batch_errors(answer), key=lambda w: str(w.contact))
+            for w in updates:
+                # a stored id HubSpot no longer knows (deleted, merged): match on the email again
+                if w.error is not None and w.lead.email and "OBJECT_NOT_FOUND" in str(w.error):
+                    w.error, w.contact = None, None
+                    by_email.append(w)
         if by_email:
             await self._upsert_by_email(by_email)
         if creates:
@@ -257,7 +276,7 @@ class HubSpotAdapter:
             for w in work:
                 if key(w) in ids:
                     w.error = ProviderError(
-                        f"HubSpot refused the record: {error.get('category', 'error')}",
+                        f"HubSpot refused the record: {error.get('category', 'OBJECT_NOT_FOUND')}",
                         status=400,
                         body=str(error.get("message", "")),
                     )
@@ -297,6 +316,23 @@ class HubSpotAdapter:
             out[source] = [str(t.get("toObjectId")) for t in result.get("to") or () if t.get("toObjectId")]
         return out
 
+    async def _batch_read(self, kind: str, ids: Sequence[str], prop: str) -> dict[str, Any]:
+        """``POST /crm/v3/objects/{kind}/batch/read`` in chunks of 100: ``{id: value of prop}``."""
+        values: dict[str, Any] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), BATCH_SIZE):
+            chunk = unique[start : start + BATCH_SIZE]
+            answer = json_of(
+                await self._client.request(
+                    "POST",
+                    f"/crm/v3/objects/{kind}/batch/read",
+                    json={"inputs": [{"id": i} for i in chunk], "properties": [prop]},
+                )
+            )
+            for result in answer.get("results", ()):
+                values[str(result.get("id"))] = (result.get("properties") or {}).get(prop)
+        return values
+
     async def _deals(self, work: list[_Work]) -> None:
         for w in work:
             w.deal = w.lead.remote_ids.get("deal")
@@ -304,21 +340,11 @@ class HubSpotAdapter:
         if lookup:
             linked = await self._associations("contacts", "deals", [str(w.contact) for w in lookup])
             candidates = sorted({d for w in lookup for d in linked.get(str(w.contact), ())})
-            pipelines: dict[str, str] = {}
-            if candidates:
-                answer = json_of(
-                    await self._client.request(
-                        "POST",
-                        "/crm/v3/objects/deals/batch/read",
-                        json={"inputs": [{"id": d} for d in candidates], "properties": ["pipeline"]},
-                    )
-                )
-                for result in answer.get("results", ()):
-                    pipelines[str(result.get("id"))] = str((result.get("properties") or {}).get("pipeline"))
+            pipelines = await self._batch_read("deals", candidates, "pipeline") if candidates else {}
             for w in lookup:
                 wanted = str(option(w.lead, "pipeline_id", "default"))
                 for deal in linked.get(str(w.contact), ()):
-                    if pipelines.get(deal) == wanted:
+                    if str(pipelines.get(deal)) == wanted:
                         w.deal = deal
                         break
         updates = [w for w in work if w.deal]
@@ -356,12 +382,22 @@ class HubSpotAdapter:
 
     async def _notes(self, work: list[_Work]) -> None:
         work = [w for w in work if w.error is None]
-        updates = [w for w in work if w.lead.remote_ids.get("note")]
-        creates = [w for w in work if not w.lead.remote_ids.get("note")]
+        for w in work:
+            w.note = w.lead.remote_ids.get("note")
+        lookup = [w for w in work if not w.note and not w.created]
+        if lookup:
+            # a note whose id was lost: find it by its "LeadWarm ref" line rather than add another
+            linked = await self._associations("contacts", "notes", [str(w.contact) for w in lookup])
+            candidates = sorted({n for w in lookup for n in linked.get(str(w.contact), ())})
+            bodies = await self._batch_read("notes", candidates, "hs_note_body") if candidates else {}
+            for w in lookup:
+                w.note = next(
+                    (n for n in linked.get(str(w.contact), ()) if is_our_note(bodies.get(n), w.lead)), None
+                )
+        updates = [w for w in work if w.note]
+        creates = [w for w in work if not w.note]
         stamp = self._now_ms()
         if updates:
-            for w in updates:
-                w.note = w.lead.remote_ids["note"]
             inputs = [{"id": w.note, "properties": {"hs_note_body": note_html(w.lead)}} for w in updates]
             answer = json_of(
                 await self._client.request(

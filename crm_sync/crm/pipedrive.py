@@ -10,13 +10,15 @@ token, rate limits and retries are the client's job), checked against Pipedrive'
 2. the deal: ``PATCH /api/v2/deals/{id}`` with a stored id; else, for a person that already
    existed, ``GET /api/v2/deals?person_id=..&pipeline_id=..&status=open`` and ``PATCH`` the first;
    else ``POST /api/v2/deals`` (in ``options["pipeline_id"]``/``options["stage_id"]`` when set);
-3. the note: ``PUT /api/v1/notes/{id}`` with a stored id, else ``POST /api/v1/notes`` on the person
-   and the deal (API v2 has no notes).
+3. the note: ``PUT /api/v1/notes/{id}`` with a stored id; else, for a person that already
+   existed, ``GET /api/v1/notes?person_id=..`` to find ours by its ``LeadWarm ref`` line; else
+   ``POST /api/v1/notes`` on the person and the deal (API v2 has no notes).
 
-Requests per lead: 3 on an update; 5 for a new lead with an email (search, create person, create
-deal, note) or 6 found by phone. Pipedrive budgets requests by "token cost" per company per day
-and a burst limit per 2 s window (developers.pipedrive.com, "Rate limiting"): searches cost more
-than writes, so a stored id saves budget.
+Requests per lead: 3 with stored ids (person, deal, note); 5 for a new lead with email and phone
+(2 searches, create person, deal, note); 6 for an existing person found by email without stored
+ids (search, person, deal lookup, deal, notes lookup, note). Pipedrive budgets requests by "token
+cost" per company per day and a burst limit per 2 s window (developers.pipedrive.com, "Rate
+limiting"): searches cost more than writes, so a stored id saves budget.
 
 Options: ``pipeline_id``, ``stage_id`` (integers), ``deal_value`` (number), ``currency`` (ISO
 code), ``owner_id`` (user id), ``deal_name``. Mapped fields whose target is a 40-character field
@@ -35,6 +37,7 @@ from crm_sync.crm._common import (
     AdapterConfigError,
     deal_title,
     display_name,
+    is_our_note,
     json_of,
     mapped_fields,
     note_html,
@@ -170,9 +173,23 @@ class PipedriveAdapter:
             raise ProviderError("Pipedrive's deal answer has no id", status=200)
         return int(created)
 
-    async def _note(self, lead: LeadSnapshot, person_id: int, deal_id: int) -> str | None:
+    async def _note(
+        self, lead: LeadSnapshot, person_id: int, deal_id: int, *, person_created: bool
+    ) -> str | None:
         content = note_html(lead)
         note_id = _int_or_none(lead.remote_ids.get("note"))
+        if note_id is None and not person_created:
+            listed = json_of(
+                await self._client.request(
+                    "GET",
+                    "/api/v1/notes",
+                    params={"person_id": person_id, "limit": 100, "sort": "add_time DESC"},
+                )
+            )
+            for note in listed.get("data") or ():
+                if note.get("id") is not None and is_our_note(note.get("content"), lead):
+                    note_id = int(note["id"])
+                    break
         if note_id is not None:
             try:
                 await self._client.request("PUT", f"/api/v1/notes/{note_id}", json={"content": content})
@@ -194,7 +211,7 @@ class PipedriveAdapter:
         client raises."""
         person_id, created = await self._person(lead)
         deal_id = await self._deal(lead, person_id, person_created=created)
-        note_id = await self._note(lead, person_id, deal_id)
+        note_id = await self._note(lead, person_id, deal_id, person_created=created)
         return RemoteIds(contact=str(person_id), deal=str(deal_id), note=note_id, created=created)
 
     async def record_activity(self, lead: LeadSnapshot, *, kind: str, text: str) -> str | None:

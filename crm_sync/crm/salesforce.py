@@ -14,11 +14,14 @@ One lead (:meth:`SalesforceAdapter.upsert_lead`), all writes in one ``POST /comp
   ``PATCH /sobjects/{Lead|Contact}/{field}/{lead id}`` (Salesforce creates or updates), in
   Contact mode also ``PATCH /sobjects/Opportunity/{opportunity field}/{lead id}`` with
   ``ContactId``; then the Note (``PATCH /sobjects/Note/{id}`` when stored, else ``POST``).
-  1 request per lead.
+  1 request per lead (a Note whose id was lost is not found again in this mode, since the
+  record's id is only known inside the composite call: it gets a second Note).
 - without it: a stored id is ``PATCH``-ed; else ``GET /query`` finds the record by email (then
-  phone, one query) and it is ``PATCH``-ed, or it is ``POST``-ed. 1 request with stored ids, 2 otherwise.
-  In Contact mode the Opportunity is found through ``Opportunity WHERE ContactId = ...`` in the
-  same query step (2 queries, so 3 requests for a first sync).
+  phone, one query) and it is ``PATCH``-ed, or it is ``POST``-ed; a known record without a
+  stored Note id gets a query for its Note (by its stable title). 1 request with stored ids, 2 for
+  a new record, 3 for an existing record found again.
+  In Contact mode the open Opportunity of a known Contact is found with a query on
+  ``Opportunity WHERE ContactId = ...`` (one request more).
 
 Many leads (:meth:`SalesforceAdapter.upsert_leads`, Lead mode with an external id field):
 ``PATCH /composite/sobjects/Lead/{field}`` upserts up to 200 records (results in input order),
@@ -52,12 +55,13 @@ from crm_sync.crm._common import (
     display_name,
     json_of,
     mapped_fields,
+    note_marker,
     note_text,
     option,
 )
 from kernel.clock import Clock, SystemClock
 
-__all__ = ["COLLECTION_SIZE", "SalesforceAdapter", "soql_literal"]
+__all__ = ["COLLECTION_SIZE", "SalesforceAdapter", "note_title", "soql_literal"]
 
 #: sObject Collections take at most 200 records.
 COLLECTION_SIZE = 200
@@ -85,6 +89,12 @@ def _error_text(body: Any) -> tuple[str, str]:
     if isinstance(body, Mapping) and body.get("errors"):
         return _error_text(body["errors"])
     return "", str(body)[:500]
+
+
+def note_title(lead: LeadSnapshot) -> str:
+    """The Note's title, stable for a lead (``LeadWarm ref <lead id>``), so a lost note id is found
+    again by a query (a Note's ``Body`` cannot be filtered in SOQL)."""
+    return note_marker(lead)[:255]
 
 
 class SalesforceAdapter:
@@ -274,8 +284,16 @@ class SalesforceAdapter:
                         }
                     )
         note_id = lead.remote_ids.get("note")
+        if not note_id and contact_id:
+            # a note whose id was lost: find it by its stable title rather than add another
+            rows = await self._query(
+                lead,
+                f"SELECT Id FROM Note WHERE ParentId = {soql_literal(contact_id)} "  # noqa: S608 - escaped
+                f"AND Title = {soql_literal(note_title(lead))} ORDER BY CreatedDate LIMIT 1",
+            )
+            note_id = str(rows[0]["Id"]) if rows else None
         note = {
-            "Title": f"LeadWarm: score {lead.score}/100"[:255],
+            "Title": note_title(lead),
             "Body": note_text(lead, limit=SALESFORCE_NOTE_LIMIT),
         }
         if note_id:
@@ -374,7 +392,7 @@ class SalesforceAdapter:
                     {
                         "attributes": {"type": "Note"},
                         "ParentId": cid,
-                        "Title": f"LeadWarm: score {leads[i].score}/100",
+                        "Title": note_title(leads[i]),
                         "Body": note_text(leads[i], limit=SALESFORCE_NOTE_LIMIT),
                     }
                     for i, cid, _ in creates
@@ -391,7 +409,7 @@ class SalesforceAdapter:
                     {
                         "attributes": {"type": "Note"},
                         "id": leads[i].remote_ids["note"],
-                        "Title": f"LeadWarm: score {leads[i].score}/100",
+                        "Title": note_title(leads[i]),
                         "Body": note_text(leads[i], limit=SALESFORCE_NOTE_LIMIT),
                     }
                     for i, _, _ in updates

@@ -636,28 +636,37 @@ class SalesforceFake(FakeServer):
                     {"attributes": {"type": "Organization"}, "Id": "00D000000000001EAA", "Name": "Acme"}
                 ],
             }
-        lit = r"'((?:[^'\\]|\\.)*)'"
-        m = re.fullmatch(
-            rf"SELECT Id(, Email)? FROM (\w+) WHERE (\w+) = {lit}(?: OR (\w+) = {lit})?"
-            r"(?: AND IsClosed = false)? ORDER BY CreatedDate LIMIT (\d+)",
-            soql,
-        )
+        m = re.fullmatch(r"SELECT ([\w, ]+) FROM (\w+) WHERE (.+) ORDER BY CreatedDate LIMIT (\d+)", soql)
         if not m:
             raise _SfError(400, "MALFORMED_QUERY", "unexpected token")
+        columns = [c.strip() for c in m.group(1).split(",")]
         sobject = self._sobject(m.group(2))
-        wanted = [(m.group(3), m.group(4)), (m.group(5), m.group(6))]
-        checks = [(col, re.sub(r"\\(.)", r"\1", val)) for col, val in wanted if col]
+        literal = r"(\w+) = (?:'((?:[^'\\]|\\.)*)'|(true|false))"
+        where = m.group(3)
+        conditions = [
+            (col, re.sub(r"\\(.)", r"\1", text) if flag is None or flag == "" else flag)
+            for col, text, flag in re.findall(literal, where)
+        ]
+        skeleton = re.sub(literal, "C", where)
+        if not re.fullmatch(r"C(?: (?:AND|OR) C)*", skeleton) or ("AND" in skeleton and "OR" in skeleton):
+            raise _SfError(400, "MALFORMED_QUERY", "unexpected token")
+        combine = any if "OR" in skeleton else all
+
+        def matches(record: dict[str, Any]) -> bool:
+            checks = []
+            for column, value in conditions:
+                if column == "IsClosed":
+                    checks.append(value == "false")  # the fake keeps every Opportunity open
+                else:
+                    checks.append(str(record.get(column)) == value)
+            return combine(checks)
+
         rows = sorted(
-            (r for r in self.records[sobject].values() if any(str(r.get(c)) == v for c, v in checks)),
-            key=lambda r: r["CreatedDate"],
+            (r for r in self.records[sobject].values() if matches(r)), key=lambda r: r["CreatedDate"]
         )
         records = [
-            {
-                "attributes": {"type": sobject},
-                "Id": r["Id"],
-                **({"Email": r.get("Email")} if m.group(1) else {}),
-            }
-            for r in rows[: int(m.group(7))]
+            {"attributes": {"type": sobject}, **{c: r.get(c) for c in columns}}
+            for r in rows[: int(m.group(4))]
         ]
         return {"totalSize": len(records), "done": True, "records": records}
 

@@ -6,6 +6,10 @@ spec's server prefix), adds ``Authorization: Bearer`` and any fixed headers (GoH
 ``Version``), and turns an answer of 400 or more into :class:`AuthError` (401) or
 :class:`ProviderError` (``retryable`` for 429, 5xx and network errors, ``retry_after_s`` from
 ``Retry-After``). No refresh, no retries, no rate limiting. Every exchange is kept in ``calls``.
+
+``stubs`` answer chosen ``(method, path)`` pairs locally with a fixed JSON body (status 200, marked
+``stubbed`` in ``calls``): Prism always answers a search with the spec's example (a hit), so a test
+that needs the "nothing found" branch stubs that one read while every write still goes to Prism.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class Call:
     json: Any
     status: int
     response: Any
+    stubbed: bool = False
 
 
 class TestApiClient:
@@ -57,6 +62,7 @@ class TestApiClient:
         account: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 10.0,
+        stubs: Mapping[tuple[str, str], Any] | None = None,
     ) -> None:
         self.provider = provider
         self.account: Mapping[str, Any] = dict(account or {})
@@ -65,6 +71,7 @@ class TestApiClient:
         self._headers = dict(headers or {})
         self._http = httpx.AsyncClient(timeout=timeout_s)
         self.calls: list[Call] = []
+        self.stubs: dict[tuple[str, str], Any] = dict(stubs or {})
 
     def __repr__(self) -> str:
         return f"TestApiClient(provider={self.provider!r}, token=<redacted>)"
@@ -88,6 +95,10 @@ class TestApiClient:
         data: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        if (method, path) in self.stubs:
+            payload = self.stubs[(method, path)]
+            self.calls.append(Call(method, path, params, json, 200, payload, stubbed=True))
+            return httpx.Response(200, json=payload)
         merged = {"Authorization": f"Bearer {self._token}", "Accept": "application/json", **self._headers}
         merged.update(headers or {})
         try:

@@ -4,6 +4,8 @@ the client raises), and a second sync with the stored ids updates instead of cre
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from crm_sync.base import ProviderError
@@ -16,12 +18,18 @@ LOCATION = "ve9EPM428h8vShlRW1KT"
 OPTIONS = {"pipeline_id": "VDm7RPYC2GLUvdpKmBfC", "stage_id": "7915dedc-8f18-44d5-8bc3-77c04e994a10"}
 
 
-def client_for(prism: dict[str, PrismServer], *, version: str | None = "2021-07-28") -> TestApiClient:
+def client_for(
+    prism: dict[str, PrismServer],
+    *,
+    version: str | None = "2021-07-28",
+    stubs: dict[tuple[str, str], Any] | None = None,
+) -> TestApiClient:
     return TestApiClient(
         "gohighlevel",
         routes=[Route(f"/{name}", server.base_url) for name, server in prism.items()],
         account={"locationId": LOCATION},
         headers={"Version": version} if version else {},
+        stubs=stubs,
     )
 
 
@@ -119,6 +127,26 @@ async def test_existing_contact_without_stored_opportunity_searches_first(ghl_pr
         "contact_id": ids.contact,
         "pipeline_id": OPTIONS["pipeline_id"],
     }
+    await client.aclose()
+
+
+async def test_a_lost_note_id_finds_the_note_again(ghl_prism):
+    contact = "sx6wyHhbFdRXh302LLNR"
+    notes = {
+        "notes": [
+            {"id": "n-other", "body": "call back"},
+            {"id": "n-ours", "body": "...\nLeadWarm ref lead-0001"},
+        ]
+    }
+    client = client_for(ghl_prism, stubs={("GET", f"/contacts/{contact}/notes"): notes})
+    ids = await GoHighLevelAdapter(client).upsert_lead(
+        qualified_lead(
+            tags=(), options=OPTIONS, remote_ids={"contact": contact, "deal": "yWQobCRIhRguQtD2llvk"}
+        )
+    )
+    assert shape(client.methods())[-2:] == ["GET /contacts/{id}/notes", "PUT /contacts/{id}/notes/{note}"]
+    assert client.calls[-1].path == f"/contacts/{contact}/notes/n-ours" and ids.note == "n-ours"
+    assert client.calls[-1].status == 200  # Prism accepted the update
     await client.aclose()
 
 

@@ -65,15 +65,31 @@ async def test_first_sync_then_update(hubspot):
     await client.aclose()
 
 
-async def test_lost_ids_do_not_duplicate_contact_or_deal(hubspot):
+async def test_lost_ids_do_not_duplicate_anything(hubspot):
     """A sync whose answer was lost (no ids stored) runs again: the contact is upserted on its
-    email and the deal found through the v4 associations, so neither is created twice."""
+    email, the deal found through the v4 associations and the note by its ref line, so nothing is
+    created twice."""
     client = client_for(hubspot)
     adapter = HubSpotAdapter(client)
     first = await adapter.upsert_lead(qualified_lead(options=OPTIONS))
     again = await adapter.upsert_lead(qualified_lead(options=OPTIONS))
-    assert (again.contact, again.deal, again.created) == (first.contact, first.deal, False)
-    assert counts(hubspot)[:2] == (1, 1)
+    assert (again.contact, again.deal, again.note, again.created) == (
+        first.contact,
+        first.deal,
+        first.note,
+        False,
+    )
+    assert counts(hubspot) == (1, 1, 1)
+    await client.aclose()
+
+
+async def test_a_stale_contact_id_falls_back_to_the_email(hubspot):
+    client = client_for(hubspot)
+    ids = await HubSpotAdapter(client).upsert_lead(
+        qualified_lead(remote_ids={"contact": "999999"}, options=OPTIONS)
+    )
+    assert ids.contact != "999999" and hubspot.contact_by_email("jeanne.martin@example.fr") == ids.contact
+    assert counts(hubspot) == (1, 1, 1)
     await client.aclose()
 
 

@@ -4,6 +4,8 @@ updates."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from crm_sync.base import ProviderError
@@ -15,7 +17,7 @@ from tests.support.prism import PrismServer
 OPTIONS = {"pipeline_id": 1, "stage_id": 2, "deal_value": 5000, "currency": "EUR"}
 
 
-def client_for(prism: dict[str, PrismServer]) -> TestApiClient:
+def client_for(prism: dict[str, PrismServer], **stubs: Any) -> TestApiClient:
     return TestApiClient(
         "pipedrive",
         routes=[
@@ -23,6 +25,7 @@ def client_for(prism: dict[str, PrismServer]) -> TestApiClient:
             Route("/api/v1", prism["v1"].base_url, strip=True),
         ],
         account={"api_domain": "https://acme.pipedrive.com"},
+        stubs=stubs.get("stubs"),
     )
 
 
@@ -60,6 +63,47 @@ async def test_first_sync_searches_then_writes_person_deal_note(pipedrive_prism)
     assert note_call.json["person_id"] == int(ids.contact) and note_call.json["deal_id"] == int(str(ids.deal))
     assert "Budget confirmed" in note_call.json["content"] and "<br>" in note_call.json["content"]
     assert ids.contact and ids.deal and ids.note
+    await client.aclose()
+
+
+NOTHING_FOUND = {"success": True, "data": {"items": []}}
+
+
+async def test_new_person_is_created_with_its_deal_and_note(pipedrive_prism):
+    """No person matches (the search is stubbed empty): POST person, POST deal, POST note, each
+    checked by Prism against Pipedrive's spec."""
+    client = client_for(pipedrive_prism, stubs={("GET", "/api/v2/persons/search"): NOTHING_FOUND})
+    lead = qualified_lead(options=OPTIONS)
+    ids = await PipedriveAdapter(client).upsert_lead(lead)
+    assert verbs(client) == [
+        "GET /api/v2/persons/search",
+        "GET /api/v2/persons/search",
+        "POST /api/v2/persons",
+        "POST /api/v2/deals",
+        "POST /api/v1/notes",
+    ]
+    assert [c.params["fields"] for c in client.calls[:2] if c.params] == ["email", "phone"]
+    assert all(c.status == 200 for c in client.calls)
+    assert client.calls[2].json["name"] == "Jeanne Martin"
+    assert (
+        client.calls[3].json["person_id"] == int(ids.contact)
+        and client.calls[3].json["title"] == "Jeanne Martin (LeadWarm)"
+    )
+    assert ids.created and ids.deal and ids.note
+    await client.aclose()
+
+
+async def test_a_lost_note_id_finds_the_note_again(pipedrive_prism):
+    lead = qualified_lead(options=OPTIONS, remote_ids={"contact": "11", "deal": "22"})
+    listed = {
+        "success": True,
+        "data": [{"id": 5, "content": "other"}, {"id": 77, "content": "x<br>LeadWarm ref lead-0001"}],
+    }
+    client = client_for(pipedrive_prism, stubs={("GET", "/api/v1/notes"): listed})
+    ids = await PipedriveAdapter(client).upsert_lead(lead)
+    assert verbs(client)[-2:] == ["GET /api/v1/notes", "PUT /api/v1/notes/{id}"]
+    assert client.calls[-1].path == "/api/v1/notes/77" and ids.note == "77"
+    assert client.calls[-2].params == {"person_id": 11, "limit": 100, "sort": "add_time DESC"}
     await client.aclose()
 
 

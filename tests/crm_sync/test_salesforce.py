@@ -48,7 +48,8 @@ async def test_lead_on_external_id_in_one_request_then_updated(salesforce):
     assert (second.contact, second.note, second.created) == (first.contact, first.note, False)
     assert len(salesforce.records["Lead"]) == 1 and len(salesforce.records["Note"]) == 1
     assert salesforce.records["Lead"][first.contact]["Rating"] == "Warm"
-    assert "50/100" in salesforce.records["Note"][str(first.note)]["Title"]
+    assert "50/100" in salesforce.records["Note"][str(first.note)]["Body"]
+    assert salesforce.records["Note"][str(first.note)]["Title"] == "LeadWarm ref lead-0001"
     await client.aclose()
 
 
@@ -79,7 +80,8 @@ async def test_without_external_id_the_lead_is_found_by_email(salesforce):
     # ids lost: the query finds the Lead by email and it is updated, not duplicated
     second = await adapter.upsert_lead(qualified_lead(score=10))
     assert second.contact == first.contact and not second.created
-    assert len(salesforce.records["Lead"]) == 1
+    assert len(salesforce.records["Lead"]) == 1 and len(salesforce.records["Note"]) == 1
+    assert second.note == first.note  # found again by its stable title
     assert salesforce.records["Lead"][first.contact]["Rating"] == "Cold"
     await client.aclose()
 
