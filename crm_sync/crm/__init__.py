@@ -11,6 +11,7 @@ The webhook adapter also needs its signing secret (``secret=...``, from the vaul
 
 from __future__ import annotations
 
+from crm_sync.base import CrmAdapter
 from crm_sync.crm._common import AdapterConfigError
 from crm_sync.crm.gohighlevel import GoHighLevelAdapter
 from crm_sync.crm.hubspot import HubSpotAdapter
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 #: ``{provider: adapter class}``; the provider names are the catalog's.
-ADAPTERS: dict[str, type] = {
+ADAPTERS: dict[str, type[CrmAdapter]] = {
     "gohighlevel": GoHighLevelAdapter,
     "hubspot": HubSpotAdapter,
     "pipedrive": PipedriveAdapter,

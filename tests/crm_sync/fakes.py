@@ -71,6 +71,7 @@ class FakeServer:
         self.requests: list[tuple[str, str]] = []
         self.rejected_429 = 0
         self.fail_next: list[int] = []  # statuses to answer before dispatching (outage simulation)
+        self.fail_paths: dict[str, list[int]] = {}  # per exact path: statuses to answer first
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -103,8 +104,9 @@ class FakeServer:
         if limited is not None:
             status, payload, headers = limited
             return web.json_response(payload, status=status, headers=headers)
-        if self.fail_next:
-            status = self.fail_next.pop(0)
+        planned = self.fail_paths.get(request.path)
+        if self.fail_next or planned:
+            status = self.fail_next.pop(0) if self.fail_next else planned.pop(0)  # type: ignore[union-attr]
             return web.json_response({"message": "simulated outage"}, status=status)
         status, payload, headers = self.dispatch(
             request.method, unquote(request.path), dict(request.query), body

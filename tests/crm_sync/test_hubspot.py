@@ -177,3 +177,28 @@ async def test_record_activity_and_test_connection(hubspot):
     )
     assert (await adapter.test_connection())["portal_id"] == 62515
     await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [
+        "/crm/v3/objects/deals/batch/create",
+        "/crm/v4/associations/contacts/deals/batch/read",
+        "/crm/v3/objects/notes/batch/create",
+    ],
+)
+async def test_a_failure_mid_sync_then_a_retry_writes_everything_once(hubspot, failing):
+    """An outage (503) at any step after the contact is written: the adapter raises a retryable
+    error (no ids reach the app), the app retries the same snapshot, and the CRM ends with one
+    contact, one deal and one note."""
+    client = client_for(hubspot)
+    adapter = HubSpotAdapter(client)
+    hubspot.fail_paths[failing] = [503]
+    with pytest.raises(ProviderError) as caught:
+        await adapter.upsert_lead(qualified_lead(options=OPTIONS))
+    assert caught.value.retryable and caught.value.status == 503
+    ids = await adapter.upsert_lead(qualified_lead(options=OPTIONS))
+    assert counts(hubspot) == (1, 1, 1)
+    assert hubspot.associated("deals", str(ids.deal), "contacts") == [ids.contact]
+    assert hubspot.associated("notes", str(ids.note), "deals") == [ids.deal]
+    await client.aclose()

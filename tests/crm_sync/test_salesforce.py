@@ -169,3 +169,19 @@ async def test_record_activity_test_connection_and_version(salesforce):
 def test_soql_literal_escapes_quotes_and_backslashes():
     assert soql_literal("o'brien\\x") == "'o\\'brien\\\\x'"
     assert soql_literal("a\nb") == "'a\\nb'"
+
+
+async def test_an_outage_then_a_retry_writes_once(salesforce):
+    """A 503 on the composite call: nothing was written (the call is atomic), the retry writes the
+    Lead and its Note once; a 503 after the write (the answer lost) is found again by email."""
+    client = client_for(salesforce)
+    adapter = SalesforceAdapter(client)
+    salesforce.fail_paths["/services/data/v61.0/composite"] = [503]
+    with pytest.raises(ProviderError) as caught:
+        await adapter.upsert_lead(qualified_lead())
+    assert caught.value.retryable
+    first = await adapter.upsert_lead(qualified_lead())
+    again = await adapter.upsert_lead(qualified_lead())  # as if the first answer had been lost
+    assert (again.contact, again.note) == (first.contact, first.note)
+    assert len(salesforce.records["Lead"]) == 1 and len(salesforce.records["Note"]) == 1
+    await client.aclose()
