@@ -21,7 +21,6 @@ enforce a rate limit over a sliding window:
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import math
@@ -168,7 +167,8 @@ class HubSpotFake(FakeServer):
         self.window = _Window(limit, window_s)
         self.search_window = _Window(5, 1.0)
         self.objects: dict[str, dict[str, dict[str, Any]]] = {"contacts": {}, "deals": {}, "notes": {}}
-        self.assocs: set[tuple[str, str, str, str]] = set()  # (from type, from id, to type, to id)
+        self.assocs: dict[tuple[str, str, str], set[str]] = {}  # (from type, from id, to type) -> ids
+        self._by_email: dict[str, str] = {}
         self._ids = itertools.count(1001)
 
     # -- limits
@@ -250,6 +250,7 @@ class HubSpotFake(FakeServer):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         self.objects[kind][oid] = {"properties": dict(props), "createdAt": stamp, "updatedAt": stamp}
         self.objects[kind][oid]["properties"]["hs_object_id"] = oid
+        self._index(kind, oid)
         return oid
 
     def _associate(self, kind: str, oid: str, associations: Any) -> str | None:
@@ -260,18 +261,27 @@ class HubSpotFake(FakeServer):
             target = next((t for (f, t), v in _HS_ASSOC.items() if f == kind and v == type_id), None)
             if target is None or to_id not in self.objects[target]:
                 return f"invalid association {type_id} to {to_id}"
-            self.assocs.add((kind, oid, target, to_id))
-            self.assocs.add((target, to_id, kind, oid))
+            self.assocs.setdefault((kind, oid, target), set()).add(to_id)
+            self.assocs.setdefault((target, to_id, kind), set()).add(oid)
         return None
 
     def contact_by_email(self, email: str) -> str | None:
-        for oid, rec in self.objects["contacts"].items():
-            if str(rec["properties"].get("email", "")).lower() == email.lower():
-                return oid
+        oid = self._by_email.get(email.lower())
+        if (
+            oid is not None
+            and str(self.objects["contacts"][oid]["properties"].get("email", "")).lower() == email.lower()
+        ):
+            return oid
         return None
 
+    def _index(self, kind: str, oid: str) -> None:
+        if kind == "contacts":
+            email = self.objects[kind][oid]["properties"].get("email")
+            if email:
+                self._by_email[str(email).lower()] = oid
+
     def associated(self, from_kind: str, from_id: str, to_kind: str) -> list[str]:
-        return sorted(t for f, i, k, t in self.assocs if f == from_kind and i == from_id and k == to_kind)
+        return sorted(self.assocs.get((from_kind, from_id, to_kind), ()))
 
     # -- dispatch
 
@@ -356,6 +366,7 @@ class HubSpotFake(FakeServer):
                 results.append(self._view(kind, oid, new=True))
             else:
                 self.objects[kind][oid]["properties"].update(item["properties"])
+                self._index(kind, oid)
                 results.append(self._view(kind, oid, new=False))
         return 200, {"status": "COMPLETE", "results": results}, {}
 
@@ -392,6 +403,7 @@ class HubSpotFake(FakeServer):
                 )
                 continue
             self.objects[kind][oid]["properties"].update(item["properties"])
+            self._index(kind, oid)
             results.append(self._view(kind, oid))
         payload: dict[str, Any] = {"status": "COMPLETE", "results": results}
         if errors:
@@ -478,6 +490,7 @@ class SalesforceFake(FakeServer):
         self.window = _Window(allowance, window_s)
         self.records: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _SF_FIELDS}
         self._ids = itertools.count(1)
+        self._journal: list[tuple[str, str, dict[str, Any] | None]] | None = None  # composite undo log
         self.used = 0
 
     def unauthorized(self) -> Answer:
@@ -540,6 +553,8 @@ class SalesforceFake(FakeServer):
     def create(self, sobject: str, fields: Any) -> str:
         clean = self._check(sobject, fields, creating=True)
         rid = self._new_id(sobject)
+        if self._journal is not None:
+            self._journal.append((sobject, rid, None))
         self.records[sobject][rid] = {"Id": rid, **clean, "CreatedDate": f"{time.time():.6f}"}
         return rid
 
@@ -547,6 +562,8 @@ class SalesforceFake(FakeServer):
         if rid not in self.records[sobject]:
             raise _SfError(404, "NOT_FOUND", "Provided external ID field does not exist or is not accessible")
         clean = self._check(sobject, fields, creating=False)
+        if self._journal is not None:
+            self._journal.append((sobject, rid, dict(self.records[sobject][rid])))
         self.records[sobject][rid].update(clean)
 
     def upsert(self, sobject: str, field: str, value: str, fields: Any) -> tuple[str, bool]:
@@ -676,7 +693,7 @@ class SalesforceFake(FakeServer):
         parts = body.get("compositeRequest") or []
         if len(parts) > 25:
             raise _SfError(400, "LIMIT_EXCEEDED", "at most 25 subrequests")
-        saved = copy.deepcopy(self.records)
+        self._journal = []
         refs: dict[str, dict[str, Any]] = {}
         out: list[dict[str, Any]] = []
         failed = False
@@ -712,7 +729,7 @@ class SalesforceFake(FakeServer):
             if status >= 400:
                 if body.get("allOrNone"):
                     failed = True
-                    self.records = saved
+                    self._rollback()
                     for earlier in out[:-1]:
                         earlier.update(
                             httpStatusCode=400,
@@ -725,7 +742,16 @@ class SalesforceFake(FakeServer):
                         )
             elif isinstance(payload, dict):
                 refs[ref] = payload
+        self._journal = None
         return 200, {"compositeResponse": out}, {}
+
+    def _rollback(self) -> None:
+        for sobject, rid, previous in reversed(self._journal or []):
+            if previous is None:
+                self.records[sobject].pop(rid, None)
+            else:
+                self.records[sobject][rid] = previous
+        self._journal = []
 
     def _collection_upsert(self, sobject: str, field: str, body: dict[str, Any]) -> Answer:
         records = body.get("records") or []
