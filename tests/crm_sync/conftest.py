@@ -1,6 +1,6 @@
 """Fixtures for the CRM adapter tests: Prism mocks of GoHighLevel's and Pipedrive's official
-OpenAPI descriptions (one Prism per spec file, started in parallel once per session), and the
-stateful HubSpot and Salesforce fakes (one per test)."""
+OpenAPI descriptions (one Prism per spec file, started in parallel once per session) for request
+shapes, and the stateful fakes of all four CRMs (one per test) for state and rate limits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.crm_sync.fakes import HubSpotFake, SalesforceFake
+from tests.crm_sync.fakes import GoHighLevelFake, HubSpotFake, PipedriveFake, SalesforceFake
 from tests.support.prism import PrismServer, start_prism
 from tests.support.specs import SPECS_DIR
 
@@ -61,6 +61,24 @@ async def hubspot() -> AsyncIterator[HubSpotFake]:
 @pytest.fixture
 async def salesforce() -> AsyncIterator[SalesforceFake]:
     fake = await SalesforceFake().start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def ghl_fake() -> AsyncIterator[GoHighLevelFake]:
+    fake = await GoHighLevelFake().start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def pipedrive_fake() -> AsyncIterator[PipedriveFake]:
+    fake = await PipedriveFake().start()
     try:
         yield fake
     finally:

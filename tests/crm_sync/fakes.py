@@ -819,3 +819,274 @@ def _resolve_refs(value: Any, refs: dict[str, dict[str, Any]]) -> Any:
     if isinstance(value, list):
         return [_resolve_refs(v, refs) for v in value]
     return value
+
+
+# =========================================================================== GoHighLevel
+
+
+class GoHighLevelFake(FakeServer):
+    """GoHighLevel API v2 in memory, for state and limits (request shapes are checked by Prism
+    against GoHighLevel's own spec in test_gohighlevel.py). ``Version: 2021-07-28`` is required.
+    Limits ("Rate Limits", marketplace.gohighlevel.com): a burst of 100 requests per 10 s and
+    200,000 a day per location; over either, 429 with ``X-RateLimit-*`` headers (and a
+    ``Retry-After``, ours). The upsert matches an existing contact of the location on email, then
+    phone, as the location's default duplicate settings do."""
+
+    def __init__(
+        self, *, token: str = TEST_TOKEN, limit: int = 100, window_s: float = 10.0, daily: int = 200_000
+    ) -> None:
+        super().__init__(token=token)
+        self.window = _Window(limit, window_s)
+        self.daily = _Window(daily, 86_400.0)
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.opportunities: dict[str, dict[str, Any]] = {}
+        self.notes: dict[str, dict[str, Any]] = {}
+        self.workflows: list[tuple[str, str]] = []
+        self._ids = itertools.count(1)
+        self._email: dict[str, str] = {}
+        self._phone: dict[str, str] = {}
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):017d}"
+
+    def limit(self, method: str, path: str) -> Answer | None:
+        now = time.monotonic()
+        wait = self.window.take(now)
+        if wait is None:
+            wait = self.daily.take(now)
+        if wait is None:
+            return None
+        self.rejected_429 += 1
+        return (
+            429,
+            {"statusCode": 429, "message": "Too many requests"},
+            {"Retry-After": str(max(1, math.ceil(wait))), **self.limit_headers()},
+        )
+
+    def limit_headers(self) -> dict[str, str]:
+        now = time.monotonic()
+        return {
+            "X-RateLimit-Limit-Daily": str(self.daily.limit),
+            "X-RateLimit-Daily-Remaining": str(self.daily.remaining(now)),
+            "X-RateLimit-Interval-Milliseconds": str(int(self.window.window_s * 1000)),
+            "X-RateLimit-Max": str(self.window.limit),
+            "X-RateLimit-Remaining": str(self.window.remaining(now)),
+        }
+
+    def _index(self, cid: str) -> None:
+        contact = self.contacts[cid]
+        if contact.get("email"):
+            self._email[str(contact["email"]).lower()] = cid
+        if contact.get("phone"):
+            self._phone[str(contact["phone"])] = cid
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("Version") != "2021-07-28":
+            return web.json_response({"statusCode": 400, "message": "Version header is required"}, status=400)
+        return await super()._handle(request)
+
+    def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:
+        body = body or {}
+        if method == "POST" and path == "/contacts/upsert":
+            if not body.get("locationId"):
+                return 422, {"statusCode": 422, "message": ["locationId should not be empty"]}, {}
+            cid = None
+            if body.get("email"):
+                cid = self._email.get(str(body["email"]).lower())
+            if cid is None and body.get("phone"):
+                cid = self._phone.get(str(body["phone"]))
+            new = cid is None
+            if cid is None:
+                cid = self._id("c")
+                self.contacts[cid] = {"id": cid, "tags": [], "dateAdded": time.time()}
+            self.contacts[cid].update({k: v for k, v in body.items() if k != "tags"})
+            self._index(cid)
+            return 200, {"new": new, "contact": self.contacts[cid], "traceId": "t"}, {}
+        m = re.fullmatch(r"/contacts/([^/]+)", path)
+        if method == "PUT" and m:
+            cid = m.group(1)
+            if cid not in self.contacts:
+                return 400, {"statusCode": 400, "message": "Contact not found"}, {}
+            self.contacts[cid].update({k: v for k, v in body.items() if k != "tags"})
+            self._index(cid)
+            return 200, {"succeded": True, "contact": self.contacts[cid]}, {}
+        m = re.fullmatch(r"/contacts/([^/]+)/tags", path)
+        if method == "POST" and m and m.group(1) in self.contacts:
+            tags = self.contacts[m.group(1)]["tags"]
+            tags.extend(t for t in body.get("tags", []) if t not in tags)
+            return 201, {"tags": tags}, {}
+        if method == "GET" and path == "/opportunities/search":
+            found = [
+                o
+                for o in self.opportunities.values()
+                if o["contactId"] == query.get("contact_id")
+                and (not query.get("pipeline_id") or o["pipelineId"] == query["pipeline_id"])
+            ]
+            return 200, {"opportunities": found, "meta": {"total": len(found)}}, {}
+        if method == "POST" and path == "/opportunities/":
+            missing = [
+                k for k in ("pipelineId", "locationId", "name", "status", "contactId") if not body.get(k)
+            ]
+            if missing or body["contactId"] not in self.contacts:
+                return 422, {"statusCode": 422, "message": missing or ["contact not found"]}, {}
+            oid = self._id("o")
+            self.opportunities[oid] = {"id": oid, **body}
+            return 201, {"opportunity": self.opportunities[oid]}, {}
+        m = re.fullmatch(r"/opportunities/([^/]+)", path)
+        if method == "PUT" and m:
+            if m.group(1) not in self.opportunities:
+                return 404, {"statusCode": 404, "message": "Opportunity not found"}, {}
+            self.opportunities[m.group(1)].update(body)
+            return 200, {"opportunity": self.opportunities[m.group(1)]}, {}
+        m = re.fullmatch(r"/contacts/([^/]+)/notes", path)
+        if m and m.group(1) in self.contacts:
+            cid = m.group(1)
+            if method == "GET":
+                return 200, {"notes": [n for n in self.notes.values() if n["contactId"] == cid]}, {}
+            if method == "POST":
+                nid = self._id("n")
+                self.notes[nid] = {"id": nid, "contactId": cid, "body": body.get("body", "")}
+                return 201, {"note": self.notes[nid]}, {}
+        m = re.fullmatch(r"/contacts/([^/]+)/notes/([^/]+)", path)
+        if method == "PUT" and m:
+            note = self.notes.get(m.group(2))
+            if note is None or note["contactId"] != m.group(1):
+                return 404, {"statusCode": 404, "message": "Note not found"}, {}
+            note["body"] = body.get("body", "")
+            return 200, {"note": note}, {}
+        m = re.fullmatch(r"/contacts/([^/]+)/workflow/([^/]+)", path)
+        if method == "POST" and m and m.group(1) in self.contacts:
+            self.workflows.append((m.group(1), m.group(2)))
+            return 200, {"succeded": True}, {}
+        m = re.fullmatch(r"/locations/([^/]+)", path)
+        if method == "GET" and m:
+            return 200, {"location": {"id": m.group(1), "name": "Boulangerie Martin"}}, {}
+        return 404, {"statusCode": 404, "message": f"Cannot {method} {path}"}, {}
+
+
+# =========================================================================== Pipedrive
+
+#: Token costs per call kind. Pipedrive publishes a cost per endpoint; these are the broad classes
+#: (single-entity GET 2, list GET 20, write 10, search 40) as summarised from its rate-limiting
+#: guide, and can be overridden per test.
+PIPEDRIVE_COSTS = {"get": 2, "list": 20, "write": 10, "search": 40}
+
+
+class PipedriveFake(FakeServer):
+    """Pipedrive API v2 (persons, deals) and v1 (notes, users) in memory, for state and limits
+    (shapes are checked by Prism in test_pipedrive.py). Limits ("Rate limiting", Pipedrive
+    developer docs): a burst of ``burst`` requests per 2-second window per token (80 for an
+    Essential plan's OAuth token) and a daily token budget (30,000 x plan multiplier x seats) that
+    each call spends by its cost; over either, 429 ``{"success": false, "error": "Request over
+    limit"}`` with ``x-ratelimit-*`` headers and a ``Retry-After``. Search matches exactly on the
+    email or phone."""
+
+    def __init__(
+        self,
+        *,
+        token: str = TEST_TOKEN,
+        burst: int = 80,
+        window_s: float = 2.0,
+        daily_tokens: int = 30_000 * 7,
+    ) -> None:
+        super().__init__(token=token)
+        self.window = _Window(burst, window_s)
+        self.budget = daily_tokens
+        self.spent = 0
+        self.persons: dict[int, dict[str, Any]] = {}
+        self.deals: dict[int, dict[str, Any]] = {}
+        self.notes: dict[int, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+
+    def _cost(self, method: str, path: str) -> int:
+        if path.endswith("/search"):
+            return PIPEDRIVE_COSTS["search"]
+        if method != "GET":
+            return PIPEDRIVE_COSTS["write"]
+        return PIPEDRIVE_COSTS["get"] if re.search(r"/\d+$", path) else PIPEDRIVE_COSTS["list"]
+
+    def limit(self, method: str, path: str) -> Answer | None:
+        cost = self._cost(method, path)
+        wait = self.window.take(time.monotonic())
+        if wait is None and self.spent + cost > self.budget:
+            wait = 3600.0
+        if wait is None:
+            self.spent += cost
+            return None
+        self.rejected_429 += 1
+        return (
+            429,
+            {"success": False, "error": "Request over limit", "errorCode": 429},
+            {"Retry-After": str(max(1, math.ceil(wait))), **self.limit_headers()},
+        )
+
+    def limit_headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit": str(self.window.limit),
+            "x-ratelimit-remaining": str(self.window.remaining(time.monotonic())),
+            "x-ratelimit-reset": str(int(self.window.window_s)),
+        }
+
+    def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:
+        body = body or {}
+        ok = {"success": True}
+        if method == "GET" and path == "/api/v2/persons/search":
+            term, field = query.get("term", ""), query.get("fields", "")
+            items = []
+            for person in self.persons.values():
+                values = [e["value"] for e in person.get("emails" if field == "email" else "phones", [])]
+                if term in values:
+                    items.append({"result_score": 1.0, "item": {"id": person["id"], "name": person["name"]}})
+            return 200, {**ok, "data": {"items": items[: int(query.get("limit", 100))]}}, {}
+        if method == "POST" and path == "/api/v2/persons":
+            if not body.get("name"):
+                return 400, {"success": False, "error": "Name must be given"}, {}
+            pid = next(self._ids)
+            self.persons[pid] = {"id": pid, **body}
+            return 200, {**ok, "data": self.persons[pid]}, {}
+        m = re.fullmatch(r"/api/v2/(persons|deals)/(\d+)", path)
+        if method == "PATCH" and m:
+            table = self.persons if m.group(1) == "persons" else self.deals
+            record = table.get(int(m.group(2)))
+            if record is None:
+                return 404, {"success": False, "error": "not found"}, {}
+            record.update(body)
+            return 200, {**ok, "data": record}, {}
+        if method == "GET" and path == "/api/v2/deals":
+            found = [
+                d
+                for d in self.deals.values()
+                if str(d.get("person_id")) == query.get("person_id")
+                and (not query.get("pipeline_id") or str(d.get("pipeline_id")) == query["pipeline_id"])
+                and d.get("status", "open") == query.get("status", "open")
+            ]
+            return 200, {**ok, "data": found[: int(query.get("limit", 100))]}, {}
+        if method == "POST" and path == "/api/v2/deals":
+            if not body.get("title") or int(body.get("person_id", 0)) not in self.persons:
+                return 400, {"success": False, "error": "title and an existing person are required"}, {}
+            did = next(self._ids)
+            self.deals[did] = {"id": did, "status": "open", **body}
+            return 200, {**ok, "data": self.deals[did]}, {}
+        if method == "GET" and path == "/api/v1/notes":
+            found = [n for n in self.notes.values() if str(n.get("person_id")) == query.get("person_id")]
+            return 200, {**ok, "data": found[: int(query.get("limit", 100))]}, {}
+        if method == "POST" and path == "/api/v1/notes":
+            if not body.get("content"):
+                return 400, {"success": False, "error": "content is required"}, {}
+            nid = next(self._ids)
+            self.notes[nid] = {"id": nid, **body}
+            return 200, {**ok, "data": self.notes[nid]}, {}
+        m = re.fullmatch(r"/api/v1/notes/(\d+)", path)
+        if method == "PUT" and m:
+            note = self.notes.get(int(m.group(1)))
+            if note is None:
+                return 404, {"success": False, "error": "not found"}, {}
+            note.update(body)
+            return 200, {**ok, "data": note}, {}
+        if method == "GET" and path == "/api/v1/users/me":
+            return (
+                200,
+                {**ok, "data": {"id": 1, "name": "Paul", "company_id": 77, "company_name": "Acme"}},
+                {},
+            )
+        return 404, {"success": False, "error": f"no route {method} {path}"}, {}

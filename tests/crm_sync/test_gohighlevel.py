@@ -10,6 +10,7 @@ import pytest
 
 from crm_sync.base import ProviderError
 from crm_sync.crm import AdapterConfigError, GoHighLevelAdapter
+from tests.crm_sync.fakes import GoHighLevelFake
 from tests.crm_sync.leads import qualified_lead
 from tests.crm_sync.support import Route, TestApiClient
 from tests.support.prism import PrismServer
@@ -184,3 +185,57 @@ async def test_no_location_or_no_contact_details_is_a_config_error(ghl_prism):
         await GoHighLevelAdapter(client).upsert_lead(qualified_lead(email=None, phone=None))
     assert client.calls == []
     await client.aclose()
+
+
+# --------------------------------------------------------------------------- against the stateful fake
+
+
+def fake_client(fake: GoHighLevelFake) -> TestApiClient:
+    return TestApiClient(
+        "gohighlevel",
+        routes=[Route("/", fake.base_url)],
+        account={"locationId": LOCATION},
+        headers={"Version": "2021-07-28"},
+    )
+
+
+async def test_one_contact_opportunity_note_and_a_second_sync_updates(ghl_fake):
+    client = fake_client(ghl_fake)
+    adapter = GoHighLevelAdapter(client)
+    options = {**OPTIONS, "workflow_id": "wf-1"}
+    first = await adapter.upsert_lead(qualified_lead(options=options))
+    assert first.created and len(client.calls) == 5
+    second = await adapter.upsert_lead(qualified_lead(score=40, options=options, remote_ids=first.as_dict()))
+    assert (second.contact, second.deal, second.note) == (first.contact, first.deal, first.note)
+    lost = await adapter.upsert_lead(qualified_lead(score=41, options=options))  # ids lost: found again
+    assert (lost.contact, lost.deal, lost.note) == (first.contact, first.deal, first.note)
+    assert (len(ghl_fake.contacts), len(ghl_fake.opportunities), len(ghl_fake.notes)) == (1, 1, 1)
+    assert "41/100" in ghl_fake.notes[str(first.note)]["body"]
+    assert ghl_fake.contacts[first.contact]["tags"] == ["leadwarm", "qualified"]
+    assert ghl_fake.workflows == [(first.contact, "wf-1"), (first.contact, "wf-1")]  # once per lost id
+    await client.aclose()
+
+
+async def test_outage_mid_sync_then_retry_writes_once(ghl_fake):
+    client = fake_client(ghl_fake)
+    adapter = GoHighLevelAdapter(client)
+    ghl_fake.fail_paths["/opportunities/"] = [502]
+    with pytest.raises(ProviderError) as caught:
+        await adapter.upsert_lead(qualified_lead(options=OPTIONS))
+    assert caught.value.retryable
+    await adapter.upsert_lead(qualified_lead(options=OPTIONS))
+    assert (len(ghl_fake.contacts), len(ghl_fake.opportunities), len(ghl_fake.notes)) == (1, 1, 1)
+    await client.aclose()
+
+
+async def test_burst_limit_answers_429_with_rate_limit_headers():
+    fake = await GoHighLevelFake(limit=2, window_s=10.0).start()
+    client = fake_client(fake)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await GoHighLevelAdapter(client).upsert_lead(qualified_lead(options=OPTIONS))
+        assert caught.value.status == 429 and caught.value.retryable and caught.value.retry_after_s
+        assert len(client.calls) == 3 and fake.rejected_429 == 1
+    finally:
+        await client.aclose()
+        await fake.stop()

@@ -10,6 +10,7 @@ import pytest
 
 from crm_sync.base import ProviderError
 from crm_sync.crm import AdapterConfigError, PipedriveAdapter
+from tests.crm_sync.fakes import PipedriveFake
 from tests.crm_sync.leads import qualified_lead
 from tests.crm_sync.support import Route, TestApiClient
 from tests.support.prism import PrismServer
@@ -158,3 +159,64 @@ async def test_record_activity_and_test_connection(pipedrive_prism):
     info = await adapter.test_connection()
     assert "company_id" in info
     await client.aclose()
+
+
+# --------------------------------------------------------------------------- against the stateful fake
+
+
+def fake_client(fake: PipedriveFake) -> TestApiClient:
+    return TestApiClient("pipedrive", routes=[Route("/", fake.base_url)])
+
+
+async def test_one_person_deal_note_and_a_second_sync_updates(pipedrive_fake):
+    client = fake_client(pipedrive_fake)
+    adapter = PipedriveAdapter(client)
+    first = await adapter.upsert_lead(qualified_lead(options=OPTIONS))
+    assert first.created and len(client.calls) == 5
+    second = await adapter.upsert_lead(qualified_lead(score=40, options=OPTIONS, remote_ids=first.as_dict()))
+    assert (second.contact, second.deal, second.note) == (first.contact, first.deal, first.note)
+    assert len(client.calls) == 8
+    lost = await adapter.upsert_lead(qualified_lead(score=41, options=OPTIONS))  # ids lost: found again
+    assert (lost.contact, lost.deal, lost.note) == (first.contact, first.deal, first.note)
+    assert (len(pipedrive_fake.persons), len(pipedrive_fake.deals), len(pipedrive_fake.notes)) == (1, 1, 1)
+    assert "41/100" in pipedrive_fake.notes[int(str(first.note))]["content"]
+    phone_only = await adapter.upsert_lead(qualified_lead(email=None, options=OPTIONS))
+    assert phone_only.contact == first.contact
+    await client.aclose()
+
+
+async def test_outage_mid_sync_then_retry_writes_once(pipedrive_fake):
+    client = fake_client(pipedrive_fake)
+    adapter = PipedriveAdapter(client)
+    pipedrive_fake.fail_paths["/api/v1/notes"] = [503]
+    with pytest.raises(ProviderError):
+        await adapter.upsert_lead(qualified_lead(options=OPTIONS))
+    await adapter.upsert_lead(qualified_lead(options=OPTIONS))
+    assert (len(pipedrive_fake.persons), len(pipedrive_fake.deals), len(pipedrive_fake.notes)) == (1, 1, 1)
+    await client.aclose()
+
+
+async def test_burst_and_token_budget_answer_429():
+    fake = await PipedriveFake(burst=3).start()
+    client = fake_client(fake)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await PipedriveAdapter(client).upsert_lead(qualified_lead(options=OPTIONS))
+        assert (
+            caught.value.status == 429
+            and caught.value.retry_after_s
+            and "Request over limit" in caught.value.body
+        )
+    finally:
+        await client.aclose()
+        await fake.stop()
+    fake = await PipedriveFake(daily_tokens=100).start()  # 2 searches (40 each), person and deal (10 each)
+    client = fake_client(fake)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await PipedriveAdapter(client).upsert_lead(qualified_lead(options=OPTIONS))
+        assert caught.value.status == 429 and fake.spent == 100  # ... so the note's 10 is over budget
+        assert client.calls[-1].path == "/api/v1/notes"
+    finally:
+        await client.aclose()
+        await fake.stop()
