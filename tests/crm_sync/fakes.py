@@ -845,6 +845,7 @@ class GoHighLevelFake(FakeServer):
         self._ids = itertools.count(1)
         self._email: dict[str, str] = {}
         self._phone: dict[str, str] = {}
+        self._by_contact: dict[tuple[str, str], list[str]] = {}  # ("o"|"n", contact id) -> ids
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):017d}"
@@ -931,6 +932,7 @@ class GoHighLevelFake(FakeServer):
                 return 422, {"statusCode": 422, "message": missing or ["contact not found"]}, {}
             oid = self._id("o")
             self.opportunities[oid] = {"id": oid, **body}
+            self._by_contact.setdefault(("o", body["contactId"]), []).append(oid)
             return 201, {"opportunity": self.opportunities[oid]}, {}
         m = re.fullmatch(r"/opportunities/([^/]+)", path)
         if method == "PUT" and m:
@@ -942,10 +944,11 @@ class GoHighLevelFake(FakeServer):
         if m and m.group(1) in self.contacts:
             cid = m.group(1)
             if method == "GET":
-                return 200, {"notes": [n for n in self.notes.values() if n["contactId"] == cid]}, {}
+                return 200, {"notes": [self.notes[n] for n in self._by_contact.get(("n", cid), ())]}, {}
             if method == "POST":
                 nid = self._id("n")
                 self.notes[nid] = {"id": nid, "contactId": cid, "body": body.get("body", "")}
+                self._by_contact.setdefault(("n", cid), []).append(nid)
                 return 201, {"note": self.notes[nid]}, {}
         m = re.fullmatch(r"/contacts/([^/]+)/notes/([^/]+)", path)
         if method == "PUT" and m:
@@ -997,6 +1000,14 @@ class PipedriveFake(FakeServer):
         self.deals: dict[int, dict[str, Any]] = {}
         self.notes: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(1)
+        self._values: dict[tuple[str, str], set[int]] = {}  # ("email"|"phone", value) -> person ids
+        self._by_person: dict[tuple[str, str], list[int]] = {}  # ("deal"|"note", person id) -> ids
+
+    def _index_person(self, pid: int) -> None:
+        person = self.persons[pid]
+        for field, key in (("email", "emails"), ("phone", "phones")):
+            for item in person.get(key) or ():
+                self._values.setdefault((field, str(item.get("value"))), set()).add(pid)
 
     def _cost(self, method: str, path: str) -> int:
         if path.endswith("/search"):
@@ -1033,7 +1044,8 @@ class PipedriveFake(FakeServer):
         if method == "GET" and path == "/api/v2/persons/search":
             term, field = query.get("term", ""), query.get("fields", "")
             items = []
-            for person in self.persons.values():
+            for pid in sorted(self._values.get((field, term), ())):
+                person = self.persons[pid]
                 values = [e["value"] for e in person.get("emails" if field == "email" else "phones", [])]
                 if term in values:
                     items.append({"result_score": 1.0, "item": {"id": person["id"], "name": person["name"]}})
@@ -1043,6 +1055,7 @@ class PipedriveFake(FakeServer):
                 return 400, {"success": False, "error": "Name must be given"}, {}
             pid = next(self._ids)
             self.persons[pid] = {"id": pid, **body}
+            self._index_person(pid)
             return 200, {**ok, "data": self.persons[pid]}, {}
         m = re.fullmatch(r"/api/v2/(persons|deals)/(\d+)", path)
         if method == "PATCH" and m:
@@ -1051,12 +1064,14 @@ class PipedriveFake(FakeServer):
             if record is None:
                 return 404, {"success": False, "error": "not found"}, {}
             record.update(body)
+            if m.group(1) == "persons":
+                self._index_person(record["id"])
             return 200, {**ok, "data": record}, {}
         if method == "GET" and path == "/api/v2/deals":
             found = [
-                d
-                for d in self.deals.values()
-                if str(d.get("person_id")) == query.get("person_id")
+                self.deals[did]
+                for did in self._by_person.get(("deal", str(query.get("person_id"))), ())
+                if (d := self.deals[did])
                 and (not query.get("pipeline_id") or str(d.get("pipeline_id")) == query["pipeline_id"])
                 and d.get("status", "open") == query.get("status", "open")
             ]
@@ -1066,15 +1081,17 @@ class PipedriveFake(FakeServer):
                 return 400, {"success": False, "error": "title and an existing person are required"}, {}
             did = next(self._ids)
             self.deals[did] = {"id": did, "status": "open", **body}
+            self._by_person.setdefault(("deal", str(body["person_id"])), []).append(did)
             return 200, {**ok, "data": self.deals[did]}, {}
         if method == "GET" and path == "/api/v1/notes":
-            found = [n for n in self.notes.values() if str(n.get("person_id")) == query.get("person_id")]
+            found = [self.notes[n] for n in self._by_person.get(("note", str(query.get("person_id"))), ())]
             return 200, {**ok, "data": found[: int(query.get("limit", 100))]}, {}
         if method == "POST" and path == "/api/v1/notes":
             if not body.get("content"):
                 return 400, {"success": False, "error": "content is required"}, {}
             nid = next(self._ids)
             self.notes[nid] = {"id": nid, **body}
+            self._by_person.setdefault(("note", str(body.get("person_id"))), []).append(nid)
             return 200, {**ok, "data": self.notes[nid]}, {}
         m = re.fullmatch(r"/api/v1/notes/(\d+)", path)
         if method == "PUT" and m:
