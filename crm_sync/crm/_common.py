@@ -15,6 +15,7 @@ from crm_sync.base import IntegrationError, LeadSnapshot, ProviderError
 from crm_sync.mapping import apply_mapping, default_mapping, split_targets
 
 __all__ = [
+    "SALESFORCE_NOTE_LIMIT",
     "AdapterConfigError",
     "deal_title",
     "display_name",
