@@ -13,7 +13,8 @@ Contacts", batch endpoints); :meth:`HubSpotAdapter.upsert_lead` is a batch of on
      batch update the match or ``POST /crm/v3/objects/contacts/batch/create``;
 2. deals (unless ``options["deals"]`` is ``False``), in ``options["pipeline_id"]`` (default
    ``default``):
-   - a stored deal id: ``POST /crm/v3/objects/deals/batch/update``;
+   - a stored deal id: ``POST /crm/v3/objects/deals/batch/update`` (one deleted in HubSpot is
+     created again);
    - an existing contact without a stored deal: ``POST /crm/v4/associations/contacts/deals/batch/read``
      then ``POST /crm/v3/objects/deals/batch/read`` to find its deal in the pipeline (so a write
      whose answer was lost is not made twice);
@@ -74,7 +75,7 @@ def _assoc(to_id: str, type_id: int) -> dict[str, Any]:
     }
 
 
-@dataclass
+@dataclass(eq=False)
 class _Work:
     """One lead's progress through a batch."""
 
@@ -358,6 +359,10 @@ class HubSpotAdapter:
                 )
             )
             self._mark_errors(updates, _batch_errors(answer), key=lambda w: str(w.deal))
+            for w in updates:
+                if w.error is not None and "OBJECT_NOT_FOUND" in str(w.error):  # deleted in HubSpot
+                    w.error, w.deal = None, None
+                    creates.append(w)
         if creates:
             inputs = [
                 {"properties": self._deal_props(w), "associations": [_assoc(str(w.contact), DEAL_TO_CONTACT)]}
@@ -405,6 +410,10 @@ class HubSpotAdapter:
                 )
             )
             self._mark_errors(updates, _batch_errors(answer), key=lambda w: str(w.note))
+            for w in updates:
+                if w.error is not None and "OBJECT_NOT_FOUND" in str(w.error):  # deleted in HubSpot
+                    w.error, w.note = None, None
+                    creates.append(w)
         if creates:
             new_inputs: list[dict[str, Any]] = []
             for w in creates:

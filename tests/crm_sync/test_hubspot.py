@@ -202,3 +202,16 @@ async def test_a_failure_mid_sync_then_a_retry_writes_everything_once(hubspot, f
     assert hubspot.associated("deals", str(ids.deal), "contacts") == [ids.contact]
     assert hubspot.associated("notes", str(ids.note), "deals") == [ids.deal]
     await client.aclose()
+
+
+async def test_a_deal_or_note_deleted_in_hubspot_is_created_again(hubspot):
+    client = client_for(hubspot)
+    adapter = HubSpotAdapter(client)
+    first = await adapter.upsert_lead(qualified_lead(options=OPTIONS))
+    del hubspot.objects["deals"][str(first.deal)]
+    del hubspot.objects["notes"][str(first.note)]
+    second = await adapter.upsert_lead(qualified_lead(options=OPTIONS, remote_ids=first.as_dict()))
+    assert second.contact == first.contact and second.deal != first.deal and second.note != first.note
+    assert counts(hubspot) == (1, 1, 1)
+    assert hubspot.associated("deals", str(second.deal), "contacts") == [first.contact]
+    await client.aclose()
