@@ -42,6 +42,7 @@ the lead gave none; default ``[not provided]``), ``lead_source`` (``LeadSource``
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -227,8 +228,18 @@ class SalesforceAdapter:
 
     async def upsert_lead(self, lead: LeadSnapshot) -> RemoteIds:
         """Create or update the Lead (or Contact and Opportunity) and the Note; see the module
-        docstring. Raises :class:`AdapterConfigError` (bad options, nothing to match on) or
-        :class:`ProviderError` (with the first refused part's ``errorCode``)."""
+        docstring. A stored id Salesforce no longer knows (404 ``NOT_FOUND``: deleted, merged,
+        converted) is dropped and the sync runs again once without stored ids. Raises
+        :class:`AdapterConfigError` (bad options, nothing to match on) or :class:`ProviderError`
+        (with the first refused part's ``errorCode``)."""
+        try:
+            return await self._upsert_one(lead)
+        except ProviderError as exc:
+            if exc.status != 404 or not lead.remote_ids:
+                raise
+        return await self._upsert_one(dataclasses.replace(lead, remote_ids={}))
+
+    async def _upsert_one(self, lead: LeadSnapshot) -> RemoteIds:
         mode = self._mode(lead)
         sobject = "Lead" if mode == "lead" else "Contact"
         base = self._base(lead)

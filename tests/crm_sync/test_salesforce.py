@@ -185,3 +185,15 @@ async def test_an_outage_then_a_retry_writes_once(salesforce):
     assert (again.contact, again.note) == (first.contact, first.note)
     assert len(salesforce.records["Lead"]) == 1 and len(salesforce.records["Note"]) == 1
     await client.aclose()
+
+
+async def test_a_stored_id_deleted_in_salesforce_is_dropped(salesforce):
+    client = client_for(salesforce)
+    adapter = SalesforceAdapter(client)
+    first = await adapter.upsert_lead(qualified_lead())
+    salesforce.records["Lead"].clear()
+    salesforce.records["Note"].clear()
+    second = await adapter.upsert_lead(qualified_lead(remote_ids=first.as_dict()))
+    assert second.contact != first.contact and second.created
+    assert len(salesforce.records["Lead"]) == 1 and len(salesforce.records["Note"]) == 1
+    await client.aclose()
