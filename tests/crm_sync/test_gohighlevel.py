@@ -229,7 +229,7 @@ async def test_outage_mid_sync_then_retry_writes_once(ghl_fake):
 
 
 async def test_burst_limit_answers_429_with_rate_limit_headers():
-    fake = await GoHighLevelFake(limit=2, window_s=10.0).start()
+    fake = await GoHighLevelFake(limit=2, window_s=60.0).start()
     client = fake_client(fake)
     try:
         with pytest.raises(ProviderError) as caught:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from crm_sync.base import AuthError
 from crm_sync.crm import WebhookAdapter, WebhookSignatureError, sign_payload, verify_signature
 from crm_sync.crm._common import AdapterConfigError
 from crm_sync.crm.webhook import SIGNATURE_HEADER
@@ -98,11 +99,11 @@ async def test_receiver_verifies_the_lead(receiver):
 
 async def test_receiver_rejects_a_wrong_secret_and_a_stale_timestamp(receiver):
     client = client_for(receiver.url)
-    with pytest.raises(Exception, match="401"):
+    with pytest.raises(AuthError):
         await WebhookAdapter(client, secret="another-secret", clock=ManualClock(NOW)).upsert_lead(
             qualified_lead()
         )
-    with pytest.raises(Exception, match="401"):
+    with pytest.raises(AuthError):
         await WebhookAdapter(client, secret=SECRET, clock=ManualClock(NOW - 301)).upsert_lead(
             qualified_lead()
         )

@@ -197,7 +197,7 @@ async def test_outage_mid_sync_then_retry_writes_once(pipedrive_fake):
 
 
 async def test_burst_and_token_budget_answer_429():
-    fake = await PipedriveFake(burst=3).start()
+    fake = await PipedriveFake(burst=3, window_s=60.0).start()
     client = fake_client(fake)
     try:
         with pytest.raises(ProviderError) as caught:
