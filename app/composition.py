@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from app.ai.directory import InterpreterDirectory
 from app.ai.knowledge.repository import KnowledgeRepository
 from app.authoring.repository import PlaybookRepository
+from app.connections.services import ConnectionServices
 from app.conversations.service import ConversationService
 from app.core.features import Feature
 from app.core.logs import get_logger
@@ -79,6 +80,8 @@ class Runtime:
     worker: Worker
     optouts: OptOutLedger
     features: list[Feature] = field(default_factory=list)
+    connections: ConnectionServices | None = None
+    """The credential layer (vault, OAuth, authorised clients), set by the connections feature."""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
