@@ -118,8 +118,9 @@ def text_webhook(
     sender: str = "33612345678",
     name: str = "Camille",
     timestamp: int = 1_763_000_000,
+    phone_number_id: str = PHONE_ID,
 ) -> bytes:
-    """A WhatsApp text-message webhook in Meta's documented shape."""
+    """A WhatsApp text-message webhook in Meta's documented shape, to our ``phone_number_id``."""
     body = {
         "object": "whatsapp_business_account",
         "entry": [
@@ -130,7 +131,10 @@ def text_webhook(
                         "field": "messages",
                         "value": {
                             "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_ID},
+                            "metadata": {
+                                "display_phone_number": "15550783881",
+                                "phone_number_id": phone_number_id,
+                            },
                             "contacts": [{"profile": {"name": name}, "wa_id": sender}],
                             "messages": [
                                 {
