@@ -98,7 +98,8 @@ async def create_lead(
     if data.channel not in runtime.channels.names():
         raise _bad(f"unknown channel {data.channel!r}; one of {runtime.channels.names()}")
     phone = _e164(data.phone, profile.default_region) if data.phone else None
-    webchat_id = data.webchat_id or (f"wc_{uuid.uuid4().hex}" if data.channel == "webchat" else None)
+    session_based = address_field(data.channel) == "webchat_id"
+    webchat_id = data.webchat_id or (f"wc_{uuid.uuid4().hex}" if session_based else None)
     values = {"phone": phone, "email": data.email, "webchat_id": webchat_id}
     field = address_field(data.channel)
     address = values.get(field)

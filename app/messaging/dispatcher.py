@@ -184,7 +184,7 @@ class Dispatcher:
         docs = await self.store.query(
             tenant_id,
             messages_collection(item.conversation_id),
-            filters=[where("direction", "==", "inbound"), where("channel", "==", "email")],
+            filters=[where("direction", "==", "inbound"), where("channel", "==", item.channel)],
             order_by=[Order("seq", descending=True)],
             limit=1,
         )

@@ -10,7 +10,7 @@ from litestar.di import Provide
 from app.core.features import BackgroundTask, Feature, JobKind, feature_dependencies
 from app.messaging.email_poller import ImapPoller
 from app.messaging.inbox import accept_status
-from app.messaging.webhooks import email, twilio, whatsapp
+from app.messaging.webhooks import email, generic, twilio, whatsapp
 from channels.email import EmailChannel
 
 __all__ = ["MessagingFeature"]
@@ -19,7 +19,7 @@ __all__ = ["MessagingFeature"]
 class MessagingFeature(Feature):
     """Webhook routes, ``jobs`` and ``channels``, the ``dispatch`` and ``status`` job kinds."""
 
-    route_handlers = (*whatsapp.ROUTES, *twilio.ROUTES, *email.ROUTES)
+    route_handlers = (*whatsapp.ROUTES, *twilio.ROUTES, *email.ROUTES, *generic.ROUTES)
 
     def dependencies(self) -> Mapping[str, Provide]:
         rt = self.runtime

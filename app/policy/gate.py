@@ -23,6 +23,7 @@ from app.store import Store, where
 from app.store import collections as col
 from app.tenancy.directory import TenantDirectory
 from app.tenancy.records import TenantProfile
+from channels.registry import channel_class
 from kernel.clock import Clock
 from playbooks.expressions import render, template_context
 
@@ -84,7 +85,8 @@ class OutboundGate:
         stale = await self._stale(tenant_id, item, conv)
         counter = counter_id(lead.id, zone, now)
         sent_today = int((await self.store.get(tenant_id, COUNTERS, counter) or {}).get("count", 0))
-        template = self._template(profile, item, lead) if channel == "whatsapp" else None
+        has_window = channel_class(channel).traits.session_window_s is not None
+        template = self._template(profile, item, lead) if has_window else None
         facts = OutboundFacts(
             channel=channel,
             trigger=item.trigger,

@@ -17,6 +17,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from app.policy.quiet_hours import next_allowed_time
+from channels.registry import channel_class
 
 __all__ = ["DIRECT_REPLY_SECONDS", "Decision", "OutboundFacts", "decide"]
 
@@ -44,6 +45,10 @@ class OutboundFacts:
     stale: bool = False
     last_inbound_at: float | None = None
     window_seconds: float = 24 * 3600
+    """Length of the channel's customer-service window, when it has one."""
+    session_window: bool | None = None
+    """Whether the channel has a customer-service window; ``None``: as its traits say
+    (``ChannelTraits.session_window_s``, WhatsApp's 24 hours)."""
     has_template: bool = False
     sent_today: int = 0
     daily_cap: int = 20
@@ -82,7 +87,10 @@ def decide(facts: OutboundFacts) -> Decision:
         return Decision("defer", "quiet_hours", until=quiet_until)
     if facts.sent_today >= facts.daily_cap:
         return Decision("defer", "daily_cap", until=_next_local_day(facts.now, facts.zone))
-    if facts.channel == "whatsapp":
+    has_window = facts.session_window
+    if has_window is None:
+        has_window = channel_class(facts.channel).traits.session_window_s is not None
+    if has_window:
         in_window = (
             facts.last_inbound_at is not None and facts.now - facts.last_inbound_at < facts.window_seconds
         )
