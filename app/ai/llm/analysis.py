@@ -12,7 +12,7 @@ lower-cased).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -28,17 +28,6 @@ __all__ = [
 ]
 
 #: What a lead's message does (the contract of issue 4).
-INTENTS = (
-    "answer",
-    "question",
-    "objection",
-    "wants_human",
-    "not_interested",
-    "stop",
-    "reschedule",
-    "greeting",
-    "other",
-)
 Intent = Literal[
     "answer",
     "question",
@@ -50,6 +39,7 @@ Intent = Literal[
     "greeting",
     "other",
 ]
+INTENTS: tuple[str, ...] = get_args(Intent)
 #: BANT qualification signals.
 SIGNAL_NAMES = ("budget", "authority", "need", "timeline")
 Level = Literal["none", "low", "medium", "high"]

@@ -131,6 +131,10 @@ async def email_inbound(request: Request[Any, Any, Any], runtime: NamedDependenc
     return await ingest_request(request, runtime, "email")
 
 
+def _invalid_link() -> Response[str]:
+    return _html(unsubscribe_page("en", "invalid"), HTTP_404_NOT_FOUND)
+
+
 @get("/api/unsubscribe/{token:str}", include_in_schema=False)
 async def unsubscribe_confirm(
     request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], token: FromPath[str]
@@ -138,7 +142,7 @@ async def unsubscribe_confirm(
     """The confirmation page (nothing is recorded on GET)."""
     found = await _read(runtime, token)
     if found is None:
-        return _html(unsubscribe_page("en", "invalid"), HTTP_404_NOT_FOUND)
+        return _invalid_link()
     tenant_id, address = found
     profile = await runtime.tenants.profile(tenant_id)
     language = await _language(runtime, tenant_id, address, request)
@@ -155,7 +159,7 @@ async def unsubscribe_one_click(
     """Record the opt-out (RFC 8058 one-click, or the page's button)."""
     found = await _read(runtime, token)
     if found is None:
-        return _html(unsubscribe_page("en", "invalid"), HTTP_404_NOT_FOUND)
+        return _invalid_link()
     tenant_id, address = found
     await runtime.optouts.record(tenant_id, channel="email", address=address, source=UNSUBSCRIBE_SOURCE)
     body = (await request.body()).decode("utf-8", "replace")
