@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -118,3 +119,23 @@ def test_concurrent_callers_get_consistent_answers() -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 65_536,  # WhatsApp's longest text, no space: backtracked quadratically before
+        "!" * 65_536 + "a",
+        "x@y " * 20_000,
+    ],
+)
+def test_worst_case_texts_are_read_in_linear_time(text: str) -> None:
+    """The detector and the question test read untrusted text without backtracking patterns: the
+    quadratic versions took 13 s on 64 KB; a bounded, linear pass takes milliseconds."""
+    from app.ai.knowledge.retrieval import looks_like_question
+
+    detect_language("warm up the model")
+    started = time.perf_counter()
+    detect_language(text)
+    looks_like_question(text, None)
+    assert time.perf_counter() - started < 1.0

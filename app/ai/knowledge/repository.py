@@ -12,6 +12,10 @@ __all__ = ["KnowledgeRepository"]
 COLLECTION = col.KNOWLEDGE
 
 
+#: Characters of a lead's question the retrieval reads: a question is short; the cost stays bounded.
+MAX_QUESTION_CHARS = 1000
+
+
 class KnowledgeRepository:
     """CRUD on Q&A entries and the question -> answer lookup the offline interpreter uses.
 
@@ -57,5 +61,6 @@ class KnowledgeRepository:
         return entry.response if entry else None
 
     async def best_entry(self, tenant_id: str, question: str, language: str | None) -> QAEntry | None:
-        """The entry that best answers ``question``, or ``None`` when nothing is close enough."""
-        return (await self.index(tenant_id)).best_answer(question, language=language)
+        """The entry that best answers ``question`` (its first :data:`MAX_QUESTION_CHARS` characters),
+        or ``None`` when nothing is close enough."""
+        return (await self.index(tenant_id)).best_answer(question[:MAX_QUESTION_CHARS], language=language)

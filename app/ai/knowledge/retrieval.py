@@ -271,7 +271,14 @@ _FR_INTERROGATIVES = _words(
 )
 _FR_PHRASES = ("est-ce que", "est-ce qu", "puis-je", "y a-t-il", "y-a-t-il", "c'est combien", "c'est quoi")
 _FR_INVERSION = re.compile(r"^[^\W\d_]+-(?:t-)?(?:vous|tu|je|il|elle|ils|elles|on|nous)\b")
-_TRAILING = re.compile(r"[\s\W]*$")
+
+
+def _trailing_punctuation(text: str) -> str:
+    """The run of spaces and non-word characters that ends ``text`` (linear: read from the end)."""
+    end = len(text)
+    while end > 0 and not (text[end - 1].isalnum() or text[end - 1] == "_"):
+        end -= 1
+    return text[end:]
 
 
 def looks_like_question(text: str, language: str | None) -> bool:
@@ -282,8 +289,7 @@ def looks_like_question(text: str, language: str | None) -> bool:
     stripped = text.strip()
     if not stripped:
         return False
-    tail = _TRAILING.search(stripped)
-    if tail is not None and "?" in tail.group(0):
+    if "?" in _trailing_punctuation(stripped):
         return True
     lowered = _fold(stripped.lower()).replace("\u2019", "'")
     first = (_TOKEN.findall(lowered) or [""])[0]
