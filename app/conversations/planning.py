@@ -29,6 +29,7 @@ from playbooks.runtime import (
 )
 
 __all__ = [
+    "OptOutChange",
     "Outgoing",
     "TimerChange",
     "TurnPlan",
@@ -63,6 +64,16 @@ class Outgoing:
 
 
 @dataclass(slots=True)
+class OptOutChange:
+    """An opt-out (or opt-back-in) the turn records in the same transaction as its state."""
+
+    channel: str
+    address: str
+    source: str
+    opted_out: bool = True
+
+
+@dataclass(slots=True)
 class TurnPlan:
     """Everything one turn writes. ``trigger`` is what caused the turn (for the outbound policy)."""
 
@@ -72,6 +83,9 @@ class TurnPlan:
     messages: list[Message] = field(default_factory=list)
     outbox: list[OutboxItem] = field(default_factory=list)
     timer: TimerChange | None = None
+    optout: OptOutChange | None = None
+    cancel_pending_sends: bool = False
+    """Block every message of the conversation still waiting in the outbox (an opt-out)."""
 
 
 def conversation_status(engine_status: str) -> str:

@@ -27,7 +27,7 @@ from app.ai.language import detect_language
 from app.ai.llm.usage import TurnUsage
 from app.authoring.repository import PlaybookRepository
 from app.conversations.lookup import CONVERSATIONS, LEADS, ConversationLocator, Located
-from app.conversations.planning import TurnPlan, append_inbound, plan_bot_messages, plan_turn
+from app.conversations.planning import OptOutChange, TurnPlan, append_inbound, plan_bot_messages, plan_turn
 from app.conversations.records import Conversation, ConversationEvent, Lead, messages_collection
 from app.conversations.scoring import make_scorer
 from app.conversations.views import lead_view
@@ -246,7 +246,10 @@ class ConversationService:
         language = plan.lead.language or profile.default_language
         source = f"keyword:{last.text.strip()[:20]}"
         if keyword == "stop":
-            await self.ledger.record(tenant_id, channel=last.channel, address=last.sender, source=source)
+            # Recorded in the turn's own transaction, which also blocks every send still queued:
+            # nothing leaves after the STOP is acknowledged (templates and follow-ups included).
+            plan.optout = OptOutChange(channel=last.channel, address=last.sender, source=source)
+            plan.cancel_pending_sends = True
             plan.lead.consent[last.channel] = False
             plan.conversation.status = "closed"
             plan.conversation.outcome = plan.conversation.outcome or "opted_out"
@@ -255,8 +258,8 @@ class ConversationService:
 
                 plan.timer = TimerChange("cancel", timer_id=str(plan.conversation.timer.get("id")))
         elif keyword == "start":
-            await self.ledger.record(
-                tenant_id, channel=last.channel, address=last.sender, source=source, opted_out=False
+            plan.optout = OptOutChange(
+                channel=last.channel, address=last.sender, source=source, opted_out=False
             )
             plan.lead.consent[last.channel] = True
             plan_bot_messages(plan, [i18n.text("resubscribed", language)], now, purpose="fallback")
@@ -376,6 +379,16 @@ class ConversationService:
                 return False  # created concurrently: replay and pick it up
             timer_job = await self.jobs.read(tx, "timer", conv.id) if plan.timer else None
             dispatch_job = await self.jobs.read(tx, "dispatch", conv.id) if plan.outbox else None
+            optout = plan.optout
+            ledger_entry = await self.ledger.read(tx, optout.channel, optout.address) if optout else None
+            queued = (
+                await tx.query(
+                    OUTBOX,
+                    filters=[where("conversation_id", "==", conv.id), where("status", "==", "pending")],
+                )
+                if plan.cancel_pending_sends and not located.conversation_is_new
+                else []
+            )
             # -- writes
             tx.set(CONVERSATIONS, conv.id, conv.to_doc())
             if lead_now is None:
@@ -414,6 +427,24 @@ class ConversationService:
                 )
             elif plan.timer is not None and timer_job is not None and timer_job.get("status") == "pending":
                 tx.delete(col.JOBS, str(timer_job["id"]))
+            if optout is not None:
+                self.ledger.write(
+                    tx,
+                    ledger_entry,
+                    channel=optout.channel,
+                    address=optout.address,
+                    fields={"opted_out": optout.opted_out},
+                    source=optout.source,
+                )
+            blocked = {"action": "block", "reason": "opted_out", "until": None}
+            for doc in queued:
+                tx.set(OUTBOX, doc.id, {"status": "blocked", "decision": blocked}, merge=True)
+                tx.set(
+                    messages_collection(conv.id),
+                    str(doc.data["message_id"]),
+                    {"status": "blocked", "decision": blocked},
+                    merge=True,
+                )
             for item_id in item_ids:
                 tx.set(
                     INBOX,

@@ -106,7 +106,7 @@ class OutboundGate:
         )
         decision = decide(facts)
         pending_inbound = (
-            decision.action == "send"
+            decision.action in ("send", "send_template")
             and conv is not None
             and item.trigger != "agent"
             and await self._newer_inbound_pending(tenant_id, conv)

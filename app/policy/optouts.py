@@ -45,24 +45,45 @@ class OptOutLedger:
     async def _change(
         self, tenant_id: str, channel: str, address: str, fields: dict[str, Any], source: str
     ) -> None:
-        doc_id = _doc_id(channel, address)
-        now = self.clock.now()
-
         async def fn(tx: Transaction) -> None:
-            current = await tx.get(COLLECTION, doc_id) or {
+            current = await self.read(tx, channel, address)
+            self.write(tx, current, channel=channel, address=address, fields=fields, source=source)
+
+        await self.store.run_transaction(tenant_id, fn)
+
+    @staticmethod
+    async def read(tx: Transaction, channel: str, address: str) -> dict[str, Any] | None:
+        """The ledger entry inside ``tx`` (read it before the transaction's first write)."""
+        return await tx.get(COLLECTION, _doc_id(channel, address))
+
+    def write(
+        self,
+        tx: Transaction,
+        current: dict[str, Any] | None,
+        *,
+        channel: str,
+        address: str,
+        fields: dict[str, Any],
+        source: str,
+    ) -> None:
+        """Change the entry :meth:`read` returned, in ``tx``: ``fields`` (``opted_out``,
+        ``undeliverable``) with an entry in its history naming ``source`` and the time."""
+        now = self.clock.now()
+        doc: dict[str, Any] = (
+            dict(current)
+            if current
+            else {
                 "channel": channel,
                 "address": address.strip().lower(),
                 "opted_out": False,
                 "undeliverable": False,
                 "history": [],
             }
-            entry = {"at": now, "source": source, **fields}
-            current.update(fields)
-            current["updated_at"] = now
-            current["history"] = [*current.get("history", []), entry][-HISTORY_KEPT:]
-            tx.set(COLLECTION, doc_id, current)
-
-        await self.store.run_transaction(tenant_id, fn)
+        )
+        doc.update(fields)
+        doc["updated_at"] = now
+        doc["history"] = [*doc.get("history", []), {"at": now, "source": source, **fields}][-HISTORY_KEPT:]
+        tx.set(COLLECTION, _doc_id(channel, address), doc)
 
     async def get(self, tenant_id: str, channel: str, address: str) -> dict[str, Any] | None:
         """The ledger entry of ``address`` on ``channel``, or ``None``."""
