@@ -37,8 +37,10 @@ import phonenumbers
 
 __all__ = [
     "DEFAULT_HOUR",
+    "NumberMention",
     "SlotValue",
     "fold",
+    "find_numbers",
     "lead_regions",
     "looks_like_email",
     "normalise",
@@ -88,7 +90,9 @@ _UNSURE = [
     "oui et non", "yes and no", "ca depend", "it depends", "depends", "maybe", "perhaps", "peut etre",
     "peut-etre", "not sure", "pas sur", "pas certain", "don't know", "dont know", "do not know", "no idea",
     "sais pas", "sait pas", "aucune idee", "kind of", "sort of", "plus ou moins", "more or less",
-    "not yet sure",
+    "not yet sure", "pas compris", "comprends pas", "don't understand", "dont understand", "didn't understand",
+    "not understand", "what do you mean", "c'est-a-dire", "c'est a dire", "hesite", "not decided",
+    "pas decide", "je verrai", "we'll see", "on verra",
 ]  # fmt: skip
 _YES = [
     "oui", "ouais", "ouai", "ouep", "ouaip", "yes", "yeah", "yea", "yep", "yup", "sure", "of course",
@@ -97,8 +101,17 @@ _YES = [
     "bien sur", "d'accord", "daccord", "exactement", "exact", "absolument", "tout a fait", "certainement",
     "evidemment", "carrement", "effectivement", "c'est ca", "c'est exact", "ok", "okay", "no problem",
     "pas de probleme", "pas de souci", "no worries", "why not", "pourquoi pas", "bien entendu", "volontiers",
-    "avec plaisir", "i am", "i do", "je suis", "right",
+    "avec plaisir", "yes please", "oui svp", "oui merci", "go ahead", "allez-y", "allez y", "volontier",
+    "with pleasure", "that would be great", "ca serait bien", "ce serait bien", "good idea", "bonne idee",
+    "ouii", "yess", "yas", "oki", "okey", "yeap", "ya",
 ]  # fmt: skip
+_SHORT_YES = re.compile(r"^\W*(?:(?:yes|yeah|oui)\W+)?(?:i|we) (?:do|am|are|have|did)\W*$")
+_NEGATION = re.compile(r"(?<![\w'])(?:not|no|never|pas|plus|jamais|non|aucun|aucune|nope)(?!\w)|n't(?!\w)")
+_OWN = {"proprietaire", "proprietaires", "proprio", "proprios", "owner", "owners", "own", "owns", "homeowner"}
+_RENT = {
+    "locataire", "locataires", "rent", "renting", "rented", "renter", "tenant", "tenants", "location", "loue",
+    "louons", "louer", "landlord", "bailleur",
+}  # fmt: skip
 _NO = [
     "non", "nan", "nope", "no", "nah", "not really", "pas du tout", "pas vraiment", "absolutely not",
     "of course not", "certainly not", "definitely not", "never", "jamais", "negative", "no way",
@@ -113,10 +126,30 @@ _UNSURE_PATTERNS = [_phrase_pattern(p) for p in _UNSURE]
 _NT = re.compile(r"\w+n't(?!\w)")
 
 
-def _parse_yes_no(text: str) -> SlotValue | None:
+def _echo(text: str, question: str) -> SlotValue | None:
+    """An answer that repeats the question's own words ("je suis propriétaire" to "Êtes-vous
+    propriétaire ?", "we rent" to "Do you own the home?"): yes, or no when negated or opposite."""
+    from playbooks.choices import _same, _tokens
+
+    asked = [t for t in _tokens(question) if len(t.text) >= 3]
+    said = _tokens(text)
+    negated = _NEGATION.search(fold(text)) is not None
+    if any(t.text in _OWN for t in asked):
+        rent = next((t for t in said if t.text in _RENT), None)
+        if rent is not None:
+            return SlotValue(negated, rent.text)
+    for token in said:
+        if len(token.text) >= 3 and any(_same(token, q) for q in asked):
+            return SlotValue(not negated, text.strip())
+    return None
+
+
+def _parse_yes_no(text: str, question: str | None = None) -> SlotValue | None:
     folded = fold(text)
     if any(p.search(folded) for p in _UNSURE_PATTERNS):
         return None
+    if _SHORT_YES.match(folded):
+        return SlotValue(True, text.strip())
     found: list[tuple[int, int, bool]] = []
     taken = [False] * len(folded)
     for pattern, polarity in _CUE_PATTERNS:
@@ -134,7 +167,7 @@ def _parse_yes_no(text: str) -> SlotValue | None:
             if index >= 0:
                 found.append((index, index + len(emoji), polarity))
     if not found:
-        return None
+        return _echo(text, question) if question else None
     found.sort()
     polarities = {polarity for _, _, polarity in found}
     start, end, first = found[0]
@@ -249,6 +282,95 @@ def _parse_number(text: str, language: str) -> SlotValue | None:
     if not math.isfinite(value):
         return None
     return SlotValue(value, text[match.start() : match.end()].strip())
+
+
+@dataclass(frozen=True, slots=True)
+class NumberMention:
+    """A number written in a message: its ``value``, the words that gave it (``evidence``), its
+    ``start``/``end`` offsets in the message and what it measures, read from the words around it:
+    ``money`` (a currency or "a month"), ``area`` (m², sq ft), ``time`` (10am, 14h), ``date``
+    (8 December), ``duration`` (5 months), ``ordinal`` (2nd), or ``""`` (a bare number)."""
+
+    value: float
+    evidence: str
+    start: int
+    end: int
+    unit: str
+
+
+_MONEY_AFTER = re.compile(
+    r"\s*(?:k\s*)?(?:€|eur\b|euros?\b|\$|£|usd\b|gbp\b|dollars?\b|bucks\b|balles\b|pounds?\b|quid\b)"
+    r"|\s*(?:(?:a|per|par|/|each|chaque|every)\s*(?:month|mois|mo)\b|monthly\b|mensuel|/\s*m\b)"
+)
+_AREA_AFTER = re.compile(
+    r"\s*(?:m2\b|m\u00b2|m 2\b|sqm\b|sq\.?\s*m\b|square\s*met|metres?\s*carres?|metre\s*carre|sq\.?\s*f(?:ee)?t"
+    r"|square\s*f(?:ee|oo)t|ft2\b|ft\u00b2|m\b)"
+)
+_TIME_AFTER = re.compile(r"\s*(?:h\b|h\d|heures?\b|am\b|pm\b|a\.m|p\.m|:\d\d|o'?clock)")
+_DURATION_AFTER = re.compile(r"\s*(?:months?|mois|years?|ans?\b|annees?|weeks?|semaines?|days?|jours?)\b")
+_ORDINAL_AFTER = re.compile(r"(?:st|nd|rd|th|er|e|eme|ème)\b")
+_DATE_AFTER = re.compile(r"\s*(?:" + "|".join([
+    "janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout", "septembre", "octobre", "novembre",
+    "decembre", "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december", "jan", "feb", "fev", "apr", "avr", "aug", "sept", "oct", "nov", "dec",
+]) + r")\b|[/.]\d")  # fmt: skip
+_TIME_BEFORE = re.compile(r"(?:\bat|\ba|\bvers|\baround|\bdes|\bfrom)\s*$")
+_MONEY_BEFORE = re.compile(r"[€$£]\s*$")
+_DATE_BEFORE = re.compile(
+    r"(?:\ble|\bthe|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|"
+    r"friday|saturday|sunday|[/.])\s*$"
+)
+_BETWEEN = re.compile(r"^\s*(?:-|–|to|a|à|et|and|ou|or)\s*$")
+
+
+def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
+    """Every number written in digits in ``text`` (its first 2,000 characters), in order, with what
+    it measures (see :class:`NumberMention`). "entre 150 et 200" / "150-200" give one mention, the
+    middle of the range. Never raises."""
+    head = text[:_MAX_CHARS]
+    folded = fold(head)
+    found: list[NumberMention] = []
+    for match in _NUMBER.finditer(folded):
+        value = _to_float(match.group("num"), match.group("sep"), language)
+        suffix = match.group("suffix")
+        if suffix:
+            value *= _SCALE[suffix]
+        if match.group("sign"):
+            value = -value
+        if not math.isfinite(value):
+            continue
+        after = folded[match.end() : match.end() + 30]
+        before = folded[max(0, match.start() - 12) : match.start()]
+        unit = ""
+        if _TIME_AFTER.match(after) or (
+            _TIME_BEFORE.search(before) and not _MONEY_AFTER.match(after) and not _AREA_AFTER.match(after) and value <= 23
+        ):
+            unit = "time"
+        elif _ORDINAL_AFTER.match(after):
+            unit = "ordinal"
+        elif _DATE_AFTER.match(after) or (_DATE_BEFORE.search(before) and value <= 31 and not _MONEY_AFTER.match(after)):
+            unit = "date"
+        elif _DURATION_AFTER.match(after):
+            unit = "duration"
+        elif _MONEY_AFTER.match(after) or _MONEY_BEFORE.search(before):
+            unit = "money"
+        elif _AREA_AFTER.match(after):
+            unit = "area"
+        mention = NumberMention(value, head[match.start() : match.end()].strip(), match.start(), match.end(), unit)
+        if found and found[-1].unit in ("", unit) and unit not in ("time", "date", "ordinal", "duration"):
+            previous = found[-1]
+            gap = folded[previous.end : match.start()]
+            if _BETWEEN.match(gap):
+                mention = NumberMention(
+                    (previous.value + value) / 2, head[previous.start : match.end()].strip(), previous.start,
+                    match.end(), unit or previous.unit,
+                )
+                found[-1] = mention
+                continue
+        if unit == "money" and found and found[-1].unit == "" and _BETWEEN.match(folded[found[-1].end : match.start()]):
+            found[-1] = NumberMention(found[-1].value, found[-1].evidence, found[-1].start, found[-1].end, "money")
+        found.append(mention)
+    return found
 
 
 # --------------------------------------------------------------------------- email, phone
@@ -636,6 +758,7 @@ def parse_slot(
     timezone: str = "UTC",
     default_region: str | None = None,
     regions: Sequence[str] = (),
+    question: str | None = None,
 ) -> SlotValue | None:
     """Read a value of ``kind`` from the lead's ``text``; ``None`` when it does not give one.
 
@@ -646,6 +769,8 @@ def parse_slot(
     ``default_region`` (ISO 3166, e.g. ``"FR"``) reads phone numbers without a country code,
     after the lead's own ``regions`` (see :func:`lead_regions`). Choices are matched by
     :func:`playbooks.choices.match_choice` (an unclear or "other" answer gives ``None``).
+    ``question`` (yes_no only): the question asked, so that an answer repeating its words ("je
+    suis propriétaire") reads as yes, and its opposite ("we rent") as no.
     """
     if kind == "choice":
         return _parse_choice(text or "", choices or {}, choice_id, now=now, timezone=timezone)
@@ -654,7 +779,7 @@ def parse_slot(
     if kind == "text":
         return SlotValue(text.strip(), text.strip())
     if kind == "yes_no":
-        return _parse_yes_no(text)
+        return _parse_yes_no(text, question)
     if kind == "number":
         return _parse_number(text, language)
     if kind == "email":
