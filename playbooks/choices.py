@@ -221,8 +221,11 @@ def months_ahead(text: str, *, now: float, timezone: str = "UTC") -> tuple[float
     match = _FEW_UNIT.search(folded)
     if match:
         return _FEW[match.group(1)] * _UNIT_MONTHS[match.group(2)], match.group(0)
-    match = _PLAIN.search(folded)
-    if match and not (match.group(1) == "a" and match.group(2) in ("an", "ans")):
+    for match in _PLAIN.finditer(folded):
+        if match.group(1) in ("a", "un", "une"):
+            # "180 € a month" is a rate, "in a month" / "dans un mois" a period
+            if not re.search(r"(?:in|within|dans|d'ici|d ici|en|under|sous|about|around|environ)\s*$", folded[: match.start()]):
+                continue
         return _qty(match.group(1)) * _UNIT_MONTHS[match.group(2)], match.group(0)
     match = _NEXT_UNIT.search(folded)
     if match and (match.group(0).startswith("next") or "prochain" in match.group(0)):
@@ -397,7 +400,7 @@ def match_choice(
             ranked = sorted(winners, key=lambda c: -full[c][0])
             return ChoiceMatch(candidates=tuple(ranked[:3]), evidence=text.strip())
         return ChoiceMatch()
-    period = _by_period(text, choices, now, timezone)
+    period = _by_period(text, choices, now, timezone, strict=strict)
     if period is not None:
         return period
     if strict:
@@ -442,8 +445,14 @@ def _evidence(text: str, message: list[_Token], hits: list[int]) -> str:
     return text[start:end].strip()
 
 
+_TEMPORAL = re.compile(
+    r"(?<!\w)(?:in|within|dans|d'ici|d ici|before|avant|after|apres|next|prochain\w*|by|this|ce|cet|cette|au|en|"
+    r"fin|end|early|debut|couple|few|quelques|plus|more|moins|less|under|over|later|sous|from|des|starting)(?!\w)"
+)
+
+
 def _by_period(
-    text: str, choices: Mapping[str, Sequence[str]], now: float | None, timezone: str
+    text: str, choices: Mapping[str, Sequence[str]], now: float | None, timezone: str, *, strict: bool = False
 ) -> ChoiceMatch | None:
     if now is None:
         return None
@@ -454,6 +463,8 @@ def _by_period(
     if found is None:
         return None
     months, words = found
+    if strict and not _TEMPORAL.search(words):
+        return None
     for cid, (lo, hi) in ranges.items():
         if (lo < months <= hi) or (lo == 0 and months <= hi):
             start = fold(text).find(words)
