@@ -320,6 +320,7 @@ def read_message(
     }
     if ask is not None:
         _read_asked(reading, result, ask, text, choice_id, options)
+    other_words = result.other.pop(ask.slot, None) if ask is not None and ask.slot not in reading.slots else None
     contexts = list(ask.others) if ask is not None else []
     described = {c.slot for c in contexts} | ({ask.slot} if ask is not None else set())
     for slot, kind in open_slots.items():
@@ -331,6 +332,9 @@ def read_message(
             continue
         _read_other(reading, context, text, options)
     result.slots, result.evidence = reading.slots, reading.evidence
+    if ask is not None and other_words is not None and not reading.slots and _has_content(reading.text):
+        # none of the options, and the words are not the answer to another question either
+        result.other[ask.slot] = other_words
     if intent == "small_talk" and result.slots:
         result.intent = "answer"
     return result
@@ -402,6 +406,13 @@ def _read_asked(
         reading.take(ask.slot, SlotValue(body, body))
 
 
+def _has_content(text: str) -> bool:
+    """Whether ``text`` still holds a meaningful word (four letters or more, not a stop word)."""
+    from playbooks.choices import _tokens
+
+    return any(len(t.text) >= 4 and not t.text.isdigit() for t in _tokens(text))
+
+
 def _mask_contacts(text: str, options: dict[str, Any]) -> str:
     """``text`` with e-mail addresses and phone numbers blanked out (their digits are no number)."""
     masked = text
@@ -431,11 +442,9 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         parsed = _read_number(_mask_contacts(part, options), context.question, language=options["language"], asked=False)
     elif kind == "choice":
         strict = _strict_labels(_labels(context))
-        for clause in _clauses(part):
-            found = match_choice(clause, strict, now=options["now"], timezone=options["timezone"], strict=True)
-            if found.value is not None and not found.other:
-                parsed = SlotValue(found.value, found.evidence)
-                break
+        found = match_choice(part, strict, now=options["now"], timezone=options["timezone"], strict=True)
+        if found.value is not None and not found.other:
+            parsed = SlotValue(found.value, found.evidence)
     elif kind == "yes_no":
         for clause in _clauses(part):
             if _echoes(clause, context.question):

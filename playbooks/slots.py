@@ -356,7 +356,17 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
             unit = "money"
         elif _AREA_AFTER.match(after):
             unit = "area"
-        mention = NumberMention(value, head[match.start() : match.end()].strip(), match.start(), match.end(), unit)
+        tail = 0
+        if unit in ("money", "area"):
+            unit_match = (_MONEY_AFTER if unit == "money" else _AREA_AFTER).match(after)
+            if unit_match is not None:
+                tail = unit_match.end()
+                more = _MONEY_AFTER.match(after, tail) if unit == "money" else None
+                if more is not None and more.end() > tail:
+                    tail = more.end()
+        start = match.start() - (1 if unit == "money" and _MONEY_BEFORE.search(before) else 0)
+        evidence = head[max(0, start) : match.end() + tail].strip()
+        mention = NumberMention(value, evidence, match.start(), match.end(), unit)
         if found and found[-1].unit in ("", unit) and unit not in ("time", "date", "ordinal", "duration"):
             previous = found[-1]
             gap = folded[previous.end : match.start()]
