@@ -40,7 +40,7 @@ _STOP = set(
     probably mostly mainly also again about around more most less
     le la les l un une des de du d et ou mais avec mon ma mes notre nos votre vos son sa ses ce cet cette
     ces c est en au aux a pour par sur dans je j nous vous il elle on ils elles me m te t se s y ne n pas
-    plutot oui non merci svp stp bien tres trop un peu plus moins alors donc bah ben euh bon voila
+    plutot oui non merci svp stp bien tres trop un peu alors donc bah ben euh bon voila
     veux voudrais voudrait souhaite souhaiterais aimerais faire fais refaire redo do done make get got
     qu que qui quoi chez tout ca cela c'est serait sera ete etre avoir ai as avons avez ont
     thing things chose choses option options choice choix one ones
@@ -58,6 +58,14 @@ _NONE = re.compile(
     r"(?<!\w)(?:none of (?:these|them|the above|those)|none|neither|something else|another thing|other|"
     r"aucun(?:e)?(?: des (?:deux|trois|options|choix))?|ni l'un ni l'autre|autre chose|autre|rien de tout ca)"
     r"(?!\w)"
+)
+_NONE_FIRST = re.compile(
+    r"^(?:none of (?:these|them|the above|those)|none|neither|something else|other|aucun(?:e)?(?: de (?:ceux|celles)(?: la| ci)?)?"
+    r"|ni l'un ni l'autre|autre chose|rien de tout ca)(?!\w)"
+)
+_UNSURE_CHOICE = re.compile(
+    r"(?<!\w)(?:not sure|unsure|don'?t know|dont know|do not know|dunno|idk|no idea|no clue|not a clue|aucune idee|"
+    r"je ne sais pas|j'?sais pas|sais pas|chais pas|pas sur|pas certain|ne sais pas)(?!\w)"
 )
 _ORDINALS = {
     "first": 1, "premier": 1, "premiere": 1, "1st": 1, "1er": 1, "1ere": 1, "second": 2, "deuxieme": 2,
@@ -117,6 +125,10 @@ def _tokens(text: str, *, keep_stop: bool = False) -> list[_Token]:
     return out
 
 
+def _exact(a: _Token, b: _Token) -> bool:
+    return bool(a.stems & b.stems)
+
+
 def _same(a: _Token, b: _Token) -> bool:
     """Whether two words name the same thing: a shared stem, a prefix (abbreviation), or a typo."""
     if a.stems & b.stems:
@@ -124,9 +136,9 @@ def _same(a: _Token, b: _Token) -> bool:
     short, long_ = sorted((a.text, b.text), key=len)
     if short.isdigit() or long_.isdigit():
         return False
-    if len(short) >= 4 and long_.startswith(short):
-        return True
-    return len(short) >= 5 and fuzz.ratio(a.text, b.text) >= 80
+    if len(short) >= 4 and len(long_) - len(short) >= 3 and long_.startswith(short):
+        return True  # an abbreviation: "appart", "reno"
+    return len(short) >= 4 and short[0] == long_[0] and fuzz.ratio(a.text, b.text) >= 85
 
 
 # --------------------------------------------------------------------------- periods
@@ -163,7 +175,10 @@ _LESS = re.compile(
 _FEW_UNIT = re.compile(
     r"(?<!\w)(?:a\s+)?(couple|few|quelques|several|plusieurs)\s+(?:of\s+)?(?:more\s+)?" + _UNIT + r"(?!\w)"
 )
-_PLAIN = re.compile(r"(?<![\w-])" + _QTY + r"\s*" + _UNIT + r"(?!\w)")
+_PLAIN = re.compile(
+    r"(?:(?<!\w)(?:in|dans|within|d'ici|en|about|around|environ|approx|maybe|say)\s+)?(?<![\w-])" + _QTY + r"\s*"
+    + _UNIT + r"(?!\w)"
+)
 _NEXT_UNIT = re.compile(
     r"(?<!\w)(?:next|le|la|l')\s*(month|week|year|mois|semaine|annee|an)\s*(?:prochaine?)?(?!\w)"
 )
@@ -177,7 +192,11 @@ _MONTH = re.compile(
     r"(?:(before|avant|by|d'ici|after|apres|en|in|for|pour|fin|end of|debut|early|start of|mi|mid)\s*-?\s*)?"
     r"(?<![\w])(" + "|".join(sorted(map(re.escape, _MONTHS), key=len, reverse=True)) + r")(?!\w)"
 )
-_YEAR_END = re.compile(r"(?:end of (?:the|this) year|fin (?:de l'|d')annee|fin de cette annee|year end)")
+_YEAR_END = re.compile(
+    r"(?:end of (?:the|this) year|fin (?:de l'|d')annee|fin de cette annee|year end|later this year|"
+    r"plus tard cette annee|before the end of the year|avant la fin de l'annee)"
+)
+_CHRISTMAS = re.compile(r"(?<!\w)(before|avant|by|d'ici|pour)?\s*(?:the\s+)?(?:christmas|xmas|noel|les fetes)(?!\w)")
 
 
 def _qty(word: str) -> float:
@@ -224,7 +243,7 @@ def months_ahead(text: str, *, now: float, timezone: str = "UTC") -> tuple[float
     for match in _PLAIN.finditer(folded):
         if match.group(1) in ("a", "un", "une"):
             # "180 € a month" is a rate, "in a month" / "dans un mois" a period
-            if not re.search(r"(?:in|within|dans|d'ici|d ici|en|under|sous|about|around|environ)\s*$", folded[: match.start()]):
+            if not re.match(r"(?:in|within|dans|d'ici|en|about|around|environ|approx|maybe|say)\s", match.group(0)):
                 continue
         return _qty(match.group(1)) * _UNIT_MONTHS[match.group(2)], match.group(0)
     match = _NEXT_UNIT.search(folded)
@@ -234,6 +253,10 @@ def months_ahead(text: str, *, now: float, timezone: str = "UTC") -> tuple[float
     match = _YEAR_END.search(folded)
     if match:
         return _until(today, 12, 31), match.group(0)
+    match = _CHRISTMAS.search(folded)
+    if match:
+        months = _until(today, 12, 25)
+        return (months / 2 if match.group(1) else months), match.group(0)
     match = _SEASON.search(folded)
     if match:
         word, season = match.group(1) or "", match.group(2)
@@ -243,8 +266,12 @@ def months_ahead(text: str, *, now: float, timezone: str = "UTC") -> tuple[float
             return _until(today, *end) + 0.3, match.group(0)
         if word in ("end of", "fin"):
             return _until(today, *end), match.group(0)
+        if re.search(r"(?:pas|not)\s*$", folded[: match.start()]) and word in ("before", "avant"):
+            return _until(today, *start) + 0.3, match.group(0)  # "pas avant l'été"
         if in_season and word not in ("before", "avant", "by", "d'ici"):
             return 0.5, match.group(0)
+        if word in ("before", "avant", "by", "d'ici"):
+            return _until(today, *start) / 2, match.group(0)  # some time between now and then
         return _until(today, *start), match.group(0)
     match = _MONTH.search(folded)
     if match:
@@ -305,12 +332,13 @@ def _labels(choice_id: str, labels: Sequence[str]) -> list[str]:
     return [label for label in dict.fromkeys(out) if label]
 
 
-def _label_hits(label: list[_Token], message: list[_Token]) -> list[int]:
+def _label_hits(label: list[_Token], message: list[_Token], *, exact: bool = False) -> list[int]:
     """Indexes of message tokens that match the label's tokens (each label token used once)."""
     used: list[int] = []
+    same = _exact if exact else _same
     for token in label:
         for index, word in enumerate(message):
-            if index not in used and _same(token, word):
+            if index not in used and same(token, word):
                 used.append(index)
                 break
     return used
@@ -364,6 +392,15 @@ def match_choice(
         if position is not None and 1 <= position <= len(ids):
             return ChoiceMatch(value=ids[position - 1], evidence=text.strip())
     message = _tokens(text)
+    if not strict and _NONE_FIRST.match(fold(text).strip()):
+        return _other(text, labels)
+    unsure = _UNSURE_CHOICE.search(fold(text))
+    if unsure:
+        if strict:
+            return ChoiceMatch()  # "not sure what you mean" says nothing about another question
+        for cid, options in labels.items():
+            if any(_UNSURE_CHOICE.search(label) for label in options):
+                return ChoiceMatch(value=cid, evidence=text.strip())
     # whole labels found in the message (by stem, prefix or typo), longest first
     full: dict[str, tuple[int, list[int]]] = {}
     partial: dict[str, float] = {}
@@ -372,7 +409,7 @@ def match_choice(
             label_tokens = _tokens(label)
             if not label_tokens:
                 continue
-            hits = _label_hits(label_tokens, message)
+            hits = _label_hits(label_tokens, message, exact=strict)
             if len(hits) == len(label_tokens):
                 if len(label_tokens) > full.get(cid, (0, []))[0]:
                     full[cid] = (len(label_tokens), hits)
@@ -387,16 +424,23 @@ def match_choice(
         winners = [cid for cid in full if not dominated(cid)]
         explained = {i for cid in winners for i in full[cid][1]}
         weak = all(message[i].text in _GENERIC for i in explained)
-        unexplained = [t for i, t in enumerate(message) if i not in explained and len(t.text) >= 4]
+        winner_tokens = [t for cid in winners for label in labels[cid] for t in _tokens(label)]
+        unexplained = [
+            t
+            for i, t in enumerate(message)
+            if i not in explained and len(t.text) >= 4 and not any(_same(t, w) for w in winner_tokens)
+        ]
         if weak and unexplained:
             # "tout refaire dans la cuisine": "tout" is not "Rénovation globale"
             return ChoiceMatch() if strict else ChoiceMatch(evidence=text.strip(), other=True)
+        period = _by_period(text, choices, now, timezone, strict=strict)
+        if period is not None:
+            span = fold(period.evidence)
+            if len(winners) > 1 or all(message[i].text in span for cid in winners for i in full[cid][1]):
+                return period  # "after the winter" is not "this winter", "in a year" not "this year"
         if len(winners) == 1:
             return ChoiceMatch(value=winners[0], evidence=_evidence(text, message, full[winners[0]][1]))
         if not strict:
-            period = _by_period(text, choices, now, timezone)
-            if period is not None and period.value in winners:
-                return period
             ranked = sorted(winners, key=lambda c: -full[c][0])
             return ChoiceMatch(candidates=tuple(ranked[:3]), evidence=text.strip())
         return ChoiceMatch()

@@ -63,7 +63,7 @@ _OPT_OUT = _phrases(
     r"delete my (?:data|details|number|e-?mail|information|info)", r"leave me alone", r"^stop\W*$", r"^arret\W*$",
     r"ne m'?(?:ecrivez|envoyez|contactez|appelez|relancez|sollicitez) plus", r"ne me (?:contactez|relancez|sollicitez|recontactez|rappelez|harcelez) plus",
     r"ne plus (?:me )?(?:contacter|recevoir|etre contacte|m'ecrire|me relancer)", r"plus jamais (?:me )?(?:contacter|m'ecrire|m'appeler)",
-    r"arretez (?:de|les|vos) ", r"arreter de m'?(?:ecrire|envoyer|contacter|appeler|relancer)", r"desinscri\w*", r"desabonn\w*",
+    r"arretez de m'?\w+", r"arretez (?:les|vos|de nous) (?:messages|mails|e-?mails|sms|appels|relances|envoyer)", r"arreter de m'?(?:ecrire|envoyer|contacter|appeler|relancer)", r"desinscri\w*", r"desabonn\w*",
     r"supprimez (?:mes|mon|toutes mes) (?:donnees|coordonnees|numero|adresse|informations|infos)", r"retirez[- ]moi",
     r"laissez[- ]moi tranquille", r"cessez de", r"stop aux (?:messages|mails|sms|appels)", r"stop les (?:messages|mails|sms|appels|relances)",
 )  # fmt: skip
@@ -73,11 +73,13 @@ _NOT_INTERESTED = _phrases(
     r"changed my mind", r"(?:i'?ll|i will|we'?ll|we will) pass", r"not anymore", r"never ?mind", r"forget (?:it|about it)",
     r"(?:we'?ve|i'?ve|we have|i have) decided (?:not|against)", r"not going ahead", r"project (?:is )?(?:cancelled|canceled|on hold)",
     r"pas interesse(?:e|s|es)?", r"plus interesse(?:e|s|es)?", r"ne m'?interesse (?:pas|plus)", r"ca ne m'?interesse", r"ca m'?interesse pas",
-    r"pas pour moi", r"plus besoin", r"pas besoin", r"deja (?:trouve|signe|choisi|equipe|fait|installe|un devis signe)",
+    r"pas pour moi", r"plus besoin", r"deja (?:trouve|signe|choisi|equipe|installe|un devis signe)",
     r"j'?ai change d'?avis", r"on a change d'?avis", r"(?:on|nous) (?:abandonn|laiss)\w* (?:le|ce) projet", r"je passe mon tour",
     r"finalement non", r"pas la peine", r"laissez tomber", r"laisse tomber", r"on oublie", r"abandonne(?:r)? le projet",
 )  # fmt: skip
-_NOT_INTERESTED_WEAK = _phrases(r"no thanks?", r"no thank you", r"non merci", r"nan merci", r"no ty")
+_NOT_INTERESTED_WEAK = _phrases(
+    r"no thanks?", r"no thank you", r"non merci", r"nan merci", r"no ty", r"pas besoin", r"no need", r"not needed"
+)
 _HUMAN = _phrases(
     r"human", r"real person", r"actual person", r"(?:a|an) (?:person|agent|advisor|adviser|representative|rep|operator|salesperson|sales person|manager)",
     r"someone real", r"(?:speak|talk|chat) (?:to|with) (?:someone|somebody|a person|an? \w+|your team|the team|sales|a human|an expert|a specialist)",
@@ -88,7 +90,9 @@ _HUMAN = _phrases(
     r"quelqu'?un (?:peut|pourrait|qui|de chez vous|de votre equipe)\w*(?: \w+){0,3} (?:appeler|rappeler|contacter|joindre|parler)",
     r"quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)", r"(?:c'?est|vous etes|es-tu|etes-vous|etes vous) (?:un )?(?:robot|bot|une ia|une machine)",
     r"je prefere (?:parler|un appel|etre appele|qu'?on m'?appelle)", r"i'?d rather (?:talk|speak|have a call)", r"i prefer (?:to talk|to speak|a call)",
-    r"appelez[- ]moi plutot", r"rappelez[- ]moi plutot", r"call me instead", r"just call me",
+    r"appelez[- ]moi plutot", r"rappelez[- ]moi plutot", r"call me instead", r"just call me", r"de vive voix",
+    r"(?:parler|discuter|echanger)(?: \w+){0,3} avec (?:quelqu'?un|une personne|un conseiller|un humain)",
+    r"je prefere (?:en )?parler", r"(?:rather|prefer to) (?:speak|talk)(?: \w+){0,3} (?:to|with) (?:someone|a person|a human)",
 )  # fmt: skip
 _GREETING = re.compile(
     r"^(?:(?:hi|hello|hey|hiya|dear|good (?:morning|afternoon|evening)|bonjour|bonsoir|salut|coucou|re|allo|hello there|"
@@ -126,7 +130,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=\?)(?=\w)|\n+")
 _CLAUSE = re.compile(r"\s*(?:,|;|\band\b|\bet\b|\bbut\b|\bmais\b|\balso\b|\baussi\b|\bplus\b|\bso\b|\bdonc\b|&|\+)\s*")
 _POSTCODE_SLOT = re.compile(r"(?:post|zip|postal|cp\b|code_?p)")
 _POSTCODES = [
-    re.compile(r"(?<![\d\s+])(?<!\d )\b(?:[0-8]\d|9[0-8]|2[ab])\s?\d{3}\b(?!\s?\d)(?!\s*(?:€|eur|euros?|\$|£|m2|m²|k\b|kwh))", re.I),
+    re.compile(r"(?<![\d+])(?<!\d )(?<!\d\.)\b(?:[0-8]\d|9[0-8]|2[ab])\s?\d{3}\b(?!\s?\d)(?!\s*(?:€|eur|euros?|\$|£|m2|m²|k\b|kwh))", re.I),
     re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.I),
 ]
 _MONEY_Q = _phrases(
@@ -136,8 +140,35 @@ _MONEY_Q = _phrases(
 _AREA_Q = _phrases(r"m²", r"m2", r"surface", r"superficie", r"square", r"sq", r"metres? carres?", r"size")
 
 
+_SMALL_TALK_WORDS = set(
+    """
+    hi hello hey hiya bonjour bonsoir salut coucou good morning afternoon evening night merci beaucoup bien
+    thanks thank you thx ty ok okay oki super great cool parfait perfect nickel top bonne journee soiree
+    have a nice day weekend speak talk soon see bye au revoir a bientot cordialement regards best cheers
+    vous aussi de meme lol haha mdr lovely wonderful awesome genial much so lot very tres rien welcome
+    ah oh and et the to madame monsieur there all fine noted note c'est ca va well will later tout
+    """.split()
+)
+
+
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip(" .!?;\n")]
+
+
+_LEADING_ANSWER = re.compile(r"^\W*(?:oui|non|yes|no|yeah|yep|nope|ouais|bien sur|of course|sure)\b\s*[,!.:;-]")
+
+
+def _answer_sentences(text: str) -> list[str]:
+    """The sentences that do not ask anything; a question's leading "Oui," / "No," is kept."""
+    out: list[str] = []
+    for sentence in _sentences(text):
+        if not _sentence_is_question(sentence):
+            out.append(sentence)
+            continue
+        lead = _LEADING_ANSWER.match(fold(sentence))
+        if lead:
+            out.append(sentence[: lead.end()])
+    return out
 
 
 def _strip_greeting(folded: str) -> str:
@@ -168,7 +199,10 @@ def _is_small_talk(text: str) -> bool:
     parts = [p.strip(" ,.!?;:-") for p in re.split(r"[,.!?;\n]+", folded)]
     parts = [p for p in parts if p and re.search(r"\w", p)]
     emoji_only = not re.search(r"\w", folded)
-    return emoji_only or (bool(parts) and all(_SMALL_TALK.match(p) for p in parts))
+    if emoji_only or (bool(parts) and all(_SMALL_TALK.match(p) for p in parts)):
+        return True
+    words = re.findall(r"[a-z']+", folded)
+    return bool(words) and len(words) <= 8 and all(w in _SMALL_TALK_WORDS for w in words)
 
 
 def detect_intent(text: str, *, ask_kind: str | None = None) -> str:
@@ -268,7 +302,15 @@ def _clauses(text: str) -> list[str]:
     return [c for c in _CLAUSE.split(text) if c and c.strip()]
 
 
-def _strict_labels(labels: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+_AMBIGUOUS = {
+    "soon", "later", "flat", "vite", "tin", "tard", "curious", "curieux", "quickly", "rapidement", "tile", "metal",
+    "global", "globale", "mur", "murs", "pente", "terrasse", "renseignement", "researching", "regarde",
+    "year", "years", "annee", "month", "months", "mois",
+}  # fmt: skip
+"""Single words too common to be read as an option of a question that was not the one asked."""
+
+
+def _strict_labels(labels: Mapping[str, Sequence[str]], *, project: bool = False) -> dict[str, list[str]]:
     """Labels specific enough to be recognised in a message that answers another question."""
     from playbooks.choices import _GENERIC, _tokens
 
@@ -277,7 +319,11 @@ def _strict_labels(labels: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
         kept = []
         for label in options:
             tokens = _tokens(label)
-            if len(tokens) >= 2 or (len(tokens) == 1 and len(tokens[0].text) >= 5 and tokens[0].text not in _GENERIC):
+            if len(tokens) >= 2 or (
+                len(tokens) == 1
+                and len(tokens[0].text) >= 3
+                and tokens[0].text not in (_GENERIC if project else _GENERIC | _AMBIGUOUS)
+            ):
                 kept.append(label)
         out[cid] = kept
     return out
@@ -309,7 +355,7 @@ def read_message(
     result = Interpretation(intent=intent)
     if intent in ("auto_reply", "opt_out", "not_interested") and choice_id is None:
         return result
-    answer_part = " ".join(s for s in _sentences(text) if not _sentence_is_question(s))
+    answer_part = " ".join(_answer_sentences(text))
     reading = _Reading(answer_part)
     options: dict[str, Any] = {
         "language": language,
@@ -389,6 +435,8 @@ def _read_asked(
                 return
         return
     if kind == "datetime":
+        if _UNAVAILABLE.search(fold(part)):
+            return  # "je ne suis pas dispo cette semaine" gives no time
         parsed = parse_slot("datetime", _mask_contacts(part, options), **options)
         if parsed is not None:
             reading.take(ask.slot, parsed)
@@ -441,8 +489,10 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
     elif kind == "number":
         parsed = _read_number(_mask_contacts(part, options), context.question, language=options["language"], asked=False)
     elif kind == "choice":
-        strict = _strict_labels(_labels(context))
-        found = match_choice(part, strict, now=options["now"], timezone=options["timezone"], strict=True)
+        project = _PROJECT.search(fold(part)) is not None
+        strict = _strict_labels(_labels(context), project=project)
+        now = options["now"] if project else None
+        found = match_choice(part, strict, now=now, timezone=options["timezone"], strict=True)
         if found.value is not None and not found.other:
             parsed = SlotValue(found.value, found.evidence)
     elif kind == "yes_no":
@@ -458,6 +508,17 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         reading.take(context.slot, parsed)
 
 
+_PROJECT = re.compile(
+    r"(?<!\w)(?:want|wants|wanted|would like|we'?d like|i'?d like|hoping|hope|ideally|planning|plan|need|needs|"
+    r"install\w*|done|fitted|start\w*|get it|have it|voudrai\w*|souhait\w*|aimerai\w*|prevoi\w*|prevu|faire|"
+    r"realiser|commencer|demarrer|installer|travaux|projet|project|idealement|envisag\w*|compt\w*)(?!\w)"
+)
+"""Words that tie a period to the project ("we want it before summer"), not to something else
+("we complete next month")."""
+_UNAVAILABLE = re.compile(
+    r"(?<!\w)(?:pas|not|n'?est pas|can'?t|cannot|unable|impossible|aren'?t|isn'?t|won'?t)\s+(?:\w+\s+)?"
+    r"(?:dispo\w*|available|free|libre|possible|around|there|la)(?!\w)"
+)
 _MOMENT = re.compile(
     r"(?<!\w)(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|friday|"
     r"saturday|sunday|tomorrow|demain|apres-demain|tonight|ce soir|today|aujourd'hui|tmrw)(?!\w)"

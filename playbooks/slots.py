@@ -109,7 +109,8 @@ _SHORT_YES = re.compile(r"^\W*(?:(?:yes|yeah|oui)\W+)?(?:i|we) (?:do|am|are|have
 _NEGATION = re.compile(r"(?<![\w'])(?:not|no|never|pas|plus|jamais|non|aucun|aucune|nope)(?!\w)|n't(?!\w)")
 _OWN = {"proprietaire", "proprietaires", "proprio", "proprios", "owner", "owners", "own", "owns", "homeowner"}
 _RENT = {
-    "locataire", "locataires", "rent", "renting", "rented", "renter", "tenant", "tenants", "location", "loue",
+    "locataire", "locataires", "rent", "renting", "rented", "renter", "rental", "rentals", "tenant", "tenants",
+    "location", "loue",
     "louons", "louer", "landlord", "bailleur",
 }  # fmt: skip
 _NO = [
