@@ -36,10 +36,10 @@ _STOP = set(
     """
     a an the of to in on at for and or but with my our your is it its this that these those be am are
     was i we you he she they me us them do does did have has had just really very so too some any one
-    ones please thanks thank ok okay well yes no like would want wanted need needs think guess maybe
+    ones please thanks thank ok okay well yes like would want wanted need needs think guess maybe
     probably mostly mainly also again about around more most less
     le la les l un une des de du d et ou mais avec mon ma mes notre nos votre vos son sa ses ce cet cette
-    ces c est en au aux a pour par sur dans je j nous vous il elle on ils elles me m te t se s y ne n pas
+    ces c est en au aux a pour par sur dans je j nous vous il elle on ils elles me m te t se s y
     plutot oui non merci svp stp bien tres trop un peu alors donc bah ben euh bon voila
     veux voudrais voudrait souhaite souhaiterais aimerais faire fais refaire redo do done make get got
     qu que qui quoi chez tout ca cela c'est serait sera ete etre avoir ai as avons avez ont
@@ -125,6 +125,11 @@ def _tokens(text: str, *, keep_stop: bool = False) -> list[_Token]:
     return out
 
 
+def _subsequence(short: str, long_: str) -> bool:
+    letters = iter(long_)
+    return all(char in letters for char in short)
+
+
 def _exact(a: _Token, b: _Token) -> bool:
     return bool(a.stems & b.stems)
 
@@ -138,6 +143,14 @@ def _same(a: _Token, b: _Token) -> bool:
         return False
     if len(short) >= 4 and len(long_) - len(short) >= 3 and long_.startswith(short):
         return True  # an abbreviation: "appart", "reno"
+    if (
+        len(short) >= 3
+        and len(long_) - len(short) >= 4
+        and short[0] == long_[0]
+        and sum(c in "aeiouy" for c in short[1:]) <= 1
+        and _subsequence(short, long_)
+    ):
+        return True  # a contraction: "appt", "bdrm"
     return len(short) >= 4 and short[0] == long_[0] and fuzz.ratio(a.text, b.text) >= 85
 
 
@@ -365,13 +378,16 @@ def match_choice(
     now: float | None = None,
     timezone: str = "UTC",
     strict: bool = False,
+    question: str | None = None,
 ) -> ChoiceMatch:
     """Which option of ``choices`` (id -> labels: titles in every language and synonyms, in the
     order shown) the lead's ``text`` means. ``choice_id``: a tapped reply button. ``now``
     (seconds since the epoch, UTC) and ``timezone`` (IANA) anchor relative periods.
 
     ``strict`` (for a question that was not the one asked): only whole labels or a period count,
-    never a number, a partial word match, "other" or a clarification. Never raises.
+    never a number, a partial word match, "other" or a clarification. ``question``: the question
+    asked; its words inside a label ("roof" in "Flat roof" for "What kind of roof?") do not count
+    when the label has other words. Never raises.
     """
     if not choices:
         return ChoiceMatch()
@@ -404,9 +420,12 @@ def match_choice(
     # whole labels found in the message (by stem, prefix or typo), longest first
     full: dict[str, tuple[int, list[int]]] = {}
     partial: dict[str, float] = {}
+    topic = {t.text for t in _tokens(question)} if question else set()
     for cid, options in labels.items():
         for label in options:
             label_tokens = _tokens(label)
+            if topic and any(t.text not in topic for t in label_tokens):
+                label_tokens = [t for t in label_tokens if t.text not in topic]
             if not label_tokens:
                 continue
             hits = _label_hits(label_tokens, message, exact=strict)

@@ -75,10 +75,11 @@ _NOT_INTERESTED = _phrases(
     r"pas interesse(?:e|s|es)?", r"plus interesse(?:e|s|es)?", r"ne m'?interesse (?:pas|plus)", r"ca ne m'?interesse", r"ca m'?interesse pas",
     r"pas pour moi", r"plus besoin", r"deja (?:trouve|signe|choisi|equipe|installe|un devis signe)",
     r"j'?ai change d'?avis", r"on a change d'?avis", r"(?:on|nous) (?:abandonn|laiss)\w* (?:le|ce) projet", r"je passe mon tour",
-    r"finalement non", r"pas la peine", r"laissez tomber", r"laisse tomber", r"on oublie", r"abandonne(?:r)? le projet",
+    r"finalement non", r"laissez tomber", r"laisse tomber", r"on oublie", r"abandonne(?:r)? le projet",
 )  # fmt: skip
 _NOT_INTERESTED_WEAK = _phrases(
-    r"no thanks?", r"no thank you", r"non merci", r"nan merci", r"no ty", r"pas besoin", r"no need", r"not needed"
+    r"no thanks?", r"no thank you", r"non merci", r"nan merci", r"no ty", r"pas besoin", r"no need", r"not needed",
+    r"pas la peine", r"pas necessaire",
 )
 _HUMAN = _phrases(
     r"human", r"real person", r"actual person", r"(?:a|an) (?:person|agent|advisor|adviser|representative|rep|operator|salesperson|sales person|manager)",
@@ -92,8 +93,13 @@ _HUMAN = _phrases(
     r"je prefere (?:parler|un appel|etre appele|qu'?on m'?appelle)", r"i'?d rather (?:talk|speak|have a call)", r"i prefer (?:to talk|to speak|a call)",
     r"appelez[- ]moi plutot", r"rappelez[- ]moi plutot", r"call me instead", r"just call me", r"de vive voix",
     r"(?:parler|discuter|echanger)(?: \w+){0,3} avec (?:quelqu'?un|une personne|un conseiller|un humain)",
-    r"je prefere (?:en )?parler", r"(?:rather|prefer to) (?:speak|talk)(?: \w+){0,3} (?:to|with) (?:someone|a person|a human)",
+    r"je prefere (?:en )?parler",
+    r"(?:speak|talk|discuss|chat|go over)\b(?: \w+){0,5} (?:with|to) (?:someone|somebody|a person|a human|a real person|an? advis[eo]r)", r"(?:rather|prefer to) (?:speak|talk)(?: \w+){0,3} (?:to|with) (?:someone|a person|a human)",
 )  # fmt: skip
+_CALL_ME = re.compile(
+    r"(?:(?:can|could) (?:someone|somebody|you) (?:call|ring|phone) me|(?:have|get) (?:someone|somebody) (?:to )?call me"
+    r"|quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)|just call me|call me instead)"
+)
 _GREETING = re.compile(
     r"^(?:(?:hi|hello|hey|hiya|dear|good (?:morning|afternoon|evening)|bonjour|bonsoir|salut|coucou|re|allo|hello there|"
     r"hi there|madame|monsieur|messieurs|ok|okay|oki|so|alors|bon|well|ah|oh|euh|hmm|bah|ben|merci|thanks|thank you|"
@@ -158,11 +164,22 @@ def _sentences(text: str) -> list[str]:
 _LEADING_ANSWER = re.compile(r"^\W*(?:oui|non|yes|no|yeah|yep|nope|ouais|bien sur|of course|sure)\b\s*[,!.:;-]")
 
 
-def _answer_sentences(text: str) -> list[str]:
+def _tentative(sentence: str, kind: str | None) -> bool:
+    """A short answer said with a question mark ("maybe 120?", "jeudi 10h ?"): no question word,
+    six words at most, and the question pending wants a number, a date or an option."""
+    if kind not in ("number", "datetime", "choice"):
+        return False
+    body = _strip_greeting(fold(sentence).strip())
+    if _STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body) or _WEAK_QUESTION.match(body):
+        return False
+    return len(re.findall(r"\w+", body)) <= 6 and bool(re.search(r"\d", body) or kind == "choice")
+
+
+def _answer_sentences(text: str, kind: str | None = None) -> list[str]:
     """The sentences that do not ask anything; a question's leading "Oui," / "No," is kept."""
     out: list[str] = []
     for sentence in _sentences(text):
-        if not _sentence_is_question(sentence):
+        if not _sentence_is_question(sentence) or _tentative(sentence, kind):
             out.append(sentence)
             continue
         lead = _LEADING_ANSWER.match(fold(sentence))
@@ -221,8 +238,9 @@ def detect_intent(text: str, *, ask_kind: str | None = None) -> str:
         return "not_interested"
     if ask_kind != "yes_no" and _NOT_INTERESTED_WEAK.search(folded) and len(folded.split()) <= 6:
         return "not_interested"
-    if _HUMAN.search(folded):
-        return "wants_human"
+    human = _HUMAN.search(folded)
+    if human and not (_CALL_ME.fullmatch(human.group()) and _MOMENT.search(folded)):
+        return "wants_human"  # "can you call me tomorrow at 9" gives a time, it is not a handoff request
     if any(_sentence_is_question(s) for s in _sentences(text[:MAX_CHARS])):
         return "question"
     if _is_small_talk(text):
@@ -351,11 +369,16 @@ def read_message(
     and ``clarify`` set (``language`` and ``answer`` left to the caller).
     """
     text = text[:MAX_CHARS]
-    intent = detect_intent(text, ask_kind=ask.kind if ask is not None else None)
+    kind = ask.kind if ask is not None else None
+    intent = detect_intent(text, ask_kind=kind)
+    if intent == "question" and all(
+        not _sentence_is_question(s) or _tentative(s, kind) for s in _sentences(text)
+    ):
+        intent = "answer"
     result = Interpretation(intent=intent)
     if intent in ("auto_reply", "opt_out", "not_interested") and choice_id is None:
         return result
-    answer_part = " ".join(_answer_sentences(text))
+    answer_part = " ".join(_answer_sentences(text, kind))
     reading = _Reading(answer_part)
     options: dict[str, Any] = {
         "language": language,
@@ -409,7 +432,10 @@ def _read_asked(
             reading.take(ask.slot, parsed)
         return
     if kind == "choice":
-        found = match_choice(part, _labels(ask), now=options["now"], timezone=options["timezone"])
+        part = _mask_contacts(part, options)
+        found = match_choice(
+            part, _labels(ask), now=options["now"], timezone=options["timezone"], question=ask.question
+        )
         if found.value is not None:
             reading.take(ask.slot, SlotValue(found.value, found.evidence))
             if found.other:

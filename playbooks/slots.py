@@ -146,6 +146,8 @@ def _echo(text: str, question: str) -> SlotValue | None:
 
 
 def _parse_yes_no(text: str, question: str | None = None) -> SlotValue | None:
+    if re.search(r"([a-z])\1{2,}", fold(text)):
+        text = re.sub(r"([A-Za-z])\1{2,}", r"\1", text)  # "ouiii", "yesss", "noooon"
     folded = fold(text)
     if any(p.search(folded) for p in _UNSURE_PATTERNS):
         return None
@@ -337,6 +339,14 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
         if suffix:
             value *= _SCALE[suffix]
         if match.group("sign"):
+            if found and found[-1].end == match.start():
+                # "140-160": a range, not a negative number
+                previous = found[-1]
+                found[-1] = NumberMention(
+                    (previous.value + value) / 2, head[previous.start : match.end()].strip(), previous.start,
+                    match.end(), previous.unit,
+                )
+                continue
             value = -value
         if not math.isfinite(value):
             continue
@@ -429,6 +439,8 @@ def _parse_phone(
                 phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164),
                 match.raw_string,
             )
+            if len(re.sub(r"\D", "", match.raw_string)) < 8:
+                continue  # "140-160", "06 12 34": not a phone number
             if phonenumbers.is_valid_number(match.number):
                 return value
             possible = possible or value
@@ -699,6 +711,13 @@ def _parse_datetime(text: str, *, language: str, now: float | None, timezone: st
         start, end = found_day[1]
         masked = folded[:start] + " " * (end - start) + folded[end:]
     found_time = _find_time(masked)
+    if found_time is None and found_day is not None:
+        # "ce soir", "this afternoon": the day's own words also say the time of day
+        for word, hour in _PERIODS:
+            period = _phrase_pattern(word).search(folded)
+            if period:
+                found_time = (hour, 0, period.span())
+                break
     spans: list[tuple[int, int]] = []
     result: datetime | None = None
     if found_day is not None:
