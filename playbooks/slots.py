@@ -479,7 +479,10 @@ def lead_regions(*, timezone: str | None = None, phone: str | None = None) -> li
     out: list[str] = []
     if phone:
         try:
-            region = phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+            number = phonenumbers.parse(phone, None)
+            region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
+                number.country_code
+            )
         except phonenumbers.NumberParseException:
             region = None
         if region and region != "ZZ":
