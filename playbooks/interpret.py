@@ -206,6 +206,9 @@ def looks_like_question(text: str) -> bool:
 def _sentence_is_question(sentence: str) -> bool:
     folded = fold(sentence).strip()
     body = _strip_greeting(folded)
+    call_me = _CALL_ME.search(body)
+    if call_me and _MOMENT.search(body) and "?" not in body:
+        return False  # "can you call me tomorrow at 9": a time given, not a question
     if _STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body):
         return True
     return "?" in folded and bool(body.strip(" ?"))

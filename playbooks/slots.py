@@ -139,6 +139,9 @@ def _echo(text: str, question: str) -> SlotValue | None:
         rent = next((t for t in said if t.text in _RENT), None)
         if rent is not None:
             return SlotValue(negated, rent.text)
+        own = next((t for t in said if t.text in _OWN), None)
+        if own is not None:
+            return SlotValue(not negated, text.strip())
     for token in said:
         if len(token.text) >= 3 and any(_same(token, q) for q in asked):
             return SlotValue(not negated, text.strip())
