@@ -33,24 +33,207 @@ MAX_CHARS = 1000
 """Only the first characters of a message are matched against options."""
 
 _STOP = set(
-    """
-    a an the of to in on at for and or but with my our your is it its this that these those be am are
-    was i we you he she they me us them do does did have has had just really very so too some any one
-    ones please thanks thank ok okay well yes like would want wanted need needs think guess maybe
-    probably mostly mainly also again about around more most less
-    le la les l un une des de du d et ou mais avec mon ma mes notre nos votre vos son sa ses ce cet cette
-    ces c est en au aux a pour par sur dans je j nous vous il elle on ils elles me m te t se s y
-    plutot oui non merci svp stp bien tres trop un peu alors donc bah ben euh bon voila
-    veux voudrais voudrait souhaite souhaiterais aimerais faire fais refaire redo do done make get got
-    qu que qui quoi chez tout ca cela c'est serait sera ete etre avoir ai as avons avez ont
-    thing things chose choses option options choice choix one ones
-    """.split()
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "and",
+        "or",
+        "but",
+        "with",
+        "my",
+        "our",
+        "your",
+        "is",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "be",
+        "am",
+        "are",
+        "was",
+        "i",
+        "we",
+        "you",
+        "he",
+        "she",
+        "they",
+        "me",
+        "us",
+        "them",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "just",
+        "really",
+        "very",
+        "so",
+        "too",
+        "some",
+        "any",
+        "one",
+        "ones",
+        "please",
+        "thanks",
+        "thank",
+        "ok",
+        "okay",
+        "well",
+        "yes",
+        "like",
+        "would",
+        "want",
+        "wanted",
+        "need",
+        "needs",
+        "think",
+        "guess",
+        "maybe",
+        "probably",
+        "mostly",
+        "mainly",
+        "also",
+        "again",
+        "about",
+        "around",
+        "more",
+        "most",
+        "less",
+        "le",
+        "la",
+        "les",
+        "l",
+        "un",
+        "une",
+        "des",
+        "de",
+        "du",
+        "d",
+        "et",
+        "ou",
+        "mais",
+        "avec",
+        "mon",
+        "ma",
+        "mes",
+        "notre",
+        "nos",
+        "votre",
+        "vos",
+        "son",
+        "sa",
+        "ses",
+        "ce",
+        "cet",
+        "cette",
+        "ces",
+        "c",
+        "est",
+        "en",
+        "au",
+        "aux",
+        "a",
+        "pour",
+        "par",
+        "sur",
+        "dans",
+        "je",
+        "j",
+        "nous",
+        "vous",
+        "il",
+        "elle",
+        "on",
+        "ils",
+        "elles",
+        "me",
+        "m",
+        "te",
+        "t",
+        "se",
+        "s",
+        "y",
+        "plutot",
+        "oui",
+        "non",
+        "merci",
+        "svp",
+        "stp",
+        "bien",
+        "tres",
+        "trop",
+        "un",
+        "peu",
+        "alors",
+        "donc",
+        "bah",
+        "ben",
+        "euh",
+        "bon",
+        "voila",
+        "veux",
+        "voudrais",
+        "voudrait",
+        "souhaite",
+        "souhaiterais",
+        "aimerais",
+        "faire",
+        "fais",
+        "refaire",
+        "redo",
+        "do",
+        "done",
+        "make",
+        "get",
+        "got",
+        "qu",
+        "que",
+        "qui",
+        "quoi",
+        "chez",
+        "tout",
+        "ca",
+        "cela",
+        "c'est",
+        "serait",
+        "sera",
+        "ete",
+        "etre",
+        "avoir",
+        "ai",
+        "as",
+        "avons",
+        "avez",
+        "ont",
+        "thing",
+        "things",
+        "chose",
+        "choses",
+        "option",
+        "options",
+        "choice",
+        "choix",
+        "one",
+        "ones",
+    ]
 )
 """Words that say nothing about which option is meant."""
 
 _GENERIC = {
     "tout", "toute", "tous", "toutes", "all", "everything", "global", "globale", "complete", "complet",
-    "complete", "entier", "entiere", "whole", "general", "generale", "total", "totale",
+    "entier", "entiere", "whole", "general", "generale", "total", "totale",
 }  # fmt: skip
 """Words too vague to pick an option alone when the message also names something else."""
 
@@ -60,11 +243,13 @@ _NONE = re.compile(
     r"(?!\w)"
 )
 _NONE_FIRST = re.compile(
-    r"^(?:none of (?:these|them|the above|those)|none|neither|something else|other|aucun(?:e)?(?: de (?:ceux|celles)(?: la| ci)?)?"
+    r"^(?:none of (?:these|them|the above|those)|none|neither|something else|other|"
+    r"aucun(?:e)?(?: de (?:ceux|celles)(?: la| ci)?)?"
     r"|ni l'un ni l'autre|autre chose|rien de tout ca)(?!\w)"
 )
 _UNSURE_CHOICE = re.compile(
-    r"(?<!\w)(?:not sure|unsure|don'?t know|dont know|do not know|dunno|idk|no idea|no clue|not a clue|aucune idee|"
+    r"(?<!\w)(?:not sure|unsure|don'?t know|dont know|do not know|dunno|idk|no idea|no clue|not a clue|"
+    r"aucune idee|"
     r"je ne sais pas|j'?sais pas|sais pas|chais pas|pas sur|pas certain|ne sais pas)(?!\w)"
 )
 _ORDINALS = {
@@ -175,29 +360,39 @@ _UNIT_MONTHS = {
 }  # fmt: skip
 _UNIT = r"(months?|mois|weeks?|semaines?|years?|ans?|annees?|days?|jours?)"
 _QTY = r"(\d+(?:[.,]\d+)?|" + "|".join(sorted(map(re.escape, _NUMBER_WORDS), key=len, reverse=True)) + r")"
-_RANGE = re.compile(r"(?<![\w'])" + _QTY + r"\s*(?:a|to|-|–|and|et|or|ou)\s*" + _QTY + r"\s*" + _UNIT + r"(?!\w)")
+_RANGE = re.compile(
+    r"(?<![\w'])" + _QTY + r"\s*(?:a|to|-|–|and|et|or|ou)\s*" + _QTY + r"\s*" + _UNIT + r"(?!\w)"
+)
 _MORE = re.compile(
-    r"(?<!\w)(?:more than|over|plus de|later than|after|apres|au-dela de|au dela de|beyond|not before|pas avant|"
+    r"(?<!\w)(?:more than|over|plus de|later than|after|apres|au-dela de|au dela de|beyond|not before|"
+    r"pas avant|"
     r"at least|au moins)\s+(?:the\s+next\s+|les\s+)?" + _QTY + r"\s*" + _UNIT + r"(?!\w)"
 )
 _LESS = re.compile(
     r"(?<!\w)(?:within|under|less than|moins de|d'ici|d ici|sous|in the next|in the coming|dans les|"
     r"before|avant|max|maximum|up to|jusqu'a)\s+(?:the\s+next\s+|les\s+prochains?\s+|the\s+)?"
-    + _QTY + r"\s*" + _UNIT + r"(?!\w)"
+    + _QTY
+    + r"\s*"
+    + _UNIT
+    + r"(?!\w)"
 )
 _FEW_UNIT = re.compile(
     r"(?<!\w)(?:a\s+)?(couple|few|quelques|several|plusieurs)\s+(?:of\s+)?(?:more\s+)?" + _UNIT + r"(?!\w)"
 )
 _PLAIN = re.compile(
-    r"(?:(?<!\w)(?:in|dans|within|d'ici|en|about|around|environ|approx|maybe|say)\s+)?(?<![\w-])" + _QTY + r"\s*"
-    + _UNIT + r"(?!\w)"
+    r"(?:(?<!\w)(?:in|dans|within|d'ici|en|about|around|environ|approx|maybe|say)\s+)?(?<![\w-])"
+    + _QTY
+    + r"\s*"
+    + _UNIT
+    + r"(?!\w)"
 )
 _NEXT_UNIT = re.compile(
     r"(?<!\w)(?:next|le|la|l')\s*(month|week|year|mois|semaine|annee|an)\s*(?:prochaine?)?(?!\w)"
 )
 _LATER = re.compile(r"(?<!\w)(?:later|plus tard|next year|l'annee prochaine|l'an prochain|pas presse)(?!\w)")
 _SEASON = re.compile(
-    r"(?<!\w)(?:(before|avant|by|d'ici|after|apres|this|ce|cet|cette|en|in|au|in the|at the|for|pour|during|pendant|"
+    r"(?<!\w)(?:(before|avant|by|d'ici|after|apres|this|ce|cet|cette|en|in|au|in the|at the|for|pour|"
+    r"during|pendant|"
     r"end of|fin|debut|early|start of|beginning of)\s+(?:the\s+|l'|le\s+|la\s+|de\s+l'|du\s+|d'\s*)?)?"
     r"(spring|printemps|summer|ete|autumn|fall|automne|winter|hiver)(?!\w)"
 )
@@ -209,7 +404,12 @@ _YEAR_END = re.compile(
     r"(?:end of (?:the|this) year|fin (?:de l'|d')annee|fin de cette annee|year end|later this year|"
     r"plus tard cette annee|before the end of the year|avant la fin de l'annee)"
 )
-_CHRISTMAS = re.compile(r"(?<!\w)(before|avant|by|d'ici|pour)?\s*(?:the\s+)?(?:christmas|xmas|noel|les fetes)(?!\w)")
+_CHRISTMAS = re.compile(
+    r"(?<!\w)(before|avant|by|d'ici|pour)?\s*(?:the\s+)?(?:christmas|xmas|noel|les fetes)(?!\w)"
+)
+
+
+_PERIOD_WORD = re.compile(r"(?:in|within|dans|d'ici|en|about|around|environ|approx|maybe|say)\s")
 
 
 def _qty(word: str) -> float:
@@ -254,15 +454,14 @@ def months_ahead(text: str, *, now: float, timezone: str = "UTC") -> tuple[float
     if match:
         return _FEW[match.group(1)] * _UNIT_MONTHS[match.group(2)], match.group(0)
     for match in _PLAIN.finditer(folded):
-        if match.group(1) in ("a", "un", "une"):
-            # "180 € a month" is a rate, "in a month" / "dans un mois" a period
-            if not re.match(r"(?:in|within|dans|d'ici|en|about|around|environ|approx|maybe|say)\s", match.group(0)):
-                continue
+        # "180 € a month" is a rate, "in a month" / "dans un mois" a period
+        if match.group(1) in ("a", "un", "une") and not _PERIOD_WORD.match(match.group(0)):
+            continue
         return _qty(match.group(1)) * _UNIT_MONTHS[match.group(2)], match.group(0)
     match = _NEXT_UNIT.search(folded)
     if match and (match.group(0).startswith("next") or "prochain" in match.group(0)):
-        unit = match.group(1)
-        return {"month": 1.0, "mois": 1.0, "week": 0.25, "semaine": 0.25}.get(unit, 12.0), match.group(0)
+        word = match.group(1)
+        return {"month": 1.0, "mois": 1.0, "week": 0.25, "semaine": 0.25}.get(word, 12.0), match.group(0)
     match = _YEAR_END.search(folded)
     if match:
         return _until(today, 12, 31), match.group(0)
@@ -326,9 +525,11 @@ def _period_ranges(choices: Mapping[str, Sequence[str]]) -> dict[str, tuple[floa
                 ranges[cid] = found
                 break
     if ranges:
-        top = max(hi for _, hi in ranges.values() if hi != float("inf")) if any(
-            hi != float("inf") for _, hi in ranges.values()
-        ) else None
+        top = (
+            max(hi for _, hi in ranges.values() if hi != float("inf"))
+            if any(hi != float("inf") for _, hi in ranges.values())
+            else None
+        )
         if top is not None and not any(hi == float("inf") for _, hi in ranges.values()):
             for cid, labels in choices.items():
                 if cid not in ranges and any(_LATER.search(fold(label)) for label in labels):
@@ -341,7 +542,10 @@ def _period_ranges(choices: Mapping[str, Sequence[str]]) -> dict[str, tuple[floa
 
 
 def _labels(choice_id: str, labels: Sequence[str]) -> list[str]:
-    out = [" ".join(re.findall(r"[a-z0-9]+", fold(label))[:12]) for label in (*labels, choice_id.replace("_", " "))]
+    out = [
+        " ".join(re.findall(r"[a-z0-9]+", fold(label))[:12])
+        for label in (*labels, choice_id.replace("_", " "))
+    ]
     return [label for label in dict.fromkeys(out) if label]
 
 
@@ -469,9 +673,9 @@ def match_choice(
     if strict:
         return ChoiceMatch()
     if partial:
-        ranked = sorted(partial.items(), key=lambda item: -item[1])
-        best, score = ranked[0]
-        close = [cid for cid, s in ranked if s >= 0.5 and score - s <= 0.15]
+        scored = sorted(partial.items(), key=lambda item: -item[1])
+        best, score = scored[0]
+        close = [cid for cid, s in scored if s >= 0.5 and score - s <= 0.15]
         if score >= 0.5 and len(close) == 1:
             return ChoiceMatch(value=best, evidence=text.strip())
         if len(close) > 1:
@@ -491,7 +695,10 @@ def match_choice(
 
 def _other(text: str, labels: Mapping[str, list[str]]) -> ChoiceMatch:
     for cid, options in labels.items():
-        if any(label in ("other", "autre", "others", "autres", "something else", "autre chose") for label in options):
+        if any(
+            label in ("other", "autre", "others", "autres", "something else", "autre chose")
+            for label in options
+        ):
             return ChoiceMatch(value=cid, evidence=text.strip(), other=True)
     return ChoiceMatch(evidence=text.strip(), other=True)
 
@@ -509,8 +716,10 @@ def _evidence(text: str, message: list[_Token], hits: list[int]) -> str:
 
 
 _TEMPORAL = re.compile(
-    r"(?<!\w)(?:in|within|dans|d'ici|d ici|before|avant|after|apres|next|prochain\w*|by|this|ce|cet|cette|au|en|"
-    r"fin|end|early|debut|couple|few|quelques|plus|more|moins|less|under|over|later|sous|from|des|starting)(?!\w)"
+    r"(?<!\w)(?:in|within|dans|d'ici|d ici|before|avant|after|apres|next|prochain\w*|by|this|ce|cet|"
+    r"cette|au|en|"
+    r"fin|end|early|debut|couple|few|quelques|plus|more|moins|less|under|over|later|sous|from|des|"
+    r"starting)(?!\w)"
 )
 
 

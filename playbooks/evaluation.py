@@ -151,7 +151,9 @@ class EvalReport:
         out.append(f"questions stored as answers: {self.questions_stored}")
         if failures:
             out.append("failures:")
-            out += [f"  {f['id']}: {f['text']!r} expected {f['expected']} got {f['got']}" for f in self.failures]
+            out += [
+                f"  {f['id']}: {f['text']!r} expected {f['expected']} got {f['got']}" for f in self.failures
+            ]
         return "\n".join(out)
 
 
@@ -250,7 +252,9 @@ async def evaluate(
             raise ValueError(f"case {case.id}: unknown playbook {case.playbook!r}")
         region = _REGIONS.get(case.language)
         if region not in interpreters:
-            interpreters[region] = make(EvalSetting(now=EVAL_NOW, timezone=EVAL_TIMEZONE, default_region=region))
+            interpreters[region] = make(
+                EvalSetting(now=EVAL_NOW, timezone=EVAL_TIMEZONE, default_region=region)
+            )
         state = new_state(playbook, language=case.language)
         state.slots = _prefilled(playbook, case)
         kinds = playbook.slot_kinds()
@@ -334,7 +338,9 @@ async def run_eval(
     cases = load_cases(paths, split=split)
     reports: dict[str, EvalReport] = {}
     for name in sorted({c.split for c in cases}):
-        reports[name] = await evaluate([c for c in cases if c.split == name], make_interpreter=make_interpreter)
+        reports[name] = await evaluate(
+            [c for c in cases if c.split == name], make_interpreter=make_interpreter
+        )
     if len(reports) > 1:
         reports["all"] = await evaluate(cases, make_interpreter=make_interpreter)
     return reports

@@ -48,112 +48,346 @@ def _phrases(*items: str) -> re.Pattern[str]:
 
 
 _AUTO_REPLY = _phrases(
-    r"out of (?:the )?office", r"ooo", r"automatic reply", r"auto-?reply", r"autoreply", r"automated (?:reply|response|message)",
-    r"reponse automatique", r"message automatique", r"absente? du bureau", r"je suis (?:actuellement )?absente?",
-    r"actuellement absente?", r"en conges? jusqu", r"i am (?:currently )?(?:away|out|on (?:annual )?leave)",
-    r"i'm (?:currently )?(?:away|out of office|on (?:annual )?leave)", r"on (?:annual |parental |sick )?leave until",
-    r"will be back (?:on|in the office)", r"back in the office", r"de retour (?:le|au bureau|lundi|mardi|mercredi|jeudi|vendredi)",
-    r"limited access to (?:my )?e-?mail", r"acces limite a (?:mes|ma) (?:e-?mails?|messagerie)",
-    r"do not reply to this (?:e-?mail|message)", r"ne pas repondre a ce message", r"this mailbox is not monitored",
-)  # fmt: skip
+    r"out of (?:the )?office",
+    r"ooo",
+    r"automatic reply",
+    r"auto-?reply",
+    r"autoreply",
+    r"automated (?:reply|response|message)",
+    r"reponse automatique",
+    r"message automatique",
+    r"absente? du bureau",
+    r"je suis (?:actuellement )?absente?",
+    r"actuellement absente?",
+    r"en conges? jusqu",
+    r"i am (?:currently )?(?:away|out|on (?:annual )?leave)",
+    r"i'm (?:currently )?(?:away|out of office|on (?:annual )?leave)",
+    r"on (?:annual |parental |sick )?leave until",
+    r"will be back (?:on|in the office)",
+    r"back in the office",
+    r"de retour (?:le|au bureau|lundi|mardi|mercredi|jeudi|vendredi)",
+    r"limited access to (?:my )?e-?mail",
+    r"acces limite a (?:mes|ma) (?:e-?mails?|messagerie)",
+    r"do not reply to this (?:e-?mail|message)",
+    r"ne pas repondre a ce message",
+    r"this mailbox is not monitored",
+)
 _OPT_OUT = _phrases(
-    r"unsubscribe", r"unsub", r"opt[ -]?out", r"stop (?:e-?mailing|emailing|texting|messaging|contacting|calling|sending|writing|spamming|bothering)",
-    r"(?:please )?stop (?:all )?(?:the )?(?:e-?mails?|messages?|texts?|sms|calls?)", r"remove me", r"take me off",
-    r"(?:do not|don't|dont|never) (?:contact|e-?mail|email|text|message|call|write to|sms) me", r"no more (?:e-?mails?|messages?|texts?|calls?|sms)",
-    r"delete my (?:data|details|number|e-?mail|information|info)", r"leave me alone", r"^stop\W*$", r"^arret\W*$",
-    r"ne m'?(?:ecrivez|envoyez|contactez|appelez|relancez|sollicitez) plus", r"ne me (?:contactez|relancez|sollicitez|recontactez|rappelez|harcelez) plus",
-    r"ne plus (?:me )?(?:contacter|recevoir|etre contacte|m'ecrire|me relancer)", r"plus jamais (?:me )?(?:contacter|m'ecrire|m'appeler)",
-    r"arretez de m'?\w+", r"arretez (?:les|vos|de nous) (?:messages|mails|e-?mails|sms|appels|relances|envoyer)", r"arreter de m'?(?:ecrire|envoyer|contacter|appeler|relancer)", r"desinscri\w*", r"desabonn\w*",
-    r"supprimez (?:mes|mon|toutes mes) (?:donnees|coordonnees|numero|adresse|informations|infos)", r"retirez[- ]moi",
-    r"laissez[- ]moi tranquille", r"cessez de", r"stop aux (?:messages|mails|sms|appels)", r"stop les (?:messages|mails|sms|appels|relances)",
-)  # fmt: skip
+    r"unsubscribe",
+    r"unsub",
+    r"opt[ -]?out",
+    r"stop (?:e-?mailing|emailing|texting|messaging|contacting|calling|sending|writing|spamming|bothering)",
+    r"(?:please )?stop (?:all )?(?:the )?(?:e-?mails?|messages?|texts?|sms|calls?)",
+    r"remove me",
+    r"take me off",
+    r"(?:do not|don't|dont|never) (?:contact|e-?mail|email|text|message|call|write to|sms) me",
+    r"no more (?:e-?mails?|messages?|texts?|calls?|sms)",
+    r"delete my (?:data|details|number|e-?mail|information|info)",
+    r"leave me alone",
+    r"^stop\W*$",
+    r"^arret\W*$",
+    r"ne m'?(?:ecrivez|envoyez|contactez|appelez|relancez|sollicitez) plus",
+    r"ne me (?:contactez|relancez|sollicitez|recontactez|rappelez|harcelez) plus",
+    r"ne plus (?:me )?(?:contacter|recevoir|etre contacte|m'ecrire|me relancer)",
+    r"plus jamais (?:me )?(?:contacter|m'ecrire|m'appeler)",
+    r"arretez de m'?\w+",
+    r"arretez (?:les|vos|de nous) (?:messages|mails|e-?mails|sms|appels|relances|envoyer)",
+    r"arreter de m'?(?:ecrire|envoyer|contacter|appeler|relancer)",
+    r"desinscri\w*",
+    r"desabonn\w*",
+    r"supprimez (?:mes|mon|toutes mes) (?:donnees|coordonnees|numero|adresse|informations|infos)",
+    r"retirez[- ]moi",
+    r"laissez[- ]moi tranquille",
+    r"cessez de",
+    r"stop aux (?:messages|mails|sms|appels)",
+    r"stop les (?:messages|mails|sms|appels|relances)",
+)
 _NOT_INTERESTED = _phrases(
-    r"not interested", r"no longer interested", r"not really interested", r"(?:i'?m|i am) not interested", r"not for me",
-    r"no longer need", r"don'?t need (?:it|this|that|them|your)", r"already (?:found|signed|have|got|chose|chosen|went with|bought|installed)",
-    r"changed my mind", r"(?:i'?ll|i will|we'?ll|we will) pass", r"not anymore", r"never ?mind", r"forget (?:it|about it)",
-    r"(?:we'?ve|i'?ve|we have|i have) decided (?:not|against)", r"not going ahead", r"project (?:is )?(?:cancelled|canceled|on hold)",
-    r"pas interesse(?:e|s|es)?", r"plus interesse(?:e|s|es)?", r"ne m'?interesse (?:pas|plus)", r"ca ne m'?interesse", r"ca m'?interesse pas",
-    r"pas pour moi", r"plus besoin", r"deja (?:trouve|signe|choisi|equipe|installe|un devis signe)",
-    r"j'?ai change d'?avis", r"on a change d'?avis", r"(?:on|nous) (?:abandonn|laiss)\w* (?:le|ce) projet", r"je passe mon tour",
-    r"finalement non", r"laissez tomber", r"laisse tomber", r"on oublie", r"abandonne(?:r)? le projet",
-)  # fmt: skip
+    r"not interested",
+    r"no longer interested",
+    r"not really interested",
+    r"(?:i'?m|i am) not interested",
+    r"not for me",
+    r"no longer need",
+    r"don'?t need (?:it|this|that|them|your)",
+    r"already (?:found|signed|have|got|chose|chosen|went with|bought|installed)",
+    r"changed my mind",
+    r"(?:i'?ll|i will|we'?ll|we will) pass",
+    r"not anymore",
+    r"never ?mind",
+    r"forget (?:it|about it)",
+    r"(?:we'?ve|i'?ve|we have|i have) decided (?:not|against)",
+    r"not going ahead",
+    r"project (?:is )?(?:cancelled|canceled|on hold)",
+    r"pas interesse(?:e|s|es)?",
+    r"plus interesse(?:e|s|es)?",
+    r"ne m'?interesse (?:pas|plus)",
+    r"ca ne m'?interesse",
+    r"ca m'?interesse pas",
+    r"pas pour moi",
+    r"plus besoin",
+    r"deja (?:trouve|signe|choisi|equipe|installe|un devis signe)",
+    r"j'?ai change d'?avis",
+    r"on a change d'?avis",
+    r"(?:on|nous) (?:abandonn|laiss)\w* (?:le|ce) projet",
+    r"je passe mon tour",
+    r"finalement non",
+    r"laissez tomber",
+    r"laisse tomber",
+    r"on oublie",
+    r"abandonne(?:r)? le projet",
+)
 _NOT_INTERESTED_WEAK = _phrases(
-    r"no thanks?", r"no thank you", r"non merci", r"nan merci", r"no ty", r"pas besoin", r"no need", r"not needed",
-    r"pas la peine", r"pas necessaire",
+    r"no thanks?",
+    r"no thank you",
+    r"non merci",
+    r"nan merci",
+    r"no ty",
+    r"pas besoin",
+    r"no need",
+    r"not needed",
+    r"pas la peine",
+    r"pas necessaire",
 )
 _HUMAN = _phrases(
-    r"human", r"real person", r"actual person", r"(?:a|an) (?:person|agent|advisor|adviser|representative|rep|operator|salesperson|sales person|manager)",
-    r"someone real", r"(?:speak|talk|chat) (?:to|with) (?:someone|somebody|a person|an? \w+|your team|the team|sales|a human|an expert|a specialist)",
-    r"(?:can|could) (?:someone|somebody|you) (?:call|ring|phone) me", r"(?:have|get) (?:someone|somebody) (?:to )?call me",
-    r"(?:are you|is this|am i talking to|am i speaking to) (?:a |an )?(?:bot|robot|machine|real|ai|computer)", r"representative", r"operator",
-    r"un humain", r"une (?:vraie )?personne", r"un vrai (?:conseiller|humain|interlocuteur)", r"un (?:conseiller|commercial|technicien|agent|expert|interlocuteur|responsable)",
-    r"parler (?:a|avec) (?:quelqu'?un|un|une|votre|vos|le|la|l'|des|vous)", r"(?:echanger|discuter) (?:avec|de vive voix)",
-    r"quelqu'?un (?:peut|pourrait|qui|de chez vous|de votre equipe)\w*(?: \w+){0,3} (?:appeler|rappeler|contacter|joindre|parler)",
-    r"quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)", r"(?:c'?est|vous etes|es-tu|etes-vous|etes vous) (?:un )?(?:robot|bot|une ia|une machine)",
-    r"je prefere (?:parler|un appel|etre appele|qu'?on m'?appelle)", r"i'?d rather (?:talk|speak|have a call)", r"i prefer (?:to talk|to speak|a call)",
-    r"appelez[- ]moi plutot", r"rappelez[- ]moi plutot", r"call me instead", r"just call me", r"de vive voix",
+    r"human",
+    r"real person",
+    r"actual person",
+    r"(?:a|an) (?:person|agent|advisor|adviser|representative|rep|operator|salesperson|sales person|manager)",
+    r"someone real",
+    r"(?:speak|talk|chat) (?:to|with) (?:someone|somebody|a person|an? \w+|your team|the team|sales|"
+    r"a human|an expert|a specialist)",
+    r"(?:can|could) (?:someone|somebody|you) (?:call|ring|phone) me",
+    r"(?:have|get) (?:someone|somebody) (?:to )?call me",
+    r"(?:are you|is this|am i talking to|am i speaking to) (?:a |an )?(?:bot|robot|machine|real|ai|computer)",
+    r"representative",
+    r"operator",
+    r"un humain",
+    r"une (?:vraie )?personne",
+    r"un vrai (?:conseiller|humain|interlocuteur)",
+    r"un (?:conseiller|commercial|technicien|agent|expert|interlocuteur|responsable)",
+    r"parler (?:a|avec) (?:quelqu'?un|un|une|votre|vos|le|la|l'|des|vous)",
+    r"(?:echanger|discuter) (?:avec|de vive voix)",
+    r"quelqu'?un (?:peut|pourrait|qui|de chez vous|de votre equipe)\w*(?: \w+){0,3} (?:appeler|rappeler|"
+    r"contacter|joindre|parler)",
+    r"quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)",
+    r"(?:c'?est|vous etes|es-tu|etes-vous|etes vous) (?:un )?(?:robot|bot|une ia|une machine)",
+    r"je prefere (?:parler|un appel|etre appele|qu'?on m'?appelle)",
+    r"i'?d rather (?:talk|speak|have a call)",
+    r"i prefer (?:to talk|to speak|a call)",
+    r"appelez[- ]moi plutot",
+    r"rappelez[- ]moi plutot",
+    r"call me instead",
+    r"just call me",
+    r"de vive voix",
     r"(?:parler|discuter|echanger)(?: \w+){0,3} avec (?:quelqu'?un|une personne|un conseiller|un humain)",
     r"je prefere (?:en )?parler",
-    r"(?:speak|talk|discuss|chat|go over)\b(?: \w+){0,5} (?:with|to) (?:someone|somebody|a person|a human|a real person|an? advis[eo]r)", r"(?:rather|prefer to) (?:speak|talk)(?: \w+){0,3} (?:to|with) (?:someone|a person|a human)",
-)  # fmt: skip
+    r"(?:speak|talk|discuss|chat|go over)\b(?: \w+){0,5} (?:with|to) (?:someone|somebody|a person|"
+    r"a human|a real person|an? advis[eo]r)",
+    r"(?:rather|prefer to) (?:speak|talk)(?: \w+){0,3} (?:to|with) (?:someone|a person|a human)",
+)
 _CALL_ME = re.compile(
-    r"(?:(?:can|could) (?:someone|somebody|you) (?:call|ring|phone) me|(?:have|get) (?:someone|somebody) (?:to )?call me"
+    r"(?:(?:can|could) (?:someone|somebody|you) (?:call|ring|phone) me|(?:have|get) (?:someone|"
+    r"somebody) (?:to )?call me"
     r"|quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)|just call me|call me instead)"
 )
 _GREETING = re.compile(
-    r"^(?:(?:hi|hello|hey|hiya|dear|good (?:morning|afternoon|evening)|bonjour|bonsoir|salut|coucou|re|allo|hello there|"
-    r"hi there|madame|monsieur|messieurs|ok|okay|oki|so|alors|bon|well|ah|oh|euh|hmm|bah|ben|merci|thanks|thank you|"
+    r"^(?:(?:hi|hello|hey|hiya|dear|good (?:morning|afternoon|evening)|bonjour|bonsoir|salut|coucou|re|"
+    r"allo|hello there|"
+    r"hi there|madame|monsieur|messieurs|ok|okay|oki|so|alors|bon|well|ah|oh|euh|hmm|bah|ben|merci|"
+    r"thanks|thank you|"
     r"thx|super|great|parfait|perfect|cool|nickel|top)\b[\s,!.:;-]*)+"
 )
 _SMALL_TALK = re.compile(
-    r"^(?:hi|hello|hey|hiya|bonjour|bonsoir|salut|coucou|good (?:morning|afternoon|evening|night)|merci(?: beaucoup| bien)?|"
-    r"thanks?(?: a lot| so much)?|thank you(?: very much| so much)?|thx|ty|ok(?:ay)?|d'?accord|super|great|cool|parfait|"
-    r"perfect|nickel|top|bonne (?:journee|soiree|fin de journee)|have a (?:nice|good|great) (?:day|evening|weekend)|"
-    r"how are you(?: doing)?|how'?s it going|ca va|comment (?:ca va|allez[- ]vous)|vous allez bien|lol|haha|mdr|"
-    r"a bientot|see you|bye|au revoir|cordialement|regards|best|cheers|bien a vous|you too|vous aussi|de meme|"
-    r"no worries|de rien|you'?re welcome|je vous en prie|hello there|hi there|bonjour madame|bonjour monsieur|"
+    r"^(?:hi|hello|hey|hiya|bonjour|bonsoir|salut|coucou|good (?:morning|afternoon|evening|night)|"
+    r"merci(?: beaucoup| bien)?|"
+    r"thanks?(?: a lot| so much)?|thank you(?: very much| so much)?|thx|ty|ok(?:ay)?|d'?accord|super|"
+    r"great|cool|parfait|"
+    r"perfect|nickel|top|bonne (?:journee|soiree|fin de journee)|have a (?:nice|good|great) (?:day|"
+    r"evening|weekend)|"
+    r"how are you(?: doing)?|how'?s it going|ca va|comment (?:ca va|allez[- ]vous)|vous allez bien|lol|"
+    r"haha|mdr|"
+    r"a bientot|see you|bye|au revoir|cordialement|regards|best|cheers|bien a vous|you too|vous aussi|"
+    r"de meme|"
+    r"no worries|de rien|you'?re welcome|je vous en prie|hello there|hi there|bonjour madame|"
+    r"bonjour monsieur|"
     r"salutations|good|bien|tres bien|very good|nice|awesome|genial|ah ok|oh ok|ok merci|ok thanks)$"
 )
 _STRONG_QUESTION = re.compile(
-    r"^(?:what|how|why|who|which|whose|combien|comment|pourquoi|quel|quelle|quels|quelles|qu'est|est-ce|est ce|"
-    r"c'est quoi|c'est combien|ca coute combien|ca fait combien|y a-t-il|y'a t'il|y a t il|ya t il|il y a combien|"
-    r"do you|does it|does your|did you|can you|could you|can i|could i|can we|will you|would you|are you|is it|"
+    r"^(?:what|how|why|who|which|whose|combien|comment|pourquoi|quel|quelle|quels|quelles|qu'est|est-ce|"
+    r"est ce|"
+    r"c'est quoi|c'est combien|ca coute combien|ca fait combien|y a-t-il|y'a t'il|y a t il|ya t il|"
+    r"il y a combien|"
+    r"do you|does it|does your|did you|can you|could you|can i|could i|can we|will you|would you|"
+    r"are you|is it|"
     r"is there|are there|is that|should i|should we|do i|do we|how's|what's|whats|pouvez|peut-on|peut on|"
     r"puis-je|puis je|avez-vous|avez vous|faites-vous|faites vous|proposez-vous|proposez vous|acceptez-vous|"
-    r"acceptez vous|vous faites|vous proposez|vous acceptez|vous installez|vous intervenez|vous etes|vous avez|"
+    r"acceptez vous|vous faites|vous proposez|vous acceptez|vous installez|vous intervenez|vous etes|"
+    r"vous avez|"
     r"on peut|je peux|est-il|sont-ils|faut-il|faut il|dois-je|dois je|any idea|is this|are these|what about|"
-    r"et pour|et si|and what|and how|que (?:faut|dois|couvre|comprend|veut)|qu'en est-il|how long|how much|how many)(?!\w)"
+    r"et pour|et si|and what|and how|que (?:faut|dois|couvre|comprend|veut)|qu'en est-il|how long|"
+    r"how much|how many)(?!\w)"
 )
 _QUESTION_ANYWHERE = _phrases(
-    r"how much", r"how long", r"how many", r"combien", r"i'?d like to know", r"i would like to know", r"i was wondering",
-    r"i wonder", r"je voudrais savoir", r"j'?aimerais savoir", r"je me demandais", r"je me demande", r"can you tell me",
-    r"could you tell me", r"pouvez[- ]vous me dire", r"pourriez[- ]vous me dire", r"savez[- ]vous", r"do you know",
-    r"any idea (?:how|what|when|if)", r"c'est quoi", r"what is the (?:price|cost)", r"quel (?:est le )?(?:prix|tarif|cout)",
+    r"how much",
+    r"how long",
+    r"how many",
+    r"combien",
+    r"i'?d like to know",
+    r"i would like to know",
+    r"i was wondering",
+    r"i wonder",
+    r"je voudrais savoir",
+    r"j'?aimerais savoir",
+    r"je me demandais",
+    r"je me demande",
+    r"can you tell me",
+    r"could you tell me",
+    r"pouvez[- ]vous me dire",
+    r"pourriez[- ]vous me dire",
+    r"savez[- ]vous",
+    r"do you know",
+    r"any idea (?:how|what|when|if)",
+    r"c'est quoi",
+    r"what is the (?:price|cost)",
+    r"quel (?:est le )?(?:prix|tarif|cout)",
     r"quels sont les (?:prix|tarifs|delais|aides)",
-)  # fmt: skip
-_WEAK_QUESTION = re.compile(r"^(?:when|where|quand|ou|que|qui|can|could|do|does|is|are|will|would|should|may)(?!\w)")
+)
+_WEAK_QUESTION = re.compile(
+    r"^(?:when|where|quand|ou|que|qui|can|could|do|does|is|are|will|would|should|may)(?!\w)"
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=\?)(?=\w)|\n+")
-_CLAUSE = re.compile(r"\s*(?:,|;|\band\b|\bet\b|\bbut\b|\bmais\b|\balso\b|\baussi\b|\bplus\b|\bso\b|\bdonc\b|&|\+)\s*")
+_CLAUSE = re.compile(
+    r"\s*(?:,|;|\band\b|\bet\b|\bbut\b|\bmais\b|\balso\b|\baussi\b|\bplus\b|\bso\b|\bdonc\b|&|\+)\s*"
+)
 _POSTCODE_SLOT = re.compile(r"(?:post|zip|postal|cp\b|code_?p)")
 _POSTCODES = [
-    re.compile(r"(?<![\d+])(?<!\d )(?<!\d\.)\b(?:[0-8]\d|9[0-8]|2[ab])\s?\d{3}\b(?!\s?\d)(?!\s*(?:€|eur|euros?|\$|£|m2|m²|k\b|kwh))", re.I),
+    re.compile(
+        r"(?<![\d+])(?<!\d )(?<!\d\.)\b(?:[0-8]\d|9[0-8]|2[ab])\s?\d{3}\b(?!\s?\d)(?!\s*(?:€|eur|euros?|"
+        r"\$|£|m2|m²|k\b|kwh))",
+        re.I,
+    ),
     re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.I),
 ]
 _MONEY_Q = _phrases(
-    r"€", r"euros?", r"\$", r"£", r"spend", r"spending", r"depens\w*", r"bill", r"bills", r"facture\w*", r"budget",
-    r"price", r"prix", r"cost", r"cout\w*", r"montant", r"pay", r"payez", r"payer", r"paie", r"mensualite",
-)  # fmt: skip
+    r"€",
+    r"euros?",
+    r"\$",
+    r"£",
+    r"spend",
+    r"spending",
+    r"depens\w*",
+    r"bill",
+    r"bills",
+    r"facture\w*",
+    r"budget",
+    r"price",
+    r"prix",
+    r"cost",
+    r"cout\w*",
+    r"montant",
+    r"pay",
+    r"payez",
+    r"payer",
+    r"paie",
+    r"mensualite",
+)
 _AREA_Q = _phrases(r"m²", r"m2", r"surface", r"superficie", r"square", r"sq", r"metres? carres?", r"size")
 
 
 _SMALL_TALK_WORDS = set(
-    """
-    hi hello hey hiya bonjour bonsoir salut coucou good morning afternoon evening night merci beaucoup bien
-    thanks thank you thx ty ok okay oki super great cool parfait perfect nickel top bonne journee soiree
-    have a nice day weekend speak talk soon see bye au revoir a bientot cordialement regards best cheers
-    vous aussi de meme lol haha mdr lovely wonderful awesome genial much so lot very tres rien welcome
-    ah oh and et the to madame monsieur there all fine noted note c'est ca va well will later tout
-    """.split()
+    [
+        "hi",
+        "hello",
+        "hey",
+        "hiya",
+        "bonjour",
+        "bonsoir",
+        "salut",
+        "coucou",
+        "good",
+        "morning",
+        "afternoon",
+        "evening",
+        "night",
+        "merci",
+        "beaucoup",
+        "bien",
+        "thanks",
+        "thank",
+        "you",
+        "thx",
+        "ty",
+        "ok",
+        "okay",
+        "oki",
+        "super",
+        "great",
+        "cool",
+        "parfait",
+        "perfect",
+        "nickel",
+        "top",
+        "bonne",
+        "journee",
+        "soiree",
+        "have",
+        "a",
+        "nice",
+        "day",
+        "weekend",
+        "speak",
+        "talk",
+        "soon",
+        "see",
+        "bye",
+        "au",
+        "revoir",
+        "a",
+        "bientot",
+        "cordialement",
+        "regards",
+        "best",
+        "cheers",
+        "vous",
+        "aussi",
+        "de",
+        "meme",
+        "lol",
+        "haha",
+        "mdr",
+        "lovely",
+        "wonderful",
+        "awesome",
+        "genial",
+        "much",
+        "so",
+        "lot",
+        "very",
+        "tres",
+        "rien",
+        "welcome",
+        "ah",
+        "oh",
+        "and",
+        "et",
+        "the",
+        "to",
+        "madame",
+        "monsieur",
+        "there",
+        "all",
+        "fine",
+        "noted",
+        "note",
+        "c'est",
+        "ca",
+        "va",
+        "well",
+        "will",
+        "later",
+        "tout",
+    ]
 )
 
 
@@ -161,7 +395,9 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip(" .!?;\n")]
 
 
-_LEADING_ANSWER = re.compile(r"^\W*(?:oui|non|yes|no|yeah|yep|nope|ouais|bien sur|of course|sure)\b\s*[,!.:;-]")
+_LEADING_ANSWER = re.compile(
+    r"^\W*(?:oui|non|yes|no|yeah|yep|nope|ouais|bien sur|of course|sure)\b\s*[,!.:;-]"
+)
 
 
 def _tentative(sentence: str, kind: str | None) -> bool:
@@ -324,7 +560,8 @@ def _clauses(text: str) -> list[str]:
 
 
 _AMBIGUOUS = {
-    "soon", "later", "flat", "vite", "tin", "tard", "curious", "curieux", "quickly", "rapidement", "tile", "metal",
+    "soon", "later", "flat", "vite", "tin", "tard", "curious", "curieux", "quickly", "rapidement",
+    "tile", "metal",
     "global", "globale", "mur", "murs", "pente", "terrasse", "renseignement", "researching", "regarde",
     "year", "years", "annee", "month", "months", "mois",
 }  # fmt: skip
@@ -392,12 +629,14 @@ def read_message(
     }
     if ask is not None:
         _read_asked(reading, result, ask, text, choice_id, options)
-    other_words = result.other.pop(ask.slot, None) if ask is not None and ask.slot not in reading.slots else None
+    other_words = (
+        result.other.pop(ask.slot, None) if ask is not None and ask.slot not in reading.slots else None
+    )
     contexts = list(ask.others) if ask is not None else []
     described = {c.slot for c in contexts} | ({ask.slot} if ask is not None else set())
-    for slot, kind in open_slots.items():
-        if slot not in described and kind in ("email", "phone"):
-            contexts.append(AskContext(step_id=slot, slot=slot, kind=kind, question=""))  # type: ignore[arg-type]
+    for slot, slot_kind in open_slots.items():
+        if slot not in described and slot_kind in ("email", "phone"):
+            contexts.append(AskContext(step_id=slot, slot=slot, kind=slot_kind, question=""))  # type: ignore[arg-type]
     order = {"email": 0, "phone": 1, "datetime": 2, "number": 3, "choice": 4, "yes_no": 5, "text": 6}
     for context in sorted(contexts, key=lambda c: order.get(c.kind, 9)):
         if context.slot in reading.slots:
@@ -427,7 +666,7 @@ def _read_asked(
         if found.value is not None:
             reading.take(ask.slot, SlotValue(found.value, found.evidence))
         return
-    if not part.strip() or result.intent == "small_talk" and kind not in ("yes_no", "choice"):
+    if not part.strip() or (result.intent == "small_talk" and kind not in ("yes_no", "choice")):
         return
     if kind in ("email", "phone"):
         parsed = parse_slot(kind, text, **options)
@@ -474,9 +713,9 @@ def _read_asked(
     if result.intent in ("wants_human", "small_talk"):
         return
     if _POSTCODE_SLOT.search(ask.slot):
-        found = _postcode(_mask_contacts(part, options))
-        if found is not None:
-            reading.take(ask.slot, found)
+        postcode = _postcode(_mask_contacts(part, options))
+        if postcode is not None:
+            reading.take(ask.slot, postcode)
             return
     body = _GREETING.sub("", part.strip()).strip(" ,.;") if fold(part).strip() else ""
     if body and not looks_like_email(body):
@@ -516,7 +755,9 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         if _mentions_moment(masked):
             parsed = parse_slot("datetime", masked, **options)
     elif kind == "number":
-        parsed = _read_number(_mask_contacts(part, options), context.question, language=options["language"], asked=False)
+        parsed = _read_number(
+            _mask_contacts(part, options), context.question, language=options["language"], asked=False
+        )
     elif kind == "choice":
         project = _PROJECT.search(fold(part)) is not None
         strict = _strict_labels(_labels(context), project=project)
@@ -538,7 +779,8 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
 
 
 _PROJECT = re.compile(
-    r"(?<!\w)(?:want|wants|wanted|would like|we'?d like|i'?d like|hoping|hope|ideally|planning|plan|need|needs|"
+    r"(?<!\w)(?:want|wants|wanted|would like|we'?d like|i'?d like|hoping|hope|ideally|planning|plan|"
+    r"need|needs|"
     r"install\w*|done|fitted|start\w*|get it|have it|voudrai\w*|souhait\w*|aimerai\w*|prevoi\w*|prevu|faire|"
     r"realiser|commencer|demarrer|installer|travaux|projet|project|idealement|envisag\w*|compt\w*)(?!\w)"
 )

@@ -39,8 +39,8 @@ __all__ = [
     "DEFAULT_HOUR",
     "NumberMention",
     "SlotValue",
-    "fold",
     "find_numbers",
+    "fold",
     "lead_regions",
     "looks_like_email",
     "normalise",
@@ -90,7 +90,8 @@ _UNSURE = [
     "oui et non", "yes and no", "ca depend", "it depends", "depends", "maybe", "perhaps", "peut etre",
     "peut-etre", "not sure", "pas sur", "pas certain", "don't know", "dont know", "do not know", "no idea",
     "sais pas", "sait pas", "aucune idee", "kind of", "sort of", "plus ou moins", "more or less",
-    "not yet sure", "pas compris", "comprends pas", "don't understand", "dont understand", "didn't understand",
+    "not yet sure", "pas compris", "comprends pas", "don't understand", "dont understand",
+    "didn't understand",
     "not understand", "what do you mean", "c'est-a-dire", "c'est a dire", "hesite", "not decided",
     "pas decide", "je verrai", "we'll see", "on verra",
 ]  # fmt: skip
@@ -109,7 +110,8 @@ _SHORT_YES = re.compile(r"^\W*(?:(?:yes|yeah|oui)\W+)?(?:i|we) (?:do|am|are|have
 _NEGATION = re.compile(r"(?<![\w'])(?:not|no|never|pas|plus|jamais|non|aucun|aucune|nope)(?!\w)|n't(?!\w)")
 _OWN = {"proprietaire", "proprietaires", "proprio", "proprios", "owner", "owners", "own", "owns", "homeowner"}
 _RENT = {
-    "locataire", "locataires", "rent", "renting", "rented", "renter", "rental", "rentals", "tenant", "tenants",
+    "locataire", "locataires", "rent", "renting", "rented", "renter", "rental", "rentals", "tenant",
+    "tenants",
     "location", "loue",
     "louons", "louer", "landlord", "bailleur",
 }  # fmt: skip
@@ -309,14 +311,16 @@ _MONEY_AFTER = re.compile(
     r"|\s*(?:(?:a|per|par|/|each|chaque|every)\s*(?:month|mois|mo)\b|monthly\b|mensuel|/\s*m\b)"
 )
 _AREA_AFTER = re.compile(
-    r"\s*(?:m2\b|m\u00b2|m 2\b|sqm\b|sq\.?\s*m\b|square\s*met|metres?\s*carres?|metre\s*carre|sq\.?\s*f(?:ee)?t"
+    r"\s*(?:m2\b|m\u00b2|m 2\b|sqm\b|sq\.?\s*m\b|square\s*met|metres?\s*carres?|metre\s*carre|"
+    r"sq\.?\s*f(?:ee)?t"
     r"|square\s*f(?:ee|oo)t|ft2\b|ft\u00b2|m\b)"
 )
 _TIME_AFTER = re.compile(r"\s*(?:h\b|h\d|heures?\b|am\b|pm\b|a\.m|p\.m|:\d\d|o'?clock)")
 _DURATION_AFTER = re.compile(r"\s*(?:months?|mois|years?|ans?\b|annees?|weeks?|semaines?|days?|jours?)\b")
 _ORDINAL_AFTER = re.compile(r"(?:st|nd|rd|th|er|e|eme|ème)\b")
 _DATE_AFTER = re.compile(r"\s*(?:" + "|".join([
-    "janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout", "septembre", "octobre", "novembre",
+    "janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout", "septembre", "octobre",
+    "novembre",
     "decembre", "january", "february", "march", "april", "may", "june", "july", "august", "september",
     "october", "november", "december", "jan", "feb", "fev", "apr", "avr", "aug", "sept", "oct", "nov", "dec",
 ]) + r")\b|[/.]\d")  # fmt: skip
@@ -346,8 +350,11 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
                 # "140-160": a range, not a negative number
                 previous = found[-1]
                 found[-1] = NumberMention(
-                    (previous.value + value) / 2, head[previous.start : match.end()].strip(), previous.start,
-                    match.end(), previous.unit,
+                    (previous.value + value) / 2,
+                    head[previous.start : match.end()].strip(),
+                    previous.start,
+                    match.end(),
+                    previous.unit,
                 )
                 continue
             value = -value
@@ -357,12 +364,17 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
         before = folded[max(0, match.start() - 12) : match.start()]
         unit = ""
         if _TIME_AFTER.match(after) or (
-            _TIME_BEFORE.search(before) and not _MONEY_AFTER.match(after) and not _AREA_AFTER.match(after) and value <= 23
+            _TIME_BEFORE.search(before)
+            and not _MONEY_AFTER.match(after)
+            and not _AREA_AFTER.match(after)
+            and value <= 23
         ):
             unit = "time"
         elif _ORDINAL_AFTER.match(after):
             unit = "ordinal"
-        elif _DATE_AFTER.match(after) or (_DATE_BEFORE.search(before) and value <= 31 and not _MONEY_AFTER.match(after)):
+        elif _DATE_AFTER.match(after) or (
+            _DATE_BEFORE.search(before) and value <= 31 and not _MONEY_AFTER.match(after)
+        ):
             unit = "date"
         elif _DURATION_AFTER.match(after):
             unit = "duration"
@@ -386,13 +398,23 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
             gap = folded[previous.end : match.start()]
             if _BETWEEN.match(gap):
                 mention = NumberMention(
-                    (previous.value + value) / 2, head[previous.start : match.end()].strip(), previous.start,
-                    match.end(), unit or previous.unit,
+                    (previous.value + value) / 2,
+                    head[previous.start : match.end()].strip(),
+                    previous.start,
+                    match.end(),
+                    unit or previous.unit,
                 )
                 found[-1] = mention
                 continue
-        if unit == "money" and found and found[-1].unit == "" and _BETWEEN.match(folded[found[-1].end : match.start()]):
-            found[-1] = NumberMention(found[-1].value, found[-1].evidence, found[-1].start, found[-1].end, "money")
+        if (
+            unit == "money"
+            and found
+            and found[-1].unit == ""
+            and _BETWEEN.match(folded[found[-1].end : match.start()])
+        ):
+            found[-1] = NumberMention(
+                found[-1].value, found[-1].evidence, found[-1].start, found[-1].end, "money"
+            )
         found.append(mention)
     return found
 
@@ -427,13 +449,13 @@ def _parse_email(text: str) -> SlotValue | None:
     return None
 
 
-def _parse_phone(
-    text: str, default_region: str | None, regions: Sequence[str] = ()
-) -> SlotValue | None:
+def _parse_phone(text: str, default_region: str | None, regions: Sequence[str] = ()) -> SlotValue | None:
     """The first phone number in ``text``, read with each region of ``regions`` (the lead's own
     country first) then ``default_region``; a valid number wins, else a possible one (right
     length for its country, https://github.com/google/libphonenumber FAQ "possible vs valid")."""
-    tried = list(dict.fromkeys(r.upper() for r in [*regions, default_region or ""] if r)) or [None]
+    tried: list[str | None] = [*dict.fromkeys(r.upper() for r in [*regions, default_region or ""] if r)] or [
+        None
+    ]
     head = text[:_MAX_CHARS]
     possible: SlotValue | None = None
     for region in tried:
@@ -484,7 +506,7 @@ def lead_regions(*, timezone: str | None = None, phone: str | None = None) -> li
         try:
             number = phonenumbers.parse(phone, None)
             region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
-                number.country_code
+                number.country_code or 0
             )
         except phonenumbers.NumberParseException:
             region = None
@@ -524,9 +546,11 @@ _TIME_PATTERNS = [
     re.compile(
         r"(?<!\w)(?:at|a|vers|around|about|for|des|from|after|apres|avant|before|by|sur les|on)\s+"
         r"(?P<h>\d{1,2})(?![\d:/.,]|\s*(?:h\b|heures?|am|pm|[ap]\.m|o'?clock|months?|mois|days?|jours?|weeks?"
-        r"|semaines?|ans?|years?|m2|m\u00b2|sq|\u20ac|eur|euros?|\$|%|rue|avenue|av\b|bd|boulevard|street|st\b|"
+        r"|semaines?|ans?|years?|m2|m\u00b2|sq|\u20ac|eur|euros?|\$|%|rue|avenue|av\b|bd|boulevard|"
+        r"street|st\b|"
         r"road|rd\b|minutes?|min\b|kw|kwh|panneaux|panels|personnes|people|(?:st|nd|rd|th|er|e|eme)\b|"
-        r"(?:janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|january|february|"
+        r"(?:janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|"
+        r"january|february|"
         r"march|april|may|june|july|august|september|october|november|december)))"
     ),
     re.compile(r"(?<!\w)(?P<h>\d{1,2})\s*o'?clock(?!\w)"),
@@ -547,7 +571,9 @@ _MONTH_DAY = re.compile(
     r"(?<!\w)(?P<mon>" + _MONTH_RE + r")\.?\s+(?:the\s+)?(?P<d>\d{1,2})(?:st|nd|rd|th)?(?![\d:h])"
     r"(?:,?\s+(?P<y>20\d\d))?"
 )
-_NUMERIC_DATE = re.compile(r"(?<![\w/.:])(?P<a>\d{1,2})[/.](?P<b>\d{1,2})(?:[/.](?P<y>\d{2}|\d{4}))?(?![\w/:]|\.\d)")
+_NUMERIC_DATE = re.compile(
+    r"(?<![\w/.:])(?P<a>\d{1,2})[/.](?P<b>\d{1,2})(?:[/.](?P<y>\d{2}|\d{4}))?(?![\w/:]|\.\d)"
+)
 _DAY_ONLY = re.compile(
     r"(?<!\w)(?:le|the|on the|ce)\s+(?P<d>\d{1,2})(?:er|st|nd|rd|th|e)?(?!\s*(?:h\b|heures?|:|am|pm|\d|%|€))"
     r"(?!\s*(?:m2|m\u00b2|mois|months?|jours?|days?|ans?|years?|euros?|panneaux|panels))(?!\w)"
@@ -601,7 +627,9 @@ def _find_explicit_date(folded: str, today: date, month_first: bool) -> tuple[da
     for pattern in (_DAY_MONTH, _MONTH_DAY):
         match = pattern.search(folded)
         if match:
-            day = _next_date(today, _MONTH_NAMES[match.group("mon")], int(match.group("d")), _year(match.group("y")))
+            day = _next_date(
+                today, _MONTH_NAMES[match.group("mon")], int(match.group("d")), _year(match.group("y"))
+            )
             found = (day, match.span())
             break
     if found is None:
@@ -627,9 +655,11 @@ def _find_explicit_date(folded: str, today: date, month_first: bool) -> tuple[da
                     found = (candidate, match.span())
                     break
                 month, year = (1, year + 1) if month == 12 else (month + 1, year)
-    if found is None or found[0] is None:
+    if found is None:
         return None
     day, span = found
+    if day is None:
+        return None
     before = re.search(r"(?:" + "|".join(_WEEKDAYS) + r")\s+(?:the\s+|le\s+)?$", folded[: span[0]])
     if before:
         span = (before.start(), span[1])

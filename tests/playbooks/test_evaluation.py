@@ -50,7 +50,9 @@ async def test_scoring_counts_kinds_intents_multi_answers_and_stored_questions(t
         {
             "SW1A 1AA": Interpretation(slots={"postcode": "SW1A 1AA"}),
             # the question stored as the postcode: a wrong text value and a stored question
-            "how much does it cost?": Interpretation(intent="question", slots={"postcode": "how much does it cost?"}),
+            "how much does it cost?": Interpretation(
+                intent="question", slots={"postcode": "how much does it cost?"}
+            ),
             "150 a month, tiles": Interpretation(slots={"monthly_bill": 150.0, "roof_type": "flat"}),
         }
     )
@@ -61,9 +63,15 @@ async def test_scoring_counts_kinds_intents_multi_answers_and_stored_questions(t
         return scripted
 
     report = await evaluate(cases, make_interpreter=make)
-    assert len(settings) == 1 and settings[0].default_region == "GB" and settings[0].timezone == "Europe/Paris"
+    assert (
+        len(settings) == 1 and settings[0].default_region == "GB" and settings[0].timezone == "Europe/Paris"
+    )
     ask, open_slots, state = scripted.seen[0]
-    assert ask is not None and ask.slot == "postcode" and [o.slot for o in ask.others] == ["email", "callback_time"]
+    assert (
+        ask is not None
+        and ask.slot == "postcode"
+        and [o.slot for o in ask.others] == ["email", "callback_time"]
+    )
     assert set(state.slots) == {"homeowner", "monthly_bill", "roof_type", "timeline"}
     assert set(open_slots) == {"postcode", "email", "callback_time"}
     summary = report.to_dict()
@@ -83,7 +91,15 @@ def test_labelled_sets_are_large_enough_and_cover_every_kind() -> None:
     assert len(cases) >= 300
     assert {c.language for c in cases} == {"en", "fr"}
     intents = {c.intent for c in cases}
-    assert intents >= {"answer", "question", "wants_human", "not_interested", "opt_out", "auto_reply", "small_talk"}
+    assert intents >= {
+        "answer",
+        "question",
+        "wants_human",
+        "not_interested",
+        "opt_out",
+        "auto_reply",
+        "small_talk",
+    }
     assert sum(1 for c in cases if len(c.slots) >= 2) >= 30
     assert (EVAL_DIR / "dev.yaml").is_file()
 

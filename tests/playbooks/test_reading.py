@@ -87,7 +87,9 @@ def test_a_question_is_never_a_slot_value() -> None:
         "how much does a typical install cost?", ask=context, open_slots={}, language="en", now=MONDAY_10AM
     )
     assert result.intent == "question" and result.slots == {}
-    tentative = read_message("maybe 120?", ask=ask_context(playbook, "bill"), open_slots={}, language="en", now=MONDAY_10AM)
+    tentative = read_message(
+        "maybe 120?", ask=ask_context(playbook, "bill"), open_slots={}, language="en", now=MONDAY_10AM
+    )
     assert tentative.intent == "answer" and tentative.slots == {"monthly_bill": 120.0}
 
 
@@ -109,7 +111,10 @@ def test_render_datetime_in_the_leads_language_and_zone() -> None:
     moment = "2026-12-08T14:00:00+01:00"
     assert render_datetime(moment, language="fr", timezone=PARIS) == "mardi 8 décembre à 14 h"
     assert render_datetime(moment, language="en", timezone=PARIS) == "Tuesday 8 December at 2 pm"
-    assert render_datetime("2026-12-01T09:30:00+01:00", language="fr", timezone=PARIS) == "mardi 1er décembre à 9 h 30"
+    assert (
+        render_datetime("2026-12-01T09:30:00+01:00", language="fr", timezone=PARIS)
+        == "mardi 1er décembre à 9 h 30"
+    )
     assert render_datetime(moment, language="en", timezone="America/New_York") == "Tuesday 8 December at 8 am"
     assert render_datetime("2027-01-04T12:00:00+01:00", language="en", timezone=PARIS, now=MONDAY_10AM) == (
         "Monday 4 January 2027 at 12 pm"
@@ -134,7 +139,9 @@ def test_phone_regions_from_the_lead() -> None:
     assert lead_regions(timezone="Europe/London", phone="+33612345678") == ["FR", "GB"]
     assert lead_regions(timezone="America/New_York") == ["US"]
     assert lead_regions(timezone="Not/AZone") == []
-    uk = parse_slot("phone", "07700 900123", default_region="FR", regions=lead_regions(timezone="Europe/London"))
+    uk = parse_slot(
+        "phone", "07700 900123", default_region="FR", regions=lead_regions(timezone="Europe/London")
+    )
     assert uk is not None and uk.value == "+447700900123"
     fr = parse_slot("phone", "06 12 34 56 78", default_region="FR", regions=["GB"])
     assert fr is not None and fr.value == "+33612345678"
@@ -144,5 +151,7 @@ def test_phone_regions_from_the_lead() -> None:
 def test_long_input_is_bounded() -> None:
     text = "yes " + "a" * 50_000 + " 1234@" * 2000
     playbook = load_library()["solar-qualification-en"]
-    result = read_message(text, ask=ask_context(playbook, "homeowner"), open_slots={}, language="en", now=MONDAY_10AM)
+    result = read_message(
+        text, ask=ask_context(playbook, "homeowner"), open_slots={}, language="en", now=MONDAY_10AM
+    )
     assert result.slots.get("homeowner") is True

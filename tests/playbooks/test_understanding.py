@@ -32,7 +32,9 @@ async def kb(question: str, language: str) -> str | None:
 
 
 def sent(c: Conversation, purpose: str | None = None) -> list[SendMessage]:
-    return [a for a in c.last.actions if isinstance(a, SendMessage) and (purpose is None or a.purpose == purpose)]
+    return [
+        a for a in c.last.actions if isinstance(a, SendMessage) and (purpose is None or a.purpose == purpose)
+    ]
 
 
 def asked_steps(c: Conversation) -> list[str]:
@@ -148,7 +150,9 @@ async def test_english_question_without_knowledge_is_passed_on_and_question_repe
     assert c.state.slots == {} and c.state.attempts == 0
 
 
-async def test_english_not_interested_ends_politely(library: dict[str, Playbook], make_conversation: Make) -> None:
+async def test_english_not_interested_ends_politely(
+    library: dict[str, Playbook], make_conversation: Make
+) -> None:
     c = make_conversation(library["solar-qualification-en"], region="GB")
     await c.start()
     await c.say("I'm not interested, thanks")
@@ -179,7 +183,9 @@ async def test_small_talk_repeats_the_question_without_using_an_attempt(
     c = make_conversation(library["solar-qualification-en"], region="GB")
     await c.start()
     await c.say("Hi!")
-    assert [(m.purpose, m.text) for m in sent(c)] == [("reask", "Do you own the home where the panels would go?")]
+    assert [(m.purpose, m.text) for m in sent(c)] == [
+        ("reask", "Do you own the home where the panels would go?")
+    ]
     assert c.state.attempts == 0
 
 
@@ -198,7 +204,9 @@ async def test_phone_number_read_with_the_leads_own_country(
 # --------------------------------------------------------------------------- French
 
 
-async def test_french_lead_kitchen_question_and_dates(library: dict[str, Playbook], make_conversation: Make) -> None:
+async def test_french_lead_kitchen_question_and_dates(
+    library: dict[str, Playbook], make_conversation: Make
+) -> None:
     playbook = library["renovation-qualification-fr"]
     c = make_conversation(playbook, language="fr", answer=kb)
     await c.start()
@@ -251,7 +259,9 @@ async def test_french_next_tuesday_said_on_a_monday_is_confirmed(
     assert "C'est noté : mardi 24 novembre à 14 h." in c.texts()
 
 
-async def test_french_opt_out_and_not_interested(library: dict[str, Playbook], make_conversation: Make) -> None:
+async def test_french_opt_out_and_not_interested(
+    library: dict[str, Playbook], make_conversation: Make
+) -> None:
     playbook = library["renovation-qualification-fr"]
     c = make_conversation(playbook, language="fr")
     await c.start()
