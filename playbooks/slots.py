@@ -144,9 +144,11 @@ def _echo(text: str, question: str) -> SlotValue | None:
         own = next((t for t in said if t.text in _OWN), None)
         if own is not None:
             return SlotValue(not negated, text.strip())
-    for token in said:
-        if len(token.text) >= 3 and any(_same(token, q) for q in asked):
-            return SlotValue(not negated, text.strip())
+    content = [t for t in said if len(t.text) >= 3 and not _NEGATION.fullmatch(t.text)]
+    if content and all(any(_same(token, q) for q in asked) for token in content):
+        # every word repeats the question ("intéressé" to "Êtes-vous intéressé ?"); a message
+        # that only names its topic ("a quote for solar panels") does not answer it
+        return SlotValue(not negated, text.strip())
     return None
 
 
