@@ -620,15 +620,13 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if state.status == "waiting":
         if answer:
             turn.send(answer, purpose="answer")
+        turn.flush_answer()
         if wants_human:
-            turn.flush_answer()
             _handoff(turn, reason=_HUMAN_REASON)
         elif isinstance(current, WaitStep) and current.until_reply:
             _cancel_timer(turn)
             state.status = "active"
             _run(turn, current.on_reply or turn.next_of(current))
-        else:
-            turn.flush_answer()
         return
     if ask is None:
         if answer:
@@ -642,6 +640,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if ask.slot in filled:
         if answer:
             turn.send(answer, purpose="answer")
+        turn.flush_answer()  # values confirmed before anything the next steps say
         state.attempts = 0
         _run(turn, turn.next_of(ask))
     elif ask.slot in interpretation.clarify and not answer and not wants_human:
@@ -691,6 +690,7 @@ def _keep_other(turn: _Turn, ask: AskStep, words: str) -> None:
     state.slots[key] = words
     turn.actions.append(SlotFilled(slot=key, value=words, evidence=words, source="other"))
     turn.pending_ack = " ".join(p for p in [turn.pending_ack, turn.say("noted_other")] if p)
+    turn.flush_answer()
     state.attempts = 0
     _run(turn, turn.next_of(ask))
 

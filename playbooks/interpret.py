@@ -465,8 +465,9 @@ def detect_intent(text: str, *, ask_kind: str | None = None) -> str:
     """The message's intent, from French and English cues, in this order: ``auto_reply``,
     ``opt_out``, ``not_interested``, ``wants_human``, ``question``, ``small_talk``, ``answer``.
 
-    ``ask_kind``: the kind of the question pending, if any; "no thanks" is a plain no to a yes/no
-    question, and "not interested" anywhere else.
+    ``ask_kind``: the kind of the question pending, if any; "no thanks" is "not interested" only
+    while another kind of question is pending (a plain no to a yes/no question, or to "any
+    questions?" when none is).
     """
     folded = fold(text[:MAX_CHARS]).strip()
     if _AUTO_REPLY.search(folded):
@@ -475,7 +476,7 @@ def detect_intent(text: str, *, ask_kind: str | None = None) -> str:
         return "opt_out"
     if _NOT_INTERESTED.search(folded):
         return "not_interested"
-    if ask_kind != "yes_no" and _NOT_INTERESTED_WEAK.search(folded) and len(folded.split()) <= 6:
+    if ask_kind not in (None, "yes_no") and _NOT_INTERESTED_WEAK.search(folded) and len(folded.split()) <= 6:
         return "not_interested"
     human = _HUMAN.search(folded)
     if human and not (_CALL_ME.fullmatch(human.group()) and _MOMENT.search(folded)):
