@@ -52,7 +52,7 @@ from playbooks.schema import (
     Step,
     WaitStep,
 )
-from playbooks.slots import SlotValue, normalise, parse_slot
+from playbooks.slots import SlotValue, normalise, parse_slot, render_datetime
 
 __all__ = [
     "LIBRARY_DIR",
@@ -100,6 +100,7 @@ __all__ = [
     "new_state",
     "normalise",
     "parse_slot",
+    "render_datetime",
     "validate_file",
     "validate_text",
 ]

@@ -100,6 +100,10 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     },
     "noted_when": {"en": "Noted: {when}.", "fr": "C'est noté : {when}."},
     "noted_also": {"en": "Thanks, I've also noted {items}.", "fr": "Merci, j'ai aussi noté {items}."},
+    "noted_phone": {
+        "en": "I've noted the number {number} – just tell me if it isn't right.",
+        "fr": "J'ai noté le numéro {number} – dites-le-moi s'il n'est pas correct.",
+    },
     "noted_other": {
         "en": "Thanks, I've noted that for your adviser.",
         "fr": "Merci, je le note pour votre conseiller.",
@@ -520,6 +524,11 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
 
     if ask is not None and ask.slot in filled and kinds.get(ask.slot) == "datetime":
         parts.append(turn.say("noted_when", when=when(state.slots[ask.slot])))
+    for slot in sorted(filled):
+        if kinds.get(slot) == "phone" and slot in interpretation.slots:
+            doubtful = _doubtful_phone(state.slots.get(slot))
+            if doubtful is not None:
+                parts.append(turn.say("noted_phone", number=doubtful))
     items: list[str] = []
     for slot in interpretation.slots:
         if slot not in filled or (ask is not None and slot == ask.slot):
@@ -539,6 +548,22 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
         parts.append(turn.say("noted_also", items=listed))
     if parts:
         turn.pending_ack = " ".join(parts)
+
+
+def _doubtful_phone(value: Any) -> str | None:
+    """A number of the right length that libphonenumber does not know as assigned: its
+    international form, to be confirmed with the lead; ``None`` for a valid number."""
+    import phonenumbers
+
+    if not isinstance(value, str):
+        return None
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def _quote(turn: _Turn, words: str) -> str:

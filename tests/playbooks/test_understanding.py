@@ -304,3 +304,14 @@ async def test_french_yes_cues_do_not_fire_on_non_answers(
     await d.start()
     await d.say("je suis en train de regarder")
     assert "proprietaire" not in d.state.slots
+
+
+async def test_a_possible_but_unknown_number_is_kept_and_confirmed(
+    library: dict[str, Playbook], make_conversation: Make
+) -> None:
+    c = make_conversation(library["renovation-qualification-fr"], language="fr", region="FR")
+    await c.start()
+    c.state = c.state.model_copy(update={"current_step": "telephone"})
+    await c.say("07 00 00 00 00")  # the right length for France, but no such number is assigned
+    assert c.state.slots["telephone"] == "+33700000000"
+    assert "J'ai noté le numéro +33 7 00 00 00 00 – dites-le-moi s'il n'est pas correct." in c.texts()
