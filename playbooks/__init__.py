@@ -29,6 +29,7 @@ from playbooks.runtime import (
     Interpretation,
     Interpreter,
     LeadQualified,
+    OptOutRequested,
     Ports,
     ScoreChanged,
     SendMessage,
@@ -51,7 +52,7 @@ from playbooks.schema import (
     Step,
     WaitStep,
 )
-from playbooks.slots import SlotValue, normalise, parse_slot
+from playbooks.slots import SlotValue, normalise, parse_slot, render_datetime
 
 __all__ = [
     "LIBRARY_DIR",
@@ -74,6 +75,7 @@ __all__ = [
     "Interpreter",
     "LeadQualified",
     "MessageStep",
+    "OptOutRequested",
     "Playbook",
     "PlaybookError",
     "PlaybookIssue",
@@ -98,6 +100,7 @@ __all__ = [
     "new_state",
     "normalise",
     "parse_slot",
+    "render_datetime",
     "validate_file",
     "validate_text",
 ]

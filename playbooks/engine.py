@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kernel.clock import SystemClock
 from playbooks.expressions import evaluate, render, template_context
 from playbooks.runtime import (
     Action,
@@ -28,6 +29,7 @@ from playbooks.runtime import (
     InboundEvent,
     Interpretation,
     LeadQualified,
+    OptOutRequested,
     Ports,
     ScoreChanged,
     SendMessage,
@@ -49,9 +51,17 @@ from playbooks.schema import (
     WaitStep,
     pick_language,
 )
-from playbooks.slots import normalise
+from playbooks.slots import normalise, render_datetime
 
-__all__ = ["DEFAULT_FALLBACK", "DEFAULT_INVALID", "MAX_STEPS_PER_ADVANCE", "advance", "new_state"]
+__all__ = [
+    "DEFAULT_FALLBACK",
+    "DEFAULT_INVALID",
+    "ENGINE_TEXTS",
+    "MAX_STEPS_PER_ADVANCE",
+    "advance",
+    "ask_context",
+    "new_state",
+]
 
 MAX_STEPS_PER_ADVANCE = 100
 """More steps than this in one call means the playbook loops: the engine hands off instead."""
@@ -75,9 +85,44 @@ DEFAULT_FALLBACK: dict[str, str] = {
 }
 """Used when ``Ports.fallback_text`` has no text for the language."""
 
+ENGINE_TEXTS: dict[str, dict[str, str]] = {
+    "not_interested": {
+        "en": "Understood, thank you for letting us know! If your plans change, just reply to this message.",
+        "fr": "C'est noté, merci de nous avoir prévenus ! Si votre projet évolue, il vous suffit de "
+        "répondre à ce message.",
+    },
+    "opt_out": {
+        "en": "Understood – you won't receive any more messages from us. Have a good day!",
+        "fr": "C'est noté – vous ne recevrez plus de messages de notre part. Belle journée !",
+    },
+    "pass_on": {
+        "en": "Good question – I'll pass it on to an adviser, who will get back to you about it.",
+        "fr": "Bonne question – je la transmets à un conseiller, qui vous répondra.",
+    },
+    "noted_when": {"en": "Noted: {when}.", "fr": "C'est noté : {when}."},
+    "noted_also": {"en": "Thanks, I've also noted {items}.", "fr": "Merci, j'ai aussi noté {items}."},
+    "noted_phone": {
+        "en": "I've noted the number {number} – just tell me if it isn't right.",
+        "fr": "J'ai noté le numéro {number} – dites-le-moi s'il n'est pas correct.",
+    },
+    "noted_other": {
+        "en": "Thanks, I've noted that for your adviser.",
+        "fr": "Merci, je le note pour votre conseiller.",
+    },
+    "clarify": {
+        "en": "Just to be sure – do you mean {options}?",
+        "fr": "Pour être sûr : vous voulez dire {options} ?",
+    },
+    "or": {"en": "or", "fr": "ou"},
+    "and": {"en": "and", "fr": "et"},
+}
+"""Texts the engine says on its own (French and English; other languages get English): the
+polite end after "not interested", the confirmation of an opt-out, "I'll pass your question on",
+values confirmed in passing, and the clarifying question between two close options."""
+
 _HUMAN_REASON = "lead asked for a human"
 
-Purpose = Literal["step", "reask", "answer", "fallback", "handoff", "followup"]
+Purpose = Literal["step", "reask", "answer", "fallback", "handoff", "followup", "ack", "clarify"]
 
 
 def new_state(
@@ -110,6 +155,7 @@ class _Turn:
     peek: bool = False
     peeked: AskStep | None = None
     pending_answer: str | None = None
+    pending_ack: str | None = None
     pending_human: bool = False
     interpretation: Interpretation | None = None
     engagement: dict[str, Any] = field(default_factory=dict)
@@ -146,6 +192,15 @@ class _Turn:
         if self.pending_answer:
             self.send(self.pending_answer, purpose="answer")
             self.pending_answer = None
+        if self.pending_ack:
+            self.send(self.pending_ack, purpose="ack")
+            self.pending_ack = None
+
+    def say(self, key: str, **values: str) -> str:
+        """One of :data:`ENGINE_TEXTS` in the lead's language (English when it has none)."""
+        texts = ENGINE_TEXTS[key]
+        chosen = texts.get(self.state.language) or texts.get(self.playbook.language) or texts["en"]
+        return chosen.format(**values)
 
     # ------------------------------------------------------------- helpers
 
@@ -161,15 +216,6 @@ class _Turn:
 
     def question(self, step: AskStep) -> str:
         return self.text(step.question)
-
-
-def _choice_labels(playbook: Playbook, slot: str) -> dict[str, list[str]]:
-    labels: dict[str, list[str]] = {}
-    for step in playbook.asks_for(slot):
-        for choice in step.choices:
-            titles = [choice.title] if isinstance(choice.title, str) else list(choice.title.values())
-            labels.setdefault(choice.id, []).extend([*titles, *choice.synonyms])
-    return labels
 
 
 def _within_bounds(playbook: Playbook, slot: str, value: Any) -> bool:
@@ -336,11 +382,18 @@ def _run(turn: _Turn, step_id: str | None) -> None:
 # --------------------------------------------------------------------------- reading the lead
 
 
-def _ask_context(turn: _Turn, step: AskStep) -> AskContext:
+def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> AskContext:
     synonyms: dict[str, list[str]] = {}
     for choice in step.choices:
-        others = [] if isinstance(choice.title, str) else list(choice.title.values())
-        synonyms[choice.id] = list(dict.fromkeys([*others, *choice.synonyms]))
+        titles = [] if isinstance(choice.title, str) else list(choice.title.values())
+        synonyms[choice.id] = list(dict.fromkeys([*titles, *choice.synonyms]))
+    others: list[AskContext] = []
+    if with_others:
+        seen = {step.slot}
+        for other in turn.playbook.steps:
+            if isinstance(other, AskStep) and other.slot not in seen and not turn.filled(other.slot):
+                seen.add(other.slot)
+                others.append(_ask_context(turn, other, with_others=False))
     return AskContext(
         step_id=step.id,
         slot=step.slot,
@@ -348,7 +401,41 @@ def _ask_context(turn: _Turn, step: AskStep) -> AskContext:
         question=turn.question(step),
         choices=turn.choices(step),
         choice_synonyms=synonyms,
+        others=others,
     )
+
+
+class _Unread:
+    """An interpreter that reads nothing: :func:`ask_context` renders texts, it does not interpret."""
+
+    async def interpret(
+        self,
+        *,
+        text: str,
+        choice_id: str | None,
+        ask: AskContext | None,
+        open_slots: dict[str, str],
+        state: ConversationState,
+    ) -> Interpretation:
+        return Interpretation()
+
+
+def ask_context(
+    playbook: Playbook, step_id: str, *, state: ConversationState | None = None, ports: Ports | None = None
+) -> AskContext:
+    """The :class:`AskContext` the engine gives the interpreter when ``step_id`` (an ``ask`` step
+    of ``playbook``) is pending in ``state`` (a fresh state when omitted): its question and
+    choices in the state's language, and ``others``, every other ask step whose slot is empty.
+    Raises ``ValueError`` when ``step_id`` is not an ask step of the playbook."""
+    step = playbook.step(step_id)
+    if not isinstance(step, AskStep):
+        raise ValueError(f"{step_id!r} is not an ask step of playbook {playbook.id!r}")
+    turn = _Turn(
+        playbook=playbook,
+        state=(state or new_state(playbook)).model_copy(deep=True),
+        ports=ports or Ports(interpreter=_Unread(), clock=SystemClock()),
+    )
+    return _ask_context(turn, step)
 
 
 async def _interpret(
@@ -408,7 +495,7 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
             kind,
             raw,
             language=state.language,
-            choices=_choice_labels(turn.playbook, slot),
+            choices=turn.playbook.choice_labels(slot),
             now=float(ports.clock.now()),
             timezone=ports.timezone,
             default_region=ports.default_region,
@@ -425,6 +512,69 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
             SlotFilled(slot=slot, value=value, evidence=interpretation.evidence.get(slot), source=source)
         )
     return filled
+
+
+def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], ask: AskStep | None) -> None:
+    """Say back, before the next question, what this message gave besides the answer asked for
+    (each value in its own words, a moment in full) and the moment just agreed."""
+    state, ports = turn.state, turn.ports
+    kinds = turn.playbook.slot_kinds()
+    parts: list[str] = []
+
+    def when(value: Any) -> str:
+        try:
+            return render_datetime(
+                value, language=state.language, timezone=ports.timezone, now=float(ports.clock.now())
+            )
+        except (TypeError, ValueError):
+            return str(value)
+
+    if ask is not None and ask.slot in filled and kinds.get(ask.slot) == "datetime":
+        parts.append(turn.say("noted_when", when=when(state.slots[ask.slot])))
+    for slot in sorted(filled):
+        if kinds.get(slot) == "phone" and slot in interpretation.slots:
+            doubtful = _doubtful_phone(state.slots.get(slot))
+            if doubtful is not None:
+                parts.append(turn.say("noted_phone", number=doubtful))
+    items: list[str] = []
+    for slot in interpretation.slots:
+        if slot not in filled or (ask is not None and slot == ask.slot):
+            continue
+        kind = kinds.get(slot)
+        if kind in ("email", "phone") or slot not in state.slots:
+            continue
+        if kind == "datetime":
+            items.append(when(state.slots[slot]))
+        elif kind == "choice":
+            titles = {c.id: turn.text(c.title) for step in turn.playbook.asks_for(slot) for c in step.choices}
+            items.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
+        else:
+            items.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
+    if items:
+        listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {turn.say('and')} {items[-1]}"
+        parts.append(turn.say("noted_also", items=listed))
+    if parts:
+        turn.pending_ack = " ".join(parts)
+
+
+def _doubtful_phone(value: Any) -> str | None:
+    """A number of the right length that libphonenumber does not know as assigned: its
+    international form, to be confirmed with the lead; ``None`` for a valid number."""
+    import phonenumbers
+
+    if not isinstance(value, str):
+        return None
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def _quote(turn: _Turn, words: str) -> str:
+    return f"« {words} »" if turn.state.language == "fr" else f"“{words}”"
 
 
 # --------------------------------------------------------------------------- events
@@ -444,10 +594,33 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
         scout = _Turn(turn.playbook, state.model_copy(deep=True), turn.ports, peek=True)
         _run(scout, first)
         turn.notes.extend(scout.notes)
-        interpretation, _ = await _interpret(turn, text=event.text, choice_id=None, ask=scout.peeked)
+        interpretation, filled = await _interpret(turn, text=event.text, choice_id=None, ask=scout.peeked)
+        if interpretation.intent == "opt_out":
+            _opt_out(turn, interpretation, event.text)
+            return
         turn.pending_answer = interpretation.answer
+        if interpretation.intent == "question" and not interpretation.answer:
+            turn.pending_answer = turn.say("pass_on")
         turn.pending_human = interpretation.intent == "wants_human"
+        _acknowledge(turn, interpretation, filled, None)
     _run(turn, first)
+
+
+def _opt_out(turn: _Turn, interpretation: Interpretation, text: str, *, silent: bool = False) -> None:
+    """The lead asked not to be contacted: confirm once, record it, end the conversation."""
+    state = turn.state
+    step_id = state.current_step
+    if not silent:
+        turn.send(turn.say("opt_out"), purpose="step")
+    turn.actions.append(OptOutRequested(evidence=text.strip()[:200], step_id=step_id))
+    if state.status != "ended":
+        _finish(turn, outcome="opted_out")
+
+
+def _not_interested(turn: _Turn) -> None:
+    turn.flush_answer()
+    turn.send(turn.say("not_interested"), purpose="step")
+    _finish(turn, outcome="not_interested")
 
 
 async def _inbound(turn: _Turn, event: InboundEvent) -> None:
@@ -458,14 +631,28 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     ask = current if state.status == "active" and isinstance(current, AskStep) else None
     interpretation, filled = await _interpret(turn, text=event.text, choice_id=event.choice_id, ask=ask)
     answer = interpretation.answer
-    wants_human = interpretation.intent == "wants_human"
+    intent = interpretation.intent
+    wants_human = intent == "wants_human"
+    if intent == "auto_reply":
+        turn.notes.append("automatic reply (out of office): no answer, no step taken")
+        return
+    if intent == "opt_out":
+        _opt_out(turn, interpretation, event.text, silent=state.status == "ended")
+        return
     if state.status == "ended":
         if answer:
             turn.send(answer, purpose="answer")
         return
+    if intent == "not_interested":
+        _not_interested(turn)
+        return
+    if intent == "question" and not answer and (ask is not None or state.status == "waiting"):
+        answer = turn.say("pass_on")
+    _acknowledge(turn, interpretation, filled, ask)
     if state.status == "waiting":
         if answer:
             turn.send(answer, purpose="answer")
+        turn.flush_answer()
         if wants_human:
             _handoff(turn, reason=_HUMAN_REASON)
         elif isinstance(current, WaitStep) and current.until_reply:
@@ -480,17 +667,28 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
             _handoff(turn, reason=_HUMAN_REASON)
         else:
             turn.send(_fallback(turn), purpose="fallback")
+        turn.flush_answer()
         return
     if ask.slot in filled:
         if answer:
             turn.send(answer, purpose="answer")
+        turn.flush_answer()  # values confirmed before anything the next steps say
         state.attempts = 0
         _run(turn, turn.next_of(ask))
+    elif ask.slot in interpretation.clarify and not answer and not wants_human:
+        _clarify(turn, ask, interpretation.clarify[ask.slot])
+    elif ask.slot in interpretation.other and not answer and not wants_human:
+        _keep_other(turn, ask, interpretation.other[ask.slot])
     elif answer:
         turn.send(answer, purpose="answer")
+        turn.flush_answer()
         turn.send(turn.question(ask), purpose="reask", step=ask, choices=turn.choices(ask))
     elif wants_human:
+        turn.flush_answer()
         _handoff(turn, reason=_HUMAN_REASON)
+    elif intent == "small_talk" or turn.pending_ack:
+        turn.flush_answer()
+        turn.send(turn.question(ask), purpose="reask", step=ask, choices=turn.choices(ask))
     else:
         state.attempts += 1
         if state.attempts > ask.retries:
@@ -501,6 +699,32 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
             invalid = turn.text(ask.invalid) if ask.invalid is not None else _default_invalid(turn)
             text = f"{invalid}\n{turn.question(ask)}"
             turn.send(text, purpose="reask", step=ask, choices=turn.choices(ask))
+
+
+def _clarify(turn: _Turn, ask: AskStep, candidates: list[str]) -> None:
+    """Two options fit about equally: ask which one (as buttons), without using an attempt."""
+    options = [c for c in turn.choices(ask) if c.id in candidates]
+    options.sort(key=lambda c: candidates.index(c.id))
+    if len(options) < 2:
+        turn.send(turn.question(ask), purpose="reask", step=ask, choices=turn.choices(ask))
+        return
+    titles = [o.title for o in options]
+    listed = ", ".join(titles[:-1]) + f" {turn.say('or')} {titles[-1]}"
+    turn.flush_answer()
+    turn.send(turn.say("clarify", options=listed), purpose="clarify", step=ask, choices=options)
+
+
+def _keep_other(turn: _Turn, ask: AskStep, words: str) -> None:
+    """None of the options fits: keep the lead's own words in ``<slot>_other`` and move on (the
+    slot itself stays empty, so no option's score applies)."""
+    state = turn.state
+    key = f"{ask.slot}_other"
+    state.slots[key] = words
+    turn.actions.append(SlotFilled(slot=key, value=words, evidence=words, source="other"))
+    turn.pending_ack = " ".join(p for p in [turn.pending_ack, turn.say("noted_other")] if p)
+    turn.flush_answer()
+    state.attempts = 0
+    _run(turn, turn.next_of(ask))
 
 
 def _default_invalid(turn: _Turn) -> str:

@@ -1,72 +1,828 @@
 """The offline interpreter: reads a lead's message with rules, no model and no network.
 
-It implements the ``Interpreter`` port of :mod:`playbooks.runtime`. The asked slot is read with
-:func:`playbooks.slots.parse_slot`; e-mail addresses and phone numbers in the message also fill
-any other open slot of that kind. Intents: ``wants_human``, ``not_interested``, ``question``,
-else ``answer``. Questions go to an optional knowledge-base ``answer`` callable.
+It implements the ``Interpreter`` port of :mod:`playbooks.runtime` and reads the whole message
+against the whole playbook:
+
+1. **Intents first** (:func:`detect_intent`): an automatic reply (out of office), an opt-out in
+   free words ("please stop emailing me", "ne m'écrivez plus"), "not interested", a request for a
+   person, a question, small talk; else an answer. Opt-outs, "not interested" and automatic
+   replies fill no slot.
+2. **Questions are never answers**: the message is cut into sentences and a sentence that asks
+   something (:func:`looks_like_question`) gives no slot value; the question goes to the optional
+   knowledge-base ``answer`` callable.
+3. **Every open slot the message answers**: the asked slot first (``AskContext``), then the other
+   unfilled questions (``AskContext.others``): e-mail addresses, phone numbers, dates and times,
+   numbers whose unit fits the question (``180 € a month`` for a bill, ``95 m²`` for a surface),
+   options named in full, yes/no answers that repeat the question's words ("we own it"), and
+   postcodes. Each value comes with the words that gave it, and words serve one slot only.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.clock import Clock, SystemClock
+from playbooks.choices import match_choice
 from playbooks.runtime import AskContext, ConversationState, Interpretation
-from playbooks.slots import fold, parse_slot
+from playbooks.slots import (
+    SlotValue,
+    find_numbers,
+    fold,
+    lead_regions,
+    looks_like_email,
+    parse_slot,
+)
 
-__all__ = ["RuleInterpreter", "detect_intent", "looks_like_question"]
+__all__ = ["RuleInterpreter", "detect_intent", "looks_like_question", "read_message"]
 
-_HUMAN = [
-    "human", "real person", "a person", "an agent", "agent", "someone real", "speak to someone",
-    "talk to someone", "speak with someone", "talk with someone", "representative", "operator",
-    "conseiller", "conseillere", "quelqu'un", "une personne", "un humain", "une vraie personne",
-    "parler a", "un agent", "un commercial", "un technicien",
-]  # fmt: skip
-_NOT_INTERESTED = [
-    "not interested", "no longer interested", "no thanks", "no thank you", "leave me alone",
-    "unsubscribe", "pas interesse", "pas interessee", "plus interesse", "plus interessee",
-    "ne m'interesse pas", "ca ne m'interesse", "non merci", "laissez-moi tranquille",
-    "laissez moi tranquille",
-]  # fmt: skip
-_QUESTION_START = re.compile(
-    r"^(?:what|how|why|when|where|who|which|whose|can|could|do|does|did|is|are|will|would|should|may|"
-    r"combien|comment|quel|quelle|quels|quelles|pourquoi|quand|ou|qui|que|qu'est|est-ce|est ce|pouvez|"
-    r"peut-on|peut on|puis-je|puis je|avez|faites|proposez|acceptez)(?!\w)"
+MAX_CHARS = 2000
+"""Only the first characters of a message are read (a pasted essay is cut, never looped over)."""
+
+
+def _phrases(*items: str) -> re.Pattern[str]:
+    body = "|".join(items)
+    return re.compile(r"(?<![\w])(?:" + body + r")(?![\w])")
+
+
+_AUTO_REPLY = _phrases(
+    r"out of (?:the )?office",
+    r"ooo",
+    r"automatic reply",
+    r"auto-?reply",
+    r"autoreply",
+    r"automated (?:reply|response|message)",
+    r"reponse automatique",
+    r"message automatique",
+    r"absente? du bureau",
+    r"je suis (?:actuellement )?absente?",
+    r"actuellement absente?",
+    r"en conges? jusqu",
+    r"i am (?:currently )?(?:away|out|on (?:annual )?leave)",
+    r"i'm (?:currently )?(?:away|out of office|on (?:annual )?leave)",
+    r"on (?:annual |parental |sick )?leave until",
+    r"will be back (?:on|in the office)",
+    r"back in the office",
+    r"de retour (?:le|au bureau|lundi|mardi|mercredi|jeudi|vendredi)",
+    r"limited access to (?:my )?e-?mail",
+    r"acces limite a (?:mes|ma) (?:e-?mails?|messagerie)",
+    r"do not reply to this (?:e-?mail|message)",
+    r"ne pas repondre a ce message",
+    r"this mailbox is not monitored",
+)
+_OPT_OUT = _phrases(
+    r"unsubscribe",
+    r"unsub",
+    r"opt[ -]?out",
+    r"stop (?:e-?mailing|emailing|texting|messaging|contacting|calling|sending|writing|spamming|bothering)",
+    r"(?:please )?stop (?:all )?(?:the )?(?:e-?mails?|messages?|texts?|sms|calls?)",
+    r"remove me",
+    r"take me off",
+    r"(?:do not|don't|dont|never) (?:contact|e-?mail|email|text|message|call|write to|sms) me",
+    r"no more (?:e-?mails?|messages?|texts?|calls?|sms)",
+    r"delete my (?:data|details|number|e-?mail|information|info)",
+    r"leave me alone",
+    r"^stop\W*$",
+    r"^arret\W*$",
+    r"ne m'?(?:ecrivez|envoyez|contactez|appelez|relancez|sollicitez) plus",
+    r"ne me (?:contactez|relancez|sollicitez|recontactez|rappelez|harcelez) plus",
+    r"ne plus (?:me )?(?:contacter|recevoir|etre contacte|m'ecrire|me relancer)",
+    r"plus jamais (?:me )?(?:contacter|m'ecrire|m'appeler)",
+    r"arretez de m'?\w+",
+    r"arretez (?:les|vos|de nous) (?:messages|mails|e-?mails|sms|appels|relances|envoyer)",
+    r"arreter de m'?(?:ecrire|envoyer|contacter|appeler|relancer)",
+    r"desinscri\w*",
+    r"desabonn\w*",
+    r"supprimez (?:mes|mon|toutes mes) (?:donnees|coordonnees|numero|adresse|informations|infos)",
+    r"retirez[- ]moi",
+    r"laissez[- ]moi tranquille",
+    r"cessez de",
+    r"stop aux (?:messages|mails|sms|appels)",
+    r"stop les (?:messages|mails|sms|appels|relances)",
+)
+_NOT_INTERESTED = _phrases(
+    r"not interested",
+    r"no longer interested",
+    r"not really interested",
+    r"(?:i'?m|i am) not interested",
+    r"not for me",
+    r"no longer need",
+    r"don'?t need (?:it|this|that|them|your)",
+    r"already (?:found|signed|have|got|chose|chosen|went with|bought|installed)",
+    r"changed my mind",
+    r"(?:i'?ll|i will|we'?ll|we will) pass",
+    r"not anymore",
+    r"never ?mind",
+    r"forget (?:it|about it)",
+    r"(?:we'?ve|i'?ve|we have|i have) decided (?:not|against)",
+    r"not going ahead",
+    r"project (?:is )?(?:cancelled|canceled|on hold)",
+    r"pas interesse(?:e|s|es)?",
+    r"plus interesse(?:e|s|es)?",
+    r"ne m'?interesse (?:pas|plus)",
+    r"ca ne m'?interesse",
+    r"ca m'?interesse pas",
+    r"pas pour moi",
+    r"plus besoin",
+    r"deja (?:trouve|signe|choisi|equipe|installe|un devis signe)",
+    r"j'?ai change d'?avis",
+    r"on a change d'?avis",
+    r"(?:on|nous) (?:abandonn|laiss)\w* (?:le|ce) projet",
+    r"je passe mon tour",
+    r"finalement non",
+    r"laissez tomber",
+    r"laisse tomber",
+    r"on oublie",
+    r"abandonne(?:r)? le projet",
+)
+_NOT_INTERESTED_WEAK = _phrases(
+    r"no thanks?",
+    r"no thank you",
+    r"non merci",
+    r"nan merci",
+    r"no ty",
+    r"pas besoin",
+    r"no need",
+    r"not needed",
+    r"pas la peine",
+    r"pas necessaire",
+)
+_HUMAN = _phrases(
+    r"human",
+    r"real person",
+    r"actual person",
+    r"(?:a|an) (?:person|agent|advisor|adviser|representative|rep|operator|salesperson|sales person|manager)",
+    r"someone real",
+    r"(?:speak|talk|chat) (?:to|with) (?:someone|somebody|a person|an? \w+|your team|the team|sales|"
+    r"a human|an expert|a specialist)",
+    r"(?:can|could) (?:someone|somebody|you) (?:call|ring|phone) me",
+    r"(?:have|get) (?:someone|somebody) (?:to )?call me",
+    r"(?:are you|is this|am i talking to|am i speaking to) (?:a |an )?(?:bot|robot|machine|real|ai|computer)",
+    r"representative",
+    r"operator",
+    r"un humain",
+    r"une (?:vraie )?personne",
+    r"un vrai (?:conseiller|humain|interlocuteur)",
+    r"un (?:conseiller|commercial|technicien|agent|expert|interlocuteur|responsable)",
+    r"parler (?:a|avec) (?:quelqu'?un|un|une|votre|vos|le|la|l'|des|vous)",
+    r"(?:echanger|discuter) (?:avec|de vive voix)",
+    r"quelqu'?un (?:peut|pourrait|qui|de chez vous|de votre equipe)\w*(?: \w+){0,3} (?:appeler|rappeler|"
+    r"contacter|joindre|parler)",
+    r"quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)",
+    r"(?:c'?est|vous etes|es-tu|etes-vous|etes vous) (?:un )?(?:robot|bot|une ia|une machine)",
+    r"je prefere (?:parler|un appel|etre appele|qu'?on m'?appelle)",
+    r"i'?d rather (?:talk|speak|have a call)",
+    r"i prefer (?:to talk|to speak|a call)",
+    r"appelez[- ]moi plutot",
+    r"rappelez[- ]moi plutot",
+    r"call me instead",
+    r"just call me",
+    r"de vive voix",
+    r"(?:parler|discuter|echanger)(?: \w+){0,3} avec (?:quelqu'?un|une personne|un conseiller|un humain)",
+    r"je prefere (?:en )?parler",
+    r"(?:speak|talk|discuss|chat|go over)\b(?: \w+){0,5} (?:with|to) (?:someone|somebody|a person|"
+    r"a human|a real person|an? advis[eo]r)",
+    r"(?:rather|prefer to) (?:speak|talk)(?: \w+){0,3} (?:to|with) (?:someone|a person|a human)",
+)
+_CALL_ME = re.compile(
+    r"(?:(?:can|could) (?:someone|somebody|you) (?:call|ring|phone) me|(?:have|get) (?:someone|"
+    r"somebody) (?:to )?call me"
+    r"|quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)|just call me|call me instead)"
+)
+_GREETING = re.compile(
+    r"^(?:(?:hi|hello|hey|hiya|dear|good (?:morning|afternoon|evening)|bonjour|bonsoir|salut|coucou|re|"
+    r"allo|hello there|"
+    r"hi there|madame|monsieur|messieurs|ok|okay|oki|so|alors|bon|well|ah|oh|euh|hmm|bah|ben|merci|"
+    r"thanks|thank you|"
+    r"thx|super|great|parfait|perfect|cool|nickel|top)\b[\s,!.:;-]*)+"
+)
+_SMALL_TALK = re.compile(
+    r"^(?:hi|hello|hey|hiya|bonjour|bonsoir|salut|coucou|good (?:morning|afternoon|evening|night)|"
+    r"merci(?: beaucoup| bien)?|"
+    r"thanks?(?: a lot| so much)?|thank you(?: very much| so much)?|thx|ty|ok(?:ay)?|d'?accord|super|"
+    r"great|cool|parfait|"
+    r"perfect|nickel|top|bonne (?:journee|soiree|fin de journee)|have a (?:nice|good|great) (?:day|"
+    r"evening|weekend)|"
+    r"how are you(?: doing)?|how'?s it going|ca va|comment (?:ca va|allez[- ]vous)|vous allez bien|lol|"
+    r"haha|mdr|"
+    r"a bientot|see you|bye|au revoir|cordialement|regards|best|cheers|bien a vous|you too|vous aussi|"
+    r"de meme|"
+    r"no worries|de rien|you'?re welcome|je vous en prie|hello there|hi there|bonjour madame|"
+    r"bonjour monsieur|"
+    r"salutations|good|bien|tres bien|very good|nice|awesome|genial|ah ok|oh ok|ok merci|ok thanks)$"
+)
+_STRONG_QUESTION = re.compile(
+    r"^(?:what|how|why|who|which|whose|combien|comment|pourquoi|quel|quelle|quels|quelles|qu'est|est-ce|"
+    r"est ce|"
+    r"c'est quoi|c'est combien|ca coute combien|ca fait combien|y a-t-il|y'a t'il|y a t il|ya t il|"
+    r"il y a combien|"
+    r"do you|does it|does your|did you|can you|could you|can i|could i|can we|will you|would you|"
+    r"are you|is it|"
+    r"is there|are there|is that|should i|should we|do i|do we|how's|what's|whats|pouvez|peut-on|peut on|"
+    r"puis-je|puis je|avez-vous|avez vous|faites-vous|faites vous|proposez-vous|proposez vous|acceptez-vous|"
+    r"acceptez vous|vous faites|vous proposez|vous acceptez|vous installez|vous intervenez|vous etes|"
+    r"vous avez|"
+    r"on peut|je peux|est-il|sont-ils|faut-il|faut il|dois-je|dois je|any idea|is this|are these|what about|"
+    r"et pour|et si|and what|and how|que (?:faut|dois|couvre|comprend|veut)|qu'en est-il|how long|"
+    r"how much|how many)(?!\w)"
+)
+_QUESTION_ANYWHERE = _phrases(
+    r"how much",
+    r"how long",
+    r"how many",
+    r"combien",
+    r"i'?d like to know",
+    r"i would like to know",
+    r"i was wondering",
+    r"i wonder",
+    r"je voudrais savoir",
+    r"j'?aimerais savoir",
+    r"je me demandais",
+    r"je me demande",
+    r"can you tell me",
+    r"could you tell me",
+    r"pouvez[- ]vous me dire",
+    r"pourriez[- ]vous me dire",
+    r"savez[- ]vous",
+    r"do you know",
+    r"any idea (?:how|what|when|if)",
+    r"c'est quoi",
+    r"what is the (?:price|cost)",
+    r"quel (?:est le )?(?:prix|tarif|cout)",
+    r"quels sont les (?:prix|tarifs|delais|aides)",
+)
+_WEAK_QUESTION = re.compile(
+    r"^(?:when|where|quand|ou|que|qui|can|could|do|does|is|are|will|would|should|may)(?!\w)"
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=\?)(?=\w)|\n+")
+_CLAUSE = re.compile(
+    r"\s*(?:,|;|\band\b|\bet\b|\bbut\b|\bmais\b|\balso\b|\baussi\b|\bplus\b|\bso\b|\bdonc\b|&|\+)\s*"
+)
+_POSTCODE_SLOT = re.compile(r"(?:post|zip|postal|cp\b|code_?p)")
+_POSTCODES = [
+    re.compile(
+        r"(?<![\d+])(?<!\d )(?<!\d\.)\b(?:[0-8]\d|9[0-8]|2[ab])\s?\d{3}\b(?!\s?\d)(?!\s*(?:€|eur|euros?|"
+        r"\$|£|m2|m²|k\b|kwh))",
+        re.I,
+    ),
+    re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.I),
+]
+_MONEY_Q = _phrases(
+    r"€",
+    r"euros?",
+    r"\$",
+    r"£",
+    r"spend",
+    r"spending",
+    r"depens\w*",
+    r"bill",
+    r"bills",
+    r"facture\w*",
+    r"budget",
+    r"price",
+    r"prix",
+    r"cost",
+    r"cout\w*",
+    r"montant",
+    r"pay",
+    r"payez",
+    r"payer",
+    r"paie",
+    r"mensualite",
+)
+_AREA_Q = _phrases(r"m²", r"m2", r"surface", r"superficie", r"square", r"sq", r"metres? carres?", r"size")
+
+
+_SMALL_TALK_WORDS = set(
+    [
+        "hi",
+        "hello",
+        "hey",
+        "hiya",
+        "bonjour",
+        "bonsoir",
+        "salut",
+        "coucou",
+        "good",
+        "morning",
+        "afternoon",
+        "evening",
+        "night",
+        "merci",
+        "beaucoup",
+        "bien",
+        "thanks",
+        "thank",
+        "you",
+        "thx",
+        "ty",
+        "ok",
+        "okay",
+        "oki",
+        "super",
+        "great",
+        "cool",
+        "parfait",
+        "perfect",
+        "nickel",
+        "top",
+        "bonne",
+        "journee",
+        "soiree",
+        "have",
+        "a",
+        "nice",
+        "day",
+        "weekend",
+        "speak",
+        "talk",
+        "soon",
+        "see",
+        "bye",
+        "au",
+        "revoir",
+        "a",
+        "bientot",
+        "cordialement",
+        "regards",
+        "best",
+        "cheers",
+        "vous",
+        "aussi",
+        "de",
+        "meme",
+        "lol",
+        "haha",
+        "mdr",
+        "lovely",
+        "wonderful",
+        "awesome",
+        "genial",
+        "much",
+        "so",
+        "lot",
+        "very",
+        "tres",
+        "rien",
+        "welcome",
+        "ah",
+        "oh",
+        "and",
+        "et",
+        "the",
+        "to",
+        "madame",
+        "monsieur",
+        "there",
+        "all",
+        "fine",
+        "noted",
+        "note",
+        "c'est",
+        "ca",
+        "va",
+        "well",
+        "will",
+        "later",
+        "tout",
+    ]
 )
 
 
-def _has(folded: str, phrases: list[str]) -> bool:
-    return any(re.search(r"(?<![\w'])" + re.escape(p) + r"(?!\w)", folded) for p in phrases)
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip(" .!?;\n")]
+
+
+_LEADING_ANSWER = re.compile(
+    r"^\W*(?:oui|non|yes|no|yeah|yep|nope|ouais|bien sur|of course|sure)\b\s*[,!.:;-]"
+)
+
+
+def _tentative(sentence: str, kind: str | None) -> bool:
+    """A short answer said with a question mark ("maybe 120?", "jeudi 10h ?"): no question word,
+    six words at most, and the question pending wants a number, a date or an option."""
+    if kind not in ("number", "datetime", "choice"):
+        return False
+    body = _strip_greeting(fold(sentence).strip())
+    if _STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body) or _WEAK_QUESTION.match(body):
+        return False
+    return len(re.findall(r"\w+", body)) <= 6 and bool(re.search(r"\d", body) or kind == "choice")
+
+
+def _answer_sentences(text: str, kind: str | None = None) -> list[str]:
+    """The sentences that do not ask anything; a question's leading "Oui," / "No," is kept."""
+    out: list[str] = []
+    for sentence in _sentences(text):
+        if not _sentence_is_question(sentence) or _tentative(sentence, kind):
+            out.append(sentence)
+            continue
+        lead = _LEADING_ANSWER.match(fold(sentence))
+        if lead:
+            out.append(sentence[: lead.end()])
+    return out
+
+
+def _strip_greeting(folded: str) -> str:
+    return _GREETING.sub("", folded.strip()).strip()
 
 
 def looks_like_question(text: str) -> bool:
-    """A question mark anywhere, or a question word first (what, how, combien, comment, quel...)."""
-    folded = fold(text).strip()
-    return "?" in folded or bool(_QUESTION_START.match(folded))
+    """Whether ``text`` asks something: a question mark, a question word or phrase first (what,
+    how, combien, est-ce que, do you, vous faites...), or a question phrase anywhere (how much,
+    je voudrais savoir...). A greeting before it does not count ("Bonjour, c'est combien ?")."""
+    folded = fold(text[:MAX_CHARS]).strip()
+    if "?" in folded:
+        return True
+    body = _strip_greeting(folded)
+    return bool(_STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body))
 
 
-def detect_intent(text: str) -> str:
-    """``wants_human``, ``not_interested``, ``question`` or ``answer`` (French and English cues)."""
-    folded = fold(text)
-    if _has(folded, _HUMAN):
-        return "wants_human"
-    if _has(folded, _NOT_INTERESTED):
+def _sentence_is_question(sentence: str) -> bool:
+    folded = fold(sentence).strip()
+    body = _strip_greeting(folded)
+    call_me = _CALL_ME.search(body)
+    if call_me and _MOMENT.search(body) and "?" not in body:
+        return False  # "can you call me tomorrow at 9": a time given, not a question
+    if _STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body):
+        return True
+    return "?" in folded and bool(body.strip(" ?"))
+
+
+def _is_small_talk(text: str) -> bool:
+    folded = fold(text[:MAX_CHARS]).strip()
+    parts = [p.strip(" ,.!?;:-") for p in re.split(r"[,.!?;\n]+", folded)]
+    parts = [p for p in parts if p and re.search(r"\w", p)]
+    emoji_only = not re.search(r"\w", folded)
+    if emoji_only or (bool(parts) and all(_SMALL_TALK.match(p) for p in parts)):
+        return True
+    words = re.findall(r"[a-z']+", folded)
+    return bool(words) and len(words) <= 8 and all(w in _SMALL_TALK_WORDS for w in words)
+
+
+def detect_intent(text: str, *, ask_kind: str | None = None) -> str:
+    """The message's intent, from French and English cues, in this order: ``auto_reply``,
+    ``opt_out``, ``not_interested``, ``wants_human``, ``question``, ``small_talk``, ``answer``.
+
+    ``ask_kind``: the kind of the question pending, if any; "no thanks" is "not interested" only
+    while another kind of question is pending (a plain no to a yes/no question, or to "any
+    questions?" when none is).
+    """
+    folded = fold(text[:MAX_CHARS]).strip()
+    if _AUTO_REPLY.search(folded):
+        return "auto_reply"
+    if _OPT_OUT.search(folded):
+        return "opt_out"
+    if _NOT_INTERESTED.search(folded):
         return "not_interested"
-    if looks_like_question(text):
+    if ask_kind not in (None, "yes_no") and _NOT_INTERESTED_WEAK.search(folded) and len(folded.split()) <= 6:
+        return "not_interested"
+    human = _HUMAN.search(folded)
+    if human and not (_CALL_ME.fullmatch(human.group()) and _MOMENT.search(folded)):
+        return "wants_human"  # "can you call me tomorrow at 9" gives a time, it is not a handoff request
+    if any(_sentence_is_question(s) for s in _sentences(text[:MAX_CHARS])):
         return "question"
+    if _is_small_talk(text):
+        return "small_talk"
     return "answer"
 
 
+# --------------------------------------------------------------------------- reading slots
+
+
+@dataclass
+class _Reading:
+    """The message's answer part, with the words already used by a slot blanked out."""
+
+    text: str
+    slots: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, str] = field(default_factory=dict)
+
+    def take(self, slot: str, found: SlotValue) -> None:
+        self.slots[slot] = found.value
+        self.evidence[slot] = found.evidence
+        self.consume(found.evidence)
+
+    def consume(self, words: str) -> None:
+        if not words:
+            return
+        index = self.text.find(words)
+        if index < 0:
+            index = fold(self.text).find(fold(words))
+        if index >= 0:
+            self.text = self.text[:index] + " " * len(words) + self.text[index + len(words) :]
+
+
+def _number_class(question: str) -> str:
+    folded = fold(question)
+    if _AREA_Q.search(folded):
+        return "area"
+    if _MONEY_Q.search(folded):
+        return "money"
+    return ""
+
+
+def _read_number(text: str, question: str, *, language: str, asked: bool) -> SlotValue | None:
+    wanted = _number_class(question)
+    mentions = [m for m in find_numbers(text, language=language) if m.unit in ("", "money", "area")]
+    for mention in mentions:
+        if wanted and mention.unit == wanted:
+            return SlotValue(mention.value, mention.evidence)
+    if not asked:
+        return None
+    for mention in mentions:
+        if mention.unit == "":
+            return SlotValue(mention.value, mention.evidence)
+    if not wanted:
+        for mention in mentions:
+            return SlotValue(mention.value, mention.evidence)
+    if not find_numbers(text, language=language):
+        words = parse_slot("number", text, language=language)
+        if words is not None and not re.search(r"\d", words.evidence):
+            return words
+    return None
+
+
+def _postcode(text: str) -> SlotValue | None:
+    for pattern in _POSTCODES:
+        match = pattern.search(text)
+        if match:
+            return SlotValue(match.group().upper().strip(), match.group())
+    return None
+
+
+def _labels(context: AskContext) -> dict[str, list[str]]:
+    return {c.id: [c.title, *context.choice_synonyms.get(c.id, [])] for c in context.choices}
+
+
+def _clauses(text: str) -> list[str]:
+    return [c for c in _CLAUSE.split(text) if c and c.strip()]
+
+
+_AMBIGUOUS = {
+    "soon", "later", "flat", "vite", "tin", "tard", "curious", "curieux", "quickly", "rapidement",
+    "tile", "metal",
+    "global", "globale", "mur", "murs", "pente", "terrasse", "renseignement", "researching", "regarde",
+    "year", "years", "annee", "month", "months", "mois",
+}  # fmt: skip
+"""Single words too common to be read as an option of a question that was not the one asked."""
+
+
+def _strict_labels(labels: Mapping[str, Sequence[str]], *, project: bool = False) -> dict[str, list[str]]:
+    """Labels specific enough to be recognised in a message that answers another question."""
+    from playbooks.choices import _GENERIC, _tokens
+
+    out: dict[str, list[str]] = {}
+    for cid, options in labels.items():
+        kept = []
+        for label in options:
+            tokens = _tokens(label)
+            if len(tokens) >= 2 or (
+                len(tokens) == 1
+                and len(tokens[0].text) >= 3
+                and tokens[0].text not in (_GENERIC if project else _GENERIC | _AMBIGUOUS)
+            ):
+                kept.append(label)
+        out[cid] = kept
+    return out
+
+
+def read_message(
+    text: str,
+    *,
+    ask: AskContext | None,
+    open_slots: Mapping[str, str],
+    language: str,
+    now: float,
+    timezone: str = "UTC",
+    default_region: str | None = None,
+    regions: Sequence[str] = (),
+    choice_id: str | None = None,
+) -> Interpretation:
+    """Read ``text`` against the asked question and every other open one; no knowledge answer.
+
+    ``ask``: the question pending (with ``others``, the other unfilled questions); ``open_slots``:
+    every unfilled slot -> kind (used for e-mail and phone slots no ask context describes).
+    ``language`` (ISO 639-1) reads numbers and dates, ``now`` (seconds since the epoch, UTC) and
+    ``timezone`` (IANA) anchor dates, ``regions`` then ``default_region`` (ISO 3166) read phone
+    numbers. Returns an :class:`Interpretation` with ``intent``, ``slots``, ``evidence``, ``other``
+    and ``clarify`` set (``language`` and ``answer`` left to the caller).
+    """
+    text = text[:MAX_CHARS]
+    kind = ask.kind if ask is not None else None
+    intent = detect_intent(text, ask_kind=kind)
+    if intent == "question" and all(
+        not _sentence_is_question(s) or _tentative(s, kind) for s in _sentences(text)
+    ):
+        intent = "answer"
+    result = Interpretation(intent=intent)
+    if intent in ("auto_reply", "opt_out", "not_interested") and choice_id is None:
+        return result
+    answer_part = " ".join(_answer_sentences(text, kind))
+    reading = _Reading(answer_part)
+    options: dict[str, Any] = {
+        "language": language,
+        "now": now,
+        "timezone": timezone,
+        "default_region": default_region,
+        "regions": regions,
+    }
+    if ask is not None:
+        _read_asked(reading, result, ask, text, choice_id, options)
+    other_words = (
+        result.other.pop(ask.slot, None) if ask is not None and ask.slot not in reading.slots else None
+    )
+    contexts = list(ask.others) if ask is not None else []
+    described = {c.slot for c in contexts} | ({ask.slot} if ask is not None else set())
+    for slot, slot_kind in open_slots.items():
+        if slot not in described and slot_kind in ("email", "phone"):
+            contexts.append(AskContext(step_id=slot, slot=slot, kind=slot_kind, question=""))  # type: ignore[arg-type]
+    order = {"email": 0, "phone": 1, "datetime": 2, "number": 3, "choice": 4, "yes_no": 5, "text": 6}
+    for context in sorted(contexts, key=lambda c: order.get(c.kind, 9)):
+        if context.slot in reading.slots:
+            continue
+        _read_other(reading, context, text, options)
+    result.slots, result.evidence = reading.slots, reading.evidence
+    if ask is not None and other_words is not None and not reading.slots and _has_content(reading.text):
+        # none of the options, and the words are not the answer to another question either
+        result.other[ask.slot] = other_words
+    if intent == "small_talk" and result.slots:
+        result.intent = "answer"
+    return result
+
+
+def _read_asked(
+    reading: _Reading,
+    result: Interpretation,
+    ask: AskContext,
+    text: str,
+    choice_id: str | None,
+    options: dict[str, Any],
+) -> None:
+    kind = ask.kind
+    part = reading.text
+    if choice_id is not None and kind == "choice":
+        found = match_choice(text, _labels(ask), choice_id=choice_id)
+        if found.value is not None:
+            reading.take(ask.slot, SlotValue(found.value, found.evidence))
+        return
+    if not part.strip() or (result.intent == "small_talk" and kind not in ("yes_no", "choice")):
+        return
+    if kind in ("email", "phone"):
+        parsed = parse_slot(kind, text, **options)
+        if parsed is not None:
+            reading.take(ask.slot, parsed)
+        return
+    if kind == "choice":
+        part = _mask_contacts(part, options)
+        found = match_choice(
+            part, _labels(ask), now=options["now"], timezone=options["timezone"], question=ask.question
+        )
+        if found.value is not None:
+            reading.take(ask.slot, SlotValue(found.value, found.evidence))
+            if found.other:
+                result.other[ask.slot] = part.strip()
+        elif found.candidates:
+            result.clarify[ask.slot] = list(found.candidates)
+        elif found.other and result.intent not in ("wants_human", "small_talk"):
+            result.other[ask.slot] = part.strip()
+        return
+    if kind == "number":
+        masked = _mask_contacts(part, options)
+        parsed = _read_number(masked, ask.question, language=options["language"], asked=True)
+        if parsed is not None:
+            reading.take(ask.slot, parsed)
+        return
+    if kind == "yes_no":
+        if result.intent == "wants_human":
+            return
+        for clause in [part, *_clauses(part)]:
+            parsed = parse_slot("yes_no", clause, question=ask.question, **options)
+            if parsed is not None:
+                reading.take(ask.slot, parsed)
+                return
+        return
+    if kind == "datetime":
+        if _UNAVAILABLE.search(fold(part)):
+            return  # "je ne suis pas dispo cette semaine" gives no time
+        parsed = parse_slot("datetime", _mask_contacts(part, options), **options)
+        if parsed is not None:
+            reading.take(ask.slot, parsed)
+        return
+    # text
+    if result.intent in ("wants_human", "small_talk"):
+        return
+    if _POSTCODE_SLOT.search(ask.slot):
+        postcode = _postcode(_mask_contacts(part, options))
+        if postcode is not None:
+            reading.take(ask.slot, postcode)
+            return
+    body = _GREETING.sub("", part.strip()).strip(" ,.;") if fold(part).strip() else ""
+    if body and not looks_like_email(body):
+        reading.take(ask.slot, SlotValue(body, body))
+
+
+def _has_content(text: str) -> bool:
+    """Whether ``text`` still holds a meaningful word (four letters or more, not a stop word)."""
+    from playbooks.choices import _tokens
+
+    return any(len(t.text) >= 4 and not t.text.isdigit() for t in _tokens(text))
+
+
+def _mask_contacts(text: str, options: dict[str, Any]) -> str:
+    """``text`` with e-mail addresses and phone numbers blanked out (their digits are no number)."""
+    masked = text
+    for kind in ("email", "phone"):
+        for _ in range(3):
+            parsed = parse_slot(kind, masked, **options)
+            if parsed is None or not parsed.evidence or parsed.evidence not in masked:
+                break
+            masked = masked.replace(parsed.evidence, " " * len(parsed.evidence))
+    return masked
+
+
+def _read_other(reading: _Reading, context: AskContext, text: str, options: dict[str, Any]) -> None:
+    kind, part = context.kind, reading.text
+    if not part.strip() and kind not in ("email", "phone"):
+        return
+    parsed: SlotValue | None = None
+    if kind in ("email", "phone"):
+        parsed = parse_slot(kind, part if part.strip() else text, **options)
+        if parsed is not None and kind == "phone" and len(re.sub(r"\D", "", parsed.evidence)) < 8:
+            parsed = None
+    elif kind == "datetime":
+        masked = _mask_contacts(part, options)
+        if _mentions_moment(masked):
+            parsed = parse_slot("datetime", masked, **options)
+    elif kind == "number":
+        parsed = _read_number(
+            _mask_contacts(part, options), context.question, language=options["language"], asked=False
+        )
+    elif kind == "choice":
+        project = _PROJECT.search(fold(part)) is not None
+        strict = _strict_labels(_labels(context), project=project)
+        now = options["now"] if project else None
+        found = match_choice(part, strict, now=now, timezone=options["timezone"], strict=True)
+        if found.value is not None and not found.other:
+            parsed = SlotValue(found.value, found.evidence)
+    elif kind == "yes_no":
+        for clause in _clauses(part):
+            if _echoes(clause, context.question):
+                parsed = parse_slot("yes_no", clause, question=context.question, **options)
+                if parsed is not None:
+                    parsed = SlotValue(parsed.value, clause.strip())
+                    break
+    elif kind == "text" and _POSTCODE_SLOT.search(context.slot):
+        parsed = _postcode(_mask_contacts(part, options))
+    if parsed is not None:
+        reading.take(context.slot, parsed)
+
+
+_PROJECT = re.compile(
+    r"(?<!\w)(?:want|wants|wanted|would like|we'?d like|i'?d like|hoping|hope|ideally|planning|plan|"
+    r"need|needs|"
+    r"install\w*|done|fitted|start\w*|get it|have it|voudrai\w*|souhait\w*|aimerai\w*|prevoi\w*|prevu|faire|"
+    r"realiser|commencer|demarrer|installer|travaux|projet|project|idealement|envisag\w*|compt\w*)(?!\w)"
+)
+"""Words that tie a period to the project ("we want it before summer"), not to something else
+("we complete next month")."""
+_UNAVAILABLE = re.compile(
+    r"(?<!\w)(?:pas|not|n'?est pas|can'?t|cannot|unable|impossible|aren'?t|isn'?t|won'?t)\s+(?:\w+\s+)?"
+    r"(?:dispo\w*|available|free|libre|possible|around|there|la)(?!\w)"
+)
+_MOMENT = re.compile(
+    r"(?<!\w)(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|friday|"
+    r"saturday|sunday|tomorrow|demain|apres-demain|tonight|ce soir|today|aujourd'hui|tmrw)(?!\w)"
+    r"|\d{1,2}\s*(?:h\b|h\d|heures?\b|am\b|pm\b|a\.m|p\.m|:\d\d)"
+)
+
+
+def _mentions_moment(text: str) -> bool:
+    return _MOMENT.search(fold(text)) is not None
+
+
+def _echoes(clause: str, question: str) -> bool:
+    """Whether ``clause`` repeats a content word of ``question`` (or says the opposite of owning)."""
+    from playbooks.choices import _same, _tokens
+    from playbooks.slots import _OWN, _RENT
+
+    asked = [t for t in _tokens(question) if len(t.text) >= 4]
+    said = _tokens(clause)
+    if any(t.text in _OWN for t in asked) and any(t.text in _RENT or t.text in _OWN for t in said):
+        return True
+    return any(len(t.text) >= 4 and any(_same(t, q) for q in asked) for t in said)
+
+
 class RuleInterpreter:
-    """Offline ``Interpreter``: rules from :mod:`playbooks.slots`, optional knowledge-base answers.
+    """Offline ``Interpreter``: :func:`read_message`, plus optional knowledge-base answers.
 
     ``clock``, ``timezone`` (IANA) and ``default_region`` (ISO 3166) anchor dates and phone
-    numbers; pass the same values as the engine's ``Ports`` (the system clock otherwise).
-    ``detect_language(text) -> 'fr' | None`` sets ``Interpretation.language``.
-    ``answer(question, language) -> str | None`` is awaited when the message is a question or
-    does not fill the asked slot; its result becomes ``Interpretation.answer``.
+    numbers; pass the same values as the engine's ``Ports`` (the system clock otherwise). Phone
+    numbers are read first with the lead's own country (from ``state.lead["phone"]`` and the
+    time zone), then ``default_region``. ``detect_language(text) -> 'fr' | None`` sets
+    ``Interpretation.language``. ``answer(question, language) -> str | None`` is awaited when the
+    message asks something; its result becomes ``Interpretation.answer``.
     """
 
     def __init__(
@@ -93,35 +849,23 @@ class RuleInterpreter:
         open_slots: dict[str, str],
         state: ConversationState,
     ) -> Interpretation:
-        """Read ``text`` against the asked slot (``ask``) and the other ``open_slots``."""
+        """Read ``text`` against the asked slot (``ask`` and its ``others``) and ``open_slots``."""
         language = self._detect_language(text) if self._detect_language else None
         reading = language or state.language
-        options: dict[str, Any] = {
-            "language": reading,
-            "now": self._clock.now(),
-            "timezone": self._timezone,
-            "default_region": self._default_region,
-        }
-        slots: dict[str, Any] = {}
-        evidence: dict[str, str] = {}
-        if ask is not None:
-            labels = {c.id: [c.title, *ask.choice_synonyms.get(c.id, [])] for c in ask.choices}
-            parsed = parse_slot(ask.kind, text, choices=labels, choice_id=choice_id, **options)
-            if parsed is not None:
-                slots[ask.slot] = parsed.value
-                evidence[ask.slot] = parsed.evidence
-        for slot, kind in open_slots.items():
-            if slot in slots or kind not in ("email", "phone"):
-                continue
-            parsed = parse_slot(kind, text, **options)
-            if parsed is not None and parsed.evidence not in evidence.values():
-                slots[slot] = parsed.value
-                evidence[slot] = parsed.evidence
-        intent = detect_intent(text)
-        reply: str | None = None
-        # Only a real question goes to the knowledge base: "Hi, solar panels please" is not one,
-        # and answering it from the nearest entry would be a non sequitur.
-        wants_answer = intent == "question"
-        if self._answer is not None and wants_answer and intent not in ("wants_human", "not_interested"):
-            reply = await self._answer(text, reading)
-        return Interpretation(language=language, intent=intent, slots=slots, evidence=evidence, answer=reply)
+        phone = state.lead.get("phone") if isinstance(state.lead.get("phone"), str) else None
+        result = read_message(
+            text,
+            ask=ask,
+            open_slots=open_slots,
+            language=reading,
+            now=float(self._clock.now()),
+            timezone=self._timezone,
+            default_region=self._default_region,
+            regions=lead_regions(timezone=self._timezone, phone=phone),
+            choice_id=choice_id,
+        )
+        result.language = language
+        if self._answer is not None and result.intent == "question":
+            questions = [s for s in _sentences(text[:MAX_CHARS]) if _sentence_is_question(s)]
+            result.answer = await self._answer(" ".join(questions) or text, reading)
+        return result

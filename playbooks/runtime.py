@@ -31,6 +31,7 @@ __all__ = [
     "Interpretation",
     "Interpreter",
     "LeadQualified",
+    "OptOutRequested",
     "Ports",
     "ScoreAdjustment",
     "ScoreChanged",
@@ -138,14 +139,16 @@ class SendMessage(_Model):
 
     ``purpose``: ``step`` (a playbook message or question), ``reask`` (invalid answer),
     ``answer`` (an off-script question answered), ``fallback`` (nothing better to say),
-    ``handoff``, ``followup`` (sent by a timer). ``step_id`` names the step that produced it.
+    ``handoff``, ``followup`` (sent by a timer), ``ack`` (a value the lead gave confirmed back in
+    passing, e.g. a call-back time in full), ``clarify`` (which of two close options was meant).
+    ``step_id`` names the step that produced it.
     ``channel`` is the step's channel override, if any.
     """
 
     type: Literal["send"] = "send"
     text: str
     choices: list[ChoiceOption] = Field(default_factory=list)
-    purpose: Literal["step", "reask", "answer", "fallback", "handoff", "followup"] = "step"
+    purpose: Literal["step", "reask", "answer", "fallback", "handoff", "followup", "ack", "clarify"] = "step"
     step_id: str | None = None
     channel: str | None = None
     template: dict[str, Any] | None = None
@@ -195,6 +198,16 @@ class HandoffRequested(_Model):
     step_id: str | None = None
 
 
+class OptOutRequested(_Model):
+    """The lead asked, in their own words, not to be contacted any more ("please stop emailing me",
+    "ne m'écrivez plus"). The app records it in its opt-out ledger for the conversation's channel
+    (and sends nothing more); ``evidence`` quotes the words that said so."""
+
+    type: Literal["opt_out"] = "opt_out"
+    evidence: str | None = None
+    step_id: str | None = None
+
+
 class ConversationEnded(_Model):
     type: Literal["ended"] = "ended"
     outcome: str
@@ -209,7 +222,8 @@ Action = Annotated[
     | TimerScheduled
     | TimerCancelled
     | HandoffRequested
-    | ConversationEnded,
+    | ConversationEnded
+    | OptOutRequested,
     Field(discriminator="type"),
 ]
 
@@ -229,7 +243,12 @@ class EngineResult(_Model):
 
 
 class AskContext(_Model):
-    """What the interpreter needs to know about the question being answered (if any)."""
+    """What the interpreter needs to know about the question being answered (if any).
+
+    ``others``: the playbook's other ask steps whose slot is still empty, in playbook order, each
+    with its question, choices and synonyms (their own ``others`` empty), so that one message can
+    answer several questions; a value read for one of them is skipped later (``skip_if_filled``).
+    """
 
     step_id: str
     slot: str
@@ -237,6 +256,7 @@ class AskContext(_Model):
     question: str
     choices: list[ChoiceOption] = Field(default_factory=list)
     choice_synonyms: dict[str, list[str]] = Field(default_factory=dict)
+    others: list[AskContext] = Field(default_factory=list)
 
 
 class Interpretation(_Model):
@@ -252,6 +272,10 @@ class Interpretation(_Model):
 
     language: str | None = None
     intent: str = "answer"
+    """``answer``, ``question``, ``wants_human``, ``not_interested``, ``opt_out`` (stop contacting
+    me, in free words), ``auto_reply`` (out-of-office or other automatic text) or ``small_talk``
+    (hello, thanks). A message can both answer and ask: slots are filled and ``intent`` is
+    ``question``."""
     slots: dict[str, Any] = Field(default_factory=dict)
     evidence: dict[str, str] = Field(default_factory=dict)
     answer: str | None = None
@@ -265,6 +289,12 @@ class Interpretation(_Model):
     """What reading this message cost on the model, when a model was asked: ``model``, ``calls``,
     ``prompt_tokens``, ``cached_tokens``, ``completion_tokens``, ``cost_micro_usd`` (1e-6 USD),
     ``fallback`` (why the offline path answered, or ``None``), ``regenerated``."""
+    other: dict[str, str] = Field(default_factory=dict)
+    """Choice slots the lead answered with none of the options ("other", a kitchen when the
+    options are insulation or heating): slot -> the lead's own words, kept for the team."""
+    clarify: dict[str, list[str]] = Field(default_factory=dict)
+    """Choice slots where two options fit the words about equally: slot -> the close choice ids
+    (best first); the engine asks which one was meant instead of guessing."""
 
 
 @runtime_checkable

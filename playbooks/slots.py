@@ -24,7 +24,6 @@ mean the first Tuesday after today.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import unicodedata
@@ -36,7 +35,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
-__all__ = ["DEFAULT_HOUR", "SlotValue", "fold", "normalise", "parse_slot"]
+__all__ = [
+    "DEFAULT_HOUR",
+    "NumberMention",
+    "SlotValue",
+    "find_numbers",
+    "fold",
+    "lead_regions",
+    "looks_like_email",
+    "normalise",
+    "parse_slot",
+    "render_datetime",
+]
 
 DEFAULT_HOUR = 9
 """Hour used when a lead gives a day without a time ("tomorrow")."""
@@ -80,7 +90,10 @@ _UNSURE = [
     "oui et non", "yes and no", "ca depend", "it depends", "depends", "maybe", "perhaps", "peut etre",
     "peut-etre", "not sure", "pas sur", "pas certain", "don't know", "dont know", "do not know", "no idea",
     "sais pas", "sait pas", "aucune idee", "kind of", "sort of", "plus ou moins", "more or less",
-    "not yet sure",
+    "not yet sure", "pas compris", "comprends pas", "don't understand", "dont understand",
+    "didn't understand",
+    "not understand", "what do you mean", "c'est-a-dire", "c'est a dire", "hesite", "not decided",
+    "pas decide", "je verrai", "we'll see", "on verra",
 ]  # fmt: skip
 _YES = [
     "oui", "ouais", "ouai", "ouep", "ouaip", "yes", "yeah", "yea", "yep", "yup", "sure", "of course",
@@ -89,8 +102,19 @@ _YES = [
     "bien sur", "d'accord", "daccord", "exactement", "exact", "absolument", "tout a fait", "certainement",
     "evidemment", "carrement", "effectivement", "c'est ca", "c'est exact", "ok", "okay", "no problem",
     "pas de probleme", "pas de souci", "no worries", "why not", "pourquoi pas", "bien entendu", "volontiers",
-    "avec plaisir", "i am", "i do", "je suis", "right",
+    "avec plaisir", "yes please", "oui svp", "oui merci", "go ahead", "allez-y", "allez y", "volontier",
+    "with pleasure", "that would be great", "ca serait bien", "ce serait bien", "good idea", "bonne idee",
+    "ouii", "yess", "yas", "oki", "okey", "yeap", "ya",
 ]  # fmt: skip
+_SHORT_YES = re.compile(r"^\W*(?:(?:yes|yeah|oui)\W+)?(?:i|we) (?:do|am|are|have|did)\W*$")
+_NEGATION = re.compile(r"(?<![\w'])(?:not|no|never|pas|plus|jamais|non|aucun|aucune|nope)(?!\w)|n't(?!\w)")
+_OWN = {"proprietaire", "proprietaires", "proprio", "proprios", "owner", "owners", "own", "owns", "homeowner"}
+_RENT = {
+    "locataire", "locataires", "rent", "renting", "rented", "renter", "rental", "rentals", "tenant",
+    "tenants",
+    "location", "loue",
+    "louons", "louer", "landlord", "bailleur",
+}  # fmt: skip
 _NO = [
     "non", "nan", "nope", "no", "nah", "not really", "pas du tout", "pas vraiment", "absolutely not",
     "of course not", "certainly not", "definitely not", "never", "jamais", "negative", "no way",
@@ -105,10 +129,37 @@ _UNSURE_PATTERNS = [_phrase_pattern(p) for p in _UNSURE]
 _NT = re.compile(r"\w+n't(?!\w)")
 
 
-def _parse_yes_no(text: str) -> SlotValue | None:
+def _echo(text: str, question: str) -> SlotValue | None:
+    """An answer that repeats the question's own words ("je suis propriétaire" to "Êtes-vous
+    propriétaire ?", "we rent" to "Do you own the home?"): yes, or no when negated or opposite."""
+    from playbooks.choices import _same, _tokens
+
+    asked = [t for t in _tokens(question) if len(t.text) >= 3]
+    said = _tokens(text)
+    negated = _NEGATION.search(fold(text)) is not None
+    if any(t.text in _OWN for t in asked):
+        rent = next((t for t in said if t.text in _RENT), None)
+        if rent is not None:
+            return SlotValue(negated, rent.text)
+        own = next((t for t in said if t.text in _OWN), None)
+        if own is not None:
+            return SlotValue(not negated, text.strip())
+    content = [t for t in said if len(t.text) >= 3 and not _NEGATION.fullmatch(t.text)]
+    if content and all(any(_same(token, q) for q in asked) for token in content):
+        # every word repeats the question ("intéressé" to "Êtes-vous intéressé ?"); a message
+        # that only names its topic ("a quote for solar panels") does not answer it
+        return SlotValue(not negated, text.strip())
+    return None
+
+
+def _parse_yes_no(text: str, question: str | None = None) -> SlotValue | None:
+    if re.search(r"([a-z])\1{2,}", fold(text)):
+        text = re.sub(r"([A-Za-z])\1{2,}", r"\1", text)  # "ouiii", "yesss", "noooon"
     folded = fold(text)
     if any(p.search(folded) for p in _UNSURE_PATTERNS):
         return None
+    if _SHORT_YES.match(folded):
+        return SlotValue(True, text.strip())
     found: list[tuple[int, int, bool]] = []
     taken = [False] * len(folded)
     for pattern, polarity in _CUE_PATTERNS:
@@ -126,7 +177,7 @@ def _parse_yes_no(text: str) -> SlotValue | None:
             if index >= 0:
                 found.append((index, index + len(emoji), polarity))
     if not found:
-        return None
+        return _echo(text, question) if question else None
     found.sort()
     polarities = {polarity for _, _, polarity in found}
     start, end, first = found[0]
@@ -243,31 +294,233 @@ def _parse_number(text: str, language: str) -> SlotValue | None:
     return SlotValue(value, text[match.start() : match.end()].strip())
 
 
+@dataclass(frozen=True, slots=True)
+class NumberMention:
+    """A number written in a message: its ``value``, the words that gave it (``evidence``), its
+    ``start``/``end`` offsets in the message and what it measures, read from the words around it:
+    ``money`` (a currency or "a month"), ``area`` (m², sq ft), ``time`` (10am, 14h), ``date``
+    (8 December), ``duration`` (5 months), ``ordinal`` (2nd), or ``""`` (a bare number)."""
+
+    value: float
+    evidence: str
+    start: int
+    end: int
+    unit: str
+
+
+_MONEY_AFTER = re.compile(
+    r"\s*(?:k\s*)?(?:€|eur\b|euros?\b|\$|£|usd\b|gbp\b|dollars?\b|bucks\b|balles\b|pounds?\b|quid\b)"
+    r"|\s*(?:(?:a|per|par|/|each|chaque|every)\s*(?:month|mois|mo)\b|monthly\b|mensuel|/\s*m\b)"
+)
+_AREA_AFTER = re.compile(
+    r"\s*(?:m2\b|m\u00b2|m 2\b|sqm\b|sq\.?\s*m\b|square\s*met|metres?\s*carres?|metre\s*carre|"
+    r"sq\.?\s*f(?:ee)?t"
+    r"|square\s*f(?:ee|oo)t|ft2\b|ft\u00b2|m\b)"
+)
+_TIME_AFTER = re.compile(r"\s*(?:h\b|h\d|heures?\b|am\b|pm\b|a\.m|p\.m|:\d\d|o'?clock)")
+_DURATION_AFTER = re.compile(r"\s*(?:months?|mois|years?|ans?\b|annees?|weeks?|semaines?|days?|jours?)\b")
+_ORDINAL_AFTER = re.compile(r"(?:st|nd|rd|th|er|e|eme|ème)\b")
+_DATE_AFTER = re.compile(r"\s*(?:" + "|".join([
+    "janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout", "septembre", "octobre",
+    "novembre",
+    "decembre", "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december", "jan", "feb", "fev", "apr", "avr", "aug", "sept", "oct", "nov", "dec",
+]) + r")\b|[/.]\d")  # fmt: skip
+_TIME_BEFORE = re.compile(r"(?:\bat|\ba|\bvers|\baround|\bdes|\bfrom)\s*$")
+_MONEY_BEFORE = re.compile(r"[€$£]\s*$")
+_DATE_BEFORE = re.compile(
+    r"(?:\ble|\bthe|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|"
+    r"friday|saturday|sunday|[/.])\s*$"
+)
+_BETWEEN = re.compile(r"^\s*(?:-|–|to|a|à|et|and|ou|or)\s*$")
+
+
+def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
+    """Every number written in digits in ``text`` (its first 2,000 characters), in order, with what
+    it measures (see :class:`NumberMention`). "entre 150 et 200" / "150-200" give one mention, the
+    middle of the range. Never raises."""
+    head = text[:_MAX_CHARS]
+    folded = fold(head)
+    found: list[NumberMention] = []
+    for match in _NUMBER.finditer(folded):
+        value = _to_float(match.group("num"), match.group("sep"), language)
+        suffix = match.group("suffix")
+        if suffix:
+            value *= _SCALE[suffix]
+        if match.group("sign"):
+            if found and found[-1].end == match.start():
+                # "140-160": a range, not a negative number
+                previous = found[-1]
+                found[-1] = NumberMention(
+                    (previous.value + value) / 2,
+                    head[previous.start : match.end()].strip(),
+                    previous.start,
+                    match.end(),
+                    previous.unit,
+                )
+                continue
+            value = -value
+        if not math.isfinite(value):
+            continue
+        after = folded[match.end() : match.end() + 30]
+        before = folded[max(0, match.start() - 12) : match.start()]
+        unit = ""
+        if _TIME_AFTER.match(after) or (
+            _TIME_BEFORE.search(before)
+            and not _MONEY_AFTER.match(after)
+            and not _AREA_AFTER.match(after)
+            and value <= 23
+        ):
+            unit = "time"
+        elif _ORDINAL_AFTER.match(after):
+            unit = "ordinal"
+        elif _DATE_AFTER.match(after) or (
+            _DATE_BEFORE.search(before) and value <= 31 and not _MONEY_AFTER.match(after)
+        ):
+            unit = "date"
+        elif _DURATION_AFTER.match(after):
+            unit = "duration"
+        elif _MONEY_AFTER.match(after) or _MONEY_BEFORE.search(before):
+            unit = "money"
+        elif _AREA_AFTER.match(after):
+            unit = "area"
+        tail = 0
+        if unit in ("money", "area"):
+            unit_match = (_MONEY_AFTER if unit == "money" else _AREA_AFTER).match(after)
+            if unit_match is not None:
+                tail = unit_match.end()
+                more = _MONEY_AFTER.match(after, tail) if unit == "money" else None
+                if more is not None and more.end() > tail:
+                    tail = more.end()
+        start = match.start() - (1 if unit == "money" and _MONEY_BEFORE.search(before) else 0)
+        evidence = head[max(0, start) : match.end() + tail].strip()
+        mention = NumberMention(value, evidence, match.start(), match.end(), unit)
+        if found and found[-1].unit in ("", unit) and unit not in ("time", "date", "ordinal", "duration"):
+            previous = found[-1]
+            gap = folded[previous.end : match.start()]
+            if _BETWEEN.match(gap):
+                mention = NumberMention(
+                    (previous.value + value) / 2,
+                    head[previous.start : match.end()].strip(),
+                    previous.start,
+                    match.end(),
+                    unit or previous.unit,
+                )
+                found[-1] = mention
+                continue
+        if (
+            unit == "money"
+            and found
+            and found[-1].unit == ""
+            and _BETWEEN.match(folded[found[-1].end : match.start()])
+        ):
+            found[-1] = NumberMention(
+                found[-1].value, found[-1].evidence, found[-1].start, found[-1].end, "money"
+            )
+        found.append(mention)
+    return found
+
+
 # --------------------------------------------------------------------------- email, phone
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_EMAIL_CANDIDATE = re.compile(r"[^\s<>()\[\],;:\"@]{1,128}@[^\s<>()\[\],;:\"@]{1,255}")
+_MAX_CHARS = 2000
+"""Only the first characters of a message are searched for contacts and dates."""
+
+
+def looks_like_email(text: str) -> bool:
+    """Whether ``text`` holds something shaped like an address (a word with an ``@``), valid or not."""
+    return _EMAIL_CANDIDATE.search(text[:_MAX_CHARS]) is not None
 
 
 def _parse_email(text: str) -> SlotValue | None:
-    match = _EMAIL.search(text)
-    if match is None:
-        return None
-    local, _, domain = match.group().partition("@")
-    local = local.strip(".")
-    if not local:
-        return None
-    return SlotValue(f"{local}@{domain.lower()}", match.group())
+    """The first address in ``text`` that email-validator accepts (internationalised local parts and
+    domains included, https://github.com/JoshData/python-email-validator#usage); the whole
+    address or nothing, never a cut-down part of it."""
+    from email_validator import EmailNotValidError, validate_email
+
+    for match in _EMAIL_CANDIDATE.finditer(text[:_MAX_CHARS]):
+        raw = match.group().strip(".,!?'\"»«")
+        raw = re.sub(r"^(?:mailto:|e-?mail:|mail:)", "", raw, flags=re.IGNORECASE)
+        try:
+            info = validate_email(raw, check_deliverability=False, allow_smtputf8=True)
+        except EmailNotValidError:
+            continue
+        local, _, domain = info.normalized.rpartition("@")
+        return SlotValue(f"{local}@{domain.lower()}", raw)
+    return None
 
 
-def _parse_phone(text: str, default_region: str | None) -> SlotValue | None:
-    region = default_region.upper() if default_region else None
-    for match in phonenumbers.PhoneNumberMatcher(text, region):
-        if phonenumbers.is_valid_number(match.number):
-            return SlotValue(
+def _parse_phone(text: str, default_region: str | None, regions: Sequence[str] = ()) -> SlotValue | None:
+    """The first phone number in ``text``, read with each region of ``regions`` (the lead's own
+    country first) then ``default_region``; a valid number wins, else a possible one (right
+    length for its country, https://github.com/google/libphonenumber FAQ "possible vs valid")."""
+    tried: list[str | None] = [*dict.fromkeys(r.upper() for r in [*regions, default_region or ""] if r)] or [
+        None
+    ]
+    head = text[:_MAX_CHARS]
+    possible: SlotValue | None = None
+    for region in tried:
+        for match in phonenumbers.PhoneNumberMatcher(head, region, leniency=phonenumbers.Leniency.POSSIBLE):
+            value = SlotValue(
                 phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164),
                 match.raw_string,
             )
-    return None
+            if len(re.sub(r"\D", "", match.raw_string)) < 8:
+                continue  # "140-160", "06 12 34": not a phone number
+            if phonenumbers.is_valid_number(match.number):
+                return value
+            possible = possible or value
+    return possible
+
+
+def _zone_regions() -> dict[str, str]:
+    """IANA time zone -> ISO 3166 country, from the tz database's ``zone.tab``."""
+    import importlib.resources
+
+    text = ""
+    try:
+        text = importlib.resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text()
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        try:
+            with open("/usr/share/zoneinfo/zone.tab", encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError:
+            return {}
+    regions: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            parts = line.split("\t")
+            if len(parts) >= 3:
+                regions[parts[2]] = parts[0]
+    return regions
+
+
+_TZ_REGIONS: dict[str, str] | None = None
+
+
+def lead_regions(*, timezone: str | None = None, phone: str | None = None) -> list[str]:
+    """The lead's likely countries (ISO 3166), best first: the country of their own number
+    (E.164 ``phone``), then the country of their IANA ``timezone``. Empty when neither tells."""
+    global _TZ_REGIONS
+    out: list[str] = []
+    if phone:
+        try:
+            number = phonenumbers.parse(phone, None)
+            region = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
+                number.country_code or 0
+            )
+        except phonenumbers.NumberParseException:
+            region = None
+        if region and region != "ZZ":
+            out.append(region)
+    if timezone:
+        if _TZ_REGIONS is None:
+            _TZ_REGIONS = _zone_regions()
+        region = _TZ_REGIONS.get(timezone)
+        if region:
+            out.append(region)
+    return list(dict.fromkeys(out))
 
 
 # --------------------------------------------------------------------------- dates and times
@@ -292,8 +545,41 @@ _TIME_PATTERNS = [
     re.compile(r"(?<!\d)(?P<h>\d{1,2})(?:[:.](?P<m>\d{2}))?\s*(?P<ap>a\.?m\.?|p\.?m\.?)(?!\w)"),
     re.compile(r"(?<!\d)(?P<h>\d{1,2})\s*(?:h|heures?)(?:\s*(?P<m>\d{2}))?(?!\w)"),
     re.compile(r"(?<![\d/.])(?P<h>\d{1,2}):(?P<m>\d{2})(?!\d)"),
-    re.compile(r"(?<!\w)(?:at|a|vers|around|about|for)\s+(?P<h>\d{1,2})(?![\d:/.,]|\s*(?:h|am|pm|[a-z]))"),
+    re.compile(
+        r"(?<!\w)(?:at|a|vers|around|about|for|des|from|after|apres|avant|before|by|sur les|on)\s+"
+        r"(?P<h>\d{1,2})(?![\d:/.,]|\s*(?:h\b|heures?|am|pm|[ap]\.m|o'?clock|months?|mois|days?|jours?|weeks?"
+        r"|semaines?|ans?|years?|m2|m\u00b2|sq|\u20ac|eur|euros?|\$|%|rue|avenue|av\b|bd|boulevard|"
+        r"street|st\b|"
+        r"road|rd\b|minutes?|min\b|kw|kwh|panneaux|panels|personnes|people|(?:st|nd|rd|th|er|e|eme)\b|"
+        r"(?:janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|"
+        r"january|february|"
+        r"march|april|may|june|july|august|september|october|november|december)))"
+    ),
+    re.compile(r"(?<!\w)(?P<h>\d{1,2})\s*o'?clock(?!\w)"),
 ]
+_MONTH_NAMES = {
+    "january": 1, "janvier": 1, "janv": 1, "jan": 1, "february": 2, "fevrier": 2, "fevr": 2, "feb": 2,
+    "march": 3, "mars": 3, "mar": 3, "april": 4, "avril": 4, "apr": 4, "avr": 4, "may": 5, "mai": 5,
+    "june": 6, "juin": 6, "jun": 6, "july": 7, "juillet": 7, "juil": 7, "jul": 7, "august": 8, "aout": 8,
+    "aug": 8, "september": 9, "septembre": 9, "sept": 9, "sep": 9, "october": 10, "octobre": 10, "oct": 10,
+    "november": 11, "novembre": 11, "nov": 11, "december": 12, "decembre": 12, "dec": 12,
+}  # fmt: skip
+_MONTH_RE = "|".join(sorted(_MONTH_NAMES, key=len, reverse=True))
+_DAY_MONTH = re.compile(
+    r"(?<![\w/.])(?P<d>\d{1,2})(?:er|st|nd|rd|th|e)?\s+(?:of\s+|de\s+)?(?P<mon>" + _MONTH_RE + r")\.?"
+    r"(?:\s+(?P<y>20\d\d))?(?!\w)"
+)
+_MONTH_DAY = re.compile(
+    r"(?<!\w)(?P<mon>" + _MONTH_RE + r")\.?\s+(?:the\s+)?(?P<d>\d{1,2})(?:st|nd|rd|th)?(?![\d:h])"
+    r"(?:,?\s+(?P<y>20\d\d))?"
+)
+_NUMERIC_DATE = re.compile(
+    r"(?<![\w/.:])(?P<a>\d{1,2})[/.](?P<b>\d{1,2})(?:[/.](?P<y>\d{2}|\d{4}))?(?![\w/:]|\.\d)"
+)
+_DAY_ONLY = re.compile(
+    r"(?<!\w)(?:le|the|on the|ce)\s+(?P<d>\d{1,2})(?:er|st|nd|rd|th|e)?(?!\s*(?:h\b|heures?|:|am|pm|\d|%|€))"
+    r"(?!\s*(?:m2|m\u00b2|mois|months?|jours?|days?|ans?|years?|euros?|panneaux|panels))(?!\w)"
+)
 
 
 def _find_time(folded: str) -> tuple[int, int, tuple[int, int]] | None:
@@ -307,7 +593,7 @@ def _find_time(folded: str) -> tuple[int, int, tuple[int, int]] | None:
             if not 1 <= hour <= 12:
                 continue
             hour = hour % 12 + (12 if ap == "pm" else 0)
-        elif pattern is _TIME_PATTERNS[3] and 1 <= hour <= 7:
+        elif pattern in (_TIME_PATTERNS[3], _TIME_PATTERNS[4]) and 1 <= hour <= 7:
             hour += 12  # "at 3" means 3 pm for a call-back
         if hour < 24 and minute < 60:
             return hour, minute, match.span()
@@ -318,7 +604,74 @@ def _find_time(folded: str) -> tuple[int, int, tuple[int, int]] | None:
     return None
 
 
-def _find_day(folded: str, today: date) -> tuple[date, tuple[int, int]] | None:
+def _next_date(today: date, month: int, day: int, year: int | None) -> date | None:
+    try:
+        if year is not None:
+            return date(year, month, day)
+        found = date(today.year, month, day)
+        if found < today:
+            found = date(today.year + 1, month, day)
+        return found
+    except ValueError:
+        return None
+
+
+def _year(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    return int(raw) + (2000 if len(raw) == 2 else 0)
+
+
+def _find_explicit_date(folded: str, today: date, month_first: bool) -> tuple[date, tuple[int, int]] | None:
+    """A day of the month written out ("8 décembre", "December 8th", "08/12", "le 8"), with the
+    weekday before it, if any, inside the evidence span. An explicit date wins over a weekday."""
+    found: tuple[date | None, tuple[int, int]] | None = None
+    for pattern in (_DAY_MONTH, _MONTH_DAY):
+        match = pattern.search(folded)
+        if match:
+            day = _next_date(
+                today, _MONTH_NAMES[match.group("mon")], int(match.group("d")), _year(match.group("y"))
+            )
+            found = (day, match.span())
+            break
+    if found is None:
+        match = _NUMERIC_DATE.search(folded)
+        if match:
+            a, b = int(match.group("a")), int(match.group("b"))
+            month, day_number = (a, b) if month_first and a <= 12 else (b, a)
+            if month > 12 and day_number <= 12:
+                month, day_number = day_number, month
+            if 1 <= month <= 12:
+                found = (_next_date(today, month, day_number, _year(match.group("y"))), match.span())
+    if found is None:
+        match = _DAY_ONLY.search(folded)
+        if match and 1 <= int(match.group("d")) <= 31:
+            number = int(match.group("d"))
+            month, year = today.month, today.year
+            for _ in range(3):
+                try:
+                    candidate = date(year, month, number)
+                except ValueError:
+                    candidate = None
+                if candidate is not None and candidate >= today:
+                    found = (candidate, match.span())
+                    break
+                month, year = (1, year + 1) if month == 12 else (month + 1, year)
+    if found is None:
+        return None
+    day, span = found
+    if day is None:
+        return None
+    before = re.search(r"(?:" + "|".join(_WEEKDAYS) + r")\s+(?:the\s+|le\s+)?$", folded[: span[0]])
+    if before:
+        span = (before.start(), span[1])
+    return day, span
+
+
+def _find_day(folded: str, today: date, month_first: bool = False) -> tuple[date, tuple[int, int]] | None:
+    explicit = _find_explicit_date(folded, today, month_first)
+    if explicit is not None:
+        return explicit
     for word, offset in _RELATIVE_DAYS:
         match = _phrase_pattern(word).search(folded)
         if match:
@@ -387,9 +740,22 @@ def _parse_datetime(text: str, *, language: str, now: float | None, timezone: st
         raise ValueError("parsing a datetime needs 'now' (seconds since the epoch)")
     zone = _zone(timezone)
     base = datetime.fromtimestamp(now, zone)
+    text = text[:_MAX_CHARS]
     folded = fold(text)
-    found_time = _find_time(folded)
-    found_day = _find_day(folded, base.date())
+    month_first = language == "en" and zone.key.startswith(("America/", "US/"))
+    found_day = _find_day(folded, base.date(), month_first)
+    masked = folded
+    if found_day is not None:
+        start, end = found_day[1]
+        masked = folded[:start] + " " * (end - start) + folded[end:]
+    found_time = _find_time(masked)
+    if found_time is None and found_day is not None:
+        # "ce soir", "this afternoon": the day's own words also say the time of day
+        for word, hour in _PERIODS:
+            period = _phrase_pattern(word).search(folded)
+            if period:
+                found_time = (hour, 0, period.span())
+                break
     spans: list[tuple[int, int]] = []
     result: datetime | None = None
     if found_day is not None:
@@ -431,76 +797,19 @@ def _parse_datetime(text: str, *, language: str, now: float | None, timezone: st
 
 # --------------------------------------------------------------------------- choices
 
-_ORDINALS = {
-    "first": 1, "premier": 1, "premiere": 1, "1st": 1, "1er": 1, "1ere": 1, "second": 2, "deuxieme": 2,
-    "seconde": 2, "2nd": 2, "2e": 2, "2eme": 2, "third": 3, "troisieme": 3, "3rd": 3, "3e": 3, "3eme": 3,
-    "fourth": 4, "quatrieme": 4, "4th": 4, "4e": 4, "fifth": 5, "cinquieme": 5, "5th": 5, "5e": 5,
-}  # fmt: skip
-_INDEX = re.compile(
-    r"^(?:option|choix|choice|number|numero|no|n|le|la|the|#)?\s*(\d{1,2})\s*(?:st|nd|rd|th|er|e)?$"
-)
 
+def _parse_choice(
+    text: str,
+    choices: Mapping[str, Sequence[str]],
+    choice_id: str | None,
+    *,
+    now: float | None = None,
+    timezone: str = "UTC",
+) -> SlotValue | None:
+    from playbooks.choices import match_choice
 
-def _labels(choice_id: str, labels: Sequence[str]) -> list[str]:
-    out = [" ".join(_words(label)) for label in (*labels, choice_id.replace("_", " "))]
-    return [label for label in dict.fromkeys(out) if label]
-
-
-def _parse_choice(text: str, choices: Mapping[str, Sequence[str]], choice_id: str | None) -> SlotValue | None:
-    if not choices:
-        return None
-    ids = list(choices)
-    if choice_id is not None and choice_id in choices:
-        return SlotValue(choice_id, text.strip() or choice_id)
-    words = _words(text)
-    joined = " ".join(words)
-    if not joined:
-        return None
-    candidates = {cid: _labels(cid, labels) for cid, labels in choices.items()}
-    for cid, labels in candidates.items():
-        if joined in labels:
-            return SlotValue(cid, text.strip())
-    index_match = _INDEX.match(joined)
-    ordinal = [_ORDINALS[w] for w in words if w in _ORDINALS] if len(words) <= 4 else []
-    position = int(index_match.group(1)) if index_match else (ordinal[0] if len(ordinal) == 1 else None)
-    if position is not None and 1 <= position <= len(ids):
-        return SlotValue(ids[position - 1], text.strip())
-    padded = f" {joined} "
-    spans: dict[str, list[tuple[int, int]]] = {}
-    for cid, labels in candidates.items():
-        for label in labels:
-            for match in re.finditer(re.escape(f" {label} "), padded):
-                spans.setdefault(cid, []).append((match.start(), match.end()))
-    if spans:
-        # a label inside another option's longer label ("roof" in "flat roof") does not count
-        def dominated(cid: str) -> bool:
-            return all(
-                any(
-                    o != cid and s0 <= a and b <= s1 and (s1 - s0) > (b - a)
-                    for o in spans
-                    for s0, s1 in spans[o]
-                )
-                for a, b in spans[cid]
-            )
-
-        winners = [cid for cid in spans if not dominated(cid)]
-        return SlotValue(winners[0], text.strip()) if len(winners) == 1 else None
-    scores: dict[str, float] = {}
-    for cid, labels in candidates.items():
-        for label in labels:
-            ratio = difflib.SequenceMatcher(None, joined, label).ratio()
-            label_words = label.split()
-            if len(label_words) == 1 and len(label) >= 4:
-                for word in words:
-                    if len(word) >= 4:
-                        ratio = max(ratio, difflib.SequenceMatcher(None, word, label).ratio())
-            scores[cid] = max(scores.get(cid, 0.0), ratio)
-    if scores:
-        top_score = max(scores.values())
-        winners = [cid for cid, score in scores.items() if score == top_score]
-        if top_score >= 0.8 and len(winners) == 1:
-            return SlotValue(winners[0], text.strip())
-    return None
+    found = match_choice(text, choices, choice_id=choice_id, now=now, timezone=timezone)
+    return SlotValue(found.value, found.evidence) if found.value is not None and not found.other else None
 
 
 # --------------------------------------------------------------------------- public API
@@ -516,6 +825,8 @@ def parse_slot(
     now: float | None = None,
     timezone: str = "UTC",
     default_region: str | None = None,
+    regions: Sequence[str] = (),
+    question: str | None = None,
 ) -> SlotValue | None:
     """Read a value of ``kind`` from the lead's ``text``; ``None`` when it does not give one.
 
@@ -523,22 +834,26 @@ def parse_slot(
     order the options were shown (``"2"`` picks the second). ``choice_id`` is the id of a tapped
     reply button. ``now`` (seconds since the epoch, UTC) and ``timezone`` (IANA name) anchor
     relative dates; ``now`` is required for ``datetime`` (``ValueError`` otherwise).
-    ``default_region`` (ISO 3166, e.g. ``"FR"``) reads phone numbers without a country code.
+    ``default_region`` (ISO 3166, e.g. ``"FR"``) reads phone numbers without a country code,
+    after the lead's own ``regions`` (see :func:`lead_regions`). Choices are matched by
+    :func:`playbooks.choices.match_choice` (an unclear or "other" answer gives ``None``).
+    ``question`` (yes_no only): the question asked, so that an answer repeating its words ("je
+    suis propriétaire") reads as yes, and its opposite ("we rent") as no.
     """
     if kind == "choice":
-        return _parse_choice(text or "", choices or {}, choice_id)
+        return _parse_choice(text or "", choices or {}, choice_id, now=now, timezone=timezone)
     if not text or not text.strip():
         return None
     if kind == "text":
         return SlotValue(text.strip(), text.strip())
     if kind == "yes_no":
-        return _parse_yes_no(text)
+        return _parse_yes_no(text, question)
     if kind == "number":
         return _parse_number(text, language)
     if kind == "email":
         return _parse_email(text)
     if kind == "phone":
-        return _parse_phone(text, default_region)
+        return _parse_phone(text, default_region, regions)
     if kind == "datetime":
         return _parse_datetime(text, language=language, now=now, timezone=timezone)
     raise ValueError(f"unknown slot kind {kind!r}")
@@ -592,7 +907,7 @@ def normalise(
             return None
         if value in choices:
             return value
-        return _value(_parse_choice(value, choices, None))
+        return _value(_parse_choice(value, choices, None, now=now, timezone=timezone))
     return None
 
 
@@ -616,3 +931,45 @@ def _normalise_datetime(
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return moment.astimezone(zone).replace(microsecond=0).isoformat()
+
+
+# --------------------------------------------------------------------------- saying a date back
+
+_DAY_NAMES = {
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+    "fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
+}
+_MONTH_TITLES = {
+    "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"],
+    "fr": ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+           "novembre", "décembre"],
+}  # fmt: skip
+
+
+def render_datetime(
+    value: str | datetime, *, language: str = "en", timezone: str = "UTC", now: float | None = None
+) -> str:
+    """Say a moment back in full, in the lead's ``language`` (``fr``; anything else reads as
+    English) and IANA ``timezone``: ``"mardi 8 décembre à 14 h"``, ``"Tuesday 8 December at 2 pm"``
+    (minutes when not on the hour: ``14 h 30``, ``2:30 pm``). ``value``: an ISO-8601 string or a
+    datetime (naive means ``timezone``). The year is added when it is not the year of ``now``
+    (seconds since the epoch), if given. Raises ``ValueError`` for a string that is not ISO-8601.
+    """
+    zone = _zone(timezone)
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    moment = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    lang = "fr" if (language or "").lower().startswith("fr") else "en"
+    weekday = _DAY_NAMES[lang][moment.weekday()]
+    month = _MONTH_TITLES[lang][moment.month - 1]
+    year = ""
+    if now is not None and datetime.fromtimestamp(now, zone).year != moment.year:
+        year = f" {moment.year}"
+    if lang == "fr":
+        day = "1er" if moment.day == 1 else str(moment.day)
+        clock = f"{moment.hour} h" + (f" {moment.minute:02d}" if moment.minute else "")
+        return f"{weekday} {day} {month}{year} à {clock}"
+    hour = moment.hour % 12 or 12
+    suffix = "am" if moment.hour < 12 else "pm"
+    clock = f"{hour}:{moment.minute:02d} {suffix}" if moment.minute else f"{hour} {suffix}"
+    return f"{weekday} {moment.day} {month}{year} at {clock}"

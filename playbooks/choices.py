@@ -1,0 +1,745 @@
+"""Match a lead's words to the options of a ``choice`` question, in French and English.
+
+:func:`match_choice` reads, in this order: a tapped reply button; the exact words of an option
+(title, synonym or id); its number or ordinal ("2", "the second one", "le dernier"); the option's
+words found in the message, compared by stem (Snowball), prefix ("appart") and typo distance
+(rapidfuzz, https://rapidfuzz.github.io/RapidFuzz/Usage/fuzz.html#ratio), without French or
+English stop words; a relative period mapped onto options that name a period ("in five months"
+-> "In 3 to 6 months", "after the winter", "dans deux mois"); then "none of these".
+
+The result says which option was meant (``value``), or which options are close (``candidates``,
+the caller asks which one), or that the lead described something none of the options covers
+(``other``: a kitchen when the options are insulation works). Matching is bounded: messages are
+cut to :data:`MAX_CHARS` characters and labels to their first 12 words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import snowballstemmer
+from rapidfuzz import fuzz
+
+from playbooks.slots import fold
+
+__all__ = ["MAX_CHARS", "ChoiceMatch", "match_choice", "months_ahead"]
+
+MAX_CHARS = 1000
+"""Only the first characters of a message are matched against options."""
+
+_STOP = set(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "and",
+        "or",
+        "but",
+        "with",
+        "my",
+        "our",
+        "your",
+        "is",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "be",
+        "am",
+        "are",
+        "was",
+        "i",
+        "we",
+        "you",
+        "he",
+        "she",
+        "they",
+        "me",
+        "us",
+        "them",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "just",
+        "really",
+        "very",
+        "so",
+        "too",
+        "some",
+        "any",
+        "one",
+        "ones",
+        "please",
+        "thanks",
+        "thank",
+        "ok",
+        "okay",
+        "well",
+        "yes",
+        "like",
+        "would",
+        "want",
+        "wanted",
+        "need",
+        "needs",
+        "think",
+        "guess",
+        "maybe",
+        "probably",
+        "mostly",
+        "mainly",
+        "also",
+        "again",
+        "about",
+        "around",
+        "more",
+        "most",
+        "less",
+        "le",
+        "la",
+        "les",
+        "l",
+        "un",
+        "une",
+        "des",
+        "de",
+        "du",
+        "d",
+        "et",
+        "ou",
+        "mais",
+        "avec",
+        "mon",
+        "ma",
+        "mes",
+        "notre",
+        "nos",
+        "votre",
+        "vos",
+        "son",
+        "sa",
+        "ses",
+        "ce",
+        "cet",
+        "cette",
+        "ces",
+        "c",
+        "est",
+        "en",
+        "au",
+        "aux",
+        "a",
+        "pour",
+        "par",
+        "sur",
+        "dans",
+        "je",
+        "j",
+        "nous",
+        "vous",
+        "il",
+        "elle",
+        "on",
+        "ils",
+        "elles",
+        "me",
+        "m",
+        "te",
+        "t",
+        "se",
+        "s",
+        "y",
+        "plutot",
+        "oui",
+        "non",
+        "merci",
+        "svp",
+        "stp",
+        "bien",
+        "tres",
+        "trop",
+        "un",
+        "peu",
+        "alors",
+        "donc",
+        "bah",
+        "ben",
+        "euh",
+        "bon",
+        "voila",
+        "veux",
+        "voudrais",
+        "voudrait",
+        "souhaite",
+        "souhaiterais",
+        "aimerais",
+        "faire",
+        "fais",
+        "refaire",
+        "redo",
+        "do",
+        "done",
+        "make",
+        "get",
+        "got",
+        "qu",
+        "que",
+        "qui",
+        "quoi",
+        "chez",
+        "tout",
+        "ca",
+        "cela",
+        "c'est",
+        "serait",
+        "sera",
+        "ete",
+        "etre",
+        "avoir",
+        "ai",
+        "as",
+        "avons",
+        "avez",
+        "ont",
+        "thing",
+        "things",
+        "chose",
+        "choses",
+        "option",
+        "options",
+        "choice",
+        "choix",
+        "one",
+        "ones",
+    ]
+)
+"""Words that say nothing about which option is meant."""
+
+_GENERIC = {
+    "tout", "toute", "tous", "toutes", "all", "everything", "global", "globale", "complete", "complet",
+    "entier", "entiere", "whole", "general", "generale", "total", "totale",
+}  # fmt: skip
+"""Words too vague to pick an option alone when the message also names something else."""
+
+_NONE = re.compile(
+    r"(?<!\w)(?:none of (?:these|them|the above|those)|none|neither|something else|another thing|other|"
+    r"aucun(?:e)?(?: des (?:deux|trois|options|choix))?|ni l'un ni l'autre|autre chose|autre|rien de tout ca)"
+    r"(?!\w)"
+)
+_NONE_FIRST = re.compile(
+    r"^(?:none of (?:these|them|the above|those)|none|neither|something else|other|"
+    r"aucun(?:e)?(?: de (?:ceux|celles)(?: la| ci)?)?"
+    r"|ni l'un ni l'autre|autre chose|rien de tout ca)(?!\w)"
+)
+_UNSURE_CHOICE = re.compile(
+    r"(?<!\w)(?:not sure|unsure|don'?t know|dont know|do not know|dunno|idk|no idea|no clue|not a clue|"
+    r"aucune idee|"
+    r"je ne sais pas|j'?sais pas|sais pas|chais pas|pas sur|pas certain|ne sais pas)(?!\w)"
+)
+_ORDINALS = {
+    "first": 1, "premier": 1, "premiere": 1, "1st": 1, "1er": 1, "1ere": 1, "second": 2, "deuxieme": 2,
+    "seconde": 2, "2nd": 2, "2e": 2, "2eme": 2, "third": 3, "troisieme": 3, "3rd": 3, "3e": 3, "3eme": 3,
+    "fourth": 4, "quatrieme": 4, "4th": 4, "4e": 4, "4eme": 4, "fifth": 5, "cinquieme": 5, "5th": 5,
+    "5e": 5, "5eme": 5, "last": -1, "dernier": -1, "derniere": -1,
+}  # fmt: skip
+_INDEX = re.compile(
+    r"^(?:(?:i (?:choose|pick|take)|je (?:prends|choisis)|option|choix|choice|number|numero|num|no|n|le|la|"
+    r"the|#)\s*)*(\d{1,2})\s*(?:st|nd|rd|th|er|e|eme)?(?:\s*(?:one|please|svp|stp|merci|thanks))*$"
+)
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "eighteen": 18, "twenty": 20, "un": 1, "une": 1, "deux": 2,
+    "trois": 3, "quatre": 4, "cinq": 5, "sept": 7, "huit": 8, "neuf": 9, "dix": 10, "onze": 11,
+    "douze": 12, "dix-huit": 18, "vingt": 20, "a": 1,
+}  # fmt: skip
+_FEW = {"couple": 2, "few": 3, "quelques": 3, "several": 4, "plusieurs": 4}
+
+_STEMMERS = (snowballstemmer.stemmer("french"), snowballstemmer.stemmer("english"))
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceMatch:
+    """What :func:`match_choice` understood.
+
+    ``value``: the chosen id, or ``None``. ``evidence``: the words that chose it. ``candidates``:
+    the close ids when the words fit two or three options about equally (``value`` is then
+    ``None``). ``other``: the lead described something none of the options covers, or said
+    "none of these" (``value`` is then the id of an "other" option if the question has one).
+    """
+
+    value: str | None = None
+    evidence: str = ""
+    candidates: tuple[str, ...] = field(default_factory=tuple)
+    other: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    text: str
+    stems: frozenset[str]
+
+
+@lru_cache(maxsize=4096)
+def _stems(word: str) -> frozenset[str]:
+    return frozenset({word, *(s.stemWord(word) for s in _STEMMERS)})
+
+
+def _tokens(text: str, *, keep_stop: bool = False) -> list[_Token]:
+    words = re.findall(r"[a-z0-9]+(?:'[a-z]+)?", fold(text[:MAX_CHARS]))
+    out: list[_Token] = []
+    for word in words:
+        for part in word.split("'"):
+            if part and (keep_stop or part not in _STOP):
+                out.append(_Token(part, _stems(part)))
+    return out
+
+
+def _subsequence(short: str, long_: str) -> bool:
+    letters = iter(long_)
+    return all(char in letters for char in short)
+
+
+def _exact(a: _Token, b: _Token) -> bool:
+    return bool(a.stems & b.stems)
+
+
+def _same(a: _Token, b: _Token) -> bool:
+    """Whether two words name the same thing: a shared stem, a prefix (abbreviation), or a typo."""
+    if a.stems & b.stems:
+        return True
+    short, long_ = sorted((a.text, b.text), key=len)
+    if short.isdigit() or long_.isdigit():
+        return False
+    if len(short) >= 4 and len(long_) - len(short) >= 3 and long_.startswith(short):
+        return True  # an abbreviation: "appart", "reno"
+    if (
+        len(short) >= 3
+        and len(long_) - len(short) >= 4
+        and short[0] == long_[0]
+        and sum(c in "aeiouy" for c in short[1:]) <= 1
+        and _subsequence(short, long_)
+    ):
+        return True  # a contraction: "appt", "bdrm"
+    return len(short) >= 4 and short[0] == long_[0] and fuzz.ratio(a.text, b.text) >= 85
+
+
+# --------------------------------------------------------------------------- periods
+
+_MONTHS = {
+    "january": 1, "janvier": 1, "jan": 1, "janv": 1, "february": 2, "fevrier": 2, "feb": 2, "fev": 2,
+    "march": 3, "mars": 3, "april": 4, "avril": 4, "apr": 4, "may": 5, "mai": 5, "june": 6, "juin": 6,
+    "july": 7, "juillet": 7, "august": 8, "aout": 8, "aug": 8, "september": 9, "septembre": 9, "sept": 9,
+    "october": 10, "octobre": 10, "oct": 10, "november": 11, "novembre": 11, "nov": 11, "december": 12,
+    "decembre": 12, "dec": 12,
+}  # fmt: skip
+_SEASONS = {  # (month, day) the season starts, (month, day) it ends
+    "spring": ((3, 20), (6, 20)), "printemps": ((3, 20), (6, 20)), "summer": ((6, 21), (9, 21)),
+    "ete": ((6, 21), (9, 21)), "autumn": ((9, 22), (12, 20)), "fall": ((9, 22), (12, 20)),
+    "automne": ((9, 22), (12, 20)), "winter": ((12, 21), (3, 19)), "hiver": ((12, 21), (3, 19)),
+}  # fmt: skip
+_UNIT_MONTHS = {
+    "month": 1.0, "months": 1.0, "mois": 1.0, "week": 0.23, "weeks": 0.23, "semaine": 0.23,
+    "semaines": 0.23, "year": 12.0, "years": 12.0, "an": 12.0, "ans": 12.0, "annee": 12.0, "annees": 12.0,
+    "day": 1 / 30, "days": 1 / 30, "jour": 1 / 30, "jours": 1 / 30,
+}  # fmt: skip
+_UNIT = r"(months?|mois|weeks?|semaines?|years?|ans?|annees?|days?|jours?)"
+_QTY = r"(\d+(?:[.,]\d+)?|" + "|".join(sorted(map(re.escape, _NUMBER_WORDS), key=len, reverse=True)) + r")"
+_RANGE = re.compile(
+    r"(?<![\w'])" + _QTY + r"\s*(?:a|to|-|–|and|et|or|ou)\s*" + _QTY + r"\s*" + _UNIT + r"(?!\w)"
+)
+_MORE = re.compile(
+    r"(?<!\w)(?:more than|over|plus de|later than|after|apres|au-dela de|au dela de|beyond|not before|"
+    r"pas avant|"
+    r"at least|au moins)\s+(?:the\s+next\s+|les\s+)?" + _QTY + r"\s*" + _UNIT + r"(?!\w)"
+)
+_LESS = re.compile(
+    r"(?<!\w)(?:within|under|less than|moins de|d'ici|d ici|sous|in the next|in the coming|dans les|"
+    r"before|avant|max|maximum|up to|jusqu'a)\s+(?:the\s+next\s+|les\s+prochains?\s+|the\s+)?"
+    + _QTY
+    + r"\s*"
+    + _UNIT
+    + r"(?!\w)"
+)
+_FEW_UNIT = re.compile(
+    r"(?<!\w)(?:a\s+)?(couple|few|quelques|several|plusieurs)\s+(?:of\s+)?(?:more\s+)?" + _UNIT + r"(?!\w)"
+)
+_PLAIN = re.compile(
+    r"(?:(?<!\w)(?:in|dans|within|d'ici|en|about|around|environ|approx|maybe|say)\s+)?(?<![\w-])"
+    + _QTY
+    + r"\s*"
+    + _UNIT
+    + r"(?!\w)"
+)
+_NEXT_UNIT = re.compile(
+    r"(?<!\w)(?:next|le|la|l')\s*(month|week|year|mois|semaine|annee|an)\s*(?:prochaine?)?(?!\w)"
+)
+_LATER = re.compile(r"(?<!\w)(?:later|plus tard|next year|l'annee prochaine|l'an prochain|pas presse)(?!\w)")
+_SEASON = re.compile(
+    r"(?<!\w)(?:(before|avant|by|d'ici|after|apres|this|ce|cet|cette|en|in|au|in the|at the|for|pour|"
+    r"during|pendant|"
+    r"end of|fin|debut|early|start of|beginning of)\s+(?:the\s+|l'|le\s+|la\s+|de\s+l'|du\s+|d'\s*)?)?"
+    r"(spring|printemps|summer|ete|autumn|fall|automne|winter|hiver)(?!\w)"
+)
+_MONTH = re.compile(
+    r"(?:(before|avant|by|d'ici|after|apres|en|in|for|pour|fin|end of|debut|early|start of|mi|mid)\s*-?\s*)?"
+    r"(?<![\w])(" + "|".join(sorted(map(re.escape, _MONTHS), key=len, reverse=True)) + r")(?!\w)"
+)
+_YEAR_END = re.compile(
+    r"(?:end of (?:the|this) year|fin (?:de l'|d')annee|fin de cette annee|year end|later this year|"
+    r"plus tard cette annee|before the end of the year|avant la fin de l'annee)"
+)
+_CHRISTMAS = re.compile(
+    r"(?<!\w)(before|avant|by|d'ici|pour)?\s*(?:the\s+)?(?:christmas|xmas|noel|les fetes)(?!\w)"
+)
+
+
+_PERIOD_WORD = re.compile(r"(?:in|within|dans|d'ici|en|about|around|environ|approx|maybe|say)\s")
+
+
+def _qty(word: str) -> float:
+    if word in _NUMBER_WORDS:
+        return float(_NUMBER_WORDS[word])
+    return float(word.replace(",", "."))
+
+
+def _until(now: datetime, month: int, day: int) -> float:
+    target = date(now.year, month, day)
+    if target < now.date():
+        target = date(now.year + 1, month, day)
+    return (target - now.date()).days / 30.44
+
+
+def months_ahead(text: str, *, now: float, timezone: str = "UTC") -> tuple[float, str] | None:
+    """How many months from ``now`` (seconds since the epoch) the lead's period means, and its words.
+
+    Reads durations ("in five months", "dans deux mois", "within 6 weeks", "2-3 months", "a couple
+    of months", "next month"), seasons ("before summer", "after the winter", "au printemps") and
+    months ("in March", "d'ici mars"), French and English; ``None`` when there is none. A season or
+    a month is measured to its start (to its end after "after"); an explicit duration wins over a
+    season. Never raises.
+    """
+    folded = fold(text[:MAX_CHARS])
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    today = datetime.fromtimestamp(now, zone)
+    match = _RANGE.search(folded)
+    if match:
+        unit = _UNIT_MONTHS[match.group(3)]
+        return (_qty(match.group(1)) + _qty(match.group(2))) / 2 * unit, match.group(0)
+    match = _MORE.search(folded)
+    if match:
+        return _qty(match.group(1)) * _UNIT_MONTHS[match.group(2)] + 0.5, match.group(0)
+    match = _LESS.search(folded)
+    if match:
+        return _qty(match.group(1)) * _UNIT_MONTHS[match.group(2)], match.group(0)
+    match = _FEW_UNIT.search(folded)
+    if match:
+        return _FEW[match.group(1)] * _UNIT_MONTHS[match.group(2)], match.group(0)
+    for match in _PLAIN.finditer(folded):
+        # "180 € a month" is a rate, "in a month" / "dans un mois" a period
+        if match.group(1) in ("a", "un", "une") and not _PERIOD_WORD.match(match.group(0)):
+            continue
+        return _qty(match.group(1)) * _UNIT_MONTHS[match.group(2)], match.group(0)
+    match = _NEXT_UNIT.search(folded)
+    if match and (match.group(0).startswith("next") or "prochain" in match.group(0)):
+        word = match.group(1)
+        return {"month": 1.0, "mois": 1.0, "week": 0.25, "semaine": 0.25}.get(word, 12.0), match.group(0)
+    match = _YEAR_END.search(folded)
+    if match:
+        return _until(today, 12, 31), match.group(0)
+    match = _CHRISTMAS.search(folded)
+    if match:
+        months = _until(today, 12, 25)
+        return (months / 2 if match.group(1) else months), match.group(0)
+    match = _SEASON.search(folded)
+    if match:
+        word, season = match.group(1) or "", match.group(2)
+        start, end = _SEASONS[season]
+        in_season = _until(today, *end) < _until(today, *start)
+        if word in ("after", "apres"):
+            return _until(today, *end) + 0.3, match.group(0)
+        if word in ("end of", "fin"):
+            return _until(today, *end), match.group(0)
+        if re.search(r"(?:pas|not)\s*$", folded[: match.start()]) and word in ("before", "avant"):
+            return _until(today, *start) + 0.3, match.group(0)  # "pas avant l'été"
+        if in_season and word not in ("before", "avant", "by", "d'ici"):
+            return 0.5, match.group(0)
+        if word in ("before", "avant", "by", "d'ici"):
+            return _until(today, *start) / 2, match.group(0)  # some time between now and then
+        return _until(today, *start), match.group(0)
+    match = _MONTH.search(folded)
+    if match:
+        word, name = match.group(1) or "", match.group(2)
+        if name in ("mars", "may", "mai") and not word:
+            return None  # "mars"/"may" alone are too often other words
+        month = _MONTHS[name]
+        if word in ("after", "apres", "fin", "end of"):
+            months = _until(today, month, 28)
+        elif word in ("mi", "mid"):
+            months = _until(today, month, 15)
+        else:
+            months = _until(today, month, 1)
+        return months, match.group(0)
+    return None
+
+
+def _label_range(label: str) -> tuple[float, float] | None:
+    folded = fold(label)
+    match = _RANGE.search(folded)
+    if match:
+        unit = _UNIT_MONTHS[match.group(3)]
+        return _qty(match.group(1)) * unit, _qty(match.group(2)) * unit
+    match = _MORE.search(folded)
+    if match:
+        return _qty(match.group(1)) * _UNIT_MONTHS[match.group(2)], float("inf")
+    match = _LESS.search(folded) or _PLAIN.search(folded)
+    if match:
+        return 0.0, _qty(match.group(1)) * _UNIT_MONTHS[match.group(2)]
+    return None
+
+
+def _period_ranges(choices: Mapping[str, Sequence[str]]) -> dict[str, tuple[float, float]]:
+    ranges: dict[str, tuple[float, float]] = {}
+    for cid, labels in choices.items():
+        for label in labels:
+            found = _label_range(label)
+            if found is not None:
+                ranges[cid] = found
+                break
+    if ranges:
+        top = (
+            max(hi for _, hi in ranges.values() if hi != float("inf"))
+            if any(hi != float("inf") for _, hi in ranges.values())
+            else None
+        )
+        if top is not None and not any(hi == float("inf") for _, hi in ranges.values()):
+            for cid, labels in choices.items():
+                if cid not in ranges and any(_LATER.search(fold(label)) for label in labels):
+                    ranges[cid] = (top, float("inf"))
+                    break
+    return ranges
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def _labels(choice_id: str, labels: Sequence[str]) -> list[str]:
+    out = [
+        " ".join(re.findall(r"[a-z0-9]+", fold(label))[:12])
+        for label in (*labels, choice_id.replace("_", " "))
+    ]
+    return [label for label in dict.fromkeys(out) if label]
+
+
+def _label_hits(label: list[_Token], message: list[_Token], *, exact: bool = False) -> list[int]:
+    """Indexes of message tokens that match the label's tokens (each label token used once)."""
+    used: list[int] = []
+    same = _exact if exact else _same
+    for token in label:
+        for index, word in enumerate(message):
+            if index not in used and same(token, word):
+                used.append(index)
+                break
+    return used
+
+
+def _position(words: list[str], count: int) -> int | None:
+    joined = " ".join(words)
+    match = _INDEX.match(joined)
+    if match:
+        return int(match.group(1))
+    if len(words) > 6:
+        return None
+    ordinal = [_ORDINALS[w] for w in words if w in _ORDINALS]
+    if len(ordinal) == 1:
+        return count if ordinal[0] == -1 else ordinal[0]
+    return None
+
+
+def match_choice(
+    text: str,
+    choices: Mapping[str, Sequence[str]],
+    *,
+    choice_id: str | None = None,
+    now: float | None = None,
+    timezone: str = "UTC",
+    strict: bool = False,
+    question: str | None = None,
+) -> ChoiceMatch:
+    """Which option of ``choices`` (id -> labels: titles in every language and synonyms, in the
+    order shown) the lead's ``text`` means. ``choice_id``: a tapped reply button. ``now``
+    (seconds since the epoch, UTC) and ``timezone`` (IANA) anchor relative periods.
+
+    ``strict`` (for a question that was not the one asked): only whole labels or a period count,
+    never a number, a partial word match, "other" or a clarification. ``question``: the question
+    asked; its words inside a label ("roof" in "Flat roof" for "What kind of roof?") do not count
+    when the label has other words. Never raises.
+    """
+    if not choices:
+        return ChoiceMatch()
+    ids = list(choices)
+    if choice_id is not None and choice_id in choices:
+        return ChoiceMatch(value=choice_id, evidence=text.strip() or choice_id)
+    text = text[:MAX_CHARS]
+    raw_words = re.findall(r"[a-z0-9]+", fold(text))
+    if not raw_words:
+        return ChoiceMatch()
+    joined = " ".join(raw_words)
+    labels = {cid: _labels(cid, ls) for cid, ls in choices.items()}
+    for cid, options in labels.items():
+        if joined in options:
+            return ChoiceMatch(value=cid, evidence=text.strip())
+    if not strict:
+        position = _position(raw_words, len(ids))
+        if position is not None and 1 <= position <= len(ids):
+            return ChoiceMatch(value=ids[position - 1], evidence=text.strip())
+    message = _tokens(text)
+    if not strict and _NONE_FIRST.match(fold(text).strip()):
+        return _other(text, labels)
+    unsure = _UNSURE_CHOICE.search(fold(text))
+    if unsure:
+        if strict:
+            return ChoiceMatch()  # "not sure what you mean" says nothing about another question
+        for cid, options in labels.items():
+            if any(_UNSURE_CHOICE.search(label) for label in options):
+                return ChoiceMatch(value=cid, evidence=text.strip())
+    # whole labels found in the message (by stem, prefix or typo), longest first
+    full: dict[str, tuple[int, list[int]]] = {}
+    partial: dict[str, float] = {}
+    topic = {t.text for t in _tokens(question)} if question else set()
+    for cid, options in labels.items():
+        for label in options:
+            label_tokens = _tokens(label)
+            if topic and any(t.text not in topic for t in label_tokens):
+                label_tokens = [t for t in label_tokens if t.text not in topic]
+            if not label_tokens:
+                continue
+            hits = _label_hits(label_tokens, message, exact=strict)
+            if len(hits) == len(label_tokens):
+                if len(label_tokens) > full.get(cid, (0, []))[0]:
+                    full[cid] = (len(label_tokens), hits)
+            elif hits and not strict:
+                partial[cid] = max(partial.get(cid, 0.0), len(hits) / len(label_tokens))
+    if full:
+        # an option whose words all sit inside a longer match of another option does not count
+        def dominated(cid: str) -> bool:
+            size, hits = full[cid]
+            return any(o != cid and s > size and set(hits) <= set(h) for o, (s, h) in full.items())
+
+        winners = [cid for cid in full if not dominated(cid)]
+        explained = {i for cid in winners for i in full[cid][1]}
+        weak = all(message[i].text in _GENERIC for i in explained)
+        winner_tokens = [t for cid in winners for label in labels[cid] for t in _tokens(label)]
+        unexplained = [
+            t
+            for i, t in enumerate(message)
+            if i not in explained and len(t.text) >= 4 and not any(_same(t, w) for w in winner_tokens)
+        ]
+        if weak and unexplained:
+            # "tout refaire dans la cuisine": "tout" is not "Rénovation globale"
+            return ChoiceMatch() if strict else ChoiceMatch(evidence=text.strip(), other=True)
+        period = _by_period(text, choices, now, timezone, strict=strict)
+        if period is not None:
+            span = fold(period.evidence)
+            if len(winners) > 1 or all(message[i].text in span for cid in winners for i in full[cid][1]):
+                return period  # "after the winter" is not "this winter", "in a year" not "this year"
+        if len(winners) == 1:
+            return ChoiceMatch(value=winners[0], evidence=_evidence(text, message, full[winners[0]][1]))
+        if not strict:
+            ranked = sorted(winners, key=lambda c: -full[c][0])
+            return ChoiceMatch(candidates=tuple(ranked[:3]), evidence=text.strip())
+        return ChoiceMatch()
+    period = _by_period(text, choices, now, timezone, strict=strict)
+    if period is not None:
+        return period
+    if strict:
+        return ChoiceMatch()
+    if partial:
+        scored = sorted(partial.items(), key=lambda item: -item[1])
+        best, score = scored[0]
+        close = [cid for cid, s in scored if s >= 0.5 and score - s <= 0.15]
+        if score >= 0.5 and len(close) == 1:
+            return ChoiceMatch(value=best, evidence=text.strip())
+        if len(close) > 1:
+            return ChoiceMatch(candidates=tuple(close[:3]), evidence=text.strip())
+    if _NONE.search(fold(text)):
+        return _other(text, labels)
+    whole = max(
+        ((cid, fuzz.ratio(joined, label)) for cid, options in labels.items() for label in options),
+        key=lambda item: item[1],
+    )
+    if whole[1] >= 85:
+        return ChoiceMatch(value=whole[0], evidence=text.strip())
+    if any(len(t.text) >= 4 and not t.text.isdigit() for t in message):
+        return _other(text, labels)
+    return ChoiceMatch()
+
+
+def _other(text: str, labels: Mapping[str, list[str]]) -> ChoiceMatch:
+    for cid, options in labels.items():
+        if any(
+            label in ("other", "autre", "others", "autres", "something else", "autre chose")
+            for label in options
+        ):
+            return ChoiceMatch(value=cid, evidence=text.strip(), other=True)
+    return ChoiceMatch(evidence=text.strip(), other=True)
+
+
+def _evidence(text: str, message: list[_Token], hits: list[int]) -> str:
+    words = [message[i].text for i in sorted(hits)]
+    folded = fold(text)
+    spans = [m.span() for w in words for m in [re.search(r"(?<![a-z0-9])" + re.escape(w), folded)] if m]
+    if not spans:
+        return text.strip()
+    start = min(s for s, _ in spans)
+    end = max(e for _, e in spans)
+    end = len(folded) if (m := re.compile(r"[a-z0-9]*").match(folded, end)) is None else m.end()
+    return text[start:end].strip()
+
+
+_TEMPORAL = re.compile(
+    r"(?<!\w)(?:in|within|dans|d'ici|d ici|before|avant|after|apres|next|prochain\w*|by|this|ce|cet|"
+    r"cette|au|en|"
+    r"fin|end|early|debut|couple|few|quelques|plus|more|moins|less|under|over|later|sous|from|des|"
+    r"starting)(?!\w)"
+)
+
+
+def _by_period(
+    text: str, choices: Mapping[str, Sequence[str]], now: float | None, timezone: str, *, strict: bool = False
+) -> ChoiceMatch | None:
+    if now is None:
+        return None
+    ranges = _period_ranges(choices)
+    if not ranges:
+        return None
+    found = months_ahead(text, now=now, timezone=timezone)
+    if found is None:
+        return None
+    months, words = found
+    if strict and not _TEMPORAL.search(words):
+        return None
+    for cid, (lo, hi) in ranges.items():
+        if (lo < months <= hi) or (lo == 0 and months <= hi):
+            start = fold(text).find(words)
+            evidence = text[start : start + len(words)] if start >= 0 else text.strip()
+            return ChoiceMatch(value=cid, evidence=evidence)
+    return None
