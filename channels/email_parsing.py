@@ -25,14 +25,17 @@ import email.policy
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import replace
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from typing import Any
 
-from inscriptis import get_text
-from mailparser_reply import EmailReplyParser
+import lxml.etree
+import lxml.html
+from inscriptis import Inscriptis
+from lxml.html import HtmlElement
 
 from channels.base import DeliveryStatus, InboundMessage, MessageKind, ParsedWebhook, PayloadError
 
@@ -49,25 +52,91 @@ __all__ = [
     "reply_text",
 ]
 
-#: Languages whose reply headers ("On ... wrote:", "Le ... a écrit :", "De : / Envoyé :") and
-#: signature openers mail-parser-reply looks for.
-REPLY_LANGUAGES = ("en", "fr")
+#: Bounds that keep every step linear and short whatever a sender writes: only the first
+#: :data:`MAX_SCAN_CHARS` characters of a body are read for the reply (the new part of a reply is at
+#: its top), only the first :data:`MAX_HTML_CHARS` of an HTML body are parsed, each header value is
+#: cut to :data:`MAX_HEADER_CHARS` before the stdlib parses it (its address parser is superlinear),
+#: a line longer than :data:`MAX_MARKER_LINE` is never a history or signature marker (so each regex
+#: reads a bounded line), and a message declaring more than :data:`MAX_MULTIPARTS` MIME boundaries
+#: is read for its headers only (the stdlib parser recurses once per nesting level).
+MAX_SCAN_CHARS = 100_000
+MAX_HTML_CHARS = 1_000_000
+MAX_HEADER_CHARS = 4000
+MAX_MARKER_LINE = 300
+MAX_MULTIPARTS = 50
+MAX_PARTS = 500
+MAX_SUBJECT_CHARS = 1000
 
-_POLICY = email.policy.default
-#: Markers that start quoted history which mail-parser-reply 1.36 does not split on: French
-#: Outlook's "Message d'origine", forwarded-message banners, a bare line of underscores (Outlook
-#: web) and Apple Mail's "Begin forwarded message:".
-_HISTORY_START = re.compile(
-    r"^\s*(?:-{2,}\s*(?:original message|message d'origine|forwarded message|message transf[ée]r[ée])"
-    r"\s*-{2,}|_{10,}|begin forwarded message:|d[ée]but du message r[ée]exp[ée]di[ée]\s*:)\s*$",
-    re.IGNORECASE | re.MULTILINE,
+
+class _BoundedPolicy(email.policy.EmailPolicy):
+    """``email.policy.default`` whose header values are cut to :data:`MAX_HEADER_CHARS` before
+    parsing, and whose malformed headers (the stdlib raises ``IndexError``, ``ValueError``... on
+    some) read as their raw unfolded text instead of raising."""
+
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        if hasattr(value, "name"):
+            return value
+        raw = str(value)[:MAX_HEADER_CHARS]
+        try:
+            return super().header_fetch_parse(name, raw)
+        except Exception:  # noqa: BLE001 - any parser failure: fall back to the raw text
+            return " ".join(raw.split())
+
+
+_POLICY = _BoundedPolicy()
+_BOUNDARY = re.compile(rb"boundary\s{0,10}\*?\s{0,10}=", re.IGNORECASE)
+#: Whole lines that start quoted history: Outlook's "-----Original Message-----" and French
+#: "Message d'origine", forwarded-message banners, a line of underscores (Outlook web), Apple
+#: Mail's "Begin forwarded message:". Matched against one stripped line of bounded length.
+_HISTORY_LINE = re.compile(
+    r"(?:-{2,} ?(?:original message|message d'origine|forwarded message|message transf[ée]r[ée]) ?-{2,}"
+    r"|_{10,}|-{10,}|begin forwarded message:|d[ée]but du message r[ée]exp[ée]di[ée] ?:)",
+    re.IGNORECASE,
+)
+#: "From:" / "De :" opening an Outlook header block (optionally bold: "*From:*").
+_FROM_LINE = re.compile(r"\*?(?:from|de|von) ?:", re.IGNORECASE)
+#: The fields that follow it within a few lines.
+_HEADER_FIELD = re.compile(
+    r"\*?(?:sent|date|to|cc|subject|envoy[ée]|[àa]|objet|gesendet|an|betreff) ?:", re.IGNORECASE
 )
 #: Mobile signatures ("Sent from my iPhone", "Envoyé de mon iPhone", "Get Outlook for Android").
 _MOBILE_SIGNATURE = re.compile(
-    r"^\s*(?:sent from my\b.*|envoy[ée] (?:de|depuis) mon\b.*|get outlook for\b.*|"
-    r"obtenir outlook pour\b.*|t[ée]l[ée]charger outlook pour\b.*)$",
-    re.IGNORECASE | re.MULTILINE,
+    r"(?:sent from my\b|envoy[ée] (?:de|depuis) mon\b|get outlook for\b|obtenir outlook pour\b|"
+    r"t[ée]l[ée]charger outlook pour\b|sent from outlook\b)",
+    re.IGNORECASE,
 )
+#: Sign-off lines after which only a signature follows (compared whole, without final punctuation).
+_SIGN_OFFS = frozenset(
+    {
+        "thanks", "thank you", "many thanks", "thanks again", "best", "best regards", "kind regards",
+        "regards", "warm regards", "cheers", "sincerely", "yours sincerely", "all the best",
+        "cordialement", "bien cordialement", "très cordialement", "bien à vous", "salutations",
+        "sincères salutations", "meilleures salutations", "bonne journée", "belle journée",
+        "merci", "merci beaucoup", "merci d'avance", "à bientôt", "bien à toi", "amitiés",
+    }
+)
+#: A contact line of a signature block: "Tél : +33 ...", "Mobile: 06 ...", "www.acme.fr".
+_CONTACT_LINE = re.compile(
+    r"(?:(?:t[ée]l(?:[ée]phone)?|tel|phone|mobile|mob|portable|port|cell|fax|direct|ligne directe|"
+    r"standard|office|bureau|gsm|[tmpf])\.? ?[:.]? ?[+(0-9]|(?:www\.|https?://)[^ ]+$)",
+    re.IGNORECASE,
+)
+#: Reply and forward prefixes of a subject ("Re:", "RE :", "TR:", "Fwd:", "AW:").
+_SUBJECT_PREFIX = re.compile(r"(?:(?:re|tr|fwd?|aw|wg) ?: ?)+", re.IGNORECASE)
+#: Opt-out words (English and French, accents folded): a subject or first line saying only this,
+#: with polite words around it, is an opt-out request the app must honour.
+OPT_OUT_WORDS = frozenset(
+    {
+        "stop", "stopall", "unsubscribe", "unsub", "optout", "opt out", "opt-out", "remove", "remove me",
+        "cancel", "end", "quit", "arret", "arreter", "desabonner", "se desabonner", "desabonnement",
+        "desinscrire", "se desinscrire", "desinscription", "ne plus recevoir",
+    }
+)
+_POLITE_WORDS = frozenset(
+    {"please", "pls", "plz", "now", "me", "thanks", "thank", "you", "merci", "svp", "stp", "moi", "s'il",
+     "vous", "plait", "te", "oui", "yes", "ok"}
+)
+
 #: Subjects of out-of-office and automatic replies (Outlook, Exchange, Gmail, French clients).
 _AUTO_SUBJECT = re.compile(
     r"^\s*(?:(?:re|tr|fwd?|aw)\s*:\s*)*"
@@ -110,39 +179,231 @@ def parse_message_ids(value: str | None) -> list[str]:
 
 
 def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML body (inscriptis: block layout kept, scripts/styles dropped)."""
-    if not html.strip():
-        return ""
-    text = get_text(html)
+    """Readable plain text of an HTML body (inscriptis: block layout kept, scripts/styles dropped).
+
+    Only the first :data:`MAX_HTML_CHARS` characters are read."""
+    tree = _html_tree(html)
+    return _tree_text(tree) if tree is not None else ""
+
+
+def _html_tree(html: str) -> HtmlElement | None:
+    html = html[:MAX_HTML_CHARS].strip()
+    if not html:
+        return None
+    if html.startswith("<?xml"):
+        html = html.split("?>", 1)[-1]
+    try:
+        return lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        try:
+            return lxml.html.document_fromstring("<pre>" + html + "</pre>")
+        except (lxml.etree.ParserError, ValueError):
+            return None
+
+
+def _tree_text(tree: HtmlElement) -> str:
+    try:
+        text = Inscriptis(tree, None).get_text()
+    except RecursionError:  # inscriptis recurses per nesting level: fall back to flat text
+        text = "\n".join(t.strip() for t in tree.itertext() if t.strip())
     lines = [line.rstrip() for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+#: Elements that begin quoted history in HTML replies: everything from them to the end of the
+#: document is history. Outlook desktop/web (``divRplyFwdMsg``, ``appendonsend``, ``stopSpelling``,
+#: the new Outlook's reference container, the header block with a top border), Gmail
+#: (``gmail_quote``), Thunderbird (``moz-cite-prefix``), Yahoo (``yahoo_quoted``).
+_HTML_HISTORY_XPATH = (
+    "//*[@id='divRplyFwdMsg' or @id='appendonsend' or @id='stopSpelling'"
+    " or @id='mail-editor-reference-message-container' or @id='x_divRplyFwdMsg'"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote_container ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' moz-cite-prefix ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' yahoo_quoted ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' OutlookMessageHeader ')"
+    " or (self::div and contains(translate(@style, ' ', ''), 'border-top:solid#E1E1E1'))"
+    " or (self::div and contains(translate(@style, ' ', ''), 'border-top:solid#B5C4DF'))]"
+)
+#: Quoted text and signatures removed wherever they are: ``<blockquote>`` (Gmail, Apple Mail,
+#: Thunderbird ``type=cite``), Gmail/Outlook/Thunderbird/Apple signature containers.
+_HTML_DROP_XPATH = (
+    "//blockquote | //*[@id='Signature' or @id='signature' or @id='x_Signature'"
+    " or @id='AppleMailSignature' or @data-smartmail='gmail_signature'"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' gmail_signature ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' moz-signature ')]"
+)
+
+
+def _cut_from(element: HtmlElement) -> None:
+    """Remove ``element`` and everything after it in document order."""
+    node: HtmlElement | None = element
+    while node is not None:
+        parent = node.getparent()
+        if parent is None:
+            break
+        for sibling in list(node.itersiblings()):
+            parent.remove(sibling)
+        node = parent
+    parent = element.getparent()
+    if parent is not None:
+        parent.remove(element)
+
+
+def html_reply_text(html: str) -> str:
+    """The new part of an HTML reply as text: quoted history and signatures removed by their
+    markup (:data:`_HTML_HISTORY_XPATH`, :data:`_HTML_DROP_XPATH`), then the text rules of
+    :func:`reply_text` for what only the words say ("De : ... Envoyé : ..." without markup)."""
+    tree = _html_tree(html)
+    if tree is None:
+        return ""
+    starts = tree.xpath(_HTML_HISTORY_XPATH)
+    if starts:
+        _cut_from(starts[0])
+    for element in tree.xpath(_HTML_DROP_XPATH):
+        parent = element.getparent()
+        if parent is not None:
+            parent.remove(element)
+    return reply_text(_tree_text(tree))
+
+
+def _normalized_lines(text: str) -> list[str]:
+    text = text[:MAX_SCAN_CHARS].replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
+    return [line.rstrip() for line in text.split("\n")]
+
+
+def _marker(line: str) -> str:
+    """A line as markers are matched: stripped, and empty when too long to be a marker."""
+    stripped = line.strip()
+    return stripped if len(stripped) <= MAX_MARKER_LINE else ""
+
+
+def _is_attribution(text: str) -> bool:
+    """"On <date>, <name> wrote:" / "Le <date>, <name> a écrit :" (Gmail, Apple Mail, Thunderbird)."""
+    lowered = " ".join(text.lower().split())
+    if lowered.startswith("on ") and lowered.endswith(("wrote:", "wrote :")):
+        return True
+    return lowered.startswith("le ") and lowered.endswith(("a écrit :", "a écrit:", "a ecrit :", "a ecrit:"))
+
+
+def _history_start(lines: list[str]) -> int:
+    """Index of the first line of quoted history in ``lines`` (``len(lines)`` when none)."""
+    for i, line in enumerate(lines):
+        marker = _marker(line)
+        if not marker:
+            continue
+        if _HISTORY_LINE.fullmatch(marker):
+            return i
+        lowered = marker.lower()
+        if lowered.startswith(("on ", "le ")):
+            joined = marker
+            for extra in range(3):
+                if _is_attribution(joined):
+                    return i
+                if i + extra + 1 >= len(lines):
+                    break
+                joined += " " + _marker(lines[i + extra + 1])
+        if _FROM_LINE.match(marker):
+            following = [_marker(other) for other in lines[i + 1 : i + 7]]
+            if sum(1 for other in following if other and _HEADER_FIELD.match(other)) >= 2:
+                return i
+    return len(lines)
+
+
+def _paragraphs(lines: list[str]) -> list[list[str]]:
+    out: list[list[str]] = [[]]
+    for line in lines:
+        if line.strip():
+            out[-1].append(line)
+        elif out[-1]:
+            out.append([])
+    return [p for p in out if p]
+
+
+def _is_contact_block(paragraph: list[str]) -> bool:
+    if len(paragraph) > 8 or any(len(line.strip()) > 100 for line in paragraph):
+        return False
+    return any(_CONTACT_LINE.match(line.strip()) for line in paragraph)
+
+
+def _is_name_block(paragraph: list[str]) -> bool:
+    return len(paragraph) <= 3 and all(
+        len(line.strip()) <= 60 and not line.strip().endswith(("?", ".", "!", ":")) for line in paragraph
+    )
+
+
+def _strip_signature(lines: list[str]) -> list[str]:
+    """``lines`` without a trailing signature: from "-- ", a mobile signature, or a sign-off line
+    followed by at most 8 short lines; then an Outlook-style block (name, title, "Tél : ...")."""
+    for i, line in enumerate(lines):
+        marker = _marker(line)
+        if not marker:
+            continue
+        if marker in ("--", "-- ", "—") or _MOBILE_SIGNATURE.match(marker):
+            lines = lines[:i]
+            break
+        folded = marker.lower().rstrip(",.!; ")
+        rest = [other for other in lines[i + 1 :] if other.strip()]
+        if i > 0 and folded in _SIGN_OFFS and len(rest) <= 8 and all(len(o.strip()) <= 100 for o in rest):
+            lines = lines[:i]
+            break
+    paragraphs = _paragraphs(lines)
+    if len(paragraphs) > 1 and _is_contact_block(paragraphs[-1]):
+        paragraphs.pop()
+        if len(paragraphs) > 1 and _is_name_block(paragraphs[-1]):
+            paragraphs.pop()
+    return [line for p in paragraphs for line in [*p, ""]][:-1] if paragraphs else []
 
 
 def reply_text(text: str) -> str:
     """The new part of a reply: quoted history and the signature removed.
 
-    mail-parser-reply (languages en + fr) splits on "On ... wrote:", "Le ... a écrit :", Outlook's
-    "-----Original Message-----" and "From:/De : ... Sent:/Envoyé :" blocks and cuts signatures
-    ("-- ", "Best regards", "Cordialement", ...). Before it, history markers it misses are cut
-    (:data:`_HISTORY_START`), and lines quoted with ``>`` at the end are dropped; after it, mobile
-    signatures. A message that is nothing but a signature keeps its text rather than becoming empty.
+    Line by line, in time linear in the text (only its first :data:`MAX_SCAN_CHARS` characters are
+    read; each marker regex reads one line of at most :data:`MAX_MARKER_LINE` characters): history
+    starts at "On ... wrote:" / "Le ... a écrit :" (wrapped over up to three lines), at
+    "-----Original Message-----" / "Message d'origine" / forward banners / a line of underscores,
+    or at an Outlook "From:/De :" line followed by "Sent:/Envoyé :/To:/À :/Subject:/Objet :" lines;
+    trailing ``>`` quoted lines are dropped; the signature goes from "-- ", a mobile signature
+    ("Sent from my iPhone", "Envoyé de mon iPhone") or a sign-off line ("Best regards",
+    "Cordialement", ...), and an Outlook-style block (name, title, "Tél : ...") at the end. A
+    message that is nothing but a signature keeps its text rather than becoming empty.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    marker = _HISTORY_START.search(text)
-    if marker:
-        text = text[: marker.start()]
-    lines = text.rstrip().split("\n")
+    lines = _normalized_lines(text)
+    lines = lines[: _history_start(lines)]
     while lines and (lines[-1].lstrip().startswith(">") or not lines[-1].strip()):
         lines.pop()
-    text = "\n".join(lines)
-    if not text.strip():
+    if not any(line.strip() for line in lines):
         return ""
-    parsed = EmailReplyParser(languages=list(REPLY_LANGUAGES)).read(text)
-    first = parsed.replies[0] if parsed.replies else None
-    body = (first.body if first is not None else "") or (parsed.latest_reply or "")
-    body = _MOBILE_SIGNATURE.sub("", body)
-    body = re.sub(r"\n{3,}", "\n\n", body).strip()
-    return body or text.strip()
+    kept = _strip_signature(lines)
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+    return body or "\n".join(lines).strip()
+
+
+def opt_out_keyword(subject: str, body: str) -> tuple[str, str] | None:
+    """``(word, "subject" | "body")`` when the subject (reply prefixes removed) or the first
+    non-empty line of ``body`` is an opt-out request: one of :data:`OPT_OUT_WORDS` (case, accents
+    and punctuation ignored), alone or with polite words ("please unsubscribe me", "STOP merci").
+    ``None`` otherwise. Bounded: lines longer than 80 characters are not read."""
+    first_line = next((line for line in _normalized_lines(body[:2000]) if line.strip()), "")
+    subject = _SUBJECT_PREFIX.sub("", subject[:200].strip(), count=1) if len(subject) <= 200 else ""
+    for source, line in (("subject", subject), ("body", first_line)):
+        word = _opt_out_word(line)
+        if word:
+            return word, source
+    return None
+
+
+def _opt_out_word(line: str) -> str | None:
+    if not line or len(line) > 80:
+        return None
+    decomposed = unicodedata.normalize("NFKD", line.lower().replace("’", "'"))
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    words = [w for w in re.split(r"[^a-z'\-]+", folded) if w and w not in _POLITE_WORDS]
+    phrase = " ".join(words).strip("-'")
+    if phrase in OPT_OUT_WORDS:
+        return phrase
+    compact = phrase.replace(" ", "").replace("-", "")
+    return compact if compact in OPT_OUT_WORDS else None
 
 
 # ---------------------------------------------------------------------------- classification
