@@ -341,7 +341,9 @@ def guarded_parse(
     except RecursionError:
         raise PayloadError(f"{channel} webhook body is nested too deeply") from None
     except Exception as exc:
-        logger.warning("%s webhook parser failed on its input: %s", channel, type(exc).__name__, exc_info=True)
+        logger.warning(
+            "%s webhook parser failed on its input: %s", channel, type(exc).__name__, exc_info=True
+        )
         raise PayloadError(f"{channel} webhook body could not be parsed ({type(exc).__name__})") from None
 
 
@@ -354,4 +356,6 @@ def guarded_verify(channel: str, verify: Callable[[], None]) -> None:
         raise
     except Exception as exc:
         logger.warning("%s webhook signature check failed on its input: %s", channel, type(exc).__name__)
-        raise SignatureError(f"{channel} webhook signature could not be checked ({type(exc).__name__})") from None
+        raise SignatureError(
+            f"{channel} webhook signature could not be checked ({type(exc).__name__})"
+        ) from None

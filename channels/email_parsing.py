@@ -21,6 +21,7 @@ bounce refers to, so the three match. ``metadata`` keeps the bracketed forms for
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 import hashlib
 import json
@@ -79,7 +80,7 @@ class _BoundedPolicy(email.policy.EmailPolicy):
         raw = str(value)[:MAX_HEADER_CHARS]
         try:
             return super().header_fetch_parse(name, raw)
-        except Exception:  # noqa: BLE001 - any parser failure: fall back to the raw text
+        except Exception:  # any parser failure: fall back to the raw text
             return " ".join(raw.split())
 
 
@@ -108,11 +109,34 @@ _MOBILE_SIGNATURE = re.compile(
 #: Sign-off lines after which only a signature follows (compared whole, without final punctuation).
 _SIGN_OFFS = frozenset(
     {
-        "thanks", "thank you", "many thanks", "thanks again", "best", "best regards", "kind regards",
-        "regards", "warm regards", "cheers", "sincerely", "yours sincerely", "all the best",
-        "cordialement", "bien cordialement", "très cordialement", "bien à vous", "salutations",
-        "sincères salutations", "meilleures salutations", "bonne journée", "belle journée",
-        "merci", "merci beaucoup", "merci d'avance", "à bientôt", "bien à toi", "amitiés",
+        "thanks",
+        "thank you",
+        "many thanks",
+        "thanks again",
+        "best",
+        "best regards",
+        "kind regards",
+        "regards",
+        "warm regards",
+        "cheers",
+        "sincerely",
+        "yours sincerely",
+        "all the best",
+        "cordialement",
+        "bien cordialement",
+        "très cordialement",
+        "bien à vous",
+        "salutations",
+        "sincères salutations",
+        "meilleures salutations",
+        "bonne journée",
+        "belle journée",
+        "merci",
+        "merci beaucoup",
+        "merci d'avance",
+        "à bientôt",
+        "bien à toi",
+        "amitiés",
     }
 )
 #: A contact line of a signature block: "Tél : +33 ...", "Mobile: 06 ...", "www.acme.fr".
@@ -127,14 +151,51 @@ _SUBJECT_PREFIX = re.compile(r"(?:(?:re|tr|fwd?|aw|wg) ?: ?)+", re.IGNORECASE)
 #: with polite words around it, is an opt-out request the app must honour.
 OPT_OUT_WORDS = frozenset(
     {
-        "stop", "stopall", "unsubscribe", "unsub", "optout", "opt out", "opt-out", "remove", "remove me",
-        "cancel", "end", "quit", "arret", "arreter", "desabonner", "se desabonner", "desabonnement",
-        "desinscrire", "se desinscrire", "desinscription", "ne plus recevoir",
+        "stop",
+        "stopall",
+        "unsubscribe",
+        "unsub",
+        "optout",
+        "opt out",
+        "opt-out",
+        "remove",
+        "remove me",
+        "cancel",
+        "end",
+        "quit",
+        "arret",
+        "arreter",
+        "desabonner",
+        "se desabonner",
+        "desabonnement",
+        "desinscrire",
+        "se desinscrire",
+        "desinscription",
+        "ne plus recevoir",
     }
 )
 _POLITE_WORDS = frozenset(
-    {"please", "pls", "plz", "now", "me", "thanks", "thank", "you", "merci", "svp", "stp", "moi", "s'il",
-     "vous", "plait", "te", "oui", "yes", "ok"}
+    {
+        "please",
+        "pls",
+        "plz",
+        "now",
+        "me",
+        "thanks",
+        "thank",
+        "you",
+        "merci",
+        "svp",
+        "stp",
+        "moi",
+        "s'il",
+        "vous",
+        "plait",
+        "te",
+        "oui",
+        "yes",
+        "ok",
+    }
 )
 
 #: Subjects of out-of-office and automatic replies (Outlook, Exchange, Gmail, French clients).
@@ -279,7 +340,7 @@ def _marker(line: str) -> str:
 
 
 def _is_attribution(text: str) -> bool:
-    """"On <date>, <name> wrote:" / "Le <date>, <name> a écrit :" (Gmail, Apple Mail, Thunderbird)."""
+    """ "On <date>, <name> wrote:" / "Le <date>, <name> a écrit :" (Gmail, Apple Mail, Thunderbird)."""
     lowered = " ".join(text.lower().split())
     if lowered.startswith("on ") and lowered.endswith(("wrote:", "wrote :")):
         return True
@@ -463,7 +524,7 @@ def bounce_status(msg: Message, *, channel: str = "email") -> DeliveryStatus | N
     if not original_id:
         return None
     recipient, status_code, diagnostic, action = "", None, None, "failed" if not _is_dsn(msg) else ""
-    for part in msg.walk():
+    for part in _walk(msg):
         if part.get_content_type() != "message/delivery-status":
             continue
         payload = part.get_payload()
@@ -498,7 +559,7 @@ def bounce_status(msg: Message, *, channel: str = "email") -> DeliveryStatus | N
 def _dsn_actions(msg: Message) -> list[str]:
     """The per-recipient ``Action`` values of a DSN (lower-case), empty for other messages."""
     actions = []
-    for part in msg.walk():
+    for part in _walk(msg):
         if part.get_content_type() == "message/delivery-status":
             payload = part.get_payload()
             for block in payload if isinstance(payload, list) else []:
@@ -519,7 +580,7 @@ def _dsn_address(value: Any) -> str:
 
 
 def _original_message_id(msg: Message) -> str:
-    for part in msg.walk():
+    for part in _walk(msg):
         ctype = part.get_content_type()
         if ctype == "message/rfc822":
             inner = part.get_payload()
@@ -536,6 +597,21 @@ def _original_message_id(msg: Message) -> str:
 
 
 # ---------------------------------------------------------------------------- messages
+
+
+def _walk(msg: Message) -> list[Message]:
+    """``msg`` and its parts in document order, like ``Message.walk`` but without recursion and
+    at most :data:`MAX_PARTS` parts."""
+    out: list[Message] = []
+    stack: list[Message] = [msg]
+    while stack and len(out) < MAX_PARTS:
+        part = stack.pop()
+        out.append(part)
+        if part.is_multipart():
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend(reversed([c for c in children if isinstance(c, Message)]))
+    return out
 
 
 def _part_bytes(part: Message) -> bytes:
@@ -559,11 +635,14 @@ def _part_text(part: Message) -> str:
 def _bodies(msg: Message) -> tuple[str, str]:
     """``(text/plain, text/html)`` of the message body, attachments skipped."""
     if isinstance(msg, EmailMessage):
-        plain = msg.get_body(preferencelist=("plain",))
-        html = msg.get_body(preferencelist=("html",))
-        return (_part_text(plain) if plain else "", _part_text(html) if html else "")
+        try:
+            plain = msg.get_body(preferencelist=("plain",))
+            html = msg.get_body(preferencelist=("html",))
+            return (_part_text(plain) if plain else "", _part_text(html) if html else "")
+        except (RecursionError, ValueError, LookupError, TypeError):
+            pass  # a structure get_body cannot read: fall back to the first text parts
     plain_text = html_text = ""
-    for part in msg.walk():
+    for part in _walk(msg):
         if part.is_multipart() or part.get_content_disposition() == "attachment":
             continue
         if part.get_content_type() == "text/plain" and not plain_text:
@@ -588,7 +667,7 @@ def _timestamp(value: Any) -> float:
         return 0.0
     try:
         return parsedate_to_datetime(str(value)).timestamp()
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return 0.0
 
 
@@ -605,6 +684,33 @@ def _recipient(msg: Message, envelope_to: str = "") -> str:
         if found:
             return found
     return ""
+
+
+def _reply_of(plain: str, html: str) -> str:
+    """The new part of the reply from the text and HTML bodies: the text body's, unless the HTML
+    body's is markedly shorter (its markup showed quoted history or a signature the text missed)."""
+    plain_reply = reply_text(plain) if plain.strip() else ""
+    html_reply = html_reply_text(html) if html.strip() else ""
+    if not plain_reply:
+        return html_reply
+    if html_reply and len(html_reply) < 0.8 * len(plain_reply):
+        return html_reply
+    return plain_reply
+
+
+_GREETING = re.compile(
+    r"(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|bonjour|bonsoir|salut|madame|monsieur|"
+    r"cher|ch[èe]re)\b",
+    re.IGNORECASE,
+)
+
+
+def _first_lines(text: str) -> str:
+    """The first non-empty line of ``text``, or the second when the first is a short greeting."""
+    lines = [line.strip() for line in text[:2000].splitlines() if line.strip()][:2]
+    if len(lines) == 2 and len(lines[0]) <= 40 and _GREETING.match(lines[0]):
+        return lines[1]
+    return lines[0] if lines else ""
 
 
 def _message_from(
@@ -626,8 +732,8 @@ def _message_from(
         provider_id = "sha256-" + hashlib.sha256(raw_for_id).hexdigest()[:40]
     in_reply_to = parse_message_ids(str(headers.get("in-reply-to", "") or ""))
     references = parse_message_ids(str(headers.get("references", "") or ""))
-    subject = str(headers.get("subject", "") or "").strip()
-    body = plain if plain.strip() else html_to_text(html)
+    subject = str(headers.get("subject", "") or "").strip()[:MAX_SUBJECT_CHARS]
+    text = _reply_of(plain, html)
     reason = auto_reply_reason(headers)
     kind: MessageKind = "auto_reply" if reason else "text"
     metadata: dict[str, Any] = {
@@ -638,12 +744,16 @@ def _message_from(
     }
     if reason:
         metadata["auto_reply_reason"] = reason
+    else:
+        opt_out = opt_out_keyword(subject, _first_lines(text))
+        if opt_out:
+            metadata["opt_out_keyword"], metadata["opt_out_source"] = opt_out
     return InboundMessage(
         channel=channel,
         provider_message_id=provider_id,
         sender=sender,
         recipient=_recipient(headers, envelope_to),
-        text=reply_text(body),
+        text=text,
         kind=kind,
         timestamp=_timestamp(headers.get("date")),
         contact_name=name.strip() or None,
@@ -661,6 +771,8 @@ def parse_raw_email(raw: bytes, *, channel: str = "email", envelope_to: str = ""
     """
     if not raw.strip():
         raise PayloadError("empty email")
+    if len(_BOUNDARY.findall(raw)) > MAX_MULTIPARTS:
+        return _headers_only(raw, channel=channel, envelope_to=envelope_to)
     msg = email.message_from_bytes(raw, policy=_POLICY)
     if not msg.keys():
         raise PayloadError("not an RFC 5322 message: no header fields")
@@ -677,6 +789,19 @@ def parse_raw_email(raw: bytes, *, channel: str = "email", envelope_to: str = ""
     if message.kind == "text" and (_is_dsn(msg) or _BOUNCE_SENDERS.match(message.sender)):
         message = replace(message, kind="bounce", metadata={**message.metadata, "unmatched_bounce": True})
     return ParsedWebhook(messages=[message])
+
+
+def _headers_only(raw: bytes, *, channel: str, envelope_to: str) -> ParsedWebhook:
+    """A message whose MIME structure is too deep or too wide to read: its headers only, an empty
+    text, and ``metadata["body_unreadable"]`` saying why (the message is kept, never answered)."""
+    headers = email.parser.BytesHeaderParser(policy=_POLICY).parsebytes(raw)
+    if not headers.keys():
+        raise PayloadError("not an RFC 5322 message: no header fields")
+    message = _message_from(
+        headers, channel=channel, raw_for_id=raw, plain="", html="", envelope_to=envelope_to
+    )
+    metadata = {**message.metadata, "body_unreadable": f"more than {MAX_MULTIPARTS} MIME multiparts"}
+    return ParsedWebhook(messages=[replace(message, kind="unsupported", metadata=metadata)])
 
 
 # ---------------------------------------------------------------------------- SendGrid
@@ -707,6 +832,8 @@ def parse_sendgrid_form(content_type: str, raw_body: bytes, *, channel: str = "e
     and ``envelope.to`` the addresses. Raises :class:`PayloadError` when neither ``email`` nor
     ``from`` is present.
     """
+    if len(_BOUNDARY.findall(raw_body)) > MAX_MULTIPARTS:
+        raise PayloadError(f"SendGrid form declares more than {MAX_MULTIPARTS} MIME boundaries")
     fields = _form_fields(content_type, raw_body)
     charsets: dict[str, str] = {}
     if "charsets" in fields:
@@ -714,7 +841,7 @@ def parse_sendgrid_form(content_type: str, raw_body: bytes, *, channel: str = "e
             loaded = json.loads(_part_bytes(fields["charsets"]).decode("utf-8", "replace"))
             if isinstance(loaded, dict):
                 charsets = {str(k): str(v) for k, v in loaded.items()}
-        except ValueError:
+        except (ValueError, RecursionError):
             charsets = {}
 
     def value(name: str) -> str:
@@ -734,7 +861,7 @@ def parse_sendgrid_form(content_type: str, raw_body: bytes, *, channel: str = "e
             targets = envelope.get("to") if isinstance(envelope, dict) else None
             if isinstance(targets, list) and targets:
                 envelope_to = str(targets[0]).lower()
-        except ValueError:
+        except (ValueError, RecursionError):
             envelope_to = ""
     if "email" in fields:
         return parse_raw_email(_part_bytes(fields["email"]), channel=channel, envelope_to=envelope_to)
@@ -744,7 +871,8 @@ def parse_sendgrid_form(content_type: str, raw_body: bytes, *, channel: str = "e
     headers = email.message_from_string(header_block + "\n\n", policy=_POLICY)
     for name in ("from", "to", "subject"):
         if headers.get(name) is None and value(name):
-            headers[name] = value(name)
+            # A form field may hold CR/LF (the stdlib refuses them in a header): one line of text.
+            headers[name] = " ".join(value(name)[:MAX_HEADER_CHARS].split())
     status = bounce_status(headers, channel=channel)
     if status is not None:
         return ParsedWebhook(statuses=[status])

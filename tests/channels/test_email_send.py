@@ -77,7 +77,7 @@ async def test_send_builds_threaded_multipart_message(smtp: tuple[int, SmtpRecor
     assert "1. Yes\n2. No" in plain.get_content().replace("\r\n", "\n")
     html_text = html.get_content().replace("\r\n", "\n")
     assert "&lt;your&gt;" in html_text and "&amp; reply" in html_text and "<your>" not in html_text
-    assert html_text.count("<p>") == 3
+    assert html_text.count("<p>") == 3  # the message; the unsubscribe paragraph is styled
 
     # RFC 8058: an https URL in List-Unsubscribe plus the One-Click POST header.
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
