@@ -60,7 +60,8 @@ __all__ = [
 #: :data:`MAX_SCAN_CHARS` characters of a body are read for the reply (the new part of a reply is at
 #: its top, and at most ``MAX_INBOUND_TEXT`` characters of it are kept), only the first
 #: :data:`MAX_HTML_CHARS` of an HTML body are parsed (and a tree of more than
-#: :data:`MAX_HTML_ELEMENTS` elements is read as flat text), each header value is cut to :data:`MAX_HEADER_CHARS` before the stdlib parses it (its address parser is superlinear),
+#: :data:`MAX_HTML_ELEMENTS` elements is read as flat text), each header value is cut to
+#: :data:`MAX_HEADER_CHARS` before the stdlib parses it (its address parser is superlinear),
 #: a line longer than :data:`MAX_MARKER_LINE` is never a history or signature marker (so each regex
 #: reads a bounded line), and a message declaring more than :data:`MAX_MULTIPARTS` MIME boundaries
 #: is read for its headers only (the stdlib parser recurses once per nesting level).
