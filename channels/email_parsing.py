@@ -281,7 +281,7 @@ def _tree_text(tree: HtmlElement) -> str:
             text = ""
     if not text:
         text = "\n".join(t.strip() for t in tree.itertext() if t.strip())
-    lines = [line.rstrip() for line in text.splitlines()]
+    lines = [line.strip() for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
@@ -738,6 +738,20 @@ def _first_lines(text: str) -> str:
     return lines[0] if lines else ""
 
 
+def _without_name_line(text: str, display_name: str) -> str:
+    """``text`` without a last line that is only the sender's name or first name ("Sarah",
+    "— Jean Dupont"), when something comes before it. Other short last lines (a city, a postcode)
+    are answers and stay."""
+    names = {" ".join(display_name.lower().split())}
+    names.add(next(iter(display_name.lower().split()), ""))
+    names.discard("")
+    lines = text.rstrip().split("\n")
+    last = lines[-1].strip().lstrip("-–— ").rstrip(".,!").lower() if lines else ""
+    if len(lines) > 1 and last in names and any(line.strip() for line in lines[:-1]):
+        return "\n".join(lines[:-1]).strip()
+    return text
+
+
 def _message_from(
     headers: Message,
     *,
@@ -758,7 +772,7 @@ def _message_from(
     in_reply_to = parse_message_ids(str(headers.get("in-reply-to", "") or ""))
     references = parse_message_ids(str(headers.get("references", "") or ""))
     subject = str(headers.get("subject", "") or "").strip()[:MAX_SUBJECT_CHARS]
-    text = _reply_of(plain, html)
+    text = _without_name_line(_reply_of(plain, html), name) if name else _reply_of(plain, html)
     reason = auto_reply_reason(headers)
     kind: MessageKind = "auto_reply" if reason else "text"
     metadata: dict[str, Any] = {
