@@ -33,8 +33,9 @@ __all__ = ["MAX_FRAME_BYTES", "MAX_TEXT", "WebChatChannel"]
 
 #: Longest text kept from a frame (characters); a longer one is cut, ``metadata["truncated_from"]``.
 MAX_TEXT = 4000
-#: Largest frame read (bytes): a text of MAX_TEXT characters, 4 bytes each in UTF-8, plus room.
-MAX_FRAME_BYTES = 20 * 1024
+#: Largest frame read (bytes): a text of MAX_TEXT characters written as JSON escapes (up to 12
+#: bytes a character: an escaped surrogate pair), plus room for the other fields.
+MAX_FRAME_BYTES = 64 * 1024
 
 
 class WebChatChannel(Channel):
