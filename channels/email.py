@@ -3,7 +3,8 @@
 - sending: one ``multipart/alternative`` message (text and HTML, RFC 2046 §5.1.4) with a
   ``Message-ID`` we generate (RFC 5322 §3.6.4) and return as the provider message id,
   ``In-Reply-To``/``References`` so that replies thread, and ``List-Unsubscribe`` (RFC 2369) with
-  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058) pointing at a signed URL;
+  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058) pointing at a signed URL, both
+  written verbatim on one line (never RFC 2047-encoded or folded), the link repeated in the body;
 - inbound webhook: a raw RFC 5322 message (``message/rfc822`` or ``text/plain``) or SendGrid
   Inbound Parse's ``multipart/form-data``; parsing lives in :mod:`channels.email_parsing` and is
   also what the IMAP poller uses (:meth:`EmailChannel.parse_raw`);
