@@ -177,3 +177,19 @@ def test_a_5mb_email_is_parsed_in_bounded_time_and_kept(body: bytes) -> None:
     assert time.perf_counter() - started < 3.0  # was 30 s to hours before the bounds
     assert message.sender == "a@example.com"
     assert len(message.text) <= MAX_INBOUND_TEXT
+
+
+def test_a_sendgrid_form_with_a_25mb_attachment_is_split_in_bounded_time() -> None:
+    boundary = "xYzZY"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="from"\r\n\r\nLead <lead@example.com>\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\nHere is my bill.\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="attachment1"; filename="bill.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode()
+    body = head + b"\n" * 25_000_000 + f"\r\n--{boundary}--\r\n".encode()
+    channel = EmailChannel(host="127.0.0.1", from_address="hello@sunnywatt.example")
+    started = time.perf_counter()
+    [message] = channel.parse({"content-type": f"multipart/form-data; boundary={boundary}"}, body).messages
+    assert time.perf_counter() - started < 3.0  # the stdlib MIME parser took 7 s per 5 MB of lines
+    assert message.text == "Here is my bill." and message.sender == "lead@example.com"
