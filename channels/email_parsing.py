@@ -408,9 +408,24 @@ def _is_contact_block(paragraph: list[str]) -> bool:
     return any(_CONTACT_LINE.match(line.strip()) for line in paragraph)
 
 
+def _is_name_line(line: str) -> bool:
+    """ "Jean Dupont", "Mark O'Neil": one to four capitalised words, no digit, no final punctuation."""
+    words = line.strip().split()
+    return (
+        0 < len(words) <= 4
+        and len(line.strip()) <= 60
+        and all(word[0].isupper() for word in words)
+        and not any(ch.isdigit() for ch in line)
+        and not line.strip().endswith(("?", ".", "!", ":", ","))
+    )
+
+
 def _is_name_block(paragraph: list[str]) -> bool:
-    return len(paragraph) <= 3 and all(
-        len(line.strip()) <= 60 and not line.strip().endswith(("?", ".", "!", ":")) for line in paragraph
+    """A name, then up to two short lines (title, company) without final punctuation."""
+    return (
+        len(paragraph) <= 3
+        and _is_name_line(paragraph[0])
+        and all(len(line.strip()) <= 60 and not line.strip().endswith(("?", ".", "!")) for line in paragraph)
     )
 
 
@@ -442,9 +457,12 @@ def _strip_signature(lines: list[str]) -> list[str]:
             break
     paragraphs = _paragraphs(lines)
     if len(paragraphs) > 1 and _is_contact_block(paragraphs[-1]):
-        paragraphs.pop()
-        if len(paragraphs) > 1 and _is_name_block(paragraphs[-1]):
+        # A contact block is a signature only with a name in it or just before it: a lead who
+        # gives a phone number in its own paragraph is answering.
+        if any(_is_name_line(line) for line in paragraphs[-1]):
             paragraphs.pop()
+        elif len(paragraphs) > 2 and _is_name_block(paragraphs[-2]):
+            del paragraphs[-2:]
     return [line for p in paragraphs for line in [*p, ""]][:-1] if paragraphs else []
 
 

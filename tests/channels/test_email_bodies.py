@@ -77,6 +77,17 @@ def test_history_and_signature_are_removed(fixture: str, expected: str, absent: 
         assert fragment not in text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Yes, Thursday.\n\nJohn Smith\nTel: 555 1234",
+        "Yes, Thursday.\n\nJohn Smith\nHead of Facilities\n\nT: +44 20 7946 0000\nwww.example.com",
+    ],
+)
+def test_a_name_with_contact_lines_is_a_signature(text: str) -> None:
+    assert reply_text(text) == "Yes, Thursday."
+
+
 def test_html_markers_cut_everything_after_them() -> None:
     html = (
         "<div>Answer one.</div><div id='appendonsend'></div><hr>"
@@ -92,6 +103,8 @@ def test_html_markers_cut_everything_after_them() -> None:
         "Yes, 75011.\n\nParis",  # a short last line that is an answer, not a signature
         "Oui\n\n75011",
         "Tél : 06 12 34 56 78",  # a phone number given as the answer
+        "Oui\n\n75011\n\nTél : 06 12 34 56 78",  # a postcode, then a phone number
+        "Yes.\n\nMobile: +44 7700 900123",
         "Thanks, Thursday works",
     ],
 )
