@@ -359,7 +359,7 @@ class EmailChannel(Channel):
                 candidates.append(base64.b64decode(credentials.strip()).decode().partition(":")[2])
         ok = False
         for candidate in candidates:
-            ok |= hmac.compare_digest(candidate.encode(), expected)
+            ok |= hmac.compare_digest(candidate.encode("utf-8", "surrogatepass"), expected)
         if not ok:
             raise SignatureError("inbound email key is missing or wrong")
 

@@ -97,6 +97,14 @@ class _BoundedPolicy(email.policy.EmailPolicy):
         except Exception:  # any parser failure: fall back to the raw text
             return " ".join(raw.split())
 
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        try:
+            return super().header_store_parse(name, value)
+        except Exception:  # any parser failure (IndexError, AttributeError ...): keep the raw text
+            if isinstance(value, str) and ("\r" in value or "\n" in value):
+                raise  # CR/LF: refused, as the stdlib does
+            return (name, str(value)[:MAX_HEADER_CHARS])  # parsed (guarded) when read
+
 
 _POLICY = _BoundedPolicy()
 _BOUNDARY = re.compile(rb"boundary\s{0,10}\*?\s{0,10}=", re.IGNORECASE)
