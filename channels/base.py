@@ -272,8 +272,16 @@ def clean_value(value: Any, *, depth: int = MAX_VALUE_DEPTH) -> Any:
     return clean_text(str(value)[:MAX_VALUE_CHARS])
 
 
+#: Longest id, address or name kept on a message or status (characters); longer ones are cut.
+MAX_FIELD_CHARS = 512
+
+
+def _clean_field(value: str) -> str:
+    return clean_text(value[:MAX_FIELD_CHARS])
+
+
 def _clean_optional(value: str | None) -> str | None:
-    return clean_text(value) if value is not None else None
+    return _clean_field(value) if value is not None else None
 
 
 def _bound_message(message: InboundMessage, max_chars: int) -> InboundMessage:
@@ -284,9 +292,9 @@ def _bound_message(message: InboundMessage, max_chars: int) -> InboundMessage:
         text = text[:max_chars]
     return replace(
         message,
-        provider_message_id=clean_text(message.provider_message_id),
-        sender=clean_text(message.sender),
-        recipient=clean_text(message.recipient),
+        provider_message_id=_clean_field(message.provider_message_id),
+        sender=_clean_field(message.sender),
+        recipient=_clean_field(message.recipient),
         text=text,
         contact_name=_clean_optional(message.contact_name),
         choice_id=_clean_optional(message.choice_id),
@@ -300,9 +308,9 @@ def _bound_message(message: InboundMessage, max_chars: int) -> InboundMessage:
 def _bound_status(status: DeliveryStatus) -> DeliveryStatus:
     return replace(
         status,
-        provider_message_id=clean_text(status.provider_message_id),
-        recipient=clean_text(status.recipient),
-        sender=clean_text(status.sender),
+        provider_message_id=_clean_field(status.provider_message_id),
+        recipient=_clean_field(status.recipient),
+        sender=_clean_field(status.sender),
         error_code=_clean_optional(status.error_code),
         error_title=_clean_optional(status.error_title),
     )
@@ -310,7 +318,8 @@ def _bound_status(status: DeliveryStatus) -> DeliveryStatus:
 
 def bound_parsed(parsed: ParsedWebhook, *, max_chars: int) -> ParsedWebhook:
     """``parsed`` made safe to store: every string without lone surrogates (:func:`clean_text`),
-    provider JSON bounded (:func:`clean_value`), and each message text cut to ``max_chars``
+    ids, addresses and names cut to :data:`MAX_FIELD_CHARS`, provider JSON bounded
+    (:func:`clean_value`), and each message text cut to ``max_chars``
     characters with ``metadata["truncated_from"] = <original length>`` (the message is kept)."""
     return ParsedWebhook(
         messages=[_bound_message(m, max_chars) for m in parsed.messages],

@@ -424,7 +424,9 @@ class WhatsAppChannel(Channel):
         for error in _list(value.get("errors"), "value.errors"):
             if isinstance(error, dict):
                 logger.warning(
-                    "whatsapp webhook error code=%s title=%s", error.get("code"), error.get("title")
+                    "whatsapp webhook error code=%.20s title=%.200s",
+                    _scalar(error.get("code")),
+                    _scalar(error.get("title")),
                 )
 
     def _parse_message(self, raw: Any, recipient: str, base_meta: dict[str, Any]) -> InboundMessage:
