@@ -243,7 +243,7 @@ _INT64 = 2**63
 def clean_text(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD (the Unicode replacement character),
     so that it encodes as UTF-8. Linear in ``len(text)``."""
-    return _SURROGATE.sub("\ufffd", text)
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def clean_value(value: Any, *, depth: int = MAX_VALUE_DEPTH) -> Any:
