@@ -62,6 +62,30 @@ def parse(name: str) -> str:
             "Our postcode is SW1A 1AA.",
             ["wrote:", "What is the postcode", "Hall Builders"],
         ),
+        # Gmail, French, multipart: attribution wrapped over two lines, "Bonne journée," sign-off
+        (
+            "gmail_multipart_fr",
+            "Bonjour,\nNous habitons au 12 rue des Lilas, 69003 Lyon.",
+            ["a écrit", "adresse du logement", "Bonne journée", "Amélie"],
+        ),
+        # Thunderbird, French, HTML only
+        (
+            "thunderbird_fr_html",
+            "Nous sommes locataires, malheureusement.",
+            ["a écrit", "propriétaire", "Artisan plombier"],
+        ),
+        # Apple Mail (iOS), English, HTML only: "Sent from my iPhone" and blockquote type=cite
+        (
+            "apple_mail_en_html",
+            "Around £120 a month in winter, less in summer.",
+            ["iPhone", "wrote:", "electricity bill"],
+        ),
+        # Outlook desktop, English, multipart: sign-off, signature with Direct/Mobile, From/Sent block
+        (
+            "outlook_desktop_en_multipart",
+            "Hi,\n\nCould you call me tomorrow after 2pm instead?",
+            ["Kind regards", "Facilities Manager", "Direct:", "From:", "engineer"],
+        ),
         # Outlook, French, plain text: signature block without a sign-off
         (
             "outlook_signature_fr_plain",
