@@ -46,7 +46,7 @@ import lxml.html
 from inscriptis import Inscriptis
 from lxml.html import HtmlElement
 
-from channels.base import DeliveryStatus, InboundMessage, MessageKind, ParsedWebhook, PayloadError
+from channels.base import DeliveryStatus, InboundMessage, MessageKind, ParsedWebhook, PayloadError, clean_text
 
 __all__ = [
     "auto_reply_reason",
@@ -270,7 +270,7 @@ def html_to_text(html: str) -> str:
 
 
 def _html_tree(html: str) -> HtmlElement | None:
-    html = html[:MAX_HTML_CHARS].strip()
+    html = clean_text(html[:MAX_HTML_CHARS]).strip()
     if not html:
         return None
     if html.startswith("<?xml"):
