@@ -12,6 +12,8 @@ from channels.base import (
     PayloadError,
     SendError,
     SignatureError,
+    clean_text,
+    clean_value,
     numbered_choices,
 )
 from channels.registry import CHANNELS, channel_class
@@ -33,5 +35,7 @@ __all__ = [
     "SubscriptionError",
     "WhatsAppChannel",
     "channel_class",
+    "clean_text",
+    "clean_value",
     "numbered_choices",
 ]

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import abc
 import inspect
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 from kernel.errors import LeadWarmError
@@ -32,7 +35,14 @@ __all__ = [
     "PayloadError",
     "SendError",
     "SignatureError",
+    "bound_parsed",
+    "clean_text",
+    "clean_value",
+    "guarded_parse",
+    "guarded_verify",
 ]
+
+logger = logging.getLogger(__name__)
 
 MessageKind = Literal[
     "text",
@@ -176,6 +186,10 @@ class ChannelTraits:
     ``phone_based``: the address is an E.164 phone number (its country hints the lead's region).
     ``consent_on_inbound``: a contact who writes first consents to answers on this channel.
     ``session_window_s``: a provider's customer-service window (WhatsApp's 24 h), ``None`` if none.
+    ``max_body_bytes``: largest webhook body :meth:`Channel.parse` reads (bytes); a larger one is a
+    :class:`PayloadError` (the app should refuse it before reading it whole: 413).
+    ``max_inbound_chars``: longest inbound text kept (characters); a longer one is cut and the
+    message's ``metadata["truncated_from"]`` says how long it was (see :func:`bound_parsed`).
     """
 
     address_field: str
@@ -186,6 +200,8 @@ class ChannelTraits:
     phone_based: bool = False
     consent_on_inbound: bool = False
     session_window_s: float | None = None
+    max_body_bytes: int = 1024 * 1024
+    max_inbound_chars: int = 4096
 
 
 class Channel(abc.ABC):
@@ -254,3 +270,146 @@ def numbered_choices(text: str, choices: tuple[Choice, ...]) -> str:
         return text
     lines = [text, ""] + [f"{i}. {c.title}" for i, c in enumerate(choices, start=1)]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- total parsing
+
+#: A lone UTF-16 surrogate (U+D800-U+DFFF) in a Python string: JSON's ``"\\ud800"`` escapes and
+#: surrogate-escaped bytes make them; they cannot be encoded as UTF-8 (SQLite, Firestore, logs).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Bounds of :func:`clean_value` (metadata, media, location are copied from provider JSON).
+MAX_VALUE_DEPTH = 8
+MAX_VALUE_ITEMS = 100
+MAX_VALUE_CHARS = 4096
+#: Integers outside the signed 64-bit range (Firestore's integer) are kept as strings.
+_INT64 = 2**63
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (the Unicode replacement character),
+    so that it encodes as UTF-8. Linear in ``len(text)``."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def clean_value(value: Any, *, depth: int = MAX_VALUE_DEPTH) -> Any:
+    """A JSON-safe, bounded copy of ``value`` (provider JSON copied into ``metadata``/``media``).
+
+    Strings: lone surrogates replaced by U+FFFD and cut to :data:`MAX_VALUE_CHARS`; dicts and lists:
+    at most :data:`MAX_VALUE_ITEMS` items, nested at most ``depth`` levels (deeper values become
+    ``None``); integers outside the signed 64-bit range become strings; NaN and infinities become
+    ``None``; other types their ``str``. Never raises, never recurses deeper than ``depth``.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return clean_text(value[:MAX_VALUE_CHARS])
+    if isinstance(value, int):
+        return value if -_INT64 <= value < _INT64 else "<integer out of range>"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth <= 0:
+        return None
+    if isinstance(value, Mapping):
+        items = list(value.items())[:MAX_VALUE_ITEMS]
+        return {clean_text(str(k)[:MAX_VALUE_CHARS]): clean_value(v, depth=depth - 1) for k, v in items}
+    if isinstance(value, list | tuple):
+        return [clean_value(v, depth=depth - 1) for v in value[:MAX_VALUE_ITEMS]]
+    return clean_text(str(value)[:MAX_VALUE_CHARS])
+
+
+#: Longest id, address or name kept on a message or status (characters); longer ones are cut.
+MAX_FIELD_CHARS = 512
+
+
+def _clean_field(value: str) -> str:
+    return clean_text(value[:MAX_FIELD_CHARS])
+
+
+def _clean_optional(value: str | None) -> str | None:
+    return _clean_field(value) if value is not None else None
+
+
+def _bound_message(message: InboundMessage, max_chars: int) -> InboundMessage:
+    text = clean_text(message.text)
+    metadata = clean_value(message.metadata) or {}
+    if len(text) > max_chars:
+        metadata["truncated_from"] = len(text)
+        text = text[:max_chars]
+    return replace(
+        message,
+        provider_message_id=_clean_field(message.provider_message_id),
+        sender=_clean_field(message.sender),
+        recipient=_clean_field(message.recipient),
+        text=text,
+        contact_name=_clean_optional(message.contact_name),
+        choice_id=_clean_optional(message.choice_id),
+        reply_to=_clean_optional(message.reply_to),
+        media=clean_value(message.media) if message.media is not None else None,
+        location=clean_value(message.location) if message.location is not None else None,
+        metadata=metadata,
+    )
+
+
+def _bound_status(status: DeliveryStatus) -> DeliveryStatus:
+    return replace(
+        status,
+        provider_message_id=_clean_field(status.provider_message_id),
+        recipient=_clean_field(status.recipient),
+        sender=_clean_field(status.sender),
+        error_code=_clean_optional(status.error_code),
+        error_title=_clean_optional(status.error_title),
+    )
+
+
+def bound_parsed(parsed: ParsedWebhook, *, max_chars: int) -> ParsedWebhook:
+    """``parsed`` made safe to store: every string without lone surrogates (:func:`clean_text`),
+    ids, addresses and names cut to :data:`MAX_FIELD_CHARS`, provider JSON bounded
+    (:func:`clean_value`), and each message text cut to ``max_chars``
+    characters with ``metadata["truncated_from"] = <original length>`` (the message is kept)."""
+    return ParsedWebhook(
+        messages=[_bound_message(m, max_chars) for m in parsed.messages],
+        statuses=[_bound_status(s) for s in parsed.statuses],
+    )
+
+
+def guarded_parse(
+    channel: str, traits: ChannelTraits, raw_body: bytes, parse: Callable[[], ParsedWebhook]
+) -> ParsedWebhook:
+    """Run ``parse`` so that it is total: a :class:`ParsedWebhook` or a :class:`PayloadError`.
+
+    - a body over ``traits.max_body_bytes`` is refused before ``parse`` runs;
+    - any other exception of ``parse`` (``RecursionError`` from deep nesting, ``ValueError`` from a
+      5,000-digit number, ``OverflowError``, ``TypeError``, ``IndexError`` ...) becomes a
+      :class:`PayloadError` naming its type, and is logged with its traceback (a parser bug to fix);
+    - the result goes through :func:`bound_parsed` with ``traits.max_inbound_chars``.
+    """
+    if len(raw_body) > traits.max_body_bytes:
+        raise PayloadError(
+            f"{channel} webhook body is {len(raw_body)} bytes; the limit is {traits.max_body_bytes}"
+        )
+    try:
+        parsed = parse()
+        return bound_parsed(parsed, max_chars=traits.max_inbound_chars)
+    except PayloadError:
+        raise
+    except RecursionError:
+        raise PayloadError(f"{channel} webhook body is nested too deeply") from None
+    except Exception as exc:
+        logger.warning(
+            "%s webhook parser failed on its input: %s", channel, type(exc).__name__, exc_info=True
+        )
+        raise PayloadError(f"{channel} webhook body could not be parsed ({type(exc).__name__})") from None
+
+
+def guarded_verify(channel: str, verify: Callable[[], None]) -> None:
+    """Run ``verify`` so that it raises nothing but :class:`SignatureError`: any other exception
+    (odd header bytes, a malformed URL) is a failed check, logged with its type."""
+    try:
+        verify()
+    except SignatureError:
+        raise
+    except Exception as exc:
+        logger.warning("%s webhook signature check failed on its input: %s", channel, type(exc).__name__)
+        raise SignatureError(
+            f"{channel} webhook signature could not be checked ({type(exc).__name__})"
+        ) from None

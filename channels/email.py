@@ -3,7 +3,8 @@
 - sending: one ``multipart/alternative`` message (text and HTML, RFC 2046 §5.1.4) with a
   ``Message-ID`` we generate (RFC 5322 §3.6.4) and return as the provider message id,
   ``In-Reply-To``/``References`` so that replies thread, and ``List-Unsubscribe`` (RFC 2369) with
-  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058) pointing at a signed URL;
+  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058) pointing at a signed URL, both
+  written verbatim on one line (never RFC 2047-encoded or folded), the link repeated in the body;
 - inbound webhook: a raw RFC 5322 message (``message/rfc822`` or ``text/plain``) or SendGrid
   Inbound Parse's ``multipart/form-data``; parsing lives in :mod:`channels.email_parsing` and is
   also what the IMAP poller uses (:meth:`EmailChannel.parse_raw`);
@@ -26,7 +27,7 @@ import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import aiosmtplib
@@ -39,6 +40,8 @@ from channels.base import (
     ParsedWebhook,
     SendError,
     SignatureError,
+    guarded_parse,
+    guarded_verify,
     numbered_choices,
 )
 from channels.email_parsing import (
@@ -65,6 +68,42 @@ INBOUND_KEY_HEADER = "x-leadwarm-inbound-key"
 #: References kept on a reply: the first (thread root) and the most recent ones (RFC 5322 §3.6.4
 #: allows trimming; many clients keep about ten).
 MAX_REFERENCES = 10
+#: Inbound bounds: SendGrid Inbound Parse accepts messages up to 30 MB, attachments included
+#: ("Inbound Parse Webhook > Message size"); the reply text kept is at most
+#: :data:`MAX_INBOUND_TEXT` characters (``metadata["truncated_from"]`` when cut).
+MAX_WEBHOOK_BYTES = 30 * 1024 * 1024
+MAX_INBOUND_TEXT = 10_000
+#: Header fields that must leave exactly as written: RFC 2369 §2 list headers are read by mail
+#: clients as angle-bracketed URLs, so they may be neither RFC 2047-encoded nor folded inside a URL
+#: (the stdlib policy does both for a value longer than 78 characters without spaces).
+_VERBATIM_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
+#: RFC 5322 §2.1.1: a line is at most 998 characters.
+_MAX_LINE = 998
+#: The unsubscribe line added to the body, by ``metadata["language"]`` (default English).
+UNSUBSCRIBE_LINES = {
+    "en": "To stop receiving these emails, unsubscribe here: {url}",
+    "fr": "Pour ne plus recevoir ces e-mails, désabonnez-vous ici : {url}",
+}
+
+
+class _VerbatimHeader(str):
+    """A header value the generator writes as is, on one line: the ``email`` policies call
+    ``fold(policy=...)`` on a stored value that has a ``name`` instead of folding/encoding it
+    (``EmailPolicy.header_store_parse`` / ``_fold``). The value must be ASCII without CR/LF."""
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> _VerbatimHeader:
+        if not value.isascii() or "\r" in value or "\n" in value:
+            raise ValueError(f"{name} must be ASCII on one line")
+        if len(name) + 2 + len(value) > _MAX_LINE:
+            raise ValueError(f"{name} is longer than one {_MAX_LINE}-character line")
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def fold(self, *, policy: Any) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
 
 
 class UnsubscribeTokenError(ChannelError, ValueError):
@@ -156,6 +195,7 @@ def build_email(
     message_id: str,
     default_subject: str,
     list_unsubscribe: str | None = None,
+    unsubscribe_url: str | None = None,
     date: str | None = None,
 ) -> EmailMessage:
     """The MIME message :meth:`EmailChannel.send` sends for ``message``.
@@ -167,9 +207,23 @@ def build_email(
       trimmed to the first and the last :data:`MAX_REFERENCES` - 1;
     - ``choices`` become a numbered list; HTML is the escaped text (:func:`text_to_html`);
     - ``list_unsubscribe`` (a ready header value) adds ``List-Unsubscribe`` and, when it holds an
-      https URL, ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058 §3.1).
+      https URL, ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058 §3.1); both are
+      written verbatim on one line (never RFC 2047-encoded or folded, RFC 2369 §2), and a value
+      that is not ASCII or longer than a 998-character line raises :class:`ValueError`;
+    - ``unsubscribe_url`` adds a last paragraph with the link to the body (text and HTML), worded
+      by ``metadata["language"]`` (:data:`UNSUBSCRIBE_LINES`, English by default), so the link
+      also works where the client shows no unsubscribe button.
     """
     text = numbered_choices(message.text, message.choices)
+    html_body = text_to_html(text)
+    if unsubscribe_url:
+        language = str((message.metadata or {}).get("language") or "en")[:2].lower()
+        line = UNSUBSCRIBE_LINES.get(language, UNSUBSCRIBE_LINES["en"])
+        text = f"{text.rstrip()}\n\n{line.format(url=unsubscribe_url)}"
+        prefix = html.escape(line.split("{url}")[0])
+        link = f'<a href="{html.escape(unsubscribe_url)}">{html.escape(unsubscribe_url)}</a>'
+        footer = f'<p style="font-size:small;color:#666">{prefix}{link}</p>\n'
+        html_body = html_body.replace("</body></html>", footer + "</body></html>")
     mail = EmailMessage()
     mail["From"] = from_address
     mail["To"] = message.to
@@ -192,11 +246,13 @@ def build_email(
     if refs:
         mail["References"] = " ".join(refs)
     if list_unsubscribe:
-        mail["List-Unsubscribe"] = list_unsubscribe
+        mail["List-Unsubscribe"] = _VerbatimHeader("List-Unsubscribe", list_unsubscribe)
         if "<https://" in list_unsubscribe or "<http://" in list_unsubscribe:
-            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            mail["List-Unsubscribe-Post"] = _VerbatimHeader(
+                "List-Unsubscribe-Post", "List-Unsubscribe=One-Click"
+            )
     mail.set_content(text)
-    mail.add_alternative(text_to_html(text), subtype="html")
+    mail.add_alternative(html_body, subtype="html")
     return mail
 
 
@@ -221,7 +277,11 @@ class EmailChannel(Channel):
 
     name: ClassVar[str] = "email"
     traits: ClassVar[ChannelTraits] = ChannelTraits(
-        address_field="email", threading=True, max_text_chars=20_000
+        address_field="email",
+        threading=True,
+        max_text_chars=20_000,
+        max_body_bytes=MAX_WEBHOOK_BYTES,
+        max_inbound_chars=MAX_INBOUND_TEXT,
     )
 
     def __init__(
@@ -281,9 +341,13 @@ class EmailChannel(Channel):
     def verify(self, headers: Mapping[str, str], raw_body: bytes, *, url: str = "") -> None:
         """Check the inbound webhook's shared secret (``?key=``, header or Basic password).
 
-        Raises :class:`SignatureError` when no secret is configured or none of the three carries
-        it. See the module docstring for why a shared secret (SendGrid Inbound Parse is unsigned).
+        Raises :class:`SignatureError` (and nothing else, whatever the input) when no secret is
+        configured or none of the three carries it. See the module docstring for why a shared
+        secret (SendGrid Inbound Parse is unsigned).
         """
+        guarded_verify(self.name, lambda: self._verify(headers, url))
+
+    def _verify(self, headers: Mapping[str, str], url: str) -> None:
         if not self._inbound_secret:
             raise SignatureError("EMAIL_INBOUND_SECRET is not configured; refusing the webhook")
         expected = self._inbound_secret.encode()
@@ -299,7 +363,7 @@ class EmailChannel(Channel):
                 candidates.append(base64.b64decode(credentials.strip()).decode().partition(":")[2])
         ok = False
         for candidate in candidates:
-            ok |= hmac.compare_digest(candidate.encode(), expected)
+            ok |= hmac.compare_digest(candidate.encode("utf-8", "surrogatepass"), expected)
         if not ok:
             raise SignatureError("inbound email key is missing or wrong")
 
@@ -307,17 +371,30 @@ class EmailChannel(Channel):
         """Parse a raw RFC 5322 message or a SendGrid Inbound Parse form (by Content-Type).
 
         ``multipart/form-data`` -> :func:`channels.email_parsing.parse_sendgrid_form`; anything else
-        (``message/rfc822``, ``text/plain``, none) -> :meth:`parse_raw`. Raises :class:`PayloadError`.
+        (``message/rfc822``, ``text/plain``, none) -> :meth:`parse_raw`.
+
+        Total (:func:`channels.base.guarded_parse`): any body gives messages/statuses or
+        :class:`PayloadError` (a body over :data:`MAX_WEBHOOK_BYTES`, no From, ...). The reply text
+        is cut to :data:`MAX_INBOUND_TEXT` characters (``metadata["truncated_from"]``); lone
+        surrogates are replaced by U+FFFD. An opt-out word in the subject or first line sets
+        ``metadata["opt_out_keyword"]`` and ``metadata["opt_out_source"]``
+        (:func:`channels.email_parsing.opt_out_keyword`).
         """
         content_type = content_type_of(headers)
         if content_type.lower().startswith("multipart/form-data"):
-            return parse_sendgrid_form(content_type, raw_body, channel=self.name)
+            return guarded_parse(
+                self.name,
+                self.traits,
+                raw_body,
+                lambda: parse_sendgrid_form(content_type, raw_body, channel=self.name),
+            )
         return self.parse_raw(raw_body)
 
     def parse_raw(self, raw: bytes) -> ParsedWebhook:
         """Parse one RFC 5322 message (webhook body or IMAP fetch); see
-        :func:`channels.email_parsing.parse_raw_email`. Raises :class:`PayloadError`."""
-        return parse_raw_email(raw, channel=self.name)
+        :func:`channels.email_parsing.parse_raw_email`. Total like :meth:`parse`: raises only
+        :class:`PayloadError`."""
+        return guarded_parse(self.name, self.traits, raw, lambda: parse_raw_email(raw, channel=self.name))
 
     # ------------------------------------------------------------------ outbound
 
@@ -348,13 +425,17 @@ class EmailChannel(Channel):
         if "@" not in to:
             raise SendError("email recipient is not an email address", retryable=False, code="bad_address")
         tenant_id = str((message.metadata or {}).get("tenant_id") or self.tenant_id)
-        return build_email(
-            message,
-            from_address=message.sender or self.from_address,
-            message_id=message_id or make_msgid(domain=self.from_domain),
-            default_subject=self.default_subject,
-            list_unsubscribe=self._list_unsubscribe(tenant_id, to),
-        )
+        try:
+            return build_email(
+                message,
+                from_address=message.sender or self.from_address,
+                message_id=message_id or make_msgid(domain=self.from_domain),
+                default_subject=self.default_subject,
+                list_unsubscribe=self._list_unsubscribe(tenant_id, to),
+                unsubscribe_url=self.unsubscribe_url(tenant_id, to),
+            )
+        except ValueError as exc:  # a header value the stdlib refuses (CR/LF, an over-long line)
+            raise SendError(f"email cannot be built: {exc}", retryable=False, code="bad_header") from None
 
     async def send(self, message: OutboundMessage) -> str:
         """Send over SMTP and return our Message-ID without angle brackets (``abc@domain``).

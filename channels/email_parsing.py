@@ -8,8 +8,15 @@ Pure functions (no network, no storage) used by :class:`channels.email.EmailChan
   Parse Webhook > Default parameters": ``from``, ``to``, ``subject``, ``text``, ``html``, ``headers``,
   ``envelope``, ``charsets``; ``email`` carries the raw MIME message when "POST the raw, full MIME
   message" is on);
-- :func:`reply_text` keeps the new part of a reply (quoted history and signature removed) with
-  mail-parser-reply, plus the few French/Outlook markers it misses;
+- :func:`reply_text` keeps the new part of a plain-text reply (quoted history and signature
+  removed), line by line in linear time; :func:`html_reply_text` does the same for HTML replies
+  from the clients' markup (Gmail ``gmail_quote``, Outlook ``divRplyFwdMsg``, ``<blockquote>``,
+  signature containers) before the text rules. mail-parser-reply, used before, is no longer called:
+  its regular expressions are quadratic (10,000 blank lines took 21 s, issue 16);
+- :func:`opt_out_keyword` finds an opt-out word (STOP, unsubscribe, désabonner ...) in the subject
+  or the first line, surfaced as ``metadata["opt_out_keyword"]``;
+- every input is bounded (:data:`MAX_PARSE_BYTES` and the other limits below), so a 5 MB mail costs
+  well under a second and never a regex backtracking storm;
 - :func:`is_auto_reply` applies RFC 3834 §5 (``Auto-Submitted``) and the de-facto headers and
   subjects of autoresponders; :func:`bounce_status` reads RFC 3464 delivery status notifications.
 
@@ -21,20 +28,25 @@ bounce refers to, so the three match. ``metadata`` keeps the bracketed forms for
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 import hashlib
+import itertools
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from typing import Any
 
-from inscriptis import get_text
-from mailparser_reply import EmailReplyParser
+import lxml.etree
+import lxml.html
+from inscriptis import Inscriptis
+from lxml.html import HtmlElement
 
-from channels.base import DeliveryStatus, InboundMessage, MessageKind, ParsedWebhook, PayloadError
+from channels.base import DeliveryStatus, InboundMessage, MessageKind, ParsedWebhook, PayloadError, clean_text
 
 __all__ = [
     "auto_reply_reason",
@@ -49,25 +61,165 @@ __all__ = [
     "reply_text",
 ]
 
-#: Languages whose reply headers ("On ... wrote:", "Le ... a écrit :", "De : / Envoyé :") and
-#: signature openers mail-parser-reply looks for.
-REPLY_LANGUAGES = ("en", "fr")
+#: Bounds that keep every step linear and short whatever a sender writes: only the first
+#: :data:`MAX_PARSE_BYTES` of a message are given to the stdlib MIME parser (pure Python, about 2 µs
+#: a line; attachments are never read, and the text parts come first), only the first
+#: :data:`MAX_SCAN_CHARS` characters of a body are read for the reply (the new part of a reply is at
+#: its top, and at most ``MAX_INBOUND_TEXT`` characters of it are kept), only the first
+#: :data:`MAX_HTML_CHARS` of an HTML body are parsed (and a tree of more than
+#: :data:`MAX_HTML_ELEMENTS` elements is read as flat text), each header value is cut to
+#: :data:`MAX_HEADER_CHARS` before the stdlib parses it (its address parser is superlinear),
+#: a line longer than :data:`MAX_MARKER_LINE` is never a history or signature marker (so each regex
+#: reads a bounded line), and a message declaring more than :data:`MAX_MULTIPARTS` MIME boundaries
+#: is read for its headers only (the stdlib parser recurses once per nesting level).
+MAX_PARSE_BYTES = 512 * 1024
+MAX_SCAN_CHARS = 30_000
+MAX_HTML_ELEMENTS = 2000
+MAX_HTML_CHARS = 100_000
+MAX_HEADER_CHARS = 4000
+MAX_MARKER_LINE = 300
+MAX_MULTIPARTS = 50
+MAX_PARTS = 500
+MAX_SUBJECT_CHARS = 1000
 
-_POLICY = email.policy.default
-#: Markers that start quoted history which mail-parser-reply 1.36 does not split on: French
-#: Outlook's "Message d'origine", forwarded-message banners, a bare line of underscores (Outlook
-#: web) and Apple Mail's "Begin forwarded message:".
-_HISTORY_START = re.compile(
-    r"^\s*(?:-{2,}\s*(?:original message|message d'origine|forwarded message|message transf[ée]r[ée])"
-    r"\s*-{2,}|_{10,}|begin forwarded message:|d[ée]but du message r[ée]exp[ée]di[ée]\s*:)\s*$",
-    re.IGNORECASE | re.MULTILINE,
+
+class _BoundedPolicy(email.policy.EmailPolicy):
+    """``email.policy.default`` whose header values are cut to :data:`MAX_HEADER_CHARS` before
+    parsing, and whose malformed headers (the stdlib raises ``IndexError``, ``ValueError``... on
+    some) read as their raw unfolded text instead of raising."""
+
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        if hasattr(value, "name"):
+            return value
+        raw = str(value)[:MAX_HEADER_CHARS]
+        try:
+            return super().header_fetch_parse(name, raw)
+        except Exception:  # any parser failure: fall back to the raw text
+            return " ".join(raw.split())
+
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        try:
+            return super().header_store_parse(name, value)
+        except Exception:  # any parser failure (IndexError, AttributeError ...): keep the raw text
+            if isinstance(value, str) and ("\r" in value or "\n" in value):
+                raise  # CR/LF: refused, as the stdlib does
+            return (name, str(value)[:MAX_HEADER_CHARS])  # parsed (guarded) when read
+
+
+_POLICY = _BoundedPolicy()
+_BOUNDARY = re.compile(rb"boundary\s{0,10}\*?\s{0,10}=", re.IGNORECASE)
+#: Whole lines that start quoted history: Outlook's "-----Original Message-----" and French
+#: "Message d'origine", forwarded-message banners, a line of underscores (Outlook web), Apple
+#: Mail's "Begin forwarded message:". Matched against one stripped line of bounded length.
+_HISTORY_LINE = re.compile(
+    r"(?:-{2,} ?(?:original message|message d'origine|forwarded message|message transf[ée]r[ée]) ?-{2,}"
+    r"|_{10,}|-{10,}|begin forwarded message:|d[ée]but du message r[ée]exp[ée]di[ée] ?:)",
+    re.IGNORECASE,
+)
+#: "From:" / "De :" opening an Outlook header block (optionally bold: "*From:*").
+_FROM_LINE = re.compile(r"\*?(?:from|de|von) ?:", re.IGNORECASE)
+#: The fields that follow it within a few lines.
+_HEADER_FIELD = re.compile(
+    r"\*?(?:sent|date|to|cc|subject|envoy[ée]|[àa]|objet|gesendet|an|betreff) ?:", re.IGNORECASE
 )
 #: Mobile signatures ("Sent from my iPhone", "Envoyé de mon iPhone", "Get Outlook for Android").
 _MOBILE_SIGNATURE = re.compile(
-    r"^\s*(?:sent from my\b.*|envoy[ée] (?:de|depuis) mon\b.*|get outlook for\b.*|"
-    r"obtenir outlook pour\b.*|t[ée]l[ée]charger outlook pour\b.*)$",
-    re.IGNORECASE | re.MULTILINE,
+    r"(?:sent from my\b|envoy[ée] (?:de|depuis) mon\b|get outlook for\b|obtenir outlook pour\b|"
+    r"t[ée]l[ée]charger outlook pour\b|sent from outlook\b)",
+    re.IGNORECASE,
 )
+#: Sign-off lines after which only a signature follows (compared whole, without final punctuation).
+_SIGN_OFFS = frozenset(
+    {
+        "thanks",
+        "thank you",
+        "many thanks",
+        "thanks again",
+        "best",
+        "best regards",
+        "kind regards",
+        "regards",
+        "warm regards",
+        "cheers",
+        "sincerely",
+        "yours sincerely",
+        "all the best",
+        "cordialement",
+        "bien cordialement",
+        "très cordialement",
+        "bien à vous",
+        "salutations",
+        "sincères salutations",
+        "meilleures salutations",
+        "bonne journée",
+        "belle journée",
+        "merci",
+        "merci beaucoup",
+        "merci d'avance",
+        "à bientôt",
+        "bien à toi",
+        "amitiés",
+    }
+)
+#: A contact line of a signature block: "Tél : +33 ...", "Mobile: 06 ...", "www.acme.fr".
+_CONTACT_LINE = re.compile(
+    r"(?:(?:t[ée]l(?:[ée]phone)?|tel|phone|mobile|mob|portable|port|cell|fax|direct|ligne directe|"
+    r"standard|office|bureau|gsm|[tmpf])\.? ?[:.]? ?[+(0-9]|(?:www\.|https?://)[^ ]+$)",
+    re.IGNORECASE,
+)
+#: Reply and forward prefixes of a subject ("Re:", "RE :", "TR:", "Fwd:", "AW:").
+_SUBJECT_PREFIX = re.compile(r"(?:(?:re|tr|fwd?|aw|wg) ?: ?)+", re.IGNORECASE)
+#: Opt-out words (English and French, accents folded): a subject or first line saying only this,
+#: with polite words around it, is an opt-out request the app must honour.
+OPT_OUT_WORDS = frozenset(
+    {
+        "stop",
+        "stopall",
+        "unsubscribe",
+        "unsub",
+        "optout",
+        "opt out",
+        "opt-out",
+        "remove",
+        "remove me",
+        "cancel",
+        "end",
+        "quit",
+        "arret",
+        "arreter",
+        "desabonner",
+        "se desabonner",
+        "desabonnement",
+        "desinscrire",
+        "se desinscrire",
+        "desinscription",
+        "ne plus recevoir",
+    }
+)
+_POLITE_WORDS = frozenset(
+    {
+        "please",
+        "pls",
+        "plz",
+        "now",
+        "me",
+        "thanks",
+        "thank",
+        "you",
+        "merci",
+        "svp",
+        "stp",
+        "moi",
+        "s'il",
+        "vous",
+        "plait",
+        "te",
+        "oui",
+        "yes",
+        "ok",
+    }
+)
+
 #: Subjects of out-of-office and automatic replies (Outlook, Exchange, Gmail, French clients).
 _AUTO_SUBJECT = re.compile(
     r"^\s*(?:(?:re|tr|fwd?|aw)\s*:\s*)*"
@@ -110,39 +262,267 @@ def parse_message_ids(value: str | None) -> list[str]:
 
 
 def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML body (inscriptis: block layout kept, scripts/styles dropped)."""
-    if not html.strip():
-        return ""
-    text = get_text(html)
-    lines = [line.rstrip() for line in text.splitlines()]
+    """Readable plain text of an HTML body (inscriptis: block layout kept, scripts/styles dropped).
+
+    Only the first :data:`MAX_HTML_CHARS` characters are read."""
+    tree = _html_tree(html)
+    return _tree_text(tree) if tree is not None else ""
+
+
+def _html_tree(html: str) -> HtmlElement | None:
+    html = clean_text(html[:MAX_HTML_CHARS]).strip()
+    if not html:
+        return None
+    if html.startswith("<?xml"):
+        html = html.split("?>", 1)[-1]
+    try:
+        return lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        try:
+            return lxml.html.document_fromstring("<pre>" + html + "</pre>")
+        except (lxml.etree.ParserError, ValueError):
+            return None
+
+
+def _tree_text(tree: HtmlElement) -> str:
+    """Text of ``tree``: inscriptis's layout for ordinary mail; for a tree of more than
+    :data:`MAX_HTML_ELEMENTS` elements (inscriptis is pure Python, ~50 µs an element) or nested
+    too deeply for it, the text nodes one per line."""
+    text = ""
+    if sum(1 for _ in itertools.islice(tree.iter(), MAX_HTML_ELEMENTS + 1)) <= MAX_HTML_ELEMENTS:
+        try:
+            text = Inscriptis(tree, None).get_text()
+        except RecursionError:
+            text = ""
+    if not text:
+        text = "\n".join(t.strip() for t in tree.itertext() if t.strip())
+    lines = [line.strip() for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+#: Elements that begin quoted history in HTML replies: everything from them to the end of the
+#: document is history. Outlook desktop/web (``divRplyFwdMsg``, ``appendonsend``, ``stopSpelling``,
+#: the new Outlook's reference container, the header block with a top border), Gmail
+#: (``gmail_quote``), Thunderbird (``moz-cite-prefix``), Yahoo (``yahoo_quoted``).
+_HTML_HISTORY_XPATH = (
+    "//*[@id='divRplyFwdMsg' or @id='appendonsend' or @id='stopSpelling'"
+    " or @id='mail-editor-reference-message-container' or @id='x_divRplyFwdMsg'"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' gmail_quote_container ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' moz-cite-prefix ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' yahoo_quoted ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' OutlookMessageHeader ')"
+    " or (self::div and contains(translate(@style, ' ', ''), 'border-top:solid#E1E1E1'))"
+    " or (self::div and contains(translate(@style, ' ', ''), 'border-top:solid#B5C4DF'))]"
+)
+#: Quoted text and signatures removed wherever they are: ``<blockquote>`` (Gmail, Apple Mail,
+#: Thunderbird ``type=cite``), Gmail/Outlook/Thunderbird/Apple signature containers.
+_HTML_DROP_XPATH = (
+    "//blockquote | //*[@id='Signature' or @id='signature' or @id='x_Signature'"
+    " or @id='AppleMailSignature' or @data-smartmail='gmail_signature'"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' gmail_signature ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' moz-signature ')]"
+)
+
+
+def _cut_from(element: HtmlElement) -> None:
+    """Remove ``element`` and everything after it in document order."""
+    node: HtmlElement | None = element
+    while node is not None:
+        parent = node.getparent()
+        if parent is None:
+            break
+        for sibling in list(node.itersiblings()):
+            parent.remove(sibling)
+        node = parent
+    parent = element.getparent()
+    if parent is not None:
+        parent.remove(element)
+
+
+def html_reply_text(html: str) -> str:
+    """The new part of an HTML reply as text: quoted history and signatures removed by their
+    markup (:data:`_HTML_HISTORY_XPATH`, :data:`_HTML_DROP_XPATH`), then the text rules of
+    :func:`reply_text` for what only the words say ("De : ... Envoyé : ..." without markup)."""
+    tree = _html_tree(html)
+    if tree is None:
+        return ""
+    starts = tree.xpath(_HTML_HISTORY_XPATH)
+    if starts:
+        _cut_from(starts[0])
+    for element in tree.xpath(_HTML_DROP_XPATH):
+        parent = element.getparent()
+        if parent is not None:
+            parent.remove(element)
+    return reply_text(_tree_text(tree))
+
+
+def _normalized_lines(text: str) -> list[str]:
+    text = text[:MAX_SCAN_CHARS].replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
+    return [line.rstrip() for line in text.split("\n")]
+
+
+def _marker(line: str) -> str:
+    """A line as markers are matched: stripped, and empty when too long to be a marker."""
+    stripped = line.strip()
+    return stripped if len(stripped) <= MAX_MARKER_LINE else ""
+
+
+def _is_attribution(text: str) -> bool:
+    """ "On <date>, <name> wrote:" / "Le <date>, <name> a écrit :" (Gmail, Apple Mail, Thunderbird)."""
+    lowered = " ".join(text.lower().split())
+    if lowered.startswith("on ") and lowered.endswith(("wrote:", "wrote :")):
+        return True
+    return lowered.startswith("le ") and lowered.endswith(("a écrit :", "a écrit:", "a ecrit :", "a ecrit:"))
+
+
+def _history_start(lines: list[str]) -> int:
+    """Index of the first line of quoted history in ``lines`` (``len(lines)`` when none)."""
+    for i, line in enumerate(lines):
+        marker = _marker(line)
+        if not marker:
+            continue
+        if _HISTORY_LINE.fullmatch(marker):
+            return i
+        lowered = marker.lower()
+        if lowered.startswith(("on ", "le ")):
+            joined = marker
+            for extra in range(3):
+                if _is_attribution(joined):
+                    return i
+                if i + extra + 1 >= len(lines):
+                    break
+                joined += " " + _marker(lines[i + extra + 1])
+        if _FROM_LINE.match(marker):
+            following = [_marker(other) for other in lines[i + 1 : i + 7]]
+            if sum(1 for other in following if other and _HEADER_FIELD.match(other)) >= 2:
+                return i
+    return len(lines)
+
+
+def _paragraphs(lines: list[str]) -> list[list[str]]:
+    out: list[list[str]] = [[]]
+    for line in lines:
+        if line.strip():
+            out[-1].append(line)
+        elif out[-1]:
+            out.append([])
+    return [p for p in out if p]
+
+
+def _is_contact_block(paragraph: list[str]) -> bool:
+    if len(paragraph) > 8 or any(len(line.strip()) > 100 for line in paragraph):
+        return False
+    return any(_CONTACT_LINE.match(line.strip()) for line in paragraph)
+
+
+def _is_name_line(line: str) -> bool:
+    """ "Jean Dupont", "Mark O'Neil": one to four capitalised words, no digit, no final punctuation."""
+    words = line.strip().split()
+    return (
+        0 < len(words) <= 4
+        and len(line.strip()) <= 60
+        and all(word[0].isupper() for word in words)
+        and not any(ch.isdigit() for ch in line)
+        and not line.strip().endswith(("?", ".", "!", ":", ","))
+    )
+
+
+def _is_name_block(paragraph: list[str]) -> bool:
+    """A name, then up to two short lines (title, company) without final punctuation."""
+    return (
+        len(paragraph) <= 3
+        and _is_name_line(paragraph[0])
+        and all(len(line.strip()) <= 60 and not line.strip().endswith(("?", ".", "!")) for line in paragraph)
+    )
+
+
+def _short_tail(lines: list[str], start: int) -> bool:
+    """Whether ``lines[start:]`` holds at most 8 non-empty lines, each at most 100 characters
+    (read from the end, so that the scan stops after 9 such lines: linear overall)."""
+    count = 0
+    for line in reversed(lines[start:]) if len(lines) - start <= 200 else ():
+        if line.strip():
+            count += 1
+            if count > 8 or len(line.strip()) > 100:
+                return False
+    return len(lines) - start <= 200
+
+
+def _strip_signature(lines: list[str]) -> list[str]:
+    """``lines`` without a trailing signature: from "-- ", a mobile signature, or a sign-off line
+    followed by at most 8 short lines; then an Outlook-style block (name, title, "Tél : ...")."""
+    for i, line in enumerate(lines):
+        marker = _marker(line)
+        if not marker:
+            continue
+        if marker in ("--", "-- ", "—") or _MOBILE_SIGNATURE.match(marker):
+            lines = lines[:i]
+            break
+        folded = marker.lower().rstrip(",.!; ")
+        if i > 0 and folded in _SIGN_OFFS and _short_tail(lines, i + 1):
+            lines = lines[:i]
+            break
+    paragraphs = _paragraphs(lines)
+    if len(paragraphs) > 1 and _is_contact_block(paragraphs[-1]):
+        # A contact block is a signature only with a name in it or just before it: a lead who
+        # gives a phone number in its own paragraph is answering.
+        if any(_is_name_line(line) for line in paragraphs[-1]):
+            paragraphs.pop()
+        elif len(paragraphs) > 2 and _is_name_block(paragraphs[-2]):
+            del paragraphs[-2:]
+    return [line for p in paragraphs for line in [*p, ""]][:-1] if paragraphs else []
 
 
 def reply_text(text: str) -> str:
     """The new part of a reply: quoted history and the signature removed.
 
-    mail-parser-reply (languages en + fr) splits on "On ... wrote:", "Le ... a écrit :", Outlook's
-    "-----Original Message-----" and "From:/De : ... Sent:/Envoyé :" blocks and cuts signatures
-    ("-- ", "Best regards", "Cordialement", ...). Before it, history markers it misses are cut
-    (:data:`_HISTORY_START`), and lines quoted with ``>`` at the end are dropped; after it, mobile
-    signatures. A message that is nothing but a signature keeps its text rather than becoming empty.
+    Line by line, in time linear in the text (only its first :data:`MAX_SCAN_CHARS` characters are
+    read; each marker regex reads one line of at most :data:`MAX_MARKER_LINE` characters): history
+    starts at "On ... wrote:" / "Le ... a écrit :" (wrapped over up to three lines), at
+    "-----Original Message-----" / "Message d'origine" / forward banners / a line of underscores,
+    or at an Outlook "From:/De :" line followed by "Sent:/Envoyé :/To:/À :/Subject:/Objet :" lines;
+    trailing ``>`` quoted lines are dropped; the signature goes from "-- ", a mobile signature
+    ("Sent from my iPhone", "Envoyé de mon iPhone") or a sign-off line ("Best regards",
+    "Cordialement", ...), and an Outlook-style block (name, title, "Tél : ...") at the end. A
+    message that is nothing but a signature keeps its text rather than becoming empty.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    marker = _HISTORY_START.search(text)
-    if marker:
-        text = text[: marker.start()]
-    lines = text.rstrip().split("\n")
+    lines = _normalized_lines(text)
+    lines = lines[: _history_start(lines)]
     while lines and (lines[-1].lstrip().startswith(">") or not lines[-1].strip()):
         lines.pop()
-    text = "\n".join(lines)
-    if not text.strip():
+    if not any(line.strip() for line in lines):
         return ""
-    parsed = EmailReplyParser(languages=list(REPLY_LANGUAGES)).read(text)
-    first = parsed.replies[0] if parsed.replies else None
-    body = (first.body if first is not None else "") or (parsed.latest_reply or "")
-    body = _MOBILE_SIGNATURE.sub("", body)
-    body = re.sub(r"\n{3,}", "\n\n", body).strip()
-    return body or text.strip()
+    kept = _strip_signature(lines)
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+    return body or "\n".join(lines).strip()
+
+
+def opt_out_keyword(subject: str, body: str) -> tuple[str, str] | None:
+    """``(word, "subject" | "body")`` when the subject (reply prefixes removed) or the first
+    non-empty line of ``body`` is an opt-out request: one of :data:`OPT_OUT_WORDS` (case, accents
+    and punctuation ignored), alone or with polite words ("please unsubscribe me", "STOP merci").
+    ``None`` otherwise. Bounded: lines longer than 80 characters are not read."""
+    first_line = next((line for line in _normalized_lines(body[:2000]) if line.strip()), "")
+    subject = _SUBJECT_PREFIX.sub("", subject[:200].strip(), count=1) if len(subject) <= 200 else ""
+    for source, line in (("subject", subject), ("body", first_line)):
+        word = _opt_out_word(line)
+        if word:
+            return word, source
+    return None
+
+
+def _opt_out_word(line: str) -> str | None:
+    if not line or len(line) > 80:
+        return None
+    decomposed = unicodedata.normalize("NFKD", line.lower().replace("’", "'"))
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    words = [w for w in re.split(r"[^a-z'\-]+", folded) if w and w not in _POLITE_WORDS]
+    phrase = " ".join(words).strip("-'")
+    if phrase in OPT_OUT_WORDS:
+        return phrase
+    compact = phrase.replace(" ", "").replace("-", "")
+    return compact if compact in OPT_OUT_WORDS else None
 
 
 # ---------------------------------------------------------------------------- classification
@@ -202,7 +582,7 @@ def bounce_status(msg: Message, *, channel: str = "email") -> DeliveryStatus | N
     if not original_id:
         return None
     recipient, status_code, diagnostic, action = "", None, None, "failed" if not _is_dsn(msg) else ""
-    for part in msg.walk():
+    for part in _walk(msg):
         if part.get_content_type() != "message/delivery-status":
             continue
         payload = part.get_payload()
@@ -237,7 +617,7 @@ def bounce_status(msg: Message, *, channel: str = "email") -> DeliveryStatus | N
 def _dsn_actions(msg: Message) -> list[str]:
     """The per-recipient ``Action`` values of a DSN (lower-case), empty for other messages."""
     actions = []
-    for part in msg.walk():
+    for part in _walk(msg):
         if part.get_content_type() == "message/delivery-status":
             payload = part.get_payload()
             for block in payload if isinstance(payload, list) else []:
@@ -258,7 +638,7 @@ def _dsn_address(value: Any) -> str:
 
 
 def _original_message_id(msg: Message) -> str:
-    for part in msg.walk():
+    for part in _walk(msg):
         ctype = part.get_content_type()
         if ctype == "message/rfc822":
             inner = part.get_payload()
@@ -275,6 +655,21 @@ def _original_message_id(msg: Message) -> str:
 
 
 # ---------------------------------------------------------------------------- messages
+
+
+def _walk(msg: Message) -> list[Message]:
+    """``msg`` and its parts in document order, like ``Message.walk`` but without recursion and
+    at most :data:`MAX_PARTS` parts."""
+    out: list[Message] = []
+    stack: list[Message] = [msg]
+    while stack and len(out) < MAX_PARTS:
+        part = stack.pop()
+        out.append(part)
+        if part.is_multipart():
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend(reversed([c for c in children if isinstance(c, Message)]))
+    return out
 
 
 def _part_bytes(part: Message) -> bytes:
@@ -298,11 +693,14 @@ def _part_text(part: Message) -> str:
 def _bodies(msg: Message) -> tuple[str, str]:
     """``(text/plain, text/html)`` of the message body, attachments skipped."""
     if isinstance(msg, EmailMessage):
-        plain = msg.get_body(preferencelist=("plain",))
-        html = msg.get_body(preferencelist=("html",))
-        return (_part_text(plain) if plain else "", _part_text(html) if html else "")
+        try:
+            plain = msg.get_body(preferencelist=("plain",))
+            html = msg.get_body(preferencelist=("html",))
+            return (_part_text(plain) if plain else "", _part_text(html) if html else "")
+        except (RecursionError, ValueError, LookupError, TypeError):
+            pass  # a structure get_body cannot read: fall back to the first text parts
     plain_text = html_text = ""
-    for part in msg.walk():
+    for part in _walk(msg):
         if part.is_multipart() or part.get_content_disposition() == "attachment":
             continue
         if part.get_content_type() == "text/plain" and not plain_text:
@@ -327,7 +725,7 @@ def _timestamp(value: Any) -> float:
         return 0.0
     try:
         return parsedate_to_datetime(str(value)).timestamp()
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return 0.0
 
 
@@ -344,6 +742,47 @@ def _recipient(msg: Message, envelope_to: str = "") -> str:
         if found:
             return found
     return ""
+
+
+def _reply_of(plain: str, html: str) -> str:
+    """The new part of the reply from the text and HTML bodies: the text body's, unless the HTML
+    body's is markedly shorter (its markup showed quoted history or a signature the text missed)."""
+    plain_reply = reply_text(plain) if plain.strip() else ""
+    html_reply = html_reply_text(html) if html.strip() else ""
+    if not plain_reply:
+        return html_reply
+    if html_reply and len(html_reply) < 0.8 * len(plain_reply):
+        return html_reply
+    return plain_reply
+
+
+_GREETING = re.compile(
+    r"(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|bonjour|bonsoir|salut|madame|monsieur|"
+    r"cher|ch[èe]re)\b",
+    re.IGNORECASE,
+)
+
+
+def _first_lines(text: str) -> str:
+    """The first non-empty line of ``text``, or the second when the first is a short greeting."""
+    lines = [line.strip() for line in text[:2000].splitlines() if line.strip()][:2]
+    if len(lines) == 2 and len(lines[0]) <= 40 and _GREETING.match(lines[0]):
+        return lines[1]
+    return lines[0] if lines else ""
+
+
+def _without_name_line(text: str, display_name: str) -> str:
+    """``text`` without a last line that is only the sender's name or first name ("Sarah",
+    "— Jean Dupont"), when something comes before it. Other short last lines (a city, a postcode)
+    are answers and stay."""
+    names = {" ".join(display_name.lower().split())}
+    names.add(next(iter(display_name.lower().split()), ""))
+    names.discard("")
+    lines = text.rstrip().split("\n")
+    last = lines[-1].strip().lstrip("-–— ").rstrip(".,!").lower() if lines else ""
+    if len(lines) > 1 and last in names and any(line.strip() for line in lines[:-1]):
+        return "\n".join(lines[:-1]).strip()
+    return text
 
 
 def _message_from(
@@ -365,8 +804,8 @@ def _message_from(
         provider_id = "sha256-" + hashlib.sha256(raw_for_id).hexdigest()[:40]
     in_reply_to = parse_message_ids(str(headers.get("in-reply-to", "") or ""))
     references = parse_message_ids(str(headers.get("references", "") or ""))
-    subject = str(headers.get("subject", "") or "").strip()
-    body = plain if plain.strip() else html_to_text(html)
+    subject = str(headers.get("subject", "") or "").strip()[:MAX_SUBJECT_CHARS]
+    text = _without_name_line(_reply_of(plain, html), name) if name else _reply_of(plain, html)
     reason = auto_reply_reason(headers)
     kind: MessageKind = "auto_reply" if reason else "text"
     metadata: dict[str, Any] = {
@@ -377,12 +816,16 @@ def _message_from(
     }
     if reason:
         metadata["auto_reply_reason"] = reason
+    else:
+        opt_out = opt_out_keyword(subject, _first_lines(text))
+        if opt_out:
+            metadata["opt_out_keyword"], metadata["opt_out_source"] = opt_out
     return InboundMessage(
         channel=channel,
         provider_message_id=provider_id,
         sender=sender,
         recipient=_recipient(headers, envelope_to),
-        text=reply_text(body),
+        text=text,
         kind=kind,
         timestamp=_timestamp(headers.get("date")),
         contact_name=name.strip() or None,
@@ -394,13 +837,17 @@ def _message_from(
 def parse_raw_email(raw: bytes, *, channel: str = "email", envelope_to: str = "") -> ParsedWebhook:
     """Parse one RFC 5322 message: a bounce gives a status, anything else one message.
 
+    Only the first :data:`MAX_PARSE_BYTES` are parsed (the provider id hashes all of ``raw``); a
+    message declaring more than :data:`MAX_MULTIPARTS` boundaries is read for its headers only.
     Raises :class:`PayloadError` for an empty body or a message without a From address. A bounce
     that cannot be matched to a message we sent (no original Message-ID) is returned as an
     ``auto_reply`` message, so it is recorded and never answered.
     """
     if not raw.strip():
         raise PayloadError("empty email")
-    msg = email.message_from_bytes(raw, policy=_POLICY)
+    if len(_BOUNDARY.findall(raw, 0, MAX_PARSE_BYTES)) > MAX_MULTIPARTS:
+        return _headers_only(raw, channel=channel, envelope_to=envelope_to)
+    msg = email.message_from_bytes(raw[:MAX_PARSE_BYTES], policy=_POLICY)
     if not msg.keys():
         raise PayloadError("not an RFC 5322 message: no header fields")
     status = bounce_status(msg, channel=channel)
@@ -418,22 +865,75 @@ def parse_raw_email(raw: bytes, *, channel: str = "email", envelope_to: str = ""
     return ParsedWebhook(messages=[message])
 
 
+def _headers_only(raw: bytes, *, channel: str, envelope_to: str) -> ParsedWebhook:
+    """A message whose MIME structure is too deep or too wide to read: its headers only, an empty
+    text, and ``metadata["body_unreadable"]`` saying why (the message is kept, never answered)."""
+    headers = email.parser.BytesHeaderParser(policy=_POLICY).parsebytes(raw[:MAX_PARSE_BYTES])
+    if not headers.keys():
+        raise PayloadError("not an RFC 5322 message: no header fields")
+    message = _message_from(
+        headers, channel=channel, raw_for_id=raw, plain="", html="", envelope_to=envelope_to
+    )
+    metadata = {**message.metadata, "body_unreadable": f"more than {MAX_MULTIPARTS} MIME multiparts"}
+    return ParsedWebhook(messages=[replace(message, kind="unsupported", metadata=metadata)])
+
+
 # ---------------------------------------------------------------------------- SendGrid
 
 
-def _form_fields(content_type: str, raw_body: bytes) -> dict[str, Message]:
-    """Parts of a ``multipart/form-data`` body by field name (stdlib MIME parser, RFC 7578)."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    form = email.message_from_bytes(head + raw_body, policy=email.policy.compat32)
-    if not form.is_multipart():
+#: At most this many form parts are read, each with a header block of at most 16 KiB.
+MAX_FORM_PARTS = 100
+_MAX_PART_HEADER = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _FormField:
+    headers: Message
+    data: bytes
+
+    def get_content_charset(self) -> str | None:
+        charset = self.headers.get_content_charset()
+        return charset if isinstance(charset, str) else None
+
+
+def _form_fields(content_type: str, raw_body: bytes) -> dict[str, _FormField]:
+    """Fields of a ``multipart/form-data`` body by name (RFC 7578), files (attachments) skipped.
+
+    Split on the boundary with ``bytes.split`` (linear, in C): the stdlib MIME parser reads the body
+    line by line in Python, about 7 s for a 5 MB attachment of empty lines. Only each part's small
+    header block goes through the stdlib parser. Raises :class:`PayloadError` without a boundary."""
+    holder = Message()
+    holder["Content-Type"] = " ".join(content_type[:1000].split())
+    boundary = holder.get_boundary()
+    if not boundary or len(boundary) > 200:
+        raise PayloadError("multipart/form-data without a usable boundary")
+    delimiter = ("--" + boundary).encode("utf-8", "surrogateescape")
+    newline = (
+        b"\r\n" if b"\r\n" + delimiter in raw_body or raw_body.startswith(delimiter + b"\r\n") else b"\n"
+    )
+    pieces = (newline + raw_body).split(newline + delimiter)
+    if len(pieces) < 2:
         raise PayloadError("multipart/form-data body without parts")
-    fields: dict[str, Message] = {}
-    for part in form.get_payload():
-        if not isinstance(part, Message):
+    fields: dict[str, _FormField] = {}
+    for piece in pieces[1 : MAX_FORM_PARTS + 1]:
+        if piece.startswith(b"--"):
+            break  # the close delimiter
+        line_end = piece.find(newline)
+        rest = piece[line_end + len(newline) :] if line_end >= 0 else b""
+        if rest.startswith(newline):
+            head, data = b"", rest[len(newline) :]
+        else:
+            split_at = rest.find(newline + newline, 0, _MAX_PART_HEADER)
+            if split_at < 0:
+                continue
+            head, data = rest[:split_at], rest[split_at + 2 * len(newline) :]
+        headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head + newline * 2)
+        name = headers.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or name in fields:
             continue
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str) and name not in fields:
-            fields[name] = part
+        if headers.get_filename() is not None and name != "email":
+            continue  # an attachment: never read
+        fields[name] = _FormField(headers, data)
     return fields
 
 
@@ -450,17 +950,17 @@ def parse_sendgrid_form(content_type: str, raw_body: bytes, *, channel: str = "e
     charsets: dict[str, str] = {}
     if "charsets" in fields:
         try:
-            loaded = json.loads(_part_bytes(fields["charsets"]).decode("utf-8", "replace"))
+            loaded = json.loads(fields["charsets"].data[:10_000].decode("utf-8", "replace"))
             if isinstance(loaded, dict):
                 charsets = {str(k): str(v) for k, v in loaded.items()}
-        except ValueError:
+        except (ValueError, RecursionError):
             charsets = {}
 
     def value(name: str) -> str:
         part = fields.get(name)
         if part is None:
             return ""
-        data = _part_bytes(part)
+        data = part.data[:MAX_PARSE_BYTES]
         try:
             return data.decode(charsets.get(name) or part.get_content_charset() or "utf-8", "replace")
         except LookupError:
@@ -473,17 +973,18 @@ def parse_sendgrid_form(content_type: str, raw_body: bytes, *, channel: str = "e
             targets = envelope.get("to") if isinstance(envelope, dict) else None
             if isinstance(targets, list) and targets:
                 envelope_to = str(targets[0]).lower()
-        except ValueError:
+        except (ValueError, RecursionError):
             envelope_to = ""
     if "email" in fields:
-        return parse_raw_email(_part_bytes(fields["email"]), channel=channel, envelope_to=envelope_to)
+        return parse_raw_email(fields["email"].data, channel=channel, envelope_to=envelope_to)
     if not value("from"):
         raise PayloadError("SendGrid form has neither 'email' nor 'from'")
     header_block = value("headers").replace("\r\n", "\n").strip("\n")
     headers = email.message_from_string(header_block + "\n\n", policy=_POLICY)
     for name in ("from", "to", "subject"):
         if headers.get(name) is None and value(name):
-            headers[name] = value(name)
+            # A form field may hold CR/LF (the stdlib refuses them in a header): one line of text.
+            headers[name] = " ".join(value(name)[:MAX_HEADER_CHARS].split())
     status = bounce_status(headers, channel=channel)
     if status is not None:
         return ParsedWebhook(statuses=[status])

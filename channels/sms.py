@@ -47,6 +47,8 @@ from channels.base import (
     SendError,
     SignatureError,
     StatusName,
+    guarded_parse,
+    guarded_verify,
     numbered_choices,
 )
 
@@ -72,6 +74,11 @@ STATUS_PATH = "/api/webhooks/twilio/status"
 EVENT_HEADER = "x-leadwarm-twilio-event"
 #: "Messages resource > Body": at most 1600 characters.
 MAX_BODY = 1600
+#: Inbound bounds: a form over :data:`MAX_WEBHOOK_BYTES` is refused (a real one, with 10 media
+#: URLs, is a few KB); media items read are at most :data:`MAX_MEDIA` ("Receive an MMS": Twilio
+#: delivers at most 10 media per message), whatever ``NumMedia`` says.
+MAX_WEBHOOK_BYTES = 64 * 1024
+MAX_MEDIA = 10
 
 _SIGNATURE_HEADER = "x-twilio-signature"
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -227,7 +234,7 @@ def _form(headers: Mapping[str, str], raw_body: bytes) -> dict[str, str]:
     """Parse a form-encoded body strictly; the last value wins for a repeated field."""
     content_type = (_header(headers, "content-type") or _FORM_TYPE).split(";")[0].strip().lower()
     if content_type != _FORM_TYPE:
-        raise PayloadError(f"content type must be {_FORM_TYPE}, got {content_type!r}")
+        raise PayloadError(f"content type must be {_FORM_TYPE}, got {content_type[:60]!r}")
     try:
         text = raw_body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict") if text else []
@@ -285,6 +292,8 @@ class TwilioSmsChannel(Channel):
         max_text_chars=MAX_BODY,
         phone_based=True,
         consent_on_inbound=True,
+        max_body_bytes=MAX_WEBHOOK_BYTES,
+        max_inbound_chars=MAX_BODY,
     )
 
     def __init__(
@@ -335,9 +344,12 @@ class TwilioSmsChannel(Channel):
         app rebuilds it from PUBLIC_BASE_URL). The check is the twilio package's
         ``RequestValidator(auth_token).validate`` (Twilio, "Webhooks security"), which also
         accepts the URL with or without its default port and handles ``bodySHA256`` URLs.
-        Raises :class:`SignatureError` when no auth token is configured, the header is missing,
-        ``url`` is empty, or the signature does not match.
+        Raises :class:`SignatureError` (and nothing else, whatever the input) when no auth token is
+        configured, the header is missing, ``url`` is empty, or the signature does not match.
         """
+        guarded_verify(self.name, lambda: self._verify(headers, raw_body, url))
+
+    def _verify(self, headers: Mapping[str, str], raw_body: bytes, url: str) -> None:
         if not self._auth_token:
             raise SignatureError("Twilio auth token is not configured; refusing the webhook")
         signature = _header(headers, _SIGNATURE_HEADER)
@@ -361,10 +373,17 @@ class TwilioSmsChannel(Channel):
         ``MessageStatus`` other than received/receiving is a status. Inbound: ``From`` is the
         sender and ``To`` our number (both E.164); media makes kind ``media`` with ``Body`` as
         text. Status: ``From`` (our number) becomes ``sender``, ``To`` ``recipient``; unknown or
-        inbound statuses yield nothing. Raises :class:`PayloadError` for a body that is not
-        form-encoded UTF-8, lacks ``MessageSid``/``From`` (inbound) or ``MessageSid``/
-        ``MessageStatus`` (status), or has a non-integer ``NumMedia``.
+        inbound statuses yield nothing. At most :data:`MAX_MEDIA` media are read (``MediaUrl0`` to
+        ``MediaUrl9``), whatever ``NumMedia`` says. The parser is total
+        (:func:`channels.base.guarded_parse`): it raises :class:`PayloadError` for a body over
+        :data:`MAX_WEBHOOK_BYTES`, not form-encoded UTF-8, lacking ``MessageSid``/``From``
+        (inbound) or ``MessageSid``/``MessageStatus`` (status), or with a ``NumMedia`` that is not
+        a non-negative integer. A ``Body`` over :data:`MAX_BODY` characters is cut
+        (``metadata["truncated_from"]``); lone surrogates are replaced by U+FFFD.
         """
+        return guarded_parse(self.name, self.traits, raw_body, lambda: self._parse(headers, raw_body))
+
+    def _parse(self, headers: Mapping[str, str], raw_body: bytes) -> ParsedWebhook:
         form = _form(headers, raw_body)
         event = (_header(headers, EVENT_HEADER) or "").strip().lower()
         if not event:
@@ -374,7 +393,7 @@ class TwilioSmsChannel(Channel):
             parsed = self._parse_status(form)
             return ParsedWebhook(statuses=[parsed] if parsed is not None else [])
         if event != "inbound":
-            raise PayloadError(f"unknown Twilio event {event!r}")
+            raise PayloadError(f"unknown Twilio event {event[:40]!r}")
         return ParsedWebhook(messages=[self._parse_inbound(form)])
 
     def _number(self, raw: str) -> str:
@@ -384,17 +403,18 @@ class TwilioSmsChannel(Channel):
         sid = _required(form, "MessageSid", "SmsMessageSid", "SmsSid")
         sender = _required(form, "From")
         if ":" in sender:
-            raise PayloadError(f"From {sender.split(':')[0]}:… is not an SMS address")
-        try:
-            num_media = int(form.get("NumMedia") or "0")
-        except ValueError:
-            raise PayloadError(f"NumMedia must be an integer, got {form.get('NumMedia')!r}") from None
+            raise PayloadError(f"From {sender.split(':')[0][:20]}:… is not an SMS address")
+        raw_count = (form.get("NumMedia") or "0").strip()
+        if not (raw_count.isascii() and raw_count.isdigit()):
+            raise PayloadError(f"NumMedia must be a non-negative integer, got {raw_count[:20]!r}")
+        # Never int(raw_count): 10**30 must not drive a loop, and 5,000 digits exceed int() itself.
+        num_media = MAX_MEDIA if len(raw_count.lstrip("0")) > 2 else min(int(raw_count), MAX_MEDIA)
         text = form.get("Body", "")
         kind: MessageKind = "text"
         media: dict[str, Any] | None = None
         items = [
             {"url": form[f"MediaUrl{i}"], "mime_type": form.get(f"MediaContentType{i}", "")}
-            for i in range(max(num_media, 0))
+            for i in range(num_media)
             if form.get(f"MediaUrl{i}")
         ]
         if items:

@@ -26,11 +26,16 @@ from channels.base import (
     OutboundMessage,
     ParsedWebhook,
     PayloadError,
+    guarded_parse,
 )
 
-__all__ = ["MAX_TEXT", "WebChatChannel"]
+__all__ = ["MAX_FRAME_BYTES", "MAX_TEXT", "WebChatChannel"]
 
+#: Longest text kept from a frame (characters); a longer one is cut, ``metadata["truncated_from"]``.
 MAX_TEXT = 4000
+#: Largest frame read (bytes): a text of MAX_TEXT characters written as JSON escapes (up to 12
+#: bytes a character: an escaped surrogate pair), plus room for the other fields.
+MAX_FRAME_BYTES = 64 * 1024
 
 
 class WebChatChannel(Channel):
@@ -38,7 +43,12 @@ class WebChatChannel(Channel):
 
     name: ClassVar[str] = "webchat"
     traits: ClassVar[ChannelTraits] = ChannelTraits(
-        address_field="webchat_id", keyword_optouts=True, max_text_chars=2000, rich_content=True
+        address_field="webchat_id",
+        keyword_optouts=True,
+        max_text_chars=2000,
+        rich_content=True,
+        max_body_bytes=MAX_FRAME_BYTES,
+        max_inbound_chars=MAX_TEXT,
     )
 
     def __init__(self) -> None:
@@ -50,25 +60,31 @@ class WebChatChannel(Channel):
     def parse(self, headers: Mapping[str, str], raw_body: bytes) -> ParsedWebhook:
         """Parse one client frame. ``headers`` carries ``x-session-id`` and ``x-widget-id``.
 
-        Raises :class:`PayloadError` on malformed JSON, a missing id or session, or an over-long text.
+        Total (:func:`channels.base.guarded_parse`): raises :class:`PayloadError` on a frame over
+        :data:`MAX_FRAME_BYTES`, malformed JSON, a missing id or session, or a text that is not a
+        string. A text over :data:`MAX_TEXT` characters is cut (``metadata["truncated_from"]``);
+        lone surrogates (``"\\ud800"`` escapes) are replaced by U+FFFD.
         """
+        return guarded_parse(self.name, self.traits, raw_body, lambda: self._parse(headers, raw_body))
+
+    def _parse(self, headers: Mapping[str, str], raw_body: bytes) -> ParsedWebhook:
         session = headers.get("x-session-id", "")
         if not session or len(session) > 100:
             raise PayloadError("missing or invalid session id")
         try:
             frame = json.loads(raw_body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PayloadError(f"frame is not valid JSON: {exc}") from exc
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise PayloadError(f"frame is not valid JSON: {type(exc).__name__}") from None
         if not isinstance(frame, dict) or frame.get("type", "message") != "message":
             raise PayloadError("frame must be an object of type 'message'")
         message_id, text = frame.get("id"), frame.get("text", "")
         if not isinstance(message_id, str) or not message_id or len(message_id) > 100:
             raise PayloadError("frame needs a string 'id' (the client's message id)")
-        if not isinstance(text, str) or len(text) > MAX_TEXT:
-            raise PayloadError(f"'text' must be a string of at most {MAX_TEXT} characters")
+        if not isinstance(text, str):
+            raise PayloadError("'text' must be a string")
         choice_id = frame.get("choice_id")
-        if choice_id is not None and not isinstance(choice_id, str):
-            raise PayloadError("'choice_id' must be a string")
+        if choice_id is not None and (not isinstance(choice_id, str) or len(choice_id) > 200):
+            raise PayloadError("'choice_id' must be a string of at most 200 characters")
         return ParsedWebhook(
             messages=[
                 InboundMessage(
@@ -79,7 +95,7 @@ class WebChatChannel(Channel):
                     text=text.strip(),
                     kind="button_reply" if choice_id else "text",
                     choice_id=choice_id,
-                    contact_name=frame.get("name") if isinstance(frame.get("name"), str) else None,
+                    contact_name=frame["name"][:200] if isinstance(frame.get("name"), str) else None,
                 )
             ]
         )

@@ -41,6 +41,8 @@ from channels.base import (
     SendError,
     SignatureError,
     StatusName,
+    guarded_parse,
+    guarded_verify,
     numbered_choices,
 )
 
@@ -64,6 +66,14 @@ MAX_LIST_ROWS = 10
 MAX_LIST_BUTTON_LABEL = 20
 MAX_ROW_TITLE = 24
 MAX_ROW_DESCRIPTION = 72
+#: Inbound bounds. A webhook body over :data:`MAX_WEBHOOK_BYTES` is refused (Meta batches several
+#: updates in one delivery, each a few KB; a text is at most 65,536 characters). An inbound text
+#: longer than :data:`MAX_INBOUND_TEXT` is cut (``metadata["truncated_from"]``).
+MAX_WEBHOOK_BYTES = 3 * 1024 * 1024
+MAX_INBOUND_TEXT = 4096
+#: Timestamps after this (9999-12-31T23:59:59Z) are refused: no real event has them, and larger
+#: ones overflow ``float``/``datetime``.
+MAX_TIMESTAMP = 253_402_300_799
 
 #: Graph API / Cloud API error codes that mean "slow down, then try again" even when the HTTP
 #: status is 400 ("Cloud API > Support > Error codes > Throttling errors"): 4 application
@@ -120,13 +130,28 @@ def _e164(number: str) -> str:
 
 
 def _timestamp(raw: Any, where: str) -> float:
-    """Meta's timestamps are strings of whole seconds since the epoch; absent -> 0.0."""
+    """Meta's timestamps are strings of whole seconds since the epoch; absent -> 0.0.
+
+    Raises :class:`PayloadError` for anything but a string or integer of at most 12 digits between
+    0 and :data:`MAX_TIMESTAMP` (a 5,000-digit number is refused before conversion)."""
     if raw is None or raw == "":
         return 0.0
-    try:
-        return float(int(str(raw)))
-    except ValueError:
-        raise PayloadError(f"{where}: timestamp {raw!r} is not whole seconds") from None
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise PayloadError(f"{where}: timestamp must be a string of whole seconds")
+    text = str(raw).strip() if isinstance(raw, str) else None
+    if text is not None and not (text.isascii() and text.isdigit() and len(text) <= 12):
+        raise PayloadError(f"{where}: timestamp {text[:20]!r} is not whole seconds")
+    value = int(text) if text is not None else int(raw)
+    if not 0 <= value <= MAX_TIMESTAMP:
+        raise PayloadError(f"{where}: timestamp out of range")
+    return float(value)
+
+
+def _scalar(value: Any) -> str:
+    """A JSON scalar as text (``None`` -> ``''``); objects and arrays, which have no text, -> ``''``."""
+    if value is None or isinstance(value, dict | list):
+        return ""
+    return value if isinstance(value, str) else str(value)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -252,6 +277,8 @@ class WhatsAppChannel(Channel):
         phone_based=True,
         consent_on_inbound=True,
         session_window_s=24 * 3600.0,
+        max_body_bytes=MAX_WEBHOOK_BYTES,
+        max_inbound_chars=MAX_INBOUND_TEXT,
     )
     config_optional: ClassVar[frozenset[str]] = frozenset({"app_secret"})
 
@@ -295,15 +322,19 @@ class WhatsAppChannel(Channel):
         Meta signs every event notification with ``sha256=`` + hex HMAC-SHA256 of the exact
         bytes it sent, keyed with the app secret ("Webhooks > Validate payloads / Event
         notifications"). The comparison is constant-time. ``url`` is not signed by Meta.
-        Raises :class:`SignatureError` when no app secret is configured (unsigned webhooks are
-        never accepted) or the header is missing, malformed or wrong.
+        Raises :class:`SignatureError` (and nothing else, whatever the input) when no app secret
+        is configured (unsigned webhooks are never accepted) or the header is missing, malformed
+        or wrong.
         """
+        guarded_verify(self.name, lambda: self._verify(headers, raw_body))
+
+    def _verify(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         if not self._app_secret:
             raise SignatureError("WhatsApp app secret is not configured; refusing the webhook")
         header = _header(headers, _SIGNATURE_HEADER)
         if header is None:
             raise SignatureError("missing X-Hub-Signature-256 header")
-        match = _SIGNATURE_RE.fullmatch(header.strip())
+        match = _SIGNATURE_RE.fullmatch(str(header)[:100].strip())
         if match is None:
             raise SignatureError("malformed X-Hub-Signature-256 header (want 'sha256=<64 hex>')")
         expected = hmac.new(self._app_secret.encode(), raw_body, hashlib.sha256).hexdigest()
@@ -336,18 +367,27 @@ class WhatsAppChannel(Channel):
 
         Reads ``entry[].changes[]`` whose ``field`` is ``messages``; other fields (group,
         account and template updates) are skipped. Unknown keys are ignored and unknown message
-        types come out as kind ``unsupported``. Raises :class:`PayloadError` for bodies that are
-        not JSON objects, whose ``object`` is not ``whatsapp_business_account``, or whose
-        messages/statuses lack their id or sender.
+        types come out as kind ``unsupported``. The parser is total: any body gives messages and
+        statuses or :class:`PayloadError` (:func:`channels.base.guarded_parse`): bodies over
+        :data:`MAX_WEBHOOK_BYTES`, not JSON objects (including nesting too deep and numbers too
+        long for Python), whose ``object`` is not ``whatsapp_business_account``, whose
+        messages/statuses lack their id or sender, or with timestamps out of range. Texts longer
+        than :data:`MAX_INBOUND_TEXT` are cut (``metadata["truncated_from"]``) and lone surrogates
+        in any string are replaced by U+FFFD.
         """
+        return guarded_parse(self.name, self.traits, raw_body, lambda: self._parse(raw_body))
+
+    def _parse(self, raw_body: bytes) -> ParsedWebhook:
         try:
             data = json.loads(raw_body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PayloadError(f"body is not JSON: {exc}") from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise PayloadError(f"body is not JSON: {type(exc).__name__}") from None
         if not isinstance(data, dict):
             raise PayloadError("body must be a JSON object")
         if data.get("object") != "whatsapp_business_account":
-            raise PayloadError(f"object must be 'whatsapp_business_account', got {data.get('object')!r}")
+            got = data.get("object")
+            shown = repr(got)[:60] if isinstance(got, str | int | float | bool | None) else type(got).__name__
+            raise PayloadError(f"object must be 'whatsapp_business_account', got {shown}")
         result = ParsedWebhook()
         for entry in _list(data.get("entry"), "entry"):
             if not isinstance(entry, dict):
@@ -360,18 +400,18 @@ class WhatsAppChannel(Channel):
                 value = change.get("value")
                 if not isinstance(value, dict):
                     raise PayloadError("entry[].changes[].value must be an object")
-                self._parse_value(value, str(entry.get("id", "")), result)
+                self._parse_value(value, _scalar(entry.get("id", "")), result)
         return result
 
     def _parse_value(self, value: dict[str, Any], waba_id: str, out: ParsedWebhook) -> None:
         metadata = _dict(value.get("metadata"))
-        recipient = str(metadata.get("phone_number_id", ""))
+        recipient = _scalar(metadata.get("phone_number_id", ""))
         names: dict[str, str] = {}
         contacts = [c for c in _list(value.get("contacts"), "value.contacts") if isinstance(c, dict)]
         for contact in contacts:
             name = _dict(contact.get("profile")).get("name")
             if name and contact.get("wa_id"):
-                names[str(contact["wa_id"])] = str(name)
+                names[_scalar(contact["wa_id"])] = _scalar(name)
         only_name = None
         if len(contacts) == 1:
             only_name = _dict(contacts[0].get("profile")).get("name")
@@ -380,7 +420,7 @@ class WhatsAppChannel(Channel):
             message = self._parse_message(raw, recipient, base_meta)
             name = names.get(message.sender.removeprefix("+"), only_name)
             if name:
-                message = replace(message, contact_name=str(name))
+                message = replace(message, contact_name=_scalar(name))
             out.messages.append(message)
         for raw in _list(value.get("statuses"), "value.statuses"):
             status = self._parse_status(raw, recipient)
@@ -389,7 +429,9 @@ class WhatsAppChannel(Channel):
         for error in _list(value.get("errors"), "value.errors"):
             if isinstance(error, dict):
                 logger.warning(
-                    "whatsapp webhook error code=%s title=%s", error.get("code"), error.get("title")
+                    "whatsapp webhook error code=%.20s title=%.200s",
+                    _scalar(error.get("code")),
+                    _scalar(error.get("title")),
                 )
 
     def _parse_message(self, raw: Any, recipient: str, base_meta: dict[str, Any]) -> InboundMessage:
@@ -400,7 +442,7 @@ class WhatsAppChannel(Channel):
             raise PayloadError("messages[] item without an id")
         if not sender or not isinstance(sender, str):
             raise PayloadError(f"message {message_id} has no 'from'")
-        wa_type = str(raw.get("type", "unknown"))
+        wa_type = _scalar(raw.get("type", "unknown"))
         meta: dict[str, Any] = {**base_meta, "whatsapp_type": wa_type}
         for key in ("referral", "errors", "order", "system", "contacts"):
             if key in raw:
@@ -412,7 +454,7 @@ class WhatsAppChannel(Channel):
             "sender": _e164(sender),
             "recipient": recipient,
             "timestamp": _timestamp(raw.get("timestamp"), f"message {message_id}"),
-            "reply_to": context.get("id") or None,
+            "reply_to": _scalar(context.get("id")) or None,
         }
         kind, text = _content(raw, wa_type, fields)
         return InboundMessage(text=text, kind=kind, metadata=meta, **fields)
@@ -423,13 +465,13 @@ class WhatsAppChannel(Channel):
         message_id, wa_status = raw.get("id"), raw.get("status")
         if not message_id or not isinstance(message_id, str):
             raise PayloadError("statuses[] item without an id")
-        status = _STATUS_MAP.get(str(wa_status))
+        status = _STATUS_MAP.get(_scalar(wa_status))
         if status is None:
             logger.info("whatsapp status %r for %s ignored", wa_status, message_id)
             return None
         errors = raw.get("errors")
         first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-        code = str(first["code"]) if first.get("code") is not None else None
+        code = _scalar(first["code"]) if first.get("code") is not None else None
         if status == "failed" and code in _UNDELIVERABLE_CODES:
             status = "undeliverable"
         recipient = raw.get("recipient_id")
@@ -437,11 +479,11 @@ class WhatsAppChannel(Channel):
             channel=self.name,
             provider_message_id=message_id,
             status=status,
-            recipient=_e164(str(recipient)) if recipient else "",
+            recipient=_e164(_scalar(recipient)) if recipient else "",
             sender=phone_number_id,
             timestamp=_timestamp(raw.get("timestamp"), f"status of {message_id}"),
             error_code=code,
-            error_title=str(first["title"]) if first.get("title") else None,
+            error_title=_scalar(first["title"]) if first.get("title") else None,
         )
 
     # ------------------------------------------------------------------ sending
@@ -545,21 +587,21 @@ def _content(raw: dict[str, Any], wa_type: str, fields: dict[str, Any]) -> tuple
     """Kind and text of one incoming message; sets ``choice_id``/``media``/``location``/``reply_to``
     in ``fields`` where the type has them ("messages webhook reference", one section per type)."""
     if wa_type == "text":
-        return "text", str(_dict(raw.get("text")).get("body", ""))
+        return "text", _scalar(_dict(raw.get("text")).get("body", ""))
     if wa_type == "interactive":
         interactive = _dict(raw.get("interactive"))
         itype = interactive.get("type")
         if itype in ("button_reply", "list_reply"):
             reply = _dict(interactive.get(itype))
-            fields["choice_id"] = str(reply["id"]) if reply.get("id") is not None else None
+            fields["choice_id"] = _scalar(reply["id"]) if reply.get("id") is not None else None
             kind: MessageKind = "button_reply" if itype == "button_reply" else "list_reply"
-            return kind, str(reply.get("title", ""))
+            return kind, _scalar(reply.get("title", ""))
         return "unsupported", ""
     if wa_type == "button":  # quick-reply button of a template message
         button = _dict(raw.get("button"))
         payload = button.get("payload")
-        fields["choice_id"] = str(payload) if payload is not None else None
-        return "button_reply", str(button.get("text", ""))
+        fields["choice_id"] = _scalar(payload) if payload is not None else None
+        return "button_reply", _scalar(button.get("text", ""))
     if wa_type in _MEDIA_TYPES:
         media_obj = _dict(raw.get(wa_type))
         media: dict[str, Any] = {"type": wa_type}
@@ -567,18 +609,18 @@ def _content(raw: dict[str, Any], wa_type: str, fields: dict[str, Any]) -> tuple
         if wa_type == "audio" and "voice" in media_obj:
             media["voice"] = bool(media_obj["voice"])
         fields["media"] = media
-        return "media", str(media_obj.get("caption") or "")
+        return "media", _scalar(media_obj.get("caption") or "")
     if wa_type == "location":
         loc = _dict(raw.get("location"))
         fields["location"] = {k: loc.get(k) for k in ("latitude", "longitude", "name", "address")}
-        return "location", ", ".join(str(loc[k]) for k in ("name", "address") if loc.get(k))
+        return "location", ", ".join(_scalar(loc[k]) for k in ("name", "address") if loc.get(k))
     if wa_type == "contacts":
         return "contacts", _contacts_summary(raw.get("contacts"))
     if wa_type == "reaction":
         reaction = _dict(raw.get("reaction"))
         if reaction.get("message_id"):
-            fields["reply_to"] = str(reaction["message_id"])
-        return "reaction", str(reaction.get("emoji") or "")
+            fields["reply_to"] = _scalar(reaction["message_id"])
+        return "reaction", _scalar(reaction.get("emoji") or "")
     return "unsupported", ""
 
 
@@ -589,18 +631,19 @@ def _contacts_summary(contacts: Any) -> str:
         if not isinstance(contact, dict):
             continue
         name = _dict(contact.get("name"))
-        label = str(
+        label = _scalar(
             name.get("formatted_name")
-            or " ".join(str(name[k]) for k in ("first_name", "last_name") if name.get(k))
+            or " ".join(_scalar(name[k]) for k in ("first_name", "last_name") if name.get(k))
             or "unnamed"
         )
         company = _dict(contact.get("org")).get("company")
         if company:
             label += f" ({company})"
+        raw_phones = contact.get("phones")
         phones = [
-            str(phone["phone"])
-            for phone in contact.get("phones") or []
-            if isinstance(phone, dict) and phone.get("phone")
+            _scalar(phone["phone"])
+            for phone in (raw_phones if isinstance(raw_phones, list) else [])
+            if isinstance(phone, dict) and isinstance(phone.get("phone"), str | int) and phone.get("phone")
         ]
         if phones:
             label += " " + ", ".join(phones)

@@ -224,6 +224,10 @@ class ConversationService:
 
     # ------------------------------------------------------------------ keywords
     def _keyword(self, channel: str, readable: list[InboxItem]) -> Keyword | None:
+        for item in reversed(readable):
+            # A channel may read an opt-out itself (an email's subject or first line, "STOP merci").
+            if (item.payload.get("metadata") or {}).get("opt_out_keyword"):
+                return "stop"
         if not self.channels.traits(channel).keyword_optouts:
             return None
         for item in reversed(readable):

@@ -20,7 +20,7 @@ from app.composition import Runtime, build_channels
 from app.messaging.inbox import INBOX
 from app.store import where
 from app.tenancy.bootstrap import bootstrap
-from channels.email import INBOUND_KEY_HEADER, EmailChannel, make_unsubscribe_token
+from channels.email import INBOUND_KEY_HEADER, UNSUBSCRIBE_LINES, EmailChannel, make_unsubscribe_token
 from playbooks import load_library
 from tests.app.conftest import make_settings
 from tests.support.smtp_server import ReceivedMail, SmtpRecorder, running_smtp_server
@@ -109,9 +109,14 @@ async def post_mail(client: Client, raw: bytes) -> Any:
 
 
 def plain(mail: ReceivedMail) -> str:
+    """The mail's text without its closing unsubscribe paragraph (checked on its own)."""
     body = mail.message.get_body(preferencelist=("plain",))
     assert body is not None
-    return body.get_content().replace("\r\n", "\n").strip()
+    text = body.get_content().replace("\r\n", "\n").strip()
+    paragraphs = text.split("\n\n")
+    prefixes = tuple(line.split("{url}")[0] for line in UNSUBSCRIBE_LINES.values())
+    assert paragraphs[-1].startswith(prefixes), "every mail carries its unsubscribe link in the body"
+    return "\n\n".join(paragraphs[:-1]).strip()
 
 
 def step(step_id: str) -> Any:

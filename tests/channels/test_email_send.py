@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -77,7 +80,7 @@ async def test_send_builds_threaded_multipart_message(smtp: tuple[int, SmtpRecor
     assert "1. Yes\n2. No" in plain.get_content().replace("\r\n", "\n")
     html_text = html.get_content().replace("\r\n", "\n")
     assert "&lt;your&gt;" in html_text and "&amp; reply" in html_text and "<your>" not in html_text
-    assert html_text.count("<p>") == 3
+    assert html_text.count("<p>") == 3  # the message; the unsubscribe paragraph is styled
 
     # RFC 8058: an https URL in List-Unsubscribe plus the One-Click POST header.
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -171,3 +174,60 @@ def test_text_to_html_escapes_and_splits_paragraphs() -> None:
     html = text_to_html("a <b>\nline two\n\n\nsecond & last")
     assert "<p>a &lt;b&gt;<br>\nline two</p>" in html
     assert "<p>second &amp; last</p>" in html
+
+
+async def test_list_unsubscribe_leaves_verbatim_and_a_mail_parser_finds_the_url(
+    smtp: tuple[int, SmtpRecorder],
+) -> None:
+    """RFC 2369 / RFC 8058 on the wire: the headers are neither RFC 2047-encoded nor folded inside the
+    URL (the stdlib SMTP policy did both for a long URL), and Python's email package reading the bytes
+    the server received gets the URL back from the header; the link is also in both bodies."""
+    port, recorder = smtp
+    channel = make_channel(port, unsubscribe_mailto="unsubscribe@sunnywatt.example")
+    tenant = "tenant-with-a-rather-long-identifier-" + "x" * 40
+    address = "someone.with.a.long.address@subdomain.example.com"
+    await channel.send(OutboundMessage(to=address, text="Hello", metadata={"tenant_id": tenant}))
+    [mail] = recorder.wait_for(1)
+
+    raw_lines = mail.raw.split(b"\r\n")
+    [header_line] = [line for line in raw_lines if line.lower().startswith(b"list-unsubscribe:")]
+    assert b"=?" not in header_line
+    index = raw_lines.index(header_line)
+    assert not raw_lines[index + 1].startswith((b" ", b"\t"))  # not folded onto a continuation line
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw_lines
+
+    for policy in (email.policy.default, email.policy.compat32):
+        parsed = email.message_from_bytes(mail.raw, policy=policy)
+        header = str(parsed["List-Unsubscribe"])
+        urls = re.findall(r"<([^<>]+)>", header)
+        assert len(urls) == 2 and urls[1] == "mailto:unsubscribe@sunnywatt.example?subject=unsubscribe"
+        token = urlsplit(urls[0]).path.rsplit("/", 1)[1]
+        assert read_unsubscribe_token(SECRET, token) == (tenant, address)
+        assert str(parsed["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+
+    msg = mail.message
+    plain = msg.get_body(preferencelist=("plain",))
+    html = msg.get_body(preferencelist=("html",))
+    assert plain is not None and html is not None
+    assert urls[0] in plain.get_content()
+    assert f'href="{urls[0]}"' in html.get_content()
+
+
+def test_a_header_value_with_cr_lf_cannot_be_sent() -> None:
+    channel = make_channel(2525, unsubscribe_mailto="a@b.example\r\nBcc: victim@example.com")
+    with pytest.raises(SendError) as info:
+        channel.build(OutboundMessage(to="a@example.com", text="hi"))
+    assert info.value.retryable is False
+
+
+def test_the_unsubscribe_line_follows_the_message_language() -> None:
+    channel = make_channel(2525)
+    french = channel.build(OutboundMessage(to="a@example.com", text="Bonjour", metadata={"language": "fr"}))
+    body = french.get_body(preferencelist=("plain",))
+    assert (
+        body is not None
+        and "désabonnez-vous ici : https://leadwarm.example/api/unsubscribe/" in body.get_content()
+    )
+    without = make_channel(2525, unsubscribe_secret="").build(OutboundMessage(to="a@example.com", text="Hi"))
+    plain = without.get_body(preferencelist=("plain",))
+    assert plain is not None and "unsubscribe" not in plain.get_content().lower()

@@ -125,7 +125,12 @@ def _html(body: str, status_code: int = HTTP_200_OK) -> Response[str]:
     )
 
 
-@post("/api/webhooks/email/inbound", status_code=200, summary="Inbound email (raw RFC 5322 or SendGrid form)")
+@post(
+    "/api/webhooks/email/inbound",
+    status_code=200,
+    summary="Inbound email (raw RFC 5322 or SendGrid form)",
+    request_max_body_size=EmailChannel.traits.max_body_bytes,
+)
 async def email_inbound(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[Any]:
     """Verify the shared key, parse and store; 200 once stored (see :mod:`app.messaging.webhooks.ingest`)."""
     return await ingest_request(request, runtime, "email")

@@ -10,22 +10,28 @@
 3. **Parse** with the owning tenant's channel and **store** each message and status under its
    tenant (deduplicated), then answer.
 
+Parsing runs in a worker thread (``anyio.to_thread``), so a large body never holds the event loop
+every tenant shares; a body over the channel's ``traits.max_body_bytes`` is refused with 413 before
+it is read.
+
 Answers: 401 on a bad signature (logged), 400 with the reason on a malformed body, 404 for an
-address no tenant owns, 503 when the store cannot take the message (the provider will deliver it
-again), else 200 once every message and status is stored. Nothing slow happens before the answer:
-the worker does the rest.
+address no tenant owns, 413 for a body over the channel's limit, 503 when the store cannot take
+the message (the provider will deliver it again), else 200 once every message and status is
+stored. Nothing slow happens before the answer: the worker does the rest.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import anyio.to_thread
 from litestar import Request, Response
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_400_BAD_REQUEST,
     HTTP_401_UNAUTHORIZED,
     HTTP_404_NOT_FOUND,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
@@ -34,7 +40,8 @@ from app.core.logs import get_logger
 from app.messaging.inbox import accept_status
 from app.store import StoreError
 from app.tenancy.auth import lowercase_headers
-from channels.base import ParsedWebhook, PayloadError, SignatureError
+from channels.base import Channel, ParsedWebhook, PayloadError, SignatureError
+from channels.registry import channel_class
 
 __all__ = ["ingest_request", "ingest_webhook", "our_addresses"]
 
@@ -94,7 +101,7 @@ async def ingest_webhook(
     default_channel = runtime.channels.get("", channel_name)
     default_tenant = runtime.settings.default_tenant_id
     try:
-        peeked = default_channel.parse(headers, raw_body)
+        peeked = await _parse(default_channel, headers, raw_body)
     except PayloadError as exc:
         # Unreadable: the sender must still prove who it is before it learns why.
         try:
@@ -122,7 +129,9 @@ async def ingest_webhook(
                 )
                 return Response({"error": "invalid signature"}, status_code=HTTP_401_UNAUTHORIZED)
             try:
-                parsed_by_tenant[tenant_id] = channel.parse(headers, raw_body)
+                parsed_by_tenant[tenant_id] = (
+                    peeked if channel is default_channel else await _parse(channel, headers, raw_body)
+                )
             except PayloadError as exc:
                 log.warning("webhook.bad_payload", channel=channel_name, tenant=tenant_id, reason=str(exc))
                 return Response(
@@ -167,6 +176,22 @@ async def ingest_webhook(
     return Response(body, status_code=HTTP_200_OK)
 
 
+async def _parse(channel: Channel, headers: dict[str, str], raw_body: bytes) -> ParsedWebhook:
+    """``channel.parse`` in a worker thread: CPU-bound (MIME, large JSON) and never on the loop."""
+    return await anyio.to_thread.run_sync(channel.parse, headers, raw_body)
+
+
+def _too_large(channel_name: str, size: int) -> Response[Any] | None:
+    limit = channel_class(channel_name).traits.max_body_bytes
+    if size <= limit:
+        return None
+    log.warning("webhook.too_large", channel=channel_name, bytes=size, limit=limit)
+    return Response(
+        {"error": "payload too large", "reason": f"{channel_name} webhooks are at most {limit} bytes"},
+        status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
 async def ingest_request(
     request: Request[Any, Any, Any],
     runtime: Runtime,
@@ -176,11 +201,20 @@ async def ingest_request(
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
     """:func:`ingest_webhook` for one Litestar request: its lower-cased headers (or ``headers``),
-    raw body and URL (or ``url``, the public one a signature covers)."""
+    raw body and URL (or ``url``, the public one a signature covers). A declared or actual body
+    over the channel's limit gets 413 before anything else."""
+    declared = request.headers.get("content-length", "")
+    refused = _too_large(channel_name, int(declared)) if declared.isdigit() else None
+    if refused is not None:
+        return refused
+    raw_body = await request.body()
+    refused = _too_large(channel_name, len(raw_body))
+    if refused is not None:
+        return refused
     return await ingest_webhook(
         runtime,
         channel_name,
         headers if headers is not None else lowercase_headers(request),
-        await request.body(),
+        raw_body,
         url=url if url is not None else str(request.url),
     )
