@@ -199,7 +199,7 @@ def _touched_days(schedule: Schedule, start: float, end: float) -> list[str]:
     """Calendar-local days that ``[start - buffer_before, end + buffer_after)`` touches."""
     first = dt.date.fromisoformat(schedule.local_day(start - schedule.buffer_before_s))
     last = dt.date.fromisoformat(schedule.local_day(end + schedule.buffer_after_s - 0.001))
-    days = []
+    days: list[str] = []
     while first <= last and len(days) < 3:
         days.append(first.isoformat())
         first += dt.timedelta(days=1)
@@ -248,7 +248,7 @@ class BuiltinCalendar:
             return []
         first = schedule.local_day(candidates[0][0])
         last = schedule.local_day(candidates[-1][0])
-        days = []
+        days: list[str] = []
         d, stop = dt.date.fromisoformat(first) - dt.timedelta(days=1), dt.date.fromisoformat(last)
         while d <= stop + dt.timedelta(days=1):
             days.append(d.isoformat())
@@ -261,16 +261,13 @@ class BuiltinCalendar:
         for e in entries:
             per_day[e.day] = per_day.get(e.day, 0) + 1
         out = []
-        for s, e in candidates:
-            if (
-                schedule.max_per_day is not None
-                and per_day.get(schedule.local_day(s), 0) >= schedule.max_per_day
-            ):
+        cap = schedule.max_per_day
+        before, after = schedule.buffer_before_s, schedule.buffer_after_s
+        for s_start, s_end in candidates:
+            if cap is not None and per_day.get(schedule.local_day(s_start), 0) >= cap:
                 continue
-            if is_free(
-                s, e, busy, buffer_before_s=schedule.buffer_before_s, buffer_after_s=schedule.buffer_after_s
-            ):
-                out.append(Slot(start=s, end=e, calendar_id=person.calendar_id))
+            if is_free(s_start, s_end, busy, buffer_before_s=before, buffer_after_s=after):
+                out.append(Slot(start=s_start, end=s_end, calendar_id=person.calendar_id))
         return out
 
     async def free_slots(self, start: float, end: float, *, duration_s: int) -> list[Slot]:

@@ -94,8 +94,9 @@ class Schedule:
     day is closed. ``holidays`` are local dates (``"2026-12-25"``) with no meeting. ``buffer_before_s``
     / ``buffer_after_s`` keep free time before and after every meeting (a new meeting needs
     ``buffer_before_s`` free before it and ``buffer_after_s`` free after it, and must not fall into
-    another meeting's buffers; at most 12 hours each). ``min_notice_s`` is the shortest delay between now and a meeting's
-    start; ``max_per_day`` caps the meetings of one local day (``None``: no cap); ``step_s`` is the
+    another meeting's buffers; at most 12 hours each). ``min_notice_s`` is the shortest delay
+    between now and a meeting's start; ``max_per_day`` caps the meetings of one local day
+    (``None``: no cap); ``step_s`` is the
     grid of slot starts (``None``: the meeting's duration), at least :data:`MIN_STEP_S`.
     """
 

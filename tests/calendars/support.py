@@ -33,7 +33,7 @@ class TestApiClient:
         provider: str,
         base_url: str,
         *,
-        token: str = "test-token",
+        token: str = "test-token",  # noqa: S107 - a test token
         account: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         timeout_s: float = 5.0,
@@ -141,7 +141,7 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _do
+            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _do  # noqa: N815 - http.server names
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
