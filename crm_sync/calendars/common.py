@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crm_sync.base import IntegrationError
+from crm_sync.base import IntegrationError, ProviderError
 
 __all__ = [
     "MAX_RANGE_S",
     "MIN_STEP_S",
+    "AttendeeDataError",
     "CalendarChange",
     "CalendarConfigError",
     "Schedule",
@@ -38,6 +39,11 @@ MIN_STEP_S = 300
 
 class CalendarConfigError(IntegrationError):
     """A calendar's settings are invalid (unknown time zone, malformed hours, bad duration)."""
+
+
+class AttendeeDataError(IntegrationError):
+    """The provider needs something of the lead that is not known (Cal.com and Calendly need an
+    email address): ask the lead for it, or book on another calendar."""
 
 
 class WebhookSignatureError(IntegrationError):
@@ -264,3 +270,14 @@ class CalendarChange:
     occurred_at: float | None = None
     url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def json_body(response: Any, provider: str) -> Any:
+    """The JSON of an ``httpx.Response``; a body that is not JSON raises :class:`ProviderError`."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ProviderError(f"{provider}: the answer is not JSON", status=response.status_code) from exc
+
+
+__all__ += ["json_body"]
