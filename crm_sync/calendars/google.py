@@ -46,7 +46,7 @@ def event_id(calendar_id: str, start: float, attendee: Attendee) -> str:
     start and the lead, so a retried insert for the same lead and slot names the same event."""
     who = attendee.email or attendee.phone or attendee.name or ""
     digest = hashlib.sha256(f"{calendar_id}|{round(start)}|{who.lower()}".encode()).digest()
-    return "lw" + base64.b32hexencode(digest).decode().lower().rstrip("=")[:24]
+    return "le" + base64.b32hexencode(digest).decode().lower().rstrip("=")[:24]
 
 
 class GoogleCalendar:
@@ -134,12 +134,15 @@ class GoogleCalendar:
         invitation when ``send_updates`` allows), then make sure no earlier meeting holds the slot.
         Raises :class:`SlotTakenError`, :class:`ProviderError`, :class:`AuthError`."""
         s = self._schedule
+        eid = event_id(self._calendar, slot.start, attendee)
         busy = await self.busy(slot.start - s.buffer_before_s, slot.end + s.buffer_after_s)
         if not is_free(
             slot.start, slot.end, busy, buffer_before_s=s.buffer_before_s, buffer_after_s=s.buffer_after_s
         ):
-            raise SlotTakenError("the slot is busy in Google Calendar")
-        eid = event_id(self._calendar, slot.start, attendee)
+            mine = await self._get(eid)  # the same lead asking again after a success
+            if mine is None:
+                raise SlotTakenError("the slot is busy in Google Calendar")
+            return self._booking(eid, mine, slot)
         body: dict[str, Any] = {
             "id": eid,
             "summary": title,
@@ -166,6 +169,9 @@ class GoogleCalendar:
                 raise
         assert event is not None
         await self._settle_race(eid, event, slot)
+        return self._booking(eid, event, slot)
+
+    def _booking(self, eid: str, event: Mapping[str, Any], slot: Slot) -> Booking:
         return Booking(
             id=eid,
             provider=self.provider,
@@ -173,7 +179,7 @@ class GoogleCalendar:
             end=slot.end,
             calendar_id=self._calendar,
             url=event.get("htmlLink"),
-            extra={"timezone": s.timezone},
+            extra={"timezone": self._schedule.timezone},
         )
 
     async def _recover(self, eid: str, error: ProviderError) -> Mapping[str, Any]:
