@@ -43,7 +43,9 @@ def calendar(server: FakeServer, **schedule: object) -> GoogleCalendar:
     )
 
 
-async def test_free_slots_follow_local_hours_across_dst_minus_busy(fake: tuple[GoogleFake, FakeServer]) -> None:
+async def test_free_slots_follow_local_hours_across_dst_minus_busy(
+    fake: tuple[GoogleFake, FakeServer],
+) -> None:
     state, server = fake
     state.external_busy.append((ts(2026, 3, 30, 9), ts(2026, 3, 30, 10)))  # Monday after the change
     slots = await calendar(server).free_slots(ts(2026, 3, 27), ts(2026, 3, 31), duration_s=3600)

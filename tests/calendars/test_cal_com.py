@@ -1,0 +1,90 @@
+"""Cal.com API v2 against a stateful fake on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+
+from crm_sync.base import Attendee, Booking, ProviderError, SlotTakenError
+from crm_sync.calendars.cal_com import CalComCalendar
+from crm_sync.calendars.common import AttendeeDataError
+from kernel.clock import ManualClock
+from tests.calendars.fakes import CalComFake
+from tests.calendars.support import FakeServer, TestApiClient
+
+T0 = dt.datetime(2026, 10, 26, 9, tzinfo=dt.UTC).timestamp()  # Monday, the day after Europe's change
+LEAD = Attendee(name="Léa", email="lea@example.fr", timezone="Europe/Paris", language="fr")
+
+
+@pytest.fixture
+def fake() -> Iterator[tuple[CalComFake, FakeServer]]:
+    state = CalComFake(open_slots=[T0, T0 + 1800, T0 + 86400])
+    server = FakeServer(state)
+    try:
+        yield state, server
+    finally:
+        server.close()
+
+
+def calendar(server: FakeServer) -> CalComCalendar:
+    return CalComCalendar(
+        TestApiClient("cal_com", server.base_url), event_type_id=42, clock=ManualClock(T0 - 86400)
+    )
+
+
+async def test_slots_book_and_cancel(fake: tuple[CalComFake, FakeServer]) -> None:
+    state, server = fake
+    cal = calendar(server)
+    slots = await cal.free_slots(T0 - 3600, T0 + 2 * 86400, duration_s=1800)
+    assert [s.start for s in slots] == [T0, T0 + 1800, T0 + 86400]
+    booking = await cal.book(slots[0], LEAD, title="Découverte")
+    assert booking.status == "confirmed" and booking.url and booking.url.startswith("https://cal.example/")
+    sent = [r for r in server.requests if r.method == "POST" and r.path == "/v2/bookings"][0]
+    assert sent.body["start"] == "2026-10-26T09:00:00.000Z"
+    assert sent.body["attendee"] == {
+        "name": "Léa",
+        "email": "lea@example.fr",
+        "timeZone": "Europe/Paris",
+        "language": "fr",
+    }
+    assert [s.start for s in await cal.free_slots(T0 - 3600, T0 + 2 * 86400, duration_s=1800)] == [
+        T0 + 1800,
+        T0 + 86400,
+    ]
+    await cal.cancel(booking, reason="the lead cannot come")
+    assert state.bookings[booking.id]["status"] == "cancelled"
+    with pytest.raises(AttendeeDataError):
+        await cal.book(slots[1], Attendee(name="x", email=None, phone="+33600000000"), title="x")
+
+
+async def test_taken_between_offer_and_pick_and_racing_leads(fake: tuple[CalComFake, FakeServer]) -> None:
+    state, server = fake
+    cal = calendar(server)
+    slot = (await cal.free_slots(T0 - 3600, T0 + 3600, duration_s=1800))[0]
+    await cal.book(slot, Attendee(name="A", email="a@x.test"), title="x")
+    with pytest.raises(SlotTakenError):
+        await cal.book(slot, LEAD, title="x")
+    other = (await cal.free_slots(T0 - 3600, T0 + 3600, duration_s=1800))[0]
+    results = await asyncio.gather(
+        *(cal.book(other, Attendee(name=f"L{i}", email=f"l{i}@x.test"), title="x") for i in range(3)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, Booking) for r in results) == 1
+    assert sum(isinstance(r, SlotTakenError) for r in results) == 2
+    assert len(state.accepted()) == 2
+
+
+async def test_outage_during_booking(fake: tuple[CalComFake, FakeServer]) -> None:
+    state, server = fake
+    cal = calendar(server)
+    slot = (await cal.free_slots(T0 - 3600, T0 + 3600, duration_s=1800))[0]
+    server.fail_next[("POST", "/v2/bookings")] = 1
+    with pytest.raises(ProviderError):
+        await cal.book(slot, LEAD, title="x")
+    assert state.accepted() == []
+    state.answer_lost = 1
+    booking = await cal.book(slot, LEAD, title="x")  # made, answer lost: found again by the lead's email
+    assert [b["uid"] for b in state.accepted()] == [booking.id]
