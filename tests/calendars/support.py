@@ -20,7 +20,8 @@ __all__ = ["FakeRequest", "FakeServer", "TestApiClient"]
 
 
 class TestApiClient:
-    """An :class:`ApiClient` with a fixed bearer token and base URL; no refresh, no retries.
+    """An :class:`ApiClient` with a fixed bearer token and base URL (``routes`` sends a path prefix
+    to another base URL); no refresh, no retries.
 
     4xx/5xx become :class:`ProviderError` (401 :class:`AuthError`), a network error
     :class:`ProviderError` with status 0 and ``retryable``; ``extra_headers`` go on every request
@@ -36,6 +37,7 @@ class TestApiClient:
         token: str = "test-token",  # noqa: S107 - a test token
         account: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        routes: Mapping[str, str] | None = None,
         timeout_s: float = 5.0,
     ) -> None:
         self.provider = provider
@@ -44,7 +46,12 @@ class TestApiClient:
         self._token = token
         self.extra_headers = dict(extra_headers or {})
         self._timeout = timeout_s
+        self.routes = dict(routes or {})
         self.sent: list[tuple[str, str]] = []
+        #: ``(method, path prefix)`` -> extra headers for matching requests only (Prism's ``Prefer``)
+        self.headers_for: dict[tuple[str, str], dict[str, str]] = {}
+        #: ``(method, path prefix)`` -> how many matching requests fail with a network error
+        self.down: dict[tuple[str, str], int] = {}
 
     async def request(
         self,
@@ -56,9 +63,17 @@ class TestApiClient:
         data: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        base = next((b for prefix, b in self.routes.items() if path.startswith(prefix)), self.base_url)
+        url = path if path.startswith(("http://", "https://")) else base.rstrip("/") + path
         all_headers = {"authorization": f"Bearer {self._token}", **self.extra_headers, **dict(headers or {})}
+        for (m, prefix), extra in self.headers_for.items():
+            if m == method and path.startswith(prefix):
+                all_headers.update(extra)
         self.sent.append((method, url))
+        for key, count in self.down.items():
+            if count > 0 and key[0] == method and path.startswith(key[1]):
+                self.down[key] = count - 1
+                raise ProviderError(f"{self.provider}: network error ConnectError", retryable=True)
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 response = await client.request(

@@ -42,7 +42,7 @@ async def test_slots_book_and_cancel(fake: tuple[CalComFake, FakeServer]) -> Non
     assert [s.start for s in slots] == [T0, T0 + 1800, T0 + 86400]
     booking = await cal.book(slots[0], LEAD, title="Découverte")
     assert booking.status == "confirmed" and booking.url and booking.url.startswith("https://cal.example/")
-    sent = [r for r in server.requests if r.method == "POST" and r.path == "/v2/bookings"][0]
+    sent = next(r for r in server.requests if r.method == "POST" and r.path == "/v2/bookings")
     assert sent.body["start"] == "2026-10-26T09:00:00.000Z"
     assert sent.body["attendee"] == {
         "name": "Léa",
