@@ -8,6 +8,9 @@ salespeople, the others the connection's :class:`~crm_sync.base.ApiClient` and t
 
 from __future__ import annotations
 
+import contextlib
+
+from crm_sync.base import Attendee, Booking, CalendarProvider, IntegrationError, Slot
 from crm_sync.calendars.builtin import BuiltinCalendar
 from crm_sync.calendars.cal_com import CalComCalendar
 from crm_sync.calendars.calendly import CalendlyCalendar
@@ -24,6 +27,7 @@ __all__ = [
     "GoHighLevelCalendar",
     "GoogleCalendar",
     "Schedule",
+    "reschedule",
 ]
 
 PROVIDERS: dict[str, type] = {
@@ -33,3 +37,28 @@ PROVIDERS: dict[str, type] = {
     CalendlyCalendar.provider: CalendlyCalendar,
     GoHighLevelCalendar.provider: GoHighLevelCalendar,
 }
+
+
+async def reschedule(
+    provider: CalendarProvider,
+    booking: Booking,
+    slot: Slot,
+    attendee: Attendee,
+    *,
+    title: str,
+    description: str = "",
+    reason: str = "rescheduled",
+) -> Booking:
+    """Move ``booking`` to ``slot``: book the new slot first (so the lead is never left without a
+    meeting), then cancel the old one; when that cancel fails, the new booking is cancelled
+    again (best effort) and the error raised, so the lead keeps exactly the old meeting.
+    Raises :class:`~crm_sync.base.SlotTakenError` (the old meeting stands) or
+    :class:`IntegrationError`."""
+    new = await provider.book(slot, attendee, title=title, description=description)
+    try:
+        await provider.cancel(booking, reason=reason)
+    except IntegrationError:
+        with contextlib.suppress(IntegrationError):
+            await provider.cancel(new, reason="reschedule failed")
+        raise
+    return new

@@ -216,3 +216,20 @@ async def test_fifty_leads_race_for_ten_slots(
     starts = sorted(e.start for e in entries)
     assert starts == sorted(s.start for s in offered)  # each slot exactly once
     assert await calendars[-1].free_slots(*window, duration_s=1800) == []
+
+
+async def test_reschedule_books_the_new_slot_then_cancels_the_old() -> None:
+    from crm_sync.calendars import reschedule
+
+    c = cal(hours={1: [("09:00", "12:00")]})
+    slots = await c.free_slots(ts(2026, 3, 23), ts(2026, 3, 24), duration_s=3600)
+    first = await c.book(slots[0], LEAD, title="Demo")
+    taken = await c.book(slots[2], Attendee(name="Bob", email="bob@x.test"), title="Demo")
+    with pytest.raises(SlotTakenError):  # the new slot is taken: the old meeting stands
+        await reschedule(c, first, slots[2], LEAD, title="Demo")
+    assert (await c.get(first.id)).status == "confirmed"  # type: ignore[union-attr]
+    moved = await reschedule(c, first, slots[1], LEAD, title="Demo")
+    assert (await c.get(first.id)).status == "cancelled"  # type: ignore[union-attr]
+    assert moved.start == slots[1].start and taken.status == "confirmed"
+    left = await c.free_slots(ts(2026, 3, 23), ts(2026, 3, 24), duration_s=3600)
+    assert [s.start for s in left] == [slots[0].start]
