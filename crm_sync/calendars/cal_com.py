@@ -16,7 +16,14 @@ from typing import Any
 from urllib.parse import quote
 
 from crm_sync.base import ApiClient, Attendee, Booking, ProviderError, Slot, SlotTakenError
-from crm_sync.calendars.common import MAX_RANGE_S, AttendeeDataError, json_body, parse_iso, to_iso
+from crm_sync.calendars.common import (
+    MAX_RANGE_S,
+    AttendeeDataError,
+    CalendarChange,
+    json_body,
+    parse_iso,
+    to_iso,
+)
 from kernel.clock import Clock, SystemClock
 
 __all__ = ["BOOKINGS_VERSION", "SLOTS_VERSION", "CalComCalendar"]
@@ -153,6 +160,40 @@ class CalComCalendar:
             status=status,
             url=data.get("meetingUrl") or data.get("location"),
             extra={"booking_id": data.get("id")},
+        )
+
+    async def changed(self, booking: Booking) -> CalendarChange | None:
+        """Sync: the booking's change since ``booking`` (``GET /v2/bookings/{uid}``): ``cancelled``
+        when cancelled, rejected or gone (``rescheduled`` when Cal.com marks it so: the new booking
+        has another uid), ``rescheduled`` with new times when moved, else ``None``."""
+        try:
+            response = await self._client.request(
+                "GET",
+                f"/v2/bookings/{quote(booking.id, safe='')}",
+                headers={"cal-api-version": self._bookings_v},
+            )
+        except ProviderError as exc:
+            if exc.status == 404:
+                return CalendarChange(provider=self.provider, kind="cancelled", booking_id=booking.id)
+            raise
+        data = json_body(response, self.provider).get("data") or {}
+        if data.get("status") in ("cancelled", "rejected"):
+            kind = "rescheduled" if data.get("rescheduled") else "cancelled"
+            return CalendarChange(
+                provider=self.provider,
+                kind=kind,  # type: ignore[arg-type]
+                booking_id=booking.id,
+                reason=str(data.get("cancellationReason") or "")[:500],
+            )
+        try:
+            start = parse_iso(str(data["start"]))
+            end = parse_iso(str(data["end"]))
+        except (KeyError, ValueError) as exc:
+            raise ProviderError("cal.com: unreadable booking") from exc
+        if abs(start - booking.start) < 1 and abs(end - booking.end) < 1:
+            return None
+        return CalendarChange(
+            provider=self.provider, kind="rescheduled", booking_id=booking.id, start=start, end=end
         )
 
     async def cancel(self, booking: Booking, *, reason: str = "") -> None:

@@ -252,11 +252,13 @@ ChangeKind = Literal["booked", "cancelled", "rescheduled"]
 class CalendarChange:
     """A change made outside the conversation, normalised from a provider's webhook or sync.
 
-    ``kind`` is ``booked``, ``cancelled`` or ``rescheduled`` (the old booking cancelled because it
-    moved: a ``booked`` change for the new time follows); ``booking_id`` is the provider's id (the
-    same as :attr:`Booking.id`); ``ref`` is the reference LeadWarm put on a scheduling link (so a
-    ``pending`` booking finds its lead); ``start``/``end`` epoch seconds when known; ``email`` and
-    ``name`` of the invitee; ``occurred_at`` epoch seconds; ``reason`` a cancellation reason."""
+    ``kind`` is ``booked``, ``cancelled`` or ``rescheduled``: the meeting moved; ``start``/``end``
+    are the new times when the provider keeps the id (Google, GoHighLevel); Calendly cancels the
+    old invitee as ``rescheduled`` and a ``booked`` change for the new time follows.
+    ``booking_id`` is the provider's id (the same as :attr:`Booking.id`); ``ref`` is the reference
+    LeadWarm put on a scheduling link (so a ``pending`` booking finds its lead); ``start``/``end``
+    epoch seconds when known; ``email`` and ``name`` of the invitee; ``occurred_at`` epoch
+    seconds; ``reason`` a cancellation reason."""
 
     provider: str
     kind: ChangeKind

@@ -13,15 +13,16 @@ app passes a ``contact_for`` function (for example the CRM sync's remote id).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
 from crm_sync.base import ApiClient, Attendee, Booking, IntegrationError, ProviderError, Slot, SlotTakenError
-from crm_sync.calendars.common import MAX_RANGE_S, json_body, load_zone, parse_iso, to_iso
+from crm_sync.calendars.common import MAX_RANGE_S, CalendarChange, json_body, load_zone, parse_iso, to_iso
 from kernel.clock import Clock, SystemClock
 
-__all__ = ["CALENDARS_VERSION", "CONTACTS_VERSION", "GoHighLevelCalendar"]
+__all__ = ["CALENDARS_VERSION", "CONTACTS_VERSION", "GoHighLevelCalendar", "parse_appointment_event"]
 
 CALENDARS_VERSION = "2021-04-15"
 CONTACTS_VERSION = "2021-07-28"
@@ -185,6 +186,21 @@ class GoHighLevelCalendar:
             extra={"contact_id": contact_id, "location_id": self._location},
         )
 
+    async def changed(self, booking: Booking) -> CalendarChange | None:
+        """Sync: the appointment's change since ``booking`` (``GET /calendars/events/appointments/
+        {eventId}``): ``cancelled`` when gone or cancelled, ``rescheduled`` with the new times when
+        moved, ``None`` otherwise. Raises :class:`ProviderError`."""
+        try:
+            response = await self._client.request(
+                "GET", f"/calendars/events/appointments/{quote(booking.id, safe='')}", headers=self._h()
+            )
+        except ProviderError as exc:
+            if exc.status == 404:
+                return CalendarChange(provider=self.provider, kind="cancelled", booking_id=booking.id)
+            raise
+        body = json_body(response, self.provider)
+        return _change(body.get("appointment") or body.get("event") or body, booking)
+
     async def cancel(self, booking: Booking, *, reason: str = "") -> None:
         """Set the appointment's status to ``cancelled`` (idempotent: 404 ignored)."""
         try:
@@ -197,3 +213,54 @@ class GoHighLevelCalendar:
         except ProviderError as exc:
             if exc.status != 404:
                 raise
+
+
+def _change(appointment: Any, booking: Booking | None) -> CalendarChange | None:
+    if not isinstance(appointment, dict) or not appointment.get("id"):
+        raise IntegrationError("gohighlevel: unreadable appointment")
+    status = str(appointment.get("appointmentStatus") or "")
+    try:
+        start = parse_iso(str(appointment["startTime"])) if appointment.get("startTime") else None
+        end = parse_iso(str(appointment["endTime"])) if appointment.get("endTime") else None
+    except ValueError as exc:
+        raise IntegrationError("gohighlevel: unreadable appointment times") from exc
+    extra = {"contact_id": appointment.get("contactId"), "calendar_id": appointment.get("calendarId")}
+    base = {"provider": "gohighlevel", "booking_id": str(appointment["id"]), "start": start, "end": end}
+    if status in ("cancelled", "invalid"):
+        return CalendarChange(kind="cancelled", extra=extra, **base)  # type: ignore[arg-type]
+    if booking is None:
+        return CalendarChange(kind="booked", extra=extra, **base)  # type: ignore[arg-type]
+    if start is not None and abs(start - booking.start) >= 1:
+        return CalendarChange(kind="rescheduled", extra=extra, **base)  # type: ignore[arg-type]
+    return None
+
+
+def parse_appointment_event(raw_body: bytes) -> CalendarChange | None:
+    """Normalise a GoHighLevel ``AppointmentCreate`` / ``AppointmentUpdate`` / ``AppointmentDelete``
+    webhook (docs/AppointmentCreate.md: ``{"type", "locationId", "appointment": {"id",
+    "calendarId", "contactId", "appointmentStatus", "startTime", "endTime"}}``); ``None`` for other
+    event types. An update is reported as ``rescheduled`` (compare ``start`` with the stored
+    booking) or ``cancelled`` by its status. The ``x-wh-signature`` check (GoHighLevel's public
+    key, docs/WebhookAuthentication.md) is the GoHighLevel webhook endpoint's, shared with the
+    CRM events. Raises :class:`IntegrationError` for an unreadable body."""
+    try:
+        data = json.loads(raw_body)
+        kind = str(data["type"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrationError("gohighlevel: unreadable webhook body") from exc
+    if kind not in ("AppointmentCreate", "AppointmentUpdate", "AppointmentDelete"):
+        return None
+    appointment = data.get("appointment")
+    if kind == "AppointmentDelete" and isinstance(appointment, dict):
+        appointment = {**appointment, "appointmentStatus": "cancelled"}
+    change = _change(appointment, None)
+    if change is not None and kind == "AppointmentUpdate" and change.kind == "booked":
+        return CalendarChange(
+            provider=change.provider,
+            kind="rescheduled",
+            booking_id=change.booking_id,
+            start=change.start,
+            end=change.end,
+            extra=change.extra,
+        )
+    return change

@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from crm_sync.base import ApiClient, Attendee, Booking, ProviderError, Slot, SlotTakenError
 from crm_sync.calendars.common import (
+    CalendarChange,
     Schedule,
     candidate_slots,
     is_free,
@@ -218,6 +219,24 @@ class GoogleCalendar:
             ):
                 await self._delete(eid)
                 raise SlotTakenError("another meeting took the slot first")
+
+    async def changed(self, booking: Booking) -> CalendarChange | None:
+        """Sync: how the event now differs from ``booking`` (``cancelled`` when deleted or
+        cancelled in Google, ``rescheduled`` with the new times when moved), ``None`` when it has
+        not changed. Raises :class:`ProviderError`."""
+        event = await self._get(booking.id)
+        if event is None:
+            return CalendarChange(provider=self.provider, kind="cancelled", booking_id=booking.id)
+        try:
+            start = parse_iso(event["start"]["dateTime"])
+            end = parse_iso(event["end"]["dateTime"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProviderError("google: the event has no dateTime") from exc
+        if abs(start - booking.start) < 1 and abs(end - booking.end) < 1:
+            return None
+        return CalendarChange(
+            provider=self.provider, kind="rescheduled", booking_id=booking.id, start=start, end=end
+        )
 
     async def cancel(self, booking: Booking, *, reason: str = "") -> None:
         """Delete the event, telling attendees per ``send_updates`` (idempotent: 404/410 ignored)."""

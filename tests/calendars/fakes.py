@@ -199,6 +199,11 @@ class CalComFake:
             ]
             return 200, {"status": "success", "data": data_list}
         parts = req.path.strip("/").split("/")
+        if len(parts) == 3 and req.method == "GET":
+            found = self.bookings.get(parts[2])
+            if found is None:
+                return 404, {"status": "error"}
+            return 200, {"status": "success", "data": {k: v for k, v in found.items() if k[0] != "_"}}
         if len(parts) == 4 and parts[3] == "cancel" and req.method == "POST":
             booking = self.bookings.get(parts[2])
             if booking is None:

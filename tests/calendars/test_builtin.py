@@ -183,9 +183,9 @@ async def test_fifty_leads_race_for_ten_slots(
     """50 leads, 5 service processes (stores), 10 slots: 10 meetings, no two overlapping.
 
     On Firestore (the emulator settles contention with lock timeouts: 50 leads take 30-45 s on
-    this machine) the same race runs with 20 leads and 3 processes to stay fast."""
+    this machine) the same race runs with 12 leads and 3 processes to stay fast."""
     firestore = "firestore" in request.node.name
-    n_leads, n_stores = (20, 3) if firestore else (50, 5)
+    n_leads, n_stores = (12, 3) if firestore else (50, 5)
     stores = [open_store() for _ in range(n_stores)]
     schedule = dict(timezone="Europe/Paris", hours={1: [("09:00", "14:00")]}, step_s=1800)
     clock = ManualClock(ts(2026, 3, 20))

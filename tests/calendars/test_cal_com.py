@@ -88,3 +88,18 @@ async def test_outage_during_booking(fake: tuple[CalComFake, FakeServer]) -> Non
     state.answer_lost = 1
     booking = await cal.book(slot, LEAD, title="x")  # made, answer lost: found again by the lead's email
     assert [b["uid"] for b in state.accepted()] == [booking.id]
+
+
+async def test_sync_sees_cancellations_and_moves(fake: tuple[CalComFake, FakeServer]) -> None:
+    state, server = fake
+    cal = calendar(server)
+    slot = (await cal.free_slots(T0 - 3600, T0 + 3600, duration_s=1800))[0]
+    booking = await cal.book(slot, LEAD, title="x")
+    assert await cal.changed(booking) is None
+    state.bookings[booking.id]["start"] = "2026-10-27T09:00:00Z"
+    state.bookings[booking.id]["end"] = "2026-10-27T09:30:00Z"
+    moved = await cal.changed(booking)
+    assert moved is not None and moved.kind == "rescheduled" and moved.start == T0 + 86400
+    state.bookings[booking.id]["status"] = "cancelled"
+    gone = await cal.changed(booking)
+    assert gone is not None and gone.kind == "cancelled"

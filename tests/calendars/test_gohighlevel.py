@@ -4,13 +4,14 @@ request the provider sends must be one the spec accepts (Prism answers 422 other
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from crm_sync.base import Attendee, ProviderError, Slot, SlotTakenError
-from crm_sync.calendars.gohighlevel import GoHighLevelCalendar
+from crm_sync.base import Attendee, Booking, IntegrationError, ProviderError, Slot, SlotTakenError
+from crm_sync.calendars.gohighlevel import GoHighLevelCalendar, parse_appointment_event
 from kernel.clock import ManualClock
 from tests.calendars.support import TestApiClient
 from tests.support.prism import PrismServer, start_prism
@@ -93,3 +94,32 @@ async def test_outage_reads_the_calendar_back_and_reports_no_booking(
         await cal.book(slot, LEAD, title="x")
     assert info.value.retryable
     assert client.sent[-1][0] == "GET" and client.sent[-1][1].endswith("/calendars/events")  # read back
+
+
+async def test_sync_reads_the_appointment(prisms: tuple[PrismServer, PrismServer]) -> None:
+    cal, client = provider(prisms)
+    booking = Booking(
+        id="0TkCdp9PfvLeWKYRRvIz", provider="gohighlevel", start=EXAMPLE_DAY, end=EXAMPLE_DAY + 1800
+    )
+    change = await cal.changed(booking)  # the spec's example appointment is elsewhere in time: moved
+    assert change is not None and change.kind in ("rescheduled", "cancelled")
+    assert client.sent[-1] == (
+        "GET",
+        prisms[0].base_url + "/calendars/events/appointments/0TkCdp9PfvLeWKYRRvIz",
+    )
+
+
+def test_appointment_webhooks_normalise_to_changes() -> None:
+    doc = (SPECS.parent / "docs" / "AppointmentCreate.md").read_text()
+    example = doc.split("#### Example", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    created = parse_appointment_event(example.encode())
+    assert created is not None and created.kind == "booked" and created.booking_id == "0007BWpSzSwfiuSl0tR2"
+    assert created.start == dt.datetime(2023, 9, 25, 10, 30, tzinfo=dt.UTC).timestamp()
+    updated = json.loads(example)
+    updated["type"] = "AppointmentUpdate"
+    assert parse_appointment_event(json.dumps(updated).encode()).kind == "rescheduled"  # type: ignore[union-attr]
+    updated["appointment"]["appointmentStatus"] = "cancelled"
+    assert parse_appointment_event(json.dumps(updated).encode()).kind == "cancelled"  # type: ignore[union-attr]
+    assert parse_appointment_event(b'{"type": "ContactCreate"}') is None
+    with pytest.raises(IntegrationError):
+        parse_appointment_event(b"[1, 2")

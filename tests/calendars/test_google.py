@@ -104,3 +104,19 @@ async def test_outage_during_insert_leaves_no_half_made_booking(fake: tuple[Goog
     assert [e["id"] for e in state.live()] == [booking.id]
     again = await cal.book(slot, LEAD, title="x")  # a retry by the same lead: 409, the same event
     assert again.id == booking.id and len(state.live()) == 1
+
+
+async def test_sync_sees_moves_and_deletions_made_in_google(fake: tuple[GoogleFake, FakeServer]) -> None:
+    state, server = fake
+    cal = calendar(server)
+    slot = (await cal.free_slots(ts(2026, 3, 30), ts(2026, 3, 31), duration_s=3600))[0]
+    booking = await cal.book(slot, LEAD, title="x")
+    assert await cal.changed(booking) is None
+    event = state.events[booking.id]
+    event["start"] = {"dateTime": "2026-03-31T10:00:00+02:00"}
+    event["end"] = {"dateTime": "2026-03-31T11:00:00+02:00"}
+    moved = await cal.changed(booking)
+    assert moved is not None and moved.kind == "rescheduled" and moved.start == ts(2026, 3, 31, 10)
+    event["status"] = "cancelled"
+    gone = await cal.changed(booking)
+    assert gone is not None and gone.kind == "cancelled" and gone.booking_id == booking.id
