@@ -113,9 +113,10 @@ class CalendlyCalendar:
         """Book through the Scheduling API (``mode="api"``) or hand out a single-use link.
 
         API mode: a refusal (400/409/422) after which the time is no longer available raises
-        :class:`SlotTakenError`; 403 (plan without the Scheduling API) falls back to a link; a
-        network error or 5xx is raised as is (Calendly creates the invitee or not; the webhook
-        tells which). Raises :class:`AttendeeDataError` without an email."""
+        :class:`SlotTakenError`; 403 (plan without the Scheduling API) falls back to a link; after
+        a network error or 5xx the lead's events are read back (:meth:`_find`), so the booking
+        either exists and is returned or the error is raised. Raises :class:`AttendeeDataError`
+        without an email."""
         if not attendee.email:
             raise AttendeeDataError("calendly needs the lead's email address")
         if self._mode == "link":
@@ -133,6 +134,7 @@ class CalendlyCalendar:
             body["invitee"]["text_reminder_number"] = attendee.phone
         try:
             response = await self._client.request("POST", "/invitees", json=body)
+            resource: Mapping[str, Any] = json_body(response, self.provider).get("resource") or {}
         except ProviderError as exc:
             if exc.status == 403:
                 return await self._link(slot, attendee)
@@ -142,8 +144,13 @@ class CalendlyCalendar:
                 )
                 if not any(abs(s.start - slot.start) < 1 for s in free):
                     raise SlotTakenError("the time is no longer available on Calendly") from exc
-            raise
-        resource: Mapping[str, Any] = json_body(response, self.provider).get("resource") or {}
+                raise
+            if not (exc.retryable or exc.status == 0):
+                raise
+            found = await self._find(attendee, slot)
+            if found is None:
+                raise
+            resource = {"event": found.get("uri")}
         event_uri = str(resource.get("event") or "")
         if not event_uri:
             raise ProviderError("calendly: the invitee has no event")
@@ -159,6 +166,36 @@ class CalendlyCalendar:
                 "cancel_url": resource.get("cancel_url"),
             },
         )
+
+    async def _find(self, attendee: Attendee, slot: Slot) -> Mapping[str, Any] | None:
+        """After a failed create: the lead's active event at ``slot`` (``GET /scheduled_events``
+        by ``invitee_email``, scoped to the connection's ``owner`` user or ``organization``), or
+        ``None``; without either URI in ``client.account`` nothing can be read back (``None``)."""
+        scope = {}
+        if self._client.account.get("owner"):
+            scope["user"] = str(self._client.account["owner"])
+        elif self._client.account.get("organization"):
+            scope["organization"] = str(self._client.account["organization"])
+        else:
+            return None
+        response = await self._client.request(
+            "GET",
+            "/scheduled_events",
+            params={
+                **scope,
+                "invitee_email": attendee.email,
+                "min_start_time": to_iso(slot.start - 1),
+                "max_start_time": to_iso(slot.start + 1),
+                "status": "active",
+            },
+        )
+        for event in json_body(response, self.provider).get("collection") or []:
+            try:
+                if abs(parse_iso(str(event.get("start_time"))) - slot.start) < 1 and event.get("uri"):
+                    return dict(event)
+            except ValueError:
+                continue
+        return None
 
     async def _link(self, slot: Slot, attendee: Attendee) -> Booking:
         response = await self._client.request(

@@ -224,6 +224,7 @@ class CalendlyFake:
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     links: list[dict[str, Any]] = field(default_factory=list)
     scheduling_api: bool = True
+    answer_lost: int = 0
 
     def __call__(self, req: FakeRequest) -> tuple[int, Any]:
         if req.headers.get("authorization") != "Bearer test-token":
@@ -270,6 +271,9 @@ class CalendlyFake:
             event_uuid = uuid.uuid4().hex
             self.events[event_uuid] = {"status": "active", "_start": start, "invitee": invitee}
             event_uri = f"https://api.calendly.com/scheduled_events/{event_uuid}"
+            if self.answer_lost:
+                self.answer_lost -= 1
+                return 503, {"title": "Service Unavailable"}
             return 201, {
                 "resource": {
                     "uri": f"{event_uri}/invitees/{uuid.uuid4().hex}",
@@ -277,6 +281,23 @@ class CalendlyFake:
                     "cancel_url": f"https://calendly.example/cancellations/{event_uuid}",
                     "reschedule_url": f"https://calendly.example/reschedulings/{event_uuid}",
                 }
+            }
+        if req.path == "/scheduled_events" and req.method == "GET":
+            if not (req.query.get("user") or req.query.get("organization")):
+                return _bad("user or organization is required")
+            lo, hi = parse_iso(req.query["min_start_time"]), parse_iso(req.query["max_start_time"])
+            return 200, {
+                "collection": [
+                    {
+                        "uri": f"https://api.calendly.com/scheduled_events/{k}",
+                        "status": "active",
+                        "start_time": to_iso(e["_start"]),
+                    }
+                    for k, e in self.events.items()
+                    if e["status"] == "active"
+                    and lo <= e["_start"] <= hi
+                    and e["invitee"]["email"] == req.query.get("invitee_email")
+                ]
             }
         if req.path == "/scheduling_links" and req.method == "POST":
             body = req.body or {}

@@ -31,9 +31,10 @@ def fake() -> Iterator[tuple[CalendlyFake, FakeServer]]:
 
 
 def calendar(server: FakeServer, mode: str = "api") -> CalendlyCalendar:
-    return CalendlyCalendar(
-        TestApiClient("calendly", server.base_url), event_type=ET, mode=mode, clock=ManualClock(T0 - 86400)
+    client = TestApiClient(
+        "calendly", server.base_url, account={"owner": "https://api.calendly.com/users/U1"}
     )
+    return CalendlyCalendar(client, event_type=ET, mode=mode, clock=ManualClock(T0 - 86400))
 
 
 async def test_available_times_in_weekly_windows_then_book_and_cancel(
@@ -74,6 +75,19 @@ async def test_plan_without_scheduling_api_gets_a_single_use_link(
     server.fail_next[("POST", "/scheduling_links")] = 1
     with pytest.raises(ProviderError):
         await calendar(server, mode="link").book(slot, LEAD, title="Intro")
+
+
+async def test_outage_during_booking(fake: tuple[CalendlyFake, FakeServer]) -> None:
+    state, server = fake
+    cal = calendar(server)
+    slot = (await cal.free_slots(T0 - 86400, T0 + 86400, duration_s=1800))[0]
+    server.fail_next[("POST", "/invitees")] = 1
+    with pytest.raises(ProviderError):
+        await cal.book(slot, LEAD, title="Intro")
+    assert state.events == {}
+    state.answer_lost = 1  # made, answer lost: read back by the lead's email
+    booking = await cal.book(slot, LEAD, title="Intro")
+    assert list(state.events) == [booking.id] and booking.status == "confirmed"
 
 
 def _event(kind: str, **payload: object) -> bytes:
