@@ -233,3 +233,23 @@ async def test_reschedule_books_the_new_slot_then_cancels_the_old() -> None:
     assert moved.start == slots[1].start and taken.status == "confirmed"
     left = await c.free_slots(ts(2026, 3, 23), ts(2026, 3, 24), duration_s=3600)
     assert [s.start for s in left] == [slots[0].start]
+
+
+async def test_a_lead_in_new_york_between_the_two_dst_changes() -> None:
+    """New York moves on 8 March 2026, Paris on 29 March: for three weeks the gap is 5 h, not 6 h."""
+    from crm_sync.calendars.offer import format_slot, match_pick, spread_offer
+
+    c = cal(hours={d: [("14:00", "16:00")] for d in range(1, 6)}, clock=ManualClock(ts(2026, 3, 1)))
+    before = await c.free_slots(ts(2026, 3, 2), ts(2026, 3, 3), duration_s=3600)
+    during = await c.free_slots(ts(2026, 3, 9), ts(2026, 3, 14), duration_s=3600)
+    assert format_slot(before[0].start, timezone="America/New_York") == "Monday 2 March at 8:00 am"
+    assert format_slot(during[0].start, timezone="America/New_York") == "Monday 9 March at 9:00 am"
+    offer = spread_offer(during, count=3, timezone="America/New_York")
+    assert len({local(s.start)[:14] for s in offer}) == 3  # three different days
+    now = ts(2026, 3, 8, 12)
+    pick = match_pick("Monday 9am", offer, timezone="America/New_York", language="en", now=now)
+    assert pick.slot == offer[0]
+    booking = await c.book(
+        pick.slot, Attendee(name="Joe", email="joe@x.test", timezone="America/New_York"), title="x"
+    )
+    assert local(booking.start) == "Mon 2026-03-09 14:00"
