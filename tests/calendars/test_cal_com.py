@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import hmac
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from crm_sync.base import Attendee, Booking, ProviderError, SlotTakenError
-from crm_sync.calendars.cal_com import CalComCalendar
-from crm_sync.calendars.common import AttendeeDataError
+from crm_sync.calendars.cal_com import CalComCalendar, parse_webhook, verify_webhook
+from crm_sync.calendars.common import AttendeeDataError, WebhookSignatureError
 from kernel.clock import ManualClock
 from tests.calendars.fakes import CalComFake
 from tests.calendars.support import FakeServer, TestApiClient
@@ -103,3 +106,41 @@ async def test_sync_sees_cancellations_and_moves(fake: tuple[CalComFake, FakeSer
     state.bookings[booking.id]["status"] = "cancelled"
     gone = await cal.changed(booking)
     assert gone is not None and gone.kind == "cancelled"
+
+
+def test_webhook_signature_and_payloads() -> None:
+    body = json.dumps(
+        {
+            "triggerEvent": "BOOKING_RESCHEDULED",
+            "createdAt": "2026-10-20T08:00:00.000Z",
+            "payload": {
+                "uid": "new-uid",
+                "rescheduleUid": "old-uid",
+                "startTime": "2026-10-27T09:00:00Z",
+                "endTime": "2026-10-27T09:30:00Z",
+                "attendees": [{"email": "lea@example.fr", "name": "Léa", "timeZone": "Europe/Paris"}],
+            },
+        }
+    ).encode()
+    signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    verify_webhook({"X-Cal-Signature-256": signature}, body, secret="s3cret")
+    for headers, secret in [({"X-Cal-Signature-256": signature}, "other"), ({}, "s3cret")]:
+        with pytest.raises(WebhookSignatureError):
+            verify_webhook(headers, body, secret=secret)
+    with pytest.raises(WebhookSignatureError):
+        verify_webhook({"x-cal-signature-256": signature}, body + b" ", secret="s3cret")
+    change = parse_webhook(body)
+    assert change is not None and change.kind == "rescheduled" and change.booking_id == "old-uid"
+    assert (
+        change.start == T0 + 86400
+        and change.extra == {"new_uid": "new-uid"}
+        and change.email == "lea@example.fr"
+    )
+    cancelled = json.loads(body)
+    cancelled["triggerEvent"] = "BOOKING_CANCELLED"
+    cancelled["payload"]["cancellationReason"] = "sick"
+    got = parse_webhook(json.dumps(cancelled).encode())
+    assert (
+        got is not None and got.kind == "cancelled" and got.booking_id == "new-uid" and got.reason == "sick"
+    )
+    assert parse_webhook(b'{"triggerEvent": "MEETING_ENDED", "payload": {"uid": "x"}}') is None
