@@ -28,6 +28,7 @@ __all__ = [
     "GoogleCalendar",
     "Schedule",
     "reschedule",
+    "slot_at",
 ]
 
 PROVIDERS: dict[str, type] = {
@@ -62,3 +63,13 @@ async def reschedule(
             await provider.cancel(new, reason="reschedule failed")
         raise
     return new
+
+
+async def slot_at(provider: CalendarProvider, start: float, *, duration_s: int) -> Slot | None:
+    """The free slot starting at ``start`` (epoch seconds, within a minute), or ``None``: how a
+    time the lead asked for (:attr:`~crm_sync.calendars.offer.Pick.requested`) is checked
+    against availability before it is confirmed back in full. One ``free_slots`` call."""
+    for slot in await provider.free_slots(start - 60, start + duration_s + 60, duration_s=duration_s):
+        if abs(slot.start - start) < 60:
+            return slot
+    return None

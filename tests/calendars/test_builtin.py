@@ -253,3 +253,14 @@ async def test_a_lead_in_new_york_between_the_two_dst_changes() -> None:
         pick.slot, Attendee(name="Joe", email="joe@x.test", timezone="America/New_York"), title="x"
     )
     assert local(booking.start) == "Mon 2026-03-09 14:00"
+
+
+async def test_a_requested_time_is_checked_against_availability() -> None:
+    from crm_sync.calendars import slot_at
+
+    c = cal(hours={1: [("09:00", "11:00")]})
+    assert (await slot_at(c, ts(2026, 3, 23, 10), duration_s=3600)) is not None
+    assert await slot_at(c, ts(2026, 3, 23, 10, 30), duration_s=3600) is None  # off the grid
+    assert await slot_at(c, ts(2026, 3, 23, 12), duration_s=3600) is None  # closed
+    await c.book(Slot(ts(2026, 3, 23, 10), ts(2026, 3, 23, 11), "alice"), LEAD, title="x")
+    assert await slot_at(c, ts(2026, 3, 23, 10), duration_s=3600) is None  # taken
