@@ -1,0 +1,101 @@
+"""Every request gets an id; every unexpected error is logged with it and answered with it.
+
+:class:`RequestIdMiddleware` (pure ASGI) takes the caller's ``X-Request-ID`` when it is a short,
+safe token, else makes one, binds it to every log line of the request (structlog contextvars) and
+returns it in the ``X-Request-ID`` response header. :func:`internal_error` is the app's handler for
+any exception no route handled: it logs the traceback once, with the request id, method and path,
+and answers ``500 {"error": "internal error", "request_id": ...}`` without any detail of the
+exception (which could hold data). Litestar logs exceptions only in debug mode; this makes sure a
+500 never goes unseen.
+
+Security headers (OWASP Secure Headers Project) are added to every HTTP response:
+``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``, a restrictive
+``Content-Security-Policy`` for pages that set none themselves (``frame-ancestors 'none'`` unless
+a route sets its own, as an embeddable widget does), and ``X-Frame-Options: DENY`` alongside it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.exceptions.responses import create_exception_response
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.logs import get_logger
+
+__all__ = ["SECURITY_HEADERS", "RequestIdMiddleware", "internal_error", "request_id_of"]
+
+log = get_logger("leadwarm.requests")
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+HEADER = b"x-request-id"
+
+#: Headers every HTTP response carries unless the route set its own.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+        b"script-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
+        b"base-uri 'none'; form-action 'self'",
+    ),
+    (b"x-frame-options", b"DENY"),
+)
+
+
+def request_id_of(scope: Scope) -> str:
+    """The id :class:`RequestIdMiddleware` gave this request ("-" outside one)."""
+    return str(scope.get("state", {}).get("request_id", "-"))
+
+
+class RequestIdMiddleware:
+    """ASGI middleware: request id in, request id and security headers out."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", [])).get(HEADER, b"").decode("latin-1")
+        request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.append((HEADER, request_id.encode()))
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                message["headers"] = headers
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self.app(scope, receive, send_with_headers)
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Exception handler for anything a route did not handle: see the module docstring."""
+    if isinstance(exc, HTTPException):  # raised on purpose (401, 404, 400...): Litestar's own answer
+        return create_exception_response(request, exc)
+    request_id = request_id_of(request.scope)
+    log.error(
+        "request.failed",
+        request_id=request_id,
+        method=request.method,
+        path=request.url.path,
+        error=type(exc).__name__,
+        exc_info=exc,
+    )
+    return Response(
+        {"error": "internal error", "request_id": request_id}, status_code=HTTP_500_INTERNAL_SERVER_ERROR
+    )
