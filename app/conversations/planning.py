@@ -21,6 +21,7 @@ from playbooks.runtime import (
     EngineResult,
     HandoffRequested,
     LeadQualified,
+    OptOutRequested,
     ScoreChanged,
     SendMessage,
     SlotFilled,
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 _STAGES = set(get_args(LeadStage))
+#: Outcomes that are not stages themselves, and the stage they leave the lead in.
+_OUTCOME_STAGES = {"opted_out": "closed", "not_interested": "closed"}
 
 
 @dataclass(slots=True)
@@ -287,10 +290,20 @@ def plan_turn(
             if ld.stage not in ("qualified", "booked"):
                 ld.stage = "handoff"
             events.append(_event(now, "handoff", reason=action.reason, step_id=action.step_id))
+        elif isinstance(action, OptOutRequested):
+            # In the lead's own words: recorded in the ledger with the turn, and every queued send
+            # of the conversation is blocked in the same transaction.
+            plan.optout = OptOutChange(
+                channel=conv.channel, address=conv.address, source=f"words:{(action.evidence or '')[:40]}"
+            )
+            plan.cancel_pending_sends = True
+            ld.consent[conv.channel] = False
+            events.append(_event(now, "opt_out", evidence=action.evidence, source="lead's words"))
         elif isinstance(action, ConversationEnded):
             conv.outcome = action.outcome
-            if action.outcome in _STAGES and not (ld.stage == "qualified" and action.outcome == "closed"):
-                ld.stage = action.outcome  # type: ignore[assignment]
+            stage = _OUTCOME_STAGES.get(action.outcome, action.outcome)
+            if stage in _STAGES and not (ld.stage == "qualified" and stage == "closed"):
+                ld.stage = stage  # type: ignore[assignment]
             events.append(_event(now, "ended", outcome=action.outcome, step_id=action.step_id))
     state = result.state
     conv.state = state.model_dump(mode="json")
