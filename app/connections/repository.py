@@ -173,6 +173,12 @@ class StoreConnectionRepository:
 
         return await self.store.run_transaction(SYSTEM_TENANT, tx_fn)
 
+    async def peek_state(self, key: str) -> OAuthState | None:
+        """The pending authorisation stored under ``key`` (SHA-256 hex of the state value), read
+        without consuming it (the callback uses it to audit a failure in the right tenant)."""
+        doc = await self.store.get(SYSTEM_TENANT, STATES, key)
+        return OAuthState.from_doc(doc) if doc else None
+
     async def purge_states(self, *, before: float, limit: int = 500) -> int:
         """See the Protocol."""
         docs = await self.store.query(
