@@ -206,7 +206,7 @@ async def create(
             admin.tenant_id,
             entry.name,
             body.credentials,
-            auth_mode=body.auth_mode,  # type: ignore[arg-type]
+            auth_mode=body.auth_mode,
             label=body.label,
             settings=settings,
             actor=admin.actor,

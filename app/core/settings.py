@@ -118,11 +118,14 @@ class Settings(BaseSettings):
     calendly_client_id: str | None = None
     calendly_client_secret: SecretStr | None = None
     oauth_redirect_uris: str | None = None
-    """Comma-separated allowlist of OAuth callback URLs (default: PUBLIC_BASE_URL/auth/<provider>/callback)."""
+    """Comma-separated allowlist of OAuth callback URLs (default:
+    ``PUBLIC_BASE_URL/auth/<provider>/callback``)."""
     oauth_result_url: str | None = None
-    """Page the OAuth callback redirects to with ``?status=connected|error`` (default: PUBLIC_BASE_URL/auth/result)."""
+    """Page the OAuth callback redirects to with ``?status=connected|error`` (default:
+    ``PUBLIC_BASE_URL/auth/result``)."""
     integrations_catalog: Path | None = None
-    """A provider catalog file replacing the shipped ``crm_sync/catalog.yaml`` (sandboxes, self-hosted CRMs)."""
+    """A provider catalog file replacing the shipped ``crm_sync/catalog.yaml`` (sandboxes,
+    self-hosted CRMs)."""
 
     @cached_property
     def sqlite_path(self) -> Path:
