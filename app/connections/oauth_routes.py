@@ -30,7 +30,7 @@ from urllib.parse import urlencode, urlsplit
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_302_FOUND, HTTP_400_BAD_REQUEST
 
@@ -115,12 +115,12 @@ def _redirect_uri(config: ConnectionConfig, provider: str) -> str:
 
 @post("/auth/{provider:str}/link", status_code=200)
 async def init_link(
-    provider: str,
+    provider: FromPath[str],
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
     connections_config: NamedDependency[ConnectionConfig],
     request: Request[Any, Any, Any],
-    connection_id: str = "",
+    connection_id: Annotated[str, QueryParameter(max_length=512)] = "",
 ) -> dict[str, Any]:
     """A signed, short-lived link to start connecting ``provider`` in a browser."""
     _oauth_provider(connections, provider)
@@ -137,15 +137,15 @@ async def init_link(
 
 @get("/auth/{provider:str}/init", status_code=HTTP_302_FOUND)
 async def init(
-    provider: str,
+    provider: FromPath[str],
     request: Request[Any, Any, Any],
     tenants: NamedDependency[TenantDirectory],
     connections: NamedDependency[ConnectionServices],
     connections_config: NamedDependency[ConnectionConfig],
-    connection_id: str = "",
-    tenant: str = "",
-    exp: str = "",
-    sig: str = "",
+    connection_id: Annotated[str, QueryParameter(max_length=512)] = "",
+    tenant: Annotated[str, QueryParameter(max_length=512)] = "",
+    exp: Annotated[str, QueryParameter(max_length=512)] = "",
+    sig: Annotated[str, QueryParameter(max_length=512)] = "",
 ) -> Redirect:
     """302 to the provider's authorize page (see the module docstring)."""
     entry = _oauth_provider(connections, provider)
@@ -199,12 +199,12 @@ def _failure(exc: Exception) -> tuple[str, str]:
 
 @get("/auth/{provider:str}/callback", status_code=HTTP_302_FOUND)
 async def callback(
-    provider: str,
+    provider: FromPath[str],
     connections: NamedDependency[ConnectionServices],
     connections_config: NamedDependency[ConnectionConfig],
-    oauth_state: Annotated[str, Parameter(query="state", max_length=2048)] = "",
-    code: Annotated[str, Parameter(max_length=4096)] = "",
-    error: Annotated[str, Parameter(max_length=256)] = "",
+    oauth_state: Annotated[str, QueryParameter(name="state", max_length=2048)] = "",
+    code: Annotated[str, QueryParameter(max_length=4096)] = "",
+    error: Annotated[str, QueryParameter(max_length=256)] = "",
 ) -> Redirect:
     """Finish the authorisation; 302 to the result page (see the module docstring)."""
     query: dict[str, str] = {"provider": provider[:64]}
@@ -244,10 +244,10 @@ async def callback(
 
 @post("/auth/{provider:str}/disconnect", status_code=200)
 async def disconnect(
-    provider: str,
+    provider: FromPath[str],
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
-    connection_id: str = "",
+    connection_id: Annotated[str, QueryParameter(max_length=512)] = "",
 ) -> dict[str, Any]:
     """Revoke and delete ``connection_id`` (or every connection of ``provider`` of the tenant).
     Answers ``{"disconnected": [{"id", "revoked", "tokens_deleted"}]}``; 404 when there is none."""
@@ -284,7 +284,10 @@ async def _all_connections(connections: ConnectionServices, tenant_id: str) -> l
 
 @get("/auth/result", media_type="text/html")
 async def result_page(
-    status: str = "", provider: str = "", error: str = "", connection_id: str = ""
+    status: FromQuery[str] = "",
+    provider: FromQuery[str] = "",
+    error: FromQuery[str] = "",
+    connection_id: FromQuery[str] = "",
 ) -> Response[str]:
     """A minimal page telling the person how the connection went."""
     messages = {

@@ -33,6 +33,7 @@ from typing import Any, Final, TypeVar
 from litestar import Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_201_CREATED,
@@ -166,8 +167,8 @@ async def catalog(
 async def configured(
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
-    after: str | None = None,
-    limit: int = 100,
+    after: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 100,
 ) -> dict[str, Any]:
     """The tenant's connections, by id, a page at a time."""
     if not 1 <= limit <= 500:
@@ -220,7 +221,9 @@ async def create(
 
 @get("/api/v1/integrations/{connection_id:str}")
 async def read(
-    connection_id: str, admin: NamedDependency[AdminCaller], connections: NamedDependency[ConnectionServices]
+    connection_id: FromPath[str],
+    admin: NamedDependency[AdminCaller],
+    connections: NamedDependency[ConnectionServices],
 ) -> dict[str, Any]:
     """One connection of the tenant."""
     return _view(await _own(connections, admin.tenant_id, connection_id))
@@ -228,7 +231,7 @@ async def read(
 
 @put("/api/v1/integrations/{connection_id:str}")
 async def update(
-    connection_id: str,
+    connection_id: FromPath[str],
     request: Request[Any, Any, Any],
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
@@ -272,7 +275,9 @@ async def _patch(repository: ConnectionRepository, current: Connection, **change
 
 @delete("/api/v1/integrations/{connection_id:str}", status_code=HTTP_200_OK)
 async def remove(
-    connection_id: str, admin: NamedDependency[AdminCaller], connections: NamedDependency[ConnectionServices]
+    connection_id: FromPath[str],
+    admin: NamedDependency[AdminCaller],
+    connections: NamedDependency[ConnectionServices],
 ) -> dict[str, Any]:
     """Disconnect: revoke where the provider can, delete the tokens, and say so."""
     current = await _own(connections, admin.tenant_id, connection_id)
@@ -293,7 +298,9 @@ async def remove(
 
 @post("/api/v1/integrations/{connection_id:str}/enable", status_code=HTTP_200_OK)
 async def enable(
-    connection_id: str, admin: NamedDependency[AdminCaller], connections: NamedDependency[ConnectionServices]
+    connection_id: FromPath[str],
+    admin: NamedDependency[AdminCaller],
+    connections: NamedDependency[ConnectionServices],
 ) -> dict[str, Any]:
     """Turn a disabled connection back on (409 when it needs re-authorisation)."""
     current = await _own(connections, admin.tenant_id, connection_id)
@@ -322,7 +329,9 @@ async def enable(
 
 @post("/api/v1/integrations/{connection_id:str}/disable", status_code=HTTP_200_OK)
 async def disable(
-    connection_id: str, admin: NamedDependency[AdminCaller], connections: NamedDependency[ConnectionServices]
+    connection_id: FromPath[str],
+    admin: NamedDependency[AdminCaller],
+    connections: NamedDependency[ConnectionServices],
 ) -> dict[str, Any]:
     """Stop using a connection (its credentials stay)."""
     current = await _own(connections, admin.tenant_id, connection_id)
@@ -342,7 +351,9 @@ async def disable(
 
 @post("/api/v1/integrations/{connection_id:str}/test", status_code=HTTP_200_OK)
 async def test_connection(
-    connection_id: str, admin: NamedDependency[AdminCaller], connections: NamedDependency[ConnectionServices]
+    connection_id: FromPath[str],
+    admin: NamedDependency[AdminCaller],
+    connections: NamedDependency[ConnectionServices],
 ) -> dict[str, Any]:
     """Run the provider's test action; the outcome is audited (``test``)."""
     await _own(connections, admin.tenant_id, connection_id)
@@ -362,7 +373,7 @@ async def test_connection(
 
 @post("/api/v1/integrations/{connection_id:str}/sync", status_code=HTTP_202_ACCEPTED)
 async def sync(
-    connection_id: str,
+    connection_id: FromPath[str],
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
     sync_handlers: NamedDependency[SyncRegistry],
@@ -383,10 +394,10 @@ async def sync(
 
 @get("/api/v1/integrations/{connection_id:str}/logs")
 async def logs(
-    connection_id: str,
+    connection_id: FromPath[str],
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
-    limit: int = 100,
+    limit: FromQuery[int] = 100,
 ) -> dict[str, Any]:
     """The connection's audit events, newest first (also after it was deleted)."""
     if not 1 <= limit <= 1000:
@@ -405,8 +416,8 @@ async def logs(
 async def audit_trail(
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
-    limit: int = 100,
-    kind: str | None = None,
+    limit: FromQuery[int] = 100,
+    kind: FromQuery[str | None] = None,
 ) -> dict[str, Any]:
     """The tenant's audit trail, newest first (``kind`` filters the page read)."""
     if not 1 <= limit <= 1000:
@@ -435,7 +446,7 @@ async def oauth_apps(
 
 @put("/api/v1/oauth-apps/{provider:str}")
 async def put_oauth_app(
-    provider: str,
+    provider: FromPath[str],
     request: Request[Any, Any, Any],
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
@@ -459,7 +470,9 @@ async def put_oauth_app(
 
 @delete("/api/v1/oauth-apps/{provider:str}", status_code=HTTP_200_OK)
 async def delete_oauth_app(
-    provider: str, admin: NamedDependency[AdminCaller], connections: NamedDependency[ConnectionServices]
+    provider: FromPath[str],
+    admin: NamedDependency[AdminCaller],
+    connections: NamedDependency[ConnectionServices],
 ) -> dict[str, Any]:
     """Remove the tenant's own OAuth app for ``provider`` (404 when it has none)."""
     if await connections.repository.get_oauth_app(admin.tenant_id, provider) is None:
