@@ -165,10 +165,11 @@ async def test_another_tenant_registers_its_own_oauth_app(app_env: AppEnv) -> No
     state, code = await authorize(resp.headers["location"])
     result = await _callback(env, state=state, code=code)
     assert result["status"] == "connected"
-    assert (await env.call("GET", f"/api/v1/integrations/{result['connection_id']}", key=KEY_B)).status_code == 200
+    assert (
+        await env.call("GET", f"/api/v1/integrations/{result['connection_id']}", key=KEY_B)
+    ).status_code == 200
     assert (await env.call("GET", f"/api/v1/integrations/{result['connection_id']}")).status_code == 404
     resp = await env.call("PUT", "/api/v1/oauth-apps/gohighlevel", key=KEY_B, json={"client_id": "x"})
     assert resp.status_code == 400 and "client_secret" in resp.text
     assert (await env.call("DELETE", "/api/v1/oauth-apps/gohighlevel", key=KEY_B)).status_code == 200
     assert (await env.call("DELETE", "/api/v1/oauth-apps/gohighlevel", key=KEY_B)).status_code == 404
-
