@@ -83,6 +83,7 @@ def app_settings(tmp_path: Path, server: OAuthTestServer, key_hex: str, **overri
         "ghl_client_secret": server.client_secret,
         "public_base_url": BASE,
         "integrations_catalog": write_catalog(server, tmp_path / "catalog.yaml"),
+        "seed_demo": False,
         **overrides,
     }
     return make_settings(tmp_path / "data", UNUSED_GRAPH, **values)
