@@ -34,7 +34,7 @@ SEEDED = [
 
 
 def _settings(data_dir: Path, **values: Any) -> Settings:
-    return Settings(_env_file=None, leadwarm_data_dir=data_dir, store="sqlite", seed_demo=False, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, leadwarm_data_dir=data_dir, store="sqlite", seed_demo=False, **values)
 
 
 async def _seed(settings: Settings) -> dict[str, str]:

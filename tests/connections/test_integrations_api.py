@@ -5,11 +5,12 @@ of a whole session for secrets."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import structlog
 
 from crm_sync.models import Connection
 from tests.connections.app_support import ADMIN_KEY, KEY_B, TENANT_A, AppEnv, app_env, app_oauth_server
@@ -164,6 +165,16 @@ async def test_another_tenants_ids_are_404(app_env: AppEnv, provider_api: Provid
     assert (await env.call("GET", "/api/v1/audit", key="lw_nope")).status_code == 401
 
 
+@pytest.fixture
+def app_logs_at_debug() -> Iterator[None]:
+    """structlog at DEBUG for the test (an earlier CLI test may have configured WARNING)."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("app_logs_at_debug")
 async def test_no_secret_in_any_response_or_log_line(
     app_env: AppEnv,
     provider_api: Provider,
