@@ -12,13 +12,10 @@ import secrets
 import time
 from typing import Any, Final
 
-from app.core.logs import get_logger
 from crm_sync.audit import AuditEvent
 from crm_sync.repository import ConnectionRepository
 
 __all__ = ["APP_AUDIT_KINDS", "record"]
-
-log = get_logger("leadwarm.audit")
 
 #: Kinds the app records (besides :data:`crm_sync.audit.AUDIT_KINDS`).
 APP_AUDIT_KINDS: Final = frozenset(
@@ -52,13 +49,5 @@ async def record(
         actor=actor,
         detail=dict(detail or {}),
     )
-    await repository.append_audit(event)
-    log.info(
-        f"audit.{kind}",
-        tenant=tenant_id,
-        actor=actor,
-        connection_id=connection_id,
-        provider=provider,
-        **{k: v for k, v in event.detail.items() if k not in ("tenant", "actor")},
-    )
+    await repository.append_audit(event)  # stored, and logged by the repository
     return event

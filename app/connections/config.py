@@ -104,7 +104,12 @@ def connection_config(settings: Settings, catalog: Catalog) -> ConnectionConfig:
             "vault.generated_key",
             file=str(generated_file),
             message="ENCRYPTION_KEY is not set: using a key generated into the data folder. "
-            "Production must set ENCRYPTION_KEY (openssl rand -hex 32).",
+            "Production must set ENCRYPTION_KEY (openssl rand -hex 32)."
+            + (
+                " With STORE=firestore every instance needs the same key: set ENCRYPTION_KEY now."
+                if settings.store == "firestore"
+                else ""
+            ),
         )
     env["ENCRYPTION_KEY"] = current
     if old:

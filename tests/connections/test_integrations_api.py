@@ -225,6 +225,8 @@ async def test_no_secret_in_any_response_or_log_line(
     for value in secrets:
         assert value not in responses, "a secret is in an API response"
         assert value not in logs, "a secret is in a log line"
+    for kind in ("admin_api", "connect", "refresh", "test", "disconnect", "app_registered"):
+        assert f"audit.{kind} " in out, f"no log line for the {kind} audit event"
     # the code and state ride in the browser's URLs (the test's own client logs them); the app never
     app_logs = out + "\n".join(
         r.getMessage() for r in caplog.records if r.name.startswith(("app", "crm_sync"))

@@ -4,8 +4,11 @@ signed init links."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from urllib.parse import parse_qs, urlsplit
 
+from crm_sync.models import OAuthState
 from tests.connections.app_support import (
     BASE,
     KEY_B,
@@ -173,3 +176,25 @@ async def test_another_tenant_registers_its_own_oauth_app(app_env: AppEnv) -> No
     assert resp.status_code == 400 and "client_secret" in resp.text
     assert (await env.call("DELETE", "/api/v1/oauth-apps/gohighlevel", key=KEY_B)).status_code == 200
     assert (await env.call("DELETE", "/api/v1/oauth-apps/gohighlevel", key=KEY_B)).status_code == 404
+
+
+async def test_expired_states_are_purged_in_the_background(app_env: AppEnv) -> None:
+    env = app_env
+    repo = env.services.repository
+    now = time.time()
+    for key, expires in (("expired", now - 1), ("pending", now + 600)):
+        await repo.create_state(
+            OAuthState(key, TENANT_A, "gohighlevel", f"{BASE}/cb", (), now - 700, expires)
+        )
+    stop = asyncio.Event()
+    (task_fn,) = env.feature.background_tasks()
+    task = asyncio.create_task(task_fn(stop))
+    try:
+        for _ in range(100):
+            if await repo.peek_state("expired") is None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+    assert await repo.peek_state("expired") is None and await repo.peek_state("pending") is not None
