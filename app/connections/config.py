@@ -51,13 +51,15 @@ def _plain(value: SecretStr | str | None) -> str:
 class ConnectionConfig:
     """What the services are built from. ``env`` holds secrets in clear (never log it);
     ``generated_key_file`` is set when the vault key came from the data folder; ``link_key`` signs
-    the short-lived OAuth init links (derived from the vault key, so it needs no setting)."""
+    the short-lived OAuth init links (derived from the vault key, so it needs no setting);
+    ``public_base_url`` is ``PUBLIC_BASE_URL`` without its trailing slash."""
 
     env: dict[str, str]
     redirect_uris: tuple[str, ...]
     result_url: str
     generated_key_file: Path | None
     link_key: bytes
+    public_base_url: str = ""
 
     def __repr__(self) -> str:
         return (
@@ -137,6 +139,7 @@ def connection_config(settings: Settings, catalog: Catalog) -> ConnectionConfig:
         result_url=(settings.oauth_result_url or f"{base}/auth/result"),
         generated_key_file=generated_file,
         link_key=link_key,
+        public_base_url=base,
     )
 
 

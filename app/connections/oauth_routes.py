@@ -119,8 +119,7 @@ async def init_link(
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
     connections_config: NamedDependency[ConnectionConfig],
-    request: Request[Any, Any, Any],
-    connection_id: Annotated[str, QueryParameter(max_length=512)] = "",
+    connection_id: FromQuery[str] = "",
 ) -> dict[str, Any]:
     """A signed, short-lived link to start connecting ``provider`` in a browser."""
     _oauth_provider(connections, provider)
@@ -131,8 +130,8 @@ async def init_link(
     query = {"tenant": admin.tenant_id, "exp": str(exp), "sig": sig}
     if connection_id:
         query["connection_id"] = connection_id
-    base = str(request.base_url).rstrip("/")
-    return {"url": f"{base}/auth/{provider}/init?{urlencode(query)}", "expires_at": exp}
+    url = f"{connections_config.public_base_url}/auth/{provider}/init?{urlencode(query)}"
+    return {"url": url, "expires_at": exp}
 
 
 @get("/auth/{provider:str}/init", status_code=HTTP_302_FOUND)
@@ -142,10 +141,10 @@ async def init(
     tenants: NamedDependency[TenantDirectory],
     connections: NamedDependency[ConnectionServices],
     connections_config: NamedDependency[ConnectionConfig],
-    connection_id: Annotated[str, QueryParameter(max_length=512)] = "",
-    tenant: Annotated[str, QueryParameter(max_length=512)] = "",
-    exp: Annotated[str, QueryParameter(max_length=512)] = "",
-    sig: Annotated[str, QueryParameter(max_length=512)] = "",
+    connection_id: FromQuery[str] = "",
+    tenant: FromQuery[str] = "",
+    exp: FromQuery[str] = "",
+    sig: FromQuery[str] = "",
 ) -> Redirect:
     """302 to the provider's authorize page (see the module docstring)."""
     entry = _oauth_provider(connections, provider)
@@ -202,9 +201,9 @@ async def callback(
     provider: FromPath[str],
     connections: NamedDependency[ConnectionServices],
     connections_config: NamedDependency[ConnectionConfig],
-    oauth_state: Annotated[str, QueryParameter(name="state", max_length=2048)] = "",
-    code: Annotated[str, QueryParameter(max_length=4096)] = "",
-    error: Annotated[str, QueryParameter(max_length=256)] = "",
+    oauth_state: Annotated[str, QueryParameter(name="state")] = "",
+    code: FromQuery[str] = "",
+    error: FromQuery[str] = "",
 ) -> Redirect:
     """Finish the authorisation; 302 to the result page (see the module docstring)."""
     query: dict[str, str] = {"provider": provider[:64]}
@@ -247,7 +246,7 @@ async def disconnect(
     provider: FromPath[str],
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
-    connection_id: Annotated[str, QueryParameter(max_length=512)] = "",
+    connection_id: FromQuery[str] = "",
 ) -> dict[str, Any]:
     """Revoke and delete ``connection_id`` (or every connection of ``provider`` of the tenant).
     Answers ``{"disconnected": [{"id", "revoked", "tokens_deleted"}]}``; 404 when there is none."""
