@@ -24,8 +24,10 @@ from app.tenancy.bootstrap import bootstrap
 from app.tenancy.records import TenantProfile
 from crm_sync.vault import generate_key
 from tests.app.conftest import ADMIN_KEY, make_settings
+from tests.conftest import EMULATOR_PROJECT
 from tests.connections.conftest import catalog_for
 from tests.crm_sync.oauth_server import OAuthTestServer, running_oauth_server
+from tests.support.firestore_emulator import FirestoreEmulator
 
 __all__ = ["ADMIN_KEY", "BASE", "KEY_B", "TENANT_A", "TENANT_B", "AppEnv", "app_env", "app_oauth_server"]
 
@@ -90,9 +92,26 @@ def app_settings(tmp_path: Path, server: OAuthTestServer, key_hex: str, **overri
 
 
 @pytest.fixture
-async def app_env(tmp_path: Path, app_oauth_server: OAuthTestServer) -> AsyncIterator[AppEnv]:
+async def app_env(
+    tmp_path: Path,
+    app_oauth_server: OAuthTestServer,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[AppEnv]:
+    """The app on SQLite; ``@pytest.mark.parametrize("app_env", ["firestore"], indirect=True)``
+    runs it on the session's Firestore emulator instead (wiped first)."""
+    backend: dict[str, Any] = {}
+    if getattr(request, "param", "sqlite") == "firestore":
+        emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
+        emulator.reset()
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host_port)
+        backend = {
+            "store": "firestore",
+            "firebase_project_id": EMULATOR_PROJECT,
+            "firestore_emulator_host": emulator.host_port,
+        }
     key_hex = generate_key()
-    rt = Runtime.build(app_settings(tmp_path, app_oauth_server, key_hex))
+    rt = Runtime.build(app_settings(tmp_path, app_oauth_server, key_hex, **backend))
     await bootstrap(rt)
     await rt.tenants.save_profile(TenantProfile(id=TENANT_B, name="Acme"))
     await rt.tenants.add_api_key(TENANT_B, KEY_B)

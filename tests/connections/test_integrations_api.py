@@ -135,6 +135,7 @@ async def test_conflicts_and_the_sync_seam(app_env: AppEnv, provider_api: Provid
     assert (await env.call("POST", "/api/v1/integrations/pd-main/sync")).status_code == 409
 
 
+@pytest.mark.parametrize("app_env", ["sqlite", "firestore"], indirect=True)
 async def test_another_tenants_ids_are_404(app_env: AppEnv, provider_api: Provider) -> None:
     env = app_env
     conn_id = (await _pipedrive(env, provider_api))["id"]

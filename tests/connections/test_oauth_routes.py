@@ -8,6 +8,8 @@ import asyncio
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from crm_sync.models import OAuthState
 from tests.connections.app_support import (
     BASE,
@@ -47,6 +49,7 @@ async def _callback(env: AppEnv, **params: str) -> dict[str, str]:
     return _query(location)
 
 
+@pytest.mark.parametrize("app_env", ["sqlite", "firestore"], indirect=True)
 async def test_connect_use_refresh_disconnect_over_http(app_env: AppEnv) -> None:
     env, server = app_env, app_env.server
     state, code = await _start(env)
