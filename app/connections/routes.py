@@ -11,8 +11,10 @@ secret fields (``secret_fields``), never their values.
   "id"?}`` -> 201 with the connection (409 when ``id`` exists; oauth2 providers connect through
   ``/auth/{provider}/init``).
 - ``GET /api/v1/integrations/{id}``; ``PUT`` (``label``, ``credentials``, ``settings``: given fields
-  replace, others stay; 409 for credentials of an oauth2 connection); ``DELETE`` (revokes where it
-  can, deletes the tokens: ``{"deleted": true, "revoked", "tokens_deleted"}``).
+  replace, others stay; 409 for credentials of an oauth2 connection, and for a new ``base_url``
+  without the secret fields entered again: a stored secret is never sent to a new host);
+  ``DELETE`` (revokes where it can, deletes the tokens: ``{"deleted": true, "revoked",
+  "tokens_deleted"}``).
 - ``POST /api/v1/integrations/{id}/enable`` (409 when it needs re-authorisation), ``/disable``,
   ``/test`` (``{"ok", "account"}`` or ``{"ok": false, "error", "message"}``), ``/sync`` (202: the
   provider's registered sync handler, else ``{"status": "nothing_to_sync"}``).
@@ -27,6 +29,7 @@ Bad input: 400 with the reason (field names, never values); another tenant's id:
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, Final, TypeVar
 
@@ -246,6 +249,18 @@ async def update(
             detail=f"an OAuth connection is renewed by connecting again: GET /auth/{current.provider}/init"
             f"?connection_id={current.id}",
         )
+    if "base_url" in settings and settings["base_url"] != current.settings.get("base_url"):
+        # secrets are write-only: they never go to a new host unless they are entered again
+        if current.auth_mode == "oauth2":
+            raise HTTPException(
+                status_code=HTTP_409_CONFLICT, detail="an OAuth connection's API host comes from the provider"
+            )
+        missing = sorted(set(current.secrets) - set(body.credentials or {}))
+        if missing:
+            raise HTTPException(
+                status_code=HTTP_409_CONFLICT,
+                detail=f"a new base_url needs the secret field(s) {missing} entered again",
+            )
     stored = current
     if body.credentials or (settings and current.auth_mode != "oauth2"):
         try:
@@ -262,8 +277,6 @@ async def update(
 
 
 async def _patch(repository: ConnectionRepository, current: Connection, **changes: Any) -> Connection | None:
-    import time
-
     def change(c: Connection) -> Connection:
         values = dict(changes)
         if "settings" in values:
@@ -285,10 +298,8 @@ async def remove(
         result = await connections.oauth.disconnect(admin.tenant_id, connection_id, actor=admin.actor)
         revoked, deleted = result.revoked, result.deleted
     else:
-        revoked, deleted = (
-            False,
-            await connections.credentials.delete(admin.tenant_id, connection_id, actor=admin.actor),
-        )
+        revoked = False
+        deleted = await connections.credentials.delete(admin.tenant_id, connection_id, actor=admin.actor)
     log.info("integration.deleted", tenant=admin.tenant_id, connection_id=connection_id, revoked=revoked)
     return {"id": connection_id, "deleted": deleted, "revoked": revoked, "tokens_deleted": deleted}
 

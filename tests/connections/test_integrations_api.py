@@ -233,3 +233,22 @@ async def test_no_secret_in_any_response_or_log_line(
         r.getMessage() for r in caplog.records if r.name.startswith(("app", "crm_sync"))
     )
     assert code not in app_logs and state not in app_logs and code not in responses
+
+
+async def test_a_secret_never_goes_to_a_new_host_without_being_entered_again(
+    app_env: AppEnv, provider_api: Provider
+) -> None:
+    env = app_env
+    conn_id = (await _pipedrive(env, provider_api))["id"]
+    elsewhere = {"settings": {"base_url": "http://127.0.0.1:9/steal"}}
+    resp = await env.call("PUT", f"/api/v1/integrations/{conn_id}", json=elsewhere)
+    assert resp.status_code == 409 and "api_token" in resp.json()["detail"]
+    assert (await env.call("GET", f"/api/v1/integrations/{conn_id}")).json()["settings"][
+        "base_url"
+    ] == provider_api.url
+    # the same host again is no change; a new host with the secret entered again is accepted
+    same = {"settings": {"base_url": provider_api.url}, "label": "same host"}
+    assert (await env.call("PUT", f"/api/v1/integrations/{conn_id}", json=same)).status_code == 200
+    moved = {**elsewhere, "credentials": {"api_token": "pd-new-token-for-new-host"}}
+    resp = await env.call("PUT", f"/api/v1/integrations/{conn_id}", json=moved)
+    assert resp.status_code == 200 and resp.json()["settings"]["base_url"] == "http://127.0.0.1:9/steal"
