@@ -212,9 +212,11 @@ async def callback(
         if oauth_state and len(oauth_state) <= 512
         else None
     )
+    # who started the authorisation (an admin key or a signed link) is who connected
+    actor = str(pending.extra.get("actor") or "oauth_callback") if pending is not None else "oauth_callback"
     try:
         connection = await connections.oauth.complete(
-            oauth_state, code or None, provider=provider, error=error or None, actor="oauth_callback"
+            oauth_state, code or None, provider=provider, error=error or None, actor=actor
         )
     except (OAuthError, IntegrationError) as exc:
         reason, detail = _failure(exc)
@@ -225,7 +227,7 @@ async def callback(
                 connections.repository,
                 pending.tenant_id,
                 "connect_failed",
-                actor=str(pending.extra.get("actor") or "system"),
+                actor=actor,
                 provider=pending.provider,
                 connection_id=pending.connection_id,
                 detail={"reason": reason, "detail": detail[:64]},

@@ -105,7 +105,7 @@ async def test_connect_use_refresh_disconnect_over_http(app_env: AppEnv) -> None
     assert kinds[0] == "disconnect" and kinds[-1] == "connect"
     assert {"refresh", "needs_reauth", "reconnect", "test"} <= set(kinds)
     assert logs[0]["detail"] == {"revoked": True, "tokens_deleted": True}
-    assert logs[0]["actor"].startswith("admin_key:")
+    assert logs[0]["actor"].startswith("admin_key:") and logs[-1]["actor"] == logs[0]["actor"]
     trail = (await env.call("GET", "/api/v1/audit", params={"kind": "admin_api", "limit": 1000})).json()
     paths = {e["detail"]["path"] for e in trail["events"]}
     assert "/auth/gohighlevel/disconnect" in paths and f"/api/v1/integrations/{conn_id}/test" in paths
