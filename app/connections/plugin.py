@@ -11,7 +11,9 @@ on first use, so processes that never touch a connection never read the key), an
 
 At start (the app's lifespan) it runs :meth:`ConnectionServices.startup_check`: when
 ``ENCRYPTION_KEY`` cannot decrypt what is stored, the service refuses to start with the records
-named. A background task purges expired OAuth states every :data:`PURGE_INTERVAL_S` seconds.
+named. A background task (started with the worker) runs the same check first, stopping the
+runtime's worker when it fails, then purges expired OAuth states every :data:`PURGE_INTERVAL_S`
+seconds.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class ConnectionsFeature(Feature):
         self.sync = SyncRegistry()
         self._services: ConnectionServices | None = None
         self._config: ConnectionConfig | None = None
+        self._checked: int | None = None
+        self._check_lock = asyncio.Lock()
 
     # the services, built once -----------------------------------------------------------------
     def _build(self) -> tuple[ConnectionServices, ConnectionConfig]:
@@ -79,14 +83,19 @@ class ConnectionsFeature(Feature):
         return self._build()[1]
 
     async def startup_check(self) -> int:
-        """Decrypt what is stored; returns the records read. Raises :class:`StartupRefusedError`."""
-        try:
-            checked = await self.services.startup_check()
-        except VaultKeyError as exc:
-            log.error("vault.startup_refused", reason=str(exc))
-            raise StartupRefusedError(f"LeadWarm cannot start: {exc}") from None
-        log.info("vault.checked", records=checked, key_id=self.services.vault.keyring.current_id)
-        return checked
+        """Decrypt what is stored (once per runtime: the web app's start and the worker's tasks
+        share the outcome); returns the records read. Raises :class:`StartupRefusedError`."""
+        async with self._check_lock:
+            if self._checked is None:
+                try:
+                    self._checked = await self.services.startup_check()
+                except VaultKeyError as exc:
+                    log.error("vault.startup_refused", reason=str(exc))
+                    raise StartupRefusedError(f"LeadWarm cannot start: {exc}") from None
+                log.info(
+                    "vault.checked", records=self._checked, key_id=self.services.vault.keyring.current_id
+                )
+            return self._checked
 
     async def aclose(self) -> None:
         """Close the services' HTTP client (when they were built)."""
@@ -119,6 +128,13 @@ class ConnectionsFeature(Feature):
         return (self._purge_states,)
 
     async def _purge_states(self, stop: asyncio.Event) -> None:
+        try:
+            await self.startup_check()
+        except StartupRefusedError:
+            # a worker without the web app (``leadwarm worker``) must not run on a key that
+            # cannot read the store either: stop the runtime's worker and tasks
+            stop.set()
+            return
         while not stop.is_set():
             try:
                 purged = await self.services.repository.purge_states(before=self.runtime.clock.now())

@@ -239,3 +239,12 @@ async def test_a_key_that_cannot_read_the_store_refuses_to_start(
     assert "vault.startup_refused" in out
     for key in (right, wrong):
         assert key not in message and key not in out and key not in caplog.text
+
+    # a worker alone (``leadwarm worker``: no web app) stops by itself on that key
+    worker_rt = Runtime.build(_settings(data, encryption_key=wrong))
+    await worker_rt.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(*worker_rt._tasks), timeout=10)
+    finally:
+        await worker_rt.stop()
+    assert "vault.startup_refused" in capfd.readouterr().out
