@@ -175,3 +175,9 @@ def validate(paths: tuple[Path, ...]) -> None:
 from app.cli.store import store_group  # noqa: E402 - the `store` commands live in their own module
 
 main.add_command(store_group, "store")
+
+from app.cli.tenant import tenant_group  # noqa: E402 - the `tenant` commands live in their own module
+from app.connections.cli import vault_group  # noqa: E402 - the `vault` commands live with the vault
+
+main.add_command(tenant_group, "tenant")
+main.add_command(vault_group, "vault")

@@ -17,10 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from app.core.logs import get_logger
 from app.store import SYSTEM_TENANT, ConflictError, Order, Store, Transaction, where
 from crm_sync.audit import AuditEvent
 from crm_sync.models import Connection, OAuthApp, OAuthState
 from crm_sync.repository import SealedKind
+
+_log = get_logger("leadwarm.audit")
+#: Audit kinds logged at warning level.
+_WARN_KINDS = frozenset({"refresh_failed", "needs_reauth", "revoke_failed", "connect_failed", "key_rotation"})
 
 __all__ = ["StoreConnectionRepository"]
 
@@ -173,6 +178,12 @@ class StoreConnectionRepository:
 
         return await self.store.run_transaction(SYSTEM_TENANT, tx_fn)
 
+    async def peek_state(self, key: str) -> OAuthState | None:
+        """The pending authorisation stored under ``key`` (SHA-256 hex of the state value), read
+        without consuming it (the callback uses it to audit a failure in the right tenant)."""
+        doc = await self.store.get(SYSTEM_TENANT, STATES, key)
+        return OAuthState.from_doc(doc) if doc else None
+
     async def purge_states(self, *, before: float, limit: int = 500) -> int:
         """See the Protocol."""
         docs = await self.store.query(
@@ -212,8 +223,18 @@ class StoreConnectionRepository:
 
     # audit -----------------------------------------------------------------------------------------
     async def append_audit(self, event: AuditEvent) -> None:
-        """See the Protocol."""
+        """See the Protocol. Every event is also one log line (``audit.<kind>``; failures at
+        warning level), with the event's small facts and never a secret."""
         await self.store.set(event.tenant_id, AUDIT, event.id, event.to_doc())
+        emit = _log.warning if event.kind in _WARN_KINDS else _log.info
+        emit(
+            f"audit.{event.kind}",
+            tenant=event.tenant_id,
+            actor=event.actor,
+            connection_id=event.connection_id,
+            provider=event.provider,
+            detail=event.detail,
+        )
 
     async def list_audit(
         self, tenant_id: str, *, connection_id: str | None = None, limit: int = 100

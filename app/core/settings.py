@@ -102,6 +102,33 @@ class Settings(BaseSettings):
 
     # --- vault (CRM connections)
     encryption_key: SecretStr | None = None
+    """32 bytes as 64 hex characters (``openssl rand -hex 32``); unset: a key generated once into
+    ``LEADWARM_DATA_DIR/encryption.key`` (embedded runs only: production must set it)."""
+    encryption_keys_old: SecretStr | None = None
+    """Comma-separated older keys, still read until ``leadwarm vault rotate`` has re-encrypted."""
+
+    # --- connections: OAuth apps of the default tenant, redirects (issue 9)
+    ghl_client_id: str | None = None
+    ghl_client_secret: SecretStr | None = None
+    hubspot_client_id: str | None = None
+    hubspot_client_secret: SecretStr | None = None
+    pipedrive_client_id: str | None = None
+    pipedrive_client_secret: SecretStr | None = None
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    calendly_client_id: str | None = None
+    calendly_client_secret: SecretStr | None = None
+    oauth_redirect_uris: str | None = None
+    """Comma-separated allowlist of OAuth callback URLs (default:
+    ``PUBLIC_BASE_URL/auth/<provider>/callback``)."""
+    oauth_result_url: str | None = None
+    """Page the OAuth callback redirects to with ``?status=connected|error`` (default:
+    ``PUBLIC_BASE_URL/auth/result``)."""
+    integrations_catalog: Path | None = None
+    """A provider catalog file replacing the shipped ``crm_sync/catalog.yaml`` (sandboxes,
+    self-hosted CRMs)."""
 
     @cached_property
     def sqlite_path(self) -> Path:
