@@ -34,7 +34,9 @@ from app.connections.services import ConnectionServices
 from app.connections.sync import SyncRegistry
 from app.core.features import BackgroundTask, Feature
 from app.core.logs import get_logger
+from app.messaging.tenant_channels import ConnectionChannels
 from crm_sync.vault import VaultKeyError
+from kernel.errors import LeadWarmError
 
 if TYPE_CHECKING:
     from app.composition import Runtime
@@ -64,11 +66,23 @@ class ConnectionsFeature(Feature):
         self._config: ConnectionConfig | None = None
         self._checked: int | None = None
         self._check_lock = asyncio.Lock()
+        with contextlib.suppress(LeadWarmError):  # a bad key is refused at start (startup_check)
+            self._build()
 
     # the services, built once -----------------------------------------------------------------
     def _build(self) -> tuple[ConnectionServices, ConnectionConfig]:
         if self._services is None or self._config is None:
             self._services, self._config = build_services(self.runtime.settings, self.runtime.store)
+            # The rest of the runtime reaches the credential layer through it: authorised clients
+            # for adapters, and each tenant's own channels (WhatsApp, Twilio, mailbox).
+            self.runtime.connections = self._services
+            self.runtime.channels.use_credentials(
+                ConnectionChannels(
+                    repository=self._services.repository,
+                    vault=self._services.vault,
+                    settings=self.runtime.settings,
+                )
+            )
         return self._services, self._config
 
     @property

@@ -51,6 +51,8 @@ from app.connections.audit import record
 from app.connections.services import ConnectionServices
 from app.connections.sync import SyncRegistry
 from app.core.logs import get_logger
+from app.messaging.tenant_channels import register_routes
+from app.tenancy.directory import TenantDirectory
 from crm_sync.base import AuthError, IntegrationError
 from crm_sync.catalog import CatalogError
 from crm_sync.models import Connection
@@ -191,8 +193,10 @@ async def create(
     request: Request[Any, Any, Any],
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
+    tenants: NamedDependency[TenantDirectory],
 ) -> dict[str, Any]:
-    """Connect an api_key or basic provider with the person's credentials."""
+    """Connect an api_key or basic provider with the person's credentials. A channel connection
+    (WhatsApp, Twilio, mailbox) also routes its receiving addresses to the tenant."""
     body = await _body(request, IntegrationIn)
     try:
         entry = connections.catalog.get(body.provider)
@@ -219,6 +223,7 @@ async def create(
     except IntegrationError as exc:
         raise _bad(str(exc)) from None
     log.info("integration.created", tenant=admin.tenant_id, provider=entry.name, connection_id=connection.id)
+    await register_routes(tenants, connection)
     return _view(connection)
 
 
@@ -238,6 +243,7 @@ async def update(
     request: Request[Any, Any, Any],
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],
+    tenants: NamedDependency[TenantDirectory],
 ) -> dict[str, Any]:
     """Change the label, credentials (api_key / basic only) or settings."""
     current = await _own(connections, admin.tenant_id, connection_id)
@@ -273,6 +279,7 @@ async def update(
         stored = await _patch(connections.repository, current, settings=settings) or stored
     if body.label is not None:
         stored = await _patch(connections.repository, current, label=body.label) or stored
+    await register_routes(tenants, stored)
     return _view(stored)
 
 

@@ -15,9 +15,8 @@ from litestar.testing import AsyncTestClient
 from twilio.request_validator import RequestValidator
 
 from app.composition import Runtime
-from app.connections.services import build_connection_services
 from app.main import create_app
-from app.messaging.tenant_channels import ConnectionChannels, register_routes
+from app.messaging.tenant_channels import register_routes
 from app.tenancy.bootstrap import bootstrap
 from app.tenancy.records import TenantProfile
 from channels.sms import INBOUND_PATH
@@ -64,14 +63,12 @@ async def client(
         twilio_auth_token=DEMO_AUTH,
         twilio_phone_number=DEMO_NUMBER,
         twilio_api_base_url=servers["demo_twilio"].base_url,
+        encryption_key=ENCRYPTION_KEY,
         **backend_settings,
     )
-    rt = Runtime.build(settings)
-    services = build_connection_services(rt.store, {"ENCRYPTION_KEY": ENCRYPTION_KEY}, redirect_uris=[])
-    rt.connections = services
-    rt.channels.use_credentials(
-        ConnectionChannels(repository=services.repository, vault=services.vault, settings=settings)
-    )
+    rt = Runtime.build(settings, store=None)
+    services = rt.connections  # the connections feature wires the vault into the channels
+    assert services is not None
     await bootstrap(rt)
     for tenant in ("demo", "acme"):
         profile = (await rt.tenants.profile(tenant)).model_copy(
@@ -97,17 +94,22 @@ async def client(
         {"access_token": ACME_TOKEN, "phone_number_id": ACME_PHONE_ID, "app_secret": ACME_APP_SECRET},
         settings={"base_url": servers["acme_graph"].base_url},
     )
-    twilio = await services.credentials.create(
-        "acme",
-        "twilio",
-        {"account_sid": ACME_SID, "auth_token": ACME_AUTH, "numbers": ACME_NUMBER},
-        settings={"base_url": servers["acme_twilio"].base_url},
-    )
     assert await register_routes(rt.tenants, whatsapp) == [ACME_PHONE_ID]
-    assert await register_routes(rt.tenants, twilio) == [ACME_NUMBER]
     async with AsyncTestClient(app=create_app(runtime=rt, start_worker=False)) as test_client:
+        # The Twilio account is connected through the integrations API, as a person would.
+        created = await test_client.post(
+            "/api/v1/integrations",
+            headers={"Authorization": f"Bearer {ACME_KEY}"},
+            json={
+                "provider": "twilio",
+                "credentials": {"account_sid": ACME_SID, "auth_token": ACME_AUTH, "numbers": ACME_NUMBER},
+                "settings": {"base_url": servers["acme_twilio"].base_url},
+            },
+        )
+        assert created.status_code in (200, 201), created.text
+        assert ACME_AUTH not in created.text
+        assert await rt.tenants.route("sms", ACME_NUMBER) == "acme"
         yield test_client, rt
-    await services.aclose()
 
 
 def twilio_form(to: str, sender: str, text: str, sid: str, auth_token: str) -> tuple[bytes, dict[str, str]]:
