@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
     seed_demo: bool = True
+    rate_limit_webhooks_per_second: int = Field(default=200, ge=1)
+    """Webhook deliveries one client address may make per second, before any signature is checked
+    (providers send from a few addresses: keep it well above their bursts)."""
+    rate_limit_public_per_minute: int = Field(default=120, ge=1)
+    """Requests one client address may make per minute to the public pages (web chat, unsubscribe,
+    OAuth callbacks); past it: 429 with the time to wait."""
     unrouted_webhooks: Literal["reject", "default_tenant"] = "reject"
     """A webhook for a receiving address no tenant owns: refused (404, logged), or, for a
     single-tenant install, handed to the default tenant."""

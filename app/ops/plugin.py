@@ -10,6 +10,7 @@ from litestar.di import Provide
 
 from app.core.features import Feature, feature_dependencies
 from app.ops.health import ROUTES
+from app.ops.limits import rate_limits
 from app.ops.requests import RequestIdMiddleware, internal_error
 
 __all__ = ["OpsFeature"]
@@ -29,5 +30,6 @@ class OpsFeature(Feature):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config = super().on_app_init(app_config)
         app_config.middleware.insert(0, RequestIdMiddleware)
+        app_config.middleware.extend(rate_limits(self.runtime.settings))
         app_config.exception_handlers[Exception] = internal_error
         return app_config

@@ -25,7 +25,7 @@ from litestar import Request, Response
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.exceptions.responses import create_exception_response
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_429_TOO_MANY_REQUESTS, HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.logs import get_logger
@@ -86,7 +86,12 @@ class RequestIdMiddleware:
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Exception handler for anything a route did not handle: see the module docstring."""
     if isinstance(exc, HTTPException):  # raised on purpose (401, 404, 400...): Litestar's own answer
-        return create_exception_response(request, exc)
+        response = create_exception_response(request, exc)
+        if exc.status_code == HTTP_429_TOO_MANY_REQUESTS and exc.headers:
+            # RFC 9110 section 10.2.3: tell the client how long to wait (the rate limit's reset).
+            reset = {k.lower(): v for k, v in exc.headers.items()}.get("ratelimit-reset", "1")
+            response.headers["Retry-After"] = str(max(1, int(reset))) if str(reset).isdigit() else "1"
+        return response
     request_id = request_id_of(request.scope)
     log.error(
         "request.failed",

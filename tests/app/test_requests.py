@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from app.composition import Runtime
 from app.core.features import Feature
+from app.main import create_app
 from app.ops.plugin import OpsFeature
 from app.tenancy.plugin import TenancyFeature
 from tests.app.conftest import make_settings
@@ -55,4 +56,18 @@ async def test_every_response_carries_an_id_and_the_security_headers(tmp_path: P
             assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
         missing = await client.get("/nowhere")
         assert missing.status_code == 404 and "detail" in missing.json()  # Litestar's own answer
+    await rt.store.close()
+
+
+async def test_public_pages_are_rate_limited_per_client_with_a_time_to_wait(tmp_path: Path) -> None:
+    rt = Runtime.build(make_settings(tmp_path / "data", "http://127.0.0.1:9", rate_limit_public_per_minute=5))
+    async with AsyncTestClient(app=create_app(runtime=rt, start_worker=False)) as client:
+        statuses = [(await client.get("/api/unsubscribe/not-a-token")).status_code for _ in range(8)]
+        assert statuses[:5] == [404] * 5  # an unknown link, answered
+        assert statuses[5:] == [429] * 3
+        refused = await client.get("/api/unsubscribe/not-a-token")
+        assert int(refused.headers["retry-after"]) >= 1
+        # The authenticated admin API is not on that budget.
+        health = [(await client.get("/health")).status_code for _ in range(10)]
+        assert set(health) == {200}
     await rt.store.close()
