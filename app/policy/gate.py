@@ -19,7 +19,7 @@ from app.messaging.records import OutboxItem
 from app.policy.optouts import OptOutLedger
 from app.policy.quiet_hours import parse_hhmm, resolve_timezone
 from app.policy.rules import Decision, OutboundFacts, decide
-from app.store import Store, where
+from app.store import Order, Store, where
 from app.store import collections as col
 from app.tenancy.directory import TenantDirectory
 from app.tenancy.records import TenantProfile
@@ -145,6 +145,9 @@ class OutboundGate:
                 where("address_key", "==", f"{conv.channel}:{conv.address}"),
                 where("status", "==", "pending"),
             ],
+            # the same shape as the worker's query, so the (address_key, status, seq) index serves
+            # it instead of a scan of the tenant's whole inbox
+            order_by=[Order("seq")],
             limit=1,
         )
         return bool(pending)
