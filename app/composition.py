@@ -15,8 +15,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import anyio.to_thread
+
 from app.ai.directory import InterpreterDirectory
 from app.ai.knowledge.repository import KnowledgeRepository
+from app.ai.language import preload as preload_language_model
 from app.authoring.repository import PlaybookRepository
 from app.connections.services import ConnectionServices
 from app.conversations.service import ConversationService
@@ -185,7 +188,9 @@ class Runtime:
         )
 
     async def start(self) -> None:
-        """Run the worker and every feature's background tasks."""
+        """Load the language model (off the event loop), then run the worker and every feature's
+        background tasks."""
+        await anyio.to_thread.run_sync(preload_language_model)
         self._stop.clear()
         self._tasks = [asyncio.create_task(self.worker.run(self._stop), name="leadwarm-worker")]
         for feature in self.features:

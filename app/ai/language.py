@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-__all__ = ["CUE_WORDS", "NEUTRAL_WORDS", "SHORT_TEXT_WORDS", "detect_language"]
+__all__ = ["CUE_WORDS", "NEUTRAL_WORDS", "SHORT_TEXT_WORDS", "detect_language", "preload"]
 
 
 def _words(text: str) -> frozenset[str]:
@@ -118,6 +118,12 @@ def _identifier(languages: frozenset[str]) -> LanguageIdentifier:
         restricted.set_languages(sorted(languages))
         _restricted[languages] = restricted
         return restricted
+
+
+def preload(languages: Sequence[str] = ("en", "fr")) -> None:
+    """Load py3langid's model now (about 0.4 s, once per process), so that no lead's first turn
+    pays for it. Blocking: call it from a thread."""
+    _identifier(frozenset(code.lower() for code in languages))
 
 
 def _model_probabilities(text: str, languages: Sequence[str]) -> dict[str, float]:
