@@ -79,7 +79,9 @@ class FirestoreEmulator:
             EmulatorError: the emulator did not answer 200.
         """
         url = f"http://{self.host_port}/emulator/v1/projects/{self.project}/databases/(default)/documents"
-        status, body = _http("DELETE", url)
+        # The first delete after a start loads much of the emulator's code (Java): on a loaded
+        # 2-core machine it took more than 5 s. A deadline, not a sleep: it answers as soon as it can.
+        status, body = _http("DELETE", url, timeout_s=60.0)
         if status != 200:
             raise EmulatorError(f"emulator reset answered {status}: {body[:200]}")
 
