@@ -16,15 +16,8 @@ from tests.support.firestore_emulator import FirestoreEmulator
 
 
 def _reset(emulator: FirestoreEmulator) -> None:
-    """Wipe the emulator; its first answers after a start can outlast the 5 s read timeout on a
-    busy machine, so a timed-out wipe is tried again (twice)."""
-    for attempt in range(3):
-        try:
-            emulator.reset()
-            return
-        except OSError:
-            if attempt == 2:
-                raise
+    """Wipe the emulator (its reset waits as long as a first, class-loading delete needs)."""
+    emulator.reset()
 
 
 @pytest.fixture(params=["sqlite", "firestore"])
