@@ -115,6 +115,8 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     },
     "or": {"en": "or", "fr": "ou"},
     "and": {"en": "and", "fr": "et"},
+    "your_email": {"en": "your e-mail address", "fr": "votre adresse e-mail"},
+    "your_phone": {"en": "your phone number", "fr": "votre numéro de téléphone"},
 }
 """Texts the engine says on its own (French and English; other languages get English): the
 polite end after "not interested", the confirmation of an opt-out, "I'll pass your question on",
@@ -537,19 +539,26 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
             if doubtful is not None:
                 parts.append(turn.say("noted_phone", number=doubtful))
     items: list[str] = []
+    contacts: list[str] = []  # named, not repeated: the lead just typed them
     for slot in interpretation.slots:
         if slot not in filled or (ask is not None and slot == ask.slot):
             continue
         kind = kinds.get(slot)
-        if kind in ("email", "phone") or slot not in state.slots:
+        if slot not in state.slots:
             continue
-        if kind == "datetime":
+        if kind in ("email", "phone"):
+            contacts.append(turn.say("your_email" if kind == "email" else "your_phone"))
+        elif kind == "datetime":
             items.append(when(state.slots[slot]))
         elif kind == "choice":
             titles = {c.id: turn.text(c.title) for step in turn.playbook.asks_for(slot) for c in step.choices}
             items.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
         else:
             items.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
+    if not items and contacts and ask is not None and ask.slot not in filled:
+        # Only contact details came while another question waits: say so rather than "I didn't
+        # understand", then ask the question again.
+        items = contacts
     if items:
         listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {turn.say('and')} {items[-1]}"
         parts.append(turn.say("noted_also", items=listed))

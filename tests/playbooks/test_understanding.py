@@ -315,3 +315,21 @@ async def test_a_possible_but_unknown_number_is_kept_and_confirmed(
     await c.say("07 00 00 00 00")  # the right length for France, but no such number is assigned
     assert c.state.slots["telephone"] == "+33700000000"
     assert "J'ai noté le numéro +33 7 00 00 00 00 – dites-le-moi s'il n'est pas correct." in c.texts()
+
+
+async def test_contact_details_given_while_another_question_waits_are_acknowledged(
+    library: dict[str, Playbook], make_conversation: Make
+) -> None:
+    """Tried at /chat: an e-mail and a phone number sent while a yes/no question waited got "Pardon,
+    je n'ai pas bien compris". They are kept, acknowledged, and the question comes again."""
+    c = make_conversation(library["renovation-qualification-fr"], language="fr")
+    await c.start()
+    c.state = c.state.model_copy(update={"current_step": "aides"})
+    await c.say("mon mail c'est jean.dupont@exemple.fr et mon tel 06 12 34 56 78")
+    assert c.state.slots["email"] == "jean.dupont@exemple.fr"
+    assert c.state.slots["telephone"] == "+33612345678"
+    texts = c.texts()
+    assert not any(t.startswith("Pardon") for t in texts), texts
+    assert "votre adresse e-mail et votre numéro de téléphone" in texts[0]
+    assert sent(c)[-1].step_id == "aides"
+    assert c.state.attempts == 0
