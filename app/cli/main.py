@@ -175,3 +175,4 @@ def validate(paths: tuple[Path, ...]) -> None:
 from app.cli.store import store_group  # noqa: E402 - the `store` commands live in their own module
 
 main.add_command(store_group, "store")
+import app.cli.eval  # noqa: E402, F401 - registers the `eval` command on `main`
