@@ -28,6 +28,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -152,15 +153,15 @@ def _splits() -> list[str]:
     return sorted(p.stem for p in EVAL_DIR.glob("*.yaml"))
 
 
-async def _understanding(*, model: bool, split: str | None) -> dict[str, Any]:
+async def _understanding(*, model: bool, split: str | None, paths: list[Path] | None) -> dict[str, Any]:
     from playbooks.evaluation import run_eval
 
     if not model:
-        return {"path": "offline", "reports": await run_eval(split=split), "fallbacks": None}
+        return {"path": "offline", "reports": await run_eval(split=split, paths=paths), "fallbacks": None}
     from app.core.settings import Settings
 
     async with model_path(Settings()) as path:
-        reports = await run_eval(make_interpreter=path.make_interpreter, split=split)
+        reports = await run_eval(make_interpreter=path.make_interpreter, split=split, paths=paths)
         return {"path": "model", "reports": reports, "fallbacks": dict(path.fallbacks)}
 
 
@@ -208,12 +209,32 @@ def _print_knowledge(split: str | None, *, failures: bool, as_json: bool) -> Non
 
 
 @main.command("eval")
-@click.option("--model", is_flag=True, help="Measure the model path (needs OPENAI_API_KEY) instead of the offline one.")
-@click.option("--knowledge", is_flag=True, help="Measure knowledge-base retrieval instead of slots and intents.")
-@click.option("--split", default=None, help="Only this labelled set (e.g. dev, heldout); default: every set and all.")
+@click.option(
+    "--model", is_flag=True, help="Measure the model path (needs OPENAI_API_KEY) instead of the offline one."
+)
+@click.option(
+    "--knowledge", is_flag=True, help="Measure knowledge-base retrieval instead of slots and intents."
+)
+@click.option(
+    "--split", default=None, help="Only this labelled set (e.g. dev, heldout); default: every set and all."
+)
+@click.option(
+    "--cases",
+    "case_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Labelled set(s) to read instead of playbooks/eval/*.yaml (same format; split = file name).",
+)
 @click.option("--failures", is_flag=True, help="List the cases that went wrong.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-def eval_command(model: bool, knowledge: bool, split: str | None, failures: bool, as_json: bool) -> None:
+def eval_command(
+    model: bool,
+    knowledge: bool,
+    split: str | None,
+    case_files: tuple[Path, ...],
+    failures: bool,
+    as_json: bool,
+) -> None:
     """Print accuracy per slot kind and per intent on the labelled sets (offline path by default).
 
     Exit status 2 for a bad option (an unknown split, --model without OPENAI_API_KEY).
@@ -224,11 +245,18 @@ def eval_command(model: bool, knowledge: bool, split: str | None, failures: bool
         from app.ai.knowledge.evaluation import knowledge_splits
 
         if split is not None and split not in knowledge_splits():
-            raise click.UsageError(f"unknown split {split!r}; knowledge sets: {', '.join(knowledge_splits())}")
+            raise click.UsageError(
+                f"unknown split {split!r}; knowledge sets: {', '.join(knowledge_splits())}"
+            )
         _print_knowledge(split, failures=failures, as_json=as_json)
         return
-    if split is not None and split not in _splits():
-        raise click.UsageError(f"unknown split {split!r}; labelled sets: {', '.join(_splits())}")
-    outcome = asyncio.run(_understanding(model=model, split=split))
+    paths = list(case_files) or None
+    known = sorted(p.stem for p in paths) if paths else _splits()
+    if split is not None and split not in known:
+        raise click.UsageError(f"unknown split {split!r}; labelled sets: {', '.join(known)}")
+    try:
+        outcome = asyncio.run(_understanding(model=model, split=split, paths=paths))
+    except ValueError as exc:  # a malformed labelled set, or one naming an unknown playbook/step
+        raise click.ClickException(str(exc)) from exc
     _print_understanding(outcome, failures=failures, as_json=as_json)
     sys.stdout.flush()
