@@ -7,7 +7,7 @@ many of them close to an entry's words: "can I pay by bank transfer?", "vous net
 gouttières ?"). ``dev`` is what retrieval was tuned on; ``heldout`` is only measured.
 
 At a threshold t, each question gets :meth:`KnowledgeIndex.best_answer` (``min_score=t``, the
-conversation's language) and counts as one of:
+default margin, the conversation's language) and counts as one of:
 
 - **correct**: the expected entry;
 - **wrong**: another entry, for a question the base can answer;
@@ -214,8 +214,8 @@ def score_at(cases: Sequence[KnowledgeCase], index: KnowledgeIndex, threshold: f
     """Ask every case at ``threshold`` and count the outcomes (see the module docstring)."""
     score = ThresholdScore(threshold=threshold)
     for case in cases:
-        matches = index.search(case.question, language=case.language, limit=1, min_score=threshold)
-        got = matches[0].entry.id if matches else None
+        match = index.best_match(case.question, language=case.language, min_score=threshold)
+        got = match.entry.id if match is not None else None
         if case.expected is None:
             score.unanswerable += 1
             ok = got is None
@@ -234,7 +234,7 @@ def score_at(cases: Sequence[KnowledgeCase], index: KnowledgeIndex, threshold: f
                     "language": case.language,
                     "expected": case.expected,
                     "got": got,
-                    "score": round(matches[0].score, 3) if matches else None,
+                    "score": round(match.score, 3) if match is not None else None,
                 }
             )
     return score
