@@ -115,7 +115,8 @@ _EN = [
         "Can you install panels on any type of roof?",
         "Most pitched roofs (tiles, slate, metal) and flat roofs work; orientation, shading and the "
         "roof's condition matter. Ground-mounted systems are an option when the roof does not suit.",
-        "roof roofs roofing tile tiles slate flat pitched orientation facing south east west north shading shade suitable type",
+        "roof roofs roofing tile tiles slate flat pitched orientation "
+        "facing south east west north shading shade suitable type",
     ),
     _qa(
         "en-battery",
@@ -167,7 +168,8 @@ _FR = [
         "Oui. Vous pouvez payer en plusieurs fois grâce à nos organismes partenaires, sous réserve "
         "d'acceptation ; les mensualités dépendent du projet et de la durée choisie. Nous vous "
         "présentons les options avec le devis.",
-        "financement financer crédit prêt mensualités mensualité paiement payer échelonné échelonner étaler facilités fois",
+        "financement financer crédit prêt mensualités mensualité "
+        "paiement payer échelonné échelonner étaler facilités fois",
     ),
     _qa(
         "fr-aides",
@@ -178,7 +180,8 @@ _FR = [
         "MaPrimeRénov' (pour les travaux de rénovation énergétique éligibles), la prime à "
         "l'autoconsommation, la TVA réduite dans certains cas. Nous vérifions votre éligibilité et "
         "vous accompagnons dans les démarches.",
-        "aide aides subvention subventions maprimerenov prime primes état tva éligibilité éligible droit cee financière",
+        "aide aides subvention subventions maprimerenov prime primes "
+        "état tva éligibilité éligible droit cee financière",
     ),
     _qa(
         "fr-delai",
@@ -237,7 +240,8 @@ _FR = [
         "La plupart des toits en pente (tuiles, ardoises, bac acier) et des toits plats conviennent ; "
         "l'orientation, l'ombrage et l'état de la toiture comptent. Une pose au sol est possible "
         "quand le toit ne s'y prête pas.",
-        "toit toits toiture tuile tuiles ardoise plat pente orientation orienté nord sud est ouest ombre ombrage type",
+        "toit toits toiture tuile tuiles ardoise plat pente "
+        "orientation orienté nord sud est ouest ombre ombrage type",
     ),
     _qa(
         "fr-batterie",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from app.ai.knowledge.demo import DEMO_QA
-from app.ai.knowledge.retrieval import DEFAULT_MIN_SCORE, KnowledgeIndex, QAEntry
+from app.ai.knowledge.retrieval import DEFAULT_MIN_MARGIN, DEFAULT_MIN_SCORE, KnowledgeIndex, QAEntry
 
 __all__ = [
     "KNOWLEDGE_EVAL_DIR",
@@ -154,7 +154,8 @@ class KnowledgeReport:
             f"questions: {self.cases} ({now.answerable} answerable, {now.unanswerable} not in the base)",
             f"at DEFAULT_MIN_SCORE = {now.threshold:.2f}:",
             f"  precision {now.precision * 100:5.1f} %  ({now.correct}/{now.answered} answers right)",
-            f"  recall    {now.recall * 100:5.1f} %  ({now.correct}/{now.answerable} answerable answered right)",
+            f"  recall    {now.recall * 100:5.1f} %  "
+            f"({now.correct}/{now.answerable} answerable answered right)",
             f"  false answers on unanswerable questions "
             f"{now.false_answer_rate * 100:5.1f} %  ({now.false_answers}/{now.unanswerable})",
             f"  wrong entry {now.wrong}, missed {now.missed}",
@@ -181,7 +182,9 @@ def knowledge_splits() -> list[str]:
     return sorted(p.stem for p in KNOWLEDGE_EVAL_DIR.glob("*.yaml"))
 
 
-def load_knowledge_cases(paths: Iterable[Path] | None = None, *, split: str | None = None) -> list[KnowledgeCase]:
+def load_knowledge_cases(
+    paths: Iterable[Path] | None = None, *, split: str | None = None
+) -> list[KnowledgeCase]:
     """Read labelled question sets (default: every ``*.yaml`` of :data:`KNOWLEDGE_EVAL_DIR`; the split
     is the file's stem), keeping only ``split`` when given. Raises ``ValueError`` for a malformed file."""
     from ruamel.yaml import YAML
@@ -210,11 +213,20 @@ def load_knowledge_cases(paths: Iterable[Path] | None = None, *, split: str | No
     return cases
 
 
-def score_at(cases: Sequence[KnowledgeCase], index: KnowledgeIndex, threshold: float) -> ThresholdScore:
-    """Ask every case at ``threshold`` and count the outcomes (see the module docstring)."""
+def score_at(
+    cases: Sequence[KnowledgeCase],
+    index: KnowledgeIndex,
+    threshold: float,
+    *,
+    min_margin: float = DEFAULT_MIN_MARGIN,
+) -> ThresholdScore:
+    """Ask every case at ``threshold`` (and ``min_margin``) and count the outcomes (see the module
+    docstring)."""
     score = ThresholdScore(threshold=threshold)
     for case in cases:
-        match = index.best_match(case.question, language=case.language, min_score=threshold)
+        match = index.best_match(
+            case.question, language=case.language, min_score=threshold, min_margin=min_margin
+        )
         got = match.entry.id if match is not None else None
         if case.expected is None:
             score.unanswerable += 1
@@ -260,10 +272,12 @@ def measure_knowledge(
     paths: Iterable[Path] | None = None,
     thresholds: Sequence[float] = THRESHOLDS,
     min_score: float = DEFAULT_MIN_SCORE,
+    min_margin: float = DEFAULT_MIN_MARGIN,
 ) -> dict[str, KnowledgeReport]:
     """Measure retrieval over ``entries`` (default: the demo base) on the labelled sets: one
     :class:`KnowledgeReport` per split, plus ``"all"`` when there are several. ``min_score`` is the
-    threshold reported as in use. Raises ``ValueError`` for a malformed set."""
+    threshold reported as in use, ``min_margin`` the lead the best entry needs (see
+    :meth:`KnowledgeIndex.best_answer`). Raises ``ValueError`` for a malformed set."""
     index = KnowledgeIndex.build(list(entries) if entries is not None else DEMO_QA)
     cases = load_knowledge_cases(paths, split=split)
     groups: dict[str, list[KnowledgeCase]] = {}
@@ -273,11 +287,11 @@ def measure_knowledge(
         groups["all"] = cases
     reports: dict[str, KnowledgeReport] = {}
     for name, group in groups.items():
-        scores = [score_at(group, index, t) for t in thresholds]
+        scores = [score_at(group, index, t, min_margin=min_margin) for t in thresholds]
         reports[name] = KnowledgeReport(
             cases=len(group),
             scores=scores,
-            current=score_at(group, index, min_score),
+            current=score_at(group, index, min_score, min_margin=min_margin),
             chosen=choose_threshold(scores),
         )
     return reports

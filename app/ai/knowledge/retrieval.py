@@ -1,21 +1,31 @@
 """Knowledge-base retrieval: offline answers to a lead's off-script questions.
 
 Entries are the tenant's ``qaTraining`` documents (:class:`QAEntry`). :class:`KnowledgeIndex` indexes
-each entry's question, tags and category (not its response: long answers would match too much) with
-BM25 (``rank_bm25.BM25Okapi``, k1=1.5, b=0.75) over tokens that are lower-cased, split on non-letters,
-stripped of a small stop-word list, Snowball-stemmed in the entry's language, then accent-folded.
-One BM25 index is kept per language, so each side is stemmed with the same stemmer.
+each entry's question, tags and category with BM25 (``rank_bm25.BM25Okapi``, k1=1.5, b=0.75) over
+tokens that are lower-cased, split on non-letters, stripped of a stop-word list (function words,
+interrogatives and conversational fillers: "roughly", "tell me", "vraiment"), Snowball-stemmed in the
+entry's language, then accent-folded. One BM25 index is kept per language, so each side is stemmed
+with the same stemmer. The response is a weak field: a term found only there earns
+:data:`RESPONSE_CREDIT` of its weight (answers explain with the words leads use: "payback period",
+"orientation"). A question word the index has never seen, of :data:`FUZZY_MIN_LENGTH` letters or
+more, is read as the closest indexed word with the same first letter when their rapidfuzz ratio
+reaches :data:`FUZZY_MIN_RATIO` ("waranty", "entretient", "goverment").
 
 **What a score means.** For each distinct question term t, BM25 gives ``idf(t) * sat(t, entry)``
 where ``sat`` is BM25's term-frequency saturation, 1.0 for a term found once in an entry of average
-length. Each term's contribution is capped at ``idf(t)`` and the sum divided by ``sum(idf(t))``, so the
-score, in 0..1, is the IDF-weighted share of the question's terms the entry covers (slightly less when
-the entry is longer than average): 1.0 when all are found, 0.0 when none is. Terms the index has never
-seen weigh more than the rarest known term, so an off-topic question ("what's the price on Mars")
-stays low even if one of its words matches. The default acceptance threshold,
-:data:`DEFAULT_MIN_SCORE` = 0.5, asks for about half of the question's weight. IDF uses Lucene's
-non-negative form ``ln(1 + (N - n + 0.5) / (n + 0.5))`` (N entries, n holding the term) instead of
-BM25Okapi's epsilon floor, which goes negative in tiny knowledge bases.
+length. Each term's contribution is capped at ``idf(t)`` and the sum divided by the question's total
+weight, so the score, in 0..1, is the IDF-weighted share of the question's terms the entry covers
+(slightly less when the entry is longer than average): 1.0 when all are found, 0.0 when none is.
+Words the index has never seen weigh :data:`UNKNOWN_WEIGHT` times the rarest known term, so an
+off-topic question ("what's the price on Mars") stays low even if one of its words matches. IDF uses
+Lucene's non-negative form ``ln(1 + (N - n + 0.5) / (n + 0.5))`` (N entries, n holding the term)
+instead of BM25Okapi's epsilon floor, which goes negative in tiny knowledge bases.
+
+**When to answer.** :meth:`KnowledgeIndex.best_answer` answers when the best entry scores at least
+:data:`DEFAULT_MIN_SCORE` AND leads the runner-up (another response) by :data:`DEFAULT_MIN_MARGIN`:
+"hello, solar panels?" covers the maintenance, price and subsidies entries alike (score 1.0 for
+each), so it is too vague to answer. Both were chosen by measuring, see
+:mod:`app.ai.knowledge.evaluation` and ``leadwarm eval --knowledge``.
 
 Ordering: score (rounded to 9 decimals) descending, then success rate descending, usage count
 descending, id ascending, so equal scores always come back in the same order whatever the input order.
@@ -31,15 +41,20 @@ from dataclasses import dataclass
 from functools import cache
 
 import snowballstemmer
-from rapidfuzz import fuzz, process
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from rank_bm25 import BM25Okapi
+from rapidfuzz import fuzz, process
 
 from app.ai.language import detect_language
 
 __all__ = [
+    "DEFAULT_MIN_MARGIN",
     "DEFAULT_MIN_SCORE",
+    "FUZZY_MIN_LENGTH",
+    "FUZZY_MIN_RATIO",
+    "RESPONSE_CREDIT",
+    "UNKNOWN_WEIGHT",
     "KnowledgeIndex",
     "Match",
     "QAEntry",
@@ -53,8 +68,15 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-#: Default acceptance threshold of :meth:`KnowledgeIndex.best_answer` (see the module docstring).
 DEFAULT_MIN_SCORE = 0.5
+"""Default acceptance threshold of :meth:`KnowledgeIndex.best_answer`, chosen from measurement:
+:func:`app.ai.knowledge.evaluation.choose_threshold` on the ``dev`` labelled questions
+(``app/ai/knowledge/eval/dev.yaml``: 144 French and English questions on the demo base, 44 of them
+unanswerable), i.e. the best F0.5 (precision weighted over recall) among the thresholds 0.30..0.85
+that answer at most 10 % of the unanswerable questions. There, 0.50 gives precision 100 %, recall
+95 %, no false answer; 0.40 and below answer 14-16 % of the unanswerable questions. A test keeps
+this value equal to what ``choose_threshold`` picks on the dev set; ``leadwarm eval --knowledge``
+prints the figures, held-out set included."""
 
 #: A word the index has never seen, of at least this many letters, is read as the closest indexed
 #: word when their rapidfuzz ``ratio`` (0..100) reaches :data:`FUZZY_MIN_RATIO` ("waranty", "entretient").
@@ -68,9 +90,11 @@ RESPONSE_CREDIT = 0.5
 #: Weight of a question word the index has never seen, as a multiple of the rarest known term's idf.
 UNKNOWN_WEIGHT = 1.5
 
-#: :meth:`KnowledgeIndex.best_answer` answers only when the best entry leads the next one (with a
-#: different response) by at least this much: "solar panels?" matches half the base equally well.
 DEFAULT_MIN_MARGIN = 0.1
+""":meth:`KnowledgeIndex.best_answer` answers only when the best entry leads the next one (with a
+different response) by at least this much: "solar panels?" matches half the base equally well.
+Measured on the dev questions (``measure_knowledge(min_margin=...)``): any margin from 0.05 to 0.20
+gives the same figures; none at all answers 9 % of the unanswerable questions. 0.10 is the middle."""
 
 #: ISO 639-1 code -> Snowball algorithm name, for the languages we stem.
 _STEMMERS = {
