@@ -2,8 +2,8 @@
 
 Entries are the tenant's ``qaTraining`` documents (:class:`QAEntry`). :class:`KnowledgeIndex` indexes
 each entry's question, tags and category with BM25 (``rank_bm25.BM25Okapi``, k1=1.5, b=0.75) over
-tokens that are lower-cased, split on non-letters, stripped of a stop-word list (function words,
-interrogatives and conversational fillers: "roughly", "tell me", "vraiment"), Snowball-stemmed in the
+tokens that are lower-cased, split on non-letters, stripped of stop words (:data:`STOP_WORDS`: function words and
+interrogatives; :data:`FILLER_WORDS`: conversational fillers, "roughly", "vraiment"), Snowball-stemmed in the
 entry's language, then accent-folded. One BM25 index is kept per language, so each side is stemmed
 with the same stemmer. The response is a weak field: a term found only there earns
 :data:`RESPONSE_CREDIT` of its weight (answers explain with the words leads use: "payback period",
@@ -51,6 +51,7 @@ from app.ai.language import detect_language
 __all__ = [
     "DEFAULT_MIN_MARGIN",
     "DEFAULT_MIN_SCORE",
+    "FILLER_WORDS",
     "FUZZY_MIN_LENGTH",
     "FUZZY_MIN_RATIO",
     "RESPONSE_CREDIT",
@@ -116,8 +117,21 @@ STOP_WORDS: dict[str, frozenset[str]] = {
         shall should may might must s t d ll re ve m don doesn didn isn aren
         what whats how when where why which who whom whose much many any some very just also
         please hi hello hey thanks thank yes no not get
-        """)
-    | _words("""
+        """),
+    "fr": _words("""
+        a au aux avec ce ces c ca cela ceci cet cette d de des du elle elles en et est es etes etre
+        il ils j je l la le les leur leurs lui m ma mais me mes moi mon n ne nos notre nous on ou par
+        pas pour qu que qui quoi s sa se ses si son sur t ta te tes toi ton tu un une vos votre vous y
+        suis sommes sont ai as avons avez ont fait faire peut peux pouvez puis dois doit
+        quel quelle quels quelles comment pourquoi quand bonjour salut merci oui non svp stp
+        tres aussi bien
+        """),
+}
+
+#: Conversational fillers and general verbs, left out of retrieval only (on top of :data:`STOP_WORDS`,
+#: which the guardrails share): they say how a lead talks, not what the question is about.
+FILLER_WORDS: dict[str, frozenset[str]] = {
+    "en": _words("""
         like roughly around approximately about really actually exactly quite too also just still even
         tell know let want wanted wonder wondering need needed got go going make made give
         guys guy folks someone anyone something anything thing things stuff bit lot lots kind sort
@@ -127,23 +141,15 @@ STOP_WORDS: dict[str, frozenset[str]] = {
         work works working available before after
         """),
     "fr": _words("""
-        a au aux avec ce ces c ca cela ceci cet cette d de des du elle elles en et est es etes etre
-        il ils j je l la le les leur leurs lui m ma mais me mes moi mon n ne nos notre nous on ou par
-        pas pour qu que qui quoi s sa se ses si son sur t ta te tes toi ton tu un une vos votre vous y
-        suis sommes sont ai as avons avez ont fait faire peut peux pouvez puis dois doit
-        quel quelle quels quelles comment pourquoi quand bonjour salut merci oui non svp stp
-        tres aussi bien
-        """)
-    | _words("""
         vraiment exactement environ peu beaucoup trop plus moins encore toujours deja meme alors donc
-        chose choses truc quelque quelqu un peu
+        chose choses truc quelque quelqu un
         faut falloir possible savoir voudrais voudrait veux voulez aimerais souhaite dire connaitre
-        ya
-        petite petit question questions ok bon ben bah hmm
+        ya petite petit question questions ok bon ben bah hmm
         faites fais avoir passe passer marche marcher venez venir parlez parler jusqu cas probleme
         """),
 }
-_ALL_STOP_WORDS = frozenset().union(*STOP_WORDS.values())
+_RETRIEVAL_STOP = {lang: words | FILLER_WORDS.get(lang, frozenset()) for lang, words in STOP_WORDS.items()}
+_ALL_RETRIEVAL_STOP = frozenset().union(*_RETRIEVAL_STOP.values())
 
 _TOKEN = re.compile(r"[^\W_]+")
 _ROUND = 9
@@ -191,7 +197,7 @@ def _stemmer(language: str) -> snowballstemmer.stemmer | None:
 
 def _terms(text: str, language: str | None) -> list[tuple[str, str]]:
     """``(word, term)`` pairs of ``text``: the accent-folded lower-cased word and its index term."""
-    stop = STOP_WORDS.get(language, _ALL_STOP_WORDS) if language else _ALL_STOP_WORDS
+    stop = _RETRIEVAL_STOP.get(language, _ALL_RETRIEVAL_STOP) if language else _ALL_RETRIEVAL_STOP
     stemmer = _stemmer(language) if language else None
     pairs: list[tuple[str, str]] = []
     for raw in _TOKEN.findall(text.lower()):
