@@ -26,14 +26,19 @@ import asyncio
 import json
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app.cli.main import main
+
+if TYPE_CHECKING:  # the command imports the app lazily, so that `leadwarm --help` stays quick
+    from app.core.settings import Settings
+    from playbooks.evaluation import EvalSetting
+    from playbooks.runtime import AskContext, ConversationState, Interpretation, Interpreter
 
 __all__ = ["EVAL_TENANT", "ModelPath", "eval_command", "model_path"]
 
@@ -45,27 +50,36 @@ class _Cached:
     """An ``Interpreter`` that remembers its answers by message and question, so that the ``all``
     report (which reads every case again) costs no second model call. Counts model fallbacks."""
 
-    def __init__(self, build: Callable[[], Any], fallbacks: Counter[str]) -> None:
+    def __init__(self, build: Callable[[], Awaitable[Interpreter]], fallbacks: Counter[str]) -> None:
         self._build = build
-        self._inner: Any = None
-        self._seen: dict[tuple[Any, ...], Any] = {}
+        self._inner: Interpreter | None = None
+        self._seen: dict[tuple[object, ...], Interpretation] = {}
         self._fallbacks = fallbacks
 
-    async def interpret(self, **kwargs: Any) -> Any:
-        state = kwargs["state"]
-        ask = kwargs["ask"]
+    async def interpret(
+        self,
+        *,
+        text: str,
+        choice_id: str | None,
+        ask: AskContext | None,
+        open_slots: dict[str, str],
+        state: ConversationState,
+    ) -> Interpretation:
+        """The inner interpreter's reading, asked once per distinct (message, question, state)."""
         key = (
-            kwargs["text"],
-            kwargs["choice_id"],
+            text,
+            choice_id,
             ask.step_id if ask is not None else None,
-            tuple(sorted(kwargs["open_slots"])),
+            tuple(sorted(open_slots)),
             state.playbook_id,
             state.language,
         )
         if key not in self._seen:
             if self._inner is None:
                 self._inner = await self._build()
-            result = await self._inner.interpret(**kwargs)
+            result = await self._inner.interpret(
+                text=text, choice_id=choice_id, ask=ask, open_slots=open_slots, state=state
+            )
             usage = getattr(self._inner, "last_usage", None)
             reason = getattr(usage, "fallback", None)
             self._fallbacks["turns"] += 1
@@ -79,7 +93,9 @@ class ModelPath:
     """What :func:`model_path` yields: ``make_interpreter`` for :func:`playbooks.evaluation.run_eval`
     and ``fallbacks`` (``turns``: model turns asked; any other key: a fallback reason -> count)."""
 
-    def __init__(self, make_interpreter: Callable[[Any], Any], fallbacks: Counter[str]) -> None:
+    def __init__(
+        self, make_interpreter: Callable[[EvalSetting], Interpreter], fallbacks: Counter[str]
+    ) -> None:
         self.make_interpreter = make_interpreter
         self.fallbacks = fallbacks
 
@@ -90,7 +106,7 @@ class ModelPath:
 
 
 @asynccontextmanager
-async def model_path(settings: Any) -> AsyncIterator[ModelPath]:
+async def model_path(settings: Settings) -> AsyncIterator[ModelPath]:
     """The model path of the evaluation, over a throwaway in-memory store.
 
     ``settings``: :class:`app.core.settings.Settings` (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``,
@@ -108,7 +124,7 @@ async def model_path(settings: Any) -> AsyncIterator[ModelPath]:
     from app.store.sqlite import SQLiteStore
     from kernel.clock import ManualClock
     from playbooks import LIBRARY_DIR
-    from playbooks.evaluation import EVAL_NOW, EvalSetting
+    from playbooks.evaluation import EVAL_NOW
 
     config = LlmConfig.from_settings(settings)
     if config is None:
@@ -131,8 +147,8 @@ async def model_path(settings: Any) -> AsyncIterator[ModelPath]:
             )
         return directories[now]
 
-    def make_interpreter(setting: EvalSetting) -> Any:
-        async def build() -> Any:
+    def make_interpreter(setting: EvalSetting) -> Interpreter:
+        async def build() -> Interpreter:
             return await directory(setting.now).for_lead(
                 EVAL_TENANT, timezone=setting.timezone, default_region=setting.default_region
             )
