@@ -147,13 +147,17 @@ async def model_path(settings: Settings) -> AsyncIterator[ModelPath]:
             )
         return directories[now]
 
+    interpreters: dict[EvalSetting, _Cached] = {}
+
     def make_interpreter(setting: EvalSetting) -> Interpreter:
         async def build() -> Interpreter:
             return await directory(setting.now).for_lead(
                 EVAL_TENANT, timezone=setting.timezone, default_region=setting.default_region
             )
 
-        return _Cached(build, fallbacks)
+        if setting not in interpreters:  # one per setting, so its answers are reused across reports
+            interpreters[setting] = _Cached(build, fallbacks)
+        return interpreters[setting]
 
     try:
         yield ModelPath(make_interpreter, fallbacks)

@@ -183,15 +183,29 @@ def test_model_path_runs_every_case_through_the_gpt_interpreter_and_prints_per_k
     model_server: FakeOpenAI, tmp_path: Path
 ) -> None:
     sample = _sample(tmp_path, per_group=3)
-    result = _invoke("--model", "--cases", str(sample), "--json", "--failures", env=_env(model_server))
+    again = tmp_path / "again.yaml"  # a second split with the same messages
+    again.write_text(sample.read_text(encoding="utf-8"), encoding="utf-8")
+    result = _invoke(
+        "--model",
+        "--cases",
+        str(sample),
+        "--cases",
+        str(again),
+        "--json",
+        "--failures",
+        env=_env(model_server),
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
+    assert set(doc["splits"]) == {"sample", "again", "all"}
     cases = load_cases([sample])
     distinct = {(c.text, c.ask, c.playbook) for c in cases}
     assert doc["path"] == "model"
     assert doc["model_fallbacks"] == {}
-    # one model call per distinct message, none for the figures' second reading
+    # one model call per distinct message, none for another split or the "all" report
     assert doc["model_turns"] == len(distinct) == len(model_server.chat_requests())
+    figures = {k: v for k, v in doc["splits"]["sample"].items() if k != "failed_cases"}
+    assert {k: v for k, v in doc["splits"]["again"].items() if k != "failed_cases"} == figures
     report = doc["splits"]["sample"]
     assert report["cases"] == len(cases)
     offline = asyncio.run(run_eval(paths=[sample]))["sample"].to_dict()
