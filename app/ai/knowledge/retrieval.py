@@ -1,15 +1,15 @@
 """Knowledge-base retrieval: offline answers to a lead's off-script questions.
 
 Entries are the tenant's ``qaTraining`` documents (:class:`QAEntry`). :class:`KnowledgeIndex` indexes
-each entry's question, tags and category with BM25 (``rank_bm25.BM25Okapi``, k1=1.5, b=0.75) over
-tokens that are lower-cased, split on non-letters, stripped of stop words (:data:`STOP_WORDS`: function words and
-interrogatives; :data:`FILLER_WORDS`: conversational fillers, "roughly", "vraiment"), Snowball-stemmed in the
-entry's language, then accent-folded. One BM25 index is kept per language, so each side is stemmed
-with the same stemmer. The response is a weak field: a term found only there earns
+each entry's question, tags and category with BM25 (``rank_bm25.BM25Okapi``, k1=1.5, b=0.75) over tokens
+that are lower-cased, split on non-letters, stripped of stop words (:data:`STOP_WORDS`: function words
+and interrogatives; :data:`FILLER_WORDS`: conversational fillers, "roughly", "vraiment"),
+Snowball-stemmed in the entry's language, then accent-folded. One BM25 index is kept per language, so
+each side is stemmed with the same stemmer. The response is a weak field: a term found only there earns
 :data:`RESPONSE_CREDIT` of its weight (answers explain with the words leads use: "payback period",
-"orientation"). A question word the index has never seen, of :data:`FUZZY_MIN_LENGTH` letters or
-more, is read as the closest indexed word with the same first letter when their rapidfuzz ratio
-reaches :data:`FUZZY_MIN_RATIO` ("waranty", "entretient", "goverment").
+"orientation"). A question word the index has never seen, of :data:`FUZZY_MIN_LENGTH` letters or more,
+is read as the closest indexed word with the same first letter when their rapidfuzz ratio reaches
+:data:`FUZZY_MIN_RATIO` ("waranty", "entretient", "goverment").
 
 **What a score means.** For each distinct question term t, BM25 gives ``idf(t) * sat(t, entry)``
 where ``sat`` is BM25's term-frequency saturation, 1.0 for a term found once in an entry of average
