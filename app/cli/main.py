@@ -181,3 +181,5 @@ from app.connections.cli import vault_group  # noqa: E402 - the `vault` commands
 
 main.add_command(tenant_group, "tenant")
 main.add_command(vault_group, "vault")
+
+import app.cli.eval  # noqa: E402, F401 - registers the `eval` command on `main`

@@ -87,7 +87,12 @@ async def test_create_update_delete_and_search_index_follows(kb_client: Client, 
 
     assert (await kb_client.delete(f"/api/v1/knowledge/{entry_id}", headers=AUTH)).status_code == 204
     assert entry_id not in await entries(kb_client)
-    assert await runtime.knowledge.answer(tid(runtime), "do you install heat pumps", "en") is None
+    # the deleted entry is gone from the index (the demo "who is SunnyWatt" entry, whose response
+    # names heat pumps, may now answer instead)
+    assert await runtime.knowledge.answer(tid(runtime), "do you install heat pumps", "en") not in (
+        body["response"],
+        changed["response"],
+    )
     assert (await kb_client.delete(f"/api/v1/knowledge/{entry_id}", headers=AUTH)).status_code == 404
     assert (await kb_client.put(f"/api/v1/knowledge/{entry_id}", headers=AUTH, json=body)).status_code == 404
 

@@ -39,7 +39,7 @@ _EN = [
         "It depends on your roof, your consumption and the number of panels: most home installations "
         "we fit range from a few kilowatt-peak to about 9 kWp. We give you an exact, itemised price "
         "after a free site survey.",
-        "price cost costs pricing expensive cheap budget how-much panels kwp tariff rate",
+        "price cost costs pricing expensive cheap budget how-much panels kwp tariff rate system average",
     ),
     _qa(
         "en-financing",
@@ -49,7 +49,7 @@ _EN = [
         "Yes. You can pay in instalments through our partner lenders, subject to their approval; "
         "monthly amounts depend on the project and the term you choose. We show the options with "
         "your quote.",
-        "financing finance loan credit instalments installments monthly payment pay plan lease",
+        "financing finance loan credit instalments installments monthly payment pay plan lease spread",
     ),
     _qa(
         "en-subsidies",
@@ -68,7 +68,7 @@ _EN = [
         "How long does the installation take?",
         "The work on site usually takes one to three days for a house. Counting the survey, permits "
         "and grid connection, plan for a few weeks to a couple of months from signature to switch-on.",
-        "installation install duration long days weeks delay schedule fitting timeline",
+        "installation install duration long days weeks delay schedule fitting timeline running quickly",
     ),
     _qa(
         "en-warranty",
@@ -92,11 +92,11 @@ _EN = [
     _qa(
         "en-area",
         "en",
-        "company",
+        "coverage",
         "Which areas do you cover?",
         "We install across our region from our local teams; tell us your postcode and we will "
         "confirm that we cover your town.",
-        "area areas region location located where cover coverage zone postcode city town near",
+        "area areas region location located based where cover coverage zone postcode city town near local",
     ),
     _qa(
         "en-quote",
@@ -115,7 +115,8 @@ _EN = [
         "Can you install panels on any type of roof?",
         "Most pitched roofs (tiles, slate, metal) and flat roofs work; orientation, shading and the "
         "roof's condition matter. Ground-mounted systems are an option when the roof does not suit.",
-        "roof roofs roofing tile tiles slate flat pitched orientation shading shade suitable type",
+        "roof roofs roofing tile tiles slate flat pitched orientation "
+        "facing south east west north shading shade suitable type",
     ),
     _qa(
         "en-battery",
@@ -157,7 +158,7 @@ _FR = [
         "Cela dépend de votre toiture, de votre consommation et du nombre de panneaux : la plupart "
         "des installations que nous posons vont de quelques kilowatts-crête à environ 9 kWc. Nous "
         "vous remettons un prix précis et détaillé après une visite technique gratuite.",
-        "prix coût coûte tarif tarifs combien cher budget panneaux kwc montant",
+        "prix coût coûte tarif tarifs combien cher budget panneaux kwc montant moyenne revient",
     ),
     _qa(
         "fr-financement",
@@ -167,7 +168,8 @@ _FR = [
         "Oui. Vous pouvez payer en plusieurs fois grâce à nos organismes partenaires, sous réserve "
         "d'acceptation ; les mensualités dépendent du projet et de la durée choisie. Nous vous "
         "présentons les options avec le devis.",
-        "financement financer crédit prêt mensualités mensualité paiement payer échelonné fois",
+        "financement financer crédit prêt mensualités mensualité "
+        "paiement payer échelonné échelonner étaler facilités fois",
     ),
     _qa(
         "fr-aides",
@@ -178,7 +180,8 @@ _FR = [
         "MaPrimeRénov' (pour les travaux de rénovation énergétique éligibles), la prime à "
         "l'autoconsommation, la TVA réduite dans certains cas. Nous vérifions votre éligibilité et "
         "vous accompagnons dans les démarches.",
-        "aide aides subvention subventions maprimerenov prime primes état tva éligibilité éligible droit cee",
+        "aide aides subvention subventions maprimerenov prime primes "
+        "état tva éligibilité éligible droit cee financière",
     ),
     _qa(
         "fr-delai",
@@ -188,7 +191,7 @@ _FR = [
         "La pose sur place prend généralement un à trois jours pour une maison. En comptant la "
         "visite, les démarches en mairie et le raccordement, comptez quelques semaines à deux mois "
         "entre la signature et la mise en service.",
-        "installation installer pose poser durée temps délai délais jours semaines planning",
+        "installation installer pose poser durée temps délai délais jours semaines planning rapidement vite",
     ),
     _qa(
         "fr-garantie",
@@ -213,7 +216,7 @@ _FR = [
     _qa(
         "fr-zone",
         "fr",
-        "entreprise",
+        "zone",
         "Dans quelle zone intervenez-vous ?",
         "Nous intervenons dans toute notre région avec nos équipes locales ; donnez-nous votre code "
         "postal et nous vous confirmons que votre commune est couverte.",
@@ -237,7 +240,8 @@ _FR = [
         "La plupart des toits en pente (tuiles, ardoises, bac acier) et des toits plats conviennent ; "
         "l'orientation, l'ombrage et l'état de la toiture comptent. Une pose au sol est possible "
         "quand le toit ne s'y prête pas.",
-        "toit toits toiture tuile tuiles ardoise plat pente orientation ombre ombrage type",
+        "toit toits toiture tuile tuiles ardoise plat pente "
+        "orientation orienté nord sud est ouest ombre ombrage type",
     ),
     _qa(
         "fr-batterie",

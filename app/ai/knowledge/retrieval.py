@@ -1,21 +1,31 @@
 """Knowledge-base retrieval: offline answers to a lead's off-script questions.
 
 Entries are the tenant's ``qaTraining`` documents (:class:`QAEntry`). :class:`KnowledgeIndex` indexes
-each entry's question, tags and category (not its response: long answers would match too much) with
-BM25 (``rank_bm25.BM25Okapi``, k1=1.5, b=0.75) over tokens that are lower-cased, split on non-letters,
-stripped of a small stop-word list, Snowball-stemmed in the entry's language, then accent-folded.
-One BM25 index is kept per language, so each side is stemmed with the same stemmer.
+each entry's question, tags and category with BM25 (``rank_bm25.BM25Okapi``, k1=1.5, b=0.75) over tokens
+that are lower-cased, split on non-letters, stripped of stop words (:data:`STOP_WORDS`: function words
+and interrogatives; :data:`FILLER_WORDS`: conversational fillers, "roughly", "vraiment"),
+Snowball-stemmed in the entry's language, then accent-folded. One BM25 index is kept per language, so
+each side is stemmed with the same stemmer. The response is a weak field: a term found only there earns
+:data:`RESPONSE_CREDIT` of its weight (answers explain with the words leads use: "payback period",
+"orientation"). A question word the index has never seen, of :data:`FUZZY_MIN_LENGTH` letters or more,
+is read as the closest indexed word with the same first letter when their rapidfuzz ratio reaches
+:data:`FUZZY_MIN_RATIO` ("waranty", "entretient", "goverment").
 
 **What a score means.** For each distinct question term t, BM25 gives ``idf(t) * sat(t, entry)``
 where ``sat`` is BM25's term-frequency saturation, 1.0 for a term found once in an entry of average
-length. Each term's contribution is capped at ``idf(t)`` and the sum divided by ``sum(idf(t))``, so the
-score, in 0..1, is the IDF-weighted share of the question's terms the entry covers (slightly less when
-the entry is longer than average): 1.0 when all are found, 0.0 when none is. Terms the index has never
-seen weigh more than the rarest known term, so an off-topic question ("what's the price on Mars")
-stays low even if one of its words matches. The default acceptance threshold,
-:data:`DEFAULT_MIN_SCORE` = 0.5, asks for about half of the question's weight. IDF uses Lucene's
-non-negative form ``ln(1 + (N - n + 0.5) / (n + 0.5))`` (N entries, n holding the term) instead of
-BM25Okapi's epsilon floor, which goes negative in tiny knowledge bases.
+length. Each term's contribution is capped at ``idf(t)`` and the sum divided by the question's total
+weight, so the score, in 0..1, is the IDF-weighted share of the question's terms the entry covers
+(slightly less when the entry is longer than average): 1.0 when all are found, 0.0 when none is.
+Words the index has never seen weigh :data:`UNKNOWN_WEIGHT` times the rarest known term, so an
+off-topic question ("what's the price on Mars") stays low even if one of its words matches. IDF uses
+Lucene's non-negative form ``ln(1 + (N - n + 0.5) / (n + 0.5))`` (N entries, n holding the term)
+instead of BM25Okapi's epsilon floor, which goes negative in tiny knowledge bases.
+
+**When to answer.** :meth:`KnowledgeIndex.best_answer` answers when the best entry scores at least
+:data:`DEFAULT_MIN_SCORE` AND leads the runner-up (another response) by :data:`DEFAULT_MIN_MARGIN`:
+"hello, solar panels?" covers the maintenance, price and subsidies entries alike (score 1.0 for
+each), so it is too vague to answer. Both were chosen by measuring, see
+:mod:`app.ai.knowledge.evaluation` and ``leadwarm eval --knowledge``.
 
 Ordering: score (rounded to 9 decimals) descending, then success rate descending, usage count
 descending, id ascending, so equal scores always come back in the same order whatever the input order.
@@ -34,11 +44,18 @@ import snowballstemmer
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from rank_bm25 import BM25Okapi
+from rapidfuzz import fuzz, process
 
 from app.ai.language import detect_language
 
 __all__ = [
+    "DEFAULT_MIN_MARGIN",
     "DEFAULT_MIN_SCORE",
+    "FILLER_WORDS",
+    "FUZZY_MIN_LENGTH",
+    "FUZZY_MIN_RATIO",
+    "RESPONSE_CREDIT",
+    "UNKNOWN_WEIGHT",
     "KnowledgeIndex",
     "Match",
     "QAEntry",
@@ -52,8 +69,33 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-#: Default acceptance threshold of :meth:`KnowledgeIndex.best_answer` (see the module docstring).
 DEFAULT_MIN_SCORE = 0.5
+"""Default acceptance threshold of :meth:`KnowledgeIndex.best_answer`, chosen from measurement:
+:func:`app.ai.knowledge.evaluation.choose_threshold` on the ``dev`` labelled questions
+(``app/ai/knowledge/eval/dev.yaml``: 144 French and English questions on the demo base, 44 of them
+unanswerable), i.e. the best F0.5 (precision weighted over recall) among the thresholds 0.30..0.85
+that answer at most 10 % of the unanswerable questions. There, 0.50 gives precision 100 %, recall
+95 %, no false answer; 0.40 and below answer 14-16 % of the unanswerable questions. A test keeps
+this value equal to what ``choose_threshold`` picks on the dev set; ``leadwarm eval --knowledge``
+prints the figures, held-out set included."""
+
+#: A word the index has never seen, of at least this many letters, is read as the closest indexed
+#: word when their rapidfuzz ``ratio`` (0..100) reaches :data:`FUZZY_MIN_RATIO` ("waranty", "entretient").
+FUZZY_MIN_LENGTH = 5
+FUZZY_MIN_RATIO = 85.0
+
+#: Share of a term's weight an entry earns when the term is only in its response (not its question,
+#: tags or category): answers explain with words leads use ("orientation", "payback period").
+RESPONSE_CREDIT = 0.5
+
+#: Weight of a question word the index has never seen, as a multiple of the rarest known term's idf.
+UNKNOWN_WEIGHT = 1.5
+
+DEFAULT_MIN_MARGIN = 0.1
+""":meth:`KnowledgeIndex.best_answer` answers only when the best entry leads the next one (with a
+different response) by at least this much: "solar panels?" matches half the base equally well.
+Measured on the dev questions (``measure_knowledge(min_margin=...)``): any margin from 0.05 to 0.20
+gives the same figures; none at all answers 9 % of the unanswerable questions. 0.10 is the middle."""
 
 #: ISO 639-1 code -> Snowball algorithm name, for the languages we stem.
 _STEMMERS = {
@@ -85,7 +127,29 @@ STOP_WORDS: dict[str, frozenset[str]] = {
         tres aussi bien
         """),
 }
-_ALL_STOP_WORDS = frozenset().union(*STOP_WORDS.values())
+
+#: Conversational fillers and general verbs, left out of retrieval only (on top of :data:`STOP_WORDS`,
+#: which the guardrails share): they say how a lead talks, not what the question is about.
+FILLER_WORDS: dict[str, frozenset[str]] = {
+    "en": _words("""
+        like roughly around approximately about really actually exactly quite too also just still even
+        tell know let want wanted wonder wondering need needed got go going make made give
+        guys guy folks someone anyone something anything thing things stuff bit lot lots kind sort
+        more most less each every all both other another same such own only
+        up down out off over again once now ever
+        quick question questions ok okay sure well so oh hmm
+        work works working available before after
+        """),
+    "fr": _words("""
+        vraiment exactement environ peu beaucoup trop plus moins encore toujours deja meme alors donc
+        chose choses truc quelque quelqu un
+        faut falloir possible savoir voudrais voudrait veux voulez aimerais souhaite dire connaitre
+        ya petite petit question questions ok bon ben bah hmm
+        faites fais avoir passe passer marche marcher venez venir parlez parler jusqu cas probleme
+        """),
+}
+_RETRIEVAL_STOP = {lang: words | FILLER_WORDS.get(lang, frozenset()) for lang, words in STOP_WORDS.items()}
+_ALL_RETRIEVAL_STOP = frozenset().union(*_RETRIEVAL_STOP.values())
 
 _TOKEN = re.compile(r"[^\W_]+")
 _ROUND = 9
@@ -131,21 +195,27 @@ def _stemmer(language: str) -> snowballstemmer.stemmer | None:
     return snowballstemmer.stemmer(name) if name else None
 
 
+def _terms(text: str, language: str | None) -> list[tuple[str, str]]:
+    """``(word, term)`` pairs of ``text``: the accent-folded lower-cased word and its index term."""
+    stop = _RETRIEVAL_STOP.get(language, _ALL_RETRIEVAL_STOP) if language else _ALL_RETRIEVAL_STOP
+    stemmer = _stemmer(language) if language else None
+    pairs: list[tuple[str, str]] = []
+    for raw in _TOKEN.findall(text.lower()):
+        word = _fold(raw)
+        if word in stop:
+            continue
+        stemmed = stemmer.stemWord(raw) if stemmer is not None else raw
+        pairs.append((word, _fold(stemmed)))
+    return pairs
+
+
 def tokenize(text: str, language: str | None) -> list[str]:
     """Index terms of ``text``: lower-cased, stop words removed, stemmed for ``language``, accent-folded.
 
     With ``language`` None (or one without a stemmer) no stemming is done and the stop words of every
     language are removed. Order and duplicates are kept.
     """
-    stop = STOP_WORDS.get(language, _ALL_STOP_WORDS) if language else _ALL_STOP_WORDS
-    stemmer = _stemmer(language) if language else None
-    terms: list[str] = []
-    for raw in _TOKEN.findall(text.lower()):
-        if _fold(raw) in stop:
-            continue
-        stemmed = stemmer.stemWord(raw) if stemmer is not None else raw
-        terms.append(_fold(stemmed))
-    return terms
+    return [term for _, term in _terms(text, language)]
 
 
 def _idf(corpus_size: int, doc_freq: int) -> float:
@@ -159,12 +229,29 @@ class _LanguageIndex:
     def __init__(self, language: str | None, entries: Sequence[QAEntry]) -> None:
         self.language = language
         self.entries = list(entries)
-        corpus = [tokenize(self._document(entry), language) for entry in self.entries]
+        documents = [_terms(self._document(entry), language) for entry in self.entries]
+        corpus = [[term for _, term in doc] for doc in documents]
         # BM25Okapi divides by the average length: give empty documents a placeholder term.
         self._bm25 = BM25Okapi([doc or ["\x00"] for doc in corpus])
         size = len(corpus)
         self._bm25.idf = {term: _idf(size, freq) for term, freq in self._doc_freqs().items()}
-        self._unknown_idf = _idf(size, 0)
+        self._unknown_idf = UNKNOWN_WEIGHT * _idf(size, 1)
+        # the responses: a weak field (a term found only there counts RESPONSE_CREDIT of its weight)
+        responses = [_terms(entry.response, language) for entry in self.entries]
+        self._response_terms = [frozenset(term for _, term in doc) for doc in responses]
+        response_freqs: dict[str, int] = {}
+        for terms in self._response_terms:
+            for term in terms:
+                response_freqs[term] = response_freqs.get(term, 0) + 1
+        self._response_idf = {
+            term: _idf(size, freq) for term, freq in response_freqs.items() if term not in self._bm25.idf
+        }
+        #: every indexed word -> its term, to read a misspelt word as the word it was meant to be
+        self._words: dict[str, str] = {}
+        for doc in [*documents, *responses]:
+            for word, term in doc:
+                if len(word) >= FUZZY_MIN_LENGTH:
+                    self._words.setdefault(word, term)
 
     @staticmethod
     def _document(entry: QAEntry) -> str:
@@ -177,19 +264,44 @@ class _LanguageIndex:
                 counts[term] = counts.get(term, 0) + 1
         return counts
 
+    def _known(self, word: str, term: str) -> str | None:
+        """``term`` when the index knows it, else the term of the closest indexed word (a typo:
+        rapidfuzz ratio at least :data:`FUZZY_MIN_RATIO`), else None."""
+        if term in self._bm25.idf or term in self._response_idf:
+            return term
+        if len(word) < FUZZY_MIN_LENGTH or not self._words:
+            return None
+        # a misspelling rarely changes the first letter: "marche" is not "demarche"
+        candidates = [w for w in self._words if w[0] == word[0]]
+        found = process.extractOne(word, candidates, scorer=fuzz.ratio, score_cutoff=FUZZY_MIN_RATIO)
+        return self._words[found[0]] if found is not None else None
+
     def score(self, question: str) -> list[Match]:
         """Every entry with a normalised score > 0 for ``question``."""
-        terms = list(dict.fromkeys(tokenize(question, self.language)))
+        pairs = _terms(question, self.language)
+        terms: list[str] = []
+        weights: list[float] = []
+        unknown = 0.0
+        for word, term in dict.fromkeys(pairs):
+            known = self._known(word, term)
+            if known is None:
+                unknown += self._unknown_idf
+            elif known not in terms:
+                terms.append(known)
+                weights.append(self._bm25.idf.get(known) or self._response_idf[known])
         if not terms:
             return []
-        weights = [self._bm25.idf.get(term, self._unknown_idf) for term in terms]
         covered = [0.0] * len(self.entries)
         for term, weight in zip(terms, weights, strict=True):
             # BM25 of one term is idf * tf-saturation; a tf-saturation of 1 (the term once, in an entry
             # of average length) counts as full coverage, so repeats cannot make up for missing terms.
-            for i, value in enumerate(self._bm25.get_scores([term])):
-                covered[i] += min(float(value), weight)
-        ceiling = sum(weights)
+            values = self._bm25.get_scores([term]) if term in self._bm25.idf else [0.0] * len(self.entries)
+            for i, value in enumerate(values):
+                if value > 0.0:
+                    covered[i] += min(float(value), weight)
+                elif term in self._response_terms[i]:
+                    covered[i] += RESPONSE_CREDIT * weight
+        ceiling = sum(weights) + unknown
         matches = []
         for entry, value in zip(self.entries, covered, strict=True):
             normalised = round(value / ceiling, _ROUND)
@@ -255,11 +367,36 @@ class KnowledgeIndex:
         return matches[:limit]
 
     def best_answer(
-        self, question: str, *, language: str | None, min_score: float = DEFAULT_MIN_SCORE
+        self,
+        question: str,
+        *,
+        language: str | None,
+        min_score: float = DEFAULT_MIN_SCORE,
+        min_margin: float = DEFAULT_MIN_MARGIN,
     ) -> QAEntry | None:
-        """The entry answering ``question``, or None when nothing scores at least ``min_score``."""
-        matches = self.search(question, language=language, limit=1, min_score=min_score)
-        return matches[0].entry if matches else None
+        """The entry answering ``question``, or None when nothing scores at least ``min_score``, or
+        when the runner-up (with another response) scores within ``min_margin`` of it: the question
+        is too vague to pick one ("hello, solar panels?")."""
+        match = self.best_match(question, language=language, min_score=min_score, min_margin=min_margin)
+        return match.entry if match is not None else None
+
+    def best_match(
+        self,
+        question: str,
+        *,
+        language: str | None,
+        min_score: float = DEFAULT_MIN_SCORE,
+        min_margin: float = DEFAULT_MIN_MARGIN,
+    ) -> Match | None:
+        """:meth:`best_answer` with its score."""
+        matches = self.search(question, language=language, limit=8, min_score=min_score)
+        if not matches:
+            return None
+        best = matches[0]
+        rival = next((m for m in matches[1:] if m.entry.response != best.entry.response), None)
+        if rival is not None and best.score - rival.score < min_margin:
+            return None
+        return best
 
 
 _EN_INTERROGATIVES = _words(
