@@ -420,3 +420,22 @@ async def test_without_a_key_the_offline_interpreter_is_used(runtime: Runtime) -
     )
     interpreter = await directory.for_lead("demo", timezone="UTC", default_region=None)
     assert isinstance(interpreter, RuleInterpreter) and not directory.uses_model
+
+
+async def test_an_opt_out_read_by_the_model_reaches_the_ledger(
+    client: Client, runtime: Runtime, graph: RecordingServer, fake: FakeOpenAI
+) -> None:
+    """The model names an opt-out in the lead's words "stop" (its intent list); the engine calls it
+    "opt_out": the interpreter translates, so the opt-out is recorded and nothing more is sent."""
+    fake.push(analysis(intent="answer", slots=[]))
+    await _say(client, runtime, "Hello, I saw your ad", "wamid.O1")
+    fake.push(analysis(intent="stop"))
+    sent_before = len(sent_texts(graph))
+    await _say(client, runtime, "I changed my mind, please don't write to me again", "wamid.O2")
+    conv = await _conversation(runtime)
+    assert conv["outcome"] == "opted_out"
+    opted_out, _ = await runtime.optouts.blocks(
+        "demo", channel="whatsapp", address=conv["address"], lead_addresses={}, all_channels=False
+    )
+    assert opted_out
+    assert len(sent_texts(graph)) == sent_before

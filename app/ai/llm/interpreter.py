@@ -71,6 +71,9 @@ log = get_logger("leadwarm.llm")
 
 #: Where the tenant's aiConfig (brand memory) lives: collection, document.
 AI_CONFIG = (col.AI_CONFIG, "default")
+#: The model's intent names (``app.ai.llm.analysis.Intent``) that the engine knows by another
+#: name: a "stop" in the lead's words is an opt-out, a greeting is small talk.
+ENGINE_INTENTS: dict[str, str] = {"stop": "opt_out", "greeting": "small_talk"}
 #: How many knowledge entries go into the static part of the prompt.
 STATIC_KNOWLEDGE_ENTRIES = 12
 #: How many earlier messages of the conversation go into the turn part.
@@ -467,7 +470,7 @@ class GptInterpreter:
         slots, evidence = self._slots(analysis, playbook, text, language or state.language)
         interpretation = Interpretation(
             language=language,
-            intent=analysis.intent,
+            intent=ENGINE_INTENTS.get(analysis.intent, analysis.intent),
             slots=slots,
             evidence=evidence,
             answer=answer,
