@@ -9,6 +9,7 @@ from app.ai.plugin import AiFeature
 from app.authoring.plugin import AuthoringFeature
 from app.conversations.plugin import ConversationsFeature
 from app.core.features import Feature
+from app.crm.plugin import CrmFeature
 from app.messaging.plugin import MessagingFeature
 from app.ops.plugin import OpsFeature
 from app.tenancy.plugin import TenancyFeature
@@ -24,4 +25,5 @@ FEATURES: tuple[type[Feature], ...] = (
     AuthoringFeature,
     AiFeature,
     WebChatFeature,
+    CrmFeature,
 )
