@@ -5,11 +5,12 @@ fakes of :mod:`tests.crm_sync.fakes`, and qualified leads."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import stamina
 
 from app.composition import Runtime
 from app.connections import build_connection_services
@@ -42,6 +43,7 @@ async def open_runtime(data_dir: Path, key: str, *, clock: ManualClock | None = 
     await no_quiet_hours(rt)
     services = build_connection_services(rt.store, {"ENCRYPTION_KEY": key}, redirect_uris=[])
     services.clients.retry_attempts = 1
+    services.clients.clock = rt.clock  # rate-limit pauses in the test's time
     rt.connections = services
     sync = crm_of(rt)
     sync.backoff_base_s = 1.0
@@ -60,6 +62,15 @@ async def close_runtime(rt: Runtime) -> None:
 def crm_of(rt: Runtime) -> CrmSync:
     """The runtime's CRM sync service."""
     return next(f for f in rt.features if isinstance(f, CrmFeature)).sync
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits() -> Iterator[None]:
+    """The authorised client tries once (stamina's testing mode, one attempt): the sync queue's own
+    retries, backoff and circuit breaker are under test here."""
+    stamina.set_testing(True, attempts=1)
+    yield
+    stamina.set_testing(False)
 
 
 @pytest.fixture
