@@ -18,6 +18,7 @@ from app.store.ids import compound_id
 
 __all__ = [
     "DEFAULT_EVENTS",
+    "LEAD_UPDATED",
     "STAGE_CHANGED",
     "TRIGGER_EVENTS",
     "Integration",
@@ -29,6 +30,9 @@ __all__ = [
 
 STAGE_CHANGED = "stage.changed"
 """The trigger emitted when a turn moves the lead's stage (``new`` -> ``engaged`` excepted)."""
+LEAD_UPDATED = "lead.updated"
+"""The trigger emitted when a turn fills an answer of a lead already qualified, handed off or
+booked (the e-mail or call-back time given after qualification reaches the CRM)."""
 
 TRIGGER_EVENTS: dict[str, tuple[str, ...]] = {
     "lead.qualified": ("lead.qualified",),
@@ -37,12 +41,13 @@ TRIGGER_EVENTS: dict[str, tuple[str, ...]] = {
     "meeting.booked": ("meeting.booked", "booking.confirmed"),
     "sync.requested": ("sync.requested",),
     STAGE_CHANGED: (),
+    LEAD_UPDATED: (),
 }
 """Trigger name -> the conversation event types (``ConversationEvent.type``) that emit it. A
 feature that records a new event type (the booking feature's ``meeting.booked``) is picked up
-here, with no code change; ``stage.changed`` is computed from the lead's stage."""
+here, with no code change; ``stage.changed`` and ``lead.updated`` are computed from the lead."""
 
-DEFAULT_EVENTS = ("lead.qualified", "handoff", "meeting.booked", "sync.requested")
+DEFAULT_EVENTS = ("lead.qualified", "handoff", "meeting.booked", "sync.requested", LEAD_UPDATED)
 
 Direction = Literal["to", "from", "both"]
 Frequency = Literal["realtime", "hourly", "daily"]

@@ -35,7 +35,16 @@ from app.conversations.planning import TurnPlan
 from app.conversations.records import Conversation, ConversationEvent, Lead
 from app.core.logs import get_logger
 from app.crm.breaker import CircuitBreaker
-from app.crm.records import STAGE_CHANGED, TRIGGER_EVENTS, Integration, Link, ReviewItem, SyncLog, link_id
+from app.crm.records import (
+    LEAD_UPDATED,
+    STAGE_CHANGED,
+    TRIGGER_EVENTS,
+    Integration,
+    Link,
+    ReviewItem,
+    SyncLog,
+    link_id,
+)
 from app.crm.snapshot import build_snapshot, fill_contact_fields, idempotency_key, snapshot_payload
 from app.jobs.queue import Job, RetryLater
 from app.store import Transaction, where
@@ -55,6 +64,7 @@ log = get_logger("leadwarm.crm")
 KIND = "crm_sync"
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "authorization", "signature")
 _LOG_TEXT_MAX = 2000
+_SYNCED_STAGES = ("qualified", "handoff", "booked")
 
 
 def redact(value: Any) -> Any:
@@ -81,6 +91,8 @@ def triggers_of(before: Located, plan: TurnPlan) -> set[str]:
     """The trigger names (:data:`TRIGGER_EVENTS`) a turn emits."""
     types = {e.type for e in _new_events(before.conversation.events, plan.conversation.events)}
     names = {name for name, kinds in TRIGGER_EVENTS.items() if types & set(kinds)}
+    if "slot_filled" in types and plan.lead.stage in _SYNCED_STAGES:
+        names.add(LEAD_UPDATED)
     if plan.lead.stage != before.lead.stage and not (
         before.lead.stage == "new" and plan.lead.stage == "engaged"
     ):
@@ -138,6 +150,11 @@ class CrmSync:
         """The stored settings, or the defaults."""
         doc = await self.store.get(tenant_id, col.CRM_INTEGRATIONS, connection_id)
         return Integration.from_doc(doc) if doc else Integration(connection_id=connection_id)
+
+    @staticmethod
+    def integration_defaults(connection_id: str, **settings: Any) -> Integration:
+        """The default settings of a connection, with ``settings`` applied (validated)."""
+        return Integration.model_validate({"connection_id": connection_id, **settings})
 
     async def save_integration(self, tenant_id: str, integration: Integration) -> Integration:
         """Store the settings (and the inbound-webhook route of its account id, when it has one)."""
@@ -376,6 +393,13 @@ class CrmSync:
                 remote_ids=link.remote_ids,
             )
             key = idempotency_key(connection_id, snapshot)
+            if not snapshot.email and not snapshot.phone and connection.provider != "webhook":
+                # a web-chat lead qualified before giving a way to reach them: the answer that
+                # brings one (``lead.updated``) syncs it
+                await self._log(
+                    tenant_id, self._entry(job, link.provider, "skipped", error="no email or phone yet")
+                )
+                return
             if link.synced_key == key and link.status == "synced":
                 await self.breaker.success(tenant_id, connection_id)
                 await self._log(tenant_id, self._entry(job, link.provider, "skipped", idempotency_key=key))

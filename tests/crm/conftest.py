@@ -170,15 +170,22 @@ async def qualified_lead(rt: Runtime, n: int, *, tenant_id: str = TENANT, enqueu
     return lead
 
 
-async def run_until_idle(rt: Runtime, *, step_s: float = 1.0, max_steps: int = 2000) -> None:
+async def run_until_idle(
+    rt: Runtime, *, step_s: float = 1.0, max_steps: int = 2000, horizon_s: float | None = None
+) -> None:
     """Drain the queue, moving the manual clock on while jobs wait (backoff, circuit cool-down),
-    until no job is left."""
+    until no job is left (or none due within ``horizon_s`` seconds)."""
     clock = rt.clock
     assert isinstance(clock, ManualClock)
     for _ in range(max_steps):
         await rt.worker.drain()
         pending = await rt.store.query_group(col.JOBS)
-        waiting = [d for d in pending if d.data.get("status") != "dead"]
+        waiting = [
+            d
+            for d in pending
+            if d.data.get("status") != "dead"
+            and (horizon_s is None or float(d.data["due_at"]) <= clock.now() + horizon_s)
+        ]
         if not waiting:
             return
         clock.advance(step_s)
