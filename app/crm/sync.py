@@ -46,6 +46,7 @@ from app.crm.records import (
     link_id,
 )
 from app.crm.snapshot import build_snapshot, fill_contact_fields, idempotency_key, snapshot_payload
+from app.crm.webhook_client import WebhookClient
 from app.jobs.queue import Job, RetryLater
 from app.store import Transaction, where
 from app.store import collections as col
@@ -103,6 +104,18 @@ def triggers_of(before: Located, plan: TurnPlan) -> set[str]:
 def _next_batch_at(now: float, frequency: str) -> float:
     period = 3600.0 if frequency == "hourly" else 86400.0
     return (math.floor(now / period) + 1) * period
+
+
+def _connection_options(connection: Connection) -> dict[str, Any]:
+    """Adapter options the connection itself knows: the outgoing webhook's ``url`` (a setting of an
+    api_key connection) and GoHighLevel's ``location_id`` (the OAuth token response's
+    ``locationId``, stored as ``account.location_id`` by the catalog)."""
+    out: dict[str, Any] = {}
+    if connection.provider == "webhook" and connection.settings.get("url"):
+        out["url"] = connection.settings["url"]
+    if connection.provider == "gohighlevel" and connection.account.get("location_id"):
+        out["location_id"] = connection.account["location_id"]
+    return out
 
 
 class CrmSync:
@@ -323,13 +336,17 @@ class CrmSync:
         services = self.runtime.connections
         if services is None:
             raise IntegrationError("the credential layer is not configured (ENCRYPTION_KEY)")
-        client = await services.clients.client(tenant_id, connection_id)
         connection = await services.repository.get_connection(tenant_id, connection_id)
-        assert connection is not None  # client() raised otherwise
+        if connection is None:
+            raise IntegrationError(f"no connection {connection_id!r} in tenant {tenant_id!r}")
+        if connection.status != "active":
+            raise AuthError(f"{connection.provider}: connection {connection.id} is {connection.status}")
         cls: Any = ADAPTERS[connection.provider]
         if connection.provider == "webhook":
             secret = connection.secret(services.vault, "signing_secret")
-            return connection, cls(client, secret=secret.reveal() if secret else "", clock=self.runtime.clock)
+            hook = WebhookClient(services.clients.http, url=str(connection.settings.get("url") or ""))
+            return connection, cls(hook, secret=secret.reveal() if secret else "", clock=self.runtime.clock)
+        client = await services.clients.client(tenant_id, connection_id)
         return connection, cls(client)
 
     async def _log(self, tenant_id: str, entry: SyncLog) -> None:
@@ -382,12 +399,13 @@ class CrmSync:
             connection, adapter = await self._adapter(tenant_id, connection_id)
             link.provider = connection.provider
             conv = await self.runtime.conversations.latest_conversation(tenant_id, lead_id)
+            options = {**_connection_options(connection), **integration.options}
             snapshot = await build_snapshot(
                 store=self.store,
                 playbooks=self.runtime.playbooks,
                 lead=lead,
                 conv=conv,
-                integration=integration,
+                integration=integration.model_copy(update={"options": options}),
                 provider=connection.provider,
                 public_base_url=self.runtime.settings.public_base_url,
                 remote_ids=link.remote_ids,

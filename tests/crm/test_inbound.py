@@ -27,7 +27,9 @@ HUBSPOT_SECRET = "hubspot-app-secret-for-tests"
 async def add_timer(rt: Runtime, conversation_id: str) -> None:
     """A pending follow-up (the cadence a CRM event must stop)."""
     await rt.store.set(TENANT, col.CONVERSATIONS, conversation_id, {"timer": {"id": "t1"}}, merge=True)
-    await rt.jobs.enqueue(TENANT, "timer", conversation_id, due_at=rt.clock.now() + 86400, payload={"timer_id": "t1"})
+    await rt.jobs.enqueue(
+        TENANT, "timer", conversation_id, due_at=rt.clock.now() + 86400, payload={"timer_id": "t1"}
+    )
 
 
 async def test_url_token_webhook_is_verified_deduplicated_and_opts_the_lead_out(rt: Runtime) -> None:
@@ -63,7 +65,9 @@ async def test_url_token_webhook_is_verified_deduplicated_and_opts_the_lead_out(
             stored = await rt.store.get(TENANT, col.LEADS, lead.id)
             assert stored is not None and stored["consent"]["whatsapp"] is False
 
-            logs = (await client.get(f"/api/v1/crm/{connection.id}/webhook-logs", headers=AUTH)).json()["logs"]
+            logs = (await client.get(f"/api/v1/crm/{connection.id}/webhook-logs", headers=AUTH)).json()[
+                "logs"
+            ]
             assert sorted(entry["status"] for entry in logs) == ["accepted", "duplicate"]
 
             # a new token replaces the old one
@@ -111,14 +115,18 @@ async def test_hubspot_signed_webhook(rt: Runtime) -> None:
     try:
         connection = await connect(rt, "hubspot", fake)
         assert rt.connections is not None
-        await rt.connections.oauth.register_app(TENANT, "hubspot", client_id="cid", client_secret=HUBSPOT_SECRET)
+        await rt.connections.oauth.register_app(
+            TENANT, "hubspot", client_id="cid", client_secret=HUBSPOT_SECRET
+        )
         lead = await qualified_lead(rt, 1)
         await run_until_idle(rt)
         link = await rt.store.get(TENANT, col.CRM_LINKS, f"{connection.id}:{lead.id}")
         assert link is not None
         app = create_app(runtime=rt, start_worker=False)
         async with AsyncTestClient(app=app) as client:
-            assert (await client.put(f"/api/v1/crm/{connection.id}/settings", headers=AUTH, json={})).status_code == 200
+            assert (
+                await client.put(f"/api/v1/crm/{connection.id}/settings", headers=AUTH, json={})
+            ).status_code == 200
             now_ms = int(rt.clock.now() * 1000)
 
             def body_of(event_id: int, name: str, value: Any) -> bytes:
@@ -136,16 +144,24 @@ async def test_hubspot_signed_webhook(rt: Runtime) -> None:
             url = "https://app.leadwarm.test/webhooks/integrations/hubspot"
             body = body_of(1, "email", "new.address@example.com")
             bad = hubspot_headers(url, body, now_ms, secret="not-the-secret")
-            assert (await client.post("/webhooks/integrations/hubspot", content=body, headers=bad)).status_code == 401
+            assert (
+                await client.post("/webhooks/integrations/hubspot", content=body, headers=bad)
+            ).status_code == 401
             stale = hubspot_headers(url, body, now_ms - 600_000)
-            assert (await client.post("/webhooks/integrations/hubspot", content=body, headers=stale)).status_code == 401
-            ok = await client.post("/webhooks/integrations/hubspot", content=body, headers=hubspot_headers(url, body, now_ms))
+            assert (
+                await client.post("/webhooks/integrations/hubspot", content=body, headers=stale)
+            ).status_code == 401
+            ok = await client.post(
+                "/webhooks/integrations/hubspot", content=body, headers=hubspot_headers(url, body, now_ms)
+            )
             assert ok.status_code == 200, ok.text
             assert ok.json()["events"][0]["result"].startswith("updated")
             stored = await rt.store.get(TENANT, col.LEADS, lead.id)
             assert stored is not None and stored["email"] == "new.address@example.com"
             dnc = body_of(2, "hs_email_optout", "true")
-            resp = await client.post("/webhooks/integrations/hubspot", content=dnc, headers=hubspot_headers(url, dnc, now_ms))
+            resp = await client.post(
+                "/webhooks/integrations/hubspot", content=dnc, headers=hubspot_headers(url, dnc, now_ms)
+            )
             assert resp.json()["events"][0]["kind"] == "contact.do_not_contact"
             assert await rt.optouts.is_opted_out(TENANT, "email", "new.address@example.com")
     finally:

@@ -4,13 +4,18 @@ note; a change syncs again as an update; no change writes nothing."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from app.composition import Runtime
 from app.crm.records import Integration, Link, link_id
 from app.store import collections as col
+from crm_sync.crm import WebhookSignatureError, verify_signature
 from tests.crm.conftest import TENANT, connect, crm_of, qualified_lead, run_until_idle
 from tests.crm.helpers import FAKES, OPTIONS, counts
+from tests.support.recording import RecordingServer
 
 
 @pytest.mark.parametrize("provider", sorted(FAKES))
@@ -66,3 +71,34 @@ async def test_a_qualified_lead_reaches_the_crm_once_and_a_change_updates_it(
         assert "Owns the home" in ok["payload"]["summary"] and ok["duration_ms"] > 0
     finally:
         await fake.stop()
+
+
+async def test_the_outgoing_webhook_is_signed_and_its_receiver_verifies_it(rt: Runtime) -> None:
+    receiver = RecordingServer()
+    try:
+        assert rt.connections is not None
+        connection = await rt.connections.credentials.create(
+            TENANT,
+            "webhook",
+            {"url": f"{receiver.base_url}/hooks/leadwarm", "signing_secret": "whsec_test_123"},
+        )
+        lead = await qualified_lead(rt, 7)
+        await run_until_idle(rt)
+        assert len(receiver.requests) == 1
+        request = receiver.requests[0]
+        header = request.headers.get("leadwarm-signature") or request.headers.get("x-leadwarm-signature")
+        verify_signature(request.raw, header, secret="whsec_test_123", now=rt.clock.now())
+        with pytest.raises(WebhookSignatureError):
+            verify_signature(request.raw, header, secret="another-secret", now=rt.clock.now())
+        with pytest.raises(WebhookSignatureError):
+            verify_signature(request.raw + b" ", header, secret="whsec_test_123", now=rt.clock.now())
+        payload = json.loads(request.raw)
+        assert lead.id in json.dumps(payload) and "whsec_test_123" not in json.dumps(payload)
+        logs = await rt.store.query(TENANT, col.CRM_SYNC_LOGS)
+        assert [d.data["status"] for d in logs] == ["ok"] and d_connection(logs) == connection.id
+    finally:
+        receiver.close()
+
+
+def d_connection(logs: list[Any]) -> str:
+    return str(logs[0].data["connection_id"])
