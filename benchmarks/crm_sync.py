@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -59,6 +61,8 @@ from tests.crm_sync.fakes import (  # noqa: E402
 from tests.crm_sync.support import TEST_TOKEN  # noqa: E402
 
 TENANT = "demo"
+WARMUP = 20
+WARMUP_BASE = 900_000
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,10 @@ LIMITS: dict[str, Limit] = {
 #: Requests a first sync takes (for sizing the scale; the report uses the measured value).
 EXPECTED_REQUESTS = {"gohighlevel": 4, "hubspot": 5, "pipedrive": 5, "salesforce": 2}
 OPTIONS: dict[str, dict[str, Any]] = {
-    "gohighlevel": {"pipeline_id": "VDm7RPYC2GLUvdpKmBfC", "stage_id": "7915dedc-8f18-44d5-8bc3-77c04e994a10"},
+    "gohighlevel": {
+        "pipeline_id": "VDm7RPYC2GLUvdpKmBfC",
+        "stage_id": "7915dedc-8f18-44d5-8bc3-77c04e994a10",
+    },
     "hubspot": {"pipeline_id": "default", "stage_id": "qualifiedtobuy", "deal_amount": 5000},
     "pipedrive": {"pipeline_id": 1, "stage_id": 2, "deal_value": 5000, "currency": "EUR"},
     "salesforce": {"object": "contact", "stage_name": "Qualification"},
@@ -104,14 +111,21 @@ def scaled_catalog(provider: str, requests: int, window_s: float) -> Catalog:
     data = load_catalog().model_dump(mode="python")
     entry = data["providers"][provider]
     entry["rate_limits"] = [
-        {"requests": requests, "per_s": window_s, "scope": "benchmark (scaled)", "doc": "benchmarks/crm_sync.py"}
+        {
+            "requests": requests,
+            "per_s": window_s,
+            "scope": "benchmark (scaled)",
+            "doc": "benchmarks/crm_sync.py",
+        }
     ]
     return Catalog.model_validate(data)
 
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] if ordered else float("nan")
+    return (
+        ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] if ordered else float("nan")
+    )
 
 
 async def qualify(rt: Runtime, n: int, at: float) -> None:
@@ -211,7 +225,12 @@ def _counts(provider: str, fake: Any) -> tuple[int, int, int, int]:
     if provider == "hubspot":
         contacts = fake.objects["contacts"].values()
         emails = {c["properties"].get("email") for c in contacts}
-        return len(fake.objects["contacts"]), len(fake.objects["deals"]), len(fake.objects["notes"]), len(emails)
+        return (
+            len(fake.objects["contacts"]),
+            len(fake.objects["deals"]),
+            len(fake.objects["notes"]),
+            len(emails),
+        )
     if provider == "gohighlevel":
         emails = {c.get("email") for c in fake.contacts.values()}
         return len(fake.contacts), len(fake.opportunities), len(fake.notes), len(emails)
@@ -223,7 +242,7 @@ def _counts(provider: str, fake: Any) -> tuple[int, int, int, int]:
     return len(records), len(fake.records["Opportunity"]), len(fake.records["Note"]), len(emails)
 
 
-async def bench_adapter(provider: str, leads: int, paced: int, seconds: float) -> list[str]:
+async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, pool: int = 0) -> list[str]:
     limit = LIMITS[provider]
     # scale the window so that the bound is about leads / seconds leads per second
     target_rps = max(1.0, leads / seconds) * EXPECTED_REQUESTS[provider]
@@ -232,7 +251,7 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float) -
     fake = await make_fake(provider, limit.requests, window_s).start()
     out: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None,
             leadwarm_data_dir=Path(tmp),
             log_level="ERROR",
@@ -249,6 +268,13 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float) -
             catalog=scaled_catalog(provider, limit.requests, window_s),
         )
         rt.connections = services
+        if pool:
+            await services.clients.http.aclose()
+            services.clients.http = httpx.AsyncClient(
+                timeout=20.0,
+                trust_env=False,
+                limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            )
         account: dict[str, Any] = {
             "gohighlevel": {"locationId": "ve9EPM428h8vShlRW1KT", "location_id": "ve9EPM428h8vShlRW1KT"},
             "hubspot": {"portal_id": "62515"},
@@ -266,25 +292,44 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float) -
         ).with_secrets(services.vault, {"access_token": TEST_TOKEN, "refresh_token": "unused"})
         await services.repository.save_connection(connection)
         sync = next(f for f in rt.features if isinstance(f, CrmFeature)).sync
-        await sync.save_integration(TENANT, Integration(connection_id=connection.id, options=OPTIONS[provider]))
+        await sync.save_integration(
+            TENANT, Integration(connection_id=connection.id, options=OPTIONS[provider])
+        )
         await rt.start()
         try:
-            bound_guess = target_rps / EXPECTED_REQUESTS[provider]
-            saturated = await run_phase(rt, 0, leads, 1.25 * bound_guess, timeout_s=20 * seconds + 120)
-            accepted = len(fake.requests) - fake.rejected_429
+            # warm-up: measure the requests a lead takes, hence the bound the arrivals must exceed
+            warm = await run_phase(rt, WARMUP_BASE, WARMUP, 2.0 * target_rps, timeout_s=120)
+            warm_requests = len(fake.requests) - fake.rejected_429
+            warm_bound = (limit.requests / window_s) / (warm_requests / max(1, warm.synced))
+            saturated = await run_phase(rt, 0, leads, 1.25 * warm_bound, timeout_s=20 * seconds + 120)
+            accepted = len(fake.requests) - fake.rejected_429 - warm_requests
             per_lead = accepted / max(1, saturated.synced)
             bound = (limit.requests / window_s) / per_lead
             rate = saturated.synced / max(1e-9, saturated.last_visible - saturated.first_at)
             rejected = fake.rejected_429
-            paced_phase = await run_phase(rt, leads, paced, 0.5 * bound, timeout_s=10 * seconds + 60) if paced else None
+            paced_phase = (
+                await run_phase(rt, leads, paced, 0.5 * bound, timeout_s=10 * seconds + 60) if paced else None
+            )
+            logs = await rt.store.query(TENANT, col.CRM_SYNC_LOGS)
+            statuses: dict[str, int] = {}
+            errors: dict[str, int] = {}
+            for doc in logs:
+                statuses[doc.data["status"]] = statuses.get(doc.data["status"], 0) + 1
+                if doc.data.get("error"):
+                    errors[str(doc.data["error"])[:80]] = errors.get(str(doc.data["error"])[:80], 0) + 1
         finally:
             await rt.stop()
             await services.aclose()
             await fake.stop()
     contacts, deals, notes, emails = _counts(provider, fake)
-    total = leads + paced
-    synced = saturated.synced + (paced_phase.synced if paced_phase else 0)
-    duplicates = max(0, contacts - emails) + max(0, deals - synced) + max(0, notes - synced) + max(0, contacts - synced)
+    total = WARMUP + leads + paced
+    synced = warm.synced + saturated.synced + (paced_phase.synced if paced_phase else 0)
+    duplicates = (
+        max(0, contacts - emails)
+        + max(0, deals - synced)
+        + max(0, notes - synced)
+        + max(0, contacts - synced)
+    )
     out += [
         f"crm_{provider}_limit_scaled: {limit.requests} requests per {window_s:.3f} s "
         f"(documented {limit.doc}; windows scaled down x{scale:.1f})",
@@ -296,34 +341,49 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float) -
         f"crm_{provider}_lost: {total - synced} leads",
         f"crm_{provider}_duplicates: {duplicates} records",
         f"crm_{provider}_rejected_by_limit: {rejected} requests",
+        f"crm_{provider}_sync_attempts: {sum(statuses.values())} attempts "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})",
+        *(f"crm_{provider}_error: {count} x {error}" for error, count in sorted(errors.items())[:5]),
         f"crm_{provider}_qualified_to_visible_p50_saturated: {_pct(saturated.latencies, 0.5):.2f} s",
         f"crm_{provider}_qualified_to_visible_p99_saturated: {_pct(saturated.latencies, 0.99):.2f} s",
     ]
     if paced_phase:
         out += [
-            f"crm_{provider}_qualified_to_visible_p50_paced: {_pct(paced_phase.latencies, 0.5) * 1000:.0f} ms",
-            f"crm_{provider}_qualified_to_visible_p99_paced: {_pct(paced_phase.latencies, 0.99) * 1000:.0f} ms",
+            f"crm_{provider}_qualified_to_visible_p50_paced: {_pct(paced_phase.latencies, 0.5) * 1e3:.0f} ms",
+            f"crm_{provider}_qualified_to_visible_p99_paced: {_pct(paced_phase.latencies, 0.99) * 1e3:.0f} ms",
         ]
     return out
 
 
-def bench_crm_sync(leads: int = 10_000, *, paced: int = 200, adapters: list[str] | None = None, seconds: float = 60.0) -> list[str]:
+def bench_crm_sync(
+    leads: int = 10_000,
+    *,
+    paced: int = 200,
+    adapters: list[str] | None = None,
+    seconds: float = 60.0,
+    pool: int = 0,
+) -> list[str]:
     """Run the benchmark; returns the lines to print (see the module docstring)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     lines: list[str] = []
     for provider in adapters or sorted(LIMITS):
-        lines += asyncio.run(bench_adapter(provider, leads, paced, seconds))
+        lines += asyncio.run(bench_adapter(provider, leads, paced, seconds, pool))
     return lines
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--leads", type=int, default=10_000)
     parser.add_argument("--paced", type=int, default=200)
     parser.add_argument("--adapters", default=",".join(sorted(LIMITS)))
+    parser.add_argument("--pool", type=int, default=8, help="HTTP connection pool size (0: httpx default)")
     parser.add_argument("--seconds", type=float, default=60.0, help="target duration of the saturated phase")
     args = parser.parse_args()
-    for line in bench_crm_sync(args.leads, paced=args.paced, adapters=args.adapters.split(","), seconds=args.seconds):
+    for line in bench_crm_sync(
+        args.leads, paced=args.paced, adapters=args.adapters.split(","), seconds=args.seconds, pool=args.pool
+    ):
         print(line, flush=True)
 
 

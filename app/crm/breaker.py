@@ -46,6 +46,9 @@ class CircuitBreaker:
         """``None`` when a call may go (closed, or this caller is the half-open probe), else the
         seconds to wait before asking again."""
         now = self.clock.now()
+        current = await self.store.get(tenant_id, col.CRM_BREAKERS, connection_id)
+        if current is None or current.get("state") == "closed":
+            return None  # the common case needs no transaction
 
         async def fn(tx: Transaction) -> float | None:
             doc = await tx.get(col.CRM_BREAKERS, connection_id)
