@@ -348,9 +348,10 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, p
         f"crm_{provider}_qualified_to_visible_p99_saturated: {_pct(saturated.latencies, 0.99):.2f} s",
     ]
     if paced_phase:
+        paced_ms = [x * 1000 for x in paced_phase.latencies]
         out += [
-            f"crm_{provider}_qualified_to_visible_p50_paced: {_pct(paced_phase.latencies, 0.5) * 1e3:.0f} ms",
-            f"crm_{provider}_qualified_to_visible_p99_paced: {_pct(paced_phase.latencies, 0.99) * 1e3:.0f} ms",
+            f"crm_{provider}_qualified_to_visible_p50_paced: {_pct(paced_ms, 0.5):.0f} ms",
+            f"crm_{provider}_qualified_to_visible_p99_paced: {_pct(paced_ms, 0.99):.0f} ms",
         ]
     return out
 
