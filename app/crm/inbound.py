@@ -307,6 +307,16 @@ async def _apply(runtime: Runtime, route: WebhookRoute, integration: Integration
     if event.kind in ("contact.created", "contact.tag_added"):
         return await _start(runtime, route, integration, event)
     lead, link = await _find_lead(runtime, route, event)
+    if lead is None and event.kind == "contact.do_not_contact":
+        # nobody we talk to yet: the ledger still keeps them from ever being messaged
+        addresses = [("email", event.email.strip().lower())] if event.email else []
+        if event.phone and event.phone.startswith("+"):
+            addresses += [("whatsapp", event.phone.strip()), ("sms", event.phone.strip())]
+        for channel, address in addresses:
+            await runtime.optouts.record(
+                tenant_id, channel=channel, address=address, source=f"crm:{event.provider}"
+            )
+        return f"do_not_contact, no lead ({len(addresses)} address(es) opted out)"
     if lead is None:
         return "no lead"
     outcome = f"crm:{event.kind.split('.', 1)[1]}"

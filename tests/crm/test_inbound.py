@@ -70,6 +70,16 @@ async def test_url_token_webhook_is_verified_deduplicated_and_opts_the_lead_out(
             ]
             assert sorted(entry["status"] for entry in logs) == ["accepted", "duplicate"]
 
+            # do-not-contact for someone we have never talked to: the ledger keeps them out
+            stranger = {
+                "event": "contact.do_not_contact",
+                "id": "003X",
+                "event_id": "ev-9",
+                "phone": "+33699990000",
+            }
+            assert "opted out" in (await client.post(path, json=stranger)).json()["events"][0]["result"]
+            assert await rt.optouts.is_opted_out(TENANT, "sms", "+33699990000")
+
             # a new token replaces the old one
             renewed = await client.post(f"/api/v1/crm/{connection.id}/webhook-token", headers=AUTH)
             assert (await client.post(path, json={**event, "event_id": "ev-2"})).status_code == 401
