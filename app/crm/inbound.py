@@ -385,9 +385,8 @@ async def _start(runtime: Runtime, route: WebhookRoute, integration: Integration
             return "ignored: the lead has an open conversation"
     lead = existing or new_lead(tenant_id, channel, address, now=now, source=f"crm:{event.provider}")
     changes = event.changes
-    name = " ".join(
-        str(changes.get(k)) for k in ("firstname", "lastname", "first_name", "last_name") if changes.get(k)
-    )
+    keys = ("firstname", "lastname", "firstName", "lastName", "first_name", "last_name")
+    name = " ".join(str(changes.get(k)) for k in keys if changes.get(k))
     if name and not lead.name:
         lead.name = name[:200]
     if event.email and not lead.email:

@@ -7,9 +7,12 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar.testing import AsyncTestClient
 
 from app.composition import Runtime
@@ -17,8 +20,8 @@ from app.jobs.queue import job_doc_id
 from app.main import create_app
 from app.store import collections as col
 from tests.app.conftest import ADMIN_KEY
-from tests.crm.conftest import TENANT, connect, qualified_lead, run_until_idle
-from tests.crm_sync.fakes import HubSpotFake, SalesforceFake
+from tests.crm.conftest import LOCATION, TENANT, connect, qualified_lead, run_until_idle
+from tests.crm_sync.fakes import GoHighLevelFake, HubSpotFake, SalesforceFake
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 HUBSPOT_SECRET = "hubspot-app-secret-for-tests"
@@ -174,5 +177,55 @@ async def test_hubspot_signed_webhook(rt: Runtime) -> None:
             )
             assert resp.json()["events"][0]["kind"] == "contact.do_not_contact"
             assert await rt.optouts.is_opted_out(TENANT, "email", "new.address@example.com")
+    finally:
+        await fake.stop()
+
+
+async def test_gohighlevel_ed25519_webhook_starts_a_playbook_on_a_chosen_tag(rt: Runtime) -> None:
+    fake = await GoHighLevelFake().start()
+    key = Ed25519PrivateKey.generate()
+    public_pem = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    try:
+        connection = await connect(rt, "gohighlevel", fake)
+        app = create_app(runtime=rt, start_worker=False)
+        async with AsyncTestClient(app=app) as client:
+            settings = {"options": {"ghl_ed25519_public_keys": [public_pem]}, "start_tags": ["warm-me"]}
+            resp = await client.put(f"/api/v1/crm/{connection.id}/settings", headers=AUTH, json=settings)
+            assert resp.status_code == 200, resp.text
+            stamp = datetime.fromtimestamp(rt.clock.now(), UTC).isoformat()
+
+            def event(webhook_id: str, tags: list[str]) -> bytes:
+                body = {
+                    "type": "ContactTagUpdate",
+                    "locationId": LOCATION,
+                    "id": "ghl-contact-1",
+                    "firstName": "Noa",
+                    "phone": "+33633334444",
+                    "tags": tags,
+                    "webhookId": webhook_id,
+                    "timestamp": stamp,
+                }
+                return json.dumps(body).encode()
+
+            def signed(body: bytes, signer: Ed25519PrivateKey = key) -> dict[str, str]:
+                signature = base64.b64encode(signer.sign(body)).decode()
+                return {"X-GHL-Signature": signature, "Content-Type": "application/json"}
+
+            url = "/webhooks/integrations/gohighlevel"
+            cold = event("wh-1", ["cold"])
+            forged = signed(cold, Ed25519PrivateKey.generate())
+            assert (await client.post(url, content=cold, headers=forged)).status_code == 401
+            assert (
+                await client.post(url, content=cold, headers={"Content-Type": "application/json"})
+            ).status_code == 401
+            ignored = await client.post(url, content=cold, headers=signed(cold))
+            assert ignored.json()["events"][0]["result"] == "ignored: tag not in start_tags"
+            warm = event("wh-2", ["cold", "warm-me"])
+            started = await client.post(url, content=warm, headers=signed(warm))
+            assert started.json()["events"][0]["result"].startswith("started cv_")
+            again = await client.post(url, content=warm, headers=signed(warm))
+            assert again.json()["events"][0]["result"] == "duplicate"
+            leads = [d.data for d in await rt.store.query(TENANT, col.LEADS)]
+            assert [(lead["name"], lead["phone"]) for lead in leads] == [("Noa", "+33633334444")]
     finally:
         await fake.stop()
