@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -44,7 +45,7 @@ from app.connections import build_connection_services  # noqa: E402
 from app.conversations.records import Conversation, ConversationEvent, Lead  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
 from app.crm.plugin import CrmFeature  # noqa: E402
-from app.crm.records import Integration, Link  # noqa: E402
+from app.crm.records import Integration  # noqa: E402
 from app.store import Transaction, where  # noqa: E402
 from app.store import collections as col  # noqa: E402
 from app.tenancy.bootstrap import bootstrap  # noqa: E402
@@ -105,6 +106,50 @@ def make_fake(provider: str, requests: int, window_s: float) -> FakeServer:
     if provider == "pipedrive":
         return PipedriveFake(burst=requests, window_s=window_s, daily_tokens=10**12)
     return SalesforceFake(allowance=requests, window_s=window_s)
+
+
+class RemoteFake:
+    """A fake CRM served by a child process (so that its CPU is not the app's, as a real CRM's is
+    not); ``stats()`` asks it for its counters and records."""
+
+    def __init__(self, provider: str, requests: int, window_s: float) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_fake, args=(provider, requests, window_s, child), daemon=True)
+        self._proc.start()
+        self.base_url: str = self._conn.recv()
+
+    def stats(self) -> dict[str, Any]:
+        """``{"requests", "rejected", "counts": (contacts, deals, notes, distinct emails)}``."""
+        self._conn.send("stats")
+        answer: dict[str, Any] = self._conn.recv()
+        return answer
+
+    def stop(self) -> None:
+        self._conn.send("stop")
+        self._proc.join(timeout=10)
+
+
+def _serve_fake(provider: str, requests: int, window_s: float, conn: Any) -> None:
+    async def main() -> None:
+        fake = await make_fake(provider, requests, window_s).start()
+        conn.send(fake.base_url)
+        loop = asyncio.get_running_loop()
+        while True:
+            command = await loop.run_in_executor(None, conn.recv)
+            if command == "stats":
+                conn.send(
+                    {
+                        "requests": len(fake.requests),
+                        "rejected": fake.rejected_429,
+                        "counts": _counts(provider, fake),
+                    }
+                )
+            else:
+                await fake.stop()
+                return
+
+    asyncio.run(main())
 
 
 def scaled_catalog(provider: str, requests: int, window_s: float) -> Catalog:
@@ -199,24 +244,30 @@ async def run_phase(rt: Runtime, first: int, count: int, rate: float, timeout_s:
 
     producer = asyncio.create_task(arrivals())
     deadline = start + timeout_s
-    links: dict[str, Link] = {}
+    synced_at: dict[str, float] = {}
     while time.time() < deadline:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
+        if not producer.done():
+            continue  # counting costs the app CPU: count once the arrivals are over
         docs = await rt.store.query(TENANT, col.CRM_LINKS, filters=[where("status", "==", "synced")])
-        links = {d.data["lead_id"]: Link.from_doc(d.data) for d in docs if d.data["lead_id"] in qualified_at}
-        if producer.done() and len(links) >= count:
+        synced_at = {
+            str(d.data["lead_id"]): float(d.data["synced_at"])
+            for d in docs
+            if d.data["lead_id"] in qualified_at and d.data.get("synced_at")
+        }
+        if len(synced_at) >= count:
             break
     producer.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await producer
-    latencies = [links[k].synced_at - qualified_at[k] for k in links if links[k].synced_at]  # type: ignore[operator]
+    latencies = [at - qualified_at[lead_id] for lead_id, at in synced_at.items()]
     return Phase(
         leads=count,
         first_at=start,
-        last_visible=max((link.synced_at or 0.0) for link in links.values()) if links else start,
+        last_visible=max(synced_at.values()) if synced_at else start,
         latencies=latencies,
-        lost=count - len(links),
-        synced=len(links),
+        lost=count - len(synced_at),
+        synced=len(synced_at),
     )
 
 
@@ -248,7 +299,7 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, p
     target_rps = max(1.0, leads / seconds) * EXPECTED_REQUESTS[provider]
     window_s = limit.requests / target_rps
     scale = limit.window_s / window_s
-    fake = await make_fake(provider, limit.requests, window_s).start()
+    fake = RemoteFake(provider, limit.requests, window_s)
     out: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
@@ -299,14 +350,16 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, p
         try:
             # warm-up: measure the requests a lead takes, hence the bound the arrivals must exceed
             warm = await run_phase(rt, WARMUP_BASE, WARMUP, 2.0 * target_rps, timeout_s=120)
-            warm_requests = len(fake.requests) - fake.rejected_429
+            stats = fake.stats()
+            warm_requests = stats["requests"] - stats["rejected"]
             warm_bound = (limit.requests / window_s) / (warm_requests / max(1, warm.synced))
             saturated = await run_phase(rt, 0, leads, 1.25 * warm_bound, timeout_s=20 * seconds + 120)
-            accepted = len(fake.requests) - fake.rejected_429 - warm_requests
+            stats = fake.stats()
+            accepted = stats["requests"] - stats["rejected"] - warm_requests
             per_lead = accepted / max(1, saturated.synced)
             bound = (limit.requests / window_s) / per_lead
             rate = saturated.synced / max(1e-9, saturated.last_visible - saturated.first_at)
-            rejected = fake.rejected_429
+            rejected = stats["rejected"]
             paced_phase = (
                 await run_phase(rt, leads, paced, 0.5 * bound, timeout_s=10 * seconds + 60) if paced else None
             )
@@ -320,8 +373,9 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, p
         finally:
             await rt.stop()
             await services.aclose()
-            await fake.stop()
-    contacts, deals, notes, emails = _counts(provider, fake)
+            final = fake.stats()
+            fake.stop()
+    contacts, deals, notes, emails = final["counts"]
     total = WARMUP + leads + paced
     synced = warm.synced + saturated.synced + (paced_phase.synced if paced_phase else 0)
     duplicates = (

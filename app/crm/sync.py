@@ -51,6 +51,7 @@ from app.jobs.queue import Job, RetryLater
 from app.store import Transaction, where
 from app.store import collections as col
 from crm_sync.base import AuthError, CrmAdapter, IntegrationError, ProviderError
+from crm_sync.client import AuthorizedClient
 from crm_sync.crm import ADAPTERS
 from crm_sync.models import Connection
 
@@ -346,8 +347,8 @@ class CrmSync:
             secret = connection.secret(services.vault, "signing_secret")
             hook = WebhookClient(services.clients.http, url=str(connection.settings.get("url") or ""))
             return connection, cls(hook, secret=secret.reveal() if secret else "", clock=self.runtime.clock)
-        client = await services.clients.client(tenant_id, connection_id)
-        return connection, cls(client)
+        # what ConnectionClients.client() does, without reading the connection a second time
+        return connection, cls(AuthorizedClient(services.clients, connection))
 
     async def _log(self, tenant_id: str, entry: SyncLog) -> None:
         await self.store.set(tenant_id, col.CRM_SYNC_LOGS, entry.id, entry.to_doc())
