@@ -6,8 +6,10 @@
 2. Per-turn processing cost from inbox to outbox, network left out (web chat channel, SQLite):
    the worker's wall time per turn for first messages and for answers.
 3. Prompt tokens per lead turn and the share that is a cacheable static prefix (benchmarks/llm.py).
+4. With ``--crm [N]``: CRM sync of N qualified leads per adapter (default 10,000) against fakes that
+   enforce the vendors' limits, windows scaled down (benchmarks/crm_sync.py; it runs alone too).
 
-Usage: ``python benchmarks/run.py [--requests N] [--concurrency C] [--leads L]``.
+Usage: ``python benchmarks/run.py [--requests N] [--concurrency C] [--leads L] [--crm [N]]``.
 """
 
 from __future__ import annotations
@@ -269,6 +271,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--leads", type=int, default=200)
+    parser.add_argument(
+        "--crm", type=int, nargs="?", const=10_000, default=0, help="CRM sync leads per adapter"
+    )
     args = parser.parse_args()
     bench_ingest(args.requests, args.concurrency)
     asyncio.run(_turns(args.leads))
@@ -276,6 +281,11 @@ def main() -> None:
 
     for line in bench_prompt_tokens():
         print(line)
+    if args.crm:
+        from benchmarks.crm_sync import bench_crm_sync
+
+        for line in bench_crm_sync(args.crm, seconds=max(60.0, args.crm / 8)):
+            print(line)
 
 
 if __name__ == "__main__":

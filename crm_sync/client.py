@@ -59,7 +59,9 @@ class RateGate:
 
     def __init__(self, limits: tuple[RateLimit, ...], headers: RateLimitHeaders, *, clock: Clock) -> None:
         burst = min(limits, key=lambda lim: lim.per_s) if limits else None
-        self.limiter: AsyncLimiter | None = AsyncLimiter(burst.requests, burst.per_s) if burst else None
+        self.window: tuple[float, float] | None = (burst.requests, burst.per_s) if burst else None
+        self.limiter: AsyncLimiter | None = _limiter(burst.requests, burst.per_s) if burst else None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.headers = headers
         self.clock = clock
         self.paused_until = 0.0
@@ -70,6 +72,11 @@ class RateGate:
         if wait > 0:
             await asyncio.sleep(min(wait, _MAX_PAUSE_S))
         if self.limiter is not None:
+            loop = asyncio.get_running_loop()
+            if self._loop is not loop and self.window is not None:
+                # an AsyncLimiter belongs to the loop that first waited on it: another loop (a test
+                # driving the app from outside, a second worker loop) gets a bucket of its own
+                self._loop, self.limiter = loop, _limiter(*self.window)
             await self.limiter.acquire()
 
     def pause(self, seconds: float) -> None:
@@ -91,13 +98,28 @@ class RateGate:
             and limit > 0
             and window_s is not None
             and window_s > 0
-            and (
-                self.limiter is None or (self.limiter.max_rate, self.limiter.time_period) != (limit, window_s)
-            )
+            and self.window != (limit, window_s)
         ):
-            self.limiter = AsyncLimiter(limit, window_s)
+            self.window = (limit, window_s)
+            self.limiter = _limiter(limit, window_s)
         if remaining is not None and remaining <= 0:
             self.pause(reset_s if reset_s is not None else (window_s or 1.0))
+
+
+#: Windows up to this long are enforced by the vendors as sliding windows (HubSpot's 10 s,
+#: GoHighLevel's 10 s, Pipedrive's 2 s): the bucket paces requests evenly there.
+_PACED_WINDOW_S = 60.0
+
+
+def _limiter(requests: float, per_s: float) -> AsyncLimiter:
+    """The bucket for ``requests`` per ``per_s`` seconds. A plain ``AsyncLimiter(requests, per_s)``
+    lets a full burst through and then refills, i.e. up to twice the limit within one sliding
+    window, which the vendor answers with 429s; for short windows the bucket holds one request
+    and refills at ``(requests - 1) / per_s``, so no sliding window ever sees more than
+    ``requests``. Long windows (a daily allowance) keep their burst."""
+    if per_s <= _PACED_WINDOW_S and requests >= 2:
+        return AsyncLimiter(1, per_s / (requests - 1))
+    return AsyncLimiter(requests, per_s)
 
 
 def _num(raw: str | None) -> float | None:

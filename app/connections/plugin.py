@@ -34,9 +34,9 @@ from app.connections.services import ConnectionServices
 from app.connections.sync import SyncRegistry
 from app.core.features import BackgroundTask, Feature
 from app.core.logs import get_logger
+from app.messaging.directory import TenantChannelConfig
 from app.messaging.tenant_channels import ConnectionChannels
 from crm_sync.vault import VaultKeyError
-from kernel.errors import LeadWarmError
 
 if TYPE_CHECKING:
     from app.composition import Runtime
@@ -66,8 +66,9 @@ class ConnectionsFeature(Feature):
         self._config: ConnectionConfig | None = None
         self._checked: int | None = None
         self._check_lock = asyncio.Lock()
-        with contextlib.suppress(LeadWarmError):  # a bad key is refused at start (startup_check)
-            self._build()
+        # Each tenant's own channels come from its connections (built on first use, in the loop
+        # that serves: the services hold an HTTP client bound to it).
+        runtime.channels.use_credentials(_LazyChannels(self))
 
     # the services, built once -----------------------------------------------------------------
     def _build(self) -> tuple[ConnectionServices, ConnectionConfig]:
@@ -76,13 +77,6 @@ class ConnectionsFeature(Feature):
             # The rest of the runtime reaches the credential layer through it: authorised clients
             # for adapters, and each tenant's own channels (WhatsApp, Twilio, mailbox).
             self.runtime.connections = self._services
-            self.runtime.channels.use_credentials(
-                ConnectionChannels(
-                    repository=self._services.repository,
-                    vault=self._services.vault,
-                    settings=self.runtime.settings,
-                )
-            )
         return self._services, self._config
 
     @property
@@ -158,6 +152,22 @@ class ConnectionsFeature(Feature):
                 log.warning("oauth.states_purge_failed", error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=PURGE_INTERVAL_S)
+
+
+class _LazyChannels:
+    """The tenants' channel credentials, read through the feature's services once they exist."""
+
+    def __init__(self, feature: ConnectionsFeature) -> None:
+        self.feature = feature
+        self._channels: ConnectionChannels | None = None
+
+    async def channel_config(self, tenant_id: str, channel: str) -> TenantChannelConfig | None:
+        if self._channels is None:
+            services = self.feature.services
+            self._channels = ConnectionChannels(
+                repository=services.repository, vault=services.vault, settings=self.feature.runtime.settings
+            )
+        return await self._channels.channel_config(tenant_id, channel)
 
 
 def connections_feature(runtime: Runtime) -> ConnectionsFeature:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 import phonenumbers
 
@@ -47,7 +48,7 @@ from kernel.clock import Clock
 from playbooks import Playbook, advance, new_state
 from playbooks.runtime import ConversationState, Event, InboundEvent, Ports, StartEvent, TimerFiredEvent
 
-__all__ = ["ConversationService"]
+__all__ = ["CommitHook", "ConversationService"]
 
 log = get_logger("leadwarm.conversation")
 
@@ -55,6 +56,19 @@ OUTBOX = col.OUTBOX
 MAX_REPLAYS = 8
 #: Message kinds that are kept but never answered and never advance the playbook.
 _SILENT_KINDS = {"reaction", "auto_reply", "bounce"}
+
+
+class CommitHook(Protocol):
+    """Something another feature writes with a turn, in the turn's own transaction.
+
+    Called inside :meth:`ConversationService._commit`'s transaction after the turn's reads and
+    before its writes, with the conversation and lead as read (``before``) and the turn's plan:
+    it may read (``tx.get``) and returns a function that writes (``tx.set``), or ``None``.
+    """
+
+    async def __call__(
+        self, tx: Transaction, before: Located, plan: TurnPlan
+    ) -> Callable[[], None] | None: ...
 
 
 class ConversationService:
@@ -83,6 +97,8 @@ class ConversationService:
         self.channels = channels
         self.burst_window_s = burst_window_s
         self.locator = ConversationLocator(store, clock)
+        self.commit_hooks: list[CommitHook] = []
+        """Added by features (the CRM sync's triggers); see :class:`CommitHook`."""
 
     # ------------------------------------------------------------------ lookups (API, web chat)
     async def find_lead(self, tenant_id: str, channel: str, address: str) -> Lead | None:
@@ -393,6 +409,7 @@ class ConversationService:
                 if plan.cancel_pending_sends and not located.conversation_is_new
                 else []
             )
+            hook_writes = [await hook(tx, located, plan) for hook in self.commit_hooks]
             # -- writes
             tx.set(CONVERSATIONS, conv.id, conv.to_doc())
             if lead_now is None:
@@ -456,6 +473,9 @@ class ConversationService:
                     {"status": "processed", "processed_at": now, "conversation_id": conv.id},
                     merge=True,
                 )
+            for write in hook_writes:
+                if write is not None:
+                    write()
             return True
 
         committed = await self.store.run_transaction(tenant_id, fn)

@@ -13,6 +13,15 @@ __all__ = [
     "CHANNEL_ROUTES",
     "CONFIG",
     "CONVERSATIONS",
+    "CRM_BATCH",
+    "CRM_BREAKERS",
+    "CRM_INTEGRATIONS",
+    "CRM_LINKS",
+    "CRM_REVIEWS",
+    "CRM_SYNC_LOGS",
+    "CRM_WEBHOOK_EVENTS",
+    "CRM_WEBHOOK_LOGS",
+    "CRM_WEBHOOK_ROUTES",
     "INBOX",
     "JOBS",
     "KNOWLEDGE",
@@ -52,10 +61,29 @@ STATUS_EVENTS = "status_events"
 SEND_COUNTERS = "send_counters"
 OPTOUTS = "optouts"
 LLM_USAGE = "llm_usage"
+# CRM sync (app/crm)
+CRM_INTEGRATIONS = "crm_integrations"
+"""Per CRM connection: events, direction, frequency, review, options, field mapping
+(doc id = connection id)."""
+CRM_LINKS = "crm_links"
+"""Per (connection, lead): remote ids, the last synced idempotency key, the dead-letter state."""
+CRM_BREAKERS = "crm_breakers"
+"""Per connection: the circuit breaker's state."""
+CRM_SYNC_LOGS = "crm_sync_logs"
+CRM_WEBHOOK_LOGS = "crm_webhook_logs"
+CRM_WEBHOOK_EVENTS = "crm_webhook_events"
+"""Inbound CRM webhook events already applied (doc id = the event's dedupe id)."""
+CRM_REVIEWS = "crm_reviews"
+"""Leads waiting for a person's approval before they are written to a CRM."""
+CRM_BATCH = "crm_batch"
+"""Leads waiting for an hourly or daily batch sync."""
 
 # --- routing (under SYSTEM_TENANT)
 API_KEYS = "api_keys"
 CHANNEL_ROUTES = "channel_routes"
+CRM_WEBHOOK_ROUTES = "crm_webhook_routes"
+"""``{platform}:{account id}`` or ``token:{sha256(token)}`` -> the tenant and connection of an
+inbound CRM webhook."""
 
 
 def messages_collection(conversation_id: str) -> str:

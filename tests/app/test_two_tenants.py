@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 from twilio.request_validator import RequestValidator
 
 from app.composition import Runtime
+from app.connections.plugin import connections_feature
 from app.main import create_app
 from app.messaging.tenant_channels import register_routes
 from app.tenancy.bootstrap import bootstrap
@@ -67,8 +68,7 @@ async def client(
         **backend_settings,
     )
     rt = Runtime.build(settings, store=None)
-    services = rt.connections  # the connections feature wires the vault into the channels
-    assert services is not None
+    services = connections_feature(rt).services  # the feature wires the vault into the channels
     await bootstrap(rt)
     for tenant in ("demo", "acme"):
         profile = (await rt.tenants.profile(tenant)).model_copy(

@@ -114,7 +114,18 @@ async def test_conflicts_and_the_sync_seam(app_env: AppEnv, provider_api: Provid
     body = {"provider": "cal_com", "credentials": {"api_key": "k"}, "id": "pd-main"}
     assert (await env.call("POST", "/api/v1/integrations", json=body)).status_code == 409
 
+    # A CRM connection's /sync replays its dead letters (the CRM feature's handler): none yet.
     resp = await env.call("POST", "/api/v1/integrations/pd-main/sync")
+    assert resp.status_code == 202 and resp.json()["status"] == "accepted"
+    assert resp.json()["replayed"] == 0
+    # A provider without a handler has nothing to sync.
+    cal = await env.call(
+        "POST",
+        "/api/v1/integrations",
+        json={"provider": "cal_com", "credentials": {"api_key": "k"}, "id": "cal"},
+    )
+    assert cal.status_code in (200, 201), cal.text
+    resp = await env.call("POST", "/api/v1/integrations/cal/sync")
     assert resp.status_code == 202 and resp.json()["status"] == "nothing_to_sync"
 
     calls: list[tuple[str, str]] = []

@@ -1,0 +1,541 @@
+"""The durable CRM sync queue, on the job queue (:mod:`app.jobs`), job kind ``crm_sync``.
+
+One kind, three keys (the payload's ``op`` says which):
+
+* ``t:{lead}`` (``trigger``): written by :meth:`CrmSync.on_commit` in the transaction of the turn
+  that emitted a trigger event (:data:`app.crm.records.TRIGGER_EVENTS`), so a committed turn cannot
+  lose its sync. Its run fills the lead's email and phone from the answers, then routes the lead to
+  each CRM integration subscribed to one of the events: the review queue, the hourly/daily batch, or
+  at once a ``sync`` job.
+* ``s:{connection}:{lead}`` (``sync``): one per (integration, lead), so changes made while it waits
+  coalesce. Its run builds the snapshot, computes its idempotency key (a hash of what the CRM would
+  receive) and writes nothing when the link already holds that key; otherwise it asks the
+  connection's circuit breaker, upserts through the adapter over the authorised client, and stores
+  the remote ids with the key. Failures: 429/5xx/network are retried with exponential backoff and
+  jitter (at least the provider's ``retry_after_s``) and count against the breaker; after
+  ``max_attempts`` attempts, or at once for a failure that retrying cannot cure (401, 4xx, a bad
+  configuration), the link goes to the dead letter (``status: dead``), replayed by
+  :func:`replay_dead_letters`.
+* ``b:{connection}`` (``batch``): the hourly or daily batch of an integration, enqueueing a ``sync``
+  job for each lead waiting in ``crm_batch``.
+
+Every attempt is written to ``crm_sync_logs``. Times are epoch seconds (UTC).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from app.conversations.planning import TurnPlan
+from app.conversations.records import Conversation, ConversationEvent, Lead
+from app.core.logs import get_logger
+from app.crm.breaker import CircuitBreaker
+from app.crm.records import (
+    LEAD_UPDATED,
+    STAGE_CHANGED,
+    TRIGGER_EVENTS,
+    Integration,
+    Link,
+    ReviewItem,
+    SyncLog,
+    link_id,
+)
+from app.crm.snapshot import build_snapshot, fill_contact_fields, idempotency_key, snapshot_payload
+from app.crm.webhook_client import WebhookClient
+from app.jobs.queue import Job, RetryLater
+from app.store import Transaction, where
+from app.store import collections as col
+from crm_sync.base import AuthError, CrmAdapter, IntegrationError, ProviderError
+from crm_sync.client import AuthorizedClient
+from crm_sync.crm import ADAPTERS
+from crm_sync.models import Connection
+
+if TYPE_CHECKING:
+    from app.composition import Runtime
+    from app.conversations.lookup import Located
+
+__all__ = ["KIND", "CrmSync", "redact", "replay_dead_letters"]
+
+log = get_logger("leadwarm.crm")
+
+KIND = "crm_sync"
+_SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "authorization", "signature")
+_LOG_TEXT_MAX = 2000
+_SYNCED_STAGES = ("qualified", "handoff", "booked")
+
+
+def redact(value: Any) -> Any:
+    """``value`` with the values of secret-looking keys (token, secret, password, api key,
+    authorization, signature) replaced by ``"<redacted>"``, recursively."""
+    if isinstance(value, dict):
+        return {
+            k: "<redacted>" if any(w in str(k).lower() for w in _SECRET_WORDS) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def _new_events(before: list[ConversationEvent], after: list[ConversationEvent]) -> list[ConversationEvent]:
+    if len(before) < Conversation.EVENTS_KEPT:
+        return after[len(before) :]
+    seen = {(e.at, e.type) for e in before}
+    return [e for e in after if (e.at, e.type) not in seen]
+
+
+def triggers_of(before: Located, plan: TurnPlan) -> set[str]:
+    """The trigger names (:data:`TRIGGER_EVENTS`) a turn emits."""
+    types = {e.type for e in _new_events(before.conversation.events, plan.conversation.events)}
+    names = {name for name, kinds in TRIGGER_EVENTS.items() if types & set(kinds)}
+    if "slot_filled" in types and plan.lead.stage in _SYNCED_STAGES:
+        names.add(LEAD_UPDATED)
+    if plan.lead.stage != before.lead.stage and not (
+        before.lead.stage == "new" and plan.lead.stage == "engaged"
+    ):
+        names.add(STAGE_CHANGED)
+    return names
+
+
+def _next_batch_at(now: float, frequency: str) -> float:
+    period = 3600.0 if frequency == "hourly" else 86400.0
+    return (math.floor(now / period) + 1) * period
+
+
+def _connection_options(connection: Connection) -> dict[str, Any]:
+    """Adapter options the connection itself knows: the outgoing webhook's ``url`` (a setting of an
+    api_key connection) and GoHighLevel's ``location_id`` (the OAuth token response's
+    ``locationId``, stored as ``account.location_id`` by the catalog)."""
+    out: dict[str, Any] = {}
+    if connection.provider == "webhook" and connection.settings.get("url"):
+        out["url"] = connection.settings["url"]
+    if connection.provider == "gohighlevel" and connection.account.get("location_id"):
+        out["location_id"] = connection.account["location_id"]
+    return out
+
+
+class CrmSync:
+    """The CRM sync of one process (see the module docstring).
+
+    ``max_attempts`` attempts before the dead letter (capped by the job queue's own);
+    ``backoff_base_s`` * 2^(attempt-1), at most ``backoff_max_s``, with +-20 % jitter.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        max_attempts: int = 6,
+        backoff_base_s: float = 2.0,
+        backoff_max_s: float = 600.0,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.breaker = breaker or CircuitBreaker(runtime.store, runtime.clock)
+
+    @property
+    def store(self) -> Any:
+        return self.runtime.store
+
+    # ------------------------------------------------------------------ integrations
+    async def connections(self, tenant_id: str) -> list[Connection]:
+        """The tenant's connections that have a CRM adapter (webhook included)."""
+        services = self.runtime.connections
+        if services is None:
+            return []
+        out: list[Connection] = []
+        after: str | None = None
+        while True:
+            page = await services.repository.list_connections(tenant_id, after=after, limit=100)
+            out += [c for c in page if c.provider in ADAPTERS]
+            if len(page) < 100:
+                return out
+            after = page[-1].id
+
+    async def integration(self, tenant_id: str, connection_id: str) -> Integration:
+        """The stored settings, or the defaults."""
+        doc = await self.store.get(tenant_id, col.CRM_INTEGRATIONS, connection_id)
+        return Integration.from_doc(doc) if doc else Integration(connection_id=connection_id)
+
+    @staticmethod
+    def integration_defaults(connection_id: str, **settings: Any) -> Integration:
+        """The default settings of a connection, with ``settings`` applied (validated)."""
+        return Integration.model_validate({"connection_id": connection_id, **settings})
+
+    async def save_integration(self, tenant_id: str, integration: Integration) -> Integration:
+        """Store the settings (and the inbound-webhook route of its account id, when it has one)."""
+        integration = integration.model_copy(update={"updated_at": self.runtime.clock.now()})
+        await self.store.set(tenant_id, col.CRM_INTEGRATIONS, integration.connection_id, integration.to_doc())
+        return integration
+
+    # ------------------------------------------------------------------ trigger (in the turn's transaction)
+    async def on_commit(self, tx: Transaction, before: Located, plan: TurnPlan) -> Callable[[], None] | None:
+        """:class:`app.conversations.service.CommitHook`: enqueue the lead's trigger job with the
+        turn when it emitted a trigger event (events of a job still waiting are kept)."""
+        names = triggers_of(before, plan)
+        if not names:
+            return None
+        jobs = self.runtime.jobs
+        key = f"t:{plan.lead.id}"
+        existing = await jobs.read(tx, KIND, key)  # type: ignore[arg-type]
+        prior: dict[str, Any] = (
+            (existing or {}).get("payload") or {} if existing and existing.get("status") != "dead" else {}
+        )
+        now = self.runtime.clock.now()
+        payload = {
+            "op": "trigger",
+            "lead_id": plan.lead.id,
+            "conversation_id": plan.conversation.id,
+            "events": sorted(set(prior.get("events") or []) | names),
+            "at": min(float(prior.get("at") or now), now),
+        }
+
+        def write() -> None:
+            jobs.write(tx, existing, kind=KIND, key=key, due_at=now, payload=payload)  # type: ignore[arg-type]
+            jobs.notify()
+
+        return write
+
+    # ------------------------------------------------------------------ job handler
+    async def handle(self, job: Job) -> None:
+        """The ``crm_sync`` job handler (dispatches on ``payload["op"]``)."""
+        op = job.payload.get("op")
+        if op == "trigger":
+            await self._trigger(job)
+        elif op == "sync":
+            await self._sync(job)
+        elif op == "batch":
+            await self._batch(job)
+        else:
+            log.warning("crm.unknown_op", job=job.id, tenant=job.tenant_id, op=str(op)[:40])
+
+    async def _load_lead(self, tenant_id: str, lead_id: str) -> Lead | None:
+        doc = await self.store.get(tenant_id, col.LEADS, lead_id)
+        return Lead.from_doc(doc) if doc else None
+
+    async def _trigger(self, job: Job) -> None:
+        tenant_id = job.tenant_id
+        lead = await self._load_lead(tenant_id, str(job.payload.get("lead_id")))
+        if lead is None:
+            return
+        conv = await self.runtime.conversations.latest_conversation(tenant_id, lead.id)
+        await fill_contact_fields(self.store, self.runtime.playbooks, lead, conv)
+        events = [str(e) for e in job.payload.get("events") or []]
+        at = float(job.payload.get("at") or self.runtime.clock.now())
+        for connection in await self.connections(tenant_id):
+            integration = await self.integration(tenant_id, connection.id)
+            if not integration.outbound() or not set(events) & set(integration.events):
+                continue
+            await self.route(tenant_id, connection, integration, lead.id, events=events, queued_at=at)
+
+    async def route(
+        self,
+        tenant_id: str,
+        connection: Connection,
+        integration: Integration,
+        lead_id: str,
+        *,
+        events: Iterable[str],
+        queued_at: float,
+    ) -> str:
+        """Send one lead towards one CRM as its settings say; returns ``review``, ``batch`` or ``queued``."""
+        now = self.runtime.clock.now()
+        doc_id = link_id(connection.id, lead_id)
+        if integration.review:
+            current = await self.store.get(tenant_id, col.CRM_REVIEWS, doc_id)
+            if current is None or current.get("status") != "pending":
+                item = ReviewItem(
+                    id=doc_id,
+                    connection_id=connection.id,
+                    lead_id=lead_id,
+                    provider=connection.provider,
+                    events=sorted(set(events)),
+                    created_at=now,
+                )
+                await self.store.set(tenant_id, col.CRM_REVIEWS, doc_id, item.to_doc())
+            return "review"
+        if integration.frequency != "realtime":
+            await self.store.set(
+                tenant_id,
+                col.CRM_BATCH,
+                doc_id,
+                {
+                    "connection_id": connection.id,
+                    "lead_id": lead_id,
+                    "events": sorted(set(events)),
+                    "queued_at": queued_at,
+                },
+            )
+            await self.runtime.jobs.enqueue(
+                tenant_id,
+                KIND,  # type: ignore[arg-type]
+                f"b:{connection.id}",
+                due_at=_next_batch_at(now, integration.frequency),
+                payload={"op": "batch", "connection_id": connection.id},
+            )
+            return "batch"
+        await self.enqueue_sync(tenant_id, connection.id, lead_id, events=events, queued_at=queued_at)
+        return "queued"
+
+    async def enqueue_sync(
+        self,
+        tenant_id: str,
+        connection_id: str,
+        lead_id: str,
+        *,
+        events: Iterable[str] = (),
+        queued_at: float | None = None,
+    ) -> None:
+        """Enqueue the (connection, lead) sync job now (coalescing with one that waits)."""
+        now = self.runtime.clock.now()
+        await self.runtime.jobs.enqueue(
+            tenant_id,
+            KIND,  # type: ignore[arg-type]
+            f"s:{connection_id}:{lead_id}",
+            payload={
+                "op": "sync",
+                "connection_id": connection_id,
+                "lead_id": lead_id,
+                "events": sorted(set(events)),
+                "queued_at": now if queued_at is None else queued_at,
+            },
+        )
+
+    async def _batch(self, job: Job) -> None:
+        connection_id = str(job.payload.get("connection_id"))
+        docs = await self.store.query(
+            job.tenant_id, col.CRM_BATCH, filters=[where("connection_id", "==", connection_id)], limit=1000
+        )
+        for doc in docs:
+            await self.enqueue_sync(
+                job.tenant_id,
+                connection_id,
+                str(doc.data["lead_id"]),
+                events=doc.data.get("events") or [],
+                queued_at=doc.data.get("queued_at"),
+            )
+            await self.store.delete(job.tenant_id, col.CRM_BATCH, doc.id)
+        if len(docs) == 1000:
+            raise RetryLater(0.0, "more leads in the batch", count=False)
+
+    # ------------------------------------------------------------------ one sync
+    def _delay(self, attempt: int, retry_after_s: float | None) -> float:
+        backoff = min(self.backoff_base_s * 2.0 ** (attempt - 1), self.backoff_max_s) * random.uniform(
+            0.8, 1.2
+        )
+        return max(backoff, retry_after_s or 0.0)
+
+    async def _adapter(self, tenant_id: str, connection_id: str) -> tuple[Connection, CrmAdapter]:
+        services = self.runtime.connections
+        if services is None:
+            raise IntegrationError("the credential layer is not configured (ENCRYPTION_KEY)")
+        connection = await services.repository.get_connection(tenant_id, connection_id)
+        if connection is None:
+            raise IntegrationError(f"no connection {connection_id!r} in tenant {tenant_id!r}")
+        if connection.status != "active":
+            raise AuthError(f"{connection.provider}: connection {connection.id} is {connection.status}")
+        cls: Any = ADAPTERS[connection.provider]
+        if connection.provider == "webhook":
+            secret = connection.secret(services.vault, "signing_secret")
+            hook = WebhookClient(services.clients.http, url=str(connection.settings.get("url") or ""))
+            return connection, cls(hook, secret=secret.reveal() if secret else "", clock=self.runtime.clock)
+        # what ConnectionClients.client() does, without reading the connection a second time
+        return connection, cls(AuthorizedClient(services.clients, connection))
+
+    async def _log(self, tenant_id: str, entry: SyncLog) -> None:
+        await self.store.set(tenant_id, col.CRM_SYNC_LOGS, entry.id, entry.to_doc())
+
+    def _entry(self, job: Job, provider: str, status: str, **fields: Any) -> SyncLog:
+        now = self.runtime.clock.now()
+        return SyncLog(
+            id=f"{int(now * 1000):015d}-{uuid.uuid4().hex[:8]}",
+            connection_id=str(job.payload.get("connection_id")),
+            lead_id=str(job.payload.get("lead_id")),
+            provider=provider,
+            status=status,
+            attempt=job.attempts + 1,
+            at=now,
+            **fields,
+        )
+
+    async def _save_link(self, tenant_id: str, link: Link) -> None:
+        await self.store.set(tenant_id, col.CRM_LINKS, link.id, link.to_doc())
+
+    async def _sync(self, job: Job) -> None:
+        tenant_id = job.tenant_id
+        connection_id = str(job.payload.get("connection_id"))
+        lead_id = str(job.payload.get("lead_id"))
+        doc_id = link_id(connection_id, lead_id)
+        link_doc = await self.store.get(tenant_id, col.CRM_LINKS, doc_id)
+        link = (
+            Link.from_doc(link_doc)
+            if link_doc
+            else Link(id=doc_id, connection_id=connection_id, lead_id=lead_id)
+        )
+        lead = await self._load_lead(tenant_id, lead_id)
+        integration = await self.integration(tenant_id, connection_id)
+        if lead is None or not integration.outbound():
+            await self._log(
+                tenant_id, self._entry(job, link.provider, "skipped", error="lead gone or sync disabled")
+            )
+            return
+        attempt = job.attempts + 1
+        last_attempt = attempt >= min(self.max_attempts, self.runtime.jobs.max_attempts)
+        wait = await self.breaker.admit(tenant_id, connection_id)
+        if wait is not None:
+            await self._log(tenant_id, self._entry(job, link.provider, "deferred", error="circuit open"))
+            raise RetryLater(wait + random.uniform(0.0, min(1.0, wait / 10)), "circuit open", count=False)
+        started = time.perf_counter()
+        payload: dict[str, Any] = {}
+        key: str | None = None
+        try:
+            connection, adapter = await self._adapter(tenant_id, connection_id)
+            link.provider = connection.provider
+            conv = await self.runtime.conversations.latest_conversation(tenant_id, lead_id)
+            options = {**_connection_options(connection), **integration.options}
+            snapshot = await build_snapshot(
+                store=self.store,
+                playbooks=self.runtime.playbooks,
+                lead=lead,
+                conv=conv,
+                integration=integration.model_copy(update={"options": options}),
+                provider=connection.provider,
+                public_base_url=self.runtime.settings.public_base_url,
+                remote_ids=link.remote_ids,
+            )
+            key = idempotency_key(connection_id, snapshot)
+            if not snapshot.email and not snapshot.phone and connection.provider != "webhook":
+                # a web-chat lead qualified before giving a way to reach them: the answer that
+                # brings one (``lead.updated``) syncs it
+                await self._log(
+                    tenant_id, self._entry(job, link.provider, "skipped", error="no email or phone yet")
+                )
+                return
+            if link.synced_key == key and link.status == "synced":
+                await self.breaker.success(tenant_id, connection_id)
+                await self._log(tenant_id, self._entry(job, link.provider, "skipped", idempotency_key=key))
+                return
+            payload = redact(snapshot_payload(snapshot))
+            ids = await adapter.upsert_lead(snapshot)
+        except Exception as exc:
+            duration_ms = (time.perf_counter() - started) * 1000
+            retryable = isinstance(exc, ProviderError) and exc.retryable
+            unwell = retryable
+            if not isinstance(exc, IntegrationError):
+                retryable = True  # a store conflict, a bug fixed by a deploy: try again later
+            error = f"{type(exc).__name__}: {exc}"[:_LOG_TEXT_MAX]
+            response = (
+                {"status": exc.status, "body": exc.body[:_LOG_TEXT_MAX]}
+                if isinstance(exc, ProviderError)
+                else {}
+            )
+            if unwell:
+                await self.breaker.failure(tenant_id, connection_id)
+            dead = not retryable or last_attempt or isinstance(exc, AuthError)
+            await self._log(
+                tenant_id,
+                self._entry(
+                    job,
+                    link.provider,
+                    "dead" if dead else "retry",
+                    idempotency_key=key,
+                    error=error,
+                    payload=payload,
+                    response=response,
+                    duration_ms=duration_ms,
+                ),
+            )
+            if dead:
+                link.status, link.last_error, link.attempts = "dead", error, attempt
+                await self._save_link(tenant_id, link)
+                log.warning(
+                    "crm.dead_letter", tenant=tenant_id, connection=connection_id, lead=lead_id, error=error
+                )
+                return
+            retry_after = exc.retry_after_s if isinstance(exc, ProviderError) else None
+            raise RetryLater(self._delay(attempt, retry_after), error) from None
+        duration_ms = (time.perf_counter() - started) * 1000
+        now = self.runtime.clock.now()
+        link.remote_ids = ids.as_dict()
+        link.remote_contact = ids.contact
+        link.synced_key = key
+        link.status = "synced"
+        link.last_error = None
+        link.attempts = attempt
+        link.queued_at = float(job.payload.get("queued_at") or now)
+        link.synced_at = now
+        link.writes += 1
+        await self._save_link(tenant_id, link)
+        await self.breaker.success(tenant_id, connection_id)
+        await self._log(
+            tenant_id,
+            self._entry(
+                job,
+                link.provider,
+                "ok",
+                idempotency_key=key,
+                payload=payload,
+                response={**ids.as_dict(), "created": ids.created},
+                duration_ms=duration_ms,
+            ),
+        )
+
+    # ------------------------------------------------------------------ review queue
+    async def decide(
+        self, tenant_id: str, review_id: str, *, approve: bool, actor: str = "admin"
+    ) -> ReviewItem | None:
+        """Approve (the lead is queued for sync at once) or reject a pending review; ``None`` when
+        no such pending item."""
+        doc = await self.store.get(tenant_id, col.CRM_REVIEWS, review_id)
+        if doc is None:
+            return None
+        item = ReviewItem.from_doc(doc)
+        if item.status != "pending":
+            return None
+        item.status = "approved" if approve else "rejected"
+        item.decided_at = self.runtime.clock.now()
+        item.decided_by = actor
+        await self.store.set(tenant_id, col.CRM_REVIEWS, item.id, item.to_doc())
+        if approve:
+            await self.enqueue_sync(
+                tenant_id, item.connection_id, item.lead_id, events=item.events, queued_at=item.created_at
+            )
+        return item
+
+
+async def replay_dead_letters(runtime: Runtime, tenant_id: str, connection_id: str) -> int:
+    """Queue again every dead-lettered lead of one CRM connection (``POST
+    /api/v1/integrations/{id}/sync``); returns how many. The links go back to ``pending``."""
+    docs = await runtime.store.query(
+        tenant_id,
+        col.CRM_LINKS,
+        filters=[where("connection_id", "==", connection_id), where("status", "==", "dead")],
+    )
+    now = runtime.clock.now()
+    for doc in docs:
+        await runtime.store.set(
+            tenant_id, col.CRM_LINKS, doc.id, {"status": "pending", "last_error": None}, merge=True
+        )
+        await runtime.jobs.enqueue(
+            tenant_id,
+            KIND,  # type: ignore[arg-type]
+            f"s:{connection_id}:{doc.data['lead_id']}",
+            payload={
+                "op": "sync",
+                "connection_id": connection_id,
+                "lead_id": doc.data["lead_id"],
+                "events": ["replay"],
+                "queued_at": now,
+            },
+        )
+    if docs:
+        log.info("crm.replayed", tenant=tenant_id, connection=connection_id, count=len(docs))
+    return len(docs)
