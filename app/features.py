@@ -9,6 +9,7 @@ from app.ai.plugin import AiFeature
 from app.authoring.plugin import AuthoringFeature
 from app.conversations.plugin import ConversationsFeature
 from app.core.features import Feature
+from app.handoff.plugin import HandoffFeature
 from app.messaging.plugin import MessagingFeature
 from app.ops.plugin import OpsFeature
 from app.tenancy.plugin import TenancyFeature
@@ -21,6 +22,7 @@ FEATURES: tuple[type[Feature], ...] = (
     TenancyFeature,
     MessagingFeature,
     ConversationsFeature,
+    HandoffFeature,
     AuthoringFeature,
     AiFeature,
     WebChatFeature,

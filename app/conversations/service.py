@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 import phonenumbers
 
@@ -47,7 +48,7 @@ from kernel.clock import Clock
 from playbooks import Playbook, advance, new_state
 from playbooks.runtime import ConversationState, Event, InboundEvent, Ports, StartEvent, TimerFiredEvent
 
-__all__ = ["ConversationService"]
+__all__ = ["ConversationService", "TurnHook", "TurnWrites"]
 
 log = get_logger("leadwarm.conversation")
 
@@ -55,6 +56,22 @@ OUTBOX = col.OUTBOX
 MAX_REPLAYS = 8
 #: Message kinds that are kept but never answered and never advance the playbook.
 _SILENT_KINDS = {"reaction", "auto_reply", "bounce"}
+
+
+class TurnWrites(Protocol):
+    """What a :class:`TurnHook` writes in the turn's transaction: ``read`` runs with the turn's
+    reads (before any write, as Firestore requires), ``write`` with its writes."""
+
+    async def read(self, tx: Transaction) -> None: ...
+
+    def write(self, tx: Transaction) -> None: ...
+
+
+class TurnHook(Protocol):
+    """Called with the conversation as read (``before``) and the turn's plan before every commit;
+    may add messages and events to ``plan`` and return writes for the same transaction."""
+
+    async def __call__(self, tenant_id: str, before: Conversation, plan: TurnPlan) -> TurnWrites | None: ...
 
 
 class ConversationService:
@@ -83,6 +100,8 @@ class ConversationService:
         self.channels = channels
         self.burst_window_s = burst_window_s
         self.locator = ConversationLocator(store, clock)
+        self.turn_hooks: list[TurnHook] = []
+        """Features that add to a turn before it commits (see :class:`TurnHook`)."""
 
     # ------------------------------------------------------------------ lookups (API, web chat)
     async def find_lead(self, tenant_id: str, channel: str, address: str) -> Lead | None:
@@ -110,6 +129,44 @@ class ConversationService:
         await self._replay_until_committed(
             job.tenant_id, lambda: self._timer_turn(job.tenant_id, job.key, timer_id)
         )
+
+    async def run_event(
+        self,
+        tenant_id: str,
+        conversation_id: str,
+        event: Event,
+        *,
+        trigger: str,
+        amend: Callable[[TurnPlan], None] | None = None,
+    ) -> Conversation | None:
+        """Apply ``event`` (e.g. a :class:`playbooks.runtime.ResumeEvent`) to a stored, started
+        conversation as one committed turn whose messages go out with ``trigger``; ``amend`` may
+        add to the plan (an event naming who acted) before it commits. Returns the conversation as
+        committed, or ``None`` if it does not exist or never started. Raises
+        :class:`app.store.ConflictError` when it kept changing."""
+        committed: list[Conversation] = []
+
+        async def turn() -> bool:
+            data = await self.store.get(tenant_id, CONVERSATIONS, conversation_id)
+            if data is None or not data.get("state"):
+                return True
+            conv = Conversation.from_doc(data)
+            lead = await self.locator.get_lead(tenant_id, conv.lead_id)
+            playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
+            state = ConversationState.model_validate(conv.state)
+            state.lead = lead_view(lead)
+            result = await advance(playbook, state, event, await self._ports(tenant_id, lead, conv))
+            located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
+            plan = plan_turn(conv, lead, result, self.clock.now(), trigger=trigger)
+            if amend is not None:
+                amend(plan)
+            if await self._commit(tenant_id, located, plan):
+                committed.append(plan.conversation)
+                return True
+            return False
+
+        await self._replay_until_committed(tenant_id, turn)
+        return committed[0] if committed else None
 
     async def _replay_until_committed(self, tenant_id: str, turn: Callable[[], Awaitable[bool]]) -> None:
         for _ in range(MAX_REPLAYS):
@@ -356,6 +413,8 @@ class ConversationService:
         now = self.clock.now()
         item_ids = {i.id for i in inbox_items}
         address_key = inbox_items[-1].address_key if inbox_items else None
+        hooked = [await hook(tenant_id, located.conversation, plan) for hook in self.turn_hooks]
+        extra_writes = [w for w in hooked if w is not None]
 
         async def fn(tx: Transaction) -> bool:
             current = await tx.get(CONVERSATIONS, conv.id)
@@ -376,6 +435,8 @@ class ConversationService:
                 return False  # created concurrently: replay and pick it up
             timer_job = await self.jobs.read(tx, "timer", conv.id) if plan.timer else None
             dispatch_job = await self.jobs.read(tx, "dispatch", conv.id) if plan.outbox else None
+            for extra in extra_writes:
+                await extra.read(tx)
             # -- writes
             tx.set(CONVERSATIONS, conv.id, conv.to_doc())
             if lead_now is None:
@@ -421,6 +482,8 @@ class ConversationService:
                     {"status": "processed", "processed_at": now, "conversation_id": conv.id},
                     merge=True,
                 )
+            for extra in extra_writes:
+                extra.write(tx)
             return True
 
         committed = await self.store.run_transaction(tenant_id, fn)

@@ -13,6 +13,7 @@ __all__ = [
     "CHANNEL_ROUTES",
     "CONFIG",
     "CONVERSATIONS",
+    "HANDOFFS",
     "INBOX",
     "JOBS",
     "KNOWLEDGE",
@@ -52,6 +53,8 @@ STATUS_EVENTS = "status_events"
 SEND_COUNTERS = "send_counters"
 OPTOUTS = "optouts"
 LLM_USAGE = "llm_usage"
+HANDOFFS = "handoffs"
+"""Human handoffs of conversations, their notifications and timers (app/handoff)."""
 
 # --- routing (under SYSTEM_TENANT)
 API_KEYS = "api_keys"
