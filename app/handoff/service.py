@@ -36,6 +36,7 @@ from app.jobs.queue import Job, JobQueue
 from app.messaging.directory import ChannelDirectory
 from app.store import Order, Store, Transaction
 from app.store import collections as col
+from app.tenancy.audit import AuditLog, AuditRecord
 from app.tenancy.directory import TenantDirectory
 from app.tenancy.records import TenantProfile
 from kernel.clock import Clock
@@ -93,6 +94,16 @@ def _append_events(conv: Conversation, *events: ConversationEvent) -> None:
     conv.events = (conv.events + list(events))[-Conversation.EVENTS_KEPT :]
 
 
+def _audited(writes: _Writes, audit: AuditLog, conv_id: str, *events: ConversationEvent) -> None:
+    """Each transition event is also an audit record, written in the same transaction."""
+    for event in events:
+        detail = {k: v for k, v in event.detail.items() if k != "by"}
+        record = audit.new(
+            event.type, actor=str(event.detail.get("by", "system")), target=conv_id, detail=detail
+        )
+        writes.audit.append((audit, record))
+
+
 def _job_key(conversation_id: str, seq: int, what: str) -> str:
     return f"{conversation_id}:{seq}:{what}"
 
@@ -108,6 +119,7 @@ class _Writes:
     new_jobs: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
     cancel_timeout: bool = False
     handoff: Handoff | None = None
+    audit: list[tuple[AuditLog, AuditRecord]] = field(default_factory=list)
     _existing_jobs: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     _timeout_job: dict[str, Any] | None = None
 
@@ -127,6 +139,8 @@ class _Writes:
             )
 
     def write(self, tx: Transaction) -> None:
+        for audit_log, record in self.audit:
+            audit_log.write(tx, record)
         if self.handoff is None:
             return
         seq = self.handoff.seq
@@ -169,6 +183,7 @@ class HandoffService:
         self.channels = channels
         self.conversations = conversations
         self.secrets = WebhookSecrets(store, clock)
+        self.audit = AuditLog(store, clock)
         self.public_base_url = public_base_url.rstrip("/")
 
     def __repr__(self) -> str:
@@ -222,10 +237,10 @@ class HandoffService:
             )
         plan_bot_messages(plan, [notice], now, purpose="handoff")
         due_at = (opening if opening is not None else now) + profile.handoff_response_minutes * 60.0
-        _append_events(
-            conv,
-            _event(now, "handoff.requested", by, reason=reason, step_id=step_id, resume_step=resume_step),
+        requested_event = _event(
+            now, "handoff.requested", by, reason=reason, step_id=step_id, resume_step=resume_step
         )
+        _append_events(conv, requested_event)
         handoff = Handoff(
             id=conv.id,
             conversation_id=conv.id,
@@ -248,6 +263,7 @@ class HandoffService:
         writes = _Writes(self.jobs, conv.id, make, cancel_timeout=True)
         writes.new_jobs = [*self._notify_jobs(profile, "requested", now)]
         writes.new_jobs.append(("timeout", due_at, {"action": "timeout"}))
+        _audited(writes, self.audit, conv.id, requested_event)
         log.info("handoff.requested", tenant=tenant_id, conversation=conv.id, by=by, reason=reason)
         return writes
 
@@ -264,10 +280,12 @@ class HandoffService:
         now = self.clock.now()
         back = next((e for e in reversed(conv.events) if e.type == "handoff.handed_back"), None)
         if back is not None and back.at == now:
-            status, by = "handed_back", str(back.detail.get("by", "agent"))
+            status, by, transition = "handed_back", str(back.detail.get("by", "agent")), back
         else:
+            back = None
             status, by = "closed", "lead" if conv.status == "closed" else "bot"
-            _append_events(conv, _event(now, "handoff.closed", by, status=conv.status))
+            transition = _event(now, "handoff.closed", by, status=conv.status)
+            _append_events(conv, transition)
         note = back.detail.get("note") if back is not None else None
 
         def make(stored: Handoff | None) -> Handoff | None:
@@ -280,6 +298,7 @@ class HandoffService:
 
         writes = _Writes(self.jobs, conv.id, make, cancel_timeout=True)
         writes.new_jobs = self._notify_jobs(await self.tenants.profile(tenant_id), status, now)
+        _audited(writes, self.audit, conv.id, transition)
         return writes
 
     def _notify_jobs(
@@ -348,6 +367,7 @@ class HandoffService:
             message.sender = "agent"
             events.append(_event(now, "handoff.agent_message", author, message_id=message.id))
             _append_events(conv, *events)
+            _audited(writes, self.audit, conv.id, *events)
             conv.updated_at = now
             conv.version += 1
             tx.set(col.CONVERSATIONS, conv.id, conv.to_doc())
@@ -450,7 +470,9 @@ class HandoffService:
                 plan, [i18n.text("handoff_timeout", language, callback=when)], now, purpose="handoff"
             )
             handoff.status, handoff.timed_out_at = "timed_out", now
-            _append_events(conv, _event(now, "handoff.timed_out", "system", callback_at=callback))
+            timed_out = _event(now, "handoff.timed_out", "system", callback_at=callback)
+            _append_events(conv, timed_out)
+            _audited(writes, self.audit, conv.id, timed_out)
             conv.updated_at = now
             conv.version += 1
             tx.set(col.CONVERSATIONS, conv.id, conv.to_doc())

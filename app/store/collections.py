@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AI_CONFIG",
+    "AUDIT",
     "API_KEYS",
     "CHANNEL_ROUTES",
     "CONFIG",
@@ -54,6 +55,8 @@ SEND_COUNTERS = "send_counters"
 OPTOUTS = "optouts"
 LLM_USAGE = "llm_usage"
 HANDOFFS = "handoffs"
+AUDIT = "audit"
+"""Who did what: admin actions, handoffs, rejected API keys (app/tenancy/audit.py)."""
 """Human handoffs of conversations, their notifications and timers (app/handoff)."""
 
 # --- routing (under SYSTEM_TENANT)

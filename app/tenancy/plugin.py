@@ -8,16 +8,22 @@ from collections.abc import Mapping
 from litestar.di import Provide
 
 from app.core.features import Feature, feature_dependencies
+from app.tenancy import settings_api
+from app.tenancy.audit import AuditLog
 from app.tenancy.auth import tenant_from_bearer
 
 __all__ = ["TenancyFeature"]
 
 
 class TenancyFeature(Feature):
-    """Provides ``tenants`` and ``tenant_id``."""
+    """Provides ``tenants``, ``tenant_id`` and ``audit``; the settings and audit API."""
+
+    route_handlers = settings_api.ROUTES
 
     def dependencies(self) -> Mapping[str, Provide]:
         return {
-            **feature_dependencies(("tenants", self.runtime.tenants)),
+            **feature_dependencies(
+                ("tenants", self.runtime.tenants), ("audit", AuditLog(self.runtime.store, self.runtime.clock))
+            ),
             "tenant_id": Provide(tenant_from_bearer),
         }

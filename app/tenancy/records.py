@@ -56,4 +56,18 @@ class TenantProfile(Record):
     office_hours_end: str = "18:00"
     office_days: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
     """ISO weekdays (1 = Monday) the team works, in ``timezone``."""
+    # --- conversations
+    burst_window_seconds: dict[str, float] = Field(default_factory=dict)
+    """Per channel: messages from one lead this close together get one reply (seconds); a channel
+    not listed uses BURST_WINDOW_SECONDS."""
+    # --- branding (web chat, notifications)
+    brand_color: str = "#1f6feb"
+    """``#rrggbb``: header and the visitor's bubbles."""
+    brand_text_color: str = "#ffffff"
+    """``#rrggbb``: text over ``brand_color``."""
+    logo_url: str | None = None
+    greeting: dict[str, str] = Field(default_factory=dict)
+    """Per language: what the web chat shows on open before the playbook's first message."""
+    webchat_allowed_origins: list[str] = Field(default_factory=list)
+    """Sites (``https://www.example.com``) allowed to embed the web chat widget."""
     created_at: float = 0.0

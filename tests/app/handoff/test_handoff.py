@@ -340,6 +340,14 @@ async def test_handoff_reaches_a_person_and_returns_to_the_bot(
     assert handoff["status"] == "handed_back" and handoff["handed_back_by"] == "marie"
     assert [h["type"] for h in hooks(w)][-1] == "handoff.handed_back"
     assert len(notification_mails(w)) == 2  # nothing sent twice
+    trail = (await w.client.get("/api/v1/audit", params={"action": "handoff."}, headers=AUTH)).json()
+    assert [(r["action"], r["actor"]) for r in reversed(trail)] == [
+        ("handoff.requested", "lead"),
+        ("handoff.answered", "marie"),
+        ("handoff.agent_message", "marie"),
+        ("handoff.handed_back", "marie"),
+    ]
+    assert {r["target"] for r in trail} == {conv.id}
 
 
 @pytest.mark.parametrize("channel", ["whatsapp", "sms", "email", "webchat"])
