@@ -24,6 +24,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_400_BAD_REQUEST, HTTP_4
 from pydantic import BaseModel, Field, field_validator
 
 from app.authoring.repository import PlaybookNotFoundError
+from app.authoring.routing import RouteContext
 from app.composition import Runtime
 from app.conversations.lookup import CONVERSATIONS, LEADS, address_field, new_lead
 from app.conversations.records import Conversation, messages_collection
@@ -108,7 +109,14 @@ async def create_lead(
         playbook = (
             await runtime.playbooks.get(tenant_id, data.playbook_id)
             if data.playbook_id
-            else await runtime.playbooks.choose(profile, data.language, trigger="lead_created")
+            else await runtime.playbooks.choose(
+                profile,
+                data.language,
+                trigger="lead_created",
+                context=RouteContext(
+                    trigger="lead_created", channel=data.channel, language=data.language, source=data.source
+                ),
+            )
         )
     except PlaybookNotFoundError as exc:
         raise _bad(str(exc)) from exc

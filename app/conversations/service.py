@@ -27,6 +27,7 @@ from app.ai.knowledge.stats import record_kb_outcome
 from app.ai.language import detect_language
 from app.ai.llm.usage import TurnUsage
 from app.authoring.repository import PlaybookRepository
+from app.authoring.routing import RouteContext, utm_from
 from app.conversations.lookup import CONVERSATIONS, LEADS, ConversationLocator, Located
 from app.conversations.planning import TurnPlan, append_inbound, plan_bot_messages, plan_turn
 from app.conversations.records import Conversation, ConversationEvent, Lead, messages_collection
@@ -220,7 +221,9 @@ class ConversationService:
         event: Event
         if not conv.state:
             language = detect_language(text, supported=profile.languages) or lead.language
-            playbook = await self._playbook_for(located, profile, language, trigger="inbound_unknown_lead")
+            playbook = await self._playbook_for(
+                located, profile, language, trigger="inbound_unknown_lead", text=text, first=items[0]
+            )
             state = new_state(playbook, language=language or playbook.language, lead=lead_view(lead))
             event = StartEvent(trigger="inbound_unknown_lead", text=text)
         else:
@@ -332,12 +335,30 @@ class ConversationService:
 
     # ------------------------------------------------------------------ helpers
     async def _playbook_for(
-        self, located: Located, profile: TenantProfile, language: str | None, *, trigger: str
+        self,
+        located: Located,
+        profile: TenantProfile,
+        language: str | None,
+        *,
+        trigger: str,
+        text: str = "",
+        first: InboxItem | None = None,
     ) -> Playbook:
         conv = located.conversation
         if conv.playbook_id:
             return await self.playbooks.get(profile.id, conv.playbook_id, conv.playbook_version)
-        playbook = await self.playbooks.choose(profile, language, trigger=trigger)
+        metadata = (first.payload.get("metadata") if first is not None else None) or {}
+        referral = metadata.get("referral") if isinstance(metadata.get("referral"), dict) else None
+        context = RouteContext(
+            trigger=trigger,
+            channel=conv.channel,
+            language=language,
+            text=text,
+            source=located.lead.source,
+            referral=referral,
+            utm=utm_from((referral or {}).get("source_url"), metadata.get("page_url")),
+        )
+        playbook = await self.playbooks.choose(profile, language, trigger=trigger, context=context)
         conv.playbook_id, conv.playbook_version = playbook.id, playbook.version
         return playbook
 
