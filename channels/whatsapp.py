@@ -142,12 +142,13 @@ def _list(value: Any, where: str) -> list[Any]:
 
 
 def _template(template: dict[str, Any]) -> dict[str, Any]:
-    """A template message object (Cloud API "Template messages": name, language code, body
-    parameters of type text)."""
+    """A template message object (Cloud API "Template messages": name, language code and policy,
+    body parameters of type text). The ``deterministic`` language policy is the only one Meta
+    accepts, and the Business Messaging API's OpenAPI description requires it."""
     name, language = template.get("name"), template.get("language")
     if not isinstance(name, str) or not name or not isinstance(language, str) or not language:
         raise SendError("a WhatsApp template needs a name and a language code", retryable=False)
-    out: dict[str, Any] = {"name": name, "language": {"code": language}}
+    out: dict[str, Any] = {"name": name, "language": {"policy": "deterministic", "code": language}}
     parameters = [str(p) for p in template.get("parameters", [])]
     if parameters:
         out["components"] = [

@@ -226,6 +226,10 @@ class ConversationService:
             )
             state = new_state(playbook, language=language or playbook.language, lead=lead_view(lead))
             event = StartEvent(trigger="inbound_unknown_lead", text=text)
+            if conv.opened_with_template:
+                # The lead answers our template: the playbook starts from its first step; their
+                # words answered the template, not the playbook's first question.
+                event = StartEvent(trigger="lead_created")
         else:
             playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
             state = ConversationState.model_validate(conv.state)

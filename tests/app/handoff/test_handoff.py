@@ -8,40 +8,18 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
-from app.composition import Runtime, build_channels
 from app.conversations.records import Conversation
 from app.handoff.notify import EVENT_ID_HEADER, SIGNATURE_HEADER, sign, verify_signature
-from app.main import create_app
 from app.store import Order, where
 from app.store import collections as col
-from app.tenancy.bootstrap import bootstrap
 from channels.base import InboundMessage
-from channels.email import EmailChannel
-from channels.sms import TwilioSmsChannel
-from kernel.clock import ManualClock
-from tests.app.conftest import ADMIN_KEY, PHONE_ID, make_settings
-from tests.fixtures.twilio.fake_twilio import FakeTwilio
-from tests.support.recording import RecordingServer, Reply
-from tests.support.smtp_server import SmtpRecorder, running_smtp_server
-
-Client = AsyncTestClient[Litestar]
-AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "twilio-test-auth-token-0123456789"
-OUR_NUMBER = "+15017122661"
-OUR_MAILBOX = "hello@sunnywatt.example"
-OPS = ["ops@sunnywatt.example", "sales@sunnywatt.example"]
-#: A Monday, 10:00 UTC.
-MONDAY_10H = 1_764_583_200.0
+from tests.app.conftest import PHONE_ID
+from tests.app.handoff.conftest import AUTH, MONDAY_10H, OPS, OUR_MAILBOX, OUR_NUMBER, World
+from tests.support.recording import Reply
 
 LEADS = {
     "whatsapp": "+33612345678",
@@ -66,106 +44,6 @@ FIRST = {
     "en": "Hello, I'm interested in solar panels",
     "fr": "Bonjour, je voudrais des infos sur la rénovation",
 }
-
-
-@dataclass
-class World:
-    runtime: Runtime
-    client: Client
-    clock: ManualClock
-    graph: RecordingServer
-    twilio: FakeTwilio
-    smtp: SmtpRecorder
-    hook: RecordingServer
-    secret: str
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, SmtpRecorder]]:
-    with running_smtp_server() as (controller, recorder):
-        yield controller.port, recorder
-
-
-@pytest.fixture
-def twilio_api() -> Iterator[FakeTwilio]:
-    server = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[RecordingServer]:
-    server = RecordingServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-async def world(
-    tmp_path: Path,
-    graph: RecordingServer,
-    twilio_api: FakeTwilio,
-    smtp: tuple[int, SmtpRecorder],
-    receiver: RecordingServer,
-) -> AsyncIterator[World]:
-    """Every channel wired to its stand-in, the demo tenant with notification addresses, a webhook
-    and office hours around the clock; the clock is manual, the worker runs on ``drain()``."""
-    settings = make_settings(
-        tmp_path / "data",
-        graph.base_url,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_phone_number=OUR_NUMBER,
-        public_base_url="https://leads.example.com",
-    )
-    sms = TwilioSmsChannel(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        from_number=OUR_NUMBER,
-        public_base_url="https://leads.example.com",
-        api_base_url=twilio_api.base_url,
-    )
-    email = EmailChannel(
-        host="127.0.0.1",
-        port=smtp[0],
-        from_address=f"SunnyWatt <{OUR_MAILBOX}>",
-        starttls=False,
-        unsubscribe_base_url="https://leads.example.com",
-        unsubscribe_secret="unsub-secret",
-        tenant_id=settings.default_tenant_id,
-        timeout_s=5.0,
-    )
-    clock = ManualClock(MONDAY_10H)
-    rt = Runtime.build(
-        settings, clock=clock, channels={**build_channels(settings), "sms": sms, "email": email}
-    )
-    await bootstrap(rt)
-    profile = await rt.tenants.profile("demo")
-    await rt.tenants.save_profile(
-        profile.model_copy(
-            update={
-                "quiet_hours_start": "00:00",
-                "quiet_hours_end": "00:00",
-                "timezone": "UTC",
-                "handoff_emails": OPS,
-                "handoff_webhook_url": receiver.base_url + "/hooks/leadwarm",
-                "handoff_response_minutes": 30,
-                "office_hours_start": "08:00",
-                "office_hours_end": "19:00",
-            }
-        )
-    )
-    app = create_app(runtime=rt, start_worker=False)
-    async with AsyncTestClient(app=app) as client:
-        rotated = await client.post("/api/v1/handoff/webhook-secret", headers=AUTH)
-        assert rotated.status_code == 201
-        yield World(rt, client, clock, graph, twilio_api, smtp[1], receiver, rotated.json()["secret"])
-    await rt.channels.aclose()
-    await rt.store.close()
 
 
 _ids = itertools.count(1)
