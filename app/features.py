@@ -11,6 +11,7 @@ from app.conversations.plugin import ConversationsFeature
 from app.core.features import Feature
 from app.handoff.plugin import HandoffFeature
 from app.messaging.plugin import MessagingFeature
+from app.ops.api_docs import ApiDocsFeature
 from app.ops.plugin import OpsFeature
 from app.tenancy.plugin import TenancyFeature
 from app.webchat.plugin import WebChatFeature
@@ -26,4 +27,5 @@ FEATURES: tuple[type[Feature], ...] = (
     AuthoringFeature,
     AiFeature,
     WebChatFeature,
+    ApiDocsFeature,
 )
