@@ -12,16 +12,19 @@ import itertools
 import uuid
 from typing import Any
 
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 from pydantic import Field
 
 from app.core.logs import get_logger
 from app.core.records import Record
 from app.store import Order, Store, Transaction
 from app.store import collections as col
-from app.tenancy.directory import hash_api_key
+from app.tenancy.directory import TenantDirectory, hash_api_key
 from kernel.clock import Clock
 
-__all__ = ["AuditLog", "AuditRecord", "key_ref"]
+__all__ = ["AdminAuditMiddleware", "AuditLog", "AuditRecord", "key_ref"]
 
 log = get_logger("leadwarm.audit")
 
@@ -122,3 +125,47 @@ class AuditLog:
                 if r.action == action or (action.endswith(".") and r.action.startswith(action))
             ]
         return records
+
+
+#: Admin writes whose handlers write a richer record of their own (not audited twice).
+SELF_AUDITED = ("/api/v1/settings", "/api/v1/playbooks", "/api/v1/playbook-routes", "/api/v1/handoff/")
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class AdminAuditMiddleware(ASGIMiddleware):
+    """Audits every successful admin write (``POST/PUT/PATCH/DELETE /api/v1/...`` answered 2xx)
+    as ``api.<method>`` on its path, by the key that made it, under the key's tenant; the handlers
+    listed in :data:`SELF_AUDITED` write their own record instead."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, tenants: TenantDirectory, audit: AuditLog) -> None:
+        self.tenants = tenants
+        self.audit = audit
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        path, method = str(scope.get("path", "")), str(scope.get("method", ""))
+        if method not in _WRITES or not path.startswith("/api/v1/") or path.startswith(SELF_AUDITED):
+            await next_app(scope, receive, send)
+            return
+        status: list[int] = []
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        await next_app(scope, receive, capture)
+        if not status or not 200 <= status[0] < 300:
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        _, _, key = headers.get("authorization", "").partition(" ")
+        tenant_id = await self.tenants.tenant_for_key(key.strip()) if key.strip() else None
+        if tenant_id is not None:
+            await self.audit.record(
+                tenant_id,
+                f"api.{method.lower()}",
+                actor=key_ref(key.strip()),
+                target=path,
+                detail={"status": status[0]},
+            )

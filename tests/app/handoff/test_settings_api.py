@@ -109,3 +109,16 @@ async def test_settings_need_the_admin_key(client: Client, runtime: Runtime) -> 
     rejected = await AuditLog(runtime.store, runtime.clock).recent(SYSTEM_TENANT, action="api_key.rejected")
     assert [(r.actor, r.target) for r in rejected] == [(key_ref("nope"), "/api/v1/settings")]
     assert "nope" not in str(rejected[0].to_doc()).replace(key_ref("nope"), "")
+
+
+async def test_every_admin_write_is_audited_once(client: Client) -> None:
+    r = await client.post("/api/v1/leads", json={"name": "Ana", "channel": "webchat"}, headers=AUTH)
+    assert r.status_code == 201
+    await client.post("/api/v1/leads", json={"channel": "pigeon"}, headers=AUTH)  # 400: not audited
+    await client.put("/api/v1/settings", json={"daily_cap_per_lead": 7}, headers=AUTH)
+    trail = (await client.get("/api/v1/audit", headers=AUTH)).json()
+    assert [(r["action"], r["target"]) for r in trail] == [
+        ("settings.updated", "settings"),
+        ("api.post", "/api/v1/leads"),
+    ]
+    assert trail[1]["actor"] == key_ref(ADMIN_KEY) and trail[1]["detail"] == {"status": 201}
