@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -19,7 +20,9 @@ from channels.email import EmailChannel
 from channels.sms import TwilioSmsChannel
 from kernel.clock import ManualClock
 from tests.app.conftest import ADMIN_KEY, make_settings
+from tests.conftest import EMULATOR_PROJECT
 from tests.fixtures.twilio.fake_twilio import FakeTwilio
+from tests.support.firestore_emulator import FirestoreEmulator
 from tests.support.recording import RecordingServer
 from tests.support.smtp_server import SmtpRecorder, running_smtp_server
 
@@ -77,12 +80,28 @@ async def world(
     twilio_api: FakeTwilio,
     smtp: tuple[int, SmtpRecorder],
     receiver: RecordingServer,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[World]:
     """Every channel wired to its stand-in, the demo tenant with notification addresses, a webhook
-    and office hours around the clock; the clock is manual, the worker runs on ``drain()``."""
+    and office hours around the clock; the clock is manual, the worker runs on ``drain()``.
+
+    On SQLite; ``@pytest.mark.parametrize("world", ["firestore"], indirect=True)`` runs a test on
+    the Firestore emulator instead."""
+    backend: dict[str, Any] = {"store": "sqlite"}
+    if getattr(request, "param", "sqlite") == "firestore":
+        emulator: FirestoreEmulator = request.getfixturevalue("firestore_emulator")
+        emulator.reset()
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host_port)
+        backend = {
+            "store": "firestore",
+            "firebase_project_id": EMULATOR_PROJECT,
+            "firestore_emulator_host": emulator.host_port,
+        }
     settings = make_settings(
         tmp_path / "data",
         graph.base_url,
+        **backend,
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,
         twilio_phone_number=OUR_NUMBER,

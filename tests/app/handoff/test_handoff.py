@@ -338,3 +338,14 @@ def test_signature_scheme() -> None:
     assert not verify_signature("whsec_x", body + b" ", header, now=1_700_000_100)
     assert not verify_signature("whsec_x", body, header, now=1_700_001_000)
     assert not verify_signature("whsec_x", body, "garbage", now=1_700_000_000)
+
+
+@pytest.mark.parametrize("world", ["firestore"], indirect=True)
+async def test_the_whole_handoff_on_firestore(world: World) -> None:
+    """The same state machine on the production store (transactions read before they write)."""
+    await test_handoff_reaches_a_person_and_returns_to_the_bot(world, "whatsapp", "fr", 1)
+
+
+@pytest.mark.parametrize("world", ["firestore"], indirect=True)
+async def test_the_handoff_timeout_on_firestore(world: World) -> None:
+    await test_unanswered_handoff_offers_a_call_back_and_reminds_the_tenant(world, "webchat")
