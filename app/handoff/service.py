@@ -104,6 +104,15 @@ def _audited(writes: _Writes, audit: AuditLog, conv_id: str, *events: Conversati
         writes.audit.append((audit, record))
 
 
+def _handed_back_now(before: Conversation, conv: Conversation) -> ConversationEvent | None:
+    """The ``handoff.handed_back`` event this turn added (:meth:`HandoffService.hand_back` appends
+    it last), if any."""
+    last = conv.events[-1] if conv.events else None
+    if last is None or last.type != "handoff.handed_back" or last in before.events[-5:]:
+        return None
+    return last
+
+
 def _job_key(conversation_id: str, seq: int, what: str) -> str:
     return f"{conversation_id}:{seq}:{what}"
 
@@ -199,13 +208,12 @@ class HandoffService:
     async def on_turn(self, tenant_id: str, before: Conversation, plan: TurnPlan) -> TurnWrites | None:
         """:class:`app.conversations.service.TurnHook`: a turn entering or leaving ``handoff``."""
         conv = plan.conversation
-        now = self.clock.now()
-        handed_back = any(e.type == "handoff.handed_back" and e.at == now for e in conv.events[-3:])
+        handed_back = _handed_back_now(before, conv) is not None
         if conv.status == "handoff" and (before.status != "handoff" or handed_back):
             # (a handback may resume straight into a playbook ``handoff`` step: a new handoff)
             return await self._entering(tenant_id, before, plan)
         if before.status == "handoff" and conv.status != "handoff":
-            return await self._leaving(tenant_id, plan)
+            return await self._leaving(tenant_id, before, plan)
         return None
 
     async def _entering(self, tenant_id: str, before: Conversation, plan: TurnPlan) -> _Writes:
@@ -275,14 +283,13 @@ class HandoffService:
             return playbook.following(str(step_id))
         return before.current_step or playbook.steps[0].id
 
-    async def _leaving(self, tenant_id: str, plan: TurnPlan) -> _Writes:
+    async def _leaving(self, tenant_id: str, before: Conversation, plan: TurnPlan) -> _Writes:
         conv = plan.conversation
         now = self.clock.now()
-        back = next((e for e in reversed(conv.events) if e.type == "handoff.handed_back"), None)
-        if back is not None and back.at == now:
+        back = _handed_back_now(before, conv)
+        if back is not None:
             status, by, transition = "handed_back", str(back.detail.get("by", "agent")), back
         else:
-            back = None
             status, by = "closed", "lead" if conv.status == "closed" else "bot"
             transition = _event(now, "handoff.closed", by, status=conv.status)
             _append_events(conv, transition)

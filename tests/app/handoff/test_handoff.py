@@ -349,3 +349,24 @@ async def test_the_whole_handoff_on_firestore(world: World) -> None:
 @pytest.mark.parametrize("world", ["firestore"], indirect=True)
 async def test_the_handoff_timeout_on_firestore(world: World) -> None:
     await test_unanswered_handoff_offers_a_call_back_and_reminds_the_tenant(world, "webchat")
+
+
+async def test_handback_with_the_system_clock(client: Any, runtime: Any) -> None:
+    """Real time moves between the steps of a handback: it is still recognised as one."""
+    for wamid, text in (("wamid.SC1", "Hello, solar panels?"), ("wamid.SC2", "I want to talk to an agent")):
+        message = InboundMessage(
+            channel="whatsapp",
+            provider_message_id=wamid,
+            sender="+33699999999",
+            recipient=PHONE_ID,
+            text=text,
+        )
+        assert await runtime.accept("demo", message)
+        await runtime.worker.drain()
+    [doc] = await runtime.store.query(
+        "demo", col.CONVERSATIONS, filters=[where("address", "==", "+33699999999")]
+    )
+    r = await client.post(f"/api/v1/conversations/{doc.id}/handback", json={"note": "ok"}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["status"] == "active"
+    record = (await client.get(f"/api/v1/conversations/{doc.id}/handoff", headers=AUTH)).json()
+    assert (record["status"], record["note"]) == ("handed_back", "ok")
