@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from app.composition import Runtime
 from app.tenancy.audit import AuditLog, key_ref
 from app.tenancy.records import TenantProfile
+from channels.base import SendError
 from channels.registry import CHANNELS
+from channels.whatsapp import WhatsAppChannel
 
 __all__ = ["ROUTES", "SettingsUpdate", "WhatsAppTemplate", "actor_of", "settings_view"]
 
@@ -336,4 +338,51 @@ async def get_audit(
     return [r.to_doc() for r in await audit.recent(tenant_id, limit=limit, action=action)]
 
 
-ROUTES = (get_settings, put_settings, get_audit)
+_PLACEHOLDER = re.compile(r"\{\{\s*(\d{1,2})\s*\}\}")
+
+
+def _template_view(template: dict[str, Any]) -> dict[str, Any]:
+    body = next(
+        (c for c in template.get("components") or [] if isinstance(c, dict) and c.get("type") == "BODY"), {}
+    )
+    text = str(body.get("text") or "")[:4096]
+    return {
+        "name": template.get("name"),
+        "language": template.get("language"),
+        "status": template.get("status"),
+        "category": template.get("category"),
+        "body": text,
+        "body_parameters": len(set(_PLACEHOLDER.findall(text))),
+    }
+
+
+@get("/api/v1/settings/whatsapp-templates", summary="The tenant's WhatsApp templates, from Meta")
+async def list_whatsapp_templates(
+    runtime: NamedDependency[Runtime],
+    tenant_id: NamedDependency[str],
+    business_account_id: FromQuery[str | None] = None,
+) -> Response[Any]:
+    """The message templates of the tenant's WhatsApp Business Account (Meta's
+    ``GET /{WABA-ID}/message_templates``) with how many body parameters each takes, to choose from
+    for ``whatsapp_templates``; ``approved`` lists the names Meta lets us send. 422 when WhatsApp or
+    the account id (``WHATSAPP_BUSINESS_ID`` or ``?business_account_id=``) is missing; 502 when
+    Meta refuses."""
+    channel = await runtime.channels.resolve(tenant_id, "whatsapp")
+    waba = business_account_id or runtime.settings.whatsapp_business_id
+    if not isinstance(channel, WhatsAppChannel):
+        return Response({"error": "WhatsApp is not configured for this tenant"}, status_code=422)
+    if not waba or not waba.isdigit():
+        reason = (
+            "no WhatsApp Business Account id (a number): set WHATSAPP_BUSINESS_ID or pass business_account_id"
+        )
+        return Response({"error": reason}, status_code=422)
+    try:
+        templates = await channel.message_templates(waba)
+    except SendError as exc:
+        return Response({"error": str(exc)}, status_code=502)
+    views = [_template_view(t) for t in templates]
+    approved = sorted({str(v["name"]) for v in views if v["status"] == "APPROVED"})
+    return Response({"templates": views, "approved": approved})
+
+
+ROUTES = (get_settings, put_settings, get_audit, list_whatsapp_templates)

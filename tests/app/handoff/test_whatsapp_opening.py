@@ -24,6 +24,7 @@ from playbooks import LIBRARY_DIR, load_library
 from tests.app.conftest import INTRO_TEMPLATE, PHONE_ID, make_settings, no_quiet_hours
 from tests.app.handoff.conftest import AUTH, World
 from tests.support.prism import PrismServer, start_prism
+from tests.support.recording import Reply
 from tests.support.specs import SPECS_DIR
 
 Client = AsyncTestClient[Litestar]
@@ -172,3 +173,53 @@ async def test_opted_out_lead_is_refused(world: World) -> None:
         "/api/v1/leads", json={"phone": "+447911123456", "channel": "whatsapp"}, headers=AUTH
     )
     assert r.status_code == 422 and r.json()["error"] == "opted_out"
+
+
+async def test_templates_are_listed_from_meta_under_prism(prism_client: tuple[Client, Runtime]) -> None:
+    client, _ = prism_client
+    r = await client.get(
+        "/api/v1/settings/whatsapp-templates?business_account_id=102290129340398", headers=AUTH
+    )
+    assert r.status_code == 200, r.text  # Prism accepted the request and answered the spec's example
+    body = r.json()
+    assert body["templates"] and all({"name", "language", "status"} <= set(t) for t in body["templates"])
+    assert isinstance(body["approved"], list)
+    r = await client.get("/api/v1/settings/whatsapp-templates", headers=AUTH)
+    assert r.status_code == 422 and "WHATSAPP_BUSINESS_ID" in r.json()["error"]
+
+
+async def test_templates_listing_reads_every_page(world: World) -> None:
+    w = world
+    page2 = f"{w.graph.base_url}/v23.0/102290129340398/message_templates?after=CURSOR"
+    w.graph.replies.extend(
+        [
+            Reply(
+                200,
+                {
+                    "data": [
+                        {
+                            "name": "lead_intro",
+                            "language": "fr",
+                            "status": "APPROVED",
+                            "category": "MARKETING",
+                            "components": [{"type": "BODY", "text": "Bonjour {{1}}, votre projet {{2}} ?"}],
+                        }
+                    ],
+                    "paging": {"cursors": {"after": "CURSOR"}, "next": page2},
+                },
+            ),
+            Reply(
+                200, {"data": [{"name": "old_promo", "language": "en", "status": "REJECTED"}], "paging": {}}
+            ),
+        ]
+    )
+    r = await w.client.get(
+        "/api/v1/settings/whatsapp-templates?business_account_id=102290129340398", headers=AUTH
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["approved"] == ["lead_intro"]
+    assert r.json()["templates"][0]["body_parameters"] == 2
+    first, second = w.graph.requests
+    assert first.path.startswith("/v23.0/102290129340398/message_templates?")
+    assert first.headers["authorization"] == "Bearer test-token"
+    assert second.path == "/v23.0/102290129340398/message_templates?after=CURSOR"
