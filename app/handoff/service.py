@@ -59,6 +59,7 @@ _TARGETS: dict[str, tuple[str, ...]] = {
     "answered": ("webhook",),
     "handed_back": ("webhook",),
     "closed": ("webhook",),
+    "lead_message": ("webhook",),
 }
 _SUBJECTS = {
     "requested": {
@@ -214,6 +215,8 @@ class HandoffService:
             return await self._entering(tenant_id, before, plan)
         if before.status == "handoff" and conv.status != "handoff":
             return await self._leaving(tenant_id, before, plan)
+        if before.status == "handoff" and conv.status == "handoff":
+            return await self._lead_wrote(tenant_id, plan)
         return None
 
     async def _entering(self, tenant_id: str, before: Conversation, plan: TurnPlan) -> _Writes:
@@ -309,15 +312,29 @@ class HandoffService:
         return writes
 
     def _notify_jobs(
-        self, profile: TenantProfile, event: str, now: float
+        self, profile: TenantProfile, event: str, now: float, *, ref: str = ""
     ) -> list[tuple[str, float, dict[str, Any]]]:
+        """Notification jobs of ``event``; ``ref`` tells apart several events of one kind (the lead's
+        messages)."""
         out = []
         for target in _TARGETS[event]:
             if (target == "email" and profile.handoff_emails) or (
                 target == "webhook" and profile.handoff_webhook_url
             ):
-                out.append((f"{event}:{target}", now, {"action": "notify", "event": event, "target": target}))
+                payload = {"action": "notify", "event": event, "target": target, "ref": ref}
+                out.append((f"{event}:{target}" + (f":{ref}" if ref else ""), now, payload))
         return out
+
+    async def _lead_wrote(self, tenant_id: str, plan: TurnPlan) -> _Writes | None:
+        """The lead wrote while a person has the conversation: tell the tenant's webhook."""
+        inbound = [m for m in plan.messages if m.direction == "inbound"]
+        profile = await self.tenants.profile(tenant_id)
+        if not inbound or not profile.handoff_webhook_url:
+            return None
+        conv = plan.conversation
+        writes = _Writes(self.jobs, conv.id, lambda stored: stored)
+        writes.new_jobs = self._notify_jobs(profile, "lead_message", self.clock.now(), ref=inbound[-1].id)
+        return writes
 
     # ------------------------------------------------------------------ a person answers
     async def agent_message(
@@ -510,10 +527,11 @@ class HandoffService:
             or {"id": conv.lead_id, "tenant_id": tenant_id}
         )
         profile = await self.tenants.profile(tenant_id)
-        event_id = f"{tenant_id}:{conversation_id}:{seq}:{event}"
+        ref = str(job.payload.get("ref") or "")
+        event_id = f"{tenant_id}:{conversation_id}:{seq}:{event}" + (f":{ref}" if ref else "")
         if target == "email":
             for address in profile.handoff_emails:
-                marker = f"{seq}:{event}:email:{address}"
+                marker = f"{seq}:{event}{ref and ':' + ref}:email:{address}"
                 if marker in handoff.notified:
                     continue
                 subject, text = await self._email_text(tenant_id, profile, conv, lead, handoff, event)
@@ -525,7 +543,7 @@ class HandoffService:
                     marker,
                 )
         elif target == "webhook" and profile.handoff_webhook_url:
-            marker = f"{seq}:{event}:webhook"
+            marker = f"{seq}:{event}{ref and ':' + ref}:webhook"
             if marker in handoff.notified:
                 return
             payload = await self._webhook_payload(tenant_id, conv, lead, handoff, event, event_id)

@@ -175,6 +175,9 @@ async def test_handoff_reaches_a_person_and_returns_to_the_bot(
 
     # -- the lead writes again while waiting: recorded, the bot stays silent
     await lead_says(w, channel, "ok merci" if language == "fr" else "ok thanks")
+    # ... and the person waiting is told through the webhook
+    assert hooks(w)[-1]["type"] == "handoff.lead_message"
+    assert hooks(w)[-1]["recent_messages"][-1]["text"] == ("ok merci" if language == "fr" else "ok thanks")
     assert len(await lead_texts(w, channel, conv.id)) == len(texts)
 
     # -- a person answers
@@ -188,7 +191,7 @@ async def test_handoff_reaches_a_person_and_returns_to_the_bot(
     conv = await the_conversation(w, channel)
     answered = [e for e in conv.events if e.type == "handoff.answered"]
     assert answered and answered[0].detail["by"] == "marie"
-    assert [h["type"] for h in hooks(w)] == ["handoff.requested", "handoff.answered"]
+    assert [h["type"] for h in hooks(w)] == ["handoff.requested", "handoff.lead_message", "handoff.answered"]
 
     # -- the timer finds the handoff answered: no apology later
     w.clock.advance(3600)
