@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __all__ = [
     "AI_CONFIG",
-    "AUDIT",
     "API_KEYS",
+    "AUDIT",
     "CHANNEL_ROUTES",
     "CONFIG",
     "CONVERSATIONS",

@@ -126,7 +126,9 @@ def test_widget_on_another_origin_greets_and_converses(service: Service) -> None
             chat.locator("#text").fill("Yes, I own it")
             chat.locator("#text").press("Enter")
             expect(chat.locator(".msg.inbound").last).to_have_text("Yes, I own it")
-            expect(chat.locator(".msg.outbound").nth(2)).to_contain_text("electricity per month", timeout=20_000)
+            expect(chat.locator(".msg.outbound").nth(2)).to_contain_text(
+                "electricity per month", timeout=20_000
+            )
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "webchat-widget.png"))
             # reconnect with history: a reload shows the whole conversation again
