@@ -57,9 +57,10 @@ class TenantProfile(Record):
     office_days: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
     """ISO weekdays (1 = Monday) the team works, in ``timezone``."""
     # --- conversations
-    burst_window_seconds: dict[str, float] = Field(default_factory=dict)
+    burst_window_seconds: dict[str, float] = Field(default_factory=lambda: {"webchat": 0.0})
     """Per channel: messages from one lead this close together get one reply (seconds); a channel
-    not listed uses BURST_WINDOW_SECONDS."""
+    not listed uses BURST_WINDOW_SECONDS. The web chat needs none: its page says when the visitor
+    is typing (see :func:`app.webchat.sessions.still_typing`)."""
     # --- branding (web chat, notifications)
     brand_color: str = "#1f6feb"
     """``#rrggbb``: header and the visitor's bubbles."""

@@ -9,7 +9,8 @@ and the socket refuses other origins. ``/chat?session=<id>`` opens a session cre
 API (``POST /api/v1/leads`` with ``channel: webchat``).
 
 Protocol (JSON text frames). Client -> server: ``{"type": "start"}`` when the chat opens (the
-playbook's first messages come without waiting for the visitor), ``{"type": "message", "id":
+playbook's first messages come without waiting for the visitor), ``{"type": "typing"}`` while the
+visitor types (a burst is answered once they stop, without a fixed wait), ``{"type": "message", "id":
 "<uuid>", "text": "...", "choice_id": null}``. Server -> client: ``{"type": "ack", "id": ...}``
 once stored, ``{"type": "typing"}`` while a reply is being prepared, ``{"type": "error", "reason":
 ...}`` for a bad frame, and ``{"type": "message", "seq": n, "direction": "inbound"|"outbound",
@@ -34,7 +35,7 @@ from litestar.status_codes import HTTP_403_FORBIDDEN
 from app.composition import Runtime
 from app.core.logs import get_logger
 from app.webchat.feed import new_messages
-from app.webchat.sessions import allowed_origin, branding, ensure_started, own_origin
+from app.webchat.sessions import allowed_origin, branding, ensure_started, own_origin, still_typing
 from channels.base import PayloadError
 
 __all__ = ["ROUTES"]
@@ -137,9 +138,13 @@ async def chat_socket(socket: WebSocket[Any, Any, Any], runtime: NamedDependency
     try:
         while True:
             raw = await socket.receive_text()
-            if _is_start(raw):
+            kind = _control(raw)
+            if kind == "start":
                 if await ensure_started(runtime, tenant_id, session, language):
                     await socket.send_json({"type": "typing"})
+                continue
+            if kind == "typing":
+                await still_typing(runtime, tenant_id, session)
                 continue
             try:
                 parsed = channel.parse(headers, raw.encode())
@@ -159,13 +164,15 @@ async def chat_socket(socket: WebSocket[Any, Any, Any], runtime: NamedDependency
         channel.unsubscribe(session, wake)
 
 
-def _is_start(raw: str) -> bool:
-    if len(raw) > 100 or '"start"' not in raw:
-        return False
+def _control(raw: str) -> str | None:
+    """``start`` or ``typing`` for those small control frames, else ``None``."""
+    if len(raw) > 100 or ('"start"' not in raw and '"typing"' not in raw):
+        return None
     with contextlib.suppress(ValueError):
         frame = json.loads(raw)
-        return isinstance(frame, dict) and frame.get("type") == "start"
-    return False
+        if isinstance(frame, dict) and frame.get("type") in ("start", "typing"):
+            return str(frame["type"])
+    return None
 
 
 #: The routes this module serves (registered by its capability's feature plugin).

@@ -18,7 +18,20 @@ from app.store import Transaction
 from app.store import collections as col
 from app.tenancy.records import TenantProfile
 
-__all__ = ["allowed_origin", "branding", "ensure_started", "own_origin"]
+__all__ = [
+    "MAX_TYPING_WAIT_S",
+    "TYPING_GRACE_S",
+    "allowed_origin",
+    "branding",
+    "ensure_started",
+    "own_origin",
+    "still_typing",
+]
+
+#: While the visitor types, their pending messages wait this long after the last keystroke signal.
+TYPING_GRACE_S = 3.0
+#: ...but never more than this after the first of them (seconds).
+MAX_TYPING_WAIT_S = 12.0
 
 
 def own_origin(runtime: Runtime, host: str | None, scheme: str) -> set[str]:
@@ -103,3 +116,23 @@ async def ensure_started(runtime: Runtime, tenant_id: str, session: str, languag
     if started:
         runtime.jobs.notify()
     return started
+
+
+async def still_typing(runtime: Runtime, tenant_id: str, session: str) -> bool:
+    """The visitor is typing: their messages not yet answered wait for the rest of the burst
+    (``TYPING_GRACE_S`` more, at most ``MAX_TYPING_WAIT_S`` after the burst's first message), so
+    the web chat coalesces a burst without a fixed wait. ``True`` when a pending reply was delayed."""
+    key = f"webchat:{session}"
+    now = runtime.clock.now()
+
+    async def fn(tx: Transaction) -> bool:
+        job = await runtime.jobs.read(tx, "inbound", key)
+        if job is None or job.get("status") != "pending":
+            return False
+        due = min(now + TYPING_GRACE_S, float(job.get("created_at") or now) + MAX_TYPING_WAIT_S)
+        if due <= float(job.get("due_at") or 0.0):
+            return False
+        runtime.jobs.write(tx, job, kind="inbound", key=key, due_at=due, due="latest")
+        return True
+
+    return bool(await runtime.store.run_transaction(tenant_id, fn))

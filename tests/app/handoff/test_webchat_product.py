@@ -4,6 +4,7 @@ link, typing frames, the tenant's branding, and the origin allowlist."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,10 @@ from litestar.testing import TestClient
 from litestar.testing.websocket_test_session import WebSocketTestSession
 
 from app.composition import Runtime
+from app.jobs.queue import job_doc_id
 from app.main import create_app
+from app.store import collections as col
+from kernel.clock import ManualClock
 from playbooks import load_library
 from tests.app.conftest import ADMIN_KEY, make_settings
 
@@ -104,3 +108,47 @@ def test_branding_and_origins(client: TestClient[Any]) -> None:
     ) as ws:
         ws.send_json({"type": "start"})
         until(ws, HOMEOWNER)
+
+
+def test_typing_holds_the_reply_until_the_visitor_stops(tmp_path: Path) -> None:
+    """No fixed burst window in the web chat: a message is answered at once, unless the page says
+    the visitor is still typing; then it waits for them (3 s after the last signal, 12 s at most)."""
+    clock = ManualClock(1_764_583_200.0)
+    runtime = Runtime.build(
+        make_settings(tmp_path / "data", "http://127.0.0.1:9", burst_window_seconds=3.0), clock=clock
+    )
+    job_id = job_doc_id("inbound", "webchat:wc_typing_session_1")
+
+    def due() -> float:
+        async def read() -> float:
+            job = await runtime.store.get("demo", col.JOBS, job_id)
+            assert job is not None
+            return float(job["due_at"])
+
+        return asyncio.run(read())
+
+    def settle(ws: WebSocketTestSession) -> None:
+        """Frames are handled in order: an error answer means the frames before it were handled."""
+        ws.send_text("not json")
+        while ws.receive_json().get("type") != "error":
+            pass
+
+    with (
+        TestClient(create_app(runtime=runtime, start_worker=False)) as client,
+        client.websocket_connect("/chat/ws?session=wc_typing_session_1") as ws,
+    ):
+        ws.send_json({"type": "message", "id": "m1", "text": "Hello, I have a question"})
+        settle(ws)
+        start = clock.now()
+        assert due() == start  # the tenant's web-chat window is 0: due at once
+        ws.send_json({"type": "typing"})
+        settle(ws)
+        assert due() == start + 3.0
+        clock.advance(2.0)
+        ws.send_json({"type": "typing"})
+        settle(ws)
+        assert due() == start + 5.0
+        clock.advance(9.0)
+        ws.send_json({"type": "typing"})
+        settle(ws)
+        assert due() == start + 12.0  # never more than 12 s after the first message
