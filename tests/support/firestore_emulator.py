@@ -79,7 +79,8 @@ class FirestoreEmulator:
             EmulatorError: the emulator did not answer 200.
         """
         url = f"http://{self.host_port}/emulator/v1/projects/{self.project}/databases/(default)/documents"
-        status, body = _http("DELETE", url)
+        # Deleting everything a test wrote takes the emulator (a JVM) well over 5 s on a busy machine.
+        status, body = _http("DELETE", url, timeout_s=30.0)
         if status != 200:
             raise EmulatorError(f"emulator reset answered {status}: {body[:200]}")
 
