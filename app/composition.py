@@ -182,10 +182,10 @@ class Runtime:
 
     async def accept(self, tenant_id: str, message: InboundMessage) -> bool:
         """Store an inbound message durably (see :func:`app.messaging.inbox.accept_message`), with
-        the burst window from the settings; ``False`` for a duplicate."""
-        return await accept_message(
-            self.jobs, tenant_id, message, debounce_s=self.settings.burst_window_seconds
-        )
+        the tenant's burst window for the channel (else the settings'); ``False`` for a duplicate."""
+        windows = (await self.tenants.profile(tenant_id)).burst_window_seconds
+        debounce_s = windows.get(message.channel, self.settings.burst_window_seconds)
+        return await accept_message(self.jobs, tenant_id, message, debounce_s=debounce_s)
 
     async def start(self) -> None:
         """Load the language model (off the event loop), then run the worker and every feature's

@@ -11,7 +11,9 @@ from app.connections.plugin import ConnectionsFeature
 from app.conversations.plugin import ConversationsFeature
 from app.core.features import Feature
 from app.crm.plugin import CrmFeature
+from app.handoff.plugin import HandoffFeature
 from app.messaging.plugin import MessagingFeature
+from app.ops.api_docs import ApiDocsFeature
 from app.ops.plugin import OpsFeature
 from app.tenancy.plugin import TenancyFeature
 from app.webchat.plugin import WebChatFeature
@@ -23,9 +25,11 @@ FEATURES: tuple[type[Feature], ...] = (
     TenancyFeature,
     MessagingFeature,
     ConversationsFeature,
+    HandoffFeature,
     AuthoringFeature,
     AiFeature,
     WebChatFeature,
     ConnectionsFeature,
     CrmFeature,
+    ApiDocsFeature,
 )

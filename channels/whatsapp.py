@@ -167,12 +167,13 @@ def _list(value: Any, where: str) -> list[Any]:
 
 
 def _template(template: dict[str, Any]) -> dict[str, Any]:
-    """A template message object (Cloud API "Template messages": name, language code, body
-    parameters of type text)."""
+    """A template message object (Cloud API "Template messages": name, language code and policy,
+    body parameters of type text). The ``deterministic`` language policy is the only one Meta
+    accepts, and the Business Messaging API's OpenAPI description requires it."""
     name, language = template.get("name"), template.get("language")
     if not isinstance(name, str) or not name or not isinstance(language, str) or not language:
         raise SendError("a WhatsApp template needs a name and a language code", retryable=False)
-    out: dict[str, Any] = {"name": name, "language": {"code": language}}
+    out: dict[str, Any] = {"name": name, "language": {"policy": "deterministic", "code": language}}
     parameters = [str(p) for p in template.get("parameters", [])]
     if parameters:
         out["components"] = [
@@ -536,6 +537,47 @@ class WhatsAppChannel(Channel):
                 raise SendError("WhatsApp accepted the request but returned no message id", retryable=False)
             return message_id
         raise self._send_error(response)
+
+    async def message_templates(
+        self, business_account_id: str, *, max_pages: int = 10
+    ) -> list[dict[str, Any]]:
+        """The message templates of the WhatsApp Business Account ``business_account_id`` (Graph
+        API ``GET /{WABA-ID}/message_templates``, "WhatsApp Business Account > Message Templates"):
+        name, language, status, category and components of each, following ``paging.next`` for at
+        most ``max_pages`` pages of 100. Raises :class:`SendError` (``retryable`` as for a send)."""
+        if not self._access_token:
+            raise SendError("WhatsApp access token is not configured", retryable=False)
+        if not business_account_id.isdigit():
+            raise SendError("the WhatsApp Business Account id is a number", retryable=False)
+        url: str | None = f"{self.api_base_url}/{self.api_version}/{business_account_id}/message_templates"
+        params: dict[str, str] | None = {"fields": "name,language,status,category,components", "limit": "100"}
+        headers = {"Authorization": f"Bearer {self._access_token}", "User-Agent": _USER_AGENT}
+        out: list[dict[str, Any]] = []
+        client = self._get_client()
+        for _ in range(max_pages):
+            if url is None:
+                break
+            try:
+                response = await client.get(url, params=params, headers=headers)
+            except httpx.HTTPError as exc:
+                raise SendError(f"WhatsApp templates: {type(exc).__name__}", retryable=True) from None
+            if not response.is_success:
+                raise self._send_error(response)
+            try:
+                body = response.json()
+            except ValueError:
+                raise SendError("WhatsApp templates: the answer is not JSON", retryable=False) from None
+            out.extend(t for t in _dict(body).get("data") or [] if isinstance(t, dict))
+            following = _dict(_dict(body).get("paging")).get("next")
+            url, params = (
+                (
+                    following
+                    if isinstance(following, str) and following.startswith(self.api_base_url)
+                    else None
+                ),
+                None,
+            )
+        return out
 
     def _send_error(self, response: httpx.Response) -> SendError:
         """Map an error answer (Graph API error JSON or anything else) to :class:`SendError`."""

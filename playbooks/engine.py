@@ -31,6 +31,7 @@ from playbooks.runtime import (
     LeadQualified,
     OptOutRequested,
     Ports,
+    ResumeEvent,
     ScoreChanged,
     SendMessage,
     SlotFilled,
@@ -770,6 +771,16 @@ def _timer(turn: _Turn, event: TimerFiredEvent) -> None:
         _run(turn, turn.playbook.following(state.current_step or ""))
 
 
+def _resume(turn: _Turn, event: ResumeEvent) -> None:
+    state = turn.state
+    _cancel_timer(turn)
+    state.status, state.attempts = "active", 0
+    if event.step_id is None:
+        _finish(turn, outcome=state.outcome or "closed")
+    else:
+        _run(turn, event.step_id)
+
+
 async def advance(
     playbook: Playbook, state: ConversationState | None, event: Event, ports: Ports
 ) -> EngineResult:
@@ -791,6 +802,8 @@ async def advance(
         await _start(turn, event)
     elif isinstance(event, InboundEvent):
         await _inbound(turn, event)
+    elif isinstance(event, ResumeEvent):
+        _resume(turn, event)
     else:
         _timer(turn, event)
     return EngineResult(

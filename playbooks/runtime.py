@@ -33,6 +33,7 @@ __all__ = [
     "LeadQualified",
     "OptOutRequested",
     "Ports",
+    "ResumeEvent",
     "ScoreAdjustment",
     "ScoreChanged",
     "Scorer",
@@ -121,7 +122,15 @@ class TimerFiredEvent(_Model):
     timer_id: str
 
 
-Event = Annotated[StartEvent | InboundEvent | TimerFiredEvent, Field(discriminator="kind")]
+class ResumeEvent(_Model):
+    """A person hands the conversation back to the bot (it was in ``handoff``): run from
+    ``step_id``; ``None`` ends the conversation (nothing left to run)."""
+
+    kind: Literal["resume"] = "resume"
+    step_id: str | None = None
+
+
+Event = Annotated[StartEvent | InboundEvent | TimerFiredEvent | ResumeEvent, Field(discriminator="kind")]
 
 
 # --------------------------------------------------------------------------- actions

@@ -17,5 +17,7 @@ class StoredPlaybook(Record):
     name: str
     language: str
     source: str
-    status: Literal["active", "draft"] = "active"
+    status: Literal["active", "draft", "retired"] = "active"
+    """``active``: new conversations start it; ``draft``: published, not yet activated;
+    ``retired``: replaced by a newer active version (conversations under way keep it)."""
     updated_at: float = 0.0

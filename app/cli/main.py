@@ -37,7 +37,8 @@ def serve(host: str, port: int, worker: bool) -> None:
     click.echo(
         f"LeadWarm on http://{host}:{port}  (chat: /chat, API docs: /schema, health: /health)", err=True
     )
-    uvicorn.run(create_app(start_worker=worker), host=host, port=port, log_level="warning")
+    # log_config=None: uvicorn's loggers go through ours (one format, JSON with LOG_FORMAT=json)
+    uvicorn.run(create_app(start_worker=worker), host=host, port=port, log_level="warning", log_config=None)
 
 
 @main.command("worker")

@@ -430,7 +430,7 @@ async def logs(
     return {"events": [e.to_doc() for e in events]}
 
 
-@get("/api/v1/audit")
+@get("/api/v1/integrations/audit")
 async def audit_trail(
     admin: NamedDependency[AdminCaller],
     connections: NamedDependency[ConnectionServices],

@@ -98,6 +98,9 @@ class Conversation(Record):
     last_inbound_by_channel: dict[str, float] = Field(default_factory=dict)
     last_outbound_at: float | None = None
     outcome: str | None = None
+    opened_with_template: bool = False
+    """Opened by an approved template alone (WhatsApp outside the window): the playbook starts, from
+    its first step, when the lead answers (see :mod:`app.conversations.opening`)."""
     llm_usage: dict[str, Any] = Field(default_factory=dict)
     """Model usage of this conversation: turns, calls, prompt/cached/completion tokens,
     cost_micro_usd (1e-6 USD), fallbacks (turns answered offline)."""

@@ -20,14 +20,23 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
+from litestar.status_codes import (
+    HTTP_201_CREATED,
+    HTTP_400_BAD_REQUEST,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+)
 from pydantic import BaseModel, Field, field_validator
 
 from app.authoring.repository import PlaybookNotFoundError
+from app.authoring.routing import RouteContext
 from app.composition import Runtime
 from app.conversations.lookup import CONVERSATIONS, LEADS, address_field, new_lead
+from app.conversations.opening import OpeningRefusedError, plan_opening
+from app.conversations.planning import TurnPlan, plan_bot_messages
 from app.conversations.records import Conversation, messages_collection
 from app.store import Order, Transaction, where
+from app.store import collections as col
 
 __all__ = ["ROUTES", "LeadCreate"]
 
@@ -93,6 +102,10 @@ async def create_lead(
 
     400: invalid phone/email/time zone, unknown channel, no playbook for the trigger.
     409: the lead already has an open conversation on that channel.
+    422: nothing can reach the lead (opted out; WhatsApp outside the 24-hour window without an
+    approved template or a fallback channel): ``error``, ``detail`` and what is ``missing``.
+    On WhatsApp outside the window, the opening template is sent alone and the playbook starts when
+    the lead answers (``opening: template``).
     """
     profile = await runtime.tenants.profile(tenant_id)
     if data.channel not in runtime.channels.names():
@@ -109,7 +122,14 @@ async def create_lead(
         playbook = (
             await runtime.playbooks.get(tenant_id, data.playbook_id)
             if data.playbook_id
-            else await runtime.playbooks.choose(profile, data.language, trigger="lead_created")
+            else await runtime.playbooks.choose(
+                profile,
+                data.language,
+                trigger="lead_created",
+                context=RouteContext(
+                    trigger="lead_created", channel=data.channel, language=data.language, source=data.source
+                ),
+            )
         )
     except PlaybookNotFoundError as exc:
         raise _bad(str(exc)) from exc
@@ -128,6 +148,7 @@ async def create_lead(
             setattr(lead, key, value)
     lead.consent.update(data.consent)
     lead.updated_at = now
+    current = None
     if existing is not None:
         current = await runtime.conversations.latest_conversation(tenant_id, lead.id, data.channel)
         if current is not None and current.status in _OPEN:
@@ -139,23 +160,52 @@ async def create_lead(
                 },
                 status_code=HTTP_409_CONFLICT,
             )
+    try:
+        opening = await plan_opening(
+            tenant_id=tenant_id,
+            profile=profile,
+            playbook=playbook,
+            lead=lead,
+            channel=data.channel,
+            address=address,
+            previous=current,
+            channels=runtime.channels,
+            optouts=runtime.optouts,
+            now=now,
+        )
+    except OpeningRefusedError as exc:
+        return Response(
+            {"error": exc.reason, "detail": str(exc), "missing": exc.missing},
+            status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+        )
     conv = Conversation(
         id=f"cv_{uuid.uuid4().hex[:20]}",
         tenant_id=tenant_id,
         lead_id=lead.id,
-        channel=data.channel,
-        address=address,
+        channel=opening.channel,
+        address=opening.address,
         playbook_id=playbook.id,
         playbook_version=playbook.version,
+        opened_with_template=opening.mode == "template",
         created_at=now,
         updated_at=now,
     )
+    plan = TurnPlan(conversation=conv, lead=lead, trigger="start")
+    if opening.template is not None:
+        summary = f"[WhatsApp template {opening.template['name']}]"
+        plan_bot_messages(plan, [summary], now, purpose="template")
+        plan.outbox[-1].template = opening.template
 
     async def fn(tx: Transaction) -> None:
-        job = await runtime.jobs.read(tx, "start", conv.id)
+        kind: Any = "dispatch" if plan.outbox else "start"
+        job = await runtime.jobs.read(tx, kind, conv.id)
         tx.set(LEADS, lead.id, lead.to_doc())
-        tx.set(CONVERSATIONS, conv.id, conv.to_doc())
-        runtime.jobs.write(tx, job, kind="start", key=conv.id, due_at=now)
+        tx.set(CONVERSATIONS, plan.conversation.id, plan.conversation.to_doc())
+        for message in plan.messages:
+            tx.set(messages_collection(conv.id), message.id, message.to_doc())
+        for item in plan.outbox:
+            tx.set(col.OUTBOX, item.id, item.to_doc())
+        runtime.jobs.write(tx, job, kind=kind, key=conv.id, due_at=now)
 
     await runtime.store.run_transaction(tenant_id, fn)
     runtime.jobs.notify()
@@ -165,6 +215,10 @@ async def create_lead(
             "conversation_id": conv.id,
             "playbook_id": playbook.id,
             "playbook_version": playbook.version,
+            "channel": opening.channel,
+            "opening": opening.mode,
+            "template": opening.template["name"] if opening.template else None,
+            "rerouted_from": opening.rerouted_from,
         },
         status_code=HTTP_201_CREATED,
     )

@@ -27,6 +27,7 @@ from app.ai.knowledge.stats import record_kb_outcome
 from app.ai.language import detect_language
 from app.ai.llm.usage import TurnUsage
 from app.authoring.repository import PlaybookRepository
+from app.authoring.routing import RouteContext, utm_from
 from app.conversations.lookup import CONVERSATIONS, LEADS, ConversationLocator, Located
 from app.conversations.planning import OptOutChange, TurnPlan, append_inbound, plan_bot_messages, plan_turn
 from app.conversations.records import Conversation, ConversationEvent, Lead, messages_collection
@@ -48,7 +49,7 @@ from kernel.clock import Clock
 from playbooks import Playbook, advance, new_state
 from playbooks.runtime import ConversationState, Event, InboundEvent, Ports, StartEvent, TimerFiredEvent
 
-__all__ = ["CommitHook", "ConversationService"]
+__all__ = ["CommitHook", "ConversationService", "TurnHook", "TurnWrites"]
 
 log = get_logger("leadwarm.conversation")
 
@@ -69,6 +70,22 @@ class CommitHook(Protocol):
     async def __call__(
         self, tx: Transaction, before: Located, plan: TurnPlan
     ) -> Callable[[], None] | None: ...
+
+
+class TurnWrites(Protocol):
+    """What a :class:`TurnHook` writes in the turn's transaction: ``read`` runs with the turn's
+    reads (before any write, as Firestore requires), ``write`` with its writes."""
+
+    async def read(self, tx: Transaction) -> None: ...
+
+    def write(self, tx: Transaction) -> None: ...
+
+
+class TurnHook(Protocol):
+    """Called with the conversation as read (``before``) and the turn's plan before every commit;
+    may add messages and events to ``plan`` and return writes for the same transaction."""
+
+    async def __call__(self, tenant_id: str, before: Conversation, plan: TurnPlan) -> TurnWrites | None: ...
 
 
 class ConversationService:
@@ -99,6 +116,8 @@ class ConversationService:
         self.locator = ConversationLocator(store, clock)
         self.commit_hooks: list[CommitHook] = []
         """Added by features (the CRM sync's triggers); see :class:`CommitHook`."""
+        self.turn_hooks: list[TurnHook] = []
+        """Features that add to a turn before it commits (see :class:`TurnHook`)."""
 
     # ------------------------------------------------------------------ lookups (API, web chat)
     async def find_lead(self, tenant_id: str, channel: str, address: str) -> Lead | None:
@@ -126,6 +145,44 @@ class ConversationService:
         await self._replay_until_committed(
             job.tenant_id, lambda: self._timer_turn(job.tenant_id, job.key, timer_id)
         )
+
+    async def run_event(
+        self,
+        tenant_id: str,
+        conversation_id: str,
+        event: Event,
+        *,
+        trigger: str,
+        amend: Callable[[TurnPlan], None] | None = None,
+    ) -> Conversation | None:
+        """Apply ``event`` (e.g. a :class:`playbooks.runtime.ResumeEvent`) to a stored, started
+        conversation as one committed turn whose messages go out with ``trigger``; ``amend`` may
+        add to the plan (an event naming who acted) before it commits. Returns the conversation as
+        committed, or ``None`` if it does not exist or never started. Raises
+        :class:`app.store.ConflictError` when it kept changing."""
+        committed: list[Conversation] = []
+
+        async def turn() -> bool:
+            data = await self.store.get(tenant_id, CONVERSATIONS, conversation_id)
+            if data is None or not data.get("state"):
+                return True
+            conv = Conversation.from_doc(data)
+            lead = await self.locator.get_lead(tenant_id, conv.lead_id)
+            playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
+            state = ConversationState.model_validate(conv.state)
+            state.lead = lead_view(lead)
+            result = await advance(playbook, state, event, await self._ports(tenant_id, lead, conv))
+            located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
+            plan = plan_turn(conv, lead, result, self.clock.now(), trigger=trigger)
+            if amend is not None:
+                amend(plan)
+            if await self._commit(tenant_id, located, plan):
+                committed.append(plan.conversation)
+                return True
+            return False
+
+        await self._replay_until_committed(tenant_id, turn)
+        return committed[0] if committed else None
 
     async def _replay_until_committed(self, tenant_id: str, turn: Callable[[], Awaitable[bool]]) -> None:
         for _ in range(MAX_REPLAYS):
@@ -179,9 +236,15 @@ class ConversationService:
         event: Event
         if not conv.state:
             language = detect_language(text, supported=profile.languages) or lead.language
-            playbook = await self._playbook_for(located, profile, language, trigger="inbound_unknown_lead")
+            playbook = await self._playbook_for(
+                located, profile, language, trigger="inbound_unknown_lead", text=text, first=items[0]
+            )
             state = new_state(playbook, language=language or playbook.language, lead=lead_view(lead))
             event = StartEvent(trigger="inbound_unknown_lead", text=text)
+            if conv.opened_with_template:
+                # The lead answers our template: the playbook starts from its first step; their
+                # words answered the template, not the playbook's first question.
+                event = StartEvent(trigger="lead_created")
         else:
             playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
             state = ConversationState.model_validate(conv.state)
@@ -298,12 +361,30 @@ class ConversationService:
 
     # ------------------------------------------------------------------ helpers
     async def _playbook_for(
-        self, located: Located, profile: TenantProfile, language: str | None, *, trigger: str
+        self,
+        located: Located,
+        profile: TenantProfile,
+        language: str | None,
+        *,
+        trigger: str,
+        text: str = "",
+        first: InboxItem | None = None,
     ) -> Playbook:
         conv = located.conversation
         if conv.playbook_id:
             return await self.playbooks.get(profile.id, conv.playbook_id, conv.playbook_version)
-        playbook = await self.playbooks.choose(profile, language, trigger=trigger)
+        metadata = (first.payload.get("metadata") if first is not None else None) or {}
+        referral = metadata.get("referral") if isinstance(metadata.get("referral"), dict) else None
+        context = RouteContext(
+            trigger=trigger,
+            channel=conv.channel,
+            language=language,
+            text=text,
+            source=located.lead.source,
+            referral=referral,
+            utm=utm_from((referral or {}).get("source_url"), metadata.get("page_url")),
+        )
+        playbook = await self.playbooks.choose(profile, language, trigger=trigger, context=context)
         conv.playbook_id, conv.playbook_version = playbook.id, playbook.version
         return playbook
 
@@ -379,6 +460,8 @@ class ConversationService:
         now = self.clock.now()
         item_ids = {i.id for i in inbox_items}
         address_key = inbox_items[-1].address_key if inbox_items else None
+        hooked = [await hook(tenant_id, located.conversation, plan) for hook in self.turn_hooks]
+        extra_writes = [w for w in hooked if w is not None]
 
         async def fn(tx: Transaction) -> bool:
             current = await tx.get(CONVERSATIONS, conv.id)
@@ -410,6 +493,8 @@ class ConversationService:
                 else []
             )
             hook_writes = [await hook(tx, located, plan) for hook in self.commit_hooks]
+            for extra in extra_writes:
+                await extra.read(tx)
             # -- writes
             tx.set(CONVERSATIONS, conv.id, conv.to_doc())
             if lead_now is None:
@@ -476,6 +561,8 @@ class ConversationService:
             for write in hook_writes:
                 if write is not None:
                     write()
+            for extra in extra_writes:
+                extra.write(tx)
             return True
 
         committed = await self.store.run_transaction(tenant_id, fn)

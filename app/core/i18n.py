@@ -34,6 +34,12 @@ class MessageKey(StrEnum):
     """Answer to the HELP / AIDE keyword. Placeholder: ``company_name``."""
     RESUBSCRIBED = "resubscribed"
     """Answer to START / UNSTOP after an opt-out."""
+    HANDOFF_NEXT = "handoff_next"
+    """What happens after a handoff, in office hours. Placeholders: ``delay``, ``hours``."""
+    HANDOFF_NEXT_CLOSED = "handoff_next_closed"
+    """What happens after a handoff, out of office hours. Placeholders: ``hours``, ``reopen``."""
+    HANDOFF_TIMEOUT = "handoff_timeout"
+    """Nobody answered a handoff in time: apology and a call-back offer. Placeholder: ``callback``."""
 
 
 #: ``MESSAGES[key][language]``; every key has an English text.
@@ -76,6 +82,22 @@ MESSAGES: dict[MessageKey, dict[str, str]] = {
     MessageKey.RESUBSCRIBED: {
         "en": "You will receive our messages again. Reply STOP at any time to stop.",
         "fr": "Vous recevrez à nouveau nos messages. Répondez STOP à tout moment pour les arrêter.",
+    },
+    MessageKey.HANDOFF_NEXT: {
+        "en": "A member of our team will answer you here within {delay}. Our hours: {hours}.",
+        "fr": "Un membre de notre équipe vous répondra ici d'ici {delay}. Nos horaires : {hours}.",
+    },
+    MessageKey.HANDOFF_NEXT_CLOSED: {
+        "en": "Our team is away right now (our hours: {hours}); a member of the team will answer you "
+        "here {reopen}.",
+        "fr": "Notre équipe est absente pour le moment (nos horaires : {hours}) ; un conseiller vous "
+        "répondra ici {reopen}.",
+    },
+    MessageKey.HANDOFF_TIMEOUT: {
+        "en": "Sorry for the wait: nobody from our team has been able to answer you yet. Could we call "
+        "you back {callback}? If another time suits you better, just reply with it.",
+        "fr": "Désolé pour l'attente : personne de notre équipe n'a encore pu vous répondre. Pouvons-nous "
+        "vous rappeler {callback} ? Si un autre moment vous convient mieux, répondez-nous simplement.",
     },
     MessageKey.INVALID_ANSWER: {
         "en": "Sorry, I didn't quite get that. Could you answer again?",

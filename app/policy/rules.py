@@ -78,7 +78,7 @@ def decide(facts: OutboundFacts) -> Decision:
     if facts.stale:
         return Decision("drop_stale", "newer_inbound_message")
     direct = (
-        facts.trigger == "inbound"
+        facts.trigger in ("inbound", "agent")  # the bot's or a person's answer to the lead
         and facts.last_inbound_at is not None
         and facts.now - facts.last_inbound_at <= DIRECT_REPLY_SECONDS
     )

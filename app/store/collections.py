@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AI_CONFIG",
     "API_KEYS",
+    "AUDIT",
     "CHANNEL_ROUTES",
     "CONFIG",
     "CONVERSATIONS",
@@ -22,6 +23,7 @@ __all__ = [
     "CRM_WEBHOOK_EVENTS",
     "CRM_WEBHOOK_LOGS",
     "CRM_WEBHOOK_ROUTES",
+    "HANDOFFS",
     "INBOX",
     "JOBS",
     "KNOWLEDGE",
@@ -77,6 +79,10 @@ CRM_REVIEWS = "crm_reviews"
 """Leads waiting for a person's approval before they are written to a CRM."""
 CRM_BATCH = "crm_batch"
 """Leads waiting for an hourly or daily batch sync."""
+HANDOFFS = "handoffs"
+AUDIT = "audit"
+"""Who did what: admin actions, handoffs, rejected API keys (app/tenancy/audit.py)."""
+"""Human handoffs of conversations, their notifications and timers (app/handoff)."""
 
 # --- routing (under SYSTEM_TENANT)
 API_KEYS = "api_keys"

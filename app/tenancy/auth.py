@@ -9,6 +9,8 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 
+from app.store import SYSTEM_TENANT
+from app.tenancy.audit import AuditLog, key_ref
 from app.tenancy.directory import TenantDirectory
 
 __all__ = ["lowercase_headers", "tenant_from_bearer"]
@@ -24,7 +26,9 @@ async def tenant_from_bearer(
 ) -> str:
     """Litestar dependency: the tenant whose admin key is in ``Authorization: Bearer <key>``.
 
-    Raises ``NotAuthorizedException`` (401) when the header is missing or the key is unknown.
+    Raises ``NotAuthorizedException`` (401) when the header is missing or the key is unknown; an
+    unknown key is audited (``api_key.rejected`` under the system namespace, named by
+    :func:`app.tenancy.audit.key_ref`, never in clear).
     """
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
@@ -34,5 +38,12 @@ async def tenant_from_bearer(
         )
     tenant_id = await tenants.tenant_for_key(key.strip())
     if tenant_id is None:
+        await AuditLog(tenants.store, tenants.clock).record(
+            SYSTEM_TENANT,
+            "api_key.rejected",
+            actor=key_ref(key.strip()),
+            target=request.url.path,
+            detail={"method": request.method, "client": request.client.host if request.client else None},
+        )
         raise NotAuthorizedException("unknown admin API key", headers={"WWW-Authenticate": "Bearer"})
     return tenant_id

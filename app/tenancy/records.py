@@ -45,4 +45,30 @@ class TenantProfile(Record):
     llm_monthly_budget_usd: float | None = None
     """This tenant's monthly model budget (USD); None uses LLM_MONTHLY_BUDGET_USD."""
     """Answer to HELP/AIDE per language; a default naming the tenant is used otherwise."""
+    # --- human handoff (app/handoff)
+    handoff_emails: list[str] = Field(default_factory=list)
+    """Addresses told at once when a conversation is handed to a person."""
+    handoff_webhook_url: str | None = None
+    """Receives a signed POST for every handoff transition (see :mod:`app.handoff.notify`)."""
+    handoff_response_minutes: int = 30
+    """If no person answers a handoff within this time, the bot apologises and offers a call-back."""
+    office_hours_start: str = "09:00"
+    office_hours_end: str = "18:00"
+    office_days: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
+    """ISO weekdays (1 = Monday) the team works, in ``timezone``."""
+    # --- conversations
+    burst_window_seconds: dict[str, float] = Field(default_factory=lambda: {"webchat": 0.0})
+    """Per channel: messages from one lead this close together get one reply (seconds); a channel
+    not listed uses BURST_WINDOW_SECONDS. The web chat needs none: its page says when the visitor
+    is typing (see :func:`app.webchat.sessions.still_typing`)."""
+    # --- branding (web chat, notifications)
+    brand_color: str = "#1f6feb"
+    """``#rrggbb``: header and the visitor's bubbles."""
+    brand_text_color: str = "#ffffff"
+    """``#rrggbb``: text over ``brand_color``."""
+    logo_url: str | None = None
+    greeting: dict[str, str] = Field(default_factory=dict)
+    """Per language: what the web chat shows on open before the playbook's first message."""
+    webchat_allowed_origins: list[str] = Field(default_factory=list)
+    """Sites (``https://www.example.com``) allowed to embed the web chat widget."""
     created_at: float = 0.0

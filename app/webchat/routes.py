@@ -1,27 +1,41 @@
-"""Web chat: the page at ``/chat`` and its WebSocket at ``/chat/ws``.
+"""Web chat: the page at ``/chat``, its WebSocket at ``/chat/ws``, its branding at ``/chat/config``
+and the embeddable widget at ``/widget.js``.
 
-Protocol (JSON text frames). Client -> server: ``{"type": "message", "id": "<uuid>", "text": "...",
-"choice_id": null}``. Server -> client: ``{"type": "ack", "id": ...}`` once stored,
-``{"type": "error", "reason": ...}`` for a bad frame, and ``{"type": "message", "seq": n,
-"direction": "inbound"|"outbound", "text": ..., "choices": [...]}`` for every message of the
-conversation, history first. The session id (``?session=``) is the contact's address.
+``<script src="https://leads.example.com/widget.js" data-tenant="acme" async></script>`` on any page
+of a site the tenant allows (``webchat_allowed_origins`` in its settings) adds a chat button that
+opens ``/chat?tenant=acme&embed=1`` in a frame. The page may be framed only by those sites
+(``Content-Security-Policy: frame-ancestors``), ``/chat/config`` answers them with CORS headers,
+and the socket refuses other origins. ``/chat?session=<id>`` opens a session created through the
+API (``POST /api/v1/leads`` with ``channel: webchat``).
+
+Protocol (JSON text frames). Client -> server: ``{"type": "start"}`` when the chat opens (the
+playbook's first messages come without waiting for the visitor), ``{"type": "typing"}`` while the
+visitor types (a burst is answered once they stop, without a fixed wait), ``{"type": "message", "id":
+"<uuid>", "text": "...", "choice_id": null}``. Server -> client: ``{"type": "ack", "id": ...}``
+once stored, ``{"type": "typing"}`` while a reply is being prepared, ``{"type": "error", "reason":
+...}`` for a bad frame, and ``{"type": "message", "seq": n, "direction": "inbound"|"outbound",
+"text": ..., "choices": [...]}`` for every message of the conversation, history first (so a
+reconnect shows the whole conversation). The session id (``?session=``) is the contact's address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from pathlib import Path
 from typing import Any
 
-from litestar import MediaType, Response, WebSocket, get, websocket
+from litestar import MediaType, Request, Response, WebSocket, get, websocket
 from litestar.di import NamedDependency
-from litestar.exceptions import WebSocketDisconnect
+from litestar.exceptions import NotFoundException, WebSocketDisconnect
+from litestar.status_codes import HTTP_403_FORBIDDEN
 
 from app.composition import Runtime
 from app.core.logs import get_logger
 from app.webchat.feed import new_messages
+from app.webchat.sessions import allowed_origin, branding, ensure_started, own_origin, still_typing
 from channels.base import PayloadError
 
 __all__ = ["ROUTES"]
@@ -29,25 +43,79 @@ __all__ = ["ROUTES"]
 log = get_logger("leadwarm.webchat")
 
 _SESSION = re.compile(r"^[A-Za-z0-9_-]{8,100}$")
-_PAGE = Path(__file__).resolve().parent / "static" / "chat.html"
+_STATIC = Path(__file__).resolve().parent / "static"
+_PAGE = _STATIC / "chat.html"
+_WIDGET = _STATIC / "widget.js"
+_TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 POLL_S = 1.0
 
 
-@get("/chat", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
-def chat_page() -> Response[bytes]:
-    """The chat page (one static file, no build step)."""
-    return Response(_PAGE.read_bytes(), media_type=MediaType.HTML)
+@get("/chat", media_type=MediaType.HTML, include_in_schema=False)
+async def chat_page(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[bytes]:
+    """The chat page (one static file, no build step); framable only by the tenant's sites."""
+    tenant_id = request.query_params.get("tenant") or runtime.settings.default_tenant_id
+    if not _TENANT.match(tenant_id) or not await runtime.tenants.exists(tenant_id):
+        raise NotFoundException("no such chat")
+    profile = await runtime.tenants.profile(tenant_id)
+    ancestors = " ".join(["'self'", *profile.webchat_allowed_origins])
+    headers = {
+        "Content-Security-Policy": f"frame-ancestors {ancestors}",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Response(_PAGE.read_bytes(), media_type=MediaType.HTML, headers=headers)
+
+
+@get("/widget.js", include_in_schema=False, sync_to_thread=False)
+def widget_script() -> Response[bytes]:
+    """The embeddable widget: ``<script src=".../widget.js" data-tenant="...">``."""
+    return Response(
+        _WIDGET.read_bytes(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@get("/chat/config", include_in_schema=False)
+async def chat_config(request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]) -> Response[Any]:
+    """The tenant's chat branding (name, colours, logo, greeting in ``lang``); CORS for the
+    tenant's allowed origins, 403 for any other site, 404 for an unknown tenant."""
+    tenant_id = request.query_params.get("tenant") or runtime.settings.default_tenant_id
+    if not _TENANT.match(tenant_id) or not await runtime.tenants.exists(tenant_id):
+        raise NotFoundException("no such chat")
+    profile = await runtime.tenants.profile(tenant_id)
+    origin = request.headers.get("origin")
+    own = own_origin(runtime, request.headers.get("host"), request.url.scheme)
+    if not allowed_origin(profile, origin, own):
+        log.warning("webchat.origin_refused", tenant=tenant_id, origin=origin)
+        return Response({"error": "origin not allowed"}, status_code=HTTP_403_FORBIDDEN)
+    headers = {"Vary": "Origin"}
+    if origin:
+        headers["Access-Control-Allow-Origin"] = origin
+    return Response(branding(profile, request.query_params.get("lang")), headers=headers)
 
 
 @websocket("/chat/ws")
 async def chat_socket(socket: WebSocket[Any, Any, Any], runtime: NamedDependency[Runtime]) -> None:
     """One browser tab talking to the bot as a lead; see the module docstring."""
     session = socket.query_params.get("session", "")
-    tenant_id = runtime.settings.default_tenant_id
+    tenant_id = socket.query_params.get("tenant") or runtime.settings.default_tenant_id
+    language = (socket.query_params.get("lang") or "")[:2].lower() or None
     await socket.accept()
     if not _SESSION.match(session):
         await socket.send_json({"type": "error", "reason": "session must be 8-100 characters [A-Za-z0-9_-]"})
         await socket.close(code=4400)
+        return
+    if not _TENANT.match(tenant_id) or not await runtime.tenants.exists(tenant_id):
+        await socket.send_json({"type": "error", "reason": "no such chat"})
+        await socket.close(code=4404)
+        return
+    profile = await runtime.tenants.profile(tenant_id)
+    own = own_origin(runtime, socket.headers.get("host"), "https" if socket.url.scheme == "wss" else "http")
+    if not allowed_origin(profile, socket.headers.get("origin"), own):
+        log.warning("webchat.origin_refused", tenant=tenant_id, origin=socket.headers.get("origin"))
+        await socket.send_json({"type": "error", "reason": "origin not allowed"})
+        await socket.close(code=4403)
         return
     channel = runtime.webchat()
     wake = channel.subscribe(session)
@@ -70,6 +138,14 @@ async def chat_socket(socket: WebSocket[Any, Any, Any], runtime: NamedDependency
     try:
         while True:
             raw = await socket.receive_text()
+            kind = _control(raw)
+            if kind == "start":
+                if await ensure_started(runtime, tenant_id, session, language):
+                    await socket.send_json({"type": "typing"})
+                continue
+            if kind == "typing":
+                await still_typing(runtime, tenant_id, session)
+                continue
             try:
                 parsed = channel.parse(headers, raw.encode())
             except PayloadError as exc:
@@ -78,6 +154,7 @@ async def chat_socket(socket: WebSocket[Any, Any, Any], runtime: NamedDependency
             for message in parsed.messages:
                 await runtime.accept(tenant_id, message)
                 await socket.send_json({"type": "ack", "id": message.provider_message_id.split(":", 1)[1]})
+                await socket.send_json({"type": "typing"})
     except WebSocketDisconnect:
         pass
     finally:
@@ -87,8 +164,21 @@ async def chat_socket(socket: WebSocket[Any, Any, Any], runtime: NamedDependency
         channel.unsubscribe(session, wake)
 
 
+def _control(raw: str) -> str | None:
+    """``start`` or ``typing`` for those small control frames, else ``None``."""
+    if len(raw) > 100 or ('"start"' not in raw and '"typing"' not in raw):
+        return None
+    with contextlib.suppress(ValueError):
+        frame = json.loads(raw)
+        if isinstance(frame, dict) and frame.get("type") in ("start", "typing"):
+            return str(frame["type"])
+    return None
+
+
 #: The routes this module serves (registered by its capability's feature plugin).
 ROUTES = (
     chat_page,
+    chat_config,
+    widget_script,
     chat_socket,
 )

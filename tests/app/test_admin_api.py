@@ -65,9 +65,9 @@ async def test_create_lead_starts_the_playbook_on_whatsapp(
     assert sent.body["template"]["name"] == "lead_intro"
     assert sent.body["template"]["components"][0]["parameters"] == [{"type": "text", "text": "Alex"}]
     detail = (await client.get(f"/api/v1/conversations/{created['conversation_id']}", headers=AUTH)).json()
-    assert detail["current_step"] == "homeowner"
+    assert detail["current_step"] is None  # the playbook starts when the lead answers the template
     statuses = [(m["status"], (m.get("decision") or {}).get("reason")) for m in detail["messages"]]
-    assert statuses == [("sent", "outside_customer_service_window"), ("blocked", "replaced_by_template")]
+    assert statuses == [("sent", "outside_customer_service_window")]
     again = await client.post(
         "/api/v1/leads", headers=AUTH, json={"phone": "+33612345678", "channel": "whatsapp"}
     )
@@ -75,22 +75,21 @@ async def test_create_lead_starts_the_playbook_on_whatsapp(
     assert again.json()["conversation_id"] == created["conversation_id"]
 
 
-async def test_whatsapp_first_touch_without_template_is_blocked_with_reason(
+async def test_whatsapp_first_touch_without_template_is_refused_with_reason(
     client: Client, runtime: Runtime, graph: RecordingServer
 ) -> None:
-    created = (
-        await client.post(
-            "/api/v1/leads",
-            headers=AUTH,
-            json={"name": "Noa", "phone": "+33698765432", "channel": "whatsapp"},
-        )
-    ).json()
+    """Outside the 24-hour window, without an approved template or a fallback channel, nothing can
+    reach the lead: 422 says what is missing, rather than a 201 that sends nothing."""
+    response = await client.post(
+        "/api/v1/leads", headers=AUTH, json={"name": "Noa", "phone": "+33698765432", "channel": "whatsapp"}
+    )
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "outside_customer_service_window_no_template"
+    assert any("whatsapp_templates" in m for m in body["missing"])
     await runtime.worker.drain()
     assert graph.requests == []
-    detail = (await client.get(f"/api/v1/conversations/{created['conversation_id']}", headers=AUTH)).json()
-    reasons = {(m.get("decision") or {}).get("reason") for m in detail["messages"]}
-    assert reasons == {"outside_customer_service_window_no_template"}
-    assert {m["status"] for m in detail["messages"]} == {"blocked"}
+    assert await runtime.conversations.find_lead("demo", "whatsapp", "+33698765432") is None
 
 
 async def test_create_lead_rejects_bad_input_with_reasons(client: Client) -> None:
@@ -109,6 +108,10 @@ async def test_create_lead_rejects_bad_input_with_reasons(client: Client) -> Non
 
 
 async def test_conversation_detail_shows_slots_score_and_reasons(client: Client, runtime: Runtime) -> None:
+    profile = await runtime.tenants.profile("demo")
+    await runtime.tenants.save_profile(
+        profile.model_copy(update={"whatsapp_templates": {"default": INTRO_TEMPLATE}})
+    )
     created = (
         await client.post(
             "/api/v1/leads",
@@ -119,6 +122,9 @@ async def test_conversation_detail_shows_slots_score_and_reasons(client: Client,
     await runtime.worker.drain()
     from tests.app.conftest import sign, text_webhook
 
+    body = text_webhook("Hi, yes", wamid="wamid.API0", sender="447911123456")
+    await client.post("/api/webhooks/whatsapp", content=body, headers=sign(body))
+    await runtime.worker.drain()  # the answer to the template starts the playbook
     body = text_webhook("yes", wamid="wamid.API1", sender="447911123456")
     await client.post("/api/webhooks/whatsapp", content=body, headers=sign(body))
     await runtime.worker.drain()

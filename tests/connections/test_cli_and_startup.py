@@ -167,7 +167,7 @@ def test_tenant_create_gives_a_working_key(tmp_path: Path, monkeypatch: pytest.M
                 auth = {"Authorization": f"Bearer {key}"}
                 resp = await client.get("/api/v1/integrations/configured", headers=auth)
                 assert resp.status_code == 200 and resp.json()["integrations"] == []
-                trail = (await client.get("/api/v1/audit", headers=auth)).json()["events"]
+                trail = (await client.get("/api/v1/integrations/audit", headers=auth)).json()["events"]
                 assert {"tenant_created", "admin_api"} <= {e["kind"] for e in trail}
                 profile = await rt.tenants.profile("acme")
                 assert profile.name == "Acme Solar"

@@ -167,14 +167,16 @@ async def test_another_tenants_ids_are_404(app_env: AppEnv, provider_api: Provid
         assert resp.status_code == 404 or path.startswith("/auth/gohighlevel"), (method, path)
         assert "Shop" not in resp.text and "shop" not in resp.text
     assert (await env.call("GET", "/api/v1/integrations/configured", key=KEY_B)).json()["integrations"] == []
-    b_audit = (await env.call("GET", "/api/v1/audit", key=KEY_B, params={"limit": 1000})).json()["events"]
+    b_audit = (await env.call("GET", "/api/v1/integrations/audit", key=KEY_B, params={"limit": 1000})).json()[
+        "events"
+    ]
     assert b_audit and all(e["connection_id"] in (None, conn_id) for e in b_audit)
     assert not any(e["kind"] in ("connect", "test", "disable") for e in b_audit)
     # A's connection is untouched by all of that
     mine = (await env.call("GET", f"/api/v1/integrations/{conn_id}")).json()
     assert mine["status"] == "active" and mine["label"] == "Shop CRM"
     assert (await env.call("GET", "/api/v1/integrations", key=None)).status_code == 401
-    assert (await env.call("GET", "/api/v1/audit", key="lw_nope")).status_code == 401
+    assert (await env.call("GET", "/api/v1/integrations/audit", key="lw_nope")).status_code == 401
 
 
 @pytest.fixture
@@ -222,8 +224,8 @@ async def test_no_secret_in_any_response_or_log_line(
     await env.call("POST", "/auth/gohighlevel/link")
     await env.call("POST", "/auth/gohighlevel/disconnect")
     await env.call("DELETE", f"/api/v1/integrations/{pd['id']}")
-    await env.call("GET", "/api/v1/audit", params={"limit": 1000})
-    await env.call("GET", "/api/v1/audit", key=KEY_B, params={"limit": 1000})
+    await env.call("GET", "/api/v1/integrations/audit", params={"limit": 1000})
+    await env.call("GET", "/api/v1/integrations/audit", key=KEY_B, params={"limit": 1000})
 
     assert server.issued and server.refresh_grants == 1
     tokens = [v for v in server.issued if v != code]  # the code is the browser's (see below)

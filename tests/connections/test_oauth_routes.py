@@ -106,7 +106,9 @@ async def test_connect_use_refresh_disconnect_over_http(app_env: AppEnv) -> None
     assert {"refresh", "needs_reauth", "reconnect", "test"} <= set(kinds)
     assert logs[0]["detail"] == {"revoked": True, "tokens_deleted": True}
     assert logs[0]["actor"].startswith("admin_key:") and logs[-1]["actor"] == logs[0]["actor"]
-    trail = (await env.call("GET", "/api/v1/audit", params={"kind": "admin_api", "limit": 1000})).json()
+    trail = (
+        await env.call("GET", "/api/v1/integrations/audit", params={"kind": "admin_api", "limit": 1000})
+    ).json()
     paths = {e["detail"]["path"] for e in trail["events"]}
     assert "/auth/gohighlevel/disconnect" in paths and f"/api/v1/integrations/{conn_id}/test" in paths
 
@@ -133,7 +135,9 @@ async def test_callback_failures_redirect_with_the_reason(app_env: AppEnv) -> No
     assert (await _callback(env))["error"] == "bad_state"
     assert server.code_grants == 1
 
-    failures = (await env.call("GET", "/api/v1/audit", params={"kind": "connect_failed"})).json()["events"]
+    failures = (
+        await env.call("GET", "/api/v1/integrations/audit", params={"kind": "connect_failed"})
+    ).json()["events"]
     assert sorted(e["detail"]["reason"] for e in failures) == ["cancelled", "exchange_failed"]
     page = await env.call("GET", "/auth/result", key=None, params={"status": "error", "error": "bad_state"})
     assert "no longer valid" in page.text
