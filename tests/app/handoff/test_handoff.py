@@ -17,6 +17,7 @@ from app.handoff.notify import EVENT_ID_HEADER, SIGNATURE_HEADER, sign, verify_s
 from app.store import Order, where
 from app.store import collections as col
 from channels.base import InboundMessage
+from channels.email import UNSUBSCRIBE_LINES
 from tests.app.conftest import PHONE_ID
 from tests.app.handoff.conftest import AUTH, MONDAY_10H, OPS, OUR_MAILBOX, OUR_NUMBER, World
 from tests.support.recording import Reply
@@ -47,6 +48,15 @@ FIRST = {
 
 
 _ids = itertools.count(1)
+
+
+def _without_unsubscribe(text: str) -> str:
+    """A mail's text without the unsubscribe paragraph every mail to a lead ends with."""
+    paragraphs = text.replace("\r\n", "\n").strip().split("\n\n")
+    prefixes = tuple(line.split("{url}")[0] for line in UNSUBSCRIBE_LINES.values())
+    if paragraphs and paragraphs[-1].startswith(prefixes):
+        paragraphs = paragraphs[:-1]
+    return "\n\n".join(paragraphs).strip()
 
 
 async def lead_says(w: World, channel: str, text: str) -> None:
@@ -81,7 +91,9 @@ def delivered(w: World, channel: str) -> list[str]:
         return [r.form.get("Body", "") for r in w.twilio.requests if r.form.get("To") == LEADS["sms"]]
     if channel == "email":
         return [
-            m.message.get_body(preferencelist=("plain",)).get_content().strip()  # type: ignore[union-attr]
+            _without_unsubscribe(
+                m.message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+            )
             for m in w.smtp.messages()
             if m.rcpt_tos == [LEADS["email"]]
         ]
