@@ -10,6 +10,7 @@ from app.authoring.plugin import AuthoringFeature
 from app.connections.plugin import ConnectionsFeature
 from app.conversations.plugin import ConversationsFeature
 from app.core.features import Feature
+from app.dashboard.plugin import DashboardFeature
 from app.messaging.plugin import MessagingFeature
 from app.ops.plugin import OpsFeature
 from app.tenancy.plugin import TenancyFeature
@@ -26,4 +27,5 @@ FEATURES: tuple[type[Feature], ...] = (
     AiFeature,
     WebChatFeature,
     ConnectionsFeature,
+    DashboardFeature,
 )

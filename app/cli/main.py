@@ -181,3 +181,6 @@ from app.connections.cli import vault_group  # noqa: E402 - the `vault` commands
 
 main.add_command(tenant_group, "tenant")
 main.add_command(vault_group, "vault")
+from app.cli.users import user_group  # noqa: E402 - the `user` commands live in their own module
+
+main.add_command(user_group, "user")

@@ -13,6 +13,8 @@ __all__ = [
     "CHANNEL_ROUTES",
     "CONFIG",
     "CONVERSATIONS",
+    "DASHBOARD_INVITATIONS",
+    "DASHBOARD_SESSIONS",
     "INBOX",
     "JOBS",
     "KNOWLEDGE",
@@ -26,6 +28,7 @@ __all__ = [
     "PROVIDER_IDS",
     "SEND_COUNTERS",
     "STATUS_EVENTS",
+    "USERS",
     "messages_collection",
 ]
 
@@ -61,3 +64,11 @@ CHANNEL_ROUTES = "channel_routes"
 def messages_collection(conversation_id: str) -> str:
     """The sub-collection holding one conversation's messages."""
     return f"{CONVERSATIONS}/{conversation_id}/messages"
+
+# --- dashboard (app/dashboard)
+USERS = "users"
+"""The tenant's dashboard users (people): email, role, argon2 password hash."""
+DASHBOARD_SESSIONS = "dashboard_sessions"
+"""Under ``SYSTEM_TENANT``: sign-in sessions by SHA-256 of the cookie's token (tenant, user, expiry)."""
+DASHBOARD_INVITATIONS = "dashboard_invitations"
+"""Under ``SYSTEM_TENANT``: pending invitations by SHA-256 of the link's token (single use)."""
