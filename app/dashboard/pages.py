@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -63,7 +63,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-_FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
 def _render(
@@ -143,7 +143,7 @@ async def signin(
     request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     people: NamedDependency[PeopleDirectory],
-    data: dict[str, str] = _FORM,
+    data: Form,
 ) -> Response[Any]:
     """Check the password; on success open a session and go to ``next``. 401 with the form again
     on a wrong workspace, email or password; 403 without the CSRF token."""
@@ -167,7 +167,7 @@ async def signin(
 
 @post("/app/signout", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
 async def signout(
-    request: Request[Any, Any, Any], people: NamedDependency[PeopleDirectory], data: dict[str, str] = _FORM
+    request: Request[Any, Any, Any], people: NamedDependency[PeopleDirectory], data: Form
 ) -> Redirect:
     """Close the session (CSRF-checked) and go to the sign-in page."""
     session = await request_session(request, people)
@@ -183,7 +183,7 @@ async def signout(
 
 @post("/app/language", include_in_schema=False, status_code=HTTP_303_SEE_OTHER)
 async def choose_language(
-    request: Request[Any, Any, Any], people: NamedDependency[PeopleDirectory], data: dict[str, str] = _FORM
+    request: Request[Any, Any, Any], people: NamedDependency[PeopleDirectory], data: Form
 ) -> Redirect:
     """Remember ``lang`` (``en``/``fr``) for a year and go back to ``next``."""
     session = await request_session(request, people)
@@ -287,7 +287,7 @@ async def accept_invite(
     request: Request[Any, Any, Any],
     people: NamedDependency[PeopleDirectory],
     token: FromPath[str],
-    data: dict[str, str] = _FORM,
+    data: Form,
 ) -> Response[Any]:
     """Consume the invitation, create the user, sign them in and go to the inbox."""
     check_form_csrf(request, str(data.get("csrf_token", "")), None)

@@ -20,6 +20,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -163,8 +164,11 @@ class PeopleDirectory:
         *,
         session_ttl_s: float = SESSION_TTL_S,
         invitation_ttl_s: float = INVITATION_TTL_S,
+        hasher: PasswordHasher | None = None,
     ) -> None:
         self.store = store
+        self.hasher = hasher or _HASHER
+        """The argon2 hasher (tests may set a cheaper one); hashing runs in a worker thread."""
         self.clock = clock
         self.session_ttl_s = session_ttl_s
         self.invitation_ttl_s = invitation_ttl_s
@@ -187,7 +191,7 @@ class PeopleDirectory:
             role=role,
             name=name.strip()[:200],
             created_at=self.clock.now(),
-            password_hash=_HASHER.hash(password),
+            password_hash=await self._hash(password),
         )
 
         async def fn(tx: Transaction) -> None:
@@ -217,17 +221,24 @@ class PeopleDirectory:
         except PeopleError:
             return None
         user = await self.get_user(tenant_id, user_id) if tenant_id else None
-        try:
-            _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password[:MAX_PASSWORD_CHARS])
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        stored = user.password_hash if user else _DUMMY_HASH
+        if not await anyio.to_thread.run_sync(self._verify, stored, password[:MAX_PASSWORD_CHARS]):
             return None
         if user is None:
             return None
-        if _HASHER.check_needs_rehash(user.password_hash):
-            await self.store.set(
-                tenant_id, USERS, user.id, {"password_hash": _HASHER.hash(password)}, merge=True
-            )
+        if self.hasher.check_needs_rehash(user.password_hash):
+            new_hash = await self._hash(password)
+            await self.store.set(tenant_id, USERS, user.id, {"password_hash": new_hash}, merge=True)
         return user
+
+    def _verify(self, stored: str, password: str) -> bool:
+        try:
+            return bool(self.hasher.verify(stored, password))
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    async def _hash(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(self.hasher.hash, password)
 
     # ------------------------------------------------------------------ sessions
 
