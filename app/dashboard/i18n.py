@@ -36,6 +36,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "language": {"en": "Language", "fr": "Langue"},
     "apply": {"en": "Apply", "fr": "Appliquer"},
+    "change_language": {"en": "Change language", "fr": "Changer de langue"},
     "status": {"en": "Status", "fr": "Statut"},
     "channel": {"en": "Channel", "fr": "Canal"},
     "playbook": {"en": "Playbook", "fr": "Scénario"},
@@ -51,7 +52,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "updated": {"en": "Updated", "fr": "Mis à jour"},
     "messages": {"en": "Messages", "fr": "Messages"},
     "no_conversations": {"en": "No conversation matches.", "fr": "Aucune conversation ne correspond."},
-    "handoffs_waiting": {"en": "handoffs waiting", "fr": "transferts en attente"},
+    "handoffs_waiting": {"en": "Handoffs waiting", "fr": "Transferts en attente"},
     "st_active": {"en": "active", "fr": "en cours"},
     "st_scheduled": {"en": "scheduled", "fr": "programmée"},
     "st_handoff": {"en": "handoff", "fr": "transfert"},
@@ -96,8 +97,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "invite": {"en": "Invite a colleague", "fr": "Inviter un collègue"},
     "invite_sent": {"en": "Invitation sent to", "fr": "Invitation envoyée à"},
     "invite_link": {
-        "en": "No email channel is configured: pass on this single-use link",
-        "fr": "Aucun canal e-mail n'est configuré : transmettez ce lien à usage unique",
+        "en": "No email channel could send it: pass on this single-use link (valid 7 days)",
+        "fr": "Aucun canal e-mail n'a pu l'envoyer : transmettez ce lien à usage unique (valable 7 jours)",
     },
     "accept_invite": {"en": "Join the team", "fr": "Rejoindre l'équipe"},
     "choose_password": {

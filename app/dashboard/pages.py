@@ -116,7 +116,14 @@ async def app_root(request: Request[Any, Any, Any], people: NamedDependency[Peop
 
 
 def _signin_page(
-    request: Request[Any, Any, Any], runtime: Runtime, *, error: str = "", status_code: int = HTTP_200_OK
+    request: Request[Any, Any, Any],
+    runtime: Runtime,
+    *,
+    error: str = "",
+    status_code: int = HTTP_200_OK,
+    tenant: str = "",
+    email: str = "",
+    next_path: str | None = None,
 ) -> Response[str]:
     token = request.cookies.get(CSRF_COOKIE) or new_csrf_token()
     return _render(
@@ -127,8 +134,9 @@ def _signin_page(
         cookies=[cookie(request, CSRF_COOKIE, token, max_age=3600, same_site="strict")],
         form_csrf=token,
         error=error,
-        next=_safe_next(request.query_params.get("next")),
-        default_tenant=runtime.settings.default_tenant_id,
+        next=_safe_next(next_path or request.query_params.get("next")),
+        tenant=tenant or runtime.settings.default_tenant_id,
+        email=email,
     )
 
 
@@ -156,6 +164,9 @@ async def signin(
             runtime,
             error=strings(language_of(request))["bad_credentials"],
             status_code=HTTP_401_UNAUTHORIZED,
+            tenant=tenant_id,
+            email=str(data.get("email", ""))[:254],
+            next_path=data.get("next"),
         )
     token, _session = await people.open_session(user)
     return Redirect(

@@ -21,6 +21,8 @@ from litestar.testing import AsyncTestClient
 from app.composition import Runtime
 from app.main import create_app
 from app.tenancy.bootstrap import bootstrap
+from app.tenancy.directory import new_api_key
+from app.tenancy.records import TenantProfile
 from channels.base import InboundMessage
 from kernel.clock import ManualClock
 from tests.app.conftest import ADMIN_KEY, make_settings, no_quiet_hours
@@ -71,14 +73,26 @@ steps:
 
 
 async def setup_runtime(rt: Runtime) -> None:
-    """Bootstrap the demo tenant, quiet hours off, the handoff playbook, and three people."""
+    """Bootstrap the demo tenant, then :func:`setup_tenant` for it."""
     await bootstrap(rt)
-    await no_quiet_hours(rt)
-    await rt.playbooks.save("demo", HANDOFF_PLAYBOOK, origin="handoff-demo.yaml")
+    await setup_tenant(rt, "demo")
+
+
+async def setup_tenant(rt: Runtime, tenant_id: str) -> str:
+    """The tenant (created if absent, with a new admin key, returned; "" for an existing one),
+    quiet hours off, the handoff playbook, and three people (owner, agent, marketer)."""
+    key = ""
+    if not await rt.tenants.exists(tenant_id):
+        await rt.tenants.save_profile(TenantProfile(id=tenant_id, name=f"Tenant {tenant_id}"))
+        key = new_api_key()
+        await rt.tenants.add_api_key(tenant_id, key, label="test")
+    await no_quiet_hours(rt, tenant_id)
+    await rt.playbooks.save(tenant_id, HANDOFF_PLAYBOOK, origin="handoff-demo.yaml")
     people = dashboard_people(rt)
     people.hasher = FAST_HASHER
     for (email, password), role in ((OWNER, "owner"), (AGENT, "agent"), (MARKETER, "marketer")):
-        await people.create_user("demo", email, password, role=role, name=role.title())  # type: ignore[arg-type]
+        await people.create_user(tenant_id, email, password, role=role, name=role.title())  # type: ignore[arg-type]
+    return key
 
 
 def dashboard_people(rt: Runtime) -> Any:

@@ -112,7 +112,7 @@
           const c = data.conversations[i];
           if (c && c.status === "handoff") tr.classList.add("handoff");
         });
-        summary.textContent = data.handoffs + " " + T.handoffs_waiting + " · " + T.live;
+        summary.textContent = T.handoffs_waiting + ": " + data.handoffs + " · " + T.live;
       } catch (err) {
         if (err.message !== "signed out") showError(summary, err);
       }
@@ -259,8 +259,8 @@
           el("dl", { class: "stats" }, ...stats.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
           el("table", { class: "grid funnel" },
             el("caption", {}, T.funnel),
-            el("thead", {}, el("tr", {}, el("th", { scope: "col" }, T.step), el("th", { scope: "col" }, T.reached),
-              el("th", { scope: "col" }, T.drop_off), el("th", { scope: "col" }, T.funnel))),
+            el("thead", {}, el("tr", {}, el("th", { scope: "col" }, T.step), el("th", { scope: "col", class: "num" }, T.reached),
+              el("th", { scope: "col", class: "num" }, T.drop_off), el("th", { scope: "col" }, T.funnel))),
             el("tbody", {}, ...rows)));
       }));
     }).catch((err) => { if (err.message !== "signed out") showError(root, err); });
