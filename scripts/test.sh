@@ -13,6 +13,11 @@ if ! command -v dovecot >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd) >&2 || \
     echo "warning: could not install dovecot-imapd; the IMAP tests will fail" >&2
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium (the browser the dashboard's Playwright journeys drive)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >&2 || \
+    echo "warning: could not install chromium; the dashboard's browser tests will be skipped" >&2
+fi
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check . >/dev/null
 echo "== import contracts"; .venv/bin/lint-imports
 echo "== mypy"; .venv/bin/mypy

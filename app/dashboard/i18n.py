@@ -28,6 +28,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "sign_out": {"en": "Sign out", "fr": "Se déconnecter"},
     "workspace": {"en": "Workspace", "fr": "Espace de travail"},
     "email": {"en": "Email", "fr": "E-mail"},
+    "phone": {"en": "Phone", "fr": "Téléphone"},
     "password": {"en": "Password", "fr": "Mot de passe"},
     "name": {"en": "Name", "fr": "Nom"},
     "bad_credentials": {

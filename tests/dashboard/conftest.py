@@ -91,7 +91,7 @@ async def setup_tenant(rt: Runtime, tenant_id: str) -> str:
     people = dashboard_people(rt)
     people.hasher = FAST_HASHER
     for (email, password), role in ((OWNER, "owner"), (AGENT, "agent"), (MARKETER, "marketer")):
-        await people.create_user(tenant_id, email, password, role=role, name=role.title())  # type: ignore[arg-type]
+        await people.create_user(tenant_id, email, password, role=role, name=role.title())
     return key
 
 

@@ -38,6 +38,8 @@ ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+#: axe-core from npm (tools/package.json, installed by ``scripts/setup.sh --dev``).
+AXE = Path(__file__).resolve().parents[2] / "tools" / "node_modules" / "axe-core" / "axe.min.js"
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="needs Debian's chromium (scripts/test.sh)"
@@ -266,3 +268,68 @@ def test_pages_speak_french(browser: Browser, tenant: Tenant) -> None:
         shot(page, "inbox-fr")
     finally:
         context.close()
+
+
+def axe_violations(page: Page) -> list[str]:
+    """WCAG 2.1 A/AA violations axe-core finds on the page: ``"rule: target"`` strings."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: {type: 'tag', values:"
+        " ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})).violations"
+        ".map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))"
+    )
+    return list(result)
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="needs axe-core from npm (scripts/setup.sh --dev)")
+def test_pages_pass_axe_and_work_from_the_keyboard(browser: Browser, tenant: Tenant) -> None:
+    # The pages' CSP forbids injected scripts: this context lets axe-core in (and nothing else runs).
+    context = browser.new_context(locale="en-US", bypass_csp=True, viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(10_000)
+    try:
+        _axe_and_keyboard(context.new_page(), tenant)
+    finally:
+        context.close()
+
+
+def _axe_and_keyboard(page: Page, tenant: Tenant) -> None:
+    hot = start_lead(tenant, "Ana Hot", "5000")
+    base = tenant.server.base
+    page.goto(f"{base}/app/signin")
+    assert axe_violations(page) == []
+    # Keyboard only: skip link first, then the form in order, Enter submits.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.get_by_label("Workspace").focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(tenant.id)
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Email")).to_be_focused()
+    page.keyboard.type(OWNER[0])
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(OWNER[1])
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    expect(page.locator("#inbox-table tbody tr")).to_have_count(1)
+    for path, ready in (
+        ("/app/inbox", "#inbox-table tbody tr a"),
+        (f"/app/conversations/{hot['conversation_id']}", "#reasons li"),
+        ("/app/leads", "#leads-table tbody tr"),
+        ("/app/analytics", "section.playbook"),
+        ("/app/people", "#people-table tbody tr"),
+    ):
+        page.goto(base + path)
+        expect(page.locator(ready).first).to_be_visible()
+        assert axe_violations(page) == [], path
+    # From the inbox, the keyboard reaches the conversation link and opens it.
+    page.goto(f"{base}/app/inbox")
+    link = page.get_by_role("link", name="Ana Hot")
+    expect(link).to_be_visible()
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement && document.activeElement.textContent") == "Ana Hot":
+            break
+    expect(link).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{base}/app/conversations/{hot['conversation_id']}")
