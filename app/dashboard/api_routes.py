@@ -43,10 +43,12 @@ from app.store.collections import CONVERSATIONS, LEADS, messages_collection
 from channels.base import OutboundMessage, SendError
 from channels.registry import CHANNELS
 
-__all__ = ["ROUTES", "SCAN_LIMIT", "InvitationIn"]
+__all__ = ["HANDOFF_LIMIT", "ROUTES", "SCAN_LIMIT", "InvitationIn"]
 
 #: Most records one list or report reads from a collection (the newest ones).
 SCAN_LIMIT = 2000
+#: Most open handoffs the inbox lists (the oldest, that is the longest waiting, first).
+HANDOFF_LIMIT = 200
 _FUNNEL_TYPES = ("message", "ask")
 _CSV_FIELDS = ("id", "name", "email", "phone", "stage", "score", "source", "channels", "created_at")
 
@@ -155,19 +157,32 @@ async def inbox(
     min_score: Annotated[int | None, QueryParameter(ge=0, le=100)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    """See the module docstring; ``handoffs`` counts the handoffs among the filtered rows."""
-    filters = [
-        where(k, "==", v)
-        for k, v in (("status", status), ("channel", channel), ("playbook_id", playbook))
-        if v
-    ]
+    """See the module docstring; ``handoffs`` counts the handoffs among the rows read.
+
+    Without ``min_score`` it reads the open handoffs (oldest first, at most :data:`HANDOFF_LIMIT`) and
+    the newest ``limit`` conversations, and the leads of those only; with ``min_score`` it reads the
+    newest :data:`SCAN_LIMIT` conversations and their leads, then filters."""
+    filters = [where(k, "==", v) for k, v in (("channel", channel), ("playbook_id", playbook)) if v]
+    if status:
+        filters.append(where("status", "==", status))
+    scan = SCAN_LIMIT if min_score is not None else limit
     docs = await runtime.store.query(
         tenant_id,
         CONVERSATIONS,
         filters=filters,
         order_by=[Order("created_at", descending=True)],
-        limit=SCAN_LIMIT,
+        limit=scan,
     )
+    if status in (None, "handoff"):
+        handoffs = await runtime.store.query(
+            tenant_id,
+            CONVERSATIONS,
+            filters=[*[f for f in filters if f.field != "status"], where("status", "==", "handoff")],
+            order_by=[Order("created_at")],
+            limit=HANDOFF_LIMIT,
+        )
+        seen = {d.id for d in docs}
+        docs = [*docs, *(d for d in handoffs if d.id not in seen)]
     now = runtime.clock.now()
     leads = await _leads_by_id(runtime, tenant_id, {str(d.data.get("lead_id")) for d in docs})
     rows = []
