@@ -31,6 +31,8 @@ from kernel.errors import LeadWarmError
 
 __all__ = [
     "INVITATION_TTL_S",
+    "LOCKOUT_S",
+    "MAX_FAILURES",
     "MIN_PASSWORD_CHARS",
     "ROLES",
     "SESSION_TTL_S",
@@ -49,6 +51,10 @@ ROLES: tuple[Role, ...] = get_args(Role)
 SESSION_TTL_S = 12 * 3600.0
 #: Lifetime of an invitation link, in seconds: 7 days.
 INVITATION_TTL_S = 7 * 86400.0
+#: Wrong passwords in a row that lock an account, and for how long (seconds): OWASP's
+#: "Authentication Cheat Sheet", account lockout.
+MAX_FAILURES = 5
+LOCKOUT_S = 15 * 60.0
 MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_CHARS = 256
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,60}$")
@@ -215,17 +221,30 @@ class PeopleDirectory:
     async def authenticate(self, tenant_id: str, email: str, password: str) -> User | None:
         """The user whose email and password these are, else ``None`` (same work either way).
 
-        A hash made with older argon2 parameters is upgraded on success."""
+        After :data:`MAX_FAILURES` wrong passwords in a row the account refuses every password for
+        :data:`LOCKOUT_S` seconds. A hash made with older argon2 parameters is upgraded on success."""
         try:
             user_id = user_id_for(email)
         except PeopleError:
             return None
-        user = await self.get_user(tenant_id, user_id) if tenant_id else None
+        data = await self.store.get(tenant_id, USERS, user_id) if tenant_id else None
+        user = User.from_doc(tenant_id, data) if data else None
         stored = user.password_hash if user else _DUMMY_HASH
-        if not await anyio.to_thread.run_sync(self._verify, stored, password[:MAX_PASSWORD_CHARS]):
+        ok = await anyio.to_thread.run_sync(self._verify, stored, password[:MAX_PASSWORD_CHARS])
+        if user is None or data is None:
             return None
-        if user is None:
+        now = self.clock.now()
+        if float(data.get("locked_until") or 0.0) > now:
             return None
+        if not ok:
+            failures = int(data.get("failures") or 0) + 1
+            update: dict[str, Any] = {"failures": 0 if failures >= MAX_FAILURES else failures}
+            if failures >= MAX_FAILURES:
+                update["locked_until"] = now + LOCKOUT_S
+            await self.store.set(tenant_id, USERS, user.id, update, merge=True)
+            return None
+        if data.get("failures") or data.get("locked_until"):
+            await self.store.set(tenant_id, USERS, user.id, {"failures": 0, "locked_until": None}, merge=True)
         if self.hasher.check_needs_rehash(user.password_hash):
             new_hash = await self._hash(password)
             await self.store.set(tenant_id, USERS, user.id, {"password_hash": new_hash}, merge=True)

@@ -12,9 +12,9 @@ from litestar.testing import AsyncTestClient
 from app.cli.main import main as cli
 from app.composition import Runtime
 from app.dashboard.auth import SESSION_COOKIE
-from app.dashboard.people import SESSION_TTL_S
+from app.dashboard.people import LOCKOUT_S, MAX_FAILURES, SESSION_TTL_S
 from kernel.clock import ManualClock
-from tests.dashboard.conftest import AGENT, AUTH, CSRF_FIELD, MARKETER, OWNER, sign_in
+from tests.dashboard.conftest import AGENT, AUTH, CSRF_FIELD, MARKETER, OWNER, dashboard_people, sign_in
 
 
 async def test_wrong_password_is_refused_without_a_session(client: AsyncTestClient[Litestar]) -> None:
@@ -210,3 +210,21 @@ def test_cli_creates_the_first_owner(tmp_path: os.PathLike[str]) -> None:
         cli, ["user", "create", "nope", "a@b.test"], env={**env, "LEADWARM_USER_PASSWORD": "x" * 12}
     )
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+async def test_five_wrong_passwords_lock_the_account_for_a_while(
+    runtime: Runtime, client: AsyncTestClient[Litestar]
+) -> None:
+    people = dashboard_people(runtime)
+    for _ in range(MAX_FAILURES):
+        assert await people.authenticate("demo", OWNER[0], "guess-guess-guess") is None
+    assert await people.authenticate("demo", OWNER[0], OWNER[1]) is None  # locked
+    clock = runtime.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(LOCKOUT_S + 1)
+    user = await people.authenticate("demo", OWNER[0], OWNER[1])
+    assert user is not None and user.email == OWNER[0]
+    # A success resets the count: four more failures do not lock.
+    for _ in range(MAX_FAILURES - 1):
+        assert await people.authenticate("demo", OWNER[0], "guess-guess-guess") is None
+    assert await people.authenticate("demo", OWNER[0], OWNER[1]) is not None
