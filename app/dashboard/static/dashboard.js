@@ -124,6 +124,10 @@
       history.replaceState(null, "", "?" + formQuery(form).toString());
       refresh();
     });
+    api("GET", "/api/v1/playbooks").then((data) => {
+      const ids = [...new Set((data.playbooks || []).map((p) => p.id))].sort();
+      document.getElementById("playbook-ids").replaceChildren(...ids.map((id) => el("option", { value: id })));
+    }).catch(() => {});
     refresh();
   }
 
