@@ -4,7 +4,7 @@
 - ``GET /api/v1/me``: the signed-in user (session only; 404 with the admin key).
 - ``GET /api/v1/users``: the tenant's people (id, email, name, role).
 - ``POST /api/v1/invitations`` ``{"email", "role"}``: invite a colleague (owner only when signed
-  in). The link goes out through the tenant's email channel; when none is configured (or sending
+  in). The link (under ``PUBLIC_BASE_URL``) goes out through the tenant's email channel; when none is configured (or sending
   fails) the answer carries ``link`` for the owner to pass on, else ``"sent": true``.
 - ``GET /api/v1/inbox``: conversations for people: handoffs first (longest waiting first), then the
   newest; filters ``status``, ``channel``, ``playbook``, ``min_score``; each row has the lead's name
@@ -101,7 +101,8 @@ async def create_invitation(
         invitation = await people.invite(tenant_id, data.email, role=data.role, invited_by=inviter)
     except PeopleError as exc:
         raise _bad(str(exc)) from exc
-    link = str(request.url.with_replacements(path=f"/app/invite/{invitation.token}", query=""))
+    # PUBLIC_BASE_URL, never the request's Host header (which a client chooses).
+    link = f"{runtime.settings.public_base_url.rstrip('/')}/app/invite/{invitation.token}"
     sent = await _send_invitation(runtime, tenant_id, invitation.email, link)
     body: dict[str, Any] = {"email": invitation.email, "role": invitation.role, "sent": sent}
     if not sent:

@@ -180,8 +180,18 @@ def test_sign_in(page: Page, tenant: Tenant) -> None:
     page.get_by_role("button", name="Invite a colleague").click()
     expect(page.locator("#invite-result input.link")).to_be_visible()
     link = page.locator("#invite-result input.link").input_value()
-    assert link.startswith(f"{server.base}/app/invite/")
+    assert link.startswith(f"{server.runtime.settings.public_base_url}/app/invite/")
     shot(page, "people")
+    # The colleague opens the link (here on the test's port), chooses a password, and is in.
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(server.base + link[len(server.runtime.settings.public_base_url) :])
+    expect(page.get_by_text("newbie@demo.test · agent")).to_be_visible()
+    page.get_by_label("Name").fill("Newbie")
+    page.get_by_label("Choose a password (at least 10 characters)").fill("newbie-password-1")
+    shot(page, "invite")
+    page.get_by_role("button", name="Join the team").click()
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    expect(page.get_by_text("newbie@demo.test · agent")).to_be_visible()
 
 
 def test_a_handoff_shows_up_in_the_open_inbox(page: Page, tenant: Tenant) -> None:
