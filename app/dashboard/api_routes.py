@@ -4,8 +4,9 @@
 - ``GET /api/v1/me``: the signed-in user (session only; 404 with the admin key).
 - ``GET /api/v1/users``: the tenant's people (id, email, name, role).
 - ``POST /api/v1/invitations`` ``{"email", "role"}``: invite a colleague (owner only when signed
-  in). The link (under ``PUBLIC_BASE_URL``) goes out through the tenant's email channel; when none is configured (or sending
-  fails) the answer carries ``link`` for the owner to pass on, else ``"sent": true``.
+  in). The link (under ``PUBLIC_BASE_URL``) goes out through the tenant's email channel; when none
+  is configured (or sending fails) the answer carries ``link`` for the owner to pass on, else
+  ``"sent": true``.
 - ``GET /api/v1/inbox``: conversations for people: handoffs first (longest waiting first), then the
   newest; filters ``status``, ``channel``, ``playbook``, ``min_score``; each row has the lead's name
   and score and ``waiting_s`` (seconds since the handoff) for handoffs.
