@@ -11,6 +11,7 @@ from app.connections.plugin import ConnectionsFeature
 from app.conversations.plugin import ConversationsFeature
 from app.core.features import Feature
 from app.crm.plugin import CrmFeature
+from app.dashboard.plugin import DashboardFeature
 from app.handoff.plugin import HandoffFeature
 from app.messaging.plugin import MessagingFeature
 from app.ops.api_docs import ApiDocsFeature
@@ -32,4 +33,5 @@ FEATURES: tuple[type[Feature], ...] = (
     ConnectionsFeature,
     CrmFeature,
     ApiDocsFeature,
+    DashboardFeature,
 )

@@ -14,7 +14,7 @@ if ! command -v dovecot >/dev/null 2>&1; then
     echo "warning: could not install dovecot-imapd; the IMAP tests will fail" >&2
 fi
 if [ ! -x /usr/bin/chromium ]; then
-  echo "installing chromium (the browser the web chat widget test drives through Playwright)" >&2
+  echo "installing chromium (the browser the web chat widget test and the dashboard journeys drive through Playwright)" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >&2 || \
     echo "warning: could not install chromium; the browser test will be skipped" >&2
 fi

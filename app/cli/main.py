@@ -184,3 +184,6 @@ main.add_command(tenant_group, "tenant")
 main.add_command(vault_group, "vault")
 
 import app.cli.eval  # noqa: E402, F401 - registers the `eval` command on `main`
+from app.cli.users import user_group  # noqa: E402 - the `user` commands live in their own module
+
+main.add_command(user_group, "user")

@@ -23,6 +23,8 @@ __all__ = [
     "CRM_WEBHOOK_EVENTS",
     "CRM_WEBHOOK_LOGS",
     "CRM_WEBHOOK_ROUTES",
+    "DASHBOARD_INVITATIONS",
+    "DASHBOARD_SESSIONS",
     "HANDOFFS",
     "INBOX",
     "JOBS",
@@ -37,6 +39,7 @@ __all__ = [
     "PROVIDER_IDS",
     "SEND_COUNTERS",
     "STATUS_EVENTS",
+    "USERS",
     "messages_collection",
 ]
 
@@ -95,3 +98,12 @@ inbound CRM webhook."""
 def messages_collection(conversation_id: str) -> str:
     """The sub-collection holding one conversation's messages."""
     return f"{CONVERSATIONS}/{conversation_id}/messages"
+
+
+# --- dashboard (app/dashboard)
+USERS = "users"
+"""The tenant's dashboard users (people): email, role, argon2 password hash."""
+DASHBOARD_SESSIONS = "dashboard_sessions"
+"""Under ``SYSTEM_TENANT``: sign-in sessions by SHA-256 of the cookie's token (tenant, user, expiry)."""
+DASHBOARD_INVITATIONS = "dashboard_invitations"
+"""Under ``SYSTEM_TENANT``: pending invitations by SHA-256 of the link's token (single use)."""

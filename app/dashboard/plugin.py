@@ -1,0 +1,43 @@
+"""The dashboard feature: the pages at ``/app``, the API they read, and session authentication.
+
+It provides ``people`` (:class:`app.dashboard.people.PeopleDirectory`) and replaces the ``tenant_id``
+dependency with :func:`app.dashboard.auth.tenant_from_key_or_session`, so every ``/api/v1`` route
+accepts either the admin key (machines) or a dashboard session (people, CSRF-checked). It must
+come after the tenancy feature in :data:`app.features.FEATURES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+
+from app.core.features import Feature, feature_dependencies
+from app.dashboard import api_routes, pages
+from app.dashboard.auth import tenant_from_key_or_session
+from app.dashboard.people import PeopleDirectory
+
+if TYPE_CHECKING:
+    from app.composition import Runtime
+
+__all__ = ["DashboardFeature"]
+
+
+class DashboardFeature(Feature):
+    """Provides ``people``; ``tenant_id`` becomes "admin key or session"."""
+
+    route_handlers = (*api_routes.ROUTES, *pages.ROUTES)
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self.people = PeopleDirectory(runtime.store, runtime.clock)
+
+    def dependencies(self) -> Mapping[str, Provide]:
+        return feature_dependencies(("people", self.people))
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config = super().on_app_init(app_config)
+        app_config.dependencies["tenant_id"] = Provide(tenant_from_key_or_session)
+        return app_config

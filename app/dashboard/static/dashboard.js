@@ -1,0 +1,300 @@
+// LeadWarm dashboard: each page reads /api/v1 with the session cookie and draws itself.
+// Writes send the session's CSRF token in X-CSRF-Token. Text from the API only ever goes into
+// textContent (never innerHTML), so a lead's message cannot inject markup.
+"use strict";
+
+(function () {
+  const T = JSON.parse(document.getElementById("lw-strings").textContent);
+  const CSRF = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  const LANG = document.documentElement.lang || "en";
+  const POLL_MS = 2000;
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else node.setAttribute(k, v);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  async function api(method, url, body) {
+    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (method !== "GET") {
+      init.headers["X-CSRF-Token"] = CSRF;
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body || {});
+    }
+    const response = await fetch(url, init);
+    if (response.status === 401) {
+      window.location.assign("/app/signin?next=" + encodeURIComponent(window.location.pathname));
+      throw new Error("signed out");
+    }
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.detail || data.error || T.error + " (" + response.status + ")");
+    return data;
+  }
+
+  function when(epoch) {
+    if (!epoch) return "";
+    return new Date(epoch * 1000).toLocaleString(LANG, { dateStyle: "short", timeStyle: "short" });
+  }
+
+  function duration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    if (s < 86400) return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+    return Math.floor(s / 86400) + " j/d";
+  }
+
+  function money(usd) {
+    if (usd === null || usd === undefined) return "–";
+    return new Intl.NumberFormat(LANG, { style: "currency", currency: "USD", maximumFractionDigits: 4 }).format(usd);
+  }
+
+  function percent(rate) {
+    if (rate === null || rate === undefined) return "–";
+    return new Intl.NumberFormat(LANG, { style: "percent", maximumFractionDigits: 1 }).format(rate);
+  }
+
+  function formQuery(form) {
+    const params = new URLSearchParams();
+    for (const [k, v] of new FormData(form).entries()) if (String(v).trim()) params.set(k, String(v).trim());
+    return params;
+  }
+
+  function replaceRows(tbody, rows, columns, emptyText) {
+    const fresh = rows.map((row) => el("tr", {}, ...columns.map((col) => el("td", {}, col(row)))));
+    if (!fresh.length) fresh.push(el("tr", {}, el("td", { colspan: String(columns.length), class: "empty" }, emptyText)));
+    tbody.replaceChildren(...fresh);
+  }
+
+  function showError(where, err) {
+    where.replaceChildren(el("span", { class: "error", role: "alert" }, T.error + ": " + err.message));
+  }
+
+  // ------------------------------------------------------------------ inbox (live)
+  function inbox() {
+    const form = document.getElementById("filters");
+    const tbody = document.querySelector("#inbox-table tbody");
+    const summary = document.getElementById("inbox-summary");
+    let timer = null;
+    const params = new URLSearchParams(window.location.search);
+    for (const [k, v] of params.entries()) if (form.elements[k]) form.elements[k].value = v;
+
+    async function refresh() {
+      clearTimeout(timer);
+      try {
+        const query = formQuery(form);
+        const data = await api("GET", "/api/v1/inbox?" + query.toString());
+        replaceRows(
+          tbody,
+          data.conversations,
+          [
+            (c) => el("a", { href: "/app/conversations/" + encodeURIComponent(c.id) }, c.lead_name || c.lead_id),
+            (c) => el("span", { class: "badge st-" + c.status }, T["st_" + c.status] || c.status),
+            (c) => (c.waiting_s === null ? "" : duration(c.waiting_s)),
+            (c) => c.channel,
+            (c) => c.playbook_id,
+            (c) => String(c.score),
+            (c) => when(c.updated_at),
+          ],
+          T.no_conversations,
+        );
+        tbody.querySelectorAll("tr").forEach((tr, i) => {
+          const c = data.conversations[i];
+          if (c && c.status === "handoff") tr.classList.add("handoff");
+        });
+        summary.textContent = T.handoffs_waiting + ": " + data.handoffs + " · " + T.live;
+      } catch (err) {
+        if (err.message !== "signed out") showError(summary, err);
+      }
+      timer = setTimeout(refresh, POLL_MS);
+    }
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      history.replaceState(null, "", "?" + formQuery(form).toString());
+      refresh();
+    });
+    api("GET", "/api/v1/playbooks").then((data) => {
+      const ids = [...new Set((data.playbooks || []).map((p) => p.id))].sort();
+      document.getElementById("playbook-ids").replaceChildren(...ids.map((id) => el("option", { value: id })));
+    }).catch(() => {});
+    refresh();
+  }
+
+  // ------------------------------------------------------------------ one conversation
+  function conversation() {
+    const id = document.body.dataset.conversation;
+    const canReply = document.body.dataset.canReply === "1";
+    const url = "/api/v1/conversations/" + encodeURIComponent(id);
+    let timer = null;
+    let lastCount = -1;
+
+    function senderLabel(m) {
+      return m.sender === "contact" ? T.from_contact : m.sender === "agent" ? T.from_agent : T.from_bot;
+    }
+
+    async function refresh() {
+      clearTimeout(timer);
+      try {
+        const c = await api("GET", url);
+        const lead = c.lead || {};
+        document.getElementById("conv-title").textContent = T.conversation + " · " + (lead.name || c.address || c.id);
+        document.getElementById("conv-meta").textContent = [
+          T["st_" + c.status] || c.status, c.channel, c.playbook_id + " v" + c.playbook_version,
+          T.step + ": " + (c.current_step || "–"), T.model_cost + ": " + money(c.cost_usd),
+        ].join(" · ");
+        const transcript = document.getElementById("transcript");
+        if (c.messages.length !== lastCount) {
+          transcript.replaceChildren(
+            ...c.messages.map((m) =>
+              el("li", { class: "msg " + m.direction + " from-" + m.sender },
+                el("span", { class: "who" }, senderLabel(m) + " · " + when(m.created_at) + (m.status ? " · " + m.status : "")),
+                el("span", { class: "text" }, m.text)),
+            ),
+          );
+          if (!c.messages.length) transcript.append(el("li", { class: "empty" }, T.nothing));
+          lastCount = c.messages.length;
+        }
+        const slots = Object.entries(c.slots || {});
+        document.getElementById("slots").replaceChildren(
+          ...(slots.length ? slots.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]) : [el("dd", {}, T.nothing)]),
+        );
+        document.getElementById("score").textContent = String(c.score) + " / 100";
+        document.getElementById("reasons").replaceChildren(
+          ...(c.score_reasons || []).map((r) =>
+            el("li", {}, (r.points > 0 ? "+" : "") + (r.points ?? "") + " " + (r.reason || r.rule || JSON.stringify(r)))),
+        );
+        document.getElementById("decisions").replaceChildren(
+          ...(c.delivery_decisions || []).map((d) =>
+            el("li", {}, [d.channel, d.status, d.action, d.reason].filter(Boolean).join(" · "))),
+        );
+        if (!(c.delivery_decisions || []).length) document.getElementById("decisions").append(el("li", {}, T.nothing));
+      } catch (err) {
+        if (err.message !== "signed out") showError(document.getElementById("conv-meta"), err);
+      }
+      timer = setTimeout(refresh, POLL_MS);
+    }
+
+    if (canReply) {
+      const form = document.getElementById("reply-form");
+      const status = document.getElementById("reply-status");
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const text = form.elements.text.value.trim();
+        if (!text) return;
+        try {
+          await api("POST", url + "/messages", { text });
+          form.elements.text.value = "";
+          status.textContent = "✓";
+          refresh();
+        } catch (err) { showError(status, err); }
+      });
+      document.getElementById("handback").addEventListener("click", async () => {
+        try { await api("POST", url + "/handback", {}); status.textContent = "✓"; refresh(); }
+        catch (err) { showError(status, err); }
+      });
+    }
+    refresh();
+  }
+
+  // ------------------------------------------------------------------ leads
+  function leads() {
+    const form = document.getElementById("filters");
+    const tbody = document.querySelector("#leads-table tbody");
+    const summary = document.getElementById("leads-summary");
+    const exportLink = document.getElementById("export");
+
+    async function refresh() {
+      const query = formQuery(form);
+      exportLink.href = "/api/v1/leads.csv?" + query.toString();
+      try {
+        const data = await api("GET", "/api/v1/leads?" + query.toString());
+        replaceRows(
+          tbody,
+          data.leads,
+          [
+            (l) => l.name || "–", (l) => l.email || "", (l) => l.phone || "", (l) => l.stage,
+            (l) => String(l.score), (l) => l.source, (l) => (l.channels || []).join(", "), (l) => when(l.created_at),
+          ],
+          T.no_leads,
+        );
+        summary.textContent = data.total + " " + T.leads_found;
+      } catch (err) {
+        if (err.message !== "signed out") showError(summary, err);
+      }
+    }
+    form.addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
+    refresh();
+  }
+
+  // ------------------------------------------------------------------ analytics
+  function analytics() {
+    const root = document.getElementById("playbooks");
+    api("GET", "/api/v1/analytics/playbooks").then((data) => {
+      if (!data.playbooks.length) { root.replaceChildren(el("p", {}, T.no_playbooks)); return; }
+      root.replaceChildren(...data.playbooks.map((p) => {
+        const headingId = "pb-" + p.playbook_id;
+        const top = Math.max(1, ...p.funnel.map((s) => s.reached));
+        const stats = [
+          [T.conversations_started, String(p.conversations)],
+          [T.qualification_rate, percent(p.qualification_rate)],
+          [T.average_score, p.average_score === null ? "–" : p.average_score.toFixed(1)],
+          [T.handoffs, String(p.handoffs)],
+          [T.model_cost, money(p.cost_usd) + " (" + money(p.cost_per_conversation_usd) + " " + T.per_conversation + ", " + money(p.cost_per_qualified_usd) + " " + T.per_qualified + ")"],
+        ];
+        const rows = p.funnel.map((s) => {
+          const bar = el("progress", { max: String(top), value: String(s.reached), "aria-label": s.step_id + ": " + s.reached });
+          return el("tr", { "data-step": s.step_id },
+            el("th", { scope: "row" }, s.step_id), el("td", { class: "num reached" }, String(s.reached)),
+            el("td", { class: "num" }, s.drop_off ? "−" + s.drop_off : "0"), el("td", {}, bar));
+        });
+        return el("section", { class: "card playbook", "aria-labelledby": headingId, "data-playbook": p.playbook_id },
+          el("h2", { id: headingId }, p.name + " (" + p.playbook_id + " v" + p.version + ")"),
+          el("dl", { class: "stats" }, ...stats.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+          el("table", { class: "grid funnel" },
+            el("caption", {}, T.funnel),
+            el("thead", {}, el("tr", {}, el("th", { scope: "col" }, T.step), el("th", { scope: "col", class: "num" }, T.reached),
+              el("th", { scope: "col", class: "num" }, T.drop_off), el("th", { scope: "col" }, T.funnel))),
+            el("tbody", {}, ...rows)));
+      }));
+    }).catch((err) => { if (err.message !== "signed out") showError(root, err); });
+  }
+
+  // ------------------------------------------------------------------ people
+  function people() {
+    const tbody = document.querySelector("#people-table tbody");
+    function load() {
+      api("GET", "/api/v1/users").then((data) => {
+        replaceRows(tbody, data.users, [(u) => u.email, (u) => u.name || "", (u) => T["role_" + u.role] || u.role], T.nothing);
+      }).catch((err) => showError(tbody, err));
+    }
+    const form = document.getElementById("invite-form");
+    if (form) {
+      const result = document.getElementById("invite-result");
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        try {
+          const data = await api("POST", "/api/v1/invitations", { email: form.elements.email.value, role: form.elements.role.value });
+          if (data.sent) result.replaceChildren(el("p", {}, T.invite_sent + " " + data.email));
+          else result.replaceChildren(el("p", {}, T.invite_link + ":"), el("p", {}, el("input", { class: "link", readonly: "readonly", "aria-label": T.invite_link, value: data.link })));
+          form.reset();
+        } catch (err) { showError(result, err); }
+      });
+    }
+    load();
+  }
+
+  const pages = { inbox, conversation, leads, analytics, people };
+  const page = pages[document.body.dataset.page];
+  if (page) page();
+})();
