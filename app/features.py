@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from app.ai.plugin import AiFeature
 from app.authoring.plugin import AuthoringFeature
+from app.booking.plugin import BookingFeature
 from app.conversations.plugin import ConversationsFeature
 from app.core.features import Feature
 from app.messaging.plugin import MessagingFeature
@@ -24,4 +25,5 @@ FEATURES: tuple[type[Feature], ...] = (
     AuthoringFeature,
     AiFeature,
     WebChatFeature,
+    BookingFeature,
 )

@@ -33,7 +33,7 @@ __all__ = ["Job", "JobQueue", "RetryLater", "job_doc_id"]
 
 log = get_logger("leadwarm.jobs")
 
-JobKind = Literal["inbound", "start", "timer", "dispatch", "status"]
+JobKind = Literal["inbound", "start", "timer", "dispatch", "status", "booking", "reminder"]
 DueRule = Literal["earliest", "latest", "exact"]
 COLLECTION = col.JOBS
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 __all__ = [
     "AI_CONFIG",
     "API_KEYS",
+    "BOOKINGS",
+    "BOOKING_SETTINGS",
+    "CALENDAR_BOOKINGS",
+    "CALENDAR_CLAIMS",
+    "CALENDAR_DAYS",
     "CHANNEL_ROUTES",
     "CONFIG",
     "CONVERSATIONS",
@@ -52,6 +57,15 @@ STATUS_EVENTS = "status_events"
 SEND_COUNTERS = "send_counters"
 OPTOUTS = "optouts"
 LLM_USAGE = "llm_usage"
+
+BOOKINGS = "bookings"
+"""Meetings booked from conversations (any provider), by conversation and request."""
+BOOKING_SETTINGS = "booking_settings"
+"""A tenant's calendar settings (document ``calendar``)."""
+CALENDAR_BOOKINGS = "calendar_bookings"
+CALENDAR_DAYS = "calendar_days"
+CALENDAR_CLAIMS = "calendar_claims"
+"""The built-in calendar's ledger (see :mod:`app.booking.ledger`)."""
 
 # --- routing (under SYSTEM_TENANT)
 API_KEYS = "api_keys"
