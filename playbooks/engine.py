@@ -417,6 +417,21 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
             turn.flush_answer()
             _ask(turn, step)
             return
+        elif isinstance(step, BookStep) and _as_ask(turn, step) is not None:
+            step = _as_ask(turn, step)
+            assert step is not None
+            if step.skip_if_filled and turn.filled(step.slot):
+                step_id = turn.next_of(step)
+                continue
+            if turn.peek:
+                turn.peeked = step
+                return
+            turn.flush_answer()
+            if turn.pending_human:
+                _handoff(turn, reason=_HUMAN_REASON)
+                return
+            _ask(turn, step)
+            return
         elif isinstance(step, BookStep):
             if turn.peek:
                 return
@@ -457,7 +472,8 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
     others: list[AskContext] = []
     if with_others:
         seen = {step.slot}
-        for other in turn.playbook.steps:
+        for listed in turn.playbook.steps:
+            other = _as_ask(turn, listed) if isinstance(listed, BookStep) else listed
             if isinstance(other, AskStep) and other.slot not in seen and not turn.filled(other.slot):
                 seen.add(other.slot)
                 others.append(_ask_context(turn, other, with_others=False))
@@ -495,6 +511,8 @@ def ask_context(
     choices in the state's language, and ``others``, every other ask step whose slot is empty.
     Raises ``ValueError`` when ``step_id`` is not an ask step of the playbook."""
     step = playbook.step(step_id)
+    if isinstance(step, BookStep) and step.ask_without_calendar is not None:
+        step = step.as_ask()  # the call-back question it asks without a calendar
     if not isinstance(step, AskStep):
         raise ValueError(f"{step_id!r} is not an ask step of playbook {playbook.id!r}")
     turn = _Turn(
@@ -703,6 +721,8 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if state.status == "handoff":
         return
     current = playbook.step(state.current_step) if state.current_step else None
+    if isinstance(current, BookStep) and _as_ask(turn, current) is not None:
+        current = _as_ask(turn, current)
     ask = current if state.status == "active" and isinstance(current, AskStep) else None
     book = current if state.status == "active" and isinstance(current, BookStep) else None
     interpretation, filled = await _interpret(
@@ -893,6 +913,13 @@ def _iso(turn: _Turn, start: float) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         zone = dt.UTC
     return dt.datetime.fromtimestamp(start, zone).isoformat(timespec="seconds")
+
+
+def _as_ask(turn: _Turn, step: BookStep) -> AskStep | None:
+    """A ``book`` step without a calendar asks for a call-back time when it says how."""
+    if turn.ports.calendar is None and step.ask_without_calendar is not None:
+        return step.as_ask()
+    return None
 
 
 def _book_step(turn: _Turn) -> BookStep | None:

@@ -327,6 +327,26 @@ class BookStep(_StepBase):
     """Said before the slots; a built-in sentence per language when omitted."""
     retries: int = Field(default=2, ge=0, le=10)
     on_fail: StepId | None = None
+    ask_without_calendar: LocalizedText | None = None
+    """Without a calendar, ask this instead and keep the answer in ``slot`` as a date-time (a
+    call-back time), like an ``ask`` step of kind ``datetime``; omitted: go to ``on_fail``."""
+    invalid: LocalizedText | None = None
+    """Said before asking again when the answer is not understood."""
+
+    def as_ask(self) -> AskStep:
+        """The ``ask`` step this step becomes without a calendar (``ask_without_calendar`` set)."""
+        return AskStep(
+            id=self.id,
+            next=self.next,
+            channel=self.channel,
+            type="ask",
+            slot=self.slot,
+            kind="datetime",
+            question=self.ask_without_calendar or "",
+            retries=self.retries,
+            invalid=self.invalid,
+            on_fail=self.on_fail,
+        )
 
     @field_validator("duration", "within")
     @classmethod
@@ -464,7 +484,13 @@ class Playbook(_Base):
 
     def slot_kinds(self) -> dict[str, str]:
         """Every slot the playbook asks, mapped to its kind, in order of appearance."""
-        return {s.slot: s.kind for s in self.steps if isinstance(s, AskStep)}
+        kinds: dict[str, str] = {}
+        for s in self.steps:
+            if isinstance(s, AskStep):
+                kinds.setdefault(s.slot, s.kind)
+            elif isinstance(s, BookStep) and s.ask_without_calendar is not None:
+                kinds.setdefault(s.slot, "datetime")
+        return kinds
 
     def asks_for(self, slot: str) -> list[AskStep]:
         """Every ask step that fills ``slot``."""

@@ -4,7 +4,7 @@ A conversation's own meeting is on ``GET /api/v1/conversations/{id}`` (``state.b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from litestar import get, put
 from litestar.di import NamedDependency
@@ -12,12 +12,10 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from app.booking.calendar import SETTINGS, build_provider, load_settings
+from app.composition import Runtime
 from app.store import Order, where
 from app.store import collections as col
 from crm_sync.calendars.common import CalendarConfigError
-
-if TYPE_CHECKING:
-    from app.composition import Runtime
 
 __all__ = ["ROUTES"]
 
