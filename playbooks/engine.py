@@ -988,7 +988,9 @@ def _propose(turn: _Turn, step: BookStep, slot: OfferedSlot, *, lead_in: str | N
 def _request(turn: _Turn, step: BookStep, slot: OfferedSlot) -> None:
     """Ask the app to book ``slot`` (it answers with a :class:`BookingEvent`)."""
     state = turn.state
-    request_id = f"{step.id}:{round(float(turn.ports.clock.now()) * 1000)}"
+    count = int(state.booking.get("requests", 0)) + 1  # unique even when the clock stands still
+    state.booking["requests"] = count
+    request_id = f"{step.id}:{round(float(turn.ports.clock.now()) * 1000)}:{count}"
     state.booking.pop("offered", None)
     state.booking.pop("proposed", None)
     state.booking["pending"] = {"request_id": request_id, "slot": slot.model_dump()}
@@ -1132,7 +1134,9 @@ async def _booking_change(turn: _Turn, event: InboundEvent, interpretation: Inte
     if pick.slot is not None and not same_day:
         _propose(turn, step, pick.slot)
     elif pick.ambiguous and not same_day:
-        _show(turn, step, port.spread(list(pick.ambiguous), count=step.offer, timezone=zone))
+        first = _iso(turn, pick.ambiguous[0].start)[:10]  # "Friday": the coming one
+        nearest = [s for s in pick.ambiguous if _iso(turn, s.start)[:10] == first]
+        _show(turn, step, port.spread(nearest, count=step.offer, timezone=zone))
     elif pick.requested is not None:
         lead_in = turn.say("unavailable", when=_when(turn, pick.requested))
         _show(turn, step, port.spread(free, count=step.offer, timezone=zone), lead_in=lead_in)
