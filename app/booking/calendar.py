@@ -5,7 +5,7 @@ The settings live in ``booking_settings/calendar`` (one document per tenant)::
     {"provider": "builtin",                      # or google, gohighlevel, cal_com, calendly
      "duration_min": 30,
      "salespeople": [{"calendar_id": "alice", "name": "Alice", "email": "alice@acme.test",
-                      "schedule": {"timezone": "Europe/Paris", "hours": {"1": [["09:00", "12:00"]]},
+                      "schedule": {"timezone": "Europe/Paris", "hours": {"1": ["09:00-12:00"]},
                                    "holidays": [], "buffer_before_min": 0, "min_notice_min": 60,
                                    "max_per_day": 6}}],
      "connection_id": "...",                     # the OAuth/API connection of other providers
@@ -14,7 +14,8 @@ The settings live in ``booking_settings/calendar`` (one document per tenant)::
      "schedule": {...},                          # Google: the working hours to offer within
      "organizer_email": "team@acme.test", "organizer_name": "Acme"}
 
-Without a document the built-in calendar is used, with one salesperson working 09:00-17:00
+Opening hours are ``"HH:MM-HH:MM"`` strings (Firestore cannot store arrays inside arrays); pairs
+are accepted too. Without a document the built-in calendar is used, with one salesperson working 09:00-17:00
 Monday to Friday in the tenant's time zone. :class:`CalendarSlotSource` is the playbook
 engine's :class:`~playbooks.runtime.SlotSource` over any :class:`~crm_sync.base.CalendarProvider`.
 """
@@ -39,7 +40,14 @@ from playbooks.runtime import OfferedSlot, SlotPick
 if TYPE_CHECKING:
     from app.connections.services import ConnectionServices
 
-__all__ = ["SETTINGS", "CalendarSettings", "CalendarSlotSource", "build_provider", "load_settings"]
+__all__ = [
+    "SETTINGS",
+    "CalendarSettings",
+    "CalendarSlotSource",
+    "build_provider",
+    "load_settings",
+    "schedule_from_settings",
+]
 
 SETTINGS = col.BOOKING_SETTINGS
 _DOC = "calendar"
@@ -77,9 +85,26 @@ async def load_settings(store: Store, tenant_id: str, *, default_timezone: str) 
     )
 
 
-def _schedule(data: Mapping[str, Any] | None, timezone: str) -> Schedule:
+def _interval(value: Any) -> tuple[str, str]:
+    if isinstance(value, str):
+        open_, sep, close = value.partition("-")
+        if not sep:
+            raise CalendarConfigError(f"opening hours {value[:20]!r} must read HH:MM-HH:MM")
+        return open_.strip(), close.strip()
+    if isinstance(value, Mapping):
+        return str(value.get("open", "")), str(value.get("close", ""))
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return str(value[0]), str(value[1])
+    raise CalendarConfigError("opening hours must be 'HH:MM-HH:MM' strings")
+
+
+def schedule_from_settings(data: Mapping[str, Any] | None, timezone: str) -> Schedule:
+    """The :class:`Schedule` of settings ``data`` (``timezone`` when it names none). Raises
+    :class:`CalendarConfigError`."""
     data = dict(data or {})
     data.setdefault("timezone", timezone)
+    if isinstance(data.get("hours"), Mapping):
+        data["hours"] = {day: [_interval(v) for v in values] for day, values in data["hours"].items()}
     return Schedule.from_dict(data)
 
 
@@ -101,10 +126,10 @@ async def build_provider(
                 calendar_id=str(p.get("calendar_id") or f"sp{i}"),
                 name=str(p.get("name") or ""),
                 email=p.get("email"),
-                schedule=_schedule(p.get("schedule"), settings.timezone),
+                schedule=schedule_from_settings(p.get("schedule"), settings.timezone),
             )
             for i, p in enumerate(raw.get("salespeople") or [])
-        ] or [Salesperson(calendar_id="default", schedule=_schedule(None, settings.timezone))]
+        ] or [Salesperson(calendar_id="default", schedule=schedule_from_settings(None, settings.timezone))]
         return BuiltinCalendar(StoreBookingLedger(store, tenant_id), salespeople=people, clock=clock)
     connection_id = raw.get("connection_id")
     if connections is None or not connection_id:
@@ -113,7 +138,7 @@ async def build_provider(
     if settings.provider == "google":
         return PROVIDERS["google"](
             client,
-            schedule=_schedule(raw.get("schedule"), settings.timezone),
+            schedule=schedule_from_settings(raw.get("schedule"), settings.timezone),
             calendar_id=str(raw.get("calendar_id") or "primary"),
             clock=clock,
         )

@@ -16,6 +16,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from app.booking.calendar import schedule_from_settings
 from app.booking.ledger import StoreBookingLedger
 from app.composition import Runtime, build_channels
 from app.main import create_app
@@ -24,7 +25,6 @@ from app.tenancy.bootstrap import bootstrap
 from channels.sms import TwilioSmsChannel
 from crm_sync.base import Attendee, Slot
 from crm_sync.calendars.builtin import BuiltinCalendar, Salesperson
-from crm_sync.calendars.common import Schedule
 from kernel.clock import ManualClock
 from tests.app.conftest import ADMIN_KEY, make_settings
 from tests.app.test_sms_webhook import ACCOUNT_SID, AUTH_TOKEN, OUR_NUMBER, PUBLIC, inbound, post_inbound
@@ -36,7 +36,7 @@ LEAD = "+33612345678"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 SCHEDULE = {
     "timezone": "Europe/Paris",
-    "hours": {str(d): [["09:00", "12:00"], ["14:00", "18:00"]] for d in range(1, 6)},
+    "hours": {str(d): ["09:00-12:00", "14:00-18:00"] for d in range(1, 6)},
     "min_notice_min": 60,
 }
 
@@ -203,7 +203,7 @@ async def test_slot_taken_between_offer_and_pick(
     offered = await lead.to_the_offer()
     rival = BuiltinCalendar(
         StoreBookingLedger(runtime.store, "demo"),
-        salespeople=[Salesperson("alice", Schedule.from_dict(SCHEDULE))],
+        salespeople=[Salesperson("alice", schedule_from_settings(SCHEDULE, "UTC"))],
         clock=clock,
     )
     await rival.book(
