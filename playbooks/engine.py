@@ -907,6 +907,34 @@ def _when(turn: _Turn, start: float) -> str:
     )
 
 
+_SHORT_DAYS = {
+    "fr": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."),
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+}
+_SHORT_MONTHS = {
+    "fr": ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."),
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+}
+
+
+def _short_when(turn: _Turn, start: float) -> str:
+    """A slot as a button title of at most 20 characters (WhatsApp's limit): "mar. 8 déc. 14h",
+    "Tue 8 Dec, 2 pm"; the full date is said back before anything is booked."""
+    try:
+        zone: dt.tzinfo = ZoneInfo(turn.ports.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = dt.UTC
+    moment = dt.datetime.fromtimestamp(start, zone)
+    lang = "fr" if turn.state.language.startswith("fr") else "en"
+    day = f"{_SHORT_DAYS[lang][moment.weekday()]} {moment.day} {_SHORT_MONTHS[lang][moment.month - 1]}"
+    if lang == "fr":
+        return f"{day} {moment.hour}h{moment.minute:02d}" if moment.minute else f"{day} {moment.hour}h"
+    hour = moment.hour % 12 or 12
+    suffix = "am" if moment.hour < 12 else "pm"
+    clock = f"{hour}:{moment.minute:02d} {suffix}" if moment.minute else f"{hour} {suffix}"
+    return f"{day}, {clock}"
+
+
 def _iso(turn: _Turn, start: float) -> str:
     try:
         zone: dt.tzinfo = ZoneInfo(turn.ports.timezone)
@@ -951,7 +979,7 @@ def _show(turn: _Turn, step: BookStep, offered: list[OfferedSlot], *, lead_in: s
     state.booking.pop("proposed", None)
     intro = turn.text(step.question) if step.question is not None else turn.say("offer")
     text = " ".join(p for p in (lead_in, intro) if p)
-    choices = [ChoiceOption(id=o.id, title=_when(turn, o.start)) for o in offered]
+    choices = [ChoiceOption(id=o.id, title=_short_when(turn, o.start)) for o in offered]
     turn.send(f"{text}\n{turn.say('offer_other')}", purpose=turn.purpose, step=step, choices=choices)
 
 
