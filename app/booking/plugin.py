@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from litestar.di import Provide
 
+from app.booking import webhooks
 from app.booking.routes import ROUTES
 from app.booking.service import BookingService
 from app.core.features import Feature, JobKind, feature_dependencies
@@ -21,7 +22,7 @@ __all__ = ["BookingFeature"]
 class BookingFeature(Feature):
     """Provides ``bookings``; gives the conversation worker its calendar port."""
 
-    route_handlers = ROUTES
+    route_handlers = (*ROUTES, *webhooks.ROUTES)
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)

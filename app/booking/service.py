@@ -123,9 +123,13 @@ class BookingService:
 
     # ------------------------------------------------------------------ jobs
     async def handle_booking(self, job: Job) -> None:
-        """Run one booking action (``book`` or ``cancel_booking``) from a conversation."""
-        conversation_id = str(job.payload["conversation_id"])
+        """Run one booking action (``book`` or ``cancel_booking`` from a conversation, ``change``
+        from a provider's webhook)."""
         action = dict(job.payload["action"])
+        if action.get("type") == "change":
+            await self.apply_change(job.tenant_id, action)
+            return
+        conversation_id = str(job.payload["conversation_id"])
         if action.get("type") == "cancel_booking":
             await self._cancel(job.tenant_id, BookingCancelRequested.model_validate(action))
             return
@@ -317,6 +321,67 @@ class BookingService:
             return True
 
         await self.runtime.conversations.amend(job.tenant_id, str(job.payload["conversation_id"]), change)
+
+    async def apply_change(self, tenant_id: str, change: Mapping[str, Any]) -> None:
+        """A meeting cancelled or moved in the provider (``{"provider", "kind", "booking_id",
+        "start", "end", "reason"}``, see :class:`~crm_sync.calendars.common.CalendarChange`):
+        update its record, tell the conversation (the lead hears of it, their stage follows),
+        and move the reminders. A meeting LeadWarm did not book is ignored."""
+        key = compound_id(str(change["provider"]), str(change["booking_id"]))
+        docs = await self.store.query(tenant_id, col.BOOKINGS, filters=[where("provider_key", "==", key)])
+        records = [d for d in docs if d.data.get("status") == "confirmed"]
+        if not records:
+            log.info("booking.change_ignored", tenant=tenant_id, provider=change["provider"])
+            return
+        record = records[0]
+        conversation_id = str(record.data["conversation_id"])
+        kind = str(change["kind"])
+        now = self.clock.now()
+        if kind == "cancelled":
+            await self.store.set(
+                tenant_id,
+                col.BOOKINGS,
+                record.id,
+                {"status": "cancelled", "reason": str(change.get("reason") or "")[:500], "updated_at": now},
+                merge=True,
+            )
+            event = BookingEvent(
+                outcome="cancelled",
+                booking={"id": change["booking_id"]},
+                reason=str(change.get("reason") or ""),
+            )
+            await self.runtime.conversations.handle_event(tenant_id, conversation_id, event, trigger="timer")
+            return
+        if kind != "rescheduled" or change.get("start") is None or change.get("end") is None:
+            return  # Calendly reports the new time as its own "booked" event
+        start, end = float(change["start"]), float(change["end"])
+        booking = {**(record.data.get("booking") or {}), "start": start, "end": end}
+        await self.store.set(
+            tenant_id,
+            col.BOOKINGS,
+            record.id,
+            {"start": start, "end": end, "booking": booking, "updated_at": now},
+            merge=True,
+        )
+        event = BookingEvent(
+            outcome="moved", booking={"id": change["booking_id"], "start": start, "end": end}
+        )
+
+        def amend(plan: TurnPlan, result: EngineResult) -> None:
+            for label, before in REMINDERS_S:
+                if start - before > now:
+                    plan.jobs.append(
+                        PlannedJob(
+                            "reminder",
+                            f"{record.id}~{label}",
+                            start - before,
+                            {"conversation_id": conversation_id, "record_id": record.id, "start": start},
+                        )
+                    )
+
+        await self.runtime.conversations.handle_event(
+            tenant_id, conversation_id, event, amend=amend, trigger="timer"
+        )
 
     async def _cancel(self, tenant_id: str, request: BookingCancelRequested) -> None:
         provider, _ = await self.provider(tenant_id)
