@@ -1214,7 +1214,7 @@ async def _booking_event(turn: _Turn, event: BookingEvent) -> None:
                 await _run(turn, step.on_fail or turn.next_of(step))
         return
     held = booking.get("booked")
-    if not held or (event.booking and str(event.booking.get("id")) != str(booked.get("id"))):
+    if not held or (event.booking and str(event.booking.get("id")) != str(held.get("id"))):
         turn.notes.append("change to a meeting the conversation does not hold: ignored")
         return
     booked = dict(held)

@@ -154,8 +154,10 @@ class BookingService:
             outcome, booking = "booked", _as_booking(record["booking"])
             settings = await self.settings(tenant_id)
         else:
+            given = lead.slots.get("email")  # an address the lead gave in the conversation
+            email = lead.email or (given if isinstance(given, str) and "@" in given else None)
             attendee = Attendee(
-                name=lead.name, email=lead.email, phone=lead.phone, timezone=timezone, language=language
+                name=lead.name, email=email, phone=lead.phone, timezone=timezone, language=language
             )
             slot = Slot(start=request.slot.start, end=request.slot.end, calendar_id=request.slot.calendar_id)
             try:

@@ -2,11 +2,11 @@
 as a ``booking`` job, then applied by :meth:`app.booking.service.BookingService.apply_change` (the
 booking record, the conversation, the lead's stage).
 
-- ``POST /api/webhooks/calendly/{tenant_id}``: ``Calendly-Webhook-Signature`` under the tenant's
+- ``POST /api/webhooks/calendly/{tenant}``: ``Calendly-Webhook-Signature`` under the tenant's
   ``webhook_signing_key`` (calendar settings); Calendly docs "Webhook signatures".
-- ``POST /api/webhooks/cal-com/{tenant_id}``: ``X-Cal-Signature-256`` under ``webhook_secret``;
+- ``POST /api/webhooks/cal-com/{tenant}``: ``X-Cal-Signature-256`` under ``webhook_secret``;
   Cal.com docs "Webhooks".
-- ``POST /api/webhooks/gohighlevel/appointments/{tenant_id}``: ``x-wh-signature`` (RSA, the
+- ``POST /api/webhooks/gohighlevel/appointments/{tenant}``: ``x-wh-signature`` (RSA, the
   documented public key) or ``X-GHL-Signature`` (Ed25519) via :func:`crm_sync.webhooks.verify_gohighlevel`.
 
 A bad signature is 401; a body that is not the provider's event is 400; an event that names no
@@ -78,17 +78,18 @@ async def _accept(
     return {"accepted": True}
 
 
-def _known(runtime: Runtime, tenant_id: str) -> None:
-    if not tenant_id or len(tenant_id) > 100:
+def _known(runtime: Runtime, tenant: str) -> str:
+    if not tenant or len(tenant) > 100:
         raise HTTPException(status_code=404, detail="unknown tenant")
+    return tenant
 
 
-@post("/api/webhooks/calendly/{tenant_id:str}", status_code=200, summary="Calendly invitee events")
+@post("/api/webhooks/calendly/{tenant:str}", status_code=200, summary="Calendly invitee events")
 async def calendly_webhook(
-    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], tenant_id: FromPath[str]
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], tenant: FromPath[str]
 ) -> dict[str, Any]:
     """Verify, parse and queue a Calendly event."""
-    _known(runtime, tenant_id)
+    tenant_id = _known(runtime, tenant)
     raw = await _body(request)
     secret = await _secret(runtime, tenant_id, "webhook_signing_key")
     try:
@@ -102,12 +103,12 @@ async def calendly_webhook(
     return await _accept(runtime, tenant_id, change, raw)
 
 
-@post("/api/webhooks/cal-com/{tenant_id:str}", status_code=200, summary="Cal.com booking events")
+@post("/api/webhooks/cal-com/{tenant:str}", status_code=200, summary="Cal.com booking events")
 async def cal_com_webhook(
-    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], tenant_id: FromPath[str]
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], tenant: FromPath[str]
 ) -> dict[str, Any]:
     """Verify, parse and queue a Cal.com event."""
-    _known(runtime, tenant_id)
+    tenant_id = _known(runtime, tenant)
     raw = await _body(request)
     secret = await _secret(runtime, tenant_id, "webhook_secret")
     try:
@@ -122,15 +123,15 @@ async def cal_com_webhook(
 
 
 @post(
-    "/api/webhooks/gohighlevel/appointments/{tenant_id:str}",
+    "/api/webhooks/gohighlevel/appointments/{tenant:str}",
     status_code=200,
     summary="GoHighLevel appointment events",
 )
 async def gohighlevel_webhook(
-    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], tenant_id: FromPath[str]
+    request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], tenant: FromPath[str]
 ) -> dict[str, Any]:
     """Verify, parse and queue a GoHighLevel appointment event."""
-    _known(runtime, tenant_id)
+    tenant_id = _known(runtime, tenant)
     raw = await _body(request)
     try:
         verify_gohighlevel(body=raw, headers=dict(request.headers), now=runtime.clock.now())

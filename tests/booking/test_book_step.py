@@ -297,3 +297,23 @@ async def test_cancelling_by_message(
     assert cancel.booking["id"] == booked["id"]
     assert any(isinstance(a, MeetingCancelled) for a in result.actions)
     assert lead.state.booking["booked"] is None and lead.state.status == "ended"
+
+
+async def test_changes_made_in_the_calendar_reach_the_lead(
+    calendar: BuiltinCalendar, clock: ManualClock
+) -> None:
+    lead = await _booked(calendar, clock, "en", "Tuesday at 3pm")
+    booked = dict(lead.state.booking["booked"])
+    other = await lead.run(
+        BookingEvent(outcome="moved", booking={"id": "someone-else", "start": paris(9, 9)})
+    )
+    assert texts(other) == [] and lead.state.booking["booked"]["start"] == booked["start"]
+    moved = await lead.run(
+        BookingEvent(outcome="moved", booking={"id": booked["id"], "start": paris(9, 9), "end": paris(9, 10)})
+    )
+    assert texts(moved) == ["Done – your meeting is moved to Wednesday 9 December at 9 am."]
+    assert [a.rescheduled for a in moved.actions if isinstance(a, MeetingBooked)] == [True]
+    assert lead.state.slots["rdv"] == "2026-12-09T09:00:00+01:00"
+    gone = await lead.run(BookingEvent(outcome="cancelled", booking={"id": booked["id"]}, reason="ill"))
+    assert texts(gone)[0].startswith("Your meeting of Wednesday 9 December at 9 am has been cancelled.")
+    assert any(isinstance(a, MeetingCancelled) for a in gone.actions) and lead.state.booking["booked"] is None

@@ -130,6 +130,13 @@ def _text(body: dict[str, Any]) -> str:
 
 async def _book(rt: Runtime, graph: RecordingServer, clock: ManualClock) -> tuple[list[dict[str, Any]], str]:
     async with AsyncTestClient(app=create_app(runtime=rt, start_worker=False)) as client:
+        return await _book_with(client, rt, graph, clock)
+
+
+async def _book_with(
+    client: Client, rt: Runtime, graph: RecordingServer, clock: ManualClock
+) -> tuple[list[dict[str, Any]], str]:
+    if True:
         lead = WhatsAppLead(client, rt, graph, clock)
         buttons = await lead.to_the_offer()
         replies = await lead.taps(buttons[1]["id"], buttons[1]["title"])
@@ -225,3 +232,72 @@ async def test_whatsapp_books_on_gohighlevel(
     assert said.startswith("Booked: ") and booking["provider"] == "gohighlevel"
     assert booking["booking"]["id"] == "0TkCdp9PfvLeWKYRRvIz"  # the spec's example appointment
     assert [m for m, _ in client.sent][-3:] == ["GET", "POST", "POST"]  # slots, contact upsert, appointment
+
+
+async def test_a_meeting_cancelled_in_cal_com_reaches_the_lead(
+    tmp_path: Path, graph: RecordingServer
+) -> None:
+    """Booked on Cal.com from WhatsApp (the e-mail the lead gave is the attendee's), then cancelled
+    in Cal.com: the signed webhook updates the record, tells the lead and moves their stage."""
+    import hashlib
+    import hmac
+
+    from tests.calendars.fakes import CalComFake
+
+    clock = ManualClock(paris(7, 9))
+    state = CalComFake(open_slots=[paris(8, h) for h in (10, 11, 14)])
+    server = FakeServer(state)
+    rt = await _runtime(tmp_path, graph, clock, "Europe/Paris")
+    rt.connections = Connections(Clients({"conn_cal": TestApiClient("cal_com", server.base_url)}))  # type: ignore[assignment]
+    await rt.store.set(
+        "demo",
+        col.BOOKING_SETTINGS,
+        "calendar",
+        {
+            "provider": "cal_com",
+            "connection_id": "conn_cal",
+            "event_type_id": 42,
+            "webhook_secret": "whsec-test",
+        },
+    )
+    try:
+        client_cm = AsyncTestClient(app=create_app(runtime=rt, start_worker=False))
+        client = await client_cm.__aenter__()
+        [booking], said = await _book_with(client, rt, graph, clock)
+        assert said == "Booked: Tuesday 8 December at 11 am. See you then!"
+        [accepted] = state.accepted()
+        assert accepted["attendees"][0]["email"] == "sam@example.com"
+        body = json.dumps(
+            {
+                "triggerEvent": "BOOKING_CANCELLED",
+                "createdAt": "2026-12-07T10:00:00Z",
+                "payload": {
+                    "uid": accepted["uid"],
+                    "startTime": accepted["start"],
+                    "endTime": accepted["end"],
+                    "cancellationReason": "adviser ill",
+                },
+            }
+        ).encode()
+        good = hmac.new(b"whsec-test", body, hashlib.sha256).hexdigest()
+        if True:
+            path = "/api/webhooks/cal-com/demo"
+            bad = await client.post(path, content=body, headers={"X-Cal-Signature-256": "0" * 64})
+            assert bad.status_code == 401
+            ok = await client.post(path, content=body, headers={"X-Cal-Signature-256": good})
+            assert ok.status_code == 200 and ok.json() == {"accepted": True}
+            before = len(graph.requests)
+            await rt.worker.drain()
+            told = [_text(r.body) for r in graph.requests[before:]]
+            assert told == [
+                "Your meeting of Tuesday 8 December at 11 am has been cancelled. Reply if you'd like another time."
+            ]
+            record = await rt.store.get("demo", col.BOOKINGS, booking["id"])
+            assert record is not None and record["status"] == "cancelled"
+            lead_doc = await rt.store.get("demo", "leads", booking["lead_id"])
+            assert lead_doc is not None and lead_doc["stage"] != "booked"
+        await client_cm.__aexit__(None, None, None)
+    finally:
+        server.close()
+        await rt.channels.aclose()
+        await rt.store.close()
