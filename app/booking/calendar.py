@@ -46,6 +46,7 @@ __all__ = [
     "CalendarSlotSource",
     "build_provider",
     "load_settings",
+    "parse_settings",
     "schedule_from_settings",
 ]
 
@@ -68,16 +69,29 @@ class CalendarSettings:
 async def load_settings(store: Store, tenant_id: str, *, default_timezone: str) -> CalendarSettings:
     """The tenant's calendar settings, defaults filled in. Raises :class:`CalendarConfigError` for
     an unknown provider."""
-    raw = await store.get(tenant_id, SETTINGS, _DOC) or {}
+    return parse_settings(await store.get(tenant_id, SETTINGS, _DOC) or {}, default_timezone=default_timezone)
+
+
+def parse_settings(raw: Mapping[str, Any], *, default_timezone: str) -> CalendarSettings:
+    """Settings from their stored document ``raw``, defaults filled in. Raises
+    :class:`CalendarConfigError` for an unknown provider or a malformed document."""
+    if not isinstance(raw, Mapping):
+        raise CalendarConfigError("calendar settings must be an object")
     provider = str(raw.get("provider") or "builtin")
     if provider not in PROVIDERS:
         raise CalendarConfigError(f"unknown calendar provider {provider!r}")
     people = raw.get("salespeople") or []
+    if not isinstance(people, list) or not all(isinstance(p, Mapping) for p in people):
+        raise CalendarConfigError("salespeople must be a list of objects")
     first = people[0] if people else {}
     timezone = str((first.get("schedule") or raw.get("schedule") or {}).get("timezone") or default_timezone)
+    try:
+        duration_s = int(raw.get("duration_min") or 30) * 60
+    except (TypeError, ValueError) as exc:
+        raise CalendarConfigError("duration_min must be a number of minutes") from exc
     return CalendarSettings(
         provider=provider,
-        duration_s=int(raw.get("duration_min") or 30) * 60,
+        duration_s=duration_s,
         organizer_email=raw.get("organizer_email") or first.get("email"),
         organizer_name=str(raw.get("organizer_name") or first.get("name") or ""),
         timezone=timezone,

@@ -11,11 +11,11 @@ from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from app.booking.calendar import SETTINGS, build_provider, load_settings
+from app.booking.calendar import SETTINGS, build_provider, parse_settings
 from app.composition import Runtime
 from app.store import Order, where
 from app.store import collections as col
-from crm_sync.calendars.common import CalendarConfigError
+from kernel.errors import LeadWarmError
 
 __all__ = ["ROUTES"]
 
@@ -81,24 +81,16 @@ async def put_settings(
     runtime: NamedDependency[Runtime], tenant_id: NamedDependency[str], data: JSONBody[dict[str, Any]]
 ) -> dict[str, Any]:
     """Validate (provider, schedules, connection) and store the settings; 400 when invalid."""
-    await runtime.store.set(tenant_id, SETTINGS, "_check", data)
     try:
         profile = await runtime.tenants.profile(tenant_id)
-        settings = await load_settings(runtime.store, tenant_id, default_timezone=profile.timezone)
-        settings = type(settings)(**{**_fields(settings), "raw": data})
+        settings = parse_settings(data, default_timezone=profile.timezone)
         await build_provider(
             runtime.store, tenant_id, settings, clock=runtime.clock, connections=runtime.connections
         )
-    except (CalendarConfigError, ValueError, TypeError) as exc:
+    except (LeadWarmError, ValueError, TypeError) as exc:
         raise HTTPException(status_code=400, detail=str(exc)[:300]) from None
-    finally:
-        await runtime.store.delete(tenant_id, SETTINGS, "_check")
     await runtime.store.set(tenant_id, SETTINGS, "calendar", data)
     return {"settings": data}
-
-
-def _fields(settings: Any) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in settings.__slots__}
 
 
 ROUTES = (list_bookings, get_settings, put_settings)

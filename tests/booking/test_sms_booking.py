@@ -240,3 +240,25 @@ async def test_moving_then_cancelling_by_message(
     assert (await ledger.get(new["booking"]["id"])).status == "cancelled"  # type: ignore[union-attr]
     lead_doc = await runtime.store.get("demo", "leads", new["lead_id"])
     assert lead_doc is not None and lead_doc["stage"] != "booked"
+
+
+async def test_calendar_settings_are_checked_before_they_are_kept(client: Client, runtime: Runtime) -> None:
+    bad = await client.put("/api/v1/booking/settings", json={"provider": "outlook"}, headers=AUTH)
+    assert bad.status_code == 400 and "outlook" in bad.text
+    hours = await client.put(
+        "/api/v1/booking/settings",
+        json={"salespeople": [{"calendar_id": "bob", "schedule": {"hours": {"1": ["18:00-09:00"]}}}]},
+        headers=AUTH,
+    )
+    assert hours.status_code == 400
+    no_connection = await client.put("/api/v1/booking/settings", json={"provider": "google"}, headers=AUTH)
+    assert no_connection.status_code == 400 and "connection" in no_connection.text
+    good = {
+        "salespeople": [{"calendar_id": "bob", "schedule": {"timezone": "Europe/Paris"}}],
+        "duration_min": 20,
+    }
+    assert (await client.put("/api/v1/booking/settings", json=good, headers=AUTH)).status_code == 200
+    shown = await client.get("/api/v1/booking/settings", headers=AUTH)
+    assert shown.json() == {"settings": good}
+    assert (await client.get("/api/v1/bookings", params={"status": "nope"}, headers=AUTH)).status_code == 400
+    assert (await client.get("/api/v1/bookings")).status_code == 401
