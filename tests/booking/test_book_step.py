@@ -73,7 +73,7 @@ class Lead:
     def __init__(self, calendar: BuiltinCalendar, clock: ManualClock, *, language: str = "fr") -> None:
         self.calendar = calendar
         self.clock = clock
-        self.state: ConversationState | None = None
+        self.state = ConversationState(playbook_id="book-test", playbook_version=1, language=language)
         self.language = language
         self.ports = Ports(
             interpreter=RuleInterpreter(clock=clock, timezone="Europe/Paris"),
@@ -83,10 +83,6 @@ class Lead:
         )
 
     async def run(self, event: Any) -> EngineResult:
-        if self.state is None:
-            self.state = ConversationState(
-                playbook_id="book-test", playbook_version=1, language=self.language
-            )
         result = await advance(PLAYBOOK, self.state, event, self.ports)
         self.state = result.state
         return result

@@ -98,7 +98,9 @@ async def test_email_lead_books_and_gets_an_ics_invitation_in_their_zone(
     [part] = list(invite.message.iter_attachments())
     assert part.get_content_type() == "text/calendar"
     assert part.get_param("method") == "REQUEST"
-    calendar = Calendar.from_ical(part.get_payload(decode=True))
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    calendar = Calendar.from_ical(payload)
     assert str(calendar["METHOD"]) == "REQUEST"
     [event] = calendar.walk("VEVENT")
     start, end = event.decoded("DTSTART"), event.decoded("DTEND")
