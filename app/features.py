@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from app.ai.plugin import AiFeature
 from app.authoring.plugin import AuthoringFeature
+from app.booking.plugin import BookingFeature
 from app.connections.plugin import ConnectionsFeature
 from app.conversations.plugin import ConversationsFeature
 from app.core.features import Feature
@@ -32,6 +33,7 @@ FEATURES: tuple[type[Feature], ...] = (
     WebChatFeature,
     ConnectionsFeature,
     CrmFeature,
+    BookingFeature,
     ApiDocsFeature,
     DashboardFeature,
 )

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 from kernel.errors import LeadWarmError
 
 __all__ = [
+    "Attachment",
     "Channel",
     "ChannelConfigError",
     "ChannelError",
@@ -172,6 +173,19 @@ class OutboundMessage:
     subject: str | None = None
     template: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+    """Files sent with the text where the channel carries them (email); others leave them out."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a message: ``content`` bytes of ``mime_type`` (``text/calendar``),
+    ``filename``, and Content-Type ``params`` (``{"method": "REQUEST"}`` for an invitation)."""
+
+    content: bytes
+    mime_type: str
+    filename: str
+    params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,6 +253,15 @@ def build_email(
             )
     mail.set_content(text)
     mail.add_alternative(html_body, subtype="html")
+    for attachment in message.attachments:
+        maintype, _, subtype = attachment.mime_type.partition("/")
+        mail.add_attachment(
+            attachment.content,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=attachment.filename,
+            params=dict(attachment.params),
+        )
     return mail
 
 

@@ -12,14 +12,21 @@ conversation with outcome ``completed``.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kernel.clock import SystemClock
+from kernel.errors import LeadWarmError
 from playbooks.expressions import evaluate, render, template_context
 from playbooks.runtime import (
     Action,
     AskContext,
+    BookingCancelRequested,
+    BookingEvent,
+    BookingRequested,
     ChoiceOption,
     ConversationEnded,
     ConversationState,
@@ -29,6 +36,9 @@ from playbooks.runtime import (
     InboundEvent,
     Interpretation,
     LeadQualified,
+    MeetingBooked,
+    MeetingCancelled,
+    OfferedSlot,
     OptOutRequested,
     Ports,
     ResumeEvent,
@@ -43,6 +53,7 @@ from playbooks.runtime import (
 )
 from playbooks.schema import (
     AskStep,
+    BookStep,
     ConditionStep,
     EndStep,
     HandoffStep,
@@ -118,6 +129,49 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     "and": {"en": "and", "fr": "et"},
     "your_email": {"en": "your e-mail address", "fr": "votre adresse e-mail"},
     "your_phone": {"en": "your phone number", "fr": "votre numéro de téléphone"},
+    "offer": {
+        "en": "Here are a few times when an adviser is free – which suits you best?",
+        "fr": "Voici quelques créneaux où un conseiller est disponible – lequel vous convient ?",
+    },
+    "offer_other": {
+        "en": "You can also suggest another day and time.",
+        "fr": "Vous pouvez aussi proposer un autre jour et une autre heure.",
+    },
+    "propose": {"en": "{when}, is that right?", "fr": "{when}, c'est bien cela ?"},
+    "unavailable": {
+        "en": "Sorry, {when} isn't available.",
+        "fr": "Désolé, {when} n'est pas disponible.",
+    },
+    "taken": {
+        "en": "Sorry, {when} was just taken.",
+        "fr": "Désolé, le créneau de {when} vient d'être pris.",
+    },
+    "failed": {
+        "en": "Sorry, I couldn't reach our calendar to book {when} – nothing has been booked.",
+        "fr": "Désolé, je n'ai pas pu joindre notre agenda pour réserver {when} – rien n'a été réservé.",
+    },
+    "booked": {
+        "en": "Booked: {when}. See you then!",
+        "fr": "C'est réservé : {when}. À bientôt !",
+    },
+    "moved": {
+        "en": "Done – your meeting is moved to {when}.",
+        "fr": "C'est fait – votre rendez-vous est déplacé au {when}.",
+    },
+    "cancelled": {
+        "en": "Your meeting of {when} is cancelled. Just write if you'd like another time.",
+        "fr": "Votre rendez-vous du {when} est annulé. Écrivez-nous si vous souhaitez un autre créneau.",
+    },
+    "cancelled_outside": {
+        "en": "Your meeting of {when} has been cancelled. Reply if you'd like another time.",
+        "fr": "Votre rendez-vous du {when} a été annulé. Répondez si vous souhaitez un autre créneau.",
+    },
+    "no_slot": {
+        "en": "I have no free time to offer in the coming days – an adviser will get back to you.",
+        "fr": "Je n'ai pas de créneau libre ces prochains jours – un conseiller reviendra vers vous.",
+    },
+    "yes": {"en": "Yes", "fr": "Oui"},
+    "no": {"en": "No, another time", "fr": "Non, un autre"},
 }
 """Texts the engine says on its own (French and English; other languages get English): the
 polite end after "not interested", the confirmation of an opt-out, "I'll pass your question on",
@@ -314,7 +368,7 @@ def _ask(turn: _Turn, step: AskStep) -> None:
     turn.send(turn.question(step), purpose=turn.purpose, step=step, choices=turn.choices(step))
 
 
-def _run(turn: _Turn, step_id: str | None) -> None:
+async def _run(turn: _Turn, step_id: str | None) -> None:
     """Execute steps from ``step_id`` until one needs the lead, time or a human."""
     playbook = turn.playbook
     while True:
@@ -366,6 +420,34 @@ def _run(turn: _Turn, step_id: str | None) -> None:
             turn.flush_answer()
             _ask(turn, step)
             return
+        elif isinstance(step, BookStep) and _as_ask(turn, step) is not None:
+            step = _as_ask(turn, step)
+            assert step is not None
+            if step.skip_if_filled and turn.filled(step.slot):
+                step_id = turn.next_of(step)
+                continue
+            if turn.peek:
+                turn.peeked = step
+                return
+            turn.flush_answer()
+            if turn.pending_human:
+                _handoff(turn, reason=_HUMAN_REASON)
+                return
+            _ask(turn, step)
+            return
+        elif isinstance(step, BookStep):
+            if turn.peek:
+                return
+            turn.flush_answer()
+            if turn.pending_human:
+                _handoff(turn, reason=_HUMAN_REASON)
+                return
+            if turn.state.booking.get("booked") and turn.filled(step.slot):
+                step_id = turn.next_of(step)
+                continue
+            if await _offer(turn, step):
+                return
+            step_id = step.on_fail or turn.next_of(step)
         else:
             if turn.peek:
                 return
@@ -393,7 +475,8 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
     others: list[AskContext] = []
     if with_others:
         seen = {step.slot}
-        for other in turn.playbook.steps:
+        for listed in turn.playbook.steps:
+            other = _as_ask(turn, listed) if isinstance(listed, BookStep) else listed
             if isinstance(other, AskStep) and other.slot not in seen and not turn.filled(other.slot):
                 seen.add(other.slot)
                 others.append(_ask_context(turn, other, with_others=False))
@@ -431,6 +514,8 @@ def ask_context(
     choices in the state's language, and ``others``, every other ask step whose slot is empty.
     Raises ``ValueError`` when ``step_id`` is not an ask step of the playbook."""
     step = playbook.step(step_id)
+    if isinstance(step, BookStep) and step.ask_without_calendar is not None:
+        step = step.as_ask()  # the call-back question it asks without a calendar
     if not isinstance(step, AskStep):
         raise ValueError(f"{step_id!r} is not an ask step of playbook {playbook.id!r}")
     turn = _Turn(
@@ -442,17 +527,25 @@ def ask_context(
 
 
 async def _interpret(
-    turn: _Turn, *, text: str, choice_id: str | None, ask: AskStep | None
+    turn: _Turn,
+    *,
+    text: str,
+    choice_id: str | None,
+    ask: AskStep | None,
+    context: AskContext | None = None,
 ) -> tuple[Interpretation, set[str]]:
-    """Ask the interpreter, apply its language and slots; return it and the slots it filled."""
+    """Ask the interpreter, apply its language and slots; return it and the slots it filled.
+    ``context`` replaces the ask step's context (a ``book`` step's yes/no confirmation)."""
     state = turn.state
     open_slots = {slot: kind for slot, kind in turn.playbook.slot_kinds().items() if not turn.filled(slot)}
     if ask is not None:
         open_slots.setdefault(ask.slot, ask.kind)
+    if context is None and ask is not None:
+        context = _ask_context(turn, ask)
     interpretation: Interpretation = await turn.ports.interpreter.interpret(
         text=text,
         choice_id=choice_id,
-        ask=_ask_context(turn, ask) if ask is not None else None,
+        ask=context,
         open_slots=open_slots,
         state=state.model_copy(deep=True),
     )
@@ -602,7 +695,7 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
     first = turn.playbook.steps[0].id
     if event.text and event.text.strip():
         scout = _Turn(turn.playbook, state.model_copy(deep=True), turn.ports, peek=True)
-        _run(scout, first)
+        await _run(scout, first)
         turn.notes.extend(scout.notes)
         interpretation, filled = await _interpret(turn, text=event.text, choice_id=None, ask=scout.peeked)
         if interpretation.intent == "opt_out":
@@ -613,7 +706,7 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
             turn.pending_answer = turn.say("pass_on")
         turn.pending_human = interpretation.intent == "wants_human"
         _acknowledge(turn, interpretation, filled, None)
-    _run(turn, first)
+    await _run(turn, first)
 
 
 def _opt_out(turn: _Turn, interpretation: Interpretation, text: str, *, silent: bool = False) -> None:
@@ -638,8 +731,17 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if state.status == "handoff":
         return
     current = playbook.step(state.current_step) if state.current_step else None
+    if isinstance(current, BookStep) and _as_ask(turn, current) is not None:
+        current = _as_ask(turn, current)
     ask = current if state.status == "active" and isinstance(current, AskStep) else None
-    interpretation, filled = await _interpret(turn, text=event.text, choice_id=event.choice_id, ask=ask)
+    book = current if state.status == "active" and isinstance(current, BookStep) else None
+    interpretation, filled = await _interpret(
+        turn,
+        text=event.text,
+        choice_id=event.choice_id,
+        ask=ask,
+        context=_confirm_context(turn, book) if book is not None and state.booking.get("proposed") else None,
+    )
     answer = interpretation.answer
     intent = interpretation.intent
     wants_human = intent == "wants_human"
@@ -649,9 +751,14 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if intent == "opt_out":
         _opt_out(turn, interpretation, event.text, silent=state.status == "ended")
         return
+    if await _booking_change(turn, event, interpretation):
+        return
     if state.status == "ended":
         if answer:
             turn.send(answer, purpose="answer")
+        return
+    if book is not None:
+        await _book_reply(turn, book, event, interpretation)
         return
     if intent == "not_interested":
         _not_interested(turn)
@@ -668,7 +775,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         elif isinstance(current, WaitStep) and current.until_reply:
             _cancel_timer(turn)
             state.status = "active"
-            _run(turn, current.on_reply or turn.next_of(current))
+            await _run(turn, current.on_reply or turn.next_of(current))
         return
     if ask is None:
         if answer:
@@ -684,11 +791,11 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
             turn.send(answer, purpose="answer")
         turn.flush_answer()  # values confirmed before anything the next steps say
         state.attempts = 0
-        _run(turn, turn.next_of(ask))
+        await _run(turn, turn.next_of(ask))
     elif ask.slot in interpretation.clarify and not answer and not wants_human:
-        _clarify(turn, ask, interpretation.clarify[ask.slot])
+        await _clarify(turn, ask, interpretation.clarify[ask.slot])
     elif ask.slot in interpretation.other and not answer and not wants_human:
-        _keep_other(turn, ask, interpretation.other[ask.slot])
+        await _keep_other(turn, ask, interpretation.other[ask.slot])
     elif answer:
         turn.send(answer, purpose="answer")
         turn.flush_answer()
@@ -704,14 +811,14 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         if state.attempts > ask.retries:
             state.attempts = 0
             turn.notes.append(f"no valid answer to {ask.id!r} after {ask.retries} retries: moving on")
-            _run(turn, ask.on_fail or turn.next_of(ask))
+            await _run(turn, ask.on_fail or turn.next_of(ask))
         else:
             invalid = turn.text(ask.invalid) if ask.invalid is not None else _default_invalid(turn)
             text = f"{invalid}\n{turn.question(ask)}"
             turn.send(text, purpose="reask", step=ask, choices=turn.choices(ask))
 
 
-def _clarify(turn: _Turn, ask: AskStep, candidates: list[str]) -> None:
+async def _clarify(turn: _Turn, ask: AskStep, candidates: list[str]) -> None:
     """Two options fit about equally: ask which one (as buttons), without using an attempt."""
     options = [c for c in turn.choices(ask) if c.id in candidates]
     options.sort(key=lambda c: candidates.index(c.id))
@@ -724,7 +831,7 @@ def _clarify(turn: _Turn, ask: AskStep, candidates: list[str]) -> None:
     turn.send(turn.say("clarify", options=listed), purpose="clarify", step=ask, choices=options)
 
 
-def _keep_other(turn: _Turn, ask: AskStep, words: str) -> None:
+async def _keep_other(turn: _Turn, ask: AskStep, words: str) -> None:
     """None of the options fits: keep the lead's own words in ``<slot>_other`` and move on (the
     slot itself stays empty, so no option's score applies)."""
     state = turn.state
@@ -734,7 +841,7 @@ def _keep_other(turn: _Turn, ask: AskStep, words: str) -> None:
     turn.pending_ack = " ".join(p for p in [turn.pending_ack, turn.say("noted_other")] if p)
     turn.flush_answer()
     state.attempts = 0
-    _run(turn, turn.next_of(ask))
+    await _run(turn, turn.next_of(ask))
 
 
 def _default_invalid(turn: _Turn) -> str:
@@ -756,7 +863,7 @@ def _fallback(turn: _Turn) -> str:
     return DEFAULT_FALLBACK["en"]
 
 
-def _timer(turn: _Turn, event: TimerFiredEvent) -> None:
+async def _timer(turn: _Turn, event: TimerFiredEvent) -> None:
     state = turn.state
     if state.status != "waiting" or state.timer is None or state.timer.id != event.timer_id:
         turn.notes.append(f"timer {event.timer_id!r} is not the conversation's current timer: ignored")
@@ -766,19 +873,385 @@ def _timer(turn: _Turn, event: TimerFiredEvent) -> None:
     state.status = "active"
     turn.purpose = "followup"
     if isinstance(wait, WaitStep):
-        _run(turn, wait.on_timeout or turn.next_of(wait))
+        await _run(turn, wait.on_timeout or turn.next_of(wait))
     else:
-        _run(turn, turn.playbook.following(state.current_step or ""))
+        await _run(turn, turn.playbook.following(state.current_step or ""))
 
 
-def _resume(turn: _Turn, event: ResumeEvent) -> None:
+# --------------------------------------------------------------------------- booking
+
+_CANCEL = re.compile(r"\b(?:cancel\w*|annul\w*)\b")
+_MOVE = re.compile(
+    r"\b(?:move|moving|reschedul\w*|postpone|change|another (?:day|time)|can'?t make|cannot make|"
+    r"can no longer|won'?t make|d[ée]plac\w*|d[ée]cal\w*|report\w*|chang\w*|"
+    r"ne (?:peux|pourrai|pourrais|pourrons) (?:plus|pas)|autre (?:jour|cr[ée]neau|heure|moment))\b"
+)
+_YES = re.compile(
+    r"^\W*(?:yes|yeah|yep|sure|ok|okay|perfect|great|correct|right|that'?s right|oui|ouais|"
+    r"d'accord|parfait|exactement|exact|c'est (?:bien )?(?:ça|cela|bon)|tout à fait|volontiers)\b"
+)
+_NO = re.compile(r"^\W*(?:no|nope|not really|non|pas du tout|pas vraiment)\b")
+_MAX_READ = 500
+
+
+def _lower(text: str) -> str:
+    return text.strip().lower().replace("’", "'")[:_MAX_READ]
+
+
+def _confirm_context(turn: _Turn, step: BookStep) -> AskContext:
+    """A yes/no question for the interpreter: is the time said back the one the lead wants?"""
+    return AskContext(
+        step_id=step.id,
+        slot="booking_confirmed",
+        kind="yes_no",
+        question=turn.say("propose", when=_when(turn, float(turn.state.booking["proposed"]["start"]))),
+    )
+
+
+def _when(turn: _Turn, start: float) -> str:
+    """A start said in full in the lead's language and zone ("mardi 8 décembre à 14 h")."""
+    ports = turn.ports
+    moment = dt.datetime.fromtimestamp(start, dt.UTC)
+    return render_datetime(
+        moment, language=turn.state.language, timezone=ports.timezone, now=float(ports.clock.now())
+    )
+
+
+_SHORT_DAYS = {
+    "fr": ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim."),
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+}
+_SHORT_MONTHS = {
+    "fr": ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc."),
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+}
+
+
+def _short_when(turn: _Turn, start: float) -> str:
+    """A slot as a button title of at most 20 characters (WhatsApp's limit): "mar. 8 déc. 14h",
+    "Tue 8 Dec, 2 pm"; the full date is said back before anything is booked."""
+    try:
+        zone: dt.tzinfo = ZoneInfo(turn.ports.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = dt.UTC
+    moment = dt.datetime.fromtimestamp(start, zone)
+    lang = "fr" if turn.state.language.startswith("fr") else "en"
+    day = f"{_SHORT_DAYS[lang][moment.weekday()]} {moment.day} {_SHORT_MONTHS[lang][moment.month - 1]}"
+    if lang == "fr":
+        return f"{day} {moment.hour}h{moment.minute:02d}" if moment.minute else f"{day} {moment.hour}h"
+    hour = moment.hour % 12 or 12
+    suffix = "am" if moment.hour < 12 else "pm"
+    clock = f"{hour}:{moment.minute:02d} {suffix}" if moment.minute else f"{hour} {suffix}"
+    return f"{day}, {clock}"
+
+
+def _iso(turn: _Turn, start: float) -> str:
+    try:
+        zone: dt.tzinfo = ZoneInfo(turn.ports.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = dt.UTC
+    return dt.datetime.fromtimestamp(start, zone).isoformat(timespec="seconds")
+
+
+def _as_ask(turn: _Turn, step: BookStep) -> AskStep | None:
+    """A ``book`` step without a calendar asks for a call-back time when it says how."""
+    if turn.ports.calendar is None and step.ask_without_calendar is not None:
+        return step.as_ask()
+    return None
+
+
+def _book_step(turn: _Turn) -> BookStep | None:
+    step = turn.playbook.step(str(turn.state.booking.get("step_id") or ""))
+    return step if isinstance(step, BookStep) else None
+
+
+async def _free(turn: _Turn, step: BookStep) -> list[OfferedSlot] | None:
+    """Every free slot in the step's window; ``None`` (and a note) when there is no calendar or it
+    cannot be read."""
+    port = turn.ports.calendar
+    if port is None:
+        turn.notes.append(f"book step {step.id!r}: no calendar is connected")
+        return None
+    now = float(turn.ports.clock.now())
+    try:
+        return await port.free_slots(start=now, end=now + step.within_s, duration_s=step.duration_s)
+    except LeadWarmError as exc:
+        turn.notes.append(f"book step {step.id!r}: the calendar could not be read ({type(exc).__name__})")
+        return None
+
+
+def _show(turn: _Turn, step: BookStep, offered: list[OfferedSlot], *, lead_in: str | None = None) -> None:
+    """Offer ``offered`` (buttons, or a numbered list where the channel has none) and wait."""
+    state = turn.state
+    state.status, state.current_step = "active", step.id
+    state.booking["step_id"] = step.id
+    state.booking["offered"] = [o.model_dump() for o in offered]
+    state.booking.pop("proposed", None)
+    intro = turn.text(step.question) if step.question is not None else turn.say("offer")
+    text = " ".join(p for p in (lead_in, intro) if p)
+    choices = [ChoiceOption(id=o.id, title=_short_when(turn, o.start)) for o in offered]
+    turn.send(f"{text}\n{turn.say('offer_other')}", purpose=turn.purpose, step=step, choices=choices)
+
+
+async def _offer(
+    turn: _Turn, step: BookStep, *, lead_in: str | None = None, exclude: frozenset[int] = frozenset()
+) -> bool:
+    """Fetch free slots and offer a few; ``False`` (after saying so) when there is none."""
+    free = await _free(turn, step)
+    port = turn.ports.calendar
+    if free is None or port is None:
+        if lead_in:
+            turn.send(lead_in, purpose="step", step=step)
+        return False
+    free = [s for s in free if round(s.start) not in exclude]
+    offered = port.spread(free, count=step.offer, timezone=turn.ports.timezone)
+    if not offered:
+        turn.send(" ".join(p for p in (lead_in, turn.say("no_slot")) if p), purpose="step", step=step)
+        return False
+    _show(turn, step, offered, lead_in=lead_in)
+    return True
+
+
+def _propose(turn: _Turn, step: BookStep, slot: OfferedSlot, *, lead_in: str | None = None) -> None:
+    """Say a time back in full and ask the lead to confirm it."""
+    state = turn.state
+    state.status, state.current_step = "active", step.id
+    state.booking["step_id"] = step.id
+    state.booking["proposed"] = slot.model_dump()
+    text = turn.say("propose", when=_when(turn, slot.start))
+    choices = [ChoiceOption(id="yes", title=turn.say("yes")), ChoiceOption(id="no", title=turn.say("no"))]
+    turn.send(" ".join(p for p in (lead_in, text) if p), purpose="step", step=step, choices=choices)
+
+
+def _request(turn: _Turn, step: BookStep, slot: OfferedSlot) -> None:
+    """Ask the app to book ``slot`` (it answers with a :class:`BookingEvent`)."""
+    state = turn.state
+    count = int(state.booking.get("requests", 0)) + 1  # unique even when the clock stands still
+    state.booking["requests"] = count
+    request_id = f"{step.id}:{round(float(turn.ports.clock.now()) * 1000)}:{count}"
+    state.booking.pop("offered", None)
+    state.booking.pop("proposed", None)
+    state.booking["pending"] = {"request_id": request_id, "slot": slot.model_dump()}
+    state.attempts = 0
+    turn.actions.append(
+        BookingRequested(
+            request_id=request_id,
+            slot=slot,
+            title=turn.text(step.title),
+            step_id=step.id,
+            reschedule_of=state.booking.get("reschedule_of"),
+        )
+    )
+
+
+def _resume(turn: _Turn) -> None:
+    """Back to where the conversation was before the lead asked to move their meeting."""
+    state = turn.state
+    resume = state.booking.pop("resume", None)
+    state.booking.pop("reschedule_of", None)
+    state.booking.pop("offered", None)
+    state.booking.pop("proposed", None)
+    if resume:
+        state.status = resume.get("status", "ended")
+        state.current_step = resume.get("current_step")
+
+
+async def _book_reply(
+    turn: _Turn, step: BookStep, event: InboundEvent, interpretation: Interpretation
+) -> None:
+    """The lead answered an offer (or a time said back to them)."""
+    state, port = turn.state, turn.ports.calendar
+    booking = state.booking
+    turn.flush_answer()
+    if port is None:
+        await _run(turn, step.on_fail or turn.next_of(step))
+        return
+    if booking.get("pending"):
+        if interpretation.answer:
+            turn.send(interpretation.answer, purpose="answer")
+        return
+    text = _lower(event.text)
+    now = float(turn.ports.clock.now())
+    offered = [OfferedSlot.model_validate(o) for o in booking.get("offered", [])]
+    proposed = booking.get("proposed")
+    if proposed is not None:
+        said = interpretation.slots.get("booking_confirmed")
+        yes = event.choice_id == "yes" or said is True or bool(_YES.search(text))
+        no = event.choice_id == "no" or said is False or bool(_NO.search(text))
+        if yes and not no:
+            _request(turn, step, OfferedSlot.model_validate(proposed))
+            return
+        booking.pop("proposed", None)
+        again = port.match(text, offered, timezone=turn.ports.timezone, language=state.language, now=now)
+        if no and again.requested is None and again.slot is None:
+            if offered:
+                _show(turn, step, offered)
+            elif not await _offer(turn, step):
+                await _run(turn, step.on_fail or turn.next_of(step))
+            return
+    slot = next((o for o in offered if event.choice_id and o.id == event.choice_id), None)
+    pick = port.match(text, offered, timezone=turn.ports.timezone, language=state.language, now=now)
+    slot = slot or pick.slot
+    if slot is not None:
+        _request(turn, step, slot)
+        return
+    if pick.requested is not None:
+        try:
+            found = await port.slot_at(pick.requested, duration_s=step.duration_s)
+        except LeadWarmError as exc:
+            turn.notes.append(f"book step {step.id!r}: availability check failed ({type(exc).__name__})")
+            found = None
+        if found is not None:
+            _propose(turn, step, found)
+        else:
+            lead_in = turn.say("unavailable", when=_when(turn, pick.requested))
+            if offered:
+                _show(turn, step, offered, lead_in=lead_in)
+            elif not await _offer(turn, step, lead_in=lead_in):
+                await _run(turn, step.on_fail or turn.next_of(step))
+        return
+    if len(pick.ambiguous) > 1:
+        _show(turn, step, list(pick.ambiguous))
+        return
+    if interpretation.answer:
+        turn.send(interpretation.answer, purpose="answer")
+        _show(turn, step, offered)
+        return
+    if interpretation.intent == "wants_human":
+        _handoff(turn, reason=_HUMAN_REASON)
+        return
+    if interpretation.intent == "not_interested":
+        _not_interested(turn)
+        return
+    state.attempts += 1
+    if state.attempts > step.retries or not offered:
+        state.attempts = 0
+        turn.notes.append(f"no slot understood at {step.id!r} after {step.retries} retries: moving on")
+        booking.pop("offered", None)
+        await _run(turn, step.on_fail or turn.next_of(step))
+        return
+    _show(turn, step, offered, lead_in=_default_invalid(turn))
+
+
+async def _booking_change(turn: _Turn, event: InboundEvent, interpretation: Interpretation) -> bool:
+    """The lead asks to cancel or move the meeting they have ("cancel my appointment", "je ne peux
+    plus jeudi", "can we move it to Friday?"); ``True`` when the message was about that."""
+    state = turn.state
+    booked = state.booking.get("booked")
+    step = _book_step(turn)
+    if not booked or step is None or state.status == "handoff" or state.booking.get("pending"):
+        return False
+    text = _lower(event.text)
+    if _CANCEL.search(text):
+        turn.flush_answer()
+        turn.actions.append(BookingCancelRequested(booking=booked, reason="cancelled by the lead"))
+        turn.actions.append(MeetingCancelled(booking=booked, reason="cancelled by the lead"))
+        turn.send(turn.say("cancelled", when=_when(turn, float(booked["start"]))), purpose="step")
+        state.booking["booked"] = None
+        _resume(turn)
+        return True
+    if not _MOVE.search(text):
+        return False
+    turn.flush_answer()
+    if state.current_step != step.id or state.status != "active":
+        state.booking["resume"] = {"status": state.status, "current_step": state.current_step}
+    _cancel_timer(turn)
+    state.booking["reschedule_of"] = booked
+    free = await _free(turn, step)
+    port = turn.ports.calendar
+    if not free or port is None:
+        turn.send(turn.say("no_slot"), purpose="step", step=step)
+        _resume(turn)
+        return True
+    now = float(turn.ports.clock.now())
+    zone = turn.ports.timezone
+    pick = port.match(text, free, timezone=zone, language=state.language, now=now)
+    old_day = _iso(turn, float(booked["start"]))[:10]
+    named = [pick.slot] if pick.slot else pick.ambiguous
+    same_day = [s for s in named if _iso(turn, s.start)[:10] == old_day]
+    if pick.slot is not None and not same_day:
+        _propose(turn, step, pick.slot)
+    elif pick.ambiguous and not same_day:
+        first = _iso(turn, pick.ambiguous[0].start)[:10]  # "Friday": the coming one
+        nearest = [s for s in pick.ambiguous if _iso(turn, s.start)[:10] == first]
+        _show(turn, step, port.spread(nearest, count=step.offer, timezone=zone))
+    elif pick.requested is not None:
+        lead_in = turn.say("unavailable", when=_when(turn, pick.requested))
+        _show(turn, step, port.spread(free, count=step.offer, timezone=zone), lead_in=lead_in)
+    else:
+        others = [s for s in free if _iso(turn, s.start)[:10] != old_day] or free
+        _show(turn, step, port.spread(others, count=step.offer, timezone=zone))
+    return True
+
+
+async def _booking_event(turn: _Turn, event: BookingEvent) -> None:
+    """The app's answer to a booking request, or a change made outside the conversation."""
+    state = turn.state
+    booking = state.booking
+    step = _book_step(turn)
+    if step is None:
+        turn.notes.append("booking event without a book step: ignored")
+        return
+    if event.outcome in ("booked", "taken", "failed"):
+        pending = booking.get("pending")
+        if not pending or pending.get("request_id") != event.request_id:
+            turn.notes.append(f"booking answer {event.request_id!r} is not the pending request: ignored")
+            return
+        slot = OfferedSlot.model_validate(pending["slot"])
+        booking.pop("pending", None)
+        if event.outcome == "booked" and event.booking:
+            rescheduled = booking.get("reschedule_of") is not None
+            booked = dict(event.booking)
+            booking["booked"] = booked
+            value = _iso(turn, float(booked["start"]))
+            state.slots[step.slot] = value
+            turn.actions.append(SlotFilled(slot=step.slot, value=value, source="booking"))
+            turn.actions.append(MeetingBooked(booking=booked, rescheduled=rescheduled))
+            if rescheduled:
+                turn.send(turn.say("moved", when=_when(turn, float(booked["start"]))), purpose="step")
+                _resume(turn)
+                return
+            turn.send(turn.say("booked", when=_when(turn, float(booked["start"]))), purpose="step", step=step)
+            state.attempts = 0
+            await _run(turn, turn.next_of(step))
+            return
+        key = "taken" if event.outcome == "taken" else "failed"
+        lead_in = turn.say(key, when=_when(turn, slot.start))
+        if not await _offer(turn, step, lead_in=lead_in, exclude=frozenset({round(slot.start)})):
+            if booking.get("reschedule_of"):
+                _resume(turn)
+            else:
+                await _run(turn, step.on_fail or turn.next_of(step))
+        return
+    held = booking.get("booked")
+    if not held or (event.booking and str(event.booking.get("id")) != str(held.get("id"))):
+        turn.notes.append("change to a meeting the conversation does not hold: ignored")
+        return
+    booked = dict(held)
+    if event.outcome == "cancelled":
+        booking["booked"] = None
+        turn.actions.append(MeetingCancelled(booking=booked, reason=event.reason or "cancelled outside"))
+        turn.send(turn.say("cancelled_outside", when=_when(turn, float(booked["start"]))), purpose="step")
+        return
+    if event.booking and event.booking.get("start") is not None:
+        moved = {**booked, **event.booking}
+        booking["booked"] = moved
+        value = _iso(turn, float(moved["start"]))
+        state.slots[step.slot] = value
+        turn.actions.append(SlotFilled(slot=step.slot, value=value, source="booking"))
+        turn.actions.append(MeetingBooked(booking=moved, rescheduled=True))
+        turn.send(turn.say("moved", when=_when(turn, float(moved["start"]))), purpose="step")
+
+
+async def _hand_back(turn: _Turn, event: ResumeEvent) -> None:
+    """A person handed the conversation back: run from ``event.step_id`` (or end)."""
     state = turn.state
     _cancel_timer(turn)
     state.status, state.attempts = "active", 0
     if event.step_id is None:
         _finish(turn, outcome=state.outcome or "closed")
     else:
-        _run(turn, event.step_id)
+        await _run(turn, event.step_id)
 
 
 async def advance(
@@ -803,9 +1276,11 @@ async def advance(
     elif isinstance(event, InboundEvent):
         await _inbound(turn, event)
     elif isinstance(event, ResumeEvent):
-        _resume(turn, event)
+        await _hand_back(turn, event)
+    elif isinstance(event, BookingEvent):
+        await _booking_event(turn, event)
     else:
-        _timer(turn, event)
+        await _timer(turn, event)
     return EngineResult(
         state=turn.state, actions=turn.actions, notes=turn.notes, interpretation=turn.interpretation
     )

@@ -20,6 +20,9 @@ from kernel.clock import Clock
 __all__ = [
     "Action",
     "AskContext",
+    "BookingCancelRequested",
+    "BookingEvent",
+    "BookingRequested",
     "ChoiceOption",
     "Clock",
     "ConversationEnded",
@@ -31,6 +34,9 @@ __all__ = [
     "Interpretation",
     "Interpreter",
     "LeadQualified",
+    "MeetingBooked",
+    "MeetingCancelled",
+    "OfferedSlot",
     "OptOutRequested",
     "Ports",
     "ResumeEvent",
@@ -39,6 +45,8 @@ __all__ = [
     "Scorer",
     "SendMessage",
     "SlotFilled",
+    "SlotPick",
+    "SlotSource",
     "StartEvent",
     "Timer",
     "TimerCancelled",
@@ -85,6 +93,12 @@ class ConversationState(_Model):
     qualified: bool = False
     lead: dict[str, Any] = Field(default_factory=dict)
     """Lead fields templates may read: name, first_name, phone, email, language (read-only)."""
+    booking: dict[str, Any] = Field(default_factory=dict)
+    """What a ``book`` step is doing: ``step_id``; ``offered`` (slots shown, as
+    :class:`OfferedSlot` dicts); ``proposed`` (a time the lead asked for, confirmed back and
+    awaiting yes); ``pending`` (``{"request_id", "slot"}``: the app is booking it); ``booked`` (the
+    meeting: ``{"id", "provider", "start", "end", "calendar_id"}``); ``reschedule_of`` (the meeting
+    being moved); ``resume`` (status and step to return to after a change made later)."""
 
 
 # --------------------------------------------------------------------------- events
@@ -130,7 +144,26 @@ class ResumeEvent(_Model):
     step_id: str | None = None
 
 
-Event = Annotated[StartEvent | InboundEvent | TimerFiredEvent | ResumeEvent, Field(discriminator="kind")]
+class BookingEvent(_Model):
+    """What became of a booking: the app's answer to :class:`BookingRequested`, or a change made
+    outside the conversation (a provider webhook).
+
+    ``outcome``: ``booked`` (``booking`` is the meeting: ``{"id", "provider", "start", "end",
+    "calendar_id"}``, times epoch seconds), ``taken`` (the slot went meanwhile), ``failed`` (the
+    calendar could not be reached; nothing was booked), ``cancelled`` or ``moved`` (changed
+    outside the conversation; ``booking`` holds the new times when moved). ``request_id`` names
+    the request answered (stale answers are ignored)."""
+
+    kind: Literal["booking"] = "booking"
+    outcome: Literal["booked", "taken", "failed", "cancelled", "moved"]
+    request_id: str | None = None
+    booking: dict[str, Any] | None = None
+    reason: str = ""
+
+
+Event = Annotated[
+    StartEvent | InboundEvent | TimerFiredEvent | ResumeEvent | BookingEvent, Field(discriminator="kind")
+]
 
 
 # --------------------------------------------------------------------------- actions
@@ -217,6 +250,59 @@ class OptOutRequested(_Model):
     step_id: str | None = None
 
 
+class OfferedSlot(_Model):
+    """A free slot shown to the lead: ``start``/``end`` epoch seconds; ``calendar_id`` the
+    salesperson's calendar when the provider has several. ``id`` is its reply-button id."""
+
+    start: float
+    end: float
+    calendar_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        """``slot-<start>``: the choice id of this slot's button."""
+        return f"slot-{round(self.start)}"
+
+
+class BookingRequested(_Model):
+    """Book ``slot`` for the lead (the app does it, in a durable job, then answers with a
+    :class:`BookingEvent` carrying ``request_id``). ``reschedule_of`` is the meeting to move
+    (booked first, then the old one cancelled); ``title`` the meeting's title."""
+
+    type: Literal["book"] = "book"
+    request_id: str
+    slot: OfferedSlot
+    title: str
+    step_id: str | None = None
+    reschedule_of: dict[str, Any] | None = None
+
+
+class BookingCancelRequested(_Model):
+    """Cancel the lead's meeting ``booking`` (as in :attr:`ConversationState.booking`), at the
+    lead's request."""
+
+    type: Literal["cancel_booking"] = "cancel_booking"
+    booking: dict[str, Any]
+    reason: str = ""
+
+
+class MeetingBooked(_Model):
+    """A meeting is on the calendar (``booking`` as in :attr:`ConversationState.booking`);
+    ``rescheduled`` when it replaces an earlier one."""
+
+    type: Literal["meeting_booked"] = "meeting_booked"
+    booking: dict[str, Any]
+    rescheduled: bool = False
+
+
+class MeetingCancelled(_Model):
+    """The lead's meeting is cancelled (by the lead, or outside the conversation)."""
+
+    type: Literal["meeting_cancelled"] = "meeting_cancelled"
+    booking: dict[str, Any]
+    reason: str = ""
+
+
 class ConversationEnded(_Model):
     type: Literal["ended"] = "ended"
     outcome: str
@@ -232,7 +318,11 @@ Action = Annotated[
     | TimerCancelled
     | HandoffRequested
     | ConversationEnded
-    | OptOutRequested,
+    | OptOutRequested
+    | BookingRequested
+    | BookingCancelRequested
+    | MeetingBooked
+    | MeetingCancelled,
     Field(discriminator="type"),
 ]
 
@@ -359,6 +449,42 @@ class Scorer(Protocol):
     ) -> Sequence[ScoreAdjustment]: ...
 
 
+class SlotPick(_Model):
+    """What a reply to an offer means: ``slot`` (one of the offered), else ``requested`` (epoch
+    seconds of another start the lead asked for), else ``ambiguous`` (several offered fit)."""
+
+    slot: OfferedSlot | None = None
+    requested: float | None = None
+    ambiguous: list[OfferedSlot] = Field(default_factory=list)
+
+
+@runtime_checkable
+class SlotSource(Protocol):
+    """Port: the tenant's calendar as the engine sees it (read-only; booking is an action).
+
+    Times are epoch seconds; ``timezone`` the lead's IANA zone; ``language`` ISO 639-1. Errors
+    from the calendar propagate as :class:`kernel.errors.LeadWarmError` (the engine tells the lead
+    and moves on)."""
+
+    async def free_slots(self, *, start: float, end: float, duration_s: int) -> list[OfferedSlot]:
+        """Every free slot of ``duration_s`` seconds in ``[start, end)``, by start."""
+        ...
+
+    async def slot_at(self, start: float, *, duration_s: int) -> OfferedSlot | None:
+        """The free slot starting at ``start`` (within a minute), or ``None``."""
+        ...
+
+    def spread(self, slots: Sequence[OfferedSlot], *, count: int, timezone: str) -> list[OfferedSlot]:
+        """At most ``count`` of ``slots`` spread over days, in the lead's waking hours."""
+        ...
+
+    def match(
+        self, text: str, offered: Sequence[OfferedSlot], *, timezone: str, language: str, now: float
+    ) -> SlotPick:
+        """Understand a reply ("1", "the second one", "mardi 14h", "Friday at 10")."""
+        ...
+
+
 class Ports(_Model):
     """Everything the engine may consult, passed in on every call."""
 
@@ -377,3 +503,5 @@ class Ports(_Model):
     ``(interpretation, *, reply_seconds, inbound_count, applied) -> list`` of objects with
     ``points`` (int), ``reason`` (str), ``evidence`` (str | None) and ``key`` (str); ``applied`` maps
     each key to the points it already gave in this conversation, so rules never count twice."""
+    calendar: SlotSource | None = None
+    """The tenant's calendar for ``book`` steps; ``None``: a ``book`` step goes to its ``on_fail``."""

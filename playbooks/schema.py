@@ -35,6 +35,7 @@ from playbooks.expressions import ExpressionSyntaxError, check_expression, check
 __all__ = [
     "SLOT_KINDS",
     "AskStep",
+    "BookStep",
     "Choice",
     "ConditionStep",
     "EndStep",
@@ -303,6 +304,72 @@ class WaitStep(_StepBase):
             yield "on_reply", self.on_reply
 
 
+class BookStep(_StepBase):
+    """Book a meeting on the tenant's calendar: offer a few free slots in the lead's time zone
+    (buttons where the channel has them, a numbered list elsewhere), understand the pick or another
+    time (checked against availability and confirmed back in full), then the app books it. The
+    meeting's start is kept in ``slot`` (ISO 8601 with offset) once booked. Without a calendar, or
+    with no free slot, or after ``retries`` replies not understood, goes to ``on_fail`` (default:
+    the next step)."""
+
+    type: Literal["book"]
+    slot: Identifier = "meeting"
+    """Where the booked start is kept (e.g. ``callback_time``), for conditions and templates."""
+    duration: str = "30m"
+    """Length of the meeting: '15m', '30m', '1h'."""
+    within: str = "14d"
+    """How far ahead slots are offered."""
+    offer: int = Field(default=3, ge=1, le=10)
+    """How many slots are offered at once."""
+    title: LocalizedText = "Meeting"
+    """The meeting's title on the calendar and in the invitation."""
+    question: LocalizedText | None = None
+    """Said before the slots; a built-in sentence per language when omitted."""
+    retries: int = Field(default=2, ge=0, le=10)
+    on_fail: StepId | None = None
+    ask_without_calendar: LocalizedText | None = None
+    """Without a calendar, ask this instead and keep the answer in ``slot`` as a date-time (a
+    call-back time), like an ``ask`` step of kind ``datetime``; omitted: go to ``on_fail``."""
+    invalid: LocalizedText | None = None
+    """Said before asking again when the answer is not understood."""
+
+    def as_ask(self) -> AskStep:
+        """The ``ask`` step this step becomes without a calendar (``ask_without_calendar`` set)."""
+        return AskStep(
+            id=self.id,
+            next=self.next,
+            channel=self.channel,
+            type="ask",
+            slot=self.slot,
+            kind="datetime",
+            question=self.ask_without_calendar or "",
+            retries=self.retries,
+            invalid=self.invalid,
+            on_fail=self.on_fail,
+        )
+
+    @field_validator("duration", "within")
+    @classmethod
+    def _durations_parse(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def duration_s(self) -> int:
+        """The meeting's length in seconds."""
+        return parse_duration(self.duration)
+
+    @property
+    def within_s(self) -> int:
+        """The offer window in seconds."""
+        return parse_duration(self.within)
+
+    def references(self) -> Iterator[tuple[str, str]]:
+        yield from super().references()
+        if self.on_fail:
+            yield "on_fail", self.on_fail
+
+
 class HandoffStep(_StepBase):
     """Give the conversation to a human; the bot stays silent afterwards."""
 
@@ -320,7 +387,7 @@ class EndStep(_StepBase):
 
 
 Step = Annotated[
-    MessageStep | AskStep | ConditionStep | ScoreStep | WaitStep | HandoffStep | EndStep,
+    MessageStep | AskStep | ConditionStep | ScoreStep | WaitStep | HandoffStep | EndStep | BookStep,
     Field(discriminator="type"),
 ]
 
@@ -417,7 +484,13 @@ class Playbook(_Base):
 
     def slot_kinds(self) -> dict[str, str]:
         """Every slot the playbook asks, mapped to its kind, in order of appearance."""
-        return {s.slot: s.kind for s in self.steps if isinstance(s, AskStep)}
+        kinds: dict[str, str] = {}
+        for s in self.steps:
+            if isinstance(s, AskStep):
+                kinds.setdefault(s.slot, s.kind)
+            elif isinstance(s, BookStep) and s.ask_without_calendar is not None:
+                kinds.setdefault(s.slot, "datetime")
+        return kinds
 
     def asks_for(self, slot: str) -> list[AskStep]:
         """Every ask step that fills ``slot``."""

@@ -17,10 +17,14 @@ from app.conversations.records import Conversation, ConversationEvent, Lead, Lea
 from app.messaging.records import InboxItem, OutboxItem
 from channels.registry import channel_class
 from playbooks.runtime import (
+    BookingCancelRequested,
+    BookingRequested,
     ConversationEnded,
     EngineResult,
     HandoffRequested,
     LeadQualified,
+    MeetingBooked,
+    MeetingCancelled,
     OptOutRequested,
     ScoreChanged,
     SendMessage,
@@ -32,9 +36,11 @@ from playbooks.runtime import (
 __all__ = [
     "OptOutChange",
     "Outgoing",
+    "PlannedJob",
     "TimerChange",
     "TurnPlan",
     "append_inbound",
+    "append_outbound",
     "conversation_status",
     "plan_bot_messages",
     "plan_turn",
@@ -64,6 +70,19 @@ class Outgoing:
     step_id: str | None = None
     channel: str | None = None
     template: dict[str, Any] | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    """Files sent with the message where the channel can (email): ``{"filename", "mime_type",
+    "content_b64", "params"}``."""
+
+
+@dataclass(slots=True)
+class PlannedJob:
+    """A job the turn enqueues in its own transaction (``kind``, ``key``, due at ``due_at``)."""
+
+    kind: str
+    key: str
+    due_at: float
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -89,6 +108,8 @@ class TurnPlan:
     optout: OptOutChange | None = None
     cancel_pending_sends: bool = False
     """Block every message of the conversation still waiting in the outbox (an opt-out)."""
+    jobs: list[PlannedJob] = field(default_factory=list)
+    """Other jobs to enqueue with the turn (booking requests, meeting reminders)."""
 
 
 def conversation_status(engine_status: str) -> str:
@@ -118,6 +139,11 @@ def _event(now: float, type_: str, **detail: Any) -> ConversationEvent:
 def message_doc_id(seq: int) -> str:
     """Message ids sort like their sequence numbers."""
     return f"{seq:08d}"
+
+
+def append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
+    """Queue one message of the app's own (a meeting invitation, a reminder) in ``plan``."""
+    _append_outbound(plan, out, now)
 
 
 def _append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
@@ -160,6 +186,7 @@ def _append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
             purpose=out.purpose,
             trigger=plan.trigger,  # type: ignore[arg-type]
             template=out.template,
+            attachments=out.attachments,
             created_at=now,
         )
     )
@@ -275,7 +302,8 @@ def plan_turn(
                 )
             )
         elif isinstance(action, LeadQualified):
-            ld.stage = "qualified"
+            if ld.stage != "booked":
+                ld.stage = "qualified"
             events.append(_event(now, "lead.qualified", score=action.score, threshold=action.threshold))
         elif isinstance(action, TimerScheduled):
             plan.timer = TimerChange("set", timer_id=action.timer.id, due_at=action.timer.due_at)
@@ -299,10 +327,46 @@ def plan_turn(
             plan.cancel_pending_sends = True
             ld.consent[conv.channel] = False
             events.append(_event(now, "opt_out", evidence=action.evidence, source="lead's words"))
+        elif isinstance(action, BookingRequested | BookingCancelRequested):
+            # executed by the booking feature's worker job, enqueued with this turn
+            key = (
+                action.request_id
+                if isinstance(action, BookingRequested)
+                else f"cancel:{action.booking['id']}"
+            )
+            plan.jobs.append(
+                PlannedJob(
+                    "booking",
+                    f"{conv.id}~{key}",
+                    now,
+                    {"conversation_id": conv.id, "action": action.model_dump(mode="json")},
+                )
+            )
+            events.append(_event(now, f"booking.{action.type}", detail_id=key))
+        elif isinstance(action, MeetingBooked):
+            ld.stage = "booked"
+            events.append(
+                _event(
+                    now,
+                    "meeting.booked",
+                    booking_id=action.booking.get("id"),
+                    provider=action.booking.get("provider"),
+                    start=action.booking.get("start"),
+                    end=action.booking.get("end"),
+                    rescheduled=action.rescheduled,
+                )
+            )
+        elif isinstance(action, MeetingCancelled):
+            if ld.stage == "booked":
+                ld.stage = "qualified" if result.state.qualified else "engaged"
+            events.append(
+                _event(now, "meeting.cancelled", booking_id=action.booking.get("id"), reason=action.reason)
+            )
         elif isinstance(action, ConversationEnded):
             conv.outcome = action.outcome
             stage = _OUTCOME_STAGES.get(action.outcome, action.outcome)
-            if stage in _STAGES and not (ld.stage == "qualified" and stage == "closed"):
+            keep = ld.stage == "booked" or (ld.stage == "qualified" and stage == "closed")
+            if stage in _STAGES and not keep:
                 ld.stage = stage  # type: ignore[assignment]
             events.append(_event(now, "ended", outcome=action.outcome, step_id=action.step_id))
     state = result.state

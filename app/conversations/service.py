@@ -47,7 +47,16 @@ from app.tenancy.directory import TenantDirectory
 from app.tenancy.records import TenantProfile
 from kernel.clock import Clock
 from playbooks import Playbook, advance, new_state
-from playbooks.runtime import ConversationState, Event, InboundEvent, Ports, StartEvent, TimerFiredEvent
+from playbooks.runtime import (
+    ConversationState,
+    EngineResult,
+    Event,
+    InboundEvent,
+    Ports,
+    SlotSource,
+    StartEvent,
+    TimerFiredEvent,
+)
 
 __all__ = ["CommitHook", "ConversationService", "TurnHook", "TurnWrites"]
 
@@ -118,6 +127,8 @@ class ConversationService:
         """Added by features (the CRM sync's triggers); see :class:`CommitHook`."""
         self.turn_hooks: list[TurnHook] = []
         """Features that add to a turn before it commits (see :class:`TurnHook`)."""
+        self.calendar_port: Callable[[str], Awaitable[SlotSource | None]] | None = None
+        """Set by the booking feature: the tenant's calendar for ``book`` steps (``None``: none)."""
 
     # ------------------------------------------------------------------ lookups (API, web chat)
     async def find_lead(self, tenant_id: str, channel: str, address: str) -> Lead | None:
@@ -152,14 +163,14 @@ class ConversationService:
         conversation_id: str,
         event: Event,
         *,
-        trigger: str,
-        amend: Callable[[TurnPlan], None] | None = None,
+        trigger: str = "inbound",
+        amend: Callable[[TurnPlan, EngineResult], None] | None = None,
     ) -> Conversation | None:
-        """Apply ``event`` (e.g. a :class:`playbooks.runtime.ResumeEvent`) to a stored, started
-        conversation as one committed turn whose messages go out with ``trigger``; ``amend`` may
-        add to the plan (an event naming who acted) before it commits. Returns the conversation as
-        committed, or ``None`` if it does not exist or never started. Raises
-        :class:`app.store.ConflictError` when it kept changing."""
+        """Apply an app-side ``event`` (a person's hand-back, a booking's outcome) to a stored,
+        started conversation as one committed turn whose messages go out with ``trigger``;
+        ``amend(plan, result)`` may add to the plan before it commits (an event naming who acted,
+        an invitation, reminders). Returns the conversation as committed, or ``None`` if it does
+        not exist or never started. Raises :class:`app.store.ConflictError` when it kept changing."""
         committed: list[Conversation] = []
 
         async def turn() -> bool:
@@ -175,7 +186,7 @@ class ConversationService:
             located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
             plan = plan_turn(conv, lead, result, self.clock.now(), trigger=trigger)
             if amend is not None:
-                amend(plan)
+                amend(plan, result)
             if await self._commit(tenant_id, located, plan):
                 committed.append(plan.conversation)
                 return True
@@ -183,6 +194,32 @@ class ConversationService:
 
         await self._replay_until_committed(tenant_id, turn)
         return committed[0] if committed else None
+
+    async def amend(
+        self,
+        tenant_id: str,
+        conversation_id: str,
+        change: Callable[[TurnPlan], bool],
+        *,
+        trigger: str = "timer",
+    ) -> None:
+        """Commit an app-side change to a conversation without running the engine (a meeting
+        reminder); ``change`` edits the plan and returns ``False`` to write nothing."""
+
+        async def turn() -> bool:
+            data = await self.store.get(tenant_id, CONVERSATIONS, conversation_id)
+            if data is None:
+                return True
+            conv = Conversation.from_doc(data)
+            lead = await self.locator.get_lead(tenant_id, conv.lead_id)
+            located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
+            plan = self._bare_plan(located, [], self.clock.now())
+            plan.trigger = trigger
+            if not change(plan):
+                return True
+            return await self._commit(tenant_id, located, plan)
+
+        await self._replay_until_committed(tenant_id, turn)
 
     async def _replay_until_committed(self, tenant_id: str, turn: Callable[[], Awaitable[bool]]) -> None:
         for _ in range(MAX_REPLAYS):
@@ -407,6 +444,7 @@ class ConversationService:
             timezone=timezone,
             default_region=region,
             fallback_text={lang: i18n.text("fallback", lang) for lang in profile.languages},
+            calendar=await self.calendar_port(tenant_id) if self.calendar_port is not None else None,
         )
 
     @staticmethod
@@ -482,6 +520,7 @@ class ConversationService:
                 return False  # created concurrently: replay and pick it up
             timer_job = await self.jobs.read(tx, "timer", conv.id) if plan.timer else None
             dispatch_job = await self.jobs.read(tx, "dispatch", conv.id) if plan.outbox else None
+            other_jobs = [await self.jobs.read(tx, j.kind, j.key) for j in plan.jobs]  # type: ignore[arg-type]
             optout = plan.optout
             ledger_entry = await self.ledger.read(tx, optout.channel, optout.address) if optout else None
             queued = (
@@ -520,6 +559,16 @@ class ConversationService:
                 tx.set(OUTBOX, item.id, item.to_doc())
             if plan.outbox:
                 self.jobs.write(tx, dispatch_job, kind="dispatch", key=conv.id, due_at=now)
+            for planned, existing in zip(plan.jobs, other_jobs, strict=True):
+                self.jobs.write(
+                    tx,
+                    existing,
+                    kind=planned.kind,  # type: ignore[arg-type]
+                    key=planned.key,
+                    due_at=planned.due_at,
+                    payload=planned.payload,
+                    due="exact",
+                )
             if plan.timer is not None and plan.timer.action == "set":
                 assert plan.timer.due_at is not None
                 self.jobs.write(
@@ -572,7 +621,7 @@ class ConversationService:
                 self.store, tenant_id, conv.id, success=lead.stage in ("qualified", "booked")
             )
         if committed:
-            if plan.outbox or plan.timer:
+            if plan.outbox or plan.timer or plan.jobs:
                 self.jobs.notify()
             log.info(
                 "turn.committed",

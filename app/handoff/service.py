@@ -41,7 +41,7 @@ from app.tenancy.directory import TenantDirectory
 from app.tenancy.records import TenantProfile
 from kernel.clock import Clock
 from kernel.errors import LeadWarmError
-from playbooks.runtime import ResumeEvent
+from playbooks.runtime import EngineResult, ResumeEvent
 
 __all__ = ["HandoffConflictError", "HandoffError", "HandoffNotFoundError", "HandoffService"]
 
@@ -432,7 +432,7 @@ class HandoffService:
         handoff = await self.get(tenant_id, conversation_id)
         resume = step_id if step_id is not None else (handoff.resume_step if handoff else conv.current_step)
 
-        def amend(plan: TurnPlan) -> None:
+        def amend(plan: TurnPlan, result: EngineResult) -> None:
             now = self.clock.now()
             _append_events(
                 plan.conversation,

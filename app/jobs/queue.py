@@ -33,7 +33,9 @@ __all__ = ["Job", "JobQueue", "RetryLater", "job_doc_id"]
 
 log = get_logger("leadwarm.jobs")
 
-JobKind = Literal["inbound", "start", "timer", "dispatch", "status", "crm_sync", "handoff"]
+JobKind = Literal[
+    "inbound", "start", "timer", "dispatch", "status", "crm_sync", "handoff", "booking", "reminder"
+]
 DueRule = Literal["earliest", "latest", "exact"]
 COLLECTION = col.JOBS
 

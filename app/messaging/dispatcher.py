@@ -18,6 +18,7 @@ WhatsApp and SMS sends take no idempotency key, so that window cannot be closed 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from typing import Any
 
@@ -35,7 +36,7 @@ from app.store import Order, Store, Transaction, where
 from app.store import collections as col
 from app.store.ids import compound_id
 from app.tenancy.directory import TenantDirectory
-from channels.base import Choice, OutboundMessage, SendError
+from channels.base import Attachment, Choice, OutboundMessage, SendError
 from kernel.clock import Clock
 
 __all__ = ["Dispatcher", "provider_index_id"]
@@ -220,6 +221,15 @@ class Dispatcher:
             choices=tuple(Choice(id=c["id"], title=c["title"]) for c in item.choices),
             idempotency_key=item.id,
             template=result.template,
+            attachments=tuple(
+                Attachment(
+                    content=base64.b64decode(a["content_b64"]),
+                    mime_type=str(a["mime_type"]),
+                    filename=str(a["filename"]),
+                    params=dict(a.get("params") or {}),
+                )
+                for a in item.attachments
+            ),
             reply_to=reply_to,
             metadata={
                 "conversation_id": item.conversation_id,

@@ -52,6 +52,8 @@ class OutboxItem(Record):
     trigger: Literal["inbound", "start", "timer", "agent"] = "inbound"
     template: dict[str, Any] | None = None
     """A WhatsApp template (name, language, parameters) the step or tenant names for this message."""
+    attachments: list[dict[str, Any]] = Field(default_factory=list)
+    """Files for channels that carry them (email): ``{"filename", "mime_type", "content_b64", "params"}``."""
     status: Literal["pending", "sent", "failed", "dead", "blocked", "stale"] = "pending"
     decision: dict[str, Any] | None = None
     """The outbound policy's last decision: action, reason, until (epoch seconds)."""

@@ -11,6 +11,11 @@ __all__ = [
     "AI_CONFIG",
     "API_KEYS",
     "AUDIT",
+    "BOOKINGS",
+    "BOOKING_SETTINGS",
+    "CALENDAR_BOOKINGS",
+    "CALENDAR_CLAIMS",
+    "CALENDAR_DAYS",
     "CHANNEL_ROUTES",
     "CONFIG",
     "CONVERSATIONS",
@@ -86,6 +91,15 @@ HANDOFFS = "handoffs"
 AUDIT = "audit"
 """Who did what: admin actions, handoffs, rejected API keys (app/tenancy/audit.py)."""
 """Human handoffs of conversations, their notifications and timers (app/handoff)."""
+
+BOOKINGS = "bookings"
+"""Meetings booked from conversations (any provider), by conversation and request."""
+BOOKING_SETTINGS = "booking_settings"
+"""A tenant's calendar settings (document ``calendar``)."""
+CALENDAR_BOOKINGS = "calendar_bookings"
+CALENDAR_DAYS = "calendar_days"
+CALENDAR_CLAIMS = "calendar_claims"
+"""The built-in calendar's ledger (see :mod:`app.booking.ledger`)."""
 
 # --- routing (under SYSTEM_TENANT)
 API_KEYS = "api_keys"

@@ -71,9 +71,12 @@ def test_a_conversation_runs_to_its_end_over_the_socket(
         _say(ws, "75011", "m6")
         _until(ws, _text("email"))
         _say(ws, "my email is sam@example.com", "m7")
-        _until(ws, _text("callback"))
-        _say(ws, "tomorrow at 10am", "m8")
-        _until(ws, _text("any-questions", "text"))
+        offer = _until(ws, _text("callback") + "\nYou can also suggest another day and time.")[-1]
+        assert len(offer["choices"]) == 3  # the book step offers free slots as buttons
+        first = offer["choices"][0]
+        _say(ws, first["title"], "m8", choice_id=first["id"])
+        frames = _until(ws, _text("any-questions", "text"))
+        assert any(str(f.get("text", "")).startswith("Booked: ") for f in frames)
         _say(ws, "no thanks", "m9")
         _until(ws, _text("nurture-end", "message"))
         _say(ws, "no thanks", "m9")  # the same frame again (a reconnect resend) is stored once
@@ -90,7 +93,7 @@ def test_a_conversation_runs_to_its_end_over_the_socket(
         assert lead is not None
         assert lead["slots"]["homeowner"] is True and lead["slots"]["roof_type"] == "flat"
         assert lead["slots"]["email"] == "sam@example.com" and lead["slots"]["postcode"] == "75011"
-        assert lead["stage"] == "nurture"
+        assert lead["stage"] == "booked"  # a booked meeting outranks the nurture outcome
         reasons = [e["detail"]["reason"] for e in conv["events"] if e["type"] == "score_changed"]
         assert "Owns the home" in reasons and "Only researching for now" in reasons
 

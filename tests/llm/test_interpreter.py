@@ -156,7 +156,7 @@ async def test_free_form_answers_fill_the_playbook_and_qualify_the_lead(
     assert texts[0].startswith("Hi Camille!")
     assert _question("homeowner") not in texts  # answered in the first message: never asked
     assert INSTALL_REPLY in texts  # the model's answer to the off-script question, after guardrails
-    assert texts[-1] == _question("callback")
+    assert texts[-1].startswith(_question("callback"))  # the book step offers free slots
     conv = await _conversation(runtime)
     lead = await runtime.store.get("demo", "leads", conv["lead_id"])
     assert lead is not None

@@ -76,6 +76,7 @@ def test_library_playbooks_have_required_shape() -> None:
         assert {s.type for s in playbook.steps} == {
             "message",
             "ask",
+            "book",
             "condition",
             "score",
             "wait",
