@@ -55,7 +55,7 @@ from app.messaging.tenant_channels import register_routes
 from app.tenancy.directory import TenantDirectory
 from crm_sync.base import AuthError, IntegrationError
 from crm_sync.catalog import CatalogError
-from crm_sync.models import Connection
+from crm_sync.models import Connection, ConnectionStatus
 from crm_sync.oauth import OAuthError
 from crm_sync.repository import ConnectionRepository
 
@@ -331,15 +331,29 @@ async def enable(
         raise HTTPException(
             status_code=HTTP_409_CONFLICT, detail=f"the connection needs re-authorisation: {how}"
         )
+    return await _set_status(connections, admin, current, "active", "enable")
+
+
+async def _set_status(
+    connections: ConnectionServices,
+    admin: AdminCaller,
+    current: Connection,
+    status: ConnectionStatus,
+    kind: str,
+) -> dict[str, Any]:
+    """Set a connection's status and audit it as ``kind``; returns the API view."""
     stored = await connections.credentials.set_status(
-        admin.tenant_id, connection_id, "active", actor=admin.actor
+        admin.tenant_id,
+        current.id,
+        status,
+        actor=admin.actor,
     )
     await record(
         connections.repository,
         admin.tenant_id,
-        "enable",
+        kind,
         actor=admin.actor,
-        connection_id=connection_id,
+        connection_id=current.id,
         provider=current.provider,
     )
     return _view(stored)
@@ -353,18 +367,7 @@ async def disable(
 ) -> dict[str, Any]:
     """Stop using a connection (its credentials stay)."""
     current = await _own(connections, admin.tenant_id, connection_id)
-    stored = await connections.credentials.set_status(
-        admin.tenant_id, connection_id, "disabled", actor=admin.actor
-    )
-    await record(
-        connections.repository,
-        admin.tenant_id,
-        "disable",
-        actor=admin.actor,
-        connection_id=connection_id,
-        provider=current.provider,
-    )
-    return _view(stored)
+    return await _set_status(connections, admin, current, "disabled", "disable")
 
 
 @post("/api/v1/integrations/{connection_id:str}/test", status_code=HTTP_200_OK)
