@@ -76,7 +76,8 @@ class ConnectionsFeature(Feature):
             self._services, self._config = build_services(self.runtime.settings, self.runtime.store)
             # The rest of the runtime reaches the credential layer through it: authorised clients
             # for adapters, and each tenant's own channels (WhatsApp, Twilio, mailbox).
-            self.runtime.connections = self._services
+            if self.runtime.connections is None:  # a test (or an embedder) may have set its own
+                self.runtime.connections = self._services
         return self._services, self._config
 
     @property
