@@ -686,7 +686,7 @@ def _part_text(part: Message) -> str:
     data = _part_bytes(part)
     try:
         return data.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, ValueError):  # an unknown charset, or a name holding a NUL character
         return data.decode("utf-8", "replace")
 
 
@@ -963,7 +963,7 @@ def parse_sendgrid_form(content_type: str, raw_body: bytes, *, channel: str = "e
         data = part.data[:MAX_PARSE_BYTES]
         try:
             return data.decode(charsets.get(name) or part.get_content_charset() or "utf-8", "replace")
-        except LookupError:
+        except (LookupError, ValueError):  # an unknown charset, or a name holding a NUL character
             return data.decode("utf-8", "replace")
 
     envelope_to = ""
