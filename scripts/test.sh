@@ -16,7 +16,7 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   echo "installing chromium (the browser the web chat widget test and the dashboard journeys drive through Playwright)" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >&2 || \
-    echo "warning: could not install chromium; the browser test will be skipped" >&2
+    echo "warning: could not install chromium; the browser tests will fail" >&2
 fi
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check . >/dev/null
 echo "== import contracts"; .venv/bin/lint-imports
