@@ -57,8 +57,8 @@ async def test_a_conversation_that_qualifies_the_lead_syncs_it(rt: Runtime) -> N
         ]  # filled from the answer
         note = next(iter(fake.objects["notes"].values()))["properties"]["hs_note_body"]
         assert f"{lead_docs[0].data['score']}/100" in note and "Owns the home" in note
-        # a later answer updates the same records
-        await say(rt, 7, "tomorrow at 10am")
+        # a later change (a meeting booked through the playbook's book step) updates the same records
+        await say(rt, 7, "1")
         assert counts("hubspot", fake) == (1, 1, 1)
         link = Link.from_doc(
             await rt.store.get(TENANT, col.CRM_LINKS, link_id(connection.id, lead_docs[0].id)) or {}

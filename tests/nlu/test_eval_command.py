@@ -21,7 +21,7 @@ from playbooks.engine import ask_context, new_state
 from playbooks.evaluation import EVAL_DIR, load_cases, run_eval
 from playbooks.interpret import read_message
 from playbooks.loader import load_library
-from playbooks.schema import AskStep, Playbook
+from playbooks.schema import AskStep, BookStep, Playbook
 from tests.llm.fake_openai import FakeOpenAI, Recorded, Scripted, analysis, estimate_tokens, lead_message
 
 #: The model's intent vocabulary (``app.ai.llm.analysis.INTENTS``) for the offline reader's intents.
@@ -104,8 +104,10 @@ def read_like_a_model(request: Recorded) -> Scripted:
     kinds = playbook.slot_kinds()
     open_slots = {s: kinds[s] for s in open_list.split(", ") if s in kinds}
     context = None
-    if asked is not None:
-        step = next(s for s in playbook.steps if isinstance(s, AskStep) and s.slot == asked)
+    step = next(
+        (s for s in playbook.steps if isinstance(s, AskStep | BookStep) and s.slot == asked), None
+    )
+    if step is not None:  # a ``book`` step is asked as its ``ask_without_calendar`` question
         context = ask_context(playbook, step.id, state=state)
     assert now is not None
     reading = read_message(

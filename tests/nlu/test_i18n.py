@@ -12,10 +12,19 @@ def test_every_key_has_english_and_french() -> None:
     assert {"en", "fr"} <= set(supported_languages())
 
 
+#: A value for every placeholder the bot's texts use.
+PARAMS = {
+    "company_name": "SunnyWatt",
+    "delay": "2 h",
+    "hours": "9:00-18:00",
+    "reopen": "9:00",
+    "callback": "10:00",
+}
+
+
 @pytest.mark.parametrize("key", [k for k in MessageKey if k is not MessageKey.REACTION_ACK])
 def test_texts_differ_per_language_and_are_not_empty(key: MessageKey) -> None:
-    params = {"company_name": "SunnyWatt"}
-    english, french = text(key, "en", **params), text(key, "fr", **params)
+    english, french = text(key, "en", **PARAMS), text(key, "fr", **PARAMS)
     assert english and french and english != french
 
 
@@ -34,7 +43,7 @@ def test_region_and_case_are_ignored() -> None:
 
 def test_french_uses_vouvoiement() -> None:
     for key in MessageKey:
-        french = text(key, "fr", company_name="X").lower().replace("'", " ")
+        french = text(key, "fr", **PARAMS).lower().replace("'", " ")
         assert " tu " not in f" {french} " and " te " not in f" {french} "
 
 
