@@ -104,9 +104,7 @@ def read_like_a_model(request: Recorded) -> Scripted:
     kinds = playbook.slot_kinds()
     open_slots = {s: kinds[s] for s in open_list.split(", ") if s in kinds}
     context = None
-    step = next(
-        (s for s in playbook.steps if isinstance(s, AskStep | BookStep) and s.slot == asked), None
-    )
+    step = next((s for s in playbook.steps if isinstance(s, AskStep | BookStep) and s.slot == asked), None)
     if step is not None:  # a ``book`` step is asked as its ``ask_without_calendar`` question
         context = ask_context(playbook, step.id, state=state)
     assert now is not None
