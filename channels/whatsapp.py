@@ -14,7 +14,6 @@ The module is pure apart from :meth:`WhatsAppChannel.send`, which makes one HTTP
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -22,7 +21,6 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -45,6 +43,7 @@ from channels.base import (
     guarded_verify,
     numbered_choices,
 )
+from kernel.http import parse_retry_after
 
 __all__ = [
     "MAX_BUTTONS",
@@ -241,22 +240,6 @@ def _row(choice: Choice) -> dict[str, Any]:
     if len(choice.title.strip()) > MAX_ROW_TITLE:
         row["description"] = _truncate(choice.title, MAX_ROW_DESCRIPTION)
     return row
-
-
-def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or HTTP-date, RFC 9110 §10.2.3); ``None`` if absent."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 class WhatsAppChannel(Channel):
@@ -603,7 +586,7 @@ class WhatsAppChannel(Channel):
             message,
             retryable=retryable,
             code=str(code) if code is not None else None,
-            retry_after_s=_retry_after(response.headers.get("retry-after")) if retryable else None,
+            retry_after_s=parse_retry_after(response.headers) if retryable else None,
         )
 
     def _redact(self, text: str) -> str:

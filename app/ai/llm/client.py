@@ -21,9 +21,7 @@ Every give-up raises :class:`LlmError` with a short ``reason`` and the usage spe
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +35,7 @@ from app.ai.llm.analysis import TurnAnalysis, response_format
 from app.ai.llm.usage import ModelPrice, parse_prices
 from app.core.settings import Settings
 from kernel.errors import LeadWarmError
+from kernel.http import parse_retry_after
 
 __all__ = [
     "TRANSIENT",
@@ -147,30 +146,11 @@ class _MalformedError(Exception):
 
 
 def retry_after_seconds(exc: BaseException) -> float | None:
-    """The wait an error's response asks for: ``retry-after-ms``, else ``retry-after`` (seconds or an
-    HTTP date, RFC 9110 section 10.2.3); ``None`` when absent or unreadable."""
+    """The wait an error's response asks for (``retry-after-ms``, else ``retry-after`` as seconds or
+    an HTTP date, RFC 9110 section 10.2.3: :func:`kernel.http.parse_retry_after`); ``None`` when
+    absent, unreadable, or the error carries no response."""
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return max(0.0, float(raw_ms) / 1000)
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(getattr(response, "headers", None))
 
 
 def _reason(exc: BaseException) -> str:
