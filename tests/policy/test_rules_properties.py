@@ -96,7 +96,8 @@ def test_no_free_text_on_whatsapp_outside_the_customer_service_window(f: Outboun
 def test_only_direct_replies_may_use_the_quiet_hours_exception(f: OutboundFacts) -> None:
     decision = decide(f)
     if decision.action in ("send", "send_template") and _in_quiet_hours(f, f.now):
-        assert f.trigger == "inbound" and f.allow_direct_replies
+        # a direct answer to a lead who just wrote: the bot's, or a person's (issue 11)
+        assert f.trigger in ("inbound", "agent") and f.allow_direct_replies
         assert f.last_inbound_at is not None and f.now - f.last_inbound_at <= DIRECT_REPLY_SECONDS
 
 
