@@ -26,6 +26,7 @@ from crm_sync.calendars.common import (
     WebhookSignatureError,
     json_body,
     parse_iso,
+    still_free,
     to_iso,
 )
 from kernel.clock import Clock, SystemClock
@@ -150,10 +151,7 @@ class CalComCalendar:
             data: Mapping[str, Any] = json_body(response, self.provider).get("data") or {}
         except ProviderError as exc:
             if exc.status in (400, 409):
-                free = await self.free_slots(
-                    slot.start - 1, slot.end + 1, duration_s=int(slot.end - slot.start)
-                )
-                if not any(abs(s.start - slot.start) < 1 for s in free):
+                if not await still_free(self, slot):
                     raise SlotTakenError("the slot is no longer free on Cal.com") from exc
                 raise
             if not (exc.retryable or exc.status == 0):

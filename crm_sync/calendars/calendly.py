@@ -36,6 +36,7 @@ from crm_sync.calendars.common import (
     WebhookSignatureError,
     json_body,
     parse_iso,
+    still_free,
     to_iso,
 )
 from kernel.clock import Clock, SystemClock
@@ -139,10 +140,7 @@ class CalendlyCalendar:
             if exc.status == 403:
                 return await self._link(slot, attendee)
             if exc.status in (400, 409, 422):
-                free = await self.free_slots(
-                    slot.start - 1, slot.end + 1, duration_s=int(slot.end - slot.start)
-                )
-                if not any(abs(s.start - slot.start) < 1 for s in free):
+                if not await still_free(self, slot):
                     raise SlotTakenError("the time is no longer available on Calendly") from exc
                 raise
             if not (exc.retryable or exc.status == 0):

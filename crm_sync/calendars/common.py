@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crm_sync.base import IntegrationError, ProviderError
+from crm_sync.base import CalendarProvider, IntegrationError, ProviderError, Slot
 
 __all__ = [
     "MAX_RANGE_S",
@@ -28,6 +28,7 @@ __all__ = [
     "load_zone",
     "overlaps",
     "parse_iso",
+    "still_free",
     "to_iso",
 ]
 
@@ -283,3 +284,10 @@ def json_body(response: Any, provider: str) -> Any:
 
 
 __all__ += ["json_body"]
+
+
+async def still_free(provider: CalendarProvider, slot: Slot) -> bool:
+    """Whether ``provider`` still offers ``slot`` (its start, to the second): asked after a booking
+    was refused, to tell a slot taken meanwhile from any other refusal."""
+    free = await provider.free_slots(slot.start - 1, slot.end + 1, duration_s=int(slot.end - slot.start))
+    return any(abs(s.start - slot.start) < 1 for s in free)
