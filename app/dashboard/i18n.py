@@ -11,6 +11,8 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 
+from app.dashboard.strings_inbox import INBOX_STRINGS
+
 __all__ = ["LANGUAGES", "LANG_COOKIE", "STRINGS", "language_of", "strings"]
 
 LANGUAGES = ("en", "fr")
@@ -113,6 +115,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "error": {"en": "Something went wrong", "fr": "Une erreur est survenue"},
     "live": {"en": "Updates live", "fr": "Mise à jour en direct"},
 }
+STRINGS.update(INBOX_STRINGS)
 
 
 def language_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

@@ -15,7 +15,7 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 
 from app.core.features import Feature, feature_dependencies
-from app.dashboard import api_routes, pages
+from app.dashboard import api_inbox, api_routes, pages, pages_inbox
 from app.dashboard.auth import tenant_from_key_or_session
 from app.dashboard.people import PeopleDirectory
 
@@ -28,7 +28,12 @@ __all__ = ["DashboardFeature"]
 class DashboardFeature(Feature):
     """Provides ``people``; ``tenant_id`` becomes "admin key or session"."""
 
-    route_handlers = (*api_routes.ROUTES, *pages.ROUTES)
+    route_handlers = (
+        *api_routes.ROUTES,
+        *pages.ROUTES,
+        *api_inbox.ROUTES,  # inbox actions, the lead page
+        *pages_inbox.ROUTES,
+    )
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)

@@ -407,6 +407,65 @@ class HandoffService:
         log.info("handoff.agent_message", tenant=tenant_id, conversation=conversation_id, by=author)
         return message
 
+    # ------------------------------------------------------------------ a person takes over
+    async def take_over(self, tenant_id: str, conversation_id: str, *, by: str = "agent") -> Handoff:
+        """A person takes the conversation before writing anything: the bot stops answering it
+        (status ``handoff``) and the handoff is ``answered`` by ``by``. Waiting handoffs stop their
+        response-time timer; taking over a conversation a person already has changes nothing.
+        Returns the handoff record. Raises :class:`HandoffNotFoundError`,
+        :class:`HandoffConflictError` (closed conversation)."""
+        now = self.clock.now()
+        profile = await self.tenants.profile(tenant_id)
+
+        async def fn(tx: Transaction) -> Handoff:
+            data = await tx.get(col.CONVERSATIONS, conversation_id)
+            if data is None:
+                raise HandoffNotFoundError(f"no conversation {conversation_id!r}")
+            conv = Conversation.from_doc(data)
+            if conv.status == "closed":
+                raise HandoffConflictError("the conversation is closed")
+            stored = await tx.get(HANDOFFS, conv.id)
+            handoff = Handoff.from_doc(stored) if stored else None
+            if conv.status == "handoff" and handoff is not None and handoff.answered_at is not None:
+                return handoff
+            events: list[ConversationEvent] = []
+            if conv.status != "handoff" or handoff is None:
+                lead_doc = await tx.get(col.LEADS, conv.lead_id)
+                language = (lead_doc or {}).get("language") or profile.default_language
+                handoff = Handoff(
+                    id=conv.id,
+                    conversation_id=conv.id,
+                    lead_id=conv.lead_id,
+                    channel=conv.channel,
+                    seq=(handoff.seq + 1) if handoff else 1,
+                    reason="a person took over",
+                    requested_by="agent",
+                    resume_step=conv.current_step,
+                    language=str(language),
+                    requested_at=now,
+                )
+                events.append(_event(now, "handoff.requested", by, reason=handoff.reason))
+                conv.status = "handoff"
+                conv.state = {**conv.state, "status": "handoff"}
+            handoff.status, handoff.answered_at, handoff.answered_by = "answered", now, by
+            events.append(_event(now, "handoff.answered", by, waited_s=now - handoff.requested_at))
+            final = handoff
+            writes = _Writes(self.jobs, conv.id, lambda _stored: final, cancel_timeout=True)
+            writes.new_jobs = self._notify_jobs(profile, "answered", now)
+            await writes.read(tx)
+            _append_events(conv, *events)
+            _audited(writes, self.audit, conv.id, *events)
+            conv.updated_at = now
+            conv.version += 1
+            tx.set(col.CONVERSATIONS, conv.id, conv.to_doc())
+            writes.write(tx)
+            return final
+
+        handoff = await self.store.run_transaction(tenant_id, fn)
+        self.jobs.notify()
+        log.info("handoff.taken_over", tenant=tenant_id, conversation=conversation_id, by=by)
+        return handoff
+
     # ------------------------------------------------------------------ handback
     async def hand_back(
         self,

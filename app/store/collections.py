@@ -46,6 +46,7 @@ __all__ = [
     "STATUS_EVENTS",
     "USERS",
     "messages_collection",
+    "notes_collection",
 ]
 
 # --- tenant data
@@ -121,3 +122,8 @@ DASHBOARD_SESSIONS = "dashboard_sessions"
 """Under ``SYSTEM_TENANT``: sign-in sessions by SHA-256 of the cookie's token (tenant, user, expiry)."""
 DASHBOARD_INVITATIONS = "dashboard_invitations"
 """Under ``SYSTEM_TENANT``: pending invitations by SHA-256 of the link's token (single use)."""
+
+
+def notes_collection(conversation_id: str) -> str:
+    """The sub-collection holding one conversation's internal notes (the team's, never sent)."""
+    return f"{CONVERSATIONS}/{conversation_id}/notes"

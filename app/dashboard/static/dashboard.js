@@ -134,7 +134,6 @@
   // ------------------------------------------------------------------ one conversation
   function conversation() {
     const id = document.body.dataset.conversation;
-    const canReply = document.body.dataset.canReply === "1";
     const url = "/api/v1/conversations/" + encodeURIComponent(id);
     let timer = null;
     let lastCount = -1;
@@ -185,25 +184,8 @@
       timer = setTimeout(refresh, POLL_MS);
     }
 
-    if (canReply) {
-      const form = document.getElementById("reply-form");
-      const status = document.getElementById("reply-status");
-      form.addEventListener("submit", async (event) => {
-        event.preventDefault();
-        const text = form.elements.text.value.trim();
-        if (!text) return;
-        try {
-          await api("POST", url + "/messages", { text });
-          form.elements.text.value = "";
-          status.textContent = "✓";
-          refresh();
-        } catch (err) { showError(status, err); }
-      });
-      document.getElementById("handback").addEventListener("click", async () => {
-        try { await api("POST", url + "/handback", {}); status.textContent = "✓"; refresh(); }
-        catch (err) { showError(status, err); }
-      });
-    }
+    // The actions (take over, reply, notes, hand back) are inbox.js's; it asks for a redraw.
+    document.addEventListener("lw:refresh", () => refresh());
     refresh();
   }
 
@@ -223,7 +205,7 @@
           tbody,
           data.leads,
           [
-            (l) => l.name || "–", (l) => l.email || "", (l) => l.phone || "", (l) => l.stage,
+            (l) => el("a", { href: "/app/leads/" + encodeURIComponent(l.id) }, l.name || l.id), (l) => l.email || "", (l) => l.phone || "", (l) => l.stage,
             (l) => String(l.score), (l) => l.source, (l) => (l.channels || []).join(", "), (l) => when(l.created_at),
           ],
           T.no_leads,
