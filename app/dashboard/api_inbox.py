@@ -21,6 +21,7 @@ machine calls with the admin key. Times are floats, seconds since the Unix epoch
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -126,7 +127,7 @@ async def _notes(runtime: Runtime, tenant_id: str, conversation_id: str) -> list
     docs = await runtime.store.query(
         tenant_id,
         col.notes_collection(conversation_id),
-        order_by=[Order("created_at", descending=True)],
+        order_by=[Order("created_at", descending=True), Order("id", descending=True)],
         limit=NOTES_LIMIT,
     )
     return [d.data for d in reversed(docs)]
@@ -213,7 +214,8 @@ async def add_note(
     """Store the note; the stored note back. 400 empty text, 404 unknown conversation."""
     conv = await _conversation(runtime, tenant_id, conversation_id)
     note = Note(
-        id=f"nt_{uuid.uuid4().hex[:20]}",
+        # Sortable: notes written in the same clock tick keep the order they were written in.
+        id=f"nt_{time.time_ns():020d}_{uuid.uuid4().hex[:8]}",
         conversation_id=conversation_id,
         lead_id=str(conv.get("lead_id")),
         author=await _author(request, people),
