@@ -60,6 +60,7 @@ MESSAGES_PER_CONVERSATION = 200
 TIMELINE_LIMIT = 500
 _ROWS_LIMIT = 100
 _HANDOFF_EVENTS = ("handoff", "handoff.")
+_RANK = {("message", "inbound"): 0, ("message", "outbound"): 2, ("note", None): 3}
 _BOOKING_FIELDS = (
     "id",
     "conversation_id",
@@ -312,7 +313,7 @@ async def lead_overview(
     timeline: list[dict[str, Any]] = []
     score_history: list[dict[str, Any]] = []
     for conv, messages, notes in zip(convs, per_conv_messages, per_conv_notes, strict=True):
-        for m in messages:
+        for m in reversed(messages):  # oldest first
             timeline.append(
                 {
                     "at": float(m.get("created_at") or 0.0),
@@ -349,7 +350,10 @@ async def lead_overview(
     sync_rows = [{k: s.get(k) for k in _SYNC_FIELDS} for s in logs]
     for s in sync_rows:
         timeline.append({**s, "kind": "sync", "at": float(s.get("at") or 0.0)})
-    timeline.sort(key=lambda e: e["at"], reverse=True)
+    # Oldest first (stable), then reversed. At one instant a turn reads: the lead's message, what
+    # the bot decided (score, handoff), then its replies.
+    timeline.sort(key=lambda e: (e["at"], _RANK.get((e["kind"], e.get("direction")), 1)))
+    timeline.reverse()
     score_history.sort(key=lambda e: e["at"])
     crm = [
         {
