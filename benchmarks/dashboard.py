@@ -121,16 +121,21 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--leads", type=int, default=10_000)
     parser.add_argument("--messages-per-conversation", type=int, default=10)
+    parser.add_argument("--data-dir", type=Path, default=None, help="keep the seeded store here (reused)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        data_dir = args.data_dir or Path(tmp)
+        seeded = (data_dir / ".seeded").exists()
         settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, leadwarm_data_dir=Path(tmp), admin_api_key=KEY, log_level="WARNING"
+            _env_file=None, leadwarm_data_dir=data_dir, admin_api_key=KEY, log_level="WARNING"
         )
         rt = Runtime.build(settings)
         await bootstrap(rt)
-        started = time.perf_counter()
-        await _seed(rt, args.leads, args.messages_per_conversation)
-        print(f"seed: {time.perf_counter() - started:.1f} s", flush=True)
+        if not seeded:
+            started = time.perf_counter()
+            await _seed(rt, args.leads, args.messages_per_conversation)
+            print(f"seed: {time.perf_counter() - started:.1f} s", flush=True)
+            (data_dir / ".seeded").touch()
         app = create_app(runtime=rt, start_worker=False)
         auth = {"Authorization": f"Bearer {KEY}"}
         async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
@@ -142,6 +147,8 @@ async def main() -> None:
                 ("leads_search", "/api/v1/leads?q=lead%209999"),
                 ("leads_csv", "/api/v1/leads.csv"),
                 ("conversation", "/api/v1/conversations/cv_00000042"),
+                ("conversation_handling", "/api/v1/conversations/cv_00000042/handling"),
+                ("lead_overview", "/api/v1/leads/ld_00000042/overview"),
                 ("analytics", "/api/v1/analytics/playbooks"),
                 ("page_inbox_shell", "/app/signin"),
             ):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from functools import partial
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
@@ -39,6 +40,7 @@ from app.authoring.repository import PlaybookNotFoundError
 from app.composition import Runtime
 from app.dashboard.auth import request_session
 from app.dashboard.people import PeopleDirectory, PeopleError, Role
+from app.dashboard.speed import RECENT, steps_reached
 from app.store import Order, where
 from app.store.collections import CONVERSATIONS, LEADS, messages_collection
 from channels.base import OutboundMessage, SendError
@@ -162,19 +164,24 @@ async def inbox(
     """See the module docstring; ``handoffs`` counts the handoffs among the rows read.
 
     Without ``min_score`` it reads the open handoffs (oldest first, at most :data:`HANDOFF_LIMIT`) and
-    the newest ``limit`` conversations, and the leads of those only; with ``min_score`` it reads the
-    newest :data:`SCAN_LIMIT` conversations and their leads, then filters."""
+    the newest ``limit`` conversations, and the leads of the ``limit`` rows shown only; with
+    ``min_score`` it reads the newest ``5 * limit`` conversations and their leads, and only when
+    fewer than ``limit`` match, the newest :data:`SCAN_LIMIT`, then filters."""
     filters = [where(k, "==", v) for k, v in (("channel", channel), ("playbook_id", playbook)) if v]
     if status:
         filters.append(where("status", "==", status))
-    scan = SCAN_LIMIT if min_score is not None else limit
-    docs = await runtime.store.query(
-        tenant_id,
-        CONVERSATIONS,
-        filters=filters,
-        order_by=[Order("created_at", descending=True)],
-        limit=scan,
-    )
+    filters.append(RECENT)
+
+    async def newest(count: int) -> list[Any]:
+        return await runtime.store.query(
+            tenant_id,
+            CONVERSATIONS,
+            filters=filters,
+            order_by=[Order("created_at", descending=True)],
+            limit=count,
+        )
+
+    docs = await newest(limit if min_score is None else 5 * limit)
     if status in (None, "handoff"):
         handoffs = await runtime.store.query(
             tenant_id,
@@ -183,39 +190,64 @@ async def inbox(
             order_by=[Order("created_at")],
             limit=HANDOFF_LIMIT,
         )
-        seen = {d.id for d in docs}
-        docs = [*docs, *(d for d in handoffs if d.id not in seen)]
+    else:
+        handoffs = []
     now = runtime.clock.now()
-    leads = await _leads_by_id(runtime, tenant_id, {str(d.data.get("lead_id")) for d in docs})
-    rows = []
-    for doc in docs:
-        conv = doc.data
-        lead = leads.get(str(conv.get("lead_id")), {})
-        score = int(lead.get("score") or 0)
-        if min_score is not None and score < min_score:
-            continue
-        is_handoff = conv.get("status") == "handoff"
-        since = _handoff_since(conv) if is_handoff else None
-        rows.append(
-            {
-                "id": conv.get("id"),
-                "lead_id": conv.get("lead_id"),
-                "lead_name": lead.get("name") or conv.get("address"),
-                "channel": conv.get("channel"),
-                "status": conv.get("status"),
-                "playbook_id": conv.get("playbook_id"),
-                "current_step": conv.get("current_step"),
-                "score": score,
-                "stage": lead.get("stage"),
-                "message_count": conv.get("message_count", 0),
-                "updated_at": conv.get("updated_at"),
-                "created_at": conv.get("created_at"),
-                "waiting_s": max(0.0, now - since) if since is not None else None,
-            }
-        )
+    leads: dict[str, dict[str, Any]] = {}
+
+    async def rows_of(convs: list[Any]) -> list[dict[str, Any]]:
+        if min_score is not None:
+            wanted = {str(d.data.get("lead_id")) for d in convs} - set(leads)
+            leads.update(await _leads_by_id(runtime, tenant_id, wanted))
+        out = []
+        seen: set[str] = set()
+        for doc in convs:
+            conv = doc.data
+            if doc.id in seen:
+                continue
+            seen.add(doc.id)
+            score = int(leads.get(str(conv.get("lead_id")), {}).get("score") or 0)
+            if min_score is not None and score < min_score:
+                continue
+            since = _handoff_since(conv) if conv.get("status") == "handoff" else None
+            out.append(
+                {
+                    "id": conv.get("id"),
+                    "lead_id": conv.get("lead_id"),
+                    "lead_name": conv.get("address"),
+                    "channel": conv.get("channel"),
+                    "status": conv.get("status"),
+                    "playbook_id": conv.get("playbook_id"),
+                    "current_step": conv.get("current_step"),
+                    "score": score,
+                    "stage": None,
+                    "message_count": conv.get("message_count", 0),
+                    "updated_at": conv.get("updated_at"),
+                    "created_at": conv.get("created_at"),
+                    "waiting_s": max(0.0, now - since) if since is not None else None,
+                }
+            )
+        return out
+
+    rows = await rows_of([*docs, *handoffs])
+    if (
+        min_score is not None
+        and len(docs) == 5 * limit
+        and sum(r["status"] != "handoff" for r in rows) < limit
+    ):
+        rows = await rows_of([*await newest(SCAN_LIMIT), *handoffs])
     rows.sort(key=lambda r: (r["status"] != "handoff", -(r["waiting_s"] or 0.0), -(r["updated_at"] or 0.0)))
+    shown = rows[:limit]
+    # The leads of the rows shown only (not of every row read).
+    wanted = {str(r["lead_id"]) for r in shown} - set(leads)
+    leads.update(await _leads_by_id(runtime, tenant_id, wanted))
+    for row in shown:
+        lead = leads.get(str(row["lead_id"]), {})
+        row["lead_name"] = lead.get("name") or row["lead_name"]
+        row["score"] = int(lead.get("score") or 0)
+        row["stage"] = lead.get("stage")
     return {
-        "conversations": rows[:limit],
+        "conversations": shown,
         "handoffs": sum(1 for r in rows if r["status"] == "handoff"),
         "now": now,
     }
@@ -236,6 +268,7 @@ async def _leads(
     min_score: int | None,
 ) -> list[dict[str, Any]]:
     filters = [where(k, "==", v) for k, v in (("stage", stage), ("source", source)) if v]
+    filters.append(RECENT)
     docs = await runtime.store.query(
         tenant_id, LEADS, filters=filters, order_by=[Order("created_at", descending=True)], limit=SCAN_LIMIT
     )
@@ -349,12 +382,15 @@ async def playbook_analytics(
         docs = await runtime.store.query(
             tenant_id,
             CONVERSATIONS,
-            filters=[where("playbook_id", "==", playbook_id)],
+            filters=[where("playbook_id", "==", playbook_id), RECENT],
             order_by=[Order("created_at", descending=True)],
             limit=SCAN_LIMIT,
         )
         convs = [d.data for d in docs]
-        reached = await asyncio.gather(*(_steps_reached(runtime, tenant_id, c) for c in convs))
+        reached = [
+            await steps_reached.get(tenant_id, c, partial(_steps_reached, runtime, tenant_id, c))
+            for c in convs
+        ]
         funnel = []
         previous: int | None = None
         for step in playbook.steps:

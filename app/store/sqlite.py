@@ -70,6 +70,8 @@ _TENANT_INDEXES: tuple[tuple[str, ...], ...] = (
     ("direction", "channel", "seq"),  # the lead's last email, for threading
     ("id", "status", "version"),  # a playbook's versions
     ("status", "due_at"),  # jobs of one tenant (dead letters)
+    ("status", "created_at"),  # the dashboard's inbox: handoffs, a status filter
+    ("playbook_id", "created_at"),  # the dashboard's analytics and inbox playbook filter
 )
 #: Collection-group indexes (no tenant): the scheduler's queries over every tenant's jobs.
 _GROUP_INDEXES: tuple[tuple[str, ...], ...] = (("status", "due_at"), ("status", "lease_until"))
