@@ -40,7 +40,7 @@ from app.authoring.repository import PlaybookNotFoundError
 from app.composition import Runtime
 from app.dashboard.auth import request_session
 from app.dashboard.people import PeopleDirectory, PeopleError, Role
-from app.dashboard.speed import RECENT, steps_reached
+from app.dashboard.speed import RECENT, freshness, reports, steps_reached
 from app.store import Order, where
 from app.store.collections import CONVERSATIONS, LEADS, messages_collection
 from channels.base import OutboundMessage, SendError
@@ -165,8 +165,8 @@ async def inbox(
 
     Without ``min_score`` it reads the open handoffs (oldest first, at most :data:`HANDOFF_LIMIT`) and
     the newest ``limit`` conversations, and the leads of the ``limit`` rows shown only; with
-    ``min_score`` it reads the newest ``5 * limit`` conversations and their leads, and only when
-    fewer than ``limit`` match, the newest :data:`SCAN_LIMIT`, then filters."""
+    ``min_score`` it reads the newest ``5 * limit`` conversations and their leads, and while fewer
+    than ``limit`` match, further back (``20 * limit``, then :data:`SCAN_LIMIT`), then filters."""
     filters = [where(k, "==", v) for k, v in (("channel", channel), ("playbook_id", playbook)) if v]
     if status:
         filters.append(where("status", "==", status))
@@ -181,7 +181,8 @@ async def inbox(
             limit=count,
         )
 
-    docs = await newest(limit if min_score is None else 5 * limit)
+    asked = limit if min_score is None else min(5 * limit, SCAN_LIMIT)
+    docs = await newest(asked)
     if status in (None, "handoff"):
         handoffs = await runtime.store.query(
             tenant_id,
@@ -230,12 +231,12 @@ async def inbox(
         return out
 
     rows = await rows_of([*docs, *handoffs])
-    if (
-        min_score is not None
-        and len(docs) == 5 * limit
-        and sum(r["status"] != "handoff" for r in rows) < limit
-    ):
-        rows = await rows_of([*await newest(SCAN_LIMIT), *handoffs])
+    for wider in (20 * limit, SCAN_LIMIT):  # too few matches among the rows read: read further back
+        if min_score is None or len(docs) < asked or sum(r["status"] != "handoff" for r in rows) >= limit:
+            break
+        asked = min(wider, SCAN_LIMIT)
+        docs = await newest(asked)
+        rows = await rows_of([*docs, *handoffs])
     rows.sort(key=lambda r: (r["status"] != "handoff", -(r["waiting_s"] or 0.0), -(r["updated_at"] or 0.0)))
     shown = rows[:limit]
     # The leads of the rows shown only (not of every row read).
@@ -379,6 +380,12 @@ async def playbook_analytics(
             playbook = await runtime.playbooks.get(tenant_id, playbook_id, version)
         except PlaybookNotFoundError:
             continue
+        # Taken before the read: a write during it leaves the cached report older than its token.
+        token, now = await freshness(runtime.store, tenant_id, playbook_id), runtime.clock.now()
+        cached = reports.get(tenant_id, playbook_id, version, token, now)
+        if cached is not None:
+            out.append(cached)
+            continue
         docs = await runtime.store.query(
             tenant_id,
             CONVERSATIONS,
@@ -411,22 +418,22 @@ async def playbook_analytics(
         qualified = sum(1 for s in states if s.get("qualified"))
         scores = [int(s.get("score") or 0) for s in states]
         cost = sum(int((c.get("llm_usage") or {}).get("cost_micro_usd", 0)) for c in convs) / 1_000_000
-        out.append(
-            {
-                "playbook_id": playbook_id,
-                "name": playbook.name,
-                "version": version,
-                "conversations": started,
-                "funnel": funnel,
-                "qualified": qualified,
-                "qualification_rate": qualified / started if started else None,
-                "handoffs": sum(1 for c in convs if c.get("status") == "handoff"),
-                "average_score": sum(scores) / started if started else None,
-                "cost_usd": cost,
-                "cost_per_conversation_usd": cost / started if started else None,
-                "cost_per_qualified_usd": cost / qualified if qualified else None,
-            }
-        )
+        report = {
+            "playbook_id": playbook_id,
+            "name": playbook.name,
+            "version": version,
+            "conversations": started,
+            "funnel": funnel,
+            "qualified": qualified,
+            "qualification_rate": qualified / started if started else None,
+            "handoffs": sum(1 for c in convs if c.get("status") == "handoff"),
+            "average_score": sum(scores) / started if started else None,
+            "cost_usd": cost,
+            "cost_per_conversation_usd": cost / started if started else None,
+            "cost_per_qualified_usd": cost / qualified if qualified else None,
+        }
+        reports.put(tenant_id, playbook_id, version, token, now, report)
+        out.append(report)
     return {"playbooks": out}
 
 

@@ -72,6 +72,7 @@ _TENANT_INDEXES: tuple[tuple[str, ...], ...] = (
     ("status", "due_at"),  # jobs of one tenant (dead letters)
     ("status", "created_at"),  # the dashboard's inbox: handoffs, a status filter
     ("playbook_id", "created_at"),  # the dashboard's analytics and inbox playbook filter
+    ("playbook_id", "updated_at"),  # the dashboard's analytics: has anything changed?
 )
 #: Collection-group indexes (no tenant): the scheduler's queries over every tenant's jobs.
 _GROUP_INDEXES: tuple[tuple[str, ...], ...] = (("status", "due_at"), ("status", "lease_until"))

@@ -206,3 +206,33 @@ async def test_the_lead_overview_joins_timeline_score_history_bookings_and_crm(
     assert (await client.get("/api/v1/leads/ld_nope/overview")).status_code == 404
     page = await client.get(f"/app/leads/{lead_id}")
     assert page.status_code == 200 and f'data-lead="{lead_id}"' in page.text
+
+
+async def test_cached_analytics_follow_every_conversation_write(
+    runtime: Runtime, client: AsyncTestClient[Litestar]
+) -> None:
+    """The analytics report is cached while nothing changed; any write shows at once (the manual
+    clock does not move, so the writes all share one ``updated_at``)."""
+
+    async def report() -> dict[str, Any]:
+        data = (await client.get("/api/v1/analytics/playbooks", headers=AUTH)).json()
+        found: dict[str, Any] = next(p for p in data["playbooks"] if p["playbook_id"] == "handoff-demo")
+        return found
+
+    first = await start_webchat_lead(runtime, client, "Ana Hot")
+    assert (await report())["conversations"] == 1
+    assert await report() == await report()
+    await lead_says(runtime, first["lead"]["webchat_id"], "5000")
+    after_answer = await report()
+    assert after_answer["handoffs"] == 1 and after_answer["qualified"] == 1
+    second = await start_webchat_lead(runtime, client, "Ben Small")
+    assert (await report())["conversations"] == 2
+    await lead_says(runtime, second["lead"]["webchat_id"], "100")
+    funnel = {s["step_id"]: s["reached"] for s in (await report())["funnel"]}
+    assert funnel == {"hello": 2, "budget": 2}
+    taken = await client.post(f"/api/v1/conversations/{second['conversation_id']}/takeover", headers=AUTH)
+    assert taken.status_code == 409  # closed: nothing changed
+    third = await start_webchat_lead(runtime, client, "Chloé Quiet")
+    await client.post(f"/api/v1/conversations/{third['conversation_id']}/takeover", headers=AUTH)
+    final = await report()
+    assert final["conversations"] == 3 and final["handoffs"] == 2
