@@ -236,3 +236,28 @@ async def test_cached_analytics_follow_every_conversation_write(
     await client.post(f"/api/v1/conversations/{third['conversation_id']}/takeover", headers=AUTH)
     final = await report()
     assert final["conversations"] == 3 and final["handoffs"] == 2
+
+
+async def test_the_conversation_and_lead_pages_speak_french(
+    runtime: Runtime, client: AsyncTestClient[Litestar]
+) -> None:
+    started = await start_webchat_lead(runtime, client, "Chloé Quiet")
+    await sign_in(client, *AGENT)
+    french = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    lead = await client.get(f"/app/leads/{started['lead']['id']}", headers=french)
+    assert lead.status_code == 200
+    assert '<html lang="fr">' in lead.text
+    assert (
+        "Chronologie" in lead.text
+        and "Historique du score" in lead.text
+        and "Synchronisation CRM" in lead.text
+    )
+    conv = await client.get(f"/app/conversations/{started['conversation_id']}", headers=french)
+    assert "Prendre la main" in conv.text and "Notes internes" in conv.text
+    assert "Reprendre le bot à l&#39;étape" in conv.text or "Reprendre le bot à l'étape" in conv.text
+    english = await client.get(f"/app/conversations/{started['conversation_id']}")
+    assert "Take over" in english.text and "Internal notes" in english.text
+    # Signed out, the lead page sends to the sign-in form.
+    client.cookies.clear()
+    signed_out = await client.get(f"/app/leads/{started['lead']['id']}", follow_redirects=False)
+    assert signed_out.status_code == 303 and signed_out.headers["location"].startswith("/app/signin")
