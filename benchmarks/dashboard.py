@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from litestar.testing import AsyncTestClient  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 
 from app.composition import Runtime  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
@@ -131,8 +132,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = args.data_dir or Path(tmp)
         seeded = (data_dir / ".seeded").exists()
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, leadwarm_data_dir=data_dir, admin_api_key=KEY, log_level="WARNING"
+        settings = Settings(
+            _env_file=None, leadwarm_data_dir=data_dir, admin_api_key=SecretStr(KEY), log_level="WARNING"
         )
         rt = Runtime.build(settings)
         await bootstrap(rt)
