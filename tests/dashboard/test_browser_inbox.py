@@ -190,6 +190,7 @@ def _journey(page: Page, service: Service) -> None:
     expect(page.locator("#reply-status")).to_have_text("Handed back to the bot")
     service.wait_sent("Thanks, goodbye.")
     expect(page.locator("#transcript")).to_contain_text("Thanks, goodbye.")
+    expect(status).to_have_text("closed")  # the playbook's end: the bot said goodbye and closed it
     assert not any(note in s for s in service.sent_to()), "a note reached the lead"
     shot(page, "conversation-handed-back")
 

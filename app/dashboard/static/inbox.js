@@ -86,7 +86,7 @@
           const handled = h.status === "handoff" && h.handoff && h.handoff.answered_by;
           document.getElementById("handling-status").textContent = handled
             ? T.taken_over_by + " (" + h.handoff.answered_by + ")"
-            : h.status === "handoff" ? T.st_handoff : T.bot_running;
+            : h.status === "handoff" ? T.st_handoff : h.status === "closed" ? T.st_closed : T.bot_running;
           document.getElementById("takeover").hidden = Boolean(handled) || h.status === "closed";
           document.getElementById("handback").disabled = h.status !== "handoff";
           const select = document.getElementById("handback-step");
