@@ -16,6 +16,7 @@ from litestar.di import Provide
 
 from app.core.features import Feature, feature_dependencies
 from app.dashboard import api_routes, pages
+from app.dashboard import pages_playbooks
 from app.dashboard.auth import tenant_from_key_or_session
 from app.dashboard.people import PeopleDirectory
 
@@ -29,6 +30,7 @@ class DashboardFeature(Feature):
     """Provides ``people``; ``tenant_id`` becomes "admin key or session"."""
 
     route_handlers = (*api_routes.ROUTES, *pages.ROUTES)
+    route_handlers += pages_playbooks.ROUTES
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
