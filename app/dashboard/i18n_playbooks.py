@@ -35,8 +35,10 @@ PLAYBOOK_STRINGS: dict[str, dict[str, str]] = {
     "pb_fix_first": {"en": "Fix the problems first.", "fr": "Corrigez d'abord les problèmes."},
     "pb_completions": {"en": "Suggestions", "fr": "Suggestions"},
     "pb_complete_hint": {
-        "en": "Ctrl+Space suggests what the schema allows here; Tab indents; Escape then Tab leaves the editor.",
-        "fr": "Ctrl+Espace propose ce que le schéma permet ici ; Tab indente ; Échap puis Tab quitte l'éditeur.",
+        "en": "Ctrl+Space suggests what the schema allows here; Tab indents; "
+        "Escape then Tab leaves the editor.",
+        "fr": "Ctrl+Espace propose ce que le schéma permet ici ; Tab indente ; "
+        "Échap puis Tab quitte l'éditeur.",
     },
     "sim_title": {"en": "Simulator", "fr": "Simulateur"},
     "sim_intro": {
@@ -74,7 +76,8 @@ PLAYBOOK_STRINGS: dict[str, dict[str, str]] = {
     "routes_title": {"en": "Routing rules", "fr": "Règles de routage"},
     "routes_intro": {
         "en": "A new conversation starts the playbook of the first rule that matches, else the default.",
-        "fr": "Une nouvelle conversation démarre le scénario de la première règle qui correspond, sinon celui par défaut.",
+        "fr": "Une nouvelle conversation démarre le scénario de la première règle qui correspond, "
+        "sinon celui par défaut.",
     },
     "routes_rule": {"en": "Rule", "fr": "Règle"},
     "routes_name": {"en": "Rule name", "fr": "Nom de la règle"},

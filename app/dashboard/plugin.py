@@ -15,8 +15,7 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 
 from app.core.features import Feature, feature_dependencies
-from app.dashboard import api_routes, pages
-from app.dashboard import pages_playbooks
+from app.dashboard import api_routes, pages, pages_playbooks
 from app.dashboard.auth import tenant_from_key_or_session
 from app.dashboard.people import PeopleDirectory
 
