@@ -28,8 +28,7 @@ __all__ = ["DashboardFeature"]
 class DashboardFeature(Feature):
     """Provides ``people``; ``tenant_id`` becomes "admin key or session"."""
 
-    route_handlers = (*api_routes.ROUTES, *pages.ROUTES)
-    route_handlers += pages_playbooks.ROUTES
+    route_handlers = (*api_routes.ROUTES, *pages.ROUTES, *pages_playbooks.ROUTES)
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
