@@ -463,9 +463,9 @@
       document.getElementById("sim-now").textContent = when(r.session.now);
       document.getElementById("sim-timer").textContent = r.timer_due_at ? when(r.timer_due_at) : T.sim_no_timer;
       const slots = Object.entries(r.slots || {});
-      document.getElementById("sim-slots").replaceChildren(...(slots.length
-        ? slots.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))])
-        : [el("dd", {}, T.nothing)]));
+      document.getElementById("sim-slots").replaceChildren(
+        ...slots.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]));
+      document.getElementById("sim-slots-empty").hidden = slots.length > 0;
       document.getElementById("sim-score").textContent = r.score + " / 100" + (r.qualified ? " ★" : "");
       document.getElementById("sim-reasons").replaceChildren(...reasons.map((e) =>
         el("li", {}, (e.points > 0 ? "+" : "") + e.points + " " + e.reason)));
@@ -479,7 +479,7 @@
         const message = r.data.issues
           ? r.data.issues.map((i) => T.pb_line + " " + i.line + ": " + i.message).join(" · ")
           : r.data.detail || String(r.status);
-        feed.append(el("li", { class: "ev ev-error", role: "alert" }, T.error + ": " + message));
+        feed.append(el("li", { class: "ev ev-error" }, el("span", { role: "alert" }, T.error + ": " + message)));
         return;
       }
       const result = r.data;
