@@ -5,6 +5,9 @@ the clock, publishes it and routes it; a lead who then writes the rule's keyword
 Screenshots go to tests/artifacts/ (playbooks*.png, editor-*.png, simulator.png). The pages pass
 axe-core and the editor lets the keyboard out (Escape, then Tab)."""
 
+# The browser fixtures are imported from test_browser.py, so test arguments "redefine" them:
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import re
@@ -78,7 +81,9 @@ def _inbox(tenant: Tenant) -> list[dict[str, Any]]:
     return rows
 
 
-def test_a_marketer_breaks_fixes_simulates_publishes_and_routes_a_playbook(page: Page, tenant: Tenant) -> None:
+def test_a_marketer_breaks_fixes_simulates_publishes_and_routes_a_playbook(
+    page: Page, tenant: Tenant
+) -> None:
     base = tenant.server.base
     sign_in(page, tenant, *MARKETER)
     page.get_by_role("navigation").get_by_role("link", name="Playbooks").click()
