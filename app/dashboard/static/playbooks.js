@@ -448,13 +448,13 @@
         case "slot": return line("slot", T.sim_slot, e.slot + " = " + (typeof e.value === "object" ? JSON.stringify(e.value) : String(e.value)));
         case "score": return line("score", T.score, (e.points > 0 ? "+" : "") + e.points + " " + e.reason + " → " + e.score);
         case "qualified": return line("mark", "★", T.sim_qualified + " (" + e.score + ")");
-        case "timer": return line("timer", "⏱", T.sim_timer_set + " " + when(e.due_at) + " (" + e.step_id + ")");
-        case "timer_fired": return line("timer", "⏱", T.sim_timer_fired + " · " + when(e.at) + " (" + e.step_id + ")");
-        case "clock": return line("clock", "🕑", T.sim_clock_moved + " " + when(e.at));
-        case "handoff": return line("mark", "👤", T.sim_handoff + ": " + e.reason);
+        case "timer": return line("timer", "•", T.sim_timer_set + " " + when(e.due_at) + " (" + e.step_id + ")");
+        case "timer_fired": return line("timer", "•", T.sim_timer_fired + " · " + when(e.at) + " (" + e.step_id + ")");
+        case "clock": return line("clock", "•", T.sim_clock_moved + " " + when(e.at));
+        case "handoff": return line("mark", "•", T.sim_handoff + ": " + e.reason);
         case "ended": return line("mark", "■", T.sim_ended + ": " + e.outcome);
-        case "booked": return line("mark", "📅", T.sim_booked + " " + when(e.value.start));
-        case "opt_out": return line("mark", "✋", T.sim_opt_out);
+        case "booked": return line("mark", "•", T.sim_booked + " " + when(e.value.start));
+        case "opt_out": return line("mark", "•", T.sim_opt_out);
         default: return line("note", T.sim_note, e.text || e.kind);
       }
     }
