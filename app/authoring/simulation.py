@@ -258,6 +258,11 @@ async def _run(
         result = await advance(playbook, state, event, ports)
     except LeadWarmError as exc:
         raise SimulationError(f"the engine stopped: {exc}") from exc
+    except (LookupError, TypeError, ValueError, AttributeError) as exc:
+        # A session the page sent back that the engine cannot read (edited by hand, or from an
+        # older draft): a clear 400 asking for a restart, never a 500.
+        message = f"the simulation cannot go on from this state ({type(exc).__name__}): restart it"
+        raise SimulationError(message) from exc
     now = ports.clock.now()
     for action in result.actions:
         data = action.model_dump(mode="json")
