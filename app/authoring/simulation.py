@@ -8,8 +8,9 @@ any instance behind a load balancer can answer and nothing accumulates in proces
 
 Actions: ``start`` (the lead writes first, or ``lead_created`` without text), ``say`` (the lead
 writes), ``advance`` (move the simulated clock by ``seconds``; every timer then due fires, in
-order). A booking the playbook asks for is confirmed at once by a simulated calendar (nothing is
-booked anywhere). Times are UTC epoch floats; durations are seconds.
+order). A ``book`` step reads :class:`SandboxCalendar` (free Monday to Friday, 09:00-17:00 in the
+tenant's zone, in simulated time) and a booking it asks for is confirmed at once (nothing is booked
+anywhere). Times are UTC epoch floats; durations are seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from app.booking.calendar import CalendarSlotSource
+from crm_sync.base import Attendee, Booking, Slot
+from crm_sync.calendars.common import Schedule, candidate_slots
 from kernel.clock import Clock, ManualClock
 from kernel.errors import LeadWarmError
 from playbooks import (
@@ -38,6 +42,7 @@ from playbooks.runtime import BookingEvent, BookingRequested
 __all__ = [
     "MAX_ADVANCE_S",
     "MAX_TEXT_CHARS",
+    "SandboxCalendar",
     "SimAction",
     "SimEvent",
     "SimResult",
@@ -59,6 +64,30 @@ InterpreterFactory = Callable[[Clock], Interpreter]
 class SimulationError(LeadWarmError):
     """The simulation cannot go on (the session does not fit the playbook any more, or the engine
     refused it); the page should restart the simulation. The message says why."""
+
+
+class SandboxCalendar:
+    """A calendar provider for the simulator: every slot of the working week (Monday to Friday,
+    09:00-17:00 in ``timezone``, an IANA name) is free, read against ``clock`` (the simulation's).
+    It never books: the simulator answers a booking request itself."""
+
+    provider = "simulator"
+
+    def __init__(self, *, clock: Clock, timezone: str = "UTC") -> None:
+        self.clock = clock
+        self.schedule = Schedule(timezone=timezone)
+
+    async def free_slots(self, start: float, end: float, *, duration_s: int) -> list[Slot]:
+        """Every working-hours slot of ``duration_s`` seconds in ``[start, end)`` (epoch seconds)."""
+        pairs = candidate_slots(self.schedule, start, end, duration_s=duration_s, now=self.clock.now())
+        return [Slot(start=a, end=b) for a, b in pairs]
+
+    async def book(self, slot: Slot, attendee: Attendee, *, title: str, description: str = "") -> Booking:
+        """Never called by the simulator; raises :class:`SimulationError`."""
+        raise SimulationError("the simulator's calendar does not book")
+
+    async def cancel(self, booking: Booking, *, reason: str = "") -> None:
+        """Nothing to cancel."""
 
 
 class SimSession(BaseModel):
@@ -165,6 +194,7 @@ async def simulate(
         timezone=timezone,
         default_region=default_region,
         fallback_text=dict(fallback_text or {}),
+        calendar=CalendarSlotSource(SandboxCalendar(clock=clock, timezone=timezone)),
     )
     state = _state_for(playbook, session)
     events: list[SimEvent] = []

@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from app.composition import Runtime
 from app.store import collections as col
+from playbooks import LIBRARY_DIR
 from tests.dashboard.conftest import AGENT, AUTH, MARKETER, T0, sign_in
 
 DRAFT_FR = """\
@@ -172,3 +173,31 @@ async def test_roles_marketers_simulate_agents_do_not(client: AsyncTestClient[Li
         "/api/v1/playbooks/validate", json={"source": DRAFT_FR}, headers={"X-CSRF-Token": agent_csrf}
     )
     assert refused.status_code == 403
+
+
+async def test_the_shipped_french_playbook_books_on_the_sandbox_calendar(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    source = (LIBRARY_DIR / "renovation-qualification-fr.yaml").read_text(encoding="utf-8")
+    r = (await _sim(client, source, None, {"kind": "start"}, session_language="fr")).json()
+    answers = [
+        "oui",
+        "une maison",
+        "une pompe à chaleur",
+        "120 m2",
+        "au plus vite",
+        "oui",
+        "75011",
+        "marie@example.com",
+        "06 12 34 56 78",
+    ]
+    for text in answers:
+        r = (await _sim(client, source, r["session"], {"kind": "say", "text": text})).json()
+    offer = [e for e in r["events"] if e["kind"] == "bot"][-1]
+    assert r["current_step"] == "rappel" and len(offer["choices"]) == 3, r["events"]
+    r = (await _sim(client, source, r["session"], {"kind": "say", "text": "1"})).json()
+    booked = [e for e in r["events"] if e["kind"] == "booked"]
+    assert booked and booked[0]["value"]["provider"] == "simulator", r["events"]
+    assert booked[0]["value"]["start"] > T0
+    assert r["slots"]["proprietaire"] is True and r["slots"]["type_logement"] == "maison"
+    assert r["score"] >= 75 and r["status"] == "handoff", (r["score"], r["status"], r["events"])
