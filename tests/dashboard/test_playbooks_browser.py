@@ -221,3 +221,36 @@ def test_playbook_pages_pass_axe_and_let_the_keyboard_out(browser: Browser, tena
         expect(editor).not_to_be_focused()
     finally:
         context.close()
+
+
+def test_a_new_version_is_published_as_a_draft_then_activated_from_the_list(
+    page: Page, tenant: Tenant
+) -> None:
+    sign_in(page, tenant, *MARKETER)
+    page.goto(f"{tenant.server.base}/app/playbooks")
+    page.locator('tr[data-playbook="handoff-demo"]').get_by_role("link", name="Edit handoff-demo").click()
+    status = page.locator("#pb-status")
+    expect(status).to_contain_text("Valid · handoff-demo v1")
+    # Publishing the same version again is refused: versions never change.
+    page.get_by_role("button", name="Publish").click()
+    expect(page.locator("#publish-status")).to_contain_text("This version already exists")
+    page.get_by_role("button", name="Next version number").click()
+    expect(status).to_contain_text("Valid · handoff-demo v2")
+    page.get_by_label("and make it active").uncheck()
+    page.get_by_role("button", name="Publish").click()
+    expect(page.locator("#publish-status")).to_contain_text("Published: handoff-demo v2 (draft)")
+
+    page.get_by_role("navigation").get_by_role("link", name="Playbooks").click()
+    versions = page.locator('tr[data-playbook="handoff-demo"] ul.versions li')
+    expect(versions).to_have_count(2)
+    expect(versions.nth(0)).to_contain_text("active")
+    expect(versions.nth(1)).to_contain_text("draft")
+    page.get_by_role("button", name="Activate handoff-demo v2").click()
+    expect(page.locator("#pb-list-status")).to_have_text("Activated: handoff-demo v2")
+    expect(versions.nth(0)).to_contain_text("retired")
+    expect(versions.nth(1)).to_contain_text("active")
+    stored = httpx.get(f"{tenant.server.base}/api/v1/playbooks", headers=tenant.auth, timeout=5).json()
+    assert {(p["version"], p["status"]) for p in stored["playbooks"] if p["id"] == "handoff-demo"} == {
+        (1, "retired"),
+        (2, "active"),
+    }
