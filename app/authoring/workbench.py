@@ -10,14 +10,17 @@
   a manual clock of its own, nothing stored, nothing sent. 400 with ``issues`` when the source is
   invalid, 400 with ``detail`` when the session no longer fits it (restart).
 
-The loader runs in a worker thread (a large YAML file never stalls the event loop); sources are
-capped at :data:`MAX_SOURCE_CHARS`.
+The loader runs in a worker thread (a large YAML file never stalls the event loop), and the last
+:data:`PARSED_CACHE_SIZE` texts parsed are kept (a simulator turn does not parse its unchanged
+draft again); sources are capped at :data:`MAX_SOURCE_CHARS`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+from collections import OrderedDict
 from functools import cache
 from typing import Any
 
@@ -36,7 +39,7 @@ from kernel.clock import Clock
 from playbooks import Playbook, PlaybookError, RuleInterpreter, load_playbook_text
 from playbooks.export_schema import SCHEMA_PATH
 
-__all__ = ["MAX_SOURCE_CHARS", "ROUTES", "SimulateRequest", "ValidateRequest"]
+__all__ = ["MAX_SOURCE_CHARS", "PARSED_CACHE_SIZE", "ROUTES", "SimulateRequest", "ValidateRequest"]
 
 #: Longest playbook source the workbench reads (characters).
 MAX_SOURCE_CHARS = 200_000
@@ -68,9 +71,25 @@ def _issues(exc: PlaybookError) -> list[dict[str, Any]]:
     return [{"line": i.line, "column": i.column, "message": i.message} for i in exc.issues]
 
 
+#: Parsed sources kept (by SHA-256 of the text) so that the simulator's turns and the editor's
+#: checks of an unchanged text do not parse the YAML again; least recently used first out.
+PARSED_CACHE_SIZE = 64
+_parsed: OrderedDict[bytes, Playbook] = OrderedDict()
+
+
 async def _load(source: str) -> Playbook:
-    """The loader in a worker thread. Raises :class:`playbooks.PlaybookError`."""
-    return await asyncio.to_thread(load_playbook_text, source, source=_ORIGIN)
+    """The loader in a worker thread (a text already parsed comes from a small LRU cache).
+    Raises :class:`playbooks.PlaybookError`."""
+    key = hashlib.sha256(source.encode("utf-8", "surrogatepass")).digest()
+    cached = _parsed.get(key)
+    if cached is not None:
+        _parsed.move_to_end(key)
+        return cached
+    playbook = await asyncio.to_thread(load_playbook_text, source, source=_ORIGIN)
+    _parsed[key] = playbook
+    while len(_parsed) > PARSED_CACHE_SIZE:
+        _parsed.popitem(last=False)
+    return playbook
 
 
 @cache
