@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import sys
 import tempfile
@@ -66,12 +67,16 @@ async def main(playbooks: int, versions: int, calls: int) -> None:
             async def check(response: Any) -> None:
                 assert response.status_code == 200, response.text
 
+            edits = itertools.count()
             cases = {
                 "playbooks_list": lambda: client.get("/api/v1/playbooks", headers=auth),
                 "playbook_routes": lambda: client.get("/api/v1/playbook-routes", headers=auth),
                 "version_source": lambda: client.get("/api/v1/playbooks/bench-0000/versions/1", headers=auth),
+                # A new text each call (as each keystroke makes one): the loader really runs.
                 "validate_fr_playbook": lambda: client.post(
-                    "/api/v1/playbooks/validate", json={"source": FRENCH}, headers=auth
+                    "/api/v1/playbooks/validate",
+                    json={"source": f"{FRENCH}\n# {next(edits)}\n"},
+                    headers=auth,
                 ),
                 "simulate_turn": lambda: client.post(
                     "/api/v1/playbooks/simulate",
