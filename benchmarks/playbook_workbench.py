@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import logging
 import statistics
 import sys
 import tempfile
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from litestar.testing import AsyncTestClient  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 
 from app.composition import Runtime  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
@@ -44,7 +46,9 @@ async def _timed(calls: int, fn: Any) -> tuple[float, float]:
 
 async def main(playbooks: int, versions: int, calls: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(leadwarm_data_dir=Path(tmp), admin_api_key=KEY)  # type: ignore[call-arg]
+        settings = Settings(
+            _env_file=None, leadwarm_data_dir=Path(tmp), admin_api_key=SecretStr(KEY), log_level="WARNING"
+        )
         rt = Runtime.build(settings)
         await bootstrap(rt)
         for i in range(playbooks):
@@ -115,4 +119,5 @@ if __name__ == "__main__":
     parser.add_argument("--versions", type=int, default=4)
     parser.add_argument("--calls", type=int, default=9)
     args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(main(args.playbooks, args.versions, args.calls))
