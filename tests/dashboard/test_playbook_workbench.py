@@ -201,3 +201,22 @@ async def test_the_shipped_french_playbook_books_on_the_sandbox_calendar(
     assert booked[0]["value"]["start"] > T0
     assert r["slots"]["proprietaire"] is True and r["slots"]["type_logement"] == "maison"
     assert r["score"] >= 75 and r["status"] == "handoff", (r["score"], r["status"], r["events"])
+
+
+async def test_the_playbook_pages_need_a_session_and_send_their_assets(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    for path in ("/app/playbooks", "/app/playbooks/editor?id=handoff-demo&version=1"):
+        response = await client.get(path, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/app/signin")
+    await sign_in(client, *MARKETER)
+    page = await client.get("/app/playbooks/editor?id=handoff-demo&version=1")
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    assert 'data-playbook="handoff-demo" data-version="1"' in page.text
+    assert '<a href="/app/playbooks" aria-current="page">' in page.text
+    odd = await client.get('/app/playbooks/editor?id="><script>x</script>&version=1x')
+    assert "<script>x</script>" not in odd.text and 'data-version=""' in odd.text
+    js = await client.get("/app/static/playbooks.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    css = await client.get("/app/static/playbooks.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
