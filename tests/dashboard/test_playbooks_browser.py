@@ -127,8 +127,7 @@ def test_a_marketer_breaks_fixes_simulates_publishes_and_routes_a_playbook(
     page.get_by_role("button", name="Start").click()
     feed = page.locator("#sim-feed")
     expect(feed).to_contain_text("Une maison ou un appartement ?")
-    page.get_by_label("Lead's message").fill("une maison")
-    page.get_by_role("button", name="Send", exact=True).click()
+    feed.get_by_role("button", name="Maison").click()  # the lead taps a reply button
     expect(feed).to_contain_text("Quel est votre budget, en euros ?")
     expect(page.locator("#sim-slots")).to_contain_text("logementmaison")
     page.get_by_label("Lead's message").fill("environ 2 500 €")

@@ -440,11 +440,20 @@
       return el("li", { class: "ev ev-" + kind }, el("span", { class: "who" }, who), el("span", { class: "text" }, text), extra || null);
     }
 
+    // A reply button the lead could tap: sends its id (and title) as the lead's answer.
+    function choiceButton(choice) {
+      const button = el("button", { type: "button", class: "choice" }, choice.title);
+      button.addEventListener("click", () => {
+        if (session) act({ kind: "say", text: choice.title, choice_id: choice.id }, false).catch((err) => showError(feed, err));
+      });
+      return button;
+    }
+
     function feedItem(e) {
       switch (e.kind) {
         case "lead": return line("lead", T.sim_lead + " · " + when(e.at), e.text);
         case "bot": return line("bot", T.sim_bot + " · " + when(e.at), e.text,
-          e.choices.length ? el("span", { class: "choices" }, e.choices.map((c, i) => (i + 1) + ". " + c.title).join("  ")) : null);
+          e.choices.length ? el("span", { class: "choices" }, ...e.choices.map((c) => choiceButton(c))) : null);
         case "slot": return line("slot", T.sim_slot, e.slot + " = " + (typeof e.value === "object" ? JSON.stringify(e.value) : String(e.value)));
         case "score": return line("score", T.score, (e.points > 0 ? "+" : "") + e.points + " " + e.reason + " → " + e.score);
         case "qualified": return line("mark", "★", T.sim_qualified + " (" + e.score + ")");
