@@ -220,3 +220,14 @@ async def test_the_playbook_pages_need_a_session_and_send_their_assets(
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     css = await client.get("/app/static/playbooks.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+async def test_a_lead_who_writes_first_fills_slots_from_that_message(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    action = {"kind": "start", "text": "Bonjour, j'ai un budget de 3000 euros"}
+    r = (await _sim(client, DRAFT_FR, None, action, session_language="fr")).json()
+    assert r["events"][0] == {**r["events"][0], "kind": "lead", "text": action["text"]}
+    assert r["slots"] == {"budget": 3000} and r["score"] == 50
+    assert r["session"]["inbound_count"] == 1 and r["status"] == "waiting"
+    assert "Quel est votre budget, en euros ?" not in [e["text"] for e in r["events"] if e["kind"] == "bot"]
