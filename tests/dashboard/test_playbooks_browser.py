@@ -218,6 +218,26 @@ def test_playbook_pages_pass_axe_and_let_the_keyboard_out(browser: Browser, tena
         page.keyboard.press("Escape")
         page.keyboard.press("Tab")
         expect(editor).not_to_be_focused()
+
+        # Completion follows the schema: a step's keys, the step types, then the wait step's keys.
+        editor.focus()
+        page.keyboard.press("Control+End")
+        page.keyboard.type("\n  - id: extra\n    ty")
+        page.keyboard.press("Control+Space")
+        expect(page.get_by_role("option", name="type")).to_be_visible()
+        page.keyboard.press("Enter")
+        page.keyboard.type("wa")
+        page.keyboard.press("Control+Space")
+        expect(page.get_by_role("listbox").get_by_role("option")).to_have_text(["wait"])
+        page.keyboard.press("Enter")
+        page.keyboard.type("\n    ")
+        page.keyboard.press("Control+Space")
+        options = page.get_by_role("listbox").get_by_role("option")
+        expect(options.filter(has_text="duration")).to_have_count(1)
+        expect(options.filter(has_text="until_reply")).to_have_count(1)
+        expect(options.filter(has_text="question")).to_have_count(0)
+        page.keyboard.press("Escape")
+        assert editor.input_value().endswith("  - id: extra\n    type: wait\n    ")
     finally:
         context.close()
 

@@ -334,9 +334,27 @@
       if (m) return { prefix: m[1], items: defOf("#/$defs/AskStep").properties.kind.enum, suffix: "" };
       m = /^(\s*)(- )?([\w-]*)$/.exec(head);
       if (!m) return null;
-      const inStep = m[1].length > 0 || m[2];
-      const keys = inStep ? stepKeys(currentStepType(lines, row)) : Object.keys(schema.properties);
+      const keyCol = m[1].length + (m[2] ? 2 : 0);
+      const parent = keyCol === 0 ? null : parentKey(lines, row, keyCol);
+      let keys = [];
+      if (keyCol === 0) keys = Object.keys(schema.properties);
+      else if (parent === "steps") keys = stepKeys(currentStepType(lines, row));
+      else if (parent === "choices") keys = Object.keys(schema.$defs.Choice.properties);
+      else if (parent === "whatsapp_template") keys = Object.keys(schema.$defs.WhatsAppTemplate.properties);
       return { prefix: m[3], items: keys, suffix: ": " };
+    }
+
+    // The key opening the block that holds a key at column `keyCol` of line `row` ("steps", "choices"...).
+    function parentKey(lines, row, keyCol) {
+      for (let i = row - 1; i >= 0; i--) {
+        const text = lines[i];
+        if (!text.trim() || /^\s*#/.test(text)) continue;
+        const indent = text.search(/\S/);
+        const opener = /^\s*(?:- )?([\w-]+):\s*$/.exec(text);
+        if (indent < keyCol && opener) return opener[1];
+        if (indent === 0) return null;
+      }
+      return null;
     }
 
     function hideCompletions() {
