@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections import OrderedDict
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from litestar import Response, get, post
 from litestar.di import NamedDependency
@@ -63,7 +63,7 @@ class SimulateRequest(BaseModel):
 
     source: str = Field(max_length=MAX_SOURCE_CHARS)
     session: SimSession | None = None
-    session_language: str = Field(default="en", pattern="^(en|fr)$")
+    session_language: Literal["en", "fr"] = "en"
     action: SimAction
 
 
@@ -154,7 +154,7 @@ async def simulate_playbook(
             {"detail": "invalid playbook", "issues": _issues(exc)}, status_code=HTTP_400_BAD_REQUEST
         )
     profile = await runtime.tenants.profile(tenant_id)
-    session = data.session or SimSession(now=runtime.clock.now(), language=data.session_language)  # type: ignore[arg-type]
+    session = data.session or SimSession(now=runtime.clock.now(), language=data.session_language)
     knowledge = runtime.conversations.interpreters.knowledge
     languages = tuple(profile.languages) or ("en", "fr")
 
