@@ -37,7 +37,7 @@ from playbooks import (
     advance,
     new_state,
 )
-from playbooks.runtime import BookingEvent, BookingRequested
+from playbooks.runtime import BookingEvent, BookingRequested, Scorer
 
 __all__ = [
     "MAX_ADVANCE_S",
@@ -59,6 +59,7 @@ MAX_ADVANCE_S = 90 * 86400
 MAX_TURNS_PER_ACTION = 25
 
 InterpreterFactory = Callable[[Clock], Interpreter]
+ScorerFactory = Callable[[str], Scorer]
 
 
 class SimulationError(LeadWarmError):
@@ -176,6 +177,7 @@ async def simulate(
     action: SimAction,
     *,
     interpreter_for: InterpreterFactory,
+    scorer_for: ScorerFactory | None = None,
     timezone: str = "UTC",
     default_region: str | None = None,
     fallback_text: dict[str, str] | None = None,
@@ -186,6 +188,8 @@ async def simulate(
     simulation's own clock (dates such as "demain à 14h" are read in simulated time, in
     ``timezone``, an IANA name). Raises :class:`SimulationError` when the session does not fit the
     playbook (edited meanwhile) or an action is missing what it needs (``say`` without text).
+    ``scorer_for(text)`` builds the scoring rules beyond the playbook's score steps for a turn whose
+    lead text is ``text`` (as the conversation worker does: signals and engagement).
     """
     clock = ManualClock(session.now)
     ports = Ports(
@@ -194,6 +198,7 @@ async def simulate(
         timezone=timezone,
         default_region=default_region,
         fallback_text=dict(fallback_text or {}),
+        scorer=scorer_for(action.text or "") if scorer_for is not None else None,
         calendar=CalendarSlotSource(SandboxCalendar(clock=clock, timezone=timezone)),
     )
     state = _state_for(playbook, session)

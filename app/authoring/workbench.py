@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.ai.language import detect_language
 from app.authoring.simulation import SimAction, SimSession, SimulationError, simulate
 from app.composition import Runtime
+from app.conversations.scoring import make_scorer
 from app.core import i18n
 from kernel.clock import Clock
 from playbooks import Playbook, PlaybookError, RuleInterpreter, load_playbook_text
@@ -177,6 +178,7 @@ async def simulate_playbook(
             session,
             data.action,
             interpreter_for=interpreter_for,
+            scorer_for=make_scorer,
             timezone=profile.timezone,
             default_region=profile.default_region,
             fallback_text={lang: i18n.text("fallback", lang) for lang in ("en", "fr")},

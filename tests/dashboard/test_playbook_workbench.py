@@ -111,7 +111,10 @@ async def test_a_french_simulation_with_a_wait_fired_by_the_clock(
     r = (await _sim(client, DRAFT_FR, r["session"], {"kind": "say", "text": "environ 2 500 €"})).json()
     kinds = [e["kind"] for e in r["events"]]
     assert kinds[:1] == ["lead"] and "slot" in kinds and "score" in kinds and "timer" in kinds
-    assert r["slots"] == {"budget": 2500} and r["score"] == 50 and r["qualified"] is True
+    # The playbook's score step, and the engagement rule the conversation worker applies too.
+    scores = [(e["points"], e["reason"]) for e in r["events"] if e["kind"] == "score"]
+    assert scores == [(5, "Engagement: replied within 5 minutes"), (50, "Budget confortable")], scores
+    assert r["slots"] == {"budget": 2500} and r["score"] == 55 and r["qualified"] is True
     assert r["status"] == "waiting" and r["timer_due_at"] == T0 + 3600
 
     # Half an hour: nothing fires. Another hour: the wait's timer fires at its due time.
@@ -137,8 +140,11 @@ async def test_an_english_simulation_and_a_session_that_no_longer_fits(
 ) -> None:
     r = (await _sim(client, DRAFT_FR, None, {"kind": "start"}, session_language="en")).json()
     assert r["events"][1]["text"] == "What is your budget, in euros?"
+    # Ten minutes before answering: too slow for the engagement points.
+    r = (await _sim(client, DRAFT_FR, r["session"], {"kind": "advance", "seconds": 600})).json()
     r = (await _sim(client, DRAFT_FR, r["session"], {"kind": "say", "text": "300"})).json()
     assert r["slots"] == {"budget": 300} and r["score"] == 0 and r["qualified"] is False
+    assert r["timer_due_at"] == T0 + 600 + 3600
 
     renamed = DRAFT_FR.replace("id: attente", "id: pause")
     stale = await _sim(client, renamed, r["session"], {"kind": "advance", "seconds": 3600})

@@ -133,8 +133,10 @@ def test_a_marketer_breaks_fixes_simulates_publishes_and_routes_a_playbook(
     page.get_by_label("Lead's message").fill("environ 2 500 €")
     page.get_by_role("button", name="Send", exact=True).click()
     expect(page.locator("#sim-slots")).to_contain_text("budget2500")
-    expect(page.locator("#sim-score")).to_have_text("50 / 100 ★")
-    expect(page.locator("#sim-reasons")).to_contain_text("+50 Budget confortable")
+    expect(page.locator("#sim-score")).to_have_text("55 / 100 ★")
+    expect(page.locator("#sim-reasons li")).to_have_text(
+        ["+5 Engagement: replied within 5 minutes", "+50 Budget confortable"]
+    )
     expect(page.locator("#sim-state")).to_contain_text("waiting")
     expect(page.locator("#sim-timer")).not_to_have_text("none")
     expect(feed).not_to_contain_text("Petit rappel")
