@@ -15,7 +15,7 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 
 from app.core.features import Feature, feature_dependencies
-from app.dashboard import api_inbox, api_routes, pages, pages_inbox
+from app.dashboard import api_inbox, api_routes, pages, pages_inbox, pages_playbooks
 from app.dashboard.auth import tenant_from_key_or_session
 from app.dashboard.people import PeopleDirectory
 
@@ -33,6 +33,7 @@ class DashboardFeature(Feature):
         *pages.ROUTES,
         *api_inbox.ROUTES,  # inbox actions, the lead page
         *pages_inbox.ROUTES,
+        *pages_playbooks.ROUTES,  # playbook list, editor, simulator
     )
 
     def __init__(self, runtime: Runtime) -> None:
