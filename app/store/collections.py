@@ -37,6 +37,8 @@ __all__ = [
     "KNOWLEDGE_STATS",
     "KNOWLEDGE_USAGE",
     "LEADS",
+    "LEAD_IMPORTS",
+    "LEAD_IMPORT_BATCHES",
     "LLM_USAGE",
     "OPTOUTS",
     "OUTBOX",
@@ -121,3 +123,9 @@ DASHBOARD_SESSIONS = "dashboard_sessions"
 """Under ``SYSTEM_TENANT``: sign-in sessions by SHA-256 of the cookie's token (tenant, user, expiry)."""
 DASHBOARD_INVITATIONS = "dashboard_invitations"
 """Under ``SYSTEM_TENANT``: pending invitations by SHA-256 of the link's token (single use)."""
+
+# --- dashboard CSV imports (app/dashboard/imports.py)
+LEAD_IMPORTS = "lead_imports"
+"""CSV imports of leads: one document per import (status, counters, rows refused while parsing)."""
+LEAD_IMPORT_BATCHES = "lead_import_batches"
+"""An import's rows, ``{import_id}:{n}`` of at most 100 rows each, with their report once written."""
