@@ -34,12 +34,43 @@ from pygal.style import Style
 
 from app.authoring.repository import PlaybookNotFoundError
 from app.composition import Runtime
-from app.dashboard.auth import request_session
+from app.connections.admin import AdminCaller, admin_caller
+from app.connections.audit import record
+from app.connections.services import ConnectionServices
+from app.dashboard.auth import request_session, tenant_from_key_or_session
 from app.dashboard.i18n import LANGUAGES
 from app.dashboard.imports import ImportFileError, LeadImporter, parse_csv
 from app.dashboard.people import PeopleDirectory
+from app.store import collections as col
+from app.store import where
+from app.tenancy.directory import TenantDirectory
 
-__all__ = ["ROUTES", "ImportForm", "build_importer", "funnel_svg"]
+__all__ = ["ROUTES", "ImportForm", "admin_from_key_or_session", "build_importer", "funnel_svg"]
+
+
+async def admin_from_key_or_session(
+    request: Request[Any, Any, Any],
+    tenants: NamedDependency[TenantDirectory],
+    people: NamedDependency[PeopleDirectory],
+    connections: NamedDependency[ConnectionServices],
+) -> AdminCaller:
+    """Litestar dependency ``admin`` (the integrations API's caller) that also takes a dashboard
+    session: the admin key exactly as :func:`app.connections.admin.admin_caller`; else the session
+    (CSRF and role checked by :func:`app.dashboard.auth.tenant_from_key_or_session`), audited as
+    ``user:<user id>``. Raises 401/403 like those."""
+    if request.headers.get("authorization"):
+        return await admin_caller(request, tenants, connections)
+    tenant_id = await tenant_from_key_or_session(request, tenants, people)
+    session = await request_session(request, people)
+    caller = AdminCaller(tenant_id=tenant_id, actor=f"user:{session.user.id if session else 'unknown'}")
+    await record(
+        connections.repository,
+        tenant_id,
+        "admin_api",
+        actor=caller.actor,
+        detail={"method": request.method, "path": request.url.path[:300]},
+    )
+    return caller
 
 
 def build_importer(runtime: Runtime) -> LeadImporter:
@@ -216,5 +247,23 @@ async def funnel_chart(
     )
 
 
+@get("/api/v1/crm/{connection_id:str}/dead-letters", summary="Leads in a CRM connection's dead letter")
+async def dead_letters(
+    runtime: NamedDependency[Runtime],
+    tenant_id: NamedDependency[str],
+    connection_id: FromPath[str],
+) -> dict[str, Any]:
+    """``{"dead": [{lead_id, attempts, last_error, updated_at}]}``: the leads whose sync gave up
+    (at most 200), which ``POST /api/v1/crm/{id}/replay`` queues again."""
+    docs = await runtime.store.query(
+        tenant_id,
+        col.CRM_LINKS,
+        filters=[where("connection_id", "==", connection_id[:100]), where("status", "==", "dead")],
+        limit=200,
+    )
+    keep = ("lead_id", "attempts", "last_error", "updated_at")
+    return {"dead": [{k: d.data.get(k) for k in keep} for d in docs]}
+
+
 #: The routes this module serves (registered by :class:`app.dashboard.plugin.DashboardFeature`).
-ROUTES = (create_import, list_imports, get_import, import_report, funnel_chart)
+ROUTES = (create_import, list_imports, get_import, import_report, funnel_chart, dead_letters)

@@ -140,3 +140,8 @@ def language_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 def strings(language: str) -> dict[str, str]:
     """Every dashboard string in ``language`` (English where a French text is missing)."""
     return {key: texts.get(language) or texts["en"] for key, texts in STRINGS.items()}
+
+
+from app.dashboard.i18n_admin import ADMIN_STRINGS  # noqa: E402 - dash-admin's strings
+
+STRINGS.update(ADMIN_STRINGS)

@@ -16,7 +16,7 @@ from litestar.di import Provide
 
 from app.core.features import Feature, JobKind, feature_dependencies
 from app.dashboard import api_admin, api_routes, pages, pages_admin
-from app.dashboard.api_admin import build_importer
+from app.dashboard.api_admin import admin_from_key_or_session, build_importer
 from app.dashboard.auth import tenant_from_key_or_session
 from app.dashboard.imports import JOB_KIND
 from app.dashboard.people import PeopleDirectory
@@ -51,4 +51,5 @@ class DashboardFeature(Feature):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config = super().on_app_init(app_config)
         app_config.dependencies["tenant_id"] = Provide(tenant_from_key_or_session)
+        app_config.dependencies["admin"] = Provide(admin_from_key_or_session)  # integrations API
         return app_config
