@@ -253,7 +253,7 @@ async def dead_letters(
     tenant_id: NamedDependency[str],
     connection_id: FromPath[str],
 ) -> dict[str, Any]:
-    """``{"dead": [{lead_id, attempts, last_error, updated_at}]}``: the leads whose sync gave up
+    """``{"dead": [{lead_id, attempts, last_error, queued_at}]}``: the leads whose sync gave up
     (at most 200), which ``POST /api/v1/crm/{id}/replay`` queues again."""
     docs = await runtime.store.query(
         tenant_id,
@@ -261,7 +261,7 @@ async def dead_letters(
         filters=[where("connection_id", "==", connection_id[:100]), where("status", "==", "dead")],
         limit=200,
     )
-    keep = ("lead_id", "attempts", "last_error", "updated_at")
+    keep = ("lead_id", "attempts", "last_error", "queued_at")
     return {"dead": [{k: d.data.get(k) for k in keep} for d in docs]}
 
 

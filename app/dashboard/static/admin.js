@@ -235,7 +235,7 @@
       function loadDead() {
         api("GET", "/api/v1/crm/" + encodeURIComponent(conn.id) + "/dead-letters").then((data) => {
           rowsOr(dead, data.dead, [(d) => d.lead_id, (d) => el("td", { class: "num" }, String(d.attempts || 0)),
-            (d) => d.last_error || "", (d) => when(d.updated_at)], T.nothing);
+            (d) => d.last_error || "", (d) => when(d.queued_at)], T.nothing);
         }).catch((err) => alertIn(replayStatus, err.message));
       }
       function loadLogs() {
