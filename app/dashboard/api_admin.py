@@ -213,6 +213,10 @@ def funnel_svg(analytics: dict[str, Any], *, lang: str) -> bytes:
         show_y_guides=True,
         title=labels["title"].format(name=analytics.get("name") or analytics.get("playbook_id")),
     )
+    top = max([1, *(int(s["reached"]) for s in steps)])
+    step = max(1, -(-top // 8))  # at most about 8 whole-number gridlines
+    chart.range = (0, top)
+    chart.y_labels = list(range(0, top + 1, step))
     chart.x_labels = [str(s["step_id"]) for s in steps]
     chart.add(labels["reached"], [int(s["reached"]) for s in steps])
     chart.add(labels["drop_off"], [int(s["drop_off"]) for s in steps])

@@ -57,6 +57,7 @@ ADMIN_STRINGS: dict[str, dict[str, str]] = {
     "kind": {"en": "Kind", "fr": "Type"},
     "auth": {"en": "Authorisation", "fr": "Autorisation"},
     "connect": {"en": "Connect", "fr": "Connecter"},
+    "connect_with_key": {"en": "Connect with a key", "fr": "Connecter avec une clé"},
     "oauth_app_missing": {
         "en": "Set this provider's OAuth app first (client id and secret).",
         "fr": "Renseignez d'abord l'application OAuth de ce fournisseur (client id et secret).",
@@ -139,7 +140,7 @@ ADMIN_STRINGS: dict[str, dict[str, str]] = {
         "en": "Paste this before </body> on each page of your site.",
         "fr": "Collez ceci avant </body> sur chaque page de votre site.",
     },
-    "copy": {"en": "Copy", "fr": "Copier"},
+    "copy_snippet": {"en": "Copy the snippet", "fr": "Copier le code"},
     "copied": {"en": "Copied", "fr": "Copié"},
     "preview": {"en": "Live preview", "fr": "Aperçu en direct"},
     "templates": {"en": "WhatsApp templates", "fr": "Modèles WhatsApp"},

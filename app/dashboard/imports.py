@@ -245,8 +245,9 @@ def _check_row(
     if raw_phone:
         try:
             number = phonenumbers.parse(raw_phone[:40], region)
-        except phonenumbers.NumberParseException as exc:
-            return refuse("phone", "bad_phone", f"not a phone number ({exc})", raw_phone)
+        except phonenumbers.NumberParseException:
+            hint = "" if region else " (no default region is set: write it with + and the country code)"
+            return refuse("phone", "bad_phone", f"not a phone number{hint}", raw_phone)
         if not phonenumbers.is_valid_number(number):
             return refuse("phone", "bad_phone", "not a valid phone number", raw_phone)
         phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

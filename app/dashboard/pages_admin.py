@@ -1,6 +1,6 @@
 """The dashboard's admin pages (server-rendered shells; their data comes from ``/api/v1``).
 
-- ``GET /app/leads/import``: upload a CSV of leads, watch its progress, read the report of refused rows.
+- ``GET /app/import``: upload a CSV of leads, watch its progress, read the report of refused rows.
 - ``GET /app/integrations``: the provider catalog with Connect buttons, connected accounts (identity,
   status, test, disconnect), CRM field mappings, sync logs and the dead letter with replay.
 - ``GET /app/settings``: the tenant's settings, branding, the web-chat widget's embed snippet with a
@@ -23,7 +23,7 @@ from app.dashboard.people import PeopleDirectory
 __all__ = ["ROUTES"]
 
 
-@get("/app/leads/import", include_in_schema=False)
+@get("/app/import", include_in_schema=False)
 async def import_page(
     request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],

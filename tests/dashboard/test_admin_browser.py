@@ -168,6 +168,7 @@ def test_integrations_connect_test_map_replay_disconnect(
 
     # Connect Cal.com with its API key, on the fake (its identity comes back on Test).
     fake_vendor.replies.append(Reply(body={"data": {"id": 7, "name": "Ana Cal", "email": "ana@cal.test"}}))
+    page.get_by_label("Connect with a key: Cal.com").click()
     page.get_by_label("api_key").fill("cal_live_secret")
     page.get_by_label("API base URL (optional)").first.fill(fake_vendor.base_url)
     page.get_by_role("button", name="Connect Cal.com").click()
@@ -178,6 +179,7 @@ def test_integrations_connect_test_map_replay_disconnect(
     page.get_by_role("button", name="Test Cal.com").click()
     expect(page.locator("#integrations-status")).to_contain_text("Connection works: Cal.com")
     expect(page.locator("#integrations-status")).to_contain_text("Ana Cal")
+    expect(connections.filter(has_text="Cal.com")).to_contain_text("Ana Cal")  # the identity, once tested
     me = [r for r in fake_vendor.requests if r.path.startswith("/v2/me")]
     assert me and me[-1].headers.get("authorization") == "Bearer cal_live_secret"
     assert "cal_live_secret" not in page.content() and "pd-secret-token" not in page.content()
@@ -271,7 +273,7 @@ def test_admin_pages_pass_axe_and_speak_french(browser: Browser, tenant: Tenant)
         page = context.new_page()
         sign_in(page, tenant, *OWNER)
         for path, ready in (
-            ("/app/leads/import", "#imports-table tbody tr"),
+            ("/app/import", "#imports-table tbody tr"),
             ("/app/integrations", "#catalog-table tbody tr"),
             ("/app/settings", "#budget:not(:empty)"),
             ("/app/analytics", "figure.chart img"),
@@ -285,7 +287,7 @@ def test_admin_pages_pass_axe_and_speak_french(browser: Browser, tenant: Tenant)
     context.set_default_timeout(10_000)
     try:
         page = context.new_page()
-        page.goto(f"{tenant.server.base}/app/leads/import")
+        page.goto(f"{tenant.server.base}/app/import")
         page.get_by_label("Espace de travail").fill(tenant.id)
         page.get_by_label("E-mail").fill(OWNER[0])
         page.get_by_label("Mot de passe").fill(OWNER[1])

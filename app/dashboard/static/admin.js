@@ -166,7 +166,7 @@
             const test = el("button", { type: "button", "aria-label": T.test + " " + name }, T.test);
             test.addEventListener("click", () => {
               api("POST", "/api/v1/integrations/" + encodeURIComponent(c.id) + "/test").then((r) => {
-                if (r.ok) say(T.test_ok + ": " + name + " — " + Object.values(r.account || {}).filter(Boolean).join(" · "), true);
+                if (r.ok) { say(T.test_ok + ": " + name + " — " + Object.values(r.account || {}).filter(Boolean).join(" · "), true); connections(); }
                 else say(T.test_failed + ": " + name + " — " + (r.message || r.error || ""), false);
               }).catch((err) => say(T.test_failed + ": " + err.message, false));
             });
@@ -318,7 +318,9 @@
         cell.append(button);
         if (p.oauth_app_configured === false) cell.append(el("p", { class: "note" }, T.oauth_app_missing));
       }
-      if (p.auth_modes.some((m) => m !== "oauth2")) cell.append(credentialsForm(p));
+      if (p.auth_modes.some((m) => m !== "oauth2")) {
+        cell.append(el("details", { class: "keyed" }, el("summary", { "aria-label": T.connect_with_key + ": " + p.display_name }, T.connect_with_key), credentialsForm(p)));
+      }
       return cell;
     }
 
