@@ -143,6 +143,13 @@ ADMIN_STRINGS: dict[str, dict[str, str]] = {
     "copy_snippet": {"en": "Copy the snippet", "fr": "Copier le code"},
     "copied": {"en": "Copied", "fr": "Copié"},
     "preview": {"en": "Live preview", "fr": "Aperçu en direct"},
+    "preview_help": {
+        "en": "The widget as your visitors will see it, as you type (nothing is sent).",
+        "fr": "Le widget tel que vos visiteurs le verront, pendant la saisie (rien n'est envoyé).",
+    },
+    "open_chat": {"en": "Open the real chat", "fr": "Ouvrir le vrai chat"},
+    "online": {"en": "Online", "fr": "En ligne"},
+    "write_message": {"en": "Write a message", "fr": "Écrivez un message"},
     "templates": {"en": "WhatsApp templates", "fr": "Modèles WhatsApp"},
     "templates_help": {
         "en": "Approved templates open a conversation outside WhatsApp's 24-hour window. JSON list of"

@@ -258,9 +258,15 @@ def test_settings_branding_snippet_and_preview(page: Page, tenant: Tenant) -> No
     assert saved["handoff_emails"] == ["sales@example.com", "boss@example.com"]
     assert saved["greeting"]["fr"] == "Bonjour, comment pouvons-nous aider ?"
     assert saved["quiet_hours_start"] == "21:30"
-    # The live preview is the real chat, with the greeting just saved.
-    preview = page.frame_locator("#preview")
-    expect(preview.locator(".greeting")).to_have_text("Hello there, how can we help?")
+    # The live preview follows the form as it is typed (before any save).
+    preview = page.locator("#preview")
+    expect(preview.locator(".wp-greeting")).to_have_text("Hello there, how can we help?")
+    page.get_by_label("Brand colour", exact=True).fill("#aa2200")
+    page.get_by_label("Greeting (English)").fill("Salut from the preview")
+    expect(preview.locator(".wp-greeting")).to_have_text("Salut from the preview")
+    head = preview.locator(".wp-head")
+    expect(head).to_have_css("background-color", "rgb(170, 34, 0)")
+    expect(preview.locator(".wp-name")).to_have_text(f"Tenant {tenant.id}")
     expect(page.locator("#budget")).to_contain_text("This month")
     shot(page, "settings")
 

@@ -393,6 +393,21 @@
       }
     }
 
+    // The widget's look, redrawn on every keystroke (CSSOM custom properties: allowed by the CSP).
+    function drawPreview() {
+      const value = (name) => (form.querySelector('[name="' + name + '"]') || {}).value || "";
+      const color = /^#[0-9a-fA-F]{6}$/;
+      preview.style.setProperty("--brand", color.test(value("brand_color")) ? value("brand_color") : "#1f6feb");
+      preview.style.setProperty("--brand-text", color.test(value("brand_text_color")) ? value("brand_text_color") : "#ffffff");
+      preview.querySelector(".wp-name").textContent = value("name");
+      preview.querySelector(".wp-greeting").textContent = value("greeting." + LANG) || value("greeting.en") || "👋";
+      const logo = preview.querySelector(".wp-logo");
+      const url = value("logo_url");
+      logo.hidden = !/^https?:\/\//.test(url);
+      if (!logo.hidden && logo.getAttribute("src") !== url) logo.setAttribute("src", url);
+    }
+    form.addEventListener("input", drawPreview);
+
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const [body, problems] = collect();
@@ -400,9 +415,9 @@
       status.textContent = "";
       api("PUT", "/api/v1/settings", body).then((saved) => {
         fill(saved);
+        drawPreview();
         showErrors([]);
         status.replaceChildren(el("span", { class: "ok" }, T.saved));
-        preview.src = preview.src.split("#")[0].split("&_=")[0] + "&_=" + Date.now();  // the preview reloads its branding
       }).catch((err) => showErrors((err.data && err.data.errors) || [{ field: "settings", reason: err.message }]));
     });
 
@@ -414,7 +429,7 @@
       else { document.execCommand("copy"); done(); }
     });
 
-    api("GET", "/api/v1/settings").then(fill).catch((err) => showErrors([{ field: "settings", reason: err.message }]));
+    api("GET", "/api/v1/settings").then((settings) => { fill(settings); drawPreview(); }).catch((err) => showErrors([{ field: "settings", reason: err.message }]));
     api("GET", "/api/v1/usage").then((u) => {
       const money = (usd) => new Intl.NumberFormat(LANG, { style: "currency", currency: "USD", maximumFractionDigits: 2 }).format(usd);
       document.getElementById("budget").textContent = T.budget_month + ": " + money(u.cost_usd || 0) + " " + T.spent + " " +
