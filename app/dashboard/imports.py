@@ -1,7 +1,8 @@
 """CSV import of leads: parse and check the file, then a durable job writes the leads in batches.
 
 Life of an import (collection ``lead_imports``, one document per import, its rows in
-``lead_import_batches``, documents ``{import_id}:{n}`` of at most :data:`BATCH_ROWS` rows)::
+``lead_import_batches``, documents ``{import_id}:{n}`` of at most :data:`BATCH_ROWS` rows, and the
+rows refused while parsing in documents ``{import_id}:r{k}``)::
 
     upload --parse--> queued --job "lead_import", one batch per run--> running ... --> done
 
@@ -37,6 +38,7 @@ from typing import Any, Final, Literal, Protocol
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from app.conversations.lookup import new_lead
 from app.core.logs import get_logger
 from app.core.records import Record
 from app.jobs.queue import Job, JobQueue
@@ -354,7 +356,20 @@ class LeadImporter:
 
         async def fn(tx: Transaction) -> None:
             job = await self.jobs.read(tx, JOB_KIND, imp.id)
-            tx.set(IMPORTS, imp.id, {**imp.to_doc(), "parse_refused": refused_at_parse})
+            tx.set(IMPORTS, imp.id, imp.to_doc())
+            # The parse report in documents of BATCH_ROWS refusals (a document stays well under 1 MiB).
+            for k in range(0, len(refused_at_parse), BATCH_ROWS):
+                tx.set(
+                    IMPORT_BATCHES,
+                    f"{imp.id}:r{k // BATCH_ROWS}",
+                    {
+                        "import_id": imp.id,
+                        "n": -1,
+                        "rows": [],
+                        "done": True,
+                        "refused": refused_at_parse[k : k + BATCH_ROWS],
+                    },
+                )
             for n in range(imp.batches):
                 rows = parsed.rows[n * BATCH_ROWS : (n + 1) * BATCH_ROWS]
                 tx.set(
@@ -385,9 +400,9 @@ class LeadImporter:
         doc = await self.store.get(tenant_id, IMPORTS, import_id[:64])
         if doc is None:
             return []
-        rows: list[dict[str, Any]] = list(doc.get("parse_refused") or [])
+        rows: list[dict[str, Any]] = []
         batches = await self.store.query(
-            tenant_id, IMPORT_BATCHES, filters=[where("import_id", "==", doc["id"])], limit=MAX_ROWS
+            tenant_id, IMPORT_BATCHES, filters=[where("import_id", "==", doc["id"])], limit=2 * MAX_ROWS
         )
         for batch in batches:
             rows.extend(batch.data.get("refused") or [])
@@ -439,8 +454,6 @@ class LeadImporter:
     async def _write_batch(
         self, tenant_id: str, imp: LeadImport, batch_id: str, rows: list[dict[str, Any]]
     ) -> None:
-        from app.conversations.lookup import new_lead
-
         now = self.clock.now()
         refused: list[dict[str, Any]] = []
         leads: list[tuple[int, dict[str, Any]]] = []
