@@ -11,6 +11,7 @@ __all__ = ["ADMIN_STRINGS"]
 ADMIN_STRINGS: dict[str, dict[str, str]] = {
     # navigation
     "import_leads": {"en": "Import leads", "fr": "Importer des prospects"},
+    "nav_import": {"en": "CSV import", "fr": "Import CSV"},
     "integrations": {"en": "Integrations", "fr": "Intégrations"},
     "settings": {"en": "Settings", "fr": "Paramètres"},
     # CSV import

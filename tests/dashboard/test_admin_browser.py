@@ -66,7 +66,7 @@ def test_a_csv_of_1000_leads_imports_with_progress_and_a_report(
 ) -> None:
     path, bad = csv_of_1000(tmp_path)
     sign_in(page, tenant, *MARKETER)
-    page.get_by_role("link", name="Import leads").click()
+    page.get_by_role("link", name="CSV import").click()
     expect(page.get_by_role("heading", name="Import leads")).to_be_visible()
     # Every value the progress text takes, as the page shows it.
     page.evaluate(
