@@ -1,9 +1,9 @@
 """The API behind the dashboard's admin pages (``/api/v1``; admin key or dashboard session).
 
 - ``POST /api/v1/leads/imports``: upload a CSV of leads (multipart form: ``file``, optional
-  ``playbook_id`` and ``channel``). Every row is checked first (:func:`app.dashboard.imports.parse_csv`);
-  the answer (202) is the import with its counters; a durable job then writes the leads in batches
-  and starts each on the playbook when one is named. 400 when the file cannot be imported at all
+  ``playbook_id`` and ``channel``). The answer (202) is the queued import; a durable job then
+  checks and writes the rows in batches (:mod:`app.dashboard.imports`) and starts each new lead on
+  the playbook when one is named. 400 when the file cannot be imported at all
   (no ``consent`` column, not CSV, too big) or the playbook does not exist.
 - ``GET /api/v1/leads/imports``: the newest imports.
 - ``GET /api/v1/leads/imports/{id}``: one import and its ``progress`` (0..1): the page polls it.
@@ -39,7 +39,7 @@ from app.connections.audit import record
 from app.connections.services import ConnectionServices
 from app.dashboard.auth import request_session, tenant_from_key_or_session
 from app.dashboard.i18n import LANGUAGES
-from app.dashboard.imports import ImportFileError, LeadImporter, parse_csv
+from app.dashboard.imports import ImportFileError, LeadImporter, split_csv
 from app.dashboard.people import PeopleDirectory
 from app.store import collections as col
 from app.store import where
@@ -136,14 +136,15 @@ async def create_import(
     raw = await data.file.read()
     profile = await runtime.tenants.profile(tenant_id)
     try:
-        parsed = await anyio.to_thread.run_sync(lambda: parse_csv(raw, region=profile.default_region))
+        rows, _ = await anyio.to_thread.run_sync(lambda: split_csv(raw))
     except ImportFileError as exc:
         raise _bad(str(exc)) from exc
     session = None if request.headers.get("authorization") else await request_session(request, people)
     imp = await lead_imports.create(
         tenant_id,
-        parsed,
+        rows,
         filename=data.file.filename or "leads.csv",
+        region=profile.default_region,
         playbook_id=playbook_id,
         channel=channel,
         created_by=session.user.email if session else "admin-key",

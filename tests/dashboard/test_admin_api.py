@@ -99,11 +99,12 @@ async def test_an_import_runs_in_batches_with_progress_and_a_report(
     rows[10]["phone"] = "not a phone"
     rows[20]["consent"] = ""
     rows[30]["email"] = rows[29]["email"]
+    rows[150]["phone"] = rows[40]["phone"]  # a duplicate across batches (line 152 repeats line 42)
     response = await upload(client, make_csv(rows))
     assert response.status_code == 202, response.text
     imp = response.json()
-    assert imp["status"] == "queued" and imp["total_rows"] == 250 and imp["refused"] == 3
-    assert imp["batches"] == 3
+    assert imp["status"] == "queued" and imp["total_rows"] == 250 and imp["processed"] == 0
+    assert imp["batches"] == 3 and imp["progress"] == 0.0
 
     seen: list[float] = []
     for _ in range(10):
@@ -117,7 +118,7 @@ async def test_an_import_runs_in_batches_with_progress_and_a_report(
     assert seen == sorted(seen), seen
     assert len({p for p in seen if 0 < p < 1}) >= 2, seen  # it moved in steps, batch by batch
     assert state["status"] == "done" and state["progress"] == 1.0
-    assert state["imported"] == 246 and state["refused"] == 4
+    assert state["imported"] == 245 and state["refused"] == 5
 
     report = (await client.get(f"/api/v1/leads/imports/{imp['id']}/report", headers=AUTH)).json()
     assert [(r["line"], r["code"]) for r in report["refused"]] == [
@@ -125,7 +126,9 @@ async def test_an_import_runs_in_batches_with_progress_and_a_report(
         (12, "bad_phone"),
         (22, "bad_consent"),
         (32, "duplicate_in_file"),
+        (152, "duplicate_in_file"),
     ]
+    assert report["refused"][-1]["reason"] == "same phone as line 42"
     leads = (await client.get("/api/v1/leads", params={"q": "lead7@example.com"}, headers=AUTH)).json()
     assert leads["total"] == 1
     lead = leads["leads"][0]
