@@ -59,6 +59,7 @@ ADMIN_STRINGS: dict[str, dict[str, str]] = {
     "auth": {"en": "Authorisation", "fr": "Autorisation"},
     "connect": {"en": "Connect", "fr": "Connecter"},
     "connect_with_key": {"en": "Connect with a key", "fr": "Connecter avec une clé"},
+    "set_oauth_app": {"en": "Set the OAuth app", "fr": "Renseigner l'application OAuth"},
     "oauth_app_missing": {
         "en": "Set this provider's OAuth app first (client id and secret).",
         "fr": "Renseignez d'abord l'application OAuth de ce fournisseur (client id et secret).",

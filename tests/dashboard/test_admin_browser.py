@@ -204,13 +204,15 @@ def test_integrations_connect_test_map_replay_disconnect(
     shot(page, "integrations")
 
     # OAuth: Connect asks the service for a signed link and goes there (answered here, never sent out).
-    httpx.put(
-        f"{base}/api/v1/oauth-apps/hubspot",
-        json={"client_id": "hs-client", "client_secret": "hs-secret"},
-        headers=tenant.auth,
-        timeout=5,
-    ).raise_for_status()
-    page.reload()
+    hubspot = page.get_by_role("button", name="Connect HubSpot")
+    expect(hubspot).to_be_disabled()
+    page.get_by_label("Set the OAuth app: HubSpot").click()
+    page.locator('form[data-oauth-app="hubspot"] input[name="client_id"]').fill("hs-client")
+    page.locator('form[data-oauth-app="hubspot"] input[name="client_secret"]').fill("hs-secret")
+    page.locator('form[data-oauth-app="hubspot"]').get_by_role("button", name="Save").click()
+    expect(page.locator("#integrations-status")).to_contain_text("Saved: HubSpot")
+    expect(hubspot).to_be_enabled()
+    assert "hs-secret" not in page.content()
     went: list[str] = []
 
     def answer(route: Route) -> None:

@@ -316,7 +316,25 @@
           }).catch((err) => say(err.message, false));
         });
         cell.append(button);
-        if (p.oauth_app_configured === false) cell.append(el("p", { class: "note" }, T.oauth_app_missing));
+        if (p.oauth_app_configured === false) {
+          cell.append(el("p", { class: "note" }, T.oauth_app_missing));
+          const appForm = el("form", { class: "creds", "data-oauth-app": p.name });
+          for (const name of ["client_id", "client_secret"]) {
+            const id = "app-" + p.name + "-" + name;
+            appForm.append(el("p", {}, el("label", { for: id }, name),
+              el("input", { id, name, type: name === "client_secret" ? "password" : "text", autocomplete: "off", required: "required" })));
+          }
+          appForm.append(el("p", {}, el("button", { type: "submit" }, T.save)));
+          appForm.addEventListener("submit", (event) => {
+            event.preventDefault();
+            const body = Object.fromEntries([...new FormData(appForm).entries()].map(([k, v]) => [k, String(v).trim()]));
+            api("PUT", "/api/v1/oauth-apps/" + encodeURIComponent(p.name), body).then(() => {
+              say(T.saved + ": " + p.display_name, true);
+              loadCatalog();
+            }).catch((err) => say(err.message, false));
+          });
+          cell.append(el("details", { class: "keyed" }, el("summary", { "aria-label": T.set_oauth_app + ": " + p.display_name }, T.set_oauth_app), appForm));
+        }
       }
       if (p.auth_modes.some((m) => m !== "oauth2")) {
         cell.append(el("details", { class: "keyed" }, el("summary", { "aria-label": T.connect_with_key + ": " + p.display_name }, T.connect_with_key), credentialsForm(p)));
@@ -326,16 +344,19 @@
 
     function refresh() { connections(); crm(); }
 
-    api("GET", "/api/v1/integrations").then((data) => {
-      catalog = Object.fromEntries(data.providers.map((p) => [p.name, p]));
-      rowsOr(document.querySelector("#catalog-table tbody"), data.providers, [
-        (p) => el("a", { href: p.docs, rel: "noopener noreferrer" }, p.display_name),
-        (p) => (p.categories || []).join(", "),
-        (p) => p.auth_modes.join(", "),
-        connectCell,
-      ], T.nothing);
-      refresh();
-    }).catch((err) => alertIn(notice, err.message));
+    function loadCatalog() {
+      return api("GET", "/api/v1/integrations").then((data) => {
+        catalog = Object.fromEntries(data.providers.map((p) => [p.name, p]));
+        rowsOr(document.querySelector("#catalog-table tbody"), data.providers, [
+          (p) => el("a", { href: p.docs, rel: "noopener noreferrer" }, p.display_name),
+          (p) => (p.categories || []).join(", "),
+          (p) => p.auth_modes.join(", "),
+          connectCell,
+        ], T.nothing);
+      });
+    }
+
+    loadCatalog().then(refresh).catch((err) => alertIn(notice, err.message));
   }
 
   // ------------------------------------------------------------------ settings
