@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from litestar.testing import AsyncTestClient  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 
 from app.composition import Runtime  # noqa: E402
 from app.core.settings import Settings  # noqa: E402
@@ -74,8 +75,11 @@ async def main() -> None:
     parser.add_argument("--existing", type=int, default=10_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, leadwarm_data_dir=Path(tmp), admin_api_key=KEY, log_level="WARNING"
+        settings = Settings(
+            _env_file=None,
+            leadwarm_data_dir=Path(tmp),
+            admin_api_key=SecretStr(KEY),
+            log_level="WARNING",
         )
         rt = Runtime.build(settings)
         await bootstrap(rt)
