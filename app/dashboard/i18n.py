@@ -148,3 +148,6 @@ def strings(language: str) -> dict[str, str]:
 from app.dashboard.i18n_playbooks import PLAYBOOK_STRINGS  # noqa: E402 - the playbook pages' words
 
 STRINGS.update(PLAYBOOK_STRINGS)
+from app.dashboard.i18n_admin import ADMIN_STRINGS  # noqa: E402 - dash-admin's strings
+
+STRINGS.update(ADMIN_STRINGS)

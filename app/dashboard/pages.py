@@ -50,6 +50,8 @@ _STATIC = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
     "inbox.js": "text/javascript; charset=utf-8",
+    "admin.js": "text/javascript; charset=utf-8",  # dash-admin
+    "admin.css": "text/css; charset=utf-8",  # dash-admin
 }
 _ENV = Environment(
     loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"]), enable_async=False

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 
-from app.core.features import Feature, feature_dependencies
-from app.dashboard import api_inbox, api_routes, pages, pages_inbox, pages_playbooks
+from app.core.features import Feature, JobKind, feature_dependencies
+from app.dashboard import api_admin, api_inbox, api_routes, pages, pages_admin, pages_inbox, pages_playbooks
+from app.dashboard.api_admin import admin_from_key_or_session, build_importer
 from app.dashboard.auth import tenant_from_key_or_session
+from app.dashboard.imports import JOB_KIND
 from app.dashboard.people import PeopleDirectory
 
 if TYPE_CHECKING:
@@ -34,16 +36,23 @@ class DashboardFeature(Feature):
         *api_inbox.ROUTES,  # inbox actions, the lead page
         *pages_inbox.ROUTES,
         *pages_playbooks.ROUTES,  # playbook list, editor, simulator
+        *api_admin.ROUTES,  # dash-admin: CSV import, funnel chart
+        *pages_admin.ROUTES,  # dash-admin: import, integrations, settings pages
     )
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
         self.people = PeopleDirectory(runtime.store, runtime.clock)
+        self.lead_imports = build_importer(runtime)
 
     def dependencies(self) -> Mapping[str, Provide]:
-        return feature_dependencies(("people", self.people))
+        return feature_dependencies(("people", self.people), ("lead_imports", self.lead_imports))
+
+    def job_kinds(self) -> Mapping[str, JobKind]:
+        return {JOB_KIND: JobKind(self.lead_imports.handle_job)}
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config = super().on_app_init(app_config)
         app_config.dependencies["tenant_id"] = Provide(tenant_from_key_or_session)
+        app_config.dependencies["admin"] = Provide(admin_from_key_or_session)  # integrations API
         return app_config

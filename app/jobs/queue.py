@@ -34,7 +34,16 @@ __all__ = ["Job", "JobQueue", "RetryLater", "job_doc_id"]
 log = get_logger("leadwarm.jobs")
 
 JobKind = Literal[
-    "inbound", "start", "timer", "dispatch", "status", "crm_sync", "handoff", "booking", "reminder"
+    "inbound",
+    "start",
+    "timer",
+    "dispatch",
+    "status",
+    "crm_sync",
+    "handoff",
+    "booking",
+    "reminder",
+    "lead_import",
 ]
 DueRule = Literal["earliest", "latest", "exact"]
 COLLECTION = col.JOBS

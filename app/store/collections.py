@@ -37,6 +37,8 @@ __all__ = [
     "KNOWLEDGE_STATS",
     "KNOWLEDGE_USAGE",
     "LEADS",
+    "LEAD_IMPORTS",
+    "LEAD_IMPORT_BATCHES",
     "LLM_USAGE",
     "OPTOUTS",
     "OUTBOX",
@@ -127,3 +129,8 @@ DASHBOARD_INVITATIONS = "dashboard_invitations"
 def notes_collection(conversation_id: str) -> str:
     """The sub-collection holding one conversation's internal notes (the team's, never sent)."""
     return f"{CONVERSATIONS}/{conversation_id}/notes"
+# --- dashboard CSV imports (app/dashboard/imports.py)
+LEAD_IMPORTS = "lead_imports"
+"""CSV imports of leads: one document per import (status, counters, rows refused while parsing)."""
+LEAD_IMPORT_BATCHES = "lead_import_batches"
+"""An import's rows, ``{import_id}:{n}`` of at most 100 rows each, with their report once written."""
