@@ -142,7 +142,13 @@ class Runtime:
         )
         gate = OutboundGate(store=store, clock=clock, tenants=tenants, ledger=ledger)
         dispatcher = Dispatcher(
-            store=store, clock=clock, channels=directory, gate=gate, tenants=tenants, playbooks=playbooks
+            store=store,
+            clock=clock,
+            channels=directory,
+            gate=gate,
+            tenants=tenants,
+            playbooks=playbooks,
+            jobs=jobs,
         )
         statuses = StatusService(store=store, clock=clock, ledger=ledger)
         worker = Worker(
