@@ -32,6 +32,7 @@ from app.messaging.channel_config import build_channels
 from app.messaging.directory import ChannelDirectory
 from app.messaging.dispatcher import Dispatcher
 from app.messaging.inbox import accept_message
+from app.messaging.pacing import SendPacer
 from app.messaging.statuses import StatusService
 from app.policy.gate import OutboundGate
 from app.policy.optouts import OptOutLedger
@@ -149,6 +150,7 @@ class Runtime:
             tenants=tenants,
             playbooks=playbooks,
             jobs=jobs,
+            pacer=SendPacer(clock=clock),
         )
         statuses = StatusService(store=store, clock=clock, ledger=ledger)
         worker = Worker(

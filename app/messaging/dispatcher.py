@@ -29,6 +29,7 @@ from app.conversations.records import Lead, messages_collection
 from app.core.logs import get_logger
 from app.jobs.queue import Job, JobQueue, RetryLater
 from app.messaging.directory import ChannelDirectory, UnconfiguredChannel
+from app.messaging.pacing import SendPacer
 from app.messaging.records import OutboxItem
 from app.policy.gate import COUNTERS, GateResult, OutboundGate, lead_addresses
 from app.policy.rules import Decision
@@ -82,6 +83,7 @@ class Dispatcher:
         playbooks: PlaybookRepository | None = None,
         quick_attempts: int = 3,
         jobs: JobQueue | None = None,
+        pacer: SendPacer | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -93,6 +95,8 @@ class Dispatcher:
         self.jobs = jobs
         """The queue whose dispatch jobs this handler completes in its own last transaction
         (``None``: the worker completes them)."""
+        self.pacer = pacer
+        """Send pacing per sender and recipient (:mod:`app.messaging.pacing`; ``None``: none)."""
 
     async def handle_dispatch(self, job: Job) -> None:
         """Send every pending outbox item of the conversation ``job.key``, in order."""
@@ -225,6 +229,14 @@ class Dispatcher:
         self, tenant_id: str, item: OutboxItem, result: GateResult, *, job: Job | None = None
     ) -> None:
         channel = await self.channels.resolve(tenant_id, item.channel)
+        if self.pacer is not None:  # raises RetryLater until the item's slot at the provider's rate
+            self.pacer.admit(
+                channel=item.channel,
+                sender=self.pacer.sender_of(channel, tenant_id),
+                to=item.to,
+                key=item.id,
+                text=item.text,
+            )
         reply_to, thread = await self._thread(tenant_id, item)
         message = OutboundMessage(
             to=item.to,
