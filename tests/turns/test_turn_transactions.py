@@ -23,10 +23,10 @@ LEADS = 16
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         leadwarm_data_dir=tmp_path,
-        admin_api_key="lw_test_turns",
+        admin_api_key="lw_test_turns",  # type: ignore[arg-type]
         log_level="WARNING",
         burst_window_seconds=0.0,
         worker_concurrency=LEADS,
