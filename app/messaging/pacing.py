@@ -8,7 +8,8 @@ The limits, from the vendors' documentation:
   second by default (1,000 after Meta's automatic upgrade), inbound and outbound together;
   beyond it the API answers error 130429. Same page and the error-code table: a business number
   may send about 1 message every 6 seconds to the same WhatsApp user (0.17 msg/s); beyond it the
-  API answers error 131056 ("pair rate limit hit"), bursts borrowing against the future.
+  API answers error 131056 ("pair rate limit hit"). Meta allows a burst of up to 45 messages in
+  6 seconds to one user, borrowed against the following time at the base rate.
 - **Twilio Programmable Messaging**, "Understanding Twilio Rate Limits and Message Queues" and
   "Toll-Free SMS and MMS messaging throughput (MPS)": a US/Canada long code sends 1 message
   segment per second, a toll-free number 3 segments/s by default, a short code 100 messages/s;
@@ -72,9 +73,9 @@ class SendRule:
     cost: int = 1
 
 
-#: Meta's pair rate: 1 message every 6 seconds to one user; a reply turn's few messages may go
-#: together (a burst of 3), the long-run pace stays one per 6 s.
-PAIR_WHATSAPP = Rate(per_s=1 / 6, burst=3)
+#: Meta's pair rate: 1 message every 6 seconds to one user. A lively conversation's replies go
+#: at once (a burst of 10, well inside Meta's 45); the long-run pace stays one per 6 s.
+PAIR_WHATSAPP = Rate(per_s=1 / 6, burst=10)
 #: Meta's default Cloud API throughput per business number, evenly spaced (inbound shares it).
 WHATSAPP_NUMBER = Rate(per_s=80.0)
 _TOLL_FREE = Rate(per_s=3.0)
