@@ -217,7 +217,7 @@ class JobQueue:
         """Sleep until the earliest pending job falls due (:meth:`next_due_at`), an in-process
         enqueue of an earlier job (:meth:`notify`), or ``max_wait_s`` seconds: the bound on how
         late this process sees work that another process enqueued."""
-        next_due = await self.next_due_at()
+        next_due = await self.next_due_at(within_s=max_wait_s)
         now = self.clock.now()
         delay = max_wait_s if next_due is None else min(max_wait_s, max(0.0, next_due - now))
         if delay > 0:
@@ -289,12 +289,15 @@ class JobQueue:
 
         return await self.store.run_transaction(tenant_id, fn)
 
-    async def next_due_at(self) -> float | None:
-        """When the earliest pending job (of any tenant) falls due, or ``None`` when none is
-        pending; UTC epoch seconds. One indexed query (``status, due_at``)."""
+    async def next_due_at(self, *, within_s: float) -> float | None:
+        """When the earliest pending job (of any tenant) falls due, if it does within
+        ``within_s`` seconds from now (else ``None``); UTC epoch seconds. One seek of the
+        ``(status, due_at)`` group index, which sorts only the jobs due within the horizon (an
+        unbounded "earliest pending" would sort every pending timer)."""
+        horizon = self.clock.now() + within_s
         docs = await self.store.query_group(
             COLLECTION,
-            filters=[where("status", "==", "pending")],
+            filters=[where("status", "==", "pending"), where("due_at", "<=", horizon)],
             order_by=[Order("due_at")],
             limit=1,
         )

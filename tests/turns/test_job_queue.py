@@ -46,7 +46,8 @@ async def test_due_jobs_of_a_tenant_are_leased_in_one_transaction(store: SQLiteS
     assert {j.status for j in leased} == {"leased"} and {j.lease_owner for j in leased} == {"p1"}
     # another process sees nothing left to take
     assert await JobQueue(store, clock, owner="p2").lease_due(limit=100) == []
-    assert await jobs.next_due_at() == 2_000.0
+    assert await jobs.next_due_at(within_s=1_000.0) == 2_000.0
+    assert await jobs.next_due_at(within_s=999.0) is None  # beyond the horizon
 
 
 async def test_complete_in_deletes_or_requeues_in_the_callers_transaction(store: SQLiteStore) -> None:
