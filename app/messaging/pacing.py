@@ -14,8 +14,9 @@ The limits, from the vendors' documentation:
   "Toll-Free SMS and MMS messaging throughput (MPS)": a US/Canada long code sends 1 message
   segment per second, a toll-free number 3 segments/s by default, a short code 100 messages/s;
   faster requests wait in a per-sender queue that holds at most 10 hours of segments (36,000 for a
-  long code), after which Twilio refuses them. Pacing here keeps that queue empty, so quiet hours
-  and opt-outs are still checked at the real send time.
+  long code), after which Twilio refuses them. Pacing here keeps that queue short (a burst of 10
+  segments, at most 10 s of a long code's queue), so quiet hours and opt-outs are still checked
+  near the real send time and a turn's two or three messages are not rescheduled one by one.
 
 The pacer is a GCRA ("virtual scheduling") over the :class:`kernel.clock.Clock`: a slot is a time,
 not a sleep, so :meth:`SendPacer.admit` never holds a worker. A send whose slot is in the future
@@ -76,11 +77,13 @@ class SendRule:
 #: Meta's pair rate: 1 message every 6 seconds to one user. A lively conversation's replies go
 #: at once (a burst of 10, well inside Meta's 45); the long-run pace stays one per 6 s.
 PAIR_WHATSAPP = Rate(per_s=1 / 6, burst=10)
-#: Meta's default Cloud API throughput per business number, evenly spaced (inbound shares it).
-WHATSAPP_NUMBER = Rate(per_s=80.0)
-_TOLL_FREE = Rate(per_s=3.0)
-_LONG_CODE = Rate(per_s=1.0)
-_SHORT_CODE = Rate(per_s=100.0)
+#: Meta's default Cloud API throughput per business number: 70/s with bursts of 10, so that no
+#: one-second window holds more than 80 (GCRA: burst + rate x window).
+WHATSAPP_NUMBER = Rate(per_s=70.0, burst=10)
+#: Twilio's per-sender rates (segments/s); the burst is what Twilio's own queue absorbs.
+_TOLL_FREE = Rate(per_s=3.0, burst=10)
+_LONG_CODE = Rate(per_s=1.0, burst=10)
+_SHORT_CODE = Rate(per_s=90.0, burst=10)  # at most 100 in any second
 
 
 def twilio_sender_rate(number: str) -> Rate:
@@ -201,8 +204,9 @@ class SendPacer:
         return cost * self.processes / rate.per_s
 
     def _earliest(self, key: tuple[str, ...], rate: Rate, cost: int, now: float) -> float:
+        # the whole message (``cost`` units) must fit in the burst: tat - (burst - cost) x T
         tat = self._tat.get(key, now)
-        tolerance = (rate.burst - 1) * self._interval(rate, 1)
+        tolerance = (rate.burst - cost) * self._interval(rate, 1)
         return max(now, tat - tolerance)
 
     def _book(self, key: tuple[str, ...], rate: Rate, cost: int, slot: float) -> None:

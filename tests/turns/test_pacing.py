@@ -4,7 +4,6 @@ dropped, end to end through the dispatcher against a stand-in of api.twilio.com 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,11 +25,27 @@ AUTH_TOKEN = "twilio-test-auth-token-0123456789"
 LONG_CODE = "+15017122661"
 
 
+def conforms(times: list[float], costs: list[int], *, per_s: float, burst: int) -> bool:
+    """No stretch of sends took more than ``burst`` units ahead of ``per_s`` (GCRA conformance)."""
+    for i in range(len(times)):
+        used = 0
+        for j in range(i, len(times)):
+            used += costs[j]
+            if used - burst > (times[j] - times[i]) * per_s + 1e-6:
+                return False
+    return True
+
+
+def busiest_second(times: list[float]) -> int:
+    ordered = sorted(times)
+    return max(sum(1 for u in ordered if t <= u < t + 1.0 - 1e-9) for t in ordered)
+
+
 def test_twilio_rates_follow_the_number_type() -> None:
     assert twilio_sender_rate("+15017122661").per_s == 1.0  # US long code
     assert twilio_sender_rate("+18885550123").per_s == 3.0  # toll-free
     assert twilio_sender_rate("+18335550123").per_s == 3.0
-    assert twilio_sender_rate("12345").per_s == 100.0  # short code
+    assert twilio_sender_rate("12345").per_s == 90.0  # short code: 100 in any second with its burst
     assert twilio_sender_rate("+33612345678").per_s == 1.0
     assert twilio_sender_rate("not a number").per_s == 1.0
 
@@ -43,12 +58,13 @@ def test_whatsapp_slots_keep_80_per_second_per_number_and_the_pair_rate() -> Non
         for i in range(800)
     ]
     assert slots == sorted(slots)
-    assert slots[-1] - slots[0] == pytest.approx(799 / 80, abs=1e-3)  # 80 a second, evenly spaced
+    assert busiest_second(slots) <= 80  # Meta's 80 messages/s per number, never more
+    assert slots[-1] - slots[0] == pytest.approx((800 - 10) / 70, abs=1e-3)  # and not much less
     # another number has its own throughput
     assert pacer.reserve(channel="whatsapp", sender="pn2", to="+33610000000", key="x") == T0
     # one recipient: a burst of 10, then one message every 6 seconds (error 131056)
     pair = [pacer.reserve(channel="whatsapp", sender="pn3", to="+33699", key=f"p{i}") for i in range(12)]
-    assert pair[:10] == pytest.approx([T0 + i / 80 for i in range(10)], abs=1e-3)
+    assert pair[:10] == pytest.approx([T0] * 10, abs=1e-3)
     assert pair[10] == pytest.approx(T0 + 6.0, abs=1e-3) and pair[11] == pytest.approx(T0 + 12.0, abs=1e-3)
     # email is not paced
     assert pacer.reserve(channel="email", sender="m", to="a@b.c", key="e") == T0
@@ -57,25 +73,36 @@ def test_whatsapp_slots_keep_80_per_second_per_number_and_the_pair_rate() -> Non
 def test_a_booked_slot_is_kept_for_its_message_and_admit_reschedules() -> None:
     clock = ManualClock(T0)
     pacer = SendPacer(clock=clock)
-    pacer.admit(channel="sms", sender=LONG_CODE, to="+14155550001", key="a", text="hi")
+    for i in range(10):  # the burst Twilio's queue absorbs
+        pacer.admit(channel="sms", sender=LONG_CODE, to=f"+1415555{i:04d}", key=f"burst{i}", text="hi")
     with pytest.raises(RetryLater) as later:
-        pacer.admit(channel="sms", sender=LONG_CODE, to="+14155550002", key="b", text="hi")
-    assert later.value.delay_s == pytest.approx(1.0) and later.value.count is False
+        pacer.admit(channel="sms", sender=LONG_CODE, to="+14155550102", key="b", text="hi")
+    assert later.value.delay_s == pytest.approx(1.0, abs=1e-3) and later.value.count is False
     # asking again before the slot books nothing new: the same slot comes back
-    assert pacer.reserve(channel="sms", sender=LONG_CODE, to="+14155550002", key="b") == pytest.approx(T0 + 1)
-    assert pacer.reserve(channel="sms", sender=LONG_CODE, to="+14155550003", key="c") == pytest.approx(T0 + 2)
+    again = pacer.reserve(channel="sms", sender=LONG_CODE, to="+14155550102", key="b")
+    assert again == pytest.approx(T0 + 1, abs=1e-3)
+    assert pacer.reserve(channel="sms", sender=LONG_CODE, to="+14155550103", key="c") == pytest.approx(
+        T0 + 2, abs=1e-3
+    )
     clock.advance(1.0)
-    pacer.admit(channel="sms", sender=LONG_CODE, to="+14155550002", key="b", text="hi")  # its slot came
+    pacer.admit(channel="sms", sender=LONG_CODE, to="+14155550102", key="b", text="hi")  # its slot came
     # a three-segment message costs three seconds of a long code
     long_text = "x" * 400
     assert sms_segments(long_text) == 3
-    slot = pacer.reserve(channel="sms", sender=LONG_CODE, to="+14155550004", key="d", text=long_text)
-    after = pacer.reserve(channel="sms", sender=LONG_CODE, to="+14155550005", key="e", text="hi")
-    assert after - slot == pytest.approx(3.0)
+    texts = [long_text if i % 3 == 0 else "hi" for i in range(12)]
+    fresh = SendPacer(clock=ManualClock(T0))
+    times = [
+        fresh.reserve(channel="sms", sender=LONG_CODE, to=f"+1{i}", key=f"m{i}", text=t)
+        for i, t in enumerate(texts)
+    ]
+    costs = [sms_segments(t) for t in texts]
+    assert conforms(times, costs, per_s=1.0, burst=10)
+    assert times[-1] - times[0] == pytest.approx(sum(costs) - 10, abs=1e-3)  # no slower than that
     # shared among processes: each takes its share of the rate
     shared = SendPacer(clock=clock, processes=2)
-    first = shared.reserve(channel="sms", sender=LONG_CODE, to="+1", key="f")
-    assert shared.reserve(channel="sms", sender=LONG_CODE, to="+2", key="g") - first == pytest.approx(2.0)
+    times = [shared.reserve(channel="sms", sender=LONG_CODE, to=f"+{i}", key=f"s{i}") for i in range(30)]
+    assert conforms(times, [1] * 30, per_s=0.5, burst=10)
+    assert not conforms(times, [1] * 30, per_s=0.45, burst=10)  # and uses its share
 
 
 @pytest.fixture
@@ -134,7 +161,9 @@ async def test_replies_to_many_leads_leave_a_long_code_at_one_segment_a_second(
     outbox = await rt.store.query("demo", "outbox")
     assert outbox and {d.data["status"] for d in outbox} == {"sent"}  # delayed, none dropped
     assert len(sent_at) == len(outbox) >= len(leads)
-    for (before, body), (after, _) in itertools.pairwise(sent_at):
-        # the previous message's segments at 1 a second (the clock moves in 0.25 s steps)
-        assert after - before >= sms_segments(body) - 1e-6, (before, after, body)
+    times = [at for at, _ in sent_at]
+    costs = [sms_segments(body) for _, body in sent_at]
+    # 1 segment a second, past the 10-segment burst Twilio's queue absorbs (clock steps of 0.25 s)
+    assert conforms(times, costs, per_s=1.0, burst=10)
+    assert sum(costs) > 10 and times[-1] - times[0] >= sum(costs) - 10 - 1e-6
     assert not [j for j in await rt.jobs.dead_letters("demo")]
