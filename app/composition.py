@@ -150,7 +150,11 @@ class Runtime:
             tenants=tenants,
             playbooks=playbooks,
             jobs=jobs,
-            pacer=SendPacer(clock=clock),
+            pacer=(
+                SendPacer(clock=clock, processes=settings.send_pacing_processes)
+                if settings.send_pacing
+                else None
+            ),
         )
         statuses = StatusService(store=store, clock=clock, ledger=ledger)
         worker = Worker(

@@ -123,6 +123,7 @@ async def runtime(tmp_path: Path, twilio_api: FakeTwilio) -> AsyncIterator[tuple
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,
         twilio_phone_number=LONG_CODE,
+        send_pacing=True,
     )
     sms = TwilioSmsChannel(
         account_sid=ACCOUNT_SID,
