@@ -45,6 +45,7 @@ __all__ = [
     "Rate",
     "SendPacer",
     "SendRule",
+    "twilio_rule",
     "twilio_sender_rate",
     "whatsapp_rule",
 ]
@@ -147,6 +148,7 @@ class SendPacer:
         """Theoretical arrival time (GCRA) of each sender and pair."""
         self._booked: dict[tuple[str, str, str], float] = {}
         """The slot booked for an outbox item ``(key, channel, sender)`` that was told to wait."""
+        self._sweep_at = self.SWEEP_AT
 
     def paced(self, channel: str) -> bool:
         """Whether sends on ``channel`` are paced."""
@@ -179,7 +181,7 @@ class SendPacer:
             self._book(pair_key, rule.pair, 1, slot)
         if slot > now:
             self._booked[booked_key] = slot
-        if len(self._tat) > self.SWEEP_AT or len(self._booked) > self.SWEEP_AT:
+        if len(self._tat) + len(self._booked) > self._sweep_at:
             self._sweep(now)
         return max(slot, now)
 
@@ -215,3 +217,6 @@ class SendPacer:
     def _sweep(self, now: float) -> None:
         self._tat = {k: t for k, t in self._tat.items() if t > now}
         self._booked = {k: t for k, t in self._booked.items() if t > now - 3600.0}
+        # what is still booked lies ahead: sweep again only once the tables have doubled, so the
+        # sweeps cost O(1) amortised per send however large the campaign
+        self._sweep_at = max(self.SWEEP_AT, 2 * (len(self._tat) + len(self._booked)))

@@ -105,6 +105,21 @@ def test_a_booked_slot_is_kept_for_its_message_and_admit_reschedules() -> None:
     assert not conforms(times, [1] * 30, per_s=0.45, burst=10)  # and uses its share
 
 
+def test_a_long_campaign_keeps_bounded_tables_and_linear_time() -> None:
+    """Slots booked far ahead are kept; the sweeps stay amortised (no O(n^2) on the event loop)."""
+    clock = ManualClock(T0)
+    pacer = SendPacer(clock=clock)
+    pacer.SWEEP_AT = 100
+    pacer._sweep_at = 100
+    for i in range(5_000):
+        pacer.reserve(channel="sms", sender=LONG_CODE, to=f"+1{i}", key=f"k{i}")
+        if i % 1000 == 999:
+            clock.advance(2_000.0)  # 2,000 slots went by: their records carry no constraint
+    # what remains: slots of the last hour never claimed (kept an hour past their time), or ahead
+    assert len(pacer._booked) + len(pacer._tat) <= 3_600 + 10
+    assert pacer._sweep_at <= 2 * (3_600 + 10) + 1_000
+
+
 @pytest.fixture
 def twilio_api() -> Iterator[FakeTwilio]:
     server = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
