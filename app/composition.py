@@ -32,6 +32,7 @@ from app.messaging.channel_config import build_channels
 from app.messaging.directory import ChannelDirectory
 from app.messaging.dispatcher import Dispatcher
 from app.messaging.inbox import accept_message
+from app.messaging.pacing import SendPacer
 from app.messaging.statuses import StatusService
 from app.policy.gate import OutboundGate
 from app.policy.optouts import OptOutLedger
@@ -142,7 +143,18 @@ class Runtime:
         )
         gate = OutboundGate(store=store, clock=clock, tenants=tenants, ledger=ledger)
         dispatcher = Dispatcher(
-            store=store, clock=clock, channels=directory, gate=gate, tenants=tenants, playbooks=playbooks
+            store=store,
+            clock=clock,
+            channels=directory,
+            gate=gate,
+            tenants=tenants,
+            playbooks=playbooks,
+            jobs=jobs,
+            pacer=(
+                SendPacer(clock=clock, processes=settings.send_pacing_processes)
+                if settings.send_pacing
+                else None
+            ),
         )
         statuses = StatusService(store=store, clock=clock, ledger=ledger)
         worker = Worker(

@@ -8,6 +8,9 @@
 3. Prompt tokens per lead turn and the share that is a cacheable static prefix (benchmarks/llm.py).
 4. With ``--crm [N]``: CRM sync of N qualified leads per adapter (default 10,000) against fakes that
    enforce the vendors' limits, windows scaled down (benchmarks/crm_sync.py; it runs alone too).
+5. Answer turns/s at 1,000 and 100,000 stored messages with transactions and statements per turn,
+   100,000 pending timers with 1,000 due at once (lateness, memory), and a 10,000-lead campaign
+   paced on WhatsApp and SMS (benchmarks/turns.py; it runs alone too). ``--no-scale`` skips them.
 
 Usage: ``python benchmarks/run.py [--requests N] [--concurrency C] [--leads L] [--crm [N]]``.
 """
@@ -274,6 +277,7 @@ def main() -> None:
     parser.add_argument(
         "--crm", type=int, nargs="?", const=10_000, default=0, help="CRM sync leads per adapter"
     )
+    parser.add_argument("--no-scale", action="store_true", help="skip benchmarks/turns.py")
     args = parser.parse_args()
     bench_ingest(args.requests, args.concurrency)
     asyncio.run(_turns(args.leads))
@@ -281,6 +285,11 @@ def main() -> None:
 
     for line in bench_prompt_tokens():
         print(line)
+    if not args.no_scale:
+        from benchmarks.turns import bench_campaign, bench_timers, bench_turn_scaling
+
+        for line in [*bench_turn_scaling(leads=args.leads), *bench_timers(), *bench_campaign()]:
+            print(line)
     if args.crm:
         from benchmarks.crm_sync import bench_crm_sync
 

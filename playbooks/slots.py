@@ -30,6 +30,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -63,6 +64,7 @@ class SlotValue:
 # --------------------------------------------------------------------------- text helpers
 
 
+@lru_cache(maxsize=4096)  # one entry per distinct character: the turn's hottest function
 def _fold_char(char: str) -> str:
     if char in "’‘`´":
         return "'"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import phonenumbers
 
@@ -144,17 +144,21 @@ class ConversationService:
     # ------------------------------------------------------------------ job handlers
     async def handle_inbound(self, job: Job) -> None:
         """Process every pending inbox item of the job's address as one turn."""
-        await self._replay_until_committed(job.tenant_id, lambda: self._inbound_turn(job.tenant_id, job.key))
+        await self._replay_until_committed(
+            job.tenant_id, lambda: self._inbound_turn(job.tenant_id, job.key, job=job)
+        )
 
     async def handle_start(self, job: Job) -> None:
         """Start the playbook of a conversation created through the API."""
-        await self._replay_until_committed(job.tenant_id, lambda: self._start_turn(job.tenant_id, job.key))
+        await self._replay_until_committed(
+            job.tenant_id, lambda: self._start_turn(job.tenant_id, job.key, job=job)
+        )
 
     async def handle_timer(self, job: Job) -> None:
         """Fire a conversation's wait timer (ignored if the conversation moved on)."""
         timer_id = str(job.payload.get("timer_id", ""))
         await self._replay_until_committed(
-            job.tenant_id, lambda: self._timer_turn(job.tenant_id, job.key, timer_id)
+            job.tenant_id, lambda: self._timer_turn(job.tenant_id, job.key, timer_id, job=job)
         )
 
     async def run_event(
@@ -238,11 +242,11 @@ class ConversationService:
         )
         return [InboxItem.from_doc(d.data) for d in docs]
 
-    async def _inbound_turn(self, tenant_id: str, address_key: str) -> bool:
+    async def _inbound_turn(self, tenant_id: str, address_key: str, *, job: Job | None = None) -> bool:
         # Every accepted message bumps this job's generation in the transaction that stores it:
         # reading it first tells the commit whether the lead wrote again while we worked.
-        job = await self.store.get(tenant_id, col.JOBS, job_doc_id("inbound", address_key))
-        generation = (job or {}).get("generation")
+        job_doc = await self.store.get(tenant_id, col.JOBS, job_doc_id("inbound", address_key))
+        generation = (job_doc or {}).get("generation")
         items = await self._pending(tenant_id, address_key)
         if not items:
             return True
@@ -259,7 +263,9 @@ class ConversationService:
         keyword = self._keyword(items[-1].channel, readable)
         if keyword is not None:
             plan = await self._keyword_plan(tenant_id, located, items, keyword, profile, now)
-            return await self._commit(tenant_id, located, plan, inbox_items=items, generation=generation)
+            return await self._commit(
+                tenant_id, located, plan, inbox_items=items, generation=generation, job=job
+            )
         if not readable:
             # Nothing the playbook can read: keep the messages; answer politely unless they are
             # reactions or automatic replies. The playbook does not advance.
@@ -267,7 +273,9 @@ class ConversationService:
             if any(i.kind not in _SILENT_KINDS for i in items):
                 reply = i18n.text("unsupported_message", lead.language or profile.default_language)
                 plan_bot_messages(plan, [reply], now, purpose="fallback")
-            return await self._commit(tenant_id, located, plan, inbox_items=items, generation=generation)
+            return await self._commit(
+                tenant_id, located, plan, inbox_items=items, generation=generation, job=job
+            )
         conv = located.conversation
         text = "\n".join(i.text for i in readable)
         event: Event
@@ -300,9 +308,9 @@ class ConversationService:
         usage_doc = result.interpretation.usage if result.interpretation is not None else None
         usage = TurnUsage(**usage_doc) if usage_doc else None
         plan = plan_turn(conv, lead, result, now, inbound=items, trigger="inbound", llm_usage=usage)
-        return await self._commit(tenant_id, located, plan, inbox_items=items, generation=generation)
+        return await self._commit(tenant_id, located, plan, inbox_items=items, generation=generation, job=job)
 
-    async def _start_turn(self, tenant_id: str, conversation_id: str) -> bool:
+    async def _start_turn(self, tenant_id: str, conversation_id: str, *, job: Job | None = None) -> bool:
         data = await self.store.get(tenant_id, CONVERSATIONS, conversation_id)
         if data is None:
             log.warning("start.missing_conversation", tenant=tenant_id, conversation=conversation_id)
@@ -317,10 +325,12 @@ class ConversationService:
         result = await advance(playbook, state, StartEvent(trigger="lead_created"), ports)
         located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
         return await self._commit(
-            tenant_id, located, plan_turn(conv, lead, result, self.clock.now(), trigger="start")
+            tenant_id, located, plan_turn(conv, lead, result, self.clock.now(), trigger="start"), job=job
         )
 
-    async def _timer_turn(self, tenant_id: str, conversation_id: str, timer_id: str) -> bool:
+    async def _timer_turn(
+        self, tenant_id: str, conversation_id: str, timer_id: str, *, job: Job | None = None
+    ) -> bool:
         data = await self.store.get(tenant_id, CONVERSATIONS, conversation_id)
         if data is None or not data.get("state"):
             return True
@@ -335,7 +345,7 @@ class ConversationService:
         result = await advance(playbook, state, TimerFiredEvent(timer_id=timer_id), ports)
         located = Located(conv, lead, conversation_is_new=False, lead_is_new=False)
         return await self._commit(
-            tenant_id, located, plan_turn(conv, lead, result, self.clock.now(), trigger="timer")
+            tenant_id, located, plan_turn(conv, lead, result, self.clock.now(), trigger="timer"), job=job
         )
 
     # ------------------------------------------------------------------ keywords
@@ -482,12 +492,15 @@ class ConversationService:
         *,
         inbox_items: Sequence[InboxItem] = (),
         generation: int | None = None,
+        job: Job | None = None,
     ) -> bool:
         """Write the whole turn in one transaction; ``False`` when it must be recomputed.
 
         Only this lead's documents are read in the transaction (no query: on Firestore a query in
         a transaction locks every document it scans, so a query on the inbox would serialise all
         leads). ``generation`` is the inbound job's generation when the turn read the inbox.
+        ``job``, the leased job that runs this turn, is completed in the same transaction
+        (:meth:`app.jobs.queue.JobQueue.complete_in`), so the worker writes nothing after it.
         """
         expected = located.conversation.version
         conv, lead = plan.conversation, plan.lead
@@ -501,18 +514,38 @@ class ConversationService:
         hooked = [await hook(tenant_id, located.conversation, plan) for hook in self.turn_hooks]
         extra_writes = [w for w in hooked if w is not None]
 
+        inbound_job_id = job_doc_id("inbound", address_key) if address_key is not None else None
+        timer_job_id = job_doc_id("timer", conv.id)
+        # The running job's document is also written by the turn when it enqueues the same
+        # (kind, key) again (a timer that sets the next timer): then one write does both.
+        rewritten = {job_doc_id(j.kind, j.key) for j in plan.jobs}
+        if plan.outbox:
+            rewritten.add(job_doc_id("dispatch", conv.id))
+        if plan.timer is not None and plan.timer.action == "set":
+            rewritten.add(timer_job_id)
+
+        completed_in_tx: list[bool] = []  # set by the attempt that completed the job
+
         async def fn(tx: Transaction) -> bool:
+            completed_in_tx.clear()
             current = await tx.get(CONVERSATIONS, conv.id)
             if located.conversation_is_new:
                 if current is not None:
                     return False
             elif current is None or current.get("version") != expected:
                 return False
+            own_doc: dict[str, Any] | None = None
             if address_key is not None:
-                job_now = await tx.get(col.JOBS, job_doc_id("inbound", address_key))
+                job_now = await tx.get(col.JOBS, str(inbound_job_id))
+                if job is not None and job.id == inbound_job_id:
+                    own_doc = job_now
                 items_now = [await tx.get(INBOX, item_id) for item_id in sorted(item_ids)]
                 if not any(i is not None and i.get("status") == "pending" for i in items_now):
-                    return True  # processed by someone else: nothing to write
+                    # processed by someone else: nothing to write but this job's completion
+                    if job is not None and own_doc is not None:
+                        self.jobs.complete_in(tx, job, own_doc)
+                        completed_in_tx.append(True)
+                    return True
                 if job_now is not None and generation is not None and job_now.get("generation") != generation:
                     return False  # the lead wrote again meanwhile: one turn must read it all
             lead_now = await tx.get(LEADS, lead.id)
@@ -531,10 +564,23 @@ class ConversationService:
                 if plan.cancel_pending_sends and not located.conversation_is_new
                 else []
             )
+            if job is not None and job.id != inbound_job_id:
+                own_doc = await self.jobs.read_job(tx, job)
             hook_writes = [await hook(tx, located, plan) for hook in self.commit_hooks]
             for extra in extra_writes:
                 await extra.read(tx)
             # -- writes
+            if job is not None:
+                after = self.jobs.complete_in(tx, job, own_doc, write=job.id not in rewritten)
+                completed_in_tx.append(True)
+                if job.id == timer_job_id:
+                    timer_job = after
+                if job.id == job_doc_id("dispatch", conv.id):
+                    dispatch_job = after
+                other_jobs = [
+                    after if job_doc_id(j.kind, j.key) == job.id else existing
+                    for j, existing in zip(plan.jobs, other_jobs, strict=True)
+                ]
             tx.set(CONVERSATIONS, conv.id, conv.to_doc())
             if lead_now is None:
                 tx.set(LEADS, lead.id, lead.to_doc())
@@ -580,7 +626,12 @@ class ConversationService:
                     payload={"timer_id": plan.timer.timer_id},
                     due="exact",
                 )
-            elif plan.timer is not None and timer_job is not None and timer_job.get("status") == "pending":
+            elif (
+                plan.timer is not None
+                and timer_job is not None
+                and timer_job.get("status") == "pending"
+                and not (job is not None and job.id == timer_job_id)  # completed above
+            ):
                 tx.delete(col.JOBS, str(timer_job["id"]))
             if optout is not None:
                 self.ledger.write(
@@ -615,6 +666,8 @@ class ConversationService:
             return True
 
         committed = await self.store.run_transaction(tenant_id, fn)
+        if committed and job is not None and completed_in_tx:
+            job.mark_completed()
         if committed and conv.status == "closed" and located.conversation.status != "closed":
             # The conversation reached its outcome: credit the knowledge entries it used.
             await record_kb_outcome(

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     worker_poll_interval: float = Field(default=0.5, gt=0, description="seconds between store polls")
     job_lease_seconds: float = Field(default=60.0, gt=1)
     send_max_attempts: int = Field(default=8, ge=1)
+    send_pacing: bool = True
+    """Pace sends at the providers' rates (WhatsApp per number and per recipient, Twilio by number
+    type; ``app/messaging/pacing.py``). Off only for tests on a clock that never moves."""
+    send_pacing_processes: int = Field(default=1, ge=1)
+    """How many worker processes share the senders: each paces at its share of every rate."""
     burst_window_seconds: float = Field(
         default=3.0, ge=0, description="messages from one lead this close together get one reply"
     )

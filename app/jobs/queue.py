@@ -11,6 +11,12 @@ drains that address's inbox in order. Life of a job::
 
 ``dead`` jobs stay as the dead letter, with their last error, for an operator to see.
 Times are floats, seconds since the Unix epoch (UTC).
+
+Transactions are the cost of a job, so they are shared: :meth:`JobQueue.lease_due` leases every
+due job of one tenant in ONE transaction, and a handler that ends in a transaction of its own (a
+turn's commit, the dispatcher's last send) completes its job inside it (:meth:`JobQueue.read_job`,
+:meth:`JobQueue.complete_in`), so the worker's separate completion is skipped. Crash safety is
+unchanged: the completion commits with the work or not at all.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import contextlib
 import random
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from app.core.logs import get_logger
 from app.core.records import Record
@@ -29,7 +35,7 @@ from app.store import collections as col
 from app.store.ids import compound_id
 from kernel.clock import Clock
 
-__all__ = ["Job", "JobQueue", "RetryLater", "job_doc_id"]
+__all__ = ["LEASE_BATCH", "Job", "JobQueue", "RetryLater", "job_doc_id"]
 
 log = get_logger("leadwarm.jobs")
 
@@ -47,6 +53,9 @@ JobKind = Literal[
 ]
 DueRule = Literal["earliest", "latest", "exact"]
 COLLECTION = col.JOBS
+#: Most jobs leased in one transaction (Firestore allows 500 writes a transaction; a smaller batch
+#: keeps a contended transaction cheap to retry).
+LEASE_BATCH = 64
 
 
 class RetryLater(Exception):  # noqa: N818 - a signal, not an error
@@ -77,6 +86,19 @@ class Job(Record):
     payload: dict[str, Any] = Field(default_factory=dict)
     last_error: str | None = None
     created_at: float = 0.0
+    _completed: bool = PrivateAttr(default=False)
+
+    @property
+    def completed(self) -> bool:
+        """``True`` once a handler completed the job inside its own committed transaction
+        (:meth:`JobQueue.complete_in`); the worker then has nothing left to write."""
+        return self._completed
+
+    def mark_completed(self) -> None:
+        """Record that the transaction holding :meth:`JobQueue.complete_in` committed. Call it
+        after ``run_transaction`` returned, never inside the transaction function (which may be
+        retried)."""
+        self._completed = True
 
 
 def job_doc_id(kind: str, key: str) -> str:
@@ -100,6 +122,8 @@ class JobQueue:
         self.lease_s = lease_s
         self.max_attempts = max_attempts
         self._wakeup = asyncio.Event()
+        self._wake_at = float("inf")
+        """When the sleeping worker plans to wake up (``inf`` while it is awake)."""
 
     # ----------------------------------------------------------------- enqueue
     @staticmethod
@@ -168,7 +192,7 @@ class JobQueue:
             self.write(tx, existing, kind=kind, key=key, due_at=at, payload=payload)
 
         await self.store.run_transaction(tenant_id, fn)
-        self.notify()
+        self.notify(due_at=at)
 
     async def cancel(self, tenant_id: str, kind: JobKind, key: str) -> None:
         """Remove a job that has not started (a leased one finishes its run)."""
@@ -181,20 +205,43 @@ class JobQueue:
         await self.store.run_transaction(tenant_id, fn)
 
     # ----------------------------------------------------------------- wake-ups
-    def notify(self) -> None:
-        """Wake this process's workers now (other processes notice on their next poll)."""
-        self._wakeup.set()
+    def notify(self, *, due_at: float | None = None) -> None:
+        """Wake this process's workers: now, or (with ``due_at``, UTC epoch seconds) only if that
+        job falls due before the time they planned to wake up. Other processes notice on their
+        next look at the store (:meth:`wait_until`'s ``max_wait_s``)."""
+        if due_at is None or due_at < self._wake_at:
+            self._wakeup.set()
 
     async def wait(self, timeout_s: float) -> None:
         """Sleep until :meth:`notify` or ``timeout_s`` seconds, whichever comes first."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout=timeout_s)
+        self._wake_at = self.clock.now() + max(0.0, timeout_s)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(0.0, timeout_s))
+        finally:
+            self._wake_at = float("inf")
         self._wakeup.clear()
+
+    async def wait_until_due(self, *, max_wait_s: float) -> None:
+        """Sleep until the earliest pending job falls due (:meth:`next_due_at`), an in-process
+        enqueue of an earlier job (:meth:`notify`), or ``max_wait_s`` seconds: the bound on how
+        late this process sees work that another process enqueued."""
+        next_due = await self.next_due_at(within_s=max_wait_s)
+        now = self.clock.now()
+        delay = max_wait_s if next_due is None else min(max_wait_s, max(0.0, next_due - now))
+        if delay > 0:
+            await self.wait(delay)
 
     # ----------------------------------------------------------------- leasing
     async def lease_due(self, *, limit: int = 16) -> list[Job]:
-        """Lease up to ``limit`` due jobs (and jobs whose lease expired): the oldest are chosen, then
-        tried in random order."""
+        """Lease up to ``limit`` due jobs (and jobs whose lease expired), oldest first.
+
+        The candidates of one tenant are leased together, in one transaction per
+        :data:`LEASE_BATCH` jobs (a job taken meanwhile by another process is skipped), so a
+        thousand timers falling due at once cost a few dozen transactions, not a thousand.
+        """
+        if limit <= 0:
+            return []
         now = self.clock.now()
         candidates = await self.store.query_group(
             COLLECTION,
@@ -209,59 +256,107 @@ class JobQueue:
                 order_by=[Order("lease_until")],
                 limit=limit - len(candidates),
             )
-        # Several processes see the same candidates: try them in a random order so that they
-        # rarely contend for the same job (each contention costs a transaction retry).
-        random.shuffle(candidates)
-        leased: list[Job] = []
+        by_tenant: dict[str, list[str]] = {}
         for doc in candidates:
-            job = await self._try_lease(doc.tenant_id, doc.id)
-            if job is not None:
-                leased.append(job)
+            by_tenant.setdefault(doc.tenant_id, []).append(doc.id)
+        # Several processes see the same candidates: try tenants in a random order so that they
+        # rarely contend for the same jobs (each contention costs a transaction retry).
+        tenants = list(by_tenant)
+        random.shuffle(tenants)
+        leased: list[Job] = []
+        for tenant_id in tenants:
+            ids = by_tenant[tenant_id]
+            for start in range(0, len(ids), LEASE_BATCH):
+                leased += await self._try_lease(tenant_id, ids[start : start + LEASE_BATCH])
         return leased
 
-    async def _try_lease(self, tenant_id: str, doc_id: str) -> Job | None:
-        async def fn(tx: Transaction) -> Job | None:
-            data = await tx.get(COLLECTION, doc_id)
-            if data is None:
-                return None
-            job = Job.from_doc(data)
+    async def _try_lease(self, tenant_id: str, doc_ids: list[str]) -> list[Job]:
+        async def fn(tx: Transaction) -> list[Job]:
+            docs = [await tx.get(COLLECTION, doc_id) for doc_id in doc_ids]
             now = self.clock.now()
-            free = job.status == "pending" and job.due_at <= now
-            expired = job.status == "leased" and (job.lease_until or 0) <= now
-            if not (free or expired):
-                return None
-            if expired:
-                log.warning("job.lease_expired", job=job.id, tenant=tenant_id, previous_owner=job.lease_owner)
-            job.status = "leased"
-            job.lease_owner = self.owner
-            job.lease_until = now + self.lease_s
-            job.leased_generation = job.generation
-            job.payload.pop("_next_due_at", None)
-            tx.set(COLLECTION, doc_id, job.to_doc())
-            return job
+            taken: list[Job] = []
+            for doc_id, data in zip(doc_ids, docs, strict=True):
+                if data is None:
+                    continue
+                job = Job.from_doc(data)
+                free = job.status == "pending" and job.due_at <= now
+                expired = job.status == "leased" and (job.lease_until or 0) <= now
+                if not (free or expired):
+                    continue
+                if expired:
+                    log.warning(
+                        "job.lease_expired", job=job.id, tenant=tenant_id, previous_owner=job.lease_owner
+                    )
+                job.status = "leased"
+                job.lease_owner = self.owner
+                job.lease_until = now + self.lease_s
+                job.leased_generation = job.generation
+                job.payload.pop("_next_due_at", None)
+                tx.set(COLLECTION, doc_id, job.to_doc())
+                taken.append(job)
+            return taken
 
         return await self.store.run_transaction(tenant_id, fn)
 
+    async def next_due_at(self, *, within_s: float) -> float | None:
+        """When the earliest pending job (of any tenant) falls due, if it does within
+        ``within_s`` seconds from now (else ``None``); UTC epoch seconds. One seek of the
+        ``(status, due_at)`` group index, which sorts only the jobs due within the horizon (an
+        unbounded "earliest pending" would sort every pending timer)."""
+        horizon = self.clock.now() + within_s
+        docs = await self.store.query_group(
+            COLLECTION,
+            filters=[where("status", "==", "pending"), where("due_at", "<=", horizon)],
+            order_by=[Order("due_at")],
+            limit=1,
+        )
+        return float(docs[0].data["due_at"]) if docs else None
+
+    # ----------------------------------------------------------------- completion
+    @staticmethod
+    async def read_job(tx: Transaction, job: Job) -> dict[str, Any] | None:
+        """Read ``job``'s document inside ``tx`` (before the first write), for :meth:`complete_in`."""
+        return await tx.get(COLLECTION, job.id)
+
+    def complete_in(
+        self, tx: Transaction, job: Job, current: dict[str, Any] | None, *, write: bool = True
+    ) -> dict[str, Any] | None:
+        """Complete ``job`` inside the handler's own transaction ``tx``, given what
+        :meth:`read_job` returned: delete it, or make it pending again if it was re-enqueued while
+        it ran; nothing changes when this process no longer holds the lease.
+
+        Returns the job's document as the transaction now leaves it (``None``: deleted), so a
+        handler that enqueues the same ``(kind, key)`` again in ``tx`` passes it to :meth:`write`
+        as ``existing`` with ``write=False`` (one write to the document, not two). After the
+        transaction committed, call :meth:`Job.mark_completed` so the worker skips
+        :meth:`complete`.
+        """
+        if current is None:
+            return None
+        job_now = Job.from_doc(current)
+        if job_now.lease_owner != self.owner or job_now.status != "leased":
+            return current  # the lease was lost to another process; it owns the job now
+        if job_now.generation == job_now.leased_generation:
+            if write:
+                tx.delete(COLLECTION, job.id)
+            return None
+        job_now.status = "pending"
+        job_now.due_at = float(job_now.payload.pop("_next_due_at", self.clock.now()))
+        job_now.attempts = 0
+        job_now.lease_owner = job_now.lease_until = None
+        doc = job_now.to_doc()
+        if write:
+            tx.set(COLLECTION, job.id, doc)
+        return doc
+
     async def complete(self, job: Job) -> None:
-        """Finish a leased job: delete it, or make it pending again if it was re-enqueued."""
+        """Finish a leased job in a transaction of its own (see :meth:`complete_in`)."""
 
         async def fn(tx: Transaction) -> None:
-            data = await tx.get(COLLECTION, job.id)
-            if data is None:
-                return
-            current = Job.from_doc(data)
-            if current.lease_owner != self.owner or current.status != "leased":
-                return  # the lease was lost to another process; it owns the job now
-            if current.generation == current.leased_generation:
-                tx.delete(COLLECTION, job.id)
-                return
-            current.status = "pending"
-            current.due_at = float(current.payload.pop("_next_due_at", self.clock.now()))
-            current.attempts = 0
-            current.lease_owner = current.lease_until = None
-            tx.set(COLLECTION, job.id, current.to_doc())
+            self.complete_in(tx, job, await self.read_job(tx, job))
 
         await self.store.run_transaction(job.tenant_id, fn)
+        job.mark_completed()
 
     async def retry(self, job: Job, *, error: str, delay_s: float | None = None, count: bool = True) -> bool:
         """Put a failed job back with backoff; returns ``False`` when it went to the dead letter.

@@ -1,9 +1,12 @@
 """The worker loop: lease due jobs, run their handler, complete or retry them.
 
 Any number of processes may run a worker against one store: jobs are leased through store
-transactions (:mod:`app.jobs.queue`). Handlers are coroutines ``handler(job) -> None`` that raise
-:class:`app.jobs.queue.RetryLater` to run again later, or any exception to fail (retried with backoff,
-then the dead letter, where ``on_dead[kind]`` is called).
+transactions (:mod:`app.jobs.queue`), a tenant's due jobs in one transaction. When nothing is due
+the worker sleeps until the next job's ``due_at`` (woken early by an in-process enqueue), at most
+``poll_interval_s`` so that it sees what other processes enqueue. Handlers are coroutines
+``handler(job) -> None`` that raise :class:`app.jobs.queue.RetryLater` to run again later, or any
+exception to fail (retried with backoff, then the dead letter, where ``on_dead[kind]`` is called).
+A handler that completed its job in its own transaction (``job.completed``) is not completed again.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ Handler = Callable[[Job], Awaitable[None]]
 
 
 class Worker:
-    """Runs jobs with at most ``concurrency`` at a time."""
+    """Runs jobs with at most ``concurrency`` at a time; ``poll_interval_s`` is the longest idle
+    sleep (seconds) between looks at the store."""
 
     def __init__(
         self,
@@ -62,7 +66,11 @@ class Worker:
                 log.exception("worker.poll_failed")
                 started = 0
             if not started:
-                await self.jobs.wait(self.poll_interval_s)
+                try:
+                    await self.jobs.wait_until_due(max_wait_s=self.poll_interval_s)
+                except Exception:
+                    log.exception("worker.poll_failed")
+                    await self.jobs.wait(self.poll_interval_s)
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         log.info("worker.stopped", owner=self.jobs.owner)
@@ -111,4 +119,5 @@ class Worker:
                     if dead_handler is not None:
                         await dead_handler(job)
                 return
-            await self.jobs.complete(job)
+            if not job.completed:  # the handler did not complete it in its own transaction
+                await self.jobs.complete(job)

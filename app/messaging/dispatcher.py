@@ -27,8 +27,9 @@ import stamina
 from app.authoring.repository import PlaybookRepository
 from app.conversations.records import Lead, messages_collection
 from app.core.logs import get_logger
-from app.jobs.queue import Job, RetryLater
+from app.jobs.queue import Job, JobQueue, RetryLater
 from app.messaging.directory import ChannelDirectory, UnconfiguredChannel
+from app.messaging.pacing import SendPacer
 from app.messaging.records import OutboxItem
 from app.policy.gate import COUNTERS, GateResult, OutboundGate, lead_addresses
 from app.policy.rules import Decision
@@ -81,6 +82,8 @@ class Dispatcher:
         tenants: TenantDirectory,
         playbooks: PlaybookRepository | None = None,
         quick_attempts: int = 3,
+        jobs: JobQueue | None = None,
+        pacer: SendPacer | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -89,6 +92,11 @@ class Dispatcher:
         self.tenants = tenants
         self.playbooks = playbooks
         self.quick_attempts = quick_attempts
+        self.jobs = jobs
+        """The queue whose dispatch jobs this handler completes in its own last transaction
+        (``None``: the worker completes them)."""
+        self.pacer = pacer
+        """Send pacing per sender and recipient (:mod:`app.messaging.pacing`; ``None``: none)."""
 
     async def handle_dispatch(self, job: Job) -> None:
         """Send every pending outbox item of the conversation ``job.key``, in order."""
@@ -99,29 +107,34 @@ class Dispatcher:
             order_by=[Order("seq")],
         )
         templated_turns: set[float] = set()
-        for doc in docs:
-            await self._dispatch_one(job.tenant_id, OutboxItem.from_doc(doc.data), templated_turns)
+        for index, doc in enumerate(docs):
+            # The last item's record completes the job in the same transaction (one fewer).
+            last = job if index == len(docs) - 1 else None
+            await self._dispatch_one(job.tenant_id, OutboxItem.from_doc(doc.data), templated_turns, job=last)
 
-    async def _dispatch_one(self, tenant_id: str, item: OutboxItem, templated_turns: set[float]) -> None:
+    async def _dispatch_one(
+        self, tenant_id: str, item: OutboxItem, templated_turns: set[float], *, job: Job | None = None
+    ) -> None:
         """Decide and act on one item. ``templated_turns`` holds the turns (their ``created_at``)
-        for which a template already went out: one template stands for a turn's messages."""
+        for which a template already went out: one template stands for a turn's messages. ``job``
+        (the dispatch job, for its last item) is completed with the item's record."""
         result = await self.gate.check(tenant_id, item)
         action = result.decision.action
         if action == "send_template" and item.created_at in templated_turns:
             covered = Decision("block", "replaced_by_template")
-            await self._finish(tenant_id, item, status="blocked", decision=covered)
+            await self._finish(tenant_id, item, status="blocked", decision=covered, job=job)
             return
         if action == "block":
             rerouted = await self._fallback(tenant_id, item, result.decision)
             if rerouted is None:
-                await self._finish(tenant_id, item, status="blocked", decision=result.decision)
+                await self._finish(tenant_id, item, status="blocked", decision=result.decision, job=job)
                 log.info("send.blocked", tenant=tenant_id, outbox=item.id, reason=result.decision.reason)
                 return
             item, result = rerouted
         elif action == "send_template":
             templated_turns.add(item.created_at)
         elif action == "drop_stale":
-            await self._finish(tenant_id, item, status="stale", decision=result.decision)
+            await self._finish(tenant_id, item, status="stale", decision=result.decision, job=job)
             log.info("send.stale_dropped", tenant=tenant_id, outbox=item.id)
             return
         elif action == "defer":
@@ -143,7 +156,7 @@ class Dispatcher:
                 delay_s=delay,
             )
             raise RetryLater(delay, f"deferred: {result.decision.reason}", count=False)
-        await self._send(tenant_id, item, result)
+        await self._send(tenant_id, item, result, job=job)
 
     async def _fallback(
         self, tenant_id: str, item: OutboxItem, why: Decision
@@ -212,8 +225,18 @@ class Dispatcher:
         profile = await self.tenants.profile(tenant_id)
         return list(dict.fromkeys([*channels, *profile.fallback_channels]))
 
-    async def _send(self, tenant_id: str, item: OutboxItem, result: GateResult) -> None:
+    async def _send(
+        self, tenant_id: str, item: OutboxItem, result: GateResult, *, job: Job | None = None
+    ) -> None:
         channel = await self.channels.resolve(tenant_id, item.channel)
+        if self.pacer is not None:  # raises RetryLater until the item's slot at the provider's rate
+            self.pacer.admit(
+                channel=item.channel,
+                sender=self.pacer.sender_of(channel, tenant_id),
+                to=item.to,
+                key=item.id,
+                text=item.text,
+            )
         reply_to, thread = await self._thread(tenant_id, item)
         message = OutboundMessage(
             to=item.to,
@@ -289,7 +312,7 @@ class Dispatcher:
                 error=str(exc),
                 code=exc.code,
             )
-            await self._finish(tenant_id, item, status="failed", error=str(exc), code=exc.code)
+            await self._finish(tenant_id, item, status="failed", error=str(exc), code=exc.code, job=job)
             if exc.code in OPT_OUT_ERROR_CODES:
                 # The provider says the person unsubscribed: the ledger must know it too.
                 await self.gate.ledger.record(
@@ -297,7 +320,7 @@ class Dispatcher:
                 )
             return
         decision = result.decision if item.decision is None else None
-        await self._record_sent(tenant_id, item, provider_id, result, decision)
+        await self._record_sent(tenant_id, item, provider_id, result, decision, job=job)
 
     async def _record_sent(
         self,
@@ -306,6 +329,8 @@ class Dispatcher:
         provider_id: str,
         result: GateResult,
         decision: Decision | None,
+        *,
+        job: Job | None = None,
     ) -> None:
         now = self.clock.now()
         decision_doc = item.decision if decision is None else _decision_doc(decision, item.channel)
@@ -313,6 +338,7 @@ class Dispatcher:
         async def fn(tx: Transaction) -> None:
             msg = await tx.get(messages_collection(item.conversation_id), item.message_id)
             counter = await tx.get(COUNTERS, result.counter_id)
+            job_doc = await self.jobs.read_job(tx, job) if job is not None and self.jobs else None
             tx.set(
                 OUTBOX,
                 item.id,
@@ -349,8 +375,12 @@ class Dispatcher:
                 if msg.get("status") == "queued":
                     update["status"] = "sent"
                 tx.set(messages_collection(item.conversation_id), item.message_id, update, merge=True)
+            if job is not None and self.jobs is not None:
+                self.jobs.complete_in(tx, job, job_doc)
 
         await self.store.run_transaction(tenant_id, fn)
+        if job is not None and self.jobs is not None:
+            job.mark_completed()
         log.info(
             "send.ok",
             tenant=tenant_id,
@@ -368,8 +398,10 @@ class Dispatcher:
         decision: Decision | None = None,
         error: str | None = None,
         code: str | None = None,
+        job: Job | None = None,
     ) -> None:
-        """Close an item that will not be sent (failed, dead, blocked or stale)."""
+        """Close an item that will not be sent (failed, dead, blocked or stale); ``job`` (the
+        dispatch job, leased by this process) is completed in the same transaction."""
         decision_doc = _decision_doc(decision, item.channel) if decision else item.decision
         message_status = {"failed": "failed", "dead": "failed", "blocked": "blocked", "stale": "stale"}[
             status
@@ -377,6 +409,9 @@ class Dispatcher:
 
         async def fn(tx: Transaction) -> None:
             msg = await tx.get(messages_collection(item.conversation_id), item.message_id)
+            job_doc = await self.jobs.read_job(tx, job) if job is not None and self.jobs else None
+            if job is not None and self.jobs is not None:
+                self.jobs.complete_in(tx, job, job_doc)
             tx.set(
                 OUTBOX,
                 item.id,
@@ -403,6 +438,8 @@ class Dispatcher:
                 )
 
         await self.store.run_transaction(tenant_id, fn)
+        if job is not None and self.jobs is not None:
+            job.mark_completed()
 
     async def on_dead(self, job: Job) -> None:
         """The job ran out of attempts: its pending items become dead letters."""

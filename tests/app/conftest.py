@@ -67,6 +67,9 @@ def make_settings(data_dir: Path, graph_url: str, **overrides: Any) -> Settings:
         "worker_poll_interval": 0.05,
         "burst_window_seconds": 0.0,
         "log_level": "WARNING",
+        # the clock of these tests stands still between turns: a rate limiter would hold every
+        # send past its burst (pacing has its own tests, tests/turns/test_pacing.py)
+        "send_pacing": False,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -80,3 +80,19 @@ def test_the_schedulers_group_queries_seek_the_group_indexes(store: SQLiteStore,
     plan = _plan(store, sql, ["jobs", "_system", *params])
     assert f"ix_g_status_{field}" in plan, plan
     assert "SCAN docs" not in plan, plan
+
+
+def test_the_schedulers_next_due_query_seeks_the_group_index(store: SQLiteStore) -> None:
+    """The worker's sleep-until-next-due look (``JobQueue.next_due_at``): one index seek bounded
+    by the horizon (only the jobs due within it are sorted), not a scan of every pending timer."""
+    tail, params = _compile(
+        [where("status", "==", "pending"), where("due_at", "<=", 1.0)], [Order("due_at")], 1
+    )
+    sql = (
+        "SELECT tenant, coll, id, data FROM docs WHERE coll IN (SELECT coll FROM colls WHERE leaf=?) "
+        "AND tenant != ?" + tail
+    )
+    plan = _plan(store, sql, ["jobs", "_system", *params])
+    assert "ix_g_status_due_at" in plan, plan
+    assert "SCAN docs" not in plan, plan
+    assert "<expr>=? AND <expr><?" in plan, plan  # the horizon bounds the seek

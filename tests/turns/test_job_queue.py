@@ -1,0 +1,124 @@
+"""The job queue leases a tenant's due jobs in one transaction, completes a job inside its
+handler's transaction when asked, and the worker sleeps until the next due job instead of polling
+on a fixed period (woken early by an in-process enqueue of an earlier job)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from app.jobs.queue import Job, JobQueue
+from app.jobs.worker import Worker
+from app.store import Transaction
+from app.store.sqlite import SQLiteStore
+from kernel.clock import ManualClock, SystemClock
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "jobs.db")
+    yield s
+    await s.close()
+
+
+def _begins(store: SQLiteStore) -> list[str]:
+    statements: list[str] = []
+    store._writer.set_trace_callback(statements.append)
+    return statements
+
+
+async def test_due_jobs_of_a_tenant_are_leased_in_one_transaction(store: SQLiteStore) -> None:
+    clock = ManualClock(1_000.0)
+    jobs = JobQueue(store, clock, owner="p1")
+    for i in range(40):
+        await jobs.enqueue("t1", "timer", f"cv_{i}", due_at=999.0)
+    for i in range(5):
+        await jobs.enqueue("t2", "timer", f"cv_{i}", due_at=999.0)
+    await jobs.enqueue("t1", "timer", "later", due_at=2_000.0)
+    statements = _begins(store)
+    leased = await jobs.lease_due(limit=100)
+    assert len(leased) == 45
+    assert sum(s.startswith("BEGIN") for s in statements) == 2  # one per tenant
+    assert {j.status for j in leased} == {"leased"} and {j.lease_owner for j in leased} == {"p1"}
+    # another process sees nothing left to take
+    assert await JobQueue(store, clock, owner="p2").lease_due(limit=100) == []
+    assert await jobs.next_due_at(within_s=1_000.0) == 2_000.0
+    assert await jobs.next_due_at(within_s=999.0) is None  # beyond the horizon
+
+
+async def test_complete_in_deletes_or_requeues_in_the_callers_transaction(store: SQLiteStore) -> None:
+    clock = ManualClock(1_000.0)
+    jobs = JobQueue(store, clock, owner="p1")
+    await jobs.enqueue("t1", "dispatch", "a")
+    await jobs.enqueue("t1", "dispatch", "b")
+    a, b = sorted(await jobs.lease_due(), key=lambda j: j.key)
+    await jobs.enqueue("t1", "dispatch", "b", due_at=1_005.0)  # b re-enqueued while it runs
+
+    async def finish(job: Job) -> None:
+        async def fn(tx: Transaction) -> None:
+            current = await jobs.read_job(tx, job)
+            tx.set("work", job.key, {"done": True})
+            jobs.complete_in(tx, job, current)
+
+        await store.run_transaction("t1", fn)
+        job.mark_completed()
+
+    await finish(a)
+    await finish(b)
+    assert a.completed and b.completed
+    assert await store.get("t1", "jobs", a.id) is None
+    again = await store.get("t1", "jobs", b.id)
+    assert again is not None and again["status"] == "pending" and again["due_at"] == 1_005.0
+    assert await store.get("t1", "work", "a") == {"done": True}
+
+
+async def test_complete_in_leaves_a_job_whose_lease_was_lost(store: SQLiteStore) -> None:
+    clock = ManualClock(1_000.0)
+    mine, theirs = JobQueue(store, clock, owner="p1", lease_s=5), JobQueue(store, clock, owner="p2")
+    await mine.enqueue("t1", "timer", "x")
+    [job] = await mine.lease_due()
+    clock.advance(10)  # our lease expired: p2 takes the job over
+    [taken] = await theirs.lease_due()
+    assert taken.lease_owner == "p2"
+
+    async def fn(tx: Transaction) -> None:
+        mine.complete_in(tx, job, await mine.read_job(tx, job))
+
+    await store.run_transaction("t1", fn)
+    doc = await store.get("t1", "jobs", job.id)
+    assert doc is not None and doc["lease_owner"] == "p2" and doc["status"] == "leased"
+
+
+async def test_the_worker_runs_a_timer_at_its_due_time_not_on_the_next_poll(store: SQLiteStore) -> None:
+    clock = SystemClock()
+    jobs = JobQueue(store, clock, owner="p1")
+    ran: dict[str, float] = {}
+
+    async def handler(job: Job) -> None:
+        ran[job.key] = clock.now()
+
+    # a long idle poll: only the due time (or an in-process enqueue) can wake the worker in time
+    worker = Worker(jobs, {"timer": handler}, poll_interval_s=30.0)
+    stop = asyncio.Event()
+    due = clock.now() + 0.4
+    await jobs.enqueue("t1", "timer", "soon", due_at=due)
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.sleep(0.1)  # the worker is asleep until `due`...
+        early = clock.now() + 0.1
+        await jobs.enqueue("t1", "timer", "earlier", due_at=early)  # ...and woken for this one
+        deadline = time.monotonic() + 5
+        while len(ran) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        jobs.notify()
+        await asyncio.wait_for(task, 5)
+    assert set(ran) == {"soon", "earlier"}
+    assert 0 <= ran["earlier"] - early < 0.25, ran["earlier"] - early
+    assert 0 <= ran["soon"] - due < 0.25, ran["soon"] - due
+    assert ran["earlier"] < ran["soon"]
