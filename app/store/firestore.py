@@ -27,8 +27,9 @@ Semantics kept identical to :class:`app.store.sqlite.SQLiteStore` (``tests/store
   age (the first attempt's start, kept across retries): an older transaction waits for a younger
   holder, a younger one rolls back, waits for the older to finish and starts again, so there is no
   in-process deadlock and transactions on different documents (different conversations of one
-  tenant) run concurrently. Contention between processes goes through Firestore's own concurrency
-  control and the retry loop.
+  tenant) run concurrently. A query in a transaction also locks its collection (the emulator locks
+  a transactional query's range). Contention between processes goes through Firestore's own
+  concurrency control and the retry loop.
 
 Firestore limits that SQLite does not have (the port leaves them undefined): integers are 64-bit,
 a document is at most 1 MiB, ``in`` takes at most 30 values, ids may not contain ``/`` nor be ``.``,
@@ -281,6 +282,10 @@ class _FirestoreTransaction(Transaction):
         if _answers_nothing(filters, limit):
             return []
         base = self._store._collection(self.tenant_id, collection)
+        # The emulator locks a transactional query's whole range: two transactions that query one
+        # collection and write into it wait for each other's lock timeout, so such queries of one
+        # process take turns per collection (production Firestore locks the returned documents).
+        await self._locks.acquire(f"range:{'/'.join(base._path)}", self._attempt)
         query = _build_query(base, filters, order_by, limit)
         snapshots = [snap async for snap in query.stream(transaction=self._tx)]
         for snap in snapshots:
