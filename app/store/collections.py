@@ -36,8 +36,10 @@ __all__ = [
     "KNOWLEDGE",
     "KNOWLEDGE_STATS",
     "KNOWLEDGE_USAGE",
+    "KNOWLEDGE_USAGE_SHARDS",
     "LEADS",
     "LLM_USAGE",
+    "LLM_USAGE_SHARDS",
     "OPTOUTS",
     "OUTBOX",
     "PLAYBOOKS",
@@ -71,6 +73,10 @@ STATUS_EVENTS = "status_events"
 SEND_COUNTERS = "send_counters"
 OPTOUTS = "optouts"
 LLM_USAGE = "llm_usage"
+LLM_USAGE_SHARDS = "llm_usage_shards"
+"""Counter shards of ``llm_usage``: ``{month}:{shard}``, incremented without a transaction."""
+KNOWLEDGE_USAGE_SHARDS = "qaUsageShards"
+"""Counter shards of the knowledge entries' ``usage_count``: ``{entry_id}:{shard}``."""
 # CRM sync (app/crm)
 CRM_INTEGRATIONS = "crm_integrations"
 """Per CRM connection: events, direction, frequency, review, options, field mapping
