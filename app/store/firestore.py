@@ -24,8 +24,9 @@ Semantics kept identical to :class:`app.store.sqlite.SQLiteStore` (``tests/store
   a document and then both write it would otherwise hold each other's read lock: production
   Firestore aborts the younger at once (wound-wait), but Google's emulator waits for a lock timeout
   (about 2 s, measured) and aborts then. Lock conflicts are resolved by *wait-die* on the attempt's
-  age (the first attempt's start, kept across retries): an older transaction waits for a younger
-  holder, a younger one rolls back, waits for the older to finish and starts again, so there is no
+  age (the first attempt's start, kept across retries): an older transaction, or one holding no lock
+  yet, waits for the holder; a younger one holding locks rolls back, waits for the older to finish
+  and starts again, so there is no
   in-process deadlock and transactions on different documents (different conversations of one
   tenant) run concurrently. A query in a transaction also locks its collection (the emulator locks
   a transactional query's range). Contention between processes goes through Firestore's own
@@ -217,7 +218,8 @@ class _LockTable:
         self._holders: dict[str, _Attempt] = {}
 
     async def acquire(self, path: str, attempt: _Attempt) -> None:
-        """Hold ``path`` for ``attempt``: wait while a younger attempt holds it.
+        """Hold ``path`` for ``attempt``: wait while a younger attempt holds it, or any attempt when
+        ``attempt`` holds nothing yet.
 
         Raises:
             _Die: an older attempt holds it (the caller rolls back and retries).
@@ -230,7 +232,8 @@ class _LockTable:
                 return
             if holder is attempt:
                 return
-            if holder.age < attempt.age:
+            if holder.age < attempt.age and attempt.held:
+                # an attempt holding nothing can wait for anyone: nobody waits for it
                 raise _Die(holder)
             await holder.done.wait()
 
