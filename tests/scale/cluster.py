@@ -127,6 +127,7 @@ async def run_cluster(
     """
     emulator.reset()
     graph.requests.clear()
+    workdir.mkdir(parents=True, exist_ok=True)
     env = service_env(
         data_dir=workdir / "data",
         graph_url=graph.base_url,
@@ -156,7 +157,8 @@ async def run_cluster(
         def progress() -> str:
             texts = _texts_by_recipient(graph)
             answered = [
-                sum(q in texts.get(_sender(i), ()) for i in range(leads)) for q in (first_question, second_question)
+                sum(q in texts.get(_sender(i), ()) for i in range(leads))
+                for q in (first_question, second_question)
             ]
             failures = [s.log.read_text("utf-8", "replace").count("job.failed") for s in services]
             return f"leads answered per round: {answered}, sends: {len(graph.requests)}, job failures: {failures}"
@@ -191,7 +193,9 @@ async def run_cluster(
             ack_s = time.monotonic() - started
             await _until(lambda: every_lead_got(first_question), phase_deadline_s, "first replies", progress)
             deliveries += await deliver(http, "B", "yes I do", 1)
-            await _until(lambda: every_lead_got(second_question), phase_deadline_s, "second replies", progress)
+            await _until(
+                lambda: every_lead_got(second_question), phase_deadline_s, "second replies", progress
+            )
             await _until(no_jobs_left, phase_deadline_s, "every job completed", progress)
             wall_s = time.monotonic() - started
 
@@ -232,8 +236,12 @@ async def _check_exactly_once(store: FirestoreStore, graph: RecordingServer, lea
         lead_number = int(conv["address"][-7:])
         inbound = [m["provider_message_id"] for m in messages if m["direction"] == "inbound"]
         assert sorted(inbound) == [f"wamid.A.{lead_number}", f"wamid.B.{lead_number}"]
-        outbound = [m["text"] for m in sorted(messages, key=lambda m: m["seq"]) if m["direction"] == "outbound"]
-        assert sent[conv["address"].lstrip("+")] == outbound, f"lead {lead_number}: sent {sent.get(conv['address'].lstrip('+'))}"
+        outbound = [
+            m["text"] for m in sorted(messages, key=lambda m: m["seq"]) if m["direction"] == "outbound"
+        ]
+        assert sent[conv["address"].lstrip("+")] == outbound, (
+            f"lead {lead_number}: sent {sent.get(conv['address'].lstrip('+'))}"
+        )
         assert {m["status"] for m in messages if m["direction"] == "outbound"} == {"sent"}
         reference = reference or outbound
         assert outbound == reference
