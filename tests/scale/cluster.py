@@ -150,8 +150,13 @@ async def run_cluster(
     store = FirestoreStore(project_id=EMULATOR_PROJECT, emulator_host=emulator.host_port)
     first_question, second_question = _question("homeowner"), _question("bill")
     try:
-        for n in range(processes):
-            services.append(Service.start(env, workdir / f"service-{n}.log"))
+        starting = [
+            asyncio.to_thread(Service.start, env, workdir / f"service-{n}.log") for n in range(processes)
+        ]
+        for outcome in await asyncio.gather(*starting, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            services.append(outcome)
         limit = asyncio.Semaphore(http_concurrency)
 
         def progress() -> str:
