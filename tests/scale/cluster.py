@@ -150,8 +150,11 @@ async def run_cluster(
     store = FirestoreStore(project_id=EMULATOR_PROJECT, emulator_host=emulator.host_port)
     first_question, second_question = _question("homeowner"), _question("bill")
     try:
+        # the first process alone bootstraps the empty store (first-run bootstrap is not safe to run
+        # concurrently: two processes publishing the same shipped playbook, one fails to start)
+        services.append(await asyncio.to_thread(Service.start, env, workdir / "service-0.log"))
         starting = [
-            asyncio.to_thread(Service.start, env, workdir / f"service-{n}.log") for n in range(processes)
+            asyncio.to_thread(Service.start, env, workdir / f"service-{n}.log") for n in range(1, processes)
         ]
         for outcome in await asyncio.gather(*starting, return_exceptions=True):
             if isinstance(outcome, BaseException):
