@@ -32,10 +32,10 @@ from app.core.logs import get_logger
 from app.core.records import Record
 from app.store import Order, Store, Transaction, where
 from app.store import collections as col
-from app.store.ids import compound_id
+from app.store.ids import compound_id, shard_of
 from kernel.clock import Clock
 
-__all__ = ["LEASE_BATCH", "Job", "JobQueue", "RetryLater", "job_doc_id"]
+__all__ = ["JOB_SHARDS", "LEASE_BATCH", "Job", "JobQueue", "RetryLater", "job_doc_id"]
 
 log = get_logger("leadwarm.jobs")
 
@@ -56,6 +56,10 @@ COLLECTION = col.JOBS
 #: Most jobs leased in one transaction (Firestore allows 500 writes a transaction; a smaller batch
 #: keeps a contended transaction cheap to retry).
 LEASE_BATCH = 64
+#: Jobs carry ``shard`` (a hash of their id) as the first field of the scheduler's indexes, so that
+#: no index range takes every near-``now`` write (docs/capacity.md); the scheduler asks for all shards.
+JOB_SHARDS = 16
+_ALL_SHARDS = list(range(JOB_SHARDS))
 
 
 class RetryLater(Exception):  # noqa: N818 - a signal, not an error
@@ -86,6 +90,7 @@ class Job(Record):
     payload: dict[str, Any] = Field(default_factory=dict)
     last_error: str | None = None
     created_at: float = 0.0
+    shard: int = 0
     _completed: bool = PrivateAttr(default=False)
 
     @property
@@ -160,11 +165,13 @@ class JobQueue:
                 generation=(existing or {}).get("generation", 0) + 1,
                 payload=payload or {},
                 created_at=self.clock.now(),
+                shard=shard_of(doc_id, JOB_SHARDS),
             )
             tx.set(COLLECTION, doc_id, job.to_doc())
             return
         job = Job.from_doc(existing)
         job.generation += 1
+        job.shard = shard_of(doc_id, JOB_SHARDS)
         if payload is not None:
             job.payload = payload
         if job.status == "pending":
@@ -245,14 +252,22 @@ class JobQueue:
         now = self.clock.now()
         candidates = await self.store.query_group(
             COLLECTION,
-            filters=[where("status", "==", "pending"), where("due_at", "<=", now)],
+            filters=[
+                where("shard", "in", _ALL_SHARDS),
+                where("status", "==", "pending"),
+                where("due_at", "<=", now),
+            ],
             order_by=[Order("due_at")],
             limit=limit,
         )
         if len(candidates) < limit:
             candidates += await self.store.query_group(
                 COLLECTION,
-                filters=[where("status", "==", "leased"), where("lease_until", "<=", now)],
+                filters=[
+                    where("shard", "in", _ALL_SHARDS),
+                    where("status", "==", "leased"),
+                    where("lease_until", "<=", now),
+                ],
                 order_by=[Order("lease_until")],
                 limit=limit - len(candidates),
             )
@@ -306,7 +321,11 @@ class JobQueue:
         horizon = self.clock.now() + within_s
         docs = await self.store.query_group(
             COLLECTION,
-            filters=[where("status", "==", "pending"), where("due_at", "<=", horizon)],
+            filters=[
+                where("shard", "in", _ALL_SHARDS),
+                where("status", "==", "pending"),
+                where("due_at", "<=", horizon),
+            ],
             order_by=[Order("due_at")],
             limit=1,
         )
@@ -389,8 +408,7 @@ class JobQueue:
         return await self.store.run_transaction(job.tenant_id, fn)
 
     async def dead_letters(self, tenant_id: str) -> list[Job]:
-        """The tenant's dead jobs, for operators."""
-        docs = await self.store.query(
-            tenant_id, COLLECTION, filters=[where("status", "==", "dead")], order_by=[Order("due_at")]
-        )
-        return [Job.from_doc(d.data) for d in docs]
+        """The tenant's dead jobs, for operators, oldest ``due_at`` first (sorted here: ``due_at`` has
+        no single-field index on Firestore, see ``firestore.indexes.json``)."""
+        docs = await self.store.query(tenant_id, COLLECTION, filters=[where("status", "==", "dead")])
+        return sorted((Job.from_doc(d.data) for d in docs), key=lambda job: (job.due_at, job.id))

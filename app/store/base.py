@@ -18,7 +18,7 @@ backend. ``tests/store/test_contract.py`` runs the same suite against each.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -34,6 +34,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Transaction",
+    "check_deltas",
 ]
 
 JSON = Any
@@ -84,6 +85,15 @@ class Document:
     data: dict[str, JSON] = field(default_factory=dict)
 
 
+def check_deltas(deltas: Mapping[str, int | float]) -> None:
+    """Validate :meth:`Store.increment`'s deltas (for backends overriding it); raises :class:`StoreError`."""
+    for key, delta in deltas.items():
+        if key.count(".") > 1 or not all(key.split(".")):
+            raise StoreError(f"increment takes a field or a 'map.field', got {key!r}")
+        if isinstance(delta, bool) or not isinstance(delta, int | float):
+            raise StoreError(f"increment of {key!r} must be a number, got {delta!r}")
+
+
 def where(field_: str, op: Op, value: JSON) -> Filter:
     """Shorthand for :class:`Filter`."""
     return Filter(field_, op, value)
@@ -101,6 +111,12 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     async def get(self, collection: str, doc_id: str) -> dict[str, JSON] | None:
         """Return the document's data, or ``None`` when it does not exist."""
+
+    async def get_many(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
+        """Several documents, given as ``(collection, doc_id)`` pairs, in one round trip where the
+        backend has one (Firestore ``BatchGetDocuments``); the result follows ``refs``' order, with
+        ``None`` for a missing document. The default reads them one by one."""
+        return [await self.get(collection, doc_id) for collection, doc_id in refs]
 
     @abc.abstractmethod
     async def query(
@@ -142,6 +158,49 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete(self, tenant_id: str, collection: str, doc_id: str) -> None:
         """Delete one document (no error when it is absent)."""
+
+    async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
+        """Several documents of one tenant, given as ``(collection, doc_id)`` pairs, in one round trip
+        where the backend has one; the result follows ``refs``' order (``None`` for a missing one).
+        The default reads them one by one."""
+        return [await self.get(tenant_id, collection, doc_id) for collection, doc_id in refs]
+
+    async def increment(
+        self,
+        tenant_id: str,
+        collection: str,
+        doc_id: str,
+        deltas: Mapping[str, int | float],
+        *,
+        fields: Mapping[str, JSON] | None = None,
+    ) -> None:
+        """Add ``deltas`` to numeric fields of one document atomically, outside any transaction.
+
+        A missing document or field counts as 0. A key ``"a.b"`` is field ``b`` of the map ``a`` (one
+        level); other fields of that map are kept. ``fields`` are set as given (top-level). Meant for
+        counter shards: on Firestore it is one write with ``FieldValue.increment`` (no read, no
+        lock), so concurrent increments never contend; the default is a read-modify-write
+        transaction.
+
+        Raises:
+            StoreError: a key of ``deltas`` has more than one dot, or a non-number delta.
+        """
+        check_deltas(deltas)
+
+        async def fn(tx: Transaction) -> None:
+            data = dict(await tx.get(collection, doc_id) or {})
+            data.update(fields or {})
+            for key, delta in deltas.items():
+                if "." in key:
+                    outer, inner = key.split(".")
+                    nested = dict(data.get(outer) or {})
+                    nested[inner] = nested.get(inner, 0) + delta
+                    data[outer] = nested
+                else:
+                    data[key] = data.get(key, 0) + delta
+            tx.set(collection, doc_id, data)
+
+        await self.run_transaction(tenant_id, fn, max_attempts=20)
 
     @abc.abstractmethod
     async def query(

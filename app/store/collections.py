@@ -36,10 +36,12 @@ __all__ = [
     "KNOWLEDGE",
     "KNOWLEDGE_STATS",
     "KNOWLEDGE_USAGE",
+    "KNOWLEDGE_USAGE_SHARDS",
     "LEADS",
     "LEAD_IMPORTS",
     "LEAD_IMPORT_BATCHES",
     "LLM_USAGE",
+    "LLM_USAGE_SHARDS",
     "OPTOUTS",
     "OUTBOX",
     "PLAYBOOKS",
@@ -74,6 +76,10 @@ STATUS_EVENTS = "status_events"
 SEND_COUNTERS = "send_counters"
 OPTOUTS = "optouts"
 LLM_USAGE = "llm_usage"
+LLM_USAGE_SHARDS = "llm_usage_shards"
+"""Counter shards of ``llm_usage``: ``{month}:{shard}``, incremented without a transaction."""
+KNOWLEDGE_USAGE_SHARDS = "qaUsageShards"
+"""Counter shards of the knowledge entries' ``usage_count``: ``{entry_id}:{shard}``."""
 # CRM sync (app/crm)
 CRM_INTEGRATIONS = "crm_integrations"
 """Per CRM connection: events, direction, frequency, review, options, field mapping
@@ -129,6 +135,8 @@ DASHBOARD_INVITATIONS = "dashboard_invitations"
 def notes_collection(conversation_id: str) -> str:
     """The sub-collection holding one conversation's internal notes (the team's, never sent)."""
     return f"{CONVERSATIONS}/{conversation_id}/notes"
+
+
 # --- dashboard CSV imports (app/dashboard/imports.py)
 LEAD_IMPORTS = "lead_imports"
 """CSV imports of leads: one document per import (status, counters, rows refused while parsing)."""

@@ -18,12 +18,19 @@ Semantics kept identical to :class:`app.store.sqlite.SQLiteStore` (``tests/store
   with jittered backoff, keeping its place in line (``retry_transaction``), and raises
   :class:`ConflictError` after ``max_attempts``. An exception raised by the function rolls back and
   propagates unchanged.
-- Within one process, transactions of the same tenant run one at a time (an ``asyncio.Lock`` per
-  tenant), as every SQLite transaction does. Two transactions that read a document and then both
-  write it hold each other's read lock: production Firestore aborts the younger at once
-  (wound-wait), but Google's emulator waits for a lock timeout (about 2 s, measured) and aborts
-  then, so 20 concurrent increments in one process would take minutes. Contention between
-  processes still goes through the retry loop.
+- Serialisation is per document, not per tenant. Within one process, a transaction takes an
+  in-process lock on every document it reads (before the read) or writes (before the commit), held
+  until its commit or rollback; a query locks the documents it returned. Two transactions that read
+  a document and then both write it would otherwise hold each other's read lock: production
+  Firestore aborts the younger at once (wound-wait), but Google's emulator waits for a lock timeout
+  (about 2 s, measured) and aborts then. Lock conflicts are resolved by *wait-die* on the attempt's
+  age (the first attempt's start, kept across retries): an older transaction, or one holding no lock
+  yet, waits for the holder; a younger one holding locks rolls back, waits for the older to finish
+  and starts again, so there is no
+  in-process deadlock and transactions on different documents (different conversations of one
+  tenant) run concurrently. A query in a transaction also locks its collection (the emulator locks
+  a transactional query's range). Contention between processes goes through Firestore's own
+  concurrency control and the retry loop.
 
 Firestore limits that SQLite does not have (the port leaves them undefined): integers are 64-bit,
 a document is at most 1 MiB, ``in`` takes at most 30 values, ids may not contain ``/`` nor be ``.``,
@@ -34,10 +41,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
-import weakref
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -48,6 +56,7 @@ from google.cloud.firestore_v1.async_collection import AsyncCollectionReference
 from google.cloud.firestore_v1.async_document import AsyncDocumentReference
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.transforms import Increment
 
 from app.store.base import (
     JSON,
@@ -60,6 +69,7 @@ from app.store.base import (
     Store,
     StoreError,
     Transaction,
+    check_deltas,
 )
 
 __all__ = ["FirestoreStore", "open_firestore_store"]
@@ -171,20 +181,107 @@ def _data(snapshot: DocumentSnapshot) -> dict[str, JSON]:
     return snapshot.to_dict() or {}
 
 
+#: In-process lock conflicts one transaction may lose (wait-die) before :class:`ConflictError`; each loss
+#: means an older transaction held a document, and their number is finite, so this is a safety net.
+_MAX_DIES = 64
+_ages = itertools.count()
+
+
+class _Die(Exception):  # noqa: N818 - a signal, not an error
+    """Wait-die: a younger attempt asked for a document an older one holds; it must roll back."""
+
+    def __init__(self, holder: _Attempt) -> None:
+        super().__init__("in-process lock held by an older transaction")
+        self.holder = holder
+
+
+class _Attempt:
+    """One attempt of a transaction as the lock table sees it: its age (smaller is older, kept
+    across the retries of one transaction), the paths it holds, and an event set when it ends."""
+
+    __slots__ = ("age", "done", "held")
+
+    def __init__(self, age: tuple[float, int]) -> None:
+        self.age = age
+        self.held: list[str] = []
+        self.done = asyncio.Event()
+
+
+class _LockTable:
+    """Exclusive in-process document locks of one event loop, with wait-die conflict resolution.
+
+    Not Firestore's locks: a process-local discipline that keeps two of our own transactions from
+    holding each other's Firestore read lock (see the module docstring).
+    """
+
+    def __init__(self) -> None:
+        self._holders: dict[str, _Attempt] = {}
+
+    async def acquire(self, path: str, attempt: _Attempt) -> None:
+        """Hold ``path`` for ``attempt``: wait while a younger attempt holds it, or any attempt when
+        ``attempt`` holds nothing yet.
+
+        Raises:
+            _Die: an older attempt holds it (the caller rolls back and retries).
+        """
+        while True:
+            holder = self._holders.get(path)
+            if holder is None:
+                self._holders[path] = attempt
+                attempt.held.append(path)
+                return
+            if holder is attempt:
+                return
+            if holder.age < attempt.age and attempt.held:
+                # an attempt holding nothing can wait for anyone: nobody waits for it
+                raise _Die(holder)
+            await holder.done.wait()
+
+    def release(self, attempt: _Attempt) -> None:
+        """Free every path of ``attempt`` and wake its waiters."""
+        for path in attempt.held:
+            if self._holders.get(path) is attempt:
+                del self._holders[path]
+        attempt.held.clear()
+        attempt.done.set()
+
+    def __len__(self) -> int:
+        return len(self._holders)
+
+
 class _FirestoreTransaction(Transaction):
     """One attempt of :meth:`FirestoreStore.run_transaction`; writes are buffered in ``tx``."""
 
-    def __init__(self, store: FirestoreStore, tx: AsyncTransaction, tenant_id: str) -> None:
+    def __init__(
+        self,
+        store: FirestoreStore,
+        tx: AsyncTransaction,
+        tenant_id: str,
+        *,
+        locks: _LockTable,
+        attempt: _Attempt,
+    ) -> None:
         self.tenant_id = tenant_id
         self._store = store
         self._tx = tx
+        self._locks = locks
+        self._attempt = attempt
+        self.written: list[str] = []
 
     async def get(self, collection: str, doc_id: str) -> dict[str, JSON] | None:
         ref = self._store._doc(self.tenant_id, collection, doc_id)
+        await self._locks.acquire(ref.path, self._attempt)
         # AsyncTransaction.get(ref) awaits an async generator (TypeError in google-cloud-firestore
         # 2.34); the client's get_all with ``transaction=`` is what it means to call.
         snapshots = [snap async for snap in self._store._client.get_all([ref], transaction=self._tx)]
         return _data(snapshots[0]) if snapshots and snapshots[0].exists else None
+
+    async def get_many(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
+        """One ``BatchGetDocuments`` in the transaction for every document of ``refs``."""
+        docs = [self._store._doc(self.tenant_id, collection, doc_id) for collection, doc_id in refs]
+        for ref in docs:
+            await self._locks.acquire(ref.path, self._attempt)
+        return await _get_all(self._store._client, docs, transaction=self._tx)
 
     async def query(
         self,
@@ -197,21 +294,30 @@ class _FirestoreTransaction(Transaction):
         if _answers_nothing(filters, limit):
             return []
         base = self._store._collection(self.tenant_id, collection)
+        # The emulator locks a transactional query's whole range: two transactions that query one
+        # collection and write into it wait for each other's lock timeout, so such queries of one
+        # process take turns per collection (production Firestore locks the returned documents).
+        await self._locks.acquire(f"range:{'/'.join(base._path)}", self._attempt)
         query = _build_query(base, filters, order_by, limit)
-        return [
-            Document(self.tenant_id, collection, snap.id, _data(snap))
-            async for snap in query.stream(transaction=self._tx)
-        ]
+        snapshots = [snap async for snap in query.stream(transaction=self._tx)]
+        for snap in snapshots:
+            await self._locks.acquire(snap.reference.path, self._attempt)
+        return [Document(self.tenant_id, collection, snap.id, _data(snap)) for snap in snapshots]
 
     def set(self, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False) -> None:
         ref = self._store._doc(self.tenant_id, collection, doc_id)
         self._tx.set(ref, dict(data), **_set_kwargs(data, merge))
+        self.written.append(ref.path)
 
     def create(self, collection: str, doc_id: str, data: dict[str, JSON]) -> None:
-        self._tx.create(self._store._doc(self.tenant_id, collection, doc_id), dict(data))
+        ref = self._store._doc(self.tenant_id, collection, doc_id)
+        self._tx.create(ref, dict(data))
+        self.written.append(ref.path)
 
     def delete(self, collection: str, doc_id: str) -> None:
-        self._tx.delete(self._store._doc(self.tenant_id, collection, doc_id))
+        ref = self._store._doc(self.tenant_id, collection, doc_id)
+        self._tx.delete(ref)
+        self.written.append(ref.path)
 
 
 class FirestoreStore(Store):
@@ -247,9 +353,7 @@ class FirestoreStore(Store):
         self._emulator_host = emulator_host
         self._clients: dict[asyncio.AbstractEventLoop, AsyncClient] = {}
         self._known_tenants: set[str] = set()
-        self._tenant_locks: weakref.WeakValueDictionary[
-            tuple[asyncio.AbstractEventLoop, str], asyncio.Lock
-        ] = weakref.WeakValueDictionary()
+        self._lock_tables: dict[asyncio.AbstractEventLoop, _LockTable] = {}
 
     def __repr__(self) -> str:
         return f"FirestoreStore(project_id={self._project_id!r})"
@@ -312,6 +416,39 @@ class FirestoreStore(Store):
 
     async def delete(self, tenant_id: str, collection: str, doc_id: str) -> None:
         await self._doc(tenant_id, collection, doc_id).delete()
+
+    async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
+        """One ``BatchGetDocuments`` call for every document of ``refs``."""
+        docs = [self._doc(tenant_id, collection, doc_id) for collection, doc_id in refs]
+        return await _get_all(self._client, docs)
+
+    async def increment(
+        self,
+        tenant_id: str,
+        collection: str,
+        doc_id: str,
+        deltas: Mapping[str, int | float],
+        *,
+        fields: Mapping[str, JSON] | None = None,
+    ) -> None:
+        """One write with ``FieldValue.increment`` transforms and a field mask (no read, no lock);
+        see :meth:`Store.increment`. Firestore sustains about one write per second on one document
+        ("Best practices", "Updates to a single document"): spread a hot counter over shard
+        documents and sum them on read."""
+        check_deltas(deltas)
+        ref = self._doc(tenant_id, collection, doc_id)
+        await self._ensure_tenant(tenant_id)
+        data: dict[str, Any] = {key: value for key, value in (fields or {}).items()}
+        paths = [FieldPath(key) for key in data]
+        for key, delta in deltas.items():
+            parts = key.split(".")
+            if len(parts) == 2:
+                data.setdefault(parts[0], {})[parts[1]] = Increment(delta)
+            else:
+                data[key] = Increment(delta)
+            paths.append(FieldPath(*parts))
+        options: dict[str, Any] = {"merge": paths}  # the client types merge as bool; it takes paths
+        await ref.set(data, **options)
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -405,41 +542,68 @@ class FirestoreStore(Store):
         """
         _check_segment(tenant_id, "tenant id")
         await self._ensure_tenant(tenant_id)
-        key = (asyncio.get_running_loop(), tenant_id)
-        lock = self._tenant_locks.get(key)
-        if lock is None:
-            lock = self._tenant_locks[key] = asyncio.Lock()
-        async with lock:
-            return await self._attempts(tenant_id, fn, max_attempts)
+        return await self._attempts(tenant_id, fn, max_attempts)
+
+    def _locks(self) -> _LockTable:
+        """The running loop's lock table (tables of closed loops are dropped)."""
+        loop = asyncio.get_running_loop()
+        table = self._lock_tables.get(loop)
+        if table is None:
+            for stale in [other for other in self._lock_tables if other.is_closed()]:
+                del self._lock_tables[stale]
+            table = self._lock_tables[loop] = _LockTable()
+        return table
 
     async def _attempts(
         self, tenant_id: str, fn: Callable[[Transaction], Awaitable[T]], max_attempts: int
     ) -> T:
+        locks = self._locks()
+        age = (time.monotonic(), next(_ages))
         retry_id: bytes | None = None
         last: Exception | None = None
-        for attempt in range(max(1, max_attempts)):
-            if attempt:
-                await asyncio.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
+        attempt_no = dies = 0
+        while attempt_no < max(1, max_attempts):
+            attempt = _Attempt(age)
             tx = self._client.transaction()
-            await tx._begin(retry_id=retry_id)
-            retry_id = retry_id or tx._id
             try:
-                result = await fn(_FirestoreTransaction(self, tx, tenant_id))
-            except gexc.Aborted as exc:
-                last = exc
-                await _quiet_rollback(tx)
-                continue
-            except BaseException:
-                await _quiet_rollback(tx)
-                raise
-            try:
-                await tx._commit()
-            except gexc.Aborted as exc:
-                last = exc
-                continue
-            except gexc.AlreadyExists as exc:
-                raise DocumentExistsError(f"create() of an existing document: {exc.message}") from exc
-            return result
+                await tx._begin(retry_id=retry_id)
+                retry_id = retry_id or tx._id
+                view = _FirestoreTransaction(self, tx, tenant_id, locks=locks, attempt=attempt)
+                try:
+                    result = await fn(view)
+                    for path in sorted(set(view.written)):
+                        await locks.acquire(path, attempt)
+                except _Die as die:
+                    await _quiet_rollback(tx)
+                    locks.release(attempt)
+                    dies += 1
+                    if dies > _MAX_DIES:
+                        raise ConflictError(f"transaction lost {dies} in-process lock conflicts") from None
+                    await die.holder.done.wait()  # no point starting again before the older one ends
+                    continue
+                except gexc.Aborted as exc:
+                    last = exc
+                    await _quiet_rollback(tx)
+                    locks.release(attempt)
+                    attempt_no += 1
+                    await _backoff(attempt_no)
+                    continue
+                except BaseException:
+                    await _quiet_rollback(tx)
+                    raise
+                try:
+                    await tx._commit()
+                except gexc.Aborted as exc:
+                    last = exc
+                    locks.release(attempt)
+                    attempt_no += 1
+                    await _backoff(attempt_no)
+                    continue
+                except gexc.AlreadyExists as exc:
+                    raise DocumentExistsError(f"create() of an existing document: {exc.message}") from exc
+                return result
+            finally:
+                locks.release(attempt)
         raise ConflictError(f"transaction aborted {max_attempts} times by contention: {last}")
 
     async def close(self) -> None:
@@ -449,6 +613,24 @@ class FirestoreStore(Store):
         api = client._firestore_api_internal if client is not None else None
         if api is not None:
             await api.transport.close()
+
+
+async def _backoff(attempt: int) -> None:
+    """Sleep before attempt ``attempt`` + 1: full jitter over ``base * 2**attempt``, capped."""
+    await asyncio.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
+
+
+async def _get_all(
+    client: AsyncClient, refs: list[AsyncDocumentReference], *, transaction: AsyncTransaction | None = None
+) -> list[dict[str, JSON] | None]:
+    """``client.get_all`` (answers come in any order) mapped back to ``refs``' order."""
+    if not refs:
+        return []
+    found: dict[str, dict[str, JSON]] = {}
+    async for snap in client.get_all(refs, transaction=transaction):
+        if snap.exists:
+            found[snap.reference.path] = _data(snap)
+    return [found.get(ref.path) for ref in refs]
 
 
 def _group_document(snapshot: DocumentSnapshot) -> Document | None:

@@ -222,9 +222,11 @@ async def test_keys_are_scoped_to_their_tenant(kb_client: Client, runtime: Runti
 
 
 async def stored(runtime: Runtime, entry_id: str) -> dict[str, Any]:
+    """The stored entry, ``usage_count`` read as the repository does (with its counter shards)."""
     data = await runtime.store.get(tid(runtime), "qaTraining", entry_id)
     assert data is not None
-    return data
+    [entry] = [e for e in await runtime.knowledge.entries(tid(runtime)) if e.id == entry_id]
+    return {**data, "usage_count": entry.usage_count}
 
 
 async def test_usage_is_counted_per_send_and_success_per_conversation(runtime: Runtime) -> None:

@@ -24,8 +24,12 @@ async def test_an_answer_counts_a_use_and_the_outcome_sets_the_success_rate(
     await _say(client, runtime, "Hello, I'm interested in solar panels", "k1")
     await _say(client, runtime, "Do you offer financing or payment plans?", "k2")
     assert before["response"] in sent_texts(graph, "33655554444")
-    used = await runtime.store.get("demo", "qaTraining", "en-financing")
-    assert used is not None and used["usage_count"] == before["usage_count"] + 1
+    [used] = [e for e in await runtime.knowledge.entries("demo") if e.id == "en-financing"]
+    assert used.usage_count == before["usage_count"] + 1
+    stored = await runtime.store.get("demo", "qaTraining", "en-financing")
+    assert (
+        stored is not None and stored["usage_count"] == before["usage_count"]
+    )  # the hot entry is not rewritten
     await _say(client, runtime, "no, I rent my flat", "k3")  # the playbook ends: disqualified
     [conv] = [d.data for d in await runtime.store.query("demo", "conversations")]
     assert conv["outcome"] == "disqualified"

@@ -14,6 +14,8 @@ from app.ai.llm.budget import MonthlyBudget
 from app.ai.llm.usage import (
     DEFAULT_PRICES,
     USAGE_COLLECTION,
+    USAGE_SHARDS,
+    USAGE_SHARDS_COLLECTION,
     ModelPrice,
     TurnUsage,
     UsageLedger,
@@ -107,8 +109,7 @@ async def test_the_ledger_increments_the_month_in_transactions(store: SQLiteStor
     )
     await asyncio.gather(*(ledger.record("t1", turn) for _ in range(5)))
     await ledger.record("t1", TurnUsage(model="gpt-4o-mini", fallback="timeout"))
-    month = await store.get("t1", USAGE_COLLECTION, "2026-11")
-    assert month is not None
+    month = await ledger.month("t1")
     assert (month["turns"], month["calls"], month["prompt_tokens"], month["cached_tokens"]) == (
         6,
         5,
@@ -117,7 +118,23 @@ async def test_the_ledger_increments_the_month_in_transactions(store: SQLiteStor
     )
     assert month["cost_micro_usd"] == 700
     assert (month["fallbacks"], month["fallback_reasons"]) == (1, {"timeout": 1})
-    assert await store.get("t2", USAGE_COLLECTION, "2026-11") is None  # per tenant
+    assert await ledger.month("t2") == {"month": "2026-11", "cost_micro_usd": 0}  # per tenant
+    assert await store.get("t1", USAGE_COLLECTION, "2026-11") is None  # no hot month document
+    shards = await store.query("t1", USAGE_SHARDS_COLLECTION)
+    assert 1 <= len(shards) <= USAGE_SHARDS
+    assert sum(d.data["turns"] for d in shards) == 6
+
+
+async def test_the_month_adds_totals_written_before_the_ledger_was_sharded(store: SQLiteStore) -> None:
+    ledger = UsageLedger(store, FixedClock(NOV_2026), shards=2)
+    legacy = {"month": "2026-11", "turns": 10, "cost_micro_usd": 900, "fallback_reasons": {"timeout": 2}}
+    await store.set("t1", USAGE_COLLECTION, "2026-11", {**legacy, "budget_exceeded_logged": True})
+    await ledger.record("t1", TurnUsage(model="m", calls=1, cost_micro_usd=100, fallback="timeout"))
+    month = await ledger.month("t1")
+    assert (month["turns"], month["cost_micro_usd"], month["fallback_reasons"]) == (11, 1000, {"timeout": 3})
+    assert month["budget_exceeded_logged"] is True
+    with pytest.raises(ValueError):
+        UsageLedger(store, FixedClock(NOV_2026), shards=0)
 
 
 async def test_over_budget_is_refused_and_logged_once_a_month(store: SQLiteStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.ai.knowledge.retrieval import KnowledgeIndex, QAEntry
+from app.ai.knowledge.stats import add_usage_counts, reset_usage_count
 from app.store import Store
 from app.store import collections as col
 from kernel.clock import Clock
@@ -30,19 +31,24 @@ class KnowledgeRepository:
         self._indexes: dict[str, tuple[float, KnowledgeIndex]] = {}
 
     async def entries(self, tenant_id: str) -> list[QAEntry]:
-        """Every entry of the tenant, by id."""
+        """Every entry of the tenant, by id, ``usage_count`` with its counter shards added."""
         docs = await self.store.query(tenant_id, COLLECTION)
-        return sorted((QAEntry.model_validate(d.data) for d in docs), key=lambda e: e.id)
+        data = [dict(d.data) for d in docs]
+        await add_usage_counts(self.store, tenant_id, data)
+        return sorted((QAEntry.model_validate(d) for d in data), key=lambda e: e.id)
 
     async def save(self, tenant_id: str, entries: list[QAEntry]) -> None:
-        """Create or replace entries (bulk import is a list)."""
+        """Create or replace entries (bulk import is a list). An entry's ``usage_count`` is its whole
+        count (as :meth:`entries` reads it): its counter shards are dropped."""
         for entry in entries:
             await self.store.set(tenant_id, COLLECTION, entry.id, entry.model_dump(mode="json"))
+        await reset_usage_count(self.store, tenant_id, [entry.id for entry in entries])
         self._indexes.pop(tenant_id, None)
 
     async def delete(self, tenant_id: str, entry_id: str) -> None:
         """Remove one entry."""
         await self.store.delete(tenant_id, COLLECTION, entry_id)
+        await reset_usage_count(self.store, tenant_id, [entry_id])
         self._indexes.pop(tenant_id, None)
 
     async def index(self, tenant_id: str) -> KnowledgeIndex:

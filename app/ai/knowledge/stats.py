@@ -2,7 +2,14 @@
 
 Definitions (per entry):
 
-- ``usage_count``: how many times the entry's answer was sent to a lead (+1 per send).
+- ``usage_count``: how many times the entry's answer was sent to a lead (+1 per send). It is the
+  entry's stored ``usage_count`` (imported history, and counts from before sharding) plus the counter
+  shards ``qaUsageShards/{entry_id}:{n}`` (``n`` < :data:`USAGE_COUNT_SHARDS`, field ``n``), each use
+  adding 1 to one shard at random with ``FieldValue.increment`` after the use's transaction: a popular
+  entry is used by many conversations at once, and Firestore sustains about one write per second on
+  one document ("Best practices", https://firebase.google.com/docs/firestore/best-practices).
+  :func:`add_usage_counts` sums them into entries; a crash between the transaction and the increment
+  misses one count (a statistic, not a ledger).
 - ``success_rate``: ``successes / outcomes``, where ``outcomes`` counts the conversations in which
   the entry was used and that reached an outcome, and ``successes`` those among them that ended
   qualified or booked. Each conversation counts at most once per entry (a failure may later turn
@@ -11,7 +18,8 @@ Definitions (per entry):
 Counters live in ``qaStats/{entry_id}`` (``{"outcomes": float, "successes": float}``) and, per
 conversation, in ``qaUsage/{conversation_id}:{entry_id}`` (``{"conversation_id", "entry_id", "uses",
 "outcome": null | true | false}``); ``usage_count`` and ``success_rate`` are mirrored into the
-``qaTraining`` entry (merge write) so the retrieval index ranks by them. When an entry has imported
+``qaTraining`` entry (merge write; ``usage_count`` through the shards) so the retrieval index ranks by
+them. When an entry has imported
 history (``usage_count`` > 0 and ``success_rate`` > 0, e.g. from the seed) and no ``qaStats`` yet, the
 first event seeds the counters from it as ``outcomes = usage_count`` and ``successes = success_rate *
 usage_count``, so the imported rate keeps its weight instead of being overwritten by the first outcome.
@@ -21,17 +29,54 @@ Every update is one store transaction (safe under concurrent workers).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from app.ai.knowledge.repository import COLLECTION
 from app.store import Store, Transaction, where
 from app.store import collections as col
 
-__all__ = ["STATS_COLLECTION", "USAGE_COLLECTION", "record_kb_outcome", "record_kb_usage"]
+__all__ = [
+    "COUNT_SHARDS_COLLECTION",
+    "STATS_COLLECTION",
+    "USAGE_COLLECTION",
+    "USAGE_COUNT_SHARDS",
+    "add_usage_counts",
+    "record_kb_outcome",
+    "record_kb_usage",
+    "reset_usage_count",
+]
 
+COLLECTION = col.KNOWLEDGE
 STATS_COLLECTION = col.KNOWLEDGE_STATS
 USAGE_COLLECTION = col.KNOWLEDGE_USAGE
+COUNT_SHARDS_COLLECTION = col.KNOWLEDGE_USAGE_SHARDS
+#: Counter shards per entry for ``usage_count``.
+USAGE_COUNT_SHARDS = 8
+
+
+async def add_usage_counts(store: Store, tenant_id: str, entries: Iterable[dict[str, Any]]) -> None:
+    """Add every entry's counter shards to its ``usage_count``, in place (one query over the shards).
+
+    ``entries`` are entry documents (``id``, ``usage_count``); shards of deleted entries are ignored.
+    """
+    counts: dict[str, int] = {}
+    for doc in await store.query(tenant_id, COUNT_SHARDS_COLLECTION):
+        entry_id = str(doc.data.get("entry_id", ""))
+        counts[entry_id] = counts.get(entry_id, 0) + int(doc.data.get("n") or 0)
+    for entry in entries:
+        extra = counts.get(str(entry.get("id", "")), 0)
+        if extra:
+            entry["usage_count"] = int(entry.get("usage_count") or 0) + extra
+
+
+async def reset_usage_count(store: Store, tenant_id: str, entry_ids: Iterable[str]) -> None:
+    """Drop the counter shards of ``entry_ids`` (one query, then one delete per existing shard): call it
+    when an entry is saved with its whole ``usage_count``, as read through :func:`add_usage_counts`."""
+    wanted = set(entry_ids)
+    for doc in await store.query(tenant_id, COUNT_SHARDS_COLLECTION):
+        if doc.data.get("entry_id") in wanted:
+            await store.delete(tenant_id, COUNT_SHARDS_COLLECTION, doc.id)
 
 
 def _seed(entry: dict[str, object]) -> dict[str, float]:
@@ -85,7 +130,6 @@ async def record_kb_usage(
         if success is None:
             if stats is None:  # first use since import: the imported history seeds the counters
                 tx.set(STATS_COLLECTION, entry_id, _seed(entry))
-            tx.set(COLLECTION, entry_id, {"usage_count": int(entry.get("usage_count") or 0) + 1}, merge=True)
             if usage_id:
                 uses = int((usage or {}).get("uses") or 0) + 1
                 outcome = (usage or {}).get("outcome")
@@ -112,7 +156,13 @@ async def record_kb_usage(
         tx.set(USAGE_COLLECTION, usage_id, {**usage, "outcome": success})
         return True
 
-    return await store.run_transaction(tenant_id, fn)
+    counted = await store.run_transaction(tenant_id, fn)
+    if counted and success is None:
+        shard = f"{entry_id}:{random.randrange(USAGE_COUNT_SHARDS)}"
+        await store.increment(
+            tenant_id, COUNT_SHARDS_COLLECTION, shard, {"n": 1}, fields={"entry_id": entry_id}
+        )
+    return counted
 
 
 async def record_kb_outcome(store: Store, tenant_id: str, conversation_id: str, *, success: bool) -> int:

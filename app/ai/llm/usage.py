@@ -10,12 +10,19 @@ overrides (setting ``LLM_PRICES``: ``{"model": [prompt, cached, completion]}`` i
 tokens). A model is matched to the longest price-table key it starts with (``gpt-4o-mini-2024-07-18``
 -> ``gpt-4o-mini``); an unknown model (a self-hosted one) costs 0.
 
-The tenant ledger is collection ``llm_usage``, one document per month ``YYYY-MM`` (UTC), incremented
-in a transaction.
+The tenant ledger is one month ``YYYY-MM`` (UTC) spread over counter shards: every turn adds to one
+of :data:`USAGE_SHARDS` documents ``llm_usage_shards/{month}:{n}`` (``n`` at random) with
+``FieldValue.increment`` (no transaction, no read), and a read sums them with the month's own document
+``llm_usage/{month}`` (its flags, and the totals written before the ledger was sharded). Firestore
+sustains about one write per second on one document ("Best practices", "Updates to a single
+document", https://firebase.google.com/docs/firestore/best-practices), so a single month document
+capped a tenant near one LLM turn per second across every instance; shards raise that to about
+:data:`USAGE_SHARDS` per second, and reads cost one batch get of ``USAGE_SHARDS + 1`` documents.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +35,8 @@ from kernel.clock import Clock
 __all__ = [
     "DEFAULT_PRICES",
     "USAGE_COLLECTION",
+    "USAGE_SHARDS",
+    "USAGE_SHARDS_COLLECTION",
     "ModelPrice",
     "TurnUsage",
     "UsageLedger",
@@ -39,6 +48,9 @@ __all__ = [
 ]
 
 USAGE_COLLECTION = col.LLM_USAGE
+USAGE_SHARDS_COLLECTION = col.LLM_USAGE_SHARDS
+#: Counter shards per tenant and month (each sustains about one write per second on Firestore).
+USAGE_SHARDS = 8
 _PER_TOKENS = 1_000_000
 
 
@@ -160,44 +172,69 @@ def month_key(now: float) -> str:
     return time.strftime("%Y-%m", time.gmtime(now))
 
 
-class UsageLedger:
-    """The tenant's monthly usage documents (``llm_usage/YYYY-MM``).
+def _sum_month(key: str, docs: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The month's figures: the month document's fields with every shard's counters added."""
+    out: dict[str, Any] = {"month": key, "cost_micro_usd": 0}
+    for doc in docs:
+        if not doc:
+            continue
+        for field_name, value in doc.items():
+            if field_name in _SUMMED and isinstance(value, int | float):
+                out[field_name] = int(out.get(field_name, 0)) + int(value)
+            elif field_name == "fallback_reasons" and isinstance(value, Mapping):
+                reasons = out.setdefault("fallback_reasons", {})
+                for reason, count in value.items():
+                    reasons[reason] = int(reasons.get(reason, 0)) + int(count)
+            elif field_name == "updated_at" and isinstance(value, int | float):
+                out["updated_at"] = max(float(value), float(out.get("updated_at", 0.0)))
+            elif field_name not in out:
+                out[field_name] = value
+    return out
 
-    Document fields: ``month``, ``calls``, ``turns``, ``prompt_tokens``, ``cached_tokens``,
+
+_SUMMED = frozenset((*_COUNTERS, "turns", "fallbacks"))
+
+
+class UsageLedger:
+    """The tenant's monthly usage: ``llm_usage/YYYY-MM`` plus its counter shards (module docstring).
+
+    Fields of :meth:`month`: ``month``, ``calls``, ``turns``, ``prompt_tokens``, ``cached_tokens``,
     ``completion_tokens``, ``cost_micro_usd``, ``fallbacks`` (count), ``fallback_reasons``
     (``{reason: count}``), ``budget_exceeded_logged`` (bool), ``updated_at``.
     """
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, *, shards: int = USAGE_SHARDS) -> None:
+        if shards < 1:
+            raise ValueError("a usage ledger needs at least one shard")
         self.store = store
         self.clock = clock
+        self.shards = shards
 
     async def month(self, tenant_id: str, month: str | None = None) -> dict[str, Any]:
-        """The month's document (the current month by default); zeros when nothing was recorded."""
+        """The month's figures (the current month by default), summed over its shards in one batch
+        read; ``{"month": key, "cost_micro_usd": 0}`` when nothing was recorded."""
         key = month or month_key(self.clock.now())
-        data = await self.store.get(tenant_id, USAGE_COLLECTION, key)
-        return dict(data) if data else {"month": key, "cost_micro_usd": 0}
+        refs = [
+            (USAGE_COLLECTION, key),
+            *((USAGE_SHARDS_COLLECTION, f"{key}:{n}") for n in range(self.shards)),
+        ]
+        return _sum_month(key, await self.store.get_many(tenant_id, refs))
 
-    async def record(self, tenant_id: str, usage: TurnUsage) -> dict[str, Any]:
-        """Add one turn to the current month, in a transaction; returns the updated document."""
+    async def record(self, tenant_id: str, usage: TurnUsage) -> None:
+        """Add one turn to the current month: one increment of one shard chosen at random (no
+        transaction, no read, so concurrent turns of one tenant never contend)."""
         now = self.clock.now()
         key = month_key(now)
-
-        async def fn(tx: Transaction) -> dict[str, Any]:
-            data: dict[str, Any] = dict(await tx.get(USAGE_COLLECTION, key) or {"month": key})
-            for counter in _COUNTERS:
-                data[counter] = int(data.get(counter, 0)) + int(getattr(usage, counter))
-            data["turns"] = int(data.get("turns", 0)) + 1
-            if usage.fallback is not None:
-                data["fallbacks"] = int(data.get("fallbacks", 0)) + 1
-                reasons = dict(data.get("fallback_reasons") or {})
-                reasons[usage.fallback] = int(reasons.get(usage.fallback, 0)) + 1
-                data["fallback_reasons"] = reasons
-            data["updated_at"] = now
-            tx.set(USAGE_COLLECTION, key, data)
-            return data
-
-        return await self.store.run_transaction(tenant_id, fn)
+        deltas: dict[str, int | float] = {counter: int(getattr(usage, counter)) for counter in _COUNTERS}
+        deltas["turns"] = 1
+        if usage.fallback is not None:
+            deltas["fallbacks"] = 1
+            reason = usage.fallback.replace(".", "_") or "error"
+            deltas[f"fallback_reasons.{reason}"] = 1
+        shard = f"{key}:{random.randrange(self.shards)}"
+        await self.store.increment(
+            tenant_id, USAGE_SHARDS_COLLECTION, shard, deltas, fields={"month": key, "updated_at": now}
+        )
 
     async def claim_budget_notice(self, tenant_id: str) -> bool:
         """Mark this month's budget breach as logged; ``True`` only for the first caller of the month
