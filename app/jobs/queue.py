@@ -34,7 +34,7 @@ __all__ = ["Job", "JobQueue", "RetryLater", "job_doc_id"]
 log = get_logger("leadwarm.jobs")
 
 JobKind = Literal[
-    "inbound", "start", "timer", "dispatch", "status", "crm_sync", "handoff", "booking", "reminder"
+    "inbound", "start", "timer", "dispatch", "status", "crm_sync", "handoff", "booking", "reminder", "ingest"
 ]
 DueRule = Literal["earliest", "latest", "exact"]
 COLLECTION = col.JOBS

@@ -328,6 +328,7 @@ class SQLiteStore(Store):
         self._registered: set[tuple[str, str]] = set()
         """Collections known to be in the registry (filled after each commit that added some)."""
         self.commits = 0
+        self._closed = False
 
     async def _write_op(self, fn: Callable[[], R]) -> R:
         """Run ``fn`` on the writer thread (the caller holds ``_lock`` when it spans statements)."""
@@ -463,10 +464,16 @@ class SQLiteStore(Store):
         )
         return [r[0] for r in rows]
 
-    def _finish(self, txs: Sequence[_SQLiteTransaction], before: Callable[[], None] | None = None) -> None:
-        """On the writer thread: open the transaction if no read did, run ``before``, apply every
-        ``txs``' writes and commit; roll back and re-raise on any error."""
-        if not any(tx.begun for tx in txs):
+    def _finish(
+        self,
+        txs: Sequence[_SQLiteTransaction],
+        before: Callable[[], None] | None = None,
+        *,
+        begun: bool = False,
+    ) -> None:
+        """On the writer thread: open the transaction unless ``begun`` or a read did, run
+        ``before``, apply every ``txs``' writes and commit; roll back and re-raise on any error."""
+        if not begun and not any(tx.begun for tx in txs):
             self._writer.execute("BEGIN IMMEDIATE")
         try:
             if before is not None:
@@ -551,7 +558,7 @@ class SQLiteStore(Store):
                 if on_new is not None:
                     for tx in txs:
                         await on_new(tx)
-                await self._write_op(functools.partial(self._finish, txs))
+                await self._write_op(functools.partial(self._finish, txs, begun=True))
             except BaseException:
                 await asyncio.shield(self._write_op(self._rollback))
                 raise
@@ -589,7 +596,7 @@ class SQLiteStore(Store):
                 def delete_consumed() -> None:
                     self._writer.executemany("DELETE FROM ingest_log WHERE tenant=? AND id=?", ids)
 
-                await self._write_op(functools.partial(self._finish, [tx], delete_consumed))
+                await self._write_op(functools.partial(self._finish, [tx], delete_consumed, begun=True))
             except BaseException:
                 await asyncio.shield(self._write_op(self._rollback))
                 raise
@@ -608,6 +615,11 @@ class SQLiteStore(Store):
         return int(row[0])
 
     async def close(self) -> None:
+        """Close both connections and stop their threads (a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+
         def close_writer() -> None:
             self._writer.close()
 
