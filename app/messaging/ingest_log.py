@@ -144,6 +144,26 @@ class IngestLog:
         if more:
             raise RetryLater(0.0, "ingest log still holds entries", count=False)
 
+    async def flush(self, tenant_id: str) -> int:
+        """Consume the tenant's log if it holds anything (one cheap read when it does not).
+
+        The dispatcher's job runs this before the outbound gate, so a STOP acknowledged with 200
+        is in the inbox, where the gate looks for newer inbound messages, before anything is sent.
+        """
+        if not await self.store.has_log(tenant_id):
+            return 0
+        return await self.consume(tenant_id)
+
+    def before(self, handler: Callable[[Job], Awaitable[None]]) -> Callable[[Job], Awaitable[None]]:
+        """``handler`` preceded by :meth:`flush` of the job's tenant."""
+
+        async def flushed_first(job: Job) -> None:
+            if await self.flush(job.tenant_id):
+                self.jobs.notify()
+            await handler(job)
+
+        return flushed_first
+
     async def consume(self, tenant_id: str) -> int:
         """Consume the tenant's whole log now (tests, the CLI); returns the entries consumed. Its
         ``ingest`` job, if any, then finds nothing to do."""

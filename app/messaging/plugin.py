@@ -29,7 +29,10 @@ class MessagingFeature(Feature):
     def job_kinds(self) -> Mapping[str, JobKind]:
         rt = self.runtime
         return {
-            "dispatch": JobKind(rt.dispatcher.handle_dispatch, on_dead=rt.dispatcher.on_dead),
+            # the log first: a STOP answered 200 must be in the inbox when the gate looks
+            "dispatch": JobKind(
+                rt.ingest.before(rt.dispatcher.handle_dispatch), on_dead=rt.dispatcher.on_dead
+            ),
             "status": JobKind(rt.statuses.handle_status),
             "ingest": JobKind(rt.ingest.handle_job),
         }

@@ -268,6 +268,10 @@ class Store(abc.ABC):
                 result[i] = True
         return result
 
+    async def has_log(self, tenant_id: str) -> bool:
+        """Whether the tenant's ingest log holds any entry (a read outside any transaction)."""
+        return bool(await self.query(tenant_id, LOG_COLLECTION, limit=1))
+
     async def consume_log(
         self,
         tenant_id: str,

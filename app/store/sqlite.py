@@ -604,6 +604,11 @@ class SQLiteStore(Store):
             self._registered.update(tx.newly)
             return len(rows)
 
+    async def has_log(self, tenant_id: str) -> bool:
+        sql = "SELECT 1 FROM ingest_log WHERE tenant=? LIMIT 1"
+        row = await self._read_op(lambda: self._reader.execute(sql, (tenant_id,)).fetchone())
+        return row is not None
+
     async def log_size(self, tenant_id: str | None = None) -> int:
         """Entries waiting in the ingest log (of one tenant, or of all)."""
         sql, params = (
