@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from app.composition import Runtime
+from app.main import create_app
 from app.messaging.quarantine import MAX_QUARANTINED_BYTES
 from app.store.base import LOG_COLLECTION
 from app.store.sqlite import SQLiteStore
@@ -37,9 +41,27 @@ async def _logged(runtime: Runtime, wamid: str) -> bool:
     return await store.get("demo", LOG_COLLECTION, entry_id) is not None
 
 
+@pytest.fixture
+async def served(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """The app served by uvicorn on 127.0.0.1 (ephemeral port) in this event loop, so that requests
+    really run concurrently (the in-process test client handles one at a time), and a client."""
+    app = create_app(runtime=runtime, start_worker=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as http:
+        yield http
+    server.should_exit = True
+    await task
+
+
 async def test_concurrent_webhooks_share_commits_and_each_is_answered_after_its_commit(
-    client: Client, runtime: Runtime
+    served: httpx.AsyncClient, runtime: Runtime
 ) -> None:
+    client = served
     n = 24
     commits_before = getattr(runtime.store, "commits", 0)
     groups_before = runtime.ingest.groups
