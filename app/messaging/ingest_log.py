@@ -26,7 +26,7 @@ from app.core.logs import get_logger
 from app.jobs.queue import Job, JobQueue, RetryLater
 from app.messaging.inbox import INBOX, STATUS_EVENTS, address_key, inbox_id
 from app.messaging.records import InboxItem
-from app.store import LogRecord, Store, Transaction
+from app.store import LogRecord, Store, StoreError, Transaction
 from channels.base import DeliveryStatus, InboundMessage
 
 __all__ = ["INGEST_JOB_KEY", "DebounceLookup", "IngestLog", "message_record", "status_record"]
@@ -110,10 +110,14 @@ class IngestLog:
                 flat = [r for records, _ in group for r in records]
                 try:
                     fresh = await self.store.append_log(flat, on_new=self._enqueue)
-                except Exception as exc:
-                    for _, future in group:
+                except BaseException as exc:  # cancelled too: no request may wait for ever
+                    failed = exc if isinstance(exc, Exception) else StoreError("ingest commit cancelled")
+                    for _, future in group if isinstance(exc, Exception) else [*group, *self._pending]:
                         if not future.done():
-                            future.set_exception(exc)
+                            future.set_exception(failed)
+                    if not isinstance(exc, Exception):
+                        self._pending = []
+                        raise
                     continue
                 self.groups += 1
                 start = 0
