@@ -51,6 +51,10 @@ __all__ = ["ingest_request", "ingest_webhook", "our_addresses"]
 
 log = get_logger("leadwarm.webhooks")
 
+#: Seconds a tenant's channel instance (its secrets) is reused for webhook verification without
+#: reading its connections again: a rotated app secret or auth token applies within this delay.
+RESOLVE_MAX_AGE_S = 5.0
+
 
 def our_addresses(parsed: ParsedWebhook) -> set[str]:
     """Our receiving addresses named by a delivery: each message's ``recipient``, each status's
@@ -109,7 +113,10 @@ async def ingest_webhook(
     except PayloadError as exc:
         # Unreadable: the sender must still prove who it is before it learns why.
         try:
-            (await runtime.channels.resolve(default_tenant, channel_name)).verify(headers, raw_body, url=url)
+            channel = await runtime.channels.resolve(
+                default_tenant, channel_name, max_age_s=RESOLVE_MAX_AGE_S
+            )
+            channel.verify(headers, raw_body, url=url)
         except SignatureError as sig:
             log.warning("webhook.bad_signature", channel=channel_name, reason=str(sig), bytes=len(raw_body))
             return Response({"error": "invalid signature"}, status_code=HTTP_401_UNAUTHORIZED)
@@ -119,7 +126,7 @@ async def ingest_webhook(
         tenants = sorted(set(owners.values())) or [default_tenant]
         parsed_by_tenant: dict[str, ParsedWebhook] = {}
         for tenant_id in tenants:
-            channel = await runtime.channels.resolve(tenant_id, channel_name)
+            channel = await runtime.channels.resolve(tenant_id, channel_name, max_age_s=RESOLVE_MAX_AGE_S)
             try:
                 channel.verify(headers, raw_body, url=url)
             except SignatureError as exc:
