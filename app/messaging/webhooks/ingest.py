@@ -13,9 +13,9 @@
    A correctly signed body the parser refuses is kept in quarantine
    (:mod:`app.messaging.quarantine`) and answered 200, so that the provider stops redelivering it.
 
-Parsing a body over ``INLINE_PARSE_BYTES`` runs in a worker thread (``anyio.to_thread``), so a
-large body never holds the event loop every tenant shares; a body over the channel's
-``traits.max_body_bytes`` is refused with 413 before it is read.
+Parsing runs in a worker thread (``anyio.to_thread``), so a large body never holds the event loop
+every tenant shares; a body over the channel's ``traits.max_body_bytes`` is refused with 413 before
+it is read.
 
 Answers: 401 on a bad signature (logged), 200 with ``quarantined`` on a signed body that cannot be
 parsed, 404 for an
@@ -54,9 +54,6 @@ log = get_logger("leadwarm.webhooks")
 #: Seconds a tenant's channel instance (its secrets) is reused for webhook verification without
 #: reading its connections again: a rotated app secret or auth token applies within this delay.
 RESOLVE_MAX_AGE_S = 5.0
-#: Bodies up to this size are parsed on the event loop (a typical WhatsApp or Twilio delivery is
-#: 1-2 KiB); larger ones in a worker thread.
-INLINE_PARSE_BYTES = 4 * 1024
 
 
 def our_addresses(parsed: ParsedWebhook) -> set[str]:
@@ -212,11 +209,7 @@ async def _quarantine(
 
 
 async def _parse(channel: Channel, headers: dict[str, str], raw_body: bytes) -> ParsedWebhook:
-    """``channel.parse``: on the loop for a body of at most :data:`INLINE_PARSE_BYTES` (bounded
-    work, tens of microseconds, cheaper than a thread hand-off), else in a worker thread (MIME,
-    large JSON never hold the loop)."""
-    if len(raw_body) <= INLINE_PARSE_BYTES:
-        return channel.parse(headers, raw_body)
+    """``channel.parse`` in a worker thread: CPU-bound (MIME, large JSON) and never on the loop."""
     return await anyio.to_thread.run_sync(channel.parse, headers, raw_body)
 
 
