@@ -32,6 +32,7 @@ from app.messaging.channel_config import build_channels
 from app.messaging.directory import ChannelDirectory
 from app.messaging.dispatcher import Dispatcher
 from app.messaging.inbox import accept_message
+from app.messaging.ingest_log import IngestLog
 from app.messaging.pacing import SendPacer
 from app.messaging.statuses import StatusService
 from app.policy.gate import OutboundGate
@@ -62,7 +63,7 @@ def open_store(settings: Settings) -> Store:
         return open_firestore_store(settings.firebase_project_id, settings.google_application_credentials)
     from app.store.sqlite import SQLiteStore
 
-    return SQLiteStore(settings.sqlite_path)
+    return SQLiteStore(settings.sqlite_path, durability=settings.durability)
 
 
 @dataclass
@@ -86,6 +87,8 @@ class Runtime:
     features: list[Feature] = field(default_factory=list)
     connections: ConnectionServices | None = None
     """The credential layer (vault, OAuth, authorised clients), set by the connections feature."""
+    ingest: IngestLog = field(init=False)
+    """The webhooks' append-only log (group commit) and its ``ingest`` job."""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -174,6 +177,13 @@ class Runtime:
             statuses=statuses,
             worker=worker,
             optouts=ledger,
+        )
+
+        async def burst_windows(tenant_id: str) -> dict[str, float]:
+            return dict((await tenants.profile(tenant_id)).burst_window_seconds)
+
+        runtime.ingest = IngestLog(
+            store, jobs, debounce=burst_windows, default_debounce_s=settings.burst_window_seconds
         )
         if features is None:
             from app.features import FEATURES

@@ -1,8 +1,10 @@
 """LeadWarm benchmarks. Prints one figure a line: ``name: value unit``.
 
 1. Signed WhatsApp and Twilio SMS webhook ingest (``leadwarm serve --no-worker``: verify, parse,
-   store, answer) against a bare Litestar endpoint served the same way, in the same run, by the
-   same load generator: requests/s, their ratio to the bare endpoint, p50 and p99 latency.
+   append to the ingest log, answer) against a bare Litestar endpoint served the same way, in the
+   same run, by the same load generator: requests/s, their ratio to the bare endpoint (same
+   round), p50 and p99 latency, min and median of 3 rounds; WhatsApp with DURABILITY=process and
+   DURABILITY=power side by side; then open-loop latency at ``--rate`` requests/s (default 500).
 2. Per-turn processing cost from inbox to outbox, network left out (web chat channel, SQLite):
    the worker's wall time per turn for first messages and for answers.
 3. Prompt tokens per lead turn and the share that is a cacheable static prefix (benchmarks/llm.py).
@@ -12,7 +14,8 @@
    100,000 pending timers with 1,000 due at once (lateness, memory), and a 10,000-lead campaign
    paced on WhatsApp and SMS (benchmarks/turns.py; it runs alone too). ``--no-scale`` skips them.
 
-Usage: ``python benchmarks/run.py [--requests N] [--concurrency C] [--leads L] [--crm [N]]``.
+Usage: ``python benchmarks/run.py [--requests N] [--concurrency C] [--rate R] [--ingest-only]
+[--leads L] [--crm [N]]``.
 """
 
 from __future__ import annotations
@@ -164,21 +167,79 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def bench_ingest(requests: int, concurrency: int) -> None:
-    """Webhook ingest vs the bare endpoint, alternating rounds; the best round of each counts."""
+async def _open_loop(
+    url: str, requests: list[tuple[bytes, dict[str, str]]], rate: float
+) -> tuple[float, list[float]]:
+    """POST ``requests`` at a fixed ``rate`` (requests/s) whatever the answers take (open loop);
+    returns (achieved requests/s, latencies in s measured from each request's SCHEDULED start, so
+    a stall is charged to every request it delays: no coordinated omission)."""
+    import aiohttp
+
+    latencies: list[float] = []
+    # 256 connections at most: past that, requests wait in the client's pool, and that wait is
+    # part of their latency (measured from the scheduled start); a failure counts as a lost request
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(scheduled: float, body: bytes, headers: dict[str, str]) -> None:
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.text()
+                    ok = response.status == 200
+            except aiohttp.ClientError:
+                ok = False
+            latencies.append(time.perf_counter() - scheduled if ok else float("inf"))
+
+        start = time.perf_counter() + 0.05
+        await asyncio.gather(*(one(start + i / rate, b, h) for i, (b, h) in enumerate(requests)))
+        elapsed = time.perf_counter() - start
+    return len(requests) / elapsed, latencies
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _print_closed_loop(results: dict[str, list[tuple[float, list[float]]]], targets: dict[str, str]) -> None:
+    """Closed-loop figures: requests/s and latencies (min and median of the rounds), and each
+    target's ratio to the bare endpoint measured in the same round."""
+    for name, runs in results.items():
+        label = name if name == "bare" else f"{name}_webhook"
+        rps = [r[0] for r in runs]
+        print(f"{label}_requests_per_s: min {min(rps):.0f} median {_median(rps):.0f} req/s")
+        p50 = [_pct(r[1], 0.50) * 1000 for r in runs]
+        p99 = [_pct(r[1], 0.99) * 1000 for r in runs]
+        print(f"{label}_p50_latency: min {min(p50):.2f} median {_median(p50):.2f} ms")
+        print(f"{label}_p99_latency: min {min(p99):.2f} median {_median(p99):.2f} ms")
+    bare_rps = [r[0] for r in results["bare"]]
+    for name in [n for n in targets if n != "bare"]:
+        ratios = [r[0] / b for r, b in zip(results[name], bare_rps, strict=True)]  # same round
+        print(
+            f"{name}_webhook_to_bare_throughput_ratio: min {min(ratios):.2f} median {_median(ratios):.2f} x"
+        )
+
+
+def bench_ingest(requests: int, concurrency: int, *, rate: float = 500.0, rounds: int = 3) -> None:
+    """Webhook ingest vs the bare endpoint, alternating rounds in one run: closed-loop throughput
+    (min and median of ``rounds``), then open-loop latency at ``rate`` requests/s. LeadWarm runs
+    twice side by side: DURABILITY=process (a kill-safe 200) and DURABILITY=power (fsync)."""
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp:
-        bare_port, lw_port = _free_port(), _free_port()
-        env = {
+        bare_port = _free_port()
+        ports = {"process": _free_port(), "power": _free_port()}
+        base_env = {
             **os.environ,
-            "LEADWARM_DATA_DIR": tmp,
             "WHATSAPP_APP_SECRET": SECRET,
             "WHATSAPP_TOKEN": "x",
             "WHATSAPP_PHONE_ID": PHONE_ID,
             "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
             "TWILIO_AUTH_TOKEN": SECRET,
             "TWILIO_PHONE_NUMBER": TWILIO_NUMBER,
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{lw_port}",
             "ADMIN_API_KEY": "lw_bench",
             "LOG_LEVEL": "WARNING",
             # one load generator on one address: the per-address abuse limit would measure itself
@@ -193,43 +254,68 @@ def bench_ingest(requests: int, concurrency: int) -> None:
                 "--log-level",
                 "warning",
             ],
-            env,
+            base_env,
             f"http://127.0.0.1:{bare_port}/",
         )
-        lw = _start(
-            [str(bin_dir / "leadwarm"), "serve", "--no-worker", "--port", str(lw_port)],
-            env,
-            f"http://127.0.0.1:{lw_port}/health",
-        )
-        twilio_url = f"http://127.0.0.1:{lw_port}/api/webhooks/twilio/sms"
-        targets = {
-            "bare": f"http://127.0.0.1:{bare_port}/bare",
-            "whatsapp": f"http://127.0.0.1:{lw_port}/api/webhooks/whatsapp",
-            "twilio": twilio_url,
-        }
-        results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
+        servers = [bare]
+        targets = {"bare": f"http://127.0.0.1:{bare_port}/bare"}
         try:
+            for durability, port in ports.items():
+                env = {
+                    **base_env,
+                    "LEADWARM_DATA_DIR": f"{tmp}/{durability}",
+                    "DURABILITY": durability,
+                    "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+                }
+                servers.append(
+                    _start(
+                        [str(bin_dir / "leadwarm"), "serve", "--no-worker", "--port", str(port)],
+                        env,
+                        f"http://127.0.0.1:{port}/health",
+                    )
+                )
+                suffix = "" if durability == "process" else "_power"
+                targets[f"whatsapp{suffix}"] = f"http://127.0.0.1:{port}/api/webhooks/whatsapp"
+                if durability == "process":
+                    targets["twilio"] = f"http://127.0.0.1:{port}/api/webhooks/twilio/sms"
+            results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
+            open_loop: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
             counter = 0
-            for _round in range(3):
+
+            def batch(name: str, n: int) -> list[tuple[bytes, dict[str, str]]]:
+                nonlocal counter
+                counter += n
+                if name == "twilio":
+                    return [_twilio(counter + i, targets["twilio"]) for i in range(n)]
+                return [(b, _sign(b)) for b in (_webhook(counter + i) for i in range(n))]
+
+            for _round in range(rounds):
+                for name, url in targets.items():
+                    results[name].append(asyncio.run(_load(url, batch(name, requests), concurrency)))
+            _print_closed_loop(results, targets)
+            for _round in range(rounds):
                 for name, url in targets.items():
                     if name == "twilio":
-                        batch = [_twilio(counter + i, twilio_url) for i in range(requests)]
-                    else:
-                        batch = [(b, _sign(b)) for b in (_webhook(counter + i) for i in range(requests))]
-                    counter += requests
-                    results[name].append(asyncio.run(_load(url, batch, concurrency)))
+                        continue
+                    n = int(rate * 2)  # two seconds at the rate
+                    open_loop[name].append(asyncio.run(_open_loop(url, batch(name, n), rate)))
         finally:
-            _stop(bare)
-            _stop(lw)
-    best = {name: max(runs, key=lambda r: r[0]) for name, runs in results.items()}
-    for name, (rps, lat) in best.items():
+            for proc in servers:
+                _stop(proc)
+    for name, runs in open_loop.items():
+        if not runs:
+            continue
         label = name if name == "bare" else f"{name}_webhook"
-        print(f"{label}_requests_per_s: {rps:.0f} req/s")
-        print(f"{label}_p50_latency: {_pct(lat, 0.50) * 1000:.2f} ms")
-        print(f"{label}_p99_latency: {_pct(lat, 0.99) * 1000:.2f} ms")
-    for name in ("whatsapp", "twilio"):
-        print(f"{name}_webhook_to_bare_throughput_ratio: {best[name][0] / best['bare'][0]:.2f} x")
-    print(f"ingest_concurrency: {concurrency} connections")
+        p50 = [_pct(r[1], 0.50) * 1000 for r in runs]
+        p99 = [_pct(r[1], 0.99) * 1000 for r in runs]
+        achieved = [r[0] for r in runs]
+        lost = sum(1 for r in runs for v in r[1] if v == float("inf"))
+        print(
+            f"{label}_open_loop_{rate:.0f}_per_s: achieved median {_median(achieved):.0f} req/s, "
+            f"p50 min {min(p50):.2f} median {_median(p50):.2f} ms, "
+            f"p99 min {min(p99):.2f} median {_median(p99):.2f} ms, failed {lost}"
+        )
+    print(f"ingest_concurrency: {concurrency} connections; rounds: {rounds}")
 
 
 async def _turns(leads: int) -> None:
@@ -274,12 +360,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--leads", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=500.0, help="open-loop webhook rate, requests/s")
+    parser.add_argument("--ingest-only", action="store_true", help="only the webhook ingest figures")
     parser.add_argument(
         "--crm", type=int, nargs="?", const=10_000, default=0, help="CRM sync leads per adapter"
     )
     parser.add_argument("--no-scale", action="store_true", help="skip benchmarks/turns.py")
     args = parser.parse_args()
-    bench_ingest(args.requests, args.concurrency)
+    bench_ingest(args.requests, args.concurrency, rate=args.rate)
+    if args.ingest_only:
+        return
     asyncio.run(_turns(args.leads))
     from benchmarks.llm import bench_prompt_tokens
 

@@ -229,13 +229,18 @@ class Channel(abc.ABC):
     @classmethod
     def config_keys(cls) -> dict[str, bool]:
         """The settings this channel is built from: its constructor's keyword arguments, each
-        mapped to whether it is required (no default and not in ``config_optional``)."""
-        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-        return {
-            p.name: p.default is inspect.Parameter.empty and p.name not in cls.config_optional
-            for p in params
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        }
+        mapped to whether it is required (no default and not in ``config_optional``). Computed
+        once per class (``inspect.signature`` is slow, and webhooks ask on every delivery)."""
+        cached: dict[str, bool] | None = cls.__dict__.get("_config_keys_cache")
+        if cached is None:
+            params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+            cached = {
+                p.name: p.default is inspect.Parameter.empty and p.name not in cls.config_optional
+                for p in params
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            }
+            cls._config_keys_cache = cached  # type: ignore[attr-defined]
+        return dict(cached)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Channel:

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # --- service
     leadwarm_data_dir: Path = Path("./data")
     store: Literal["sqlite", "firestore"] = "sqlite"
+    durability: Literal["process", "power"] = "process"
+    """When a webhook's 200 is safe (SQLite): ``process``, the message survives a process kill (WAL,
+    synchronous=NORMAL); ``power``, it survives a power loss too (fsync at commit, synchronous=FULL).
+    Firestore commits are durable either way."""
     default_tenant_id: str = "demo"
     default_tenant_name: str = "SunnyWatt (demo)"
     admin_api_key: SecretStr | None = None

@@ -50,6 +50,7 @@ JobKind = Literal[
     "booking",
     "reminder",
     "lead_import",
+    "ingest",
 ]
 DueRule = Literal["earliest", "latest", "exact"]
 COLLECTION = col.JOBS

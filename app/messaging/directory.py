@@ -11,6 +11,7 @@ tenant's credentials.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -86,6 +87,8 @@ class ChannelDirectory:
         self.default_tenant = default_tenant
         self.credentials = credentials
         self._tenant_channels: dict[tuple[str, str], tuple[str, Channel]] = {}
+        self._resolved: dict[tuple[str, str], tuple[Channel, float]] = {}
+        """(tenant, channel) -> (instance, monotonic time resolved), for ``resolve(max_age_s=...)``."""
 
     def use_credentials(self, credentials: ChannelCredentials) -> None:
         """Read tenants' channel connections from ``credentials`` from now on."""
@@ -100,10 +103,25 @@ class ChannelDirectory:
         except KeyError:
             raise KeyError(f"unknown channel {name!r}; known: {sorted(self._channels)}") from None
 
-    async def resolve(self, tenant_id: str, name: str) -> Channel:
+    async def resolve(self, tenant_id: str, name: str, *, max_age_s: float = 0.0) -> Channel:
         """The instance that acts for ``tenant_id`` on channel ``name``: its own connection's, else
         (default tenant, or a channel needing no credentials) the process-wide one, else an
-        :class:`UnconfiguredChannel`. Raises ``KeyError`` for an unknown channel."""
+        :class:`UnconfiguredChannel`. Raises ``KeyError`` for an unknown channel.
+
+        With ``max_age_s`` > 0 an instance this process resolved less than ``max_age_s`` seconds
+        ago is reused without reading the tenant's connections (webhook verification: a rotated
+        secret takes effect within that delay); sends always resolve afresh."""
+        if max_age_s > 0:
+            cached = self._resolved.get((tenant_id, name))
+            if cached is not None and time.monotonic() - cached[1] < max_age_s:
+                return cached[0]
+        channel = await self._resolve(tenant_id, name)
+        if len(self._resolved) >= 10_000:
+            self._resolved.clear()
+        self._resolved[(tenant_id, name)] = (channel, time.monotonic())
+        return channel
+
+    async def _resolve(self, tenant_id: str, name: str) -> Channel:
         default = self.get(tenant_id, name)
         config = None
         if self.credentials is not None and channel_class(name).config_keys():

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from litestar.di import Provide
 
 from app.core.features import BackgroundTask, Feature, JobKind, feature_dependencies
+from app.messaging import quarantine
 from app.messaging.email_poller import ImapPoller
 from app.messaging.inbox import accept_status
 from app.messaging.webhooks import email, generic, twilio, whatsapp
@@ -19,7 +20,7 @@ __all__ = ["MessagingFeature"]
 class MessagingFeature(Feature):
     """Webhook routes, ``jobs`` and ``channels``, the ``dispatch`` and ``status`` job kinds."""
 
-    route_handlers = (*whatsapp.ROUTES, *twilio.ROUTES, *email.ROUTES, *generic.ROUTES)
+    route_handlers = (*whatsapp.ROUTES, *twilio.ROUTES, *email.ROUTES, *generic.ROUTES, *quarantine.ROUTES)
 
     def dependencies(self) -> Mapping[str, Provide]:
         rt = self.runtime
@@ -28,8 +29,12 @@ class MessagingFeature(Feature):
     def job_kinds(self) -> Mapping[str, JobKind]:
         rt = self.runtime
         return {
-            "dispatch": JobKind(rt.dispatcher.handle_dispatch, on_dead=rt.dispatcher.on_dead),
+            # the log first: a STOP answered 200 must be in the inbox when the gate looks
+            "dispatch": JobKind(
+                rt.ingest.before(rt.dispatcher.handle_dispatch), on_dead=rt.dispatcher.on_dead
+            ),
             "status": JobKind(rt.statuses.handle_status),
+            "ingest": JobKind(rt.ingest.handle_job),
         }
 
     def background_tasks(self) -> Sequence[BackgroundTask]:

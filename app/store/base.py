@@ -25,11 +25,13 @@ from typing import Any, Literal, TypeVar
 from kernel.errors import LeadWarmError
 
 __all__ = [
+    "LOG_COLLECTION",
     "SYSTEM_TENANT",
     "ConflictError",
     "Document",
     "DocumentExistsError",
     "Filter",
+    "LogRecord",
     "Order",
     "Store",
     "StoreError",
@@ -97,6 +99,28 @@ def check_deltas(deltas: Mapping[str, int | float]) -> None:
 def where(field_: str, op: Op, value: JSON) -> Filter:
     """Shorthand for :class:`Filter`."""
     return Filter(field_, op, value)
+
+
+#: Collection of the append-only ingest log on backends without a table of their own for it.
+LOG_COLLECTION = "ingest_log"
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One entry of a tenant's append-only ingest log (:meth:`Store.append_log`).
+
+    ``id`` is the idempotency key (a provider message id); ``at`` is when it arrived (UTC epoch
+    seconds), the order in which :meth:`Store.consume_log` hands entries over; ``data`` is JSON.
+    ``seen`` names a document ``(collection, doc_id)`` whose existence means the entry was already
+    consumed (a redelivery after its log entry was turned into an inbox item): it is then a
+    duplicate too.
+    """
+
+    tenant_id: str
+    id: str
+    at: float
+    data: dict[str, JSON]
+    seen: tuple[str, str] | None = None
 
 
 class Transaction(abc.ABC):
@@ -256,6 +280,82 @@ class Store(abc.ABC):
             DocumentExistsError: ``fn`` called :meth:`Transaction.create` on an existing document.
             Any exception ``fn`` raises, after rolling back.
         """
+
+    async def append_log(
+        self,
+        records: Sequence[LogRecord],
+        *,
+        on_new: Callable[[Transaction], Awaitable[None]] | None = None,
+    ) -> list[bool]:
+        """Append ``records`` to their tenants' ingest logs, durably, in as few commits as the
+        backend allows (SQLite: one; this default: one transaction per tenant).
+
+        Returns, for each record in order, ``True`` when it was appended, ``False`` for a duplicate
+        (its id already in the log, earlier in ``records``, or its ``seen`` document exists).
+        ``on_new(tx)`` runs once per tenant that got a new record, inside the commit that appends
+        them (it reads before it writes, as every transaction function): a job that will consume
+        the log is enqueued atomically with what it consumes.
+
+        Raises:
+            StoreError: the store is unavailable; nothing of the call was written.
+        """
+        by_tenant: dict[str, list[int]] = {}
+        for i, record in enumerate(records):
+            by_tenant.setdefault(record.tenant_id, []).append(i)
+        result = [False] * len(records)
+        for tenant_id, indexes in by_tenant.items():
+
+            async def fn(tx: Transaction, indexes: list[int] = indexes) -> list[int]:
+                fresh: list[int] = []
+                ids: set[str] = set()
+                for i in indexes:
+                    record = records[i]
+                    if record.id in ids or await tx.get(LOG_COLLECTION, record.id) is not None:
+                        continue
+                    if record.seen is not None and await tx.get(*record.seen) is not None:
+                        continue
+                    ids.add(record.id)
+                    fresh.append(i)
+                if fresh and on_new is not None:
+                    await on_new(tx)
+                for i in fresh:
+                    record = records[i]
+                    tx.set(LOG_COLLECTION, record.id, {"at": record.at, "data": record.data})
+                return fresh
+
+            for i in await self.run_transaction(tenant_id, fn):
+                result[i] = True
+        return result
+
+    async def has_log(self, tenant_id: str) -> bool:
+        """Whether the tenant's ingest log holds any entry (a read outside any transaction)."""
+        return bool(await self.query(tenant_id, LOG_COLLECTION, limit=1))
+
+    async def consume_log(
+        self,
+        tenant_id: str,
+        fn: Callable[[Transaction, list[LogRecord]], Awaitable[None]],
+        *,
+        limit: int = 256,
+    ) -> int:
+        """Hand the tenant's oldest ``limit`` log entries to ``fn`` and delete them, in ONE
+        transaction: an entry is consumed exactly once, and a crash anywhere leaves it in the log.
+
+        ``fn(tx, records)`` must do its reads before its writes. Returns how many entries were
+        consumed (0 when the log is empty).
+        """
+
+        async def run(tx: Transaction) -> int:
+            docs = await tx.query(LOG_COLLECTION, order_by=[Order("at")], limit=limit)
+            if not docs:
+                return 0
+            batch = [LogRecord(tenant_id, d.id, float(d.data["at"]), dict(d.data["data"])) for d in docs]
+            await fn(tx, batch)
+            for d in docs:
+                tx.delete(LOG_COLLECTION, d.id)
+            return len(docs)
+
+        return await self.run_transaction(tenant_id, run)
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

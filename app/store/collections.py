@@ -46,6 +46,7 @@ __all__ = [
     "OUTBOX",
     "PLAYBOOKS",
     "PROVIDER_IDS",
+    "QUARANTINE",
     "SEND_COUNTERS",
     "STATUS_EVENTS",
     "USERS",
@@ -73,6 +74,8 @@ AI_CONFIG = "aiConfig"
 PROVIDER_IDS = "provider_ids"
 """A provider's message id -> our conversation and message."""
 STATUS_EVENTS = "status_events"
+QUARANTINE = "quarantine"
+"""Signed webhook bodies that could not be parsed (see :mod:`app.messaging.quarantine`)."""
 SEND_COUNTERS = "send_counters"
 OPTOUTS = "optouts"
 LLM_USAGE = "llm_usage"

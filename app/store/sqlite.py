@@ -7,16 +7,31 @@ coroutines and across processes sharing the file: a transaction never conflicts,
 (``busy_timeout``). Reads outside transactions use a second connection and see committed data.
 
 Several processes may open the same file (``leadwarm serve`` and ``leadwarm chat`` side by side).
+
+No SQLite call runs on the event loop: the writer connection belongs to one dedicated thread and
+the reader connection to another; coroutines hand them work (``run_in_executor``) and await it. A
+transaction costs one hand-off per read plus one for the writes and the ``COMMIT``.
+
+Durability (``DURABILITY``): ``process`` (default) runs WAL with ``synchronous=NORMAL``, so a
+commit survives the process being killed (the WAL is in the OS page cache) but the last commits
+may be lost on power loss; ``power`` runs ``synchronous=FULL``, an fsync of the WAL at every
+commit (https://www.sqlite.org/pragma.html#pragma_synchronous, "WAL mode").
+
+The ingest log (:meth:`SQLiteStore.append_log`) is a table of its own, ``ingest_log``, with its
+primary key as its only index: an append writes one B-tree entry, and concurrent appends share one
+commit (the caller batches them, :mod:`app.messaging.ingest_log`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from app.store.base import (
     JSON,
@@ -25,15 +40,22 @@ from app.store.base import (
     Document,
     DocumentExistsError,
     Filter,
+    LogRecord,
     Order,
     Store,
     StoreError,
     Transaction,
 )
 
-__all__ = ["SQLiteStore"]
+__all__ = ["Durability", "SQLiteStore"]
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+Durability = Literal["process", "power"]
+"""``process``: a commit survives a process kill; ``power``: it survives a power loss (fsync)."""
+
+_SYNCHRONOUS: dict[str, str] = {"process": "NORMAL", "power": "FULL"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -51,6 +73,13 @@ CREATE TABLE IF NOT EXISTS colls (
     PRIMARY KEY (tenant, coll)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS colls_leaf ON colls (leaf, coll);
+CREATE TABLE IF NOT EXISTS ingest_log (
+    tenant TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    at     REAL NOT NULL,
+    data   TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
 """
 
 #: Composite indexes, query-shaped as in firestore.indexes.json: the equality fields, then the
@@ -139,17 +168,42 @@ def _dump(data: dict[str, JSON]) -> str:
 
 
 class _SQLiteTransaction(Transaction):
-    def __init__(self, conn: sqlite3.Connection, tenant_id: str, registered: set[tuple[str, str]]) -> None:
+    """A transaction on the writer connection. Every statement runs on the writer thread
+    (``run``); ``BEGIN IMMEDIATE`` rides on the first hand-off, the writes and ``COMMIT`` on the
+    last (:meth:`SQLiteStore._finish`)."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        tenant_id: str,
+        registered: set[tuple[str, str]],
+        run: Callable[[Callable[[], Any]], Awaitable[Any]],
+        *,
+        begun: bool = False,
+    ) -> None:
         self.tenant_id = tenant_id
         self._conn = conn
+        self._run = run
+        self.begun = begun
         self._writes: list[tuple[str, str, str, dict[str, JSON] | None, bool]] = []
         self.registered = registered
         self.newly: list[tuple[str, str]] = []
 
+    def _begin(self) -> None:
+        """On the writer thread: open the transaction if this is its first statement."""
+        if not self.begun:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self.begun = True
+
     async def get(self, collection: str, doc_id: str) -> dict[str, JSON] | None:
-        row = self._conn.execute(
-            "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (self.tenant_id, collection, doc_id)
-        ).fetchone()
+        def read() -> Any:
+            self._begin()
+            return self._conn.execute(
+                "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?",
+                (self.tenant_id, collection, doc_id),
+            ).fetchone()
+
+        row = await self._run(read)
         return json.loads(row[0]) if row else None
 
     async def query(
@@ -160,7 +214,12 @@ class _SQLiteTransaction(Transaction):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
     ) -> list[Document]:
-        return _run_query(self._conn, self.tenant_id, collection, filters, order_by, limit)
+        def read() -> list[Document]:
+            self._begin()
+            return _run_query(self._conn, self.tenant_id, collection, filters, order_by, limit)
+
+        result: list[Document] = await self._run(read)
+        return result
 
     def set(self, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False) -> None:
         self._writes.append(("merge" if merge else "set", collection, doc_id, dict(data), False))
@@ -172,6 +231,7 @@ class _SQLiteTransaction(Transaction):
         self._writes.append(("delete", collection, doc_id, None, False))
 
     def apply(self) -> None:
+        """On the writer thread: apply the buffered writes (the transaction is open)."""
         for kind, coll, doc_id, data, _ in self._writes:
             _write(self._conn, kind, self.tenant_id, coll, doc_id, data, self.registered, self.newly)
 
@@ -231,11 +291,23 @@ def _run_query(
 
 
 class SQLiteStore(Store):
-    """The embedded default backend: one SQLite file, or ``":memory:"`` for a throwaway store."""
+    """The embedded default backend: one SQLite file, or ``":memory:"`` for a throwaway store.
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
-        """Open (and create) the database at ``path``; parent folders are created."""
+    ``commits`` counts the transactions this instance committed (the group-commit tests read it).
+    """
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout_s: float = 10.0, durability: Durability = "process"
+    ) -> None:
+        """Open (and create) the database at ``path``; parent folders are created.
+
+        ``durability`` chooses ``synchronous`` (see the module docstring). Raises ``ValueError``
+        for another value.
+        """
+        if durability not in _SYNCHRONOUS:
+            raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
         self.path = str(path)
+        self.durability: Durability = durability
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             uri = False
@@ -247,15 +319,27 @@ class SQLiteStore(Store):
             target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s, uri=uri
         )
         self._writer.execute("PRAGMA journal_mode=WAL")
-        self._writer.execute("PRAGMA synchronous=NORMAL")
+        self._writer.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
         self._writer.executescript(_SCHEMA)
         self._create_indexes()
         self._reader = sqlite3.connect(
             target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s, uri=uri
         )
+        self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._reader_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         self._lock = asyncio.Lock()
         self._registered: set[tuple[str, str]] = set()
         """Collections known to be in the registry (filled after each commit that added some)."""
+        self.commits = 0
+        self._closed = False
+
+    async def _write_op(self, fn: Callable[[], R]) -> R:
+        """Run ``fn`` on the writer thread (the caller holds ``_lock`` when it spans statements)."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn)
+
+    async def _read_op(self, fn: Callable[[], R]) -> R:
+        """Run ``fn`` on the reader thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._reader_thread, fn)
 
     def _create_indexes(self) -> None:
         """Create the composite indexes (idempotent), drop the older single-field shapes, and fill
@@ -294,38 +378,41 @@ class SQLiteStore(Store):
                 self._writer.execute("UPDATE colls SET leaf=? WHERE coll=?", (coll.rsplit("/", 1)[-1], coll))
 
     async def get(self, tenant_id: str, collection: str, doc_id: str) -> dict[str, JSON] | None:
-        row = self._reader.execute(
-            "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, collection, doc_id)
-        ).fetchone()
+        row = await self._read_op(
+            lambda: self._reader.execute(
+                "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, collection, doc_id)
+            ).fetchone()
+        )
         return json.loads(row[0]) if row else None
 
     async def set(
         self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False
     ) -> None:
-        async with self._lock:
+        kind = "merge" if merge else "set"
+        data = dict(data)
+
+        def write() -> list[tuple[str, str]]:
+            newly: list[tuple[str, str]] = []
             self._writer.execute("BEGIN IMMEDIATE")
             try:
-                newly: list[tuple[str, str]] = []
-                _write(
-                    self._writer,
-                    "merge" if merge else "set",
-                    tenant_id,
-                    collection,
-                    doc_id,
-                    data,
-                    self._registered,
-                    newly,
-                )
+                _write(self._writer, kind, tenant_id, collection, doc_id, data, self._registered, newly)
             except BaseException:
                 self._writer.execute("ROLLBACK")
                 raise
             self._writer.execute("COMMIT")
+            return newly
+
+        async with self._lock:
+            newly = await self._write_op(write)
+            self.commits += 1
             self._registered.update(newly)
 
     async def delete(self, tenant_id: str, collection: str, doc_id: str) -> None:
         async with self._lock:
-            self._writer.execute(
-                "DELETE FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, collection, doc_id)
+            await self._write_op(
+                lambda: self._writer.execute(
+                    "DELETE FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, collection, doc_id)
+                )
             )
 
     async def query(
@@ -337,7 +424,9 @@ class SQLiteStore(Store):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
     ) -> list[Document]:
-        return _run_query(self._reader, tenant_id, collection, filters, order_by, limit)
+        return await self._read_op(
+            functools.partial(_run_query, self._reader, tenant_id, collection, filters, order_by, limit)
+        )
 
     async def query_group(
         self,
@@ -353,24 +442,55 @@ class SQLiteStore(Store):
         tail, params = _compile(filters, order_by, limit)
         # The registry names every collection whose last segment is `collection`, so the query
         # seeks the group indexes instead of scanning every document of every tenant.
-        rows = self._reader.execute(
-            "SELECT tenant, coll, id, data FROM docs WHERE coll IN "  # noqa: S608
-            "(SELECT coll FROM colls WHERE leaf=?) AND tenant != ?" + tail,
-            [collection, SYSTEM_TENANT, *params],
-        ).fetchall()
+        rows = await self._read_op(
+            lambda: self._reader.execute(
+                "SELECT tenant, coll, id, data FROM docs WHERE coll IN "  # noqa: S608
+                "(SELECT coll FROM colls WHERE leaf=?) AND tenant != ?" + tail,
+                [collection, SYSTEM_TENANT, *params],
+            ).fetchall()
+        )
         return [Document(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
     async def list_collections(self, tenant_id: str) -> list[str]:
-        rows = self._reader.execute(
-            "SELECT DISTINCT coll FROM docs WHERE tenant=? ORDER BY coll", (tenant_id,)
-        ).fetchall()
+        rows = await self._read_op(
+            lambda: self._reader.execute(
+                "SELECT DISTINCT coll FROM docs WHERE tenant=? ORDER BY coll", (tenant_id,)
+            ).fetchall()
+        )
         return [r[0] for r in rows]
 
     async def list_tenants(self) -> list[str]:
-        rows = self._reader.execute(
-            "SELECT DISTINCT tenant FROM docs WHERE tenant != ? ORDER BY tenant", (SYSTEM_TENANT,)
-        ).fetchall()
+        rows = await self._read_op(
+            lambda: self._reader.execute(
+                "SELECT DISTINCT tenant FROM docs WHERE tenant != ? ORDER BY tenant", (SYSTEM_TENANT,)
+            ).fetchall()
+        )
         return [r[0] for r in rows]
+
+    def _finish(
+        self,
+        txs: Sequence[_SQLiteTransaction],
+        before: Callable[[], None] | None = None,
+        *,
+        begun: bool = False,
+    ) -> None:
+        """On the writer thread: open the transaction unless ``begun`` or a read did, run
+        ``before``, apply every ``txs``' writes and commit; roll back and re-raise on any error."""
+        if not begun and not any(tx.begun for tx in txs):
+            self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            if before is not None:
+                before()
+            for tx in txs:
+                tx.apply()
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
 
     async def run_transaction(
         self, tenant_id: str, fn: Callable[[Transaction], Awaitable[T]], *, max_attempts: int = 5
@@ -378,24 +498,143 @@ class SQLiteStore(Store):
         last: Exception | None = None
         for _ in range(max_attempts):
             async with self._lock:
+                tx = _SQLiteTransaction(self._writer, tenant_id, self._registered, self._write_op)
                 try:
-                    self._writer.execute("BEGIN IMMEDIATE")
+                    result = await fn(tx)
+                    await self._write_op(functools.partial(self._finish, [tx]))
                 except sqlite3.OperationalError as exc:  # database locked by another process
+                    await self._write_op(self._rollback)
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
                     last = exc
                     await asyncio.sleep(0.05)
                     continue
-                tx = _SQLiteTransaction(self._writer, tenant_id, self._registered)
-                try:
-                    result = await fn(tx)
-                    tx.apply()
                 except BaseException:
-                    self._writer.execute("ROLLBACK")
+                    await asyncio.shield(self._write_op(self._rollback))
                     raise
-                self._writer.execute("COMMIT")
+                self.commits += 1
                 self._registered.update(tx.newly)
                 return result
         raise ConflictError(f"transaction did not commit after {max_attempts} attempts: {last}")
 
+    # ----------------------------------------------------------------- the ingest log
+    async def append_log(
+        self,
+        records: Sequence[LogRecord],
+        *,
+        on_new: Callable[[Transaction], Awaitable[None]] | None = None,
+    ) -> list[bool]:
+        """Every record in ONE commit (whatever their tenants); see :meth:`Store.append_log`."""
+        rows = [
+            (r.tenant_id, r.id, r.at, json.dumps(r.data, separators=(",", ":"), default=str)) for r in records
+        ]
+
+        def append() -> list[bool]:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                fresh: list[bool] = []
+                for record, row in zip(records, rows, strict=True):
+                    if record.seen is not None and (
+                        self._writer.execute(
+                            "SELECT 1 FROM docs WHERE tenant=? AND coll=? AND id=?",
+                            (record.tenant_id, *record.seen),
+                        ).fetchone()
+                        is not None
+                    ):
+                        fresh.append(False)
+                        continue
+                    cursor = self._writer.execute("INSERT OR IGNORE INTO ingest_log VALUES (?,?,?,?)", row)
+                    fresh.append(cursor.rowcount == 1)
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            return fresh
+
+        async with self._lock:
+            try:
+                fresh = await self._write_op(append)
+                tenants = sorted({r.tenant_id for r, new in zip(records, fresh, strict=True) if new})
+                txs = [
+                    _SQLiteTransaction(self._writer, t, self._registered, self._write_op, begun=True)
+                    for t in tenants
+                ]
+                if on_new is not None:
+                    for tx in txs:
+                        await on_new(tx)
+                await self._write_op(functools.partial(self._finish, txs, begun=True))
+            except BaseException:
+                await asyncio.shield(self._write_op(self._rollback))
+                raise
+            self.commits += 1
+            for tx in txs:
+                self._registered.update(tx.newly)
+        return fresh
+
+    async def consume_log(
+        self,
+        tenant_id: str,
+        fn: Callable[[Transaction, list[LogRecord]], Awaitable[None]],
+        *,
+        limit: int = 256,
+    ) -> int:
+        """See :meth:`Store.consume_log`; the entries are read and deleted in the transaction."""
+
+        def read() -> list[Any]:
+            self._writer.execute("BEGIN IMMEDIATE")
+            return self._writer.execute(
+                "SELECT id, at, data FROM ingest_log WHERE tenant=? ORDER BY at, id LIMIT ?",
+                (tenant_id, int(limit)),
+            ).fetchall()
+
+        async with self._lock:
+            tx = _SQLiteTransaction(self._writer, tenant_id, self._registered, self._write_op, begun=True)
+            try:
+                rows = await self._write_op(read)
+                if not rows:
+                    await self._write_op(self._rollback)
+                    return 0
+                await fn(tx, [LogRecord(tenant_id, r[0], float(r[1]), json.loads(r[2])) for r in rows])
+                ids = [(tenant_id, r[0]) for r in rows]
+
+                def delete_consumed() -> None:
+                    self._writer.executemany("DELETE FROM ingest_log WHERE tenant=? AND id=?", ids)
+
+                await self._write_op(functools.partial(self._finish, [tx], delete_consumed, begun=True))
+            except BaseException:
+                await asyncio.shield(self._write_op(self._rollback))
+                raise
+            self.commits += 1
+            self._registered.update(tx.newly)
+            return len(rows)
+
+    async def has_log(self, tenant_id: str) -> bool:
+        sql = "SELECT 1 FROM ingest_log WHERE tenant=? LIMIT 1"
+        row = await self._read_op(lambda: self._reader.execute(sql, (tenant_id,)).fetchone())
+        return row is not None
+
+    async def log_size(self, tenant_id: str | None = None) -> int:
+        """Entries waiting in the ingest log (of one tenant, or of all)."""
+        sql, params = (
+            ("SELECT COUNT(*) FROM ingest_log", ())
+            if tenant_id is None
+            else ("SELECT COUNT(*) FROM ingest_log WHERE tenant=?", (tenant_id,))
+        )
+        row = await self._read_op(lambda: self._reader.execute(sql, params).fetchone())
+        return int(row[0])
+
     async def close(self) -> None:
-        self._reader.close()
-        self._writer.close()
+        """Close both connections and stop their threads (a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+
+        def close_writer() -> None:
+            self._writer.close()
+
+        def close_reader() -> None:
+            self._reader.close()
+
+        await self._write_op(close_writer)
+        await self._read_op(close_reader)
+        self._writer_thread.shutdown(wait=True)
+        self._reader_thread.shutdown(wait=True)

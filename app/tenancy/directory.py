@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from pathlib import Path
 
 from app.core.logs import get_logger
@@ -25,6 +26,13 @@ __all__ = [
 ]
 
 log = get_logger("leadwarm.tenants")
+
+#: Seconds a channel route read from the store is trusted by this process. A route changed by THIS
+#: process is seen at once (:meth:`TenantDirectory.set_route` updates the cache); one changed by
+#: another process within this delay.
+ROUTE_CACHE_S = 30.0
+#: Cached routes at most (addresses are attacker-chosen in unsigned bodies: the cache stays bounded).
+_MAX_ROUTES = 10_000
 
 API_KEYS = col.API_KEYS
 ROUTES = col.CHANNEL_ROUTES
@@ -52,6 +60,8 @@ class TenantDirectory:
         self.store = store
         self.clock = clock
         self._profiles: dict[str, TenantProfile] = {}
+        self._routes: dict[str, tuple[str | None, float]] = {}
+        """route id -> (owning tenant or None, monotonic expiry): webhooks route without a read."""
 
     async def profile(self, tenant_id: str) -> TenantProfile:
         """The tenant's profile; a default one if none was saved."""
@@ -100,14 +110,32 @@ class TenantDirectory:
     async def set_route(self, channel: str, address: str, tenant_id: str) -> None:
         """Route webhooks addressed to ``address`` on ``channel`` to ``tenant_id`` (addresses compare
         case-insensitively)."""
-        await self.store.set(SYSTEM_TENANT, ROUTES, _route_id(channel, address), {"tenant_id": tenant_id})
+        route_id = _route_id(channel, address)
+        self._routes.pop(route_id, None)
+        await self.store.set(SYSTEM_TENANT, ROUTES, route_id, {"tenant_id": tenant_id})
+        self._routes[route_id] = (tenant_id, time.monotonic() + ROUTE_CACHE_S)
 
     async def route(self, channel: str, address: str) -> str | None:
-        """The tenant that owns ``address`` on ``channel``, or ``None``."""
+        """The tenant that owns ``address`` on ``channel``, or ``None``.
+
+        Answers from this process's cache (:data:`ROUTE_CACHE_S`, kept small: one entry per
+        receiving address asked about, the unrouted ones included, at most ``_MAX_ROUTES``)."""
         if not address:
             return None
-        doc = await self.store.get(SYSTEM_TENANT, ROUTES, _route_id(channel, address))
-        return str(doc["tenant_id"]) if doc else None
+        route_id = _route_id(channel, address)
+        cached = self._routes.get(route_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        doc = await self.store.get(SYSTEM_TENANT, ROUTES, route_id)
+        tenant = str(doc["tenant_id"]) if doc else None
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        self._routes[route_id] = (tenant, time.monotonic() + ROUTE_CACHE_S)
+        return tenant
+
+    def forget_routes(self) -> None:
+        """Drop this process's cached routes (the next lookups read the store)."""
+        self._routes.clear()
 
 
 def write_key_file(data_dir: Path, tenant_id: str, key: str) -> Path:

@@ -260,6 +260,7 @@ async def test_webhook_key_is_required(client: Client, runtime: Runtime) -> None
         assert response.status_code == 401
     response = await client.post(f"{INBOUND_PATH}?key={INBOUND_KEY}", content=raw)
     assert response.status_code == 200
+    await runtime.ingest.consume("demo")  # the ingest job: the log into the inbox
     assert len(await runtime.store.query("demo", INBOX)) == 1
     again = await client.post(f"{INBOUND_PATH}?key={INBOUND_KEY}", content=raw)
     assert again.json()["duplicates"] == 1

@@ -66,6 +66,7 @@ async def test_nothing_leaves_after_a_stop(
         assert (
             await client.post("/api/webhooks/whatsapp", content=body, headers=sign(body))
         ).status_code == 200
+        await runtime.ingest.consume("demo")  # the ingest job: the log into the inbox
         await _run(runtime, "inbound", f"whatsapp:+{LEAD}")
         conversation_id = (await runtime.store.query("demo", "conversations"))[0].id
     queued = await runtime.store.query(

@@ -7,14 +7,18 @@
    a message is never given to a tenant that does not own the address it was sent to.
 2. **Verify** the signature over the raw bytes with EACH owning tenant's own credentials (its app
    secret, auth token or inbound key): one tenant's secret never vouches for another's message.
-3. **Parse** with the owning tenant's channel and **store** each message and status under its
-   tenant (deduplicated), then answer.
+3. **Parse** with the owning tenant's channel and **append** each message and status to its
+   tenant's ingest log (:mod:`app.messaging.ingest_log`: deduplicated by provider message id,
+   concurrent webhooks share one commit), then answer; the ``ingest`` job moves them to the inbox.
+   A correctly signed body the parser refuses is kept in quarantine
+   (:mod:`app.messaging.quarantine`) and answered 200, so that the provider stops redelivering it.
 
 Parsing runs in a worker thread (``anyio.to_thread``), so a large body never holds the event loop
 every tenant shares; a body over the channel's ``traits.max_body_bytes`` is refused with 413 before
 it is read.
 
-Answers: 401 on a bad signature (logged), 400 with the reason on a malformed body, 404 for an
+Answers: 401 on a bad signature (logged), 200 with ``quarantined`` on a signed body that cannot be
+parsed, 404 for an
 address no tenant owns, 413 for a body over the channel's limit, 503 when the store cannot take
 the message (the provider will deliver it again), else 200 once every message and status is
 stored. Nothing slow happens before the answer: the worker does the rest.
@@ -28,7 +32,6 @@ import anyio.to_thread
 from litestar import Request, Response
 from litestar.status_codes import (
     HTTP_200_OK,
-    HTTP_400_BAD_REQUEST,
     HTTP_401_UNAUTHORIZED,
     HTTP_404_NOT_FOUND,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -37,8 +40,9 @@ from litestar.status_codes import (
 
 from app.composition import Runtime
 from app.core.logs import get_logger
-from app.messaging.inbox import accept_status
-from app.store import StoreError
+from app.messaging.ingest_log import message_record, status_record
+from app.messaging.quarantine import quarantine
+from app.store import LogRecord, StoreError
 from app.tenancy.auth import lowercase_headers
 from channels.base import Channel, ParsedWebhook, PayloadError, SignatureError
 from channels.registry import channel_class
@@ -46,6 +50,10 @@ from channels.registry import channel_class
 __all__ = ["ingest_request", "ingest_webhook", "our_addresses"]
 
 log = get_logger("leadwarm.webhooks")
+
+#: Seconds a tenant's channel instance (its secrets) is reused for webhook verification without
+#: reading its connections again: a rotated app secret or auth token applies within this delay.
+RESOLVE_MAX_AGE_S = 5.0
 
 
 def our_addresses(parsed: ParsedWebhook) -> set[str]:
@@ -105,18 +113,20 @@ async def ingest_webhook(
     except PayloadError as exc:
         # Unreadable: the sender must still prove who it is before it learns why.
         try:
-            (await runtime.channels.resolve(default_tenant, channel_name)).verify(headers, raw_body, url=url)
+            channel = await runtime.channels.resolve(
+                default_tenant, channel_name, max_age_s=RESOLVE_MAX_AGE_S
+            )
+            channel.verify(headers, raw_body, url=url)
         except SignatureError as sig:
             log.warning("webhook.bad_signature", channel=channel_name, reason=str(sig), bytes=len(raw_body))
             return Response({"error": "invalid signature"}, status_code=HTTP_401_UNAUTHORIZED)
-        log.warning("webhook.bad_payload", channel=channel_name, reason=str(exc))
-        return Response({"error": "malformed payload", "reason": str(exc)}, status_code=HTTP_400_BAD_REQUEST)
+        return await _quarantine(runtime, default_tenant, channel_name, raw_body, str(exc))
     try:
         owners = await _owners(runtime, channel_name, our_addresses(peeked))
         tenants = sorted(set(owners.values())) or [default_tenant]
         parsed_by_tenant: dict[str, ParsedWebhook] = {}
         for tenant_id in tenants:
-            channel = await runtime.channels.resolve(tenant_id, channel_name)
+            channel = await runtime.channels.resolve(tenant_id, channel_name, max_age_s=RESOLVE_MAX_AGE_S)
             try:
                 channel.verify(headers, raw_body, url=url)
             except SignatureError as exc:
@@ -133,33 +143,34 @@ async def ingest_webhook(
                     peeked if channel is default_channel else await _parse(channel, headers, raw_body)
                 )
             except PayloadError as exc:
-                log.warning("webhook.bad_payload", channel=channel_name, tenant=tenant_id, reason=str(exc))
-                return Response(
-                    {"error": "malformed payload", "reason": str(exc)}, status_code=HTTP_400_BAD_REQUEST
-                )
+                return await _quarantine(runtime, tenant_id, channel_name, raw_body, str(exc))
     except _RefusedError as refused:
         return refused.response
     except StoreError as exc:
         log.error("webhook.store_unavailable", channel=channel_name, error=str(exc))
         return Response({"error": "temporarily unavailable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
-    stored = duplicates = statuses = 0
+    now = runtime.clock.now()
+    records: list[LogRecord] = []
+    for tenant_id, parsed in parsed_by_tenant.items():
+        for message in parsed.messages:
+            if owners.get(message.recipient, default_tenant) == tenant_id:  # else stored under its owner
+                records.append(message_record(tenant_id, message, at=now))
+        for status in parsed.statuses:
+            if owners.get(status.sender, default_tenant) == tenant_id:
+                records.append(status_record(tenant_id, status, at=now))
     try:
-        for tenant_id, parsed in parsed_by_tenant.items():
-            for message in parsed.messages:
-                if owners.get(message.recipient, default_tenant) != tenant_id:
-                    continue  # another tenant's message in the same delivery: stored under its owner
-                if await runtime.accept(tenant_id, message):
-                    stored += 1
-                else:
-                    duplicates += 1
-            for status in parsed.statuses:
-                if owners.get(status.sender, default_tenant) != tenant_id:
-                    continue
-                await accept_status(runtime.jobs, tenant_id, status)
-                statuses += 1
+        fresh = await runtime.ingest.append(records)
     except StoreError as exc:
         log.error("webhook.store_unavailable", channel=channel_name, error=str(exc))
         return Response({"error": "temporarily unavailable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    stored = duplicates = statuses = 0
+    for record, new in zip(records, fresh, strict=True):
+        if record.id.startswith("s:"):
+            statuses += 1
+        elif new:
+            stored += 1
+        else:
+            duplicates += 1
     log.info(
         "webhook.accepted",
         channel=channel_name,
@@ -174,6 +185,27 @@ async def ingest_webhook(
         else {"messages": stored, "duplicates": duplicates, "statuses": statuses}
     )
     return Response(body, status_code=HTTP_200_OK)
+
+
+async def _quarantine(
+    runtime: Runtime, tenant_id: str, channel_name: str, raw_body: bytes, reason: str
+) -> Response[Any]:
+    """A verified body the parser refused: kept in quarantine, answered 200 (or 503 when the store
+    cannot keep it, so that the provider delivers it again)."""
+    try:
+        doc_id = await quarantine(
+            runtime.store,
+            runtime.clock,
+            tenant_id=tenant_id,
+            channel=channel_name,
+            raw_body=raw_body,
+            reason=reason,
+        )
+    except StoreError as exc:
+        log.error("webhook.store_unavailable", channel=channel_name, error=str(exc))
+        return Response({"error": "temporarily unavailable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    log.warning("webhook.quarantined", channel=channel_name, tenant=tenant_id, reason=reason, id=doc_id)
+    return Response({"quarantined": doc_id, "reason": reason}, status_code=HTTP_200_OK)
 
 
 async def _parse(channel: Channel, headers: dict[str, str], raw_body: bytes) -> ParsedWebhook:

@@ -1,0 +1,251 @@
+"""The webhook ingest log: append with group commit, consume into the inbox in a job.
+
+A webhook appends what it parsed (each inbound message and delivery status) to its tenant's
+append-only log (:meth:`app.store.Store.append_log`), idempotent by provider message id, and
+answers 200 once the commit holding it is durable. Concurrent webhooks share ONE commit:
+:class:`IngestLog` keeps the requests that arrive while a commit is in flight and writes them all
+in the next one (group commit), so a busy process makes far fewer commits than requests and no
+request waits for more than the commit in flight plus its own.
+
+The commit that appends a tenant's entries also enqueues the tenant's ``ingest:log`` job. That job
+(:meth:`IngestLog.handle_job`) turns entries into inbox items, status events and their
+``inbound``/``status`` jobs, and deletes them from the log, in one transaction per batch: an entry
+is consumed exactly once, and a process killed at any point (before the append commits, between
+append and consume, during consume) loses nothing: the webhook was not answered, or the log and
+its job are durable, or the consume transaction rolls back and the job's lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from app.core.logs import get_logger
+from app.jobs.queue import Job, JobQueue, RetryLater
+from app.messaging.inbox import INBOX, STATUS_EVENTS, address_key, inbox_id
+from app.messaging.records import InboxItem
+from app.store import LogRecord, Store, StoreError, Transaction
+from channels.base import DeliveryStatus, InboundMessage
+
+__all__ = ["INGEST_JOB_KEY", "DebounceLookup", "IngestLog", "message_record", "status_record"]
+
+log = get_logger("leadwarm.ingest")
+
+#: Key of each tenant's one ingest job (``jobs/ingest:log``): appends coalesce into it.
+INGEST_JOB_KEY = "log"
+
+DebounceLookup = Callable[[str], Awaitable[dict[str, float]]]
+"""``tenant_id -> {channel: burst window in seconds}`` (a channel absent uses the default)."""
+
+
+def _shallow(value: Any) -> dict[str, Any]:
+    """A frozen dataclass's fields as a dict (no deep copy: its values are already JSON)."""
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
+def message_record(tenant_id: str, message: InboundMessage, *, at: float) -> LogRecord:
+    """The log entry of an inbound message received at ``at`` (UTC epoch seconds): keyed by its
+    inbox id, and a duplicate once that inbox item exists."""
+    doc_id = inbox_id(message.channel, message.provider_message_id)
+    return LogRecord(tenant_id, "m:" + doc_id, at, {"m": _shallow(message)}, seen=(INBOX, doc_id))
+
+
+def status_record(tenant_id: str, status: DeliveryStatus, *, at: float) -> LogRecord:
+    """The log entry of a delivery status received at ``at``."""
+    doc_id = inbox_id(status.channel, f"{status.provider_message_id}:{status.status}")
+    return LogRecord(tenant_id, "s:" + doc_id, at, {"s": _shallow(status)}, seen=(STATUS_EVENTS, doc_id))
+
+
+class IngestLog:
+    """Group-committed appends and the ``ingest`` job that consumes them.
+
+    ``default_debounce_s`` is the burst window of a channel the tenant did not configure;
+    ``debounce`` gives the tenant's own (its profile). ``batch`` bounds the entries one consume
+    transaction takes, ``max_rounds`` the batches one job run takes before it yields.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        jobs: JobQueue,
+        *,
+        debounce: DebounceLookup,
+        default_debounce_s: float = 0.0,
+        batch: int = 256,
+        max_rounds: int = 32,
+    ) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.debounce = debounce
+        self.default_debounce_s = default_debounce_s
+        self.batch = batch
+        self.max_rounds = max_rounds
+        self._pending: list[tuple[Sequence[LogRecord], asyncio.Future[list[bool]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.groups = 0
+        """Group commits made by this process (each holds one or more requests' entries)."""
+
+    # ----------------------------------------------------------------- append
+    async def append(self, records: Sequence[LogRecord]) -> list[bool]:
+        """Append ``records`` durably; for each, ``True`` if new, ``False`` for a duplicate.
+
+        Returns once the commit holding them is done. Raises :class:`app.store.StoreError` when
+        the store refused that commit (nothing of it was written).
+        """
+        if not records:
+            return []
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._pending.append((records, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="leadwarm-ingest-commit")
+        return await future
+
+    async def _flush(self) -> None:
+        """Commit what is pending, then what arrived during that commit, until nothing is."""
+        try:
+            while self._pending:
+                group, self._pending = self._pending, []
+                flat = [r for records, _ in group for r in records]
+                try:
+                    fresh = await self.store.append_log(flat, on_new=self._enqueue)
+                except BaseException as exc:  # cancelled too: no request may wait for ever
+                    failed = exc if isinstance(exc, Exception) else StoreError("ingest commit cancelled")
+                    for _, future in group if isinstance(exc, Exception) else [*group, *self._pending]:
+                        if not future.done():
+                            future.set_exception(failed)
+                    if not isinstance(exc, Exception):
+                        self._pending = []
+                        raise
+                    continue
+                self.groups += 1
+                start = 0
+                for records, future in group:
+                    if not future.done():
+                        future.set_result(fresh[start : start + len(records)])
+                    start += len(records)
+                if any(fresh):
+                    self.jobs.notify()
+        finally:
+            self._flusher = None
+
+    async def _enqueue(self, tx: Transaction) -> None:
+        existing = await self.jobs.read(tx, "ingest", INGEST_JOB_KEY)
+        self.jobs.write(tx, existing, kind="ingest", key=INGEST_JOB_KEY, due_at=self.jobs.clock.now())
+
+    # ----------------------------------------------------------------- consume
+    async def handle_job(self, job: Job) -> None:
+        """The ``ingest`` job: consume the tenant's log into the inbox, batch by batch.
+
+        Raises :class:`RetryLater` (not counted as a failure) when entries remain after
+        ``max_rounds`` batches, so other jobs get their turn.
+        """
+        consumed, more = await self._consume(job.tenant_id, self.max_rounds)
+        if consumed:
+            log.debug("ingest.consumed", tenant=job.tenant_id, entries=consumed)
+            self.jobs.notify()
+        if more:
+            raise RetryLater(0.0, "ingest log still holds entries", count=False)
+
+    async def flush(self, tenant_id: str) -> int:
+        """Consume the tenant's log if it holds anything (one cheap read when it does not).
+
+        The dispatcher's job runs this before the outbound gate, so a STOP acknowledged with 200
+        is in the inbox, where the gate looks for newer inbound messages, before anything is sent.
+        """
+        if not await self.store.has_log(tenant_id):
+            return 0
+        return await self.consume(tenant_id)
+
+    def before(self, handler: Callable[[Job], Awaitable[None]]) -> Callable[[Job], Awaitable[None]]:
+        """``handler`` preceded by :meth:`flush` of the job's tenant."""
+
+        async def flushed_first(job: Job) -> None:
+            if await self.flush(job.tenant_id):
+                self.jobs.notify()
+            await handler(job)
+
+        return flushed_first
+
+    async def consume(self, tenant_id: str) -> int:
+        """Consume the tenant's whole log now (tests, the CLI); returns the entries consumed. Its
+        ``ingest`` job, if any, then finds nothing to do."""
+        total = 0
+        while True:
+            consumed, more = await self._consume(tenant_id, self.max_rounds)
+            total += consumed
+            if not more:
+                return total
+
+    async def _consume(self, tenant_id: str, rounds: int) -> tuple[int, bool]:
+        """At most ``rounds`` batches; returns (entries consumed, whether entries may remain)."""
+        windows = await self.debounce(tenant_id)
+
+        async def stage(tx: Transaction, records: list[LogRecord]) -> None:
+            await self._stage(tx, records, windows)
+
+        consumed = 0
+        for _ in range(rounds):
+            n = await self.store.consume_log(tenant_id, stage, limit=self.batch)
+            consumed += n
+            if n < self.batch:
+                return consumed, False
+        return consumed, True
+
+    async def _stage(self, tx: Transaction, records: list[LogRecord], windows: dict[str, float]) -> None:
+        """Inbox items, status events and their jobs for ``records``: every read, then every write."""
+        items: list[InboxItem] = []
+        statuses: list[tuple[str, dict[str, Any]]] = []
+        for record in records:
+            if "m" in record.data:
+                m = record.data["m"]
+                doc_id = inbox_id(m["channel"], m["provider_message_id"])
+                if await tx.get(INBOX, doc_id) is not None:
+                    continue
+                key = address_key(m["channel"], m["sender"])
+                items.append(
+                    InboxItem(
+                        id=doc_id,
+                        channel=m["channel"],
+                        address_key=key,
+                        sender=m["sender"],
+                        recipient=m["recipient"],
+                        provider_message_id=m["provider_message_id"],
+                        text=m["text"],
+                        kind=m.get("kind", "text"),
+                        choice_id=m.get("choice_id"),
+                        contact_name=m.get("contact_name"),
+                        payload=m,
+                        seq=record.at,
+                        received_at=record.at,
+                    )
+                )
+            elif "s" in record.data:
+                s = record.data["s"]
+                doc_id = inbox_id(s["channel"], f"{s['provider_message_id']}:{s['status']}")
+                if await tx.get(STATUS_EVENTS, doc_id) is not None:
+                    continue
+                statuses.append((doc_id, {**s, "received_at": record.at, "applied": False}))
+        inbound_due: dict[str, float] = {}
+        for item in items:
+            due = item.received_at + windows.get(item.channel, self.default_debounce_s)
+            inbound_due[item.address_key] = max(due, inbound_due.get(item.address_key, due))
+        status_jobs: dict[str, dict[str, Any]] = {}
+        for _, data in statuses:
+            key = inbox_id(data["channel"], data["provider_message_id"])
+            status_jobs[key] = {
+                "channel": data["channel"],
+                "provider_message_id": data["provider_message_id"],
+            }
+        existing_inbound = {key: await self.jobs.read(tx, "inbound", key) for key in inbound_due}
+        existing_status = {key: await self.jobs.read(tx, "status", key) for key in status_jobs}
+        now = self.jobs.clock.now()
+        for item in items:
+            tx.create(INBOX, item.id, item.to_doc())
+        for doc_id, data in statuses:
+            tx.create(STATUS_EVENTS, doc_id, data)
+        for key, due_at in inbound_due.items():
+            self.jobs.write(tx, existing_inbound[key], kind="inbound", key=key, due_at=due_at, due="latest")
+        for key, payload in status_jobs.items():
+            self.jobs.write(tx, existing_status[key], kind="status", key=key, due_at=now, payload=payload)

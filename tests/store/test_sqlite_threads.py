@@ -1,0 +1,108 @@
+"""The embedded store keeps the event loop free, honours DURABILITY, and appends the ingest log in
+one commit per call, idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from app.composition import open_store
+from app.core.settings import Settings
+from app.store import LogRecord, Transaction
+from app.store.sqlite import SQLiteStore
+
+
+async def test_a_write_waiting_for_the_file_lock_does_not_block_the_event_loop(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite", busy_timeout_s=5.0)
+    other = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    tick_task = asyncio.create_task(ticker())
+    write = asyncio.create_task(store.set("t1", "leads", "l1", {"name": "A"}))
+    await asyncio.sleep(0.5)
+    assert not write.done()  # waiting for the lock, on the writer thread...
+    assert ticks >= 20  # ...while the loop kept running (a blocking call would have frozen it)
+    other.execute("COMMIT")
+    await asyncio.wait_for(write, timeout=5)
+    tick_task.cancel()
+    assert await store.get("t1", "leads", "l1") == {"name": "A"}
+    other.close()
+    await store.close()
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("process", 1), ("power", 2)])
+async def test_durability_sets_synchronous(tmp_path: Path, durability: str, synchronous: int) -> None:
+    settings = Settings(_env_file=None, leadwarm_data_dir=tmp_path, durability=durability)  # type: ignore[call-arg]
+    store = open_store(settings)
+    assert isinstance(store, SQLiteStore)
+    assert store._writer.execute("PRAGMA synchronous").fetchone()[0] == synchronous  # NORMAL=1, FULL=2
+    assert store._writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    await store.set("t1", "c", "d", {"v": 1})
+    await store.close()
+    with pytest.raises(ValueError, match="durability"):
+        SQLiteStore(tmp_path / "x.db", durability="disk")  # type: ignore[arg-type]
+
+
+async def test_append_log_is_one_commit_idempotent_and_runs_on_new_inside_it(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    await store.set("t1", "inbox", "seen-already", {"x": 1})
+    before = store.commits
+    calls: list[str] = []
+
+    async def on_new(tx: Transaction) -> None:
+        calls.append(tx.tenant_id)
+        existing = await tx.get("jobs", "ingest:log")
+        tx.set("jobs", "ingest:log", {"n": (existing or {}).get("n", 0) + 1})
+
+    records = [
+        LogRecord("t1", "a", 1.0, {"v": 1}),
+        LogRecord("t1", "a", 1.0, {"v": 1}),  # the same id twice in one call
+        LogRecord("t2", "b", 2.0, {"v": 2}),
+        LogRecord("t1", "c", 3.0, {"v": 3}, seen=("inbox", "seen-already")),
+    ]
+    assert await store.append_log(records, on_new=on_new) == [True, False, True, False]
+    assert store.commits == before + 1
+    assert sorted(calls) == ["t1", "t2"]
+    assert await store.get("t1", "jobs", "ingest:log") == {"n": 1}
+    assert await store.append_log(records[:1], on_new=on_new) == [False]  # nothing new: no on_new
+    assert sorted(calls) == ["t1", "t2"]
+    assert await store.log_size() == 2
+
+    consumed: list[str] = []
+
+    async def into_inbox(tx: Transaction, batch: list[LogRecord]) -> None:
+        for record in batch:
+            consumed.append(record.id)
+            tx.create("inbox", record.id, record.data)
+
+    assert await store.consume_log("t1", into_inbox) == 1
+    assert await store.consume_log("t1", into_inbox) == 0
+    assert consumed == ["a"] and await store.get("t1", "inbox", "a") == {"v": 1}
+    assert await store.log_size("t1") == 0 and await store.log_size("t2") == 1
+    await store.close()
+
+
+async def test_concurrent_transactions_still_serialise(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite")
+
+    async def increment(tx: Transaction) -> None:
+        current = await tx.get("c", "n")
+        await asyncio.sleep(0)  # another coroutine runs here
+        tx.set("c", "n", {"v": (current or {}).get("v", 0) + 1})
+
+    start = time.monotonic()
+    await asyncio.gather(*(store.run_transaction("t1", increment) for _ in range(50)))
+    assert await store.get("t1", "c", "n") == {"v": 50}
+    assert time.monotonic() - start < 10
+    await store.close()
