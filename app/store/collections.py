@@ -45,6 +45,7 @@ __all__ = [
     "SEND_COUNTERS",
     "STATUS_EVENTS",
     "USERS",
+    "WEBCHAT_LEAD_COUNTS",
     "messages_collection",
 ]
 
@@ -121,3 +122,8 @@ DASHBOARD_SESSIONS = "dashboard_sessions"
 """Under ``SYSTEM_TENANT``: sign-in sessions by SHA-256 of the cookie's token (tenant, user, expiry)."""
 DASHBOARD_INVITATIONS = "dashboard_invitations"
 """Under ``SYSTEM_TENANT``: pending invitations by SHA-256 of the link's token (single use)."""
+
+
+# --- web chat (app/webchat)
+WEBCHAT_LEAD_COUNTS = "webchat_lead_counts"
+"""New web-chat leads per embedding origin and UTC hour (``{sha256(origin)[:20]}:{hour}``): ``count``."""
