@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.store import collections as col
-from tests.hardening.conftest import Served
+from tests.hardening.serving import Served
 
 SESSIONS = 1_000
 
