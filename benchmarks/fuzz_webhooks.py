@@ -38,10 +38,10 @@ def main() -> int:
         )
         elapsed = time.monotonic() - started
         alive = served.service.proc.poll() is None
-    forged = sum(1 for _ in cases(SECRETS, count=args.count, seed=args.seed) if _.forged)
+    forged = sum(1 for case in cases(SECRETS, count=args.count, seed=args.seed) if case.forged)
     print(f"fuzz_sent: {result.sent} deliveries in {elapsed:.1f} s")
     print(f"fuzz_statuses: {dict(sorted(result.statuses.items()))}")
-    print(f"fuzz_5xx: {len(result.server_errors)}")
+    print(f"fuzz_5xx: {len(result.server_errors)} (connections dropped and retried once: {result.retried})")
     print(f"fuzz_forged: {forged} (not 401: {len(result.forged_not_401)})")
     print(f"fuzz_service_alive: {alive}")
     for case, code, text in (result.server_errors + result.forged_not_401)[:10]:
