@@ -44,7 +44,8 @@ def main() -> int:
         elapsed = time.monotonic() - started
         schema_ok = True
         if args.schemathesis:
-            run = run_schemathesis(served.base, examples=args.schemathesis, phases="examples,coverage,fuzzing")
+            phases = "examples,coverage,fuzzing"
+            run = run_schemathesis(served.base, examples=args.schemathesis, phases=phases)
             schema_ok = run.returncode == 0
             print("schemathesis:", run.stdout.split("Test cases:")[-1].strip().splitlines()[0])
         alive = served.service.proc.poll() is None
