@@ -7,6 +7,9 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import os
+import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from app.core.settings import Settings
 from tests.app.conftest import ADMIN_KEY, APP_SECRET, PHONE_ID, VERIFY_TOKEN
 from tests.hardening.fuzzing import Secrets
 from tests.support.recording import RecordingServer
-from tests.support.service import Service, service_env
+from tests.support.service import LEADWARM, Service, service_env
 from tests.support.smtp_server import SmtpRecorder, running_smtp_server
 
 TWILIO_SID = "AC" + "0" * 32
@@ -50,6 +53,7 @@ class Served:
     twilio: RecordingServer
     smtp: SmtpRecorder
     data_dir: Path
+    worker: subprocess.Popen[bytes] | None = None
 
     def count(self, collection: str, match: Callable[[dict[str, Any]], bool] = lambda _: True) -> int:
         """Documents of the default tenant's ``collection`` that ``match``, read from the store."""
@@ -101,13 +105,15 @@ def basic(user: str, password: str) -> str:
 @contextmanager
 def serving(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """A context whose value ``start(**SETTINGS)`` starts one service (upper-case setting
-    overrides) beside shared fakes (Graph API, Twilio, SMTP); everything stops on exit."""
+    overrides) beside shared fakes (Graph API, Twilio, SMTP); everything stops on exit.
+    ``start(worker_apart=True, ...)`` runs ``leadwarm serve --no-worker`` and a ``leadwarm worker``
+    process beside it (turns then never run on the web server's event loop)."""
     started: list[Served] = []
     graph = RecordingServer(path_prefix="")
     twilio = RecordingServer()
     with running_smtp_server() as (controller, smtp):
 
-        def start(**overrides: str) -> Served:
+        def start(*, worker_apart: bool = False, **overrides: str) -> Served:
             data_dir = tmp_path / f"data{len(started)}"
             env = service_env(
                 data_dir=data_dir,
@@ -135,8 +141,17 @@ def serving(tmp_path: Path) -> Iterator[Callable[..., Served]]:
                 **overrides,
             )
             log = tmp_path / f"service{len(started)}.log"
-            service = Service.start(env, log)
+            service = Service.start(env, log, *(["--no-worker"] if worker_apart else []))
             served = Served(service, graph, twilio, smtp, data_dir)
+            if worker_apart:  # ``leadwarm worker`` in its own process group, as in production
+                with (tmp_path / f"worker{len(started)}.log").open("wb") as out:
+                    served.worker = subprocess.Popen(
+                        [LEADWARM, "worker"],
+                        env=env,
+                        start_new_session=True,
+                        stdout=subprocess.DEVNULL,
+                        stderr=out,
+                    )
             started.append(served)
             return served
 
@@ -145,5 +160,12 @@ def serving(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         finally:
             for served in started:
                 served.service.stop()
+                if served.worker is not None and served.worker.poll() is None:
+                    os.killpg(served.worker.pid, signal.SIGTERM)
+                    try:
+                        served.worker.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(served.worker.pid, signal.SIGKILL)
+                        served.worker.wait(timeout=10)
             graph.close()
             twilio.close()
