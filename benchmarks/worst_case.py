@@ -33,14 +33,14 @@ def main() -> int:
         served = start(worker_apart=not args.in_process, WORKER_CONCURRENCY="2", LOG_LEVEL="ERROR")
         result = asyncio.run(run(served, deliveries(args.count), answer_timeout_s=600))
     p99 = result.percentile(0.99)
-    print(
-        f"worst_case_messages: {args.count} in {result.elapsed_s:.1f} s (worker {'in process' if args.in_process else 'apart'})"
-    )
+    where = "in process" if args.in_process else "apart"
+    print(f"worst_case_messages: {args.count} in {result.elapsed_s:.1f} s (worker {where})")
     print(f"worst_case_statuses: {dict(sorted(result.statuses.items()))}")
     print(f"worst_case_answered: {result.answered}/{len(result.accepted)} accepted")
     print(
         f"health_latency: p50 {result.percentile(0.5) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
-        f"max {max(result.health_s) * 1000:.1f} ms over {len(result.health_s)} polls, {result.health_failures} failed"
+        f"max {max(result.health_s) * 1000:.1f} ms over {len(result.health_s)} polls, "
+        f"{result.health_failures} failed"
     )
     ok = p99 < 0.1 and result.answered == len(result.accepted) and not result.health_failures
     return 0 if ok else 1
