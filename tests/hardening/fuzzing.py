@@ -104,7 +104,9 @@ def _odd(rng: random.Random) -> Any:
 def _mutate(doc: Any, rng: random.Random, times: int) -> Any:
     """Replace, delete or add ``times`` random nodes of a JSON document (in place when possible)."""
     for _ in range(times):
-        node, parent, key = doc, None, None
+        node: Any = doc
+        parent: Any = None
+        key: Any = None
         for _ in range(rng.randint(0, 8)):
             if isinstance(node, dict) and node:
                 parent, key = node, rng.choice(list(node))

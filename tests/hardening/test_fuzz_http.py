@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from tests.hardening.fuzzing import cases, send_all
+from tests.hardening.fuzzing import Case, cases, send_all
 from tests.hardening.serving import SECRETS, Served
 
 COUNT = 600
 
 
-def _describe(found: list) -> str:  # type: ignore[type-arg]
+def _describe(found: list[tuple[Case, int, str]]) -> str:
     return "\n".join(f"{c.kind} {c.path} -> {code}: {text} | {c.body[:200]!r}" for c, code, text in found[:5])
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -32,6 +33,7 @@ from tests.fixtures.twilio.fake_twilio import FakeTwilio
 from tests.support.recording import RecordingServer
 from tests.support.smtp_server import SmtpRecorder, running_smtp_server
 
+T = TypeVar("T")
 T0 = 1_764_500_000.0
 TWILIO_NUMBER = "+15005550006"
 MAILBOX = "bot@leadwarm.test"
@@ -101,7 +103,7 @@ class World:
         self.rt = Runtime.build(settings_, clock=self.clock)
         self.run(self._setup())
 
-    def run(self, coro):  # type: ignore[no-untyped-def]
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
 
     async def _setup(self) -> None:
