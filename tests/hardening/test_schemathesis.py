@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def run_schemathesis(base: str, *, examples: int, phases: str) -> subprocess.Com
         text=True,
         timeout=900,
         check=False,
+        cwd=tempfile.gettempdir(),  # its cache directory (.schemathesis/) stays out of the repository
     )
 
 
