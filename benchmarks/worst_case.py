@@ -31,6 +31,8 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, serving(Path(tmp)) as start:
         served = start(worker_apart=not args.in_process, WORKER_CONCURRENCY="2", LOG_LEVEL="ERROR")
+        # the same poller with no traffic first: what this machine's load alone costs /health
+        baseline = asyncio.run(run(served, [], min_duration_s=10))
         result = asyncio.run(run(served, deliveries(args.count), answer_timeout_s=600))
     p99 = result.percentile(0.99)
     where = "in process" if args.in_process else "apart"
@@ -41,6 +43,10 @@ def main() -> int:
         f"health_latency: p50 {result.percentile(0.5) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
         f"max {max(result.health_s) * 1000:.1f} ms over {len(result.health_s)} polls, "
         f"{result.health_failures} failed"
+    )
+    print(
+        f"health_latency_idle: p50 {baseline.percentile(0.5) * 1000:.1f} ms, "
+        f"p99 {baseline.percentile(0.99) * 1000:.1f} ms over {len(baseline.health_s)} polls (no traffic)"
     )
     ok = p99 < 0.1 and result.answered == len(result.accepted) and not result.health_failures
     return 0 if ok else 1

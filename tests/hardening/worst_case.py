@@ -166,9 +166,15 @@ def _answered(served: Served, delivery: Delivery) -> bool:
 
 
 async def run(
-    served: Served, items: list[Delivery], *, concurrency: int = 4, answer_timeout_s: float = 120
+    served: Served,
+    items: list[Delivery],
+    *,
+    concurrency: int = 4,
+    answer_timeout_s: float = 120,
+    min_duration_s: float = 0.0,
 ) -> WorstCaseResult:
-    """Send ``items`` while polling ``/health`` every 20 ms; wait for the answers."""
+    """Send ``items`` (``concurrency`` in flight) while polling ``/health`` every 20 ms; wait for the
+    answers; poll for ``min_duration_s`` seconds at least (with no items: the baseline)."""
     result = WorstCaseResult()
     stop = asyncio.Event()
 
@@ -203,6 +209,8 @@ async def run(
             if result.answered == len(result.accepted):
                 break
             await asyncio.sleep(0.5)
+    while time.monotonic() - started < min_duration_s:
+        await asyncio.sleep(0.1)
     result.elapsed_s = time.monotonic() - started
     stop.set()
     await poller
