@@ -6,7 +6,7 @@ were answered. The messages are ``tests/hardening/worst_case.py``.
 By default turns run in a ``leadwarm worker`` process beside ``leadwarm serve --no-worker`` (the
 layout SECURITY.md names for this promise); ``--in-process`` runs them in the web process instead.
 
-Usage: ``python benchmarks/worst_case.py [--count N] [--in-process]``.
+Usage: ``python benchmarks/worst_case.py [--count N] [--in-process] [--worker-nice N]``.
 """
 
 from __future__ import annotations
@@ -28,9 +28,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--in-process", action="store_true")
+    parser.add_argument("--worker-nice", type=int, default=0, help="niceness of the worker process")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, serving(Path(tmp)) as start:
-        served = start(worker_apart=not args.in_process, WORKER_CONCURRENCY="2", LOG_LEVEL="ERROR")
+        served = start(
+            worker_apart=not args.in_process,
+            worker_nice=args.worker_nice,
+            WORKER_CONCURRENCY="2",
+            LOG_LEVEL="ERROR",
+        )
         # the same poller with no traffic first: what this machine's load alone costs /health
         baseline = asyncio.run(run(served, [], min_duration_s=10))
         result = asyncio.run(run(served, deliveries(args.count), answer_timeout_s=600))
