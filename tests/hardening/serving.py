@@ -107,13 +107,15 @@ def serving(tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """A context whose value ``start(**SETTINGS)`` starts one service (upper-case setting
     overrides) beside shared fakes (Graph API, Twilio, SMTP); everything stops on exit.
     ``start(worker_apart=True, ...)`` runs ``leadwarm serve --no-worker`` and a ``leadwarm worker``
-    process beside it (turns then never run on the web server's event loop)."""
+    process beside it (turns then never run on the web server's event loop), ``worker_nice`` its
+    scheduling niceness (a worker on its own machine, as production would run it, competes for
+    nothing; on one small machine a positive niceness keeps the web process first)."""
     started: list[Served] = []
     graph = RecordingServer(path_prefix="")
     twilio = RecordingServer()
     with running_smtp_server() as (controller, smtp):
 
-        def start(*, worker_apart: bool = False, **overrides: str) -> Served:
+        def start(*, worker_apart: bool = False, worker_nice: int = 0, **overrides: str) -> Served:
             data_dir = tmp_path / f"data{len(started)}"
             env = service_env(
                 data_dir=data_dir,
@@ -151,6 +153,7 @@ def serving(tmp_path: Path) -> Iterator[Callable[..., Served]]:
                         start_new_session=True,
                         stdout=subprocess.DEVNULL,
                         stderr=out,
+                        preexec_fn=lambda: os.nice(worker_nice),
                     )
             started.append(served)
             return served
