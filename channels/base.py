@@ -146,6 +146,8 @@ class DeliveryStatus:
     timestamp: float = 0.0
     error_code: str | None = None
     error_title: str | None = None
+    client_ref: str = ""
+    """Our reference the provider echoed (the send's ``idempotency_key``), when it does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,8 @@ class ChannelTraits:
     :class:`PayloadError` (the app should refuse it before reading it whole: 413).
     ``max_inbound_chars``: longest inbound text kept (characters); a longer one is cut and the
     message's ``metadata["truncated_from"]`` says how long it was (see :func:`bound_parsed`).
+    ``statuses_carry_reference``: the provider echoes our ``idempotency_key`` in its delivery
+    statuses (:attr:`DeliveryStatus.client_ref`), so a send whose answer we lost can be matched later.
     """
 
     address_field: str
@@ -216,6 +220,7 @@ class ChannelTraits:
     session_window_s: float | None = None
     max_body_bytes: int = 1024 * 1024
     max_inbound_chars: int = 4096
+    statuses_carry_reference: bool = False
 
 
 class Channel(abc.ABC):

@@ -449,12 +449,19 @@ class EmailChannel(Channel):
     async def send(self, message: OutboundMessage) -> str:
         """Send over SMTP and return our Message-ID without angle brackets (``abc@domain``).
 
+        ``message.metadata["message_id_seed"]`` (letters, digits, ``.-``; 64 at most), when given, makes
+        the Message-ID ``<seed@our domain>``: the dispatcher derives it from the outbox item, so a
+        resend after a crash carries the same one and the recipient's mail system can show one
+        message (RFC 5322 section 3.6.4: one Message-ID per message).
+
         Raises :class:`SendError`: retryable for connection errors, timeouts and 4xx replies
         (RFC 5321 §4.2.1 transient negative completion); not retryable for 5xx (``code`` is the
         reply code, e.g. ``"550"`` for an unknown mailbox, ``"535"`` for bad credentials) and for
         a recipient that is not an address. Error texts are the server's, with the password removed.
         """
-        mail = self.build(message)
+        raw_seed = str((message.metadata or {}).get("message_id_seed") or "")[:64]
+        seed = "".join(c for c in raw_seed if c.isascii() and (c.isalnum() or c in ".-"))
+        mail = self.build(message, message_id=f"<{seed}@{self.from_domain}>" if seed else None)
         message_id = normalize_message_id(str(mail["Message-ID"]))
         try:
             await aiosmtplib.send(

@@ -199,6 +199,10 @@ def build_message_payload(message: OutboundMessage, *, list_button_label: str = 
     if not to.isdigit():
         raise SendError("WhatsApp recipient must be an E.164 phone number", retryable=False)
     payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
+    if message.idempotency_key:
+        # Echoed in this message's status webhooks (Cloud API "Messages" reference,
+        # biz_opaque_callback_data, at most 512 characters): a send whose answer was lost is found.
+        payload["biz_opaque_callback_data"] = message.idempotency_key[:512]
     if message.reply_to:
         payload["context"] = {"message_id": message.reply_to}
     if message.template:
@@ -263,6 +267,7 @@ class WhatsAppChannel(Channel):
         session_window_s=24 * 3600.0,
         max_body_bytes=MAX_WEBHOOK_BYTES,
         max_inbound_chars=MAX_INBOUND_TEXT,
+        statuses_carry_reference=True,
     )
     config_optional: ClassVar[frozenset[str]] = frozenset({"app_secret"})
 
@@ -468,6 +473,7 @@ class WhatsAppChannel(Channel):
             timestamp=_timestamp(raw.get("timestamp"), f"status of {message_id}"),
             error_code=code,
             error_title=_scalar(first["title"]) if first.get("title") else None,
+            client_ref=_scalar(raw.get("biz_opaque_callback_data"))[:512],
         )
 
     # ------------------------------------------------------------------ sending

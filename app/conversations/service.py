@@ -295,7 +295,10 @@ class ConversationService:
             state = ConversationState.model_validate(conv.state)
             state.lead = lead_view(lead)
             last = readable[-1]
-            reply_seconds = items[0].received_at - conv.last_outbound_at if conv.last_outbound_at else None
+            # A timer's turn may commit a follow-up after this message arrived: never a negative delay.
+            reply_seconds = (
+                max(0.0, items[0].received_at - conv.last_outbound_at) if conv.last_outbound_at else None
+            )
             event = InboundEvent(
                 text=text,
                 choice_id=last.choice_id,

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     rate_limit_public_per_minute: int = Field(default=120, ge=1)
     """Requests one client address may make per minute to the public pages (web chat, unsubscribe,
     OAuth callbacks); past it: 429 with the time to wait."""
+    webchat_sessions_per_minute: int = Field(default=30, ge=1)
+    """Web-chat sockets (sessions) one client address may open per minute; past it the socket gets
+    an error frame and close code 4429 (see ``app/webchat/limits.py``)."""
+    webchat_messages_per_minute: int = Field(default=60, ge=1)
+    """Web-chat messages one client address may send per minute; past it: an error frame, socket kept."""
+    webchat_leads_per_origin_per_hour: int = Field(default=300, ge=1)
+    """New web-chat leads one embedding site (Origin) may create per tenant per hour."""
     unrouted_webhooks: Literal["reject", "default_tenant"] = "reject"
     """A webhook for a receiving address no tenant owns: refused (404, logged), or, for a
     single-tenant install, handed to the default tenant."""

@@ -12,14 +12,23 @@ A transient send failure (network, 429, 5xx) is retried at once a few times (sta
 is retried with backoff, keeping the order; a permanent one marks the item failed and moves on;
 when the job's attempts run out the remaining items are marked dead (the dead letter).
 
-Delivery is at-least-once across a crash between the provider's answer and our record of it:
-WhatsApp and SMS sends take no idempotency key, so that window cannot be closed here.
+Duplicate sends after a crash. The intent (``intent_at`` on the outbox item) is stored before the
+provider is called; a definite answer (sent, or an error) replaces it. An item found pending with
+an intent was handed to the provider by a process that died before recording the answer:
+- on a channel whose delivery statuses echo our reference (``statuses_carry_reference``: WhatsApp's
+  ``biz_opaque_callback_data``), the send waits up to :data:`RECONCILE_WAIT_S` after the intent for
+  the provider's status, which :func:`reconcile_from_status` turns into our record (no resend);
+  past the wait with no status, it is sent again;
+- e-mail is sent again with the same Message-ID (derived from the outbox item), which mail systems
+  treat as the same message;
+- SMS (Twilio's status callbacks carry no reference of ours) is sent again: that window remains.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 from typing import Any
 
 import stamina
@@ -40,7 +49,7 @@ from app.tenancy.directory import TenantDirectory
 from channels.base import Attachment, Choice, OutboundMessage, SendError
 from kernel.clock import Clock
 
-__all__ = ["Dispatcher", "provider_index_id"]
+__all__ = ["RECONCILE_WAIT_S", "Dispatcher", "provider_index_id", "reconcile_from_status"]
 
 log = get_logger("leadwarm.dispatcher")
 
@@ -52,6 +61,9 @@ OPT_OUT_ERROR_CODES = frozenset({"21610", "131050"})
 #: Longest provider-requested wait (seconds) honoured inside the quick retries; longer ones are
 #: honoured by retrying the dispatch job that much later.
 QUICK_RETRY_MAX_WAIT_S = 5.0
+#: How long (seconds) after an unconfirmed send's intent the dispatcher waits for the provider's
+#: status echoing our reference before sending again (WhatsApp's first status comes in seconds).
+RECONCILE_WAIT_S = 120.0
 
 
 def provider_index_id(channel: str, provider_message_id: str) -> str:
@@ -229,6 +241,14 @@ class Dispatcher:
         self, tenant_id: str, item: OutboxItem, result: GateResult, *, job: Job | None = None
     ) -> None:
         channel = await self.channels.resolve(tenant_id, item.channel)
+        if item.intent_at is not None and self.channels.traits(item.channel).statuses_carry_reference:
+            # A send was handed over and its answer lost (a crash): wait for the provider's status.
+            remaining = item.intent_at + RECONCILE_WAIT_S - self.clock.now()
+            if remaining > 0:
+                log.info("send.awaiting_reconciliation", tenant=tenant_id, outbox=item.id, wait_s=remaining)
+                why = "unconfirmed send: waiting for the provider's status"
+                raise RetryLater(remaining, why, count=False)
+            log.warning("send.unconfirmed_resend", tenant=tenant_id, outbox=item.id, channel=item.channel)
         if self.pacer is not None:  # raises RetryLater until the item's slot at the provider's rate
             self.pacer.admit(
                 channel=item.channel,
@@ -237,6 +257,8 @@ class Dispatcher:
                 key=item.id,
                 text=item.text,
             )
+        intent = {"intent_at": self.clock.now(), "intent_channel": item.channel}
+        await self.store.set(tenant_id, OUTBOX, item.id, intent, merge=True)
         reply_to, thread = await self._thread(tenant_id, item)
         message = OutboundMessage(
             to=item.to,
@@ -258,6 +280,7 @@ class Dispatcher:
                 "conversation_id": item.conversation_id,
                 "message_id": item.message_id,
                 "tenant_id": tenant_id,
+                "message_id_seed": "lw." + hashlib.sha256(f"{tenant_id}:{item.id}".encode()).hexdigest()[:32],
                 **thread,
             },
         )
@@ -289,7 +312,7 @@ class Dispatcher:
                 tenant_id,
                 OUTBOX,
                 item.id,
-                {"attempts": item.attempts + 1, "last_error": str(exc.error)[:300]},
+                {"attempts": item.attempts + 1, "last_error": str(exc.error)[:300], "intent_at": None},
                 merge=True,
             )
             log.warning(
@@ -350,6 +373,7 @@ class Dispatcher:
                     "channel": item.channel,
                     "to": item.to,
                     "decision": decision_doc,
+                    "intent_at": None,
                 },
                 merge=True,
             )
@@ -454,3 +478,54 @@ class Dispatcher:
                 job.tenant_id, item, status="dead", error=item.last_error or job.last_error or "dead"
             )
             log.error("send.dead_letter", tenant=job.tenant_id, outbox=item.id, error=item.last_error)
+
+
+async def reconcile_from_status(
+    store: Store, tenant_id: str, *, channel: str, provider_message_id: str, client_ref: str, now: float
+) -> bool:
+    """Record an unconfirmed send from the provider's status echoing our reference: the outbox item
+    ``client_ref`` (its id), still pending with an intent, becomes ``sent`` with that provider id,
+    its message too, and the provider id is indexed, in one transaction, so no resend happens.
+    ``True`` when it recorded one; ``False`` when the item is unknown, has no intent or is done."""
+
+    async def fn(tx: Transaction) -> bool:
+        doc = await tx.get(OUTBOX, client_ref)
+        if doc is None or doc.get("status") != "pending" or doc.get("intent_at") is None:
+            return False
+        if (doc.get("intent_channel") or doc.get("channel")) != channel:
+            return False
+        msg_collection = messages_collection(str(doc["conversation_id"]))
+        msg = await tx.get(msg_collection, str(doc["message_id"]))
+        tx.set(
+            OUTBOX,
+            client_ref,
+            {
+                "status": "sent",
+                "channel": channel,
+                "provider_message_id": provider_message_id,
+                "sent_at": float(doc["intent_at"]),
+                "attempts": int(doc.get("attempts", 0)) + 1,
+                "intent_at": None,
+                "reconciled_at": now,
+            },
+            merge=True,
+        )
+        tx.set(
+            PROVIDER_IDS,
+            provider_index_id(channel, provider_message_id),
+            {"conversation_id": doc["conversation_id"], "message_id": doc["message_id"]},
+        )
+        if msg is not None:
+            update: dict[str, Any] = {
+                "provider_message_id": provider_message_id,
+                "status_at": {**msg.get("status_at", {}), "sent": float(doc["intent_at"])},
+            }
+            if msg.get("status") == "queued":
+                update["status"] = "sent"
+            tx.set(msg_collection, str(doc["message_id"]), update, merge=True)
+        return True
+
+    done = bool(await store.run_transaction(tenant_id, fn))
+    if done:
+        log.warning("send.reconciled", tenant=tenant_id, outbox=client_ref, channel=channel)
+    return done

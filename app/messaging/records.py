@@ -58,6 +58,9 @@ class OutboxItem(Record):
     decision: dict[str, Any] | None = None
     """The outbound policy's last decision: action, reason, until (epoch seconds)."""
     attempts: int = 0
+    intent_at: float | None = None
+    """When a send was last handed to the provider without our record of its answer (epoch seconds);
+    set before the call, cleared by a definite answer (see :mod:`app.messaging.dispatcher`)."""
     provider_message_id: str | None = None
     last_error: str | None = None
     error_code: str | None = None

@@ -12,7 +12,7 @@ from typing import Any
 from app.conversations.records import messages_collection
 from app.core.logs import get_logger
 from app.jobs.queue import Job, RetryLater
-from app.messaging.dispatcher import PROVIDER_IDS, provider_index_id
+from app.messaging.dispatcher import PROVIDER_IDS, provider_index_id, reconcile_from_status
 from app.messaging.inbox import STATUS_EVENTS
 from app.policy.optouts import OptOutLedger
 from app.store import Store, Transaction, where
@@ -57,6 +57,17 @@ class StatusService:
         if not events:
             return
         ref = await self.store.get(job.tenant_id, PROVIDER_IDS, provider_index_id(channel, provider_id))
+        client_ref = next((str(ev.data["client_ref"]) for ev in events if ev.data.get("client_ref")), "")
+        if ref is None and client_ref:  # a send whose answer we lost: the provider says it happened
+            await reconcile_from_status(
+                self.store,
+                job.tenant_id,
+                channel=channel,
+                provider_message_id=provider_id,
+                client_ref=client_ref,
+                now=self.clock.now(),
+            )
+            ref = await self.store.get(job.tenant_id, PROVIDER_IDS, provider_index_id(channel, provider_id))
         if ref is None:
             if job.attempts >= 4:
                 log.warning(

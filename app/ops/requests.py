@@ -11,7 +11,9 @@ exception (which could hold data). Litestar logs exceptions only in debug mode; 
 Security headers (OWASP Secure Headers Project) are added to every HTTP response:
 ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``, a restrictive
 ``Content-Security-Policy`` for pages that set none themselves (``frame-ancestors 'none'`` unless
-a route sets its own, as an embeddable widget does), and ``X-Frame-Options: DENY`` alongside it.
+a route sets its own, as an embeddable widget does), and ``X-Frame-Options: DENY`` alongside it
+(left out when the route's own policy names its ``frame-ancestors``: a browser that reads both
+would otherwise refuse the frame the policy allows).
 """
 
 from __future__ import annotations
@@ -75,7 +77,9 @@ class RequestIdMiddleware:
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 headers.append((HEADER, request_id.encode()))
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                own_csp = b"".join(v for k, v in headers if k.lower() == b"content-security-policy")
+                skip = present | ({b"x-frame-options"} if b"frame-ancestors" in own_csp else set())
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in skip)
                 message["headers"] = headers
             await send(message)
 

@@ -50,6 +50,7 @@ __all__ = [
     "SEND_COUNTERS",
     "STATUS_EVENTS",
     "USERS",
+    "WEBCHAT_LEAD_COUNTS",
     "messages_collection",
     "notes_collection",
 ]
@@ -145,3 +146,6 @@ LEAD_IMPORTS = "lead_imports"
 """CSV imports of leads: one document per import (status, counters, rows refused while parsing)."""
 LEAD_IMPORT_BATCHES = "lead_import_batches"
 """An import's rows, ``{import_id}:{n}`` of at most 100 rows each, with their report once written."""
+# --- web chat (app/webchat)
+WEBCHAT_LEAD_COUNTS = "webchat_lead_counts"
+"""New web-chat leads per embedding origin and UTC hour (``{sha256(origin)[:20]}:{hour}``): ``count``."""

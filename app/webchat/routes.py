@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,15 @@ from litestar.status_codes import HTTP_403_FORBIDDEN
 from app.composition import Runtime
 from app.core.logs import get_logger
 from app.webchat.feed import new_messages
-from app.webchat.sessions import allowed_origin, branding, ensure_started, own_origin, still_typing
+from app.webchat.limits import CLOSE_RATE_LIMITED, LeadCapReachedError, WebChatLimits
+from app.webchat.sessions import (
+    admit_new_lead,
+    allowed_origin,
+    branding,
+    ensure_started,
+    own_origin,
+    still_typing,
+)
 from channels.base import PayloadError
 
 __all__ = ["ROUTES"]
@@ -47,7 +57,11 @@ _STATIC = Path(__file__).resolve().parent / "static"
 _PAGE = _STATIC / "chat.html"
 _WIDGET = _STATIC / "widget.js"
 _TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: An origin as it may appear in a CSP source list (no space, quote or ``;`` can slip in).
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 POLL_S = 1.0
+#: A ``typing`` frame touches the store at most this often per socket (seconds).
+TYPING_MIN_INTERVAL_S = 1.0
 
 
 @get("/chat", media_type=MediaType.HTML, include_in_schema=False)
@@ -57,7 +71,7 @@ async def chat_page(request: Request[Any, Any, Any], runtime: NamedDependency[Ru
     if not _TENANT.match(tenant_id) or not await runtime.tenants.exists(tenant_id):
         raise NotFoundException("no such chat")
     profile = await runtime.tenants.profile(tenant_id)
-    ancestors = " ".join(["'self'", *profile.webchat_allowed_origins])
+    ancestors = " ".join(["'self'", *(o for o in profile.webchat_allowed_origins if _ORIGIN.match(o))])
     headers = {
         "Content-Security-Policy": f"frame-ancestors {ancestors}",
         "Referrer-Policy": "strict-origin-when-cross-origin",
@@ -96,12 +110,26 @@ async def chat_config(request: Request[Any, Any, Any], runtime: NamedDependency[
 
 
 @websocket("/chat/ws")
-async def chat_socket(socket: WebSocket[Any, Any, Any], runtime: NamedDependency[Runtime]) -> None:
-    """One browser tab talking to the bot as a lead; see the module docstring."""
+async def chat_socket(
+    socket: WebSocket[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    webchat_limits: NamedDependency[WebChatLimits],
+) -> None:
+    """One browser tab talking to the bot as a lead; see the module docstring and
+    :mod:`app.webchat.limits` (error frames with ``retry_after`` seconds, close code 4429)."""
     session = socket.query_params.get("session", "")
     tenant_id = socket.query_params.get("tenant") or runtime.settings.default_tenant_id
     language = (socket.query_params.get("lang") or "")[:2].lower() or None
+    client = socket.client.host if socket.client else "-"
     await socket.accept()
+    wait = await webchat_limits.sessions.try_acquire(client)
+    if wait:
+        log.warning("webchat.rate_limited", what="sessions", client=client)
+        await socket.send_json(
+            {"type": "error", "reason": "too many chat sessions", "retry_after": math.ceil(wait)}
+        )
+        await socket.close(code=CLOSE_RATE_LIMITED)
+        return
     if not _SESSION.match(session):
         await socket.send_json({"type": "error", "reason": "session must be 8-100 characters [A-Za-z0-9_-]"})
         await socket.close(code=4400)
@@ -112,7 +140,8 @@ async def chat_socket(socket: WebSocket[Any, Any, Any], runtime: NamedDependency
         return
     profile = await runtime.tenants.profile(tenant_id)
     own = own_origin(runtime, socket.headers.get("host"), "https" if socket.url.scheme == "wss" else "http")
-    if not allowed_origin(profile, socket.headers.get("origin"), own):
+    origin = socket.headers.get("origin")
+    if not allowed_origin(profile, origin, own):
         log.warning("webchat.origin_refused", tenant=tenant_id, origin=socket.headers.get("origin"))
         await socket.send_json({"type": "error", "reason": "origin not allowed"})
         await socket.close(code=4403)
@@ -135,16 +164,38 @@ async def chat_socket(socket: WebSocket[Any, Any, Any], runtime: NamedDependency
 
     writer_task = asyncio.create_task(writer())
     headers = {"x-session-id": session, "x-widget-id": tenant_id}
+    cap = runtime.settings.webchat_leads_per_origin_per_hour
+    admitted = False
+    last_typing = 0.0
     try:
         while True:
             raw = await socket.receive_text()
             kind = _control(raw)
+            if kind == "typing":
+                if time.monotonic() - last_typing >= TYPING_MIN_INTERVAL_S:
+                    last_typing = time.monotonic()
+                    await still_typing(runtime, tenant_id, session)
+                continue
+            if kind is None:
+                wait = await webchat_limits.messages.try_acquire(client)
+                if wait:
+                    log.warning("webchat.rate_limited", what="messages", client=client, tenant=tenant_id)
+                    await socket.send_json(
+                        {"type": "error", "reason": "too many messages", "retry_after": math.ceil(wait)}
+                    )
+                    continue
+            if not admitted:
+                try:
+                    await admit_new_lead(runtime, tenant_id, session, origin, cap_per_hour=cap)
+                except LeadCapReachedError:
+                    log.warning("webchat.lead_cap", tenant=tenant_id, origin=origin, cap=cap)
+                    await socket.send_json({"type": "error", "reason": "chat is busy, try again later"})
+                    await socket.close(code=CLOSE_RATE_LIMITED)
+                    return
+                admitted = True
             if kind == "start":
                 if await ensure_started(runtime, tenant_id, session, language):
                     await socket.send_json({"type": "typing"})
-                continue
-            if kind == "typing":
-                await still_typing(runtime, tenant_id, session)
                 continue
             try:
                 parsed = channel.parse(headers, raw.encode())

@@ -17,11 +17,14 @@ from app.core import i18n
 from app.store import Transaction
 from app.store import collections as col
 from app.tenancy.records import TenantProfile
+from app.webchat.limits import LeadCapReachedError, lead_count_id, session_claim_id
 
 __all__ = [
     "MAX_TYPING_WAIT_S",
     "TYPING_GRACE_S",
+    "admit_new_lead",
     "allowed_origin",
+    "allowed_origin_key",
     "branding",
     "ensure_started",
     "own_origin",
@@ -136,3 +139,35 @@ async def still_typing(runtime: Runtime, tenant_id: str, session: str) -> bool:
         return True
 
     return bool(await runtime.store.run_transaction(tenant_id, fn))
+
+
+async def admit_new_lead(
+    runtime: Runtime, tenant_id: str, session: str, origin: str | None, *, cap_per_hour: int
+) -> None:
+    """Count ``session`` against its embedding site's hourly share of new leads (``cap_per_hour`` per
+    tenant and origin, :mod:`app.webchat.limits`) before it may create a lead: a session that has a
+    lead, or was counted already, passes free. Raises :class:`LeadCapReachedError` past the cap."""
+    if await runtime.conversations.find_lead(tenant_id, "webchat", session) is not None:
+        return
+    now = runtime.clock.now()
+    claim_id = session_claim_id(session)
+    count_id = lead_count_id(allowed_origin_key(origin), now)
+
+    async def fn(tx: Transaction) -> bool:
+        if await tx.get(col.WEBCHAT_LEAD_COUNTS, claim_id) is not None:
+            return True
+        counter = await tx.get(col.WEBCHAT_LEAD_COUNTS, count_id)
+        count = int((counter or {}).get("count", 0))
+        if count >= cap_per_hour:
+            return False
+        tx.set(col.WEBCHAT_LEAD_COUNTS, count_id, {"count": count + 1, "updated_at": now})
+        tx.set(col.WEBCHAT_LEAD_COUNTS, claim_id, {"counted_in": count_id, "created_at": now})
+        return True
+
+    if not await runtime.store.run_transaction(tenant_id, fn):
+        raise LeadCapReachedError(f"the site's {cap_per_hour} new chats of this hour are used")
+
+
+def allowed_origin_key(origin: str | None) -> str:
+    """The origin as counted: lower case, without a trailing slash (``""`` for none)."""
+    return (origin or "").rstrip("/").lower()
