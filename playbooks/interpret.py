@@ -19,6 +19,7 @@ against the whole playbook:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -849,22 +850,32 @@ class RuleInterpreter:
         open_slots: dict[str, str],
         state: ConversationState,
     ) -> Interpretation:
-        """Read ``text`` against the asked slot (``ask`` and its ``others``) and ``open_slots``."""
-        language = self._detect_language(text) if self._detect_language else None
-        reading = language or state.language
+        """Read ``text`` against the asked slot (``ask`` and its ``others``) and ``open_slots``.
+
+        The reading (language detection, slot parsing, dates) is CPU work over the lead's text: it
+        runs in a worker thread, so one long message never holds the event loop that every tenant's
+        webhooks share (issue 16)."""
+        now = float(self._clock.now())
         phone = state.lead.get("phone") if isinstance(state.lead.get("phone"), str) else None
-        result = read_message(
-            text,
-            ask=ask,
-            open_slots=open_slots,
-            language=reading,
-            now=float(self._clock.now()),
-            timezone=self._timezone,
-            default_region=self._default_region,
-            regions=lead_regions(timezone=self._timezone, phone=phone),
-            choice_id=choice_id,
-        )
-        result.language = language
+
+        def read() -> tuple[str, Interpretation]:
+            language = self._detect_language(text) if self._detect_language else None
+            reading = language or state.language
+            result = read_message(
+                text,
+                ask=ask,
+                open_slots=open_slots,
+                language=reading,
+                now=now,
+                timezone=self._timezone,
+                default_region=self._default_region,
+                regions=lead_regions(timezone=self._timezone, phone=phone),
+                choice_id=choice_id,
+            )
+            result.language = language
+            return reading, result
+
+        reading, result = await asyncio.to_thread(read)
         if self._answer is not None and result.intent == "question":
             questions = [s for s in _sentences(text[:MAX_CHARS]) if _sentence_is_question(s)]
             result.answer = await self._answer(" ".join(questions) or text, reading)
