@@ -30,6 +30,7 @@ __all__ = [
     "ProviderError",
     "RemoteIds",
     "Slot",
+    "gohighlevel_location",
 ]
 
 
@@ -92,6 +93,15 @@ class ApiClient(Protocol):
     ) -> httpx.Response:
         """Send one authorised request; see the class docstring."""
         ...
+
+
+def gohighlevel_location(account: Mapping[str, Any]) -> str | None:
+    """The GoHighLevel location (sub-account) id of a connection's ``account``: ``location_id``,
+    the key the catalog stores the token response's ``locationId`` under
+    (``crm_sync/catalog.yaml``, ``account_fields``), else a raw ``locationId`` (a connection made
+    by hand or before the catalog mapped it); ``None`` when neither is set."""
+    value = account.get("location_id") or account.get("locationId")
+    return str(value) if value else None
 
 
 # --------------------------------------------------------------------------- CRM

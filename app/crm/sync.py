@@ -109,13 +109,11 @@ def _next_batch_at(now: float, frequency: str) -> float:
 
 def _connection_options(connection: Connection) -> dict[str, Any]:
     """Adapter options the connection itself knows: the outgoing webhook's ``url`` (a setting of an
-    api_key connection) and GoHighLevel's ``location_id`` (the OAuth token response's
-    ``locationId``, stored as ``account.location_id`` by the catalog)."""
+    api_key connection). GoHighLevel's location is read from the connection's account by the
+    adapter itself (:func:`crm_sync.base.gohighlevel_location`)."""
     out: dict[str, Any] = {}
     if connection.provider == "webhook" and connection.settings.get("url"):
         out["url"] = connection.settings["url"]
-    if connection.provider == "gohighlevel" and connection.account.get("location_id"):
-        out["location_id"] = connection.account["location_id"]
     return out
 
 
