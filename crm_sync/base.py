@@ -47,7 +47,10 @@ class ProviderError(IntegrationError):
     """The provider answered with an error. ``status`` is the HTTP status (0 for a network error);
     ``retryable`` says whether trying again later can succeed (429, 5xx, network); ``retry_after_s``
     is what the provider asked for (``Retry-After`` or a rate-limit reset header), if anything;
-    ``body`` is the provider's answer, cut to 2,000 characters (never a credential)."""
+    ``body`` is the provider's answer, cut to 2,000 characters (never a credential); ``quota``
+    says the account's allowance is spent (the catalog's ``quota_errors``, e.g. Salesforce's
+    daily API allowance): retryable after ``retry_after_s``, and no sign that the provider is
+    unwell."""
 
     def __init__(
         self,
@@ -57,12 +60,14 @@ class ProviderError(IntegrationError):
         retryable: bool = False,
         retry_after_s: float | None = None,
         body: str = "",
+        quota: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.retry_after_s = retry_after_s
         self.body = body[:2000]
+        self.quota = quota
 
 
 @runtime_checkable

@@ -426,6 +426,23 @@ class CrmSync:
         except Exception as exc:
             duration_ms = (time.perf_counter() - started) * 1000
             retryable = isinstance(exc, ProviderError) and exc.retryable
+            if isinstance(exc, ProviderError) and exc.quota:
+                # the account's allowance is spent (Salesforce's daily API limit): wait for it,
+                # without counting an attempt or blaming the provider's health
+                wait = max(exc.retry_after_s or 0.0, self.backoff_base_s)
+                await self._log(
+                    tenant_id,
+                    self._entry(
+                        job,
+                        link.provider,
+                        "deferred",
+                        idempotency_key=key,
+                        error=f"{type(exc).__name__}: {exc}"[:_LOG_TEXT_MAX],
+                        response={"status": exc.status, "body": exc.body[:_LOG_TEXT_MAX]},
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                    ),
+                )
+                raise RetryLater(wait * random.uniform(1.0, 1.1), "allowance spent", count=False) from None
             unwell = retryable
             if not isinstance(exc, IntegrationError):
                 retryable = True  # a store conflict, a bug fixed by a deploy: try again later
