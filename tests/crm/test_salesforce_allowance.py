@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.crm.records import Integration, Link, link_id
+from app.jobs.queue import job_doc_id
 from app.store import collections as col
 from app.store import where
-from app.jobs.queue import job_doc_id
 from tests.crm.conftest import TENANT, close_runtime, connect, crm_of, open_runtime, qualified_lead
 from tests.crm.helpers import OPTIONS, counts
 from tests.crm_sync.fakes import SalesforceFake, _Window
