@@ -301,8 +301,10 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, p
     scale = limit.window_s / window_s
     fake = RemoteFake(provider, limit.requests, window_s)
     out: list[str] = []
+    key = generate_key()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
+            encryption_key=key,
             _env_file=None,
             leadwarm_data_dir=Path(tmp),
             log_level="ERROR",
@@ -314,7 +316,7 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, p
         await bootstrap(rt)
         services = build_connection_services(
             rt.store,
-            {"ENCRYPTION_KEY": generate_key()},
+            {"ENCRYPTION_KEY": key},
             redirect_uris=[],
             catalog=scaled_catalog(provider, limit.requests, window_s),
         )
