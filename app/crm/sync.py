@@ -129,6 +129,20 @@ class _Item:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+SYNC_REQUESTED = "sync.requested"
+ALL_INTEGRATIONS = "*"
+
+
+def sync_targets(before: Located, plan: TurnPlan) -> set[str]:
+    """The integrations the turn's ``sync`` steps named (``sync.requested`` events' ``integration``:
+    a connection id or a provider), ``"*"`` for a step that named none; empty without such a step."""
+    out: set[str] = set()
+    for event in _new_events(before.conversation.events, plan.conversation.events):
+        if event.type == SYNC_REQUESTED:
+            out.add(str(event.detail.get("integration") or ALL_INTEGRATIONS))
+    return out
+
+
 def _next_batch_at(now: float, frequency: str) -> float:
     period = 3600.0 if frequency == "hourly" else 86400.0
     return (math.floor(now / period) + 1) * period
@@ -229,6 +243,9 @@ class CrmSync:
             "events": sorted(set(prior.get("events") or []) | names),
             "at": min(float(prior.get("at") or now), now),
         }
+        targets = sync_targets(before, plan)
+        if targets or prior.get("targets"):
+            payload["targets"] = sorted(set(prior.get("targets") or []) | targets)
 
         def write() -> None:
             jobs.write(tx, existing, kind=KIND, key=key, due_at=now, payload=payload)  # type: ignore[arg-type]
@@ -263,12 +280,27 @@ class CrmSync:
         conv = await self.runtime.conversations.latest_conversation(tenant_id, lead.id)
         await fill_contact_fields(self.store, self.runtime.playbooks, lead, conv)
         events = [str(e) for e in job.payload.get("events") or []]
+        targets = {str(t) for t in job.payload.get("targets") or []}
         at = float(job.payload.get("at") or self.runtime.clock.now())
         for connection in await self.connections(tenant_id):
             integration = await self.integration(tenant_id, connection.id)
-            if not integration.outbound() or not set(events) & set(integration.events):
+            if not integration.outbound():
                 continue
-            await self.route(tenant_id, connection, integration, lead.id, events=events, queued_at=at)
+            named = bool(targets & {connection.id, connection.provider})
+            subscribed = set(events) & set(integration.events)
+            if SYNC_REQUESTED in subscribed and targets and ALL_INTEGRATIONS not in targets and not named:
+                subscribed.discard(SYNC_REQUESTED)  # the step named another integration
+            if not (subscribed or named):
+                continue
+            await self.route(
+                tenant_id,
+                connection,
+                integration,
+                lead.id,
+                events=events,
+                queued_at=at,
+                now=SYNC_REQUESTED in events and (named or SYNC_REQUESTED in subscribed),
+            )
 
     async def route(
         self,
@@ -279,9 +311,12 @@ class CrmSync:
         *,
         events: Iterable[str],
         queued_at: float,
+        now: bool = False,
     ) -> str:
-        """Send one lead towards one CRM as its settings say; returns ``review``, ``batch`` or ``queued``."""
-        now = self.runtime.clock.now()
+        """Send one lead towards one CRM as its settings say; returns ``review``, ``batch`` or
+        ``queued``. ``now`` (a playbook's ``sync`` step) skips the hourly/daily batch (not the
+        review queue)."""
+        at = self.runtime.clock.now()
         doc_id = link_id(connection.id, lead_id)
         if integration.review:
             current = await self.store.get(tenant_id, col.CRM_REVIEWS, doc_id)
@@ -292,11 +327,11 @@ class CrmSync:
                     lead_id=lead_id,
                     provider=connection.provider,
                     events=sorted(set(events)),
-                    created_at=now,
+                    created_at=at,
                 )
                 await self.store.set(tenant_id, col.CRM_REVIEWS, doc_id, item.to_doc())
             return "review"
-        if integration.frequency != "realtime":
+        if integration.frequency != "realtime" and not now:
             await self.store.set(
                 tenant_id,
                 col.CRM_BATCH,
@@ -312,7 +347,7 @@ class CrmSync:
                 tenant_id,
                 KIND,  # type: ignore[arg-type]
                 f"b:{connection.id}",
-                due_at=_next_batch_at(now, integration.frequency),
+                due_at=_next_batch_at(at, integration.frequency),
                 payload={"op": "batch", "connection_id": connection.id},
             )
             return "batch"
