@@ -294,7 +294,8 @@ class ConnectionClients:
     crashed refresher blocks the others (it must exceed ``oauth.timeout_s``, else ``ValueError``);
     ``retry_*`` configure stamina (attempts, overall timeout and backoff, seconds). Authorised
     clients are cheap: make one per job, as a client keeps the connection it was made with until
-    that token needs refreshing.
+    that token needs refreshing. ``max_connections`` sizes the shared HTTP pool (all kept alive;
+    size it at least to the worker's concurrency); ignored when ``http`` is given.
     """
 
     def __init__(
@@ -315,6 +316,7 @@ class ConnectionClients:
         retry_timeout_s: float = 60.0,
         retry_wait_initial_s: float = 0.2,
         retry_wait_max_s: float = 10.0,
+        max_connections: int = 32,
     ) -> None:
         if lease_ttl_s <= oauth.timeout_s:
             # a refresh outliving its lease could let another process spend the same refresh token
@@ -324,7 +326,13 @@ class ConnectionClients:
         self.vault = vault
         self.oauth = oauth
         self.clock = clock or SystemClock()
-        self.http = http or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
+        # every connection of the pool is kept alive: httpx's default keeps 20 of its 100, so a
+        # burst wider than 20 (a worker's concurrency) opened a new TCP+TLS connection per request
+        self.http = http or httpx.AsyncClient(
+            timeout=timeout_s,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
         self._own_http = http is None
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.refresh_margin_s = refresh_margin_s
