@@ -37,12 +37,15 @@ async def test_request_limit_exceeded_defers_until_the_allowance_frees(
         synced = [lid for lid, doc in links.items() if doc and doc["status"] == "synced"]
         assert synced == [first.id] and fake.rejected_429 == 1  # the allowance held one lead's two calls
         waiting = second
-        job = await rt.store.get(TENANT, col.JOBS, job_doc_id("crm_sync", f"s:{connection.id}:{waiting.id}"))
+        job = await rt.store.get(
+            TENANT, col.JOBS, job_doc_id("crm_sync", f"f:{connection.id}:{crm_of(rt).shard_of(waiting.id)}")
+        )
         assert job is not None and job["status"] == "pending" and job["attempts"] == 0
         assert job["due_at"] >= rt.clock.now() + 500  # the fake's Retry-After: the window's rest
         logs = await rt.store.query(TENANT, col.CRM_SYNC_LOGS, filters=[where("lead_id", "==", waiting.id)])
         assert [d.data["status"] for d in logs] == ["deferred"]
         assert "REQUEST_LIMIT_EXCEEDED" in logs[0].data["error"]
+        assert await rt.store.get(TENANT, col.CRM_BATCH, link_id(connection.id, waiting.id))  # still queued
         stored = await rt.connections.repository.get_connection(TENANT, connection.id)  # type: ignore[union-attr]
         assert stored is not None and stored.status == "active"  # not a credential problem
         assert (await crm_of(rt).breaker.state(TENANT, connection.id))["state"] == "closed"
