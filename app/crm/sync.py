@@ -17,7 +17,12 @@ One kind, three keys (the payload's ``op`` says which):
   configuration), the link goes to the dead letter (``status: dead``), replayed by
   :func:`replay_dead_letters`.
 * ``b:{connection}`` (``batch``): the hourly or daily batch of an integration, enqueueing a ``sync``
-  job for each lead waiting in ``crm_batch``.
+  job for each lead waiting in ``crm_batch`` (or, for a CRM with batch endpoints, writing them in
+  batches as ``flush`` does).
+* ``f:{connection}:{shard}`` (``flush``): for a CRM whose adapter writes many leads per call
+  (:func:`batch_size`: HubSpot 100, Salesforce 200), the trigger queues the lead as a ``crm_batch``
+  entry and this job writes the shard's entries in vendor batches (:meth:`CrmSync._flush`), so a
+  lead costs a fraction of a request (5 requests per 100 new HubSpot leads).
 
 Every attempt is written to ``crm_sync_logs``. Times are epoch seconds (UTC).
 """
@@ -862,8 +867,9 @@ class CrmSync:
         started: float,
         last_attempt: bool,
     ) -> None:
-        """A whole batch failed (see :meth:`_flush`); always raises :class:`RetryLater` or
-        returns after dead-lettering the batch's leads... then raises to end the flush run."""
+        """A whole batch failed (see :meth:`_flush`): logs it per lead, dead-letters the leads when
+        retrying cannot cure it, and always raises :class:`RetryLater` (after the backoff, or at
+        once when the batch went to the dead letter and more leads may wait)."""
         tenant_id = job.tenant_id
         connection_id = str(job.payload.get("connection_id"))
         attempt = job.attempts + 1
