@@ -435,6 +435,7 @@ def bench_crm_sync(
     seconds: float = 60.0,
     pool: int = 0,
     profile: str | None = None,
+    echo: bool = False,
 ) -> list[str]:
     """Run the benchmark; returns the lines to print (see the module docstring). ``profile``: write
     the app process's cProfile stats to ``{profile}.{adapter}``."""
@@ -446,7 +447,10 @@ def bench_crm_sync(
 
             profiler = cProfile.Profile()
             profiler.enable()
-        lines += asyncio.run(bench_adapter(provider, leads, paced, seconds, pool))
+        done = asyncio.run(bench_adapter(provider, leads, paced, seconds, pool))
+        if echo:
+            print("\n".join(done), flush=True)  # each adapter's figures as soon as they are known
+        lines += done
         if profile:
             profiler.disable()
             profiler.dump_stats(f"{profile}.{provider}")
@@ -461,20 +465,25 @@ def main() -> None:
     parser.add_argument("--paced", type=int, default=200)
     parser.add_argument("--adapters", default=",".join(sorted(LIMITS)))
     parser.add_argument("--pool", type=int, default=8, help="HTTP connection pool size (0: httpx default)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="target duration of the saturated phase")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=60.0,
+        help="the bound is about LEADS / SECONDS leads/s (windows scaled)",
+    )
     parser.add_argument(
         "--profile", default=None, help="write cProfile stats of the app to PROFILE.<adapter>"
     )
     args = parser.parse_args()
-    for line in bench_crm_sync(
+    bench_crm_sync(  # prints each adapter's figures as soon as they are known
         args.leads,
         paced=args.paced,
         adapters=args.adapters.split(","),
         seconds=args.seconds,
         pool=args.pool,
         profile=args.profile,
-    ):
-        print(line, flush=True)
+        echo=True,
+    )
 
 
 if __name__ == "__main__":
