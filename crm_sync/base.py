@@ -30,6 +30,7 @@ __all__ = [
     "ProviderError",
     "RemoteIds",
     "Slot",
+    "gohighlevel_location",
 ]
 
 
@@ -46,7 +47,10 @@ class ProviderError(IntegrationError):
     """The provider answered with an error. ``status`` is the HTTP status (0 for a network error);
     ``retryable`` says whether trying again later can succeed (429, 5xx, network); ``retry_after_s``
     is what the provider asked for (``Retry-After`` or a rate-limit reset header), if anything;
-    ``body`` is the provider's answer, cut to 2,000 characters (never a credential)."""
+    ``body`` is the provider's answer, cut to 2,000 characters (never a credential); ``quota``
+    says the account's allowance is spent (the catalog's ``quota_errors``, e.g. Salesforce's
+    daily API allowance): retryable after ``retry_after_s``, and no sign that the provider is
+    unwell."""
 
     def __init__(
         self,
@@ -56,12 +60,14 @@ class ProviderError(IntegrationError):
         retryable: bool = False,
         retry_after_s: float | None = None,
         body: str = "",
+        quota: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.retry_after_s = retry_after_s
         self.body = body[:2000]
+        self.quota = quota
 
 
 @runtime_checkable
@@ -92,6 +98,15 @@ class ApiClient(Protocol):
     ) -> httpx.Response:
         """Send one authorised request; see the class docstring."""
         ...
+
+
+def gohighlevel_location(account: Mapping[str, Any]) -> str | None:
+    """The GoHighLevel location (sub-account) id of a connection's ``account``: ``location_id``,
+    the key the catalog stores the token response's ``locationId`` under
+    (``crm_sync/catalog.yaml``, ``account_fields``), else a raw ``locationId`` (a connection made
+    by hand or before the catalog mapped it); ``None`` when neither is set."""
+    value = account.get("location_id") or account.get("locationId")
+    return str(value) if value else None
 
 
 # --------------------------------------------------------------------------- CRM

@@ -32,6 +32,7 @@ __all__ = [
     "IdentitySpec",
     "OAuth2Spec",
     "Provider",
+    "QuotaError",
     "RateLimit",
     "RateLimitHeaders",
     "TokenResponseSpec",
@@ -160,6 +161,20 @@ class RateLimitHeaders(_Model):
     reset_s: str | None = None
 
 
+class QuotaError(_Model):
+    """An answer that means "the account's allowance is spent", not "this request is wrong":
+    HTTP ``status`` whose body contains ``code`` (e.g. Salesforce's ``403 REQUEST_LIMIT_EXCEEDED``,
+    the 24-hour API allowance). The client raises it as a retryable
+    :class:`~crm_sync.base.ProviderError` with ``quota=True`` and ``retry_after_s`` seconds (the
+    vendor names no reset time: the wait before asking again, unless the answer carries a
+    ``Retry-After``); ``doc`` the vendor page."""
+
+    status: int = Field(ge=400, le=599)
+    code: str = Field(min_length=1)
+    retry_after_s: float = Field(gt=0)
+    doc: str
+
+
 class CredentialField(_Model):
     """A field a person enters for an ``api_key`` or ``basic`` connection; ``secret`` fields are
     sealed in the vault, the others kept as settings."""
@@ -186,6 +201,7 @@ class Provider(_Model):
     credentials: dict[AuthMode, tuple[CredentialField, ...]] = Field(default_factory=dict)
     rate_limits: tuple[RateLimit, ...] = ()
     rate_limit_headers: RateLimitHeaders = RateLimitHeaders()
+    quota_errors: tuple[QuotaError, ...] = ()
     test_hook: str | None = None
     adapters: dict[AdapterKind, str] = Field(default_factory=dict)
     hooks: tuple[str, ...] = ()

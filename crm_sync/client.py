@@ -264,6 +264,16 @@ def _raise_for(provider: Provider, resp: httpx.Response, used: list[str]) -> Non
     if status < 400:
         return
     body = scrub(resp.text[:2000], used)
+    for quota in provider.quota_errors:
+        if status == quota.status and quota.code in body:
+            raise ProviderError(
+                f"{provider.name}: HTTP {status} {quota.code} (the account's allowance is spent)",
+                status=status,
+                retryable=True,
+                retry_after_s=parse_retry_after(resp.headers) or quota.retry_after_s,
+                body=body,
+                quota=True,
+            )
     if status in (401, 403):
         raise AuthError(f"{provider.name}: HTTP {status} (credentials refused)")
     retryable = status == 429 or status >= 500
@@ -284,7 +294,8 @@ class ConnectionClients:
     crashed refresher blocks the others (it must exceed ``oauth.timeout_s``, else ``ValueError``);
     ``retry_*`` configure stamina (attempts, overall timeout and backoff, seconds). Authorised
     clients are cheap: make one per job, as a client keeps the connection it was made with until
-    that token needs refreshing.
+    that token needs refreshing. ``max_connections`` sizes the shared HTTP pool (all kept alive;
+    size it at least to the worker's concurrency); ignored when ``http`` is given.
     """
 
     def __init__(
@@ -305,6 +316,7 @@ class ConnectionClients:
         retry_timeout_s: float = 60.0,
         retry_wait_initial_s: float = 0.2,
         retry_wait_max_s: float = 10.0,
+        max_connections: int = 32,
     ) -> None:
         if lease_ttl_s <= oauth.timeout_s:
             # a refresh outliving its lease could let another process spend the same refresh token
@@ -314,7 +326,13 @@ class ConnectionClients:
         self.vault = vault
         self.oauth = oauth
         self.clock = clock or SystemClock()
-        self.http = http or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
+        # every connection of the pool is kept alive: httpx's default keeps 20 of its 100, so a
+        # burst wider than 20 (a worker's concurrency) opened a new TCP+TLS connection per request
+        self.http = http or httpx.AsyncClient(
+            timeout=timeout_s,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
         self._own_http = http is None
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.refresh_margin_s = refresh_margin_s
@@ -592,12 +610,25 @@ class AuthorizedClient(ApiClient):
                 await c._mark_needs_reauth(connection, reason="HTTP 401 with fresh credentials")
             if resp.status_code == 429:
                 gate.pause(parse_retry_after(resp.headers) or 1.0)
-            _raise_for(self._provider, resp, used)
+            try:
+                _raise_for(self._provider, resp, used)
+            except ProviderError as exc:
+                if exc.quota and exc.retry_after_s:
+                    gate.pause(exc.retry_after_s)  # every caller of this account would hit it too
+                raise
             return resp
 
 
+#: A wait longer than this is not slept through inside a request: the error goes to the caller
+#: (the sync queue retries the job later, without holding a worker).
+_MAX_INLINE_WAIT_S = 30.0
+
+
 def _retry_hook(exc: Exception) -> bool | float:
-    """stamina's ``on``: retry retryable provider errors, waiting what ``Retry-After`` asked."""
-    if isinstance(exc, ProviderError) and exc.retryable:
-        return exc.retry_after_s if exc.retry_after_s is not None else True
+    """stamina's ``on``: retry retryable provider errors, waiting what ``Retry-After`` asked,
+    unless that is a spent allowance (``quota``) or longer than ``_MAX_INLINE_WAIT_S``."""
+    if isinstance(exc, ProviderError) and exc.retryable and not exc.quota:
+        if exc.retry_after_s is None:
+            return True
+        return exc.retry_after_s if exc.retry_after_s <= _MAX_INLINE_WAIT_S else False
     return False

@@ -32,7 +32,7 @@ from typing import Any
 
 import phonenumbers
 
-from crm_sync.base import ApiClient, IntegrationError, LeadSnapshot, ProviderError
+from crm_sync.base import ApiClient, IntegrationError, LeadSnapshot, ProviderError, gohighlevel_location
 
 __all__ = [
     "DEAL_PREFIX",
@@ -461,7 +461,7 @@ async def fetch_properties(
             for f in body.get("data") or ()
         ]
     if provider == "gohighlevel":
-        location = str(client.account.get("locationId") or "")
+        location = gohighlevel_location(client.account) or ""
         if not location:
             raise MappingError("the GoHighLevel connection has no locationId")
         model = "opportunity" if object_type == "deal" else "contact"

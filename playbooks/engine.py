@@ -46,6 +46,7 @@ from playbooks.runtime import (
     SendMessage,
     SlotFilled,
     StartEvent,
+    SyncRequested,
     Timer,
     TimerCancelled,
     TimerFiredEvent,
@@ -60,6 +61,7 @@ from playbooks.schema import (
     MessageStep,
     Playbook,
     ScoreStep,
+    SyncStep,
     WaitStep,
     pick_language,
 )
@@ -314,6 +316,13 @@ def _cancel_timer(turn: _Turn) -> None:
         turn.state.timer = None
 
 
+def _sync(turn: _Turn, step: SyncStep) -> None:
+    """Ask the app to push the lead to the CRM (an action; the engine does no I/O)."""
+    if step.if_ is not None and not evaluate(step.if_, turn.context(), notes=turn.notes):
+        return
+    turn.actions.append(SyncRequested(integration=step.integration, step_id=step.id))
+
+
 def _score(turn: _Turn, step: ScoreStep) -> None:
     if step.if_ is not None and not evaluate(step.if_, turn.context(), notes=turn.notes):
         return
@@ -400,6 +409,9 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
             step_id = turn.next_of(step)
         elif isinstance(step, ScoreStep):
             _score(turn, step)
+            step_id = turn.next_of(step)
+        elif isinstance(step, SyncStep):
+            _sync(turn, step)  # a scout's (peek) actions are thrown away
             step_id = turn.next_of(step)
         elif isinstance(step, ConditionStep):
             if evaluate(step.if_, turn.context(), notes=turn.notes):

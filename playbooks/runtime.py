@@ -48,6 +48,7 @@ __all__ = [
     "SlotPick",
     "SlotSource",
     "StartEvent",
+    "SyncRequested",
     "Timer",
     "TimerCancelled",
     "TimerFiredEvent",
@@ -240,6 +241,15 @@ class HandoffRequested(_Model):
     step_id: str | None = None
 
 
+class SyncRequested(_Model):
+    """A ``sync`` step asked the app to push the lead to the CRM now: to the connection named by
+    ``integration`` (an id or a provider), or to every CRM connection when it is ``None``."""
+
+    type: Literal["sync_requested"] = "sync_requested"
+    integration: str | None = None
+    step_id: str | None = None
+
+
 class OptOutRequested(_Model):
     """The lead asked, in their own words, not to be contacted any more ("please stop emailing me",
     "ne m'écrivez plus"). The app records it in its opt-out ledger for the conversation's channel
@@ -317,6 +327,7 @@ Action = Annotated[
     | TimerScheduled
     | TimerCancelled
     | HandoffRequested
+    | SyncRequested
     | ConversationEnded
     | OptOutRequested
     | BookingRequested

@@ -46,6 +46,7 @@ __all__ = [
     "ScoreStep",
     "SlotKind",
     "Step",
+    "SyncStep",
     "Trigger",
     "WaitStep",
     "parse_duration",
@@ -378,6 +379,17 @@ class HandoffStep(_StepBase):
     message: LocalizedText | None = None
 
 
+class SyncStep(_StepBase):
+    """Push the lead to the CRM now (the app's CRM sync queue does the writing), then go on.
+    ``integration`` names one CRM connection (its id, or its provider, e.g. ``hubspot``);
+    without it, every CRM connection of the tenant that writes to its CRM receives the lead."""
+
+    type: Literal["sync"]
+    integration: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    if_: Expression | None = Field(default=None, alias="if")
+    """Only sync when this expression is true."""
+
+
 class EndStep(_StepBase):
     """End the conversation with an ``outcome`` (qualified, disqualified, booked, nurture, ...)."""
 
@@ -387,7 +399,15 @@ class EndStep(_StepBase):
 
 
 Step = Annotated[
-    MessageStep | AskStep | ConditionStep | ScoreStep | WaitStep | HandoffStep | EndStep | BookStep,
+    MessageStep
+    | AskStep
+    | ConditionStep
+    | ScoreStep
+    | WaitStep
+    | HandoffStep
+    | EndStep
+    | BookStep
+    | SyncStep,
     Field(discriminator="type"),
 ]
 

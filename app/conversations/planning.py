@@ -29,6 +29,7 @@ from playbooks.runtime import (
     ScoreChanged,
     SendMessage,
     SlotFilled,
+    SyncRequested,
     TimerCancelled,
     TimerScheduled,
 )
@@ -318,6 +319,10 @@ def plan_turn(
             if ld.stage not in ("qualified", "booked"):
                 ld.stage = "handoff"
             events.append(_event(now, "handoff", reason=action.reason, step_id=action.step_id))
+        elif isinstance(action, SyncRequested):  # a playbook's ``sync`` step (app/crm routes it)
+            events.append(
+                _event(now, "sync.requested", integration=action.integration, step_id=action.step_id)
+            )
         elif isinstance(action, OptOutRequested):
             # In the lead's own words: recorded in the ledger with the turn, and every queued send
             # of the conversation is blocked in the same transaction.

@@ -17,7 +17,12 @@ One kind, three keys (the payload's ``op`` says which):
   configuration), the link goes to the dead letter (``status: dead``), replayed by
   :func:`replay_dead_letters`.
 * ``b:{connection}`` (``batch``): the hourly or daily batch of an integration, enqueueing a ``sync``
-  job for each lead waiting in ``crm_batch``.
+  job for each lead waiting in ``crm_batch`` (or, for a CRM with batch endpoints, writing them in
+  batches as ``flush`` does).
+* ``f:{connection}:{shard}`` (``flush``): for a CRM whose adapter writes many leads per call
+  (:func:`batch_size`: HubSpot 100, Salesforce 200), the trigger queues the lead as a ``crm_batch``
+  entry and this job writes the shard's entries in vendor batches (:meth:`CrmSync._flush`), so a
+  lead costs a fraction of a request (5 requests per 100 new HubSpot leads).
 
 Every attempt is written to ``crm_sync_logs``. Times are epoch seconds (UTC).
 """
@@ -28,7 +33,9 @@ import math
 import random
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.conversations.planning import TurnPlan
@@ -50,7 +57,7 @@ from app.crm.webhook_client import WebhookClient
 from app.jobs.queue import Job, RetryLater
 from app.store import Transaction, where
 from app.store import collections as col
-from crm_sync.base import AuthError, CrmAdapter, IntegrationError, ProviderError
+from crm_sync.base import AuthError, CrmAdapter, IntegrationError, LeadSnapshot, ProviderError, RemoteIds
 from crm_sync.client import AuthorizedClient
 from crm_sync.crm import ADAPTERS
 from crm_sync.models import Connection
@@ -59,7 +66,7 @@ if TYPE_CHECKING:
     from app.composition import Runtime
     from app.conversations.lookup import Located
 
-__all__ = ["KIND", "CrmSync", "redact", "replay_dead_letters"]
+__all__ = ["KIND", "CrmSync", "batch_size", "redact", "replay_dead_letters"]
 
 log = get_logger("leadwarm.crm")
 
@@ -102,6 +109,45 @@ def triggers_of(before: Located, plan: TurnPlan) -> set[str]:
     return names
 
 
+def batch_size(provider: str) -> int:
+    """How many leads one call of the provider's adapter writes (``upsert_leads``: HubSpot's batch
+    endpoints take 100 inputs, Salesforce's sObject Collections 200); 1 for an adapter that writes
+    lead by lead (GoHighLevel and Pipedrive have no batch endpoints for contacts)."""
+    cls: Any = ADAPTERS.get(provider)
+    if cls is None or not hasattr(cls, "upsert_leads"):
+        return 1
+    module = __import__(cls.__module__, fromlist=["BATCH_SIZE", "COLLECTION_SIZE"])
+    return int(getattr(module, "BATCH_SIZE", 0) or getattr(module, "COLLECTION_SIZE", 0) or 1)
+
+
+@dataclass
+class _Item:
+    """One queued lead of a flush: its ``crm_batch`` entry, link and (once built) snapshot."""
+
+    entry_id: str
+    rev: str | None
+    lead_id: str
+    queued_at: float
+    link: Link
+    snapshot: LeadSnapshot | None = None
+    key: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+SYNC_REQUESTED = "sync.requested"
+ALL_INTEGRATIONS = "*"
+
+
+def sync_targets(before: Located, plan: TurnPlan) -> set[str]:
+    """The integrations the turn's ``sync`` steps named (``sync.requested`` events' ``integration``:
+    a connection id or a provider), ``"*"`` for a step that named none; empty without such a step."""
+    out: set[str] = set()
+    for event in _new_events(before.conversation.events, plan.conversation.events):
+        if event.type == SYNC_REQUESTED:
+            out.add(str(event.detail.get("integration") or ALL_INTEGRATIONS))
+    return out
+
+
 def _next_batch_at(now: float, frequency: str) -> float:
     period = 3600.0 if frequency == "hourly" else 86400.0
     return (math.floor(now / period) + 1) * period
@@ -109,13 +155,11 @@ def _next_batch_at(now: float, frequency: str) -> float:
 
 def _connection_options(connection: Connection) -> dict[str, Any]:
     """Adapter options the connection itself knows: the outgoing webhook's ``url`` (a setting of an
-    api_key connection) and GoHighLevel's ``location_id`` (the OAuth token response's
-    ``locationId``, stored as ``account.location_id`` by the catalog)."""
+    api_key connection). GoHighLevel's location is read from the connection's account by the
+    adapter itself (:func:`crm_sync.base.gohighlevel_location`)."""
     out: dict[str, Any] = {}
     if connection.provider == "webhook" and connection.settings.get("url"):
         out["url"] = connection.settings["url"]
-    if connection.provider == "gohighlevel" and connection.account.get("location_id"):
-        out["location_id"] = connection.account["location_id"]
     return out
 
 
@@ -124,6 +168,9 @@ class CrmSync:
 
     ``max_attempts`` attempts before the dead letter (capped by the job queue's own);
     ``backoff_base_s`` * 2^(attempt-1), at most ``backoff_max_s``, with +-20 % jitter.
+    Connections whose adapter writes in batches (:func:`batch_size`) are written by
+    ``flush_shards`` flush jobs per connection (one batch being prepared while another is sent),
+    each running batches for at most ``flush_budget_s`` seconds before yielding its worker.
     """
 
     def __init__(
@@ -134,8 +181,12 @@ class CrmSync:
         backoff_base_s: float = 2.0,
         backoff_max_s: float = 600.0,
         breaker: CircuitBreaker | None = None,
+        flush_shards: int = 2,
+        flush_budget_s: float = 20.0,
     ) -> None:
         self.runtime = runtime
+        self.flush_shards = max(1, flush_shards)
+        self.flush_budget_s = flush_budget_s
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -197,6 +248,9 @@ class CrmSync:
             "events": sorted(set(prior.get("events") or []) | names),
             "at": min(float(prior.get("at") or now), now),
         }
+        targets = sync_targets(before, plan)
+        if targets or prior.get("targets"):
+            payload["targets"] = sorted(set(prior.get("targets") or []) | targets)
 
         def write() -> None:
             jobs.write(tx, existing, kind=KIND, key=key, due_at=now, payload=payload)  # type: ignore[arg-type]
@@ -214,6 +268,8 @@ class CrmSync:
             await self._sync(job)
         elif op == "batch":
             await self._batch(job)
+        elif op == "flush":
+            await self._flush(job)
         else:
             log.warning("crm.unknown_op", job=job.id, tenant=job.tenant_id, op=str(op)[:40])
 
@@ -229,12 +285,27 @@ class CrmSync:
         conv = await self.runtime.conversations.latest_conversation(tenant_id, lead.id)
         await fill_contact_fields(self.store, self.runtime.playbooks, lead, conv)
         events = [str(e) for e in job.payload.get("events") or []]
+        targets = {str(t) for t in job.payload.get("targets") or []}
         at = float(job.payload.get("at") or self.runtime.clock.now())
         for connection in await self.connections(tenant_id):
             integration = await self.integration(tenant_id, connection.id)
-            if not integration.outbound() or not set(events) & set(integration.events):
+            if not integration.outbound():
                 continue
-            await self.route(tenant_id, connection, integration, lead.id, events=events, queued_at=at)
+            named = bool(targets & {connection.id, connection.provider})
+            subscribed = set(events) & set(integration.events)
+            if SYNC_REQUESTED in subscribed and targets and ALL_INTEGRATIONS not in targets and not named:
+                subscribed.discard(SYNC_REQUESTED)  # the step named another integration
+            if not (subscribed or named):
+                continue
+            await self.route(
+                tenant_id,
+                connection,
+                integration,
+                lead.id,
+                events=events,
+                queued_at=at,
+                now=SYNC_REQUESTED in events and (named or SYNC_REQUESTED in subscribed),
+            )
 
     async def route(
         self,
@@ -245,9 +316,12 @@ class CrmSync:
         *,
         events: Iterable[str],
         queued_at: float,
+        now: bool = False,
     ) -> str:
-        """Send one lead towards one CRM as its settings say; returns ``review``, ``batch`` or ``queued``."""
-        now = self.runtime.clock.now()
+        """Send one lead towards one CRM as its settings say; returns ``review``, ``batch`` or
+        ``queued``. ``now`` (a playbook's ``sync`` step) skips the hourly/daily batch (not the
+        review queue)."""
+        at = self.runtime.clock.now()
         doc_id = link_id(connection.id, lead_id)
         if integration.review:
             current = await self.store.get(tenant_id, col.CRM_REVIEWS, doc_id)
@@ -258,11 +332,11 @@ class CrmSync:
                     lead_id=lead_id,
                     provider=connection.provider,
                     events=sorted(set(events)),
-                    created_at=now,
+                    created_at=at,
                 )
                 await self.store.set(tenant_id, col.CRM_REVIEWS, doc_id, item.to_doc())
             return "review"
-        if integration.frequency != "realtime":
+        if integration.frequency != "realtime" and not now:
             await self.store.set(
                 tenant_id,
                 col.CRM_BATCH,
@@ -278,12 +352,63 @@ class CrmSync:
                 tenant_id,
                 KIND,  # type: ignore[arg-type]
                 f"b:{connection.id}",
-                due_at=_next_batch_at(now, integration.frequency),
+                due_at=_next_batch_at(at, integration.frequency),
                 payload={"op": "batch", "connection_id": connection.id},
             )
             return "batch"
-        await self.enqueue_sync(tenant_id, connection.id, lead_id, events=events, queued_at=queued_at)
+        if batch_size(connection.provider) > 1:
+            await self.enqueue_flush(tenant_id, connection.id, lead_id, events=events, queued_at=queued_at)
+        else:
+            await self.enqueue_sync(tenant_id, connection.id, lead_id, events=events, queued_at=queued_at)
         return "queued"
+
+    def shard_of(self, lead_id: str) -> int:
+        """The flush shard of a lead (a stable hash of its id, ``0 .. flush_shards - 1``)."""
+        return zlib.crc32(lead_id.encode()) % self.flush_shards
+
+    async def enqueue_flush(
+        self,
+        tenant_id: str,
+        connection_id: str,
+        lead_id: str,
+        *,
+        events: Iterable[str] = (),
+        queued_at: float | None = None,
+    ) -> None:
+        """Queue the lead for the connection's batched writer: its entry in ``crm_batch`` and the
+        shard's ``f:{connection}:{shard}`` job, in one transaction (a lead queued again before
+        the flush coalesces into the same entry, with a new ``rev``)."""
+        now = self.runtime.clock.now()
+        shard = self.shard_of(lead_id)
+        doc_id = link_id(connection_id, lead_id)
+        jobs = self.runtime.jobs
+        key = f"f:{connection_id}:{shard}"
+
+        async def fn(tx: Transaction) -> None:
+            existing = await jobs.read(tx, KIND, key)  # type: ignore[arg-type]
+            prior = await tx.get(col.CRM_BATCH, doc_id)
+            entry = {
+                "connection_id": connection_id,
+                "lead_id": lead_id,
+                "events": sorted(set(events) | set((prior or {}).get("events") or [])),
+                "queued_at": min(
+                    float((prior or {}).get("queued_at") or now), now if queued_at is None else queued_at
+                ),
+                "shard": shard,
+                "rev": uuid.uuid4().hex[:12],
+            }
+            tx.set(col.CRM_BATCH, doc_id, entry)
+            jobs.write(
+                tx,
+                existing,
+                kind=KIND,  # type: ignore[arg-type]
+                key=key,
+                due_at=now,
+                payload={"op": "flush", "connection_id": connection_id, "shard": shard},
+            )
+
+        await self.store.run_transaction(tenant_id, fn)
+        jobs.notify()
 
     async def enqueue_sync(
         self,
@@ -311,6 +436,13 @@ class CrmSync:
 
     async def _batch(self, job: Job) -> None:
         connection_id = str(job.payload.get("connection_id"))
+        services = self.runtime.connections
+        connection = (
+            await services.repository.get_connection(job.tenant_id, connection_id) if services else None
+        )
+        if connection is not None and batch_size(connection.provider) > 1:
+            await self._flush(job)
+            return
         docs = await self.store.query(
             job.tenant_id, col.CRM_BATCH, filters=[where("connection_id", "==", connection_id)], limit=1000
         )
@@ -428,6 +560,23 @@ class CrmSync:
         except Exception as exc:
             duration_ms = (time.perf_counter() - started) * 1000
             retryable = isinstance(exc, ProviderError) and exc.retryable
+            if isinstance(exc, ProviderError) and exc.quota:
+                # the account's allowance is spent (Salesforce's daily API limit): wait for it,
+                # without counting an attempt or blaming the provider's health
+                wait = max(exc.retry_after_s or 0.0, self.backoff_base_s)
+                await self._log(
+                    tenant_id,
+                    self._entry(
+                        job,
+                        link.provider,
+                        "deferred",
+                        idempotency_key=key,
+                        error=f"{type(exc).__name__}: {exc}"[:_LOG_TEXT_MAX],
+                        response={"status": exc.status, "body": exc.body[:_LOG_TEXT_MAX]},
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                    ),
+                )
+                raise RetryLater(wait * random.uniform(1.0, 1.1), "allowance spent", count=False) from None
             unwell = retryable
             if not isinstance(exc, IntegrationError):
                 retryable = True  # a store conflict, a bug fixed by a deploy: try again later
@@ -487,6 +636,319 @@ class CrmSync:
                 duration_ms=duration_ms,
             ),
         )
+
+    # ------------------------------------------------------------------ batched writes
+    def _log_for(
+        self, connection_id: str, lead_id: str, provider: str, status: str, attempt: int, **fields: Any
+    ) -> SyncLog:
+        now = self.runtime.clock.now()
+        return SyncLog(
+            id=f"{int(now * 1000):015d}-{uuid.uuid4().hex[:8]}",
+            connection_id=connection_id,
+            lead_id=lead_id,
+            provider=provider,
+            status=status,
+            attempt=attempt,
+            at=now,
+            **fields,
+        )
+
+    async def _flush(self, job: Job) -> None:
+        """Write the connection's queued leads (``crm_batch`` entries of the job's shard; every
+        entry for an hourly/daily ``batch`` job) in vendor batches through ``upsert_leads``, until
+        none is left or ``flush_budget_s`` has passed (then the job runs again at once).
+
+        Per batch: the snapshots are built and a lead whose content the CRM already holds (same
+        idempotency key) is skipped; one ``upsert_leads`` call; then ONE transaction stores the
+        links, the sync logs and deletes the entries (an entry queued again meanwhile, a new
+        ``rev``, is kept for the next batch). A lead the CRM refused alone goes to the dead letter,
+        or, when retrying may cure it, to its own ``sync`` job (backoff, dead letter). A failure of
+        the whole call: a spent allowance defers the job, a retryable one (429, 5xx, network)
+        retries it with backoff and counts against the breaker, anything else (or the last
+        attempt) dead-letters the batch's leads."""
+        connection_id = str(job.payload.get("connection_id"))
+        shard = job.payload.get("shard")
+        filters = [where("connection_id", "==", connection_id)]
+        if shard is not None:
+            filters.append(where("shard", "==", int(shard)))
+        deadline = time.monotonic() + self.flush_budget_s
+        while True:
+            more = await self._flush_once(job, connection_id, filters)
+            if not more:
+                return
+            if time.monotonic() > deadline:
+                raise RetryLater(0.0, "more leads queued", count=False)
+
+    async def _flush_once(self, job: Job, connection_id: str, filters: list[Any]) -> bool:
+        """One batch of :meth:`_flush`; returns whether a full batch was taken (more may wait)."""
+        tenant_id = job.tenant_id
+        services = self.runtime.connections
+        stored = await services.repository.get_connection(tenant_id, connection_id) if services else None
+        provider = stored.provider if stored else ""
+        size = batch_size(provider) if provider else 1
+        docs = await self.store.query(tenant_id, col.CRM_BATCH, filters=filters, limit=size)
+        if not docs:
+            return False
+        attempt = job.attempts + 1
+        last_attempt = attempt >= min(self.max_attempts, self.runtime.jobs.max_attempts)
+        items: list[_Item] = []
+        for doc in docs:
+            lead_id = str(doc.data["lead_id"])
+            link_doc = await self.store.get(tenant_id, col.CRM_LINKS, doc.id)
+            link = (
+                Link.from_doc(link_doc)
+                if link_doc
+                else Link(id=doc.id, connection_id=connection_id, lead_id=lead_id, provider=provider)
+            )
+            link.provider = link.provider or provider
+            items.append(
+                _Item(
+                    entry_id=doc.id,
+                    rev=doc.data.get("rev"),
+                    lead_id=lead_id,
+                    queued_at=float(doc.data.get("queued_at") or self.runtime.clock.now()),
+                    link=link,
+                )
+            )
+        logs: list[SyncLog] = []
+        links: list[Link] = []
+        done: list[_Item] = []  # entries to delete
+        integration = await self.integration(tenant_id, connection_id)
+        if stored is None or not integration.outbound():
+            for item in items:
+                logs.append(
+                    self._log_for(
+                        connection_id, item.lead_id, provider, "skipped", attempt, error="sync disabled"
+                    )
+                )
+            await self._commit_flush(tenant_id, items, links, logs)
+            return len(docs) == size
+        wait = await self.breaker.admit(tenant_id, connection_id)
+        if wait is not None:
+            logs = [
+                self._log_for(
+                    connection_id, item.lead_id, provider, "deferred", attempt, error="circuit open"
+                )
+                for item in items
+            ]
+            await self._commit_flush(tenant_id, [], [], logs)
+            raise RetryLater(wait + random.uniform(0.0, min(1.0, wait / 10)), "circuit open", count=False)
+        started = time.perf_counter()
+        try:
+            connection, adapter = await self._adapter(tenant_id, connection_id)
+            options = {**_connection_options(connection), **integration.options}
+            with_options = integration.model_copy(update={"options": options})
+            for item in items:
+                lead = await self._load_lead(tenant_id, item.lead_id)
+                if lead is None:
+                    logs.append(
+                        self._log_for(
+                            connection_id, item.lead_id, provider, "skipped", attempt, error="lead gone"
+                        )
+                    )
+                    done.append(item)
+                    continue
+                conv = await self.runtime.conversations.latest_conversation(tenant_id, lead.id)
+                snapshot = await build_snapshot(
+                    store=self.store,
+                    playbooks=self.runtime.playbooks,
+                    lead=lead,
+                    conv=conv,
+                    integration=with_options,
+                    provider=connection.provider,
+                    public_base_url=self.runtime.settings.public_base_url,
+                    remote_ids=item.link.remote_ids,
+                )
+                key = idempotency_key(connection_id, snapshot)
+                if not snapshot.email and not snapshot.phone:
+                    logs.append(
+                        self._log_for(
+                            connection_id,
+                            item.lead_id,
+                            provider,
+                            "skipped",
+                            attempt,
+                            error="no email or phone yet",
+                        )
+                    )
+                    done.append(item)
+                elif item.link.synced_key == key and item.link.status == "synced":
+                    logs.append(
+                        self._log_for(
+                            connection_id, item.lead_id, provider, "skipped", attempt, idempotency_key=key
+                        )
+                    )
+                    done.append(item)
+                else:
+                    item.snapshot, item.key = snapshot, key
+                    item.payload = redact(snapshot_payload(snapshot))
+            sending = [item for item in items if item.snapshot is not None]
+            results: list[RemoteIds | IntegrationError] = (
+                await adapter.upsert_leads([item.snapshot for item in sending if item.snapshot])  # type: ignore[attr-defined]
+                if sending
+                else []
+            )
+        except Exception as exc:
+            await self._flush_failed(job, items, done, logs, exc, started=started, last_attempt=last_attempt)
+            raise AssertionError("unreachable") from None  # pragma: no cover
+        duration_ms = (time.perf_counter() - started) * 1000
+        now = self.runtime.clock.now()
+        retry_alone: list[_Item] = []
+        for item, result in zip(sending, results, strict=True):
+            link = item.link
+            if isinstance(result, RemoteIds):
+                link.remote_ids = result.as_dict()
+                link.remote_contact = result.contact
+                link.synced_key = item.key
+                link.status = "synced"
+                link.last_error = None
+                link.attempts = attempt
+                link.queued_at = item.queued_at
+                link.synced_at = now
+                link.writes += 1
+                logs.append(
+                    self._log_for(
+                        connection_id,
+                        item.lead_id,
+                        link.provider,
+                        "ok",
+                        attempt,
+                        idempotency_key=item.key,
+                        payload=item.payload,
+                        response={**result.as_dict(), "created": result.created},
+                        duration_ms=duration_ms,
+                    )
+                )
+                links.append(link)
+                done.append(item)
+                continue
+            error = f"{type(result).__name__}: {result}"[:_LOG_TEXT_MAX]
+            response = (
+                {"status": result.status, "body": result.body[:_LOG_TEXT_MAX]}
+                if isinstance(result, ProviderError)
+                else {}
+            )
+            alone = isinstance(result, ProviderError) and result.retryable
+            logs.append(
+                self._log_for(
+                    connection_id,
+                    item.lead_id,
+                    link.provider,
+                    "retry" if alone else "dead",
+                    attempt,
+                    idempotency_key=item.key,
+                    error=error,
+                    payload=item.payload,
+                    response=response,
+                    duration_ms=duration_ms,
+                )
+            )
+            if alone:
+                retry_alone.append(item)
+            else:
+                link.status, link.last_error, link.attempts = "dead", error, attempt
+                links.append(link)
+            done.append(item)
+        await self._commit_flush(tenant_id, done, links, logs)
+        for item in retry_alone:
+            await self.enqueue_sync(tenant_id, connection_id, item.lead_id, queued_at=item.queued_at)
+        if sending:
+            await self.breaker.success(tenant_id, connection_id)
+        return len(docs) == size
+
+    async def _flush_failed(
+        self,
+        job: Job,
+        items: list[_Item],
+        done: list[_Item],
+        logs: list[SyncLog],
+        exc: Exception,
+        *,
+        started: float,
+        last_attempt: bool,
+    ) -> None:
+        """A whole batch failed (see :meth:`_flush`): logs it per lead, dead-letters the leads when
+        retrying cannot cure it, and always raises :class:`RetryLater` (after the backoff, or at
+        once when the batch went to the dead letter and more leads may wait)."""
+        tenant_id = job.tenant_id
+        connection_id = str(job.payload.get("connection_id"))
+        attempt = job.attempts + 1
+        duration_ms = (time.perf_counter() - started) * 1000
+        error = f"{type(exc).__name__}: {exc}"[:_LOG_TEXT_MAX]
+        response = (
+            {"status": exc.status, "body": exc.body[:_LOG_TEXT_MAX]} if isinstance(exc, ProviderError) else {}
+        )
+        pending = [item for item in items if item not in done]
+        if isinstance(exc, ProviderError) and exc.quota:
+            for item in pending:
+                logs.append(
+                    self._log_for(
+                        connection_id,
+                        item.lead_id,
+                        item.link.provider,
+                        "deferred",
+                        attempt,
+                        idempotency_key=item.key,
+                        error=error,
+                        response=response,
+                        duration_ms=duration_ms,
+                    )
+                )
+            await self._commit_flush(tenant_id, done, [], logs)
+            wait = max(exc.retry_after_s or 0.0, self.backoff_base_s)
+            raise RetryLater(wait * random.uniform(1.0, 1.1), "allowance spent", count=False)
+        retryable = isinstance(exc, ProviderError) and exc.retryable
+        if retryable:
+            await self.breaker.failure(tenant_id, connection_id)
+        if not isinstance(exc, IntegrationError):
+            retryable = True  # a store conflict, a bug fixed by a deploy: try again later
+        dead = not retryable or last_attempt or isinstance(exc, AuthError)
+        links: list[Link] = []
+        for item in pending:
+            logs.append(
+                self._log_for(
+                    connection_id,
+                    item.lead_id,
+                    item.link.provider,
+                    "dead" if dead else "retry",
+                    attempt,
+                    idempotency_key=item.key,
+                    error=error,
+                    payload=item.payload,
+                    response=response,
+                    duration_ms=duration_ms,
+                )
+            )
+            if dead:
+                item.link.status, item.link.last_error, item.link.attempts = "dead", error, attempt
+                links.append(item.link)
+        await self._commit_flush(tenant_id, items if dead else done, links, logs)
+        if dead:
+            log.warning(
+                "crm.dead_letter", tenant=tenant_id, connection=connection_id, leads=len(pending), error=error
+            )
+            raise RetryLater(0.0, "batch dead-lettered; more may wait", count=False)
+        retry_after = exc.retry_after_s if isinstance(exc, ProviderError) else None
+        raise RetryLater(self._delay(attempt, retry_after), error)
+
+    async def _commit_flush(
+        self, tenant_id: str, done: list[_Item], links: list[Link], logs: list[SyncLog]
+    ) -> None:
+        """One transaction: the links, the logs, and the entries of ``done`` deleted unless queued
+        again meanwhile (their ``rev`` moved)."""
+
+        async def fn(tx: Transaction) -> None:
+            current = {item.entry_id: await tx.get(col.CRM_BATCH, item.entry_id) for item in done}
+            for item in done:
+                doc = current[item.entry_id]
+                if doc is not None and doc.get("rev") == item.rev:
+                    tx.delete(col.CRM_BATCH, item.entry_id)
+            for link in links:
+                tx.set(col.CRM_LINKS, link.id, link.to_doc())
+            for entry in logs:
+                tx.set(col.CRM_SYNC_LOGS, entry.id, entry.to_doc())
+
+        await self.store.run_transaction(tenant_id, fn)
 
     # ------------------------------------------------------------------ review queue
     async def decide(

@@ -18,7 +18,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from crm_sync.base import ApiClient, Attendee, Booking, IntegrationError, ProviderError, Slot, SlotTakenError
+from crm_sync.base import (
+    ApiClient,
+    Attendee,
+    Booking,
+    IntegrationError,
+    ProviderError,
+    Slot,
+    SlotTakenError,
+    gohighlevel_location,
+)
 from crm_sync.calendars.common import MAX_RANGE_S, CalendarChange, json_body, load_zone, parse_iso, to_iso
 from kernel.clock import Clock, SystemClock
 
@@ -32,7 +41,7 @@ _MAX_WINDOW_S = 31 * 86400 - 1
 
 class GoHighLevelCalendar:
     """:class:`~crm_sync.base.CalendarProvider` for one GoHighLevel calendar of the connected
-    location (``client.account["locationId"]``).
+    location (``client.account["location_id"]``, see :func:`~crm_sync.base.gohighlevel_location`).
 
     ``timezone`` is the zone GoHighLevel computes slots in (the lead's or the calendar's);
     ``contact_for`` maps an attendee to a GoHighLevel contact id (default: upsert by email/phone).
@@ -50,7 +59,7 @@ class GoHighLevelCalendar:
         contact_for: Callable[[Attendee], Awaitable[str]] | None = None,
         clock: Clock | None = None,
     ) -> None:
-        location = client.account.get("locationId")
+        location = gohighlevel_location(client.account)
         if not location:
             raise IntegrationError("gohighlevel: the connection has no locationId")
         load_zone(timezone)

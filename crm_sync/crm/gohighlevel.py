@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crm_sync.base import ApiClient, LeadSnapshot, ProviderError, RemoteIds
+from crm_sync.base import ApiClient, LeadSnapshot, ProviderError, RemoteIds, gohighlevel_location
 from crm_sync.crm._common import (
     AdapterConfigError,
     deal_title,
@@ -89,7 +89,7 @@ def _custom(
 
 
 class GoHighLevelAdapter:
-    """GoHighLevel over an :class:`ApiClient` whose ``account`` carries ``locationId``; see the
+    """GoHighLevel over an :class:`ApiClient` whose ``account`` carries ``location_id``; see the
     module docstring for the calls. Raises :class:`~crm_sync.base.IntegrationError` subclasses."""
 
     provider = "gohighlevel"
@@ -98,7 +98,9 @@ class GoHighLevelAdapter:
         self._client = client
 
     def _location(self, lead: LeadSnapshot | None = None) -> str:
-        location = self._client.account.get("locationId") or (option(lead, "location_id") if lead else None)
+        location = gohighlevel_location(self._client.account) or (
+            option(lead, "location_id") if lead else None
+        )
         if not location:
             raise AdapterConfigError("the GoHighLevel connection has no locationId")
         return str(location)

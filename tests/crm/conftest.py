@@ -89,7 +89,7 @@ async def rt(tmp_path: Path, vault_key: str) -> AsyncIterator[Runtime]:
 
 
 ACCOUNTS: dict[str, dict[str, Any]] = {
-    "gohighlevel": {"locationId": LOCATION, "location_id": LOCATION},
+    "gohighlevel": {"location_id": LOCATION},  # as the catalog stores the token response's locationId
     "hubspot": {"portal_id": "62515"},
     "pipedrive": {},
     "salesforce": {"api_version": "v61.0"},

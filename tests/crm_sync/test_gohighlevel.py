@@ -239,3 +239,29 @@ async def test_burst_limit_answers_429_with_rate_limit_headers():
     finally:
         await client.aclose()
         await fake.stop()
+
+
+async def test_the_account_as_the_oauth_flow_stores_it_reaches_adapter_mapping_and_calendar(ghl_prism):
+    """The token response's ``locationId`` is stored as ``account.location_id`` (the catalog's
+    ``account_fields``); the adapter, the property list and the calendar all find it there."""
+    from crm_sync.calendars.gohighlevel import GoHighLevelCalendar
+    from crm_sync.catalog import load_catalog
+    from crm_sync.mapping import fetch_properties
+    from crm_sync.oauth import parse_token_response
+
+    tokens = parse_token_response(
+        load_catalog().get("gohighlevel"),
+        {"access_token": "a", "expires_in": 86399, "locationId": LOCATION, "userType": "Location"},
+        now=1_900_000_000.0,
+    )
+    client = client_for(ghl_prism)
+    client.account = dict(tokens.account)
+    assert "locationId" not in client.account
+    try:
+        await GoHighLevelAdapter(client).upsert_lead(qualified_lead(options=OPTIONS))
+        assert client.calls[0].json["locationId"] == LOCATION
+        await fetch_properties(client, object_type="contact")
+        assert client.calls[-1].path == f"/locations/{LOCATION}/customFields"
+        GoHighLevelCalendar(client, calendar_id="cal-1")  # raised "no locationId" before
+    finally:
+        await client.aclose()

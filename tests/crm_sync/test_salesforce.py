@@ -197,3 +197,42 @@ async def test_a_stored_id_deleted_in_salesforce_is_dropped(salesforce):
     assert second.contact != first.contact and second.created
     assert len(salesforce.records["Lead"]) == 1 and len(salesforce.records["Note"]) == 1
     await client.aclose()
+
+
+async def test_contact_mode_collections_write_contacts_opportunities_notes_in_three_requests(salesforce):
+    client = client_for(salesforce)
+    adapter = SalesforceAdapter(client)
+    options = {**EXT, "object": "contact", "stage_name": "Qualification"}
+    leads = [
+        qualified_lead(lead_id=f"lead-{i}", email=f"c{i}@example.com", options=options) for i in range(50)
+    ]
+    results = await adapter.upsert_leads(leads)
+    assert [m for m, _ in salesforce.requests] == ["PATCH", "PATCH", "POST"]
+    assert salesforce.requests[1][1].endswith("/composite/sobjects/Opportunity/LeadWarm_Id__c")
+    records = salesforce.records
+    assert (len(records["Contact"]), len(records["Opportunity"]), len(records["Note"])) == (50, 50, 50)
+    for lead, ids in zip(leads, results, strict=True):
+        assert not isinstance(ids, Exception) and ids.deal and ids.note
+        assert records["Contact"][ids.contact]["LeadWarm_Id__c"] == lead.lead_id
+        assert records["Opportunity"][ids.deal]["ContactId"] == ids.contact
+        assert records["Opportunity"][ids.deal]["StageName"] == "Qualification"
+        assert records["Note"][ids.note]["ParentId"] == ids.contact
+    # a second sync with the stored ids updates the same 150 records
+    salesforce.requests.clear()
+    again = await adapter.upsert_leads(
+        [
+            qualified_lead(
+                lead_id=f"lead-{i}",
+                email=f"c{i}@example.com",
+                score=95,
+                options=options,
+                remote_ids=r.as_dict(),
+            )
+            for i, r in enumerate(results)
+            if not isinstance(r, Exception)
+        ]
+    )
+    assert [m for m, _ in salesforce.requests] == ["PATCH", "PATCH", "PATCH"]
+    assert (len(records["Contact"]), len(records["Opportunity"]), len(records["Note"])) == (50, 50, 50)
+    assert all(not isinstance(r, Exception) and not r.created for r in again)
+    await client.aclose()

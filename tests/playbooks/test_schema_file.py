@@ -20,7 +20,7 @@ def test_schema_describes_the_format(tmp_path: Path) -> None:
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {"id", "name", "version", "steps"}
     mapping = schema["properties"]["steps"]["items"]["discriminator"]["mapping"]
-    assert set(mapping) == {"message", "ask", "condition", "score", "wait", "handoff", "end", "book"}
+    assert set(mapping) == {"message", "ask", "condition", "score", "wait", "handoff", "end", "book", "sync"}
     assert "if" in schema["$defs"]["ConditionStep"]["properties"]
 
 
