@@ -1,14 +1,18 @@
 """First-run setup of the default tenant: profile, demo playbooks and knowledge, admin key, routes.
 
-Idempotent: run at every start; it only fills what is missing. A generated admin key is printed
+Idempotent: run at every start; it only fills what is missing. Several processes may start at
+once on an empty store (a deployment of N instances): the one that saves a demo playbook second
+finds the same version saved and goes on. A generated admin key is printed
 once and kept in ``LEADWARM_DATA_DIR/admin-api-key.<tenant>.txt`` (mode 0600).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from app.ai.knowledge.demo import DEMO_AI_CONFIG, DEMO_QA
+from app.authoring.repository import PlaybookVersionExistsError
 from app.composition import Runtime
 from app.store import collections as col
 from app.tenancy.directory import new_api_key, write_key_file
@@ -48,7 +52,10 @@ async def bootstrap(runtime: Runtime) -> BootstrapResult:
         )
         if settings.seed_demo:
             for path in sorted(LIBRARY_DIR.glob("*.yaml")):
-                await runtime.playbooks.save(tenant_id, path.read_text(encoding="utf-8"), origin=path.name)
+                # another process starting on the same empty store may have saved it first
+                with contextlib.suppress(PlaybookVersionExistsError):
+                    text = path.read_text(encoding="utf-8")
+                    await runtime.playbooks.save(tenant_id, text, origin=path.name)
             profile.default_playbook = DEMO_PLAYBOOK_EN
             profile.playbooks_by_language = {"en": DEMO_PLAYBOOK_EN, "fr": DEMO_PLAYBOOK_FR}
             await runtime.knowledge.save(tenant_id, list(DEMO_QA))
