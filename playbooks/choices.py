@@ -16,6 +16,7 @@ cut to :data:`MAX_CHARS` characters and labels to their first 12 words.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -270,7 +271,16 @@ _NUMBER_WORDS = {
 }  # fmt: skip
 _FEW = {"couple": 2, "few": 3, "quelques": 3, "several": 4, "plusieurs": 4}
 
-_STEMMERS = (snowballstemmer.stemmer("french"), snowballstemmer.stemmer("english"))
+
+class _Stemmers(threading.local):
+    """Snowball stemmers keep per-word state in the instance: one pair per thread (the offline
+    interpreter reads texts in a worker thread while the event loop may match choices)."""
+
+    def __init__(self) -> None:
+        self.pair = (snowballstemmer.stemmer("french"), snowballstemmer.stemmer("english"))
+
+
+_STEMMERS = _Stemmers()
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +307,7 @@ class _Token:
 
 @lru_cache(maxsize=4096)
 def _stems(word: str) -> frozenset[str]:
-    return frozenset({word, *(s.stemWord(word) for s in _STEMMERS)})
+    return frozenset({word, *(s.stemWord(word) for s in _STEMMERS.pair)})
 
 
 def _tokens(text: str, *, keep_stop: bool = False) -> list[_Token]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,9 @@ __all__ = ["RuleInterpreter", "detect_intent", "looks_like_question", "read_mess
 
 MAX_CHARS = 2000
 """Only the first characters of a message are read (a pasted essay is cut, never looped over)."""
+
+_READER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadwarm-reader")
+"""The one thread where :meth:`RuleInterpreter.interpret` reads texts, off the event loop."""
 
 
 def _phrases(*items: str) -> re.Pattern[str]:
@@ -853,8 +857,9 @@ class RuleInterpreter:
         """Read ``text`` against the asked slot (``ask`` and its ``others``) and ``open_slots``.
 
         The reading (language detection, slot parsing, dates) is CPU work over the lead's text: it
-        runs in a worker thread, so one long message never holds the event loop that every tenant's
-        webhooks share (issue 16)."""
+        runs in :data:`_READER`'s one thread, so one long message never holds the event loop that
+        every tenant's webhooks share (issue 16), and the parsing libraries (dateparser, the Snowball
+        stemmers, py3langid) are never entered by two readers at once."""
         now = float(self._clock.now())
         phone = state.lead.get("phone") if isinstance(state.lead.get("phone"), str) else None
 
@@ -875,7 +880,7 @@ class RuleInterpreter:
             result.language = language
             return reading, result
 
-        reading, result = await asyncio.to_thread(read)
+        reading, result = await asyncio.get_running_loop().run_in_executor(_READER, read)
         if self._answer is not None and result.intent == "question":
             questions = [s for s in _sentences(text[:MAX_CHARS]) if _sentence_is_question(s)]
             result.answer = await self._answer(" ".join(questions) or text, reading)

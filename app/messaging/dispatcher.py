@@ -257,8 +257,11 @@ class Dispatcher:
                 key=item.id,
                 text=item.text,
             )
-        intent = {"intent_at": self.clock.now(), "intent_channel": item.channel}
-        await self.store.set(tenant_id, OUTBOX, item.id, intent, merge=True)
+        if self.channels.traits(item.channel).statuses_carry_reference:
+            # only a provider that echoes our reference can reconcile: elsewhere the intent would
+            # cost a store write per send and change nothing
+            intent = {"intent_at": self.clock.now(), "intent_channel": item.channel}
+            await self.store.set(tenant_id, OUTBOX, item.id, intent, merge=True)
         reply_to, thread = await self._thread(tenant_id, item)
         message = OutboundMessage(
             to=item.to,
