@@ -36,9 +36,10 @@ _EN = [
         "en",
         "pricing",
         "What is the price of a solar installation?",
-        "It depends on your roof, your consumption and the number of panels: most home installations "
-        "we fit range from a few kilowatt-peak to about 9 kWp. We give you an exact, itemised price "
-        "after a free site survey.",
+        "It depends on the work and your home: insulation is priced by area and material, a heat "
+        "pump by its power, solar panels by your roof and consumption (most home systems we fit "
+        "range from a few kilowatt-peak to about 9 kWp). We give you an exact, itemised price after "
+        "a free site survey.",
         "price cost costs pricing expensive cheap budget how-much panels kwp tariff rate system average",
     ),
     _qa(
@@ -155,9 +156,10 @@ _FR = [
         "fr",
         "tarifs",
         "Quel est le prix d'une installation solaire ?",
-        "Cela dépend de votre toiture, de votre consommation et du nombre de panneaux : la plupart "
-        "des installations que nous posons vont de quelques kilowatts-crête à environ 9 kWc. Nous "
-        "vous remettons un prix précis et détaillé après une visite technique gratuite.",
+        "Cela dépend des travaux et de votre logement : une isolation se chiffre selon la surface "
+        "et l'isolant, une pompe à chaleur selon la puissance, des panneaux solaires selon votre "
+        "toiture et votre consommation (de quelques kilowatts-crête à environ 9 kWc). Nous vous "
+        "remettons un prix précis et détaillé après une visite technique gratuite.",
         "prix coût coûte tarif tarifs combien cher budget panneaux kwc montant moyenne revient",
     ),
     _qa(
