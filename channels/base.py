@@ -207,7 +207,8 @@ class ChannelTraits:
     ``max_inbound_chars``: longest inbound text kept (characters); a longer one is cut and the
     message's ``metadata["truncated_from"]`` says how long it was (see :func:`bound_parsed`).
     ``statuses_carry_reference``: the provider echoes our ``idempotency_key`` in its delivery
-    statuses (:attr:`DeliveryStatus.client_ref`), so a send whose answer we lost can be matched later.
+    statuses (:attr:`DeliveryStatus.client_ref`) of template sends, so a template send whose answer
+    we lost can be matched later.
     """
 
     address_field: str

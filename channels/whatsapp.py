@@ -199,9 +199,11 @@ def build_message_payload(message: OutboundMessage, *, list_button_label: str = 
     if not to.isdigit():
         raise SendError("WhatsApp recipient must be an E.164 phone number", retryable=False)
     payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
-    if message.idempotency_key:
-        # Echoed in this message's status webhooks (Cloud API "Messages" reference,
-        # biz_opaque_callback_data, at most 512 characters): a send whose answer was lost is found.
+    if message.idempotency_key and message.template:
+        # Echoed in this message's status webhooks (biz_opaque_callback_data, at most 512
+        # characters): a send whose answer was lost is found. Templates only: the v23.0 OpenAPI
+        # description (shared/specs/whatsapp) accepts the field on a template message and refuses
+        # it on text and interactive ones (additionalProperties: false; Prism answers 422).
         payload["biz_opaque_callback_data"] = message.idempotency_key[:512]
     if message.reply_to:
         payload["context"] = {"message_id": message.reply_to}

@@ -16,7 +16,8 @@ Duplicate sends after a crash. The intent (``intent_at`` on the outbox item) is 
 provider is called; a definite answer (sent, or an error) replaces it. An item found pending with
 an intent was handed to the provider by a process that died before recording the answer:
 - on a channel whose delivery statuses echo our reference (``statuses_carry_reference``: WhatsApp's
-  ``biz_opaque_callback_data``), the send waits up to :data:`RECONCILE_WAIT_S` after the intent for
+  ``biz_opaque_callback_data``, which Meta's OpenAPI description allows on templates only, so only
+  template sends record an intent; a session message is sent again), the send waits up to :data:`RECONCILE_WAIT_S` after the intent for
   the provider's status, which :func:`reconcile_from_status` turns into our record (no resend);
   past the wait with no status, it is sent again;
 - e-mail is sent again with the same Message-ID (derived from the outbox item), which mail systems
@@ -257,9 +258,9 @@ class Dispatcher:
                 key=item.id,
                 text=item.text,
             )
-        if self.channels.traits(item.channel).statuses_carry_reference:
-            # only a provider that echoes our reference can reconcile: elsewhere the intent would
-            # cost a store write per send and change nothing
+        if self.channels.traits(item.channel).statuses_carry_reference and result.template is not None:
+            # only a send whose statuses echo our reference can be reconciled (WhatsApp templates):
+            # elsewhere the intent would cost a store write per send and change nothing
             intent = {"intent_at": self.clock.now(), "intent_channel": item.channel}
             await self.store.set(tenant_id, OUTBOX, item.id, intent, merge=True)
         reply_to, thread = await self._thread(tenant_id, item)

@@ -2,8 +2,9 @@
 
 The crash is injected where it hurts (the record of a send that the provider accepted raises a
 ``BaseException``, as a kill would leave it: the provider has the message, we have only the intent).
-WhatsApp: the next dispatch waits for the provider's status, which echoes our outbox id
-(``biz_opaque_callback_data``) and becomes our record: one message reaches the Graph API. Without a
+WhatsApp templates (the OpenAPI description allows ``biz_opaque_callback_data`` on templates
+only): the next dispatch waits for the provider's status, which echoes our outbox id and becomes
+our record: one message reaches the Graph API. Without a
 status within ``RECONCILE_WAIT_S`` it is sent again (the window that remains). E-mail: the resend
 carries the same Message-ID.
 """
@@ -30,7 +31,7 @@ from app.store.ids import compound_id
 from app.tenancy.bootstrap import bootstrap
 from channels.base import InboundMessage
 from kernel.clock import ManualClock
-from tests.app.conftest import PHONE_ID, make_settings, no_quiet_hours, sign
+from tests.app.conftest import ADMIN_KEY, INTRO_TEMPLATE, PHONE_ID, make_settings, no_quiet_hours, sign
 from tests.channels.conftest import fixture_bytes
 from tests.support.recording import RecordingServer, Reply
 from tests.support.smtp_server import SmtpRecorder, running_smtp_server
@@ -85,6 +86,20 @@ async def _first_reply_pending(rt: Runtime, channel: str, address: str, recipien
     return conv.id
 
 
+async def _template_opening_pending(rt: Runtime, client: AsyncTestClient[Litestar]) -> str:
+    """A lead created by API on WhatsApp outside the window: its opening template waits in the
+    outbox; returns the conversation's id."""
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    r = await client.put(
+        "/api/v1/settings", json={"whatsapp_templates": {"default": INTRO_TEMPLATE}}, headers=auth
+    )
+    assert r.status_code == 200, r.text
+    lead = {"name": "Alex Martin", "phone": LEAD, "channel": "whatsapp", "language": "en"}
+    r = await client.post("/api/v1/leads", json=lead, headers=auth)
+    assert r.status_code == 201 and r.json()["opening"] == "template", r.text
+    return str(r.json()["conversation_id"])
+
+
 async def _dispatch(rt: Runtime, conversation_id: str) -> None:
     doc = await rt.store.get("demo", JOBS, compound_id("dispatch", conversation_id))
     assert doc is not None
@@ -113,7 +128,7 @@ async def test_whatsapp_status_reconciles_an_unrecorded_send(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rt, client, graph, _ = world
-    conversation_id = await _first_reply_pending(rt, "whatsapp", LEAD, PHONE_ID)
+    conversation_id = await _template_opening_pending(rt, client)
     graph.replies.append(Reply(body={"messaging_product": "whatsapp", "messages": [{"id": "wamid.OUT1"}]}))
     await _dispatch_killed_after_the_provider_answered(rt, conversation_id, monkeypatch)
     [sent] = _graph_sends(graph)
@@ -153,8 +168,8 @@ async def test_without_a_status_the_send_is_repeated_after_the_wait(
     world: tuple[Runtime, AsyncTestClient[Litestar], RecordingServer, SmtpRecorder],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rt, _, graph, _ = world
-    conversation_id = await _first_reply_pending(rt, "whatsapp", LEAD, PHONE_ID)
+    rt, client, graph, _ = world
+    conversation_id = await _template_opening_pending(rt, client)
     await _dispatch_killed_after_the_provider_answered(rt, conversation_id, monkeypatch)
     assert len(_graph_sends(graph)) == 1
     rt.clock.advance(RECONCILE_WAIT_S / 2)  # type: ignore[attr-defined]
