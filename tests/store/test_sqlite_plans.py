@@ -96,3 +96,36 @@ def test_the_schedulers_next_due_query_seeks_the_group_index(store: SQLiteStore)
     assert "ix_g_status_due_at" in plan, plan
     assert "SCAN docs" not in plan, plan
     assert "<expr>=? AND <expr><?" in plan, plan  # the horizon bounds the seek
+
+
+@pytest.mark.parametrize(
+    ("collection", "order", "index"),
+    [
+        ("conversations", Order("created_at", descending=True), "ix_t_created_at"),
+        ("leads", Order("created_at", descending=True), "ix_t_created_at"),
+        ("conversations/cv_1/messages", Order("seq"), "ix_t_seq"),
+    ],
+)
+def test_an_order_without_a_condition_reads_the_index_in_order(
+    store: SQLiteStore, collection: str, order: Order, index: str
+) -> None:
+    """ "Newest first" with no filter on the ordered field walks the partial index in order (its
+    condition is the query's own presence term), with no sort of the whole collection; so does
+    the next page of a cursor."""
+    for cursor in (None, [10.0, "x"]):
+        tail, params = _compile([], [order], 50, cursor)
+        sql = "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail
+        plan = _plan(store, sql, ["demo", collection, *params])
+        assert f"USING INDEX {index}" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+        assert "SCAN docs" not in plan, plan
+
+
+def test_count_searches_its_collection_never_the_whole_table(store: SQLiteStore) -> None:
+    from app.store.sqlite import _where
+
+    clauses, params = _where([where("status", "==", "handoff")], [])
+    sql = "SELECT COUNT(*) FROM docs WHERE tenant=? AND coll=?" + "".join(" AND " + c for c in clauses)
+    plan = _plan(store, sql, ["demo", "conversations", *params])
+    assert "SEARCH docs USING" in plan, plan
+    assert "SCAN docs" not in plan, plan
