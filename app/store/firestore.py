@@ -481,7 +481,7 @@ class FirestoreStore(Store):
         server counts index entries, no document is sent."""
         if _answers_nothing(filters, None):
             return 0
-        query = _build_query(self._collection(tenant_id, collection), filters, (), None)
+        query: Any = _build_query(self._collection(tenant_id, collection), filters, (), None)
         result = await query.count(alias="n").get()
         return int(result[0][0].value)
 
