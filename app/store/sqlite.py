@@ -430,6 +430,26 @@ class SQLiteStore(Store):
         )
         return json.loads(row[0]) if row else None
 
+    async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
+        """Every document of ``refs`` in one hand-off to the reader thread (a point read each by
+        primary key, one snapshot); see :meth:`Store.get_many`."""
+        wanted = list(refs)
+
+        def read() -> list[Any]:
+            self._reader.execute("BEGIN")
+            try:
+                return [
+                    self._reader.execute(
+                        "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, coll, doc_id)
+                    ).fetchone()
+                    for coll, doc_id in wanted
+                ]
+            finally:
+                self._reader.execute("COMMIT")
+
+        rows = await self._read_op(read)
+        return [json.loads(row[0]) if row else None for row in rows]
+
     async def set(
         self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False
     ) -> None:
