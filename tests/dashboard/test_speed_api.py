@@ -4,6 +4,8 @@ plain read of the whole collection says."""
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -60,3 +62,35 @@ async def test_inbox_min_score_reads_further_back_by_cursor(
     ids = [row["id"] for row in body["conversations"]]
     assert ids == ["cv_059", "cv_049", "cv_039", "cv_029", "cv_019"]
     assert all(row["score"] >= 90 for row in body["conversations"])
+
+
+async def test_analytics_are_warm_after_start(runtime: Runtime) -> None:
+    """The app starts a background warm-up: once it is done, the first analytics request reads no
+    conversation's messages (every conversation's steps are cached) and matches a fresh compute."""
+    from app.dashboard.plugin import DashboardFeature
+    from app.dashboard.speed import reports, steps_reached
+    from app.main import create_app
+
+    await _seed(runtime, 30)
+    for i in range(30):  # on the tenant's playbook, so that analytics reads them
+        doc = await runtime.store.get("demo", CONVERSATIONS, f"cv_{i:03d}")
+        assert doc is not None
+        await runtime.store.set("demo", CONVERSATIONS, doc["id"], {**doc, "playbook_id": "handoff-demo"})
+    feature = next(f for f in runtime.features if isinstance(f, DashboardFeature))
+    before = steps_reached.misses
+    async with AsyncTestClient(app=create_app(runtime=runtime, start_worker=False)) as client:
+        for _ in range(500):
+            if feature.warmup is not None and feature.warmup.done():
+                break
+            await asyncio.sleep(0.01)
+        assert feature.warmup is not None and feature.warmup.result() >= 1
+        warmed = steps_reached.misses
+        assert warmed - before == 30  # the warm-up read every conversation once
+        body = (await client.get("/api/v1/analytics/playbooks", headers=AUTH)).json()
+        assert steps_reached.misses == warmed  # served from the warm caches
+        report = next(p for p in body["playbooks"] if p["playbook_id"] == "handoff-demo")
+        assert report["conversations"] == 30
+        reports._data.clear()
+        steps_reached._data.clear()
+        fresh = (await client.get("/api/v1/analytics/playbooks", headers=AUTH)).json()
+        assert fresh == body

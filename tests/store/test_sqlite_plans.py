@@ -129,3 +129,32 @@ def test_count_searches_its_collection_never_the_whole_table(store: SQLiteStore)
     plan = _plan(store, sql, ["demo", "conversations", *params])
     assert "SEARCH docs USING" in plan, plan
     assert "SCAN docs" not in plan, plan
+
+
+async def test_an_index_of_an_older_shape_is_rebuilt_on_open(tmp_path: Path) -> None:
+    """A file written before the indexes were partial on the presence term gets them rebuilt
+    (the older ``json_extract(...) IS NOT NULL`` condition never serves an unfiltered order)."""
+    first = SQLiteStore(tmp_path / "old.db")
+    await first.set("demo", "leads", "a", {"created_at": 1.0})
+    first._writer.execute("DROP INDEX ix_t_created_at")
+    first._writer.execute(
+        "CREATE INDEX ix_t_created_at ON docs (coll, tenant, json_extract(data, '$.created_at')) "
+        "WHERE json_extract(data, '$.created_at') IS NOT NULL"
+    )
+    await first.close()
+    second = SQLiteStore(tmp_path / "old.db")
+    try:
+        (sql,) = second._reader.execute(
+            "SELECT sql FROM sqlite_master WHERE name='ix_t_created_at'"
+        ).fetchone()
+        assert "WHERE json_type(data, '$.created_at') IS NOT NULL" in sql
+        tail, params = _compile([], [Order("created_at", descending=True)], 5)
+        plan = _plan(
+            second,
+            "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail,
+            ["demo", "leads", *params],
+        )
+        assert "USING INDEX ix_t_created_at" in plan, plan
+        assert [d.id for d in await second.query("demo", "leads", order_by=[Order("created_at")])] == ["a"]
+    finally:
+        await second.close()
