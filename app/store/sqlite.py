@@ -102,6 +102,8 @@ _TENANT_INDEXES: tuple[tuple[str, ...], ...] = (
     ("id", "status", "version"),  # a playbook's versions
     ("status", "due_at"),  # jobs of one tenant (dead letters)
     ("status", "created_at"),  # the dashboard's inbox: handoffs, a status filter
+    ("stage", "created_at"),  # the dashboard's lead list by stage (and its count)
+    ("source", "created_at"),  # the dashboard's lead list by source
     ("playbook_id", "created_at"),  # the dashboard's analytics and inbox playbook filter
     ("playbook_id", "updated_at"),  # the dashboard's analytics: has anything changed?
 )

@@ -41,6 +41,8 @@ TENANT_QUERIES: list[tuple[str, list[Filter], list[Order]]] = [
         [Order("version", descending=True)],
     ),
     ("jobs", [where("status", "==", "dead")], [Order("due_at")]),
+    ("leads", [where("stage", "==", "won")], [Order("created_at", descending=True)]),  # dashboard
+    ("leads", [where("source", "==", "csv")], [Order("created_at", descending=True)]),
 ]
 # Not listed: queries on collections that stay small because their documents are deleted once
 # handled (status_events, live jobs); the planner may read those through the primary key.
