@@ -253,7 +253,7 @@ async def main() -> None:
         async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
             # The analytics warm-up started with the app (in the background): how long it takes.
             started = time.perf_counter()
-            while feature.warmup is None or not feature.warmup.done():  # it runs on the app's loop
+            while feature.warmup is None or not feature.warmup.done():  # noqa: ASYNC110 - on the app's loop
                 await asyncio.sleep(0.02)
             print(f"analytics_warmup (background): {time.perf_counter() - started:.1f} s", flush=True)
             first = (await client.get("/api/v1/leads?limit=100", headers=auth)).json()

@@ -5,6 +5,7 @@ plain read of the whole collection says."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -19,15 +20,16 @@ async def _seed(runtime: Runtime, count: int) -> None:
     async def fn(tx: Transaction) -> None:
         for i in range(count):
             at = 1_000.0 + i // 2  # two per instant: the cursor must break ties by id
-            lead = {
-                "id": f"ld_{i:03d}",
+            lead_id, conv_id = f"ld_{i:03d}", f"cv_{i:03d}"
+            lead: dict[str, Any] = {
+                "id": lead_id,
                 "name": f"Lead {i}",
                 "phone": f"+3361000{i:04d}",
                 "score": i % 10 * 10,
             }
-            tx.set(LEADS, lead["id"], {**lead, "stage": "new" if i % 3 else "won", "created_at": at})
-            conv = {"id": f"cv_{i:03d}", "lead_id": lead["id"], "channel": "whatsapp", "status": "active"}
-            tx.set(CONVERSATIONS, conv["id"], {**conv, "created_at": at, "updated_at": at})
+            tx.set(LEADS, lead_id, {**lead, "stage": "new" if i % 3 else "won", "created_at": at})
+            conv = {"id": conv_id, "lead_id": lead_id, "channel": "whatsapp", "status": "active"}
+            tx.set(CONVERSATIONS, conv_id, {**conv, "created_at": at, "updated_at": at})
 
     await runtime.store.run_transaction("demo", fn)
 
