@@ -164,6 +164,11 @@ APIS = (
     ("playbooks_list", "/api/v1/playbooks"),
     ("playbook_routes", "/api/v1/playbook-routes"),
     ("playbook_schema", "/api/v1/playbooks/schema"),
+    ("playbook_version_source", "/api/v1/playbooks/{playbook}/versions/{version}"),
+    ("conversation_notes", "/api/v1/conversations/cv_00000042/notes"),
+    ("settings", "/api/v1/settings"),
+    ("integrations_configured", "/api/v1/integrations/configured"),
+    ("crm_integrations", "/api/v1/crm/integrations"),
     ("lead_imports", "/api/v1/leads/imports"),
     ("integrations", "/api/v1/integrations"),
     ("users", "/api/v1/users"),
@@ -257,8 +262,10 @@ async def main() -> None:
                 await asyncio.sleep(0.02)
             print(f"analytics_warmup (background): {time.perf_counter() - started:.1f} s", flush=True)
             first = (await client.get("/api/v1/leads?limit=100", headers=auth)).json()
+            stored = (await client.get("/api/v1/playbooks", headers=auth)).json()["playbooks"][0]
+            values = {"next": first.get("next") or "", "playbook": stored["id"], "version": stored["version"]}
             for name, url in APIS:
-                url = url.format(next=first.get("next") or "")
+                url = url.format(**values)
 
                 async def call(url: str = url) -> None:
                     response = await client.get(url, headers=auth)
@@ -274,6 +281,16 @@ async def main() -> None:
                 assert response.status_code == 200, response.text[:200]
 
             await timings.run("playbook_validate_fr", validate)
+
+            async def simulate() -> None:
+                response = await client.post(
+                    "/api/v1/playbooks/simulate",
+                    json={"source": FRENCH, "session_language": "fr", "action": {"kind": "start"}},
+                    headers=auth,
+                )
+                assert response.status_code == 200, response.text[:200]
+
+            await timings.run("playbook_simulate_start", simulate)
 
             # Analytics after a write (a turn): the freshness token moves, one conversation recomputes.
             async def changed() -> None:
