@@ -434,20 +434,16 @@ class SQLiteStore(Store):
 
     async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
         """Every document of ``refs`` in one hand-off to the reader thread (a point read each by
-        primary key, one snapshot); see :meth:`Store.get_many`."""
+        primary key); see :meth:`Store.get_many`."""
         wanted = list(refs)
 
         def read() -> list[Any]:
-            self._reader.execute("BEGIN")
-            try:
-                return [
-                    self._reader.execute(
-                        "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, coll, doc_id)
-                    ).fetchone()
-                    for coll, doc_id in wanted
-                ]
-            finally:
-                self._reader.execute("COMMIT")
+            return [
+                self._reader.execute(
+                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, coll, doc_id)
+                ).fetchone()
+                for coll, doc_id in wanted
+            ]
 
         rows = await self._read_op(read)
         return [json.loads(row[0]) if row else None for row in rows]
