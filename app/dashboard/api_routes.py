@@ -38,15 +38,18 @@ from pydantic import BaseModel, Field
 
 from app.authoring.repository import PlaybookNotFoundError
 from app.composition import Runtime
+from app.core.logs import get_logger
 from app.dashboard.auth import request_session
 from app.dashboard.people import PeopleDirectory, PeopleError, Role
 from app.dashboard.speed import RECENT, freshness, reports, steps_reached
-from app.store import Order, where
+from app.store import Order, cursor_of, where
 from app.store.collections import CONVERSATIONS, LEADS, messages_collection
 from channels.base import OutboundMessage, SendError
 from channels.registry import CHANNELS
 
-__all__ = ["HANDOFF_LIMIT", "ROUTES", "SCAN_LIMIT", "InvitationIn"]
+__all__ = ["HANDOFF_LIMIT", "ROUTES", "SCAN_LIMIT", "InvitationIn", "analytics_reports", "warm_analytics"]
+
+log = get_logger("leadwarm.dashboard")
 
 #: Most records one list or report reads from a collection (the newest ones).
 SCAN_LIMIT = 2000
@@ -139,8 +142,10 @@ async def _send_invitation(runtime: Runtime, tenant_id: str, email: str, link: s
 
 
 async def _leads_by_id(runtime: Runtime, tenant_id: str, ids: set[str]) -> dict[str, dict[str, Any]]:
-    docs = await asyncio.gather(*(runtime.store.get(tenant_id, LEADS, i) for i in ids))
-    return {i: d for i, d in zip(ids, docs, strict=True) if d is not None}
+    """The leads of ``ids`` in one batched read (``Store.get_many``), missing ones left out."""
+    wanted = sorted(ids)
+    docs = await runtime.store.get_many(tenant_id, [(LEADS, i) for i in wanted])
+    return {i: d for i, d in zip(wanted, docs, strict=True) if d is not None}
 
 
 def _handoff_since(conv: dict[str, Any]) -> float | None:
@@ -172,17 +177,15 @@ async def inbox(
         filters.append(where("status", "==", status))
     filters.append(RECENT)
 
-    async def newest(count: int) -> list[Any]:
+    order = [Order("created_at", descending=True)]
+
+    async def older(count: int, after: list[Any] | None) -> list[Any]:
         return await runtime.store.query(
-            tenant_id,
-            CONVERSATIONS,
-            filters=filters,
-            order_by=[Order("created_at", descending=True)],
-            limit=count,
+            tenant_id, CONVERSATIONS, filters=filters, order_by=order, limit=count, start_after=after
         )
 
     asked = limit if min_score is None else min(5 * limit, SCAN_LIMIT)
-    docs = await newest(asked)
+    docs = await older(asked, None)
     if status in (None, "handoff"):
         handoffs = await runtime.store.query(
             tenant_id,
@@ -234,8 +237,10 @@ async def inbox(
     for wider in (20 * limit, SCAN_LIMIT):  # too few matches among the rows read: read further back
         if min_score is None or len(docs) < asked or sum(r["status"] != "handoff" for r in rows) >= limit:
             break
+        # the next page only (a cursor after the last one read), never the first ones again
+        more = await older(min(wider, SCAN_LIMIT) - asked, cursor_of(docs[-1], order))
         asked = min(wider, SCAN_LIMIT)
-        docs = await newest(asked)
+        docs = [*docs, *more]
         rows = await rows_of([*docs, *handoffs])
     rows.sort(key=lambda r: (r["status"] != "handoff", -(r["waiting_s"] or 0.0), -(r["updated_at"] or 0.0)))
     shown = rows[:limit]
@@ -258,6 +263,38 @@ def _lead_channels(lead: dict[str, Any]) -> list[str]:
     return sorted(name for name, cls in CHANNELS.items() if lead.get(cls.traits.address_field))
 
 
+_LEAD_ORDER = (Order("created_at", descending=True),)
+
+
+def _lead_row(lead: dict[str, Any], channels: list[str]) -> dict[str, Any]:
+    return {
+        "id": lead.get("id"),
+        "name": lead.get("name"),
+        "email": lead.get("email"),
+        "phone": lead.get("phone"),
+        "stage": lead.get("stage"),
+        "score": int(lead.get("score") or 0),
+        "source": lead.get("source"),
+        "channels": channels,
+        "created_at": lead.get("created_at"),
+    }
+
+
+def _parse_after(after: str | None) -> list[Any] | None:
+    """A lead list cursor ``"<created_at>:<lead id>"`` (as the API's ``next`` gives it) as a store
+    cursor; raises a 400 on anything else."""
+    if not after:
+        return None
+    at, _, lead_id = after.partition(":")
+    try:
+        created_at = float(at)
+    except ValueError:
+        created_at = float("nan")
+    if not lead_id or len(after) > 300 or created_at != created_at:
+        raise _bad("after must be the 'next' cursor of a previous page")
+    return [created_at, lead_id]
+
+
 async def _leads(
     runtime: Runtime,
     tenant_id: str,
@@ -267,14 +304,32 @@ async def _leads(
     source: str | None,
     channel: str | None,
     min_score: int | None,
-) -> list[dict[str, Any]]:
+    limit: int | None = None,
+    after: list[Any] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """``(rows, total)``: the matching leads, newest first, after the cursor (at least ``limit + 1``
+    when there are that many, so that the caller knows whether a next page exists).
+
+    ``stage`` and ``source`` are store filters: then ``total`` is ``Store.count`` (every match) and
+    only ``limit + 1`` leads are read. ``q``, ``channel`` and ``min_score`` are matched here, over the
+    :data:`SCAN_LIMIT` newest leads after the cursor: ``total`` then counts the matches among
+    those."""
     filters = [where(k, "==", v) for k, v in (("stage", stage), ("source", source)) if v]
     filters.append(RECENT)
-    docs = await runtime.store.query(
-        tenant_id, LEADS, filters=filters, order_by=[Order("created_at", descending=True)], limit=SCAN_LIMIT
-    )
+    order = list(_LEAD_ORDER)
     needle = (q or "").strip().casefold()[:200]
-    out = []
+    if not needle and not channel and min_score is None and limit is not None:
+        total, docs = await asyncio.gather(
+            runtime.store.count(tenant_id, LEADS, filters=filters),
+            runtime.store.query(
+                tenant_id, LEADS, filters=filters, order_by=order, limit=limit + 1, start_after=after
+            ),
+        )
+        return [_lead_row(d.data, _lead_channels(d.data)) for d in docs], total
+    docs = await runtime.store.query(
+        tenant_id, LEADS, filters=filters, order_by=order, limit=SCAN_LIMIT, start_after=after
+    )
+    out: list[dict[str, Any]] = []
     for doc in docs:
         lead = doc.data
         channels = _lead_channels(lead)
@@ -286,20 +341,8 @@ async def _leads(
             needle in str(lead.get(k) or "").casefold() for k in ("name", "email", "phone", "id")
         ):
             continue
-        out.append(
-            {
-                "id": lead.get("id"),
-                "name": lead.get("name"),
-                "email": lead.get("email"),
-                "phone": lead.get("phone"),
-                "stage": lead.get("stage"),
-                "score": int(lead.get("score") or 0),
-                "source": lead.get("source"),
-                "channels": channels,
-                "created_at": lead.get("created_at"),
-            }
-        )
-    return out
+        out.append(_lead_row(lead, channels))
+    return out, len(out)
 
 
 @get("/api/v1/leads", summary="Leads, newest first, searchable")
@@ -312,12 +355,27 @@ async def list_leads(
     channel: FromQuery[str | None] = None,
     min_score: Annotated[int | None, QueryParameter(ge=0, le=100)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    after: Annotated[str | None, QueryParameter(max_length=300)] = None,
 ) -> dict[str, Any]:
-    """``{"leads": [...], "total": n}``: ``total`` counts every match, ``leads`` the first ``limit``."""
-    rows = await _leads(
-        runtime, tenant_id, q=q, stage=stage, source=source, channel=channel, min_score=min_score
+    """``{"leads": [...], "total": n, "next": cursor | null}``: ``total`` counts the matches (see
+    :func:`_leads`), ``leads`` the first ``limit`` after ``after`` (a previous page's ``next``,
+    ``"<created_at>:<id>"``; 400 when malformed), ``next`` the cursor of the page after this one."""
+    rows, total = await _leads(
+        runtime,
+        tenant_id,
+        q=q,
+        stage=stage,
+        source=source,
+        channel=channel,
+        min_score=min_score,
+        limit=limit,
+        after=_parse_after(after),
     )
-    return {"leads": rows[:limit], "total": len(rows)}
+    shown = rows[:limit]
+    more = len(rows) > limit
+    last = shown[-1] if shown else None
+    cursor = f"{last['created_at']!r}:{last['id']}" if last and more else None
+    return {"leads": shown, "total": total, "next": cursor}
 
 
 def _csv_cell(value: Any) -> str:
@@ -337,7 +395,7 @@ async def export_leads(
     min_score: Annotated[int | None, QueryParameter(ge=0, le=100)] = None,
 ) -> Response[str]:
     """The filtered leads as CSV (UTF-8, header row; cells that spreadsheets would run are quoted)."""
-    rows = await _leads(
+    rows, _ = await _leads(
         runtime, tenant_id, q=q, stage=stage, source=source, channel=channel, min_score=min_score
     )
     buffer = io.StringIO()
@@ -370,6 +428,27 @@ async def playbook_analytics(
     runtime: NamedDependency[Runtime], tenant_id: NamedDependency[str]
 ) -> dict[str, Any]:
     """See the module docstring. Rates are 0..1 (``null`` without conversations); money in USD."""
+    return {"playbooks": await analytics_reports(runtime, tenant_id)}
+
+
+async def warm_analytics(runtime: Runtime) -> int:
+    """Compute every tenant's analytics once, filling the process's caches
+    (:data:`app.dashboard.speed.steps_reached`, :data:`app.dashboard.speed.reports`), so that
+    the first page view after a start costs what a warm one does. Run in the background at
+    start-up (:class:`app.dashboard.plugin.DashboardFeature`); returns how many tenants it read.
+    A tenant whose reports fail is logged and skipped."""
+    tenants = await runtime.store.list_tenants()
+    for tenant_id in tenants:
+        try:
+            await analytics_reports(runtime, tenant_id)
+        except Exception:  # a warm-up never stops the service; the page recomputes
+            log.warning("dashboard.analytics_warmup_failed", tenant=tenant_id, exc_info=True)
+    return len(tenants)
+
+
+async def analytics_reports(runtime: Runtime, tenant_id: str) -> list[dict[str, Any]]:
+    """One report per playbook (its latest version), from the caches while nothing changed;
+    see the module docstring for the fields."""
     stored = await runtime.playbooks.list(tenant_id)
     latest: dict[str, int] = {}
     for p in stored:
@@ -434,7 +513,7 @@ async def playbook_analytics(
         }
         reports.put(tenant_id, playbook_id, version, token, now, report)
         out.append(report)
-    return {"playbooks": out}
+    return out
 
 
 #: The routes this module serves (registered by :class:`app.dashboard.plugin.DashboardFeature`).

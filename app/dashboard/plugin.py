@@ -8,6 +8,8 @@ come after the tenancy feature in :data:`app.features.FEATURES`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ from litestar.di import Provide
 from app.core.features import Feature, JobKind, feature_dependencies
 from app.dashboard import api_admin, api_inbox, api_routes, pages, pages_admin, pages_inbox, pages_playbooks
 from app.dashboard.api_admin import admin_from_key_or_session, build_importer
+from app.dashboard.api_routes import warm_analytics
 from app.dashboard.auth import tenant_from_key_or_session
 from app.dashboard.imports import JOB_KIND
 from app.dashboard.people import PeopleDirectory
@@ -44,6 +47,8 @@ class DashboardFeature(Feature):
         super().__init__(runtime)
         self.people = PeopleDirectory(runtime.store, runtime.clock)
         self.lead_imports = build_importer(runtime)
+        self.warmup: asyncio.Task[int] | None = None
+        """The start-up analytics warm-up (:func:`app.dashboard.api_routes.warm_analytics`)."""
 
     def dependencies(self) -> Mapping[str, Provide]:
         return feature_dependencies(("people", self.people), ("lead_imports", self.lead_imports))
@@ -55,4 +60,16 @@ class DashboardFeature(Feature):
         app_config = super().on_app_init(app_config)
         app_config.dependencies["tenant_id"] = Provide(tenant_from_key_or_session)
         app_config.dependencies["admin"] = Provide(admin_from_key_or_session)  # integrations API
+        app_config.on_startup.append(self._start_warmup)
+        app_config.on_shutdown.append(self._stop_warmup)
         return app_config
+
+    def _start_warmup(self) -> None:
+        """Warm the analytics caches in the background (the first view of the page is then warm)."""
+        self.warmup = asyncio.get_running_loop().create_task(warm_analytics(self.runtime))
+
+    async def _stop_warmup(self) -> None:
+        if self.warmup is not None and not self.warmup.done():
+            self.warmup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.warmup

@@ -1,9 +1,12 @@
 """What keeps the dashboard's pages fast with a large tenant (10,000 leads, 100,000 messages).
 
-- :data:`RECENT`: a range filter (``created_at > 0``) that says the ordered field is present, so
-  SQLite's partial composite indexes (``WHERE json_extract(...) IS NOT NULL``) serve "newest first"
-  queries instead of sorting the whole collection (300 ms -> under 1 ms on 10,000 conversations).
-  Firestore serves the same shape from the same single-field or composite index.
+- :data:`RECENT`: a range filter (``created_at > 0``) that says the ordered field is present.
+  SQLite's partial indexes are now conditioned on presence, the term its store adds to every
+  ordered query, so they serve "newest first" without it; it stays harmless and keeps the shape
+  Firestore serves from the same composite index.
+- Lists page by cursor (``Store.count``, ``start_after``): the lead list counts its matches and
+  reads one page; the score-filtered inbox reads further back from where it stopped and its leads
+  in one ``get_many``.
 - :class:`StepsReached`: the analytics funnel's "steps a conversation reached" (read from its
   outbound messages, one query per conversation) kept per conversation *version*: a conversation's
   every write bumps ``version`` (and ``message_count``/``updated_at``), so a cached answer for the
@@ -12,7 +15,9 @@
 - :class:`Reports`: a playbook's whole analytics report, served again while :func:`freshness` (the
   newest ``updated_at`` among its conversations and who was written at that instant) has not moved;
   two indexed one-document queries instead of 2,000 conversations. Rates and counts stay exact:
-  any write of a conversation of the playbook moves the token.
+  any write of a conversation of the playbook moves the token. The dashboard fills both caches
+  in the background at start (:func:`app.dashboard.api_routes.warm_analytics`), so that the first
+  view after a restart is a warm one.
 """
 
 from __future__ import annotations

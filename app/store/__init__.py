@@ -11,6 +11,7 @@ from app.store.base import (
     Store,
     StoreError,
     Transaction,
+    cursor_of,
     where,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "Store",
     "StoreError",
     "Transaction",
+    "cursor_of",
     "where",
 ]

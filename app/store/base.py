@@ -36,7 +36,9 @@ __all__ = [
     "Store",
     "StoreError",
     "Transaction",
+    "check_cursor",
     "check_deltas",
+    "cursor_of",
 ]
 
 JSON = Any
@@ -99,6 +101,28 @@ def check_deltas(deltas: Mapping[str, int | float]) -> None:
 def where(field_: str, op: Op, value: JSON) -> Filter:
     """Shorthand for :class:`Filter`."""
     return Filter(field_, op, value)
+
+
+def cursor_of(doc: Document, order_by: Sequence[Order]) -> list[JSON]:
+    """The :meth:`Store.query` ``start_after`` cursor of ``doc`` (the last document of a page):
+    the values of the ``order_by`` fields (dotted paths read through maps), then ``doc.id``."""
+    values: list[JSON] = []
+    for o in order_by:
+        value: JSON = doc.data
+        for part in o.field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values.append(value)
+    return [*values, doc.id]
+
+
+def check_cursor(start_after: Sequence[JSON] | None, order_by: Sequence[Order]) -> None:
+    """Validate a ``start_after`` cursor against ``order_by``; raises :class:`StoreError`."""
+    if start_after is None:
+        return
+    if not order_by:
+        raise StoreError("start_after needs an order_by")
+    if len(start_after) != len(order_by) + 1 or not isinstance(start_after[-1], str):
+        raise StoreError("start_after takes one value per order_by field, then the document id")
 
 
 #: Collection of the append-only ingest log on backends without a table of their own for it.
@@ -235,11 +259,27 @@ class Store(abc.ABC):
         filters: Sequence[Filter] = (),
         order_by: Sequence[Order] = (),
         limit: int | None = None,
+        start_after: Sequence[JSON] | None = None,
     ) -> list[Document]:
         """Documents of one tenant's collection matching every filter, ordered, at most ``limit``.
 
-        Documents missing an ordered or filtered field are left out, as in Firestore.
+        Documents missing an ordered or filtered field are left out, as in Firestore. Documents
+        whose ordered fields tie come by id, in the direction of the last ``order_by``.
+        ``start_after`` (cursor pagination, Firestore's ``start_after``) is :func:`cursor_of` the
+        last document of the previous page: the next page starts after it, however many
+        documents came before (no offset is read and skipped).
+
+        Raises:
+            StoreError: ``start_after`` without ``order_by``, or not one value per ordered field
+                plus the document id.
         """
+
+    async def count(self, tenant_id: str, collection: str, *, filters: Sequence[Filter] = ()) -> int:
+        """How many documents of one tenant's collection match every filter (as :meth:`query`
+        would return them), without reading them where the backend can: SQLite ``COUNT(*)``,
+        Firestore's ``count()`` aggregation (billed one read per 1,000 index entries). The
+        default reads the matching documents."""
+        return len(await self.query(tenant_id, collection, filters=filters))
 
     @abc.abstractmethod
     async def query_group(

@@ -69,6 +69,7 @@ from app.store.base import (
     Store,
     StoreError,
     Transaction,
+    check_cursor,
     check_deltas,
 )
 
@@ -460,11 +461,29 @@ class FirestoreStore(Store):
         filters: Sequence[Filter] = (),
         order_by: Sequence[Order] = (),
         limit: int | None = None,
+        start_after: Sequence[JSON] | None = None,
     ) -> list[Document]:
+        """See :meth:`Store.query`; a cursor orders by ``__name__`` last (explicitly, in the last
+        order's direction, as Firestore does implicitly) and passes the values to ``start_after``."""
+        check_cursor(start_after, order_by)
         if _answers_nothing(filters, limit):
             return []
-        query = _build_query(self._collection(tenant_id, collection), filters, order_by, limit)
+        query: Any = _build_query(self._collection(tenant_id, collection), filters, order_by, limit)
+        if start_after is not None:
+            direction = AsyncQuery.DESCENDING if order_by[-1].descending else AsyncQuery.ASCENDING
+            query = query.order_by("__name__", direction=direction)
+            values = {_field_path(o.field): v for o, v in zip(order_by, start_after, strict=False)}
+            query = query.start_after({**values, "__name__": str(start_after[-1])})
         return [Document(tenant_id, collection, snap.id, _data(snap)) async for snap in query.stream()]
+
+    async def count(self, tenant_id: str, collection: str, *, filters: Sequence[Filter] = ()) -> int:
+        """Firestore's ``count()`` aggregation ("Count documents with aggregation queries"): the
+        server counts index entries, no document is sent."""
+        if _answers_nothing(filters, None):
+            return 0
+        query: Any = _build_query(self._collection(tenant_id, collection), filters, (), None)
+        result = await query.count(alias="n").get()
+        return int(result[0][0].value)
 
     async def query_group(
         self,

@@ -45,6 +45,7 @@ from app.store.base import (
     Store,
     StoreError,
     Transaction,
+    check_cursor,
 )
 
 __all__ = ["Durability", "SQLiteStore"]
@@ -83,8 +84,9 @@ CREATE TABLE IF NOT EXISTS ingest_log (
 """
 
 #: Composite indexes, query-shaped as in firestore.indexes.json: the equality fields, then the
-#: order or range field. Each is partial on its first field, so documents of other collections
-#: (which lack it) write no entry. Keep in step with the queries the app runs.
+#: order or range field. Each is partial on its first field being present (``json_type(...) IS NOT
+#: NULL``, a term every query on that field carries), so documents of other collections (which
+#: lack it) write no entry. Keep in step with the queries the app runs.
 _TENANT_INDEXES: tuple[tuple[str, ...], ...] = (
     ("address_key", "status", "seq"),  # inbox: one address's pending messages
     ("phone", "created_at"),  # leads by address
@@ -100,6 +102,8 @@ _TENANT_INDEXES: tuple[tuple[str, ...], ...] = (
     ("id", "status", "version"),  # a playbook's versions
     ("status", "due_at"),  # jobs of one tenant (dead letters)
     ("status", "created_at"),  # the dashboard's inbox: handoffs, a status filter
+    ("stage", "created_at"),  # the dashboard's lead list by stage (and its count)
+    ("source", "created_at"),  # the dashboard's lead list by source
     ("playbook_id", "created_at"),  # the dashboard's analytics and inbox playbook filter
     ("playbook_id", "updated_at"),  # the dashboard's analytics: has anything changed?
 )
@@ -125,9 +129,13 @@ def _sql_value(value: JSON) -> Any:
     return value
 
 
-def _compile(
-    filters: Sequence[Filter], order_by: Sequence[Order], limit: int | None
-) -> tuple[str, list[Any]]:
+def _present(field: str) -> str:
+    """The term that says ``field`` is present (JSON ``null`` included), which is also the
+    condition of every partial index on it: a query carrying it may seek that index."""
+    return f"json_type(data, '{_path(field)}') IS NOT NULL"
+
+
+def _where(filters: Sequence[Filter], order_by: Sequence[Order]) -> tuple[list[str], list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     for f in filters:
@@ -151,11 +159,47 @@ def _compile(
             params.append(_sql_value(f.value))
         else:  # pragma: no cover - Literal guards this
             raise StoreError(f"unsupported operator {f.op!r}")
-    for o in order_by:
-        clauses.append(f"json_type(data, '{_path(o.field)}') IS NOT NULL")
+    # Redundant for the filters (a comparison is false on a missing field) but what lets the
+    # planner use the partial indexes, whose condition is this very term.
+    present = dict.fromkeys([*(f.field for f in filters), *(o.field for o in order_by)])
+    clauses.extend(_present(name) for name in present)
+    return clauses, params
+
+
+def _after(order_by: Sequence[Order], start_after: Sequence[JSON]) -> tuple[str, list[Any]]:
+    """The cursor's condition: rows strictly after ``start_after`` in ``(order fields, id)`` order."""
+    keys = [(_expr(o.field), o.descending) for o in order_by] + [("id", order_by[-1].descending)]
+    values = [_sql_value(v) for v in start_after]
+    if len({desc for _, desc in keys}) == 1:  # one direction: a row value, which seeks the index
+        op = "<" if keys[0][1] else ">"
+        marks = ",".join("?" * len(keys))
+        return f"({','.join(k for k, _ in keys)}) {op} ({marks})", values
+    ors: list[str] = []
+    params: list[Any] = []
+    for i, (key, desc) in enumerate(keys):
+        terms = [f"{k} = ?" for k, _ in keys[:i]] + [f"{key} {'<' if desc else '>'} ?"]
+        ors.append("(" + " AND ".join(terms) + ")")
+        params.extend(values[: i + 1])
+    return "(" + " OR ".join(ors) + ")", params
+
+
+def _compile(
+    filters: Sequence[Filter],
+    order_by: Sequence[Order],
+    limit: int | None,
+    start_after: Sequence[JSON] | None = None,
+) -> tuple[str, list[Any]]:
+    check_cursor(start_after, order_by)
+    clauses, params = _where(filters, order_by)
+    if start_after is not None:
+        clause, values = _after(order_by, start_after)
+        clauses.append(clause)
+        params.extend(values)
     sql = (" AND " + " AND ".join(clauses)) if clauses else ""
     orders = [f"{_expr(o.field)} {'DESC' if o.descending else 'ASC'}" for o in order_by]
-    orders += ["tenant", "id"]
+    # Ties by id in the last order's direction (as Firestore's implicit __name__ order).
+    tie = " DESC" if order_by and order_by[-1].descending else ""
+    orders += [f"tenant{tie}", f"id{tie}"]
     sql += " ORDER BY " + ", ".join(orders)
     if limit is not None:
         sql += " LIMIT ?"
@@ -278,8 +322,9 @@ def _run_query(
     filters: Sequence[Filter],
     order_by: Sequence[Order],
     limit: int | None,
+    start_after: Sequence[JSON] | None = None,
 ) -> list[Document]:
-    tail, params = _compile(filters, order_by, limit)
+    tail, params = _compile(filters, order_by, limit, start_after)
     if tenant is None:
         head = "SELECT tenant, coll, id, data FROM docs WHERE coll=? AND tenant != ?"
         head_params: list[Any] = [collection, SYSTEM_TENANT]
@@ -344,7 +389,9 @@ class SQLiteStore(Store):
     def _create_indexes(self) -> None:
         """Create the composite indexes (idempotent), drop the older single-field shapes, and fill
         the collection registry of a database written before it existed."""
-        existing = {r[0] for r in self._writer.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        existing: dict[str, str | None] = dict(
+            self._writer.execute("SELECT name, sql FROM sqlite_master WHERE type='index'").fetchall()
+        )
         for name in existing:
             if name.startswith(
                 (
@@ -366,10 +413,10 @@ class SQLiteStore(Store):
                 name = f"ix_{scope}_" + "_".join(fields)
                 prefix = "coll, tenant" if scope == "t" else "coll"
                 exprs = ", ".join(_expr(f) for f in fields)
-                self._writer.execute(
-                    f"CREATE INDEX IF NOT EXISTS {name} ON docs ({prefix}, {exprs}) "
-                    f"WHERE {_expr(fields[0])} IS NOT NULL"
-                )
+                sql = f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {_present(fields[0])}"
+                if existing.get(name) != sql:  # absent, or an older shape (json_extract IS NOT NULL)
+                    self._writer.execute(f'DROP INDEX IF EXISTS "{name}"')
+                    self._writer.execute(sql)
         if self._writer.execute("SELECT 1 FROM colls LIMIT 1").fetchone() is None:
             self._writer.execute("INSERT OR IGNORE INTO colls SELECT DISTINCT tenant, coll, coll FROM docs")
             for (coll,) in self._writer.execute(
@@ -384,6 +431,22 @@ class SQLiteStore(Store):
             ).fetchone()
         )
         return json.loads(row[0]) if row else None
+
+    async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
+        """Every document of ``refs`` in one hand-off to the reader thread (a point read each by
+        primary key); see :meth:`Store.get_many`."""
+        wanted = list(refs)
+
+        def read() -> list[Any]:
+            return [
+                self._reader.execute(
+                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, coll, doc_id)
+                ).fetchone()
+                for coll, doc_id in wanted
+            ]
+
+        rows = await self._read_op(read)
+        return [json.loads(row[0]) if row else None for row in rows]
 
     async def set(
         self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False
@@ -423,10 +486,23 @@ class SQLiteStore(Store):
         filters: Sequence[Filter] = (),
         order_by: Sequence[Order] = (),
         limit: int | None = None,
+        start_after: Sequence[JSON] | None = None,
     ) -> list[Document]:
         return await self._read_op(
-            functools.partial(_run_query, self._reader, tenant_id, collection, filters, order_by, limit)
+            functools.partial(
+                _run_query, self._reader, tenant_id, collection, filters, order_by, limit, start_after
+            )
         )
+
+    async def count(self, tenant_id: str, collection: str, *, filters: Sequence[Filter] = ()) -> int:
+        """``SELECT COUNT(*)`` over the query's index (no document is decoded)."""
+        clauses, params = _where(filters, ())
+        # _where() quotes no value: every value is a bound parameter
+        sql = "SELECT COUNT(*) FROM docs WHERE tenant=? AND coll=?" + "".join(" AND " + c for c in clauses)  # noqa: S608
+        row = await self._read_op(
+            lambda: self._reader.execute(sql, [tenant_id, collection, *params]).fetchone()
+        )
+        return int(row[0])
 
     async def query_group(
         self,

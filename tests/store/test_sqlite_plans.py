@@ -41,6 +41,8 @@ TENANT_QUERIES: list[tuple[str, list[Filter], list[Order]]] = [
         [Order("version", descending=True)],
     ),
     ("jobs", [where("status", "==", "dead")], [Order("due_at")]),
+    ("leads", [where("stage", "==", "won")], [Order("created_at", descending=True)]),  # dashboard
+    ("leads", [where("source", "==", "csv")], [Order("created_at", descending=True)]),
 ]
 # Not listed: queries on collections that stay small because their documents are deleted once
 # handled (status_events, live jobs); the planner may read those through the primary key.
@@ -96,3 +98,65 @@ def test_the_schedulers_next_due_query_seeks_the_group_index(store: SQLiteStore)
     assert "ix_g_status_due_at" in plan, plan
     assert "SCAN docs" not in plan, plan
     assert "<expr>=? AND <expr><?" in plan, plan  # the horizon bounds the seek
+
+
+@pytest.mark.parametrize(
+    ("collection", "order", "index"),
+    [
+        ("conversations", Order("created_at", descending=True), "ix_t_created_at"),
+        ("leads", Order("created_at", descending=True), "ix_t_created_at"),
+        ("conversations/cv_1/messages", Order("seq"), "ix_t_seq"),
+    ],
+)
+def test_an_order_without_a_condition_reads_the_index_in_order(
+    store: SQLiteStore, collection: str, order: Order, index: str
+) -> None:
+    """ "Newest first" with no filter on the ordered field walks the partial index in order (its
+    condition is the query's own presence term), with no sort of the whole collection; so does
+    the next page of a cursor."""
+    for cursor in (None, [10.0, "x"]):
+        tail, params = _compile([], [order], 50, cursor)
+        sql = "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail
+        plan = _plan(store, sql, ["demo", collection, *params])
+        assert f"USING INDEX {index}" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+        assert "SCAN docs" not in plan, plan
+
+
+def test_count_searches_its_collection_never_the_whole_table(store: SQLiteStore) -> None:
+    from app.store.sqlite import _where
+
+    clauses, params = _where([where("status", "==", "handoff")], [])
+    sql = "SELECT COUNT(*) FROM docs WHERE tenant=? AND coll=?" + "".join(" AND " + c for c in clauses)
+    plan = _plan(store, sql, ["demo", "conversations", *params])
+    assert "SEARCH docs USING" in plan, plan
+    assert "SCAN docs" not in plan, plan
+
+
+async def test_an_index_of_an_older_shape_is_rebuilt_on_open(tmp_path: Path) -> None:
+    """A file written before the indexes were partial on the presence term gets them rebuilt
+    (the older ``json_extract(...) IS NOT NULL`` condition never serves an unfiltered order)."""
+    first = SQLiteStore(tmp_path / "old.db")
+    await first.set("demo", "leads", "a", {"created_at": 1.0})
+    first._writer.execute("DROP INDEX ix_t_created_at")
+    first._writer.execute(
+        "CREATE INDEX ix_t_created_at ON docs (coll, tenant, json_extract(data, '$.created_at')) "
+        "WHERE json_extract(data, '$.created_at') IS NOT NULL"
+    )
+    await first.close()
+    second = SQLiteStore(tmp_path / "old.db")
+    try:
+        (sql,) = second._reader.execute(
+            "SELECT sql FROM sqlite_master WHERE name='ix_t_created_at'"
+        ).fetchone()
+        assert "WHERE json_type(data, '$.created_at') IS NOT NULL" in sql
+        tail, params = _compile([], [Order("created_at", descending=True)], 5)
+        plan = _plan(
+            second,
+            "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail,
+            ["demo", "leads", *params],
+        )
+        assert "USING INDEX ix_t_created_at" in plan, plan
+        assert [d.id for d in await second.query("demo", "leads", order_by=[Order("created_at")])] == ["a"]
+    finally:
+        await second.close()
