@@ -17,9 +17,10 @@ provider is called; a definite answer (sent, or an error) replaces it. An item f
 an intent was handed to the provider by a process that died before recording the answer:
 - on a channel whose delivery statuses echo our reference (``statuses_carry_reference``: WhatsApp's
   ``biz_opaque_callback_data``, which Meta's OpenAPI description allows on templates only, so only
-  template sends record an intent; a session message is sent again), the send waits up to :data:`RECONCILE_WAIT_S` after the intent for
-  the provider's status, which :func:`reconcile_from_status` turns into our record (no resend);
-  past the wait with no status, it is sent again;
+  template sends record an intent; a session message is sent again), the send waits up to
+  :data:`RECONCILE_WAIT_S` after the intent for the provider's status, which
+  :func:`reconcile_from_status` turns into our record (no resend); past the wait with no status,
+  it is sent again;
 - e-mail is sent again with the same Message-ID (derived from the outbox item), which mail systems
   treat as the same message;
 - SMS (Twilio's status callbacks carry no reference of ours) is sent again: that window remains.
