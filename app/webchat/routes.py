@@ -25,7 +25,6 @@ import contextlib
 import json
 import math
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +171,8 @@ async def chat_socket(
             raw = await socket.receive_text()
             kind = _control(raw)
             if kind == "typing":
-                if time.monotonic() - last_typing >= TYPING_MIN_INTERVAL_S:
-                    last_typing = time.monotonic()
+                if runtime.clock.now() - last_typing >= TYPING_MIN_INTERVAL_S:
+                    last_typing = runtime.clock.now()
                     await still_typing(runtime, tenant_id, session)
                 continue
             if kind is None:
