@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from app.ai.directory import InterpreterDirectory
 from app.ai.llm.client import LlmConfig
 from app.ai.llm.interpreter import SECRET_MARKERS, GptInterpreter, canary_for
-from app.ai.llm.usage import USAGE_COLLECTION, month_key
+from app.ai.llm.usage import USAGE_COLLECTION, UsageLedger, month_key
 from app.composition import Runtime
 from app.main import create_app
 from app.tenancy.bootstrap import bootstrap
@@ -97,7 +97,8 @@ async def _conversation(runtime: Runtime) -> dict[str, Any]:
 
 
 async def _month(runtime: Runtime) -> dict[str, Any]:
-    return await runtime.store.get("demo", USAGE_COLLECTION, month_key(runtime.clock.now())) or {}
+    """The month's usage as the ledger sums it (the month document plus its counter shards)."""
+    return await UsageLedger(runtime.store, runtime.clock).month("demo")
 
 
 # --------------------------------------------------------------------------- the happy path
