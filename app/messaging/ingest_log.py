@@ -45,6 +45,15 @@ def _shallow(value: Any) -> dict[str, Any]:
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
 
+def _target(record: LogRecord) -> tuple[str, str]:
+    """The document a log record becomes: its inbox item or its status event."""
+    if "m" in record.data:
+        m = record.data["m"]
+        return INBOX, inbox_id(m["channel"], m["provider_message_id"])
+    s = record.data["s"]
+    return STATUS_EVENTS, inbox_id(s["channel"], f"{s['provider_message_id']}:{s['status']}")
+
+
 def message_record(tenant_id: str, message: InboundMessage, *, at: float) -> LogRecord:
     """The log entry of an inbound message received at ``at`` (UTC epoch seconds): keyed by its
     inbox id, and a duplicate once that inbox item exists."""
@@ -109,7 +118,10 @@ class IngestLog:
                 group, self._pending = self._pending, []
                 flat = [r for records, _ in group for r in records]
                 try:
-                    fresh = await self.store.append_log(flat, on_new=self._enqueue)
+                    if self.store.group_commit_log:
+                        fresh = await self.store.append_log(flat, on_new=self._enqueue)
+                    else:
+                        fresh = await self._stage_now(flat)
                 except BaseException as exc:  # cancelled too: no request may wait for ever
                     failed = exc if isinstance(exc, Exception) else StoreError("ingest commit cancelled")
                     for _, future in group if isinstance(exc, Exception) else [*group, *self._pending]:
@@ -129,6 +141,36 @@ class IngestLog:
                     self.jobs.notify()
         finally:
             self._flusher = None
+
+    async def _stage_now(self, records: Sequence[LogRecord]) -> list[bool]:
+        """Without a cheap log (:attr:`Store.group_commit_log` false: Firestore), the group goes
+        straight into the inbox: one transaction per tenant holding its inbox items, status events
+        and their per-address jobs, so no tenant-wide document is written by every webhook.
+        Returns, per record, ``True`` when new (a duplicate is found by its inbox document)."""
+        result = [False] * len(records)
+        by_tenant: dict[str, list[int]] = {}
+        for i, record in enumerate(records):
+            by_tenant.setdefault(record.tenant_id, []).append(i)
+        for tenant_id, indexes in by_tenant.items():
+            windows = await self.debounce(tenant_id)
+
+            async def fn(
+                tx: Transaction, indexes: list[int] = indexes, windows: dict[str, float] = windows
+            ) -> list[int]:
+                fresh: list[int] = []
+                ids: set[str] = set()
+                for i in indexes:
+                    collection, doc_id = _target(records[i])
+                    if doc_id in ids or await tx.get(collection, doc_id) is not None:
+                        continue
+                    ids.add(doc_id)
+                    fresh.append(i)
+                await self._stage(tx, [records[i] for i in fresh], windows)
+                return fresh
+
+            for i in await self.store.run_transaction(tenant_id, fn):
+                result[i] = True
+        return result
 
     async def _enqueue(self, tx: Transaction) -> None:
         existing = await self.jobs.read(tx, "ingest", INGEST_JOB_KEY)

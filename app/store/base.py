@@ -193,6 +193,11 @@ class Transaction(abc.ABC):
 class Store(abc.ABC):
     """Tenant-scoped document store. All methods are coroutine-safe."""
 
+    #: ``True`` when :meth:`append_log` is one cheap commit for any number of records (SQLite's
+    #: unindexed log table). ``False`` (this default, Firestore): a log would put every webhook of a
+    #: tenant on one hot document, so the ingest writes deliveries straight into the inbox instead.
+    group_commit_log: bool = False
+
     @abc.abstractmethod
     async def get(self, tenant_id: str, collection: str, doc_id: str) -> dict[str, JSON] | None:
         """Return the document's data, or ``None``."""

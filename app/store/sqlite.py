@@ -341,6 +341,8 @@ class SQLiteStore(Store):
     ``commits`` counts the transactions this instance committed (the group-commit tests read it).
     """
 
+    group_commit_log = True
+
     def __init__(
         self, path: str | Path, *, busy_timeout_s: float = 10.0, durability: Durability = "process"
     ) -> None:
