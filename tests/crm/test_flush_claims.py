@@ -6,6 +6,7 @@ once."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from app.crm.records import Integration, Link
 from app.jobs.queue import Job, RetryLater
@@ -16,7 +17,7 @@ from tests.crm_sync.fakes import HubSpotFake
 
 
 def _job(connection_id: str, op: str, shard: int | None) -> Job:
-    payload = {"op": op, "connection_id": connection_id}
+    payload: dict[str, Any] = {"op": op, "connection_id": connection_id}
     if shard is not None:
         payload["shard"] = shard
     key = f"f:{connection_id}:{shard}" if op == "flush" else f"b:{connection_id}"
@@ -83,5 +84,37 @@ async def test_an_hourly_batch_and_a_flush_at_once_write_each_lead_once(rt) -> N
         assert counts("hubspot", fake) == (20, 20, 20)
         links = [Link.from_doc(d.data) for d in await rt.store.query(TENANT, col.CRM_LINKS)]
         assert len(links) == 20 and all(link.writes == 1 for link in links)
+    finally:
+        await fake.stop()
+
+
+async def test_failed_attempts_are_counted_per_lead_not_per_flush_job(rt) -> None:
+    """A lead queued into a flush job that already failed twice gets its own attempts: when the
+    third failure dead-letters the first lead (3 attempts), the newcomer is retried and synced."""
+    fake = await HubSpotFake().start()
+    try:
+        connection = await connect(rt, "hubspot", fake)
+        sync = crm_of(rt)
+        sync.max_attempts = 3
+        sync.breaker.threshold = 100
+        await sync.save_integration(
+            TENANT, Integration(connection_id=connection.id, options=OPTIONS["hubspot"])
+        )
+        fake.fail_paths["/crm/v3/objects/contacts/batch/upsert"] = [503, 503, 503]
+        await _queue(rt, sync, connection.id, 1)
+        for _ in range(2):
+            await rt.worker.drain()
+            rt.clock.advance(60.0)
+        lead = await qualified_lead(rt, 8, enqueue=False)  # the same flush shard as lead 0
+        await rt.store.set(TENANT, col.LEADS, lead.id, {"email": "camille8@example.com"}, merge=True)
+        await sync.enqueue_flush(TENANT, connection.id, lead.id, events=["lead.qualified"])
+        assert sync.shard_of(lead.id) == sync.shard_of("ld_test_000000")
+        await run_until_idle(rt, step_s=5.0)
+        links = {
+            d.data["lead_id"]: Link.from_doc(d.data) for d in await rt.store.query(TENANT, col.CRM_LINKS)
+        }
+        assert links["ld_test_000000"].status == "dead" and links["ld_test_000000"].attempts == 3
+        assert links["ld_test_000008"].status == "synced"
+        assert counts("hubspot", fake) == (1, 1, 1)
     finally:
         await fake.stop()
