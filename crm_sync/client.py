@@ -147,10 +147,20 @@ class RateGate:
         self.paused_until = 0.0
 
     async def acquire(self) -> None:
-        """Wait for the pause (at most ``_MAX_PAUSE_S``) and a token of the bucket."""
+        """Wait for the pause and a token of the bucket. Raises :class:`ProviderError` (``quota``,
+        ``retry_after_s`` the pause left) rather than wait out a pause over ``_MAX_INLINE_WAIT_S``."""
         wait = self.paused_until - self.clock.now()
+        if wait > _MAX_INLINE_WAIT_S:
+            # a long pause (a spent allowance): the caller defers its work instead of holding a
+            # worker for minutes
+            raise ProviderError(
+                f"requests paused for {wait:.0f} s (rate limit or allowance)",
+                retryable=True,
+                quota=True,
+                retry_after_s=wait,
+            )
         if wait > 0:
-            await asyncio.sleep(min(wait, _MAX_PAUSE_S))
+            await asyncio.sleep(wait)
         if self.limiter is not None:
             loop = asyncio.get_running_loop()
             if self._loop is not loop and self.window is not None and isinstance(self.limiter, AsyncLimiter):

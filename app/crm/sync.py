@@ -75,6 +75,8 @@ KIND = "crm_sync"
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "authorization", "signature")
 _LOG_TEXT_MAX = 2000
 _SYNCED_STAGES = ("qualified", "handoff", "booked")
+#: Connections whose pause is remembered before the expired ones are dropped.
+_PAUSES_KEPT = 1000
 #: A flush abandons its vendor call this long before its claim on the entries ends.
 _CLAIM_MARGIN_S = 10.0
 
@@ -206,6 +208,31 @@ class CrmSync:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.breaker = breaker or CircuitBreaker(runtime.store, runtime.clock)
+        self._paused_until: dict[tuple[str, str], float] = {}  # (tenant, connection) -> epoch s
+
+    def _pause_starts(
+        self, tenant_id: str, connection_id: str, wait_s: float, *, reason: str, leads: int
+    ) -> bool:
+        """Record that the connection's writes wait ``wait_s`` seconds (circuit open, allowance
+        spent); ``True`` for the first deferral of a pause, which alone is logged (one
+        ``crm.deferred`` line and one ``deferred`` sync log per connection per pause, not one per
+        lead per retry). Per process."""
+        now = self.runtime.clock.now()
+        key = (tenant_id, connection_id)
+        first = self._paused_until.get(key, 0.0) <= now
+        self._paused_until[key] = max(self._paused_until.get(key, 0.0), now + wait_s)
+        if len(self._paused_until) > _PAUSES_KEPT:
+            self._paused_until = {k: v for k, v in self._paused_until.items() if v > now}
+        if first:
+            log.info(
+                "crm.deferred",
+                tenant=tenant_id,
+                connection=connection_id,
+                reason=reason[:200],
+                wait_s=round(wait_s, 1),
+                leads=leads,
+            )
+        return first
 
     @property
     def store(self) -> Any:
@@ -541,7 +568,8 @@ class CrmSync:
         last_attempt = attempt >= min(self.max_attempts, self.runtime.jobs.max_attempts)
         wait = await self.breaker.admit(tenant_id, connection_id)
         if wait is not None:
-            await self._log(tenant_id, self._entry(job, link.provider, "deferred", error="circuit open"))
+            if self._pause_starts(tenant_id, connection_id, wait, reason="circuit open", leads=1):
+                await self._log(tenant_id, self._entry(job, link.provider, "deferred", error="circuit open"))
             raise RetryLater(wait + random.uniform(0.0, min(1.0, wait / 10)), "circuit open", count=False)
         started = time.perf_counter()
         payload: dict[str, Any] = {}
@@ -582,6 +610,11 @@ class CrmSync:
                 # the account's allowance is spent (Salesforce's daily API limit): wait for it,
                 # without counting an attempt or blaming the provider's health
                 wait = max(exc.retry_after_s or 0.0, self.backoff_base_s)
+                error = f"{type(exc).__name__}: {exc}"[:_LOG_TEXT_MAX]
+                if not self._pause_starts(tenant_id, connection_id, wait, reason=error, leads=1):
+                    raise RetryLater(
+                        wait * random.uniform(1.0, 1.1), "allowance spent", count=False
+                    ) from None
                 await self._log(
                     tenant_id,
                     self._entry(
@@ -783,12 +816,19 @@ class CrmSync:
             return len(docs) == size
         wait = await self.breaker.admit(tenant_id, connection_id)
         if wait is not None:
+            first = self._pause_starts(
+                tenant_id, connection_id, wait, reason="circuit open", leads=len(items)
+            )
             logs = [
                 self._log_for(
-                    connection_id, item.lead_id, provider, "deferred", attempt, error="circuit open"
+                    connection_id,
+                    items[0].lead_id,
+                    provider,
+                    "deferred",
+                    attempt,
+                    error=f"circuit open ({len(items)} leads wait)",
                 )
-                for item in items
-            ]
+            ][: 1 if first else 0]
             await self._commit_flush(tenant_id, [], [], logs, run_id=run_id, release=items)
             raise RetryLater(wait + random.uniform(0.0, min(1.0, wait / 10)), "circuit open", count=False)
         started = time.perf_counter()
@@ -946,22 +986,23 @@ class CrmSync:
         )
         pending = [item for item in items if item not in done]
         if isinstance(exc, ProviderError) and exc.quota:
-            for item in pending:
+            wait = max(exc.retry_after_s or 0.0, self.backoff_base_s)
+            if pending and self._pause_starts(
+                tenant_id, connection_id, wait, reason=error, leads=len(pending)
+            ):
                 logs.append(
                     self._log_for(
                         connection_id,
-                        item.lead_id,
-                        item.link.provider,
+                        pending[0].lead_id,
+                        pending[0].link.provider,
                         "deferred",
-                        item.attempt,
-                        idempotency_key=item.key,
-                        error=error,
+                        pending[0].attempt,
+                        error=f"{error} ({len(pending)} leads wait)"[:_LOG_TEXT_MAX],
                         response=response,
                         duration_ms=duration_ms,
                     )
                 )
             await self._commit_flush(tenant_id, done, [], logs, run_id=run_id, release=items)
-            wait = max(exc.retry_after_s or 0.0, self.backoff_base_s)
             raise RetryLater(wait * random.uniform(1.0, 1.1), "allowance spent", count=False)
         retryable = isinstance(exc, ProviderError) and exc.retryable
         if retryable:
