@@ -77,6 +77,8 @@ _LOG_TEXT_MAX = 2000
 _SYNCED_STAGES = ("qualified", "handoff", "booked")
 #: Connections whose pause is remembered before the expired ones are dropped.
 _PAUSES_KEPT = 1000
+#: A flush whose queued leads are all claimed by another run looks again after at most this long.
+_CLAIM_POLL_S = 5.0
 #: A flush abandons its vendor call this long before its claim on the entries ends.
 _CLAIM_MARGIN_S = 10.0
 
@@ -777,7 +779,9 @@ class CrmSync:
         docs, held_s = await self._claim(tenant_id, filters, size=size, run_id=run_id)
         if not docs:
             if held_s is not None:
-                raise RetryLater(held_s + 1.0, "queued leads claimed by another run", count=False)
+                # look again soon: the claim usually ends (its run commits) long before it expires
+                wait = min(held_s + 1.0, _CLAIM_POLL_S) * random.uniform(1.0, 1.2)
+                raise RetryLater(wait, "queued leads claimed by another run", count=False)
             return False
         max_attempts = min(self.max_attempts, self.runtime.jobs.max_attempts)
         attempt = 1 + max(int(data.get("attempts") or 0) for _, data in docs)
