@@ -780,8 +780,8 @@ class CrmSync:
         if not docs:
             if held_s is not None:
                 # look again soon: the claim usually ends (its run commits) long before it expires
-                wait = min(held_s + 1.0, _CLAIM_POLL_S) * random.uniform(1.0, 1.2)
-                raise RetryLater(wait, "queued leads claimed by another run", count=False)
+                poll_s = min(held_s + 1.0, _CLAIM_POLL_S) * random.uniform(1.0, 1.2)
+                raise RetryLater(poll_s, "queued leads claimed by another run", count=False)
             return False
         max_attempts = min(self.max_attempts, self.runtime.jobs.max_attempts)
         attempt = 1 + max(int(data.get("attempts") or 0) for _, data in docs)

@@ -58,7 +58,9 @@ async def test_the_gate_never_exceeds_a_rolling_allowance(monkeypatch) -> None:
     # a 1.5 s window stands for the 24 h one: windows over 0.5 s count as long here
     monkeypatch.setattr(client_module, "_PACED_WINDOW_S", 0.5)
     fake = await SalesforceFake(allowance=6, window_s=1.5).start()
-    gate = RateGate((RateLimit(requests=6, per_s=1.5, scope="test", doc="test"),), RateLimitHeaders(), clock=SystemClock())
+    gate = RateGate(
+        (RateLimit(requests=6, per_s=1.5, scope="test", doc="test"),), RateLimitHeaders(), clock=SystemClock()
+    )
     statuses: list[int] = []
     try:
         async with httpx.AsyncClient(base_url=fake.base_url, trust_env=False) as http:
