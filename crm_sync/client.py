@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 import socket
+from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import stamina
@@ -46,37 +48,125 @@ from crm_sync.vault import Secret, Vault
 from kernel.clock import Clock, SystemClock
 from kernel.http import parse_retry_after
 
-__all__ = ["AuthorizedClient", "ConnectionClients", "RateGate", "fetch_identity", "resolve_base_url"]
+__all__ = [
+    "AuthorizedClient",
+    "ConnectionClients",
+    "RateGate",
+    "SlidingWindow",
+    "fetch_identity",
+    "resolve_base_url",
+]
 
 log = logging.getLogger(__name__)
 
 _MAX_PAUSE_S = 300.0
+#: A caller waits for a sliding window at most this many times (each up to ``_MAX_PAUSE_S``)
+#: before it gets a quota error (its job is deferred rather than holding a worker for a day).
+_MAX_WINDOW_WAITS = 2
+
+
+class _Bucket(Protocol):
+    async def acquire(self) -> None: ...
+
+
+class SlidingWindow:
+    """At most ``requests`` acquisitions in any rolling ``per_s`` seconds, as vendors count a long
+    allowance (Salesforce: "API Request Limits and Allocations", the org's requests over the last
+    24 hours), where a token bucket would let a full burst through and then refill.
+
+    A sliding-window counter: the window is cut into ``slots`` sub-windows of ``per_s / slots``
+    seconds, each holding a count (memory O(slots), whatever ``requests`` is). A sub-window that
+    overlaps the rolling window at all counts whole, so the limit is never exceeded; the price is
+    at most one sub-window's wait. Times come from ``clock`` (UTC epoch seconds)."""
+
+    def __init__(self, requests: float, per_s: float, *, clock: Clock, slots: int = 60) -> None:
+        if per_s <= 0 or requests < 1:
+            raise ValueError("a sliding window needs requests >= 1 and per_s > 0")
+        self.requests = int(requests)
+        self.per_s = float(per_s)
+        self.slot_s = self.per_s / max(1, slots)
+        self.clock = clock
+        self._slots: deque[list[int]] = deque()  # [sub-window index, count], oldest first
+        self._total = 0
+
+    def _expire(self, now: float) -> None:
+        while self._slots and (self._slots[0][0] + 1) * self.slot_s <= now - self.per_s:
+            self._total -= self._slots.popleft()[1]
+
+    def try_acquire(self, now: float | None = None) -> float:
+        """Take one request at ``now`` (default: the clock's) if the window allows it: ``0.0``;
+        else take nothing and return the seconds until the oldest sub-window leaves the window."""
+        at = self.clock.now() if now is None else now
+        wait = self.wait_s(at)
+        if wait == 0.0:
+            index = math.floor(at / self.slot_s)
+            if self._slots and self._slots[-1][0] >= index:
+                self._slots[-1][1] += 1
+            else:
+                self._slots.append([index, 1])
+            self._total += 1
+        return wait
+
+    def wait_s(self, now: float) -> float:
+        """Seconds from ``now`` until the window allows a request (``0.0``: it does now)."""
+        self._expire(now)
+        if self._total < self.requests:
+            return 0.0
+        return max((self._slots[0][0] + 1) * self.slot_s + self.per_s - now, 1e-3)
+
+    async def acquire(self) -> None:
+        """Wait (in steps of at most ``_MAX_PAUSE_S``) until the window allows one request. Raises
+        :class:`ProviderError` (``quota``, ``retry_after_s`` set) after ``_MAX_WINDOW_WAITS`` waits."""
+        for waits in range(_MAX_WINDOW_WAITS + 1):
+            wait = self.try_acquire()
+            if wait <= 0:
+                return
+            if waits == _MAX_WINDOW_WAITS:
+                break
+            await asyncio.sleep(min(wait, _MAX_PAUSE_S))
+        raise ProviderError(
+            f"the {self.requests} per {self.per_s:.0f} s allowance stays spent",
+            retryable=True,
+            quota=True,
+            retry_after_s=self.wait_s(self.clock.now()),
+        )
 
 
 class RateGate:
-    """A token bucket for one (tenant, provider): an ``AsyncLimiter`` of the catalog's shortest
-    documented window, plus a pause set from the provider's headers (seconds, epoch-based)."""
+    """A rate limit for one (tenant, provider): the catalog's shortest documented window (a paced
+    ``AsyncLimiter`` up to 60 s, a :class:`SlidingWindow` beyond), plus a pause set from the
+    provider's headers (seconds, epoch-based)."""
 
     def __init__(self, limits: tuple[RateLimit, ...], headers: RateLimitHeaders, *, clock: Clock) -> None:
         burst = min(limits, key=lambda lim: lim.per_s) if limits else None
         self.window: tuple[float, float] | None = (burst.requests, burst.per_s) if burst else None
-        self.limiter: AsyncLimiter | None = _limiter(burst.requests, burst.per_s) if burst else None
+        self.clock = clock
+        self.limiter: _Bucket | None = _limiter(burst.requests, burst.per_s, clock) if burst else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.headers = headers
-        self.clock = clock
         self.paused_until = 0.0
 
     async def acquire(self) -> None:
-        """Wait for the pause (at most ``_MAX_PAUSE_S``) and a token of the bucket."""
+        """Wait for the pause and a token of the bucket. Raises :class:`ProviderError` (``quota``,
+        ``retry_after_s`` the pause left) rather than wait out a pause over ``_MAX_INLINE_WAIT_S``."""
         wait = self.paused_until - self.clock.now()
+        if wait > _MAX_INLINE_WAIT_S:
+            # a long pause (a spent allowance): the caller defers its work instead of holding a
+            # worker for minutes
+            raise ProviderError(
+                f"requests paused for {wait:.0f} s (rate limit or allowance)",
+                retryable=True,
+                quota=True,
+                retry_after_s=wait,
+            )
         if wait > 0:
-            await asyncio.sleep(min(wait, _MAX_PAUSE_S))
+            await asyncio.sleep(wait)
         if self.limiter is not None:
             loop = asyncio.get_running_loop()
-            if self._loop is not loop and self.window is not None:
+            if self._loop is not loop and self.window is not None and isinstance(self.limiter, AsyncLimiter):
                 # an AsyncLimiter belongs to the loop that first waited on it: another loop (a test
                 # driving the app from outside, a second worker loop) gets a bucket of its own
-                self._loop, self.limiter = loop, _limiter(*self.window)
+                self._loop, self.limiter = loop, _limiter(*self.window, self.clock)
             await self.limiter.acquire()
 
     def pause(self, seconds: float) -> None:
@@ -101,7 +191,7 @@ class RateGate:
             and self.window != (limit, window_s)
         ):
             self.window = (limit, window_s)
-            self.limiter = _limiter(limit, window_s)
+            self.limiter = _limiter(limit, window_s, self.clock)
         if remaining is not None and remaining <= 0:
             self.pause(reset_s if reset_s is not None else (window_s or 1.0))
 
@@ -111,15 +201,19 @@ class RateGate:
 _PACED_WINDOW_S = 60.0
 
 
-def _limiter(requests: float, per_s: float) -> AsyncLimiter:
+def _limiter(requests: float, per_s: float, clock: Clock) -> _Bucket:
     """The bucket for ``requests`` per ``per_s`` seconds. A plain ``AsyncLimiter(requests, per_s)``
     lets a full burst through and then refills, i.e. up to twice the limit within one sliding
     window, which the vendor answers with 429s; for short windows the bucket holds one request
     and refills at ``(requests - 1) / per_s``, so no sliding window ever sees more than
-    ``requests``. Long windows (a daily allowance) keep their burst."""
+    ``requests``. Long windows (a daily allowance, where pacing would forbid any burst) get a
+    :class:`SlidingWindow`: the burst is allowed, but never more than ``requests`` in any rolling
+    window."""
     if per_s <= _PACED_WINDOW_S and requests >= 2:
         return AsyncLimiter(1, per_s / (requests - 1))
-    return AsyncLimiter(requests, per_s)
+    if per_s <= _PACED_WINDOW_S:
+        return AsyncLimiter(requests, per_s)
+    return SlidingWindow(requests, per_s, clock=clock)
 
 
 def _num(raw: str | None) -> float | None:

@@ -29,6 +29,7 @@ Every attempt is written to ``crm_sync_logs``. Times are epoch seconds (UTC).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -74,6 +75,12 @@ KIND = "crm_sync"
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "authorization", "signature")
 _LOG_TEXT_MAX = 2000
 _SYNCED_STAGES = ("qualified", "handoff", "booked")
+#: Connections whose pause is remembered before the expired ones are dropped.
+_PAUSES_KEPT = 1000
+#: A flush whose queued leads are all claimed by another run looks again after at most this long.
+_CLAIM_POLL_S = 5.0
+#: A flush abandons its vendor call this long before its claim on the entries ends.
+_CLAIM_MARGIN_S = 10.0
 
 
 def redact(value: Any) -> Any:
@@ -132,6 +139,12 @@ class _Item:
     snapshot: LeadSnapshot | None = None
     key: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0  # failed whole-batch attempts of this entry so far
+
+    @property
+    def attempt(self) -> int:
+        """The number of the attempt being made (1 for the first)."""
+        return self.attempts + 1
 
 
 SYNC_REQUESTED = "sync.requested"
@@ -171,6 +184,10 @@ class CrmSync:
     Connections whose adapter writes in batches (:func:`batch_size`) are written by
     ``flush_shards`` flush jobs per connection (one batch being prepared while another is sent),
     each running batches for at most ``flush_budget_s`` seconds before yielding its worker.
+    A flush run claims the ``crm_batch`` entries it writes for ``claim_s`` seconds (a vendor call
+    that takes longer is abandoned as a retryable failure), so two runs (a flush job leased again
+    after its lease expired mid-batch, an hourly batch job beside a flush job) never write the same
+    lead at once.
     """
 
     def __init__(
@@ -183,14 +200,41 @@ class CrmSync:
         breaker: CircuitBreaker | None = None,
         flush_shards: int = 2,
         flush_budget_s: float = 20.0,
+        claim_s: float = 120.0,
     ) -> None:
         self.runtime = runtime
+        self.claim_s = claim_s
         self.flush_shards = max(1, flush_shards)
         self.flush_budget_s = flush_budget_s
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.breaker = breaker or CircuitBreaker(runtime.store, runtime.clock)
+        self._paused_until: dict[tuple[str, str], float] = {}  # (tenant, connection) -> epoch s
+
+    def _pause_starts(
+        self, tenant_id: str, connection_id: str, wait_s: float, *, reason: str, leads: int
+    ) -> bool:
+        """Record that the connection's writes wait ``wait_s`` seconds (circuit open, allowance
+        spent); ``True`` for the first deferral of a pause, which alone is logged (one
+        ``crm.deferred`` line and one ``deferred`` sync log per connection per pause, not one per
+        lead per retry). Per process."""
+        now = self.runtime.clock.now()
+        key = (tenant_id, connection_id)
+        first = self._paused_until.get(key, 0.0) <= now
+        self._paused_until[key] = max(self._paused_until.get(key, 0.0), now + wait_s)
+        if len(self._paused_until) > _PAUSES_KEPT:
+            self._paused_until = {k: v for k, v in self._paused_until.items() if v > now}
+        if first:
+            log.info(
+                "crm.deferred",
+                tenant=tenant_id,
+                connection=connection_id,
+                reason=reason[:200],
+                wait_s=round(wait_s, 1),
+                leads=leads,
+            )
+        return first
 
     @property
     def store(self) -> Any:
@@ -397,6 +441,9 @@ class CrmSync:
                 "shard": shard,
                 "rev": uuid.uuid4().hex[:12],
             }
+            for kept in ("claimed_by", "claimed_until", "attempts"):  # a run may be writing it now
+                if prior and prior.get(kept) is not None:
+                    entry[kept] = prior[kept]
             tx.set(col.CRM_BATCH, doc_id, entry)
             jobs.write(
                 tx,
@@ -523,7 +570,8 @@ class CrmSync:
         last_attempt = attempt >= min(self.max_attempts, self.runtime.jobs.max_attempts)
         wait = await self.breaker.admit(tenant_id, connection_id)
         if wait is not None:
-            await self._log(tenant_id, self._entry(job, link.provider, "deferred", error="circuit open"))
+            if self._pause_starts(tenant_id, connection_id, wait, reason="circuit open", leads=1):
+                await self._log(tenant_id, self._entry(job, link.provider, "deferred", error="circuit open"))
             raise RetryLater(wait + random.uniform(0.0, min(1.0, wait / 10)), "circuit open", count=False)
         started = time.perf_counter()
         payload: dict[str, Any] = {}
@@ -564,6 +612,11 @@ class CrmSync:
                 # the account's allowance is spent (Salesforce's daily API limit): wait for it,
                 # without counting an attempt or blaming the provider's health
                 wait = max(exc.retry_after_s or 0.0, self.backoff_base_s)
+                error = f"{type(exc).__name__}: {exc}"[:_LOG_TEXT_MAX]
+                if not self._pause_starts(tenant_id, connection_id, wait, reason=error, leads=1):
+                    raise RetryLater(
+                        wait * random.uniform(1.0, 1.1), "allowance spent", count=False
+                    ) from None
                 await self._log(
                     tenant_id,
                     self._entry(
@@ -672,42 +725,84 @@ class CrmSync:
         if shard is not None:
             filters.append(where("shard", "==", int(shard)))
         deadline = time.monotonic() + self.flush_budget_s
+        run_id = uuid.uuid4().hex
         while True:
-            more = await self._flush_once(job, connection_id, filters)
+            more = await self._flush_once(job, connection_id, filters, run_id=run_id)
             if not more:
                 return
             if time.monotonic() > deadline:
                 raise RetryLater(0.0, "more leads queued", count=False)
 
-    async def _flush_once(self, job: Job, connection_id: str, filters: list[Any]) -> bool:
-        """One batch of :meth:`_flush`; returns whether a full batch was taken (more may wait)."""
+    async def _claim(
+        self, tenant_id: str, filters: list[Any], *, size: int, run_id: str
+    ) -> tuple[list[tuple[str, dict[str, Any]]], float | None]:
+        """Claim up to ``size`` queued entries nobody else holds, in one transaction: ``(entries,
+        None)``, or ``([], seconds until the first claim held by another run ends)`` when every
+        queued entry is held, or ``([], None)`` when none is queued."""
+        docs = await self.store.query(tenant_id, col.CRM_BATCH, filters=filters, limit=2 * size)
+        if not docs:
+            return [], None
+        now = self.runtime.clock.now()
+
+        def held(data: dict[str, Any]) -> bool:
+            other = data.get("claimed_by") not in (None, run_id)
+            return other and float(data.get("claimed_until") or 0) > now
+
+        async def fn(tx: Transaction) -> list[tuple[str, dict[str, Any]]]:
+            taken: list[tuple[str, dict[str, Any]]] = []
+            for doc in docs:
+                if len(taken) >= size:
+                    break
+                current = await tx.get(col.CRM_BATCH, doc.id)
+                if current is None or held(current):
+                    continue
+                claimed = {**current, "claimed_by": run_id, "claimed_until": now + self.claim_s}
+                tx.set(col.CRM_BATCH, doc.id, claimed)
+                taken.append((doc.id, claimed))
+            return taken
+
+        taken: list[tuple[str, dict[str, Any]]] = await self.store.run_transaction(tenant_id, fn)
+        if taken:
+            return taken, None
+        ends = [float(d.data.get("claimed_until") or 0) - now for d in docs if held(d.data)]
+        return [], (max(0.0, min(ends)) if ends else None)
+
+    async def _flush_once(self, job: Job, connection_id: str, filters: list[Any], *, run_id: str) -> bool:
+        """One batch of :meth:`_flush`; returns whether a full batch was taken (more may wait).
+        Raises :class:`RetryLater` (not counted) when every queued entry is claimed by another
+        run."""
         tenant_id = job.tenant_id
         services = self.runtime.connections
         stored = await services.repository.get_connection(tenant_id, connection_id) if services else None
         provider = stored.provider if stored else ""
         size = batch_size(provider) if provider else 1
-        docs = await self.store.query(tenant_id, col.CRM_BATCH, filters=filters, limit=size)
+        docs, held_s = await self._claim(tenant_id, filters, size=size, run_id=run_id)
         if not docs:
+            if held_s is not None:
+                # look again soon: the claim usually ends (its run commits) long before it expires
+                poll_s = min(held_s + 1.0, _CLAIM_POLL_S) * random.uniform(1.0, 1.2)
+                raise RetryLater(poll_s, "queued leads claimed by another run", count=False)
             return False
-        attempt = job.attempts + 1
-        last_attempt = attempt >= min(self.max_attempts, self.runtime.jobs.max_attempts)
+        max_attempts = min(self.max_attempts, self.runtime.jobs.max_attempts)
+        attempt = 1 + max(int(data.get("attempts") or 0) for _, data in docs)
         items: list[_Item] = []
-        for doc in docs:
-            lead_id = str(doc.data["lead_id"])
-            link_doc = await self.store.get(tenant_id, col.CRM_LINKS, doc.id)
+        for doc_id, data in docs:
+            lead_id = str(data["lead_id"])
+            link_doc = await self.store.get(tenant_id, col.CRM_LINKS, doc_id)
             link = (
                 Link.from_doc(link_doc)
                 if link_doc
-                else Link(id=doc.id, connection_id=connection_id, lead_id=lead_id, provider=provider)
+                else Link(id=doc_id, connection_id=connection_id, lead_id=lead_id, provider=provider)
             )
             link.provider = link.provider or provider
             items.append(
                 _Item(
-                    entry_id=doc.id,
-                    rev=doc.data.get("rev"),
+                    entry_id=doc_id,
+                    rev=data.get("rev"),
                     lead_id=lead_id,
-                    queued_at=float(doc.data.get("queued_at") or self.runtime.clock.now()),
+                    queued_at=float(data.get("queued_at") or self.runtime.clock.now()),
                     link=link,
+                    attempts=int(data.get("attempts") or 0),
                 )
             )
         logs: list[SyncLog] = []
@@ -721,17 +816,24 @@ class CrmSync:
                         connection_id, item.lead_id, provider, "skipped", attempt, error="sync disabled"
                     )
                 )
-            await self._commit_flush(tenant_id, items, links, logs)
+            await self._commit_flush(tenant_id, items, links, logs, run_id=run_id)
             return len(docs) == size
         wait = await self.breaker.admit(tenant_id, connection_id)
         if wait is not None:
+            first = self._pause_starts(
+                tenant_id, connection_id, wait, reason="circuit open", leads=len(items)
+            )
             logs = [
                 self._log_for(
-                    connection_id, item.lead_id, provider, "deferred", attempt, error="circuit open"
+                    connection_id,
+                    items[0].lead_id,
+                    provider,
+                    "deferred",
+                    attempt,
+                    error=f"circuit open ({len(items)} leads wait)",
                 )
-                for item in items
-            ]
-            await self._commit_flush(tenant_id, [], [], logs)
+            ][: 1 if first else 0]
+            await self._commit_flush(tenant_id, [], [], logs, run_id=run_id, release=items)
             raise RetryLater(wait + random.uniform(0.0, min(1.0, wait / 10)), "circuit open", count=False)
         started = time.perf_counter()
         try:
@@ -783,13 +885,21 @@ class CrmSync:
                     item.snapshot, item.key = snapshot, key
                     item.payload = redact(snapshot_payload(snapshot))
             sending = [item for item in items if item.snapshot is not None]
-            results: list[RemoteIds | IntegrationError] = (
-                await adapter.upsert_leads([item.snapshot for item in sending if item.snapshot])  # type: ignore[attr-defined]
-                if sending
-                else []
-            )
+            results: list[RemoteIds | IntegrationError] = []
+            if sending:
+                try:
+                    # the claim must outlive the call, or another run could write these leads too
+                    async with asyncio.timeout(max(1.0, self.claim_s - _CLAIM_MARGIN_S)):
+                        snapshots = [item.snapshot for item in sending if item.snapshot]
+                        results = await adapter.upsert_leads(snapshots)  # type: ignore[attr-defined]
+                except TimeoutError:
+                    raise ProviderError(
+                        f"{provider}: the batch outlasted its {self.claim_s:.0f} s claim", retryable=True
+                    ) from None
         except Exception as exc:
-            await self._flush_failed(job, items, done, logs, exc, started=started, last_attempt=last_attempt)
+            await self._flush_failed(
+                job, items, done, logs, exc, started=started, max_attempts=max_attempts, run_id=run_id
+            )
             raise AssertionError("unreachable") from None  # pragma: no cover
         duration_ms = (time.perf_counter() - started) * 1000
         now = self.runtime.clock.now()
@@ -802,7 +912,7 @@ class CrmSync:
                 link.synced_key = item.key
                 link.status = "synced"
                 link.last_error = None
-                link.attempts = attempt
+                link.attempts = item.attempt
                 link.queued_at = item.queued_at
                 link.synced_at = now
                 link.writes += 1
@@ -812,7 +922,7 @@ class CrmSync:
                         item.lead_id,
                         link.provider,
                         "ok",
-                        attempt,
+                        item.attempt,
                         idempotency_key=item.key,
                         payload=item.payload,
                         response={**result.as_dict(), "created": result.created},
@@ -835,7 +945,7 @@ class CrmSync:
                     item.lead_id,
                     link.provider,
                     "retry" if alone else "dead",
-                    attempt,
+                    item.attempt,
                     idempotency_key=item.key,
                     error=error,
                     payload=item.payload,
@@ -846,10 +956,10 @@ class CrmSync:
             if alone:
                 retry_alone.append(item)
             else:
-                link.status, link.last_error, link.attempts = "dead", error, attempt
+                link.status, link.last_error, link.attempts = "dead", error, item.attempt
                 links.append(link)
             done.append(item)
-        await self._commit_flush(tenant_id, done, links, logs)
+        await self._commit_flush(tenant_id, done, links, logs, run_id=run_id, release=items)
         for item in retry_alone:
             await self.enqueue_sync(tenant_id, connection_id, item.lead_id, queued_at=item.queued_at)
         if sending:
@@ -865,14 +975,14 @@ class CrmSync:
         exc: Exception,
         *,
         started: float,
-        last_attempt: bool,
+        max_attempts: int,
+        run_id: str,
     ) -> None:
         """A whole batch failed (see :meth:`_flush`): logs it per lead, dead-letters the leads when
         retrying cannot cure it, and always raises :class:`RetryLater` (after the backoff, or at
         once when the batch went to the dead letter and more leads may wait)."""
         tenant_id = job.tenant_id
         connection_id = str(job.payload.get("connection_id"))
-        attempt = job.attempts + 1
         duration_ms = (time.perf_counter() - started) * 1000
         error = f"{type(exc).__name__}: {exc}"[:_LOG_TEXT_MAX]
         response = (
@@ -880,38 +990,42 @@ class CrmSync:
         )
         pending = [item for item in items if item not in done]
         if isinstance(exc, ProviderError) and exc.quota:
-            for item in pending:
+            wait = max(exc.retry_after_s or 0.0, self.backoff_base_s)
+            if pending and self._pause_starts(
+                tenant_id, connection_id, wait, reason=error, leads=len(pending)
+            ):
                 logs.append(
                     self._log_for(
                         connection_id,
-                        item.lead_id,
-                        item.link.provider,
+                        pending[0].lead_id,
+                        pending[0].link.provider,
                         "deferred",
-                        attempt,
-                        idempotency_key=item.key,
-                        error=error,
+                        pending[0].attempt,
+                        error=f"{error} ({len(pending)} leads wait)"[:_LOG_TEXT_MAX],
                         response=response,
                         duration_ms=duration_ms,
                     )
                 )
-            await self._commit_flush(tenant_id, done, [], logs)
-            wait = max(exc.retry_after_s or 0.0, self.backoff_base_s)
+            await self._commit_flush(tenant_id, done, [], logs, run_id=run_id, release=items)
             raise RetryLater(wait * random.uniform(1.0, 1.1), "allowance spent", count=False)
         retryable = isinstance(exc, ProviderError) and exc.retryable
         if retryable:
             await self.breaker.failure(tenant_id, connection_id)
         if not isinstance(exc, IntegrationError):
             retryable = True  # a store conflict, a bug fixed by a deploy: try again later
-        dead = not retryable or last_attempt or isinstance(exc, AuthError)
         links: list[Link] = []
+        dead_items: list[_Item] = []
         for item in pending:
+            # attempts are counted per queued entry (not per job), so a lead that joins a flush
+            # after earlier batches failed starts at its first attempt
+            dead = not retryable or item.attempt >= max_attempts or isinstance(exc, AuthError)
             logs.append(
                 self._log_for(
                     connection_id,
                     item.lead_id,
                     item.link.provider,
                     "dead" if dead else "retry",
-                    attempt,
+                    item.attempt,
                     idempotency_key=item.key,
                     error=error,
                     payload=item.payload,
@@ -920,29 +1034,59 @@ class CrmSync:
                 )
             )
             if dead:
-                item.link.status, item.link.last_error, item.link.attempts = "dead", error, attempt
+                item.link.status, item.link.last_error, item.link.attempts = "dead", error, item.attempt
                 links.append(item.link)
-        await self._commit_flush(tenant_id, items if dead else done, links, logs)
-        if dead:
+                dead_items.append(item)
+        retrying = [item for item in pending if item not in dead_items]
+        await self._commit_flush(
+            tenant_id, [*done, *dead_items], links, logs, run_id=run_id, release=items, failed=retrying
+        )
+        if dead_items:
             log.warning(
-                "crm.dead_letter", tenant=tenant_id, connection=connection_id, leads=len(pending), error=error
+                "crm.dead_letter",
+                tenant=tenant_id,
+                connection=connection_id,
+                leads=len(dead_items),
+                error=error,
             )
+        if not retrying:
             raise RetryLater(0.0, "batch dead-lettered; more may wait", count=False)
         retry_after = exc.retry_after_s if isinstance(exc, ProviderError) else None
-        raise RetryLater(self._delay(attempt, retry_after), error)
+        attempt = max(item.attempt for item in retrying)
+        raise RetryLater(self._delay(attempt, retry_after), error, count=False)
 
     async def _commit_flush(
-        self, tenant_id: str, done: list[_Item], links: list[Link], logs: list[SyncLog]
+        self,
+        tenant_id: str,
+        done: list[_Item],
+        links: list[Link],
+        logs: list[SyncLog],
+        *,
+        run_id: str,
+        release: list[_Item] | None = None,
+        failed: list[_Item] | None = None,
     ) -> None:
         """One transaction: the links, the logs, and the entries of ``done`` deleted unless queued
-        again meanwhile (their ``rev`` moved)."""
+        again meanwhile (their ``rev`` moved). The entries of ``release`` that remain lose this
+        run's claim; those of ``failed`` count one more failed attempt."""
+        failed_ids = {item.entry_id for item in failed or ()}
 
         async def fn(tx: Transaction) -> None:
-            current = {item.entry_id: await tx.get(col.CRM_BATCH, item.entry_id) for item in done}
+            touched = {item.entry_id: item for item in [*done, *(release or ())]}
+            current = {entry_id: await tx.get(col.CRM_BATCH, entry_id) for entry_id in touched}
+            deleted: set[str] = set()
             for item in done:
                 doc = current[item.entry_id]
                 if doc is not None and doc.get("rev") == item.rev:
                     tx.delete(col.CRM_BATCH, item.entry_id)
+                    deleted.add(item.entry_id)
+            for entry_id, doc in current.items():
+                if doc is None or entry_id in deleted or doc.get("claimed_by") != run_id:
+                    continue
+                kept = {k: v for k, v in doc.items() if k not in ("claimed_by", "claimed_until")}
+                if entry_id in failed_ids:
+                    kept["attempts"] = int(doc.get("attempts") or 0) + 1
+                tx.set(col.CRM_BATCH, entry_id, kept)
             for link in links:
                 tx.set(col.CRM_LINKS, link.id, link.to_doc())
             for entry in logs:

@@ -21,6 +21,7 @@ enforce a rate limit over a sliding window:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import math
@@ -71,6 +72,7 @@ class FakeServer:
         self.rejected_429 = 0
         self.fail_next: list[int] = []  # statuses to answer before dispatching (outage simulation)
         self.fail_paths: dict[str, list[int]] = {}  # per exact path: statuses to answer first
+        self.slow_paths: dict[str, list[float]] = {}  # per exact path: seconds to wait before answering
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -107,6 +109,9 @@ class FakeServer:
         if self.fail_next or planned:
             status = self.fail_next.pop(0) if self.fail_next else planned.pop(0)  # type: ignore[union-attr]
             return web.json_response({"message": "simulated outage"}, status=status)
+        slow = self.slow_paths.get(request.path)
+        if slow:
+            await asyncio.sleep(slow.pop(0))  # a slow vendor: the write lands after the wait
         status, payload, headers = self.dispatch(
             request.method, unquote(request.path), dict(request.query), body
         )
