@@ -45,6 +45,7 @@ def main() -> int:
     print(f"worst_case_messages: {args.count} in {result.elapsed_s:.1f} s (worker {where})")
     print(f"worst_case_statuses: {dict(sorted(result.statuses.items()))}")
     print(f"worst_case_answered: {result.answered}/{len(result.accepted)} accepted")
+    print(f"worst_case_quarantined: {result.quarantined} deliveries")
     print(
         f"health_latency: p50 {result.percentile(0.5) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
         f"max {max(result.health_s) * 1000:.1f} ms over {len(result.health_s)} polls, "
