@@ -47,6 +47,7 @@ __all__ = ["ROUTES", "SECURITY_HEADERS"]
 
 _HERE = Path(__file__).parent
 _STATIC = {
+    "lw.js": "text/javascript; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
     "inbox.js": "text/javascript; charset=utf-8",

@@ -4,42 +4,8 @@
 "use strict";
 
 (function () {
-  const T = JSON.parse(document.getElementById("lw-strings").textContent);
-  const CSRF = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
-  const LANG = document.documentElement.lang || "en";
+  const { T, LANG, el, api } = window.LW;
   const POLL_MS = 2000;
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v);
-    }
-    for (const child of children) {
-      if (child === null || child === undefined) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  async function api(method, url, body) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") {
-      init.headers["X-CSRF-Token"] = CSRF;
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body || {});
-    }
-    const response = await fetch(url, init);
-    if (response.status === 401) {
-      window.location.assign("/app/signin?next=" + encodeURIComponent(window.location.pathname));
-      throw new Error("signed out");
-    }
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.detail || data.error || T.error + " (" + response.status + ")");
-    return data;
-  }
 
   function when(epoch) {
     if (!epoch) return "";

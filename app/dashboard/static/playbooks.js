@@ -5,48 +5,8 @@
 "use strict";
 
 (function () {
-  const T = JSON.parse(document.getElementById("lw-strings").textContent);
-  const CSRF = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
-  const LANG = document.documentElement.lang || "en";
+  const { T, LANG, el, call, api } = window.LW;
   const VALIDATE_DELAY_MS = 350;
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v);
-    }
-    for (const child of children) {
-      if (child === null || child === undefined) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  // A call to /api/v1 with the session cookie (and the CSRF token on writes). `raw` sends text as is.
-  async function call(method, url, body, raw) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") {
-      init.headers["X-CSRF-Token"] = CSRF;
-      init.headers["Content-Type"] = raw ? "application/yaml" : "application/json";
-      init.body = raw ? body : JSON.stringify(body || {});
-    }
-    const response = await fetch(url, init);
-    if (response.status === 401) {
-      window.location.assign("/app/signin?next=" + encodeURIComponent(window.location.pathname));
-      throw new Error("signed out");
-    }
-    const data = await response.json().catch(() => ({}));
-    return { ok: response.ok, status: response.status, data };
-  }
-
-  async function api(method, url, body) {
-    const r = await call(method, url, body);
-    if (!r.ok) throw new Error(r.data.detail || r.data.error || T.error + " (" + r.status + ")");
-    return r.data;
-  }
 
   function when(epoch) {
     if (!epoch) return "";

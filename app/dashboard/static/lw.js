@@ -1,0 +1,58 @@
+// LeadWarm dashboard: what every page script shares, loaded first by base.html. The page's strings,
+// the session's CSRF token (sent in X-CSRF-Token on writes), el() which puts API text only ever into
+// textContent (never innerHTML, so a lead's message cannot inject markup), and call()/api() to
+// /api/v1 with the session cookie (a 401 goes back to the sign-in page).
+"use strict";
+
+window.LW = (function () {
+  const T = JSON.parse(document.getElementById("lw-strings").textContent);
+  const CSRF = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  const LANG = document.documentElement.lang || "en";
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else node.setAttribute(k, v);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  // One call; `body` is JSON, a FormData, or (with `raw`) YAML text sent as is. Never throws on an
+  // HTTP error: returns { ok, status, data }.
+  async function call(method, url, body, raw) {
+    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (method !== "GET") {
+      init.headers["X-CSRF-Token"] = CSRF;
+      if (body instanceof FormData) init.body = body;
+      else if (raw) { init.headers["Content-Type"] = "application/yaml"; init.body = body; }
+      else { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body || {}); }
+    }
+    const response = await fetch(url, init);
+    if (response.status === 401) {
+      window.location.assign("/app/signin?next=" + encodeURIComponent(window.location.pathname));
+      throw new Error("signed out");
+    }
+    const data = await response.json().catch(() => ({}));
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  // The answer's data; an HTTP error throws an Error with the API's detail (and `.data`).
+  async function api(method, url, body) {
+    const r = await call(method, url, body);
+    if (!r.ok) {
+      const error = new Error(r.data.detail || r.data.error || T.error + " (" + r.status + ")");
+      error.data = r.data;
+      throw error;
+    }
+    return r.data;
+  }
+
+  return Object.freeze({ T, CSRF, LANG, el, call, api });
+})();
