@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import anyio.to_thread
+import httpx
 
 from app.ai.directory import InterpreterDirectory
 from app.ai.knowledge.repository import KnowledgeRepository
@@ -42,6 +43,7 @@ from app.tenancy.directory import TenantDirectory
 from channels.base import Channel, InboundMessage
 from channels.webchat import WebChatChannel
 from kernel.clock import Clock, SystemClock
+from kernel.egress import guarded_transport
 
 __all__ = ["Runtime", "build_channels", "open_store"]
 
@@ -89,6 +91,8 @@ class Runtime:
     """The credential layer (vault, OAuth, authorised clients), set by the connections feature."""
     ingest: IngestLog = field(init=False)
     """The webhooks' append-only log (group commit) and its ``ingest`` job."""
+    egress: httpx.AsyncClient = field(init=False)
+    """The client for URLs a tenant supplies: connections pass ``kernel.egress``'s check."""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -182,6 +186,12 @@ class Runtime:
         async def burst_windows(tenant_id: str) -> dict[str, float]:
             return dict((await tenants.profile(tenant_id)).burst_window_seconds)
 
+        runtime.egress = httpx.AsyncClient(
+            transport=guarded_transport(allow_private=settings.egress_allow_private),
+            timeout=httpx.Timeout(10.0),
+            follow_redirects=False,
+            trust_env=False,
+        )
         runtime.ingest = IngestLog(
             store, jobs, debounce=burst_windows, default_debounce_s=settings.burst_window_seconds
         )
@@ -229,4 +239,5 @@ class Runtime:
         self._tasks = []
         await self.conversations.interpreters.aclose()
         await self.channels.aclose()
+        await self.egress.aclose()
         await self.store.close()

@@ -524,7 +524,7 @@ class CrmSync:
         cls: Any = ADAPTERS[connection.provider]
         if connection.provider == "webhook":
             secret = connection.secret(services.vault, "signing_secret")
-            hook = WebhookClient(services.clients.http, url=str(connection.settings.get("url") or ""))
+            hook = WebhookClient(self.runtime.egress, url=str(connection.settings.get("url") or ""))
             return connection, cls(hook, secret=secret.reveal() if secret else "", clock=self.runtime.clock)
         # what ConnectionClients.client() does, without reading the connection a second time
         return connection, cls(AuthorizedClient(services.clients, connection))

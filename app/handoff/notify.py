@@ -22,6 +22,7 @@ from app.store import Store
 from app.store import collections as col
 from channels.base import Channel, OutboundMessage, SendError
 from kernel.clock import Clock
+from kernel.egress import EgressRefusedError
 from kernel.errors import LeadWarmError
 
 __all__ = [
@@ -96,11 +97,15 @@ class WebhookSecrets:
         return "WebhookSecrets()"
 
 
-async def post_webhook(url: str, payload: dict[str, Any], *, secret: str, event_id: str, now: float) -> int:
-    """POST ``payload`` as JSON to ``url``, signed; returns the receiver's status code (2xx).
+async def post_webhook(
+    http: httpx.AsyncClient, url: str, payload: dict[str, Any], *, secret: str, event_id: str, now: float
+) -> int:
+    """POST ``payload`` as JSON to ``url`` over ``http`` (the runtime's egress client, whose
+    connections pass ``kernel.egress``), signed; returns the receiver's status code (2xx).
 
     Raises :class:`NotificationError`: retryable for network errors, timeouts, 408, 429 and 5xx;
-    permanent for any other status (a receiver that refuses the event)."""
+    permanent for any other status (a receiver that refuses the event) and for a URL whose host
+    is a refused address (``EgressRefusedError``: private, loopback or metadata)."""
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     headers = {
         "Content-Type": "application/json",
@@ -109,8 +114,9 @@ async def post_webhook(url: str, payload: dict[str, Any], *, secret: str, event_
         EVENT_ID_HEADER: event_id,
     }
     try:
-        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False) as client:
-            response = await client.post(url, content=body, headers=headers)
+        response = await http.post(url, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_S)
+    except EgressRefusedError as exc:
+        raise NotificationError(f"webhook {exc}", retryable=False) from None
     except httpx.HTTPError as exc:
         raise NotificationError(f"webhook {type(exc).__name__}", retryable=True) from None
     if 200 <= response.status_code < 300:

@@ -32,6 +32,7 @@ class HandoffFeature(Feature):
             playbooks=runtime.playbooks,
             channels=runtime.channels,
             conversations=runtime.conversations,
+            egress=runtime.egress,
             public_base_url=runtime.settings.public_base_url,
         )
         runtime.conversations.turn_hooks.append(self.service.on_turn)

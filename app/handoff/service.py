@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from app.authoring.repository import PlaybookRepository
 from app.conversations.planning import TurnPlan, plan_bot_messages
 from app.conversations.records import Conversation, ConversationEvent, Lead, Message, messages_collection
@@ -183,6 +185,7 @@ class HandoffService:
         playbooks: PlaybookRepository,
         channels: ChannelDirectory,
         conversations: ConversationService,
+        egress: httpx.AsyncClient,
         public_base_url: str = "",
     ) -> None:
         self.store = store
@@ -195,6 +198,7 @@ class HandoffService:
         self.secrets = WebhookSecrets(store, clock)
         self.audit = AuditLog(store, clock)
         self.public_base_url = public_base_url.rstrip("/")
+        self.egress = egress
 
     def __repr__(self) -> str:
         return "HandoffService()"
@@ -609,6 +613,7 @@ class HandoffService:
             secret = await self.secrets.get(tenant_id)
             await self._deliver(
                 post_webhook(
+                    self.egress,
                     profile.handoff_webhook_url,
                     payload,
                     secret=secret,

@@ -70,6 +70,8 @@ def make_settings(data_dir: Path, graph_url: str, **overrides: Any) -> Settings:
         # the clock of these tests stands still between turns: a rate limiter would hold every
         # send past its burst (pacing has its own tests, tests/turns/test_pacing.py)
         "send_pacing": False,
+        # the tests' webhook receivers listen on 127.0.0.1 (kernel/egress.py refuses it by default)
+        "egress_allow_private": True,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
