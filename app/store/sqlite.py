@@ -250,6 +250,23 @@ class _SQLiteTransaction(Transaction):
         row = await self._run(read)
         return json.loads(row[0]) if row else None
 
+    async def get_many(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
+        """Every document of ``refs`` in one hand-off to the writer thread (a point read each by
+        primary key); see :meth:`Transaction.get_many`."""
+        wanted = list(refs)
+
+        def read() -> list[Any]:
+            self._begin()
+            return [
+                self._conn.execute(
+                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (self.tenant_id, coll, doc_id)
+                ).fetchone()
+                for coll, doc_id in wanted
+            ]
+
+        rows = await self._run(read)
+        return [json.loads(row[0]) if row else None for row in rows]
+
     async def query(
         self,
         collection: str,
