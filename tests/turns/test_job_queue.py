@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,14 +194,14 @@ async def test_a_transactions_batch_read_is_one_hand_off(store: SQLiteStore) -> 
     hops = 0
     original = store._write_op
 
-    async def counted(fn):  # type: ignore[no-untyped-def]
+    async def counted(fn: Callable[[], Any]) -> Any:
         nonlocal hops
         hops += 1
         return await original(fn)
 
     store._write_op = counted  # type: ignore[method-assign]
 
-    async def fn(tx: Transaction) -> list[object]:
+    async def fn(tx: Transaction) -> list[dict[str, Any] | None]:
         return await tx.get_many([("a", "x"), ("b", "missing"), ("b", "y")])
 
     docs = await store.run_transaction("t1", fn)
