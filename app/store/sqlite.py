@@ -432,7 +432,11 @@ class SQLiteStore(Store):
                 name = f"ix_{scope}_" + "_".join(fields)
                 prefix = "coll, tenant" if scope == "t" else "coll"
                 exprs = ", ".join(_expr(f) for f in fields)
-                sql = f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {_present(fields[0])}"
+                # group indexes serve only the scheduler's queries, which name every field: partial
+                # on all of them, they hold the jobs alone, not every document that has a status
+                fields_present = fields if scope == "g" else fields[:1]
+                where_ = " AND ".join(_present(f) for f in fields_present)
+                sql = f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {where_}"
                 if existing.get(name) != sql:  # absent, or an older shape (json_extract IS NOT NULL)
                     self._writer.execute(f'DROP INDEX IF EXISTS "{name}"')
                     self._writer.execute(sql)
