@@ -55,6 +55,8 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[None]] = set()
         self._ready: deque[Job] = deque()
+        self._freed = asyncio.Event()
+        """Set when a running job ends (a slot is free)."""
         """Jobs this process leased that wait for a free slot, oldest ``due_at`` first."""
 
     def register(self, kind: str, handler: Handler, *, on_dead: Handler | None = None) -> None:
@@ -98,7 +100,8 @@ class Worker:
         returns how many jobs were started."""
         free = self.concurrency - len(self._running)
         if free <= 0:
-            await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+            self._freed.clear()  # no callback runs between this and the wait: none is missed
+            await self._freed.wait()
             return 1
         if not self._ready:
             self._ready.extend(await self.jobs.lease_due(limit=self.prefetch))
@@ -106,9 +109,13 @@ class Worker:
         while self._ready and started < free:
             task = asyncio.create_task(self._run_job(self._ready.popleft()))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._ended)
             started += 1
         return started
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._freed.set()
 
     async def drain(self, *, max_rounds: int = 1000) -> int:
         """Run until nothing is due (for tests, the simulator and the CLI); returns jobs run."""
