@@ -311,13 +311,21 @@ def _stems(word: str) -> frozenset[str]:
 
 
 def _tokens(text: str, *, keep_stop: bool = False) -> list[_Token]:
-    words = re.findall(r"[a-z0-9]+(?:'[a-z]+)?", fold(text[:MAX_CHARS]))
+    """The words of ``text`` (its first :data:`MAX_CHARS` characters), folded, with their stems;
+    stop words dropped unless ``keep_stop``. A fresh list (callers may change it) of cached
+    tokens: labels, synonyms and questions are tokenised once per process, not once per message."""
+    return list(_token_tuple(text[:MAX_CHARS], keep_stop))
+
+
+@lru_cache(maxsize=8192)  # bounded: at most 8,192 texts of at most MAX_CHARS characters
+def _token_tuple(text: str, keep_stop: bool) -> tuple[_Token, ...]:
+    words = re.findall(r"[a-z0-9]+(?:'[a-z]+)?", fold(text))
     out: list[_Token] = []
     for word in words:
         for part in word.split("'"):
             if part and (keep_stop or part not in _STOP):
                 out.append(_Token(part, _stems(part)))
-    return out
+    return tuple(out)
 
 
 def _subsequence(short: str, long_: str) -> bool:
@@ -552,11 +560,16 @@ def _period_ranges(choices: Mapping[str, Sequence[str]]) -> dict[str, tuple[floa
 
 
 def _labels(choice_id: str, labels: Sequence[str]) -> list[str]:
+    return list(_label_forms(choice_id, tuple(labels)))
+
+
+@lru_cache(maxsize=4096)  # labels are the playbook's constants: computed once per process
+def _label_forms(choice_id: str, labels: tuple[str, ...]) -> tuple[str, ...]:
     out = [
         " ".join(re.findall(r"[a-z0-9]+", fold(label))[:12])
         for label in (*labels, choice_id.replace("_", " "))
     ]
-    return [label for label in dict.fromkeys(out) if label]
+    return tuple(label for label in dict.fromkeys(out) if label)
 
 
 def _label_hits(label: list[_Token], message: list[_Token], *, exact: bool = False) -> list[int]:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kernel.clock import SystemClock
+from kernel.clone import clone_model
 from kernel.errors import LeadWarmError
 from playbooks.expressions import evaluate, render, template_context
 from playbooks.runtime import (
@@ -532,7 +533,7 @@ def ask_context(
         raise ValueError(f"{step_id!r} is not an ask step of playbook {playbook.id!r}")
     turn = _Turn(
         playbook=playbook,
-        state=(state or new_state(playbook)).model_copy(deep=True),
+        state=clone_model(state or new_state(playbook)),
         ports=ports or Ports(interpreter=_Unread(), clock=SystemClock()),
     )
     return _ask_context(turn, step)
@@ -559,7 +560,7 @@ async def _interpret(
         choice_id=choice_id,
         ask=context,
         open_slots=open_slots,
-        state=state.model_copy(deep=True),
+        state=clone_model(state),
     )
     if interpretation.language:
         state.language = interpretation.language.lower()
@@ -706,7 +707,7 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
     state.score, state.qualified, state.score_applied = 0, False, {}
     first = turn.playbook.steps[0].id
     if event.text and event.text.strip():
-        scout = _Turn(turn.playbook, state.model_copy(deep=True), turn.ports, peek=True)
+        scout = _Turn(turn.playbook, clone_model(state), turn.ports, peek=True)
         await _run(scout, first)
         turn.notes.extend(scout.notes)
         interpretation, filled = await _interpret(turn, text=event.text, choice_id=None, ask=scout.peeked)
@@ -1280,7 +1281,7 @@ async def advance(
         state = new_state(playbook)
         if isinstance(event, InboundEvent):
             event = StartEvent(trigger="inbound_unknown_lead", text=event.text)
-    turn = _Turn(playbook=playbook, state=state.model_copy(deep=True), ports=ports)
+    turn = _Turn(playbook=playbook, state=clone_model(state), ports=ports)
     if isinstance(event, InboundEvent):
         turn.engagement = {"reply_seconds": event.reply_seconds, "inbound_count": event.inbound_count}
     if isinstance(event, StartEvent):

@@ -16,6 +16,7 @@ from app.ai.llm.usage import TurnUsage, add_to_totals
 from app.conversations.records import Conversation, ConversationEvent, Lead, LeadStage, Message
 from app.messaging.records import InboxItem, OutboxItem
 from channels.registry import channel_class
+from kernel.clone import clone_model
 from playbooks.runtime import (
     BookingCancelRequested,
     BookingRequested,
@@ -252,9 +253,7 @@ def plan_turn(
     ``inbound`` are the lead's messages this turn read (a burst may hold several); ``trigger`` is
     ``inbound``, ``start`` or ``timer``.
     """
-    plan = TurnPlan(
-        conversation=conversation.model_copy(deep=True), lead=lead.model_copy(deep=True), trigger=trigger
-    )
+    plan = TurnPlan(conversation=clone_model(conversation), lead=clone_model(lead), trigger=trigger)
     conv, ld = plan.conversation, plan.lead
     for item in inbound:
         append_inbound(plan, item, now)

@@ -46,6 +46,7 @@ from app.store import collections as col
 from app.tenancy.directory import TenantDirectory
 from app.tenancy.records import TenantProfile
 from kernel.clock import Clock
+from kernel.clone import clone_model
 from playbooks import Playbook, advance, new_state
 from playbooks.runtime import (
     ConversationState,
@@ -463,9 +464,7 @@ class ConversationService:
     @staticmethod
     def _bare_plan(located: Located, items: list[InboxItem], now: float) -> TurnPlan:
         """A turn with no engine run: record the messages (the caller may add a reply)."""
-        plan = TurnPlan(
-            conversation=located.conversation.model_copy(deep=True), lead=located.lead.model_copy(deep=True)
-        )
+        plan = TurnPlan(conversation=clone_model(located.conversation), lead=clone_model(located.lead))
         for item in items:
             append_inbound(plan, item, now)
         plan.conversation.updated_at = now

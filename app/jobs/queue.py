@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr
@@ -288,7 +289,7 @@ class JobQueue:
 
     async def _try_lease(self, tenant_id: str, doc_ids: list[str]) -> list[Job]:
         async def fn(tx: Transaction) -> list[Job]:
-            docs = [await tx.get(COLLECTION, doc_id) for doc_id in doc_ids]
+            docs = await tx.get_many([(COLLECTION, doc_id) for doc_id in doc_ids])
             now = self.clock.now()
             taken: list[Job] = []
             for doc_id, data in zip(doc_ids, docs, strict=True):
@@ -377,6 +378,33 @@ class JobQueue:
 
         await self.store.run_transaction(job.tenant_id, fn)
         job.mark_completed()
+
+    async def release(self, jobs: Sequence[Job]) -> None:
+        """Give back leased jobs that never started (a stopping worker's prefetched ones): each
+        still leased by this process goes back to ``pending`` (attempts unchanged) with its
+        ``due_at``, or the due time of an enqueue made while it was leased, so any process may
+        take it. One transaction per tenant; raises what the store raises."""
+        by_tenant: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_tenant.setdefault(job.tenant_id, []).append(job)
+        for tenant_id, mine in by_tenant.items():
+
+            async def fn(tx: Transaction, mine: list[Job] = mine) -> None:
+                docs = await tx.get_many([(COLLECTION, job.id) for job in mine])
+                for job, data in zip(mine, docs, strict=True):
+                    if data is None:
+                        continue
+                    current = Job.from_doc(data)
+                    if current.status != "leased" or current.lease_owner != self.owner:
+                        continue
+                    current.status = "pending"
+                    current.lease_owner = current.lease_until = None
+                    # enqueued again meanwhile: that enqueue's due time wins, as in complete_in
+                    current.due_at = float(current.payload.pop("_next_due_at", current.due_at))
+                    tx.set(COLLECTION, job.id, current.to_doc())
+
+            await self.store.run_transaction(tenant_id, fn)
+        self.notify()
 
     async def retry(self, job: Job, *, error: str, delay_s: float | None = None, count: bool = True) -> bool:
         """Put a failed job back with backoff; returns ``False`` when it went to the dead letter.

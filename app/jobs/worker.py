@@ -12,6 +12,7 @@ A handler that completed its job in its own transaction (``job.completed``) is n
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from app.core.logs import get_logger
@@ -26,7 +27,14 @@ Handler = Callable[[Job], Awaitable[None]]
 
 class Worker:
     """Runs jobs with at most ``concurrency`` at a time; ``poll_interval_s`` is the longest idle
-    sleep (seconds) between looks at the store."""
+    sleep (seconds) between looks at the store.
+
+    ``prefetch`` (default ``4 * concurrency``) is how many due jobs one lease may take: those
+    that find no free slot wait in this process, in ``due_at`` order, and start as slots free,
+    so a thousand timers falling due at once cost a few dozen lease queries and transactions,
+    not one per slot freed. They are held for far less than the lease (``JobQueue.lease_s``);
+    the ones still waiting when the worker stops are released (:meth:`JobQueue.release`).
+    """
 
     def __init__(
         self,
@@ -36,14 +44,20 @@ class Worker:
         on_dead: dict[str, Handler] | None = None,
         concurrency: int = 8,
         poll_interval_s: float = 0.5,
+        prefetch: int | None = None,
     ) -> None:
         self.jobs = jobs
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self.on_dead: dict[str, Handler] = dict(on_dead or {})
         self.concurrency = concurrency
         self.poll_interval_s = poll_interval_s
+        self.prefetch = max(concurrency, prefetch if prefetch is not None else 4 * concurrency)
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[None]] = set()
+        self._ready: deque[Job] = deque()
+        self._freed = asyncio.Event()
+        """Set when a running job ends (a slot is free)."""
+        """Jobs this process leased that wait for a free slot, oldest ``due_at`` first."""
 
     def register(self, kind: str, handler: Handler, *, on_dead: Handler | None = None) -> None:
         """Run ``handler`` for jobs of ``kind`` (and ``on_dead`` when one goes to the dead letter).
@@ -71,22 +85,37 @@ class Worker:
                 except Exception:
                     log.exception("worker.poll_failed")
                     await self.jobs.wait(self.poll_interval_s)
+        if self._ready:
+            waiting, self._ready = list(self._ready), deque()
+            try:
+                await self.jobs.release(waiting)
+            except Exception:
+                log.exception("worker.release_failed", jobs=len(waiting))
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         log.info("worker.stopped", owner=self.jobs.owner)
 
     async def run_once(self) -> int:
-        """Lease what is due and start it; returns how many jobs were started."""
+        """Start leased jobs in free slots, leasing more (up to ``prefetch``) when none wait;
+        returns how many jobs were started."""
         free = self.concurrency - len(self._running)
         if free <= 0:
-            await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+            self._freed.clear()  # no callback runs between this and the wait: none is missed
+            await self._freed.wait()
             return 1
-        leased = await self.jobs.lease_due(limit=free)
-        for job in leased:
-            task = asyncio.create_task(self._run_job(job))
+        if not self._ready:
+            self._ready.extend(await self.jobs.lease_due(limit=self.prefetch))
+        started = 0
+        while self._ready and started < free:
+            task = asyncio.create_task(self._run_job(self._ready.popleft()))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
-        return len(leased)
+            task.add_done_callback(self._ended)
+            started += 1
+        return started
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._freed.set()
 
     async def drain(self, *, max_rounds: int = 1000) -> int:
         """Run until nothing is due (for tests, the simulator and the CLI); returns jobs run."""
@@ -95,7 +124,7 @@ class Worker:
             started = await self.run_once()
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
-            if not started and not self._running:
+            if not started and not self._running and not self._ready:
                 return total
             total += started
         return total

@@ -364,9 +364,14 @@ class Dispatcher:
         decision_doc = item.decision if decision is None else _decision_doc(decision, item.channel)
 
         async def fn(tx: Transaction) -> None:
-            msg = await tx.get(messages_collection(item.conversation_id), item.message_id)
-            counter = await tx.get(COUNTERS, result.counter_id)
-            job_doc = await self.jobs.read_job(tx, job) if job is not None and self.jobs else None
+            refs = [
+                (messages_collection(item.conversation_id), item.message_id),
+                (COUNTERS, result.counter_id),
+            ]
+            if job is not None and self.jobs is not None:
+                refs.append((col.JOBS, job.id))  # what JobQueue.read_job reads, in the same batch
+            msg, counter, *rest = await tx.get_many(refs)
+            job_doc = rest[0] if rest else None
             tx.set(
                 OUTBOX,
                 item.id,

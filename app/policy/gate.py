@@ -68,11 +68,10 @@ class OutboundGate:
         to = to or item.to
         now = self.clock.now()
         profile = await self.tenants.profile(tenant_id)
-        lead = Lead.from_doc(
-            await self.store.get(tenant_id, col.LEADS, item.lead_id)
-            or {"id": item.lead_id, "tenant_id": tenant_id}
+        lead_doc, conv_doc = await self.store.get_many(
+            tenant_id, [(col.LEADS, item.lead_id), (col.CONVERSATIONS, item.conversation_id)]
         )
-        conv_doc = await self.store.get(tenant_id, col.CONVERSATIONS, item.conversation_id)
+        lead = Lead.from_doc(lead_doc or {"id": item.lead_id, "tenant_id": tenant_id})
         conv = Conversation.from_doc(conv_doc) if conv_doc else None
         zone = resolve_timezone(lead.timezone, lead.phone, profile.timezone)
         opted_out, undeliverable = await self.ledger.blocks(

@@ -108,11 +108,11 @@ class OptOutLedger:
         With ``all_channels``, an opt-out of any of the lead's addresses (``{channel: address}``)
         counts; undeliverable is always specific to the address.
         """
-        entry = await self.get(tenant_id, channel, address) or {}
-        opted_out = bool(entry.get("opted_out"))
-        if not opted_out and all_channels:
-            for other_channel, other_address in lead_addresses.items():
-                if other_address and await self.is_opted_out(tenant_id, other_channel, other_address):
-                    opted_out = True
-                    break
+        own = _doc_id(channel, address)
+        ids = [own]
+        if all_channels:  # every entry in one batch read
+            ids += [_doc_id(c, a) for c, a in lead_addresses.items() if a and _doc_id(c, a) != own]
+        entries = await self.store.get_many(tenant_id, [(COLLECTION, i) for i in ids])
+        entry = entries[0] or {}
+        opted_out = any(e is not None and e.get("opted_out") for e in entries)
         return opted_out, bool(entry.get("undeliverable"))

@@ -250,6 +250,23 @@ class _SQLiteTransaction(Transaction):
         row = await self._run(read)
         return json.loads(row[0]) if row else None
 
+    async def get_many(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
+        """Every document of ``refs`` in one hand-off to the writer thread (a point read each by
+        primary key); see :meth:`Transaction.get_many`."""
+        wanted = list(refs)
+
+        def read() -> list[Any]:
+            self._begin()
+            return [
+                self._conn.execute(
+                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (self.tenant_id, coll, doc_id)
+                ).fetchone()
+                for coll, doc_id in wanted
+            ]
+
+        rows = await self._run(read)
+        return [json.loads(row[0]) if row else None for row in rows]
+
     async def query(
         self,
         collection: str,
@@ -415,7 +432,11 @@ class SQLiteStore(Store):
                 name = f"ix_{scope}_" + "_".join(fields)
                 prefix = "coll, tenant" if scope == "t" else "coll"
                 exprs = ", ".join(_expr(f) for f in fields)
-                sql = f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {_present(fields[0])}"
+                # group indexes serve only the scheduler's queries, which name every field: partial
+                # on all of them, they hold the jobs alone, not every document that has a status
+                fields_present = fields if scope == "g" else fields[:1]
+                where_ = " AND ".join(_present(f) for f in fields_present)
+                sql = f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {where_}"
                 if existing.get(name) != sql:  # absent, or an older shape (json_extract IS NOT NULL)
                     self._writer.execute(f'DROP INDEX IF EXISTS "{name}"')
                     self._writer.execute(sql)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,87 @@ async def test_the_worker_runs_a_timer_at_its_due_time_not_on_the_next_poll(stor
     assert 0 <= ran["earlier"] - early < 0.25, ran["earlier"] - early
     assert 0 <= ran["soon"] - due < 0.25, ran["soon"] - due
     assert ran["earlier"] < ran["soon"]
+
+
+async def test_the_worker_leases_a_batch_and_starts_it_as_slots_free(store: SQLiteStore) -> None:
+    """100 due jobs, 4 slots: one lease per prefetch (16), not one per freed slot; never more
+    than 4 handlers at once; every job runs once, oldest due first within a batch."""
+    clock = ManualClock(1_000.0)
+    jobs = JobQueue(store, clock, owner="p1")
+    for i in range(100):
+        await jobs.enqueue("t1", "timer", f"cv_{i:03d}", due_at=900.0 + i)
+    ran: list[str] = []
+    running = 0
+    peak = 0
+
+    async def handler(job: Job) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        ran.append(job.key)
+        running -= 1
+
+    worker = Worker(jobs, {"timer": handler}, concurrency=4, prefetch=16)
+    statements = _begins(store)
+    assert await worker.drain() == 100
+    leases = [s for s in statements if "$.shard" in s and "$.due_at" in s]
+    assert sorted(ran) == [f"cv_{i:03d}" for i in range(100)]
+    assert peak == 4
+    assert len(leases) <= 100 // 16 + 2, len(leases)  # batches of 16 (and the final empty look)
+    assert await store.query("t1", "jobs") == []
+
+
+async def test_a_stopping_worker_releases_the_jobs_it_never_started(store: SQLiteStore) -> None:
+    clock = ManualClock(1_000.0)
+    jobs = JobQueue(store, clock, owner="p1")
+    for i in range(10):
+        await jobs.enqueue("t1", "timer", f"cv_{i}", due_at=999.0)
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    async def handler(job: Job) -> None:
+        started.append(job.key)
+        await gate.wait()
+
+    worker = Worker(jobs, {"timer": handler}, concurrency=2, prefetch=10)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    for _ in range(200):
+        if len(started) == 2:
+            break
+        await asyncio.sleep(0.005)
+    assert len(started) == 2
+    stop.set()
+    jobs.notify()
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.wait_for(task, 5)
+    # the two that ran are done; the eight that waited in this process are pending again, at once
+    # leasable by another process, with their attempts untouched
+    docs = {d.data["key"]: d.data for d in await store.query("t1", "jobs")}
+    assert sorted(docs) == sorted(f"cv_{i}" for i in range(10) if f"cv_{i}" not in started)
+    assert {d["status"] for d in docs.values()} == {"pending"}
+    assert {d["attempts"] for d in docs.values()} == {0}
+    assert len(await JobQueue(store, clock, owner="p2").lease_due(limit=50)) == 8
+
+
+async def test_a_transactions_batch_read_is_one_hand_off(store: SQLiteStore) -> None:
+    await store.set("t1", "a", "x", {"v": 1})
+    await store.set("t1", "b", "y", {"v": 2})
+    hops = 0
+    original = store._write_op
+
+    async def counted(fn: Callable[[], Any]) -> Any:
+        nonlocal hops
+        hops += 1
+        return await original(fn)
+
+    store._write_op = counted  # type: ignore[method-assign]
+
+    async def fn(tx: Transaction) -> list[dict[str, Any] | None]:
+        return await tx.get_many([("a", "x"), ("b", "missing"), ("b", "y")])
+
+    docs = await store.run_transaction("t1", fn)
+    assert docs == [{"v": 1}, None, {"v": 2}]
+    assert hops == 2  # the reads, then the commit
