@@ -49,11 +49,13 @@ from rapidfuzz import fuzz, process
 from app.ai.language import detect_language
 
 __all__ = [
+    "AMOUNT_WORDS",
     "DEFAULT_MIN_MARGIN",
     "DEFAULT_MIN_SCORE",
     "FILLER_WORDS",
     "FUZZY_MIN_LENGTH",
     "FUZZY_MIN_RATIO",
+    "PRICE_WORDS",
     "RESPONSE_CREDIT",
     "UNKNOWN_WEIGHT",
     "KnowledgeIndex",
@@ -139,6 +141,7 @@ FILLER_WORDS: dict[str, frozenset[str]] = {
         up down out off over again once now ever
         quick question questions ok okay sure well so oh hmm
         work works working available before after
+        r u ur pls plz thx
         """),
     "fr": _words("""
         vraiment exactement environ peu beaucoup trop plus moins encore toujours deja meme alors donc
@@ -146,8 +149,21 @@ FILLER_WORDS: dict[str, frozenset[str]] = {
         faut falloir possible savoir voudrais voudrait veux voulez aimerais souhaite dire connaitre
         ya petite petit question questions ok bon ben bah hmm
         faites fais avoir passe passer marche marcher venez venir parlez parler jusqu cas probleme
+        cest ces sa slt bjr cc jsp pk pq
         """),
 }
+#: Words that ask for an amount. A question whose only content is one of them ("c'est combien ?",
+#: "how much is it?", "ça fait combien") asks the price: it is searched with :data:`PRICE_WORDS` added.
+#: Accent-folded, lower-cased; "much" is an English stop word, so it is looked for in the raw words.
+AMOUNT_WORDS: dict[str, frozenset[str]] = {
+    "en": _words("much"),
+    "fr": _words("combien combiens combient cb"),
+}
+
+#: What a bare amount question is about, per language: searched with the question's own words. Only
+#: the words the index knows are added (a tenant without a price entry gets no worse a score).
+PRICE_WORDS: dict[str, str] = {"en": "price cost", "fr": "prix coût tarif"}
+
 _RETRIEVAL_STOP = {lang: words | FILLER_WORDS.get(lang, frozenset()) for lang, words in STOP_WORDS.items()}
 _ALL_RETRIEVAL_STOP = frozenset().union(*_RETRIEVAL_STOP.values())
 
@@ -276,9 +292,26 @@ class _LanguageIndex:
         found = process.extractOne(word, candidates, scorer=fuzz.ratio, score_cutoff=FUZZY_MIN_RATIO)
         return self._words[found[0]] if found is not None else None
 
+    def _price_pairs(self, question: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The :data:`PRICE_WORDS` terms this index knows when ``question`` is a bare amount question
+        (an :data:`AMOUNT_WORDS` word and no other content word), else nothing."""
+        languages = [self.language] if self.language in AMOUNT_WORDS else list(AMOUNT_WORDS)
+        amount = frozenset().union(*(AMOUNT_WORDS[lang] for lang in languages))
+        if any(word not in amount for word, _ in pairs):
+            return []
+        if not amount.intersection(_fold(raw) for raw in _TOKEN.findall(question.lower())):
+            return []
+        extra: list[tuple[str, str]] = []
+        for lang in languages:
+            for word, term in _terms(PRICE_WORDS[lang], self.language):
+                if term in self._bm25.idf or term in self._response_idf:
+                    extra.append((word, term))
+        return extra
+
     def score(self, question: str) -> list[Match]:
         """Every entry with a normalised score > 0 for ``question``."""
         pairs = _terms(question, self.language)
+        pairs += self._price_pairs(question, pairs)
         terms: list[str] = []
         weights: list[float] = []
         unknown = 0.0
