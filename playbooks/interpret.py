@@ -765,7 +765,7 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
             _mask_contacts(part, options), context.question, language=options["language"], asked=False
         )
     elif kind == "choice":
-        project = _PROJECT.search(fold(part)) is not None
+        project = _PROJECT.search(fold(part)) is not None or _ANCHORED_PERIOD.search(fold(part)) is not None
         strict = _strict_labels(_labels(context), project=project)
         now = options["now"] if project else None
         found = match_choice(part, strict, now=now, timezone=options["timezone"], strict=True)
@@ -785,13 +785,25 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
 
 
 _PROJECT = re.compile(
-    r"(?<!\w)(?:want|wants|wanted|would like|we'?d like|i'?d like|hoping|hope|ideally|planning|plan|"
+    r"(?<!\w)(?:want|wants|wanted|would like|we'?d like|i'?d like|hoping|hope|hopefully|ideally|"
+    r"planning|plan|aiming|aim|looking to|thinking|espere\w*|"
     r"need|needs|"
     r"install\w*|done|fitted|start\w*|get it|have it|voudrai\w*|souhait\w*|aimerai\w*|prevoi\w*|prevu|faire|"
     r"realiser|commencer|demarrer|installer|travaux|projet|project|idealement|envisag\w*|compt\w*)(?!\w)"
 )
 """Words that tie a period to the project ("we want it before summer"), not to something else
 ("we complete next month")."""
+_ANCHORED_PERIOD = re.compile(
+    r"(?<!\w)(?:dans|d'ici|d ici|within|in the next|in the coming|before|avant|by|sous)\s+"
+    r"(?:(?:the|l'|le|la|les|les prochains?|un|une|a|\d{1,3})\s*)?"
+    r"(?:spring|printemps|summer|ete|autumn|fall|automne|winter|hiver|christmas|xmas|noel|"
+    r"months?|mois|weeks?|semaines?|years?|ans?|annees?|couple|few|quelques|deux|trois|quatre|"
+    r"cinq|six|two|three|four|five)(?!\w)"
+)
+"""A period said with "in/within/before" ("dans 2 mois", "before summer", "d'ici l'été"): it is
+the project's timeline even without a verb tying it to the project (an answer given out of order);
+"next month" or "in March" alone still need one of :data:`_PROJECT`'s words. Bounded: at most a
+few words, read over the message's first :data:`MAX_CHARS` characters."""
 _UNAVAILABLE = re.compile(
     r"(?<!\w)(?:pas|not|n'?est pas|can'?t|cannot|unable|impossible|aren'?t|isn'?t|won'?t)\s+(?:\w+\s+)?"
     r"(?:dispo\w*|available|free|libre|possible|around|there|la)(?!\w)"
