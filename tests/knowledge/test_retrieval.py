@@ -301,3 +301,19 @@ def test_a_base_without_price_words_gets_no_price_answer_from_a_bare_amount_ques
         QAEntry(id="area", question="Which areas do you cover?", response="The region.", language="en"),
     ]
     assert KnowledgeIndex.build(entries).best_answer("how much is it?", language="en") is None
+
+
+@pytest.mark.parametrize(
+    ("question", "language", "expected"),
+    [
+        ("how much r panels?", "en", "en-price"),
+        ("how much are panels", "en", "en-price"),
+        ("c combien une pac ?", "fr", "fr-prix"),
+    ],
+)
+def test_an_amount_question_with_a_vague_topic_is_a_price_question(
+    index: KnowledgeIndex, question: str, language: str, expected: str
+) -> None:
+    # as written, every entry about panels ties ("panels" alone): read again as a price question
+    answer = index.best_answer(question, language=language)
+    assert answer is not None and answer.id == expected

@@ -292,12 +292,15 @@ class _LanguageIndex:
         found = process.extractOne(word, candidates, scorer=fuzz.ratio, score_cutoff=FUZZY_MIN_RATIO)
         return self._words[found[0]] if found is not None else None
 
-    def _price_pairs(self, question: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The :data:`PRICE_WORDS` terms this index knows when ``question`` is a bare amount question
-        (an :data:`AMOUNT_WORDS` word and no other content word), else nothing."""
+    def _price_pairs(
+        self, question: str, pairs: list[tuple[str, str]], *, amount_as_price: bool
+    ) -> list[tuple[str, str]]:
+        """The :data:`PRICE_WORDS` terms this index knows when ``question`` asks an amount (an
+        :data:`AMOUNT_WORDS` word) and either says nothing else or ``amount_as_price`` is set,
+        else nothing."""
         languages = [self.language] if self.language in AMOUNT_WORDS else list(AMOUNT_WORDS)
         amount = frozenset().union(*(AMOUNT_WORDS[lang] for lang in languages))
-        if any(word not in amount for word, _ in pairs):
+        if not amount_as_price and any(word not in amount for word, _ in pairs):
             return []
         if not amount.intersection(_fold(raw) for raw in _TOKEN.findall(question.lower())):
             return []
@@ -308,10 +311,11 @@ class _LanguageIndex:
                     extra.append((word, term))
         return extra
 
-    def score(self, question: str) -> list[Match]:
-        """Every entry with a normalised score > 0 for ``question``."""
+    def score(self, question: str, *, amount_as_price: bool = False) -> list[Match]:
+        """Every entry with a normalised score > 0 for ``question``. ``amount_as_price``: an amount
+        question with a topic ("how much are panels", "c combien une pac") is also a price question."""
         pairs = _terms(question, self.language)
-        pairs += self._price_pairs(question, pairs)
+        pairs += self._price_pairs(question, pairs, amount_as_price=amount_as_price)
         terms: list[str] = []
         weights: list[float] = []
         unknown = 0.0
@@ -373,30 +377,44 @@ class KnowledgeIndex:
         return list(self._by_language)
 
     def _search_groups(
-        self, question: str, groups: Iterable[_LanguageIndex], min_score: float
+        self, question: str, groups: Iterable[_LanguageIndex], min_score: float, amount_as_price: bool
     ) -> list[Match]:
-        matches = [m for group in groups for m in group.score(question) if m.score >= min_score]
+        matches = [
+            m
+            for group in groups
+            for m in group.score(question, amount_as_price=amount_as_price)
+            if m.score >= min_score
+        ]
         return sorted(matches, key=_order)
 
     def search(
-        self, question: str, *, language: str | None, limit: int = 3, min_score: float = 0.0
+        self,
+        question: str,
+        *,
+        language: str | None,
+        limit: int = 3,
+        min_score: float = 0.0,
+        amount_as_price: bool = False,
     ) -> list[Match]:
         """Best entries for ``question``, at most ``limit``, each scoring at least ``min_score`` (and > 0).
 
         With ``language`` set, entries in that language (and of unknown language) are searched first;
         the other languages are searched only when none of those passes ``min_score``. With ``language``
-        None, every entry competes. Ordering: see the module docstring.
+        None, every entry competes. Ordering: see the module docstring. A bare amount question
+        ("c'est combien ?") is searched with :data:`PRICE_WORDS`; with ``amount_as_price`` any
+        question with an :data:`AMOUNT_WORDS` word is ("how much are panels").
         """
         if limit <= 0:
             return []
         language = language.lower() if language else None
         if language is None:
-            return self._search_groups(question, self._by_language.values(), min_score)[:limit]
+            groups = self._by_language.values()
+            return self._search_groups(question, groups, min_score, amount_as_price)[:limit]
         preferred = [g for lang, g in self._by_language.items() if lang in (language, None)]
-        matches = self._search_groups(question, preferred, min_score)
+        matches = self._search_groups(question, preferred, min_score, amount_as_price)
         if not matches:
             others = [g for lang, g in self._by_language.items() if lang not in (language, None)]
-            matches = self._search_groups(question, others, min_score)
+            matches = self._search_groups(question, others, min_score, amount_as_price)
         return matches[:limit]
 
     def best_answer(
@@ -421,8 +439,26 @@ class KnowledgeIndex:
         min_score: float = DEFAULT_MIN_SCORE,
         min_margin: float = DEFAULT_MIN_MARGIN,
     ) -> Match | None:
-        """:meth:`best_answer` with its score."""
-        matches = self.search(question, language=language, limit=8, min_score=min_score)
+        """:meth:`best_answer` with its score. An amount question that finds no clear answer as
+        written ("how much are panels": every entry about panels ties) is searched again as a price
+        question; one that does ("how much will I save", "combien de temps") keeps its answer."""
+        match = self._best(question, language, min_score, min_margin, amount_as_price=False)
+        if match is None and _asks_amount(question):
+            match = self._best(question, language, min_score, min_margin, amount_as_price=True)
+        return match
+
+    def _best(
+        self,
+        question: str,
+        language: str | None,
+        min_score: float,
+        min_margin: float,
+        *,
+        amount_as_price: bool,
+    ) -> Match | None:
+        matches = self.search(
+            question, language=language, limit=8, min_score=min_score, amount_as_price=amount_as_price
+        )
         if not matches:
             return None
         best = matches[0]
@@ -430,6 +466,14 @@ class KnowledgeIndex:
         if rival is not None and best.score - rival.score < min_margin:
             return None
         return best
+
+
+_ALL_AMOUNT_WORDS = frozenset().union(*AMOUNT_WORDS.values())
+
+
+def _asks_amount(question: str) -> bool:
+    """Whether ``question`` holds an :data:`AMOUNT_WORDS` word of any language."""
+    return not _ALL_AMOUNT_WORDS.isdisjoint(_fold(raw) for raw in _TOKEN.findall(question.lower()))
 
 
 _EN_INTERROGATIVES = _words(
