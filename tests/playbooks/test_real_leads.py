@@ -14,7 +14,7 @@ import pytest
 from app.ai.knowledge import KnowledgeIndex
 from app.ai.knowledge.demo import DEMO_QA
 from app.ai.language import detect_language
-from playbooks import HandoffRequested, Playbook, SendMessage, SlotFilled
+from playbooks import AskStep, HandoffRequested, Playbook, SendMessage, SlotFilled
 
 from .conftest import Conversation
 
@@ -134,13 +134,36 @@ async def test_english_interest_as_first_reply_is_noted_and_the_question_asked_a
     assert said(c)[-1] == ("step", "bill")
 
 
-async def test_english_interest_in_the_first_message_is_noted_before_the_first_question(
+async def test_english_interest_in_the_first_message_is_noted_silently(
     lead: Callable[[str], Conversation],
 ) -> None:
+    # the greeting thanks the lead for getting in touch: the interest is noted, not said back
     c = lead(EN)
     await c.start("hi, thinking about solar panels for my house", trigger="inbound_unknown_lead")
     assert c.state.slots == {"interest": "solar_panels"}
-    assert said(c) == [("step", "greeting"), ("ack", None), ("step", "homeowner")]
+    assert said(c) == [("step", "greeting"), ("step", "homeowner")]
+
+
+async def test_interest_given_with_an_answer_is_noted_silently(lead: Callable[[str], Conversation]) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say("yes we own it, we'd like solar panels")
+    assert c.state.slots == {"homeowner": True, "interest": "solar_panels"}
+    assert said(c) == [("step", "bill")]
+
+
+async def test_a_listen_only_question_is_never_asked(
+    lead: Callable[[str], Conversation], library: dict[str, Playbook]
+) -> None:
+    step = library[EN].step("interest")
+    assert isinstance(step, AskStep) and step.listen_only
+    c = lead(EN)
+    await c.start()
+    for answer in ("yes", "150", "slate", "asap", "SW1A 1AA", "zoe@example.com", "tomorrow at 10am"):
+        await c.say(answer)
+    asked = [a.step_id for r in c.results for a in r.actions if isinstance(a, SendMessage)]
+    assert "interest" not in asked and "interest" not in c.state.slots
+    assert c.state.status == "handoff"  # the conversation went through to its end
 
 
 async def test_a_wish_is_no_answer_to_the_ownership_question(lead: Callable[[str], Conversation]) -> None:
