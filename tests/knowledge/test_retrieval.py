@@ -317,3 +317,14 @@ def test_an_amount_question_with_a_vague_topic_is_a_price_question(
     # as written, every entry about panels ties ("panels" alone): read again as a price question
     answer = index.best_answer(question, language=language)
     assert answer is not None and answer.id == expected
+
+
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [("combien de salariés avez-vous", "fr"), ("c'est garanti combien de temps ?", "fr")],
+)
+def test_an_amount_question_about_something_else_is_no_price_question(
+    index: KnowledgeIndex, question: str, language: str
+) -> None:
+    answer = index.best_answer(question, language=language)
+    assert answer is None or answer.id != "fr-prix"

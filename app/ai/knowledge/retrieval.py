@@ -55,6 +55,7 @@ __all__ = [
     "FILLER_WORDS",
     "FUZZY_MIN_LENGTH",
     "FUZZY_MIN_RATIO",
+    "OTHER_AMOUNTS",
     "PRICE_WORDS",
     "RESPONSE_CREDIT",
     "UNKNOWN_WEIGHT",
@@ -158,6 +159,13 @@ FILLER_WORDS: dict[str, frozenset[str]] = {
 AMOUNT_WORDS: dict[str, frozenset[str]] = {
     "en": _words("much"),
     "fr": _words("combien combiens combient cb"),
+}
+
+#: Words saying the amount asked is not money ("combien de temps", "how many years"): such a question
+#: is never read as a price question. Accent-folded.
+OTHER_AMOUNTS: dict[str, frozenset[str]] = {
+    "en": _words("long time years year months month days day weeks week save saving savings many"),
+    "fr": _words("temps duree ans annees an mois jours jour semaines semaine economiser economie economies"),
 }
 
 #: What a bare amount question is about, per language: searched with the question's own words. Only
@@ -300,9 +308,17 @@ class _LanguageIndex:
         else nothing."""
         languages = [self.language] if self.language in AMOUNT_WORDS else list(AMOUNT_WORDS)
         amount = frozenset().union(*(AMOUNT_WORDS[lang] for lang in languages))
-        if not amount_as_price and any(word not in amount for word, _ in pairs):
+        others = frozenset().union(*(OTHER_AMOUNTS[lang] for lang in languages))
+        topic = [(word, term) for word, term in pairs if word not in amount]
+        if topic and not amount_as_price:
             return []
-        if not amount.intersection(_fold(raw) for raw in _TOKEN.findall(question.lower())):
+        if any(
+            word in others or (_unknown_word(word) and self._known(word, term) is None)
+            for word, term in topic
+        ):
+            return []  # "combien de temps", or a topic the base does not know ("combien de salariés")
+        raw = {_fold(token) for token in _TOKEN.findall(question.lower())}
+        if not amount.intersection(raw) or not others.isdisjoint(raw):
             return []
         extra: list[tuple[str, str]] = []
         for lang in languages:
@@ -466,6 +482,12 @@ class KnowledgeIndex:
         if rival is not None and best.score - rival.score < min_margin:
             return None
         return best
+
+
+def _unknown_word(word: str) -> bool:
+    """Whether ``word`` can name a topic the base lacks: a word of five letters or more. Short words
+    and model codes ("pac", "4kwp") may name the product whose price is asked."""
+    return len(word) >= FUZZY_MIN_LENGTH and word.isalpha()
 
 
 _ALL_AMOUNT_WORDS = frozenset().union(*AMOUNT_WORDS.values())
