@@ -420,7 +420,7 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
             else:
                 step_id = step.else_ or turn.next_of(step)
         elif isinstance(step, AskStep):
-            if step.skip_if_filled and turn.filled(step.slot):
+            if step.listen_only or (step.skip_if_filled and turn.filled(step.slot)):
                 step_id = turn.next_of(step)
                 continue
             if turn.peek:
@@ -647,9 +647,13 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
                 parts.append(turn.say("noted_phone", number=doubtful))
     items: list[str] = []
     contacts: list[str] = []  # named, not repeated: the lead just typed them
+    listening = {s.slot for s in turn.playbook.steps if isinstance(s, AskStep) and s.listen_only}
+    quiet = ask is None or ask.slot in filled or any(s not in listening for s in filled)
     for slot in interpretation.slots:
         if slot not in filled or (ask is not None and slot == ask.slot):
             continue
+        if slot in listening and quiet:
+            continue  # noted silently, unless it is all a reply to the question waiting gave
         kind = kinds.get(slot)
         if slot not in state.slots:
             continue

@@ -38,7 +38,7 @@ from playbooks.slots import (
     parse_slot,
 )
 
-__all__ = ["RuleInterpreter", "detect_intent", "looks_like_question", "read_message"]
+__all__ = ["RuleInterpreter", "detect_intent", "expand_shorthand", "looks_like_question", "read_message"]
 
 MAX_CHARS = 2000
 """Only the first characters of a message are read (a pasted essay is cut, never looped over)."""
@@ -221,7 +221,7 @@ _SMALL_TALK = re.compile(
 _STRONG_QUESTION = re.compile(
     r"^(?:what|how|why|who|which|whose|combien|comment|pourquoi|quel|quelle|quels|quelles|qu'est|est-ce|"
     r"est ce|"
-    r"c'est quoi|c'est combien|ca coute combien|ca fait combien|y a-t-il|y'a t'il|y a t il|ya t il|"
+    r"c'est quoi|c'est combien|ca coute combien|ca fait combien|y a-t-il|y'a t'il|y a t il|ya t il|il y a|"
     r"il y a combien|"
     r"do you|does it|does your|did you|can you|could you|can i|could i|can we|will you|would you|"
     r"are you|is it|"
@@ -396,8 +396,69 @@ _SMALL_TALK_WORDS = set(
 )
 
 
+_SHORTHAND = {
+    # French SMS spellings
+    "ds": "dans", "qqn": "quelqu'un", "qqun": "quelqu'un", "qq1": "quelqu'un", "jsuis": "je suis",
+    "chui": "je suis", "jveux": "je veux", "jvoudrais": "je voudrais", "jaimerais": "j'aimerais",
+    "wi": "oui", "pr": "pour", "tt": "tout", "bcp": "beaucoup", "c": "c'est", "dac": "d'accord",
+    "dacc": "d'accord", "jsp": "je ne sais pas", "stp": "s'il te plaît", "svp": "s'il vous plaît",
+    # English SMS spellings and common typos of period words
+    "u": "you", "r": "are", "ur": "your", "pls": "please", "plz": "please", "b4": "before",
+    "tmrw": "tomorrow", "tmr": "tomorrow", "2moro": "tomorrow", "2morrow": "tomorrow", "yh": "yeah",
+    "im": "i'm", "wanna": "want to", "gonna": "going to", "abt": "about", "dunno": "don't know",
+    "monhts": "months", "mnths": "months", "mths": "months", "mounths": "months", "wks": "weeks",
+}  # fmt: skip
+"""Whole-word shorthands leads type, read as the words they stand for before anything else."""
+_SHORTHAND_WORDS = re.compile(
+    r"(?<![\w'@.\-])(?:"
+    + "|".join(sorted(map(re.escape, _SHORTHAND), key=len, reverse=True))
+    + r"|2(?= (?:call|talk|speak|chat|ring)\b))(?![\w'@\-])",
+    re.IGNORECASE,
+)
+_YA = re.compile(
+    r"(?<![\w'])(?:ya|y'a|y a)(?= (?:des|un|une|du|de|pas|quoi|combien|t'il|til)\b)", re.IGNORECASE
+)
+
+
+def expand_shorthand(text: str) -> str:
+    """``text`` (its first :data:`MAX_CHARS` characters) with SMS shorthands written out: "ds 2
+    mois" -> "dans 2 mois", "jveux parler a qqn" -> "je veux parler a quelqu'un", "can u get
+    someone 2 call me" -> "can you get someone to call me", "ya des aides ?" -> "il y a des aides
+    ?". One linear pass of a fixed alternation; never raises."""
+    text = text[:MAX_CHARS]
+    text = _YA.sub("il y a", text)
+
+    def spell(match: re.Match[str]) -> str:
+        word = match.group()
+        return "to" if word == "2" else _SHORTHAND[word.lower()]
+
+    return _SHORTHAND_WORDS.sub(spell, text)
+
+
+_QUESTION_AFTER_COMMA = re.compile(
+    r",\s*(?=(?:how|what|whats|what's|when|where|why|which|do you|does it|can you|could you|is there|"
+    r"are there|combien|c'est combien|c'est quoi|est-ce|pourquoi|quand|quel|quelle|quels|quelles|pouvez|"
+    r"avez-vous|vous faites|il y a|y a-t-il)(?![\w]))",
+    re.IGNORECASE,
+)
+
+
 def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip(" .!?;\n")]
+    """The sentences of ``text``; a question after a comma is a sentence of its own ("about 100 a
+    month, how much are panels?"), unless only a greeting comes before it ("Bonjour, est-ce long ?")."""
+    out: list[str] = []
+    for part in _SENTENCE_END.split(text):
+        if not part:
+            continue
+        pieces = _QUESTION_AFTER_COMMA.split(part)
+        merged: list[str] = []
+        for piece in pieces:
+            if merged and not _strip_greeting(fold(merged[-1])).strip(" ,.!"):
+                merged[-1] = f"{merged[-1]}, {piece}"
+            else:
+                merged.append(piece)
+        out.extend(s.strip() for s in merged if s and s.strip(" .!?;\n"))
+    return out
 
 
 _LEADING_ANSWER = re.compile(
@@ -549,6 +610,22 @@ def _read_number(text: str, question: str, *, language: str, asked: bool) -> Slo
     return None
 
 
+def _number_by_topic(text: str, question: str, *, language: str) -> SlotValue | None:
+    """A number without a unit in a clause that names the question's topic ("bill is about 120"
+    for "how much do you spend on electricity per month?", "surface 120" for a surface): the
+    answer to that question, given while another one was asked. ``None`` otherwise."""
+    wanted = _number_class(question)
+    if not wanted:
+        return None
+    for clause in _clauses(text):
+        if _number_class(clause) != wanted:
+            continue
+        for mention in find_numbers(clause, language=language):
+            if mention.unit in ("", wanted):
+                return SlotValue(mention.value, mention.evidence)
+    return None
+
+
 def _postcode(text: str) -> SlotValue | None:
     for pattern in _POSTCODES:
         match = pattern.search(text)
@@ -614,7 +691,7 @@ def read_message(
     numbers. Returns an :class:`Interpretation` with ``intent``, ``slots``, ``evidence``, ``other``
     and ``clarify`` set (``language`` and ``answer`` left to the caller).
     """
-    text = text[:MAX_CHARS]
+    text = expand_shorthand(text)
     kind = ask.kind if ask is not None else None
     intent = detect_intent(text, ask_kind=kind)
     if intent == "question" and all(
@@ -761,11 +838,12 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         if _mentions_moment(masked):
             parsed = parse_slot("datetime", masked, **options)
     elif kind == "number":
-        parsed = _read_number(
-            _mask_contacts(part, options), context.question, language=options["language"], asked=False
-        )
+        masked = _mask_contacts(part, options)
+        parsed = _read_number(masked, context.question, language=options["language"], asked=False)
+        if parsed is None:
+            parsed = _number_by_topic(masked, context.question, language=options["language"])
     elif kind == "choice":
-        project = _PROJECT.search(fold(part)) is not None
+        project = _PROJECT.search(fold(part)) is not None or _ANCHORED_PERIOD.search(fold(part)) is not None
         strict = _strict_labels(_labels(context), project=project)
         now = options["now"] if project else None
         found = match_choice(part, strict, now=now, timezone=options["timezone"], strict=True)
@@ -785,13 +863,25 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
 
 
 _PROJECT = re.compile(
-    r"(?<!\w)(?:want|wants|wanted|would like|we'?d like|i'?d like|hoping|hope|ideally|planning|plan|"
+    r"(?<!\w)(?:want|wants|wanted|would like|we'?d like|i'?d like|hoping|hope|hopefully|ideally|"
+    r"planning|plan|aiming|aim|looking to|thinking|espere\w*|"
     r"need|needs|"
     r"install\w*|done|fitted|start\w*|get it|have it|voudrai\w*|souhait\w*|aimerai\w*|prevoi\w*|prevu|faire|"
     r"realiser|commencer|demarrer|installer|travaux|projet|project|idealement|envisag\w*|compt\w*)(?!\w)"
 )
 """Words that tie a period to the project ("we want it before summer"), not to something else
 ("we complete next month")."""
+_ANCHORED_PERIOD = re.compile(
+    r"(?<!\w)(?:dans|d'ici|d ici|within|in the next|in the coming|before|avant|by|sous)\s+"
+    r"(?:(?:the|l'|le|la|les|les prochains?|un|une|a|\d{1,3})\s*)?"
+    r"(?:spring|printemps|summer|ete|autumn|fall|automne|winter|hiver|christmas|xmas|noel|"
+    r"months?|mois|weeks?|semaines?|years?|ans?|annees?|couple|few|quelques|deux|trois|quatre|"
+    r"cinq|six|two|three|four|five)(?!\w)"
+)
+"""A period said with "in/within/before" ("dans 2 mois", "before summer", "d'ici l'été"): it is
+the project's timeline even without a verb tying it to the project (an answer given out of order);
+"next month" or "in March" alone still need one of :data:`_PROJECT`'s words. Bounded: at most a
+few words, read over the message's first :data:`MAX_CHARS` characters."""
 _UNAVAILABLE = re.compile(
     r"(?<!\w)(?:pas|not|n'?est pas|can'?t|cannot|unable|impossible|aren'?t|isn'?t|won'?t)\s+(?:\w+\s+)?"
     r"(?:dispo\w*|available|free|libre|possible|around|there|la)(?!\w)"
@@ -882,6 +972,6 @@ class RuleInterpreter:
 
         reading, result = await asyncio.get_running_loop().run_in_executor(_READER, read)
         if self._answer is not None and result.intent == "question":
-            questions = [s for s in _sentences(text[:MAX_CHARS]) if _sentence_is_question(s)]
+            questions = [s for s in _sentences(expand_shorthand(text)) if _sentence_is_question(s)]
             result.answer = await self._answer(" ".join(questions) or text, reading)
         return result

@@ -206,6 +206,9 @@ class AskStep(_StepBase):
     """Step to go to when retries are exhausted; defaults to the next step (slot left empty)."""
     skip_if_filled: bool = True
     """Skip the question when the slot already has a value (e.g. the lead gave it earlier)."""
+    listen_only: bool = False
+    """Never ask the question: the slot is filled only from what the lead says in passing ("thinking
+    about solar panels" while another question waits). Said back only when it is all a reply gave."""
     min: float | None = None
     """Smallest accepted value (number questions only)."""
     max: float | None = None

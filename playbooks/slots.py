@@ -125,6 +125,12 @@ _NO = [
     "pas question", "surtout pas", "bien sur que non", "not at all", "i'm not", "im not", "i am not",
     "i don't", "i do not", "je ne", "je n'", "not", "pas", "aucunement", "nullement",
 ]  # fmt: skip
+_WISH = re.compile(
+    r"(?<!\w)(?:want|wants|wanted|would like|i'?d like|we'?d like|thinking|looking|interested|need|"
+    r"needs|voudrai\w*|souhait\w*|aimerai\w*|pense\w*|interesse\w*|cherch\w*|besoin)(?!\w)"
+)
+"""Words saying what the lead wishes for: they name the project, they do not answer whether the lead
+owns the home (short alternation over a message already cut to ``MAX_CHARS``)."""
 _YES_EMOJI = ("👍", "👌", "✅", "✔", "🆗", "🙆")
 _NO_EMOJI = ("👎", "❌", "🚫", "✖", "🙅")
 _CUES = sorted([(p, True) for p in _YES] + [(p, False) for p in _NO], key=lambda item: -len(item[0]))
@@ -148,6 +154,8 @@ def _echo(text: str, question: str) -> SlotValue | None:
         own = next((t for t in said if t.text in _OWN), None)
         if own is not None:
             return SlotValue(not negated, text.strip())
+        if _WISH.search(fold(text)):
+            return None  # "we want panels" to "Do you own the home where the panels would go?"
     content = [t for t in said if len(t.text) >= 3 and not _NEGATION.fullmatch(t.text)]
     if content and all(any(_same(token, q) for q in asked) for token in content):
         # every word repeats the question ("intéressé" to "Êtes-vous intéressé ?"); a message

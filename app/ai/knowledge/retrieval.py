@@ -49,11 +49,14 @@ from rapidfuzz import fuzz, process
 from app.ai.language import detect_language
 
 __all__ = [
+    "AMOUNT_WORDS",
     "DEFAULT_MIN_MARGIN",
     "DEFAULT_MIN_SCORE",
     "FILLER_WORDS",
     "FUZZY_MIN_LENGTH",
     "FUZZY_MIN_RATIO",
+    "OTHER_AMOUNTS",
+    "PRICE_WORDS",
     "RESPONSE_CREDIT",
     "UNKNOWN_WEIGHT",
     "KnowledgeIndex",
@@ -139,6 +142,7 @@ FILLER_WORDS: dict[str, frozenset[str]] = {
         up down out off over again once now ever
         quick question questions ok okay sure well so oh hmm
         work works working available before after
+        r u ur pls plz thx
         """),
     "fr": _words("""
         vraiment exactement environ peu beaucoup trop plus moins encore toujours deja meme alors donc
@@ -146,8 +150,28 @@ FILLER_WORDS: dict[str, frozenset[str]] = {
         faut falloir possible savoir voudrais voudrait veux voulez aimerais souhaite dire connaitre
         ya petite petit question questions ok bon ben bah hmm
         faites fais avoir passe passer marche marcher venez venir parlez parler jusqu cas probleme
+        cest ces sa slt bjr cc jsp pk pq
         """),
 }
+#: Words that ask for an amount. A question whose only content is one of them ("c'est combien ?",
+#: "how much is it?", "ça fait combien") asks the price: it is searched with :data:`PRICE_WORDS` added.
+#: Accent-folded, lower-cased; "much" is an English stop word, so it is looked for in the raw words.
+AMOUNT_WORDS: dict[str, frozenset[str]] = {
+    "en": _words("much"),
+    "fr": _words("combien combiens combient cb"),
+}
+
+#: Words saying the amount asked is not money ("combien de temps", "how many years"): such a question
+#: is never read as a price question. Accent-folded.
+OTHER_AMOUNTS: dict[str, frozenset[str]] = {
+    "en": _words("long time years year months month days day weeks week save saving savings many"),
+    "fr": _words("temps duree ans annees an mois jours jour semaines semaine economiser economie economies"),
+}
+
+#: What a bare amount question is about, per language: searched with the question's own words. Only
+#: the words the index knows are added (a tenant without a price entry gets no worse a score).
+PRICE_WORDS: dict[str, str] = {"en": "price cost", "fr": "prix coût tarif"}
+
 _RETRIEVAL_STOP = {lang: words | FILLER_WORDS.get(lang, frozenset()) for lang, words in STOP_WORDS.items()}
 _ALL_RETRIEVAL_STOP = frozenset().union(*_RETRIEVAL_STOP.values())
 
@@ -276,9 +300,38 @@ class _LanguageIndex:
         found = process.extractOne(word, candidates, scorer=fuzz.ratio, score_cutoff=FUZZY_MIN_RATIO)
         return self._words[found[0]] if found is not None else None
 
-    def score(self, question: str) -> list[Match]:
-        """Every entry with a normalised score > 0 for ``question``."""
+    def _price_pairs(
+        self, question: str, pairs: list[tuple[str, str]], *, amount_as_price: bool
+    ) -> list[tuple[str, str]]:
+        """The :data:`PRICE_WORDS` terms this index knows when ``question`` asks an amount (an
+        :data:`AMOUNT_WORDS` word) and either says nothing else or ``amount_as_price`` is set,
+        else nothing."""
+        languages = [self.language] if self.language in AMOUNT_WORDS else list(AMOUNT_WORDS)
+        amount = frozenset().union(*(AMOUNT_WORDS[lang] for lang in languages))
+        others = frozenset().union(*(OTHER_AMOUNTS[lang] for lang in languages))
+        topic = [(word, term) for word, term in pairs if word not in amount]
+        if topic and not amount_as_price:
+            return []
+        if any(
+            word in others or (_unknown_word(word) and self._known(word, term) is None)
+            for word, term in topic
+        ):
+            return []  # "combien de temps", or a topic the base does not know ("combien de salariés")
+        raw = {_fold(token) for token in _TOKEN.findall(question.lower())}
+        if not amount.intersection(raw) or not others.isdisjoint(raw):
+            return []
+        extra: list[tuple[str, str]] = []
+        for lang in languages:
+            for word, term in _terms(PRICE_WORDS[lang], self.language):
+                if term in self._bm25.idf or term in self._response_idf:
+                    extra.append((word, term))
+        return extra
+
+    def score(self, question: str, *, amount_as_price: bool = False) -> list[Match]:
+        """Every entry with a normalised score > 0 for ``question``. ``amount_as_price``: an amount
+        question with a topic ("how much are panels", "c combien une pac") is also a price question."""
         pairs = _terms(question, self.language)
+        pairs += self._price_pairs(question, pairs, amount_as_price=amount_as_price)
         terms: list[str] = []
         weights: list[float] = []
         unknown = 0.0
@@ -340,30 +393,44 @@ class KnowledgeIndex:
         return list(self._by_language)
 
     def _search_groups(
-        self, question: str, groups: Iterable[_LanguageIndex], min_score: float
+        self, question: str, groups: Iterable[_LanguageIndex], min_score: float, amount_as_price: bool
     ) -> list[Match]:
-        matches = [m for group in groups for m in group.score(question) if m.score >= min_score]
+        matches = [
+            m
+            for group in groups
+            for m in group.score(question, amount_as_price=amount_as_price)
+            if m.score >= min_score
+        ]
         return sorted(matches, key=_order)
 
     def search(
-        self, question: str, *, language: str | None, limit: int = 3, min_score: float = 0.0
+        self,
+        question: str,
+        *,
+        language: str | None,
+        limit: int = 3,
+        min_score: float = 0.0,
+        amount_as_price: bool = False,
     ) -> list[Match]:
         """Best entries for ``question``, at most ``limit``, each scoring at least ``min_score`` (and > 0).
 
         With ``language`` set, entries in that language (and of unknown language) are searched first;
         the other languages are searched only when none of those passes ``min_score``. With ``language``
-        None, every entry competes. Ordering: see the module docstring.
+        None, every entry competes. Ordering: see the module docstring. A bare amount question
+        ("c'est combien ?") is searched with :data:`PRICE_WORDS`; with ``amount_as_price`` any
+        question with an :data:`AMOUNT_WORDS` word is ("how much are panels").
         """
         if limit <= 0:
             return []
         language = language.lower() if language else None
         if language is None:
-            return self._search_groups(question, self._by_language.values(), min_score)[:limit]
+            groups = self._by_language.values()
+            return self._search_groups(question, groups, min_score, amount_as_price)[:limit]
         preferred = [g for lang, g in self._by_language.items() if lang in (language, None)]
-        matches = self._search_groups(question, preferred, min_score)
+        matches = self._search_groups(question, preferred, min_score, amount_as_price)
         if not matches:
             others = [g for lang, g in self._by_language.items() if lang not in (language, None)]
-            matches = self._search_groups(question, others, min_score)
+            matches = self._search_groups(question, others, min_score, amount_as_price)
         return matches[:limit]
 
     def best_answer(
@@ -388,8 +455,26 @@ class KnowledgeIndex:
         min_score: float = DEFAULT_MIN_SCORE,
         min_margin: float = DEFAULT_MIN_MARGIN,
     ) -> Match | None:
-        """:meth:`best_answer` with its score."""
-        matches = self.search(question, language=language, limit=8, min_score=min_score)
+        """:meth:`best_answer` with its score. An amount question that finds no clear answer as
+        written ("how much are panels": every entry about panels ties) is searched again as a price
+        question; one that does ("how much will I save", "combien de temps") keeps its answer."""
+        match = self._best(question, language, min_score, min_margin, amount_as_price=False)
+        if match is None and _asks_amount(question):
+            match = self._best(question, language, min_score, min_margin, amount_as_price=True)
+        return match
+
+    def _best(
+        self,
+        question: str,
+        language: str | None,
+        min_score: float,
+        min_margin: float,
+        *,
+        amount_as_price: bool,
+    ) -> Match | None:
+        matches = self.search(
+            question, language=language, limit=8, min_score=min_score, amount_as_price=amount_as_price
+        )
         if not matches:
             return None
         best = matches[0]
@@ -397,6 +482,20 @@ class KnowledgeIndex:
         if rival is not None and best.score - rival.score < min_margin:
             return None
         return best
+
+
+def _unknown_word(word: str) -> bool:
+    """Whether ``word`` can name a topic the base lacks: a word of five letters or more. Short words
+    and model codes ("pac", "4kwp") may name the product whose price is asked."""
+    return len(word) >= FUZZY_MIN_LENGTH and word.isalpha()
+
+
+_ALL_AMOUNT_WORDS = frozenset().union(*AMOUNT_WORDS.values())
+
+
+def _asks_amount(question: str) -> bool:
+    """Whether ``question`` holds an :data:`AMOUNT_WORDS` word of any language."""
+    return not _ALL_AMOUNT_WORDS.isdisjoint(_fold(raw) for raw in _TOKEN.findall(question.lower()))
 
 
 _EN_INTERROGATIVES = _words(
