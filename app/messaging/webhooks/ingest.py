@@ -48,7 +48,7 @@ from app.tenancy.auth import lowercase_headers
 from channels.base import Channel, ParsedWebhook, PayloadError, SignatureError
 from channels.registry import channel_class
 
-__all__ = ["ingest_request", "ingest_webhook", "our_addresses"]
+__all__ = ["ingest_request", "ingest_webhook", "our_addresses", "too_large"]
 
 log = get_logger("leadwarm.webhooks")
 
@@ -221,7 +221,9 @@ async def _parse(channel: Channel, headers: dict[str, str], raw_body: bytes) -> 
     return await anyio.to_thread.run_sync(channel.parse, headers, raw_body)
 
 
-def _too_large(channel_name: str, size: int) -> Response[Any] | None:
+def too_large(channel_name: str, size: int) -> Response[Any] | None:
+    """The 413 answer when ``size`` bytes exceed the channel's ``traits.max_body_bytes``, else
+    ``None``."""
     limit = channel_class(channel_name).traits.max_body_bytes
     if size <= limit:
         return None
@@ -244,11 +246,11 @@ async def ingest_request(
     raw body and URL (or ``url``, the public one a signature covers). A declared or actual body
     over the channel's limit gets 413 before anything else."""
     declared = request.headers.get("content-length", "")
-    refused = _too_large(channel_name, int(declared)) if declared.isdigit() else None
+    refused = too_large(channel_name, int(declared)) if declared.isdigit() else None
     if refused is not None:
         return refused
     raw_body = await request.body()
-    refused = _too_large(channel_name, len(raw_body))
+    refused = too_large(channel_name, len(raw_body))
     if refused is not None:
         return refused
     return await ingest_webhook(
