@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import msgspec
+
 from app.store.base import (
     JSON,
     SYSTEM_TENANT,
@@ -205,6 +207,11 @@ def _compile(
         sql += " LIMIT ?"
         params.append(int(limit))
     return sql, params
+
+
+#: The ingest log's JSON encoder (values it cannot encode are written as their ``str``, as
+#: ``json.dumps(default=str)`` would).
+_LOG_ENCODER = msgspec.json.Encoder(enc_hook=str)
 
 
 def _dump(data: dict[str, JSON]) -> str:
@@ -602,12 +609,13 @@ class SQLiteStore(Store):
         *,
         on_new: Callable[[Transaction], Awaitable[None]] | None = None,
     ) -> list[bool]:
-        """Every record in ONE commit (whatever their tenants); see :meth:`Store.append_log`."""
-        rows = [
-            (r.tenant_id, r.id, r.at, json.dumps(r.data, separators=(",", ":"), default=str)) for r in records
-        ]
+        """Every record in ONE commit (whatever their tenants); see :meth:`Store.append_log`.
+
+        The entries are JSON-encoded on the writer thread (msgspec: a tenth of :func:`json.dumps`'s
+        CPU), not on the event loop."""
 
         def append() -> list[bool]:
+            rows = [(r.tenant_id, r.id, r.at, _LOG_ENCODER.encode(r.data).decode()) for r in records]
             self._writer.execute("BEGIN IMMEDIATE")
             try:
                 fresh: list[bool] = []

@@ -14,6 +14,7 @@ the app has no ``runtime`` dependency.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.composition import Runtime
 from app.messaging.webhooks.ingest import ingest_webhook, too_large
+from channels.registry import channel_class
 
 __all__ = ["DirectIngest", "direct_ingest"]
 
@@ -88,9 +90,8 @@ class DirectIngest:
         await send_response(response, send)
 
 
+@functools.cache
 def _limit(channel_name: str) -> int:
-    from channels.registry import channel_class
-
     return channel_class(channel_name).traits.max_body_bytes
 
 

@@ -27,6 +27,7 @@ stored. Nothing slow happens before the answer: the worker does the rest.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio.to_thread
@@ -176,14 +177,15 @@ async def ingest_webhook(
             stored += 1
         else:
             duplicates += 1
-    log.debug(  # one line a request is the busiest log of all: debug level
-        "webhook.accepted",
-        channel=channel_name,
-        tenants=list(parsed_by_tenant),
-        messages=stored,
-        duplicates=duplicates,
-        statuses=statuses,
-    )
+    if logging.getLogger().isEnabledFor(logging.DEBUG):  # the busiest line of all: debug, built
+        log.debug(  # only when written (a structlog call binds a logger even when it filters)
+            "webhook.accepted",
+            channel=channel_name,
+            tenants=list(parsed_by_tenant),
+            messages=stored,
+            duplicates=duplicates,
+            statuses=statuses,
+        )
     body = (
         ok_body
         if ok_body is not None
