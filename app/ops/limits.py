@@ -60,7 +60,7 @@ class Budget:
         interval = self.period_s / self.limit
         tat = max(self._tat.get(client, now), now)
         wait = tat - now - (self.period_s - interval)
-        if wait > 0:
+        if wait > 1e-9:  # a nanosecond of float error is not a wait
             return wait
         if len(self._tat) >= MAX_CLIENTS and client not in self._tat:
             self._tat = {k: v for k, v in self._tat.items() if v > now}
