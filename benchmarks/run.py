@@ -64,6 +64,13 @@ def _start(cmd: list[str], env: dict[str, str], health: str) -> subprocess.Popen
     raise RuntimeError(f"{cmd} did not start")
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) the process ``pid`` has used so far (Linux
+    ``/proc/<pid>/stat`` fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -205,9 +212,14 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _print_closed_loop(results: dict[str, list[tuple[float, list[float]]]], targets: dict[str, str]) -> None:
+def _print_closed_loop(
+    results: dict[str, list[tuple[float, list[float]]]],
+    targets: dict[str, str],
+    cpu: dict[str, list[float]] | None = None,
+) -> None:
     """Closed-loop figures: requests/s and latencies (min and median of the rounds), and each
-    target's ratio to the bare endpoint measured in the same round."""
+    target's ratio to the bare endpoint measured in the same round; with ``cpu`` (server CPU
+    seconds per request, per round), the CPU per request and its ratio to the bare endpoint's."""
     for name, runs in results.items():
         label = name if name == "bare" else f"{name}_webhook"
         rps = [r[0] for r in runs]
@@ -221,6 +233,19 @@ def _print_closed_loop(results: dict[str, list[tuple[float, list[float]]]], targ
         ratios = [r[0] / b for r, b in zip(results[name], bare_rps, strict=True)]  # same round
         print(
             f"{name}_webhook_to_bare_throughput_ratio: min {min(ratios):.2f} median {_median(ratios):.2f} x"
+        )
+    if cpu is None:
+        return
+    for name, per_request in cpu.items():
+        label = name if name == "bare" else f"{name}_webhook"
+        us = [c * 1e6 for c in per_request]
+        print(f"{label}_server_cpu_per_request: min {min(us):.0f} median {_median(us):.0f} us")
+    for name in [n for n in targets if n != "bare"]:
+        # bare CPU / ours: the throughput ratio CPU-bound servers would reach (1.0 = as cheap)
+        ratios = [b / c for c, b in zip(cpu[name], cpu["bare"], strict=True)]
+        print(
+            f"{name}_webhook_to_bare_cpu_ratio: min {min(ratios):.2f} median {_median(ratios):.2f} x"
+            " (bare CPU per request / ours)"
         )
 
 
@@ -253,12 +278,14 @@ def bench_ingest(requests: int, concurrency: int, *, rate: float = 500.0, rounds
                 str(bare_port),
                 "--log-level",
                 "warning",
+                "--no-access-log",
             ],
             base_env,
             f"http://127.0.0.1:{bare_port}/",
         )
         servers = [bare]
         targets = {"bare": f"http://127.0.0.1:{bare_port}/bare"}
+        pids = {"bare": bare.pid}
         try:
             for durability, port in ports.items():
                 env = {
@@ -276,8 +303,10 @@ def bench_ingest(requests: int, concurrency: int, *, rate: float = 500.0, rounds
                 )
                 suffix = "" if durability == "process" else "_power"
                 targets[f"whatsapp{suffix}"] = f"http://127.0.0.1:{port}/api/webhooks/whatsapp"
+                pids[f"whatsapp{suffix}"] = servers[-1].pid
                 if durability == "process":
                     targets["twilio"] = f"http://127.0.0.1:{port}/api/webhooks/twilio/sms"
+                    pids["twilio"] = servers[-1].pid
             results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
             open_loop: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
             counter = 0
@@ -289,10 +318,14 @@ def bench_ingest(requests: int, concurrency: int, *, rate: float = 500.0, rounds
                     return [_twilio(counter + i, targets["twilio"]) for i in range(n)]
                 return [(b, _sign(b)) for b in (_webhook(counter + i) for i in range(n))]
 
+            cpu: dict[str, list[float]] = {name: [] for name in targets}
             for _round in range(rounds):
                 for name, url in targets.items():
-                    results[name].append(asyncio.run(_load(url, batch(name, requests), concurrency)))
-            _print_closed_loop(results, targets)
+                    load = batch(name, requests)
+                    used = _cpu_s(pids[name])
+                    results[name].append(asyncio.run(_load(url, load, concurrency)))
+                    cpu[name].append((_cpu_s(pids[name]) - used) / requests)
+            _print_closed_loop(results, targets, cpu)
             for _round in range(rounds):
                 for name, url in targets.items():
                     if name == "twilio":

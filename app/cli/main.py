@@ -37,8 +37,16 @@ def serve(host: str, port: int, worker: bool) -> None:
     click.echo(
         f"LeadWarm on http://{host}:{port}  (chat: /chat, API docs: /schema, health: /health)", err=True
     )
-    # log_config=None: uvicorn's loggers go through ours (one format, JSON with LOG_FORMAT=json)
-    uvicorn.run(create_app(start_worker=worker), host=host, port=port, log_level="warning", log_config=None)
+    # log_config=None: uvicorn's loggers go through ours (one format, JSON with LOG_FORMAT=json);
+    # no access log (its lines were below the warning level anyway, yet cost CPU per request)
+    uvicorn.run(
+        create_app(start_worker=worker),
+        host=host,
+        port=port,
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+    )
 
 
 @main.command("worker")

@@ -1,47 +1,112 @@
-"""Abuse limits on the public endpoints, per client address (Litestar's rate-limit middleware).
+"""Abuse limits on the public endpoints, per client address.
 
 Two budgets: webhooks (``/api/webhooks``), checked before any signature so that a flood of
 forged deliveries costs us little, at ``RATE_LIMIT_WEBHOOKS_PER_SECOND``; the public pages (web
 chat, unsubscribe, OAuth callbacks, the widget) at ``RATE_LIMIT_PUBLIC_PER_MINUTE``. Past a budget
 the answer is 429 with ``RateLimit-*`` headers and ``Retry-After`` (added by
 :func:`app.ops.requests.internal_error`). The admin API is authenticated
-and tenant-scoped, and is not limited here. Limits are per process (one in-memory store each).
+and tenant-scoped, and is not limited here. Limits are per process (one in-memory table each).
+
+The check is a pure ASGI middleware and a GCRA ("generic cell rate algorithm", the token bucket
+as one float per client: https://en.wikipedia.org/wiki/Generic_cell_rate_algorithm): ``limit``
+requests may come at once, then one every ``period / limit`` seconds. It costs a dict lookup per
+request, where Litestar's ``RateLimitMiddleware`` kept each client's request history as JSON in
+a store, behind a lock and a worker-thread call per request (most of a webhook's CPU, measured
+with ``benchmarks/ingest_cpu.py``).
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
 
-from litestar import Request
-from litestar.middleware.base import DefineMiddleware
-from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.enums import ScopeType
+from litestar.exceptions import TooManyRequestsException
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.core.settings import Settings
 
-__all__ = ["PUBLIC_PREFIXES", "rate_limits"]
+__all__ = ["PUBLIC_PREFIXES", "WEBHOOK_PREFIXES", "Budget", "RateLimitMiddleware", "rate_limits"]
 
 #: Paths of the public pages sharing the per-minute budget.
 PUBLIC_PREFIXES = ("/chat", "/widget", "/api/unsubscribe", "/auth/")
+#: Paths of the provider webhooks sharing the per-second budget.
+WEBHOOK_PREFIXES = ("/api/webhooks",)
+
+#: Clients remembered per budget at most; past it, those whose bucket is full again are dropped
+#: (and, if that is not enough, every one: a flood of addresses must not grow memory).
+MAX_CLIENTS = 65_536
 
 
-def _under(prefixes: tuple[str, ...]) -> Callable[[Request[Any, Any, Any]], bool]:
-    def applies(request: Request[Any, Any, Any]) -> bool:
-        return request.url.path.startswith(prefixes)
+@dataclass
+class Budget:
+    """``limit`` requests per ``period_s`` seconds per client address, on paths under ``prefixes``.
 
-    return applies
+    ``clock`` is monotonic seconds (tests may pass their own)."""
+
+    name: str
+    prefixes: tuple[str, ...]
+    limit: int
+    period_s: float
+    clock: Callable[[], float] = time.monotonic
+    _tat: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def take(self, client: str) -> float:
+        """Count one request of ``client``; returns 0.0 when allowed, else the seconds to wait
+        (> 0) before one would be."""
+        now = self.clock()
+        interval = self.period_s / self.limit
+        tat = max(self._tat.get(client, now), now)
+        wait = tat - now - (self.period_s - interval)
+        if wait > 1e-9:  # a nanosecond of float error is not a wait
+            return wait
+        if len(self._tat) >= MAX_CLIENTS and client not in self._tat:
+            self._tat = {k: v for k, v in self._tat.items() if v > now}
+            if len(self._tat) >= MAX_CLIENTS:
+                self._tat.clear()
+        self._tat[client] = tat + interval
+        return 0.0
 
 
-def rate_limits(settings: Settings) -> list[DefineMiddleware]:
-    """The two rate-limit middlewares, for ``AppConfig.middleware``."""
-    webhooks = RateLimitConfig(
-        rate_limit=("second", settings.rate_limit_webhooks_per_second),
-        check_throttle_handler=_under(("/api/webhooks",)),
-        store="rate_limit_webhooks",
+class RateLimitMiddleware:
+    """ASGI middleware applying every :class:`Budget` whose prefix the path starts with; refuses
+    with :class:`litestar.exceptions.TooManyRequestsException` (429, ``RateLimit-Policy``,
+    ``RateLimit-Remaining: 0``, ``RateLimit-Reset`` in whole seconds, IETF draft
+    "RateLimit header fields for HTTP")."""
+
+    def __init__(self, app: ASGIApp, *, budgets: tuple[Budget, ...]) -> None:
+        self.app = app
+        self.budgets = budgets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            path = scope["path"]
+            for budget in self.budgets:
+                if path.startswith(budget.prefixes):
+                    client = scope.get("client")
+                    wait = budget.take(client[0] if client else "127.0.0.1")
+                    if wait > 0:
+                        raise TooManyRequestsException(
+                            headers={
+                                "RateLimit-Policy": f"{budget.limit}; w={budget.period_s:g}",
+                                "RateLimit-Limit": str(budget.limit),
+                                "RateLimit-Remaining": "0",
+                                "RateLimit-Reset": str(max(1, math.ceil(wait))),
+                            }
+                        )
+        await self.app(scope, receive, send)
+
+
+def rate_limits(settings: Settings) -> list[Callable[[ASGIApp], ASGIApp]]:
+    """The rate-limit middleware over the two budgets, for ``AppConfig.middleware``."""
+    budgets = (
+        Budget("webhooks", WEBHOOK_PREFIXES, settings.rate_limit_webhooks_per_second, 1.0),
+        Budget("public", PUBLIC_PREFIXES, settings.rate_limit_public_per_minute, 60.0),
     )
-    public = RateLimitConfig(
-        rate_limit=("minute", settings.rate_limit_public_per_minute),
-        check_throttle_handler=_under(PUBLIC_PREFIXES),
-        store="rate_limit_public",
-    )
-    return [webhooks.middleware, public.middleware]
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        return RateLimitMiddleware(app, budgets=budgets)
+
+    return [middleware]

@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import msgspec
+
 from app.store.base import (
     JSON,
     SYSTEM_TENANT,
@@ -207,8 +209,33 @@ def _compile(
     return sql, params
 
 
+#: The ingest log's JSON encoder (values it cannot encode are written as their ``str``, as
+#: ``json.dumps(default=str)`` would).
+_LOG_ENCODER = msgspec.json.Encoder(enc_hook=str)
+
+
 def _dump(data: dict[str, JSON]) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+async def _now(fn: Callable[[], R]) -> R:
+    """A transaction's ``run`` when it already is on the writer thread: ``fn`` in place."""
+    return fn()
+
+
+def _run_now(awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` to its end without an event loop (it must never suspend: every await in
+    it completes at once, as :func:`_now` does). Raises ``RuntimeError`` if it suspends."""
+    steps = awaitable.__await__()
+    try:
+        next(steps)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    close = getattr(steps, "close", None)
+    if close is not None:
+        close()
+    raise RuntimeError("append_log's on_new awaited something other than its transaction")
 
 
 class _SQLiteTransaction(Transaction):
@@ -623,12 +650,19 @@ class SQLiteStore(Store):
         *,
         on_new: Callable[[Transaction], Awaitable[None]] | None = None,
     ) -> list[bool]:
-        """Every record in ONE commit (whatever their tenants); see :meth:`Store.append_log`."""
-        rows = [
-            (r.tenant_id, r.id, r.at, json.dumps(r.data, separators=(",", ":"), default=str)) for r in records
-        ]
+        """Every record in ONE commit (whatever their tenants); see :meth:`Store.append_log`.
 
-        def append() -> list[bool]:
+        The whole group is ONE hand-off to the writer thread: the inserts, ``on_new`` for each
+        tenant and the commit (a hand-off costs the event loop more CPU than a small commit).
+        So ``on_new`` runs on the writer thread and may await nothing but its transaction's own
+        reads (which then run in place); awaiting anything else raises ``RuntimeError`` and
+        rolls the group back.
+
+        The entries are JSON-encoded on the writer thread (msgspec: a tenth of :func:`json.dumps`'s
+        CPU), not on the event loop."""
+
+        def append() -> tuple[list[bool], list[_SQLiteTransaction]]:
+            rows = [(r.tenant_id, r.id, r.at, _LOG_ENCODER.encode(r.data).decode()) for r in records]
             self._writer.execute("BEGIN IMMEDIATE")
             try:
                 fresh: list[bool] = []
@@ -644,10 +678,25 @@ class SQLiteStore(Store):
                         continue
                     cursor = self._writer.execute("INSERT OR IGNORE INTO ingest_log VALUES (?,?,?,?)", row)
                     fresh.append(cursor.rowcount == 1)
+                tenants = sorted({r.tenant_id for r, new in zip(records, fresh, strict=True) if new})
+                txs = [
+                    _SQLiteTransaction(self._writer, t, self._registered, _now, begun=True) for t in tenants
+                ]
+                if on_new is not None:
+                    for tx in txs:
+                        _run_now(on_new(tx))
             except BaseException:
                 self._writer.execute("ROLLBACK")
                 raise
-            return fresh
+            self._finish(txs, begun=True)  # commits, or rolls back and raises
+            return fresh, txs
+
+        async with self._lock:
+            fresh, txs = await self._write_op(append)
+            self.commits += 1
+            for tx in txs:
+                self._registered.update(tx.newly)
+        return fresh
 
         async with self._lock:
             try:

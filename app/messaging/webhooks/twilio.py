@@ -9,14 +9,17 @@ the REST API. Status callbacks are answered 200 once stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK
+from litestar.types import ASGIApp, Scope
 
 from app.composition import Runtime
 from app.core.logs import get_logger
+from app.messaging.webhooks.direct import direct_ingest
 from app.messaging.webhooks.ingest import ingest_request
 from app.tenancy.auth import lowercase_headers
 from channels.sms import EVENT_HEADER, INBOUND_PATH, STATUS_PATH
@@ -35,6 +38,22 @@ def public_url(public_base_url: str, request: Request[Any, Any, Any]) -> str:
     return f"{url}?{request.url.query}" if request.url.query else url
 
 
+def _direct(event: str) -> Callable[[ASGIApp], ASGIApp]:
+    """The hot path of a Twilio route (:mod:`app.messaging.webhooks.direct`): the event header set
+    by the route, the signature checked over PUBLIC_BASE_URL + path + query, as below."""
+
+    def prepare(runtime: Runtime, scope: Scope, headers: dict[str, str]) -> str:
+        headers[EVENT_HEADER] = event
+        url = runtime.settings.public_base_url.rstrip("/") + scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        return f"{url}?{query}" if query else url
+
+    def twiml(_: Response[Any]) -> Response[Any]:
+        return Response(EMPTY_TWIML, status_code=HTTP_200_OK, media_type="text/xml")
+
+    return direct_ingest("sms", prepare=prepare, answer=twiml if event == "inbound" else None)
+
+
 async def _ingest(
     request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], event: str
 ) -> Response[Any]:
@@ -45,7 +64,7 @@ async def _ingest(
     )
 
 
-@post(INBOUND_PATH, status_code=HTTP_200_OK, summary="Twilio inbound SMS")
+@post(INBOUND_PATH, status_code=HTTP_200_OK, summary="Twilio inbound SMS", middleware=[_direct("inbound")])
 async def twilio_sms_receive(
     request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
 ) -> Response[Any]:
@@ -56,7 +75,12 @@ async def twilio_sms_receive(
     return Response(EMPTY_TWIML, status_code=HTTP_200_OK, media_type="text/xml")
 
 
-@post(STATUS_PATH, status_code=HTTP_200_OK, summary="Twilio message status callback")
+@post(
+    STATUS_PATH,
+    status_code=HTTP_200_OK,
+    summary="Twilio message status callback",
+    middleware=[_direct("status")],
+)
 async def twilio_status_receive(
     request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
 ) -> Response[Any]:

@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_403_FORBIDDEN
 
 from app.composition import Runtime
 from app.core.logs import get_logger
+from app.messaging.webhooks.direct import direct_ingest
 from app.messaging.webhooks.ingest import ingest_request
 from channels.whatsapp import SubscriptionError, WhatsAppChannel
 
@@ -41,11 +42,19 @@ def whatsapp_subscribe(request: Request[Any, Any, Any], runtime: NamedDependency
     return Response(challenge, media_type="text/plain")
 
 
-@post("/api/webhooks/whatsapp", status_code=200, summary="WhatsApp messages and delivery statuses")
+@post(
+    "/api/webhooks/whatsapp",
+    status_code=200,
+    summary="WhatsApp messages and delivery statuses",
+    middleware=[direct_ingest("whatsapp")],
+)
 async def whatsapp_receive(
     request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
 ) -> Response[Any]:
-    """Verify, parse and store; 200 once stored (see :mod:`app.messaging.webhooks.ingest`)."""
+    """Verify, parse and store; 200 once stored (see :mod:`app.messaging.webhooks.ingest`).
+
+    Served by :mod:`app.messaging.webhooks.direct` (the hot path, same pipeline); this handler is
+    the route's documentation and its fallback."""
     return await ingest_request(request, runtime, "whatsapp")
 
 

@@ -1,0 +1,149 @@
+"""The webhook hot path: a route middleware that answers a provider's POST itself.
+
+A signed webhook is the busiest request the service takes (issue 15: a WhatsApp campaign's
+replies). Litestar's handler layer (signature model, dependency resolution, the response's
+conversion) cost about a third of a webhook's CPU, for a route that needs none of it: the body
+is read as bytes, the answer is a small JSON (or TwiML) document. :func:`direct_ingest` returns the
+middleware a webhook POST route declares; it reads the body (413 past the channel's limit, from
+``Content-Length`` or while reading), runs :func:`app.messaging.webhooks.ingest.ingest_webhook`
+(route, verify, parse, append with group commit: the same guarantees) and sends its answer. The
+app's own middlewares (request id, security headers, rate limits, the 500 handler) still wrap
+it, and the decorated handler stays the route's documentation (OpenAPI) and its fallback when
+the app has no ``runtime`` dependency.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from litestar import Response
+from litestar.datastructures import URL
+from litestar.exceptions import InternalServerException
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from app.composition import Runtime
+from app.messaging.webhooks.ingest import ingest_webhook, too_large
+from channels.registry import channel_class
+
+__all__ = ["DirectIngest", "direct_ingest"]
+
+Prepare = Callable[[Runtime, Scope, dict[str, str]], str]
+"""``(runtime, scope, headers) -> url``: the URL the signature covers; may add headers."""
+Answer = Callable[[Response[Any]], Response[Any]]
+"""The 200 answer's final shape (Twilio's TwiML) from the pipeline's answer."""
+
+
+def _request_url(_: Runtime, scope: Scope, __: dict[str, str]) -> str:
+    return str(URL.from_scope(scope))
+
+
+class DirectIngest:
+    """ASGI middleware of one webhook POST route (see the module docstring). Other methods and
+    apps without a ``runtime`` dependency go on to the route's own handler."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        channel_name: str,
+        prepare: Prepare = _request_url,
+        answer: Answer | None = None,
+    ) -> None:
+        self.app = app
+        self.channel_name = channel_name
+        self.prepare = prepare
+        self.answer = answer
+        self._runtime: tuple[Any, Runtime | None] | None = None
+
+    def _runtime_of(self, scope: Scope) -> Runtime | None:
+        """The runtime the app's ``runtime`` dependency gives (resolved once per app)."""
+        app = scope.get("litestar_app")
+        if self._runtime is None or self._runtime[0] is not app:
+            provider = getattr(app, "dependencies", {}).get("runtime")
+            value = provider.dependency() if provider is not None else None
+            self._runtime = (app, value if isinstance(value, Runtime) else None)
+        return self._runtime[1]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self._runtime_of(scope) if scope.get("method") == "POST" else None
+        if runtime is None:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        declared = headers.get("content-length", "")
+        refused = too_large(self.channel_name, int(declared)) if declared.isdigit() else None
+        raw_body = None
+        if refused is None:
+            raw_body = await _read_body(receive, too_large_at=_limit(self.channel_name))
+            if raw_body is None:
+                refused = too_large(self.channel_name, _limit(self.channel_name) + 1)
+        if refused is not None or raw_body is None:
+            await send_response(refused or Response({}, status_code=413), send)
+            return
+        url = self.prepare(runtime, scope, headers)
+        response = await ingest_webhook(runtime, self.channel_name, headers, raw_body, url=url)
+        if self.answer is not None and response.status_code == 200:
+            response = self.answer(response)
+        await send_response(response, send)
+
+
+@functools.cache
+def _limit(channel_name: str) -> int:
+    return channel_class(channel_name).traits.max_body_bytes
+
+
+async def _read_body(receive: Receive, *, too_large_at: int) -> bytes | None:
+    """The request body, or ``None`` once it grows past ``too_large_at`` bytes. Raises
+    :class:`litestar.exceptions.InternalServerException` when the client goes away first (as
+    Litestar's own ``Request.body`` does)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InternalServerException("client disconnected prematurely")
+        chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
+        size += len(chunk)
+        if size > too_large_at:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_response(response: Response[Any], send: Send) -> None:
+    """Send ``response`` (bytes, text, or a JSON-encodable value, its status, media type and
+    headers; no cookies or background tasks) on ``send``."""
+    content = response.content
+    if isinstance(content, bytes):
+        body = content
+    elif isinstance(content, str):
+        body = content.encode(response.encoding)
+    else:
+        body = msgspec.json.encode(content)
+    media_type = str(response.media_type or "application/json")
+    if media_type.startswith("text/") and "charset" not in media_type:
+        media_type += f"; charset={response.encoding}"
+    headers = [
+        (b"content-type", media_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode("latin-1")),
+        *((str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": response.status_code or 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def direct_ingest(
+    channel_name: str, *, prepare: Prepare = _request_url, answer: Answer | None = None
+) -> Callable[[ASGIApp], ASGIApp]:
+    """The middleware factory for a webhook POST route of ``channel_name`` (``@post(...,
+    middleware=[direct_ingest("whatsapp")])``); ``prepare`` gives the URL a signature covers (the
+    request's own by default), ``answer`` reshapes a 200 answer."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        return DirectIngest(app, channel_name=channel_name, prepare=prepare, answer=answer)
+
+    return middleware

@@ -1,0 +1,163 @@
+"""CPU per signed WhatsApp webhook, in process, against the bare Litestar endpoint.
+
+Both ASGI apps are driven directly (no socket, no server): ``concurrency`` tasks each send
+requests one after the other, so the group commit sees concurrent requests as it does when served.
+Prints, per app, process CPU time per request (``time.process_time``: the event loop AND the
+SQLite writer thread, so the ratio holds on a loaded machine) and their ratio. ``--profile``
+writes a cProfile of LeadWarm's run to ``PATH`` (read it with ``python -m pstats PATH``).
+
+Usage: ``python benchmarks/ingest_cpu.py [--requests N] [--concurrency C] [--durability process|power]
+[--profile PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run import PHONE_ID, SECRET, _sign, _webhook  # noqa: E402
+
+__all__ = ["LOOP_CPU", "drive", "main"]
+
+#: CPU seconds of the event loop's thread alone, one entry per :func:`drive` call.
+LOOP_CPU: list[float] = []
+
+
+async def drive(app: Any, path: str, bodies: list[tuple[bytes, dict[str, str]]], concurrency: int) -> float:
+    """Send every ``(body, headers)`` as a POST to ``path`` through the ASGI ``app`` with
+    ``concurrency`` tasks; returns the process CPU seconds spent. Raises ``RuntimeError`` on any
+    answer other than 200."""
+    queue = list(reversed(bodies))
+
+    async def one(body: bytes, headers: dict[str, str]) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+            + [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+            "state": {},
+        }
+        sent = False
+        status: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        await app(scope, receive, send)
+        if status != [200]:
+            raise RuntimeError(f"{path} answered {status}")
+
+    async def worker() -> None:
+        while queue:
+            body, headers = queue.pop()
+            await one(body, headers)
+
+    start, loop_start = time.process_time(), time.thread_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    LOOP_CPU.append(time.thread_time() - loop_start)
+    return time.process_time() - start
+
+
+async def _lifespan(app: Any, run: Callable[[], Any]) -> Any:
+    """Run ``run()`` inside the app's lifespan (startup, then shutdown)."""
+    events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    done: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await events.put({"type": "lifespan.startup"})
+
+    async def send(message: dict[str, Any]) -> None:
+        await done.put(message)
+
+    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}}, events.get, send))
+    started = await done.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"startup failed: {started}")
+    try:
+        return await run()
+    finally:
+        await events.put({"type": "lifespan.shutdown"})
+        await done.get()
+        await task
+
+
+def main() -> None:
+    """Parse the options, run bare then LeadWarm, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--durability", default="process")
+    parser.add_argument("--profile", default="")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.update(
+            {
+                "WHATSAPP_APP_SECRET": SECRET,
+                "WHATSAPP_TOKEN": "x",
+                "WHATSAPP_PHONE_ID": PHONE_ID,
+                "ADMIN_API_KEY": "lw_bench",
+                "LOG_LEVEL": "WARNING",
+                "RATE_LIMIT_WEBHOOKS_PER_SECOND": "1000000",
+                "LEADWARM_DATA_DIR": tmp,
+                "DURABILITY": args.durability,
+            }
+        )
+        from app.main import create_app
+        from benchmarks.bare_app import app as bare
+
+        ours = create_app(start_worker=False)
+        n = args.requests
+        warm = [(b, _sign(b)) for b in (_webhook(10_000_000 + i) for i in range(200))]
+        bodies = [(b, _sign(b)) for b in (_webhook(i) for i in range(n))]
+
+        async def run_bare() -> float:
+            await drive(bare, "/bare", warm, args.concurrency)
+            return await drive(bare, "/bare", bodies, args.concurrency)
+
+        async def run_ours() -> float:
+            await drive(ours, "/api/webhooks/whatsapp", warm, args.concurrency)
+            profiler = cProfile.Profile() if args.profile else None
+            if profiler:
+                profiler.enable()
+            cpu = await drive(ours, "/api/webhooks/whatsapp", bodies, args.concurrency)
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+            return cpu
+
+        bare_cpu = asyncio.run(_lifespan(bare, run_bare))
+        ours_cpu = asyncio.run(_lifespan(ours, run_ours))
+    print(f"bare_cpu_per_request: {bare_cpu / n * 1e6:.0f} us")
+    print(f"whatsapp_{args.durability}_cpu_per_request: {ours_cpu / n * 1e6:.0f} us")
+    print(f"whatsapp_{args.durability}_event_loop_cpu_per_request: {LOOP_CPU[-1] / n * 1e6:.0f} us")
+    print(f"whatsapp_{args.durability}_to_bare_cpu_ratio: {ours_cpu / bare_cpu:.2f} x")
+
+
+if __name__ == "__main__":
+    main()
