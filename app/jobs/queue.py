@@ -288,7 +288,7 @@ class JobQueue:
 
     async def _try_lease(self, tenant_id: str, doc_ids: list[str]) -> list[Job]:
         async def fn(tx: Transaction) -> list[Job]:
-            docs = [await tx.get(COLLECTION, doc_id) for doc_id in doc_ids]
+            docs = await tx.get_many([(COLLECTION, doc_id) for doc_id in doc_ids])  # one round trip
             now = self.clock.now()
             taken: list[Job] = []
             for doc_id, data in zip(doc_ids, docs, strict=True):
