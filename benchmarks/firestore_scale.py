@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import EMULATOR_PROJECT, RULES  # noqa: E402
 from tests.scale.cluster import ClusterResult, run_cluster  # noqa: E402
 from tests.support.firestore_emulator import running_firestore_emulator  # noqa: E402
-from tests.support.recording import RecordingServer  # noqa: E402
 
 
 async def bench(leads: int, processes: int, deadline_s: float) -> list[ClusterResult]:
@@ -44,18 +43,9 @@ async def bench(leads: int, processes: int, deadline_s: float) -> list[ClusterRe
         tempfile.TemporaryDirectory(prefix="leadwarm-fs-bench-") as tmp,
     ):
         for count in dict.fromkeys((1, processes)):
-            graph = RecordingServer()
-            try:
-                result = await run_cluster(
-                    emulator,
-                    graph,
-                    Path(tmp) / f"p{count}",
-                    processes=count,
-                    leads=leads,
-                    phase_deadline_s=deadline_s,
-                )
-            finally:
-                graph.close()
+            result = await run_cluster(
+                emulator, Path(tmp) / f"p{count}", processes=count, leads=leads, phase_deadline_s=deadline_s
+            )
             print(f"# {result.line()}", flush=True)
             results.append(result)
     return results

@@ -30,12 +30,12 @@ from pydantic import Field, PrivateAttr
 
 from app.core.logs import get_logger
 from app.core.records import Record
-from app.store import Order, Store, Transaction, where
+from app.store import Document, Order, Store, Transaction, where
 from app.store import collections as col
 from app.store.ids import compound_id, shard_of
 from kernel.clock import Clock
 
-__all__ = ["JOB_SHARDS", "LEASE_BATCH", "Job", "JobQueue", "RetryLater", "job_doc_id"]
+__all__ = ["JOB_SHARDS", "LEASE_BATCH", "SHARD_WINDOW", "Job", "JobQueue", "RetryLater", "job_doc_id"]
 
 log = get_logger("leadwarm.jobs")
 
@@ -61,6 +61,13 @@ LEASE_BATCH = 64
 #: no index range takes every near-``now`` write (docs/capacity.md); the scheduler asks for all shards.
 JOB_SHARDS = 16
 _ALL_SHARDS = list(range(JOB_SHARDS))
+#: The scheduler looks for due jobs one window of shards at a time (4 windows of 4), starting at a
+#: random window: a busy process finds its batch in one small query, and processes polling at the
+#: same moment mostly look at different jobs, so their lease transactions rarely contend. (Google's
+#: emulator runs an ``in`` filter as one scan per value: a 16-value query cost it 0.77 s of CPU at
+#: 4,000 jobs, a 4-value one about a quarter; docs/capacity.md.)
+SHARD_WINDOW = 4
+_WINDOWS = [_ALL_SHARDS[i : i + SHARD_WINDOW] for i in range(0, JOB_SHARDS, SHARD_WINDOW)]
 
 
 class RetryLater(Exception):  # noqa: N818 - a signal, not an error
@@ -127,6 +134,8 @@ class JobQueue:
         self.owner = owner
         self.lease_s = lease_s
         self.max_attempts = max_attempts
+        self._expired_check_at = float("-inf")
+        """When :meth:`lease_due` next looks for expired leases (UTC epoch seconds)."""
         self._wakeup = asyncio.Event()
         self._wake_at = float("inf")
         """When the sleeping worker plans to wake up (``inf`` while it is awake)."""
@@ -242,26 +251,35 @@ class JobQueue:
 
     # ----------------------------------------------------------------- leasing
     async def lease_due(self, *, limit: int = 16) -> list[Job]:
-        """Lease up to ``limit`` due jobs (and jobs whose lease expired), oldest first.
+        """Lease up to ``limit`` due jobs (and jobs whose lease expired), oldest first within a
+        window of :data:`SHARD_WINDOW` shards, the windows tried from a random one until ``limit``
+        are found.
 
         The candidates of one tenant are leased together, in one transaction per
         :data:`LEASE_BATCH` jobs (a job taken meanwhile by another process is skipped), so a
-        thousand timers falling due at once cost a few dozen transactions, not a thousand.
+        thousand timers falling due at once cost a few dozen transactions, not a thousand. Expired
+        leases (their process died) are looked for at most every quarter of ``lease_s``.
         """
         if limit <= 0:
             return []
         now = self.clock.now()
-        candidates = await self.store.query_group(
-            COLLECTION,
-            filters=[
-                where("shard", "in", _ALL_SHARDS),
-                where("status", "==", "pending"),
-                where("due_at", "<=", now),
-            ],
-            order_by=[Order("due_at")],
-            limit=limit,
-        )
-        if len(candidates) < limit:
+        candidates: list[Document] = []
+        first = random.randrange(len(_WINDOWS))
+        for n in range(len(_WINDOWS)):
+            candidates += await self.store.query_group(
+                COLLECTION,
+                filters=[
+                    where("shard", "in", _WINDOWS[(first + n) % len(_WINDOWS)]),
+                    where("status", "==", "pending"),
+                    where("due_at", "<=", now),
+                ],
+                order_by=[Order("due_at")],
+                limit=limit - len(candidates),
+            )
+            if len(candidates) >= limit:
+                break
+        if len(candidates) < limit and now >= self._expired_check_at:
+            self._expired_check_at = now + self.lease_s / 4
             candidates += await self.store.query_group(
                 COLLECTION,
                 filters=[

@@ -3,8 +3,10 @@
 Used by ``tests/scale/test_processes.py`` (small, seconds) and ``benchmarks/firestore_scale.py``
 (1,000 conversations, one process against four). One run:
 
-1. wipe the emulator, start ``processes`` services (WhatsApp pointed at a recording server on
-   127.0.0.1 that answers every send with a fresh message id, as Meta does);
+1. wipe the emulator, start ``processes`` services (WhatsApp pointed at :class:`MetaGraph`, a
+   recording server on 127.0.0.1 that answers every send with a fresh message id, as Meta does: the
+   plain recording server's constant ``wamid.REC`` made every send of the tenant write one
+   ``provider_ids`` document, a hot document of the test's own making);
 2. round A: every lead writes its first message; deliveries go round-robin over the processes and
    every fifth is delivered again to the next process (a provider retry landing on another
    instance); wait until every lead got the first question;
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
 import os
 import time
@@ -40,10 +43,10 @@ from playbooks import load_library
 from tests.app.conftest import ADMIN_KEY, APP_SECRET, PHONE_ID, VERIFY_TOKEN, sign, text_webhook
 from tests.conftest import EMULATOR_PROJECT
 from tests.support.firestore_emulator import FirestoreEmulator
-from tests.support.recording import RecordingServer
+from tests.support.recording import Recorded, RecordingServer, Reply
 from tests.support.service import Service, service_env
 
-__all__ = ["ClusterResult", "CpuMeter", "run_cluster"]
+__all__ = ["ClusterResult", "CpuMeter", "MetaGraph", "run_cluster"]
 
 TENANT = "demo"
 DUPLICATE_EVERY = 5
@@ -54,6 +57,24 @@ def _question(step_id: str) -> str:
     step = next(s for s in _EN.steps if s.id == step_id)
     value = getattr(step, "question")  # noqa: B009 - only ask steps have one
     return value if isinstance(value, str) else str(value["en"])
+
+
+class MetaGraph(RecordingServer):
+    """The recording stand-in for WhatsApp's Graph API, answering each send with its own message
+    id (``wamid.G<n>``), as Meta does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ids = itertools.count(1)
+
+    def respond(self, request: Recorded) -> Reply:
+        """A queued reply if any, else 200 with a fresh message id."""
+        queued = self.take_queued()
+        if queued is not None:
+            return queued
+        return Reply(
+            body={"messaging_product": "whatsapp", "messages": [{"id": f"wamid.G{next(self._ids)}"}]}
+        )
 
 
 def _group_cpu_s(pgid: int) -> float:
@@ -220,7 +241,6 @@ async def _until(
 
 async def run_cluster(
     emulator: FirestoreEmulator,
-    graph: RecordingServer,
     workdir: Path,
     *,
     processes: int,
@@ -236,7 +256,7 @@ async def run_cluster(
         RuntimeError: a service did not start.
     """
     emulator.reset()
-    graph.requests.clear()
+    graph = MetaGraph()
     workdir.mkdir(parents=True, exist_ok=True)
     env = service_env(
         data_dir=workdir / "data",
@@ -258,6 +278,9 @@ async def run_cluster(
         # the processes share one WhatsApp number: together they pace at its rate, not 4 times it
         SEND_PACING_PROCESSES=str(processes),
         LOG_FORMAT="json",
+        # the production default: how late a process sees a job another process enqueued (tests use
+        # 0.1 s; four processes polling that often keep the emulator busy with scheduler queries)
+        WORKER_POLL_INTERVAL="0.5",
     )
     services: list[Service] = []
     store = FirestoreStore(project_id=EMULATOR_PROJECT, emulator_host=emulator.host_port)
@@ -352,6 +375,7 @@ async def run_cluster(
         for service in services:
             service.stop()
         await store.close()
+        graph.close()
 
 
 async def _count_outcome(

@@ -5,7 +5,8 @@ and no job is left behind.
 The scenario is :func:`tests.scale.cluster.run_cluster` with two processes: each lead sends a first
 message and, once answered, a second one; deliveries alternate between the processes and every fifth
 is delivered again to the other one (a provider retry landing on another instance). WhatsApp is a
-recording server on 127.0.0.1 that answers every send with a fresh message id, as Meta does.
+recording server on 127.0.0.1 that answers every send with a fresh message id, as Meta does
+(:class:`tests.scale.cluster.MetaGraph`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import pytest
 
 from tests.scale.cluster import run_cluster
 from tests.support.firestore_emulator import FirestoreEmulator
-from tests.support.recording import RecordingServer
 
 pytestmark = pytest.mark.timeout(290)
 
@@ -24,9 +24,9 @@ LEADS = 40
 
 
 async def test_two_processes_share_one_tenants_conversations_exactly_once(
-    firestore_emulator: FirestoreEmulator, graph: RecordingServer, tmp_path: Path
+    firestore_emulator: FirestoreEmulator, tmp_path: Path
 ) -> None:
-    result = await run_cluster(firestore_emulator, graph, tmp_path, processes=2, leads=LEADS)
+    result = await run_cluster(firestore_emulator, tmp_path, processes=2, leads=LEADS)
     print(f"\n[scale] {result.line()}", flush=True)
     assert (result.inbound, result.answered, result.lost, result.sent_twice) == (2 * LEADS, 2 * LEADS, 0, 0)
     assert result.deliveries == 2 * (LEADS + LEADS // 5)  # every fifth delivered twice, in both rounds
