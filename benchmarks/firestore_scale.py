@@ -77,6 +77,12 @@ def report(results: list[ClusterResult], processes: int) -> list[str]:
                 f"# {p} tx {name}: {k['transactions']} tx, {k['attempts']} attempts, "
                 f"{k['aborted']} aborted, {k['died']} died, {k['seconds']:.1f} s"
             )
+        calls = tx.get("calls", {})
+        requests = sum(calls.values()) + sum(k["attempts"] for k in tx.get("kinds", {}).values())
+        lines.append(
+            f"{p}.store_calls: {requests / max(1, r.answered):.1f} per answer turn (transaction "
+            f"attempts and {', '.join(f'{n} {m}' for m, n in calls.items())})"
+        )
         for path, waits in tx.get("hot", []):
             lines.append(f"# {p} hot document: {path} ({waits} waits)")
     if len(results) == 2:

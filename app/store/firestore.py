@@ -216,6 +216,9 @@ class TransactionStats:
         self.lock_waits = 0
         self.lock_wait_s = 0.0
         self.waited_on: collections.Counter[str] = collections.Counter()
+        self.calls: collections.Counter[str] = collections.Counter()
+        """Calls of the store's methods outside transactions (``get``, ``query``, ...): with the
+        transactions, the requests this process sent to Firestore."""
 
     def kind(self, fn: Callable[..., object]) -> _KindStats:
         """The counters of ``fn``'s kind (created on first use)."""
@@ -236,7 +239,7 @@ class TransactionStats:
     def summary(self, *, top: int = 5) -> dict[str, Any]:
         """A JSON-able summary: totals, per kind (most attempts first) and the ``top`` documents
         waited for. Shape: ``{"transactions", "attempts", "aborted", "died", "lock_waits",
-        "lock_wait_s", "kinds": {name: {...}}, "hot": [[path, waits], ...]}``."""
+        "lock_wait_s", "kinds": {name: {...}}, "hot": [[path, waits], ...], "calls": {method: n}}``."""
         kinds = sorted(self.kinds.items(), key=lambda item: -item[1].attempts)
         return {
             "transactions": sum(k.transactions for k in self.kinds.values()),
@@ -256,6 +259,7 @@ class TransactionStats:
                 for name, k in kinds
             },
             "hot": [[path, n] for path, n in self.waited_on.most_common(top)],
+            "calls": dict(self.calls.most_common()),
         }
 
 
@@ -488,6 +492,7 @@ class FirestoreStore(Store):
     # -- single documents --------------------------------------------------------------------------
 
     async def get(self, tenant_id: str, collection: str, doc_id: str) -> dict[str, JSON] | None:
+        self.stats.calls["get"] += 1
         snapshot = await self._doc(tenant_id, collection, doc_id).get()
         return _data(snapshot) if snapshot.exists else None
 
@@ -495,14 +500,17 @@ class FirestoreStore(Store):
         self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False
     ) -> None:
         ref = self._doc(tenant_id, collection, doc_id)
+        self.stats.calls["set"] += 1
         await self._ensure_tenant(tenant_id)
         await ref.set(dict(data), **_set_kwargs(data, merge))
 
     async def delete(self, tenant_id: str, collection: str, doc_id: str) -> None:
+        self.stats.calls["delete"] += 1
         await self._doc(tenant_id, collection, doc_id).delete()
 
     async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
         """One ``BatchGetDocuments`` call for every document of ``refs``."""
+        self.stats.calls["get_many"] += 1
         docs = [self._doc(tenant_id, collection, doc_id) for collection, doc_id in refs]
         return await _get_all(self._client, docs)
 
@@ -520,6 +528,7 @@ class FirestoreStore(Store):
         ("Best practices", "Updates to a single document"): spread a hot counter over shard
         documents and sum them on read."""
         check_deltas(deltas)
+        self.stats.calls["increment"] += 1
         ref = self._doc(tenant_id, collection, doc_id)
         await self._ensure_tenant(tenant_id)
         data: dict[str, Any] = {key: value for key, value in (fields or {}).items()}
@@ -549,6 +558,7 @@ class FirestoreStore(Store):
         """See :meth:`Store.query`; a cursor orders by ``__name__`` last (explicitly, in the last
         order's direction, as Firestore does implicitly) and passes the values to ``start_after``."""
         check_cursor(start_after, order_by)
+        self.stats.calls["query"] += 1
         if _answers_nothing(filters, limit):
             return []
         query: Any = _build_query(self._collection(tenant_id, collection), filters, order_by, limit)
@@ -562,6 +572,7 @@ class FirestoreStore(Store):
     async def count(self, tenant_id: str, collection: str, *, filters: Sequence[Filter] = ()) -> int:
         """Firestore's ``count()`` aggregation ("Count documents with aggregation queries"): the
         server counts index entries, no document is sent."""
+        self.stats.calls["count"] += 1
         if _answers_nothing(filters, None):
             return 0
         query: Any = _build_query(self._collection(tenant_id, collection), filters, (), None)
@@ -584,6 +595,7 @@ class FirestoreStore(Store):
         if "/" in collection:
             raise StoreError("query_group takes a collection id, not a path")
         _check_segment(collection, "collection id")
+        self.stats.calls["query_group"] += 1
         if _answers_nothing(filters, limit):
             return []
         base = _build_query(self._client.collection_group(collection), filters, order_by, None)

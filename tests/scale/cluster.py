@@ -187,6 +187,7 @@ def _transaction_stats(logs: list[str]) -> dict[str, Any]:
     total: dict[str, Any] = collections.defaultdict(float)
     kinds: dict[str, dict[str, float]] = {}
     hot: collections.Counter[str] = collections.Counter()
+    calls: collections.Counter[str] = collections.Counter()
     for text in logs:
         for line in text.splitlines():
             if '"firestore.transactions"' not in line:
@@ -203,12 +204,15 @@ def _transaction_stats(logs: list[str]) -> dict[str, Any]:
                     mine[key] += value
             for path, waits in entry.get("hot", []):
                 hot[path] += waits
+            for method, n in entry.get("calls", {}).items():
+                calls[method] += n
     out: dict[str, Any] = {k: (round(v, 3) if k == "lock_wait_s" else int(v)) for k, v in total.items()}
     out["kinds"] = {
         name: {k: (round(v, 3) if k == "seconds" else int(v)) for k, v in counts.items()}
         for name, counts in sorted(kinds.items(), key=lambda item: -item[1]["attempts"])
     }
     out["hot"] = hot.most_common(5)
+    out["calls"] = dict(calls.most_common())
     return out
 
 
@@ -278,6 +282,7 @@ async def run_cluster(
         # the processes share one WhatsApp number: together they pace at its rate, not 4 times it
         SEND_PACING_PROCESSES=str(processes),
         LOG_FORMAT="json",
+        LOG_LEVEL="INFO",  # the store's statistics line (firestore.transactions) is INFO without contention
         # the production default: how late a process sees a job another process enqueued (tests use
         # 0.1 s; four processes polling that often keep the emulator busy with scheduler queries)
         WORKER_POLL_INTERVAL="0.5",
