@@ -68,6 +68,8 @@ _ALL_SHARDS = list(range(JOB_SHARDS))
 #: 4,000 jobs, a 4-value one about a quarter; docs/capacity.md.)
 SHARD_WINDOW = 4
 _WINDOWS = [_ALL_SHARDS[i : i + SHARD_WINDOW] for i in range(0, JOB_SHARDS, SHARD_WINDOW)]
+#: Longest time (seconds) between two looks for expired leases (at most a quarter of the lease).
+EXPIRED_LOOK_S = 5.0
 
 
 class RetryLater(Exception):  # noqa: N818 - a signal, not an error
@@ -258,7 +260,8 @@ class JobQueue:
         The candidates of one tenant are leased together, in one transaction per
         :data:`LEASE_BATCH` jobs (a job taken meanwhile by another process is skipped), so a
         thousand timers falling due at once cost a few dozen transactions, not a thousand. Expired
-        leases (their process died) are looked for at most every quarter of ``lease_s``.
+        leases (their process died) are looked for at most every quarter of ``lease_s`` or
+        :data:`EXPIRED_LOOK_S`, whichever is shorter.
         """
         if limit <= 0:
             return []
@@ -279,7 +282,7 @@ class JobQueue:
             if len(candidates) >= limit:
                 break
         if len(candidates) < limit and now >= self._expired_check_at:
-            self._expired_check_at = now + self.lease_s / 4
+            self._expired_check_at = now + min(self.lease_s / 4, EXPIRED_LOOK_S)
             candidates += await self.store.query_group(
                 COLLECTION,
                 filters=[
