@@ -58,7 +58,8 @@ COLLECTION = col.JOBS
 #: keeps a contended transaction cheap to retry).
 LEASE_BATCH = 64
 #: Jobs carry ``shard`` (a hash of their id) as the first field of the scheduler's indexes, so that
-#: no index range takes every near-``now`` write (docs/capacity.md); the scheduler asks for all shards.
+#: no index range takes every near-``now`` write (docs/capacity.md); the scheduler asks for every
+#: shard, a window at a time.
 JOB_SHARDS = 16
 _ALL_SHARDS = list(range(JOB_SHARDS))
 #: The scheduler looks for due jobs one window of shards at a time (4 windows of 4), starting at a
