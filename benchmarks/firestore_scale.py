@@ -35,14 +35,15 @@ from tests.scale.cluster import ClusterResult, run_cluster  # noqa: E402
 from tests.support.firestore_emulator import running_firestore_emulator  # noqa: E402
 
 
-async def bench(leads: int, processes: int, deadline_s: float) -> list[ClusterResult]:
-    """Run the scenario with one process, then with ``processes``; return both results."""
+async def bench(leads: int, processes: int, deadline_s: float, *, single: bool = True) -> list[ClusterResult]:
+    """Run the scenario with one process (unless ``single`` is false), then with ``processes``;
+    return the results."""
     results = []
     with (
         running_firestore_emulator(project=EMULATOR_PROJECT, rules=RULES) as emulator,
         tempfile.TemporaryDirectory(prefix="leadwarm-fs-bench-") as tmp,
     ):
-        for count in dict.fromkeys((1, processes)):
+        for count in dict.fromkeys((1, processes) if single else (processes,)):
             result = await run_cluster(
                 emulator, Path(tmp) / f"p{count}", processes=count, leads=leads, phase_deadline_s=deadline_s
             )
@@ -97,11 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--leads", type=int, default=1000, help="concurrent conversations of one tenant")
     parser.add_argument("--processes", type=int, default=4, help="leadwarm serve processes")
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds allowed per phase")
+    parser.add_argument("--no-single", action="store_true", help="skip the one-process reference run")
     args = parser.parse_args(argv)
     if args.leads < 1 or args.processes < 1:
         parser.error("--leads and --processes must be >= 1")
     print(f"# load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    results = asyncio.run(bench(args.leads, args.processes, args.deadline))
+    results = asyncio.run(bench(args.leads, args.processes, args.deadline, single=not args.no_single))
     print(f"# load average after: {os.getloadavg()[0]:.1f}")
     for line in report(results, args.processes):
         print(line)
