@@ -13,7 +13,7 @@ the ratio::
     firestore.4p.turns_per_s: ... answer turns/s
     firestore.4p_vs_1p: ...x
 
-Usage: ``python benchmarks/firestore_scale.py [--leads 1000] [--processes 4] [--deadline 600]``
+Usage: ``python benchmarks/firestore_scale.py [--leads 1000] [--processes 4] [--deadline 1500] [--no-single]``
 (``python benchmarks/run.py --firestore`` runs it with the defaults). The emulator is a single
 Java process: on a small machine it, not LeadWarm, is often the limit (see its CPU line).
 """
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=1000, help="concurrent conversations of one tenant")
     parser.add_argument("--processes", type=int, default=4, help="leadwarm serve processes")
-    parser.add_argument("--deadline", type=float, default=600.0, help="seconds allowed per phase")
+    parser.add_argument("--deadline", type=float, default=1500.0, help="seconds allowed per phase")
     parser.add_argument("--no-single", action="store_true", help="skip the one-process reference run")
     args = parser.parse_args(argv)
     if args.leads < 1 or args.processes < 1:
