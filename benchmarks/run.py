@@ -13,9 +13,13 @@
 5. Answer turns/s at 1,000 and 100,000 stored messages with transactions and statements per turn,
    100,000 pending timers with 1,000 due at once (lateness, memory), and a 10,000-lead campaign
    paced on WhatsApp and SMS (benchmarks/turns.py; it runs alone too). ``--no-scale`` skips them.
+6. With ``--firestore [N]``: N concurrent conversations of one tenant (default 1,000) on one
+   Firestore emulator, one ``leadwarm serve`` process then four: answered, lost, sent twice, answer
+   turns/s and their ratio, transaction aborts, emulator CPU (benchmarks/firestore_scale.py; it
+   runs alone too). ``--firestore-only`` runs only that.
 
 Usage: ``python benchmarks/run.py [--requests N] [--concurrency C] [--rate R] [--ingest-only]
-[--leads L] [--crm [N]]``.
+[--leads L] [--crm [N]] [--firestore [N]] [--firestore-only]``.
 """
 
 from __future__ import annotations
@@ -399,7 +403,14 @@ def main() -> None:
         "--crm", type=int, nargs="?", const=10_000, default=0, help="CRM sync leads per adapter"
     )
     parser.add_argument("--no-scale", action="store_true", help="skip benchmarks/turns.py")
+    parser.add_argument(
+        "--firestore", type=int, nargs="?", const=1000, default=0, help="Firestore emulator conversations"
+    )
+    parser.add_argument("--firestore-only", action="store_true", help="only the Firestore figures")
     args = parser.parse_args()
+    if args.firestore_only:
+        _firestore(args.firestore or 1000)
+        return
     bench_ingest(args.requests, args.concurrency, rate=args.rate)
     if args.ingest_only:
         return
@@ -418,6 +429,15 @@ def main() -> None:
 
         for line in bench_crm_sync(args.crm, seconds=max(60.0, args.crm / 8)):
             print(line)
+    if args.firestore:
+        _firestore(args.firestore)
+
+
+def _firestore(leads: int) -> None:
+    """Section 6: benchmarks/firestore_scale.py with ``leads`` conversations, 1 then 4 processes."""
+    from benchmarks.firestore_scale import main as firestore_main
+
+    firestore_main(["--leads", str(leads), "--processes", "4"])
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from app.core.logs import get_logger
-from app.jobs.queue import Job, JobQueue, RetryLater
+from app.jobs.queue import Job, JobQueue, RetryLater, job_doc_id
 from app.messaging.inbox import INBOX, STATUS_EVENTS, address_key, inbox_id
 from app.messaging.records import InboxItem
 from app.store import LogRecord, Store, StoreError, Transaction
+from app.store import collections as col
 from channels.base import DeliveryStatus, InboundMessage
 
 __all__ = ["INGEST_JOB_KEY", "DebounceLookup", "IngestLog", "message_record", "status_record"]
@@ -159,13 +160,14 @@ class IngestLog:
             ) -> list[int]:
                 fresh: list[int] = []
                 ids: set[str] = set()
-                for i in indexes:
-                    collection, doc_id = _target(records[i])
-                    if doc_id in ids or await tx.get(collection, doc_id) is not None:
+                targets = [_target(records[i]) for i in indexes]
+                found = await tx.get_many(targets)  # one round trip on Firestore
+                for i, (_, doc_id), existing in zip(indexes, targets, found, strict=True):
+                    if doc_id in ids or existing is not None:
                         continue
                     ids.add(doc_id)
                     fresh.append(i)
-                await self._stage(tx, [records[i] for i in fresh], windows)
+                await self._stage(tx, [records[i] for i in fresh], windows, checked=True)
                 return fresh
 
             for i in await self.store.run_transaction(tenant_id, fn):
@@ -235,15 +237,18 @@ class IngestLog:
                 return consumed, False
         return consumed, True
 
-    async def _stage(self, tx: Transaction, records: list[LogRecord], windows: dict[str, float]) -> None:
-        """Inbox items, status events and their jobs for ``records``: every read, then every write."""
+    async def _stage(
+        self, tx: Transaction, records: list[LogRecord], windows: dict[str, float], *, checked: bool = False
+    ) -> None:
+        """Inbox items, status events and their jobs for ``records``: every read, then every write.
+        ``checked``: the caller already found none of the records' documents in ``tx``."""
         items: list[InboxItem] = []
         statuses: list[tuple[str, dict[str, Any]]] = []
         for record in records:
             if "m" in record.data:
                 m = record.data["m"]
                 doc_id = inbox_id(m["channel"], m["provider_message_id"])
-                if await tx.get(INBOX, doc_id) is not None:
+                if not checked and await tx.get(INBOX, doc_id) is not None:
                     continue
                 key = address_key(m["channel"], m["sender"])
                 items.append(
@@ -266,7 +271,7 @@ class IngestLog:
             elif "s" in record.data:
                 s = record.data["s"]
                 doc_id = inbox_id(s["channel"], f"{s['provider_message_id']}:{s['status']}")
-                if await tx.get(STATUS_EVENTS, doc_id) is not None:
+                if not checked and await tx.get(STATUS_EVENTS, doc_id) is not None:
                     continue
                 statuses.append((doc_id, {**s, "received_at": record.at, "applied": False}))
         inbound_due: dict[str, float] = {}
@@ -280,8 +285,11 @@ class IngestLog:
                 "channel": data["channel"],
                 "provider_message_id": data["provider_message_id"],
             }
-        existing_inbound = {key: await self.jobs.read(tx, "inbound", key) for key in inbound_due}
-        existing_status = {key: await self.jobs.read(tx, "status", key) for key in status_jobs}
+        job_refs = [(col.JOBS, job_doc_id("inbound", key)) for key in inbound_due]
+        job_refs += [(col.JOBS, job_doc_id("status", key)) for key in status_jobs]
+        job_docs = await tx.get_many(job_refs)  # one round trip on Firestore
+        existing_inbound = dict(zip(inbound_due, job_docs[: len(inbound_due)], strict=True))
+        existing_status = dict(zip(status_jobs, job_docs[len(inbound_due) :], strict=True))
         now = self.jobs.clock.now()
         for item in items:
             tx.create(INBOX, item.id, item.to_doc())

@@ -40,12 +40,14 @@ a document is at most 1 MiB, ``in`` takes at most 30 values, ids may not contain
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -58,6 +60,7 @@ from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.transforms import Increment
 
+from app.core.logs import get_logger
 from app.store.base import (
     JSON,
     SYSTEM_TENANT,
@@ -73,9 +76,11 @@ from app.store.base import (
     check_deltas,
 )
 
-__all__ = ["FirestoreStore", "open_firestore_store"]
+__all__ = ["FirestoreStore", "TransactionStats", "open_firestore_store"]
 
 T = TypeVar("T")
+
+log = get_logger("leadwarm.store")
 
 #: Root collection holding one sub-tree per tenant.
 TENANTS = "tenants"
@@ -182,6 +187,82 @@ def _data(snapshot: DocumentSnapshot) -> dict[str, JSON]:
     return snapshot.to_dict() or {}
 
 
+#: Most distinct document paths :class:`TransactionStats` counts waits for (the rest are not named).
+_MAX_HOT_PATHS = 4096
+
+
+@dataclass(slots=True)
+class _KindStats:
+    transactions: int = 0
+    attempts: int = 0
+    aborted: int = 0
+    died: int = 0
+    seconds: float = 0.0
+
+
+class TransactionStats:
+    """What this process's transactions cost since the store opened: per transaction kind (the
+    qualified name of the function given to :meth:`FirestoreStore.run_transaction`, e.g.
+    ``JobQueue._try_lease``), how many ran, their attempts, the attempts Firestore aborted
+    (``ABORTED``: lock contention, between processes on one database), the attempts that lost an
+    in-process wait-die conflict, and their wall time in seconds; plus the in-process lock waits
+    and the documents waited for most (the hot documents of this process).
+
+    Counters only: no document data and no tenant secret is kept, only paths.
+    """
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, _KindStats] = {}
+        self.lock_waits = 0
+        self.lock_wait_s = 0.0
+        self.waited_on: collections.Counter[str] = collections.Counter()
+        self.calls: collections.Counter[str] = collections.Counter()
+        """Calls of the store's methods outside transactions (``get``, ``query``, ...): with the
+        transactions, the requests this process sent to Firestore."""
+
+    def kind(self, fn: Callable[..., object]) -> _KindStats:
+        """The counters of ``fn``'s kind (created on first use)."""
+        name = getattr(fn, "__qualname__", type(fn).__name__).replace(".<locals>", "")
+        name = name.removesuffix(".fn")
+        stats = self.kinds.get(name)
+        if stats is None:
+            stats = self.kinds[name] = _KindStats()
+        return stats
+
+    def waited(self, path: str, seconds: float) -> None:
+        """Count one in-process wait of ``seconds`` for the document (or range) ``path``."""
+        self.lock_waits += 1
+        self.lock_wait_s += seconds
+        if path in self.waited_on or len(self.waited_on) < _MAX_HOT_PATHS:
+            self.waited_on[path] += 1
+
+    def summary(self, *, top: int = 5) -> dict[str, Any]:
+        """A JSON-able summary: totals, per kind (most attempts first) and the ``top`` documents
+        waited for. Shape: ``{"transactions", "attempts", "aborted", "died", "lock_waits",
+        "lock_wait_s", "kinds": {name: {...}}, "hot": [[path, waits], ...], "calls": {method: n}}``."""
+        kinds = sorted(self.kinds.items(), key=lambda item: -item[1].attempts)
+        return {
+            "transactions": sum(k.transactions for k in self.kinds.values()),
+            "attempts": sum(k.attempts for k in self.kinds.values()),
+            "aborted": sum(k.aborted for k in self.kinds.values()),
+            "died": sum(k.died for k in self.kinds.values()),
+            "lock_waits": self.lock_waits,
+            "lock_wait_s": round(self.lock_wait_s, 3),
+            "kinds": {
+                name: {
+                    "transactions": k.transactions,
+                    "attempts": k.attempts,
+                    "aborted": k.aborted,
+                    "died": k.died,
+                    "seconds": round(k.seconds, 3),
+                }
+                for name, k in kinds
+            },
+            "hot": [[path, n] for path, n in self.waited_on.most_common(top)],
+            "calls": dict(self.calls.most_common()),
+        }
+
+
 #: In-process lock conflicts one transaction may lose (wait-die) before :class:`ConflictError`; each loss
 #: means an older transaction held a document, and their number is finite, so this is a safety net.
 _MAX_DIES = 64
@@ -215,8 +296,9 @@ class _LockTable:
     holding each other's Firestore read lock (see the module docstring).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stats: TransactionStats | None = None) -> None:
         self._holders: dict[str, _Attempt] = {}
+        self._stats = stats
 
     async def acquire(self, path: str, attempt: _Attempt) -> None:
         """Hold ``path`` for ``attempt``: wait while a younger attempt holds it, or any attempt when
@@ -236,7 +318,10 @@ class _LockTable:
             if holder.age < attempt.age and attempt.held:
                 # an attempt holding nothing can wait for anyone: nobody waits for it
                 raise _Die(holder)
+            started = time.monotonic()
             await holder.done.wait()
+            if self._stats is not None:
+                self._stats.waited(path, time.monotonic() - started)
 
     def release(self, attempt: _Attempt) -> None:
         """Free every path of ``attempt`` and wake its waiters."""
@@ -355,6 +440,8 @@ class FirestoreStore(Store):
         self._clients: dict[asyncio.AbstractEventLoop, AsyncClient] = {}
         self._known_tenants: set[str] = set()
         self._lock_tables: dict[asyncio.AbstractEventLoop, _LockTable] = {}
+        self.stats = TransactionStats()
+        """What the transactions of this store cost so far (logged by :meth:`close`)."""
 
     def __repr__(self) -> str:
         return f"FirestoreStore(project_id={self._project_id!r})"
@@ -405,6 +492,7 @@ class FirestoreStore(Store):
     # -- single documents --------------------------------------------------------------------------
 
     async def get(self, tenant_id: str, collection: str, doc_id: str) -> dict[str, JSON] | None:
+        self.stats.calls["get"] += 1
         snapshot = await self._doc(tenant_id, collection, doc_id).get()
         return _data(snapshot) if snapshot.exists else None
 
@@ -412,14 +500,17 @@ class FirestoreStore(Store):
         self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False
     ) -> None:
         ref = self._doc(tenant_id, collection, doc_id)
+        self.stats.calls["set"] += 1
         await self._ensure_tenant(tenant_id)
         await ref.set(dict(data), **_set_kwargs(data, merge))
 
     async def delete(self, tenant_id: str, collection: str, doc_id: str) -> None:
+        self.stats.calls["delete"] += 1
         await self._doc(tenant_id, collection, doc_id).delete()
 
     async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
         """One ``BatchGetDocuments`` call for every document of ``refs``."""
+        self.stats.calls["get_many"] += 1
         docs = [self._doc(tenant_id, collection, doc_id) for collection, doc_id in refs]
         return await _get_all(self._client, docs)
 
@@ -437,6 +528,7 @@ class FirestoreStore(Store):
         ("Best practices", "Updates to a single document"): spread a hot counter over shard
         documents and sum them on read."""
         check_deltas(deltas)
+        self.stats.calls["increment"] += 1
         ref = self._doc(tenant_id, collection, doc_id)
         await self._ensure_tenant(tenant_id)
         data: dict[str, Any] = {key: value for key, value in (fields or {}).items()}
@@ -466,6 +558,7 @@ class FirestoreStore(Store):
         """See :meth:`Store.query`; a cursor orders by ``__name__`` last (explicitly, in the last
         order's direction, as Firestore does implicitly) and passes the values to ``start_after``."""
         check_cursor(start_after, order_by)
+        self.stats.calls["query"] += 1
         if _answers_nothing(filters, limit):
             return []
         query: Any = _build_query(self._collection(tenant_id, collection), filters, order_by, limit)
@@ -479,6 +572,7 @@ class FirestoreStore(Store):
     async def count(self, tenant_id: str, collection: str, *, filters: Sequence[Filter] = ()) -> int:
         """Firestore's ``count()`` aggregation ("Count documents with aggregation queries"): the
         server counts index entries, no document is sent."""
+        self.stats.calls["count"] += 1
         if _answers_nothing(filters, None):
             return 0
         query: Any = _build_query(self._collection(tenant_id, collection), filters, (), None)
@@ -501,6 +595,7 @@ class FirestoreStore(Store):
         if "/" in collection:
             raise StoreError("query_group takes a collection id, not a path")
         _check_segment(collection, "collection id")
+        self.stats.calls["query_group"] += 1
         if _answers_nothing(filters, limit):
             return []
         base = _build_query(self._client.collection_group(collection), filters, order_by, None)
@@ -570,7 +665,7 @@ class FirestoreStore(Store):
         if table is None:
             for stale in [other for other in self._lock_tables if other.is_closed()]:
                 del self._lock_tables[stale]
-            table = self._lock_tables[loop] = _LockTable()
+            table = self._lock_tables[loop] = _LockTable(self.stats)
         return table
 
     async def _attempts(
@@ -578,12 +673,16 @@ class FirestoreStore(Store):
     ) -> T:
         locks = self._locks()
         age = (time.monotonic(), next(_ages))
+        kind = self.stats.kind(fn)
+        kind.transactions += 1
         retry_id: bytes | None = None
         last: Exception | None = None
         attempt_no = dies = 0
         while attempt_no < max(1, max_attempts):
             attempt = _Attempt(age)
             tx = self._client.transaction()
+            kind.attempts += 1
+            started = time.monotonic()
             try:
                 await tx._begin(retry_id=retry_id)
                 retry_id = retry_id or tx._id
@@ -596,12 +695,14 @@ class FirestoreStore(Store):
                     await _quiet_rollback(tx)
                     locks.release(attempt)
                     dies += 1
+                    kind.died += 1
                     if dies > _MAX_DIES:
                         raise ConflictError(f"transaction lost {dies} in-process lock conflicts") from None
                     await die.holder.done.wait()  # no point starting again before the older one ends
                     continue
                 except gexc.Aborted as exc:
                     last = exc
+                    kind.aborted += 1
                     await _quiet_rollback(tx)
                     locks.release(attempt)
                     attempt_no += 1
@@ -614,6 +715,7 @@ class FirestoreStore(Store):
                     await tx._commit()
                 except gexc.Aborted as exc:
                     last = exc
+                    kind.aborted += 1
                     locks.release(attempt)
                     attempt_no += 1
                     await _backoff(attempt_no)
@@ -623,10 +725,19 @@ class FirestoreStore(Store):
                 return result
             finally:
                 locks.release(attempt)
+                kind.seconds += time.monotonic() - started
         raise ConflictError(f"transaction aborted {max_attempts} times by contention: {last}")
 
     async def close(self) -> None:
-        """Close the running loop's gRPC channel, if one was opened (other loops' are dropped)."""
+        """Close the running loop's gRPC channel, if one was opened (other loops' are dropped).
+
+        Logs :attr:`stats` (``firestore.transactions``): at WARNING when an attempt was aborted by
+        Firestore or lost a wait-die conflict (contention worth a look), else at INFO.
+        """
+        summary = self.stats.summary()
+        if summary["transactions"]:
+            level = log.warning if summary["aborted"] or summary["died"] else log.info
+            level("firestore.transactions", **summary)
         client = self._clients.pop(asyncio.get_running_loop(), None)
         self._clients.clear()
         api = client._firestore_api_internal if client is not None else None

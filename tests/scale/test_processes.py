@@ -10,7 +10,6 @@ import pytest
 
 from tests.scale.cluster import run_cluster
 from tests.support.firestore_emulator import FirestoreEmulator
-from tests.support.recording import RecordingServer
 
 pytestmark = pytest.mark.timeout(480)
 
@@ -18,11 +17,11 @@ LEADS = 20
 
 
 async def test_four_processes_share_one_tenants_conversations_exactly_once(
-    firestore_emulator: FirestoreEmulator, graph: RecordingServer, tmp_path: Path
+    firestore_emulator: FirestoreEmulator, tmp_path: Path
 ) -> None:
-    one = await run_cluster(firestore_emulator, graph, tmp_path / "one", processes=1, leads=LEADS)
+    one = await run_cluster(firestore_emulator, tmp_path / "one", processes=1, leads=LEADS)
     print(f"\n[scale] {one.line()}", flush=True)
-    four = await run_cluster(firestore_emulator, graph, tmp_path / "four", processes=4, leads=LEADS)
+    four = await run_cluster(firestore_emulator, tmp_path / "four", processes=4, leads=LEADS)
     print(f"[scale] {four.line()}", flush=True)
-    print(f"[scale] four processes / one: {four.messages_per_s / one.messages_per_s:.2f}x")
+    print(f"[scale] four processes / one: {four.turns_per_s / one.turns_per_s:.2f}x")
     assert one.sends == four.sends  # the same script, once per lead, whatever the process count

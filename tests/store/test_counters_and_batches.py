@@ -132,6 +132,18 @@ async def test_contended_transactions_in_one_process_take_turns_without_firestor
             tx.set("counters", name, {"n": doc["n"] + 1})
 
     await asyncio.gather(*(store.run_transaction("t1", incr) for _ in range(15)))
+    # the store's statistics saw the contention: 15 transactions of this kind, the retries of those
+    # that lost a wait-die conflict, waits on the two documents only, and no request outside them
+    # but the two sets
+    stats = store.stats.summary()
+    kind = stats["kinds"][
+        f"{test_contended_transactions_in_one_process_take_turns_without_firestore_aborts.__name__}.incr"
+    ]
+    assert kind["transactions"] == 15 and kind["aborted"] == 0
+    assert kind["attempts"] == 15 + kind["died"]
+    assert stats["lock_waits"] + kind["died"] > 0
+    assert {path for path, _ in stats["hot"]} <= {"tenants/t1/counters/hot", "tenants/t1/counters/other"}
+    assert stats["calls"] == {"set": 2}
     assert await store.get("t1", "counters", "hot") == {"n": 15}
     assert await store.get("t1", "counters", "other") == {"n": 15}
     # without the in-process locks, the transactions hold each other's read locks and the emulator

@@ -66,8 +66,8 @@ class Service:
                 [LEADWARM, "serve", "--port", str(port), *args],
                 env=env,
                 start_new_session=True,
-                stdout=subprocess.DEVNULL,
-                stderr=out,
+                stdout=out,  # structlog prints to stdout
+                stderr=subprocess.STDOUT,
             )
         service = cls(proc, f"http://127.0.0.1:{port}", log)
         deadline = time.monotonic() + deadline_s
