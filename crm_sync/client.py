@@ -249,8 +249,47 @@ def _fill(template: str, connection: Connection) -> str:
         raise IntegrationError(f"{connection.provider}: no value for {exc} in {template!r}") from None
 
 
-def _credential(connection: Connection, vault: Vault, name: str) -> Secret | None:
-    secret = connection.secret(vault, name)
+#: Decrypted credentials a :class:`ConnectionClients` keeps (see :class:`_OpenedSecrets`).
+_OPENED_KEPT = 1024
+
+
+class _OpenedSecrets:
+    """Decrypted connection secrets kept in memory for as long as their sealed text is the
+    connection's (a refresh seals a new token: a new key, so the old entry is never used again),
+    so a request does not decrypt the token again (AES-GCM and the key schedule, per request).
+    Keyed by (tenant, connection, field, sealed text); at most ``_OPENED_KEPT`` entries (the
+    oldest go first). Values are :class:`Secret` (never shown by ``repr``); nothing here is logged."""
+
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, str, str, str], Secret] = {}
+
+    def __repr__(self) -> str:
+        return f"_OpenedSecrets({len(self._kept)} kept)"
+
+    def open(self, connection: Connection, vault: Vault, name: str) -> Secret | None:
+        """``connection.secret(vault, name)``, decrypted once per sealed value. Raises as
+        :meth:`Connection.secret`."""
+        sealed = connection.secrets.get(name)
+        if sealed is None:
+            return None
+        key = (connection.tenant_id, connection.id, name, sealed)
+        found = self._kept.get(key)
+        if found is None:
+            found = connection.secret(vault, name)
+            if found is None:  # pragma: no cover - the sealed value exists
+                return None
+            if len(self._kept) >= _OPENED_KEPT:
+                del self._kept[next(iter(self._kept))]
+            self._kept[key] = found
+        return found
+
+
+def _credential(
+    connection: Connection, vault: Vault, name: str, opened: _OpenedSecrets | None = None
+) -> Secret | None:
+    secret = opened.open(connection, vault, name) if opened is not None else connection.secret(vault, name)
     if secret is not None:
         return secret
     value = connection.settings.get(name)
@@ -264,8 +303,10 @@ def _prepare(
     path: str,
     headers: Mapping[str, str] | None,
     params: Mapping[str, Any] | None,
+    opened: _OpenedSecrets | None = None,
 ) -> tuple[str, dict[str, str], dict[str, Any], httpx.Auth | None, list[str]]:
-    """URL, headers, params and auth for one call; the last item lists the secrets used (to scrub)."""
+    """URL, headers, params and auth for one call; the last item lists the secrets used (to scrub).
+    ``opened`` keeps the decrypted credentials between calls."""
     if provider.api is None:
         raise IntegrationError(f"{provider.name} has no HTTP API")
     if path.startswith(("https://", "http://")):
@@ -277,7 +318,7 @@ def _prepare(
     spec = provider.api.auth.get(connection.auth_mode)  # type: ignore[call-overload]
     if spec is None:
         raise IntegrationError(f"{provider.name}: no API auth for mode {connection.auth_mode}")
-    cred = _credential(connection, vault, spec.field)
+    cred = _credential(connection, vault, spec.field, opened)
     if cred is None:
         raise AuthError(f"{provider.name}: connection {connection.id} lacks {spec.field}")
     used = [cred.reveal()]
@@ -289,7 +330,7 @@ def _prepare(
     elif spec.type == "query":
         out_params[str(spec.name)] = cred.reveal()
     else:
-        user = _credential(connection, vault, str(spec.username_field))
+        user = _credential(connection, vault, str(spec.username_field), opened)
         if user is None:
             raise AuthError(f"{provider.name}: connection {connection.id} lacks {spec.username_field}")
         auth = httpx.BasicAuth(user.reveal(), cred.reveal())
@@ -438,6 +479,7 @@ class ConnectionClients:
         self.retry_wait_max_s = retry_wait_max_s
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._gates: dict[tuple[str, str], RateGate] = {}
+        self._opened = _OpenedSecrets()
 
     async def client(self, tenant_id: str, connection_id: str) -> AuthorizedClient:
         """The authorised client of one connection. Raises :class:`IntegrationError` when the
@@ -682,7 +724,7 @@ class AuthorizedClient(ApiClient):
             gate = c.gate(connection.tenant_id, self._provider)
             await gate.acquire()
             url, out_headers, out_params, auth, used = _prepare(
-                self._provider, connection, c.vault, path, headers, params
+                self._provider, connection, c.vault, path, headers, params, c._opened
             )
             try:
                 with redacting(used):
