@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -53,6 +51,7 @@ from app.store import Transaction, where  # noqa: E402
 from app.store import collections as col  # noqa: E402
 from app.tenancy.bootstrap import bootstrap  # noqa: E402
 from crm_sync.catalog import Catalog, load_catalog  # noqa: E402
+from crm_sync.client import http_pool  # noqa: E402
 from crm_sync.models import Connection  # noqa: E402
 from crm_sync.vault import generate_key  # noqa: E402
 from tests.crm_sync.fakes import (  # noqa: E402
@@ -329,11 +328,8 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, p
         rt.connections = services
         if pool:
             await services.clients.http.aclose()
-            services.clients.http = httpx.AsyncClient(
-                timeout=20.0,
-                trust_env=False,
-                limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-            )
+            services.clients.http = http_pool(max_connections=pool, timeout_s=20.0)
+            services.clients.max_in_flight = pool
         account: dict[str, Any] = {
             "gohighlevel": {"locationId": "ve9EPM428h8vShlRW1KT", "location_id": "ve9EPM428h8vShlRW1KT"},
             "hubspot": {"portal_id": "62515"},
@@ -445,7 +441,7 @@ def bench_crm_sync(
         if profile:
             import cProfile
 
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.thread_time)  # the event loop thread's CPU, not waits
             profiler.enable()
         done = asyncio.run(bench_adapter(provider, leads, paced, seconds, pool))
         if echo:

@@ -31,6 +31,7 @@ import secrets
 import socket
 from collections import deque
 from collections.abc import Mapping
+from http.cookiejar import Cookie, CookieJar
 from typing import Any, Protocol
 
 import httpx
@@ -54,6 +55,7 @@ __all__ = [
     "RateGate",
     "SlidingWindow",
     "fetch_identity",
+    "http_pool",
     "resolve_base_url",
 ]
 
@@ -421,6 +423,31 @@ def _raise_for(provider: Provider, resp: httpx.Response, used: list[str]) -> Non
     )
 
 
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps nothing: the pool is shared by every tenant's connections, so a
+    cookie one CRM account set (load-balancer or session cookies) must never ride along with
+    another account's requests; it also spares the cookie parsing of every answer."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        """Keep no cookie from ``response``."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        """Keep no cookie."""
+
+
+def http_pool(*, max_connections: int = 32, timeout_s: float = 20.0) -> httpx.AsyncClient:
+    """The HTTP pool of the authorised clients: ``max_connections`` connections, all kept alive
+    (httpx's default keeps 20 of 100, so a wider burst opened a new TCP+TLS connection per
+    request), ``timeout_s`` seconds per operation, no proxy from the environment, and no cookies
+    kept (:class:`_NoCookies`)."""
+    return httpx.AsyncClient(
+        timeout=timeout_s,
+        trust_env=False,
+        cookies=_NoCookies(),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+    )
+
+
 class ConnectionClients:
     """Per-process factory of :class:`AuthorizedClient` and owner of the refresh single-flight.
 
@@ -461,13 +488,12 @@ class ConnectionClients:
         self.vault = vault
         self.oauth = oauth
         self.clock = clock or SystemClock()
-        # every connection of the pool is kept alive: httpx's default keeps 20 of its 100, so a
-        # burst wider than 20 (a worker's concurrency) opened a new TCP+TLS connection per request
-        self.http = http or httpx.AsyncClient(
-            timeout=timeout_s,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        self.http = http or http_pool(max_connections=max_connections, timeout_s=timeout_s)
+        #: Requests inside the HTTP pool at once (size it to the pool): the others wait (past
+        #: their rate limit, in FIFO order) outside it, since httpx's pool looks over every queued request
+        #: and every connection each time one starts or ends (CPU quadratic in the queue).
+        self.max_in_flight = max(1, max_connections)
+        self._in_flight: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._own_http = http is None
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.refresh_margin_s = refresh_margin_s
@@ -498,6 +524,13 @@ class ConnectionClients:
                 provider.rate_limits, provider.rate_limit_headers, clock=self.clock
             )
         return gate
+
+    def in_flight(self) -> asyncio.Semaphore:
+        """The semaphore of requests inside the HTTP pool (``max_in_flight``), one per event loop."""
+        loop = asyncio.get_running_loop()
+        if self._in_flight is None or self._in_flight[0] is not loop:
+            self._in_flight = (loop, asyncio.Semaphore(self.max_in_flight))
+        return self._in_flight[1]
 
     async def aclose(self) -> None:
         """Close the HTTP client this factory made."""
@@ -722,19 +755,26 @@ class AuthorizedClient(ApiClient):
             if connection.status != "active":
                 raise AuthError(f"{connection.provider}: connection {connection.id} is {connection.status}")
             gate = c.gate(connection.tenant_id, self._provider)
-            await gate.acquire()
             url, out_headers, out_params, auth, used = _prepare(
                 self._provider, connection, c.vault, path, headers, params, c._opened
             )
-            try:
-                with redacting(used):
-                    resp = await c.http.request(
-                        method, url, params=out_params, json=json, data=data, headers=out_headers, auth=auth
-                    )
-            except httpx.HTTPError as exc:
-                raise ProviderError(
-                    f"{connection.provider}: request failed ({type(exc).__name__})", retryable=True
-                ) from None
+            await gate.acquire()
+            async with c.in_flight():  # after the limit: a long wait there holds no pool slot
+                try:
+                    with redacting(used):
+                        resp = await c.http.request(
+                            method,
+                            url,
+                            params=out_params,
+                            json=json,
+                            data=data,
+                            headers=out_headers,
+                            auth=auth,
+                        )
+                except httpx.HTTPError as exc:
+                    raise ProviderError(
+                        f"{connection.provider}: request failed ({type(exc).__name__})", retryable=True
+                    ) from None
             gate.observe(resp.headers)
             if resp.status_code == 401 and connection.auth_mode == "oauth2" and not refreshed_for_401:
                 refreshed_for_401 = True
