@@ -109,12 +109,19 @@ class SlidingWindow:
             self._total += 1
         return wait
 
-    def wait_s(self, now: float) -> float:
-        """Seconds from ``now`` until the window allows a request (``0.0``: it does now)."""
+    def wait_s(self, now: float, requests: int = 1) -> float:
+        """Seconds from ``now`` until the window allows ``requests`` more requests (``0.0``: it
+        does now); more than the window holds count as the whole window."""
         self._expire(now)
-        if self._total < self.requests:
+        needed = min(max(1, requests), self.requests)
+        if self._total + needed <= self.requests:
             return 0.0
-        return max((self._slots[0][0] + 1) * self.slot_s + self.per_s - now, 1e-3)
+        left = self._total
+        for index, count in self._slots:  # oldest first: when enough of them have left
+            left -= count
+            if left + needed <= self.requests:
+                return max((index + 1) * self.slot_s + self.per_s - now, 1e-3)
+        return self.per_s  # pragma: no cover - the slots hold _total
 
     async def acquire(self) -> None:
         """Wait (in steps of at most ``_MAX_PAUSE_S``) until the window allows one request. Raises
@@ -170,6 +177,18 @@ class RateGate:
                 # driving the app from outside, a second worker loop) gets a bucket of its own
                 self._loop, self.limiter = loop, _limiter(*self.window, self.clock)
             await self.limiter.acquire()
+
+    def wait_s(self, requests: int = 1) -> float:
+        """Seconds until ``requests`` requests can start without waiting on a long window (the
+        pause set from the headers, a :class:`SlidingWindow`'s spent allowance): ``0.0`` when
+        they can now or when the bucket only paces them (short windows). Lets a caller that
+        sends a batch of ``requests`` calls wait *before* it gathers the batch, so the batch is
+        full and is not held half-sent while the window refills."""
+        now = self.clock.now()
+        wait = max(0.0, self.paused_until - now)
+        if isinstance(self.limiter, SlidingWindow):
+            wait = max(wait, self.limiter.wait_s(now, requests))
+        return wait
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` (clamped to ``_MAX_PAUSE_S``)."""
@@ -490,8 +509,9 @@ class ConnectionClients:
         self.clock = clock or SystemClock()
         self.http = http or http_pool(max_connections=max_connections, timeout_s=timeout_s)
         #: Requests inside the HTTP pool at once (size it to the pool): the others wait (past
-        #: their rate limit, in FIFO order) outside it, since httpx's pool looks over every queued request
-        #: and every connection each time one starts or ends (CPU quadratic in the queue).
+        #: their rate limit, in FIFO order) outside it, since httpx's pool looks over every
+        #: queued request and every connection each time one starts or ends (CPU quadratic in
+        #: the queue).
         self.max_in_flight = max(1, max_connections)
         self._in_flight: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._own_http = http is None
