@@ -18,6 +18,11 @@ lost and duplicate leads (goal 0 and 0), 429s seen, the p50/p99 time from "quali
 "visible in the CRM" under that saturation, and again (``*_paced``) for ``--paced`` leads arriving
 at half the bound (the latency a lead sees when the CRM keeps up).
 
+On a shared machine the app's own CPU can be the limit for the adapters without batch endpoints
+(about 4-5 requests per lead): choose ``--seconds`` so that ``leads / seconds`` stays under what
+``app_cpu_per_lead`` says one core (or the share of it the machine gives) sustains, and say so;
+the vendors' real limits (GoHighLevel about 2.5 leads/s per location) are far below that.
+
 Usage: ``python benchmarks/crm_sync.py [--leads N] [--paced P] [--adapters a,b] [--seconds S]``.
 ``benchmarks/run.py --crm`` runs it too.
 """
