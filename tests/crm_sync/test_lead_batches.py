@@ -7,10 +7,11 @@ requests inside the HTTP pool (exercised by the benchmark), and a window that sa
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import pytest
 
-from crm_sync.base import IntegrationError, ProviderError, RemoteIds
+from crm_sync.base import IntegrationError, LeadSnapshot, ProviderError, RemoteIds
 from crm_sync.catalog import RateLimit, RateLimitHeaders
 from crm_sync.client import RateGate, SlidingWindow, http_pool
 from crm_sync.crm import AdapterConfigError, GoHighLevelAdapter, PipedriveAdapter
@@ -24,7 +25,7 @@ GHL_OPTIONS = {"pipeline_id": "VDm7RPYC2GLUvdpKmBfC", "stage_id": "7915dedc-8f18
 PIPEDRIVE_OPTIONS = {"pipeline_id": 1, "stage_id": 2}
 
 
-def leads(n: int, options: dict[str, object]) -> list:
+def leads(n: int, options: Mapping[str, object]) -> list[LeadSnapshot]:
     return [
         qualified_lead(
             lead_id=f"lead-{i:04d}", email=f"lead{i}@example.com", phone=f"+3361234{i:04d}", options=options
