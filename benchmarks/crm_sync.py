@@ -18,6 +18,11 @@ lost and duplicate leads (goal 0 and 0), 429s seen, the p50/p99 time from "quali
 "visible in the CRM" under that saturation, and again (``*_paced``) for ``--paced`` leads arriving
 at half the bound (the latency a lead sees when the CRM keeps up).
 
+On a shared machine the app's own CPU can be the limit for the adapters without batch endpoints
+(about 4-5 requests per lead): choose ``--seconds`` so that ``leads / seconds`` stays under what
+``app_cpu_per_lead`` says one core (or the share of it the machine gives) sustains, and say so;
+the vendors' real limits (GoHighLevel about 2.5 leads/s per location) are far below that.
+
 Usage: ``python benchmarks/crm_sync.py [--leads N] [--paced P] [--adapters a,b] [--seconds S]``.
 ``benchmarks/run.py --crm`` runs it too.
 """
@@ -38,8 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -53,6 +56,7 @@ from app.store import Transaction, where  # noqa: E402
 from app.store import collections as col  # noqa: E402
 from app.tenancy.bootstrap import bootstrap  # noqa: E402
 from crm_sync.catalog import Catalog, load_catalog  # noqa: E402
+from crm_sync.client import http_pool  # noqa: E402
 from crm_sync.models import Connection  # noqa: E402
 from crm_sync.vault import generate_key  # noqa: E402
 from tests.crm_sync.fakes import (  # noqa: E402
@@ -329,11 +333,8 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, p
         rt.connections = services
         if pool:
             await services.clients.http.aclose()
-            services.clients.http = httpx.AsyncClient(
-                timeout=20.0,
-                trust_env=False,
-                limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-            )
+            services.clients.http = http_pool(max_connections=pool, timeout_s=20.0)
+            services.clients.max_in_flight = pool
         account: dict[str, Any] = {
             "gohighlevel": {"locationId": "ve9EPM428h8vShlRW1KT", "location_id": "ve9EPM428h8vShlRW1KT"},
             "hubspot": {"portal_id": "62515"},
@@ -445,7 +446,7 @@ def bench_crm_sync(
         if profile:
             import cProfile
 
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.thread_time)  # the event loop thread's CPU, not waits
             profiler.enable()
         done = asyncio.run(bench_adapter(provider, leads, paced, seconds, pool))
         if echo:

@@ -31,6 +31,7 @@ import secrets
 import socket
 from collections import deque
 from collections.abc import Mapping
+from http.cookiejar import Cookie, CookieJar
 from typing import Any, Protocol
 
 import httpx
@@ -54,6 +55,7 @@ __all__ = [
     "RateGate",
     "SlidingWindow",
     "fetch_identity",
+    "http_pool",
     "resolve_base_url",
 ]
 
@@ -107,12 +109,19 @@ class SlidingWindow:
             self._total += 1
         return wait
 
-    def wait_s(self, now: float) -> float:
-        """Seconds from ``now`` until the window allows a request (``0.0``: it does now)."""
+    def wait_s(self, now: float, requests: int = 1) -> float:
+        """Seconds from ``now`` until the window allows ``requests`` more requests (``0.0``: it
+        does now); more than the window holds count as the whole window."""
         self._expire(now)
-        if self._total < self.requests:
+        needed = min(max(1, requests), self.requests)
+        if self._total + needed <= self.requests:
             return 0.0
-        return max((self._slots[0][0] + 1) * self.slot_s + self.per_s - now, 1e-3)
+        left = self._total
+        for index, count in self._slots:  # oldest first: when enough of them have left
+            left -= count
+            if left + needed <= self.requests:
+                return max((index + 1) * self.slot_s + self.per_s - now, 1e-3)
+        return self.per_s  # pragma: no cover - the slots hold _total
 
     async def acquire(self) -> None:
         """Wait (in steps of at most ``_MAX_PAUSE_S``) until the window allows one request. Raises
@@ -168,6 +177,18 @@ class RateGate:
                 # driving the app from outside, a second worker loop) gets a bucket of its own
                 self._loop, self.limiter = loop, _limiter(*self.window, self.clock)
             await self.limiter.acquire()
+
+    def wait_s(self, requests: int = 1) -> float:
+        """Seconds until ``requests`` requests can start without waiting on a long window (the
+        pause set from the headers, a :class:`SlidingWindow`'s spent allowance): ``0.0`` when
+        they can now or when the bucket only paces them (short windows). Lets a caller that
+        sends a batch of ``requests`` calls wait *before* it gathers the batch, so the batch is
+        full and is not held half-sent while the window refills."""
+        now = self.clock.now()
+        wait = max(0.0, self.paused_until - now)
+        if isinstance(self.limiter, SlidingWindow):
+            wait = max(wait, self.limiter.wait_s(now, requests))
+        return wait
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` (clamped to ``_MAX_PAUSE_S``)."""
@@ -249,8 +270,47 @@ def _fill(template: str, connection: Connection) -> str:
         raise IntegrationError(f"{connection.provider}: no value for {exc} in {template!r}") from None
 
 
-def _credential(connection: Connection, vault: Vault, name: str) -> Secret | None:
-    secret = connection.secret(vault, name)
+#: Decrypted credentials a :class:`ConnectionClients` keeps (see :class:`_OpenedSecrets`).
+_OPENED_KEPT = 1024
+
+
+class _OpenedSecrets:
+    """Decrypted connection secrets kept in memory for as long as their sealed text is the
+    connection's (a refresh seals a new token: a new key, so the old entry is never used again),
+    so a request does not decrypt the token again (AES-GCM and the key schedule, per request).
+    Keyed by (tenant, connection, field, sealed text); at most ``_OPENED_KEPT`` entries (the
+    oldest go first). Values are :class:`Secret` (never shown by ``repr``); nothing here is logged."""
+
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, str, str, str], Secret] = {}
+
+    def __repr__(self) -> str:
+        return f"_OpenedSecrets({len(self._kept)} kept)"
+
+    def open(self, connection: Connection, vault: Vault, name: str) -> Secret | None:
+        """``connection.secret(vault, name)``, decrypted once per sealed value. Raises as
+        :meth:`Connection.secret`."""
+        sealed = connection.secrets.get(name)
+        if sealed is None:
+            return None
+        key = (connection.tenant_id, connection.id, name, sealed)
+        found = self._kept.get(key)
+        if found is None:
+            found = connection.secret(vault, name)
+            if found is None:  # pragma: no cover - the sealed value exists
+                return None
+            if len(self._kept) >= _OPENED_KEPT:
+                del self._kept[next(iter(self._kept))]
+            self._kept[key] = found
+        return found
+
+
+def _credential(
+    connection: Connection, vault: Vault, name: str, opened: _OpenedSecrets | None = None
+) -> Secret | None:
+    secret = opened.open(connection, vault, name) if opened is not None else connection.secret(vault, name)
     if secret is not None:
         return secret
     value = connection.settings.get(name)
@@ -264,8 +324,10 @@ def _prepare(
     path: str,
     headers: Mapping[str, str] | None,
     params: Mapping[str, Any] | None,
+    opened: _OpenedSecrets | None = None,
 ) -> tuple[str, dict[str, str], dict[str, Any], httpx.Auth | None, list[str]]:
-    """URL, headers, params and auth for one call; the last item lists the secrets used (to scrub)."""
+    """URL, headers, params and auth for one call; the last item lists the secrets used (to scrub).
+    ``opened`` keeps the decrypted credentials between calls."""
     if provider.api is None:
         raise IntegrationError(f"{provider.name} has no HTTP API")
     if path.startswith(("https://", "http://")):
@@ -277,7 +339,7 @@ def _prepare(
     spec = provider.api.auth.get(connection.auth_mode)  # type: ignore[call-overload]
     if spec is None:
         raise IntegrationError(f"{provider.name}: no API auth for mode {connection.auth_mode}")
-    cred = _credential(connection, vault, spec.field)
+    cred = _credential(connection, vault, spec.field, opened)
     if cred is None:
         raise AuthError(f"{provider.name}: connection {connection.id} lacks {spec.field}")
     used = [cred.reveal()]
@@ -289,7 +351,7 @@ def _prepare(
     elif spec.type == "query":
         out_params[str(spec.name)] = cred.reveal()
     else:
-        user = _credential(connection, vault, str(spec.username_field))
+        user = _credential(connection, vault, str(spec.username_field), opened)
         if user is None:
             raise AuthError(f"{provider.name}: connection {connection.id} lacks {spec.username_field}")
         auth = httpx.BasicAuth(user.reveal(), cred.reveal())
@@ -380,6 +442,31 @@ def _raise_for(provider: Provider, resp: httpx.Response, used: list[str]) -> Non
     )
 
 
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps nothing: the pool is shared by every tenant's connections, so a
+    cookie one CRM account set (load-balancer or session cookies) must never ride along with
+    another account's requests; it also spares the cookie parsing of every answer."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        """Keep no cookie from ``response``."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        """Keep no cookie."""
+
+
+def http_pool(*, max_connections: int = 32, timeout_s: float = 20.0) -> httpx.AsyncClient:
+    """The HTTP pool of the authorised clients: ``max_connections`` connections, all kept alive
+    (httpx's default keeps 20 of 100, so a wider burst opened a new TCP+TLS connection per
+    request), ``timeout_s`` seconds per operation, no proxy from the environment, and no cookies
+    kept (:class:`_NoCookies`)."""
+    return httpx.AsyncClient(
+        timeout=timeout_s,
+        trust_env=False,
+        cookies=_NoCookies(),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+    )
+
+
 class ConnectionClients:
     """Per-process factory of :class:`AuthorizedClient` and owner of the refresh single-flight.
 
@@ -420,13 +507,13 @@ class ConnectionClients:
         self.vault = vault
         self.oauth = oauth
         self.clock = clock or SystemClock()
-        # every connection of the pool is kept alive: httpx's default keeps 20 of its 100, so a
-        # burst wider than 20 (a worker's concurrency) opened a new TCP+TLS connection per request
-        self.http = http or httpx.AsyncClient(
-            timeout=timeout_s,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        self.http = http or http_pool(max_connections=max_connections, timeout_s=timeout_s)
+        #: Requests inside the HTTP pool at once (size it to the pool): the others wait (past
+        #: their rate limit, in FIFO order) outside it, since httpx's pool looks over every
+        #: queued request and every connection each time one starts or ends (CPU quadratic in
+        #: the queue).
+        self.max_in_flight = max(1, max_connections)
+        self._in_flight: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._own_http = http is None
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.refresh_margin_s = refresh_margin_s
@@ -438,6 +525,7 @@ class ConnectionClients:
         self.retry_wait_max_s = retry_wait_max_s
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._gates: dict[tuple[str, str], RateGate] = {}
+        self._opened = _OpenedSecrets()
 
     async def client(self, tenant_id: str, connection_id: str) -> AuthorizedClient:
         """The authorised client of one connection. Raises :class:`IntegrationError` when the
@@ -456,6 +544,13 @@ class ConnectionClients:
                 provider.rate_limits, provider.rate_limit_headers, clock=self.clock
             )
         return gate
+
+    def in_flight(self) -> asyncio.Semaphore:
+        """The semaphore of requests inside the HTTP pool (``max_in_flight``), one per event loop."""
+        loop = asyncio.get_running_loop()
+        if self._in_flight is None or self._in_flight[0] is not loop:
+            self._in_flight = (loop, asyncio.Semaphore(self.max_in_flight))
+        return self._in_flight[1]
 
     async def aclose(self) -> None:
         """Close the HTTP client this factory made."""
@@ -680,19 +775,26 @@ class AuthorizedClient(ApiClient):
             if connection.status != "active":
                 raise AuthError(f"{connection.provider}: connection {connection.id} is {connection.status}")
             gate = c.gate(connection.tenant_id, self._provider)
-            await gate.acquire()
             url, out_headers, out_params, auth, used = _prepare(
-                self._provider, connection, c.vault, path, headers, params
+                self._provider, connection, c.vault, path, headers, params, c._opened
             )
-            try:
-                with redacting(used):
-                    resp = await c.http.request(
-                        method, url, params=out_params, json=json, data=data, headers=out_headers, auth=auth
-                    )
-            except httpx.HTTPError as exc:
-                raise ProviderError(
-                    f"{connection.provider}: request failed ({type(exc).__name__})", retryable=True
-                ) from None
+            await gate.acquire()
+            async with c.in_flight():  # after the limit: a long wait there holds no pool slot
+                try:
+                    with redacting(used):
+                        resp = await c.http.request(
+                            method,
+                            url,
+                            params=out_params,
+                            json=json,
+                            data=data,
+                            headers=out_headers,
+                            auth=auth,
+                        )
+                except httpx.HTTPError as exc:
+                    raise ProviderError(
+                        f"{connection.provider}: request failed ({type(exc).__name__})", retryable=True
+                    ) from None
             gate.observe(resp.headers)
             if resp.status_code == 401 and connection.auth_mode == "oauth2" and not refreshed_for_401:
                 refreshed_for_401 = True

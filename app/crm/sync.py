@@ -59,7 +59,7 @@ from app.jobs.queue import Job, RetryLater
 from app.store import Transaction, where
 from app.store import collections as col
 from crm_sync.base import AuthError, CrmAdapter, IntegrationError, LeadSnapshot, ProviderError, RemoteIds
-from crm_sync.client import AuthorizedClient
+from crm_sync.client import AuthorizedClient, ConnectionClients
 from crm_sync.crm import ADAPTERS
 from crm_sync.models import Connection
 
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from app.composition import Runtime
     from app.conversations.lookup import Located
 
-__all__ = ["KIND", "CrmSync", "batch_size", "redact", "replay_dead_letters"]
+__all__ = ["KIND", "CrmSync", "batch_requests", "batch_size", "redact", "replay_dead_letters"]
 
 log = get_logger("leadwarm.crm")
 
@@ -79,6 +79,8 @@ _SYNCED_STAGES = ("qualified", "handoff", "booked")
 _PAUSES_KEPT = 1000
 #: A flush whose queued leads are all claimed by another run looks again after at most this long.
 _CLAIM_POLL_S = 5.0
+#: A flush sleeps through a rate window's refill up to this long; beyond, its job is deferred.
+_WINDOW_INLINE_S = 5.0
 #: A flush abandons its vendor call this long before its claim on the entries ends.
 _CLAIM_MARGIN_S = 10.0
 
@@ -114,6 +116,16 @@ def triggers_of(before: Located, plan: TurnPlan) -> set[str]:
     ):
         names.add(STAGE_CHANGED)
     return names
+
+
+def batch_requests(provider: str) -> int:
+    """Requests one ``upsert_leads`` call of the provider's adapter usually makes (its module's
+    ``BATCH_REQUESTS``, Salesforce 3), else 1: what the flush waits to have room for."""
+    cls: Any = ADAPTERS.get(provider)
+    if cls is None:
+        return 1
+    module = __import__(cls.__module__, fromlist=["BATCH_REQUESTS"])
+    return int(getattr(module, "BATCH_REQUESTS", 1) or 1)
 
 
 def batch_size(provider: str) -> int:
@@ -733,6 +745,18 @@ class CrmSync:
             if time.monotonic() > deadline:
                 raise RetryLater(0.0, "more leads queued", count=False)
 
+    async def _window(self, clients: ConnectionClients, tenant_id: str, provider: str) -> None:
+        """Wait until the connection's rate limit has room for one vendor batch
+        (:func:`batch_requests`) BEFORE the batch is claimed: the leads queued meanwhile join it,
+        and a batch is never held half-sent while a long window (Salesforce's allowance) refills.
+        Waits of at most ``_WINDOW_INLINE_S`` are slept here; a longer one raises
+        :class:`RetryLater` (not counted) so the worker is free meanwhile."""
+        wait = clients.gate(tenant_id, clients.catalog.get(provider)).wait_s(batch_requests(provider))
+        if wait > _WINDOW_INLINE_S:
+            raise RetryLater(wait, "rate window spent", count=False)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
     async def _claim(
         self, tenant_id: str, filters: list[Any], *, size: int, run_id: str
     ) -> tuple[list[tuple[str, dict[str, Any]]], float | None]:
@@ -776,6 +800,8 @@ class CrmSync:
         stored = await services.repository.get_connection(tenant_id, connection_id) if services else None
         provider = stored.provider if stored else ""
         size = batch_size(provider) if provider else 1
+        if services is not None and stored is not None:
+            await self._window(services.clients, tenant_id, provider)
         docs, held_s = await self._claim(tenant_id, filters, size=size, run_id=run_id)
         if not docs:
             if held_s is not None:

@@ -5,13 +5,14 @@ Nothing here talks to a network: adapters call their :class:`~crm_sync.base.ApiC
 
 from __future__ import annotations
 
+import asyncio
 import html
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from crm_sync.base import IntegrationError, LeadSnapshot, ProviderError
+from crm_sync.base import IntegrationError, LeadSnapshot, ProviderError, RemoteIds
 from crm_sync.mapping import apply_mapping, default_mapping, split_targets
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "note_marker",
     "note_text",
     "option",
+    "upsert_each",
 ]
 
 _MAX_NOTE = 60_000  # under HubSpot's 65,536-character note body and Salesforce's 32 KB Note.Body
@@ -140,3 +142,43 @@ def mapped_fields(lead: LeadSnapshot, provider: str) -> tuple[dict[str, Any], di
 
 
 SALESFORCE_NOTE_LIMIT = _MAX_SALESFORCE_NOTE
+
+
+async def upsert_each(
+    upsert: Callable[[LeadSnapshot], Awaitable[RemoteIds]],
+    leads: Sequence[LeadSnapshot],
+    *,
+    concurrency: int,
+) -> list[RemoteIds | IntegrationError]:
+    """``upsert_leads`` for a CRM without batch endpoints (GoHighLevel, Pipedrive): each lead's
+    ``upsert`` (its own requests, in order) runs as its own task, at most ``concurrency`` at once,
+    all paced by the one rate limit of the connection's client. The answer has one entry per lead,
+    in order: its :class:`RemoteIds`, or the :class:`IntegrationError` that stopped it.
+
+    When no lead got through and one failed with a retryable error (429, 5xx, network, a spent
+    allowance), that error is raised as it is: the whole batch failed as one call would (an
+    outage), so the caller backs off and counts it once against the breaker instead of retrying
+    every lead alone. An error that is not an :class:`IntegrationError` (a bug) is raised once
+    every lead's task has ended. Raises :class:`ValueError` for ``concurrency`` < 1."""
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(lead: LeadSnapshot) -> RemoteIds | Exception:
+        async with gate:
+            try:
+                return await upsert(lead)
+            except Exception as exc:  # sorted below, once every lead has ended
+                return exc
+
+    answers = await asyncio.gather(*(one(lead) for lead in leads))
+    results: list[RemoteIds | IntegrationError] = []
+    for answer in answers:
+        if isinstance(answer, Exception) and not isinstance(answer, IntegrationError):
+            raise answer
+        results.append(answer)
+    if results and not any(isinstance(r, RemoteIds) for r in results):
+        for result in results:
+            if isinstance(result, ProviderError) and result.retryable:
+                raise result
+    return results

@@ -33,10 +33,17 @@ opportunity without a pipeline), ``workflow_id``, ``monetary_value`` (number), `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from crm_sync.base import ApiClient, LeadSnapshot, ProviderError, RemoteIds, gohighlevel_location
+from crm_sync.base import (
+    ApiClient,
+    IntegrationError,
+    LeadSnapshot,
+    ProviderError,
+    RemoteIds,
+    gohighlevel_location,
+)
 from crm_sync.crm._common import (
     AdapterConfigError,
     deal_title,
@@ -45,9 +52,16 @@ from crm_sync.crm._common import (
     mapped_fields,
     note_text,
     option,
+    upsert_each,
 )
 
-__all__ = ["GoHighLevelAdapter"]
+__all__ = ["BATCH_SIZE", "CONCURRENCY", "GoHighLevelAdapter"]
+
+#: Leads per :meth:`GoHighLevelAdapter.upsert_leads` call (GoHighLevel has no batch endpoint: the
+#: app's flush writes this many leads per run and commits their results in one transaction).
+BATCH_SIZE = 50
+#: Leads of one ``upsert_leads`` call in flight at once (their requests share the rate limit).
+CONCURRENCY = 25
 
 _CONTACT_KEYS = frozenset(
     [
@@ -105,8 +119,7 @@ class GoHighLevelAdapter:
             raise AdapterConfigError("the GoHighLevel connection has no locationId")
         return str(location)
 
-    def _contact_body(self, lead: LeadSnapshot) -> dict[str, Any]:
-        contact_fields, _ = mapped_fields(lead, self.provider)
+    def _contact_body(self, lead: LeadSnapshot, contact_fields: Mapping[str, Any]) -> dict[str, Any]:
         body, custom = _custom(contact_fields, _CONTACT_KEYS)
         if lead.email:
             body.setdefault("email", lead.email)
@@ -124,8 +137,10 @@ class GoHighLevelAdapter:
             body["customFields"] = custom
         return body
 
-    async def _upsert_contact(self, lead: LeadSnapshot, location: str) -> tuple[str, bool]:
-        body = self._contact_body(lead)
+    async def _upsert_contact(
+        self, lead: LeadSnapshot, location: str, contact_fields: Mapping[str, Any]
+    ) -> tuple[str, bool]:
+        body = self._contact_body(lead, contact_fields)
         known = lead.remote_ids.get("contact")
         if known:
             try:
@@ -146,12 +161,17 @@ class GoHighLevelAdapter:
         return str(contact_id), bool(answer.get("new"))
 
     async def _opportunity(
-        self, lead: LeadSnapshot, location: str, contact_id: str, *, contact_created: bool
+        self,
+        lead: LeadSnapshot,
+        location: str,
+        contact_id: str,
+        deal_fields: Mapping[str, Any],
+        *,
+        contact_created: bool,
     ) -> str | None:
         pipeline = option(lead, "pipeline_id")
         if not pipeline:
             return None
-        _, deal_fields = mapped_fields(lead, self.provider)
         standard, custom = _custom(deal_fields, _OPPORTUNITY_KEYS)
         body: dict[str, Any] = {"name": deal_title(lead), "status": "open", "pipelineId": str(pipeline)}
         stage = option(lead, "stage_id")
@@ -218,10 +238,11 @@ class GoHighLevelAdapter:
         the contact was added to). Raises :class:`AdapterConfigError` without a location id or
         without email and phone, or what the client raises."""
         location = self._location(lead)
-        contact_id, created = await self._upsert_contact(lead, location)
+        contact_fields, deal_fields = mapped_fields(lead, self.provider)
+        contact_id, created = await self._upsert_contact(lead, location, contact_fields)
         if lead.tags:
             await self._client.request("POST", f"/contacts/{contact_id}/tags", json={"tags": list(lead.tags)})
-        deal_id = await self._opportunity(lead, location, contact_id, contact_created=created)
+        deal_id = await self._opportunity(lead, location, contact_id, deal_fields, contact_created=created)
         note_id = await self._note(lead, contact_id, contact_created=created)
         extra: dict[str, str] = {}
         workflow = option(lead, "workflow_id")
@@ -231,6 +252,16 @@ class GoHighLevelAdapter:
                 await self._client.request("POST", f"/contacts/{contact_id}/workflow/{workflow}", json={})
             extra["workflow"] = workflow
         return RemoteIds(contact=contact_id, deal=deal_id, note=note_id, created=created, extra=extra)
+
+    async def upsert_leads(self, leads: Sequence[LeadSnapshot]) -> list[RemoteIds | IntegrationError]:
+        """:meth:`upsert_lead` for up to :data:`BATCH_SIZE` leads, :data:`CONCURRENCY` at once
+        (GoHighLevel has no batch endpoint; the requests are the same, the client's rate limit
+        paces them all): one entry per lead, in order, its ids or its error. Raises a retryable
+        error when every lead failed and one failed with it (:func:`upsert_each`), and
+        :class:`ValueError` for more than :data:`BATCH_SIZE` leads."""
+        if len(leads) > BATCH_SIZE:
+            raise ValueError(f"at most {BATCH_SIZE} leads per GoHighLevel call")
+        return await upsert_each(self.upsert_lead, leads, concurrency=CONCURRENCY)
 
     async def record_activity(self, lead: LeadSnapshot, *, kind: str, text: str) -> str | None:
         """``POST /contacts/{id}/notes`` with ``[kind] text`` (1 request); needs a stored contact

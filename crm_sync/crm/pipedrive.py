@@ -29,10 +29,10 @@ code go to ``custom_fields``; ``label_ids``, ``owner_id``, ``org_id``, ``visible
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from crm_sync.base import ApiClient, LeadSnapshot, ProviderError, RemoteIds
+from crm_sync.base import ApiClient, IntegrationError, LeadSnapshot, ProviderError, RemoteIds
 from crm_sync.crm._common import (
     AdapterConfigError,
     deal_title,
@@ -42,9 +42,16 @@ from crm_sync.crm._common import (
     mapped_fields,
     note_html,
     option,
+    upsert_each,
 )
 
-__all__ = ["PipedriveAdapter"]
+__all__ = ["BATCH_SIZE", "CONCURRENCY", "PipedriveAdapter"]
+
+#: Leads per :meth:`PipedriveAdapter.upsert_leads` call (no batch endpoint for persons: the app's
+#: flush writes this many leads per run and commits their results in one transaction).
+BATCH_SIZE = 50
+#: Leads of one ``upsert_leads`` call in flight at once (their requests share the rate limit).
+CONCURRENCY = 25
 
 _FIELD_CODE = re.compile(r"[0-9a-f]{40}")
 _PERSON_KEYS = frozenset({"owner_id", "org_id", "label_ids", "visible_to", "marketing_status"})
@@ -97,8 +104,7 @@ class PipedriveAdapter:
                 return int(item["id"])
         return None
 
-    def _person_body(self, lead: LeadSnapshot) -> dict[str, Any]:
-        contact_fields, _ = mapped_fields(lead, self.provider)
+    def _person_body(self, lead: LeadSnapshot, contact_fields: Mapping[str, Any]) -> dict[str, Any]:
         body = _split(contact_fields, _PERSON_KEYS)
         body["name"] = display_name(lead)[:255]
         if lead.email:
@@ -110,8 +116,8 @@ class PipedriveAdapter:
             body.setdefault("owner_id", owner)
         return body
 
-    async def _person(self, lead: LeadSnapshot) -> tuple[int, bool]:
-        body = self._person_body(lead)
+    async def _person(self, lead: LeadSnapshot, contact_fields: Mapping[str, Any]) -> tuple[int, bool]:
+        body = self._person_body(lead, contact_fields)
         known = _int_or_none(lead.remote_ids.get("contact"))
         if known is None:
             if lead.email:
@@ -133,8 +139,9 @@ class PipedriveAdapter:
             raise ProviderError("Pipedrive's person answer has no id", status=200)
         return int(person_id), True
 
-    async def _deal(self, lead: LeadSnapshot, person_id: int, *, person_created: bool) -> int:
-        _, deal_fields = mapped_fields(lead, self.provider)
+    async def _deal(
+        self, lead: LeadSnapshot, person_id: int, deal_fields: Mapping[str, Any], *, person_created: bool
+    ) -> int:
         body = _split(deal_fields, _DEAL_KEYS)
         body["title"] = deal_title(lead)
         pipeline = _int_or_none(option(lead, "pipeline_id"))
@@ -209,10 +216,21 @@ class PipedriveAdapter:
         """Create or update the person, its deal and the note; see the module docstring. Raises
         :class:`AdapterConfigError` (no email or phone, a non-integer id option) or what the
         client raises."""
-        person_id, created = await self._person(lead)
-        deal_id = await self._deal(lead, person_id, person_created=created)
+        contact_fields, deal_fields = mapped_fields(lead, self.provider)
+        person_id, created = await self._person(lead, contact_fields)
+        deal_id = await self._deal(lead, person_id, deal_fields, person_created=created)
         note_id = await self._note(lead, person_id, deal_id, person_created=created)
         return RemoteIds(contact=str(person_id), deal=str(deal_id), note=note_id, created=created)
+
+    async def upsert_leads(self, leads: Sequence[LeadSnapshot]) -> list[RemoteIds | IntegrationError]:
+        """:meth:`upsert_lead` for up to :data:`BATCH_SIZE` leads, :data:`CONCURRENCY` at once
+        (Pipedrive has no batch endpoint for persons; the client's rate limit paces the requests):
+        one entry per lead, in order, its ids or its error. Raises a retryable error when every
+        lead failed and one failed with it (:func:`~crm_sync.crm._common.upsert_each`), and
+        :class:`ValueError` for more than :data:`BATCH_SIZE` leads."""
+        if len(leads) > BATCH_SIZE:
+            raise ValueError(f"at most {BATCH_SIZE} leads per Pipedrive call")
+        return await upsert_each(self.upsert_lead, leads, concurrency=CONCURRENCY)
 
     async def record_activity(self, lead: LeadSnapshot, *, kind: str, text: str) -> str | None:
         """``POST /api/v1/notes`` on the stored person (and deal) with ``[kind] text`` (1 request)."""

@@ -68,6 +68,10 @@ __all__ = ["COLLECTION_SIZE", "SalesforceAdapter", "note_title", "soql_literal"]
 
 #: sObject Collections take at most 200 records.
 COLLECTION_SIZE = 200
+#: Calls one :meth:`SalesforceAdapter.upsert_leads` batch makes on the usual path (the records,
+#: the opportunities in Contact mode, the notes): the app waits until the allowance has room for
+#: them before it gathers the batch.
+BATCH_REQUESTS = 3
 DEFAULT_VERSION = "v60.0"
 
 
