@@ -401,6 +401,7 @@ _SHORTHAND = {
     "ds": "dans", "qqn": "quelqu'un", "qqun": "quelqu'un", "qq1": "quelqu'un", "jsuis": "je suis",
     "chui": "je suis", "jveux": "je veux", "jvoudrais": "je voudrais", "jaimerais": "j'aimerais",
     "wi": "oui", "pr": "pour", "tt": "tout", "bcp": "beaucoup", "c": "c'est", "dac": "d'accord",
+    "cest": "c'est", "kesako": "c'est quoi",
     "dacc": "d'accord", "jsp": "je ne sais pas", "stp": "s'il te plaît", "svp": "s'il vous plaît",
     # English SMS spellings and common typos of period words
     "u": "you", "r": "are", "ur": "your", "pls": "please", "plz": "please", "b4": "before",

@@ -210,6 +210,7 @@ MESSY: list[tuple[str, list[str], str, dict[str, Any], tuple[str, str | None], b
     (FR, ["oui"], "jveux parler a qqn svp", {}, ("handoff", None), True),
     (FR, ["oui"], "je voudrais parler à quelqu'un", {}, ("handoff", None), True),
     (FR, ["oui", "maison"], "ya des aides ?", {}, ("reask", "travaux"), False),
+    (FR, ["oui", "maison"], "cest quoi les aides ?", {}, ("reask", "travaux"), False),
     (FR, ["oui"], "c combien une pac ?", {}, ("reask", "logement"), False),
     (FR, ["oui"], "appart, isolation des combles", {"type_logement": "appartement",
                                                      "travaux": "isolation_combles"}, ("step", "surface"), False),
@@ -258,6 +259,7 @@ async def test_messy_messages_lose_no_answer(
     [
         (FR, ["oui"], "c combien une pac ?", "fr-prix"),
         (FR, ["oui", "maison"], "ya des aides ?", "fr-aides"),
+        (FR, ["oui", "maison"], "cest quoi les aides ?", "fr-aides"),
         (EN, ["yes"], "about 100 a month, how much r panels?", "en-price"),
         (EN, ["yes", "150"], "do u do batteries?", "en-battery"),
     ],
