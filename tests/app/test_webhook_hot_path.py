@@ -71,6 +71,8 @@ async def test_whatsapp_post_keeps_every_guarantee_on_the_direct_path(tmp_path: 
         huge = b'{"object":"whatsapp_business_account","entry":[' + b" " * limit + b"]}"
         too_big = await client.post("/api/webhooks/whatsapp", content=huge, headers=sign(huge))
         assert too_big.status_code == 413 and str(limit) in too_big.json()["reason"]
+        absurd = {**sign(body), "content-length": "9" * 5000}  # int() would refuse 5,000 digits
+        assert (await client.post("/api/webhooks/whatsapp", content=body, headers=absurd)).status_code == 413
 
         garbage = b"not json"
         kept = await client.post("/api/webhooks/whatsapp", content=garbage, headers=sign(garbage))

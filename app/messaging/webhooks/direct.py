@@ -74,7 +74,9 @@ class DirectIngest:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length", "")
-        refused = too_large(self.channel_name, int(declared)) if declared.isdigit() else None
+        refused = None
+        if declared.isdigit():  # ASCII digits, at most 19 read: int() of thousands would raise
+            refused = too_large(self.channel_name, int(declared) if len(declared) < 19 else 10**18)
         raw_body = None
         if refused is None:
             raw_body = await _read_body(receive, too_large_at=_limit(self.channel_name))
