@@ -759,6 +759,8 @@ def _read_asked(
         return
     if kind == "choice":
         part = _mask_contacts(part, options)
+        if result.intent == "wants_human":  # the request is no answer: "quelqu'un" is not "quelques mois"
+            part = _HUMAN.sub(" ", fold(part))
         found = match_choice(
             part, _labels(ask), now=options["now"], timezone=options["timezone"], question=ask.question
         )

@@ -209,6 +209,7 @@ MESSY: list[tuple[str, list[str], str, dict[str, Any], tuple[str, str | None], b
     (FR, [], "wi", {"proprietaire": True}, ("step", "logement"), False),
     (FR, ["oui"], "jveux parler a qqn svp", {}, ("handoff", None), True),
     (FR, ["oui"], "je voudrais parler à quelqu'un", {}, ("handoff", None), True),
+    (FR, ["oui", "maison", "pompe", "110"], "je voudrais parler à quelqu'un", {}, ("handoff", None), True),
     (FR, ["oui", "maison"], "ya des aides ?", {}, ("reask", "travaux"), False),
     (FR, ["oui", "maison"], "cest quoi les aides ?", {}, ("reask", "travaux"), False),
     (FR, ["oui"], "c combien une pac ?", {}, ("reask", "logement"), False),
