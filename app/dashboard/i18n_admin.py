@@ -127,6 +127,13 @@ ADMIN_STRINGS: dict[str, dict[str, str]] = {
     "spent": {"en": "spent", "fr": "dépensé"},
     "of_budget": {"en": "of a budget of", "fr": "sur un budget de"},
     "no_budget": {"en": "no budget set", "fr": "aucun budget défini"},
+    "budget_limit": {"en": "Monthly budget (USD)", "fr": "Budget mensuel (USD)"},
+    "budget_help": {
+        "en": "Past it, the bot answers without the model until next month. "
+        "Empty: the service default; 0: never call the model.",
+        "fr": "Au-delà, le bot répond sans le modèle jusqu'au mois suivant. "
+        "Vide : la valeur du service ; 0 : jamais le modèle.",
+    },
     "branding": {"en": "Branding and web chat", "fr": "Marque et chat web"},
     "brand_color": {"en": "Brand colour", "fr": "Couleur de la marque"},
     "brand_text_color": {"en": "Text colour on the brand colour", "fr": "Couleur du texte sur la marque"},

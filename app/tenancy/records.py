@@ -42,9 +42,10 @@ class TenantProfile(Record):
     fallback_channels: list[str] = Field(default_factory=list)
     """Channels to try, in order, when the policy blocks a message on its own channel."""
     help_text: dict[str, str] = Field(default_factory=dict)
-    llm_monthly_budget_usd: float | None = None
-    """This tenant's monthly model budget (USD); None uses LLM_MONTHLY_BUDGET_USD."""
     """Answer to HELP/AIDE per language; a default naming the tenant is used otherwise."""
+    llm_monthly_budget_usd: float | None = None
+    """This tenant's monthly model budget (USD); None uses LLM_MONTHLY_BUDGET_USD; 0 never calls
+    the model (the offline interpreter answers)."""
     # --- human handoff (app/handoff)
     handoff_emails: list[str] = Field(default_factory=list)
     """Addresses told at once when a conversation is handed to a person."""

@@ -63,6 +63,7 @@ FIELDS = (
     "greeting",
     "webchat_allowed_origins",
     "default_playbook",
+    "llm_monthly_budget_usd",
 )
 
 
@@ -141,6 +142,13 @@ class SettingsUpdate(BaseModel):
     greeting: dict[str, str] | None = None
     webchat_allowed_origins: list[str] | None = Field(default=None, max_length=50)
     default_playbook: str | None = Field(default=None, max_length=200)
+    llm_monthly_budget_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        allow_inf_nan=False,
+        description="USD per calendar month (UTC); null: LLM_MONTHLY_BUDGET_USD; 0: never call the model",
+    )
 
     @field_validator("languages")
     @classmethod

@@ -253,13 +253,16 @@ def test_settings_branding_snippet_and_preview(page: Page, tenant: Tenant) -> No
         "sales@example.com, boss@example.com"
     )
     page.get_by_label("Quiet hours start").fill("21:30")
+    page.get_by_label("Monthly budget (USD)").fill("25")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#settings-status")).to_have_text("Saved")
+    expect(page.locator("#budget")).to_contain_text("of a budget of $25.00")
     saved = httpx.get(f"{tenant.server.base}/api/v1/settings", headers=tenant.auth, timeout=5).json()
     assert saved["timezone"] == "Europe/Paris"
     assert saved["handoff_emails"] == ["sales@example.com", "boss@example.com"]
     assert saved["greeting"]["fr"] == "Bonjour, comment pouvons-nous aider ?"
     assert saved["quiet_hours_start"] == "21:30"
+    assert saved["llm_monthly_budget_usd"] == 25
     # The live preview follows the form as it is typed (before any save).
     preview = page.locator("#preview")
     expect(preview.locator(".wp-greeting")).to_have_text("Hello there, how can we help?")

@@ -355,6 +355,7 @@
         if (kind === "list") value = raw ? raw.split(",").map((s) => s.trim()).filter(Boolean) : [];
         else if (kind === "lines") value = raw ? raw.split("\n").map((s) => s.trim()).filter(Boolean) : [];
         else if (kind === "int") { if (!raw) continue; value = parseInt(raw, 10); }
+        else if (kind === "amount") value = raw ? Number(raw) : null;
         else if (kind === "json") {
           try { value = raw ? JSON.parse(raw) : {}; } catch (e) { problems.push({ field: key, reason: T.bad_json }); continue; }
         } else if (kind === "nullable") value = raw || null;
@@ -399,6 +400,7 @@
       api("PUT", "/api/v1/settings", body).then((saved) => {
         fill(saved);
         drawPreview();
+        showUsage();
         showErrors([]);
         status.replaceChildren(el("span", { class: "ok" }, T.saved));
       }).catch((err) => showErrors((err.data && err.data.errors) || [{ field: "settings", reason: err.message }]));
@@ -413,11 +415,14 @@
     });
 
     api("GET", "/api/v1/settings").then((settings) => { fill(settings); drawPreview(); }).catch((err) => showErrors([{ field: "settings", reason: err.message }]));
-    api("GET", "/api/v1/usage").then((u) => {
-      const money = (usd) => new Intl.NumberFormat(LANG, { style: "currency", currency: "USD", maximumFractionDigits: 2 }).format(usd);
-      document.getElementById("budget").textContent = T.budget_month + ": " + money(u.cost_usd || 0) + " " + T.spent + " " +
-        (u.budget_usd ? T.of_budget + " " + money(u.budget_usd) : "(" + T.no_budget + ")");
-    }).catch(() => { document.getElementById("budget").textContent = "–"; });
+    function showUsage() {
+      api("GET", "/api/v1/usage").then((u) => {
+        const money = (usd) => new Intl.NumberFormat(LANG, { style: "currency", currency: "USD", maximumFractionDigits: 2 }).format(usd);
+        document.getElementById("budget").textContent = T.budget_month + ": " + money(u.cost_usd || 0) + " " + T.spent + " " +
+          (u.budget_usd !== null && u.budget_usd !== undefined ? T.of_budget + " " + money(u.budget_usd) : "(" + T.no_budget + ")");
+      }).catch(() => { document.getElementById("budget").textContent = "–"; });
+    }
+    showUsage();
   }
 
   // ------------------------------------------------------------------ analytics charts

@@ -86,6 +86,7 @@ async def test_get_then_put_changes_only_what_is_given(client: Client, runtime: 
         ({"webchat_allowed_origins": ["https://a.example/path"]}, "webchat_allowed_origins", "not an origin"),
         ({"surprise": 1}, "surprise", "unknown setting"),
         ({"default_playbook": "nope"}, "default_playbook", "no such playbook"),
+        ({"llm_monthly_budget_usd": -1}, "llm_monthly_budget_usd", "greater than or equal to 0"),
     ],
 )
 async def test_invalid_settings_are_refused_with_the_field_and_reason(
@@ -122,3 +123,20 @@ async def test_every_admin_write_is_audited_once(client: Client) -> None:
         ("api.post", "/api/v1/leads"),
     ]
     assert trail[1]["actor"] == key_ref(ADMIN_KEY) and trail[1]["detail"] == {"status": 201}
+
+
+async def test_the_monthly_model_budget_is_a_setting(client: Client, runtime: Runtime) -> None:
+    """A tenant's own budget replaces LLM_MONTHLY_BUDGET_USD (the usage API and the model's budget
+    check read it from the profile); null restores the default."""
+    assert (await client.get("/api/v1/settings", headers=AUTH)).json()["llm_monthly_budget_usd"] is None
+    default = runtime.settings.llm_monthly_budget_usd
+    assert (await client.get("/api/v1/usage", headers=AUTH)).json()["budget_usd"] == default
+    for value in (0, 12.5):
+        r = await client.put("/api/v1/settings", json={"llm_monthly_budget_usd": value}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert r.json()["llm_monthly_budget_usd"] == value
+        assert (await client.get("/api/v1/usage", headers=AUTH)).json()["budget_usd"] == value
+        assert (await runtime.tenants.profile("demo")).llm_monthly_budget_usd == value
+    r = await client.put("/api/v1/settings", json={"llm_monthly_budget_usd": None}, headers=AUTH)
+    assert r.json()["llm_monthly_budget_usd"] is None
+    assert (await client.get("/api/v1/usage", headers=AUTH)).json()["budget_usd"] == default
