@@ -17,6 +17,8 @@ from litestar.openapi import OpenAPIConfig
 from app.composition import Runtime
 from app.core.logs import configure_logging, get_logger
 from app.core.settings import Settings
+from app.messaging.webhooks.front_door import install_front_door
+from app.tenancy.audit import AdminAuditMiddleware
 from app.tenancy.bootstrap import bootstrap
 
 __all__ = ["create_app"]
@@ -51,9 +53,13 @@ def create_app(
         finally:
             await rt.stop()
 
-    return Litestar(
+    app = Litestar(
         plugins=list(rt.features),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="LeadWarm", version="0.1.0", path="/schema"),
         debug=False,
     )
+    # provider webhooks answered before Litestar's router, with the same middleware guarantees
+    # (app.messaging.webhooks.front_door); the admin audit only audits /api/v1/ writes
+    install_front_door(app, inert=(AdminAuditMiddleware,))
+    return app
