@@ -42,7 +42,7 @@ class Inner:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            self.paths.append((scope["method"], scope["path"]))
+            self.paths.append((str(scope.get("method")), scope["path"]))
         await self.app(scope, receive, send)
 
 
