@@ -214,6 +214,15 @@ def _compile(
 _LOG_ENCODER = msgspec.json.Encoder(enc_hook=str)
 
 
+#: A log entry inserted unless its id is logged already.
+_APPEND = "INSERT OR IGNORE INTO ingest_log VALUES (?,?,?,?)"
+#: A log entry inserted unless its id is logged already or its ``seen`` document exists.
+_APPEND_UNSEEN = (
+    "INSERT OR IGNORE INTO ingest_log SELECT ?,?,?,? "
+    "WHERE NOT EXISTS (SELECT 1 FROM docs WHERE tenant=? AND coll=? AND id=?)"
+)
+
+
 def _dump(data: dict[str, JSON]) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -667,16 +676,10 @@ class SQLiteStore(Store):
             try:
                 fresh: list[bool] = []
                 for record, row in zip(records, rows, strict=True):
-                    if record.seen is not None and (
-                        self._writer.execute(
-                            "SELECT 1 FROM docs WHERE tenant=? AND coll=? AND id=?",
-                            (record.tenant_id, *record.seen),
-                        ).fetchone()
-                        is not None
-                    ):
-                        fresh.append(False)
-                        continue
-                    cursor = self._writer.execute("INSERT OR IGNORE INTO ingest_log VALUES (?,?,?,?)", row)
+                    if record.seen is None:
+                        cursor = self._writer.execute(_APPEND, row)
+                    else:  # one statement: new unless logged already or its document exists
+                        cursor = self._writer.execute(_APPEND_UNSEEN, (*row, record.tenant_id, *record.seen))
                     fresh.append(cursor.rowcount == 1)
                 tenants = sorted({r.tenant_id for r, new in zip(records, fresh, strict=True) if new})
                 txs = [
