@@ -18,6 +18,7 @@ from app.composition import Runtime
 from app.core.logs import configure_logging, get_logger
 from app.core.settings import Settings
 from app.messaging.webhooks.front_door import install_front_door
+from app.ops.heap import freeze_startup_heap
 from app.tenancy.audit import AdminAuditMiddleware
 from app.tenancy.bootstrap import bootstrap
 
@@ -27,9 +28,17 @@ log = get_logger("leadwarm.app")
 
 
 def create_app(
-    *, runtime: Runtime | None = None, settings: Settings | None = None, start_worker: bool = True
+    *,
+    runtime: Runtime | None = None,
+    settings: Settings | None = None,
+    start_worker: bool = True,
+    freeze_heap: bool | None = None,
 ) -> Litestar:
-    """Build the app. ``runtime`` defaults to one built from ``settings`` (default: the env)."""
+    """Build the app. ``runtime`` defaults to one built from ``settings`` (default: the env).
+    ``freeze_heap`` (default: when the runtime is built here, as ``leadwarm serve`` does) freezes
+    the objects alive once started out of the garbage collector's reach
+    (:func:`app.ops.heap.freeze_startup_heap`)."""
+    freeze = runtime is None if freeze_heap is None else freeze_heap
     settings = runtime.settings if runtime is not None else (settings or Settings())
     if runtime is None:
         configure_logging(level=settings.log_level, fmt=settings.log_format)
@@ -47,6 +56,8 @@ def create_app(
             )
         if start_worker:
             await rt.start()
+        if freeze:
+            freeze_startup_heap()
         log.info("app.started", tenant=result.tenant_id, store=settings.store, channels=rt.channels.names())
         try:
             yield
