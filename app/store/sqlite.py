@@ -33,6 +33,7 @@ commit (the caller batches them, :mod:`app.messaging.ingest_log`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import sqlite3
@@ -446,7 +447,7 @@ class SQLiteStore(Store):
             )
         self._checkpoint_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-checkpoint")
         self._writes_since_checkpoint = 0
-        self._checkpointing: asyncio.Future[Any] | None = None
+        self._checkpointing: concurrent.futures.Future[int] | None = None
         self.checkpoints = 0
         """Background checkpoints run (tests read it)."""
         self._wal_restart_due = False
@@ -478,7 +479,8 @@ class SQLiteStore(Store):
             and not self._closed
         ):
             self._writes_since_checkpoint = 0
-            self._checkpointing = loop.run_in_executor(self._checkpoint_thread, self._checkpoint)
+            # a thread future, not the loop's: a store may outlive the event loop that wrote last
+            self._checkpointing = self._checkpoint_thread.submit(self._checkpoint)
             self._checkpointing.add_done_callback(self._checkpointed)
         if self._wal_restart_due and not self._closed:
             self._wal_restart_due = False
@@ -493,7 +495,9 @@ class SQLiteStore(Store):
         row = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(row[1]) if row else 0
 
-    def _checkpointed(self, future: asyncio.Future[Any]) -> None:
+    def _checkpointed(self, future: concurrent.futures.Future[int]) -> None:
+        """On the checkpoint thread, once a checkpoint ended: count it, ask for a WAL restart past
+        :data:`MAX_WAL_FRAMES`, log a failure (the next checkpoint tries again)."""
         self._checkpointing = None
         if future.cancelled():
             return
@@ -870,8 +874,7 @@ class SQLiteStore(Store):
             if self._checkpointer is not None:
                 self._checkpointer.close()
 
-        if self._checkpointing is not None:
-            await asyncio.wait([self._checkpointing])
+        # after any checkpoint in flight (one thread, first come first served)
         await asyncio.get_running_loop().run_in_executor(self._checkpoint_thread, close_checkpointer)
         await self._write_op(close_writer)
         await self._read_op(close_reader)
