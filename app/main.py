@@ -17,6 +17,9 @@ from litestar.openapi import OpenAPIConfig
 from app.composition import Runtime
 from app.core.logs import configure_logging, get_logger
 from app.core.settings import Settings
+from app.messaging.webhooks.front_door import install_front_door
+from app.ops.heap import freeze_startup_heap
+from app.tenancy.audit import AdminAuditMiddleware
 from app.tenancy.bootstrap import bootstrap
 
 __all__ = ["create_app"]
@@ -25,9 +28,17 @@ log = get_logger("leadwarm.app")
 
 
 def create_app(
-    *, runtime: Runtime | None = None, settings: Settings | None = None, start_worker: bool = True
+    *,
+    runtime: Runtime | None = None,
+    settings: Settings | None = None,
+    start_worker: bool = True,
+    freeze_heap: bool | None = None,
 ) -> Litestar:
-    """Build the app. ``runtime`` defaults to one built from ``settings`` (default: the env)."""
+    """Build the app. ``runtime`` defaults to one built from ``settings`` (default: the env).
+    ``freeze_heap`` (default: when the runtime is built here, as ``leadwarm serve`` does) freezes
+    the objects alive once started out of the garbage collector's reach
+    (:func:`app.ops.heap.freeze_startup_heap`)."""
+    freeze = runtime is None if freeze_heap is None else freeze_heap
     settings = runtime.settings if runtime is not None else (settings or Settings())
     if runtime is None:
         configure_logging(level=settings.log_level, fmt=settings.log_format)
@@ -45,15 +56,21 @@ def create_app(
             )
         if start_worker:
             await rt.start()
+        if freeze:
+            freeze_startup_heap()
         log.info("app.started", tenant=result.tenant_id, store=settings.store, channels=rt.channels.names())
         try:
             yield
         finally:
             await rt.stop()
 
-    return Litestar(
+    app = Litestar(
         plugins=list(rt.features),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="LeadWarm", version="0.1.0", path="/schema"),
         debug=False,
     )
+    # provider webhooks answered before Litestar's router, with the same middleware guarantees
+    # (app.messaging.webhooks.front_door); the admin audit only audits /api/v1/ writes
+    install_front_door(app, inert=(AdminAuditMiddleware,))
+    return app

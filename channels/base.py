@@ -17,7 +17,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from kernel.errors import LeadWarmError
@@ -360,12 +360,16 @@ def _bound_message(message: InboundMessage, max_chars: int) -> InboundMessage:
     if len(text) > max_chars:
         metadata["truncated_from"] = len(text)
         text = text[:max_chars]
-    return replace(
-        message,
+    # every field named (not dataclasses.replace, which reads the fields' list each call: the
+    # busiest line of a webhook's parse)
+    return InboundMessage(
+        channel=message.channel,
         provider_message_id=_clean_field(message.provider_message_id),
         sender=_clean_field(message.sender),
         recipient=_clean_field(message.recipient),
         text=text,
+        kind=message.kind,
+        timestamp=message.timestamp,
         contact_name=_clean_optional(message.contact_name),
         choice_id=_clean_optional(message.choice_id),
         reply_to=_clean_optional(message.reply_to),
@@ -376,13 +380,16 @@ def _bound_message(message: InboundMessage, max_chars: int) -> InboundMessage:
 
 
 def _bound_status(status: DeliveryStatus) -> DeliveryStatus:
-    return replace(
-        status,
+    return DeliveryStatus(
+        channel=status.channel,
         provider_message_id=_clean_field(status.provider_message_id),
+        status=status.status,
         recipient=_clean_field(status.recipient),
         sender=_clean_field(status.sender),
+        timestamp=status.timestamp,
         error_code=_clean_optional(status.error_code),
         error_title=_clean_optional(status.error_title),
+        client_ref=status.client_ref,
     )
 
 

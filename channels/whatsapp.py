@@ -20,7 +20,6 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import httpx
@@ -408,11 +407,7 @@ class WhatsAppChannel(Channel):
             only_name = _dict(contacts[0].get("profile")).get("name")
         base_meta = {"waba_id": waba_id, "display_phone_number": metadata.get("display_phone_number")}
         for raw in _list(value.get("messages"), "value.messages"):
-            message = self._parse_message(raw, recipient, base_meta)
-            name = names.get(message.sender.removeprefix("+"), only_name)
-            if name:
-                message = replace(message, contact_name=_scalar(name))
-            out.messages.append(message)
+            out.messages.append(self._parse_message(raw, recipient, base_meta, names, only_name))
         for raw in _list(value.get("statuses"), "value.statuses"):
             status = self._parse_status(raw, recipient)
             if status is not None:
@@ -425,7 +420,14 @@ class WhatsAppChannel(Channel):
                     _scalar(error.get("title")),
                 )
 
-    def _parse_message(self, raw: Any, recipient: str, base_meta: dict[str, Any]) -> InboundMessage:
+    def _parse_message(
+        self,
+        raw: Any,
+        recipient: str,
+        base_meta: dict[str, Any],
+        names: dict[str, str],
+        only_name: Any,
+    ) -> InboundMessage:
         if not isinstance(raw, dict):
             raise PayloadError("messages[] items must be objects")
         message_id, sender = raw.get("id"), raw.get("from")
@@ -439,10 +441,15 @@ class WhatsAppChannel(Channel):
             if key in raw:
                 meta[key] = raw[key]
         context = _dict(raw.get("context"))
+        sender = _e164(sender)
+        # the contact's name, set at construction (a dataclasses.replace per message cost more
+        # than the rest of its parse)
+        name = names.get(sender.removeprefix("+"), only_name)
         fields: dict[str, Any] = {
             "channel": self.name,
             "provider_message_id": message_id,
-            "sender": _e164(sender),
+            "sender": sender,
+            "contact_name": _scalar(name) if name else None,
             "recipient": recipient,
             "timestamp": _timestamp(raw.get("timestamp"), f"message {message_id}"),
             "reply_to": _scalar(context.get("id")) or None,

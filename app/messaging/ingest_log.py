@@ -41,9 +41,16 @@ DebounceLookup = Callable[[str], Awaitable[dict[str, float]]]
 """``tenant_id -> {channel: burst window in seconds}`` (a channel absent uses the default)."""
 
 
+#: Field names per dataclass (``dataclasses.fields`` walks the class on every call).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _shallow(value: Any) -> dict[str, Any]:
     """A frozen dataclass's fields as a dict (no deep copy: its values are already JSON)."""
-    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    names = _FIELD_NAMES.get(type(value))
+    if names is None:
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    return {name: getattr(value, name) for name in names}
 
 
 def _target(record: LogRecord) -> tuple[str, str]:
@@ -175,8 +182,18 @@ class IngestLog:
         return result
 
     async def _enqueue(self, tx: Transaction) -> None:
+        """Make the tenant's ``ingest`` job due now, in the append's commit. A job already pending
+        and due is left as it is: writing it again would change nothing the worker reads (its
+        due time stays the earliest) and cost a rewrite of the job document and its indexes in
+        every group commit of a burst. A leased job is written (a new generation: it runs again
+        once its holder finishes), as is a missing or dead one."""
         existing = await self.jobs.read(tx, "ingest", INGEST_JOB_KEY)
-        self.jobs.write(tx, existing, kind="ingest", key=INGEST_JOB_KEY, due_at=self.jobs.clock.now())
+        now = self.jobs.clock.now()
+        if existing is not None and existing.get("status") == "pending":
+            due_at = existing.get("due_at")
+            if isinstance(due_at, int | float) and due_at <= now:
+                return
+        self.jobs.write(tx, existing, kind="ingest", key=INGEST_JOB_KEY, due_at=now)
 
     # ----------------------------------------------------------------- consume
     async def handle_job(self, job: Job) -> None:

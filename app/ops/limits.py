@@ -17,6 +17,7 @@ with ``benchmarks/ingest_cpu.py``).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -28,7 +29,14 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.core.settings import Settings
 
-__all__ = ["PUBLIC_PREFIXES", "WEBHOOK_PREFIXES", "Budget", "RateLimitMiddleware", "rate_limits"]
+__all__ = [
+    "PUBLIC_PREFIXES",
+    "WEBHOOK_PREFIXES",
+    "Budget",
+    "RateLimitMiddleware",
+    "check_budgets",
+    "rate_limits",
+]
 
 #: Paths of the public pages sharing the per-minute budget.
 PUBLIC_PREFIXES = ("/chat", "/widget", "/api/unsubscribe", "/auth/")
@@ -82,20 +90,7 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            path = scope["path"]
-            for budget in self.budgets:
-                if path.startswith(budget.prefixes):
-                    client = scope.get("client")
-                    wait = budget.take(client[0] if client else "127.0.0.1")
-                    if wait > 0:
-                        raise TooManyRequestsException(
-                            headers={
-                                "RateLimit-Policy": f"{budget.limit}; w={budget.period_s:g}",
-                                "RateLimit-Limit": str(budget.limit),
-                                "RateLimit-Remaining": "0",
-                                "RateLimit-Reset": str(max(1, math.ceil(wait))),
-                            }
-                        )
+            check_budgets(self.budgets, scope)
         await self.app(scope, receive, send)
 
 
@@ -106,7 +101,26 @@ def rate_limits(settings: Settings) -> list[Callable[[ASGIApp], ASGIApp]]:
         Budget("public", PUBLIC_PREFIXES, settings.rate_limit_public_per_minute, 60.0),
     )
 
-    def middleware(app: ASGIApp) -> ASGIApp:
-        return RateLimitMiddleware(app, budgets=budgets)
+    # a partial rather than a closure: the webhook front door
+    # (:mod:`app.messaging.webhooks.front_door`) finds the same budgets in its keywords
+    return [functools.partial(RateLimitMiddleware, budgets=budgets)]
 
-    return [middleware]
+
+def check_budgets(budgets: tuple[Budget, ...], scope: Scope) -> None:
+    """Apply every budget whose prefix ``scope["path"]`` starts with; raises
+    :class:`litestar.exceptions.TooManyRequestsException` past one (see
+    :class:`RateLimitMiddleware`)."""
+    path = scope["path"]
+    for budget in budgets:
+        if path.startswith(budget.prefixes):
+            client = scope.get("client")
+            wait = budget.take(client[0] if client else "127.0.0.1")
+            if wait > 0:
+                raise TooManyRequestsException(
+                    headers={
+                        "RateLimit-Policy": f"{budget.limit}; w={budget.period_s:g}",
+                        "RateLimit-Limit": str(budget.limit),
+                        "RateLimit-Remaining": "0",
+                        "RateLimit-Reset": str(max(1, math.ceil(wait))),
+                    }
+                )

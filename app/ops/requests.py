@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -33,7 +34,15 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.logs import get_logger
 
-__all__ = ["SECURITY_HEADERS", "RequestIdMiddleware", "internal_error", "new_request_id", "request_id_of"]
+__all__ = [
+    "SECURITY_HEADERS",
+    "RequestIdMiddleware",
+    "internal_error",
+    "new_request_id",
+    "request_id_of",
+    "take_request_id",
+    "with_request_headers",
+]
 
 log = get_logger("leadwarm.requests")
 
@@ -65,6 +74,35 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
+def take_request_id(scope: Scope) -> str:
+    """The caller's ``X-Request-ID`` when it is a short, safe token (8-64 of ``A-Za-z0-9._-``),
+    else a fresh one (:func:`new_request_id`); stored in ``scope["state"]["request_id"]``."""
+    request_id = ""
+    for name, value in scope.get("headers", ()):
+        if name == HEADER:
+            given = value.decode("latin-1")
+            request_id = given if _SAFE_ID.match(given) else ""
+            break
+    request_id = request_id or new_request_id()
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
+def with_request_headers(
+    headers: Iterable[tuple[bytes, bytes]], request_id: str
+) -> list[tuple[bytes, bytes]]:
+    """A response's ASGI ``headers`` plus ``X-Request-ID`` and each of :data:`SECURITY_HEADERS`
+    the response did not set itself (``X-Frame-Options`` left out when its own
+    ``Content-Security-Policy`` names ``frame-ancestors``)."""
+    out = list(headers)
+    present = {name.lower() for name, _ in out}
+    out.append((HEADER, request_id.encode()))
+    own_csp = b"".join(v for k, v in out if k.lower() == b"content-security-policy")
+    skip = present | ({b"x-frame-options"} if b"frame-ancestors" in own_csp else set())
+    out.extend(h for h in SECURITY_HEADERS if h[0] not in skip)
+    return out
+
+
 def request_id_of(scope: Scope) -> str:
     """The id :class:`RequestIdMiddleware` gave this request ("-" outside one)."""
     return str(scope.get("state", {}).get("request_id", "-"))
@@ -80,24 +118,11 @@ class RequestIdMiddleware:
         if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
             await self.app(scope, receive, send)
             return
-        request_id = ""
-        for name, value in scope.get("headers", ()):
-            if name == HEADER:
-                given = value.decode("latin-1")
-                request_id = given if _SAFE_ID.match(given) else ""
-                break
-        request_id = request_id or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = take_request_id(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers.append((HEADER, request_id.encode()))
-                own_csp = b"".join(v for k, v in headers if k.lower() == b"content-security-policy")
-                skip = present | ({b"x-frame-options"} if b"frame-ancestors" in own_csp else set())
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in skip)
-                message["headers"] = headers
+                message["headers"] = with_request_headers(message.get("headers", []), request_id)
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):

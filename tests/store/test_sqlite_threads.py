@@ -106,3 +106,40 @@ async def test_concurrent_transactions_still_serialise(tmp_path: Path) -> None:
     assert await store.get("t1", "c", "n") == {"v": 50}
     assert time.monotonic() - start < 10
     await store.close()
+
+
+async def test_checkpoints_run_on_their_own_thread_and_keep_the_wal_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import app.store.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY_WRITES", 16)
+    monkeypatch.setattr(sqlite_module, "MAX_WAL_FRAMES", 64)
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    threads: set[str] = set()
+    checkpoint = store._checkpoint
+
+    def recorded() -> int:
+        threads.add(threading.current_thread().name)
+        return checkpoint()
+
+    monkeypatch.setattr(store, "_checkpoint", recorded)
+    writer_pragma = store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+    assert writer_pragma == 0  # no checkpoint inside a commit
+    text = "x" * 3000  # about a page per entry
+    for i in range(600):
+        records = [LogRecord("t1", f"m:{i}", float(i), {"text": text})]
+        assert await store.append_log(records) == [True]
+        if i % 50 == 0:
+            await asyncio.sleep(0.03)  # room for a checkpoint (an fsync) between bursts
+    assert store.checkpoints >= 3 and store.wal_restarts >= 1
+    assert threads and all(name.startswith("sqlite-checkpoint") for name in threads)
+    # 600 commits of a page or more: 2.4 MB of WAL frames without checkpoints; restarted after them
+    wal = Path(f"{tmp_path / 'db.sqlite'}-wal")
+    assert wal.stat().st_size < 1_500_000
+    assert await store.log_size("t1") == 600
+    await store.close()
+    with sqlite3.connect(tmp_path / "db.sqlite") as conn:  # everything reached the file
+        assert conn.execute("SELECT COUNT(*) FROM ingest_log").fetchone()[0] == 600

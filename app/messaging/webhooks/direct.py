@@ -26,9 +26,10 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.composition import Runtime
 from app.messaging.webhooks.ingest import ingest_webhook, too_large
+from app.ops.requests import with_request_headers
 from channels.registry import channel_class
 
-__all__ = ["DirectIngest", "direct_ingest"]
+__all__ = ["DirectIngest", "DirectIngestFactory", "direct_ingest", "send_response"]
 
 Prepare = Callable[[Runtime, Scope, dict[str, str]], str]
 """``(runtime, scope, headers) -> url``: the URL the signature covers; may add headers."""
@@ -58,7 +59,7 @@ class DirectIngest:
         self.answer = answer
         self._runtime: tuple[Any, Runtime | None] | None = None
 
-    def _runtime_of(self, scope: Scope) -> Runtime | None:
+    def runtime_of(self, scope: Scope) -> Runtime | None:
         """The runtime the app's ``runtime`` dependency gives (resolved once per app)."""
         app = scope.get("litestar_app")
         if self._runtime is None or self._runtime[0] is not app:
@@ -68,10 +69,19 @@ class DirectIngest:
         return self._runtime[1]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        runtime = self._runtime_of(scope) if scope.get("method") == "POST" else None
+        runtime = self.runtime_of(scope) if scope.get("method") == "POST" else None
         if runtime is None:
             await self.app(scope, receive, send)
             return
+        await self.serve(runtime, scope, receive, send)
+
+    async def serve(
+        self, runtime: Runtime, scope: Scope, receive: Receive, send: Send, *, request_id: str = ""
+    ) -> None:
+        """Answer one POST: read the body (413 past the channel's limit), run the pipeline, send
+        the answer (with ``request_id`` and the security headers when ``request_id`` is given:
+        the front door's case, where no middleware adds them). Raises what reading the body
+        raises (:class:`litestar.exceptions.InternalServerException` on a disconnect)."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length", "")
         refused = None
@@ -83,13 +93,13 @@ class DirectIngest:
             if raw_body is None:
                 refused = too_large(self.channel_name, _limit(self.channel_name) + 1)
         if refused is not None or raw_body is None:
-            await send_response(refused or Response({}, status_code=413), send)
+            await send_response(refused or Response({}, status_code=413), send, request_id=request_id)
             return
         url = self.prepare(runtime, scope, headers)
         response = await ingest_webhook(runtime, self.channel_name, headers, raw_body, url=url)
         if self.answer is not None and response.status_code == 200:
             response = self.answer(response)
-        await send_response(response, send)
+        await send_response(response, send, request_id=request_id)
 
 
 @functools.cache
@@ -116,9 +126,10 @@ async def _read_body(receive: Receive, *, too_large_at: int) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def send_response(response: Response[Any], send: Send) -> None:
+async def send_response(response: Response[Any], send: Send, *, request_id: str = "") -> None:
     """Send ``response`` (bytes, text, or a JSON-encodable value, its status, media type and
-    headers; no cookies or background tasks) on ``send``."""
+    headers; no cookies or background tasks) on ``send``; with ``request_id``, plus
+    ``X-Request-ID`` and the security headers (:func:`app.ops.requests.with_request_headers`)."""
     content = response.content
     if isinstance(content, bytes):
         body = content
@@ -134,18 +145,34 @@ async def send_response(response: Response[Any], send: Send) -> None:
         (b"content-length", str(len(body)).encode("latin-1")),
         *((str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items()),
     ]
+    if request_id:
+        headers = with_request_headers(headers, request_id)
     await send({"type": "http.response.start", "status": response.status_code or 200, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+class DirectIngestFactory:
+    """The middleware factory a webhook POST route declares (see :func:`direct_ingest`); the
+    front door (:mod:`app.messaging.webhooks.front_door`) finds the routes by it and builds the
+    same :class:`DirectIngest` for their paths."""
+
+    def __init__(self, channel_name: str, *, prepare: Prepare, answer: Answer | None) -> None:
+        self.channel_name = channel_name
+        self.prepare = prepare
+        self.answer = answer
+
+    def __call__(self, app: ASGIApp) -> DirectIngest:
+        """The route middleware around ``app`` (the route's own handler)."""
+        return DirectIngest(app, channel_name=self.channel_name, prepare=self.prepare, answer=self.answer)
+
+    def __repr__(self) -> str:
+        return f"DirectIngestFactory(channel_name={self.channel_name!r})"
+
+
 def direct_ingest(
     channel_name: str, *, prepare: Prepare = _request_url, answer: Answer | None = None
-) -> Callable[[ASGIApp], ASGIApp]:
+) -> DirectIngestFactory:
     """The middleware factory for a webhook POST route of ``channel_name`` (``@post(...,
     middleware=[direct_ingest("whatsapp")])``); ``prepare`` gives the URL a signature covers (the
     request's own by default), ``answer`` reshapes a 200 answer."""
-
-    def middleware(app: ASGIApp) -> ASGIApp:
-        return DirectIngest(app, channel_name=channel_name, prepare=prepare, answer=answer)
-
-    return middleware
+    return DirectIngestFactory(channel_name, prepare=prepare, answer=answer)

@@ -9,17 +9,16 @@ the REST API. Status callbacks are answered 200 once stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK
-from litestar.types import ASGIApp, Scope
+from litestar.types import Scope
 
 from app.composition import Runtime
 from app.core.logs import get_logger
-from app.messaging.webhooks.direct import direct_ingest
+from app.messaging.webhooks.direct import DirectIngestFactory, direct_ingest
 from app.messaging.webhooks.ingest import ingest_request
 from app.tenancy.auth import lowercase_headers
 from channels.sms import EVENT_HEADER, INBOUND_PATH, STATUS_PATH
@@ -38,7 +37,7 @@ def public_url(public_base_url: str, request: Request[Any, Any, Any]) -> str:
     return f"{url}?{request.url.query}" if request.url.query else url
 
 
-def _direct(event: str) -> Callable[[ASGIApp], ASGIApp]:
+def _direct(event: str) -> DirectIngestFactory:
     """The hot path of a Twilio route (:mod:`app.messaging.webhooks.direct`): the event header set
     by the route, the signature checked over PUBLIC_BASE_URL + path + query, as below."""
 

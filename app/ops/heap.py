@@ -1,0 +1,30 @@
+"""The garbage collector of a serving process (issue 15: the webhook p99).
+
+CPython's cyclic collector traverses every tracked object of the generations it collects. A
+served LeadWarm process holds a few hundred thousand long-lived objects made at startup (the
+Litestar app and its routes, pydantic and msgspec models, the playbooks, the language model), and a
+full (generation 2) collection walked them all: measured with ``benchmarks/ingest_cpu.py``, pauses
+of 100-200 ms that stop the event loop, so every webhook in flight waited (the open-loop p99 of
+20-40 ms at 500 requests/s), and collections of the younger generations promoted ever more
+objects into it.
+
+:func:`freeze_startup_heap` runs once the app has started: one full collection, then
+:func:`gc.freeze` moves every survivor to the permanent generation, which later collections
+never traverse (https://docs.python.org/3/library/gc.html#gc.freeze). Objects frozen are still
+freed when their reference count falls to zero; only a reference cycle among them is kept, which
+is why tests (that build many apps in one process) do not freeze.
+"""
+
+from __future__ import annotations
+
+import gc
+
+__all__ = ["freeze_startup_heap"]
+
+
+def freeze_startup_heap() -> int:
+    """Collect, then freeze every object alive into the permanent generation; returns how many
+    objects are frozen (:func:`gc.get_freeze_count`)."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
