@@ -291,12 +291,15 @@ class ChoiceMatch:
     the close ids when the words fit two or three options about equally (``value`` is then
     ``None``). ``other``: the lead described something none of the options covers, or said
     "none of these" (``value`` is then the id of an "other" option if the question has one).
+    ``declined``: with ``other``, the lead said so outright ("none of these", "autre chose"), rather
+    than writing words that merely match no option.
     """
 
     value: str | None = None
     evidence: str = ""
     candidates: tuple[str, ...] = field(default_factory=tuple)
     other: bool = False
+    declined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -636,7 +639,7 @@ def match_choice(
             return ChoiceMatch(value=ids[position - 1], evidence=text.strip())
     message = _tokens(text)
     if not strict and _NONE_FIRST.match(fold(text).strip()):
-        return _other(text, labels)
+        return _other(text, labels, declined=True)
     unsure = _UNSURE_CHOICE.search(fold(text))
     if unsure:
         if strict:
@@ -704,7 +707,7 @@ def match_choice(
         if len(close) > 1:
             return ChoiceMatch(candidates=tuple(close[:3]), evidence=text.strip())
     if _NONE.search(fold(text)):
-        return _other(text, labels)
+        return _other(text, labels, declined=True)
     whole = max(
         ((cid, fuzz.ratio(joined, label)) for cid, options in labels.items() for label in options),
         key=lambda item: item[1],
@@ -716,14 +719,14 @@ def match_choice(
     return ChoiceMatch()
 
 
-def _other(text: str, labels: Mapping[str, list[str]]) -> ChoiceMatch:
+def _other(text: str, labels: Mapping[str, list[str]], *, declined: bool = False) -> ChoiceMatch:
     for cid, options in labels.items():
         if any(
             label in ("other", "autre", "others", "autres", "something else", "autre chose")
             for label in options
         ):
-            return ChoiceMatch(value=cid, evidence=text.strip(), other=True)
-    return ChoiceMatch(evidence=text.strip(), other=True)
+            return ChoiceMatch(value=cid, evidence=text.strip(), other=True, declined=declined)
+    return ChoiceMatch(evidence=text.strip(), other=True, declined=declined)
 
 
 def _evidence(text: str, message: list[_Token], hits: list[int]) -> str:

@@ -124,6 +124,12 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "Thanks, I've noted that for your adviser.",
         "fr": "Merci, je le note pour votre conseiller.",
     },
+    "choose_again": {
+        "en": "Sorry, I couldn't match that to one of the options – is it {options}? If it's something "
+        "else, just tell me in a few words.",
+        "fr": "Pardon, je n'ai pas retrouvé votre réponse parmi les choix – est-ce plutôt {options} ? Si "
+        "c'est autre chose, dites-le-moi en quelques mots.",
+    },
     "clarify": {
         "en": "Just to be sure – do you mean {options}?",
         "fr": "Pour être sûr : vous voulez dire {options} ?",
@@ -812,7 +818,11 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     elif ask.slot in interpretation.clarify and not answer and not wants_human:
         await _clarify(turn, ask, interpretation.clarify[ask.slot])
     elif ask.slot in interpretation.other and not answer and not wants_human:
-        await _keep_other(turn, ask, interpretation.other[ask.slot])
+        declined = ask.slot in interpretation.declined
+        if declined or state.attempts >= 1 or ask.retries == 0:
+            await _keep_other(turn, ask, interpretation.other[ask.slot], after_retry=not declined)
+        else:
+            _choose_again(turn, ask)
     elif answer:
         turn.send(answer, purpose="answer")
         turn.flush_answer()
@@ -848,9 +858,21 @@ async def _clarify(turn: _Turn, ask: AskStep, candidates: list[str]) -> None:
     turn.send(turn.say("clarify", options=listed), purpose="clarify", step=ask, choices=options)
 
 
-async def _keep_other(turn: _Turn, ask: AskStep, words: str) -> None:
+def _choose_again(turn: _Turn, ask: AskStep) -> None:
+    """Words that match none of the options, the first time: say the options again (as buttons)
+    and invite the lead's own words, using one attempt; the lead's answer is not lost to a note."""
+    turn.state.attempts += 1
+    options = turn.choices(ask)
+    titles = [o.title for o in options]
+    listed = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + f" {turn.say('or')} {titles[-1]}"
+    turn.flush_answer()
+    turn.send(turn.say("choose_again", options=listed), purpose="reask", step=ask, choices=options)
+
+
+async def _keep_other(turn: _Turn, ask: AskStep, words: str, *, after_retry: bool = False) -> None:
     """None of the options fits: keep the lead's own words in ``<slot>_other`` and move on (the
-    slot itself stays empty, so no option's score applies)."""
+    slot itself stays empty, so no option's score applies). ``after_retry``: the options were
+    said again and the lead still chose none; the step's ``on_fail`` applies when it has one."""
     state = turn.state
     key = f"{ask.slot}_other"
     state.slots[key] = words
@@ -858,7 +880,7 @@ async def _keep_other(turn: _Turn, ask: AskStep, words: str) -> None:
     turn.pending_ack = " ".join(p for p in [turn.pending_ack, turn.say("noted_other")] if p)
     turn.flush_answer()
     state.attempts = 0
-    await _run(turn, turn.next_of(ask))
+    await _run(turn, (ask.on_fail if after_retry else None) or turn.next_of(ask))
 
 
 def _default_invalid(turn: _Turn) -> str:

@@ -730,6 +730,7 @@ def read_message(
     if ask is not None and other_words is not None and not reading.slots and _has_content(reading.text):
         # none of the options, and the words are not the answer to another question either
         result.other[ask.slot] = other_words
+    result.declined = [slot for slot in result.declined if slot in result.other]
     if intent == "small_talk" and result.slots:
         result.intent = "answer"
     return result
@@ -772,6 +773,8 @@ def _read_asked(
             result.clarify[ask.slot] = list(found.candidates)
         elif found.other and result.intent not in ("wants_human", "small_talk"):
             result.other[ask.slot] = part.strip()
+            if found.declined:
+                result.declined.append(ask.slot)
         return
     if kind == "number":
         masked = _mask_contacts(part, options)

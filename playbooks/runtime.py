@@ -402,6 +402,10 @@ class Interpretation(_Model):
     other: dict[str, str] = Field(default_factory=dict)
     """Choice slots the lead answered with none of the options ("other", a kitchen when the
     options are insulation or heating): slot -> the lead's own words, kept for the team."""
+    declined: list[str] = Field(default_factory=list)
+    """Choice slots of ``other`` where the lead said outright that none of the options fits ("none
+    of these", "autre chose"): their words are kept at once. Other words in ``other`` that match no
+    option make the engine say the options again once before keeping them."""
     clarify: dict[str, list[str]] = Field(default_factory=dict)
     """Choice slots where two options fit the words about equally: slot -> the close choice ids
     (best first); the engine asks which one was meant instead of guessing."""

@@ -273,3 +273,85 @@ async def test_messy_questions_are_answered_from_the_knowledge_base(
     await c.say(question)
     answers = [m.text for m in sent(c) if m.purpose == "answer"]
     assert answers == [RESPONSES[entry]]
+
+
+# --------------------------------------------------------------------------- a choice answered in other words
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "miss", "options", "answer", "slot", "value", "next_step"),
+    [
+        (FR, ["oui"], "euh c une longère", "Maison ou Appartement ?", "maison", "type_logement", "maison",
+         "travaux"),
+        (FR, ["oui", "maison"], "je veux changer mes fenetres", "Pompe à chaleur ou Rénovation globale ?",
+         "bon alors les combles", "travaux", "isolation_combles", "surface"),
+        (EN, ["yes", "150"], "its a thatched one lol", "Flat roof, Metal or Not sure?", "tiles", "roof_type",
+         "pitched_tiles", "timeline"),
+    ],
+)  # fmt: skip
+async def test_words_matching_no_option_ask_again_with_the_options_and_lose_nothing(
+    lead: Callable[[str], Conversation],
+    playbook: str,
+    before: list[str],
+    miss: str,
+    options: str,
+    answer: str,
+    slot: str,
+    value: str,
+    next_step: str,
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    asked = said(c)[-1]
+    await c.say(miss)
+    # not taken as a note and moved on: the options said again, in other words than the question
+    assert filled(c) == {}
+    assert said(c) == [("reask", asked[1])]
+    assert options in sent(c)[0].text and sent(c)[0].choices
+    await c.say(answer)
+    assert filled(c) == {slot: value}
+    assert said(c)[-1] == ("step", next_step)
+    assert f"{slot}_other" not in c.state.slots
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "first", "second", "slot", "next_step"),
+    [
+        (FR, ["oui", "maison"], "je veux changer mes fenetres", "les fenetres et la porte", "travaux", "surface"),
+        (EN, ["yes", "150"], "its a thatched one lol", "thatch, straw", "roof_type", "timeline"),
+    ],
+)  # fmt: skip
+async def test_a_second_miss_is_kept_in_the_leads_words_and_the_conversation_goes_on(
+    lead: Callable[[str], Conversation], playbook: str, before: list[str], first: str, second: str, slot: str,
+    next_step: str,
+) -> None:  # fmt: skip
+    c = lead(playbook)
+    await _at(c, before)
+    await c.say(first)
+    await c.say(second)
+    assert filled(c) == {f"{slot}_other": second}
+    assert said(c) == [("ack", None), ("step", next_step)]
+    assert slot not in c.state.slots
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slot", "next_step"),
+    [
+        (FR, ["oui", "maison"], "autre chose, des fenêtres", "travaux", "surface"),
+        (FR, ["oui", "maison"], "aucun des choix, c'est pour la cuisine", "travaux", "surface"),
+        (EN, ["yes", "150"], "none of these, it's thatch", "roof_type", "timeline"),
+    ],
+)
+async def test_none_of_the_options_said_outright_is_kept_at_once(
+    lead: Callable[[str], Conversation],
+    playbook: str,
+    before: list[str],
+    message: str,
+    slot: str,
+    next_step: str,
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    await c.say(message)
+    assert filled(c) == {f"{slot}_other": message}
+    assert said(c) == [("ack", None), ("step", next_step)]
