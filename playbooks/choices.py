@@ -647,6 +647,13 @@ def match_choice(
         for cid, options in labels.items():
             if any(_UNSURE_CHOICE.search(label) for label in options):
                 return ChoiceMatch(value=cid, evidence=text.strip())
+        # no "not sure" option: the words of doubt choose nothing ("je ne sais pas" is not "pas
+        # pressé"); what else the message says may still name an option
+        rest = _UNSURE_CHOICE.sub(" ", fold(text))
+        if not any(len(t.text) >= 3 and not t.text.isdigit() for t in _tokens(rest)):
+            return ChoiceMatch(evidence=text.strip(), other=True)
+        text, message = rest, _tokens(rest)
+        joined = " ".join(re.findall(r"[a-z0-9]+", rest))
     # whole labels found in the message (by stem, prefix or typo), longest first
     full: dict[str, tuple[int, list[int]]] = {}
     partial: dict[str, float] = {}
