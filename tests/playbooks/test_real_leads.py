@@ -272,6 +272,11 @@ async def test_messy_messages_lose_no_answer(
         (FR, ["oui", "maison"], "cest quoi les aides ?", "fr-aides"),
         (EN, ["yes"], "about 100 a month, how much r panels?", "en-price"),
         (EN, ["yes", "150"], "do u do batteries?", "en-battery"),
+        (EN, ["yes"], "how many panels do I need", "en-sizing"),
+        (EN, ["yes", "150"], "how many panels would i need?", "en-sizing"),
+        (EN, ["yes", "150"], "what size system do we need", "en-sizing"),
+        (FR, ["oui", "maison"], "il me faut combien de panneaux ?", "fr-dimensionnement"),
+        (FR, ["oui", "maison", "pac"], "quelle puissance de pac pour ma msn ?", "fr-dimensionnement"),
     ],
 )
 async def test_messy_questions_are_answered_from_the_knowledge_base(
@@ -364,3 +369,24 @@ async def test_none_of_the_options_said_outright_is_kept_at_once(
     await c.say(message)
     assert filled(c) == {f"{slot}_other": message}
     assert said(c) == [("ack", None), ("step", next_step)]
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "question", "pending"),
+    [
+        (EN, ["yes"], "how many panels do I need", "bill"),
+        (EN, ["yes", "150"], "how many panels do I need?", "roof"),
+        (FR, ["oui", "maison"], "combien de panneaux il me faut ?", "travaux"),
+    ],
+)
+async def test_a_sizing_question_is_answered_honestly_and_the_pending_question_asked_again(
+    lead: Callable[[str], Conversation], playbook: str, before: list[str], question: str, pending: str
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    await c.say(question)
+    assert said(c) == [("answer", None), ("reask", pending)]
+    answer = sent(c)[0].text
+    # a rough guide, and the adviser sizes it: no price answer ("combien" is not always money)
+    assert ("adviser works out the exact number" in answer) or ("Votre conseiller calcule" in answer)
+    assert filled(c) == {}
