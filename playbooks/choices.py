@@ -238,6 +238,9 @@ _GENERIC = {
 }  # fmt: skip
 """Words too vague to pick an option alone when the message also names something else."""
 
+_NEGATIONS = frozenset({"no", "not", "non", "pas", "ne", "nope", "nan", "never", "jamais"})
+"""Words that only negate: a partial match made of them alone chooses nothing."""
+
 _NONE = re.compile(
     r"(?<!\w)(?:none of (?:these|them|the above|those)|none|neither|something else|another thing|other|"
     r"aucun(?:e)?(?: des (?:deux|trois|options|choix))?|ni l'un ni l'autre|autre chose|autre|rien de tout ca)"
@@ -669,7 +672,8 @@ def match_choice(
             if len(hits) == len(label_tokens):
                 if len(label_tokens) > full.get(cid, (0, []))[0]:
                     full[cid] = (len(label_tokens), hits)
-            elif hits and not strict:
+            elif hits and not strict and any(message[i].text not in _NEGATIONS for i in hits):
+                # "no" alone is not "no idea", "pas" alone not "pas pressé"
                 partial[cid] = max(partial.get(cid, 0.0), len(hits) / len(label_tokens))
     if full:
         # an option whose words all sit inside a longer match of another option does not count

@@ -116,6 +116,10 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     },
     "noted_when": {"en": "Noted: {when}.", "fr": "C'est noté : {when}."},
     "noted_also": {"en": "Thanks, I've also noted {items}.", "fr": "Merci, j'ai aussi noté {items}."},
+    "noted_corrected": {
+        "en": "Thanks, I've corrected that: {items}.",
+        "fr": "Merci, c'est corrigé : {items}.",
+    },
     "noted_phone": {
         "en": "I've noted the number {number} – just tell me if it isn't right.",
         "fr": "J'ai noté le numéro {number} – dites-le-moi s'il n'est pas correct.",
@@ -223,6 +227,7 @@ class _Turn:
     pending_answer: str | None = None
     pending_ack: str | None = None
     pending_human: bool = False
+    corrected: set[str] = field(default_factory=set)
     interpretation: Interpretation | None = None
     engagement: dict[str, Any] = field(default_factory=dict)
 
@@ -492,6 +497,7 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
         titles = [] if isinstance(choice.title, str) else list(choice.title.values())
         synonyms[choice.id] = list(dict.fromkeys([*titles, *choice.synonyms]))
     others: list[AskContext] = []
+    answered: list[AskContext] = []
     if with_others:
         seen = {step.slot}
         for listed in turn.playbook.steps:
@@ -499,6 +505,7 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
             if isinstance(other, AskStep) and other.slot not in seen and not turn.filled(other.slot):
                 seen.add(other.slot)
                 others.append(_ask_context(turn, other, with_others=False))
+        answered = [_ask_context(turn, s, with_others=False) for s in _answered(turn, step)]
     return AskContext(
         step_id=step.id,
         slot=step.slot,
@@ -507,7 +514,35 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
         choices=turn.choices(step),
         choice_synonyms=synonyms,
         others=others,
+        answered=answered,
     )
+
+
+_CORRECTABLE = ("number", "choice", "email", "phone", "text")
+
+
+def _answered(turn: _Turn, step: AskStep) -> list[AskStep]:
+    """The ask steps already answered that a correction may name, nearest ``step`` first (those
+    before it, then those after it answered in passing), at most four; never a yes/no question
+    (its answer chose the path) nor a listen-only one."""
+    steps = turn.playbook.steps
+    index = next((i for i, s in enumerate(steps) if s.id == step.id), len(steps))
+    order = [*reversed(steps[:index]), *steps[index + 1 :]]
+    found: list[AskStep] = []
+    seen = {step.slot}
+    for listed in order:
+        if (
+            isinstance(listed, AskStep)
+            and not listed.listen_only
+            and listed.kind in _CORRECTABLE
+            and listed.slot not in seen
+            and turn.filled(listed.slot)
+        ):
+            seen.add(listed.slot)
+            found.append(listed)
+            if len(found) == 4:
+                break
+    return found
 
 
 class _Unread:
@@ -621,6 +656,8 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
         filled.add(slot)
         if state.slots.get(slot) == value:
             continue
+        if turn.filled(slot):
+            turn.corrected.add(slot)  # the lead corrected an earlier answer
         state.slots[slot] = value
         source = "answer" if ask is not None and slot == ask.slot else "mention"
         turn.actions.append(
@@ -652,6 +689,7 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
             if doubtful is not None:
                 parts.append(turn.say("noted_phone", number=doubtful))
     items: list[str] = []
+    corrections: list[str] = []
     contacts: list[str] = []  # named, not repeated: the lead just typed them
     listening = {s.slot for s in turn.playbook.steps if isinstance(s, AskStep) and s.listen_only}
     quiet = ask is None or ask.slot in filled or any(s not in listening for s in filled)
@@ -663,24 +701,32 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
         kind = kinds.get(slot)
         if slot not in state.slots:
             continue
+        said = corrections if slot in turn.corrected else items
         if kind in ("email", "phone"):
-            contacts.append(turn.say("your_email" if kind == "email" else "your_phone"))
+            said = corrections if slot in turn.corrected else contacts
+            said.append(turn.say("your_email" if kind == "email" else "your_phone"))
         elif kind == "datetime":
-            items.append(when(state.slots[slot]))
+            said.append(when(state.slots[slot]))
         elif kind == "choice":
             titles = {c.id: turn.text(c.title) for step in turn.playbook.asks_for(slot) for c in step.choices}
-            items.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
+            said.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
         else:
-            items.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
+            said.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
     if not items and contacts and ask is not None and ask.slot not in filled:
         # Only contact details came while another question waits: say so rather than "I didn't
         # understand", then ask the question again.
         items = contacts
+    if corrections:
+        parts.append(turn.say("noted_corrected", items=_listed(turn, corrections)))
     if items:
-        listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {turn.say('and')} {items[-1]}"
-        parts.append(turn.say("noted_also", items=listed))
+        parts.append(turn.say("noted_also", items=_listed(turn, items)))
     if parts:
         turn.pending_ack = " ".join(parts)
+
+
+def _listed(turn: _Turn, items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c`` in the lead's language."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {turn.say('and')} {items[-1]}"
 
 
 def _doubtful_phone(value: Any) -> str | None:

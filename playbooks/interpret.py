@@ -464,7 +464,10 @@ def expand_shorthand(text: str, *, language: str | None = None) -> str:
         if not core or any(c in core for c in "@.'-’"):
             continue
         word = core.lower()
-        if word == "2":
+        previous = parts[i - 2] if i >= 2 else ""
+        if word == "pm" and not previous[-1:].isdigit() and table is not _SHORTHAND_FR:
+            expansion: str | None = "afternoon"  # "tmrw pm"; "3 pm" is a time
+        elif word == "2":
             following = parts[i + 2].strip(_EDGE_PUNCTUATION).lower() if i + 2 < len(parts) else ""
             expansion = "to" if following in _CALL_WORDS and table is not _SHORTHAND_FR else None
         else:
@@ -751,8 +754,18 @@ def read_message(
         "default_region": default_region,
         "regions": regions,
     }
-    if ask is not None:
+    correcting = (
+        ask is not None and bool(ask.answered) and choice_id is None and _CORRECTION.search(fold(answer_part))
+    )
+    # "non en fait c'est 200 €": the "non" belongs to the correction, not to a yes/no question
+    corrected = bool(
+        correcting and ask is not None and ask.kind == "yes_no" and _read_correction(reading, ask, options)
+    )
+    if ask is not None and not corrected:
         _read_asked(reading, result, ask, text, choice_id, options)
+        if correcting and ask.slot not in reading.slots and _read_correction(reading, ask, options):
+            result.other.pop(ask.slot, None)
+            result.clarify.pop(ask.slot, None)
     other_words = (
         result.other.pop(ask.slot, None) if ask is not None and ask.slot not in reading.slots else None
     )
@@ -849,6 +862,44 @@ def _read_asked(
     body = _GREETING.sub("", part.strip()).strip(" ,.;") if fold(part).strip() else ""
     if body and not looks_like_email(body):
         reading.take(ask.slot, SlotValue(body, body))
+
+
+_CORRECTION = re.compile(
+    r"(?<![\w'])(?:actually|no wait|wait|sorry|oops|my bad|i meant|i mean|correction|not \d+|more like|"
+    r"rather|en fait|enfait|au fait|pardon|oups|je voulais dire|je veux dire|plutot|correction|"
+    r"je me suis trompee?|erreur|finalement|non c'est|non c est|non,? (?=\d))(?![\w'])"
+)
+"""Words that say the message corrects an earlier answer ("non en fait c'est 200 €", "actually it's
+more like 200"). Matched on the folded answer part (at most :data:`MAX_CHARS` characters)."""
+
+
+def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]) -> bool:
+    """Read ``reading`` against the questions already answered (``ask.answered``, nearest first)
+    and take the first value one of them gives: a number (not when the pending question asks a
+    number too: the number answers it), a whole option label, an e-mail address, a phone number
+    or a postcode. Returns whether a value was taken."""
+    part = reading.text
+    if not part.strip():
+        return False
+    for context in ask.answered:
+        parsed: SlotValue | None = None
+        if context.kind == "number" and ask.kind != "number":
+            masked = _mask_contacts(part, options)
+            parsed = _read_number(masked, context.question, language=options["language"], asked=True)
+        elif context.kind == "choice":
+            found = match_choice(
+                _mask_contacts(part, options), _labels(context), question=context.question, strict=True
+            )
+            if found.value is not None and not found.other:
+                parsed = SlotValue(found.value, found.evidence)
+        elif context.kind in ("email", "phone") and ask.kind != context.kind:
+            parsed = parse_slot(context.kind, part, **options)
+        elif context.kind == "text" and _POSTCODE_SLOT.search(context.slot):
+            parsed = _postcode(_mask_contacts(part, options))
+        if parsed is not None:
+            reading.take(context.slot, parsed)
+            return True
+    return False
 
 
 def _has_content(text: str) -> bool:

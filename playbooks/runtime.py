@@ -358,6 +358,9 @@ class AskContext(_Model):
     ``others``: the playbook's other ask steps whose slot is still empty, in playbook order, each
     with its question, choices and synonyms (their own ``others`` empty), so that one message can
     answer several questions; a value read for one of them is skipped later (``skip_if_filled``).
+    ``answered``: the ask steps already answered (number, choice, e-mail, phone and postcode
+    questions), nearest the pending one first, at most four, so that a message correcting one
+    ("non en fait c'est 200 €", "actually it's more like 200") replaces its value.
     """
 
     step_id: str
@@ -367,6 +370,7 @@ class AskContext(_Model):
     choices: list[ChoiceOption] = Field(default_factory=list)
     choice_synonyms: dict[str, list[str]] = Field(default_factory=dict)
     others: list[AskContext] = Field(default_factory=list)
+    answered: list[AskContext] = Field(default_factory=list)
 
 
 class Interpretation(_Model):

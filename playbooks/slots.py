@@ -549,7 +549,11 @@ _RELATIVE_DAYS = [
     ("cet apres midi", 0),
 ]  # fmt: skip
 _PERIODS = [
-    ("apres-midi", 14), ("apres midi", 14), ("afternoon", 14), ("matinee", 9), ("matin", 9), ("morning", 9),
+    ("fin d'apres-midi", 17), ("fin d apres-midi", 17), ("fin d'apres midi", 17), ("fin d apres midi", 17),
+    ("fin d'aprem", 17), ("fin d aprem", 17), ("late afternoon", 17), ("fin de matinee", 11),
+    ("late morning", 11), ("debut d'apres-midi", 13), ("debut d apres-midi", 13), ("early afternoon", 13),
+    ("apres-midi", 14), ("apres midi", 14), ("aprem", 14), ("aprems", 14), ("afternoon", 14), ("arvo", 14),
+    ("matinee", 9), ("matin", 9), ("morning", 9),
     ("soiree", 18), ("soir", 18), ("evening", 18), ("tonight", 18), ("midi", 12), ("noon", 12),
     ("lunchtime", 12), ("minuit", 0), ("midnight", 0),
 ]  # fmt: skip
