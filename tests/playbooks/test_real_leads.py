@@ -390,3 +390,124 @@ async def test_a_sizing_question_is_answered_honestly_and_the_pending_question_a
     # a rough guide, and the adviser sizes it: no price answer ("combien" is not always money)
     assert ("adviser works out the exact number" in answer) or ("Votre conseiller calcule" in answer)
     assert filled(c) == {}
+
+
+# --------------------------------------------------------------------------- corrections of an earlier answer
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slot", "value", "pending"),
+    [
+        (EN, ["yes", "150"], "no wait, its more like 200 a month", "monthly_bill", 200.0, "roof"),
+        (EN, ["yes", "150", "slate"], "actually its 200 not 150", "monthly_bill", 200.0, "timeline"),
+        (EN, ["yes", "150", "slate"], "sorry i meant a flat roof", "roof_type", "flat", "timeline"),
+        (EN, ["yes", "150", "slate", "asap", "SW1A 1AA", "zoe@example.com"], "sorry i meant zoe@example.org",
+         "email", "zoe@example.org", "callback"),
+        (FR, ["oui", "maison", "pac"], "non en fait c'est un appart", "type_logement", "appartement", "surface"),
+        (FR, ["oui", "maison", "pac", "100", "rapidement"], "non en fait c'est 120m2", "surface", 120.0, "aides"),
+        (FR, ["oui", "maison", "pac", "100", "rapidement", "oui", "75011"], "non pardon c'est 75012",
+         "code_postal", "75012", "email"),
+    ],
+)  # fmt: skip
+async def test_a_correction_replaces_the_earlier_answer_and_the_pending_question_is_asked_again(
+    lead: Callable[[str], Conversation],
+    playbook: str,
+    before: list[str],
+    message: str,
+    slot: str,
+    value: Any,
+    pending: str,
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    earlier = c.state.slots[slot]
+    await c.say(message)
+    assert filled(c) == {slot: value} and earlier != value
+    assert said(c) == [("ack", None), ("reask", pending)]
+    assert ("corrected" in sent(c)[0].text) or ("corrigé" in sent(c)[0].text)
+    assert not any(s.endswith("_other") for s in c.state.slots)
+
+
+async def test_non_en_fait_with_a_number_while_a_yes_no_question_waits_is_no_answer_to_it(
+    lead: Callable[[str], Conversation],
+) -> None:
+    # the "non" belongs to the correction: the question about the subsidies is still open
+    c = lead(FR)
+    await _at(c, ["oui", "maison", "pac", "100", "rapidement"])
+    assert said(c)[-1] == ("step", "aides")
+    await c.say("non en fait c'est 120m2")
+    assert "aides" not in c.state.slots
+    await c.say("oui")
+    assert c.state.slots["aides"] is True and c.state.slots["surface"] == 120.0
+
+
+async def test_a_new_number_without_a_correction_word_does_not_change_an_earlier_answer(
+    lead: Callable[[str], Conversation],
+) -> None:
+    c = lead(EN)
+    await _at(c, ["yes", "150", "slate"])
+    await c.say("200")
+    assert c.state.slots["monthly_bill"] == 150.0
+
+
+# --------------------------------------------------------------------------- a time of day in words
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "when"),
+    [
+        (FR, ["oui", "maison", "pac", "100", "rapidement", "oui", "75011", "jean@exemple.fr", "06 12 34 56 78"],
+         "mardi prochain dans l'aprem", "2026-11-24T14:00:00+01:00"),
+        (FR, ["oui", "maison", "pac", "100", "rapidement", "oui", "75011", "jean@exemple.fr", "06 12 34 56 78"],
+         "demain en fin d'aprem", "2026-11-24T17:00:00+01:00"),
+        (FR, ["oui", "maison", "pac", "100", "rapidement", "oui", "75011", "jean@exemple.fr", "06 12 34 56 78"],
+         "jeudi en fin de matinée", "2026-11-26T11:00:00+01:00"),
+        (EN, ["yes", "150", "slate", "asap", "SW1A 1AA", "zoe@example.com"], "tmrw pm pls",
+         "2026-11-24T14:00:00+01:00"),
+        (EN, ["yes", "150", "slate", "asap", "SW1A 1AA", "zoe@example.com"], "next tuesday afternoon",
+         "2026-11-24T14:00:00+01:00"),
+        (FR, ["oui", "maison", "pac", "100", "rapidement", "oui", "75011", "jean@exemple.fr", "06 12 34 56 78"],
+         "mardi prochain vers 10h", "2026-11-24T10:00:00+01:00"),
+    ],
+)  # fmt: skip
+async def test_a_call_back_time_in_words_is_read_at_its_time_of_day(
+    lead: Callable[[str], Conversation], playbook: str, before: list[str], message: str, when: str
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    await c.say(message)
+    slot = "creneau_rappel" if playbook == FR else "callback_time"
+    assert filled(c) == {slot: when}
+
+
+# --------------------------------------------------------------------------- "talk to a person", whatever is asked
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message"),
+    [
+        (EN, [], "can i speak to a real person"),  # yes/no
+        (EN, ["yes"], "id rather talk to someone"),  # number
+        (EN, ["yes", "150"], "can a human call me"),  # choice
+        (EN, ["yes", "150", "slate", "asap"], "put me through to an adviser pls"),  # text
+        (EN, ["yes", "150", "slate", "asap", "SW1A 1AA"], "talk to a person"),  # e-mail
+        (EN, ["yes", "150", "slate", "asap", "SW1A 1AA", "zoe@example.com"], "can i talk to someone instead"),  # book
+        (EN, ["yes", "150", "slate", "researching", "SW1A 1AA", "zoe@example.com", "tomorrow 10am"],
+         "can I speak to someone now?"),  # wait for a reply
+        (FR, [], "je peux avoir un conseiller au tel ?"),
+        (FR, ["oui", "maison", "pac"], "je veux parler a un humain"),
+        (FR, ["oui", "maison", "pac", "100", "rapidement", "oui"], "passez moi un conseiller"),
+        (FR, ["oui", "maison", "pac", "100", "rapidement", "oui", "75011", "jean@exemple.fr"],
+         "je prefere parler a un conseiller"),
+        (FR, ["oui", "maison", "pac", "100", "rapidement", "oui", "75011", "jean@exemple.fr", "06 12 34 56 78"],
+         "jpeux parler a qqn plutot ?"),
+    ],
+)  # fmt: skip
+async def test_asking_for_a_person_hands_off_at_every_kind_of_step(
+    lead: Callable[[str], Conversation], playbook: str, before: list[str], message: str
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    await c.say(message)
+    assert any(isinstance(a, HandoffRequested) for a in c.last.actions)
+    assert c.state.status == "handoff" and filled(c) == {}
