@@ -402,7 +402,7 @@ _SHORTHAND_FR = {
     "jvoudrais": "je voudrais", "jaimerais": "j'aimerais", "jai": "j'ai", "g": "j'ai",
     "jpense": "je pense", "jcrois": "je crois", "jpeux": "je peux", "jsais": "je sais", "jsai": "je sais",
     "chais": "je sais", "jsp": "je ne sais pas", "jsé": "je sais",
-    "wi": "oui", "ouai": "ouais", "wai": "ouais", "ouep": "ouais", "oué": "ouais", "nn": "non",
+    "wi": "oui", "ui": "oui", "ouai": "ouais", "wai": "ouais", "ouep": "ouais", "oué": "ouais", "nn": "non",
     "pr": "pour", "tt": "tout", "bcp": "beaucoup", "c": "c'est", "cest": "c'est", "kesako": "c'est quoi",
     "dac": "d'accord", "dacc": "d'accord", "stp": "s'il te plaît", "svp": "s'il vous plaît",
     "msn": "maison", "mson": "maison", "appt": "appartement", "apart": "appartement",
@@ -671,10 +671,15 @@ def _number_by_topic(text: str, question: str, *, language: str) -> SlotValue | 
 
 
 def _postcode(text: str) -> SlotValue | None:
-    for pattern in _POSTCODES:
+    """A French or British postcode in ``text``, written the post's way: "75 011" -> "75011",
+    "sw1a1aa" -> "SW1A 1AA" (a British postcode's last three characters are its inward code)."""
+    for index, pattern in enumerate(_POSTCODES):
         match = pattern.search(text)
         if match:
-            return SlotValue(match.group().upper().strip(), match.group())
+            code = re.sub(r"\s+", "", match.group().upper())
+            if index == 1:
+                code = f"{code[:-3]} {code[-3:]}"
+            return SlotValue(code, match.group())
     return None
 
 
