@@ -239,7 +239,13 @@ _GENERIC = {
 """Words too vague to pick an option alone when the message also names something else."""
 
 _NEGATIONS = frozenset({"no", "not", "non", "pas", "ne", "nope", "nan", "never", "jamais"})
-"""Words that only negate: a partial match made of them alone chooses nothing."""
+"""Words that negate: a label they do not negate in the message ("not this year", "pas la pompe")
+is not chosen, and a label holding one ("pas pressé") is not chosen without it ("je suis pressé")."""
+_WEAK_ALONE = _NEGATIONS | {
+    "next", "prochain", "prochaine", "few", "quelques", "plus", "more", "less", "moins",
+}  # fmt: skip
+"""Words that only qualify: a partial match made of them alone chooses nothing ("next tuesday" is
+not "next year", "no" is not "no idea")."""
 
 _NONE = re.compile(
     r"(?<!\w)(?:none of (?:these|them|the above|those)|none|neither|something else|another thing|other|"
@@ -669,11 +675,12 @@ def match_choice(
             if not label_tokens:
                 continue
             hits = _label_hits(label_tokens, message, exact=strict)
+            if _negated(label_tokens, message, hits):
+                continue
             if len(hits) == len(label_tokens):
                 if len(label_tokens) > full.get(cid, (0, []))[0]:
                     full[cid] = (len(label_tokens), hits)
-            elif hits and not strict and any(message[i].text not in _NEGATIONS for i in hits):
-                # "no" alone is not "no idea", "pas" alone not "pas pressé"
+            elif hits and not strict and any(message[i].text not in _WEAK_ALONE for i in hits):
                 partial[cid] = max(partial.get(cid, 0.0), len(hits) / len(label_tokens))
     if full:
         # an option whose words all sit inside a longer match of another option does not count
@@ -728,6 +735,18 @@ def match_choice(
     if any(len(t.text) >= 4 and not t.text.isdigit() for t in message):
         return _other(text, labels)
     return ChoiceMatch()
+
+
+def _negated(label: list[_Token], message: list[_Token], hits: list[int]) -> bool:
+    """Whether the message says the opposite of the label it matches: a label holding a negation
+    the message does not have ("pas pressé" for "je suis pressé"), or a negation right before the
+    label's words in the message ("not this year", "pas de pompe")."""
+    if not hits:
+        return False
+    if any(t.text in _NEGATIONS for t in label):
+        return not any(message[i].text in _NEGATIONS for i in hits)
+    first = min(hits)
+    return first > 0 and message[first - 1].text in _NEGATIONS
 
 
 def _other(text: str, labels: Mapping[str, list[str]], *, declined: bool = False) -> ChoiceMatch:
