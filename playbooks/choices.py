@@ -243,9 +243,11 @@ _NEGATIONS = frozenset({"no", "not", "non", "pas", "ne", "nope", "nan", "never",
 is not chosen, and a label holding one ("pas pressé") is not chosen without it ("je suis pressé")."""
 _WEAK_ALONE = _NEGATIONS | {
     "next", "prochain", "prochaine", "few", "quelques", "plus", "more", "less", "moins",
+    "day", "days", "jour", "jours", "week", "weeks", "semaine", "semaines", "month", "months", "mois",
+    "year", "years", "an", "ans", "annee", "annees",
 }  # fmt: skip
-"""Words that only qualify: a partial match made of them alone chooses nothing ("next tuesday" is
-not "next year", "no" is not "no idea")."""
+"""Words that only qualify or count: a partial match made of them alone chooses nothing ("next
+tuesday" is not "next year", "no" is not "no idea", "80 a month" is not "few months")."""
 
 _NONE = re.compile(
     r"(?<!\w)(?:none of (?:these|them|the above|those)|none|neither|something else|another thing|other|"

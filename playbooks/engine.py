@@ -656,14 +656,37 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
         filled.add(slot)
         if state.slots.get(slot) == value:
             continue
-        if turn.filled(slot):
-            turn.corrected.add(slot)  # the lead corrected an earlier answer
+        previous = state.slots.get(slot) if turn.filled(slot) else None
         state.slots[slot] = value
         source = "answer" if ask is not None and slot == ask.slot else "mention"
         turn.actions.append(
             SlotFilled(slot=slot, value=value, evidence=interpretation.evidence.get(slot), source=source)
         )
+        if previous is not None:
+            turn.corrected.add(slot)  # the lead corrected an earlier answer
+            _rescore(turn, slot, previous)
     return filled
+
+
+def _rescore(turn: _Turn, slot: str, previous: Any) -> None:
+    """An answer was corrected: the ``score`` steps already passed (before the current step) whose
+    condition reads ``slots.<slot>`` give or take back their points as the new value decides
+    (the score stays within 0-100). Assumes the steps before the current one ran, as in a playbook
+    whose jumps only go forward to its ends."""
+    state, steps = turn.state, turn.playbook.steps
+    current = next((i for i, s in enumerate(steps) if s.id == state.current_step), 0)
+    reads = re.compile(rf"\bslots\.{re.escape(slot)}\b")
+    before = template_context(
+        lead=state.lead, slots={**state.slots, slot: previous}, score=state.score, language=state.language
+    )
+    for step in steps[:current]:
+        if not isinstance(step, ScoreStep) or step.if_ is None or not reads.search(step.if_):
+            continue
+        was = bool(evaluate(step.if_, before, notes=turn.notes))
+        now = bool(evaluate(step.if_, turn.context(), notes=turn.notes))
+        if was != now:
+            reason = f"{step.reason} (corrected)" if now else f"{step.reason} (no longer: corrected)"
+            _add_points(turn, step.points if now else -step.points, reason, step_id=step.id)
 
 
 def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], ask: AskStep | None) -> None:

@@ -869,28 +869,37 @@ def _read_asked(
         reading.take(ask.slot, SlotValue(body, body))
 
 
-_CORRECTION = re.compile(
-    r"(?<![\w'])(?:actually|no wait|wait|sorry|oops|my bad|i meant|i mean|correction|not \d+|more like|"
-    r"rather|en fait|enfait|au fait|pardon|oups|je voulais dire|je veux dire|plutot|correction|"
-    r"je me suis trompee?|erreur|finalement|non c'est|non c est|non,? (?=\d))(?![\w'])"
+_CORRECTION_STRONG = re.compile(
+    r"(?<![\w'])(?:actually|no wait|my bad|i meant|i mean|correction|more like|rather|not|en fait|enfait|"
+    r"je voulais dire|je veux dire|plutot|je me suis trompee?|non c'est|non c est)(?![\w'])"
+    r"|(?<![\w'])non,? (?=\d)"
 )
-"""Words that say the message corrects an earlier answer ("non en fait c'est 200 €", "actually it's
-more like 200"). Matched on the folded answer part (at most :data:`MAX_CHARS` characters)."""
+"""Words that say outright that the message corrects an earlier answer ("non en fait c'est 200 €",
+"actually it's more like 200", "200 not 150"): a bare number is then read as the corrected one.
+Matched on the folded answer part (at most :data:`MAX_CHARS` characters)."""
+_CORRECTION = re.compile(
+    _CORRECTION_STRONG.pattern
+    + r"|(?<![\w'])(?:wait|sorry|oops|pardon|oups|erreur|finalement|au fait)(?![\w'])"
+)
+""":data:`_CORRECTION_STRONG` and softer words ("sorry", "pardon"): with these, only a value that
+says what it is (an option's label, an address, a postcode, an amount with its unit) corrects."""
 
 
 def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]) -> bool:
     """Read ``reading`` against the questions already answered (``ask.answered``, nearest first)
     and take the first value one of them gives: a number (not when the pending question asks a
-    number too: the number answers it), a whole option label, an e-mail address, a phone number
-    or a postcode. Returns whether a value was taken."""
+    number too: the number answers it; a bare number only after :data:`_CORRECTION_STRONG` words),
+    a whole option label, an e-mail address, a phone number or a postcode. Returns whether a value
+    was taken."""
     part = reading.text
     if not part.strip():
         return False
+    strong = _CORRECTION_STRONG.search(fold(part)) is not None
     for context in ask.answered:
         parsed: SlotValue | None = None
         if context.kind == "number" and ask.kind != "number":
             masked = _mask_contacts(part, options)
-            parsed = _read_number(masked, context.question, language=options["language"], asked=True)
+            parsed = _read_number(masked, context.question, language=options["language"], asked=strong)
         elif context.kind == "choice":
             found = match_choice(
                 _mask_contacts(part, options), _labels(context), question=context.question, strict=True

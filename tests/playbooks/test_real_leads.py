@@ -14,7 +14,7 @@ import pytest
 from app.ai.knowledge import KnowledgeIndex
 from app.ai.knowledge.demo import DEMO_QA
 from app.ai.language import detect_language
-from playbooks import AskStep, HandoffRequested, Playbook, SendMessage, SlotFilled
+from playbooks import AskStep, HandoffRequested, Playbook, ScoreChanged, SendMessage, SlotFilled
 
 from .conftest import Conversation
 
@@ -451,13 +451,14 @@ async def test_non_en_fait_with_a_number_while_a_yes_no_question_waits_is_no_ans
     assert c.state.slots["aides"] is True and c.state.slots["surface"] == 120.0
 
 
-async def test_a_new_number_without_a_correction_word_does_not_change_an_earlier_answer(
-    lead: Callable[[str], Conversation],
+@pytest.mark.parametrize("message", ["200", "sorry, I have 2 roofs", "sorry, its 2 storeys"])
+async def test_a_bare_number_without_a_clear_correction_does_not_change_an_earlier_answer(
+    lead: Callable[[str], Conversation], message: str
 ) -> None:
     c = lead(EN)
     await _at(c, ["yes", "150", "slate"])
-    await c.say("200")
-    assert c.state.slots["monthly_bill"] == 150.0
+    await c.say(message)
+    assert c.state.slots["monthly_bill"] == 150.0 and "monthly_bill" not in filled(c)
 
 
 # --------------------------------------------------------------------------- a time of day in words
@@ -521,3 +522,29 @@ async def test_asking_for_a_person_hands_off_at_every_kind_of_step(
     await c.say(message)
     assert any(isinstance(a, HandoffRequested) for a in c.last.actions)
     assert c.state.status == "handoff" and filled(c) == {}
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "taken_back", "given"),
+    [
+        (FR, ["oui", "maison", "pac"], "non en fait c'est un appart", "Maison individuelle", None),
+        (EN, ["yes", "150", "slate"], "actually its more like 80 a month", "High electricity bill", "Medium electricity bill"),
+    ],
+)  # fmt: skip
+async def test_a_corrected_answer_takes_back_the_points_it_gave_and_gives_the_new_ones(
+    lead: Callable[[str], Conversation],
+    playbook: str,
+    before: list[str],
+    message: str,
+    taken_back: str,
+    given: str | None,
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    score = c.state.score
+    await c.say(message)
+    changes = [a for a in c.last.actions if isinstance(a, ScoreChanged)]
+    assert [a.reason.startswith(taken_back) for a in changes if a.points < 0] == [True]
+    assert [a.reason.startswith(given) for a in changes if a.points > 0] == ([True] if given else [])
+    assert c.state.score == score + sum(a.points for a in changes)
+    assert said(c)[-1][0] == "reask"  # the pending question, not the corrected one's answer
