@@ -435,6 +435,7 @@ _SHORTHAND_EN = {
 _SHORTHAND = {**_SHORTHAND_EN, **_SHORTHAND_FR}
 """Both tables, for a message whose language is not known (French wins where both spell a word)."""
 _SHORTHAND_BY_LANGUAGE = {"fr": _SHORTHAND_FR, "en": _SHORTHAND_EN}
+_LONGEST_SHORTHAND = max(map(len, _SHORTHAND))
 _CALL_WORDS = frozenset({"call", "talk", "speak", "chat", "ring"})
 _EDGE_PUNCTUATION = '.,;:!?()[]"«»“”…'
 _SPACES = re.compile(r"(\s+)")
@@ -460,8 +461,10 @@ def expand_shorthand(text: str, *, language: str | None = None) -> str:
     changed = False
     for i in range(0, len(parts), 2):
         chunk = parts[i]
+        if len(chunk) > _LONGEST_SHORTHAND + 4:
+            continue  # longer than any shorthand with its punctuation
         core = chunk.strip(_EDGE_PUNCTUATION)
-        if not core or any(c in core for c in "@.'-’"):
+        if not core or len(core) > _LONGEST_SHORTHAND or any(c in core for c in "@.'-’"):
             continue
         word = core.lower()
         previous = parts[i - 2] if i >= 2 else ""
