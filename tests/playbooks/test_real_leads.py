@@ -2,7 +2,9 @@
 messy messages per language): the shipped playbooks, the offline interpreter, the demo knowledge
 base and the app's language detection, replayed through the engine. No answer the lead gives is
 lost, every question is answered from the knowledge base or passed on, and the question pending is
-asked again rather than skipped."""
+asked again rather than skipped. Then: a choice answered in other words (asked again once with its
+options), SMS shorthands, sizing questions, corrections of an earlier answer (and their points), a
+call-back time of day in words, and "talk to a person" at every kind of step."""
 
 from __future__ import annotations
 
