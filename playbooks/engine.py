@@ -114,6 +114,10 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "Good question – I'll pass it on to an adviser, who will get back to you about it.",
         "fr": "Bonne question – je la transmets à un conseiller, qui vous répondra.",
     },
+    "why_asked": {
+        "en": "It helps your adviser prepare an answer that really fits your project.",
+        "fr": "Cela permet à votre conseiller de vous préparer une réponse vraiment adaptée à votre projet.",
+    },
     "noted_when": {"en": "Noted: {when}.", "fr": "C'est noté : {when}."},
     "noted_also": {"en": "Thanks, I've also noted {items}.", "fr": "Merci, j'ai aussi noté {items}."},
     "noted_corrected": {
@@ -856,7 +860,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         _not_interested(turn)
         return
     if intent == "question" and not answer and (ask is not None or state.status == "waiting"):
-        answer = turn.say("pass_on")
+        answer = turn.say("why_asked" if ask is not None and _asks_why(event.text) else "pass_on")
     _acknowledge(turn, interpretation, filled, ask)
     if state.status == "waiting":
         if answer:
@@ -1000,6 +1004,23 @@ _YES = re.compile(
 )
 _NO = re.compile(r"^\W*(?:no|nope|not really|non|pas du tout|pas vraiment)\b")
 _MAX_READ = 500
+_WHY_ASKED = re.compile(
+    r"^\W*(?:but |mais |et )?(?:why|pourquoi|pk|pq|pkoi)(?: (?:do|would|does) (?:you|u|he|she|they|it) "
+    r"(?:need|want|ask)\w*| (?:vous|tu|est-ce que vous|vous me) (?:me )?(?:demande\w*|veu\w+|voul\w+|"
+    r"ave[zs] besoin)| (?:that|this|ça|ca|cela|this question|cette question)| is that (?:needed|necessary)"
+    r"| c'est (?:utile|nécessaire|necessaire))\W{0,3}(?:\w+\W+){0,4}\w*$"
+    r"|^\W*(?:but |mais |et )?(?:why|pourquoi|pk|pq|pkoi)\W*$"
+)
+"""A lead asking why the pending question is asked ("why?", "why do you need that?", "pk vous voulez
+mon mail ?"): "why" alone, or "why" with words about the asking and at most four more words
+(each repetition is one word then its separator, so matching is linear), read on messages of at
+most :data:`_WHY_MAX` characters. Answered with ``why_asked`` rather than passed on."""
+_WHY_MAX = 80
+
+
+def _asks_why(text: str) -> bool:
+    said = _lower(text)
+    return len(said) <= _WHY_MAX and _WHY_ASKED.match(said) is not None
 
 
 def _lower(text: str) -> str:

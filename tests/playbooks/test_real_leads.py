@@ -554,3 +554,34 @@ async def test_a_corrected_answer_takes_back_the_points_it_gave_and_gives_the_ne
     assert [a.reason.startswith(given) for a in changes if a.points > 0] == ([True] if given else [])
     assert c.state.score == score + sum(a.points for a in changes)
     assert said(c)[-1][0] == "reask"  # the pending question, not the corrected one's answer
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "question", "pending"),
+    [
+        (EN, ["yes"], "why do you need to know that?", "bill"),
+        (EN, ["yes", "150"], "why?", "roof"),
+        (FR, ["oui", "maison", "pac", "100", "rapidement", "oui", "75011"], "pk vous voulez mon mail ?", "email"),
+        (FR, ["oui"], "pourquoi cette question ?", "logement"),
+    ],
+)  # fmt: skip
+async def test_why_the_question_is_asked_is_explained_not_passed_on(
+    lead: Callable[[str], Conversation], playbook: str, before: list[str], question: str, pending: str
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    await c.say(question)
+    assert said(c) == [("answer", None), ("reask", pending)]
+    assert "adviser prepare" in sent(c)[0].text or "conseiller de vous préparer" in sent(c)[0].text
+
+
+@pytest.mark.parametrize(
+    "question", ["why are panels so expensive?", "pourquoi les pompes coutent si cher ?"]
+)
+async def test_a_why_question_about_something_else_is_not_taken_for_one_about_the_asking(
+    lead: Callable[[str], Conversation], question: str
+) -> None:
+    c = lead(EN if question.startswith("why") else FR)
+    await _at(c, ["yes"] if question.startswith("why") else ["oui"])
+    await c.say(question)
+    assert all("adviser prepare" not in m.text and "vous préparer" not in m.text for m in sent(c))
