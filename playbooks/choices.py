@@ -238,6 +238,17 @@ _GENERIC = {
 }  # fmt: skip
 """Words too vague to pick an option alone when the message also names something else."""
 
+_NEGATIONS = frozenset({"no", "not", "non", "pas", "ne", "nope", "nan", "never", "jamais"})
+"""Words that negate: a label they do not negate in the message ("not this year", "pas la pompe")
+is not chosen, and a label holding one ("pas pressé") is not chosen without it ("je suis pressé")."""
+_WEAK_ALONE = _NEGATIONS | {
+    "next", "prochain", "prochaine", "few", "quelques", "plus", "more", "less", "moins",
+    "day", "days", "jour", "jours", "week", "weeks", "semaine", "semaines", "month", "months", "mois",
+    "year", "years", "an", "ans", "annee", "annees",
+}  # fmt: skip
+"""Words that only qualify or count: a partial match made of them alone chooses nothing ("next
+tuesday" is not "next year", "no" is not "no idea", "80 a month" is not "few months")."""
+
 _NONE = re.compile(
     r"(?<!\w)(?:none of (?:these|them|the above|those)|none|neither|something else|another thing|other|"
     r"aucun(?:e)?(?: des (?:deux|trois|options|choix))?|ni l'un ni l'autre|autre chose|autre|rien de tout ca)"
@@ -291,12 +302,15 @@ class ChoiceMatch:
     the close ids when the words fit two or three options about equally (``value`` is then
     ``None``). ``other``: the lead described something none of the options covers, or said
     "none of these" (``value`` is then the id of an "other" option if the question has one).
+    ``declined``: with ``other``, the lead said so outright ("none of these", "autre chose"), rather
+    than writing words that merely match no option.
     """
 
     value: str | None = None
     evidence: str = ""
     candidates: tuple[str, ...] = field(default_factory=tuple)
     other: bool = False
+    declined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -636,7 +650,7 @@ def match_choice(
             return ChoiceMatch(value=ids[position - 1], evidence=text.strip())
     message = _tokens(text)
     if not strict and _NONE_FIRST.match(fold(text).strip()):
-        return _other(text, labels)
+        return _other(text, labels, declined=True)
     unsure = _UNSURE_CHOICE.search(fold(text))
     if unsure:
         if strict:
@@ -644,6 +658,13 @@ def match_choice(
         for cid, options in labels.items():
             if any(_UNSURE_CHOICE.search(label) for label in options):
                 return ChoiceMatch(value=cid, evidence=text.strip())
+        # no "not sure" option: the words of doubt choose nothing ("je ne sais pas" is not "pas
+        # pressé"); what else the message says may still name an option
+        rest = _UNSURE_CHOICE.sub(" ", fold(text))
+        if not any(len(t.text) >= 3 and not t.text.isdigit() for t in _tokens(rest)):
+            return ChoiceMatch(evidence=text.strip(), other=True)
+        text, message = rest, _tokens(rest)
+        joined = " ".join(re.findall(r"[a-z0-9]+", rest))
     # whole labels found in the message (by stem, prefix or typo), longest first
     full: dict[str, tuple[int, list[int]]] = {}
     partial: dict[str, float] = {}
@@ -656,10 +677,12 @@ def match_choice(
             if not label_tokens:
                 continue
             hits = _label_hits(label_tokens, message, exact=strict)
+            if _negated(label_tokens, message, hits):
+                continue
             if len(hits) == len(label_tokens):
                 if len(label_tokens) > full.get(cid, (0, []))[0]:
                     full[cid] = (len(label_tokens), hits)
-            elif hits and not strict:
+            elif hits and not strict and any(message[i].text not in _WEAK_ALONE for i in hits):
                 partial[cid] = max(partial.get(cid, 0.0), len(hits) / len(label_tokens))
     if full:
         # an option whose words all sit inside a longer match of another option does not count
@@ -704,7 +727,7 @@ def match_choice(
         if len(close) > 1:
             return ChoiceMatch(candidates=tuple(close[:3]), evidence=text.strip())
     if _NONE.search(fold(text)):
-        return _other(text, labels)
+        return _other(text, labels, declined=True)
     whole = max(
         ((cid, fuzz.ratio(joined, label)) for cid, options in labels.items() for label in options),
         key=lambda item: item[1],
@@ -716,14 +739,26 @@ def match_choice(
     return ChoiceMatch()
 
 
-def _other(text: str, labels: Mapping[str, list[str]]) -> ChoiceMatch:
+def _negated(label: list[_Token], message: list[_Token], hits: list[int]) -> bool:
+    """Whether the message says the opposite of the label it matches: a label holding a negation
+    the message does not have ("pas pressé" for "je suis pressé"), or a negation right before the
+    label's words in the message ("not this year", "pas de pompe")."""
+    if not hits:
+        return False
+    if any(t.text in _NEGATIONS for t in label):
+        return not any(message[i].text in _NEGATIONS for i in hits)
+    first = min(hits)
+    return first > 0 and message[first - 1].text in _NEGATIONS
+
+
+def _other(text: str, labels: Mapping[str, list[str]], *, declined: bool = False) -> ChoiceMatch:
     for cid, options in labels.items():
         if any(
             label in ("other", "autre", "others", "autres", "something else", "autre chose")
             for label in options
         ):
-            return ChoiceMatch(value=cid, evidence=text.strip(), other=True)
-    return ChoiceMatch(evidence=text.strip(), other=True)
+            return ChoiceMatch(value=cid, evidence=text.strip(), other=True, declined=declined)
+    return ChoiceMatch(evidence=text.strip(), other=True, declined=declined)
 
 
 def _evidence(text: str, message: list[_Token], hits: list[int]) -> str:

@@ -114,8 +114,16 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "Good question – I'll pass it on to an adviser, who will get back to you about it.",
         "fr": "Bonne question – je la transmets à un conseiller, qui vous répondra.",
     },
+    "why_asked": {
+        "en": "It helps your adviser prepare an answer that really fits your project.",
+        "fr": "Cela permet à votre conseiller de vous préparer une réponse vraiment adaptée à votre projet.",
+    },
     "noted_when": {"en": "Noted: {when}.", "fr": "C'est noté : {when}."},
     "noted_also": {"en": "Thanks, I've also noted {items}.", "fr": "Merci, j'ai aussi noté {items}."},
+    "noted_corrected": {
+        "en": "Thanks, I've corrected that: {items}.",
+        "fr": "Merci, c'est corrigé : {items}.",
+    },
     "noted_phone": {
         "en": "I've noted the number {number} – just tell me if it isn't right.",
         "fr": "J'ai noté le numéro {number} – dites-le-moi s'il n'est pas correct.",
@@ -123,6 +131,12 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     "noted_other": {
         "en": "Thanks, I've noted that for your adviser.",
         "fr": "Merci, je le note pour votre conseiller.",
+    },
+    "choose_again": {
+        "en": "Sorry, I couldn't match that to one of the options – is it {options}? If it's something "
+        "else, just tell me in a few words.",
+        "fr": "Pardon, je n'ai pas retrouvé votre réponse parmi les choix – est-ce plutôt {options} ? Si "
+        "c'est autre chose, dites-le-moi en quelques mots.",
     },
     "clarify": {
         "en": "Just to be sure – do you mean {options}?",
@@ -217,6 +231,7 @@ class _Turn:
     pending_answer: str | None = None
     pending_ack: str | None = None
     pending_human: bool = False
+    corrected: set[str] = field(default_factory=set)
     interpretation: Interpretation | None = None
     engagement: dict[str, Any] = field(default_factory=dict)
 
@@ -486,6 +501,7 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
         titles = [] if isinstance(choice.title, str) else list(choice.title.values())
         synonyms[choice.id] = list(dict.fromkeys([*titles, *choice.synonyms]))
     others: list[AskContext] = []
+    answered: list[AskContext] = []
     if with_others:
         seen = {step.slot}
         for listed in turn.playbook.steps:
@@ -493,6 +509,7 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
             if isinstance(other, AskStep) and other.slot not in seen and not turn.filled(other.slot):
                 seen.add(other.slot)
                 others.append(_ask_context(turn, other, with_others=False))
+        answered = [_ask_context(turn, s, with_others=False) for s in _answered(turn, step)]
     return AskContext(
         step_id=step.id,
         slot=step.slot,
@@ -501,7 +518,35 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
         choices=turn.choices(step),
         choice_synonyms=synonyms,
         others=others,
+        answered=answered,
     )
+
+
+_CORRECTABLE = ("number", "choice", "email", "phone", "text")
+
+
+def _answered(turn: _Turn, step: AskStep) -> list[AskStep]:
+    """The ask steps already answered that a correction may name, nearest ``step`` first (those
+    before it, then those after it answered in passing), at most four; never a yes/no question
+    (its answer chose the path) nor a listen-only one."""
+    steps = turn.playbook.steps
+    index = next((i for i, s in enumerate(steps) if s.id == step.id), len(steps))
+    order = [*reversed(steps[:index]), *steps[index + 1 :]]
+    found: list[AskStep] = []
+    seen = {step.slot}
+    for listed in order:
+        if (
+            isinstance(listed, AskStep)
+            and not listed.listen_only
+            and listed.kind in _CORRECTABLE
+            and listed.slot not in seen
+            and turn.filled(listed.slot)
+        ):
+            seen.add(listed.slot)
+            found.append(listed)
+            if len(found) == 4:
+                break
+    return found
 
 
 class _Unread:
@@ -615,12 +660,37 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
         filled.add(slot)
         if state.slots.get(slot) == value:
             continue
+        previous = state.slots.get(slot) if turn.filled(slot) else None
         state.slots[slot] = value
         source = "answer" if ask is not None and slot == ask.slot else "mention"
         turn.actions.append(
             SlotFilled(slot=slot, value=value, evidence=interpretation.evidence.get(slot), source=source)
         )
+        if previous is not None:
+            turn.corrected.add(slot)  # the lead corrected an earlier answer
+            _rescore(turn, slot, previous)
     return filled
+
+
+def _rescore(turn: _Turn, slot: str, previous: Any) -> None:
+    """An answer was corrected: the ``score`` steps already passed (before the current step) whose
+    condition reads ``slots.<slot>`` give or take back their points as the new value decides
+    (the score stays within 0-100). Assumes the steps before the current one ran, as in a playbook
+    whose jumps only go forward to its ends."""
+    state, steps = turn.state, turn.playbook.steps
+    current = next((i for i, s in enumerate(steps) if s.id == state.current_step), 0)
+    reads = re.compile(rf"\bslots\.{re.escape(slot)}\b")
+    before = template_context(
+        lead=state.lead, slots={**state.slots, slot: previous}, score=state.score, language=state.language
+    )
+    for step in steps[:current]:
+        if not isinstance(step, ScoreStep) or step.if_ is None or not reads.search(step.if_):
+            continue
+        was = bool(evaluate(step.if_, before, notes=turn.notes))
+        now = bool(evaluate(step.if_, turn.context(), notes=turn.notes))
+        if was != now:
+            reason = f"{step.reason} (corrected)" if now else f"{step.reason} (no longer: corrected)"
+            _add_points(turn, step.points if now else -step.points, reason, step_id=step.id)
 
 
 def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], ask: AskStep | None) -> None:
@@ -646,6 +716,7 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
             if doubtful is not None:
                 parts.append(turn.say("noted_phone", number=doubtful))
     items: list[str] = []
+    corrections: list[str] = []
     contacts: list[str] = []  # named, not repeated: the lead just typed them
     listening = {s.slot for s in turn.playbook.steps if isinstance(s, AskStep) and s.listen_only}
     quiet = ask is None or ask.slot in filled or any(s not in listening for s in filled)
@@ -657,24 +728,32 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
         kind = kinds.get(slot)
         if slot not in state.slots:
             continue
+        said = corrections if slot in turn.corrected else items
         if kind in ("email", "phone"):
-            contacts.append(turn.say("your_email" if kind == "email" else "your_phone"))
+            said = corrections if slot in turn.corrected else contacts
+            said.append(turn.say("your_email" if kind == "email" else "your_phone"))
         elif kind == "datetime":
-            items.append(when(state.slots[slot]))
+            said.append(when(state.slots[slot]))
         elif kind == "choice":
             titles = {c.id: turn.text(c.title) for step in turn.playbook.asks_for(slot) for c in step.choices}
-            items.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
+            said.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
         else:
-            items.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
+            said.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
     if not items and contacts and ask is not None and ask.slot not in filled:
         # Only contact details came while another question waits: say so rather than "I didn't
         # understand", then ask the question again.
         items = contacts
+    if corrections:
+        parts.append(turn.say("noted_corrected", items=_listed(turn, corrections)))
     if items:
-        listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {turn.say('and')} {items[-1]}"
-        parts.append(turn.say("noted_also", items=listed))
+        parts.append(turn.say("noted_also", items=_listed(turn, items)))
     if parts:
         turn.pending_ack = " ".join(parts)
+
+
+def _listed(turn: _Turn, items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c`` in the lead's language."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {turn.say('and')} {items[-1]}"
 
 
 def _doubtful_phone(value: Any) -> str | None:
@@ -781,7 +860,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         _not_interested(turn)
         return
     if intent == "question" and not answer and (ask is not None or state.status == "waiting"):
-        answer = turn.say("pass_on")
+        answer = turn.say("why_asked" if ask is not None and _asks_why(event.text) else "pass_on")
     _acknowledge(turn, interpretation, filled, ask)
     if state.status == "waiting":
         if answer:
@@ -812,7 +891,11 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     elif ask.slot in interpretation.clarify and not answer and not wants_human:
         await _clarify(turn, ask, interpretation.clarify[ask.slot])
     elif ask.slot in interpretation.other and not answer and not wants_human:
-        await _keep_other(turn, ask, interpretation.other[ask.slot])
+        declined = ask.slot in interpretation.declined
+        if declined or state.attempts >= 1 or ask.retries == 0:
+            await _keep_other(turn, ask, interpretation.other[ask.slot], after_retry=not declined)
+        else:
+            _choose_again(turn, ask)
     elif answer:
         turn.send(answer, purpose="answer")
         turn.flush_answer()
@@ -848,9 +931,21 @@ async def _clarify(turn: _Turn, ask: AskStep, candidates: list[str]) -> None:
     turn.send(turn.say("clarify", options=listed), purpose="clarify", step=ask, choices=options)
 
 
-async def _keep_other(turn: _Turn, ask: AskStep, words: str) -> None:
+def _choose_again(turn: _Turn, ask: AskStep) -> None:
+    """Words that match none of the options, the first time: say the options again (as buttons)
+    and invite the lead's own words, using one attempt; the lead's answer is not lost to a note."""
+    turn.state.attempts += 1
+    options = turn.choices(ask)
+    titles = [o.title for o in options]
+    listed = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + f" {turn.say('or')} {titles[-1]}"
+    turn.flush_answer()
+    turn.send(turn.say("choose_again", options=listed), purpose="reask", step=ask, choices=options)
+
+
+async def _keep_other(turn: _Turn, ask: AskStep, words: str, *, after_retry: bool = False) -> None:
     """None of the options fits: keep the lead's own words in ``<slot>_other`` and move on (the
-    slot itself stays empty, so no option's score applies)."""
+    slot itself stays empty, so no option's score applies). ``after_retry``: the options were
+    said again and the lead still chose none; the step's ``on_fail`` applies when it has one."""
     state = turn.state
     key = f"{ask.slot}_other"
     state.slots[key] = words
@@ -858,7 +953,7 @@ async def _keep_other(turn: _Turn, ask: AskStep, words: str) -> None:
     turn.pending_ack = " ".join(p for p in [turn.pending_ack, turn.say("noted_other")] if p)
     turn.flush_answer()
     state.attempts = 0
-    await _run(turn, turn.next_of(ask))
+    await _run(turn, (ask.on_fail if after_retry else None) or turn.next_of(ask))
 
 
 def _default_invalid(turn: _Turn) -> str:
@@ -909,6 +1004,23 @@ _YES = re.compile(
 )
 _NO = re.compile(r"^\W*(?:no|nope|not really|non|pas du tout|pas vraiment)\b")
 _MAX_READ = 500
+_WHY_ASKED = re.compile(
+    r"^\W*(?:but |mais |et )?(?:why|pourquoi|pk|pq|pkoi)(?: (?:do|would|does) (?:you|u|he|she|they|it) "
+    r"(?:need|want|ask)\w*| (?:vous|tu|est-ce que vous|vous me) (?:me )?(?:demande\w*|veu\w+|voul\w+|"
+    r"ave[zs] besoin)| (?:that|this|ça|ca|cela|this question|cette question)| is that (?:needed|necessary)"
+    r"| c'est (?:utile|nécessaire|necessaire))\W{0,3}(?:\w+\W+){0,4}\w*$"
+    r"|^\W*(?:but |mais |et )?(?:why|pourquoi|pk|pq|pkoi)\W*$"
+)
+"""A lead asking why the pending question is asked ("why?", "why do you need that?", "pk vous voulez
+mon mail ?"): "why" alone, or "why" with words about the asking and at most four more words
+(each repetition is one word then its separator, so matching is linear), read on messages of at
+most :data:`_WHY_MAX` characters. Answered with ``why_asked`` rather than passed on."""
+_WHY_MAX = 80
+
+
+def _asks_why(text: str) -> bool:
+    said = _lower(text)
+    return len(said) <= _WHY_MAX and _WHY_ASKED.match(said) is not None
 
 
 def _lower(text: str) -> str:

@@ -396,44 +396,90 @@ _SMALL_TALK_WORDS = set(
 )
 
 
-_SHORTHAND = {
-    # French SMS spellings
+_SHORTHAND_FR = {
     "ds": "dans", "qqn": "quelqu'un", "qqun": "quelqu'un", "qq1": "quelqu'un", "jsuis": "je suis",
-    "chui": "je suis", "jveux": "je veux", "jvoudrais": "je voudrais", "jaimerais": "j'aimerais",
-    "wi": "oui", "pr": "pour", "tt": "tout", "bcp": "beaucoup", "c": "c'est", "dac": "d'accord",
-    "cest": "c'est", "kesako": "c'est quoi",
-    "dacc": "d'accord", "jsp": "je ne sais pas", "stp": "s'il te plaît", "svp": "s'il vous plaît",
-    # English SMS spellings and common typos of period words
+    "jsui": "je suis", "chui": "je suis", "chuis": "je suis", "jveux": "je veux", "jvx": "je veux",
+    "jvoudrais": "je voudrais", "jaimerais": "j'aimerais", "jai": "j'ai", "g": "j'ai",
+    "jpense": "je pense", "jcrois": "je crois", "jpeux": "je peux", "jsais": "je sais", "jsai": "je sais",
+    "chais": "je sais", "jsp": "je ne sais pas", "jsé": "je sais",
+    "wi": "oui", "ui": "oui", "ouai": "ouais", "wai": "ouais", "ouep": "ouais", "oué": "ouais", "nn": "non",
+    "pr": "pour", "tt": "tout", "bcp": "beaucoup", "c": "c'est", "cest": "c'est", "kesako": "c'est quoi",
+    "dac": "d'accord", "dacc": "d'accord", "stp": "s'il te plaît", "svp": "s'il vous plaît",
+    "msn": "maison", "mson": "maison", "appt": "appartement", "apart": "appartement",
+    "pk": "pourquoi", "pq": "pourquoi", "pkoi": "pourquoi", "pourkoi": "pourquoi",
+    "cb": "combien", "cmb": "combien", "cmt": "comment", "cmnt": "comment", "koi": "quoi", "ki": "qui",
+    "ke": "que", "qd": "quand", "kan": "quand", "qqch": "quelque chose", "qlq": "quelques",
+    "pcq": "parce que", "pck": "parce que", "psk": "parce que", "paske": "parce que",
+    "tkt": "sans souci", "dsl": "désolé", "mtn": "maintenant", "mnt": "maintenant",
+    "ac": "avec", "avc": "avec", "vrmt": "vraiment", "vraimt": "vraiment", "trkl": "tranquille",
+    "ptet": "peut-être", "ptetre": "peut-être", "tjrs": "toujours", "tjs": "toujours",
+    "auj": "aujourd'hui", "ajd": "aujourd'hui", "dem1": "demain", "2m1": "demain", "rdv": "rendez-vous",
+    "slt": "salut", "bjr": "bonjour", "bsr": "bonsoir", "mrc": "merci", "mr6": "merci", "vs": "vous",
+    "dc": "donc", "tps": "temps", "jms": "jamais", "env": "environ", "bi1": "bien",
+}  # fmt: skip
+"""French SMS spellings (whole words), read as the words they stand for."""
+_SHORTHAND_EN = {
     "u": "you", "r": "are", "ur": "your", "pls": "please", "plz": "please", "b4": "before",
-    "tmrw": "tomorrow", "tmr": "tomorrow", "2moro": "tomorrow", "2morrow": "tomorrow", "yh": "yeah",
-    "im": "i'm", "wanna": "want to", "gonna": "going to", "abt": "about", "dunno": "don't know",
+    "tmrw": "tomorrow", "tmr": "tomorrow", "2moro": "tomorrow", "2morrow": "tomorrow", "2day": "today",
+    "yh": "yeah", "im": "i'm", "wanna": "want to", "gonna": "going to", "gotta": "got to",
+    "lemme": "let me", "gimme": "give me", "abt": "about", "dunno": "don't know", "idk": "i don't know",
+    "thx": "thanks", "thnx": "thanks", "thanx": "thanks", "ty": "thank you", "cuz": "because",
+    "coz": "because", "bc": "because", "bcoz": "because", "ppl": "people", "sth": "something",
+    "smth": "something", "some1": "someone", "any1": "anyone", "nxt": "next", "wk": "week",
+    "wkend": "weekend", "tues": "tuesday", "thurs": "thursday", "thur": "thursday", "thru": "through",
+    "arvo": "afternoon",
+    # common typos of period words
     "monhts": "months", "mnths": "months", "mths": "months", "mounths": "months", "wks": "weeks",
 }  # fmt: skip
-"""Whole-word shorthands leads type, read as the words they stand for before anything else."""
-_SHORTHAND_WORDS = re.compile(
-    r"(?<![\w'@.\-])(?:"
-    + "|".join(sorted(map(re.escape, _SHORTHAND), key=len, reverse=True))
-    + r"|2(?= (?:call|talk|speak|chat|ring)\b))(?![\w'@\-])",
-    re.IGNORECASE,
-)
+"""English SMS spellings (whole words) and common typos of period words."""
+_SHORTHAND = {**_SHORTHAND_EN, **_SHORTHAND_FR}
+"""Both tables, for a message whose language is not known (French wins where both spell a word)."""
+_SHORTHAND_BY_LANGUAGE = {"fr": _SHORTHAND_FR, "en": _SHORTHAND_EN}
+_LONGEST_SHORTHAND = max(map(len, _SHORTHAND))
+_CALL_WORDS = frozenset({"call", "talk", "speak", "chat", "ring"})
+_EDGE_PUNCTUATION = '.,;:!?()[]"«»“”…'
+_SPACES = re.compile(r"(\s+)")
 _YA = re.compile(
     r"(?<![\w'])(?:ya|y'a|y a)(?= (?:des|un|une|du|de|pas|quoi|combien|t'il|til)\b)", re.IGNORECASE
 )
 
 
-def expand_shorthand(text: str) -> str:
+def expand_shorthand(text: str, *, language: str | None = None) -> str:
     """``text`` (its first :data:`MAX_CHARS` characters) with SMS shorthands written out: "ds 2
-    mois" -> "dans 2 mois", "jveux parler a qqn" -> "je veux parler a quelqu'un", "can u get
-    someone 2 call me" -> "can you get someone to call me", "ya des aides ?" -> "il y a des aides
-    ?". One linear pass of a fixed alternation; never raises."""
-    text = text[:MAX_CHARS]
-    text = _YA.sub("il y a", text)
+    mois" -> "dans 2 mois", "une msn" -> "une maison", "jveux parler a qqn" -> "je veux parler a
+    quelqu'un", "can u get someone 2 call me" -> "can you get someone to call me", "ya des aides ?"
+    -> "il y a des aides ?". ``language`` (ISO 639-1): ``fr`` or ``en`` reads only that language's
+    table ("ac" is "avec" in French, air conditioning in English); any other or ``None`` reads both.
 
-    def spell(match: re.Match[str]) -> str:
-        word = match.group()
-        return "to" if word == "2" else _SHORTHAND[word.lower()]
-
-    return _SHORTHAND_WORDS.sub(spell, text)
+    Token by token: the text is split at white space, each word (less the punctuation around it) is
+    looked up in a table, so the work is one pass over at most :data:`MAX_CHARS` characters; words
+    holding ``@``, ``.``, ``'`` or ``-`` inside (addresses, "U.K.", "c'est") are left alone. Never
+    raises."""
+    text = _YA.sub("il y a", text[:MAX_CHARS])
+    table = _SHORTHAND_BY_LANGUAGE.get((language or "").split("-")[0].lower(), _SHORTHAND)
+    parts = _SPACES.split(text)
+    changed = False
+    for i in range(0, len(parts), 2):
+        chunk = parts[i]
+        if len(chunk) > _LONGEST_SHORTHAND + 4:
+            continue  # longer than any shorthand with its punctuation
+        core = chunk.strip(_EDGE_PUNCTUATION)
+        if not core or len(core) > _LONGEST_SHORTHAND or any(c in core for c in "@.'-’"):
+            continue
+        word = core.lower()
+        previous = parts[i - 2] if i >= 2 else ""
+        if word == "pm" and not previous[-1:].isdigit() and table is not _SHORTHAND_FR:
+            expansion: str | None = "afternoon"  # "tmrw pm"; "3 pm" is a time
+        elif word == "2":
+            following = parts[i + 2].strip(_EDGE_PUNCTUATION).lower() if i + 2 < len(parts) else ""
+            expansion = "to" if following in _CALL_WORDS and table is not _SHORTHAND_FR else None
+        else:
+            expansion = table.get(word)
+        if expansion is not None:
+            at = chunk.index(core)
+            parts[i] = chunk[:at] + expansion + chunk[at + len(core) :]
+            changed = True
+    return "".join(parts) if changed else text
 
 
 _QUESTION_AFTER_COMMA = re.compile(
@@ -628,10 +674,15 @@ def _number_by_topic(text: str, question: str, *, language: str) -> SlotValue | 
 
 
 def _postcode(text: str) -> SlotValue | None:
-    for pattern in _POSTCODES:
+    """A French or British postcode in ``text``, written the post's way: "75 011" -> "75011",
+    "sw1a1aa" -> "SW1A 1AA" (a British postcode's last three characters are its inward code)."""
+    for index, pattern in enumerate(_POSTCODES):
         match = pattern.search(text)
         if match:
-            return SlotValue(match.group().upper().strip(), match.group())
+            code = re.sub(r"\s+", "", match.group().upper())
+            if index == 1:
+                code = f"{code[:-3]} {code[-3:]}"
+            return SlotValue(code, match.group())
     return None
 
 
@@ -692,7 +743,7 @@ def read_message(
     numbers. Returns an :class:`Interpretation` with ``intent``, ``slots``, ``evidence``, ``other``
     and ``clarify`` set (``language`` and ``answer`` left to the caller).
     """
-    text = expand_shorthand(text)
+    text = expand_shorthand(text, language=language)
     kind = ask.kind if ask is not None else None
     intent = detect_intent(text, ask_kind=kind)
     if intent == "question" and all(
@@ -711,8 +762,18 @@ def read_message(
         "default_region": default_region,
         "regions": regions,
     }
-    if ask is not None:
+    correcting = (
+        ask is not None and bool(ask.answered) and choice_id is None and _CORRECTION.search(fold(answer_part))
+    )
+    # "non en fait c'est 200 €": the "non" belongs to the correction, not to a yes/no question
+    corrected = bool(
+        correcting and ask is not None and ask.kind == "yes_no" and _read_correction(reading, ask, options)
+    )
+    if ask is not None and not corrected:
         _read_asked(reading, result, ask, text, choice_id, options)
+        if correcting and ask.slot not in reading.slots and _read_correction(reading, ask, options):
+            result.other.pop(ask.slot, None)
+            result.clarify.pop(ask.slot, None)
     other_words = (
         result.other.pop(ask.slot, None) if ask is not None and ask.slot not in reading.slots else None
     )
@@ -730,6 +791,7 @@ def read_message(
     if ask is not None and other_words is not None and not reading.slots and _has_content(reading.text):
         # none of the options, and the words are not the answer to another question either
         result.other[ask.slot] = other_words
+    result.declined = [slot for slot in result.declined if slot in result.other]
     if intent == "small_talk" and result.slots:
         result.intent = "answer"
     return result
@@ -772,6 +834,8 @@ def _read_asked(
             result.clarify[ask.slot] = list(found.candidates)
         elif found.other and result.intent not in ("wants_human", "small_talk"):
             result.other[ask.slot] = part.strip()
+            if found.declined:
+                result.declined.append(ask.slot)
         return
     if kind == "number":
         masked = _mask_contacts(part, options)
@@ -806,6 +870,53 @@ def _read_asked(
     body = _GREETING.sub("", part.strip()).strip(" ,.;") if fold(part).strip() else ""
     if body and not looks_like_email(body):
         reading.take(ask.slot, SlotValue(body, body))
+
+
+_CORRECTION_STRONG = re.compile(
+    r"(?<![\w'])(?:actually|no wait|my bad|i meant|i mean|correction|more like|rather|not|en fait|enfait|"
+    r"je voulais dire|je veux dire|plutot|je me suis trompee?|non c'est|non c est)(?![\w'])"
+    r"|(?<![\w'])non,? (?=\d)"
+)
+"""Words that say outright that the message corrects an earlier answer ("non en fait c'est 200 €",
+"actually it's more like 200", "200 not 150"): a bare number is then read as the corrected one.
+Matched on the folded answer part (at most :data:`MAX_CHARS` characters)."""
+_CORRECTION = re.compile(
+    _CORRECTION_STRONG.pattern
+    + r"|(?<![\w'])(?:wait|sorry|oops|pardon|oups|erreur|finalement|au fait)(?![\w'])"
+)
+""":data:`_CORRECTION_STRONG` and softer words ("sorry", "pardon"): with these, only a value that
+says what it is (an option's label, an address, a postcode, an amount with its unit) corrects."""
+
+
+def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]) -> bool:
+    """Read ``reading`` against the questions already answered (``ask.answered``, nearest first)
+    and take the first value one of them gives: a number (not when the pending question asks a
+    number too: the number answers it; a bare number only after :data:`_CORRECTION_STRONG` words),
+    a whole option label, an e-mail address, a phone number or a postcode. Returns whether a value
+    was taken."""
+    part = reading.text
+    if not part.strip():
+        return False
+    strong = _CORRECTION_STRONG.search(fold(part)) is not None
+    for context in ask.answered:
+        parsed: SlotValue | None = None
+        if context.kind == "number" and ask.kind != "number":
+            masked = _mask_contacts(part, options)
+            parsed = _read_number(masked, context.question, language=options["language"], asked=strong)
+        elif context.kind == "choice":
+            found = match_choice(
+                _mask_contacts(part, options), _labels(context), question=context.question, strict=True
+            )
+            if found.value is not None and not found.other:
+                parsed = SlotValue(found.value, found.evidence)
+        elif context.kind in ("email", "phone") and ask.kind != context.kind:
+            parsed = parse_slot(context.kind, part, **options)
+        elif context.kind == "text" and _POSTCODE_SLOT.search(context.slot):
+            parsed = _postcode(_mask_contacts(part, options))
+        if parsed is not None:
+            reading.take(context.slot, parsed)
+            return True
+    return False
 
 
 def _has_content(text: str) -> bool:
@@ -975,6 +1086,7 @@ class RuleInterpreter:
 
         reading, result = await asyncio.get_running_loop().run_in_executor(_READER, read)
         if self._answer is not None and result.intent == "question":
-            questions = [s for s in _sentences(expand_shorthand(text)) if _sentence_is_question(s)]
+            expanded = expand_shorthand(text, language=reading)
+            questions = [s for s in _sentences(expanded) if _sentence_is_question(s)]
             result.answer = await self._answer(" ".join(questions) or text, reading)
         return result

@@ -358,6 +358,9 @@ class AskContext(_Model):
     ``others``: the playbook's other ask steps whose slot is still empty, in playbook order, each
     with its question, choices and synonyms (their own ``others`` empty), so that one message can
     answer several questions; a value read for one of them is skipped later (``skip_if_filled``).
+    ``answered``: the ask steps already answered (number, choice, e-mail, phone and postcode
+    questions), nearest the pending one first, at most four, so that a message correcting one
+    ("non en fait c'est 200 €", "actually it's more like 200") replaces its value.
     """
 
     step_id: str
@@ -367,6 +370,7 @@ class AskContext(_Model):
     choices: list[ChoiceOption] = Field(default_factory=list)
     choice_synonyms: dict[str, list[str]] = Field(default_factory=dict)
     others: list[AskContext] = Field(default_factory=list)
+    answered: list[AskContext] = Field(default_factory=list)
 
 
 class Interpretation(_Model):
@@ -402,6 +406,10 @@ class Interpretation(_Model):
     other: dict[str, str] = Field(default_factory=dict)
     """Choice slots the lead answered with none of the options ("other", a kitchen when the
     options are insulation or heating): slot -> the lead's own words, kept for the team."""
+    declined: list[str] = Field(default_factory=list)
+    """Choice slots of ``other`` where the lead said outright that none of the options fits ("none
+    of these", "autre chose"): their words are kept at once. Other words in ``other`` that match no
+    option make the engine say the options again once before keeping them."""
     clarify: dict[str, list[str]] = Field(default_factory=dict)
     """Choice slots where two options fit the words about equally: slot -> the close choice ids
     (best first); the engine asks which one was meant instead of guessing."""

@@ -445,13 +445,29 @@ def looks_like_email(text: str) -> bool:
     return _EMAIL_CANDIDATE.search(text[:_MAX_CHARS]) is not None
 
 
+_EMAIL_SPACED_AT = re.compile(r"(?<=\w) ?@ ?(?=\w)")
+_EMAIL_COMMA_TLD = re.compile(r"(@[\w-]{1,63}(?:\.[\w-]{1,63}){0,3}),(com|fr|net|org|uk|be|ch|de|eu|io)\b")
+
+
 def _parse_email(text: str) -> SlotValue | None:
     """The first address in ``text`` that email-validator accepts (internationalised local parts and
     domains included, https://github.com/JoshData/python-email-validator#usage); the whole
-    address or nothing, never a cut-down part of it."""
+    address or nothing, never a cut-down part of it. Two slips of the thumb are mended first when
+    nothing is found as typed: spaces around the ``@`` ("zoe @ gmail.com") and a comma before a
+    common top-level domain ("zoe@gmail,com")."""
+    head = text[:_MAX_CHARS]
+    found = _first_email(head)
+    if found is None and "@" in head:
+        mended = _EMAIL_COMMA_TLD.sub(r"\1.\2", _EMAIL_SPACED_AT.sub("@", head))
+        if mended != head:
+            found = _first_email(mended)
+    return found
+
+
+def _first_email(text: str) -> SlotValue | None:
     from email_validator import EmailNotValidError, validate_email
 
-    for match in _EMAIL_CANDIDATE.finditer(text[:_MAX_CHARS]):
+    for match in _EMAIL_CANDIDATE.finditer(text):
         raw = match.group().strip(".,!?'\"»«")
         raw = re.sub(r"^(?:mailto:|e-?mail:|mail:)", "", raw, flags=re.IGNORECASE)
         try:
@@ -549,7 +565,12 @@ _RELATIVE_DAYS = [
     ("cet apres midi", 0),
 ]  # fmt: skip
 _PERIODS = [
-    ("apres-midi", 14), ("apres midi", 14), ("afternoon", 14), ("matinee", 9), ("matin", 9), ("morning", 9),
+    ("fin d'apres-midi", 17), ("fin d apres-midi", 17), ("fin d'apres midi", 17), ("fin d apres midi", 17),
+    ("fin d'aprem", 17), ("fin d aprem", 17), ("late afternoon", 17), ("fin de matinee", 11),
+    ("late morning", 11), ("debut d'apres-midi", 13), ("debut d apres-midi", 13), ("early afternoon", 13),
+    ("l'apres-midi", 14), ("l'apres midi", 14), ("l'aprem", 14), ("apres-midi", 14), ("apres midi", 14),
+    ("aprem", 14), ("aprems", 14), ("afternoon", 14), ("arvo", 14),
+    ("matinee", 9), ("matin", 9), ("morning", 9),
     ("soiree", 18), ("soir", 18), ("evening", 18), ("tonight", 18), ("midi", 12), ("noon", 12),
     ("lunchtime", 12), ("minuit", 0), ("midnight", 0),
 ]  # fmt: skip

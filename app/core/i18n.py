@@ -88,10 +88,10 @@ MESSAGES: dict[MessageKey, dict[str, str]] = {
         "fr": "Un membre de notre équipe vous répondra ici d'ici {delay}. Nos horaires : {hours}.",
     },
     MessageKey.HANDOFF_NEXT_CLOSED: {
-        "en": "Our team is away right now (our hours: {hours}); a member of the team will answer you "
-        "here {reopen}.",
-        "fr": "Notre équipe est absente pour le moment (nos horaires : {hours}) ; un conseiller vous "
-        "répondra ici {reopen}.",
+        "en": "Our team is away right now; a member of the team will answer you here {reopen}. "
+        "Our hours: {hours}.",
+        "fr": "Notre équipe est absente pour le moment ; un conseiller vous répondra ici {reopen}. "
+        "Nos horaires : {hours}.",
     },
     MessageKey.HANDOFF_TIMEOUT: {
         "en": "Sorry for the wait: nobody from our team has been able to answer you yet. Could we call "

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import time
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from app.core.i18n import MESSAGES, MessageKey, supported_languages, text
+from app.handoff.hours import OfficeHours, describe_hours
 
 
 def test_every_key_has_english_and_french() -> None:
@@ -56,3 +60,20 @@ def test_placeholders() -> None:
 def test_unknown_key_raises() -> None:
     with pytest.raises(ValueError):
         text("no_such_key", "en")
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("key", [MessageKey.HANDOFF_NEXT, MessageKey.HANDOFF_NEXT_CLOSED])
+def test_handoff_notice_with_real_office_hours_has_balanced_brackets(language: str, key: MessageKey) -> None:
+    # the office hours end with their time zone in brackets: "(Europe/Paris)"; a text that put them
+    # inside its own brackets read "(Europe/Paris))" (found at /chat)
+    hours = OfficeHours(
+        zone=ZoneInfo("Europe/Paris"), start=time(9), end=time(18), days=frozenset(range(1, 6))
+    )
+    notice = text(key, language, **{**PARAMS, "hours": describe_hours(hours, language)})
+    assert "(Europe/Paris)" in notice and "))" not in notice
+    depth = 0
+    for char in notice:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        assert depth >= 0
+    assert depth == 0

@@ -126,3 +126,36 @@ def test_tapped_button_and_empty_input() -> None:
     assert match_choice("", ROOF, choice_id="metal").value == "metal"
     assert match_choice("", ROOF).value is None
     assert match_choice("anything", {}).value is None
+
+
+DELAY = {
+    "moins_3_mois": ["D'ici 3 mois", "urgent", "pressé"],
+    "plus_tard": ["Plus tard", "l'année prochaine", "pas pressé"],
+    "renseignement": ["Je me renseigne", "pas encore décidé"],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "choices", "expected"),
+    [
+        ("je suis pressé", DELAY, "moins_3_mois"),  # not "pas pressé" without its "pas"
+        ("pas pressé du tout", DELAY, "plus_tard"),
+        ("je ne sais pas", DELAY, None),  # "pas" alone is not "pas pressé" nor "pas encore décidé"
+        ("no wait", ROOF, None),  # "no" alone is not "no idea"
+        ("next tuesday", PERIODS, None),  # "next" alone is not "next year"
+        ("je ne veux pas de pac, plutôt les combles", WORKS, "isolation_combles"),  # "pas de pac"
+    ],
+)
+def test_negations_and_qualifiers_alone_choose_nothing(
+    text: str, choices: dict[str, list[str]], expected: str | None
+) -> None:
+    assert pick(text, choices) == expected
+
+
+def test_a_negated_option_is_not_chosen_and_none_of_these_is_declined() -> None:
+    found = match_choice("not this year", {"soon": ["this year"], "later": ["Later"]})
+    assert found.value is None
+    declined = match_choice("none of these", ROOF)
+    assert declined.other and declined.declined
+    merely_other = match_choice("a thatched one", ROOF)
+    assert merely_other.other and not merely_other.declined

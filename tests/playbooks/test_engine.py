@@ -548,3 +548,56 @@ async def test_timer_without_state_and_inbound_without_state(
     c.state = None  # type: ignore[assignment]
     await c.say("Hello, I'm interested")
     assert question_step(c) == "homeowner" and c.state.playbook_id == "solar-qualification-en"
+
+
+ASK_CHOICE = """\
+id: t
+name: T
+version: 1
+qualification_threshold: 60
+steps:
+  - id: heating
+    type: ask
+    slot: heating
+    kind: choice
+    retries: 1
+    question: {en: "How do you heat your home?", fr: "Comment vous chauffez-vous ?"}
+    choices:
+      - {id: gas, title: {en: Gas boiler, fr: Chaudière gaz}}
+      - {id: electric, title: {en: Electric heaters, fr: Radiateurs électriques}}
+    on_fail: ask-person
+  - id: done
+    type: end
+    outcome: done
+    message: Thanks.
+  - id: ask-person
+    type: handoff
+    reason: heating not understood
+"""
+
+
+async def test_choice_missed_twice_goes_where_the_playbook_declares(make_conversation: Make) -> None:
+    c = make_conversation(load_playbook_text(ASK_CHOICE), language="en")
+    await c.start()
+    await c.say("a wood stove in the lounge")
+    assert [(m.purpose, m.text) for m in sends(c)] == [
+        (
+            "reask",
+            "Sorry, I couldn't match that to one of the options – is it Gas boiler or Electric heaters? "
+            "If it's something else, just tell me in a few words.",
+        )
+    ]
+    assert [o.id for o in sends(c)[0].choices] == ["gas", "electric"]
+    await c.say("wood burning stove")
+    assert c.state.slots == {"heating_other": "wood burning stove"}
+    assert (
+        c.state.status == "handoff" and c.all_actions(HandoffRequested)[0].reason == "heating not understood"
+    )
+
+
+async def test_choice_without_retries_keeps_the_words_at_once(make_conversation: Make) -> None:
+    c = make_conversation(load_playbook_text(ASK_CHOICE.replace("retries: 1", "retries: 0")), language="en")
+    await c.start()
+    await c.say("a wood stove in the lounge")
+    assert c.state.slots == {"heating_other": "a wood stove in the lounge"}
+    assert c.state.status == "handoff"

@@ -191,3 +191,19 @@ def test_normalise_accepts_datetime_objects() -> None:
 def test_unknown_kind_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown slot kind"):
         parse_slot("colour", "red")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("zoe@gmail,com", "zoe@gmail.com"),
+        ("zoe @ gmail.com", "zoe@gmail.com"),
+        ("c'est jean.dupont@ orange.fr merci", "jean.dupont@orange.fr"),
+        ("zoe@gmail,com, merci", "zoe@gmail.com"),
+        ("zoe @gmail", None),  # no domain to mend
+        ("x" * 1000 + "@" + "y," * 500, None),  # long and broken: nothing, quickly
+    ],
+)
+def test_slips_of_the_thumb_in_an_email_address_are_mended(text: str, expected: str | None) -> None:
+    found = parse_slot("email", text)
+    assert (found.value if found else None) == expected

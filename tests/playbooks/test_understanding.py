@@ -212,10 +212,15 @@ async def test_french_lead_kitchen_question_and_dates(
     await c.start()
     await c.say("oui")
     await c.say("une maison")
-    # a kitchen is none of the options: kept in the lead's words, not "Rénovation globale"
+    # a kitchen is none of the options, not "Rénovation globale": the options are said again once,
+    # then the lead's own words are kept
     await c.say("on veut tout refaire dans la cuisine")
+    assert "travaux" not in c.state.slots and "travaux_other" not in c.state.slots
+    assert [m.purpose for m in sent(c)] == ["reask"]
+    assert "Pompe à chaleur ou Rénovation globale ?" in c.texts()[0]
+    await c.say("la cuisine, vraiment")
     assert "travaux" not in c.state.slots
-    assert c.state.slots["travaux_other"] == "on veut tout refaire dans la cuisine"
+    assert c.state.slots["travaux_other"] == "la cuisine, vraiment"
     reasons = [a.reason for a in c.all_actions(ScoreChanged)]
     assert not any("forte valeur" in r for r in reasons)
     assert sent(c, "ack")[0].text == "Merci, je le note pour votre conseiller."

@@ -1,6 +1,6 @@
 """A demo tenant: SunnyWatt, a residential solar and energy-renovation installer.
 
-:data:`DEMO_QA` is its knowledge base (12 English and 12 French entries on the same topics) and
+:data:`DEMO_QA` is its knowledge base (13 English and 13 French entries on the same topics) and
 :data:`DEMO_AI_CONFIG` its ``aiConfig`` document, with the seed's camelCase keys. Used by the demo
 tenant, the simulator and tests. Answers avoid hard promises: prices, savings and delays are stated as
 ranges that depend on the site survey. MaPrimeRénov' and the French feed-in tariff are named as
@@ -140,6 +140,17 @@ _EN = [
         "save savings saving return investment roi payback pay bill bills profitable worth",
     ),
     _qa(
+        "en-sizing",
+        "en",
+        "sizing",
+        "How many solar panels do I need?",
+        "It depends on how much electricity you use and on your roof. As a rough guide, a house "
+        "often needs 8 to 14 panels (about 3 to 6 kWp). Your adviser works out the exact number from "
+        "your bills and the survey of your roof, so you don't need to know it now.",
+        "many number panels panel size sizing big large small capacity power kwp kw kilowatt need "
+        "enough consumption usage",
+    ),
+    _qa(
         "en-about",
         "en",
         "company",
@@ -265,6 +276,18 @@ _FR = [
         "économies annuelles et du délai de retour sur investissement pour votre maison.",
         "économie économies économiser rentable rentabilité retour investissement amortissement "
         "facture factures",
+    ),
+    _qa(
+        "fr-dimensionnement",
+        "fr",
+        "dimensionnement",
+        "Combien de panneaux ou quelle puissance faut-il pour mon logement ?",
+        "Cela dépend de votre consommation et de votre logement. À titre indicatif, une maison "
+        "compte souvent 8 à 14 panneaux solaires (environ 3 à 6 kWc), et une pompe à chaleur se "
+        "dimensionne selon la surface et l'isolation. Votre conseiller calcule la bonne taille à "
+        "partir de vos factures et de la visite technique : inutile de la connaître maintenant.",
+        "nombre panneaux panneau puissance taille dimensionnement dimensionner dimensionne kwc kw "
+        "kilowatt besoin besoins faut suffisant suffit consommation grande grosse",
     ),
     _qa(
         "fr-societe",

@@ -58,6 +58,8 @@ __all__ = [
     "OTHER_AMOUNTS",
     "PRICE_WORDS",
     "RESPONSE_CREDIT",
+    "SIZE_MARKERS",
+    "SIZE_WORDS",
     "UNKNOWN_WEIGHT",
     "KnowledgeIndex",
     "Match",
@@ -171,6 +173,20 @@ OTHER_AMOUNTS: dict[str, frozenset[str]] = {
 #: What a bare amount question is about, per language: searched with the question's own words. Only
 #: the words the index knows are added (a tenant without a price entry gets no worse a score).
 PRICE_WORDS: dict[str, str] = {"en": "price cost", "fr": "prix coût tarif"}
+
+#: Words that ask how many or how big, not how much money ("how many panels do I need", "what size of
+#: system", "quelle puissance"). Accent-folded. A French "combien de <word>" asks a count too, unless the
+#: word is money ("combien d'euros"). Such a question is searched with :data:`SIZE_WORDS` added and is
+#: never read as a price question; with a time word ("how many years") it is neither.
+SIZE_MARKERS: dict[str, frozenset[str]] = {
+    "en": _words("many size sized sizing big large"),
+    "fr": _words("nombre taille puissance dimension dimensionner dimensionnement"),
+}
+
+#: What a size question is about, per language: only the words the index knows are added.
+SIZE_WORDS: dict[str, str] = {"en": "size number", "fr": "nombre taille"}
+
+_NOT_A_COUNT = [[], *([word] for word in ("euros", "euro", "argent", "sous", "dollars", "pounds"))]
 
 _RETRIEVAL_STOP = {lang: words | FILLER_WORDS.get(lang, frozenset()) for lang, words in STOP_WORDS.items()}
 _ALL_RETRIEVAL_STOP = frozenset().union(*_RETRIEVAL_STOP.values())
@@ -327,11 +343,33 @@ class _LanguageIndex:
                     extra.append((word, term))
         return extra
 
+    def _size_pairs(self, question: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The :data:`SIZE_WORDS` terms this index knows when ``question`` asks how many or how big
+        (:func:`_asks_size`) of something the base knows, else nothing ("how many people work for
+        you" is no sizing question)."""
+        if not _asks_size(question) or any(
+            _unknown_word(word) and self._known(word, term) is None for word, term in pairs
+        ):
+            return []
+        languages = [self.language] if self.language in SIZE_WORDS else list(SIZE_WORDS)
+        return [
+            (word, term)
+            for lang in languages
+            for word, term in _terms(SIZE_WORDS[lang], self.language)
+            if term in self._bm25.idf or term in self._response_idf
+        ]
+
     def score(self, question: str, *, amount_as_price: bool = False) -> list[Match]:
         """Every entry with a normalised score > 0 for ``question``. ``amount_as_price``: an amount
-        question with a topic ("how much are panels", "c combien une pac") is also a price question."""
+        question with a topic ("how much are panels", "c combien une pac") is also a price question.
+        A size question ("how many panels do I need", "combien de panneaux") is searched with
+        :data:`SIZE_WORDS` and never as a price question."""
         pairs = _terms(question, self.language)
-        pairs += self._price_pairs(question, pairs, amount_as_price=amount_as_price)
+        size = self._size_pairs(question, pairs)
+        if size:
+            pairs += size
+        else:
+            pairs += self._price_pairs(question, pairs, amount_as_price=amount_as_price)
         terms: list[str] = []
         weights: list[float] = []
         unknown = 0.0
@@ -491,6 +529,22 @@ def _unknown_word(word: str) -> bool:
 
 
 _ALL_AMOUNT_WORDS = frozenset().union(*AMOUNT_WORDS.values())
+_ALL_SIZE_MARKERS = frozenset().union(*SIZE_MARKERS.values())
+_TIME_WORDS = frozenset().union(*OTHER_AMOUNTS.values()) - _ALL_SIZE_MARKERS
+
+
+def _asks_size(question: str) -> bool:
+    """Whether ``question`` asks how many or how big: a :data:`SIZE_MARKERS` word, or a French
+    "combien de <word>" whose word is not money, and no time word ("how many years")."""
+    raw = [_fold(token) for token in _TOKEN.findall(question[:2000].lower())]
+    if not _TIME_WORDS.isdisjoint(raw):
+        return False
+    if not _ALL_SIZE_MARKERS.isdisjoint(raw):
+        return True
+    return any(
+        word == "combien" and raw[i + 1 : i + 2] in (["de"], ["d"]) and raw[i + 2 : i + 3] not in _NOT_A_COUNT
+        for i, word in enumerate(raw)
+    )
 
 
 def _asks_amount(question: str) -> bool:
