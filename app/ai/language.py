@@ -68,6 +68,7 @@ CUE_WORDS: dict[str, frozenset[str]] = {
         monday tuesday wednesday thursday friday saturday sunday
         how much many what when where why which who
         quote price cost like want need interested great good fine bye pm
+        actually its that this just sorry wait meant mean have has got about around
         """),
 }
 

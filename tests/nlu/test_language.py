@@ -34,6 +34,9 @@ ENGLISH = [
     "maybe",
     "I would like to know more about your solar panels",
     "Can you call me back on Monday morning?",
+    "non actually its 200",  # a slip of French 'non' in an English correction
+    "no wait its more like 200 a month",
+    "sorry i meant 200",
 ]
 NO_EVIDENCE = [
     "",
