@@ -22,12 +22,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from litestar import Request
 from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.core.settings import Settings
+from app.ops.requests import internal_error
 
 __all__ = [
     "PUBLIC_PREFIXES",
@@ -90,7 +93,15 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            check_budgets(self.budgets, scope)
+            try:
+                check_budgets(self.budgets, scope)
+            except TooManyRequestsException as exc:
+                # answered here, on the ``send`` the request-id middleware wrapped (Litestar's
+                # exception middleware sits outside it: its answer had no X-Request-ID)
+                request: Request[Any, Any, Any] = Request(scope, receive)
+                response = internal_error(request, exc)
+                await response.to_asgi_response(None, request)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 

@@ -67,6 +67,10 @@ async def test_public_pages_are_rate_limited_per_client_with_a_time_to_wait(tmp_
         assert statuses[5:] == [429] * 3
         refused = await client.get("/api/unsubscribe/not-a-token")
         assert int(refused.headers["retry-after"]) >= 1
+        # a refusal is a response like any other: its request id and the security headers
+        assert len(refused.headers["x-request-id"]) >= 8
+        assert refused.headers["x-content-type-options"] == "nosniff"
+        assert refused.json()["status_code"] == 429
         # The authenticated admin API is not on that budget.
         health = [(await client.get("/health")).status_code for _ in range(10)]
         assert set(health) == {200}
