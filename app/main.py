@@ -68,6 +68,9 @@ def create_app(
         plugins=list(rt.features),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="LeadWarm", version="0.1.0", path="/schema"),
+        # logging is configure_logging's: Litestar's default config would replace the root
+        # logger's handler, and every library's lines (httpx, uvicorn) would leave our format
+        logging_config=None,
         debug=False,
     )
     # provider webhooks answered before Litestar's router, with the same middleware guarantees

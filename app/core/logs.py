@@ -59,6 +59,9 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # JSON lines carry a traceback as the text of an ``exception`` key (the console renderer
+    # prints it itself); never the frames' local variables, which may hold credentials
+    tracebacks: list[Any] = [structlog.processors.format_exc_info] if fmt == "json" else []
     handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -69,7 +72,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
                 redact_secrets,
             ],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tracebacks, renderer],
         )
     )
     root = logging.getLogger()
@@ -80,6 +83,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *tracebacks,
             redact_secrets,
             renderer,
         ],

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
+from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 
@@ -60,16 +61,20 @@ class DashboardFeature(Feature):
         app_config = super().on_app_init(app_config)
         app_config.dependencies["tenant_id"] = Provide(tenant_from_key_or_session)
         app_config.dependencies["admin"] = Provide(admin_from_key_or_session)  # integrations API
-        app_config.on_startup.append(self._start_warmup)
-        app_config.on_shutdown.append(self._stop_warmup)
+        # a lifespan entered after the app's own (which starts and stops the runtime), so it is
+        # left before the store closes: Litestar's on_shutdown hooks run after every lifespan
+        app_config.lifespan.append(self._warmup_lifespan)
         return app_config
 
-    def _start_warmup(self) -> None:
-        """Warm the analytics caches in the background (the first view of the page is then warm)."""
+    @contextlib.asynccontextmanager
+    async def _warmup_lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        """Warm the analytics caches in the background while the app serves (the first view of
+        the page is then warm); cancelled at shutdown."""
         self.warmup = asyncio.get_running_loop().create_task(warm_analytics(self.runtime))
-
-    async def _stop_warmup(self) -> None:
-        if self.warmup is not None and not self.warmup.done():
-            self.warmup.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.warmup
+        try:
+            yield
+        finally:
+            if not self.warmup.done():
+                self.warmup.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.warmup

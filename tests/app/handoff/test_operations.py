@@ -48,6 +48,30 @@ def test_third_party_loggers_write_json_lines_too(json_logs: pytest.CaptureFixtu
     assert "hunter2" not in captured.err + captured.out and "t0ps3cret" not in captured.err + captured.out
 
 
+async def test_a_started_app_keeps_the_json_format_and_tracebacks(
+    json_logs: pytest.CaptureFixture[str], client: Client
+) -> None:
+    """Litestar's own logging config would replace the root handler once the app starts (library
+    lines then in its ``LEVEL - time - name`` format); a traceback is the ``exception`` text,
+    never the frames' locals."""
+    assert (await client.get("/health")).status_code == 200  # the app has started
+    logging.getLogger("httpx").info("after start")
+    secret_local = "s3cr3t-in-a-frame"
+    try:
+        raise RuntimeError("boom " + secret_local[:0])
+    except RuntimeError:
+        get_logger("leadwarm.test").error("ours.failed", exc_info=True)
+        logging.getLogger("some.lib").exception("theirs.failed")
+    captured = json_logs.readouterr()
+    out = captured.err + captured.out
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]  # every line is JSON
+    by_event = {line["event"]: line for line in lines}
+    assert by_event["after start"]["logger"] == "httpx"
+    for event in ("ours.failed", "theirs.failed"):
+        assert "RuntimeError: boom" in by_event[event]["exception"], by_event[event]
+    assert secret_local not in out
+
+
 async def test_openapi_declares_bearer_and_request_bodies(client: Client) -> None:
     doc: dict[str, Any] = (await client.get("/schema/openapi.json")).json()
     schemes = doc["components"]["securitySchemes"]
