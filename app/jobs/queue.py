@@ -16,7 +16,8 @@ Transactions are the cost of a job, so they are shared: :meth:`JobQueue.lease_du
 due job of one tenant in ONE transaction, and a handler that ends in a transaction of its own (a
 turn's commit, the dispatcher's last send) completes its job inside it (:meth:`JobQueue.read_job`,
 :meth:`JobQueue.complete_in`), so the worker's separate completion is skipped. Crash safety is
-unchanged: the completion commits with the work or not at all.
+unchanged: the completion commits with the work or not at all. The queue's own transactions run
+``inline`` (one hand-off each to a SQLite store's writer thread; :meth:`app.store.Store.run_transaction`).
 """
 
 from __future__ import annotations
@@ -101,9 +102,20 @@ class Job(Record):
     attempts: int = 0
     payload: dict[str, Any] = Field(default_factory=dict)
     last_error: str | None = None
-    created_at: float = 0.0
+    enqueued_at: float = 0.0
     shard: int = 0
     _completed: bool = PrivateAttr(default=False)
+
+    def to_doc(self) -> dict[str, Any]:
+        """The stored document, without ``lease_owner``/``lease_until`` while they are ``None``: a
+        pending job then has no entry in the expired-lease index (``status, lease_until``), so
+        enqueueing and completing it writes one index entry fewer. (The time it was first enqueued
+        is ``enqueued_at``, not ``created_at``: no ``created_at`` index of the lists holds jobs.)"""
+        doc = super().to_doc()
+        for name in ("lease_owner", "lease_until"):
+            if doc[name] is None:
+                del doc[name]
+        return doc
 
     @property
     def completed(self) -> bool:
@@ -178,7 +190,7 @@ class JobQueue:
                 due_at=due_at,
                 generation=(existing or {}).get("generation", 0) + 1,
                 payload=payload or {},
-                created_at=self.clock.now(),
+                enqueued_at=self.clock.now(),
                 shard=shard_of(doc_id, JOB_SHARDS),
             )
             tx.set(COLLECTION, doc_id, job.to_doc())
@@ -212,7 +224,7 @@ class JobQueue:
             existing = await self.read(tx, kind, key)
             self.write(tx, existing, kind=kind, key=key, due_at=at, payload=payload)
 
-        await self.store.run_transaction(tenant_id, fn)
+        await self.store.run_transaction(tenant_id, fn, inline=True)
         self.notify(due_at=at)
 
     async def cancel(self, tenant_id: str, kind: JobKind, key: str) -> None:
@@ -223,7 +235,7 @@ class JobQueue:
             if existing and existing.get("status") == "pending":
                 tx.delete(COLLECTION, job_doc_id(kind, key))
 
-        await self.store.run_transaction(tenant_id, fn)
+        await self.store.run_transaction(tenant_id, fn, inline=True)
 
     # ----------------------------------------------------------------- wake-ups
     def notify(self, *, due_at: float | None = None) -> None:
@@ -335,7 +347,7 @@ class JobQueue:
                 taken.append(job)
             return taken
 
-        return await self.store.run_transaction(tenant_id, fn)
+        return await self.store.run_transaction(tenant_id, fn, inline=True)
 
     async def next_due_at(self, *, within_s: float) -> float | None:
         """When the earliest pending job (of any tenant) falls due, if it does within
@@ -398,7 +410,7 @@ class JobQueue:
         async def fn(tx: Transaction) -> None:
             self.complete_in(tx, job, await self.read_job(tx, job))
 
-        await self.store.run_transaction(job.tenant_id, fn)
+        await self.store.run_transaction(job.tenant_id, fn, inline=True)
         job.mark_completed()
 
     async def release(self, jobs: Sequence[Job]) -> None:
@@ -425,7 +437,7 @@ class JobQueue:
                     current.due_at = float(current.payload.pop("_next_due_at", current.due_at))
                     tx.set(COLLECTION, job.id, current.to_doc())
 
-            await self.store.run_transaction(tenant_id, fn)
+            await self.store.run_transaction(tenant_id, fn, inline=True)
         self.notify()
 
     async def retry(self, job: Job, *, error: str, delay_s: float | None = None, count: bool = True) -> bool:
@@ -456,7 +468,7 @@ class JobQueue:
             tx.set(COLLECTION, job.id, current.to_doc())
             return True
 
-        return await self.store.run_transaction(job.tenant_id, fn)
+        return await self.store.run_transaction(job.tenant_id, fn, inline=True)
 
     async def dead_letters(self, tenant_id: str) -> list[Job]:
         """The tenant's dead jobs, for operators, oldest ``due_at`` first (sorted here: ``due_at`` has

@@ -25,6 +25,7 @@ commit (the caller batches them, :mod:`app.messaging.ingest_log`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import json
 import sqlite3
@@ -109,6 +110,10 @@ _TENANT_INDEXES: tuple[tuple[str, ...], ...] = (
     ("playbook_id", "created_at"),  # the dashboard's analytics and inbox playbook filter
     ("playbook_id", "updated_at"),  # the dashboard's analytics: has anything changed?
 )
+#: Tenant indexes partial on more than their first field: ``id`` is in every document, so the
+#: playbook-version index is partial on ``version`` too (which only versioned records carry), and
+#: a job write does not pay for an entry it never uses.
+_PARTIAL_ON: dict[tuple[str, ...], tuple[str, ...]] = {("id", "status", "version"): ("id", "version")}
 #: Collection-group indexes (no tenant): the scheduler's queries over every tenant's jobs.
 _GROUP_INDEXES: tuple[tuple[str, ...], ...] = (("status", "due_at"), ("status", "lease_until"))
 
@@ -223,9 +228,14 @@ async def _now(fn: Callable[[], R]) -> R:
     return fn()
 
 
-def _run_now(awaitable: Awaitable[T]) -> T:
+class _Suspended(Exception):  # noqa: N818 - a signal, not an error
+    """An inline transaction function awaited something else than its transaction's reads."""
+
+
+def _run_now(awaitable: Awaitable[T], *, suspended: type[Exception] = RuntimeError) -> T:
     """Run ``awaitable`` to its end without an event loop (it must never suspend: every await in
-    it completes at once, as :func:`_now` does). Raises ``RuntimeError`` if it suspends."""
+    it completes at once, as :func:`_now` does). Raises ``suspended`` if it suspends (after
+    closing it)."""
     steps = awaitable.__await__()
     try:
         next(steps)
@@ -235,7 +245,7 @@ def _run_now(awaitable: Awaitable[T]) -> T:
     close = getattr(steps, "close", None)
     if close is not None:
         close()
-    raise RuntimeError("append_log's on_new awaited something other than its transaction")
+    raise suspended("a transaction function run in place awaited something other than its transaction")
 
 
 class _SQLiteTransaction(Transaction):
@@ -461,7 +471,7 @@ class SQLiteStore(Store):
                 exprs = ", ".join(_expr(f) for f in fields)
                 # group indexes serve only the scheduler's queries, which name every field: partial
                 # on all of them, they hold the jobs alone, not every document that has a status
-                fields_present = fields if scope == "g" else fields[:1]
+                fields_present = fields if scope == "g" else _PARTIAL_ON.get(fields, fields[:1])
                 where_ = " AND ".join(_present(f) for f in fields_present)
                 sql = f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {where_}"
                 if existing.get(name) != sql:  # absent, or an older shape (json_extract IS NOT NULL)
@@ -618,12 +628,58 @@ class SQLiteStore(Store):
         if self._writer.in_transaction:
             self._writer.execute("ROLLBACK")
 
+    def _whole(self, tenant_id: str, fn: Callable[[Transaction], Awaitable[T]]) -> tuple[bool, T | None, Any]:
+        """On the writer thread: run ``fn`` (its reads in place), apply its writes and commit.
+        Returns ``(True, result, tx)``, or ``(False, None, None)`` after rolling back when ``fn``
+        awaited something else than its transaction's reads (it then runs the ordinary way);
+        re-raises what ``fn`` or the commit raise, after rolling back."""
+        tx = _SQLiteTransaction(self._writer, tenant_id, self._registered, _now)
+        try:
+            result = _run_now(fn(tx), suspended=_Suspended)
+        except _Suspended:
+            self._rollback()
+            return False, None, None
+        except RuntimeError as exc:  # fn asked for the event loop, which this thread has not
+            self._rollback()
+            if "event loop" in str(exc):
+                return False, None, None
+            raise
+        except BaseException:
+            self._rollback()
+            raise
+        self._finish([tx])
+        return True, result, tx
+
     async def run_transaction(
-        self, tenant_id: str, fn: Callable[[Transaction], Awaitable[T]], *, max_attempts: int = 5
+        self,
+        tenant_id: str,
+        fn: Callable[[Transaction], Awaitable[T]],
+        *,
+        max_attempts: int = 5,
+        inline: bool = False,
     ) -> T:
+        """See :meth:`Store.run_transaction`. With ``inline``, the whole transaction is ONE
+        hand-off to the writer thread (``fn`` runs there, in a copy of the caller's context), not
+        one per read plus one for the commit: a hand-off costs the process about 0.1 ms of CPU."""
         last: Exception | None = None
         for _ in range(max_attempts):
             async with self._lock:
+                if inline:
+                    context = contextvars.copy_context()
+                    try:
+                        done, result, tx = await self._write_op(
+                            functools.partial(context.run, self._whole, tenant_id, fn)
+                        )
+                    except sqlite3.OperationalError as exc:  # database locked by another process
+                        if "locked" not in str(exc) and "busy" not in str(exc):
+                            raise
+                        last = exc
+                        await asyncio.sleep(0.05)
+                        continue
+                    if done:
+                        self.commits += 1
+                        self._registered.update(tx.newly)
+                        return result  # type: ignore[return-value]
                 tx = _SQLiteTransaction(self._writer, tenant_id, self._registered, self._write_op)
                 try:
                     result = await fn(tx)
