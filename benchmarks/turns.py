@@ -226,9 +226,11 @@ async def _turns_at(stored: int, leads: int, rounds: int) -> dict[str, Any]:
             if trace is not None:
                 store._writer.set_trace_callback(trace.append)
                 store._reader.set_trace_callback(trace.append)
+            profile = _profiler() if trace is not None else None
             start, cpu = time.perf_counter(), time.process_time()
             await runtime.worker.drain()
             elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+            _dump_profile(profile, f"turns_{stored}_{round_}")
             store._writer.set_trace_callback(None)
             store._reader.set_trace_callback(None)
             return elapsed, cpu

@@ -102,7 +102,7 @@ class Job(Record):
     attempts: int = 0
     payload: dict[str, Any] = Field(default_factory=dict)
     last_error: str | None = None
-    enqueued_at: float = 0.0
+    created_at: float = 0.0
     shard: int = 0
     _completed: bool = PrivateAttr(default=False)
 
@@ -118,8 +118,7 @@ class Job(Record):
     def to_doc(self) -> dict[str, Any]:
         """The stored document, without ``lease_owner``/``lease_until`` while they are ``None``: a
         pending job then has no entry in the expired-lease index (``status, lease_until``), so
-        enqueueing and completing it writes one index entry fewer. (The time it was first enqueued
-        is ``enqueued_at``, not ``created_at``: no ``created_at`` index of the lists holds jobs.)"""
+        enqueueing and completing it writes one index entry fewer."""
         doc = super().to_doc()
         for name in ("lease_owner", "lease_until"):
             if doc[name] is None:
@@ -162,6 +161,8 @@ class JobQueue:
         self._expired_check_at = float("-inf")
         """When :meth:`lease_due` next looks for expired leases (UTC epoch seconds)."""
         self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop the workers sleep in (set by :meth:`wait`), for :meth:`notify` from a thread."""
         self._wake_at = float("inf")
         """When the sleeping worker plans to wake up (``inf`` while it is awake)."""
 
@@ -199,7 +200,7 @@ class JobQueue:
                 due_at=due_at,
                 generation=(existing or {}).get("generation", 0) + 1,
                 payload=payload or {},
-                enqueued_at=self.clock.now(),
+                created_at=self.clock.now(),
                 shard=shard_of(doc_id, JOB_SHARDS),
             )
             tx.set(COLLECTION, doc_id, job.to_doc())
@@ -250,12 +251,28 @@ class JobQueue:
     def notify(self, *, due_at: float | None = None) -> None:
         """Wake this process's workers: now, or (with ``due_at``, UTC epoch seconds) only if that
         job falls due before the time they planned to wake up. Other processes notice on their
-        next look at the store (:meth:`wait_until`'s ``max_wait_s``)."""
+        next look at the store (:meth:`wait_until`'s ``max_wait_s``).
+
+        Safe from any thread (an inline transaction's function runs on the store's writer
+        thread): from outside the event loop the wake-up is handed to the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(self._notify_here, due_at)
+                return
+        self._notify_here(due_at)
+
+    def _notify_here(self, due_at: float | None) -> None:
         if due_at is None or due_at < self._wake_at:
             self._wakeup.set()
 
     async def wait(self, timeout_s: float) -> None:
         """Sleep until :meth:`notify` or ``timeout_s`` seconds, whichever comes first."""
+        self._loop = asyncio.get_running_loop()
         self._wake_at = self.clock.now() + max(0.0, timeout_s)
         try:
             with contextlib.suppress(TimeoutError):
