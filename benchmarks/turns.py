@@ -213,6 +213,7 @@ async def _turns_at(stored: int, leads: int, rounds: int) -> dict[str, Any]:
         rates: list[float] = []
         cpu_rates: list[float] = []
         tx = statements = 0
+        main_cpu: list[float] = []
 
         async def say(
             round_: int, tag: str, text: str, trace: list[str] | None = None
@@ -227,9 +228,11 @@ async def _turns_at(stored: int, leads: int, rounds: int) -> dict[str, Any]:
                 store._writer.set_trace_callback(trace.append)
                 store._reader.set_trace_callback(trace.append)
             profile = _profiler() if trace is not None else None
-            start, cpu = time.perf_counter(), time.process_time()
+            start, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
             await runtime.worker.drain()
             elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+            if trace is not None:
+                main_cpu.append(time.thread_time() - main)
             _dump_profile(profile, f"turns_{stored}_{round_}")
             store._writer.set_trace_callback(None)
             store._reader.set_trace_callback(None)
@@ -249,6 +252,8 @@ async def _turns_at(stored: int, leads: int, rounds: int) -> dict[str, Any]:
         "cpu_rates": cpu_rates,
         "tx": tx / (rounds * leads),
         "statements": statements / (rounds * leads),
+        "main_ms": statistics.median(main_cpu) / leads * 1000,
+        "cpu_ms": 1000 / statistics.median(cpu_rates),
     }
 
 
@@ -273,6 +278,8 @@ def bench_turn_scaling(
             " turns per CPU-second (one core)",
             f"answer_turn_transactions_at_{size}_messages: {result['tx']:.2f} tx/turn",
             f"answer_turn_statements_at_{size}_messages: {result['statements']:.1f} statements/turn",
+            f"answer_turn_cpu_at_{size}_messages: {result['cpu_ms']:.2f} ms/turn, of which event loop"
+            f" {result['main_ms']:.2f} ms (the rest: SQLite threads)",
         ]
     if len(sizes) >= 2:
         lo, hi = sizes[0], sizes[-1]
@@ -367,6 +374,7 @@ def bench_timers(*, pending: int = 100_000, due: int = 1_000) -> list[str]:
 
     return [
         f"timers_pending: {pending} jobs, {due} due at once",
+        f"timer_lateness_min: {ordered[0] * 1000:.0f} ms (how soon the worker picked the batch up)",
         f"timer_lateness_p50: {pct(0.5) * 1000:.0f} ms",
         f"timer_lateness_p99: {pct(0.99) * 1000:.0f} ms",
         f"timer_lateness_max: {ordered[-1] * 1000:.0f} ms",
