@@ -298,8 +298,9 @@ class JobQueue:
         are found.
 
         The candidates of one tenant are leased together, in one transaction per
-        :data:`LEASE_BATCH` jobs (a job taken meanwhile by another process is skipped), so a
-        thousand timers falling due at once cost a few dozen transactions, not a thousand. Expired
+        :data:`LEASE_BATCH` jobs (a job taken meanwhile by another process is skipped), and the
+        transactions of every tenant run concurrently (one commit on SQLite), so a thousand timers
+        falling due at once cost a few dozen transactions, not a thousand. Expired
         leases (their process died) are looked for at most every quarter of ``lease_s`` or
         :data:`EXPIRED_LOOK_S`, whichever is shorter.
         """
@@ -340,11 +341,25 @@ class JobQueue:
         # rarely contend for the same jobs (each contention costs a transaction retry).
         tenants = list(by_tenant)
         random.shuffle(tenants)
+        # The batches run concurrently: on SQLite they form one group (one hand-off, one commit
+        # for every tenant), on Firestore their round trips overlap. A batch that fails is logged
+        # and skipped (its jobs stay as they were), the others' leases are kept.
+        batches = [
+            (tenant_id, by_tenant[tenant_id][start : start + LEASE_BATCH])
+            for tenant_id in tenants
+            for start in range(0, len(by_tenant[tenant_id]), LEASE_BATCH)
+        ]
+        results = await asyncio.gather(
+            *(self._try_lease(t, ids) for t, ids in batches), return_exceptions=True
+        )
         leased: list[Job] = []
-        for tenant_id in tenants:
-            ids = by_tenant[tenant_id]
-            for start in range(0, len(ids), LEASE_BATCH):
-                leased += await self._try_lease(tenant_id, ids[start : start + LEASE_BATCH])
+        for (tenant_id, ids), result in zip(batches, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                log.error("job.lease_failed", tenant=tenant_id, jobs=len(ids), error=repr(result))
+                continue
+            leased += result
         return leased
 
     async def _try_lease(self, tenant_id: str, doc_ids: list[str]) -> list[Job]:
