@@ -111,10 +111,15 @@ _TENANT_INDEXES: tuple[tuple[str, ...], ...] = (
     ("playbook_id", "created_at"),  # the dashboard's analytics and inbox playbook filter
     ("playbook_id", "updated_at"),  # the dashboard's analytics: has anything changed?
 )
-#: Tenant indexes partial on more than their first field: ``id`` is in every document, so the
-#: playbook-version index is partial on ``version`` too (which only versioned records carry), and
-#: a job write does not pay for an entry it never uses.
-_PARTIAL_ON: dict[tuple[str, ...], tuple[str, ...]] = {("id", "status", "version"): ("id", "version")}
+#: Tenant indexes partial on more than their first field, where every query on them names those
+#: fields: ``id`` is in every document, so the playbook-version index is partial on ``version``
+#: too (which only versioned records carry); ``channel`` is in every conversation, message and
+#: outbox item, so the delivery-status index is partial on ``provider_message_id`` too. A write
+#: then pays for no entry that no query reads (a turn writes a dozen documents).
+_PARTIAL_ON: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("id", "status", "version"): ("id", "version"),
+    ("channel", "provider_message_id"): ("channel", "provider_message_id"),
+}
 #: Collection-group indexes (no tenant): the scheduler's queries over every tenant's jobs.
 _GROUP_INDEXES: tuple[tuple[str, ...], ...] = (("status", "due_at"), ("status", "lease_until"))
 
@@ -734,7 +739,8 @@ class SQLiteStore(Store):
         each caller returns once the commit that holds its writes is done). A hand-off costs the
         process about 0.1 ms of CPU and a commit writes each page it changed to the WAL once, so a
         burst of small transactions (timers falling due together) costs a fraction of running them
-        one by one."""
+        one by one. A caller cancelled while it waits for its group may still see its writes
+        committed (as with a cancellation during an ordinary ``COMMIT``)."""
         last: Exception | None = None
         for _ in range(max_attempts):
             if inline:
