@@ -450,8 +450,9 @@ class SQLiteStore(Store):
         self._reader_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         self._lock = asyncio.Lock()
         self._inline_queue: list[_Inline] = []
-        self._drainer: asyncio.Task[None] | None = None
         """Inline transactions waiting for the writer (:meth:`_run_inline`)."""
+        self._drainer: asyncio.Task[None] | None = None
+        """The task running them, group after group, while any wait (:meth:`_drain_inline`)."""
         self._registered: set[tuple[str, str]] = set()
         """Collections known to be in the registry (filled after each commit that added some)."""
         self.commits = 0
