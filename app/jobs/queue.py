@@ -102,7 +102,7 @@ class Job(Record):
     attempts: int = 0
     payload: dict[str, Any] = Field(default_factory=dict)
     last_error: str | None = None
-    created_at: float = 0.0
+    enqueued_at: float = 0.0
     shard: int = 0
     _completed: bool = PrivateAttr(default=False)
 
@@ -118,7 +118,9 @@ class Job(Record):
     def to_doc(self) -> dict[str, Any]:
         """The stored document, without ``lease_owner``/``lease_until`` while they are ``None``: a
         pending job then has no entry in the expired-lease index (``status, lease_until``), so
-        enqueueing and completing it writes one index entry fewer."""
+        enqueueing and completing it writes one index entry fewer. (When the job was first
+        enqueued is ``enqueued_at``, not ``created_at``, so that no list index on ``created_at``
+        holds jobs; documents written before carry ``created_at``.)"""
         doc = super().to_doc()
         for name in ("lease_owner", "lease_until"):
             if doc[name] is None:
@@ -200,7 +202,7 @@ class JobQueue:
                 due_at=due_at,
                 generation=(existing or {}).get("generation", 0) + 1,
                 payload=payload or {},
-                created_at=self.clock.now(),
+                enqueued_at=self.clock.now(),
                 shard=shard_of(doc_id, JOB_SHARDS),
             )
             tx.set(COLLECTION, doc_id, job.to_doc())
