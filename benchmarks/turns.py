@@ -38,6 +38,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+# --------------------------------------------------------------------------- profiling
+def _profiler() -> Any:
+    """A running ``cProfile.Profile`` of the event loop's thread when ``LEADWARM_BENCH_PROFILE``
+    names a folder (the stats go there, :func:`_dump_profile`), else ``None``."""
+    import os
+
+    if not os.environ.get("LEADWARM_BENCH_PROFILE"):
+        return None
+    import cProfile
+
+    profile = cProfile.Profile()
+    profile.enable()
+    return profile
+
+
+def _dump_profile(profile: Any, name: str) -> None:
+    """Stop ``profile`` (from :func:`_profiler`) and write ``{name}.prof`` to the folder."""
+    import os
+
+    if profile is None:
+        return
+    profile.disable()
+    folder = Path(os.environ["LEADWARM_BENCH_PROFILE"])
+    folder.mkdir(parents=True, exist_ok=True)
+    profile.dump_stats(str(folder / f"{name}.prof"))
+
+
 # --------------------------------------------------------------------------- turns
 def _seed_messages(store: Any, tenant: str, count: int) -> None:
     """Insert ``count`` stored messages (and their inbox, outbox, lead and conversation
@@ -186,6 +213,7 @@ async def _turns_at(stored: int, leads: int, rounds: int) -> dict[str, Any]:
         rates: list[float] = []
         cpu_rates: list[float] = []
         tx = statements = 0
+        main_cpu: list[float] = []
 
         async def say(
             round_: int, tag: str, text: str, trace: list[str] | None = None
@@ -199,9 +227,13 @@ async def _turns_at(stored: int, leads: int, rounds: int) -> dict[str, Any]:
             if trace is not None:
                 store._writer.set_trace_callback(trace.append)
                 store._reader.set_trace_callback(trace.append)
-            start, cpu = time.perf_counter(), time.process_time()
+            profile = _profiler() if trace is not None else None
+            start, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
             await runtime.worker.drain()
             elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+            if trace is not None:
+                main_cpu.append(time.thread_time() - main)
+            _dump_profile(profile, f"turns_{stored}_{round_}")
             store._writer.set_trace_callback(None)
             store._reader.set_trace_callback(None)
             return elapsed, cpu
@@ -220,6 +252,8 @@ async def _turns_at(stored: int, leads: int, rounds: int) -> dict[str, Any]:
         "cpu_rates": cpu_rates,
         "tx": tx / (rounds * leads),
         "statements": statements / (rounds * leads),
+        "main_ms": statistics.median(main_cpu) / leads * 1000,
+        "cpu_ms": 1000 / statistics.median(cpu_rates),
     }
 
 
@@ -244,6 +278,8 @@ def bench_turn_scaling(
             " turns per CPU-second (one core)",
             f"answer_turn_transactions_at_{size}_messages: {result['tx']:.2f} tx/turn",
             f"answer_turn_statements_at_{size}_messages: {result['statements']:.1f} statements/turn",
+            f"answer_turn_cpu_at_{size}_messages: {result['cpu_ms']:.2f} ms/turn, of which event loop"
+            f" {result['main_ms']:.2f} ms (the rest: SQLite threads)",
         ]
     if len(sizes) >= 2:
         lo, hi = sizes[0], sizes[-1]
@@ -254,7 +290,7 @@ def bench_turn_scaling(
 
 
 # --------------------------------------------------------------------------- timers
-async def _timers(pending: int, due: int, lead_s: float) -> tuple[list[float], float, float]:
+async def _timers(pending: int, due: int, lead_s: float) -> tuple[list[float], float, float, float]:
     from app.jobs.queue import Job, JobQueue
     from app.jobs.worker import Worker
     from app.store import Transaction
@@ -296,7 +332,7 @@ async def _timers(pending: int, due: int, lead_s: float) -> tuple[list[float], f
                 tx.set("fired", job.key, {"at": clock.now()})
                 jobs.complete_in(tx, job, current)
 
-            await store.run_transaction(job.tenant_id, fn)
+            await store.run_transaction(job.tenant_id, fn, inline=True)
             job.mark_completed()
             if len(lateness) >= due:
                 done.set()
@@ -314,20 +350,23 @@ async def _timers(pending: int, due: int, lead_s: float) -> tuple[list[float], f
         store._writer.execute("COMMIT")
         jobs.notify(due_at=due_at)  # as an in-process enqueue of these timers would
         await asyncio.sleep(max(0.0, due_at - clock.now() - 0.05))
-        cpu_start = time.process_time()
+        profile = _profiler()
+        cpu_start, main_start = time.process_time(), time.thread_time()
         await asyncio.wait_for(done.wait(), timeout=lead_s + 300)
         cpu = time.process_time() - cpu_start
+        main_cpu = time.thread_time() - main_start
+        _dump_profile(profile, "timers")
         stop.set()
         jobs.notify()
         await task
         await store.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return lateness, peak_mb, cpu
+    return lateness, peak_mb, cpu, main_cpu
 
 
 def bench_timers(*, pending: int = 100_000, due: int = 1_000) -> list[str]:
     """Lateness of ``due`` timers falling due at once among ``pending``, and peak memory."""
-    lateness, peak_mb, cpu = asyncio.run(_timers(pending, due, lead_s=2.0))
+    lateness, peak_mb, cpu, main_cpu = asyncio.run(_timers(pending, due, lead_s=2.0))
     ordered = sorted(lateness)
 
     def pct(q: float) -> float:
@@ -335,6 +374,7 @@ def bench_timers(*, pending: int = 100_000, due: int = 1_000) -> list[str]:
 
     return [
         f"timers_pending: {pending} jobs, {due} due at once",
+        f"timer_lateness_min: {ordered[0] * 1000:.0f} ms (how soon the worker picked the batch up)",
         f"timer_lateness_p50: {pct(0.5) * 1000:.0f} ms",
         f"timer_lateness_p99: {pct(0.99) * 1000:.0f} ms",
         f"timer_lateness_max: {ordered[-1] * 1000:.0f} ms",
@@ -342,6 +382,7 @@ def bench_timers(*, pending: int = 100_000, due: int = 1_000) -> list[str]:
         # CPU the process spent from the due instant to the last timer: what the lateness would
         # be on a core of its own (the wall-clock figures above include other processes' load)
         f"timer_cpu_to_handle_all_due: {cpu * 1000:.0f} ms ({cpu / due * 1e6:.0f} us/timer)",
+        f"timer_cpu_event_loop_thread: {main_cpu * 1000:.0f} ms (the rest: SQLite threads)",
     ]
 
 

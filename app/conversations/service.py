@@ -679,7 +679,8 @@ class ConversationService:
                 extra.write(tx)
             return True
 
-        committed = await self.store.run_transaction(tenant_id, fn)
+        # inline: fn and its hooks await nothing but the transaction's reads (one hand-off on SQLite)
+        committed = await self.store.run_transaction(tenant_id, fn, inline=True)
         if committed and job is not None and completed_in_tx:
             job.mark_completed()
         if committed and conv.status == "closed" and located.conversation.status != "closed":

@@ -412,7 +412,7 @@ class Dispatcher:
             if job is not None and self.jobs is not None:
                 self.jobs.complete_in(tx, job, job_doc)
 
-        await self.store.run_transaction(tenant_id, fn)
+        await self.store.run_transaction(tenant_id, fn, inline=True)  # fn awaits only its reads
         if job is not None and self.jobs is not None:
             job.mark_completed()
         log.info(
@@ -471,7 +471,7 @@ class Dispatcher:
                     merge=True,
                 )
 
-        await self.store.run_transaction(tenant_id, fn)
+        await self.store.run_transaction(tenant_id, fn, inline=True)  # fn awaits only its reads
         if job is not None and self.jobs is not None:
             job.mark_completed()
 

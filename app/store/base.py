@@ -316,9 +316,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def run_transaction(
-        self, tenant_id: str, fn: Callable[[Transaction], Awaitable[T]], *, max_attempts: int = 5
+        self,
+        tenant_id: str,
+        fn: Callable[[Transaction], Awaitable[T]],
+        *,
+        max_attempts: int = 5,
+        inline: bool = False,
     ) -> T:
         """Run ``fn`` in a transaction and commit; retry on contention.
+
+        ``inline=True`` says that ``fn`` awaits nothing but its transaction's own reads and
+        touches no state another thread may change: a backend whose store calls run on a thread of
+        their own (SQLite) may then run ``fn`` on that thread, reads, writes and commit in one
+        hand-off. If ``fn`` awaits anything else after all, that attempt is rolled back and ``fn``
+        runs again the ordinary way (``fn`` must bear re-running, as every transaction function).
+        Other backends ignore it.
 
         Raises:
             ConflictError: contention lasted ``max_attempts`` attempts.

@@ -640,9 +640,15 @@ class FirestoreStore(Store):
     # -- transactions ------------------------------------------------------------------------------
 
     async def run_transaction(
-        self, tenant_id: str, fn: Callable[[Transaction], Awaitable[T]], *, max_attempts: int = 5
+        self,
+        tenant_id: str,
+        fn: Callable[[Transaction], Awaitable[T]],
+        *,
+        max_attempts: int = 5,
+        inline: bool = False,
     ) -> T:
-        """Run ``fn`` in a read-write Firestore transaction; see :meth:`Store.run_transaction`.
+        """Run ``fn`` in a read-write Firestore transaction; see :meth:`Store.run_transaction`
+        (``inline`` changes nothing here: the reads are network round trips on the event loop).
 
         ``ABORTED`` (contention: Firestore's lock wait or wound-wait) on a read or on the commit
         starts another attempt that keeps its place in line (``BeginTransaction.retry_transaction``,

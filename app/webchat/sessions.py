@@ -132,7 +132,8 @@ async def still_typing(runtime: Runtime, tenant_id: str, session: str) -> bool:
         job = await runtime.jobs.read(tx, "inbound", key)
         if job is None or job.get("status") != "pending":
             return False
-        due = min(now + TYPING_GRACE_S, float(job.get("created_at") or now) + MAX_TYPING_WAIT_S)
+        first = job.get("enqueued_at") or job.get("created_at") or now  # created_at: older jobs
+        due = min(now + TYPING_GRACE_S, float(first) + MAX_TYPING_WAIT_S)
         if due <= float(job.get("due_at") or 0.0):
             return False
         runtime.jobs.write(tx, job, kind="inbound", key=key, due_at=due, due="latest")

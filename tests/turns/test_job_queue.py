@@ -5,6 +5,7 @@ on a fixed period (woken early by an in-process enqueue of an earlier job)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -43,7 +44,10 @@ async def test_due_jobs_of_a_tenant_are_leased_in_one_transaction(store: SQLiteS
     statements = _begins(store)
     leased = await jobs.lease_due(limit=100)
     assert len(leased) == 45
-    assert sum(s.startswith("BEGIN") for s in statements) == 2  # one per tenant
+    # one transaction per tenant, run together: one SQLite transaction (a savepoint each)
+    assert sum(s.startswith("BEGIN") for s in statements) == 1
+    assert sum(s.startswith("SAVEPOINT") for s in statements) == 2
+    assert {j.tenant_id for j in leased if j.key.startswith("cv_")} == {"t1", "t2"}
     assert {j.status for j in leased} == {"leased"} and {j.lease_owner for j in leased} == {"p1"}
     # another process sees nothing left to take
     assert await JobQueue(store, clock, owner="p2").lease_due(limit=100) == []
@@ -207,3 +211,61 @@ async def test_a_transactions_batch_read_is_one_hand_off(store: SQLiteStore) -> 
     docs = await store.run_transaction("t1", fn)
     assert docs == [{"v": 1}, None, {"v": 2}]
     assert hops == 2  # the reads, then the commit
+
+
+async def test_a_pending_job_carries_no_lease_fields(store: SQLiteStore) -> None:
+    """A pending job has no ``lease_until``/``lease_owner`` (so the expired-lease index holds
+    leased jobs only); leasing sets them, giving the job back removes them again."""
+    clock = ManualClock(1_000.0)
+    jobs = JobQueue(store, clock, owner="p1")
+    await jobs.enqueue("t1", "timer", "cv_1", due_at=999.0)
+    doc = await store.get("t1", "jobs", "timer:cv_1")
+    assert doc is not None and "lease_until" not in doc and "lease_owner" not in doc
+    (job,) = await jobs.lease_due()
+    doc = await store.get("t1", "jobs", "timer:cv_1")
+    assert doc is not None and doc["lease_until"] == 1_060.0 and doc["lease_owner"] == "p1"
+    assert (job.lease_until, job.lease_owner, job.status) == (1_060.0, "p1", "leased")
+    await jobs.release([job])
+    doc = await store.get("t1", "jobs", "timer:cv_1")
+    assert doc is not None and doc["status"] == "pending" and "lease_until" not in doc
+    rows = store._reader.execute(
+        "SELECT COUNT(*) FROM docs INDEXED BY ix_g_status_lease_until WHERE coll='jobs' "
+        "AND json_type(data, '$.status') IS NOT NULL AND json_type(data, '$.lease_until') IS NOT NULL"
+    ).fetchone()
+    assert rows == (0,)
+
+
+def test_a_trusted_job_does_not_share_its_payload_with_the_document() -> None:
+    data: dict[str, Any] = {
+        "id": "timer:cv_1",
+        "tenant_id": "t1",
+        "kind": "timer",
+        "key": "cv_1",
+        "due_at": 5.0,
+        "payload": {"timer_id": "x"},
+        "unknown": 1,
+    }
+    job = Job.trusted(data)
+    job.payload["timer_id"] = "y"
+    assert data["payload"] == {"timer_id": "x"}
+    assert (job.status, job.generation, job.lease_until) == ("pending", 0, None)
+    assert not hasattr(job, "unknown")
+
+
+async def test_notify_from_another_thread_wakes_the_sleeping_worker(store: SQLiteStore) -> None:
+    """An inline transaction's function runs on the store's writer thread; an enqueue made there
+    (a commit hook) notifies from that thread, and the sleeping worker still wakes at once."""
+    jobs = JobQueue(store, SystemClock(), owner="p1")
+    sleeper = asyncio.create_task(jobs.wait(30.0))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+
+    def later() -> None:  # once the loop sleeps in its selector, where nothing else wakes it
+        time.sleep(0.2)
+        jobs.notify()
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    await asyncio.wait_for(sleeper, timeout=5.0)
+    thread.join()
+    assert time.monotonic() - started < 2.0
