@@ -37,12 +37,15 @@ from playbooks.slots import render_datetime
 if TYPE_CHECKING:
     from app.composition import Runtime
 
-__all__ = ["REMINDERS_S", "BookingService", "booking_record_id"]
+__all__ = ["REMINDERS_S", "REMINDER_NOTICE_S", "BookingService", "booking_record_id"]
 
 log = get_logger("leadwarm.booking")
 
 #: When reminders go out, seconds before the meeting's start.
 REMINDERS_S: tuple[tuple[str, int], ...] = (("24h", 86400), ("1h", 3600))
+#: A reminder not out this many seconds before the start (quiet hours, the daily cap, a late
+#: worker deferred it) is dropped: "your meeting is at 9:00" at 8:58 helps nobody.
+REMINDER_NOTICE_S = 600
 
 _TEXTS: dict[str, dict[str, str]] = {
     "invite": {
@@ -317,7 +320,11 @@ class BookingService:
             )
             append_outbound(
                 plan,
-                Outgoing(text=_text("reminder", language, when=when), purpose="followup"),
+                Outgoing(
+                    text=_text("reminder", language, when=when),
+                    purpose="followup",
+                    not_after=start - REMINDER_NOTICE_S,
+                ),
                 self.clock.now(),
             )
             return True

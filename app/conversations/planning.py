@@ -75,6 +75,8 @@ class Outgoing:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     """Files sent with the message where the channel can (email): ``{"filename", "mime_type",
     "content_b64", "params"}``."""
+    not_after: float | None = None
+    """Never sent from this instant on (epoch seconds; see ``OutboxItem.not_after``)."""
 
 
 @dataclass(slots=True)
@@ -189,6 +191,7 @@ def _append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
             trigger=plan.trigger,  # type: ignore[arg-type]
             template=out.template,
             attachments=out.attachments,
+            not_after=out.not_after,
             created_at=now,
         )
     )

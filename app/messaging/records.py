@@ -54,6 +54,9 @@ class OutboxItem(Record):
     """A WhatsApp template (name, language, parameters) the step or tenant names for this message."""
     attachments: list[dict[str, Any]] = Field(default_factory=list)
     """Files for channels that carry them (email): ``{"filename", "mime_type", "content_b64", "params"}``."""
+    not_after: float | None = None
+    """Not sent from this instant on (epoch seconds): a meeting reminder, its meeting's start; the
+    policy drops it as stale (``expired``) rather than send or defer it past that."""
     status: Literal["pending", "sent", "failed", "dead", "blocked", "stale"] = "pending"
     decision: dict[str, Any] | None = None
     """The outbound policy's last decision: action, reason, until (epoch seconds)."""

@@ -102,6 +102,7 @@ class OutboundGate:
             has_template=template is not None,
             sent_today=sent_today,
             daily_cap=profile.daily_cap_per_lead,
+            not_after=item.not_after,
         )
         decision = decide(facts)
         pending_inbound = (

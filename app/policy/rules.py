@@ -6,7 +6,9 @@ drop as stale; quiet hours in the lead's zone -> defer (a direct answer to a lea
 may go out, per the tenant's setting); per-lead daily cap -> defer to the next local day;
 WhatsApp outside the customer-service window (24 h after the lead's last message, Meta's
 "Customer service windows" rule) -> an approved template, else block (the gate may then fall back
-to another channel). Times are floats, seconds since the Unix epoch (UTC).
+to another channel). A message with a ``not_after`` instant (a meeting reminder: pointless once
+the meeting starts) that would go out at or after it, now or deferred, is dropped as stale
+(reason ``expired``) instead. Times are floats, seconds since the Unix epoch (UTC).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class OutboundFacts:
     has_template: bool = False
     sent_today: int = 0
     daily_cap: int = 20
+    not_after: float | None = None
+    """The message is pointless from this instant on (a reminder, its meeting's start)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,16 @@ def _next_local_day(now: float, zone: ZoneInfo) -> float:
 
 def decide(facts: OutboundFacts) -> Decision:
     """The decision for one message; see the module docstring for the order of checks."""
+    decision = _decide(facts)
+    if facts.not_after is None or decision.action in ("block", "drop_stale"):
+        return decision
+    at = decision.until if decision.action == "defer" and decision.until is not None else facts.now
+    if at >= facts.not_after:
+        return Decision("drop_stale", "expired")
+    return decision
+
+
+def _decide(facts: OutboundFacts) -> Decision:
     if facts.opted_out:
         return Decision("block", "opted_out")
     if facts.undeliverable:

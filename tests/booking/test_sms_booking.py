@@ -178,6 +178,33 @@ async def test_sms_lead_books_and_is_reminded_outside_quiet_hours(
     assert await runtime.jobs.dead_letters("demo") == []
 
 
+async def test_a_reminder_quiet_hours_push_past_the_start_is_dropped(
+    client: Client, runtime: Runtime, twilio_api: FakeTwilio, clock: ManualClock
+) -> None:
+    """Quiet hours until 09:00 for a 09:00 meeting: the 1 h reminder (08:00) is not deferred to
+    the meeting's start but dropped as stale (``expired``); the 24 h one still goes out."""
+    lead = SmsLead(client, runtime, twilio_api)
+    await lead.to_the_offer()
+    await lead.says("3")  # Wednesday 9 December, 09:00 Paris
+    r = await client.put("/api/v1/settings", json={"quiet_hours_end": "09:00"}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    clock.set(paris(8, 9) + 1)
+    before = len(twilio_api.sent(LEAD))
+    await runtime.worker.drain()
+    assert any(text.startswith("Reminder:") for text in lead.received(before))
+    before = len(twilio_api.sent(LEAD))
+    for hour, minute in ((8, 0), (9, 1), (10, 0)):
+        clock.set(paris(9, hour, minute) + 1)
+        await runtime.worker.drain()
+    assert lead.received(before) == []
+    items = [d.data for d in await runtime.store.query("demo", col.OUTBOX) if "Reminder:" in d.data["text"]]
+    assert sorted((i["status"], (i["decision"] or {}).get("reason")) for i in items) == [
+        ("sent", "allowed"),
+        ("stale", "expired"),
+    ]
+    assert await runtime.jobs.dead_letters("demo") == []
+
+
 async def test_no_reminder_after_an_opt_out(
     client: Client, runtime: Runtime, twilio_api: FakeTwilio, clock: ManualClock
 ) -> None:

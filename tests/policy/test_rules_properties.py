@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
@@ -106,3 +107,20 @@ def test_only_direct_replies_may_use_the_quiet_hours_exception(f: OutboundFacts)
 def test_the_daily_cap_is_never_exceeded(f: OutboundFacts) -> None:
     if f.sent_today >= f.daily_cap:
         assert decide(f).action not in ("send", "send_template")
+
+
+@settings(max_examples=800, deadline=None)
+@given(facts(), st.floats(min_value=-2 * 86400, max_value=2 * 86400, allow_nan=False))
+def test_nothing_goes_out_or_waits_past_its_not_after(f: OutboundFacts, offset: float) -> None:
+    """A message with ``not_after`` (a reminder) is sent before it, deferred to before it, or
+    dropped as expired; without it the decision is unchanged."""
+    bounded = dataclasses.replace(f, not_after=f.now + offset)
+    plain, decision = decide(f), decide(bounded)
+    if decision.action in ("send", "send_template"):
+        assert f.now < f.now + offset and decision == plain
+    elif decision.action == "defer":
+        assert decision.until is not None and decision.until < f.now + offset and decision == plain
+    elif decision == plain:
+        assert decision.action in ("block", "drop_stale")
+    else:
+        assert decision.reason == "expired" and plain.action in ("send", "send_template", "defer")
