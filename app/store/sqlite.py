@@ -99,41 +99,73 @@ CREATE TABLE IF NOT EXISTS ingest_log (
 ) WITHOUT ROWID;
 """
 
+#: The generated ``leaf`` column of ``docs``: a collection path's last segment
+#: (``conversations/cv_1/messages`` -> ``messages``), computed from ``coll`` alone (virtual: no
+#: storage, no JSON parsing). Every composite index is partial on it, so a write decides which
+#: indexes it enters by comparing a short string, never by running ``json_type`` over its JSON.
+_LEAF = "substr(coll, length(rtrim(coll, replace(coll, '/', ''))) + 1)"
+
 #: Composite indexes, query-shaped as in firestore.indexes.json: the equality fields, then the
-#: order or range field. Each is partial on its first field being present (``json_type(...) IS NOT
-#: NULL``, a term every query on that field carries), so documents of other collections (which
-#: lack it) write no entry. Keep in step with the queries the app runs.
-_TENANT_INDEXES: tuple[tuple[str, ...], ...] = (
-    ("address_key", "status", "seq"),  # inbox: one address's pending messages
-    ("phone", "created_at"),  # leads by address
-    ("email", "created_at"),
-    ("webchat_id", "created_at"),
-    ("lead_id", "channel", "created_at"),  # a lead's conversations
-    ("lead_id", "created_at"),
-    ("created_at",),  # conversation list
-    ("conversation_id", "seq"),  # outbox (a conversation holds few), knowledge usage
-    ("channel", "provider_message_id"),  # delivery statuses
-    ("seq",),  # a conversation's messages
-    ("direction", "channel", "seq"),  # the lead's last email, for threading
-    ("id", "status", "version"),  # a playbook's versions
-    ("status", "due_at"),  # jobs of one tenant (dead letters)
-    ("status", "created_at"),  # the dashboard's inbox: handoffs, a status filter
-    ("stage", "created_at"),  # the dashboard's lead list by stage (and its count)
-    ("source", "created_at"),  # the dashboard's lead list by source
-    ("playbook_id", "created_at"),  # the dashboard's analytics and inbox playbook filter
-    ("playbook_id", "updated_at"),  # the dashboard's analytics: has anything changed?
-)
-#: Tenant indexes partial on more than their first field, where every query on them names those
-#: fields: ``id`` is in every document, so the playbook-version index is partial on ``version``
-#: too (which only versioned records carry); ``channel`` is in every conversation, message and
-#: outbox item, so the delivery-status index is partial on ``provider_message_id`` too. A write
-#: then pays for no entry that no query reads (a turn writes a dozen documents).
+#: order or range field, each declared with the collections (by last path segment) whose queries
+#: use it. An index is partial on ``leaf`` being one of them (``leaf = 'a' OR leaf = 'b'``, which
+#: a query's ``leaf = 'a'`` term implies), so a write to any other collection evaluates one string
+#: comparison per index and writes no entry. Keep in step with the queries the app runs (a query
+#: whose collection is not listed still answers, through the primary key).
+_TENANT_INDEXES: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("address_key", "status", "seq"): ("inbox",),  # inbox: one address's pending messages
+    ("phone", "created_at"): ("leads",),  # leads by address
+    ("email", "created_at"): ("leads",),
+    ("webchat_id", "created_at"): ("leads",),
+    ("lead_id", "channel", "created_at"): ("conversations",),  # a lead's conversations
+    ("lead_id", "created_at"): ("conversations", "bookings", "crm_links", "crm_sync_logs"),
+    ("created_at",): ("conversations", "leads", "lead_imports", "bookings"),  # newest first
+    ("conversation_id", "seq"): ("outbox", "inbox", "qaUsage"),  # outbox, a snapshot, usage
+    ("channel", "provider_message_id"): ("status_events",),  # delivery statuses
+    ("seq",): ("messages",),  # a conversation's messages
+    ("direction", "channel", "seq"): ("messages",),  # the lead's last email, for threading
+    ("id", "status", "version"): ("playbooks",),  # a playbook's versions
+    ("status", "due_at"): ("jobs",),  # jobs of one tenant
+    ("status", "created_at"): ("conversations", "handoffs"),  # the dashboard's inbox: handoffs
+    ("stage", "created_at"): ("leads",),  # the dashboard's lead list by stage (and its count)
+    ("source", "created_at"): ("leads",),  # the dashboard's lead list by source
+    ("playbook_id", "created_at"): ("conversations",),  # analytics and inbox playbook filter
+    ("playbook_id", "updated_at"): ("conversations",),  # analytics: has anything changed?
+}
+#: Indexes partial on fields too (after ``leaf``, so other collections never evaluate them), where
+#: the collection's documents often lack them and every query on the index names them: playbook
+#: records without a ``version``, jobs never leased (most pending timers) hold no entry.
 _PARTIAL_ON: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("id", "status", "version"): ("id", "version"),
-    ("channel", "provider_message_id"): ("channel", "provider_message_id"),
+    ("id", "status", "version"): ("version",),
+    ("status", "lease_until"): ("lease_until",),
 }
 #: Collection-group indexes (no tenant): the scheduler's queries over every tenant's jobs.
-_GROUP_INDEXES: tuple[tuple[str, ...], ...] = (("status", "due_at"), ("status", "lease_until"))
+_GROUP_INDEXES: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("status", "due_at"): ("jobs",),
+    ("status", "lease_until"): ("jobs",),
+}
+
+
+def _leaf_of(collection: str) -> str:
+    """The last path segment of ``collection``, as the ``leaf`` column computes it."""
+    return collection.rsplit("/", 1)[-1]
+
+
+def _leaf_term(collection: str) -> str:
+    """The query term ``leaf = '<last segment>'`` with the name as a literal (the planner matches
+    a partial index's condition against literals only); quotes are doubled."""
+    return "leaf = '" + _leaf_of(collection).replace("'", "''") + "'"
+
+
+def _index_sql(scope: str, fields: tuple[str, ...], leaves: tuple[str, ...]) -> tuple[str, str]:
+    """``(name, CREATE INDEX statement)`` of one composite index (``scope`` ``t``: per tenant,
+    ``g``: collection group)."""
+    name = f"ix_{scope}_" + "_".join(fields)
+    prefix = "coll, tenant" if scope == "t" else "coll"
+    exprs = ", ".join(_expr(f) for f in fields)
+    leaf = " OR ".join("leaf = '" + lf.replace("'", "''") + "'" for lf in leaves)
+    where_ = f"({leaf})" if len(leaves) > 1 else leaf
+    where_ = " AND ".join([where_, *(_present(f) for f in _PARTIAL_ON.get(fields, ()))])
+    return name, f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {where_}"
 
 
 def _path(field: str) -> str:
@@ -213,9 +245,16 @@ def _compile(
     order_by: Sequence[Order],
     limit: int | None,
     start_after: Sequence[JSON] | None = None,
+    *,
+    collection: str | None = None,
 ) -> tuple[str, list[Any]]:
+    """The query's SQL after ``WHERE tenant=? AND coll=?`` (or its group equivalent) and its
+    parameters. ``collection`` (a path or a group's id) adds the ``leaf`` term that lets the
+    planner seek the partial indexes declared for it."""
     check_cursor(start_after, order_by)
     clauses, params = _where(filters, order_by)
+    if collection is not None:
+        clauses.insert(0, _leaf_term(collection))
     if start_after is not None:
         clause, values = _after(order_by, start_after)
         clauses.append(clause)
@@ -411,7 +450,7 @@ def _run_query(
     limit: int | None,
     start_after: Sequence[JSON] | None = None,
 ) -> list[Document]:
-    tail, params = _compile(filters, order_by, limit, start_after)
+    tail, params = _compile(filters, order_by, limit, start_after, collection=collection)
     if tenant is None:
         head = "SELECT tenant, coll, id, data FROM docs WHERE coll=? AND tenant != ?"
         head_params: list[Any] = [collection, SYSTEM_TENANT]
@@ -582,19 +621,20 @@ class SQLiteStore(Store):
                 )
             ):
                 self._writer.execute(f'DROP INDEX IF EXISTS "{name}"')
-        for scope, indexes in (("t", _TENANT_INDEXES), ("g", _GROUP_INDEXES)):
-            for fields in indexes:
-                name = f"ix_{scope}_" + "_".join(fields)
-                prefix = "coll, tenant" if scope == "t" else "coll"
-                exprs = ", ".join(_expr(f) for f in fields)
-                # group indexes serve only the scheduler's queries, which name every field: partial
-                # on all of them, they hold the jobs alone, not every document that has a status
-                fields_present = fields if scope == "g" else _PARTIAL_ON.get(fields, fields[:1])
-                where_ = " AND ".join(_present(f) for f in fields_present)
-                sql = f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {where_}"
-                if existing.get(name) != sql:  # absent, or an older shape (json_extract IS NOT NULL)
-                    self._writer.execute(f'DROP INDEX IF EXISTS "{name}"')
-                    self._writer.execute(sql)
+        columns = {row[1] for row in self._writer.execute("PRAGMA table_xinfo(docs)").fetchall()}
+        if "leaf" not in columns:  # a file written before the column: add it (virtual, no rewrite)
+            self._writer.execute(f"ALTER TABLE docs ADD COLUMN leaf TEXT GENERATED ALWAYS AS ({_LEAF}) VIRTUAL")
+        wanted = dict(
+            _index_sql(scope, fields, leaves)
+            for scope, indexes in (("t", _TENANT_INDEXES), ("g", _GROUP_INDEXES))
+            for fields, leaves in indexes.items()
+        )
+        for name in existing:  # an index of an older shape or no longer declared
+            if name.startswith("ix_") and existing[name] != wanted.get(name):
+                self._writer.execute(f'DROP INDEX IF EXISTS "{name}"')
+        for name, sql in wanted.items():
+            if existing.get(name) != sql:
+                self._writer.execute(sql)
         if self._writer.execute("SELECT 1 FROM colls LIMIT 1").fetchone() is None:
             self._writer.execute("INSERT OR IGNORE INTO colls SELECT DISTINCT tenant, coll, coll FROM docs")
             for (coll,) in self._writer.execute(
@@ -675,6 +715,7 @@ class SQLiteStore(Store):
     async def count(self, tenant_id: str, collection: str, *, filters: Sequence[Filter] = ()) -> int:
         """``SELECT COUNT(*)`` over the query's index (no document is decoded)."""
         clauses, params = _where(filters, ())
+        clauses.insert(0, _leaf_term(collection))
         # _where() quotes no value: every value is a bound parameter
         sql = "SELECT COUNT(*) FROM docs WHERE tenant=? AND coll=?" + "".join(" AND " + c for c in clauses)  # noqa: S608
         row = await self._read_op(
@@ -693,7 +734,7 @@ class SQLiteStore(Store):
         # A collection group matches the last path segment, as in Firestore.
         if "/" in collection:
             raise StoreError("query_group takes a collection id, not a path")
-        tail, params = _compile(filters, order_by, limit)
+        tail, params = _compile(filters, order_by, limit, collection=collection)
         # The registry names every collection whose last segment is `collection`, so the query
         # seeks the group indexes instead of scanning every document of every tenant.
         rows = await self._read_op(

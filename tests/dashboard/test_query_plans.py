@@ -57,7 +57,7 @@ def store(tmp_path: Path) -> SQLiteStore:
 def test_dashboard_queries_seek_their_index(
     store: SQLiteStore, name: str, collection: str, filters: list[Filter], order: list[Order], index: str
 ) -> None:
-    tail, params = _compile(filters, order, 50)
+    tail, params = _compile(filters, order, 50, collection=collection)
     sql = "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail
     rows = store._reader.execute("EXPLAIN QUERY PLAN " + sql, ["demo", collection, *params]).fetchall()
     plan = " | ".join(str(r[3]) for r in rows)

@@ -62,7 +62,7 @@ def _plan(store: SQLiteStore, sql: str, params: list[object]) -> str:
 def test_tenant_queries_seek_an_index(
     store: SQLiteStore, collection: str, filters: list[Filter], order: list[Order]
 ) -> None:
-    tail, params = _compile(filters, order, 10)
+    tail, params = _compile(filters, order, 10, collection=collection)
     sql = "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail
     plan = _plan(store, sql, ["demo", collection, *params])
     if filters:  # equality on the query's fields, not just the (tenant, collection) prefix
@@ -74,7 +74,9 @@ def test_tenant_queries_seek_an_index(
 
 @pytest.mark.parametrize("field", ["due_at", "lease_until"])
 def test_the_schedulers_group_queries_seek_the_group_indexes(store: SQLiteStore, field: str) -> None:
-    tail, params = _compile([where("status", "==", "pending"), where(field, "<=", 1.0)], [Order(field)], 16)
+    tail, params = _compile(
+        [where("status", "==", "pending"), where(field, "<=", 1.0)], [Order(field)], 16, collection="jobs"
+    )
     sql = (
         "SELECT tenant, coll, id, data FROM docs WHERE coll IN (SELECT coll FROM colls WHERE leaf=?) "
         "AND tenant != ?" + tail
@@ -88,7 +90,7 @@ def test_the_schedulers_next_due_query_seeks_the_group_index(store: SQLiteStore)
     """The worker's sleep-until-next-due look (``JobQueue.next_due_at``): one index seek bounded
     by the horizon (only the jobs due within it are sorted), not a scan of every pending timer."""
     tail, params = _compile(
-        [where("status", "==", "pending"), where("due_at", "<=", 1.0)], [Order("due_at")], 1
+        [where("status", "==", "pending"), where("due_at", "<=", 1.0)], [Order("due_at")], 1, collection="jobs"
     )
     sql = (
         "SELECT tenant, coll, id, data FROM docs WHERE coll IN (SELECT coll FROM colls WHERE leaf=?) "
@@ -115,7 +117,7 @@ def test_an_order_without_a_condition_reads_the_index_in_order(
     condition is the query's own presence term), with no sort of the whole collection; so does
     the next page of a cursor."""
     for cursor in (None, [10.0, "x"]):
-        tail, params = _compile([], [order], 50, cursor)
+        tail, params = _compile([], [order], 50, cursor, collection=collection)
         sql = "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail
         plan = _plan(store, sql, ["demo", collection, *params])
         assert f"USING INDEX {index}" in plan, plan
@@ -127,6 +129,7 @@ def test_count_searches_its_collection_never_the_whole_table(store: SQLiteStore)
     from app.store.sqlite import _where
 
     clauses, params = _where([where("status", "==", "handoff")], [])
+    clauses.insert(0, "leaf = 'conversations'")
     sql = "SELECT COUNT(*) FROM docs WHERE tenant=? AND coll=?" + "".join(" AND " + c for c in clauses)
     plan = _plan(store, sql, ["demo", "conversations", *params])
     assert "SEARCH docs USING" in plan, plan
@@ -149,8 +152,8 @@ async def test_an_index_of_an_older_shape_is_rebuilt_on_open(tmp_path: Path) -> 
         (sql,) = second._reader.execute(
             "SELECT sql FROM sqlite_master WHERE name='ix_t_created_at'"
         ).fetchone()
-        assert "WHERE json_type(data, '$.created_at') IS NOT NULL" in sql
-        tail, params = _compile([], [Order("created_at", descending=True)], 5)
+        assert "WHERE (leaf = 'conversations' OR leaf = 'leads'" in sql
+        tail, params = _compile([], [Order("created_at", descending=True)], 5, collection="leads")
         plan = _plan(
             second,
             "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail,
@@ -160,3 +163,57 @@ async def test_an_index_of_an_older_shape_is_rebuilt_on_open(tmp_path: Path) -> 
         assert [d.id for d in await second.query("demo", "leads", order_by=[Order("created_at")])] == ["a"]
     finally:
         await second.close()
+
+
+async def test_a_file_without_the_leaf_column_is_migrated_on_open(tmp_path: Path) -> None:
+    """A database written before the ``leaf`` column (indexes partial on ``json_type`` of their
+    first field) gets the column and the collection-scoped indexes at open, and its documents
+    are found through them."""
+    import sqlite3
+
+    path = tmp_path / "older.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE docs (tenant TEXT NOT NULL, coll TEXT NOT NULL, id TEXT NOT NULL, "
+        "data TEXT NOT NULL, PRIMARY KEY (tenant, coll, id)) WITHOUT ROWID;"
+        "CREATE INDEX ix_t_seq ON docs (coll, tenant, json_extract(data, '$.seq')) "
+        "WHERE json_type(data, '$.seq') IS NOT NULL;"
+        "CREATE INDEX ix_t_gone ON docs (coll, tenant, json_extract(data, '$.gone')) "
+        "WHERE json_type(data, '$.gone') IS NOT NULL;"
+    )
+    for seq in (2, 1):
+        conn.execute(
+            "INSERT INTO docs VALUES ('demo', 'conversations/cv_1/messages', ?, ?)", (f"m{seq}", f'{{"seq":{seq}}}')
+        )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        indexes = dict(store._reader.execute("SELECT name, sql FROM sqlite_master WHERE type='index'").fetchall())
+        assert "ix_t_gone" not in indexes
+        assert indexes["ix_t_seq"].endswith("WHERE leaf = 'messages'"), indexes["ix_t_seq"]
+        assert store._reader.execute("SELECT DISTINCT leaf FROM docs").fetchall() == [("messages",)]
+        docs = await store.query("demo", "conversations/cv_1/messages", order_by=[Order("seq")])
+        assert [d.id for d in docs] == ["m1", "m2"]
+        tail, params = _compile([], [Order("seq")], 5, collection="conversations/cv_1/messages")
+        plan = _plan(store, "SELECT data FROM docs WHERE tenant=? AND coll=?" + tail, ["demo", "c", *params])
+        assert "USING INDEX ix_t_seq" in plan, plan
+    finally:
+        await store.close()
+
+
+def test_a_write_enters_only_the_indexes_of_its_collection(store: SQLiteStore) -> None:
+    """Every composite index is partial on ``leaf`` alone (plus a field where declared): none
+    runs ``json_type`` for a document of another collection."""
+    rows = store._reader.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE 'ix_%'").fetchall()
+    assert len(rows) >= 20
+    for name, sql in rows:
+        where_ = sql.split(" WHERE ", 1)[1]
+        assert where_.startswith(("leaf = '", "(leaf = '")), (name, sql)
+
+
+async def test_dead_letters_seek_an_index_not_the_pending_timers(store: SQLiteStore) -> None:
+    """``JobQueue.dead_letters`` (status only, no order) on a jobs collection of pending timers."""
+    tail, params = _compile([where("status", "==", "dead")], [], None, collection="jobs")
+    plan = _plan(store, "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail, ["demo", "jobs", *params])
+    assert "USING INDEX ix_t_status" in plan, plan
