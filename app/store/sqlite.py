@@ -441,6 +441,31 @@ def _write(
     conn.execute("INSERT OR REPLACE INTO docs VALUES (?,?,?,?)", (tenant, coll, doc_id, _dump(data)))
 
 
+def _index_hint(collection: str, filters: Sequence[Filter], order_by: Sequence[Order]) -> str:
+    """``INDEXED BY <index>`` for a tenant query with equality filters and no order, when an index
+    declared for its collection starts with one of those fields; else ``""``.
+
+    Without statistics SQLite prefers walking the collection by primary key (it yields the
+    ``tenant, id`` order for free) to seeking an expression index and sorting what it finds, so
+    ``status == 'dead'`` over the jobs collection read every pending timer. The index chosen
+    has the longest prefix of equality fields and is partial on nothing the query lacks."""
+    if order_by or not filters:
+        return ""
+    equal = {f.field for f in filters if f.op == "==" and f.value is not None}
+    named = {f.field for f in filters}
+    leaf = _leaf_of(collection)
+    best, best_len = "", 0
+    for fields, leaves in _TENANT_INDEXES.items():
+        if leaf not in leaves or not set(_PARTIAL_ON.get(fields, ())) <= named:
+            continue
+        prefix = 0
+        while prefix < len(fields) and fields[prefix] in equal:
+            prefix += 1
+        if prefix > best_len:
+            best, best_len = "ix_t_" + "_".join(fields), prefix
+    return f" INDEXED BY {best}" if best else ""
+
+
 def _run_query(
     conn: sqlite3.Connection,
     tenant: str | None,
@@ -455,7 +480,9 @@ def _run_query(
         head = "SELECT tenant, coll, id, data FROM docs WHERE coll=? AND tenant != ?"
         head_params: list[Any] = [collection, SYSTEM_TENANT]
     else:
-        head = "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?"
+        hint = _index_hint(collection, filters, order_by)
+        # the hint is a declared index's name, never input
+        head = f"SELECT tenant, coll, id, data FROM docs{hint} WHERE tenant=? AND coll=?"  # noqa: S608
         head_params = [tenant, collection]
     rows = conn.execute(head + tail, head_params + params).fetchall()
     return [Document(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
@@ -623,7 +650,9 @@ class SQLiteStore(Store):
                 self._writer.execute(f'DROP INDEX IF EXISTS "{name}"')
         columns = {row[1] for row in self._writer.execute("PRAGMA table_xinfo(docs)").fetchall()}
         if "leaf" not in columns:  # a file written before the column: add it (virtual, no rewrite)
-            self._writer.execute(f"ALTER TABLE docs ADD COLUMN leaf TEXT GENERATED ALWAYS AS ({_LEAF}) VIRTUAL")
+            self._writer.execute(
+                f"ALTER TABLE docs ADD COLUMN leaf TEXT GENERATED ALWAYS AS ({_LEAF}) VIRTUAL"
+            )
         wanted = dict(
             _index_sql(scope, fields, leaves)
             for scope, indexes in (("t", _TENANT_INDEXES), ("g", _GROUP_INDEXES))

@@ -90,7 +90,10 @@ def test_the_schedulers_next_due_query_seeks_the_group_index(store: SQLiteStore)
     """The worker's sleep-until-next-due look (``JobQueue.next_due_at``): one index seek bounded
     by the horizon (only the jobs due within it are sorted), not a scan of every pending timer."""
     tail, params = _compile(
-        [where("status", "==", "pending"), where("due_at", "<=", 1.0)], [Order("due_at")], 1, collection="jobs"
+        [where("status", "==", "pending"), where("due_at", "<=", 1.0)],
+        [Order("due_at")],
+        1,
+        collection="jobs",
     )
     sql = (
         "SELECT tenant, coll, id, data FROM docs WHERE coll IN (SELECT coll FROM colls WHERE leaf=?) "
@@ -183,13 +186,16 @@ async def test_a_file_without_the_leaf_column_is_migrated_on_open(tmp_path: Path
     )
     for seq in (2, 1):
         conn.execute(
-            "INSERT INTO docs VALUES ('demo', 'conversations/cv_1/messages', ?, ?)", (f"m{seq}", f'{{"seq":{seq}}}')
+            "INSERT INTO docs VALUES ('demo', 'conversations/cv_1/messages', ?, ?)",
+            (f"m{seq}", f'{{"seq":{seq}}}'),
         )
     conn.commit()
     conn.close()
     store = SQLiteStore(path)
     try:
-        indexes = dict(store._reader.execute("SELECT name, sql FROM sqlite_master WHERE type='index'").fetchall())
+        indexes = dict(
+            store._reader.execute("SELECT name, sql FROM sqlite_master WHERE type='index'").fetchall()
+        )
         assert "ix_t_gone" not in indexes
         assert indexes["ix_t_seq"].endswith("WHERE leaf = 'messages'"), indexes["ix_t_seq"]
         assert store._reader.execute("SELECT DISTINCT leaf FROM docs").fetchall() == [("messages",)]
@@ -212,8 +218,46 @@ def test_a_write_enters_only_the_indexes_of_its_collection(store: SQLiteStore) -
         assert where_.startswith(("leaf = '", "(leaf = '")), (name, sql)
 
 
-async def test_dead_letters_seek_an_index_not_the_pending_timers(store: SQLiteStore) -> None:
-    """``JobQueue.dead_letters`` (status only, no order) on a jobs collection of pending timers."""
-    tail, params = _compile([where("status", "==", "dead")], [], None, collection="jobs")
-    plan = _plan(store, "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail, ["demo", "jobs", *params])
-    assert "USING INDEX ix_t_status" in plan, plan
+@pytest.mark.parametrize(
+    ("collection", "filters", "index"),
+    [
+        ("jobs", [where("status", "==", "dead")], "ix_t_status_due_at"),  # JobQueue.dead_letters
+        ("inbox", [where("conversation_id", "==", "cv_1")], "ix_t_conversation_id_seq"),  # CRM snapshot
+        ("qaUsage", [where("conversation_id", "==", "cv_1")], "ix_t_conversation_id_seq"),
+        ("conversations/cv_1/messages", [where("direction", "==", "outbound")], "ix_t_direction_channel_seq"),
+        ("status_events", [where("channel", "==", "sms"), where("provider_message_id", "==", "SM1")], None),
+    ],
+)
+def test_filters_without_an_order_seek_their_index(
+    store: SQLiteStore, collection: str, filters: list[Filter], index: str | None
+) -> None:
+    """A query with equality filters and no order (``JobQueue.dead_letters`` over a jobs collection
+    holding every pending timer) seeks the index of its fields instead of walking the collection
+    by primary key; the SQL is the store's own (:func:`_run_query`)."""
+    from app.store.sqlite import _run_query
+
+    statements: list[str] = []
+    store._reader.set_trace_callback(statements.append)
+    try:
+        _run_query(store._reader, "demo", collection, filters, [], None)
+    finally:
+        store._reader.set_trace_callback(None)
+    (sql,) = [s for s in statements if s.startswith("SELECT")]
+    plan = " | ".join(str(r[3]) for r in store._reader.execute("EXPLAIN QUERY PLAN " + sql).fetchall())
+    assert f"USING INDEX {index or 'ix_t_channel_provider_message_id'}" in plan, plan
+    assert "PRIMARY KEY" not in plan, plan
+
+
+async def test_dead_letters_come_back_through_the_index(tmp_path: Path) -> None:
+    """The hinted query answers: dead jobs of the tenant only, none of its pending ones."""
+
+    store = SQLiteStore(tmp_path / "dead.db")
+    try:
+        for i in range(5):
+            status = "dead" if i % 2 else "pending"
+            await store.set("t1", "jobs", f"j{i}", {"id": f"j{i}", "status": status, "due_at": float(i)})
+        await store.set("t2", "jobs", "x", {"id": "x", "status": "dead", "due_at": 0.0})
+        docs = await store.query("t1", "jobs", filters=[where("status", "==", "dead")])
+        assert [d.id for d in docs] == ["j1", "j3"]
+    finally:
+        await store.close()
