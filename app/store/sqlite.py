@@ -151,20 +151,39 @@ def _leaf_of(collection: str) -> str:
     return collection.rsplit("/", 1)[-1]
 
 
-def _leaf_term(collection: str) -> str:
-    """The query term ``leaf = '<last segment>'`` with the name as a literal (the planner matches
-    a partial index's condition against literals only); quotes are doubled."""
-    return "leaf = '" + _leaf_of(collection).replace("'", "''") + "'"
+#: Collection ids reached only by a path (``conversations/{id}/messages``): an index declared for
+#: one is partial on the computed ``leaf``; an index of top-level collections is partial on
+#: ``coll`` itself (a column the write already holds, so no expression is computed at all).
+_SUBCOLLECTION_LEAVES = frozenset({"messages"})
+
+
+def _literal(text: str) -> str:
+    """``text`` as an SQL string literal (quotes doubled)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _leaf_term(collection: str, *, group: bool = False) -> str:
+    """The query's collection terms with the names as literals (the planner matches a partial
+    index's condition against literals only): ``leaf = '<last segment>'``, and for a top-level
+    collection of a tenant query ``coll = '<collection>'`` too (a collection group matches
+    subcollections of that id as well, so it carries the leaf alone)."""
+    term = "leaf = " + _literal(_leaf_of(collection))
+    if group or "/" in collection:
+        return term
+    return f"coll = {_literal(collection)} AND {term}"
 
 
 def _index_sql(scope: str, fields: tuple[str, ...], leaves: tuple[str, ...]) -> tuple[str, str]:
     """``(name, CREATE INDEX statement)`` of one composite index (``scope`` ``t``: per tenant,
-    ``g``: collection group)."""
+    partial on ``coll`` for top-level collections; ``g``: collection group, partial on ``leaf``)."""
     name = f"ix_{scope}_" + "_".join(fields)
     prefix = "coll, tenant" if scope == "t" else "coll"
     exprs = ", ".join(_expr(f) for f in fields)
-    leaf = " OR ".join("leaf = '" + lf.replace("'", "''") + "'" for lf in leaves)
-    where_ = f"({leaf})" if len(leaves) > 1 else leaf
+    terms = [
+        ("leaf" if scope == "g" or lf in _SUBCOLLECTION_LEAVES else "coll") + " = " + _literal(lf)
+        for lf in leaves
+    ]
+    where_ = f"({' OR '.join(terms)})" if len(terms) > 1 else terms[0]
     where_ = " AND ".join([where_, *(_present(f) for f in _PARTIAL_ON.get(fields, ()))])
     return name, f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {where_}"
 
@@ -248,6 +267,7 @@ def _compile(
     start_after: Sequence[JSON] | None = None,
     *,
     collection: str | None = None,
+    group: bool = False,
 ) -> tuple[str, list[Any]]:
     """The query's SQL after ``WHERE tenant=? AND coll=?`` (or its group equivalent) and its
     parameters. ``collection`` (a path or a group's id) adds the ``leaf`` term that lets the
@@ -255,7 +275,7 @@ def _compile(
     check_cursor(start_after, order_by)
     clauses, params = _where(filters, order_by)
     if collection is not None:
-        clauses.insert(0, _leaf_term(collection))
+        clauses.insert(0, _leaf_term(collection, group=group))
     if start_after is not None:
         clause, values = _after(order_by, start_after)
         clauses.append(clause)
@@ -772,7 +792,7 @@ class SQLiteStore(Store):
         # A collection group matches the last path segment, as in Firestore.
         if "/" in collection:
             raise StoreError("query_group takes a collection id, not a path")
-        tail, params = _compile(filters, order_by, limit, collection=collection)
+        tail, params = _compile(filters, order_by, limit, collection=collection, group=True)
         # The registry names every collection whose last segment is `collection`, so the query
         # seeks the group indexes instead of scanning every document of every tenant.
         rows = await self._read_op(

@@ -74,7 +74,11 @@ def test_tenant_queries_seek_an_index(
 @pytest.mark.parametrize("field", ["due_at", "lease_until"])
 def test_the_schedulers_group_queries_seek_the_group_indexes(store: SQLiteStore, field: str) -> None:
     tail, params = _compile(
-        [where("status", "==", "pending"), where(field, "<=", 1.0)], [Order(field)], 16, collection="jobs"
+        [where("status", "==", "pending"), where(field, "<=", 1.0)],
+        [Order(field)],
+        16,
+        collection="jobs",
+        group=True,
     )
     sql = (
         "SELECT tenant, coll, id, data FROM docs WHERE coll IN (SELECT coll FROM colls WHERE leaf=?) "
@@ -131,7 +135,7 @@ def test_count_searches_its_collection_never_the_whole_table(store: SQLiteStore)
     from app.store.sqlite import _where
 
     clauses, params = _where([where("status", "==", "handoff")], [])
-    clauses.insert(0, "leaf = 'conversations'")
+    clauses.insert(0, "coll = 'conversations' AND leaf = 'conversations'")
     sql = "SELECT COUNT(*) FROM docs WHERE tenant=? AND coll=?" + "".join(" AND " + c for c in clauses)
     plan = _plan(store, sql, ["demo", "conversations", *params])
     assert "SEARCH docs USING" in plan, plan
@@ -154,7 +158,7 @@ async def test_an_index_of_an_older_shape_is_rebuilt_on_open(tmp_path: Path) -> 
         (sql,) = second._reader.execute(
             "SELECT sql FROM sqlite_master WHERE name='ix_t_created_at'"
         ).fetchone()
-        assert "WHERE (leaf = 'conversations' OR leaf = 'leads'" in sql
+        assert "WHERE (coll = 'conversations' OR coll = 'leads'" in sql
         tail, params = _compile([], [Order("created_at", descending=True)], 5, collection="leads")
         plan = _plan(
             second,
@@ -208,13 +212,14 @@ async def test_a_file_without_the_leaf_column_is_migrated_on_open(tmp_path: Path
 
 
 def test_a_write_enters_only_the_indexes_of_its_collection(store: SQLiteStore) -> None:
-    """Every composite index is partial on ``leaf`` alone (plus a field where declared): none
-    runs ``json_type`` for a document of another collection."""
+    """Every composite index is partial on its collections first (``coll``, or ``leaf`` for a
+    subcollection or a group; plus a field where declared): none runs ``json_type`` for a
+    document of another collection."""
     rows = store._reader.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE 'ix_%'").fetchall()
     assert len(rows) >= 15
     for name, sql in rows:
         where_ = sql.split(" WHERE ", 1)[1]
-        assert where_.startswith(("leaf = '", "(leaf = '")), (name, sql)
+        assert where_.startswith(("leaf = '", "(leaf = '", "coll = '", "(coll = '")), (name, sql)
 
 
 @pytest.mark.parametrize(
