@@ -101,16 +101,18 @@ CREATE TABLE IF NOT EXISTS ingest_log (
 
 #: The generated ``leaf`` column of ``docs``: a collection path's last segment
 #: (``conversations/cv_1/messages`` -> ``messages``), computed from ``coll`` alone (virtual: no
-#: storage, no JSON parsing). Every composite index is partial on it, so a write decides which
-#: indexes it enters by comparing a short string, never by running ``json_type`` over its JSON.
+#: storage, no JSON parsing). The indexes of subcollections and collection groups are partial on
+#: it, those of top-level collections on ``coll``: a write decides which indexes it enters by
+#: comparing short strings, never by running ``json_type`` over its JSON.
 _LEAF = "substr(coll, length(rtrim(coll, replace(coll, '/', ''))) + 1)"
 
 #: Composite indexes, query-shaped as in firestore.indexes.json: the equality fields, then the
 #: order or range field, each declared with the collections (by last path segment) whose queries
-#: use it. An index is partial on ``leaf`` being one of them (``leaf = 'a' OR leaf = 'b'``, which
-#: a query's ``leaf = 'a'`` term implies), so a write to any other collection evaluates one string
-#: comparison per index and writes no entry. Keep in step with the queries the app runs (a query
-#: whose collection is not listed still answers, through the primary key).
+#: use it. An index is partial on being one of them (``coll = 'a' OR coll = 'b'``, which a
+#: query's ``coll = 'a'`` term implies; ``leaf = ...`` for a subcollection), so a write to any
+#: other collection evaluates a string comparison or two per index and writes no entry. Keep in
+#: step with the queries the app runs (a query whose collection is not listed still answers,
+#: through the primary key).
 _TENANT_INDEXES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("address_key", "status", "seq"): ("inbox",),  # inbox: one address's pending messages
     ("phone", "created_at"): ("leads",),  # leads by address
