@@ -30,12 +30,13 @@ Every attempt is written to ``crm_sync_logs``. Times are epoch seconds (UTC).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -738,12 +739,43 @@ class CrmSync:
             filters.append(where("shard", "==", int(shard)))
         deadline = time.monotonic() + self.flush_budget_s
         run_id = uuid.uuid4().hex
-        while True:
-            more = await self._flush_once(job, connection_id, filters, run_id=run_id)
-            if not more:
-                return
-            if time.monotonic() > deadline:
-                raise RetryLater(0.0, "more leads queued", count=False)
+        async with self._heartbeat(job):
+            while True:
+                more = await self._flush_once(job, connection_id, filters, run_id=run_id)
+                if not more:
+                    return
+                if time.monotonic() > deadline:
+                    raise RetryLater(0.0, "more leads queued", count=False)
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, job: Job) -> AsyncIterator[None]:
+        """While the block runs, extend ``job``'s lease every third of a lease
+        (:meth:`app.jobs.queue.JobQueue.extend`), so a flush that outlives its lease (a batch held
+        by the vendor's rate limit or a slow answer) is not leased again by another worker. The
+        claims on the entries keep each lead written once even then; the heartbeat spares the
+        second run and its ``job.lease_expired`` line. A lost lease is logged and ends the beats."""
+        jobs = self.runtime.jobs
+        interval = max(0.05, jobs.lease_s / 3)
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    held = await jobs.extend(job)
+                except Exception:  # a store hiccup: try again at the next beat
+                    log.warning("crm.heartbeat_failed", job=job.id, tenant=job.tenant_id)
+                    continue
+                if not held:
+                    log.warning("crm.lease_lost", job=job.id, tenant=job.tenant_id)
+                    return
+
+        task = asyncio.create_task(beat(), name=f"crm-heartbeat-{job.id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _window(self, clients: ConnectionClients, tenant_id: str, provider: str) -> None:
         """Wait until the connection's rate limit has room for one vendor batch
