@@ -806,10 +806,10 @@ class CrmSync:
 
         async def fn(tx: Transaction) -> list[tuple[str, dict[str, Any]]]:
             taken: list[tuple[str, dict[str, Any]]] = []
-            for doc in docs:
+            currents = await tx.get_many([(col.CRM_BATCH, doc.id) for doc in docs])  # one round trip
+            for doc, current in zip(docs, currents, strict=True):
                 if len(taken) >= size:
                     break
-                current = await tx.get(col.CRM_BATCH, doc.id)
                 if current is None or held(current):
                     continue
                 claimed = {**current, "claimed_by": run_id, "claimed_until": now + self.claim_s}
@@ -844,9 +844,16 @@ class CrmSync:
         max_attempts = min(self.max_attempts, self.runtime.jobs.max_attempts)
         attempt = 1 + max(int(data.get("attempts") or 0) for _, data in docs)
         items: list[_Item] = []
-        for doc_id, data in docs:
+        # the links and the leads of the batch in one read (a hand-off per batch, not per lead)
+        found = await self.store.get_many(
+            tenant_id,
+            [(col.CRM_LINKS, doc_id) for doc_id, _ in docs]
+            + [(col.LEADS, str(data["lead_id"])) for _, data in docs],
+        )
+        link_docs, lead_docs = found[: len(docs)], found[len(docs) :]
+        leads = {str(data["lead_id"]): lead_doc for (_, data), lead_doc in zip(docs, lead_docs, strict=True)}
+        for (doc_id, data), link_doc in zip(docs, link_docs, strict=True):
             lead_id = str(data["lead_id"])
-            link_doc = await self.store.get(tenant_id, col.CRM_LINKS, doc_id)
             link = (
                 Link.from_doc(link_doc)
                 if link_doc
@@ -899,7 +906,8 @@ class CrmSync:
             options = {**_connection_options(connection), **integration.options}
             with_options = integration.model_copy(update={"options": options})
             for item in items:
-                lead = await self._load_lead(tenant_id, item.lead_id)
+                lead_doc = leads.get(item.lead_id)
+                lead = Lead.from_doc(lead_doc) if lead_doc else None
                 if lead is None:
                     logs.append(
                         self._log_for(
@@ -1130,8 +1138,9 @@ class CrmSync:
         failed_ids = {item.entry_id for item in failed or ()}
 
         async def fn(tx: Transaction) -> None:
-            touched = {item.entry_id: item for item in [*done, *(release or ())]}
-            current = {entry_id: await tx.get(col.CRM_BATCH, entry_id) for entry_id in touched}
+            touched = list({item.entry_id: item for item in [*done, *(release or ())]})
+            found = await tx.get_many([(col.CRM_BATCH, entry_id) for entry_id in touched])
+            current = dict(zip(touched, found, strict=True))
             deleted: set[str] = set()
             for item in done:
                 doc = current[item.entry_id]
