@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from crm_sync.client import http_pool
 from crm_sync.transport import PooledTransport
 
 
-async def _server(handler) -> tuple[asyncio.Server, str]:  # type: ignore[no-untyped-def]
+async def _server(handler: Any) -> tuple[asyncio.Server, str]:
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
     return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
