@@ -30,12 +30,13 @@ Every attempt is written to ``crm_sync_logs``. Times are epoch seconds (UTC).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -738,12 +739,43 @@ class CrmSync:
             filters.append(where("shard", "==", int(shard)))
         deadline = time.monotonic() + self.flush_budget_s
         run_id = uuid.uuid4().hex
-        while True:
-            more = await self._flush_once(job, connection_id, filters, run_id=run_id)
-            if not more:
-                return
-            if time.monotonic() > deadline:
-                raise RetryLater(0.0, "more leads queued", count=False)
+        async with self._heartbeat(job):
+            while True:
+                more = await self._flush_once(job, connection_id, filters, run_id=run_id)
+                if not more:
+                    return
+                if time.monotonic() > deadline:
+                    raise RetryLater(0.0, "more leads queued", count=False)
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, job: Job) -> AsyncIterator[None]:
+        """While the block runs, extend ``job``'s lease every third of a lease
+        (:meth:`app.jobs.queue.JobQueue.extend`), so a flush that outlives its lease (a batch held
+        by the vendor's rate limit or a slow answer) is not leased again by another worker. The
+        claims on the entries keep each lead written once even then; the heartbeat spares the
+        second run and its ``job.lease_expired`` line. A lost lease is logged and ends the beats."""
+        jobs = self.runtime.jobs
+        interval = max(0.05, jobs.lease_s / 3)
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    held = await jobs.extend(job)
+                except Exception:  # a store hiccup: try again at the next beat
+                    log.warning("crm.heartbeat_failed", job=job.id, tenant=job.tenant_id)
+                    continue
+                if not held:
+                    log.warning("crm.lease_lost", job=job.id, tenant=job.tenant_id)
+                    return
+
+        task = asyncio.create_task(beat(), name=f"crm-heartbeat-{job.id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _window(self, clients: ConnectionClients, tenant_id: str, provider: str) -> None:
         """Wait until the connection's rate limit has room for one vendor batch
@@ -774,10 +806,10 @@ class CrmSync:
 
         async def fn(tx: Transaction) -> list[tuple[str, dict[str, Any]]]:
             taken: list[tuple[str, dict[str, Any]]] = []
-            for doc in docs:
+            currents = await tx.get_many([(col.CRM_BATCH, doc.id) for doc in docs])  # one round trip
+            for doc, current in zip(docs, currents, strict=True):
                 if len(taken) >= size:
                     break
-                current = await tx.get(col.CRM_BATCH, doc.id)
                 if current is None or held(current):
                     continue
                 claimed = {**current, "claimed_by": run_id, "claimed_until": now + self.claim_s}
@@ -812,9 +844,16 @@ class CrmSync:
         max_attempts = min(self.max_attempts, self.runtime.jobs.max_attempts)
         attempt = 1 + max(int(data.get("attempts") or 0) for _, data in docs)
         items: list[_Item] = []
-        for doc_id, data in docs:
+        # the links and the leads of the batch in one read (a hand-off per batch, not per lead)
+        found = await self.store.get_many(
+            tenant_id,
+            [(col.CRM_LINKS, doc_id) for doc_id, _ in docs]
+            + [(col.LEADS, str(data["lead_id"])) for _, data in docs],
+        )
+        link_docs, lead_docs = found[: len(docs)], found[len(docs) :]
+        leads = {str(data["lead_id"]): lead_doc for (_, data), lead_doc in zip(docs, lead_docs, strict=True)}
+        for (doc_id, data), link_doc in zip(docs, link_docs, strict=True):
             lead_id = str(data["lead_id"])
-            link_doc = await self.store.get(tenant_id, col.CRM_LINKS, doc_id)
             link = (
                 Link.from_doc(link_doc)
                 if link_doc
@@ -867,7 +906,8 @@ class CrmSync:
             options = {**_connection_options(connection), **integration.options}
             with_options = integration.model_copy(update={"options": options})
             for item in items:
-                lead = await self._load_lead(tenant_id, item.lead_id)
+                lead_doc = leads.get(item.lead_id)
+                lead = Lead.from_doc(lead_doc) if lead_doc else None
                 if lead is None:
                     logs.append(
                         self._log_for(
@@ -1098,8 +1138,9 @@ class CrmSync:
         failed_ids = {item.entry_id for item in failed or ()}
 
         async def fn(tx: Transaction) -> None:
-            touched = {item.entry_id: item for item in [*done, *(release or ())]}
-            current = {entry_id: await tx.get(col.CRM_BATCH, entry_id) for entry_id in touched}
+            touched = list({item.entry_id: item for item in [*done, *(release or ())]})
+            found = await tx.get_many([(col.CRM_BATCH, entry_id) for entry_id in touched])
+            current = dict(zip(touched, found, strict=True))
             deleted: set[str] = set()
             for item in done:
                 doc = current[item.entry_id]

@@ -306,14 +306,15 @@ async def _leads(
     min_score: int | None,
     limit: int | None = None,
     after: list[Any] | None = None,
-) -> tuple[list[dict[str, Any]], int]:
-    """``(rows, total)``: the matching leads, newest first, after the cursor (at least ``limit + 1``
-    when there are that many, so that the caller knows whether a next page exists).
+) -> tuple[list[dict[str, Any]], int, bool]:
+    """``(rows, total, exact)``: the matching leads, newest first, after the cursor (at least
+    ``limit + 1`` when there are that many, so that the caller knows whether a next page exists).
 
-    ``stage`` and ``source`` are store filters: then ``total`` is ``Store.count`` (every match) and
-    only ``limit + 1`` leads are read. ``q``, ``channel`` and ``min_score`` are matched here, over the
-    :data:`SCAN_LIMIT` newest leads after the cursor: ``total`` then counts the matches among
-    those."""
+    ``stage`` and ``source`` are store filters: then ``total`` is ``Store.count`` (every match,
+    ``exact``) and only ``limit + 1`` leads are read. ``q``, ``channel`` and ``min_score`` are
+    matched here, over the :data:`SCAN_LIMIT` newest leads after the cursor: ``total`` then counts
+    the matches among those, and ``exact`` is false when older leads were left unread (the total
+    is then a lower bound)."""
     filters = [where(k, "==", v) for k, v in (("stage", stage), ("source", source)) if v]
     filters.append(RECENT)
     order = list(_LEAD_ORDER)
@@ -325,7 +326,7 @@ async def _leads(
                 tenant_id, LEADS, filters=filters, order_by=order, limit=limit + 1, start_after=after
             ),
         )
-        return [_lead_row(d.data, _lead_channels(d.data)) for d in docs], total
+        return [_lead_row(d.data, _lead_channels(d.data)) for d in docs], total, True
     docs = await runtime.store.query(
         tenant_id, LEADS, filters=filters, order_by=order, limit=SCAN_LIMIT, start_after=after
     )
@@ -342,7 +343,7 @@ async def _leads(
         ):
             continue
         out.append(_lead_row(lead, channels))
-    return out, len(out)
+    return out, len(out), len(docs) < SCAN_LIMIT
 
 
 @get("/api/v1/leads", summary="Leads, newest first, searchable")
@@ -357,10 +358,11 @@ async def list_leads(
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     after: Annotated[str | None, QueryParameter(max_length=300)] = None,
 ) -> dict[str, Any]:
-    """``{"leads": [...], "total": n, "next": cursor | null}``: ``total`` counts the matches (see
-    :func:`_leads`), ``leads`` the first ``limit`` after ``after`` (a previous page's ``next``,
+    """``{"leads": [...], "total": n, "total_exact": bool, "next": cursor | null}``: ``total``
+    counts the matches (a lower bound when ``total_exact`` is false, see :func:`_leads`),
+    ``leads`` the first ``limit`` after ``after`` (a previous page's ``next``,
     ``"<created_at>:<id>"``; 400 when malformed), ``next`` the cursor of the page after this one."""
-    rows, total = await _leads(
+    rows, total, exact = await _leads(
         runtime,
         tenant_id,
         q=q,
@@ -375,7 +377,7 @@ async def list_leads(
     more = len(rows) > limit
     last = shown[-1] if shown else None
     cursor = f"{last['created_at']!r}:{last['id']}" if last and more else None
-    return {"leads": shown, "total": total, "next": cursor}
+    return {"leads": shown, "total": total, "total_exact": exact, "next": cursor}
 
 
 def _csv_cell(value: Any) -> str:
@@ -395,7 +397,7 @@ async def export_leads(
     min_score: Annotated[int | None, QueryParameter(ge=0, le=100)] = None,
 ) -> Response[str]:
     """The filtered leads as CSV (UTF-8, header row; cells that spreadsheets would run are quoted)."""
-    rows, _ = await _leads(
+    rows, _, _ = await _leads(
         runtime, tenant_id, q=q, stage=stage, source=source, channel=channel, min_score=min_score
     )
     buffer = io.StringIO()

@@ -527,3 +527,30 @@ class JobQueue:
         no single-field index on Firestore, see ``firestore.indexes.json``)."""
         docs = await self.store.query(tenant_id, COLLECTION, filters=[where("status", "==", "dead")])
         return sorted((Job.from_doc(d.data) for d in docs), key=lambda job: (job.due_at, job.id))
+
+    async def extend(self, job: Job, *, lease_s: float | None = None) -> bool:
+        """Heartbeat: push the lease of ``job`` (held by this process) to ``now + lease_s`` seconds
+        (default :attr:`lease_s`), so a handler that runs longer than a lease (a CRM flush waiting
+        on the vendor's rate limit) is not leased again by another process meanwhile. One
+        transaction; updates ``job.lease_until``. Returns ``False``, changing nothing, when this
+        process no longer holds the lease (it expired and another process took the job, or the
+        job is gone): the caller should stop its work soon, as the new holder runs it too."""
+        until = self.clock.now() + (self.lease_s if lease_s is None else max(0.0, lease_s))
+
+        async def fn(tx: Transaction) -> bool:
+            data = await tx.get(COLLECTION, job.id)
+            if data is None:
+                return False
+            current = Job.from_doc(data)
+            if current.status != "leased" or current.lease_owner != self.owner:
+                return False
+            if current.lease_until is not None and current.lease_until >= until:
+                return True
+            current.lease_until = until
+            tx.set(COLLECTION, job.id, current.to_doc())
+            return True
+
+        held: bool = await self.store.run_transaction(job.tenant_id, fn)
+        if held:
+            job.lease_until = max(job.lease_until or 0.0, until)
+        return held

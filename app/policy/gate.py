@@ -74,6 +74,13 @@ class OutboundGate:
         lead = Lead.from_doc(lead_doc or {"id": item.lead_id, "tenant_id": tenant_id})
         conv = Conversation.from_doc(conv_doc) if conv_doc else None
         zone = resolve_timezone(lead.timezone, lead.phone, profile.timezone)
+        # Read "a newer message is pending" BEFORE the opt-out ledger: the turn that handles a
+        # STOP marks it processed and records the opt-out in one transaction, so a STOP no longer
+        # pending here is in the ledger read next. The other order let a turn commit between the
+        # two reads (no opt-out yet, then nothing pending) and the message went out after a STOP.
+        newer_pending = False
+        if conv is not None and item.trigger != "agent":
+            newer_pending = await self._newer_inbound_pending(tenant_id, conv)
         opted_out, undeliverable = await self.ledger.blocks(
             tenant_id,
             channel=channel,
@@ -105,13 +112,7 @@ class OutboundGate:
             not_after=item.not_after,
         )
         decision = decide(facts)
-        pending_inbound = (
-            decision.action in ("send", "send_template")
-            and conv is not None
-            and item.trigger != "agent"
-            and await self._newer_inbound_pending(tenant_id, conv)
-        )
-        if pending_inbound:
+        if newer_pending and decision.action in ("send", "send_template"):
             decision = Decision("defer", "newer_inbound_pending", until=now + 1.0)
         return GateResult(decision, template if decision.action == "send_template" else None, counter)
 

@@ -97,3 +97,38 @@ async def test_nothing_leaves_after_a_stop(
         "demo", channel="whatsapp", address="+" + LEAD, lead_addresses={}, all_channels=False
     )
     assert opted_out
+
+
+async def test_a_stop_turn_committing_between_the_gates_reads_still_blocks(
+    client: AsyncTestClient[Litestar],
+    runtime: Runtime,
+    graph: RecordingServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The interleaving the permutations above reach only by chance: the STOP's turn commits (inbox
+    item processed, opt-out recorded, one transaction) while the dispatcher's gate is between its
+    reads. The gate reads "newer message pending" before the opt-out ledger, so the message is
+    blocked, never sent."""
+    body = text_webhook("Hi, solar panels please", wamid="wamid.FIRST", sender=LEAD)
+    assert (await client.post("/api/webhooks/whatsapp", content=body, headers=sign(body))).status_code == 200
+    await runtime.ingest.consume("demo")
+    await _run(runtime, "inbound", f"whatsapp:+{LEAD}")
+    conversation_id = (await runtime.store.query("demo", "conversations"))[0].id
+    stop = text_webhook("STOP", wamid="wamid.STOP", sender=LEAD, timestamp=1_763_000_100)
+    assert (await client.post("/api/webhooks/whatsapp", content=stop, headers=sign(stop))).status_code == 200
+    await runtime.ingest.consume("demo")  # the STOP is a pending inbox item
+    gate = runtime.dispatcher.gate
+    original = gate._newer_inbound_pending
+
+    async def turn_commits_first(tenant_id: str, conv: Any) -> bool:
+        await _run(runtime, "inbound", f"whatsapp:+{LEAD}")  # the STOP's turn, to its commit
+        return await original(tenant_id, conv)
+
+    monkeypatch.setattr(gate, "_newer_inbound_pending", turn_commits_first)
+    sends_before = len([r for r in graph.requests if r.method == "POST"])
+    await _run(runtime, "dispatch", conversation_id)
+    assert [r for r in graph.requests if r.method == "POST"][sends_before:] == []
+    outbox = await runtime.store.query(
+        "demo", OUTBOX, filters=[where("conversation_id", "==", conversation_id)]
+    )
+    assert outbox and all(o.data["status"] == "blocked" for o in outbox), [o.data for o in outbox]

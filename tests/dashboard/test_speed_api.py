@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -42,7 +43,7 @@ async def test_lead_pages_by_cursor_cover_every_lead_once(
     params: dict[str, str | int] = {"limit": 4, "stage": "new"}
     while True:
         page = (await client.get("/api/v1/leads", params=params, headers=AUTH)).json()
-        assert page["total"] == 16  # every match, not only this page's
+        assert page["total"] == 16 and page["total_exact"]  # every match, not only this page's
         seen += [lead["id"] for lead in page["leads"]]
         if page["next"] is None:
             break
@@ -53,6 +54,22 @@ async def test_lead_pages_by_cursor_cover_every_lead_once(
     assert len(seen) == len(set(seen)) == 16
     bad = await client.get("/api/v1/leads", params={"after": "yesterday"}, headers=AUTH)
     assert bad.status_code == 400
+
+
+async def test_a_search_total_past_the_scan_is_a_lower_bound(
+    runtime: Runtime, client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text search is matched over the newest SCAN_LIMIT leads: with older ones unread, the
+    total says it is a lower bound; within the scan it is exact."""
+    from app.dashboard import api_routes
+
+    await _seed(runtime, 25)
+    monkeypatch.setattr(api_routes, "SCAN_LIMIT", 10)
+    page = (await client.get("/api/v1/leads", params={"q": "lead"}, headers=AUTH)).json()
+    assert (page["total"], page["total_exact"]) == (10, False)
+    monkeypatch.setattr(api_routes, "SCAN_LIMIT", 100)
+    page = (await client.get("/api/v1/leads", params={"q": "lead"}, headers=AUTH)).json()
+    assert (page["total"], page["total_exact"]) == (25, True)
 
 
 async def test_inbox_min_score_reads_further_back_by_cursor(

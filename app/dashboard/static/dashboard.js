@@ -176,7 +176,7 @@
           ],
           T.no_leads,
         );
-        summary.textContent = data.total + " " + T.leads_found;
+        summary.textContent = data.total + (data.total_exact === false ? "+" : "") + " " + T.leads_found;
       } catch (err) {
         if (err.message !== "signed out") showError(summary, err);
       }
