@@ -204,6 +204,15 @@ async def _at(c: Conversation, answers: list[str]) -> None:
         await c.say(answer)
 
 
+async def _answered_then_asked_again(c: Conversation, before: list[str], question: str, pending: str) -> str:
+    """Play ``before``, ask ``question``: the bot answers, then asks ``pending`` again; returns
+    the answer's text."""
+    await _at(c, before)
+    await c.say(question)
+    assert said(c) == [("answer", None), ("reask", pending)]
+    return sent(c)[0].text
+
+
 # (playbook, answers before, message, slots the message fills, last message (purpose, step), handoff)
 MESSY: list[tuple[str, list[str], str, dict[str, Any], tuple[str, str | None], bool]] = [
     # French
@@ -399,10 +408,7 @@ async def test_a_sizing_question_is_answered_honestly_and_the_pending_question_a
     lead: Callable[[str], Conversation], playbook: str, before: list[str], question: str, pending: str
 ) -> None:
     c = lead(playbook)
-    await _at(c, before)
-    await c.say(question)
-    assert said(c) == [("answer", None), ("reask", pending)]
-    answer = sent(c)[0].text
+    answer = await _answered_then_asked_again(c, before, question, pending)
     # a rough guide, and the adviser sizes it: no price answer ("combien" is not always money)
     assert ("adviser works out the exact number" in answer) or ("Votre conseiller calcule" in answer)
     assert filled(c) == {}
@@ -568,11 +574,8 @@ async def test_a_corrected_answer_takes_back_the_points_it_gave_and_gives_the_ne
 async def test_why_the_question_is_asked_is_explained_not_passed_on(
     lead: Callable[[str], Conversation], playbook: str, before: list[str], question: str, pending: str
 ) -> None:
-    c = lead(playbook)
-    await _at(c, before)
-    await c.say(question)
-    assert said(c) == [("answer", None), ("reask", pending)]
-    assert "adviser prepare" in sent(c)[0].text or "conseiller de vous préparer" in sent(c)[0].text
+    answer = await _answered_then_asked_again(lead(playbook), before, question, pending)
+    assert "adviser prepare" in answer or "conseiller de vous préparer" in answer
 
 
 @pytest.mark.parametrize(
