@@ -108,6 +108,15 @@ async def test_concurrent_transactions_still_serialise(tmp_path: Path) -> None:
     await store.close()
 
 
+async def _checkpoint_settled(store: SQLiteStore, timeout_s: float = 10.0) -> None:
+    """Wait until no background checkpoint is in flight (at most ``timeout_s`` seconds)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    await asyncio.sleep(0)
+    while store._checkpointing is not None:
+        assert asyncio.get_running_loop().time() < deadline, "checkpoint still running"
+        await asyncio.sleep(0.002)
+
+
 async def test_checkpoints_run_on_their_own_thread_and_keep_the_wal_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,7 +142,9 @@ async def test_checkpoints_run_on_their_own_thread_and_keep_the_wal_bounded(
         records = [LogRecord("t1", f"m:{i}", float(i), {"text": text})]
         assert await store.append_log(records) == [True]
         if i % 50 == 0:
-            await asyncio.sleep(0.03)  # room for a checkpoint (an fsync) between bursts
+            # room for the checkpoint in flight (an fsync) between bursts: waited for, not slept
+            # on, since a loaded machine can starve that thread for longer than any fixed sleep
+            await _checkpoint_settled(store)
     assert store.checkpoints >= 3 and store.wal_restarts >= 1
     assert threads and all(name.startswith("sqlite-checkpoint") for name in threads)
     # 600 commits of a page or more: 2.4 MB of WAL frames without checkpoints; restarted after them
