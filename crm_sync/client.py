@@ -9,9 +9,10 @@ request:
    connection after taking the lease, so when another process refreshed meanwhile nobody spends
    the (possibly rotating, single-use) refresh token again. ``invalid_grant`` marks the connection
    ``needs_reauth`` and records an audit event;
-2. waits for the (tenant, provider) token bucket (aiolimiter), sized from the catalog's documented
-   burst limit and fed by the provider's rate-limit headers (``remaining`` at 0 pauses the bucket
-   until the window resets; a 429's ``Retry-After`` pauses it too);
+2. waits for the (tenant, provider) rate gate, sized from the catalog's documented burst limit
+   (a :class:`RollingWindow` for windows up to a minute, a :class:`SlidingWindow` beyond) and fed
+   by the provider's rate-limit headers (``remaining`` at 0 that the gate's own count does not
+   explain pauses it until the window resets; a 429's ``Retry-After`` pauses it too);
 3. adds the credential (bearer, header, query or HTTP Basic, as the catalog says) and the
    provider's version headers;
 4. retries :class:`~crm_sync.base.ProviderError` marked ``retryable`` (429, 5xx, network) with
@@ -24,19 +25,20 @@ providers' headers and 429s bring each back in line.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
 import logging
 import math
 import os
 import secrets
 import socket
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from http.cookiejar import Cookie, CookieJar
 from typing import Any, Protocol
 
 import httpx
 import stamina
-from aiolimiter import AsyncLimiter
 
 from crm_sync.audit import AuditEvent
 from crm_sync.base import ApiClient, AuthError, IntegrationError, ProviderError
@@ -54,6 +56,7 @@ __all__ = [
     "AuthorizedClient",
     "ConnectionClients",
     "RateGate",
+    "RollingWindow",
     "SlidingWindow",
     "fetch_identity",
     "http_pool",
@@ -69,7 +72,88 @@ _MAX_WINDOW_WAITS = 2
 
 
 class _Bucket(Protocol):
+    """What a rate gate waits on: ``acquire`` before a request, ``release`` once it was answered
+    (or failed), on the same object."""
+
     async def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+class RollingWindow:
+    """At most ``requests`` requests in any rolling ``per_s`` seconds, as the vendors count their
+    short windows: a sliding log of arrivals (GoHighLevel "API rate limits": 100 requests per
+    10 s per location; Pipedrive "Rate limiting": the token budget per 2 s window; HubSpot
+    "API usage guidelines": 100 per 10 s).
+
+    The vendor counts a request when it *arrives*, somewhere between the moment it is let go and
+    the moment its answer is back. So a request holds a place from :meth:`acquire` until
+    ``per_s`` seconds after :meth:`release` (its answer): however uneven the latency, the vendor
+    never sees more than ``requests`` in a window, and the price is one round trip per window.
+
+    Unlike a token bucket paced at ``requests / per_s`` (which cannot bank allowance: the tokens
+    of a moment when the event loop was busy are lost), the places of a busy moment stay free and
+    are used later in the same window, in a burst. Waiters are served first come, first served;
+    one of them at a time waits on the clock. aiolimiter's leaky bucket cannot express a rolling
+    count of answered requests, hence this class. Memory O(``requests``). ``clock`` gives UTC
+    epoch seconds; the waits are ``asyncio.sleep``. Belongs to one event loop (its lock)."""
+
+    def __init__(self, requests: float, per_s: float, *, clock: Clock) -> None:
+        if per_s <= 0 or requests < 1:
+            raise ValueError("a rolling window needs requests >= 1 and per_s > 0")
+        self.requests = int(requests)
+        self.per_s = float(per_s)
+        self.clock = clock
+        # when answered requests leave the window (answer + per_s), sorted; kept _HISTORY_S
+        # longer, so that a rate-limit header can be checked against the requests it counted
+        self._frees_at: list[float] = []
+        self._in_flight = 0
+        self._turn = asyncio.Lock()  # FIFO: the first waiter is served first
+        self._answered = asyncio.Event()
+
+    def _prune(self, now: float) -> None:
+        cut = bisect.bisect_right(self._frees_at, now - _HISTORY_S)
+        if cut > 64 or cut == len(self._frees_at):  # amortised: one slice per many answers
+            del self._frees_at[:cut]
+
+    def used(self, now: float | None = None) -> int:
+        """Places taken at ``now`` (default: the clock's): requests in flight plus those answered
+        less than ``per_s`` seconds ago."""
+        return self.used_since((self.clock.now() if now is None else now) - self.per_s)
+
+    def used_since(self, at: float) -> int:
+        """Requests in flight plus those answered after ``at`` (UTC epoch seconds): every request
+        of ours the vendor may have counted in a window that ends after ``at + per_s``. Exact for
+        ``at`` up to ``_HISTORY_S`` seconds in the past."""
+        return self._in_flight + len(self._frees_at) - bisect.bisect_right(self._frees_at, at + self.per_s)
+
+    async def acquire(self) -> None:
+        """Wait until the window has a place, and take it. Never raises on its own."""
+        async with self._turn:
+            while True:
+                now = self.clock.now()
+                self._prune(now)
+                if self.used(now) < self.requests:
+                    self._in_flight += 1
+                    return
+                nxt = bisect.bisect_right(self._frees_at, now)
+                if nxt < len(self._frees_at):
+                    await asyncio.sleep(self._frees_at[nxt] - now)
+                else:  # every place is in flight: the first answer starts a countdown
+                    self._answered.clear()
+                    await self._answered.wait()
+
+    def release(self) -> None:
+        """The request taken by :meth:`acquire` was answered (or failed) now: its place frees in
+        ``per_s`` seconds."""
+        self._in_flight = max(0, self._in_flight - 1)
+        bisect.insort(self._frees_at, self.clock.now() + self.per_s)  # in order unless the clock stepped
+        self._answered.set()
+
+
+#: How long a :class:`RollingWindow` remembers answers past its window (seconds): a rate-limit
+#: header answered this long after its request was sent can still be checked against our count.
+_HISTORY_S = 30.0
 
 
 class SlidingWindow:
@@ -141,11 +225,15 @@ class SlidingWindow:
             retry_after_s=self.wait_s(self.clock.now()),
         )
 
+    def release(self) -> None:
+        """Nothing to do: a place is counted when it is taken (a long window makes the latency
+        between the client and the vendor nothing)."""
+
 
 class RateGate:
-    """A rate limit for one (tenant, provider): the catalog's shortest documented window (a paced
-    ``AsyncLimiter`` up to 60 s, a :class:`SlidingWindow` beyond), plus a pause set from the
-    provider's headers (seconds, epoch-based)."""
+    """A rate limit for one (tenant, provider): the catalog's shortest documented window (a
+    :class:`RollingWindow` up to 60 s, a :class:`SlidingWindow` beyond), plus a pause set from
+    the provider's headers (seconds, epoch-based). Use :meth:`slot` around each request."""
 
     def __init__(self, limits: tuple[RateLimit, ...], headers: RateLimitHeaders, *, clock: Clock) -> None:
         burst = min(limits, key=lambda lim: lim.per_s) if limits else None
@@ -156,9 +244,13 @@ class RateGate:
         self.headers = headers
         self.paused_until = 0.0
 
-    async def acquire(self) -> None:
-        """Wait for the pause and a token of the bucket. Raises :class:`ProviderError` (``quota``,
-        ``retry_after_s`` the pause left) rather than wait out a pause over ``_MAX_INLINE_WAIT_S``."""
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[float]:
+        """Hold a place of the window for one request: wait for the pause and the window, run the
+        body (the request, up to its answer), then free the place. Yields the time the request
+        was let go (UTC epoch seconds), for :meth:`observe`. Raises :class:`ProviderError`
+        (``quota``, ``retry_after_s`` the pause left) rather than wait out a pause over
+        ``_MAX_INLINE_WAIT_S``, or when a long window stays spent."""
         wait = self.paused_until - self.clock.now()
         if wait > _MAX_INLINE_WAIT_S:
             # a long pause (a spent allowance): the caller defers its work instead of holding a
@@ -171,13 +263,21 @@ class RateGate:
             )
         if wait > 0:
             await asyncio.sleep(wait)
-        if self.limiter is not None:
-            loop = asyncio.get_running_loop()
-            if self._loop is not loop and self.window is not None and isinstance(self.limiter, AsyncLimiter):
-                # an AsyncLimiter belongs to the loop that first waited on it: another loop (a test
-                # driving the app from outside, a second worker loop) gets a bucket of its own
-                self._loop, self.limiter = loop, _limiter(*self.window, self.clock)
-            await self.limiter.acquire()
+        limiter = self.limiter
+        if limiter is None:
+            yield self.clock.now()
+            return
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop and self.window is not None and isinstance(limiter, RollingWindow):
+            # a RollingWindow's lock belongs to the loop that first waited on it: another loop (a
+            # test driving the app from outside, a second worker loop) gets a window of its own
+            self._loop, limiter = loop, _limiter(*self.window, self.clock)
+            self.limiter = limiter
+        await limiter.acquire()
+        try:
+            yield self.clock.now()
+        finally:
+            limiter.release()  # the one it was taken from, even if the window was resized since
 
     def wait_s(self, requests: int = 1) -> float:
         """Seconds until ``requests`` requests can start without waiting on a long window (the
@@ -196,9 +296,16 @@ class RateGate:
         until = self.clock.now() + min(max(seconds, 0.0), _MAX_PAUSE_S)
         self.paused_until = max(self.paused_until, until)
 
-    def observe(self, response_headers: Mapping[str, str]) -> None:
-        """Feed the bucket from a response: resize it to the advertised limit and window, and
-        pause it when ``remaining`` reaches 0. Unreadable headers are ignored."""
+    def observe(self, response_headers: Mapping[str, str], *, sent_at: float | None = None) -> None:
+        """Feed the gate from the answer to a request let go at ``sent_at`` (UTC epoch seconds,
+        what :meth:`slot` yielded): resize the window to the advertised limit and window, and
+        pause it when ``remaining`` reaches 0, unless our own requests explain that 0. The vendor
+        counted the window when the request *arrived*, after ``sent_at``: when the gate's
+        :class:`RollingWindow` holds at least ``limit`` requests answered after ``sent_at -
+        window`` (or in flight), the 0 is ours, already stale, and the window holds the next
+        request back exactly as long as needed; a pause of a whole window from now would waste
+        the places that free sooner. A 0 our count does not explain (another client spends the
+        allowance) pauses. Unreadable headers are ignored."""
         h = self.headers
         limit = _num(response_headers.get(h.limit)) if h.limit else None
         remaining = _num(response_headers.get(h.remaining)) if h.remaining else None
@@ -215,26 +322,25 @@ class RateGate:
             self.window = (limit, window_s)
             self.limiter = _limiter(limit, window_s, self.clock)
         if remaining is not None and remaining <= 0:
+            own = self.limiter
+            sent = self.clock.now() if sent_at is None else sent_at
+            if isinstance(own, RollingWindow) and own.used_since(sent - own.per_s) >= own.requests:
+                return  # our own requests spent it: the window knows when places free
             self.pause(reset_s if reset_s is not None else (window_s or 1.0))
 
 
 #: Windows up to this long are enforced by the vendors as sliding windows (HubSpot's 10 s,
-#: GoHighLevel's 10 s, Pipedrive's 2 s): the bucket paces requests evenly there.
+#: GoHighLevel's 10 s, Pipedrive's 2 s): a :class:`RollingWindow` counts them exactly.
 _PACED_WINDOW_S = 60.0
 
 
 def _limiter(requests: float, per_s: float, clock: Clock) -> _Bucket:
-    """The bucket for ``requests`` per ``per_s`` seconds. A plain ``AsyncLimiter(requests, per_s)``
-    lets a full burst through and then refills, i.e. up to twice the limit within one sliding
-    window, which the vendor answers with 429s; for short windows the bucket holds one request
-    and refills at ``(requests - 1) / per_s``, so no sliding window ever sees more than
-    ``requests``. Long windows (a daily allowance, where pacing would forbid any burst) get a
-    :class:`SlidingWindow`: the burst is allowed, but never more than ``requests`` in any rolling
-    window."""
-    if per_s <= _PACED_WINDOW_S and requests >= 2:
-        return AsyncLimiter(1, per_s / (requests - 1))
+    """The gate's window for ``requests`` per ``per_s`` seconds: a :class:`RollingWindow` (exact,
+    latency-safe, allowance banked within the window) up to :data:`_PACED_WINDOW_S`; beyond, a
+    :class:`SlidingWindow` (a daily allowance: O(slots) memory whatever ``requests`` is, and a
+    quota error rather than an hour's wait)."""
     if per_s <= _PACED_WINDOW_S:
-        return AsyncLimiter(requests, per_s)
+        return RollingWindow(requests, per_s, clock=clock)
     return SlidingWindow(requests, per_s, clock=clock)
 
 
@@ -780,8 +886,9 @@ class AuthorizedClient(ApiClient):
             url, out_headers, out_params, auth, used = _prepare(
                 self._provider, connection, c.vault, path, headers, params, c._opened
             )
-            await gate.acquire()
-            async with c.in_flight():  # after the limit: a long wait there holds no pool slot
+            # the window's place is held until the answer is back (see RollingWindow); the pool's
+            # after it: a long wait for the window holds no pool slot
+            async with gate.slot() as sent_at, c.in_flight():
                 try:
                     with redacting(used):
                         resp = await c.http.request(
@@ -797,7 +904,7 @@ class AuthorizedClient(ApiClient):
                     raise ProviderError(
                         f"{connection.provider}: request failed ({type(exc).__name__})", retryable=True
                     ) from None
-            gate.observe(resp.headers)
+            gate.observe(resp.headers, sent_at=sent_at)
             if resp.status_code == 401 and connection.auth_mode == "oauth2" and not refreshed_for_401:
                 refreshed_for_401 = True
                 self._connection = await c.ensure_fresh(

@@ -69,10 +69,10 @@ async def test_the_gate_never_exceeds_a_rolling_allowance(monkeypatch) -> None:
         async with httpx.AsyncClient(base_url=fake.base_url, trust_env=False) as http:
             stop = time.monotonic() + 3.8
             while time.monotonic() < stop:
-                await gate.acquire()
-                resp = await http.get(
-                    "/services/data/v61.0/limits", headers={"Authorization": f"Bearer {TEST_TOKEN}"}
-                )
+                async with gate.slot():
+                    resp = await http.get(
+                        "/services/data/v61.0/limits", headers={"Authorization": f"Bearer {TEST_TOKEN}"}
+                    )
                 statuses.append(resp.status_code)
     finally:
         await fake.stop()
