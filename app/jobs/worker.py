@@ -12,7 +12,6 @@ A handler that completed its job in its own transaction (``job.completed``) is n
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -72,8 +71,8 @@ class Worker:
         """A fixed batch size, or ``None`` to adapt it (:attr:`lease_limit`)."""
         self.max_prefetch = max(4 * concurrency, max_prefetch)
         self.mean_run_s: float | None = None
-        """Running mean (exponentially weighted) of handler durations, seconds; ``None`` before
-        the first run."""
+        """Running mean (exponentially weighted) of handler durations on the queue's clock,
+        seconds; ``None`` before the first run."""
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[None]] = set()
         self._ready: deque[Job] = deque()
@@ -175,11 +174,11 @@ class Worker:
             try:
                 if handler is None:
                     raise LookupError(f"no handler for job kind {job.kind!r}")
-                started = time.monotonic()
+                started = self.jobs.clock.now()
                 try:
                     await handler(job)
                 finally:
-                    self._record_run(time.monotonic() - started)
+                    self._record_run(max(0.0, self.jobs.clock.now() - started))
             except RetryLater as later:
                 await self.jobs.retry(job, error=str(later), delay_s=later.delay_s, count=later.count)
                 return
