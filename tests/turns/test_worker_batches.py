@@ -26,8 +26,8 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 class RecordingQueue(JobQueue):
     """A job queue that records the limit of every lease and when each job was leased."""
 
-    def __init__(self, store: SQLiteStore, clock: ManualClock, **kwargs: float) -> None:
-        super().__init__(store, clock, owner="p1", **kwargs)
+    def __init__(self, store: SQLiteStore, clock: ManualClock, *, lease_s: float = 60.0) -> None:
+        super().__init__(store, clock, owner="p1", lease_s=lease_s)
         self.limits: list[int] = []
         self.leased_at: dict[str, float] = {}
 
