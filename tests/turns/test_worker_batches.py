@@ -106,3 +106,22 @@ async def test_a_fixed_prefetch_does_not_adapt(store: SQLiteStore) -> None:
 def test_a_trusted_job_rejects_a_document_that_is_not_a_job() -> None:
     with pytest.raises(pydantic.ValidationError):
         Job.trusted({"id": "timer:cv_1", "tenant_id": "t1", "kind": "nonsense", "key": "cv_1"})
+
+
+async def test_a_lease_registers_a_tenants_jobs_collection_once(tmp_path: Path) -> None:
+    """A fresh process leasing 50 jobs of one tenant in one transaction writes the collection
+    registry once, not once a job (its cache fills only after the commit)."""
+    first = SQLiteStore(tmp_path / "jobs.db")
+    clock = ManualClock(1_000.0)
+    await _enqueue(JobQueue(first, clock, owner="p0"), 150)
+    await first.close()
+    store = SQLiteStore(tmp_path / "jobs.db")  # a new process: its registry cache is empty
+    try:
+        statements: list[str] = []
+        store._writer.set_trace_callback(statements.append)
+        leased = await JobQueue(store, clock, owner="p1").lease_due(limit=150)
+        assert len(leased) == 150
+        registry = [s for s in statements if s.startswith("INSERT OR IGNORE INTO colls")]
+        assert len(registry) == 3, len(registry)  # one a tenant
+    finally:
+        await store.close()
