@@ -125,3 +125,46 @@ async def test_a_lease_registers_a_tenants_jobs_collection_once(tmp_path: Path) 
         assert len(registry) == 3, len(registry)  # one a tenant
     finally:
         await store.close()
+
+
+async def test_a_job_that_waited_most_of_its_lease_extends_it_before_it_runs(store: SQLiteStore) -> None:
+    """A fixed batch of 20 behind 5 s handlers on one slot: the later jobs would start after
+    their 60 s lease expired; each extends its lease first, so every handler starts holding it."""
+    clock = ManualClock(1_000.0)
+    jobs = RecordingQueue(store, clock, lease_s=60.0)
+    await _enqueue(jobs, 20)
+    held_at_start: list[bool] = []
+
+    async def handler(job: Job) -> None:
+        doc = await store.get(job.tenant_id, "jobs", job.id)
+        assert doc is not None
+        held_at_start.append(doc["lease_owner"] == "p1" and doc["lease_until"] > clock.now())
+        clock.advance(5.0)
+
+    worker = Worker(jobs, {"timer": handler}, concurrency=1, prefetch=20)
+    assert await worker.drain() == 20
+    assert held_at_start == [True] * 20
+    assert await store.query("t0", "jobs") == []
+
+
+async def test_a_job_whose_lease_another_process_took_is_not_run_here(store: SQLiteStore) -> None:
+    clock = ManualClock(1_000.0)
+    mine = RecordingQueue(store, clock, lease_s=60.0)
+    await _enqueue(mine, 2)
+    ran: list[str] = []
+
+    async def handler(job: Job) -> None:
+        ran.append(job.key)
+
+    worker = Worker(mine, {"timer": handler}, concurrency=1, prefetch=2)
+    leased = await mine.lease_due(limit=2)
+    assert len(leased) == 2
+    clock.advance(61.0)  # this process stalled; its leases expired and another process took one
+    theirs = JobQueue(store, clock, owner="p2", lease_s=60.0)
+    taken = await theirs.lease_due(limit=1)
+    assert len(taken) == 1
+    for job in leased:
+        await worker._run_job(job)
+    assert ran == [job.key for job in leased if job.key != taken[0].key]
+    doc = await store.get(taken[0].tenant_id, "jobs", taken[0].id)
+    assert doc is not None and doc["lease_owner"] == "p2"  # still theirs, untouched
