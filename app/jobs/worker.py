@@ -45,8 +45,9 @@ class Worker:
     jobs as ``concurrency`` slots finish in :data:`HOLD_FRACTION` of a lease at the running mean
     of handler durations, between ``4 * concurrency`` and ``max_prefetch`` (default
     :data:`MAX_PREFETCH`). Fast handlers (a timer's commit, well under a millisecond) take big
-    batches: every lease query sorts the whole due range (the due jobs tie on ``due_at``), so a
-    batch of 256 rather than 32 cut the scheduler's reads per timer by about 8x; slow handlers (an
+    batches: on SQLite every lease query sorts the whole due range (the due jobs tie on
+    ``due_at``), so batches of 256 rather than 32 cut the lease queries for 1,000 timers falling
+    due at once from 103 to 36 and their CPU from 100 to 38 us a timer; slow handlers (an
     LLM turn, seconds) take small ones, so a prefetched job never waits long enough for its lease
     to expire and another process to run it too. Should a batch still meet slower handlers than it
     was sized for, a job that finds less than half its lease left extends it before it starts,
