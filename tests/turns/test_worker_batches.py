@@ -168,3 +168,11 @@ async def test_a_job_whose_lease_another_process_took_is_not_run_here(store: SQL
     assert ran == [job.key for job in leased if job.key != taken[0].key]
     doc = await store.get(taken[0].tenant_id, "jobs", taken[0].id)
     assert doc is not None and doc["lease_owner"] == "p2"  # still theirs, untouched
+
+
+def test_a_job_is_completed_only_once_marked() -> None:
+    job = Job(id="timer:cv_1", tenant_id="t1", kind="timer", key="cv_1", due_at=5.0)
+    assert job.completed is False
+    job.mark_completed()
+    assert job.completed is True
+    assert Job.trusted(job.to_doc()).completed is False  # a fresh lease of it starts over
