@@ -59,7 +59,7 @@ from playbooks.runtime import (
     TimerFiredEvent,
 )
 
-__all__ = ["CommitHook", "ConversationService", "TurnHook", "TurnWrites"]
+__all__ = ["CommitHook", "ConversationService", "TurnHook", "TurnWrites", "earliest_job_due"]
 
 log = get_logger("leadwarm.conversation")
 
@@ -96,6 +96,19 @@ class TurnHook(Protocol):
     may add messages and events to ``plan`` and return writes for the same transaction."""
 
     async def __call__(self, tenant_id: str, before: Conversation, plan: TurnPlan) -> TurnWrites | None: ...
+
+
+def earliest_job_due(plan: TurnPlan, now: float) -> float | None:
+    """When the earliest job that ``plan`` enqueues falls due (UTC epoch seconds: ``now`` for its
+    outbox's dispatch, else its timer's or other jobs' due times), or ``None`` when it enqueues
+    none (a cancelled timer enqueues nothing). The turn wakes this process's worker only for a
+    job due before the worker planned to wake (:meth:`app.jobs.queue.JobQueue.notify`): a wait
+    timer a day away no longer costs the sleeping worker a look at the store."""
+    dues = [now] if plan.outbox else []
+    dues += [job.due_at for job in plan.jobs]
+    if plan.timer is not None and plan.timer.action == "set" and plan.timer.due_at is not None:
+        dues.append(plan.timer.due_at)
+    return min(dues) if dues else None
 
 
 class ConversationService:
@@ -689,8 +702,9 @@ class ConversationService:
                 self.store, tenant_id, conv.id, success=lead.stage in ("qualified", "booked")
             )
         if committed:
-            if plan.outbox or plan.timer or plan.jobs:
-                self.jobs.notify()
+            wake_at = earliest_job_due(plan, now)
+            if wake_at is not None:
+                self.jobs.notify(due_at=wake_at)
             log.info(
                 "turn.committed",
                 tenant=tenant_id,

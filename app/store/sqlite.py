@@ -452,7 +452,7 @@ def _write(
         conn.execute("DELETE FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id))
         return
     assert data is not None
-    if (tenant, coll) not in registered:
+    if (tenant, coll) not in registered and (newly is None or (tenant, coll) not in newly):
         conn.execute("INSERT OR IGNORE INTO colls VALUES (?,?,?)", (tenant, coll, coll.rsplit("/", 1)[-1]))
         if newly is not None:
             newly.append((tenant, coll))
