@@ -304,8 +304,9 @@ class RateGate:
         :class:`RollingWindow` holds at least ``limit`` requests answered after ``sent_at -
         window`` (or in flight), the 0 is ours, already stale, and the window holds the next
         request back exactly as long as needed; a pause of a whole window from now would waste
-        the places that free sooner. A 0 our count does not explain (another client spends the
-        allowance) pauses. Unreadable headers are ignored."""
+        the places that free sooner. The same holds for a full :class:`SlidingWindow` (a long
+        window: the latency is nothing next to it). A 0 our count does not explain (another
+        client spends the allowance) pauses. Unreadable headers are ignored."""
         h = self.headers
         limit = _num(response_headers.get(h.limit)) if h.limit else None
         remaining = _num(response_headers.get(h.remaining)) if h.remaining else None
@@ -326,6 +327,8 @@ class RateGate:
             sent = self.clock.now() if sent_at is None else sent_at
             if isinstance(own, RollingWindow) and own.used_since(sent - own.per_s) >= own.requests:
                 return  # our own requests spent it: the window knows when places free
+            if isinstance(own, SlidingWindow) and own.wait_s(self.clock.now()) > 0:
+                return  # a long window our own requests filled: it waits for its oldest to leave
             self.pause(reset_s if reset_s is not None else (window_s or 1.0))
 
 

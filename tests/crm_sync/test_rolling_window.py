@@ -126,3 +126,23 @@ def test_a_rolling_window_refuses_a_nonsense_limit() -> None:
         RollingWindow(0, 1.0, clock=SystemClock())
     with pytest.raises(ValueError):
         RollingWindow(5, 0.0, clock=SystemClock())
+
+
+async def test_a_long_window_our_own_requests_filled_is_not_paused_for_a_whole_window() -> None:
+    from crm_sync.client import SlidingWindow
+
+    headers = RateLimitHeaders(limit="X-Max", remaining="X-Remaining", interval_ms="X-Interval")
+    advertised = {"X-Max": "3", "X-Interval": "160000", "X-Remaining": "0"}
+    gate = RateGate((RateLimit(requests=3, per_s=160.0, scope="t", doc="t"),), headers, clock=SystemClock())
+    assert isinstance(gate.limiter, SlidingWindow)
+    for _ in range(3):
+        async with gate.slot():
+            pass
+    gate.observe(advertised)
+    assert gate.paused_until == 0.0  # the window itself waits for the first request to leave
+    assert gate.wait_s() > 150.0
+    other = RateGate((RateLimit(requests=3, per_s=160.0, scope="t", doc="t"),), headers, clock=SystemClock())
+    async with other.slot():
+        pass
+    other.observe(advertised)  # one of ours: someone else spent the rest
+    assert other.paused_until > time.time() + 150.0
