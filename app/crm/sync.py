@@ -82,6 +82,9 @@ _PAUSES_KEPT = 1000
 _CLAIM_POLL_S = 5.0
 #: A flush sleeps through a rate window's refill up to this long; beyond, its job is deferred.
 _WINDOW_INLINE_S = 5.0
+#: A vendor batch may start when its last request will find a place within this many seconds
+#: (:meth:`CrmSync._window`); well inside a flush's claim (``claim_s`` less ``_CLAIM_MARGIN_S``).
+_BATCH_SPREAD_S = 30.0
 #: A flush abandons its vendor call this long before its claim on the entries ends.
 _CLAIM_MARGIN_S = 10.0
 
@@ -778,12 +781,17 @@ class CrmSync:
                 await task
 
     async def _window(self, clients: ConnectionClients, tenant_id: str, provider: str) -> None:
-        """Wait until the connection's rate limit has room for one vendor batch
-        (:func:`batch_requests`) BEFORE the batch is claimed: the leads queued meanwhile join it,
-        and a batch is never held half-sent while a long window (Salesforce's allowance) refills.
-        Waits of at most ``_WINDOW_INLINE_S`` are slept here; a longer one raises
-        :class:`RetryLater` (not counted) so the worker is free meanwhile."""
-        wait = clients.gate(tenant_id, clients.catalog.get(provider)).wait_s(batch_requests(provider))
+        """Wait until the connection's rate limit lets a vendor batch (:func:`batch_requests`)
+        start BEFORE the batch is claimed, so the leads queued meanwhile join it: when one
+        request fits now and the whole batch within ``_BATCH_SPREAD_S`` (its later requests
+        take the places that free meanwhile), or else until that is so. Waiting for room for the
+        whole batch at once would cap each window at ``floor(window / batch) * batch`` requests
+        (9 of 10); waiting for one place only could hold a batch half-sent for as long as a long
+        window (Salesforce's 24 h allowance) takes to refill. Waits of at most
+        ``_WINDOW_INLINE_S`` are slept here; a longer one raises :class:`RetryLater` (not
+        counted) so the worker is free meanwhile."""
+        gate = clients.gate(tenant_id, clients.catalog.get(provider))
+        wait = max(gate.wait_s(1), gate.wait_s(batch_requests(provider)) - _BATCH_SPREAD_S)
         if wait > _WINDOW_INLINE_S:
             raise RetryLater(wait, "rate window spent", count=False)
         if wait > 0:
