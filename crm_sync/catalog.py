@@ -151,7 +151,7 @@ class RateLimit(_Model):
 
 
 class RateLimitHeaders(_Model):
-    """Response headers that feed the token bucket: ``limit`` (requests per window),
+    """Response headers that feed the rate gate: ``limit`` (requests per window),
     ``remaining``, ``interval_ms`` (the window, milliseconds) and ``reset_s`` (seconds until the
     window resets)."""
 

@@ -647,7 +647,7 @@ class ConnectionClients:
         return AuthorizedClient(self, connection)
 
     def gate(self, tenant_id: str, provider: Provider) -> RateGate:
-        """The (tenant, provider) token bucket of this process."""
+        """The (tenant, provider) rate gate of this process."""
         key = (tenant_id, provider.name)
         gate = self._gates.get(key)
         if gate is None:
