@@ -698,7 +698,7 @@ _AMBIGUOUS = {
     "soon", "later", "flat", "vite", "tin", "tard", "curious", "curieux", "quickly", "rapidement",
     "tile", "metal",
     "global", "globale", "mur", "murs", "pente", "terrasse", "renseignement", "researching", "regarde",
-    "year", "years", "annee", "month", "months", "mois",
+    "year", "years", "annee", "month", "months", "mois", "looking", "look",
 }  # fmt: skip
 """Single words too common to be read as an option of a question that was not the one asked."""
 

@@ -80,6 +80,28 @@ async def test_one_message_fills_every_slot_it_answers() -> None:
     assert result.evidence["monthly_bill"] == "£160 a month"
 
 
+@pytest.mark.parametrize(
+    ("text", "slots"),
+    [
+        # "looking at solar" says what the lead wants, not "just looking" (researching) for the
+        # timeline, a question not asked yet
+        ("hi, looking at solar for my house", {"interest": "solar_panels"}),
+        ("yes, looking to get it done within 3 months", {"homeowner": True, "timeline": "asap"}),
+    ],
+)
+async def test_a_common_word_is_not_an_answer_to_a_question_not_asked(
+    text: str, slots: dict[str, object]
+) -> None:
+    playbook = load_library()["solar-qualification-en"]
+    state = ConversationState(playbook_id=playbook.id, playbook_version=1, language="en")
+    context = ask_context(playbook, "homeowner", state=state)
+    interpreter = RuleInterpreter(clock=FakeClock(), timezone=PARIS, default_region="GB")
+    result = await interpreter.interpret(
+        text=text, choice_id=None, ask=context, open_slots=dict(playbook.slot_kinds()), state=state
+    )
+    assert result.slots == slots
+
+
 def test_a_question_is_never_a_slot_value() -> None:
     playbook = load_library()["solar-qualification-en"]
     context = ask_context(playbook, "postcode")
