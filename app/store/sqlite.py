@@ -14,8 +14,17 @@ transaction costs one hand-off per read plus one for the writes and the ``COMMIT
 
 Durability (``DURABILITY``): ``process`` (default) runs WAL with ``synchronous=NORMAL``, so a
 commit survives the process being killed (the WAL is in the OS page cache) but the last commits
-may be lost on power loss; ``power`` runs ``synchronous=FULL``, an fsync of the WAL at every
-commit (https://www.sqlite.org/pragma.html#pragma_synchronous, "WAL mode").
+may be lost on power loss; ``power`` adds what ``synchronous=FULL`` adds in WAL mode, "an
+additional sync of the WAL file after each transaction commit"
+(https://www.sqlite.org/pragma.html#pragma_synchronous), but outside the write lock: the
+connection runs ``synchronous=NORMAL`` and, once a commit is done, its caller waits in
+:meth:`SQLiteStore.sync_commits` for an ``fdatasync`` of the WAL that began after it. Syncs run
+on a thread of their own, one at a time, and one sync serves every commit made before it began,
+so the next transaction commits while the sync runs and a burst shares few syncs (FULL syncs
+inside ``COMMIT``, holding the lock: one sync per commit, and none of them overlap with the next
+transaction). A WAL restart or checkpoint syncs the WAL and the database itself (NORMAL still
+syncs at checkpoints and a restarted WAL's header), so a commit no longer in the WAL is in the
+synced database.
 
 Checkpoints (copying the WAL back into the database file, with an fsync) run on a third thread
 and connection of their own (``PRAGMA wal_checkpoint(PASSIVE)`` every
@@ -38,6 +47,7 @@ import contextvars
 import dataclasses
 import functools
 import json
+import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -72,7 +82,8 @@ R = TypeVar("R")
 Durability = Literal["process", "power"]
 """``process``: a commit survives a process kill; ``power``: it survives a power loss (fsync)."""
 
-_SYNCHRONOUS: dict[str, str] = {"process": "NORMAL", "power": "FULL"}
+#: ``power`` syncs the WAL after each commit itself (:meth:`SQLiteStore.sync_commits`).
+_SYNCHRONOUS: dict[str, str] = {"process": "NORMAL", "power": "NORMAL"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -565,6 +576,13 @@ class SQLiteStore(Store):
         )
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
+        # power: the WAL synced after each commit by sync_commits (see the module docstring)
+        self._syncs_wal = self.syncs_commits_apart = durability == "power" and not uri
+        self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-sync")
+        self._sync_waiters: list[asyncio.Future[None]] = []
+        self._syncer: asyncio.Task[None] | None = None
+        self.wal_syncs = 0
+        """WAL syncs made for ``DURABILITY=power`` (each serves every commit made before it)."""
         # checkpoints on their own thread (see the module docstring), not in a commit
         self._checkpointer: sqlite3.Connection | None = None
         if not uri:
@@ -652,6 +670,60 @@ class SQLiteStore(Store):
             self.wal_restarts += 1
         except sqlite3.Error as exc:
             log.warning("sqlite.wal_restart_failed", error=type(exc).__name__)
+
+    async def sync_commits(self) -> None:
+        """Return once every commit made before this call is on stable storage: with
+        ``DURABILITY=power``, an ``fdatasync`` of the WAL that began after the call (see the
+        module docstring); otherwise at once. Callers that arrive while a sync runs share the
+        next one. Raises :class:`StoreError` when the sync failed (the commit may not survive a
+        power loss; a process kill it does)."""
+        if not self._syncs_wal:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sync_waiters.append(waiter)
+        if self._syncer is None:
+            self._syncer = asyncio.create_task(self._run_syncs(), name="leadwarm-sqlite-sync")
+        await waiter
+
+    async def _run_syncs(self) -> None:
+        """Sync the WAL for the callers waiting, then for those that came during that sync,
+        until none waits."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._sync_waiters:
+                waiters, self._sync_waiters = self._sync_waiters, []
+                try:
+                    await loop.run_in_executor(self._sync_thread, self._fsync_wal)
+                except BaseException as exc:  # cancelled too: nobody may wait for ever
+                    failed = StoreError(f"WAL sync failed: {type(exc).__name__}")
+                    for waiter in waiters if isinstance(exc, Exception) else [*waiters, *self._sync_waiters]:
+                        if not waiter.done():
+                            waiter.set_exception(failed)
+                    if not isinstance(exc, Exception):
+                        self._sync_waiters = []
+                        raise
+                    continue
+                self.wal_syncs += 1
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+        finally:
+            self._syncer = None
+
+    def _fsync_wal(self) -> None:
+        """On the sync thread: ``fdatasync`` the WAL file (the database file when there is no
+        WAL: it was checkpointed into the database and removed)."""
+        sync = getattr(os, "fdatasync", os.fsync)
+        for path in (self.path + "-wal", self.path):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                sync(fd)
+            finally:
+                os.close(fd)
+            return
 
     async def _read_op(self, fn: Callable[[], R]) -> R:
         """Run ``fn`` on the reader thread."""
@@ -747,6 +819,7 @@ class SQLiteStore(Store):
             newly = await self._write_op(write)
             self.commits += 1
             self._registered.update(newly)
+        await self.sync_commits()
 
     async def delete(self, tenant_id: str, collection: str, doc_id: str) -> None:
         async with self._lock:
@@ -755,6 +828,7 @@ class SQLiteStore(Store):
                     "DELETE FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, collection, doc_id)
                 )
             )
+        await self.sync_commits()
 
     async def query(
         self,
@@ -891,6 +965,8 @@ class SQLiteStore(Store):
         if entry.outcome in ("error", "failed"):
             assert entry.error is not None
             raise entry.error
+        if entry.outcome == "done":
+            await self.sync_commits()
         return entry.outcome == "done", entry.result
 
     async def _drain_inline(self) -> None:
@@ -967,7 +1043,8 @@ class SQLiteStore(Store):
                     raise
                 self.commits += 1
                 self._registered.update(tx.newly)
-                return result
+            await self.sync_commits()  # outside the lock: the next transaction commits meanwhile
+            return result
         raise ConflictError(f"transaction did not commit after {max_attempts} attempts: {last}")
 
     # ----------------------------------------------------------------- the ingest log
@@ -976,8 +1053,11 @@ class SQLiteStore(Store):
         records: Sequence[LogRecord],
         *,
         on_new: Callable[[Transaction], Awaitable[None]] | None = None,
+        defer_sync: bool = False,
     ) -> list[bool]:
         """Every record in ONE commit (whatever their tenants); see :meth:`Store.append_log`.
+        With ``DURABILITY=power`` the call returns once the WAL is synced, or, with
+        ``defer_sync``, once the commit is done: the caller then awaits :meth:`sync_commits`.
 
         The whole group is ONE hand-off to the writer thread: the inserts, ``on_new`` for each
         tenant and the commit (a hand-off costs the event loop more CPU than a small commit).
@@ -1017,26 +1097,8 @@ class SQLiteStore(Store):
             self.commits += 1
             for tx in txs:
                 self._registered.update(tx.newly)
-        return fresh
-
-        async with self._lock:
-            try:
-                fresh = await self._write_op(append)
-                tenants = sorted({r.tenant_id for r, new in zip(records, fresh, strict=True) if new})
-                txs = [
-                    _SQLiteTransaction(self._writer, t, self._registered, self._write_op, begun=True)
-                    for t in tenants
-                ]
-                if on_new is not None:
-                    for tx in txs:
-                        await on_new(tx)
-                await self._write_op(functools.partial(self._finish, txs, begun=True))
-            except BaseException:
-                await asyncio.shield(self._write_op(self._rollback))
-                raise
-            self.commits += 1
-            for tx in txs:
-                self._registered.update(tx.newly)
+        if not defer_sync:
+            await self.sync_commits()
         return fresh
 
     async def consume_log(
@@ -1074,7 +1136,8 @@ class SQLiteStore(Store):
                 raise
             self.commits += 1
             self._registered.update(tx.newly)
-            return len(rows)
+        await self.sync_commits()
+        return len(rows)
 
     async def has_log(self, tenant_id: str) -> bool:
         sql = "SELECT 1 FROM ingest_log WHERE tenant=? LIMIT 1"
@@ -1111,6 +1174,7 @@ class SQLiteStore(Store):
         await asyncio.get_running_loop().run_in_executor(self._checkpoint_thread, close_checkpointer)
         await self._write_op(close_writer)
         await self._read_op(close_reader)
+        self._sync_thread.shutdown(wait=True)
         self._writer_thread.shutdown(wait=True)
         self._reader_thread.shutdown(wait=True)
         self._checkpoint_thread.shutdown(wait=True)
