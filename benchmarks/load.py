@@ -159,9 +159,6 @@ async def open_loop(
     latencies: list[float] = []
 
     async def one(scheduled: float, request: bytes) -> None:
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
         try:
             connection = idle.pop() if idle else await _connect(host, port)
             if connection not in opened:
@@ -174,9 +171,18 @@ async def open_loop(
         # perf_counter, not loop.time(): uvloop's clock counts whole milliseconds
         latencies.append(time.perf_counter() - scheduled if ok else float("inf"))
 
-    start = time.perf_counter() + 0.05
+    # one dispatcher starts each request at its time (creating every task up front took longer
+    # than the head start on a loaded machine, and the first requests were charged for it)
+    tasks: list[asyncio.Task[None]] = []
+    start = time.perf_counter() + 0.01
     try:
-        await asyncio.gather(*(one(start + i / rate, r) for i, r in enumerate(requests)))
+        for i, request in enumerate(requests):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(scheduled, request)))
+        await asyncio.gather(*tasks)
     finally:
         for connection in opened:
             if connection.transport is not None:
