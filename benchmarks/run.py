@@ -2,7 +2,8 @@
 
 1. Signed WhatsApp and Twilio SMS webhook ingest (``leadwarm serve --no-worker``: verify, parse,
    append to the ingest log, answer) against a bare Litestar endpoint served the same way, in the
-   same run, by the same load generator: requests/s, their ratio to the bare endpoint (same
+   same run, by the same load generator (benchmarks/load.py, whose own CPU per request is printed
+   too): requests/s, their ratio to the bare endpoint (same
    round), p50 and p99 latency, min and median of 3 rounds; WhatsApp with DURABILITY=process and
    DURABILITY=power side by side; then open-loop latency at ``--rate`` requests/s (default 500).
 2. Per-turn processing cost from inbox to outbox, network left out (web chat channel, SQLite):
