@@ -379,7 +379,9 @@ class SerialThread(concurrent.futures.Executor):
     and the executor's idle-thread bookkeeping; a webhook costs one hand-off when alone. It is
     still an ``Executor`` (:meth:`submit`, :meth:`shutdown`), so ``run_in_executor`` works too and
     keeps its place in the same queue. A callable whose :meth:`call` future was cancelled before
-    it started is skipped, as an executor skips a cancelled future."""
+    it started is skipped, as an executor skips a cancelled future. The thread is a daemon: a
+    process that exits without closing its store drops what is still queued, as a kill would
+    (SQLite rolls an unfinished transaction back when the file is next opened)."""
 
     def __init__(self, name: str) -> None:
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], _Done, Callable[[], bool]] | None] = (
