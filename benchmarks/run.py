@@ -2,7 +2,8 @@
 
 1. Signed WhatsApp and Twilio SMS webhook ingest (``leadwarm serve --no-worker``: verify, parse,
    append to the ingest log, answer) against a bare Litestar endpoint served the same way, in the
-   same run, by the same load generator: requests/s, their ratio to the bare endpoint (same
+   same run, by the same load generator (benchmarks/load.py, whose own CPU per request is printed
+   too): requests/s, their ratio to the bare endpoint (same
    round), p50 and p99 latency, min and median of 3 rounds; WhatsApp with DURABILITY=process and
    DURABILITY=power side by side; then open-loop latency at ``--rate`` requests/s (default 500).
 2. Per-turn processing cost from inbox to outbox, network left out (web chat channel, SQLite):
@@ -37,11 +38,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.load import closed_loop, encode_requests, open_loop  # noqa: E402
+
 SECRET = "bench-secret"
 PHONE_ID = "106540352242922"
 TWILIO_NUMBER = "+15005550006"
@@ -140,74 +145,18 @@ def _twilio(i: int, url: str) -> tuple[bytes, dict[str, str]]:
     }
 
 
-async def _load(
-    url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int
-) -> tuple[float, list[float]]:
-    """POST every request with ``concurrency`` connections; returns (requests/s, latencies in s).
-
-    aiohttp is the load generator: httpx's async pool slows down under concurrency (measured here:
-    818 req/s on 1 connection, 193 on 32, against the same bare endpoint), so it would measure itself.
-    """
-    import aiohttp
-
-    latencies: list[float] = []
-    queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
-    for r in requests:
-        queue.put_nowait(r)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker() -> None:
-            while not queue.empty():
-                body, headers = queue.get_nowait()
-                start = time.perf_counter()
-                async with session.post(url, data=body, headers=headers) as response:
-                    text = await response.text()
-                latencies.append(time.perf_counter() - start)
-                if response.status != 200:
-                    raise RuntimeError(f"{url} answered {response.status}: {text[:200]}")
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    return len(requests) / elapsed, latencies
+def _run(coro: Any) -> Any:
+    """Run ``coro`` on uvloop when it is installed (the servers' own loop), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def _open_loop(
-    url: str, requests: list[tuple[bytes, dict[str, str]]], rate: float
-) -> tuple[float, list[float]]:
-    """POST ``requests`` at a fixed ``rate`` (requests/s) whatever the answers take (open loop);
-    returns (achieved requests/s, latencies in s measured from each request's SCHEDULED start, so
-    a stall is charged to every request it delays: no coordinated omission)."""
-    import aiohttp
-
-    latencies: list[float] = []
-    # 256 connections at most: past that, requests wait in the client's pool, and that wait is
-    # part of their latency (measured from the scheduled start); a failure counts as a lost request
-    connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(scheduled: float, body: bytes, headers: dict[str, str]) -> None:
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.text()
-                    ok = response.status == 200
-            except aiohttp.ClientError:
-                ok = False
-            latencies.append(time.perf_counter() - scheduled if ok else float("inf"))
-
-        start = time.perf_counter() + 0.05
-        await asyncio.gather(*(one(start + i / rate, b, h) for i, (b, h) in enumerate(requests)))
-        elapsed = time.perf_counter() - start
-    return len(requests) / elapsed, latencies
 
 
 def _median(values: list[float]) -> float:
@@ -312,7 +261,7 @@ def bench_ingest(requests: int, concurrency: int, *, rate: float = 500.0, rounds
                     targets["twilio"] = f"http://127.0.0.1:{port}/api/webhooks/twilio/sms"
                     pids["twilio"] = servers[-1].pid
             results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
-            open_loop: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
+            open_loop_runs: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
             counter = 0
 
             def batch(name: str, n: int) -> list[tuple[bytes, dict[str, str]]]:
@@ -323,23 +272,33 @@ def bench_ingest(requests: int, concurrency: int, *, rate: float = 500.0, rounds
                 return [(b, _sign(b)) for b in (_webhook(counter + i) for i in range(n))]
 
             cpu: dict[str, list[float]] = {name: [] for name in targets}
+            client_cpu: list[float] = []
             for _round in range(rounds):
                 for name, url in targets.items():
-                    load = batch(name, requests)
+                    load = encode_requests(url, batch(name, requests))
                     used = _cpu_s(pids[name])
-                    results[name].append(asyncio.run(_load(url, load, concurrency)))
+                    rps, latencies, client = _run(closed_loop(url, load, concurrency))
+                    results[name].append((rps, latencies))
                     cpu[name].append((_cpu_s(pids[name]) - used) / requests)
+                    client_cpu.append(client)
             _print_closed_loop(results, targets, cpu)
+            print(
+                f"load_generator_cpu_per_request: min {min(client_cpu) * 1e6:.0f} "
+                f"median {_median(client_cpu) * 1e6:.0f} us (benchmarks/load.py)"
+            )
             for _round in range(rounds):
                 for name, url in targets.items():
                     if name == "twilio":
                         continue
                     n = int(rate * 2)  # two seconds at the rate
-                    open_loop[name].append(asyncio.run(_open_loop(url, batch(name, n), rate)))
+                    load = encode_requests(url, batch(name, n))
+                    # asyncio's loop, not uvloop's: its timers keep whole milliseconds, which would
+                    # start each request up to 1 ms late (and charge that to its latency)
+                    open_loop_runs[name].append(asyncio.run(open_loop(url, load, rate)))
         finally:
             for proc in servers:
                 _stop(proc)
-    for name, runs in open_loop.items():
+    for name, runs in open_loop_runs.items():
         if not runs:
             continue
         label = name if name == "bare" else f"{name}_webhook"

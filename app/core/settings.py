@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     store: Literal["sqlite", "firestore"] = "sqlite"
     durability: Literal["process", "power"] = "process"
     """When a webhook's 200 is safe (SQLite): ``process``, the message survives a process kill (WAL,
-    synchronous=NORMAL); ``power``, it survives a power loss too (fsync at commit, synchronous=FULL).
+    synchronous=NORMAL); ``power``, it survives a power loss too (an fsync of the WAL after each
+    commit, shared by the commits made meanwhile: ``SQLiteStore.sync_commits``).
     Firestore commits are durable either way."""
     default_tenant_id: str = "demo"
     default_tenant_name: str = "SunnyWatt (demo)"

@@ -5,7 +5,11 @@ append-only log (:meth:`app.store.Store.append_log`), idempotent by provider mes
 answers 200 once the commit holding it is durable. Concurrent webhooks share ONE commit:
 :class:`IngestLog` keeps the requests that arrive while a commit is in flight and writes them all
 in the next one (group commit), so a busy process makes far fewer commits than requests and no
-request waits for more than the commit in flight plus its own.
+request waits for more than the commit in flight plus its own. When the store syncs its commits
+apart (SQLite with ``DURABILITY=power``), a group's requests wait for the sync that follows its
+commit while the next group already commits (:meth:`app.store.Store.sync_commits`): one sync
+serves every group committed before it began, and the requests that gather during a sync are
+answered by the next one, so the fsync's latency makes groups larger instead of requests slower.
 
 The commit that appends a tenant's entries also enqueues the tenant's ``ingest:log`` job. That job
 (:meth:`IngestLog.handle_job`) turns entries into inbox items, status events and their
@@ -101,6 +105,7 @@ class IngestLog:
         self.max_rounds = max_rounds
         self._pending: list[tuple[Sequence[LogRecord], asyncio.Future[list[bool]]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._syncing: set[asyncio.Task[None]] = set()
         self.groups = 0
         """Group commits made by this process (each holds one or more requests' entries)."""
 
@@ -120,14 +125,15 @@ class IngestLog:
         return await future
 
     async def _flush(self) -> None:
-        """Commit what is pending, then what arrived during that commit, until nothing is."""
+        """Commit what is pending, then what arrived during that commit, until nothing is. A
+        group's requests are answered once its commit is durable (:meth:`_answer`)."""
         try:
             while self._pending:
                 group, self._pending = self._pending, []
                 flat = [r for records, _ in group for r in records]
                 try:
                     if self.store.group_commit_log:
-                        fresh = await self.store.append_log(flat, on_new=self._enqueue)
+                        fresh = await self.store.append_log(flat, on_new=self._enqueue, defer_sync=True)
                     else:
                         fresh = await self._stage_now(flat)
                 except BaseException as exc:  # cancelled too: no request may wait for ever
@@ -140,15 +146,39 @@ class IngestLog:
                         raise
                     continue
                 self.groups += 1
-                start = 0
-                for records, future in group:
-                    if not future.done():
-                        future.set_result(fresh[start : start + len(records)])
-                    start += len(records)
-                if any(fresh):
-                    self.jobs.notify()
+                if not self.store.syncs_commits_apart:
+                    await self._answer(group, fresh)  # durable already: answered at once
+                    continue
+                # the sync runs while the next group commits
+                task = asyncio.create_task(self._answer(group, fresh), name="leadwarm-ingest-sync")
+                self._syncing.add(task)
+                task.add_done_callback(self._syncing.discard)
         finally:
             self._flusher = None
+
+    async def _answer(
+        self, group: list[tuple[Sequence[LogRecord], asyncio.Future[list[bool]]]], fresh: list[bool]
+    ) -> None:
+        """Once the store says the group's commit is durable, give each request its part of
+        ``fresh``; a failed or cancelled sync fails them with :class:`StoreError` (503: the
+        provider delivers again, and the log's idempotency absorbs the repeat)."""
+        try:
+            await self.store.sync_commits()
+        except BaseException as exc:
+            failed = exc if isinstance(exc, StoreError) else StoreError("ingest commit not synced")
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(failed)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        start = 0
+        for records, future in group:
+            if not future.done():
+                future.set_result(fresh[start : start + len(records)])
+            start += len(records)
+        if any(fresh):
+            self.jobs.notify()
 
     async def _stage_now(self, records: Sequence[LogRecord]) -> list[bool]:
         """Without a cheap log (:attr:`Store.group_commit_log` false: Firestore), the group goes

@@ -197,6 +197,9 @@ class Store(abc.ABC):
     #: unindexed log table). ``False`` (this default, Firestore): a log would put every webhook of a
     #: tenant on one hot document, so the ingest writes deliveries straight into the inbox instead.
     group_commit_log: bool = False
+    #: ``True`` when a commit becomes durable only in :meth:`sync_commits` (SQLite with
+    #: ``DURABILITY=power``): callers may overlap that sync with their next commit.
+    syncs_commits_apart: bool = False
 
     @abc.abstractmethod
     async def get(self, tenant_id: str, collection: str, doc_id: str) -> dict[str, JSON] | None:
@@ -343,9 +346,15 @@ class Store(abc.ABC):
         records: Sequence[LogRecord],
         *,
         on_new: Callable[[Transaction], Awaitable[None]] | None = None,
+        defer_sync: bool = False,
     ) -> list[bool]:
         """Append ``records`` to their tenants' ingest logs, durably, in as few commits as the
         backend allows (SQLite: one; this default: one transaction per tenant).
+
+        With ``defer_sync``, a store that syncs its commits apart (SQLite, ``DURABILITY=power``)
+        may return once the commit is done but before it is synced: the caller awaits
+        :meth:`sync_commits` before it answers for the records (group commit: the next group
+        commits while this one's sync runs). Here every commit is durable when it returns.
 
         Returns, for each record in order, ``True`` when it was appended, ``False`` for a duplicate
         (its id already in the log, earlier in ``records``, or its ``seen`` document exists).
@@ -413,6 +422,13 @@ class Store(abc.ABC):
             return len(docs)
 
         return await self.run_transaction(tenant_id, run)
+
+    async def sync_commits(self) -> None:  # noqa: B027 - optional hook
+        """Return once every commit this store has returned from is as durable as it promises.
+        Here (and on Firestore) a commit is durable when it returns: nothing to wait for. SQLite
+        with ``DURABILITY=power`` syncs its WAL here, one sync for every commit made before it
+        (:meth:`app.store.sqlite.SQLiteStore.sync_commits`). Raises :class:`StoreError` when the
+        sync failed."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
