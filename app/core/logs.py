@@ -50,6 +50,10 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ign
         pass
 
 
+#: Library loggers that a library's own logging config may give handlers of their own.
+_OWN_HANDLERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     """Configure structlog and the stdlib root logger once per process.
 
@@ -78,6 +82,12 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    for name in _OWN_HANDLERS:
+        # uvicorn's default logging config (a server started without ``log_config=None``) gives
+        # these loggers handlers of their own and stops them propagating: back through ours
+        library = logging.getLogger(name)
+        library.handlers = []
+        library.propagate = True
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
