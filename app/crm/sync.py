@@ -124,7 +124,7 @@ def triggers_of(before: Located, plan: TurnPlan) -> set[str]:
 
 def batch_requests(provider: str) -> int:
     """Requests one ``upsert_leads`` call of the provider's adapter usually makes (its module's
-    ``BATCH_REQUESTS``, Salesforce 3), else 1: what the flush waits to have room for."""
+    ``BATCH_REQUESTS``: HubSpot 5, Salesforce 3), else 1: what the flush waits to have room for."""
     cls: Any = ADAPTERS.get(provider)
     if cls is None:
         return 1

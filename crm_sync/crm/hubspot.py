@@ -59,10 +59,15 @@ from crm_sync.crm._common import (
 )
 from kernel.clock import Clock, SystemClock
 
-__all__ = ["BATCH_SIZE", "HubSpotAdapter"]
+__all__ = ["BATCH_REQUESTS", "BATCH_SIZE", "HubSpotAdapter"]
 
 #: HubSpot's batch endpoints take at most 100 inputs.
 BATCH_SIZE = 100
+#: Calls one :meth:`HubSpotAdapter.upsert_leads` batch makes on the usual path (the contacts'
+#: upsert, their deal associations, the deals, the notes' read and write): the app starts a batch
+#: only when the rate limit will have room for all of them soon, so a batch is not held half-sent
+#: past its claim while the window refills.
+BATCH_REQUESTS = 5
 DEAL_TO_CONTACT = 3
 NOTE_TO_CONTACT = 202
 NOTE_TO_DEAL = 214
