@@ -190,9 +190,9 @@ _FR = [
         "aides",
         "Quelles aides existent, comme MaPrimeRénov' ?",
         "Selon votre logement et vos revenus, plusieurs dispositifs peuvent réduire la facture : "
-        "MaPrimeRénov' (pour les travaux de rénovation énergétique éligibles), la prime à "
-        "l'autoconsommation, la TVA réduite dans certains cas. Nous vérifions votre éligibilité et "
-        "vous accompagnons dans les démarches.",
+        "MaPrimeRénov' et les primes CEE pour l'isolation et les pompes à chaleur, la prime à "
+        "l'autoconsommation pour les panneaux solaires, la TVA réduite dans certains cas. Nous "
+        "vérifions votre éligibilité et vous accompagnons dans les démarches.",
         "aide aides subvention subventions maprimerenov prime primes "
         "état tva éligibilité éligible droit cee financière",
     ),
