@@ -268,11 +268,13 @@ class RateGate:
             yield self.clock.now()
             return
         loop = asyncio.get_running_loop()
-        if self._loop is not loop and self.window is not None and isinstance(limiter, RollingWindow):
+        if self._loop is not loop and isinstance(limiter, RollingWindow):
             # a RollingWindow's lock belongs to the loop that first waited on it: another loop (a
-            # test driving the app from outside, a second worker loop) gets a window of its own
-            self._loop, limiter = loop, _limiter(*self.window, self.clock)
-            self.limiter = limiter
+            # test driving the app from outside, a second worker loop) gets a window of its own;
+            # the first loop keeps the one built with the gate
+            if self._loop is not None and self.window is not None:
+                limiter = self.limiter = _limiter(*self.window, self.clock)
+            self._loop = loop
         await limiter.acquire()
         try:
             yield self.clock.now()
