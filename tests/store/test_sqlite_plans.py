@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.store import Filter, Order, where
-from app.store.sqlite import SQLiteStore, _compile
+from app.store.sqlite import _COLL_PARAM, SQLiteStore, _compile
 
 TENANT_QUERIES: list[tuple[str, list[Filter], list[Order]]] = [
     (
@@ -62,7 +62,7 @@ def test_tenant_queries_seek_an_index(
     store: SQLiteStore, collection: str, filters: list[Filter], order: list[Order]
 ) -> None:
     tail, params = _compile(filters, order, 10, collection=collection)
-    sql = "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail
+    sql = f"SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll={_COLL_PARAM}" + tail
     plan = _plan(store, sql, ["demo", collection, *params])
     if filters:  # equality on the query's fields, not just the (tenant, collection) prefix
         assert "USING INDEX ix_t_" in plan, plan
@@ -124,7 +124,7 @@ def test_an_order_without_a_condition_reads_the_index_in_order(
     the next page of a cursor."""
     for cursor in (None, [10.0, "x"]):
         tail, params = _compile([], [order], 50, cursor, collection=collection)
-        sql = "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail
+        sql = f"SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll={_COLL_PARAM}" + tail
         plan = _plan(store, sql, ["demo", collection, *params])
         assert f"USING INDEX {index}" in plan, plan
         assert "TEMP B-TREE" not in plan, plan
@@ -136,7 +136,9 @@ def test_count_searches_its_collection_never_the_whole_table(store: SQLiteStore)
 
     clauses, params = _where([where("status", "==", "handoff")], [])
     clauses.insert(0, "coll = 'conversations' AND leaf = 'conversations'")
-    sql = "SELECT COUNT(*) FROM docs WHERE tenant=? AND coll=?" + "".join(" AND " + c for c in clauses)
+    sql = f"SELECT COUNT(*) FROM docs WHERE tenant=? AND coll={_COLL_PARAM}" + "".join(
+        " AND " + c for c in clauses
+    )
     plan = _plan(store, sql, ["demo", "conversations", *params])
     assert "SEARCH docs USING" in plan, plan
     assert "SCAN docs" not in plan, plan
@@ -162,7 +164,7 @@ async def test_an_index_of_an_older_shape_is_rebuilt_on_open(tmp_path: Path) -> 
         tail, params = _compile([], [Order("created_at", descending=True)], 5, collection="leads")
         plan = _plan(
             second,
-            "SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll=?" + tail,
+            f"SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll={_COLL_PARAM}" + tail,
             ["demo", "leads", *params],
         )
         assert "USING INDEX ix_t_created_at" in plan, plan
@@ -205,7 +207,11 @@ async def test_a_file_without_the_leaf_column_is_migrated_on_open(tmp_path: Path
         docs = await store.query("demo", "conversations/cv_1/messages", order_by=[Order("seq")])
         assert [d.id for d in docs] == ["m1", "m2"]
         tail, params = _compile([], [Order("seq")], 5, collection="conversations/cv_1/messages")
-        plan = _plan(store, "SELECT data FROM docs WHERE tenant=? AND coll=?" + tail, ["demo", "c", *params])
+        plan = _plan(
+            store,
+            f"SELECT data FROM docs WHERE tenant=? AND coll={_COLL_PARAM}" + tail,
+            ["demo", "c", *params],
+        )
         assert "USING INDEX ix_t_seq" in plan, plan
     finally:
         await store.close()
@@ -265,3 +271,43 @@ async def test_dead_letters_come_back_through_the_index(tmp_path: Path) -> None:
         assert [d.id for d in docs] == ["j1", "j3"]
     finally:
         await store.close()
+
+
+async def test_a_query_is_prepared_once_whatever_its_collection_and_values(store: SQLiteStore) -> None:
+    """Running the same query shape again with other values reuses its prepared statement. SQLite
+    prepares a statement again when a parameter it compared with a partial index's condition is
+    bound anew (``coll = ?`` against ``WHERE coll = 'inbox'``): every execution then planned the
+    query against all the indexes. The authorizer is called while a statement is prepared, so it
+    counts preparations (a collection's name is in the query as a literal too, so each
+    collection's query is a statement of its own)."""
+    for i in range(3):
+        await store.set(
+            "demo", "inbox", f"m{i}", {"address_key": f"sms:+3361234567{i}", "status": "pending", "seq": i}
+        )
+    prepared: list[int] = []
+
+    def authorizer(action: int, *args: object) -> int:
+        prepared.append(action)
+        return 0  # SQLITE_OK
+
+    store._reader.set_authorizer(authorizer)
+    try:
+        for tenant, collection in [("demo", "inbox"), ("acme", "inbox"), ("demo", "outbox")]:
+            for i in range(3):
+                before = len(prepared)
+                found = await store.query(
+                    tenant,
+                    collection,
+                    filters=[
+                        where("address_key", "==", f"sms:+3361234567{i}"),
+                        where("status", "==", "pending"),
+                    ],
+                    order_by=[Order("seq")],
+                )
+                assert [d.id for d in found] == (
+                    [f"m{i}"] if (tenant, collection) == ("demo", "inbox") else []
+                )
+                if (collection, i) not in {("inbox", 0), ("outbox", 0)}:  # each shape's first run prepares it
+                    assert len(prepared) == before, f"prepared again for {tenant}/{collection} #{i}"
+    finally:
+        store._reader.set_authorizer(None)
