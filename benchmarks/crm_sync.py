@@ -340,7 +340,7 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, p
         rt.connections = services
         if pool:
             await services.clients.http.aclose()
-            services.clients.http = http_pool(max_connections=pool, timeout_s=20.0)
+            services.clients.http = http_pool(max_connections=pool, timeout_s=20.0, allow_private=True)
             services.clients.max_in_flight = pool
         account: dict[str, Any] = {
             "gohighlevel": {"locationId": "ve9EPM428h8vShlRW1KT", "location_id": "ve9EPM428h8vShlRW1KT"},

@@ -50,6 +50,7 @@ from crm_sync.repository import ConnectionRepository
 from crm_sync.transport import PooledTransport
 from crm_sync.vault import Secret, Vault
 from kernel.clock import Clock, SystemClock
+from kernel.egress import EgressRefusedError
 from kernel.http import parse_retry_after
 
 __all__ = [
@@ -566,17 +567,21 @@ class _NoCookies(CookieJar):
         """Keep no cookie."""
 
 
-def http_pool(*, max_connections: int = 32, timeout_s: float = 20.0) -> httpx.AsyncClient:
+def http_pool(
+    *, max_connections: int = 32, timeout_s: float = 20.0, allow_private: bool = False
+) -> httpx.AsyncClient:
     """The HTTP pool of the authorised clients: ``max_connections`` connections, all kept alive
     (httpx's default keeps 20 of 100, so a wider burst opened a new TCP+TLS connection per
     request), ``timeout_s`` seconds per operation, no proxy from the environment, and no cookies
     kept (:class:`_NoCookies`, and none in the transport). The transport is aiohttp's pool
-    (:class:`crm_sync.transport.PooledTransport`): about half the CPU per request of httpx's own."""
+    (:class:`crm_sync.transport.PooledTransport`): about half the CPU per request of httpx's own.
+    It refuses private and loopback addresses unless ``allow_private`` (``EGRESS_ALLOW_PRIVATE``),
+    and link-local (metadata) ones always: a connection's ``base_url`` is the tenant's to set."""
     return httpx.AsyncClient(
         timeout=timeout_s,
         trust_env=False,
         cookies=_NoCookies(),
-        transport=PooledTransport(max_connections=max_connections),
+        transport=PooledTransport(max_connections=max_connections, allow_private=allow_private),
     )
 
 
@@ -589,7 +594,8 @@ class ConnectionClients:
     ``retry_*`` configure stamina (attempts, overall timeout and backoff, seconds). Authorised
     clients are cheap: make one per job, as a client keeps the connection it was made with until
     that token needs refreshing. ``max_connections`` sizes the shared HTTP pool (all kept alive;
-    size it at least to the worker's concurrency); ignored when ``http`` is given.
+    size it at least to the worker's concurrency) and ``allow_private`` lets it dial private and
+    loopback addresses (:func:`http_pool`); both ignored when ``http`` is given.
     """
 
     def __init__(
@@ -611,6 +617,7 @@ class ConnectionClients:
         retry_wait_initial_s: float = 0.2,
         retry_wait_max_s: float = 10.0,
         max_connections: int = 32,
+        allow_private: bool = False,
     ) -> None:
         if lease_ttl_s <= oauth.timeout_s:
             # a refresh outliving its lease could let another process spend the same refresh token
@@ -620,7 +627,9 @@ class ConnectionClients:
         self.vault = vault
         self.oauth = oauth
         self.clock = clock or SystemClock()
-        self.http = http or http_pool(max_connections=max_connections, timeout_s=timeout_s)
+        self.http = http or http_pool(
+            max_connections=max_connections, timeout_s=timeout_s, allow_private=allow_private
+        )
         #: Requests inside the HTTP pool at once (size it to the pool): the others wait (past
         #: their rate limit, in FIFO order) outside it, since httpx's pool looks over every
         #: queued request and every connection each time one starts or ends (CPU quadratic in
@@ -909,6 +918,8 @@ class AuthorizedClient(ApiClient):
                     raise ProviderError(
                         f"{connection.provider}: request failed ({type(exc).__name__})", retryable=True
                     ) from None
+                except EgressRefusedError as exc:  # the connection's base_url: trying again cannot help
+                    raise ProviderError(f"{connection.provider}: {exc}", retryable=False) from None
             gate.observe(resp.headers, sent_at=sent_at)
             if resp.status_code == 401 and connection.auth_mode == "oauth2" and not refreshed_for_401:
                 refreshed_for_401 = True

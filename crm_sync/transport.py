@@ -9,6 +9,14 @@ HTTP in C and keeps its sockets on asyncio protocols, so the same request costs 
 ``httpx-aiohttp`` package (kept by an httpx maintainer) adapts it to httpx's transport interface,
 so adapters, the authorised client and the tests keep httpx's ``Request``/``Response``.
 
+The pool is guarded like the client for URLs a tenant types in (``kernel/egress.py``): a
+connection's ``base_url`` is the tenant's to set, so a request may not reach link-local (cloud
+metadata), multicast or reserved addresses, nor private and loopback ones unless the install
+allows them (``EGRESS_ALLOW_PRIVATE``). The check runs on the addresses the connection dials:
+host names go through :class:`GuardedResolver` (aiohttp connects to what it returns, so a DNS
+answer cannot change between the check and the connection), IP literals (which aiohttp does not
+resolve) are checked before the request.
+
 :class:`PooledTransport` adds what the shared pool of every tenant needs: no cookie jar (a CRM
 account's cookies never ride along with another's requests), no proxy or certificate settings
 from the environment, every connection kept alive up to ``max_connections``, and one aiohttp
@@ -20,28 +28,69 @@ catch ``httpx.HTTPError`` alone.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import ssl
 
 import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 
-__all__ = ["PooledTransport"]
+from kernel.egress import EgressRefusedError, refusal
+
+__all__ = ["GuardedResolver", "PooledTransport"]
+
+
+def _check(host: str, address: str, *, allow_private: bool) -> None:
+    """Raise :class:`EgressRefusedError` when ``address`` (of ``host``) may not be dialled."""
+    why = refusal(ipaddress.ip_address(address.split("%", 1)[0]), allow_private=allow_private)
+    if why is not None:
+        raise EgressRefusedError(f"{host!r} resolves to a {why}; not connecting")
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's default resolver, refusing a host any of whose addresses
+    :func:`kernel.egress.refusal` refuses (raises :class:`EgressRefusedError`; OS resolution
+    errors pass through as aiohttp turns them into connection errors)."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self._inner = DefaultResolver()
+        self.allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The addresses of ``host`` (aiohttp's ``ResolveResult`` dicts), all of them allowed."""
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            _check(host, result["host"], allow_private=self.allow_private)
+        return results
+
+    async def close(self) -> None:
+        """Close the inner resolver."""
+        await self._inner.close()
 
 
 class PooledTransport(httpx.AsyncBaseTransport):
     """An httpx transport over one aiohttp pool of ``max_connections`` connections (all kept
     alive for ``keepalive_s`` seconds once idle) per event loop, without cookies or environment
-    proxies. Certificates are checked with httpx's default context (certifi), as before.
+    proxies. Certificates are checked with httpx's default context (certifi), as before. Private
+    and loopback addresses are dialled only when ``allow_private`` (see the module docstring).
 
-    Raises from :meth:`handle_async_request` only :class:`httpx.HTTPError` subclasses for
-    network failures (connect, read, timeouts, a server that closed the connection)."""
+    Raises from :meth:`handle_async_request` :class:`EgressRefusedError` for a refused address
+    (before anything is sent), else only :class:`httpx.HTTPError` subclasses for network
+    failures (connect, read, timeouts, a server that closed the connection)."""
 
-    def __init__(self, *, max_connections: int = 32, keepalive_s: float = 5.0) -> None:
+    def __init__(
+        self, *, max_connections: int = 32, keepalive_s: float = 5.0, allow_private: bool = False
+    ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
         self.keepalive_s = keepalive_s
+        self.allow_private = allow_private
         self._ssl: ssl.SSLContext = httpx.create_ssl_context(trust_env=False)
         self._bound: tuple[asyncio.AbstractEventLoop, AiohttpTransport] | None = None
 
@@ -56,6 +105,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
                     limit=self.max_connections,
                     keepalive_timeout=self.keepalive_s,
                     ssl=self._ssl,
+                    resolver=GuardedResolver(allow_private=self.allow_private),
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,
@@ -65,6 +115,13 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through this loop's aiohttp pool (see the class docstring)."""
+        host = request.url.host
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            pass  # a name: checked by the resolver
+        else:
+            _check(host, host, allow_private=self.allow_private)
         try:
             return await self._transport().handle_async_request(request)
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -156,5 +156,6 @@ def build_services(
         redirect_uris=config.redirect_uris,
         default_tenant=settings.default_tenant_id,
         catalog=catalog,
+        allow_private=settings.egress_allow_private,
     )
     return services, config

@@ -65,10 +65,12 @@ def build_connection_services(
     redirect_uris: Collection[str],
     default_tenant: str = "default",
     catalog: Catalog | None = None,
+    allow_private: bool = False,
 ) -> ConnectionServices:
     """Build the services from the store and the environment (``ENCRYPTION_KEY``,
     ``ENCRYPTION_KEYS_OLD``, ``GHL_CLIENT_ID``/``GHL_CLIENT_SECRET`` and the other prefixes).
-    ``redirect_uris`` is the OAuth callback allowlist. Raises
+    ``redirect_uris`` is the OAuth callback allowlist; ``allow_private`` lets the connections'
+    HTTP pool dial private and loopback addresses (``EGRESS_ALLOW_PRIVATE``). Raises
     :class:`crm_sync.vault.KeyConfigError` when ``ENCRYPTION_KEY`` is missing or malformed."""
     catalog = catalog or load_catalog()
     vault = Vault(Keyring.from_env(env))
@@ -87,5 +89,7 @@ def build_connection_services(
         repository=repository,
         oauth=oauth,
         credentials=CredentialService(catalog=catalog, repository=repository, vault=vault),
-        clients=ConnectionClients(catalog=catalog, repository=repository, vault=vault, oauth=oauth),
+        clients=ConnectionClients(
+            catalog=catalog, repository=repository, vault=vault, oauth=oauth, allow_private=allow_private
+        ),
     )

@@ -54,10 +54,10 @@ class Settings(BaseSettings):
     webchat_leads_per_origin_per_hour: int = Field(default=300, ge=1)
     """New web-chat leads one embedding site (Origin) may create per tenant per hour."""
     egress_allow_private: bool = False
-    """May URLs a tenant types in (handoff webhook, generic CRM webhook) reach private and loopback
-    addresses? Off by default (server-side request forgery); on for an install whose receivers live
-    on its own network. Link-local (cloud metadata) addresses are refused either way
-    (``kernel/egress.py``)."""
+    """May URLs a tenant types in (handoff webhook, generic CRM webhook, a CRM connection's
+    ``base_url``) reach private and loopback addresses? Off by default (server-side request
+    forgery); on for an install whose receivers live on its own network. Link-local (cloud
+    metadata) addresses are refused either way (``kernel/egress.py``)."""
     unrouted_webhooks: Literal["reject", "default_tenant"] = "reject"
     """A webhook for a receiving address no tenant owns: refused (404, logged), or, for a
     single-tenant install, handed to the default tenant."""

@@ -92,6 +92,6 @@ def oauth(
 async def clients(
     catalog: Catalog, repo: StoreConnectionRepository, vault: Vault, oauth: OAuthService
 ) -> AsyncIterator[ConnectionClients]:
-    c = ConnectionClients(catalog=catalog, repository=repo, vault=vault, oauth=oauth)
+    c = ConnectionClients(catalog=catalog, repository=repo, vault=vault, oauth=oauth, allow_private=True)
     yield c
     await c.aclose()

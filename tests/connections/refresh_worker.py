@@ -36,7 +36,9 @@ async def main(argv: list[str]) -> None:
         default_apps={"gohighlevel": OAuthAppCredentials(client_id, Secret(client_secret))},
         default_tenant=tenant,
     )
-    clients = ConnectionClients(catalog=catalog, repository=repo, vault=vault, oauth=oauth, owner="worker")
+    clients = ConnectionClients(
+        catalog=catalog, repository=repo, vault=vault, oauth=oauth, owner="worker", allow_private=True
+    )
     client = await clients.client(tenant, conn_id)
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)

@@ -292,3 +292,31 @@ async def test_retry_honours_retry_after(
         assert info.value.status == 429 and info.value.retryable
     finally:
         stamina.set_testing(True, attempts=3)
+
+
+async def test_a_base_url_on_a_private_address_is_refused_unless_the_install_allows_it(
+    service: CredentialService,
+    catalog: Catalog,
+    repo: StoreConnectionRepository,
+    vault: Vault,
+    oauth: OAuthService,
+    provider_api: Provider,
+) -> None:
+    """A connection's ``base_url`` is the tenant's to set: by default the connections' pool does
+    not dial loopback or private addresses (server-side request forgery), by IP or by name."""
+    guarded = ConnectionClients(catalog=catalog, repository=repo, vault=vault, oauth=oauth)
+    try:
+        for base in (provider_api.url, provider_api.url.replace("127.0.0.1", "localhost")):
+            conn = await service.create(
+                TENANT,
+                "pipedrive",
+                {"api_token": PIPEDRIVE_TOKEN, "company_domain": "shop"},
+                settings={"base_url": base},
+            )
+            with pytest.raises(ProviderError, match="private or loopback") as refused:
+                await guarded.test(TENANT, conn.id)
+            assert not refused.value.retryable
+            assert PIPEDRIVE_TOKEN not in str(refused.value)
+        assert provider_api.seen == []  # nothing reached the server
+    finally:
+        await guarded.aclose()

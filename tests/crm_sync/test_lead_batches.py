@@ -121,7 +121,7 @@ async def test_the_shared_pool_keeps_no_cookie_between_tenants():
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    http = http_pool(max_connections=2, timeout_s=5.0)
+    http = http_pool(max_connections=2, timeout_s=5.0, allow_private=True)
     try:
         first = await http.get(f"http://127.0.0.1:{port}/a")
         assert first.headers["set-cookie"].startswith("session=")
