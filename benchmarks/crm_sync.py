@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -321,7 +323,7 @@ async def bench_adapter(provider: str, leads: int, paced: int, seconds: float, p
     key = generate_key()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
-            encryption_key=key,
+            encryption_key=SecretStr(key),
             _env_file=None,
             leadwarm_data_dir=Path(tmp),
             log_level="ERROR",

@@ -315,6 +315,8 @@ def bench_ingest(requests: int, concurrency: int, *, rate: float = 500.0, rounds
 
 
 async def _turns(leads: int) -> None:
+    from pydantic import SecretStr
+
     from app.composition import Runtime
     from app.core.logs import configure_logging
     from app.core.settings import Settings
@@ -326,7 +328,7 @@ async def _turns(leads: int) -> None:
         settings = Settings(  # burst window 0: this measures processing, not waiting
             _env_file=None,
             leadwarm_data_dir=Path(tmp),
-            admin_api_key="lw_bench",  # type: ignore[call-arg]
+            admin_api_key=SecretStr("lw_bench"),
             log_level="ERROR",
             burst_window_seconds=0.0,
         )

@@ -74,7 +74,7 @@ def make_settings(data_dir: Path, graph_url: str, **overrides: Any) -> Settings:
         "egress_allow_private": True,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture
