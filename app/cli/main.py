@@ -51,11 +51,13 @@ def serve(host: str, port: int, worker: bool) -> None:
 
 @main.command("worker")
 def worker_command() -> None:
-    """Run only the background worker (several may run against one store)."""
+    """Run only the background worker (several may run against one store), on the loop
+    ``leadwarm serve`` uses (uvloop when installed: :mod:`app.core.runner`)."""
+    from app.core.runner import run
     from app.core.settings import Settings
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_worker(Settings()))
+        run(_worker(Settings()))
 
 
 async def _worker(settings: object) -> None:
