@@ -11,16 +11,29 @@ writes), ``advance`` (move the simulated clock by ``seconds``; every timer then 
 order). A ``book`` step reads :class:`SandboxCalendar` (free Monday to Friday, 09:00-17:00 in the
 tenant's zone, in simulated time) and a booking it asks for is confirmed at once (nothing is booked
 anywhere). Times are UTC epoch floats; durations are seconds.
+
+With a :class:`SimPolicy` (the tenant's quiet hours and daily cap), every message the bot sends
+goes through the same outbound rules as a real send (:func:`app.policy.rules.decide`), in the
+tenant's time zone: a follow-up that would fall in quiet hours is shown held until they end
+(``held_until``), one past the daily cap held until the next local day, with the rule's reason
+(``policy``). The simulated conversation goes on as the engine decided; the feed shows when the
+lead would actually receive each message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.booking.calendar import CalendarSlotSource
+from app.policy.quiet_hours import parse_hhmm, resolve_timezone
+from app.policy.rules import OutboundFacts, Trigger, decide
+from app.tenancy.records import TenantProfile
 from crm_sync.base import Attendee, Booking, Slot
 from crm_sync.calendars.common import Schedule, candidate_slots
 from kernel.clock import Clock, ManualClock
@@ -45,6 +58,7 @@ __all__ = [
     "SandboxCalendar",
     "SimAction",
     "SimEvent",
+    "SimPolicy",
     "SimResult",
     "SimSession",
     "SimulationError",
@@ -91,10 +105,39 @@ class SandboxCalendar:
         """Nothing to cancel."""
 
 
+@dataclass(frozen=True, slots=True)
+class SimPolicy:
+    """The outbound rules a simulated send goes through: quiet hours ``[quiet_start,
+    quiet_end)`` in ``zone`` (local wall-clock times; may cross midnight), whether a direct answer
+    to a lead who just wrote may go out during them, and at most ``daily_cap`` messages a local
+    day. ``channel`` names the channel whose traits apply (``sms`` by default: no session window)."""
+
+    zone: ZoneInfo
+    quiet_start: time
+    quiet_end: time
+    allow_direct_replies: bool = True
+    daily_cap: int = 20
+    channel: str = "sms"
+
+    @classmethod
+    def from_profile(cls, profile: TenantProfile) -> SimPolicy:
+        """The tenant's own rules (its time zone stands for the lead's). Raises ``ValueError``
+        on a malformed quiet-hours time (the profile's validation keeps them ``HH:MM``)."""
+        return cls(
+            zone=resolve_timezone(None, None, profile.timezone),
+            quiet_start=parse_hhmm(profile.quiet_hours_start),
+            quiet_end=parse_hhmm(profile.quiet_hours_end),
+            allow_direct_replies=profile.quiet_hours_allow_direct_replies,
+            daily_cap=profile.daily_cap_per_lead,
+        )
+
+
 class SimSession(BaseModel):
     """What the page keeps between actions. ``state`` is the engine's
     :class:`playbooks.ConversationState` as JSON (``None`` before ``start``); ``now`` the simulated
-    time; ``inbound_count`` the lead's messages so far; ``last_outbound_at`` when the bot last wrote."""
+    time; ``inbound_count`` the lead's messages so far; ``last_outbound_at`` when the bot last wrote;
+    ``last_inbound_at`` when the lead last wrote; ``sent_day`` (``YYYY-MM-DD`` in the policy's zone)
+    and ``sent_today`` count the messages let through that local day (the daily cap)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -103,6 +146,9 @@ class SimSession(BaseModel):
     language: Literal["en", "fr"] = "en"
     inbound_count: int = Field(default=0, ge=0, le=100_000)
     last_outbound_at: float | None = None
+    last_inbound_at: float | None = None
+    sent_day: str | None = Field(default=None, max_length=10)
+    sent_today: int = Field(default=0, ge=0, le=100_000)
 
 
 class SimAction(BaseModel):
@@ -122,7 +168,9 @@ class SimEvent(BaseModel):
     message sent, with ``choices``), ``slot`` (``slot`` = ``value``), ``score`` (``points`` for
     ``reason``, new ``score``), ``qualified``, ``timer`` (scheduled, ``due_at``), ``clock`` (time
     moved to ``at``), ``timer_fired``, ``handoff`` (``reason``), ``ended`` (``outcome``),
-    ``opt_out``, ``booked`` (simulated), ``note`` (an author's diagnostic from the engine)."""
+    ``opt_out``, ``booked`` (simulated), ``note`` (an author's diagnostic from the engine). A ``bot``
+    event the outbound rules did not let out at once carries ``policy`` (the rule: ``quiet_hours``,
+    ``daily_cap``, ...) and, when it is held rather than blocked, ``held_until`` (when it would go)."""
 
     kind: str
     at: float
@@ -137,6 +185,8 @@ class SimEvent(BaseModel):
     score: int | None = None
     due_at: float | None = None
     outcome: str | None = None
+    policy: str | None = None
+    held_until: float | None = None
 
 
 class SimResult(BaseModel):
@@ -181,6 +231,7 @@ async def simulate(
     timezone: str = "UTC",
     default_region: str | None = None,
     fallback_text: dict[str, str] | None = None,
+    policy: SimPolicy | None = None,
 ) -> SimResult:
     """Apply ``action`` to the simulated conversation of ``session`` with ``playbook``.
 
@@ -190,6 +241,7 @@ async def simulate(
     playbook (edited meanwhile) or an action is missing what it needs (``say`` without text).
     ``scorer_for(text)`` builds the scoring rules beyond the playbook's score steps for a turn whose
     lead text is ``text`` (as the conversation worker does: signals and engagement).
+    ``policy`` puts every bot message through the outbound rules (see the module docstring).
     """
     clock = ManualClock(session.now)
     ports = Ports(
@@ -204,16 +256,23 @@ async def simulate(
     state = _state_for(playbook, session)
     events: list[SimEvent] = []
     inbound_count = session.inbound_count
-    last_outbound_at = session.last_outbound_at
+    sends = _Sends(
+        policy=policy,
+        last_outbound_at=session.last_outbound_at,
+        last_inbound_at=session.last_inbound_at,
+        sent_day=session.sent_day,
+        sent_today=session.sent_today,
+    )
     queue: list[Event] = []
 
     if action.kind == "start":
         state = new_state(playbook, language=session.language, lead={"language": session.language})
         inbound_count = 0
-        last_outbound_at = None
+        sends = _Sends(policy=policy)
         text = (action.text or "").strip()
         if text:
             inbound_count = 1
+            sends.last_inbound_at = clock.now()
             events.append(SimEvent(kind="lead", at=clock.now(), text=text))
             queue.append(StartEvent(trigger="inbound_unknown_lead", text=text))
         else:
@@ -225,7 +284,9 @@ async def simulate(
         if state is None:
             raise SimulationError("start the simulation first")
         inbound_count += 1
-        reply_s = clock.now() - last_outbound_at if last_outbound_at is not None else None
+        last_out = sends.last_outbound_at
+        reply_s = clock.now() - last_out if last_out is not None else None
+        sends.last_inbound_at = clock.now()
         events.append(SimEvent(kind="lead", at=clock.now(), text=text or action.choice_id))
         queue.append(
             InboundEvent(
@@ -248,8 +309,8 @@ async def simulate(
                 break
             clock.set(max(clock.now(), timer.due_at))
             events.append(SimEvent(kind="timer_fired", at=clock.now(), step_id=timer.step_id))
-            state, last_outbound_at = await _run(
-                playbook, state, TimerFiredEvent(timer_id=timer.id), ports, events, last_outbound_at, queue
+            state = await _run(
+                playbook, state, TimerFiredEvent(timer_id=timer.id), ports, events, sends, queue
             )
         clock.set(target)
         events.append(SimEvent(kind="clock", at=target))
@@ -258,7 +319,7 @@ async def simulate(
         if not queue:
             break
         event = queue.pop(0)
-        state, last_outbound_at = await _run(playbook, state, event, ports, events, last_outbound_at, queue)
+        state = await _run(playbook, state, event, ports, events, sends, queue)
 
     assert state is not None
     return SimResult(
@@ -267,7 +328,10 @@ async def simulate(
             now=clock.now(),
             language=session.language,
             inbound_count=inbound_count,
-            last_outbound_at=last_outbound_at,
+            last_outbound_at=sends.last_outbound_at,
+            last_inbound_at=sends.last_inbound_at,
+            sent_day=sends.sent_day,
+            sent_today=sends.sent_today,
         ),
         events=events,
         status=state.status,
@@ -279,15 +343,65 @@ async def simulate(
     )
 
 
+@dataclass(slots=True)
+class _Sends:
+    """The bot's sends so far, as the outbound rules see them (fields as :class:`SimSession`'s)."""
+
+    policy: SimPolicy | None
+    last_outbound_at: float | None = None
+    last_inbound_at: float | None = None
+    sent_day: str | None = None
+    sent_today: int = 0
+
+    def check(self, now: float, trigger: Trigger) -> tuple[str | None, float | None]:
+        """A message the bot sends at ``now`` (epoch seconds), for ``trigger``: ``(None, None)``
+        when the rules let it out at once (it counts for the day), else ``(reason, held_until)``
+        (``held_until`` ``None``: blocked)."""
+        self.last_outbound_at = now
+        policy = self.policy
+        if policy is None:
+            return None, None
+        day = datetime.fromtimestamp(now, policy.zone).date().isoformat()
+        if day != self.sent_day:
+            self.sent_day, self.sent_today = day, 0
+        decision = decide(
+            OutboundFacts(
+                channel=policy.channel,
+                trigger=trigger,
+                now=now,
+                zone=policy.zone,
+                quiet_start=policy.quiet_start,
+                quiet_end=policy.quiet_end,
+                allow_direct_replies=policy.allow_direct_replies,
+                last_inbound_at=self.last_inbound_at,
+                sent_today=self.sent_today,
+                daily_cap=policy.daily_cap,
+            )
+        )
+        if decision.action in ("send", "send_template"):
+            self.sent_today += 1
+            return None, None
+        return decision.reason, decision.until
+
+
+def _trigger(event: Event) -> Trigger:
+    """What the outbound rules call the cause of a turn's sends."""
+    if isinstance(event, TimerFiredEvent):
+        return "timer"
+    if isinstance(event, StartEvent) and event.trigger == "lead_created":
+        return "start"
+    return "inbound"  # the lead wrote (or a booking they asked for was answered)
+
+
 async def _run(
     playbook: Playbook,
     state: ConversationState | None,
     event: Event,
     ports: Ports,
     events: list[SimEvent],
-    last_outbound_at: float | None,
+    sends: _Sends,
     queue: list[Event],
-) -> tuple[ConversationState, float | None]:
+) -> ConversationState:
     """One engine turn; its actions become feed events (a booking is answered on ``queue``)."""
     try:
         result = await advance(playbook, state, event, ports)
@@ -303,7 +417,7 @@ async def _run(
         data = action.model_dump(mode="json")
         kind = data.pop("type")
         if kind == "send":
-            last_outbound_at = now
+            reason, held_until = sends.check(now, _trigger(event))
             events.append(
                 SimEvent(
                     kind="bot",
@@ -312,6 +426,8 @@ async def _run(
                     choices=data["choices"],
                     purpose=data["purpose"],
                     step_id=data["step_id"],
+                    policy=reason,
+                    held_until=held_until,
                 )
             )
         elif kind == "slot_filled":
@@ -350,4 +466,4 @@ async def _run(
             events.append(SimEvent(kind="booked", at=now, value=booking, step_id=action.step_id))
             queue.append(BookingEvent(outcome="booked", request_id=action.request_id, booking=booking))
     events.extend(SimEvent(kind="note", at=now, text=note) for note in result.notes)
-    return result.state, last_outbound_at
+    return result.state

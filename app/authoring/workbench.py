@@ -32,7 +32,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.ai.language import detect_language
-from app.authoring.simulation import SimAction, SimSession, SimulationError, simulate
+from app.authoring.simulation import SimAction, SimPolicy, SimSession, SimulationError, simulate
 from app.composition import Runtime
 from app.conversations.scoring import make_scorer
 from app.core import i18n
@@ -182,6 +182,7 @@ async def simulate_playbook(
             timezone=profile.timezone,
             default_region=profile.default_region,
             fallback_text={lang: i18n.text("fallback", lang) for lang in ("en", "fr")},
+            policy=SimPolicy.from_profile(profile),
         )
     except SimulationError as exc:
         return Response({"detail": str(exc)}, status_code=HTTP_400_BAD_REQUEST)

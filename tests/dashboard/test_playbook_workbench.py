@@ -237,3 +237,69 @@ async def test_a_lead_who_writes_first_fills_slots_from_that_message(
     assert r["slots"] == {"budget": 3000} and r["score"] == 50
     assert r["session"]["inbound_count"] == 1 and r["status"] == "waiting"
     assert "Quel est votre budget, en euros ?" not in [e["text"] for e in r["events"] if e["kind"] == "bot"]
+
+
+DIRECT_FR = """\
+id: direct-fr
+name: Réponse directe
+version: 1
+language: fr
+triggers: [inbound_unknown_lead, lead_created]
+steps:
+  - id: question
+    type: ask
+    slot: budget
+    kind: number
+    question: {fr: "Quel est votre budget, en euros ?", en: "What is your budget, in euros?"}
+  - id: merci
+    type: message
+    text: {fr: "Merci, c'est noté.", en: "Thanks, noted."}
+  - id: attente
+    type: wait
+    duration: 1h
+  - id: fin
+    type: end
+    outcome: qualified
+    message: {fr: "Un conseiller vous écrit demain.", en: "An adviser writes tomorrow."}
+"""
+
+#: 2025-11-30 in Paris (UTC+1): 22:30, then 08:00 and midnight the next day.
+PARIS_2230, PARIS_0800_NEXT, PARIS_MIDNIGHT = 1_764_538_200.0, 1_764_572_400.0, 1_764_543_600.0
+
+
+async def test_the_simulator_holds_what_the_outbound_rules_would_hold(
+    runtime: Runtime, client: AsyncTestClient[Litestar]
+) -> None:
+    """The tenant's quiet hours (21:00-08:00, Paris) and daily cap apply to simulated sends as to
+    real ones: a first message at 22:30 and a follow-up at 23:30 are held until 08:00, a direct
+    answer to a lead who just wrote goes out, and past the cap a message waits for the next day."""
+    profile = await runtime.tenants.profile("demo")
+    await runtime.tenants.save_profile(
+        profile.model_copy(
+            update={
+                "timezone": "Europe/Paris",
+                "quiet_hours_start": "21:00",
+                "quiet_hours_end": "08:00",
+                "quiet_hours_allow_direct_replies": True,
+                "daily_cap_per_lead": 2,
+            }
+        )
+    )
+    night = {"now": PARIS_2230, "language": "fr"}
+
+    def bots(r: Any) -> list[tuple[str, str | None, float | None]]:
+        return [(e["text"], e["policy"], e["held_until"]) for e in r["events"] if e["kind"] == "bot"]
+
+    r = (await _sim(client, DIRECT_FR, night, {"kind": "start"})).json()
+    assert bots(r) == [("Quel est votre budget, en euros ?", "quiet_hours", PARIS_0800_NEXT)]
+    r = (await _sim(client, DIRECT_FR, r["session"], {"kind": "say", "text": "3000"})).json()
+    assert bots(r) == [("Merci, c'est noté.", None, None)]  # a direct answer: it goes out at once
+    r = (await _sim(client, DIRECT_FR, r["session"], {"kind": "advance", "seconds": 3600})).json()
+    assert bots(r) == [("Un conseiller vous écrit demain.", "quiet_hours", PARIS_0800_NEXT)]
+
+    # By day, the lead writing first: two answers out, the third past the cap of 2 a day.
+    day = {"now": PARIS_2230 - 10 * 3600, "language": "fr"}  # 12:30
+    r = (await _sim(client, DIRECT_FR, day, {"kind": "start", "text": "bonjour"})).json()
+    r = (await _sim(client, DIRECT_FR, r["session"], {"kind": "say", "text": "3000"})).json()
+    r = (await _sim(client, DIRECT_FR, r["session"], {"kind": "advance", "seconds": 3600})).json()
+    assert bots(r) == [("Un conseiller vous écrit demain.", "daily_cap", PARIS_MIDNIGHT)]

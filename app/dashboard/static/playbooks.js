@@ -414,8 +414,16 @@
     let session = null;
     let reasons = [];
 
-    function line(kind, who, text, extra) {
-      return el("li", { class: "ev ev-" + kind }, el("span", { class: "who" }, who), el("span", { class: "text" }, text), extra || null);
+    function line(kind, who, text, extra, more) {
+      return el("li", { class: "ev ev-" + kind }, el("span", { class: "who" }, who), el("span", { class: "text" }, text), extra || null, more || null);
+    }
+
+    // A bot message the tenant's sending rules (quiet hours, daily cap) would not let out at once.
+    function held(e) {
+      if (!e.policy) return null;
+      const why = T["sim_policy_" + e.policy] || e.policy;
+      const text = e.held_until ? T.sim_held_until + " " + when(e.held_until) + " (" + why + ")" : T.sim_blocked + " (" + why + ")";
+      return el("span", { class: "held" }, text);
     }
 
     // A reply button the lead could tap: sends its id (and title) as the lead's answer.
@@ -430,8 +438,8 @@
     function feedItem(e) {
       switch (e.kind) {
         case "lead": return line("lead", T.sim_lead + " · " + when(e.at), e.text);
-        case "bot": return line("bot", T.sim_bot + " · " + when(e.at), e.text,
-          e.choices.length ? el("span", { class: "choices" }, ...e.choices.map((c) => choiceButton(c))) : null);
+        case "bot": return line(e.policy ? "bot held" : "bot", T.sim_bot + " · " + when(e.at), e.text,
+          e.choices.length ? el("span", { class: "choices" }, ...e.choices.map((c) => choiceButton(c))) : null, held(e));
         case "slot": return line("slot", T.sim_slot, e.slot + " = " + (typeof e.value === "object" ? JSON.stringify(e.value) : String(e.value)));
         case "score": return line("score", T.score, (e.points > 0 ? "+" : "") + e.points + " " + e.reason + " → " + e.score);
         case "qualified": return line("mark", "★", T.sim_qualified + " (" + e.score + ")");
