@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
@@ -275,3 +277,35 @@ def test_a_new_version_is_published_as_a_draft_then_activated_from_the_list(
         (1, "retired"),
         (2, "active"),
     }
+
+
+def test_a_simulated_message_in_quiet_hours_shows_as_held(page: Page, tenant: Tenant) -> None:
+    """The simulator applies the tenant's quiet hours: with quiet hours around the current time, the
+    playbook's first message (the lead did not write) is shown held until they end."""
+    runtime = tenant.server.runtime
+
+    async def quiet_now() -> str:
+        profile = await runtime.tenants.profile(tenant.id)
+        local = datetime.fromtimestamp(runtime.clock.now(), ZoneInfo(profile.timezone))
+        start, end = (
+            (local - timedelta(hours=1)).strftime("%H:%M"),
+            (local + timedelta(hours=2)).strftime("%H:%M"),
+        )
+        await runtime.tenants.save_profile(
+            profile.model_copy(update={"quiet_hours_start": start, "quiet_hours_end": end})
+        )
+        return end
+
+    tenant.server.call(quiet_now())
+    sign_in(page, tenant, *MARKETER)
+    page.get_by_role("navigation").get_by_role("link", name="Playbooks").click()
+    page.get_by_role("link", name="New playbook").click()
+    page.get_by_role("textbox", name="Playbook YAML").fill(DRAFT)
+    expect(page.locator("#pb-status")).to_contain_text("Valid · visite-fr v1")
+    page.get_by_label("Conversation language").select_option("fr")
+    page.get_by_role("button", name="Start").click()
+    held = page.locator("#sim-feed li.ev-bot.held")
+    expect(held.first).to_contain_text("Bonjour ! Deux questions rapides.")
+    expect(held.first.locator(".held")).to_contain_text("Held by the sending rules until")
+    expect(held.first.locator(".held")).to_contain_text("(quiet hours)")
+    shot(page, "simulator-held")
