@@ -27,6 +27,7 @@ from app.conversations.service import ConversationService
 from app.core.features import Feature
 from app.core.logs import get_logger
 from app.core.settings import Settings
+from app.jobs.backfill import backfill_job_shards
 from app.jobs.queue import JobQueue
 from app.jobs.worker import Worker
 from app.messaging.channel_config import build_channels
@@ -220,14 +221,27 @@ class Runtime:
         return await accept_message(self.jobs, tenant_id, message, debounce_s=debounce_s)
 
     async def start(self) -> None:
-        """Load the language model (off the event loop), then run the worker and every feature's
-        background tasks."""
+        """Load the language model (off the event loop), then run the worker, the jobs' shard
+        backfill (once per deployment: :mod:`app.jobs.backfill`) and every feature's background
+        tasks."""
         await anyio.to_thread.run_sync(preload_language_model)
         self._stop.clear()
-        self._tasks = [asyncio.create_task(self.worker.run(self._stop), name="leadwarm-worker")]
+        self._tasks = [
+            asyncio.create_task(self.worker.run(self._stop), name="leadwarm-worker"),
+            asyncio.create_task(self._backfill_job_shards(), name="leadwarm-job-shards"),
+        ]
         for feature in self.features:
             for task in feature.background_tasks():
                 self._tasks.append(asyncio.create_task(task(self._stop), name=f"leadwarm-{feature!r}"))
+
+    async def _backfill_job_shards(self) -> None:
+        """:func:`app.jobs.backfill.backfill_job_shards`, its failure logged (the next start
+        tries again), and the worker woken when it gave jobs their shard."""
+        try:
+            if await backfill_job_shards(self.store, self.clock):
+                self.jobs.notify()
+        except Exception:
+            log.exception("jobs.shard_backfill_failed")
 
     async def stop(self) -> None:
         """Stop the worker (jobs in flight finish) and the background tasks, close channels and the
