@@ -140,11 +140,18 @@ _TENANT_INDEXES: dict[tuple[str, ...], tuple[str, ...]] = {
     ("seq",): ("messages",),  # a conversation's messages
     ("direction", "channel", "seq"): ("messages",),  # the lead's last email, for threading
     ("id", "status", "version"): ("playbooks",),  # a playbook's versions
-    ("status", "created_at"): ("conversations", "handoffs"),  # the dashboard's inbox: handoffs
+    ("status", "created_at"): ("conversations", "handoffs", "crm_reviews"),  # inbox, handoffs, reviews
     ("stage", "created_at"): ("leads",),  # the dashboard's lead list by stage (and its count)
     ("source", "created_at"): ("leads",),  # the dashboard's lead list by source
     ("playbook_id", "created_at"): ("conversations",),  # analytics and inbox playbook filter
     ("playbook_id", "updated_at"): ("conversations",),  # analytics: has anything changed?
+    ("connection_id", "at"): ("connection_audit", "crm_sync_logs", "crm_webhook_logs"),  # its logs
+    ("lead_id", "at"): ("crm_sync_logs",),  # a lead's CRM sync log (the inbox's lead panel)
+    ("lead_id", "queued_at"): ("crm_links",),  # a lead's CRM records
+    ("connection_id", "status"): ("crm_links",),  # a connection's dead-lettered leads
+    ("connection_id", "remote_contact"): ("crm_links",),  # the lead of an inbound CRM webhook
+    ("connection_id", "shard"): ("crm_batch",),  # a connection's queued leads (grows in outages)
+    ("provider_key",): ("bookings",),  # a calendar's booking by its own id
 }
 #: Indexes partial on fields too (after ``leaf``, so other collections never evaluate them), where
 #: the collection's documents often lack them and every query on the index names them: playbook

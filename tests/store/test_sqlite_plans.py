@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.store import Filter, Order, where
-from app.store.sqlite import _COLL_PARAM, SQLiteStore, _compile
+from app.store.sqlite import _COLL_PARAM, SQLiteStore, _compile, _index_hint
 
 TENANT_QUERIES: list[tuple[str, list[Filter], list[Order]]] = [
     (
@@ -42,6 +42,23 @@ TENANT_QUERIES: list[tuple[str, list[Filter], list[Order]]] = [
     ),
     ("leads", [where("stage", "==", "won")], [Order("created_at", descending=True)]),  # dashboard
     ("leads", [where("source", "==", "csv")], [Order("created_at", descending=True)]),
+    # CRM sync and booking: logs, links, the queue in an outage, a booking by the calendar's id
+    ("crm_sync_logs", [where("connection_id", "==", "cn_1")], [Order("at", descending=True)]),
+    (
+        "crm_sync_logs",
+        [where("connection_id", "==", "cn_1"), where("status", "==", "dead")],
+        [Order("at", descending=True)],
+    ),
+    ("crm_sync_logs", [where("lead_id", "==", "ld_1")], [Order("at", descending=True)]),
+    ("crm_webhook_logs", [where("connection_id", "==", "cn_1")], [Order("at", descending=True)]),
+    ("connection_audit", [where("connection_id", "==", "cn_1")], [Order("at", descending=True)]),
+    ("crm_links", [where("lead_id", "==", "ld_1")], [Order("queued_at", descending=True)]),
+    ("crm_links", [where("connection_id", "==", "cn_1"), where("status", "==", "dead")], []),
+    ("crm_links", [where("connection_id", "==", "cn_1"), where("remote_contact", "==", "c_9")], []),
+    ("crm_batch", [where("connection_id", "==", "cn_1"), where("shard", "==", 3)], []),
+    ("crm_batch", [where("connection_id", "==", "cn_1")], []),
+    ("bookings", [where("provider_key", "==", "cal_com:123")], []),
+    ("crm_reviews", [where("status", "==", "open")], [Order("created_at")]),
 ]
 # Not listed: queries on collections that stay small because their documents are deleted once
 # handled (status_events, live jobs); the planner may read those through the primary key.
@@ -62,7 +79,8 @@ def test_tenant_queries_seek_an_index(
     store: SQLiteStore, collection: str, filters: list[Filter], order: list[Order]
 ) -> None:
     tail, params = _compile(filters, order, 10, collection=collection)
-    sql = f"SELECT tenant, coll, id, data FROM docs WHERE tenant=? AND coll={_COLL_PARAM}" + tail
+    hint = _index_hint(collection, filters, order)  # as the store's own query names it
+    sql = f"SELECT tenant, coll, id, data FROM docs{hint} WHERE tenant=? AND coll={_COLL_PARAM}" + tail
     plan = _plan(store, sql, ["demo", collection, *params])
     if filters:  # equality on the query's fields, not just the (tenant, collection) prefix
         assert "USING INDEX ix_t_" in plan, plan
