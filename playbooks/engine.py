@@ -155,6 +155,10 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "fr": "Vous pouvez aussi proposer un autre jour et une autre heure.",
     },
     "propose": {"en": "{when}, is that right?", "fr": "{when}, c'est bien cela ?"},
+    "wish": {
+        "en": "You mentioned a time for your call with an adviser, and it is free:",
+        "fr": "Vous m'aviez indiqué un moment pour l'appel avec un conseiller, et il est libre :",
+    },
     "unavailable": {
         "en": "Sorry, {when} isn't available.",
         "fr": "Désolé, {when} n'est pas disponible.",
@@ -232,6 +236,8 @@ class _Turn:
     pending_ack: str | None = None
     pending_human: bool = False
     corrected: set[str] = field(default_factory=set)
+    wished: Any = None
+    """A call-back time the lead asked for in passing this turn (ISO 8601), to be said back."""
     interpretation: Interpretation | None = None
     engagement: dict[str, Any] = field(default_factory=dict)
 
@@ -473,7 +479,8 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
             if turn.state.booking.get("booked") and turn.filled(step.slot):
                 step_id = turn.next_of(step)
                 continue
-            if await _offer(turn, step):
+            wished = await _offer_wish(turn, step)
+            if wished if wished is not None else await _offer(turn, step):
                 return
             step_id = step.on_fail or turn.next_of(step)
         else:
@@ -505,7 +512,7 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
     if with_others:
         seen = {step.slot}
         for listed in turn.playbook.steps:
-            other = _as_ask(turn, listed) if isinstance(listed, BookStep) else listed
+            other = _wish_ask(turn, listed) if isinstance(listed, BookStep) else listed
             if isinstance(other, AskStep) and other.slot not in seen and not turn.filled(other.slot):
                 seen.add(other.slot)
                 others.append(_ask_context(turn, other, with_others=False))
@@ -657,6 +664,9 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
         if value is None or (kind == "number" and not _within_bounds(turn.playbook, slot, value)):
             turn.notes.append(f"value {raw!r} for slot {slot!r} ({kind}) is not valid: ignored")
             continue
+        if _calendar_book_step(turn, slot) is not None:
+            _keep_wish(turn, slot, value, evidence=interpretation.evidence.get(slot))
+            continue
         filled.add(slot)
         if state.slots.get(slot) == value:
             continue
@@ -670,6 +680,59 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
             turn.corrected.add(slot)  # the lead corrected an earlier answer
             _rescore(turn, slot, previous)
     return filled
+
+
+WISH_SUFFIX = "_requested"
+"""A ``book`` step's slot plus this suffix holds the time the lead asked for in passing, when a
+calendar is connected (``callback_time_requested``: an ISO 8601 string in the lead's zone)."""
+
+
+def _calendar_book_step(turn: _Turn, slot: str) -> BookStep | None:
+    """The ``book`` step of ``slot`` when it books in a connected calendar (not yet booked)."""
+    if turn.ports.calendar is None or turn.state.booking.get("booked"):
+        return None
+    for step in turn.playbook.steps:
+        if isinstance(step, BookStep) and step.slot == slot:
+            return step
+    return None
+
+
+def _wish_ask(turn: _Turn, step: BookStep) -> AskStep | None:
+    """The question a ``book`` step stands for among the questions a message may answer in passing:
+    its call-back question without a calendar; with one (and nothing booked yet), the same
+    question, so that a time said early ("i'm free tmrw pm") is kept and offered first."""
+    as_ask = _as_ask(turn, step)
+    if as_ask is not None:
+        return as_ask
+    if _calendar_book_step(turn, step.slot) is None or turn.state.booking.get("wish"):
+        return None
+    return step.as_ask()
+
+
+def _keep_wish(turn: _Turn, slot: str, value: Any, *, evidence: str | None) -> None:
+    """Keep a time the lead said for a calendar-backed ``book`` step before it was reached: in
+    ``state.booking["wish"]`` (offered first when the step runs) and in the slot
+    ``<slot>_requested`` (for the adviser); it is said back with the turn's acknowledgement."""
+    state = turn.state
+    if state.booking.get("wish") == value:
+        return
+    state.booking["wish"] = value
+    key = f"{slot}{WISH_SUFFIX}"
+    state.slots[key] = value
+    turn.actions.append(SlotFilled(slot=key, value=value, evidence=evidence, source="mention"))
+    turn.wished = value
+
+
+def _wish_start(turn: _Turn) -> float | None:
+    """The start (epoch seconds) of the time the lead asked for in passing, if still ahead."""
+    wish = turn.state.booking.pop("wish", None)
+    if not isinstance(wish, str):
+        return None
+    try:
+        start = dt.datetime.fromisoformat(wish).timestamp()
+    except ValueError:
+        return None
+    return start if start > float(turn.ports.clock.now()) else None
 
 
 def _rescore(turn: _Turn, slot: str, previous: Any) -> None:
@@ -739,6 +802,8 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
             said.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
         else:
             said.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
+    if turn.wished is not None:
+        items.append(when(turn.wished))
     if not items and contacts and ask is not None and ask.slot not in filled:
         # Only contact details came while another question waits: say so rather than "I didn't
         # understand", then ask the question again.
@@ -1139,6 +1204,25 @@ async def _offer(
         return False
     _show(turn, step, offered, lead_in=lead_in)
     return True
+
+
+async def _offer_wish(turn: _Turn, step: BookStep) -> bool | None:
+    """The lead said a time in passing before the ``book`` step: say it back to confirm when the
+    calendar has it free (``True``), else offer the free times after saying it is not available
+    (what :func:`_offer` returns). ``None`` when there is no such time (or it has passed)."""
+    start = _wish_start(turn)
+    port = turn.ports.calendar
+    if start is None or port is None:
+        return None
+    try:
+        found = await port.slot_at(start, duration_s=step.duration_s)
+    except LeadWarmError as exc:
+        turn.notes.append(f"book step {step.id!r}: availability check failed ({type(exc).__name__})")
+        return None
+    if found is not None:
+        _propose(turn, step, found, lead_in=turn.say("wish"))
+        return True
+    return await _offer(turn, step, lead_in=turn.say("unavailable", when=_when(turn, start)))
 
 
 def _propose(turn: _Turn, step: BookStep, slot: OfferedSlot, *, lead_in: str | None = None) -> None:

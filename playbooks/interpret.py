@@ -957,9 +957,12 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         if parsed is None:
             parsed = _number_by_topic(masked, context.question, language=options["language"])
     elif kind == "choice":
-        project = _PROJECT.search(fold(part)) is not None or _ANCHORED_PERIOD.search(fold(part)) is not None
+        folded = fold(part)
+        project = _PROJECT.search(folded) is not None or _ANCHORED_PERIOD.search(folded) is not None
         strict = _strict_labels(_labels(context), project=project)
-        now = options["now"] if project else None
+        # a short reply's period is the project's too ("idk, maybe nxt year"); its common words
+        # ("looking", "soon") still name no option of a question not asked
+        now = options["now"] if project or _short_unprompted_period(folded) else None
         found = match_choice(part, strict, now=now, timezone=options["timezone"], strict=True)
         if found.value is not None and not found.other:
             parsed = SlotValue(found.value, found.evidence)
@@ -996,6 +999,31 @@ _ANCHORED_PERIOD = re.compile(
 the project's timeline even without a verb tying it to the project (an answer given out of order);
 "next month" or "in March" alone still need one of :data:`_PROJECT`'s words. Bounded: at most a
 few words, read over the message's first :data:`MAX_CHARS` characters."""
+_ELSEWHERE = re.compile(
+    r"(?<![\w'])(?:ago|last|since|passe\w*|dernier\w*|depuis|il y a|moved?|moving|bought|built|"
+    r"sold|sell\w*|redone|replaced|renovated|achete\w*|construit\w*|vendu\w*|vend\w*|refait\w*|"
+    r"demenag\w*|emmenag\w*|holiday\w*|vacation|vacances|away|absent\w*|retire\w*|retraite|baby|"
+    r"bebe|wedding|mariage|birthday|anniversaire|born|ne|nee|roof|toit\w*|toiture|bill|facture|"
+    r"call|appel\w*|rappel\w*|meeting|rdv|rendez-vous|dispo\w*|available|free|libre)(?![\w'])"
+)
+"""Words saying that a period is about something else than the project ("we moved in last year",
+"on a refait le toit l'an dernier", "away next month", "free next week" for a call): with one of
+them, a period said without a word tying it to the project is not the project's timeline."""
+_SHORT_REPLY_WORDS = 8
+"""A reply of at most this many words (what is left of it once other answers took their words)
+that says a period and nothing tying it elsewhere gives the project's timeline ("idk, maybe nxt
+year" to the roof question, "probably in spring")."""
+
+
+def _short_unprompted_period(folded: str) -> bool:
+    """Whether ``folded`` (folded text, at most :data:`MAX_CHARS` characters) is a short reply whose
+    period can only be the project's: at most :data:`_SHORT_REPLY_WORDS` words, none of
+    :data:`_ELSEWHERE`'s. The period itself is still read by :func:`playbooks.choices.match_choice`
+    (with a temporal word: "next", "in", "by"...), so a bare "year" gives nothing."""
+    words = re.findall(r"[\w']+", folded[:MAX_CHARS])
+    return 0 < len(words) <= _SHORT_REPLY_WORDS and _ELSEWHERE.search(folded) is None
+
+
 _UNAVAILABLE = re.compile(
     r"(?<!\w)(?:pas|not|n'?est pas|can'?t|cannot|unable|impossible|aren'?t|isn'?t|won'?t)\s+(?:\w+\s+)?"
     r"(?:dispo\w*|available|free|libre|possible|around|there|la)(?!\w)"
