@@ -4,12 +4,18 @@ playbooks, the offline interpreter and the demo knowledge base (see ``test_real_
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from playbooks import Playbook
+from app.booking.calendar import CalendarSlotSource
+from crm_sync.calendars.builtin import BuiltinCalendar, InMemoryLedger, Salesperson
+from crm_sync.calendars.common import Schedule
+from playbooks import Playbook, Ports, RuleInterpreter, new_state
+from playbooks.runtime import BookingRequested
 
-from .conftest import Conversation
+from .conftest import PARIS, Conversation, FakeClock
 from .test_real_leads import EN, FR, demo_kb, detect, filled, said, sent
 
 Lead = Callable[[str], Conversation]
@@ -63,3 +69,100 @@ async def test_a_period_about_something_else_is_not_the_timeline(lead: Lead, mes
     await c.say(message)
     assert filled(c) == {"roof_type": "pitched_tiles"}  # "last" is not the last option either
     assert said(c)[-1] == ("step", "timeline")
+
+
+# --------------------------------------------------------------------------- 2. a call-back time said early
+
+
+def _calendar_lead(playbook: Playbook, clock: FakeClock) -> Conversation:
+    """A lead of ``playbook`` whose tenant has the built-in calendar (weekdays 9-12 and 14-18 in
+    Paris, an hour's notice), as the served app has."""
+    schedule = Schedule(
+        timezone=PARIS,
+        hours={d: (("09:00", "12:00"), ("14:00", "18:00")) for d in range(1, 6)},
+        min_notice_s=3600,
+    )
+    calendar = BuiltinCalendar(
+        InMemoryLedger(), salespeople=[Salesperson(calendar_id="alice", schedule=schedule)], clock=clock
+    )
+    region = "FR" if playbook.id.startswith("renovation") else "GB"
+    interpreter = RuleInterpreter(
+        clock=clock, timezone=PARIS, default_region=region, answer=demo_kb, detect_language=detect
+    )
+    ports = Ports(
+        interpreter=interpreter,
+        clock=clock,
+        timezone=PARIS,
+        default_region=region,
+        calendar=CalendarSlotSource(calendar),
+    )
+    return Conversation(playbook, ports=ports, clock=clock, state=new_state(playbook))
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "noted"),
+    [
+        (EN, "when can someone come round? i'm free tmrw pm", "Tuesday 24 November at 2 pm"),
+        (FR, "qqn peut passer quand ? je suis dispo demain aprem", "mardi 24 novembre à 14 h"),
+    ],
+)
+async def test_a_call_back_time_said_early_is_kept_and_said_back_with_a_calendar(
+    library: dict[str, Playbook], clock: FakeClock, playbook: str, message: str, noted: str
+) -> None:
+    c = _calendar_lead(library[playbook], clock)
+    await c.start()
+    await c.say(message)
+    slot = "callback_time" if playbook == EN else "creneau_rappel"
+    assert filled(c) == {f"{slot}_requested": "2026-11-24T14:00:00+01:00"}
+    assert slot not in c.state.slots  # nothing is booked yet: the slot stays for the book step
+    assert said(c) == [("answer", None), ("ack", None), ("reask", c.state.current_step)]
+    assert noted in sent(c)[1].text
+    answers = (
+        ["yes", "150", "slate", "asap", "SW1A 1AA", "zoe@example.com"]
+        if playbook == EN
+        else [
+            "oui",
+            "maison",
+            "pac",
+            "100",
+            "rapidement",
+            "oui",
+            "75011",
+            "jean@exemple.fr",
+            "06 12 34 56 78",
+        ]
+    )
+    for answer in answers:
+        await c.say(answer)
+    proposal = sent(c)[-1]
+    assert noted in proposal.text  # the time said early is offered first, said in full
+    assert [o.id for o in proposal.choices] == ["yes", "no"]
+    await c.say("yes" if playbook == EN else "oui")
+    [request] = [a for a in c.last.actions if isinstance(a, BookingRequested)]
+    assert request.slot.start == datetime(2026, 11, 24, 14, 0, tzinfo=ZoneInfo(PARIS)).timestamp()
+
+
+async def test_a_call_back_time_said_early_that_is_taken_offers_the_free_times(
+    library: dict[str, Playbook], clock: FakeClock
+) -> None:
+    c = _calendar_lead(library[EN], clock)
+    await c.start()
+    await c.say("yes, i'm free sunday at 3pm")  # no adviser works on Sundays
+    assert filled(c)["callback_time_requested"] == "2026-11-29T15:00:00+01:00"
+    assert "Sunday 29 November at 3 pm" in " ".join(c.texts())
+    for answer in ["150", "slate", "asap", "SW1A 1AA", "zoe@example.com"]:
+        await c.say(answer)
+    offer = sent(c)[-1]
+    assert offer.text.startswith("Sorry, Sunday 29 November at 3 pm isn't available.")
+    assert len(offer.choices) == 3
+
+
+async def test_a_call_back_time_said_early_without_a_calendar_fills_the_slot_and_is_said_back(
+    lead: Lead,
+) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say("when can someone come round? i'm free tmrw pm")
+    assert filled(c) == {"callback_time": "2026-11-24T14:00:00+01:00"}
+    assert said(c) == [("answer", None), ("ack", None), ("reask", "homeowner")]
+    assert "Tuesday 24 November at 2 pm" in sent(c)[1].text
