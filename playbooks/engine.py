@@ -23,6 +23,7 @@ from kernel.clone import clone_model
 from kernel.errors import LeadWarmError
 from playbooks.expressions import evaluate, render, template_context
 from playbooks.runtime import (
+    NOT_OFFERED_SLOT,
     Action,
     AskContext,
     BookingCancelRequested,
@@ -154,6 +155,18 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "You can also suggest another day and time.",
         "fr": "Vous pouvez aussi proposer un autre jour et une autre heure.",
     },
+    "not_offered": {
+        "en": "Sorry, we don't offer {topic}.",
+        "fr": "Désolé, nous ne proposons pas {topic}.",
+    },
+    "offers": {
+        "en": "What we can help you with: {offers}.",
+        "fr": "Nous pouvons en revanche vous accompagner pour : {offers}.",
+    },
+    "not_offered_handoff": {
+        "en": "I'm passing your request to an adviser, who will get back to you.",
+        "fr": "Je transmets votre demande à un conseiller, qui reviendra vers vous.",
+    },
     "propose": {"en": "{when}, is that right?", "fr": "{when}, c'est bien cela ?"},
     "wish": {
         "en": "You mentioned a time for your call with an adviser, and it is free:",
@@ -236,6 +249,8 @@ class _Turn:
     pending_ack: str | None = None
     pending_human: bool = False
     corrected: set[str] = field(default_factory=set)
+    not_offered: str | None = None
+    """The id of a project not offered (``Playbook.not_offered``) this message asked for."""
     wished: Any = None
     """A call-back time the lead asked for in passing this turn (ISO 8601), to be said back."""
     interpretation: Interpretation | None = None
@@ -517,6 +532,9 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
                 seen.add(other.slot)
                 others.append(_ask_context(turn, other, with_others=False))
         answered = [_ask_context(turn, s, with_others=False) for s in _answered(turn, step)]
+        unoffered = _not_offered_context(turn)
+        if unoffered is not None:
+            others.insert(0, unoffered)  # read first: "panneaux solaires" names no offered work
     return AskContext(
         step_id=step.id,
         slot=step.slot,
@@ -527,6 +545,52 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
         others=others,
         answered=answered,
     )
+
+
+def _not_offered_context(turn: _Turn) -> AskContext | None:
+    """The projects the playbook does not offer, as a choice the interpreter may hear in passing."""
+    spec = turn.playbook.not_offered
+    if spec is None:
+        return None
+    synonyms: dict[str, list[str]] = {}
+    for topic in spec.topics:
+        titles = [] if isinstance(topic.title, str) else list(topic.title.values())
+        synonyms[topic.id] = list(dict.fromkeys([*titles, *topic.synonyms]))
+    return AskContext(
+        step_id=NOT_OFFERED_SLOT,
+        slot=NOT_OFFERED_SLOT,
+        kind="choice",
+        question="",
+        choices=[ChoiceOption(id=t.id, title=turn.text(t.title)) for t in spec.topics],
+        choice_synonyms=synonyms,
+    )
+
+
+def _not_offered_reply(turn: _Turn) -> str | None:
+    """What the lead who asked for a project not offered is told (``None`` when they did not):
+    the playbook's ``message``, else "we don't offer {topic}" and the options of its
+    ``offer_step`` (and, with ``handoff``, that an adviser will get back to them)."""
+    spec, topic_id = turn.playbook.not_offered, turn.not_offered
+    if spec is None or topic_id is None:
+        return None
+    topic = next((t for t in spec.topics if t.id == topic_id), None)
+    if topic is None:
+        return None
+    title = turn.text(topic.title)
+    offer = turn.playbook.step(spec.offer_step) if spec.offer_step else None
+    titles = [c.title for c in turn.choices(offer)] if isinstance(offer, AskStep) else []
+    offers = "".join(titles)
+    if len(titles) > 1:
+        offers = ", ".join(titles[:-1]) + f" {turn.say('or')} {titles[-1]}"
+    if spec.message is not None:
+        chosen = pick_language(spec.message, turn.state.language, turn.playbook.language)
+        return render(chosen, {**turn.context(), "topic": title, "offers": offers}, notes=turn.notes).strip()
+    parts = [turn.say("not_offered", topic=title)]
+    if offers and not spec.handoff:
+        parts.append(turn.say("offers", offers=offers))
+    if spec.handoff:
+        parts.append(turn.say("not_offered_handoff"))
+    return " ".join(parts)
 
 
 _CORRECTABLE = ("number", "choice", "email", "phone", "text")
@@ -648,6 +712,14 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
     kinds = turn.playbook.slot_kinds()
     filled: set[str] = set()
     for slot, raw in interpretation.slots.items():
+        if slot == NOT_OFFERED_SLOT and turn.playbook.not_offered is not None:
+            if any(t.id == raw for t in turn.playbook.not_offered.topics):
+                turn.not_offered = str(raw)
+                if state.slots.get(slot) != raw:
+                    state.slots[slot] = raw
+                    evidence = interpretation.evidence.get(slot)
+                    turn.actions.append(SlotFilled(slot=slot, value=raw, evidence=evidence, source="mention"))
+            continue
         kind = kinds.get(slot)
         if kind is None:
             turn.notes.append(f"interpreter gave slot {slot!r}, which the playbook does not ask: ignored")
@@ -863,9 +935,15 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
             _opt_out(turn, interpretation, event.text)
             return
         turn.pending_answer = interpretation.answer
-        if interpretation.intent == "question" and not interpretation.answer:
+        unoffered = _not_offered_reply(turn)
+        if unoffered is not None:
+            turn.pending_answer = unoffered
+        elif interpretation.intent == "question" and not interpretation.answer:
             turn.pending_answer = turn.say("pass_on")
-        turn.pending_human = interpretation.intent == "wants_human"
+        spec = turn.playbook.not_offered
+        turn.pending_human = interpretation.intent == "wants_human" or (
+            unoffered is not None and spec is not None and spec.handoff
+        )
         _acknowledge(turn, interpretation, filled, None)
     await _run(turn, first)
 
@@ -924,6 +1002,14 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if intent == "not_interested":
         _not_interested(turn)
         return
+    unoffered = _not_offered_reply(turn)
+    if unoffered is not None and state.status == "active":
+        spec = turn.playbook.not_offered
+        if spec is not None and spec.handoff:
+            turn.send(unoffered, purpose="answer")
+            _handoff(turn, reason=f"asked for a project not offered: {turn.not_offered}")
+            return
+        answer = unoffered  # said plainly, with what is offered, then the question asked again
     if intent == "question" and not answer and (ask is not None or state.status == "waiting"):
         answer = turn.say("why_asked" if ask is not None and _asks_why(event.text) else "pass_on")
     _acknowledge(turn, interpretation, filled, ask)

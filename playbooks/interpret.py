@@ -28,7 +28,7 @@ from typing import Any
 
 from kernel.clock import Clock, SystemClock
 from playbooks.choices import match_choice
-from playbooks.runtime import AskContext, ConversationState, Interpretation
+from playbooks.runtime import NOT_OFFERED_SLOT, AskContext, ConversationState, Interpretation
 from playbooks.slots import (
     SlotValue,
     find_numbers,
@@ -786,6 +786,10 @@ def read_message(
     for context in sorted(contexts, key=lambda c: order.get(c.kind, 9)):
         if context.slot in reading.slots:
             continue
+        if context.slot == NOT_OFFERED_SLOT:
+            # "vous faites les panneaux solaires ?": a question names the project too
+            _read_not_offered(reading, context, text, intent)
+            continue
         _read_other(reading, context, text, options)
     result.slots, result.evidence = reading.slots, reading.evidence
     if ask is not None and other_words is not None and not reading.slots and _has_content(reading.text):
@@ -846,7 +850,11 @@ def _read_asked(
     if kind == "yes_no":
         if result.intent == "wants_human":
             return
-        for clause in [part, *_clauses(part)]:
+        clauses = _clauses(part)
+        # a clause that repeats the question's words answers it ("non pas de panneaux, je suis
+        # proprio": the "non" is about the panels)
+        echoing = [c for c in clauses if _echoes(c, ask.question)] if len(clauses) > 1 else []
+        for clause in [*echoing, part, *clauses]:
             parsed = parse_slot("yes_no", clause, question=ask.question, **options)
             if parsed is not None:
                 reading.take(ask.slot, parsed)
@@ -977,6 +985,17 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         parsed = _postcode(_mask_contacts(part, options))
     if parsed is not None:
         reading.take(context.slot, parsed)
+
+
+def _read_not_offered(reading: _Reading, context: AskContext, text: str, intent: str) -> None:
+    """A project the playbook does not offer named anywhere in ``text`` (its questions included),
+    by a whole label; not in an opt-out, a "not interested" or an automatic reply."""
+    if intent in ("auto_reply", "opt_out", "not_interested"):
+        return
+    found = match_choice(text, _strict_labels(_labels(context), project=True), strict=True)
+    if found.value is not None and not found.other:
+        reading.slots[context.slot] = found.value
+        reading.evidence[context.slot] = found.evidence
 
 
 _PROJECT = re.compile(

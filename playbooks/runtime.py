@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kernel.clock import Clock
 
 __all__ = [
+    "NOT_OFFERED_SLOT",
     "Action",
     "AskContext",
     "BookingCancelRequested",
@@ -350,6 +351,11 @@ class EngineResult(_Model):
 
 
 # --------------------------------------------------------------------------- ports
+
+
+NOT_OFFERED_SLOT = "not_offered"
+"""The slot (and the :class:`AskContext` among ``others``) of the projects a playbook does not offer
+(``Playbook.not_offered``): its value is the topic id the lead asked for."""
 
 
 class AskContext(_Model):

@@ -12,7 +12,15 @@ import pytest
 from app.booking.calendar import CalendarSlotSource
 from crm_sync.calendars.builtin import BuiltinCalendar, InMemoryLedger, Salesperson
 from crm_sync.calendars.common import Schedule
-from playbooks import Playbook, Ports, RuleInterpreter, new_state
+from playbooks import (
+    HandoffRequested,
+    Playbook,
+    PlaybookError,
+    Ports,
+    RuleInterpreter,
+    load_playbook_text,
+    new_state,
+)
 from playbooks.runtime import BookingRequested
 
 from .conftest import PARIS, Conversation, FakeClock
@@ -166,3 +174,98 @@ async def test_a_call_back_time_said_early_without_a_calendar_fills_the_slot_and
     assert filled(c) == {"callback_time": "2026-11-24T14:00:00+01:00"}
     assert said(c) == [("answer", None), ("ack", None), ("reask", "homeowner")]
     assert "Tuesday 24 November at 2 pm" in sent(c)[1].text
+
+
+# --------------------------------------------------------------------------- 3. a project not offered
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "je veux un devis pr des panneaux solaires",
+        "bonjour, vous faites les panneaux solaires ?",
+        "c pour du photovoltaique",
+    ],
+)
+async def test_a_project_not_offered_is_said_plainly_with_what_is_offered(lead: Lead, message: str) -> None:
+    c = lead(FR)
+    await c.start()
+    await c.say(message)
+    assert said(c) == [("answer", None), ("reask", "proprietaire")]
+    reply = sent(c)[0].text
+    assert reply.startswith("Désolé, nous ne proposons pas l'installation de panneaux solaires.")
+    assert "Isolation des combles, Isolation des murs, Pompe à chaleur ou Rénovation globale" in reply
+    assert "pas bien saisi" not in " ".join(c.texts())
+    assert c.state.slots == {"not_offered": "solaire"}
+    await c.say("oui")
+    assert c.state.slots["proprietaire"] is True
+
+
+async def test_a_project_not_offered_in_the_first_message_is_answered_before_the_first_question(
+    lead: Lead,
+) -> None:
+    c = lead(EN)
+    await c.start("hi, do you do heat pumps? we own the house")
+    assert said(c) == [("step", "greeting"), ("answer", None), ("ack", None), ("step", "bill")]
+    assert sent(c)[1].text == (
+        "Sorry, we don't offer heat pumps. What we can help you with: Solar panels, "
+        "Solar panels and a battery or Home battery."
+    )
+    assert c.state.slots == {"not_offered": "heat_pump", "homeowner": True}
+
+
+async def test_an_offered_project_or_an_unrelated_no_is_not_taken_for_one_not_offered(lead: Lead) -> None:
+    c = lead(FR)
+    await _at(c, ["oui", "maison"])
+    await c.say("isolation des combles, avec des panneaux isolants")  # "panneaux" alone is no solar
+    assert filled(c) == {"travaux": "isolation_combles"}
+    c = lead(FR)
+    await c.start()
+    await c.say("non pas de panneaux solaires, je suis proprio")  # the "non" is about the panels
+    assert c.state.slots["proprietaire"] is True
+
+
+HANDOFF_PLAYBOOK = """
+id: insulation-only
+name: Insulation only
+version: 1
+language: en
+steps:
+  - id: owner
+    type: ask
+    slot: owner
+    kind: yes_no
+    question: Do you own the home?
+  - id: bye
+    type: end
+    outcome: qualified
+    message: Thanks!
+not_offered:
+  handoff: true
+  topics:
+    - id: solar
+      title: solar panels
+      synonyms: [solar, photovoltaic]
+"""
+
+
+async def test_a_project_not_offered_goes_to_an_adviser_when_the_playbook_says_so(
+    make_conversation: Callable[..., Conversation],
+) -> None:
+    c = make_conversation(load_playbook_text(HANDOFF_PLAYBOOK), region="GB")
+    await c.start()
+    await c.say("can u do solar on my roof")
+    assert said(c) == [("answer", None)]
+    assert sent(c)[0].text == (
+        "Sorry, we don't offer solar panels. I'm passing your request to an adviser, who will get back to you."
+    )
+    [handoff] = [a for a in c.last.actions if isinstance(a, HandoffRequested)]
+    assert handoff.reason == "asked for a project not offered: solar"
+    assert c.state.status == "handoff"
+
+
+def test_offer_step_must_name_a_choice_question() -> None:
+    text = HANDOFF_PLAYBOOK.replace("  handoff: true", "  offer_step: owner")
+    with pytest.raises(PlaybookError) as raised:
+        load_playbook_text(text)
+    assert "offer_step 'owner' must be the id of an ask step of kind 'choice'" in str(raised.value)
