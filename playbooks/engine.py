@@ -1412,8 +1412,12 @@ async def _book_reply(
     if len(pick.ambiguous) > 1:
         _show(turn, step, list(pick.ambiguous))
         return
-    if interpretation.answer:
-        turn.send(interpretation.answer, purpose="answer")
+    answer = interpretation.answer
+    if not answer and interpretation.intent == "question":
+        # "why do u need that?", "is it free?": answered or passed on, never "I didn't get that"
+        answer = turn.say("why_asked" if _asks_why(event.text) else "pass_on")
+    if answer:
+        turn.send(answer, purpose="answer")
         _show(turn, step, offered)
         return
     if interpretation.intent == "wants_human":

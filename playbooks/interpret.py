@@ -791,6 +791,8 @@ def read_message(
             _read_not_offered(reading, context, text, intent)
             continue
         _read_other(reading, context, text, options)
+    if ask is not None and not reading.slots and ask.kind in ("choice", "yes_no"):
+        _read_lone_number(reading, ask, language=language)
     result.slots, result.evidence = reading.slots, reading.evidence
     if ask is not None and other_words is not None and not reading.slots and _has_content(reading.text):
         # none of the options, and the words are not the answer to another question either
@@ -985,6 +987,30 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         parsed = _postcode(_mask_contacts(part, options))
     if parsed is not None:
         reading.take(context.slot, parsed)
+
+
+_LONE_NUMBER = re.compile(
+    r"^\W*(?:env(?:iron)?|about|around|approx\w*|roughly|~|vers|a peu pres|like|maybe|peut-etre)?\s*"
+    r"\d{1,6}(?:[.,]\d{1,2})?\s*(?:ish|environ)?\W*$"
+)
+"""A reply that is a number alone, perhaps with "about" ("95", "env 120", "150ish")."""
+
+
+def _read_lone_number(reading: _Reading, ask: AskContext, *, language: str) -> None:
+    """A number alone, given while a choice or yes/no question waits (the lead answered the next
+    question they expected, or a clarification): the answer to the one open number question, when
+    there is exactly one and the number is no option's rank ("2" picks the second option)."""
+    folded = fold(reading.text[:MAX_CHARS]).strip()
+    if not _LONE_NUMBER.match(folded):
+        return
+    targets = [c for c in ask.others if c.kind == "number"]
+    mentions = find_numbers(reading.text, language=language)
+    if len(targets) != 1 or len(mentions) != 1 or mentions[0].unit not in ("", "money", "area"):
+        return
+    value = mentions[0].value
+    if ask.kind == "choice" and float(value).is_integer() and 1 <= value <= max(len(ask.choices), 9):
+        return  # may be an option's rank
+    reading.take(targets[0].slot, SlotValue(value, mentions[0].evidence))
 
 
 def _read_not_offered(reading: _Reading, context: AskContext, text: str, intent: str) -> None:

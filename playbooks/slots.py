@@ -815,6 +815,8 @@ def _parse_datetime(text: str, *, language: str, now: float | None, timezone: st
                 result = result.replace(hour=found_time[0], minute=found_time[1])
             elif not mentions_time:
                 result = result.replace(hour=DEFAULT_HOUR, minute=0)
+            if result.date() < base.date():
+                return None  # "20" read as the 20th of this month, already past: no time given
         elif found_time is not None:
             result = datetime.combine(base.date(), time(found_time[0], found_time[1]), zone)
             if result <= base:

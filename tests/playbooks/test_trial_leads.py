@@ -269,3 +269,48 @@ def test_offer_step_must_name_a_choice_question() -> None:
     with pytest.raises(PlaybookError) as raised:
         load_playbook_text(text)
     assert "offer_step 'owner' must be the id of an ask step of kind 'choice'" in str(raised.value)
+
+
+# --------------------------------------------------------------------------- 4. messy conversations
+
+
+async def test_a_number_alone_during_a_clarification_answers_the_open_number_question(lead: Lead) -> None:
+    c = lead(FR)
+    await _at(c, ["oui", "appart"])
+    await c.say("isolation des murs et des combles")
+    assert said(c) == [("clarify", "travaux")]
+    await c.say("95")  # the surface, said before it was asked: kept, not "je n'ai pas compris"
+    assert filled(c) == {"surface": 95.0}
+    assert said(c) == [("ack", None), ("reask", "travaux")]
+    await c.say("les murs")
+    assert filled(c) == {"travaux": "isolation_murs"}
+    assert said(c)[-1] == ("step", "delai")  # the surface question is skipped: answered
+
+
+async def test_a_number_that_may_be_an_options_rank_is_not_taken_for_another_question(lead: Lead) -> None:
+    c = lead(FR)
+    await _at(c, ["oui", "appart"])
+    await c.say("2")
+    assert filled(c) == {"travaux": "isolation_murs"}
+
+
+async def test_a_day_of_the_month_already_past_is_no_call_back_time(lead: Lead) -> None:
+    c = lead(EN)
+    await _at(c, ["yes", "150", "tiles", "asap", "SW1A 1AA", "zoe@example.com"])
+    assert said(c)[-1] == ("step", "callback")
+    await c.say("20")  # Monday 23 November: the 20th has passed
+    assert "callback_time" not in c.state.slots
+    assert said(c) == [("reask", "callback")]
+
+
+async def test_a_question_while_times_are_offered_is_answered_and_the_times_shown_again(
+    library: dict[str, Playbook], clock: FakeClock
+) -> None:
+    c = _calendar_lead(library[EN], clock)
+    await _at(c, ["yes", "150", "slate", "not sure yet", "B15 2TT, my email is sam@example.org"])
+    offer = sent(c)[-1]
+    assert len(offer.choices) == 3
+    await c.say("why do u need that")
+    assert said(c) == [("answer", None), ("step", "callback")]
+    assert "didn't quite get" not in " ".join(c.texts())
+    assert [o.id for o in sent(c)[-1].choices] == [o.id for o in offer.choices]
