@@ -532,9 +532,6 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
                 seen.add(other.slot)
                 others.append(_ask_context(turn, other, with_others=False))
         answered = [_ask_context(turn, s, with_others=False) for s in _answered(turn, step)]
-        unoffered = _not_offered_context(turn)
-        if unoffered is not None:
-            others.insert(0, unoffered)  # read first: "panneaux solaires" names no offered work
     return AskContext(
         step_id=step.id,
         slot=step.slot,
@@ -544,6 +541,7 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
         choice_synonyms=synonyms,
         others=others,
         answered=answered,
+        not_offered=_not_offered_context(turn) if with_others else None,
     )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from kernel.clock import Clock, SystemClock
 from playbooks.choices import match_choice
-from playbooks.runtime import NOT_OFFERED_SLOT, AskContext, ConversationState, Interpretation
+from playbooks.runtime import AskContext, ConversationState, Interpretation
 from playbooks.slots import (
     SlotValue,
     find_numbers,
@@ -783,12 +783,11 @@ def read_message(
         if slot not in described and slot_kind in ("email", "phone"):
             contexts.append(AskContext(step_id=slot, slot=slot, kind=slot_kind, question=""))  # type: ignore[arg-type]
     order = {"email": 0, "phone": 1, "datetime": 2, "number": 3, "choice": 4, "yes_no": 5, "text": 6}
+    if ask is not None and ask.not_offered is not None:
+        # read first, over the whole message: "vous faites les panneaux solaires ?" names it too
+        _read_not_offered(reading, ask.not_offered, text, intent)
     for context in sorted(contexts, key=lambda c: order.get(c.kind, 9)):
         if context.slot in reading.slots:
-            continue
-        if context.slot == NOT_OFFERED_SLOT:
-            # "vous faites les panneaux solaires ?": a question names the project too
-            _read_not_offered(reading, context, text, intent)
             continue
         _read_other(reading, context, text, options)
     if ask is not None and not reading.slots and ask.kind in ("choice", "yes_no"):
@@ -1020,8 +1019,7 @@ def _read_not_offered(reading: _Reading, context: AskContext, text: str, intent:
         return
     found = match_choice(text, _strict_labels(_labels(context), project=True), strict=True)
     if found.value is not None and not found.other:
-        reading.slots[context.slot] = found.value
-        reading.evidence[context.slot] = found.evidence
+        reading.take(context.slot, SlotValue(found.value, found.evidence))
 
 
 _PROJECT = re.compile(

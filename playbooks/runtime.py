@@ -377,6 +377,9 @@ class AskContext(_Model):
     choice_synonyms: dict[str, list[str]] = Field(default_factory=dict)
     others: list[AskContext] = Field(default_factory=list)
     answered: list[AskContext] = Field(default_factory=list)
+    not_offered: AskContext | None = None
+    """The projects the playbook does not offer (slot :data:`NOT_OFFERED_SLOT`, a choice), to be
+    heard anywhere in the message, its questions included; ``None`` when it declares none."""
 
 
 class Interpretation(_Model):

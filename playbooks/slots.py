@@ -139,6 +139,9 @@ _UNSURE_PATTERNS = [_phrase_pattern(p) for p in _UNSURE]
 _NT = re.compile(r"\w+n't(?!\w)")
 
 
+_CLAUSE_CUT = re.compile(r"[,;.!?]|\s(?:and|et|but|mais)\s")
+
+
 def _echo(text: str, question: str) -> SlotValue | None:
     """An answer that repeats the question's own words ("je suis propriétaire" to "Êtes-vous
     propriétaire ?", "we rent" to "Do you own the home?"): yes, or no when negated or opposite."""
@@ -153,7 +156,15 @@ def _echo(text: str, question: str) -> SlotValue | None:
             return SlotValue(negated, rent.text)
         own = next((t for t in said if t.text in _OWN), None)
         if own is not None:
-            return SlotValue(not negated, text.strip())
+            # the words up to the owning one: what follows may answer other questions ("jsuis
+            # proprio d'une msn de 110m2": the house and its surface)
+            folded = fold(text)
+            at = re.search(r"(?<![a-z0-9])" + re.escape(own.text) + r"[a-z0-9]*", folded)
+            evidence = ""
+            if at is not None:  # from the start of its clause ("hi, looking for solar, we own")
+                cuts = [m.end() for m in _CLAUSE_CUT.finditer(folded, 0, at.start())]
+                evidence = text[max(cuts, default=0) : at.end()].strip()
+            return SlotValue(not negated, evidence or text.strip())
         if _WISH.search(fold(text)):
             return None  # "we want panels" to "Do you own the home where the panels would go?"
     content = [t for t in said if len(t.text) >= 3 and not _NEGATION.fullmatch(t.text)]

@@ -314,3 +314,21 @@ async def test_a_question_while_times_are_offered_is_answered_and_the_times_show
     assert said(c) == [("answer", None), ("step", "callback")]
     assert "didn't quite get" not in " ".join(c.texts())
     assert [o.id for o in sent(c)[-1].choices] == [o.id for o in offer.choices]
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "slots"),
+    [
+        (FR, "bjr jsuis proprio d'une msn de 110m2",
+         {"proprietaire": True, "type_logement": "maison", "surface": 110.0}),
+        (EN, "hi im looking for solar, we own our house", {"homeowner": True, "interest": "solar_panels"}),
+        (EN, "looking for solar, we own the house", {"homeowner": True, "interest": "solar_panels"}),
+    ],
+)  # fmt: skip
+async def test_owning_said_in_a_long_sentence_leaves_its_other_answers_to_be_read(
+    lead: Lead, playbook: str, message: str, slots: dict[str, object]
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    await c.say(message)
+    assert filled(c) == slots
