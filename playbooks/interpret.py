@@ -843,7 +843,7 @@ def _read_asked(
                 result.declined.append(ask.slot)
         return
     if kind == "number":
-        masked = _mask_contacts(part, options)
+        masked = _mask_postcodes(_mask_contacts(part, options))
         parsed = _read_number(masked, ask.question, language=options["language"], asked=True)
         if parsed is not None:
             reading.take(ask.slot, parsed)
@@ -910,7 +910,7 @@ def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]
     for context in ask.answered:
         parsed: SlotValue | None = None
         if context.kind == "number" and ask.kind != "number":
-            masked = _mask_contacts(part, options)
+            masked = _mask_postcodes(_mask_contacts(part, options))
             parsed = _read_number(masked, context.question, language=options["language"], asked=strong)
         elif context.kind == "choice":
             found = match_choice(
@@ -947,6 +947,12 @@ def _mask_contacts(text: str, options: dict[str, Any]) -> str:
     return masked
 
 
+def _mask_postcodes(text: str) -> str:
+    """``text`` with British postcodes blanked out ("M1 1AE" holds no amount); French ones, five
+    digits, stay (they are read as postcodes where a postcode question is open)."""
+    return _POSTCODES[1].sub(lambda m: " " * len(m.group()), text)
+
+
 def _read_other(reading: _Reading, context: AskContext, text: str, options: dict[str, Any]) -> None:
     kind, part = context.kind, reading.text
     if not part.strip() and kind not in ("email", "phone"):
@@ -961,7 +967,7 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         if _mentions_moment(masked):
             parsed = parse_slot("datetime", masked, **options)
     elif kind == "number":
-        masked = _mask_contacts(part, options)
+        masked = _mask_postcodes(_mask_contacts(part, options))
         parsed = _read_number(masked, context.question, language=options["language"], asked=False)
         if parsed is None:
             parsed = _number_by_topic(masked, context.question, language=options["language"])
@@ -1074,7 +1080,7 @@ _UNAVAILABLE = re.compile(
 _MOMENT = re.compile(
     r"(?<!\w)(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|friday|"
     r"saturday|sunday|tomorrow|demain|apres-demain|tonight|ce soir|today|aujourd'hui|tmrw)(?!\w)"
-    r"|\d{1,2}\s*(?:h\b|h\d|heures?\b|am\b|pm\b|a\.m|p\.m|:\d\d)"
+    r"|(?<![\d£$€])\d{1,2}\s*(?:h\b|h\d|heures?\b|am\b|pm\b|a\.m|p\.m|:\d\d)"
 )
 
 

@@ -340,6 +340,8 @@ _AREA_AFTER = re.compile(
     r"sq\.?\s*f(?:ee)?t"
     r"|square\s*f(?:ee|oo)t|ft2\b|ft\u00b2|m\b)"
 )
+_PER_MONTH = re.compile(r"\s*(?:pm|p/m|pcm)\b")
+"""British shorthand for "per month" after an amount ("£95 pm")."""
 _TIME_AFTER = re.compile(r"\s*(?:h\b|h\d|heures?\b|am\b|pm\b|a\.m|p\.m|:\d\d|o'?clock)")
 _DURATION_AFTER = re.compile(r"\s*(?:months?|mois|years?|ans?\b|annees?|weeks?|semaines?|days?|jours?)\b")
 _ORDINAL_AFTER = re.compile(r"(?:st|nd|rd|th|er|e|eme|ème)\b")
@@ -388,7 +390,9 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
         after = folded[match.end() : match.end() + 30]
         before = folded[max(0, match.start() - 12) : match.start()]
         unit = ""
-        if _TIME_AFTER.match(after) or (
+        if _MONEY_BEFORE.search(before):
+            unit = "money"  # "£95 pm" is per month: an amount is never a time of day
+        elif _TIME_AFTER.match(after) or (
             _TIME_BEFORE.search(before)
             and not _MONEY_AFTER.match(after)
             and not _AREA_AFTER.match(after)
@@ -415,6 +419,8 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
                 more = _MONEY_AFTER.match(after, tail) if unit == "money" else None
                 if more is not None and more.end() > tail:
                     tail = more.end()
+            if unit == "money" and (per := _PER_MONTH.match(after, tail)) is not None:
+                tail = per.end()
         start = match.start() - (1 if unit == "money" and _MONEY_BEFORE.search(before) else 0)
         evidence = head[max(0, start) : match.end() + tail].strip()
         mention = NumberMention(value, evidence, match.start(), match.end(), unit)
@@ -826,8 +832,8 @@ def _parse_datetime(text: str, *, language: str, now: float | None, timezone: st
                 result = result.replace(hour=found_time[0], minute=found_time[1])
             elif not mentions_time:
                 result = result.replace(hour=DEFAULT_HOUR, minute=0)
-            if result.date() < base.date():
-                return None  # "20" read as the 20th of this month, already past: no time given
+            if result.date() < base.date() or result.year > base.year + 1:
+                return None  # "20" as the 20th already past, "95" as the year 2095: no time given
         elif found_time is not None:
             result = datetime.combine(base.date(), time(found_time[0], found_time[1]), zone)
             if result <= base:

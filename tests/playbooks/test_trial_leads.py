@@ -332,3 +332,19 @@ async def test_owning_said_in_a_long_sentence_leaves_its_other_answers_to_be_rea
     await c.start()
     await c.say(message)
     assert filled(c) == slots
+
+
+async def test_an_amount_per_month_in_british_shorthand_is_the_bill_not_a_time(lead: Lead) -> None:
+    c = lead(EN)
+    await _at(c, ["yes"])
+    await c.say("we pay £95 pm roughly")
+    assert filled(c) == {"monthly_bill": 95.0}  # not a call-back on 23 November 2095
+    assert said(c) == [("step", "roof")]
+
+
+async def test_a_british_postcode_given_for_the_bill_is_the_postcode_not_an_amount(lead: Lead) -> None:
+    c = lead(EN)
+    await _at(c, ["yes"])
+    await c.say("my postcode's M1 1AE")
+    assert filled(c) == {"postcode": "M1 1AE"}  # its "1" is no bill of 1 a month
+    assert said(c) == [("ack", None), ("reask", "bill")]
