@@ -24,7 +24,7 @@ from playbooks import (
 from playbooks.runtime import BookingRequested
 
 from .conftest import PARIS, Conversation, FakeClock
-from .test_real_leads import EN, FR, demo_kb, detect, filled, said, sent
+from .test_real_leads import EN, FR, RESPONSES, demo_kb, detect, filled, said, sent
 
 Lead = Callable[[str], Conversation]
 
@@ -348,3 +348,12 @@ async def test_a_british_postcode_given_for_the_bill_is_the_postcode_not_an_amou
     await c.say("my postcode's M1 1AE")
     assert filled(c) == {"postcode": "M1 1AE"}  # its "1" is no bill of 1 a month
     assert said(c) == [("ack", None), ("reask", "bill")]
+
+
+async def test_a_price_question_about_a_kind_of_house_is_answered_from_the_knowledge_base(lead: Lead) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say("Yes I do. how much would it cost for a 3 bed semi?")
+    assert filled(c) == {"homeowner": True}
+    assert said(c) == [("answer", None), ("step", "bill")]
+    assert sent(c)[0].text == RESPONSES["en-price"]  # not "I'll pass it on"
