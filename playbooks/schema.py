@@ -505,8 +505,8 @@ class Playbook(_Base):
                     )
         offer_step = self.not_offered.offer_step if self.not_offered is not None else None
         if offer_step is not None:
-            target = self.step(offer_step)
-            if not (isinstance(target, AskStep) and target.kind == "choice"):
+            offered = self.step(offer_step)
+            if not (isinstance(offered, AskStep) and offered.kind == "choice"):
                 errors.append(
                     _line_error(
                         ("not_offered", "offer_step"),
