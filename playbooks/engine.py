@@ -993,6 +993,8 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if state.status == "ended":
         if answer:
             turn.send(answer, purpose="answer")
+        elif wants_human and state.outcome != "opted_out":
+            _handoff(turn, reason=_HUMAN_REASON)  # "can i speak to someone?" after a polite end
         return
     if book is not None:
         await _book_reply(turn, book, event, interpretation)

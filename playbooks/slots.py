@@ -108,7 +108,7 @@ _YES = [
     "pas de probleme", "pas de souci", "no worries", "why not", "pourquoi pas", "bien entendu", "volontiers",
     "avec plaisir", "yes please", "oui svp", "oui merci", "go ahead", "allez-y", "allez y", "volontier",
     "with pleasure", "that would be great", "ca serait bien", "ce serait bien", "good idea", "bonne idee",
-    "ouii", "yess", "yas", "oki", "okey", "yeap", "ya",
+    "ouii", "yess", "yas", "oki", "okey", "yeap", "ya", "yeh", "yah", "aye", "yup yup", "ouaip",
 ]  # fmt: skip
 _SHORT_YES = re.compile(r"^\W*(?:(?:yes|yeah|oui)\W+)?(?:i|we) (?:do|am|are|have|did)\W*$")
 _NEGATION = re.compile(r"(?<![\w'])(?:not|no|never|pas|plus|jamais|non|aucun|aucune|nope)(?!\w)|n't(?!\w)")
@@ -140,6 +140,14 @@ _NT = re.compile(r"\w+n't(?!\w)")
 
 
 _CLAUSE_CUT = re.compile(r"[,;.!?]|\s(?:and|et|but|mais)\s")
+
+
+_NOT_A_MOMENT = re.compile(
+    r"\s+(?:(?:this|next|until|till|before|in|cette|ce|cet|avant|d'ici|dans|l'an|l'annee)\b|"
+    r"(?:right )?now\b|tout de suite\b|maintenant\b)"
+)
+"""What follows a "not"/"pas" that makes it about a moment ("not this year", "pas avant l'été", "not
+right now"): the negation says when, not no."""
 
 
 def _echo(text: str, question: str) -> SlotValue | None:
@@ -199,6 +207,10 @@ def _parse_yes_no(text: str, question: str | None = None) -> SlotValue | None:
             index = text.find(emoji)
             if index >= 0:
                 found.append((index, index + len(emoji), polarity))
+    if not found:
+        return _echo(text, question) if question else None
+    # "not this year", "pas avant l'été": a "not" about a moment is no answer to the question
+    found = [f for f in found if f[2] or not _NOT_A_MOMENT.match(folded, f[1])]
     if not found:
         return _echo(text, question) if question else None
     found.sort()
@@ -478,7 +490,29 @@ def _parse_email(text: str) -> SlotValue | None:
         mended = _EMAIL_COMMA_TLD.sub(r"\1.\2", _EMAIL_SPACED_AT.sub("@", head))
         if mended != head:
             found = _first_email(mended)
+    if found is None and "@" not in head and _SPOKEN_AT.search(head):
+        found = _spoken_email(head)
     return found
+
+
+_SPOKEN_AT = re.compile(r"\s(?:arobase|arrobase|at)\s", re.IGNORECASE)
+_SPOKEN_DOT = re.compile(r"\s(?:point|dot)\s", re.IGNORECASE)
+_SPOKEN_ADDRESS = re.compile(
+    r"[\w.+-]+(?:\s(?:point|dot)\s[\w+-]+)*\s(?:arobase|arrobase|at)\s[\w-]+(?:\s(?:point|dot)\s[\w-]+)+",
+    re.IGNORECASE,
+)
+
+
+def _spoken_email(text: str) -> SlotValue | None:
+    """An address said in words ("jean point dupont arobase gmail point com", "zoe at example dot
+    com"): read when, written back with ``@`` and dots, email-validator accepts it; the evidence is
+    the words as written."""
+    match = _SPOKEN_ADDRESS.search(text)
+    if match is None:
+        return None
+    written = _SPOKEN_DOT.sub(".", _SPOKEN_AT.sub("@", match.group()))
+    found = _first_email(written)
+    return SlotValue(found.value, match.group()) if found is not None else None
 
 
 def _first_email(text: str) -> SlotValue | None:

@@ -357,3 +357,66 @@ async def test_a_price_question_about_a_kind_of_house_is_answered_from_the_knowl
     assert filled(c) == {"homeowner": True}
     assert said(c) == [("answer", None), ("step", "bill")]
     assert sent(c)[0].text == RESPONSES["en-price"]  # not "I'll pass it on"
+
+
+@pytest.mark.parametrize("message", ["yeh", "aye", "yah"])
+async def test_a_casual_yes_is_yes(lead: Lead, message: str) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say(message)
+    assert filled(c) == {"homeowner": True}
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "slot", "value"),
+    [
+        (EN, "not this year, next spring maybe", "timeline", "three_to_six_months"),
+        (FR, "pas avant l'été prochain", "delai", "plus_tard"),  # summer starts in 7 months
+    ],
+)
+async def test_a_not_about_a_moment_is_no_answer_to_a_yes_no_question(
+    lead: Lead, playbook: str, message: str, slot: str, value: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    await c.say(message)  # the ownership question waits: a renter's "no" would end the conversation
+    assert filled(c) == {slot: value}
+    assert c.state.status == "active"
+    assert said(c)[-1][0] == "reask"
+
+
+async def test_no_this_year_is_still_a_no(lead: Lead) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say("no, not this year")
+    assert filled(c) == {"homeowner": False}
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "address"),
+    [
+        (FR, ["oui", "maison", "pac", "100", "vite", "oui", "75011"], "jean point dupont arobase gmail point com",
+         "jean.dupont@gmail.com"),
+        (EN, ["yes", "150", "tiles", "asap", "SW1A 1AA"], "its zoe at example dot co dot uk", "zoe@example.co.uk"),
+    ],
+)  # fmt: skip
+async def test_an_email_address_said_in_words_is_read(
+    lead: Lead, playbook: str, before: list[str], message: str, address: str
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    await c.say(message)
+    assert filled(c) == {"email": address}
+
+
+async def test_asking_for_a_person_after_the_end_hands_off_unless_opted_out(lead: Lead) -> None:
+    c = lead(EN)
+    await _at(c, ["nope, we rent"])
+    assert c.state.status == "ended"
+    await c.say("can i speak to someone instead?")
+    assert [a.reason for a in c.last.actions if isinstance(a, HandoffRequested)] == ["lead asked for a human"]
+    c = lead(EN)
+    await _at(c, ["stop"])
+    assert c.state.outcome == "opted_out"
+    await c.say("can i speak to someone?")
+    assert c.last.actions == []
