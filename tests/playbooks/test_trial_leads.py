@@ -420,3 +420,38 @@ async def test_asking_for_a_person_after_the_end_hands_off_unless_opted_out(lead
     assert c.state.outcome == "opted_out"
     await c.say("can i speak to someone?")
     assert c.last.actions == []
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slot", "next_step"),
+    [
+        (FR, ["oui", "appart", "les combles"], "jsp", "surface", "delai"),
+        (EN, ["yes"], "no idea tbh", "monthly_bill", "roof"),
+    ],
+)
+async def test_a_lead_who_does_not_know_a_number_is_not_pressed_for_it(
+    lead: Lead, playbook: str, before: list[str], message: str, slot: str, next_step: str
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    await c.say(message)
+    assert slot not in c.state.slots
+    assert c.state.slots[f"{slot}_other"] == (
+        message if playbook == EN else "je ne sais pas"
+    )  # "jsp" written out
+    assert said(c) == [("ack", None), ("step", next_step)]
+
+
+async def test_a_number_given_with_doubt_is_the_number(lead: Lead) -> None:
+    c = lead(FR)
+    await _at(c, ["oui", "appart", "les combles"])
+    await c.say("jsp, peut-être 80")
+    assert filled(c) == {"surface": 80.0}
+
+
+@pytest.mark.parametrize("message", ["can i tlk to sum1", "can i spk to somone pls"])
+async def test_asking_for_a_person_in_sms_spelling_hands_off(lead: Lead, message: str) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say(message)
+    assert [a.reason for a in c.last.actions if isinstance(a, HandoffRequested)] == ["lead asked for a human"]
