@@ -249,6 +249,8 @@ class _Turn:
     pending_ack: str | None = None
     pending_human: bool = False
     corrected: set[str] = field(default_factory=set)
+    previous: dict[str, Any] = field(default_factory=dict)
+    """The values the corrected slots held before this turn."""
     not_offered: str | None = None
     """The id of a project not offered (``Playbook.not_offered``) this message asked for."""
     wished: Any = None
@@ -596,26 +598,53 @@ _CORRECTABLE = ("number", "choice", "email", "phone", "text")
 
 def _answered(turn: _Turn, step: AskStep) -> list[AskStep]:
     """The ask steps already answered that a correction may name, nearest ``step`` first (those
-    before it, then those after it answered in passing), at most four; never a yes/no question
-    (its answer chose the path) nor a listen-only one."""
+    before it, then those after it answered in passing), at most four, then at most two yes/no
+    questions (read only with outright correction words: "actually we rent"; the condition steps
+    their first answer chose are taken again, :func:`_reroute`); never a listen-only one."""
     steps = turn.playbook.steps
     index = next((i for i, s in enumerate(steps) if s.id == step.id), len(steps))
     order = [*reversed(steps[:index]), *steps[index + 1 :]]
     found: list[AskStep] = []
+    yes_no: list[AskStep] = []
     seen = {step.slot}
     for listed in order:
         if (
             isinstance(listed, AskStep)
             and not listed.listen_only
-            and listed.kind in _CORRECTABLE
+            and listed.kind in (*_CORRECTABLE, "yes_no")
             and listed.slot not in seen
             and turn.filled(listed.slot)
         ):
             seen.add(listed.slot)
-            found.append(listed)
-            if len(found) == 4:
-                break
-    return found
+            if listed.kind == "yes_no":
+                if len(yes_no) < 2:
+                    yes_no.append(listed)
+            elif len(found) < 4:
+                found.append(listed)
+    return [*found, *yes_no]
+
+
+def _reroute(turn: _Turn) -> str | None:
+    """A corrected answer that changes a ``condition`` step already passed (before the current
+    step, reading ``slots.<slot>``): the step that condition now leads to ("actually we rent"
+    after "yes" to the ownership question: the renters' end); ``None`` when none changes."""
+    if not turn.previous:
+        return None
+    state, steps = turn.state, turn.playbook.steps
+    current = next((i for i, s in enumerate(steps) if s.id == state.current_step), 0)
+    for slot, previous in turn.previous.items():
+        reads = re.compile(rf"\bslots\.{re.escape(slot)}\b")
+        before = template_context(
+            lead=state.lead, slots={**state.slots, slot: previous}, score=state.score, language=state.language
+        )
+        for step in steps[:current]:
+            if not isinstance(step, ConditionStep) or not reads.search(step.if_):
+                continue
+            was = bool(evaluate(step.if_, before, notes=turn.notes))
+            now = bool(evaluate(step.if_, turn.context(), notes=turn.notes))
+            if was != now:
+                return step.then if now else (step.else_ or turn.next_of(step))
+    return None
 
 
 class _Unread:
@@ -748,6 +777,7 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
         )
         if previous is not None:
             turn.corrected.add(slot)  # the lead corrected an earlier answer
+            turn.previous[slot] = previous
             _rescore(turn, slot, previous)
     return filled
 
@@ -859,8 +889,8 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
         if slot in listening and quiet:
             continue  # noted silently, unless it is all a reply to the question waiting gave
         kind = kinds.get(slot)
-        if slot not in state.slots:
-            continue
+        if slot not in state.slots or (kind == "yes_no" and slot in turn.corrected):
+            continue  # a corrected yes/no answer speaks through the path it now takes
         said = corrections if slot in turn.corrected else items
         if kind in ("email", "phone"):
             said = corrections if slot in turn.corrected else contacts
@@ -1013,6 +1043,14 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if intent == "question" and not answer and (ask is not None or state.status == "waiting"):
         answer = turn.say("why_asked" if ask is not None and _asks_why(event.text) else "pass_on")
     _acknowledge(turn, interpretation, filled, ask)
+    reroute = _reroute(turn) if state.status == "active" and ask is not None else None
+    if reroute is not None:
+        if answer:
+            turn.send(answer, purpose="answer")
+        turn.flush_answer()
+        state.attempts = 0
+        await _run(turn, reroute)
+        return
     if state.status == "waiting":
         if answer:
             turn.send(answer, purpose="answer")

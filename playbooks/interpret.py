@@ -927,6 +927,15 @@ def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]
             parsed = parse_slot(context.kind, part, **options)
         elif context.kind == "text" and _POSTCODE_SLOT.search(context.slot):
             parsed = _postcode(_mask_contacts(part, options))
+        elif context.kind == "yes_no" and strong and ask.kind != "yes_no":
+            # "actually we rent": only a clause repeating the question's words, after outright
+            # correction words, changes a yes/no answer (it may change the playbook's path)
+            for clause in _clauses(part):
+                if _echoes(clause, context.question):
+                    found = parse_slot("yes_no", clause, question=context.question, **options)
+                    parsed = SlotValue(found.value, clause.strip()) if found is not None else None
+                    if parsed is not None:
+                        break
         if parsed is not None:
             reading.take(context.slot, parsed)
             return True
@@ -1109,7 +1118,8 @@ def _echoes(clause: str, question: str) -> bool:
 
     asked = [t for t in _tokens(question) if len(t.text) >= 4]
     said = _tokens(clause)
-    if any(t.text in _OWN for t in asked) and any(t.text in _RENT or t.text in _OWN for t in said):
+    owning = any(t.text in _OWN for t in _tokens(question))  # "own" has three letters
+    if owning and any(t.text in _RENT or t.text in _OWN for t in said):
         return True
     return any(len(t.text) >= 4 and any(_same(t, q) for q in asked) for t in said)
 

@@ -455,3 +455,31 @@ async def test_asking_for_a_person_in_sms_spelling_hands_off(lead: Lead, message
     await c.start()
     await c.say(message)
     assert [a.reason for a in c.last.actions if isinstance(a, HandoffRequested)] == ["lead asked for a human"]
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slot", "end"),
+    [
+        (EN, ["yes", "200"], "actually we rent, sorry", "homeowner", "renter-end"),
+        (FR, ["oui", "maison"], "ah non en fait je suis locataire", "proprietaire", "fin-locataire"),
+    ],
+)
+async def test_a_corrected_yes_no_answer_takes_the_path_it_now_chooses(
+    lead: Lead, playbook: str, before: list[str], message: str, slot: str, end: str
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    score = c.state.score
+    await c.say(message)
+    assert filled(c) == {slot: False}
+    assert said(c) == [("step", end)]  # the renters' end, not the next question
+    assert c.state.outcome == "disqualified"
+    assert c.state.score == score - 20  # the owner's points are taken back
+
+
+async def test_renting_said_without_correction_words_changes_no_earlier_yes(lead: Lead) -> None:
+    c = lead(EN)
+    await _at(c, ["yes", "200"])
+    await c.say("we rent the loft out, tiles")
+    assert c.state.slots["homeowner"] is True
+    assert filled(c) == {"roof_type": "pitched_tiles"}
