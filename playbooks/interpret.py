@@ -848,10 +848,6 @@ def _read_asked(
         parsed = _read_number(masked, ask.question, language=options["language"], asked=True)
         if parsed is not None:
             reading.take(ask.slot, parsed)
-        elif result.intent not in ("wants_human", "small_talk") and _UNSURE_NUMBER.search(fold(part)):
-            # "je sais pas", "no idea": kept for the adviser, the question is not pressed again
-            result.other[ask.slot] = part.strip()
-            result.declined.append(ask.slot)
         return
     if kind == "yes_no":
         if result.intent == "wants_human":
@@ -1013,15 +1009,6 @@ _LONE_NUMBER = re.compile(
     r"\d{1,6}(?:[.,]\d{1,2})?\s*(?:ish|environ)?\W*$"
 )
 """A reply that is a number alone, perhaps with "about" ("95", "env 120", "150ish")."""
-
-
-_UNSURE_NUMBER = re.compile(
-    r"(?<![\w'])(?:not sure|no idea|no clue|don'?t know|do not know|dunno|not a clue|can'?t remember|"
-    r"je (?:ne )?sais pas|sais pas|j'?en sais rien|aucune idee|je ne sais plus|pas sur|"
-    r"je (?:ne )?(?:m'?en )?souviens (?:pas|plus))(?![\w'])"
-)
-"""A lead who does not know the number asked ("je sais pas", "no idea"); matched on folded text of
-at most :data:`MAX_CHARS` characters."""
 
 
 def _read_lone_number(reading: _Reading, ask: AskContext, *, language: str) -> None:

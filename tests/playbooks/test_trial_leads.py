@@ -422,26 +422,6 @@ async def test_asking_for_a_person_after_the_end_hands_off_unless_opted_out(lead
     assert c.last.actions == []
 
 
-@pytest.mark.parametrize(
-    ("playbook", "before", "message", "slot", "next_step"),
-    [
-        (FR, ["oui", "appart", "les combles"], "jsp", "surface", "delai"),
-        (EN, ["yes"], "no idea tbh", "monthly_bill", "roof"),
-    ],
-)
-async def test_a_lead_who_does_not_know_a_number_is_not_pressed_for_it(
-    lead: Lead, playbook: str, before: list[str], message: str, slot: str, next_step: str
-) -> None:
-    c = lead(playbook)
-    await _at(c, before)
-    await c.say(message)
-    assert slot not in c.state.slots
-    assert c.state.slots[f"{slot}_other"] == (
-        message if playbook == EN else "je ne sais pas"
-    )  # "jsp" written out
-    assert said(c) == [("ack", None), ("step", next_step)]
-
-
 async def test_a_number_given_with_doubt_is_the_number(lead: Lead) -> None:
     c = lead(FR)
     await _at(c, ["oui", "appart", "les combles"])
