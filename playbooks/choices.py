@@ -274,6 +274,11 @@ _INDEX = re.compile(
     r"^(?:(?:i (?:choose|pick|take)|je (?:prends|choisis)|option|choix|choice|number|numero|num|no|n|le|la|"
     r"the|#)\s*)*(\d{1,2})\s*(?:st|nd|rd|th|er|e|eme)?(?:\s*(?:one|please|svp|stp|merci|thanks))*$"
 )
+_RANKED_TIME = frozenset(
+    {"year", "years", "month", "months", "week", "weeks", "time", "night", "summer", "winter", "spring",
+     "autumn", "an", "annee", "mois", "semaine", "fois", "ete", "hiver", "printemps", "automne", "nuit"}
+)  # fmt: skip
+"""Words that make a rank word next to them a moment ("last year", "l'an dernier"), not an option."""
 _NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
     "ten": 10, "eleven": 11, "twelve": 12, "eighteen": 18, "twenty": 20, "un": 1, "une": 1, "deux": 2,
@@ -605,7 +610,14 @@ def _position(words: list[str], count: int) -> int | None:
         return int(match.group(1))
     if len(words) > 6:
         return None
-    ordinal = [_ORDINALS[w] for w in words if w in _ORDINALS]
+    # "last year", "la semaine dernière", "first time": a moment, not the option's rank
+    ordinal = [
+        _ORDINALS[w]
+        for i, w in enumerate(words)
+        if w in _ORDINALS
+        and not (i + 1 < len(words) and words[i + 1] in _RANKED_TIME)
+        and not (i > 0 and words[i - 1] in _RANKED_TIME)
+    ]
     if len(ordinal) == 1:
         return count if ordinal[0] == -1 else ordinal[0]
     return None
@@ -657,7 +669,9 @@ def match_choice(
             return ChoiceMatch()  # "not sure what you mean" says nothing about another question
         for cid, options in labels.items():
             if any(_UNSURE_CHOICE.search(label) for label in options):
-                return ChoiceMatch(value=cid, evidence=text.strip())
+                # the words of doubt only: what else the message says may answer another question
+                # ("idk, maybe next year": the roof is unsure, the timeline is next year)
+                return ChoiceMatch(value=cid, evidence=_unsure_evidence(text, unsure))
         # no "not sure" option: the words of doubt choose nothing ("je ne sais pas" is not "pas
         # pressé"); what else the message says may still name an option
         rest = _UNSURE_CHOICE.sub(" ", fold(text))
@@ -739,6 +753,15 @@ def match_choice(
     return ChoiceMatch()
 
 
+def _unsure_evidence(text: str, unsure: re.Match[str]) -> str:
+    """The words of doubt in ``text`` (``unsure`` matched its folded form, same length: folding
+    keeps one character per character); the whole text when the span cannot be mapped back."""
+    folded = fold(text)
+    if len(folded) != len(text):
+        return text.strip()
+    return text[unsure.start() : unsure.end()].strip() or text.strip()
+
+
 def _negated(label: list[_Token], message: list[_Token], hits: list[int]) -> bool:
     """Whether the message says the opposite of the label it matches: a label holding a negation
     the message does not have ("pas pressé" for "je suis pressé"), or a negation right before the
@@ -777,7 +800,7 @@ _TEMPORAL = re.compile(
     r"(?<!\w)(?:in|within|dans|d'ici|d ici|before|avant|after|apres|next|prochain\w*|by|this|ce|cet|"
     r"cette|au|en|"
     r"fin|end|early|debut|couple|few|quelques|plus|more|moins|less|under|over|later|sous|from|des|"
-    r"starting)(?!\w)"
+    r"starting|around|about|vers|environ|probably|maybe|perhaps|surement|sans doute)(?!\w)"
 )
 
 
@@ -794,7 +817,12 @@ def _by_period(
         return None
     months, words = found
     if strict and not _TEMPORAL.search(words):
-        return None
+        # the word before the period may say it is one ("next summer", "around March")
+        folded = fold(text[:MAX_CHARS])
+        start = folded.find(words)
+        before = folded[max(0, start - 12) : start].split()[-1:] if start > 0 else []
+        if not before or not _TEMPORAL.fullmatch(before[0]):
+            return None
     for cid, (lo, hi) in ranges.items():
         if (lo < months <= hi) or (lo == 0 and months <= hi):
             start = fold(text).find(words)

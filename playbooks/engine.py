@@ -23,6 +23,7 @@ from kernel.clone import clone_model
 from kernel.errors import LeadWarmError
 from playbooks.expressions import evaluate, render, template_context
 from playbooks.runtime import (
+    NOT_OFFERED_SLOT,
     Action,
     AskContext,
     BookingCancelRequested,
@@ -154,7 +155,23 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "You can also suggest another day and time.",
         "fr": "Vous pouvez aussi proposer un autre jour et une autre heure.",
     },
+    "not_offered": {
+        "en": "Sorry, we don't offer {topic}.",
+        "fr": "Désolé, nous ne proposons pas {topic}.",
+    },
+    "offers": {
+        "en": "What we can help you with: {offers}.",
+        "fr": "Nous pouvons en revanche vous accompagner pour : {offers}.",
+    },
+    "not_offered_handoff": {
+        "en": "I'm passing your request to an adviser, who will get back to you.",
+        "fr": "Je transmets votre demande à un conseiller, qui reviendra vers vous.",
+    },
     "propose": {"en": "{when}, is that right?", "fr": "{when}, c'est bien cela ?"},
+    "wish": {
+        "en": "You mentioned a time for your call with an adviser, and it is free:",
+        "fr": "Vous m'aviez indiqué un moment pour l'appel avec un conseiller, et il est libre :",
+    },
     "unavailable": {
         "en": "Sorry, {when} isn't available.",
         "fr": "Désolé, {when} n'est pas disponible.",
@@ -232,6 +249,12 @@ class _Turn:
     pending_ack: str | None = None
     pending_human: bool = False
     corrected: set[str] = field(default_factory=set)
+    previous: dict[str, Any] = field(default_factory=dict)
+    """The values the corrected slots held before this turn."""
+    not_offered: str | None = None
+    """The id of a project not offered (``Playbook.not_offered``) this message asked for."""
+    wished: Any = None
+    """A call-back time the lead asked for in passing this turn (ISO 8601), to be said back."""
     interpretation: Interpretation | None = None
     engagement: dict[str, Any] = field(default_factory=dict)
 
@@ -473,7 +496,8 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
             if turn.state.booking.get("booked") and turn.filled(step.slot):
                 step_id = turn.next_of(step)
                 continue
-            if await _offer(turn, step):
+            wished = await _offer_wish(turn, step)
+            if wished if wished is not None else await _offer(turn, step):
                 return
             step_id = step.on_fail or turn.next_of(step)
         else:
@@ -505,7 +529,7 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
     if with_others:
         seen = {step.slot}
         for listed in turn.playbook.steps:
-            other = _as_ask(turn, listed) if isinstance(listed, BookStep) else listed
+            other = _wish_ask(turn, listed) if isinstance(listed, BookStep) else listed
             if isinstance(other, AskStep) and other.slot not in seen and not turn.filled(other.slot):
                 seen.add(other.slot)
                 others.append(_ask_context(turn, other, with_others=False))
@@ -519,7 +543,54 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
         choice_synonyms=synonyms,
         others=others,
         answered=answered,
+        not_offered=_not_offered_context(turn) if with_others else None,
     )
+
+
+def _not_offered_context(turn: _Turn) -> AskContext | None:
+    """The projects the playbook does not offer, as a choice the interpreter may hear in passing."""
+    spec = turn.playbook.not_offered
+    if spec is None:
+        return None
+    synonyms: dict[str, list[str]] = {}
+    for topic in spec.topics:
+        titles = [] if isinstance(topic.title, str) else list(topic.title.values())
+        synonyms[topic.id] = list(dict.fromkeys([*titles, *topic.synonyms]))
+    return AskContext(
+        step_id=NOT_OFFERED_SLOT,
+        slot=NOT_OFFERED_SLOT,
+        kind="choice",
+        question="",
+        choices=[ChoiceOption(id=t.id, title=turn.text(t.title)) for t in spec.topics],
+        choice_synonyms=synonyms,
+    )
+
+
+def _not_offered_reply(turn: _Turn) -> str | None:
+    """What the lead who asked for a project not offered is told (``None`` when they did not):
+    the playbook's ``message``, else "we don't offer {topic}" and the options of its
+    ``offer_step`` (and, with ``handoff``, that an adviser will get back to them)."""
+    spec, topic_id = turn.playbook.not_offered, turn.not_offered
+    if spec is None or topic_id is None:
+        return None
+    topic = next((t for t in spec.topics if t.id == topic_id), None)
+    if topic is None:
+        return None
+    title = turn.text(topic.title)
+    offer = turn.playbook.step(spec.offer_step) if spec.offer_step else None
+    titles = [c.title for c in turn.choices(offer)] if isinstance(offer, AskStep) else []
+    offers = "".join(titles)
+    if len(titles) > 1:
+        offers = ", ".join(titles[:-1]) + f" {turn.say('or')} {titles[-1]}"
+    if spec.message is not None:
+        chosen = pick_language(spec.message, turn.state.language, turn.playbook.language)
+        return render(chosen, {**turn.context(), "topic": title, "offers": offers}, notes=turn.notes).strip()
+    parts = [turn.say("not_offered", topic=title)]
+    if offers and not spec.handoff:
+        parts.append(turn.say("offers", offers=offers))
+    if spec.handoff:
+        parts.append(turn.say("not_offered_handoff"))
+    return " ".join(parts)
 
 
 _CORRECTABLE = ("number", "choice", "email", "phone", "text")
@@ -527,26 +598,53 @@ _CORRECTABLE = ("number", "choice", "email", "phone", "text")
 
 def _answered(turn: _Turn, step: AskStep) -> list[AskStep]:
     """The ask steps already answered that a correction may name, nearest ``step`` first (those
-    before it, then those after it answered in passing), at most four; never a yes/no question
-    (its answer chose the path) nor a listen-only one."""
+    before it, then those after it answered in passing), at most four, then at most two yes/no
+    questions (read only with outright correction words: "actually we rent"; the condition steps
+    their first answer chose are taken again, :func:`_reroute`); never a listen-only one."""
     steps = turn.playbook.steps
     index = next((i for i, s in enumerate(steps) if s.id == step.id), len(steps))
     order = [*reversed(steps[:index]), *steps[index + 1 :]]
     found: list[AskStep] = []
+    yes_no: list[AskStep] = []
     seen = {step.slot}
     for listed in order:
         if (
             isinstance(listed, AskStep)
             and not listed.listen_only
-            and listed.kind in _CORRECTABLE
+            and listed.kind in (*_CORRECTABLE, "yes_no")
             and listed.slot not in seen
             and turn.filled(listed.slot)
         ):
             seen.add(listed.slot)
-            found.append(listed)
-            if len(found) == 4:
-                break
-    return found
+            if listed.kind == "yes_no":
+                if len(yes_no) < 2:
+                    yes_no.append(listed)
+            elif len(found) < 4:
+                found.append(listed)
+    return [*found, *yes_no]
+
+
+def _reroute(turn: _Turn) -> str | None:
+    """A corrected answer that changes a ``condition`` step already passed (before the current
+    step, reading ``slots.<slot>``): the step that condition now leads to ("actually we rent"
+    after "yes" to the ownership question: the renters' end); ``None`` when none changes."""
+    if not turn.previous:
+        return None
+    state, steps = turn.state, turn.playbook.steps
+    current = next((i for i, s in enumerate(steps) if s.id == state.current_step), 0)
+    for slot, previous in turn.previous.items():
+        reads = re.compile(rf"\bslots\.{re.escape(slot)}\b")
+        before = template_context(
+            lead=state.lead, slots={**state.slots, slot: previous}, score=state.score, language=state.language
+        )
+        for step in steps[:current]:
+            if not isinstance(step, ConditionStep) or not reads.search(step.if_):
+                continue
+            was = bool(evaluate(step.if_, before, notes=turn.notes))
+            now = bool(evaluate(step.if_, turn.context(), notes=turn.notes))
+            if was != now:
+                return step.then if now else (step.else_ or turn.next_of(step))
+    return None
 
 
 class _Unread:
@@ -641,6 +739,14 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
     kinds = turn.playbook.slot_kinds()
     filled: set[str] = set()
     for slot, raw in interpretation.slots.items():
+        if slot == NOT_OFFERED_SLOT and turn.playbook.not_offered is not None:
+            if any(t.id == raw for t in turn.playbook.not_offered.topics):
+                turn.not_offered = str(raw)
+                if state.slots.get(slot) != raw:
+                    state.slots[slot] = raw
+                    evidence = interpretation.evidence.get(slot)
+                    turn.actions.append(SlotFilled(slot=slot, value=raw, evidence=evidence, source="mention"))
+            continue
         kind = kinds.get(slot)
         if kind is None:
             turn.notes.append(f"interpreter gave slot {slot!r}, which the playbook does not ask: ignored")
@@ -657,6 +763,9 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
         if value is None or (kind == "number" and not _within_bounds(turn.playbook, slot, value)):
             turn.notes.append(f"value {raw!r} for slot {slot!r} ({kind}) is not valid: ignored")
             continue
+        if _calendar_book_step(turn, slot) is not None:
+            _keep_wish(turn, slot, value, evidence=interpretation.evidence.get(slot))
+            continue
         filled.add(slot)
         if state.slots.get(slot) == value:
             continue
@@ -668,8 +777,62 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
         )
         if previous is not None:
             turn.corrected.add(slot)  # the lead corrected an earlier answer
+            turn.previous[slot] = previous
             _rescore(turn, slot, previous)
     return filled
+
+
+WISH_SUFFIX = "_requested"
+"""A ``book`` step's slot plus this suffix holds the time the lead asked for in passing, when a
+calendar is connected (``callback_time_requested``: an ISO 8601 string in the lead's zone)."""
+
+
+def _calendar_book_step(turn: _Turn, slot: str) -> BookStep | None:
+    """The ``book`` step of ``slot`` when it books in a connected calendar (not yet booked)."""
+    if turn.ports.calendar is None or turn.state.booking.get("booked"):
+        return None
+    for step in turn.playbook.steps:
+        if isinstance(step, BookStep) and step.slot == slot:
+            return step
+    return None
+
+
+def _wish_ask(turn: _Turn, step: BookStep) -> AskStep | None:
+    """The question a ``book`` step stands for among the questions a message may answer in passing:
+    its call-back question without a calendar; with one (and nothing booked yet), the same
+    question, so that a time said early ("i'm free tmrw pm") is kept and offered first."""
+    as_ask = _as_ask(turn, step)
+    if as_ask is not None:
+        return as_ask
+    if _calendar_book_step(turn, step.slot) is None or turn.state.booking.get("wish"):
+        return None
+    return step.as_ask()
+
+
+def _keep_wish(turn: _Turn, slot: str, value: Any, *, evidence: str | None) -> None:
+    """Keep a time the lead said for a calendar-backed ``book`` step before it was reached: in
+    ``state.booking["wish"]`` (offered first when the step runs) and in the slot
+    ``<slot>_requested`` (for the adviser); it is said back with the turn's acknowledgement."""
+    state = turn.state
+    if state.booking.get("wish") == value:
+        return
+    state.booking["wish"] = value
+    key = f"{slot}{WISH_SUFFIX}"
+    state.slots[key] = value
+    turn.actions.append(SlotFilled(slot=key, value=value, evidence=evidence, source="mention"))
+    turn.wished = value
+
+
+def _wish_start(turn: _Turn) -> float | None:
+    """The start (epoch seconds) of the time the lead asked for in passing, if still ahead."""
+    wish = turn.state.booking.pop("wish", None)
+    if not isinstance(wish, str):
+        return None
+    try:
+        start = dt.datetime.fromisoformat(wish).timestamp()
+    except ValueError:
+        return None
+    return start if start > float(turn.ports.clock.now()) else None
 
 
 def _rescore(turn: _Turn, slot: str, previous: Any) -> None:
@@ -726,8 +889,8 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
         if slot in listening and quiet:
             continue  # noted silently, unless it is all a reply to the question waiting gave
         kind = kinds.get(slot)
-        if slot not in state.slots:
-            continue
+        if slot not in state.slots or (kind == "yes_no" and slot in turn.corrected):
+            continue  # a corrected yes/no answer speaks through the path it now takes
         said = corrections if slot in turn.corrected else items
         if kind in ("email", "phone"):
             said = corrections if slot in turn.corrected else contacts
@@ -739,6 +902,8 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
             said.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
         else:
             said.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
+    if turn.wished is not None:
+        items.append(when(turn.wished))
     if not items and contacts and ask is not None and ask.slot not in filled:
         # Only contact details came while another question waits: say so rather than "I didn't
         # understand", then ask the question again.
@@ -798,9 +963,15 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
             _opt_out(turn, interpretation, event.text)
             return
         turn.pending_answer = interpretation.answer
-        if interpretation.intent == "question" and not interpretation.answer:
+        unoffered = _not_offered_reply(turn)
+        if unoffered is not None:
+            turn.pending_answer = unoffered
+        elif interpretation.intent == "question" and not interpretation.answer:
             turn.pending_answer = turn.say("pass_on")
-        turn.pending_human = interpretation.intent == "wants_human"
+        spec = turn.playbook.not_offered
+        turn.pending_human = interpretation.intent == "wants_human" or (
+            unoffered is not None and spec is not None and spec.handoff
+        )
         _acknowledge(turn, interpretation, filled, None)
     await _run(turn, first)
 
@@ -852,6 +1023,8 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if state.status == "ended":
         if answer:
             turn.send(answer, purpose="answer")
+        elif wants_human and state.outcome != "opted_out":
+            _handoff(turn, reason=_HUMAN_REASON)  # "can i speak to someone?" after a polite end
         return
     if book is not None:
         await _book_reply(turn, book, event, interpretation)
@@ -859,9 +1032,25 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if intent == "not_interested":
         _not_interested(turn)
         return
+    unoffered = _not_offered_reply(turn)
+    if unoffered is not None and state.status == "active":
+        spec = turn.playbook.not_offered
+        if spec is not None and spec.handoff:
+            turn.send(unoffered, purpose="answer")
+            _handoff(turn, reason=f"asked for a project not offered: {turn.not_offered}")
+            return
+        answer = unoffered  # said plainly, with what is offered, then the question asked again
     if intent == "question" and not answer and (ask is not None or state.status == "waiting"):
         answer = turn.say("why_asked" if ask is not None and _asks_why(event.text) else "pass_on")
     _acknowledge(turn, interpretation, filled, ask)
+    reroute = _reroute(turn) if state.status == "active" and ask is not None else None
+    if reroute is not None:
+        if answer:
+            turn.send(answer, purpose="answer")
+        turn.flush_answer()
+        state.attempts = 0
+        await _run(turn, reroute)
+        return
     if state.status == "waiting":
         if answer:
             turn.send(answer, purpose="answer")
@@ -1141,6 +1330,25 @@ async def _offer(
     return True
 
 
+async def _offer_wish(turn: _Turn, step: BookStep) -> bool | None:
+    """The lead said a time in passing before the ``book`` step: say it back to confirm when the
+    calendar has it free (``True``), else offer the free times after saying it is not available
+    (what :func:`_offer` returns). ``None`` when there is no such time (or it has passed)."""
+    start = _wish_start(turn)
+    port = turn.ports.calendar
+    if start is None or port is None:
+        return None
+    try:
+        found = await port.slot_at(start, duration_s=step.duration_s)
+    except LeadWarmError as exc:
+        turn.notes.append(f"book step {step.id!r}: availability check failed ({type(exc).__name__})")
+        return None
+    if found is not None:
+        _propose(turn, step, found, lead_in=turn.say("wish"))
+        return True
+    return await _offer(turn, step, lead_in=turn.say("unavailable", when=_when(turn, start)))
+
+
 def _propose(turn: _Turn, step: BookStep, slot: OfferedSlot, *, lead_in: str | None = None) -> None:
     """Say a time back in full and ask the lead to confirm it."""
     state = turn.state
@@ -1242,8 +1450,12 @@ async def _book_reply(
     if len(pick.ambiguous) > 1:
         _show(turn, step, list(pick.ambiguous))
         return
-    if interpretation.answer:
-        turn.send(interpretation.answer, purpose="answer")
+    answer = interpretation.answer
+    if not answer and interpretation.intent == "question":
+        # "why do u need that?", "is it free?": answered or passed on, never "I didn't get that"
+        answer = turn.say("why_asked" if _asks_why(event.text) else "pass_on")
+    if answer:
+        turn.send(answer, purpose="answer")
         _show(turn, step, offered)
         return
     if interpretation.intent == "wants_human":

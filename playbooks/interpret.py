@@ -427,7 +427,8 @@ _SHORTHAND_EN = {
     "coz": "because", "bc": "because", "bcoz": "because", "ppl": "people", "sth": "something",
     "smth": "something", "some1": "someone", "any1": "anyone", "nxt": "next", "wk": "week",
     "wkend": "weekend", "tues": "tuesday", "thurs": "thursday", "thur": "thursday", "thru": "through",
-    "arvo": "afternoon",
+    "arvo": "afternoon", "tlk": "talk", "spk": "speak", "sum1": "someone", "sumone": "someone",
+    "somone": "someone", "smone": "someone", "sb": "somebody", "pers": "person",
     # common typos of period words
     "monhts": "months", "mnths": "months", "mths": "months", "mounths": "months", "wks": "weeks",
 }  # fmt: skip
@@ -783,10 +784,15 @@ def read_message(
         if slot not in described and slot_kind in ("email", "phone"):
             contexts.append(AskContext(step_id=slot, slot=slot, kind=slot_kind, question=""))  # type: ignore[arg-type]
     order = {"email": 0, "phone": 1, "datetime": 2, "number": 3, "choice": 4, "yes_no": 5, "text": 6}
+    if ask is not None and ask.not_offered is not None:
+        # read first, over the whole message: "vous faites les panneaux solaires ?" names it too
+        _read_not_offered(reading, ask.not_offered, text, intent)
     for context in sorted(contexts, key=lambda c: order.get(c.kind, 9)):
         if context.slot in reading.slots:
             continue
         _read_other(reading, context, text, options)
+    if ask is not None and not reading.slots and ask.kind in ("choice", "yes_no"):
+        _read_lone_number(reading, ask, language=language)
     result.slots, result.evidence = reading.slots, reading.evidence
     if ask is not None and other_words is not None and not reading.slots and _has_content(reading.text):
         # none of the options, and the words are not the answer to another question either
@@ -838,7 +844,7 @@ def _read_asked(
                 result.declined.append(ask.slot)
         return
     if kind == "number":
-        masked = _mask_contacts(part, options)
+        masked = _mask_postcodes(_mask_contacts(part, options))
         parsed = _read_number(masked, ask.question, language=options["language"], asked=True)
         if parsed is not None:
             reading.take(ask.slot, parsed)
@@ -846,7 +852,11 @@ def _read_asked(
     if kind == "yes_no":
         if result.intent == "wants_human":
             return
-        for clause in [part, *_clauses(part)]:
+        clauses = _clauses(part)
+        # a clause that repeats the question's words answers it ("non pas de panneaux, je suis
+        # proprio": the "non" is about the panels)
+        echoing = [c for c in clauses if _echoes(c, ask.question)] if len(clauses) > 1 else []
+        for clause in [*echoing, part, *clauses]:
             parsed = parse_slot("yes_no", clause, question=ask.question, **options)
             if parsed is not None:
                 reading.take(ask.slot, parsed)
@@ -901,7 +911,7 @@ def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]
     for context in ask.answered:
         parsed: SlotValue | None = None
         if context.kind == "number" and ask.kind != "number":
-            masked = _mask_contacts(part, options)
+            masked = _mask_postcodes(_mask_contacts(part, options))
             parsed = _read_number(masked, context.question, language=options["language"], asked=strong)
         elif context.kind == "choice":
             found = match_choice(
@@ -913,6 +923,15 @@ def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]
             parsed = parse_slot(context.kind, part, **options)
         elif context.kind == "text" and _POSTCODE_SLOT.search(context.slot):
             parsed = _postcode(_mask_contacts(part, options))
+        elif context.kind == "yes_no" and strong and ask.kind != "yes_no":
+            # "actually we rent": only a clause repeating the question's words, after outright
+            # correction words, changes a yes/no answer (it may change the playbook's path)
+            for clause in _clauses(part):
+                if _echoes(clause, context.question):
+                    found = parse_slot("yes_no", clause, question=context.question, **options)
+                    parsed = SlotValue(found.value, clause.strip()) if found is not None else None
+                    if parsed is not None:
+                        break
         if parsed is not None:
             reading.take(context.slot, parsed)
             return True
@@ -938,6 +957,12 @@ def _mask_contacts(text: str, options: dict[str, Any]) -> str:
     return masked
 
 
+def _mask_postcodes(text: str) -> str:
+    """``text`` with British postcodes blanked out ("M1 1AE" holds no amount); French ones, five
+    digits, stay (they are read as postcodes where a postcode question is open)."""
+    return _POSTCODES[1].sub(lambda m: " " * len(m.group()), text)
+
+
 def _read_other(reading: _Reading, context: AskContext, text: str, options: dict[str, Any]) -> None:
     kind, part = context.kind, reading.text
     if not part.strip() and kind not in ("email", "phone"):
@@ -952,14 +977,17 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         if _mentions_moment(masked):
             parsed = parse_slot("datetime", masked, **options)
     elif kind == "number":
-        masked = _mask_contacts(part, options)
+        masked = _mask_postcodes(_mask_contacts(part, options))
         parsed = _read_number(masked, context.question, language=options["language"], asked=False)
         if parsed is None:
             parsed = _number_by_topic(masked, context.question, language=options["language"])
     elif kind == "choice":
-        project = _PROJECT.search(fold(part)) is not None or _ANCHORED_PERIOD.search(fold(part)) is not None
+        folded = fold(part)
+        project = _PROJECT.search(folded) is not None or _ANCHORED_PERIOD.search(folded) is not None
         strict = _strict_labels(_labels(context), project=project)
-        now = options["now"] if project else None
+        # a short reply's period is the project's too ("idk, maybe nxt year"); its common words
+        # ("looking", "soon") still name no option of a question not asked
+        now = options["now"] if project or _short_unprompted_period(folded) else None
         found = match_choice(part, strict, now=now, timezone=options["timezone"], strict=True)
         if found.value is not None and not found.other:
             parsed = SlotValue(found.value, found.evidence)
@@ -974,6 +1002,40 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         parsed = _postcode(_mask_contacts(part, options))
     if parsed is not None:
         reading.take(context.slot, parsed)
+
+
+_LONE_NUMBER = re.compile(
+    r"^\W*(?:env(?:iron)?|about|around|approx\w*|roughly|~|vers|a peu pres|like|maybe|peut-etre)?\s*"
+    r"\d{1,6}(?:[.,]\d{1,2})?\s*(?:ish|environ)?\W*$"
+)
+"""A reply that is a number alone, perhaps with "about" ("95", "env 120", "150ish")."""
+
+
+def _read_lone_number(reading: _Reading, ask: AskContext, *, language: str) -> None:
+    """A number alone, given while a choice or yes/no question waits (the lead answered the next
+    question they expected, or a clarification): the answer to the one open number question, when
+    there is exactly one and the number is no option's rank ("2" picks the second option)."""
+    folded = fold(reading.text[:MAX_CHARS]).strip()
+    if not _LONE_NUMBER.match(folded):
+        return
+    targets = [c for c in ask.others if c.kind == "number"]
+    mentions = find_numbers(reading.text, language=language)
+    if len(targets) != 1 or len(mentions) != 1 or mentions[0].unit not in ("", "money", "area"):
+        return
+    value = mentions[0].value
+    if ask.kind == "choice" and float(value).is_integer() and 1 <= value <= max(len(ask.choices), 9):
+        return  # may be an option's rank
+    reading.take(targets[0].slot, SlotValue(value, mentions[0].evidence))
+
+
+def _read_not_offered(reading: _Reading, context: AskContext, text: str, intent: str) -> None:
+    """A project the playbook does not offer named anywhere in ``text`` (its questions included),
+    by a whole label; not in an opt-out, a "not interested" or an automatic reply."""
+    if intent in ("auto_reply", "opt_out", "not_interested"):
+        return
+    found = match_choice(text, _strict_labels(_labels(context), project=True), strict=True)
+    if found.value is not None and not found.other:
+        reading.take(context.slot, SlotValue(found.value, found.evidence))
 
 
 _PROJECT = re.compile(
@@ -996,6 +1058,31 @@ _ANCHORED_PERIOD = re.compile(
 the project's timeline even without a verb tying it to the project (an answer given out of order);
 "next month" or "in March" alone still need one of :data:`_PROJECT`'s words. Bounded: at most a
 few words, read over the message's first :data:`MAX_CHARS` characters."""
+_ELSEWHERE = re.compile(
+    r"(?<![\w'])(?:ago|last|since|passe\w*|dernier\w*|depuis|il y a|moved?|moving|bought|built|"
+    r"sold|sell\w*|redone|replaced|renovated|achete\w*|construit\w*|vendu\w*|vend\w*|refait\w*|"
+    r"demenag\w*|emmenag\w*|holiday\w*|vacation|vacances|away|absent\w*|retire\w*|retraite|baby|"
+    r"bebe|wedding|mariage|birthday|anniversaire|born|ne|nee|roof|toit\w*|toiture|bill|facture|"
+    r"call|appel\w*|rappel\w*|meeting|rdv|rendez-vous|dispo\w*|available|free|libre)(?![\w'])"
+)
+"""Words saying that a period is about something else than the project ("we moved in last year",
+"on a refait le toit l'an dernier", "away next month", "free next week" for a call): with one of
+them, a period said without a word tying it to the project is not the project's timeline."""
+_SHORT_REPLY_WORDS = 8
+"""A reply of at most this many words (what is left of it once other answers took their words)
+that says a period and nothing tying it elsewhere gives the project's timeline ("idk, maybe nxt
+year" to the roof question, "probably in spring")."""
+
+
+def _short_unprompted_period(folded: str) -> bool:
+    """Whether ``folded`` (folded text, at most :data:`MAX_CHARS` characters) is a short reply whose
+    period can only be the project's: at most :data:`_SHORT_REPLY_WORDS` words, none of
+    :data:`_ELSEWHERE`'s. The period itself is still read by :func:`playbooks.choices.match_choice`
+    (with a temporal word: "next", "in", "by"...), so a bare "year" gives nothing."""
+    words = re.findall(r"[\w']+", folded[:MAX_CHARS])
+    return 0 < len(words) <= _SHORT_REPLY_WORDS and _ELSEWHERE.search(folded) is None
+
+
 _UNAVAILABLE = re.compile(
     r"(?<!\w)(?:pas|not|n'?est pas|can'?t|cannot|unable|impossible|aren'?t|isn'?t|won'?t)\s+(?:\w+\s+)?"
     r"(?:dispo\w*|available|free|libre|possible|around|there|la)(?!\w)"
@@ -1003,7 +1090,7 @@ _UNAVAILABLE = re.compile(
 _MOMENT = re.compile(
     r"(?<!\w)(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|friday|"
     r"saturday|sunday|tomorrow|demain|apres-demain|tonight|ce soir|today|aujourd'hui|tmrw)(?!\w)"
-    r"|\d{1,2}\s*(?:h\b|h\d|heures?\b|am\b|pm\b|a\.m|p\.m|:\d\d)"
+    r"|(?<![\d£$€])\d{1,2}\s*(?:h\b|h\d|heures?\b|am\b|pm\b|a\.m|p\.m|:\d\d)"
 )
 
 
@@ -1018,7 +1105,8 @@ def _echoes(clause: str, question: str) -> bool:
 
     asked = [t for t in _tokens(question) if len(t.text) >= 4]
     said = _tokens(clause)
-    if any(t.text in _OWN for t in asked) and any(t.text in _RENT or t.text in _OWN for t in said):
+    owning = any(t.text in _OWN for t in _tokens(question))  # "own" has three letters
+    if owning and any(t.text in _RENT or t.text in _OWN for t in said):
         return True
     return any(len(t.text) >= 4 and any(_same(t, q) for q in asked) for t in said)
 

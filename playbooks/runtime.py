@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kernel.clock import Clock
 
 __all__ = [
+    "NOT_OFFERED_SLOT",
     "Action",
     "AskContext",
     "BookingCancelRequested",
@@ -352,6 +353,11 @@ class EngineResult(_Model):
 # --------------------------------------------------------------------------- ports
 
 
+NOT_OFFERED_SLOT = "not_offered"
+"""The slot (and the :class:`AskContext` among ``others``) of the projects a playbook does not offer
+(``Playbook.not_offered``): its value is the topic id the lead asked for."""
+
+
 class AskContext(_Model):
     """What the interpreter needs to know about the question being answered (if any).
 
@@ -371,6 +377,9 @@ class AskContext(_Model):
     choice_synonyms: dict[str, list[str]] = Field(default_factory=dict)
     others: list[AskContext] = Field(default_factory=list)
     answered: list[AskContext] = Field(default_factory=list)
+    not_offered: AskContext | None = None
+    """The projects the playbook does not offer (slot :data:`NOT_OFFERED_SLOT`, a choice), to be
+    heard anywhere in the message, its questions included; ``None`` when it declares none."""
 
 
 class Interpretation(_Model):

@@ -42,6 +42,7 @@ __all__ = [
     "HandoffStep",
     "LocalizedText",
     "MessageStep",
+    "NotOffered",
     "Playbook",
     "ScoreStep",
     "SlotKind",
@@ -419,6 +420,21 @@ def _line_error(loc: tuple[str | int, ...], kind: str, message: str, value: Any)
     return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
 
 
+class NotOffered(_Base):
+    """Projects the business does not take on ("panneaux solaires" for an insulation firm): a lead
+    who asks for one is told so plainly, with what is offered, instead of "I did not understand"."""
+
+    topics: list[Choice] = Field(min_length=1)
+    """The projects not offered: ``title`` (said back: "des panneaux solaires") and ``synonyms``."""
+    offer_step: StepId | None = None
+    """A ``choice`` ask step whose options are what is offered (listed in the default reply)."""
+    handoff: bool = False
+    """Hand the lead to an adviser after the reply instead of asking the pending question again."""
+    message: LocalizedText | None = None
+    """The reply (Jinja2; ``topic`` and ``offers`` are variables); default: the engine's own words
+    ("Sorry, we don't offer {topic}. What we can help you with: {offers}.")."""
+
+
 class Playbook(_Base):
     """A lead-qualification playbook (one YAML file)."""
 
@@ -439,6 +455,8 @@ class Playbook(_Base):
     """Channels to try, in order, when the outbound policy blocks a message on its own channel
     (e.g. [email] when the WhatsApp window is closed and no template fits)."""
     steps: list[Step] = Field(min_length=1)
+    not_offered: NotOffered | None = None
+    """Projects not offered, and what the lead who asks for one is told (see :class:`NotOffered`)."""
 
     @model_validator(mode="after")
     def _check_graph(self) -> Playbook:
@@ -485,6 +503,18 @@ class Playbook(_Base):
                             step.kind,
                         )
                     )
+        offer_step = self.not_offered.offer_step if self.not_offered is not None else None
+        if offer_step is not None:
+            offered = self.step(offer_step)
+            if not (isinstance(offered, AskStep) and offered.kind == "choice"):
+                errors.append(
+                    _line_error(
+                        ("not_offered", "offer_step"),
+                        "offer_step",
+                        f"offer_step {offer_step!r} must be the id of an ask step of kind 'choice'",
+                        offer_step,
+                    )
+                )
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self

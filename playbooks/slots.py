@@ -108,7 +108,7 @@ _YES = [
     "pas de probleme", "pas de souci", "no worries", "why not", "pourquoi pas", "bien entendu", "volontiers",
     "avec plaisir", "yes please", "oui svp", "oui merci", "go ahead", "allez-y", "allez y", "volontier",
     "with pleasure", "that would be great", "ca serait bien", "ce serait bien", "good idea", "bonne idee",
-    "ouii", "yess", "yas", "oki", "okey", "yeap", "ya",
+    "ouii", "yess", "yas", "oki", "okey", "yeap", "ya", "yeh", "yah", "aye", "yup yup", "ouaip",
 ]  # fmt: skip
 _SHORT_YES = re.compile(r"^\W*(?:(?:yes|yeah|oui)\W+)?(?:i|we) (?:do|am|are|have|did)\W*$")
 _NEGATION = re.compile(r"(?<![\w'])(?:not|no|never|pas|plus|jamais|non|aucun|aucune|nope)(?!\w)|n't(?!\w)")
@@ -139,6 +139,17 @@ _UNSURE_PATTERNS = [_phrase_pattern(p) for p in _UNSURE]
 _NT = re.compile(r"\w+n't(?!\w)")
 
 
+_CLAUSE_CUT = re.compile(r"[,;.!?]|\s(?:and|et|but|mais)\s")
+
+
+_NOT_A_MOMENT = re.compile(
+    r"\s+(?:(?:this|next|until|till|before|in|cette|ce|cet|avant|d'ici|dans|l'an|l'annee)\b|"
+    r"(?:right )?now\b|tout de suite\b|maintenant\b)"
+)
+"""What follows a "not"/"pas" that makes it about a moment ("not this year", "pas avant l'été", "not
+right now"): the negation says when, not no."""
+
+
 def _echo(text: str, question: str) -> SlotValue | None:
     """An answer that repeats the question's own words ("je suis propriétaire" to "Êtes-vous
     propriétaire ?", "we rent" to "Do you own the home?"): yes, or no when negated or opposite."""
@@ -153,7 +164,15 @@ def _echo(text: str, question: str) -> SlotValue | None:
             return SlotValue(negated, rent.text)
         own = next((t for t in said if t.text in _OWN), None)
         if own is not None:
-            return SlotValue(not negated, text.strip())
+            # the words up to the owning one: what follows may answer other questions ("jsuis
+            # proprio d'une msn de 110m2": the house and its surface)
+            folded = fold(text)
+            at = re.search(r"(?<![a-z0-9])" + re.escape(own.text) + r"[a-z0-9]*", folded)
+            evidence = ""
+            if at is not None:  # from the start of its clause ("hi, looking for solar, we own")
+                cuts = [m.end() for m in _CLAUSE_CUT.finditer(folded, 0, at.start())]
+                evidence = text[max(cuts, default=0) : at.end()].strip()
+            return SlotValue(not negated, evidence or text.strip())
         if _WISH.search(fold(text)):
             return None  # "we want panels" to "Do you own the home where the panels would go?"
     content = [t for t in said if len(t.text) >= 3 and not _NEGATION.fullmatch(t.text)]
@@ -188,6 +207,10 @@ def _parse_yes_no(text: str, question: str | None = None) -> SlotValue | None:
             index = text.find(emoji)
             if index >= 0:
                 found.append((index, index + len(emoji), polarity))
+    if not found:
+        return _echo(text, question) if question else None
+    # "not this year", "pas avant l'été": a "not" about a moment is no answer to the question
+    found = [f for f in found if f[2] or not _NOT_A_MOMENT.match(folded, f[1])]
     if not found:
         return _echo(text, question) if question else None
     found.sort()
@@ -329,6 +352,8 @@ _AREA_AFTER = re.compile(
     r"sq\.?\s*f(?:ee)?t"
     r"|square\s*f(?:ee|oo)t|ft2\b|ft\u00b2|m\b)"
 )
+_PER_MONTH = re.compile(r"\s*(?:pm|p/m|pcm)\b")
+"""British shorthand for "per month" after an amount ("£95 pm")."""
 _TIME_AFTER = re.compile(r"\s*(?:h\b|h\d|heures?\b|am\b|pm\b|a\.m|p\.m|:\d\d|o'?clock)")
 _DURATION_AFTER = re.compile(r"\s*(?:months?|mois|years?|ans?\b|annees?|weeks?|semaines?|days?|jours?)\b")
 _ORDINAL_AFTER = re.compile(r"(?:st|nd|rd|th|er|e|eme|ème)\b")
@@ -377,7 +402,9 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
         after = folded[match.end() : match.end() + 30]
         before = folded[max(0, match.start() - 12) : match.start()]
         unit = ""
-        if _TIME_AFTER.match(after) or (
+        if _MONEY_BEFORE.search(before):
+            unit = "money"  # "£95 pm" is per month: an amount is never a time of day
+        elif _TIME_AFTER.match(after) or (
             _TIME_BEFORE.search(before)
             and not _MONEY_AFTER.match(after)
             and not _AREA_AFTER.match(after)
@@ -404,6 +431,8 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
                 more = _MONEY_AFTER.match(after, tail) if unit == "money" else None
                 if more is not None and more.end() > tail:
                     tail = more.end()
+            if unit == "money" and (per := _PER_MONTH.match(after, tail)) is not None:
+                tail = per.end()
         start = match.start() - (1 if unit == "money" and _MONEY_BEFORE.search(before) else 0)
         evidence = head[max(0, start) : match.end() + tail].strip()
         mention = NumberMention(value, evidence, match.start(), match.end(), unit)
@@ -461,7 +490,29 @@ def _parse_email(text: str) -> SlotValue | None:
         mended = _EMAIL_COMMA_TLD.sub(r"\1.\2", _EMAIL_SPACED_AT.sub("@", head))
         if mended != head:
             found = _first_email(mended)
+    if found is None and "@" not in head and _SPOKEN_AT.search(head):
+        found = _spoken_email(head)
     return found
+
+
+_SPOKEN_AT = re.compile(r"\s(?:arobase|arrobase|at)\s", re.IGNORECASE)
+_SPOKEN_DOT = re.compile(r"\s(?:point|dot)\s", re.IGNORECASE)
+_SPOKEN_ADDRESS = re.compile(
+    r"[\w.+-]+(?:\s(?:point|dot)\s[\w+-]+)*\s(?:arobase|arrobase|at)\s[\w-]+(?:\s(?:point|dot)\s[\w-]+)+",
+    re.IGNORECASE,
+)
+
+
+def _spoken_email(text: str) -> SlotValue | None:
+    """An address said in words ("jean point dupont arobase gmail point com", "zoe at example dot
+    com"): read when, written back with ``@`` and dots, email-validator accepts it; the evidence is
+    the words as written."""
+    match = _SPOKEN_ADDRESS.search(text)
+    if match is None:
+        return None
+    written = _SPOKEN_DOT.sub(".", _SPOKEN_AT.sub("@", match.group()))
+    found = _first_email(written)
+    return SlotValue(found.value, match.group()) if found is not None else None
 
 
 def _first_email(text: str) -> SlotValue | None:
@@ -815,6 +866,8 @@ def _parse_datetime(text: str, *, language: str, now: float | None, timezone: st
                 result = result.replace(hour=found_time[0], minute=found_time[1])
             elif not mentions_time:
                 result = result.replace(hour=DEFAULT_HOUR, minute=0)
+            if result.date() < base.date() or result.year > base.year + 1:
+                return None  # "20" as the 20th already past, "95" as the year 2095: no time given
         elif found_time is not None:
             result = datetime.combine(base.date(), time(found_time[0], found_time[1]), zone)
             if result <= base:

@@ -557,7 +557,7 @@ async def test_a_corrected_answer_takes_back_the_points_it_gave_and_gives_the_ne
     await c.say(message)
     changes = [a for a in c.last.actions if isinstance(a, ScoreChanged)]
     assert [a.reason.startswith(taken_back) for a in changes if a.points < 0] == [True]
-    assert [a.reason.startswith(given) for a in changes if a.points > 0] == ([True] if given else [])
+    assert [a.reason.startswith(given or "") for a in changes if a.points > 0] == ([True] if given else [])
     assert c.state.score == score + sum(a.points for a in changes)
     assert said(c)[-1][0] == "reask"  # the pending question, not the corrected one's answer
 

@@ -40,7 +40,8 @@ _EN = [
         "pump by its power, solar panels by your roof and consumption (most home systems we fit "
         "range from a few kilowatt-peak to about 9 kWp). We give you an exact, itemised price after "
         "a free site survey.",
-        "price cost costs pricing expensive cheap budget how-much panels kwp tariff rate system average",
+        "price cost costs pricing expensive cheap budget how-much panels kwp tariff rate system average "
+        "semi detached terraced bedroom bed",
     ),
     _qa(
         "en-financing",
