@@ -328,8 +328,32 @@ _APPEND_UNSEEN = (
 )
 
 
+#: Documents are encoded and decoded with msgspec: the same JSON text (compact, UTF-8, keys in
+#: their order) at a fraction of :mod:`json`'s CPU (measured on the last 2,000 documents the turns
+#: benchmark wrote, 464 characters on average: 13.1 -> 4.2 us an encode, 15.4 -> 7.4 us a decode;
+#: a turn encodes about 20 and decodes about 30).
+_DOC_ENCODER = msgspec.json.Encoder()
+_DOC_DECODER = msgspec.json.Decoder()
+
+
 def _dump(data: dict[str, JSON]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    """``data`` as compact JSON text. A value msgspec cannot encode (an integer past 64 bits, an
+    unknown type) goes through :func:`json.dumps`, which encodes it or raises its usual
+    ``TypeError``/``ValueError``. A NaN or infinite float is written as ``null`` (``json.dumps``
+    wrote ``NaN``, which SQLite's JSON functions reject as malformed)."""
+    try:
+        return _DOC_ENCODER.encode(data).decode()
+    except (TypeError, OverflowError, ValueError):
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _load(text: str) -> Any:
+    """A stored document's JSON text decoded; text msgspec rejects (a ``NaN`` written by an older
+    version, an integer past 64 bits) is decoded by :func:`json.loads`."""
+    try:
+        return _DOC_DECODER.decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
 
 
 async def _now(fn: Callable[[], R]) -> R:
@@ -485,7 +509,7 @@ class _SQLiteTransaction(Transaction):
             ).fetchone()
 
         row = await self._run(read)
-        return json.loads(row[0]) if row else None
+        return _load(row[0]) if row else None
 
     async def get_many(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
         """Every document of ``refs`` in one hand-off to the writer thread (a point read each by
@@ -502,7 +526,7 @@ class _SQLiteTransaction(Transaction):
             ]
 
         rows = await self._run(read)
-        return [json.loads(row[0]) if row else None for row in rows]
+        return [_load(row[0]) if row else None for row in rows]
 
     async def query(
         self,
@@ -572,7 +596,7 @@ def _write(
             "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id)
         ).fetchone()
         if row:
-            data = {**json.loads(row[0]), **data}
+            data = {**_load(row[0]), **data}
     conn.execute(_UPSERT, (tenant, coll, doc_id, _dump(data)))
 
 
@@ -634,7 +658,7 @@ def _run_query(
         head = f"SELECT tenant, coll, id, data FROM docs{hint} WHERE tenant=? AND coll={_COLL_PARAM}"  # noqa: S608
         head_params = [tenant, collection]
     rows = conn.execute(head + tail, head_params + params).fetchall()
-    return [Document(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+    return [Document(r[0], r[1], r[2], _load(r[3])) for r in rows]
 
 
 @dataclasses.dataclass(eq=False)
@@ -885,7 +909,7 @@ class SQLiteStore(Store):
                 "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, collection, doc_id)
             ).fetchone()
         )
-        return json.loads(row[0]) if row else None
+        return _load(row[0]) if row else None
 
     async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
         """Every document of ``refs`` in one hand-off to the reader thread (a point read each by
@@ -901,7 +925,7 @@ class SQLiteStore(Store):
             ]
 
         rows = await self._read_op(read)
-        return [json.loads(row[0]) if row else None for row in rows]
+        return [_load(row[0]) if row else None for row in rows]
 
     async def set(
         self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False
@@ -984,7 +1008,7 @@ class SQLiteStore(Store):
                 [collection, SYSTEM_TENANT, *params],
             ).fetchall()
         )
-        return [Document(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+        return [Document(r[0], r[1], r[2], _load(r[3])) for r in rows]
 
     async def list_collections(self, tenant_id: str) -> list[str]:
         rows = await self._read_op(
