@@ -96,7 +96,6 @@ CREATE TABLE IF NOT EXISTS docs (
     data   TEXT NOT NULL,
     PRIMARY KEY (tenant, coll, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS docs_group ON docs (coll, tenant);
 CREATE TABLE IF NOT EXISTS colls (
     tenant TEXT NOT NULL,
     coll   TEXT NOT NULL,
@@ -112,6 +111,12 @@ CREATE TABLE IF NOT EXISTS ingest_log (
     PRIMARY KEY (tenant, id)
 ) WITHOUT ROWID;
 """
+
+#: Indexes no longer declared, dropped when a file is opened: ``docs_group (coll, tenant)`` served
+#: collection-group queries before the group indexes (``ix_g_*``, which start with ``coll``) and
+#: cost every document created or deleted one more B-tree entry (a turn creates or deletes about
+#: seven: its messages, outbox item, jobs, provider id).
+_DROPPED_INDEXES = ("docs_group",)
 
 #: The generated ``leaf`` column of ``docs``: a collection path's last segment
 #: (``conversations/cv_1/messages`` -> ``messages``), computed from ``coll`` alone (virtual: no
@@ -152,6 +157,16 @@ _TENANT_INDEXES: dict[tuple[str, ...], tuple[str, ...]] = {
 _PARTIAL_ON: dict[tuple[str, ...], tuple[str, ...]] = {
     ("id", "status", "version"): ("version",),
     ("status", "lease_until"): ("lease_until",),
+}
+#: Indexes partial on their first field holding a value (``json_extract(...) IS NOT NULL``): a
+#: lead has an address on one or two channels, and its ``null`` others held an entry in each of
+#: the other address indexes, rewritten with every write of the lead. A query's equality on the
+#: field implies the condition, so it still seeks the index ("a comparison operator on z other
+#: than IS" implies "z IS NOT NULL", https://www.sqlite.org/partialindex.html section 2.2).
+_NON_NULL_ON: dict[tuple[str, ...], str] = {
+    ("phone", "created_at"): "phone",
+    ("email", "created_at"): "email",
+    ("webchat_id", "created_at"): "webchat_id",
 }
 #: Collection-group indexes (no tenant): the scheduler's queries over every tenant's jobs. The
 #: tenant's own jobs query (dead letters, few) seeks ``ix_g_status_due_at`` too and checks the
@@ -201,6 +216,8 @@ def _index_sql(scope: str, fields: tuple[str, ...], leaves: tuple[str, ...]) -> 
     ]
     where_ = f"({' OR '.join(terms)})" if len(terms) > 1 else terms[0]
     where_ = " AND ".join([where_, *(_present(f) for f in _PARTIAL_ON.get(fields, ()))])
+    if fields in _NON_NULL_ON:
+        where_ += f" AND {_expr(_NON_NULL_ON[fields])} IS NOT NULL"
     return name, f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {where_}"
 
 
@@ -559,8 +576,7 @@ class _SQLiteTransaction(Transaction):
 
 
 #: A document written whole (set, merge): an upsert rather than ``INSERT OR REPLACE``, so
-#: overwriting a document updates its row in place (the primary key and ``docs_group`` stay as
-#: they are) instead of deleting and re-inserting it (measured: 277 -> 211 us CPU per write of a
+#: overwriting a document updates its row in place (the primary key stays as it is) instead of deleting and re-inserting it (measured: 277 -> 211 us CPU per write of a
 #: 2 KB document, 13 writes a commit; https://www.sqlite.org/lang_upsert.html).
 _UPSERT = "INSERT INTO docs VALUES (?,?,?,?) ON CONFLICT (tenant, coll, id) DO UPDATE SET data=excluded.data"
 
@@ -617,6 +633,8 @@ def _index_hint(collection: str, filters: Sequence[Filter], order_by: Sequence[O
     for scope, indexes in (("t", _TENANT_INDEXES), ("g", _GROUP_INDEXES)):
         for fields, leaves in indexes.items():
             if leaf not in leaves or not set(_PARTIAL_ON.get(fields, ())) <= named:
+                continue
+            if fields in _NON_NULL_ON and _NON_NULL_ON[fields] not in equal:
                 continue
             prefix = 0
             while prefix < len(fields) and fields[prefix] in equal:
@@ -865,7 +883,7 @@ class SQLiteStore(Store):
             self._writer.execute("SELECT name, sql FROM sqlite_master WHERE type='index'").fetchall()
         )
         for name in existing:
-            if name.startswith(
+            if name in _DROPPED_INDEXES or name.startswith(
                 (
                     "docs_p_",
                     "docs_status",
