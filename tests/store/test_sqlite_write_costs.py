@@ -14,7 +14,7 @@ from app.store.sqlite import SQLiteStore, _dump, _load
 
 def _entries(store: SQLiteStore, index: str, condition: str) -> int:
     """Entries of ``index`` (its own partial condition repeated, so SQLite reads the index)."""
-    sql = f"SELECT COUNT(*) FROM docs INDEXED BY {index} WHERE {condition}"  # noqa: S608 - test names
+    sql = f"SELECT COUNT(*) FROM docs INDEXED BY {index} WHERE {condition}"
     return int(store._writer.execute(sql).fetchone()[0])
 
 
@@ -24,16 +24,24 @@ async def test_a_lead_enters_only_the_address_indexes_of_the_addresses_it_has(tm
     store = SQLiteStore(tmp_path / "leads.db")
     try:
         base = {"name": None, "stage": "new", "source": "webchat", "created_at": 1.0}
-        await store.set("demo", "leads", "l1", {**base, "id": "l1", "phone": None, "email": None, "webchat_id": "s1"})
+        await store.set(
+            "demo", "leads", "l1", {**base, "id": "l1", "phone": None, "email": None, "webchat_id": "s1"}
+        )
         await store.set("demo", "leads", "l2", {**base, "id": "l2", "phone": "+33600000000", "email": None})
-        await store.set("demo", "leads", "l3", {**base, "id": "l3", "email": "a@b.fr", "phone": "+33611111111"})
+        await store.set(
+            "demo", "leads", "l3", {**base, "id": "l3", "email": "a@b.fr", "phone": "+33611111111"}
+        )
 
         def count(field: str) -> int:
             cond = f"coll = 'leads' AND json_extract(data, '$.{field}') IS NOT NULL"
             return _entries(store, f"ix_t_{field}_created_at", cond)
 
         assert (count("phone"), count("email"), count("webchat_id")) == (2, 1, 1)
-        for field, value, lead in [("phone", "+33600000000", "l2"), ("email", "a@b.fr", "l3"), ("webchat_id", "s1", "l1")]:
+        for field, value, lead in [
+            ("phone", "+33600000000", "l2"),
+            ("email", "a@b.fr", "l3"),
+            ("webchat_id", "s1", "l1"),
+        ]:
             found = await store.query("demo", "leads", filters=[where(field, "==", value)])
             assert [d.id for d in found] == [lead]
         # no address: no lead (and no scan needed to say so)
