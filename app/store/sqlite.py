@@ -946,6 +946,33 @@ class SQLiteStore(Store):
         rows = await self._read_op(read)
         return [_load(row[0]) if row else None for row in rows]
 
+    async def get_many_then_query(
+        self,
+        tenant_id: str,
+        refs: Sequence[tuple[str, str]],
+        collection: str,
+        *,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, JSON] | None], list[Document]]:
+        """The point reads, then the query, in ONE hand-off to the reader thread (each statement
+        its own read, in that order, as the two calls would); see
+        :meth:`Store.get_many_then_query`."""
+        wanted = list(refs)
+
+        def read() -> tuple[list[Any], list[Document]]:
+            rows = [
+                self._reader.execute(
+                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, coll, doc_id)
+                ).fetchone()
+                for coll, doc_id in wanted
+            ]
+            return rows, _run_query(self._reader, tenant_id, collection, filters, order_by, limit)
+
+        rows, found = await self._read_op(read)
+        return [_load(row[0]) if row else None for row in rows], found
+
     async def set(
         self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False
     ) -> None:

@@ -7,8 +7,9 @@ import json
 import math
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from app.store import where
+from app.store import Order, where
 from app.store.sqlite import SQLiteStore, _dump, _load
 
 
@@ -87,3 +88,38 @@ def test_documents_are_stored_as_the_json_they_were() -> None:
     assert _load(text) == doc
     assert _load(json.dumps(doc)) == doc
     assert math.isnan(_load('{"x": NaN}')["x"])
+
+
+async def test_point_reads_then_a_query_are_one_hand_off(tmp_path: Path) -> None:
+    """``get_many_then_query`` answers as ``get_many`` then ``query`` would, in one hand-off to
+    the reader thread."""
+    store = SQLiteStore(tmp_path / "batch.db")
+    try:
+        await store.set("demo", "jobs", "inbound:a", {"id": "inbound:a", "generation": 3})
+        for i in range(3):
+            status = "pending" if i != 1 else "processed"
+            await store.set("demo", "inbox", f"m{i}", {"address_key": "sms:a", "status": status, "seq": i})
+        await store.set("acme", "inbox", "m9", {"address_key": "sms:a", "status": "pending", "seq": 0})
+        handoffs = 0
+        read_op = store._read_op
+
+        async def counted(fn: Any) -> Any:
+            nonlocal handoffs
+            handoffs += 1
+            return await read_op(fn)
+
+        store._read_op = counted  # type: ignore[method-assign]
+        filters = [where("address_key", "==", "sms:a"), where("status", "==", "pending")]
+        docs, found = await store.get_many_then_query(
+            "demo",
+            [("jobs", "inbound:a"), ("jobs", "none")],
+            "inbox",
+            filters=filters,
+            order_by=[Order("seq")],
+        )
+        assert handoffs == 1
+        assert docs == [{"id": "inbound:a", "generation": 3}, None]
+        assert [d.id for d in found] == ["m0", "m2"]
+        assert found == await store.query("demo", "inbox", filters=filters, order_by=[Order("seq")])
+    finally:
+        await store.close()
