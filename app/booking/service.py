@@ -99,6 +99,8 @@ class BookingService:
         self.runtime = runtime
         self.store: Store = runtime.store
         self.clock = runtime.clock
+        self._builtin: dict[str, tuple[CalendarSettings, CalendarProvider]] = {}
+        """tenant -> the settings its built-in calendar was last built from, and that calendar."""
 
     # ------------------------------------------------------------------ calendars
     async def settings(self, tenant_id: str) -> CalendarSettings:
@@ -108,11 +110,20 @@ class BookingService:
 
     async def provider(self, tenant_id: str) -> tuple[CalendarProvider, CalendarSettings]:
         """The tenant's calendar provider and settings; raises :class:`LeadWarmError` subclasses
-        for bad settings or a missing connection."""
+        for bad settings or a missing connection. The settings are read every time; the built-in
+        calendar is built again only when they differ from those it was built from."""
         settings = await self.settings(tenant_id)
+        built = self._builtin.get(tenant_id)
+        if built is not None and built[0] == settings:
+            return built[1], settings
         provider = await build_provider(
             self.store, tenant_id, settings, clock=self.clock, connections=self.runtime.connections
         )
+        if settings.provider == "builtin":
+            # Built from the settings alone (schedules parsed, no connection, no state of its
+            # own: the bookings are in the store): kept while the settings read stay equal, so a
+            # turn no longer rebuilds the tenant's schedules from the document.
+            self._builtin[tenant_id] = (settings, provider)
         return provider, settings
 
     async def port(self, tenant_id: str) -> SlotSource | None:

@@ -63,7 +63,11 @@ class OutboundGate:
     async def check(
         self, tenant_id: str, item: OutboxItem, *, channel: str | None = None, to: str | None = None
     ) -> GateResult:
-        """The decision for ``item`` (or for sending it on ``channel`` to ``to`` instead)."""
+        """The decision for ``item`` (or for sending it on ``channel`` to ``to`` instead).
+
+        Three store reads once the tenant's profile is cached: the lead and the conversation (one
+        batch), the inbox's "newer message pending" query, then the opt-out ledger's entries and
+        the lead's daily counter (one batch)."""
         channel = channel or item.channel
         to = to or item.to
         now = self.clock.now()
@@ -81,16 +85,18 @@ class OutboundGate:
         newer_pending = False
         if conv is not None and item.trigger != "agent":
             newer_pending = await self._newer_inbound_pending(tenant_id, conv)
-        opted_out, undeliverable = await self.ledger.blocks(
-            tenant_id,
+        # the opt-out ledger's entries and the lead's daily counter in one batch read
+        counter = counter_id(lead.id, zone, now)
+        refs = self.ledger.block_refs(
             channel=channel,
             address=to,
             lead_addresses=lead_addresses(lead),
             all_channels=profile.optout_all_channels,
         )
+        *entries, counter_doc = await self.store.get_many(tenant_id, [*refs, (COUNTERS, counter)])
+        opted_out, undeliverable = self.ledger.judge(entries)
         stale = await self._stale(tenant_id, item, conv)
-        counter = counter_id(lead.id, zone, now)
-        sent_today = int((await self.store.get(tenant_id, COUNTERS, counter) or {}).get("count", 0))
+        sent_today = int((counter_doc or {}).get("count", 0))
         has_window = channel_class(channel).traits.session_window_s is not None
         template = self._template(profile, item, lead) if has_window else None
         facts = OutboundFacts(

@@ -8,6 +8,7 @@ document. Whether an opt-out covers every channel of the lead is a tenant settin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from app.store import Store, Transaction
@@ -108,11 +109,27 @@ class OptOutLedger:
         With ``all_channels``, an opt-out of any of the lead's addresses (``{channel: address}``)
         counts; undeliverable is always specific to the address.
         """
+        refs = self.block_refs(
+            channel=channel, address=address, lead_addresses=lead_addresses, all_channels=all_channels
+        )
+        return self.judge(await self.store.get_many(tenant_id, refs))
+
+    @staticmethod
+    def block_refs(
+        *, channel: str, address: str, lead_addresses: dict[str, str], all_channels: bool
+    ) -> list[tuple[str, str]]:
+        """The ledger entries :meth:`blocks` reads, as ``(collection, id)`` refs, the entry of
+        ``address`` on ``channel`` first: a caller may read them in a batch of its own (the gate
+        reads them with the lead's daily counter) and hand the result to :meth:`judge`."""
         own = _doc_id(channel, address)
         ids = [own]
         if all_channels:  # every entry in one batch read
             ids += [_doc_id(c, a) for c, a in lead_addresses.items() if a and _doc_id(c, a) != own]
-        entries = await self.store.get_many(tenant_id, [(COLLECTION, i) for i in ids])
+        return [(COLLECTION, i) for i in ids]
+
+    @staticmethod
+    def judge(entries: Sequence[dict[str, Any] | None]) -> tuple[bool, bool]:
+        """``(opted_out, undeliverable)`` from the entries of :meth:`block_refs`, in their order."""
         entry = entries[0] or {}
         opted_out = any(e is not None and e.get("opted_out") for e in entries)
         return opted_out, bool(entry.get("undeliverable"))

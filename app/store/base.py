@@ -221,6 +221,25 @@ class Store(abc.ABC):
         The default reads them one by one."""
         return [await self.get(tenant_id, collection, doc_id) for collection, doc_id in refs]
 
+    async def get_many_then_query(
+        self,
+        tenant_id: str,
+        refs: Sequence[tuple[str, str]],
+        collection: str,
+        *,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, JSON] | None], list[Document]]:
+        """:meth:`get_many` of ``refs``, then :meth:`query` of ``collection``, read in that order
+        (so a document the query finds was committed no later than those ``refs`` returned), in
+        one round trip where the backend can (SQLite: one hand-off to its reader thread, about
+        0.1 ms of CPU saved). Returns ``(documents, query result)``. The default makes both
+        calls."""
+        docs = await self.get_many(tenant_id, refs)
+        found = await self.query(tenant_id, collection, filters=filters, order_by=order_by, limit=limit)
+        return docs, found
+
     async def increment(
         self,
         tenant_id: str,

@@ -1,0 +1,125 @@
+"""What a document write costs the embedded store, counted: the index entries it enters and the
+statements it prepares (issue 15: CPU per answer turn)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from app.store import Order, where
+from app.store.sqlite import SQLiteStore, _dump, _load
+
+
+def _entries(store: SQLiteStore, index: str, condition: str) -> int:
+    """Entries of ``index`` (its own partial condition repeated, so SQLite reads the index)."""
+    sql = f"SELECT COUNT(*) FROM docs INDEXED BY {index} WHERE {condition}"
+    return int(store._writer.execute(sql).fetchone()[0])
+
+
+async def test_a_lead_enters_only_the_address_indexes_of_the_addresses_it_has(tmp_path: Path) -> None:
+    """A web chat lead (``phone`` and ``email`` stored as ``null``) holds no entry in the phone and
+    email indexes, and is still found by each address it has through its index."""
+    store = SQLiteStore(tmp_path / "leads.db")
+    try:
+        base = {"name": None, "stage": "new", "source": "webchat", "created_at": 1.0}
+        await store.set(
+            "demo", "leads", "l1", {**base, "id": "l1", "phone": None, "email": None, "webchat_id": "s1"}
+        )
+        await store.set("demo", "leads", "l2", {**base, "id": "l2", "phone": "+33600000000", "email": None})
+        await store.set(
+            "demo", "leads", "l3", {**base, "id": "l3", "email": "a@b.fr", "phone": "+33611111111"}
+        )
+
+        def count(field: str) -> int:
+            cond = f"coll = 'leads' AND json_extract(data, '$.{field}') IS NOT NULL"
+            return _entries(store, f"ix_t_{field}_created_at", cond)
+
+        assert (count("phone"), count("email"), count("webchat_id")) == (2, 1, 1)
+        for field, value, lead in [
+            ("phone", "+33600000000", "l2"),
+            ("email", "a@b.fr", "l3"),
+            ("webchat_id", "s1", "l1"),
+        ]:
+            found = await store.query("demo", "leads", filters=[where(field, "==", value)])
+            assert [d.id for d in found] == [lead]
+        # no address: no lead (and no scan needed to say so)
+        assert await store.query("demo", "leads", filters=[where("phone", "==", "+1555")]) == []
+        # a null filter still answers (through the primary key: the index holds no null)
+        nulls = await store.query("demo", "leads", filters=[where("phone", "==", None)])
+        assert [d.id for d in nulls] == ["l1"]
+    finally:
+        await store.close()
+
+
+async def test_a_file_with_the_collection_group_index_has_it_dropped_on_open(tmp_path: Path) -> None:
+    """``docs_group`` (one more entry for every document created or deleted) is no longer kept:
+    a file written with it loses it when opened, and group queries still answer."""
+    path = tmp_path / "old.db"
+    first = SQLiteStore(path)
+    await first.set("t1", "jobs", "j1", {"id": "j1", "status": "pending", "due_at": 1.0, "shard": 0})
+    await first.close()
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE INDEX docs_group ON docs (coll, tenant)")
+    raw.commit()
+    raw.close()
+    store = SQLiteStore(path)
+    try:
+        names = {r[0] for r in store._writer.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "docs_group" not in names
+        assert any(n.startswith("ix_g_") for n in names)
+        found = await store.query_group("jobs", filters=[where("status", "==", "pending")])
+        assert [(d.tenant_id, d.id) for d in found] == [("t1", "j1")]
+    finally:
+        await store.close()
+
+
+def test_documents_are_stored_as_the_json_they_were() -> None:
+    """The msgspec codec writes compact JSON that :func:`json.loads` reads back equal (unicode,
+    nesting, key order, floats, big integers through the fallback), and reads what ``json.dumps``
+    wrote, ``NaN`` included."""
+    doc = {"b": 1, "a": "élan ✓", "n": None, "f": 0.1, "e": 1e-05, "l": [1, {"x": [True, False]}], "i": 2**70}
+    text = _dump(doc)
+    assert json.loads(text) == doc
+    assert list(json.loads(text)) == list(doc)
+    assert "élan ✓" in text and ", " not in text
+    assert _load(text) == doc
+    assert _load(json.dumps(doc)) == doc
+    assert math.isnan(_load('{"x": NaN}')["x"])
+
+
+async def test_point_reads_then_a_query_are_one_hand_off(tmp_path: Path) -> None:
+    """``get_many_then_query`` answers as ``get_many`` then ``query`` would, in one hand-off to
+    the reader thread."""
+    store = SQLiteStore(tmp_path / "batch.db")
+    try:
+        await store.set("demo", "jobs", "inbound:a", {"id": "inbound:a", "generation": 3})
+        for i in range(3):
+            status = "pending" if i != 1 else "processed"
+            await store.set("demo", "inbox", f"m{i}", {"address_key": "sms:a", "status": status, "seq": i})
+        await store.set("acme", "inbox", "m9", {"address_key": "sms:a", "status": "pending", "seq": 0})
+        handoffs = 0
+        read_op = store._read_op
+
+        async def counted(fn: Any) -> Any:
+            nonlocal handoffs
+            handoffs += 1
+            return await read_op(fn)
+
+        store._read_op = counted  # type: ignore[method-assign]
+        filters = [where("address_key", "==", "sms:a"), where("status", "==", "pending")]
+        docs, found = await store.get_many_then_query(
+            "demo",
+            [("jobs", "inbound:a"), ("jobs", "none")],
+            "inbox",
+            filters=filters,
+            order_by=[Order("seq")],
+        )
+        assert handoffs == 1
+        assert docs == [{"id": "inbound:a", "generation": 3}, None]
+        assert [d.id for d in found] == ["m0", "m2"]
+        assert found == await store.query("demo", "inbox", filters=filters, order_by=[Order("seq")])
+    finally:
+        await store.close()
