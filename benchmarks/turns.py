@@ -1,7 +1,8 @@
 """Turn, timer and campaign benchmarks (issue 15, points 2, 3 and 5). Each function returns the
 lines it prints (``name: value unit``); ``python benchmarks/turns.py`` runs them all.
 
-1. :func:`bench_turn_scaling`: answer turns per second on SQLite (web chat, network left out) in a
+1. :func:`bench_turn_scaling`: answer turns per second on SQLite (web chat, network left out; on uvloop,
+   the loop `leadwarm serve` runs on: :mod:`app.core.runner`) in a
    store already holding 1,000 and 100,000 stored messages (seeded by direct inserts: inbox
    items, conversation messages, outbox items, leads and conversations), min and median of 3
    rounds, with the transactions and statements per answer turn (SQLite's own trace).
@@ -36,6 +37,8 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from app.core.runner import run  # noqa: E402 - the service's own loop (uvloop when installed)
 
 
 # --------------------------------------------------------------------------- profiling
@@ -267,7 +270,7 @@ def bench_turn_scaling(
     lines: list[str] = []
     medians: dict[int, float] = {}
     for size in sizes:
-        result = asyncio.run(_turns_at(size, leads, rounds))
+        result = run(_turns_at(size, leads, rounds))  # on uvloop, as `leadwarm serve`
         rates, cpu_rates = result["rates"], result["cpu_rates"]
         medians[size] = statistics.median(cpu_rates)
         wall = statistics.median(rates)
@@ -382,7 +385,7 @@ async def _timers(
 def bench_timers(*, pending: int = 100_000, due: int = 1_000) -> list[str]:
     """Lateness of ``due`` timers falling due at once among ``pending``, and peak memory."""
     leases: list[int] = []
-    lateness, peak_mb, cpu, main_cpu = asyncio.run(_timers(pending, due, lead_s=2.0, leases=leases))
+    lateness, peak_mb, cpu, main_cpu = run(_timers(pending, due, lead_s=2.0, leases=leases))
     ordered = sorted(lateness)
 
     def pct(q: float) -> float:
