@@ -770,6 +770,10 @@ def read_message(
     corrected = bool(
         correcting and ask is not None and ask.kind == "yes_no" and _read_correction(reading, ask, options)
     )
+    if ask is not None and ask.not_offered is not None and choice_id is None:
+        # read first, over the whole message ("vous faites les panneaux solaires ?" names it too),
+        # with where it would go: "panneaux solaires sur la toiture" is no roof insulation
+        _read_not_offered(reading, ask.not_offered, text, intent)
     if ask is not None and not corrected:
         _read_asked(reading, result, ask, text, choice_id, options)
         if correcting and ask.slot not in reading.slots and _read_correction(reading, ask, options):
@@ -784,9 +788,6 @@ def read_message(
         if slot not in described and slot_kind in ("email", "phone"):
             contexts.append(AskContext(step_id=slot, slot=slot, kind=slot_kind, question=""))  # type: ignore[arg-type]
     order = {"email": 0, "phone": 1, "datetime": 2, "number": 3, "choice": 4, "yes_no": 5, "text": 6}
-    if ask is not None and ask.not_offered is not None:
-        # read first, over the whole message: "vous faites les panneaux solaires ?" names it too
-        _read_not_offered(reading, ask.not_offered, text, intent)
     for context in sorted(contexts, key=lambda c: order.get(c.kind, 9)):
         if context.slot in reading.slots:
             continue
@@ -1028,14 +1029,27 @@ def _read_lone_number(reading: _Reading, ask: AskContext, *, language: str) -> N
     reading.take(targets[0].slot, SlotValue(value, mentions[0].evidence))
 
 
+_PLACE = re.compile(
+    r"\s*(?:sur|on|onto|for|pour|dans|in)\s+(?:the|my|our|a|le|la|les|l'|mon|ma|mes|notre|nos|un|une)?\s*"
+    r"[\w'-]{2,30}"
+)
+"""Where a project would go, right after it ("sur la toiture", "on my roof")."""
+
+
 def _read_not_offered(reading: _Reading, context: AskContext, text: str, intent: str) -> None:
     """A project the playbook does not offer named anywhere in ``text`` (its questions included),
     by a whole label; not in an opt-out, a "not interested" or an automatic reply."""
     if intent in ("auto_reply", "opt_out", "not_interested"):
         return
     found = match_choice(text, _strict_labels(_labels(context), project=True), strict=True)
-    if found.value is not None and not found.other:
-        reading.take(context.slot, SlotValue(found.value, found.evidence))
+    if found.value is None or found.other:
+        return
+    reading.take(context.slot, SlotValue(found.value, found.evidence))
+    at = fold(reading.text).find(" " * len(found.evidence)) if found.evidence else -1
+    if at >= 0:
+        place = _PLACE.match(fold(reading.text), at + len(found.evidence))
+        if place is not None:
+            reading.consume(reading.text[place.start() : place.end()])
 
 
 _PROJECT = re.compile(

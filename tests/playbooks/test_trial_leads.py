@@ -463,3 +463,14 @@ async def test_renting_said_without_correction_words_changes_no_earlier_yes(lead
     await c.say("we rent the loft out, tiles")
     assert c.state.slots["homeowner"] is True
     assert filled(c) == {"roof_type": "pitched_tiles"}
+
+
+async def test_where_a_project_not_offered_would_go_names_no_offered_work(lead: Lead) -> None:
+    c = lead(FR)
+    await _at(c, ["oui", "maison"])
+    await c.say("des panneaux solaires sur la toiture")  # "toiture" is a word for the attic option
+    assert filled(c) == {"not_offered": "solaire"}
+    assert said(c) == [("answer", None), ("reask", "travaux")]
+    await c.say("une pac et des panneaux solaires")  # an offered work said with it is kept
+    assert filled(c) == {"travaux": "pompe_a_chaleur"}
+    assert said(c) == [("answer", None), ("step", "surface")]
