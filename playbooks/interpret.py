@@ -172,6 +172,7 @@ _HUMAN = _phrases(
     r"un vrai (?:conseiller|humain|interlocuteur)",
     r"un (?:conseiller|commercial|technicien|agent|expert|interlocuteur|responsable)",
     r"parler (?:a|avec) (?:quelqu'?un|un|une|votre|vos|le|la|l'|des|vous)",
+    r"parle (?:a|avec) (?:quelqu'?un|un humain|un conseiller|une personne)",
     r"(?:echanger|discuter) (?:avec|de vive voix)",
     r"quelqu'?un (?:peut|pourrait|qui|de chez vous|de votre equipe)\w*(?: \w+){0,3} (?:appeler|rappeler|"
     r"contacter|joindre|parler)",
@@ -399,7 +400,8 @@ _SMALL_TALK_WORDS = set(
 _SHORTHAND_FR = {
     "ds": "dans", "qqn": "quelqu'un", "qqun": "quelqu'un", "qq1": "quelqu'un", "jsuis": "je suis",
     "jsui": "je suis", "chui": "je suis", "chuis": "je suis", "jveux": "je veux", "jvx": "je veux",
-    "jvoudrais": "je voudrais", "jaimerais": "j'aimerais", "jai": "j'ai", "g": "j'ai",
+    "jveu": "je veux", "kelkun": "quelqu'un", "kelqun": "quelqu'un", "quelqun": "quelqu'un",
+    "qlqun": "quelqu'un", "jvoudrais": "je voudrais", "jaimerais": "j'aimerais", "jai": "j'ai", "g": "j'ai",
     "jpense": "je pense", "jcrois": "je crois", "jpeux": "je peux", "jsais": "je sais", "jsai": "je sais",
     "chais": "je sais", "jsp": "je ne sais pas", "jsé": "je sais",
     "wi": "oui", "ui": "oui", "ouai": "ouais", "wai": "ouais", "ouep": "ouais", "oué": "ouais", "nn": "non",
@@ -825,6 +827,10 @@ def _read_asked(
         parsed = parse_slot(kind, text, **options)
         if parsed is not None:
             reading.take(ask.slot, parsed)
+        elif (_NO_EMAIL if kind == "email" else _NO_PHONE).search(fold(part)):
+            # "pas d'email", "i don't have one": kept for the adviser, never "could you check it?"
+            result.other[ask.slot] = part.strip()
+            result.declined.append(ask.slot)
         return
     if kind == "choice":
         part = _mask_contacts(part, options)
@@ -1010,6 +1016,21 @@ _LONE_NUMBER = re.compile(
     r"\d{1,6}(?:[.,]\d{1,2})?\s*(?:ish|environ)?\W*$"
 )
 """A reply that is a number alone, perhaps with "about" ("95", "env 120", "150ish")."""
+
+
+_NO_EMAIL = re.compile(
+    r"(?<![\w'])(?:no|not|don'?t have|dont have|do not have|haven'?t got|never use|without|pas d'?|pas de|"
+    r"sans|je n'?ai pas d'?|j'?ai pas d'?|aucune?)\s*(?:an?\s+|une?\s+|d'?\s*)?"
+    r"(?:e-?mail|email|mail|adresse(?: e-?mail| mail)?)(?![\w'])"
+    r"|(?<![\w'])(?:i )?(?:don'?t|do not) have (?:one|any)(?![\w'])"
+)
+"""A lead who says they have no e-mail address ("pas d'email", "i dont have email")."""
+_NO_PHONE = re.compile(
+    r"(?<![\w'])(?:no|don'?t have|dont have|do not have|pas de|sans|je n'?ai pas de|j'?ai pas de)\s*"
+    r"(?:an?\s+|un\s+)?(?:phone|mobile|cell|telephone|tel|portable|numero)(?![\w'])"
+    r"|(?<![\w'])(?:i )?(?:don'?t|do not) have (?:one|any)(?![\w'])"
+)
+"""A lead who says they have no phone number to give."""
 
 
 def _read_lone_number(reading: _Reading, ask: AskContext, *, language: str) -> None:
