@@ -935,8 +935,8 @@ def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]
             # correction words, changes a yes/no answer (it may change the playbook's path)
             for clause in _clauses(part):
                 if _echoes(clause, context.question):
-                    found = parse_slot("yes_no", clause, question=context.question, **options)
-                    parsed = SlotValue(found.value, clause.strip()) if found is not None else None
+                    said = parse_slot("yes_no", clause, question=context.question, **options)
+                    parsed = SlotValue(said.value, clause.strip()) if said is not None else None
                     if parsed is not None:
                         break
         if parsed is not None:
