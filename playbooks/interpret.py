@@ -1103,6 +1103,12 @@ _ELSEWHERE = re.compile(
 """Words saying that a period is about something else than the project ("we moved in last year",
 "on a refait le toit l'an dernier", "away next month", "free next week" for a call): with one of
 them, a period said without a word tying it to the project is not the project's timeline."""
+_PERIOD_HINT = re.compile(
+    r"\d|year|month|week|mois|semaine|\ban\b|annee|spring|summer|autumn|fall|winter|printemps|ete\b|"
+    r"automne|hiver|christmas|xmas|noel|fetes|janv|fevr|mars|march|avril|april|mai\b|may\b|juin|june|"
+    r"juil|july|aout|august|sept|octob|novem|decem|janua|febru"
+)
+"""A cheap first look for a period in a short reply, before the period reader runs."""
 _SHORT_REPLY_WORDS = 8
 """A reply of at most this many words (what is left of it once other answers took their words)
 that says a period and nothing tying it elsewhere gives the project's timeline ("idk, maybe nxt
@@ -1115,7 +1121,11 @@ def _short_unprompted_period(folded: str) -> bool:
     :data:`_ELSEWHERE`'s. The period itself is still read by :func:`playbooks.choices.match_choice`
     (with a temporal word: "next", "in", "by"...), so a bare "year" gives nothing."""
     words = re.findall(r"[\w']+", folded[:MAX_CHARS])
-    return 0 < len(words) <= _SHORT_REPLY_WORDS and _ELSEWHERE.search(folded) is None
+    return (
+        0 < len(words) <= _SHORT_REPLY_WORDS
+        and _PERIOD_HINT.search(folded) is not None
+        and _ELSEWHERE.search(folded) is None
+    )
 
 
 _UNAVAILABLE = re.compile(
