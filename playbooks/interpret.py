@@ -172,6 +172,7 @@ _HUMAN = _phrases(
     r"un vrai (?:conseiller|humain|interlocuteur)",
     r"un (?:conseiller|commercial|technicien|agent|expert|interlocuteur|responsable)",
     r"parler (?:a|avec) (?:quelqu'?un|un|une|votre|vos|le|la|l'|des|vous)",
+    r"parle (?:a|avec) (?:quelqu'?un|un humain|un conseiller|une personne)",
     r"(?:echanger|discuter) (?:avec|de vive voix)",
     r"quelqu'?un (?:peut|pourrait|qui|de chez vous|de votre equipe)\w*(?: \w+){0,3} (?:appeler|rappeler|"
     r"contacter|joindre|parler)",
@@ -399,7 +400,8 @@ _SMALL_TALK_WORDS = set(
 _SHORTHAND_FR = {
     "ds": "dans", "qqn": "quelqu'un", "qqun": "quelqu'un", "qq1": "quelqu'un", "jsuis": "je suis",
     "jsui": "je suis", "chui": "je suis", "chuis": "je suis", "jveux": "je veux", "jvx": "je veux",
-    "jvoudrais": "je voudrais", "jaimerais": "j'aimerais", "jai": "j'ai", "g": "j'ai",
+    "jveu": "je veux", "kelkun": "quelqu'un", "kelqun": "quelqu'un", "quelqun": "quelqu'un",
+    "qlqun": "quelqu'un", "jvoudrais": "je voudrais", "jaimerais": "j'aimerais", "jai": "j'ai", "g": "j'ai",
     "jpense": "je pense", "jcrois": "je crois", "jpeux": "je peux", "jsais": "je sais", "jsai": "je sais",
     "chais": "je sais", "jsp": "je ne sais pas", "jsé": "je sais",
     "wi": "oui", "ui": "oui", "ouai": "ouais", "wai": "ouais", "ouep": "ouais", "oué": "ouais", "nn": "non",
@@ -770,6 +772,10 @@ def read_message(
     corrected = bool(
         correcting and ask is not None and ask.kind == "yes_no" and _read_correction(reading, ask, options)
     )
+    if ask is not None and ask.not_offered is not None and choice_id is None:
+        # read first, over the whole message ("vous faites les panneaux solaires ?" names it too),
+        # with where it would go: "panneaux solaires sur la toiture" is no roof insulation
+        _read_not_offered(reading, ask.not_offered, text, intent)
     if ask is not None and not corrected:
         _read_asked(reading, result, ask, text, choice_id, options)
         if correcting and ask.slot not in reading.slots and _read_correction(reading, ask, options):
@@ -784,9 +790,6 @@ def read_message(
         if slot not in described and slot_kind in ("email", "phone"):
             contexts.append(AskContext(step_id=slot, slot=slot, kind=slot_kind, question=""))  # type: ignore[arg-type]
     order = {"email": 0, "phone": 1, "datetime": 2, "number": 3, "choice": 4, "yes_no": 5, "text": 6}
-    if ask is not None and ask.not_offered is not None:
-        # read first, over the whole message: "vous faites les panneaux solaires ?" names it too
-        _read_not_offered(reading, ask.not_offered, text, intent)
     for context in sorted(contexts, key=lambda c: order.get(c.kind, 9)):
         if context.slot in reading.slots:
             continue
@@ -824,6 +827,10 @@ def _read_asked(
         parsed = parse_slot(kind, text, **options)
         if parsed is not None:
             reading.take(ask.slot, parsed)
+        elif (_NO_EMAIL if kind == "email" else _NO_PHONE).search(fold(part)):
+            # "pas d'email", "i don't have one": kept for the adviser, never "could you check it?"
+            result.other[ask.slot] = part.strip()
+            result.declined.append(ask.slot)
         return
     if kind == "choice":
         part = _mask_contacts(part, options)
@@ -928,8 +935,8 @@ def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]
             # correction words, changes a yes/no answer (it may change the playbook's path)
             for clause in _clauses(part):
                 if _echoes(clause, context.question):
-                    found = parse_slot("yes_no", clause, question=context.question, **options)
-                    parsed = SlotValue(found.value, clause.strip()) if found is not None else None
+                    said = parse_slot("yes_no", clause, question=context.question, **options)
+                    parsed = SlotValue(said.value, clause.strip()) if said is not None else None
                     if parsed is not None:
                         break
         if parsed is not None:
@@ -1011,6 +1018,21 @@ _LONE_NUMBER = re.compile(
 """A reply that is a number alone, perhaps with "about" ("95", "env 120", "150ish")."""
 
 
+_NO_EMAIL = re.compile(
+    r"(?<![\w'])(?:no|not|don'?t have|dont have|do not have|haven'?t got|never use|without|pas d'?|pas de|"
+    r"sans|je n'?ai pas d'?|j'?ai pas d'?|aucune?)\s*(?:an?\s+|une?\s+|d'?\s*)?"
+    r"(?:e-?mail|email|mail|adresse(?: e-?mail| mail)?)(?![\w'])"
+    r"|(?<![\w'])(?:i )?(?:don'?t|do not) have (?:one|any)(?![\w'])"
+)
+"""A lead who says they have no e-mail address ("pas d'email", "i dont have email")."""
+_NO_PHONE = re.compile(
+    r"(?<![\w'])(?:no|don'?t have|dont have|do not have|pas de|sans|je n'?ai pas de|j'?ai pas de)\s*"
+    r"(?:an?\s+|un\s+)?(?:phone|mobile|cell|telephone|tel|portable|numero)(?![\w'])"
+    r"|(?<![\w'])(?:i )?(?:don'?t|do not) have (?:one|any)(?![\w'])"
+)
+"""A lead who says they have no phone number to give."""
+
+
 def _read_lone_number(reading: _Reading, ask: AskContext, *, language: str) -> None:
     """A number alone, given while a choice or yes/no question waits (the lead answered the next
     question they expected, or a clarification): the answer to the one open number question, when
@@ -1028,14 +1050,27 @@ def _read_lone_number(reading: _Reading, ask: AskContext, *, language: str) -> N
     reading.take(targets[0].slot, SlotValue(value, mentions[0].evidence))
 
 
+_PLACE = re.compile(
+    r"\s*(?:sur|on|onto|for|pour|dans|in)\s+(?:the|my|our|a|le|la|les|l'|mon|ma|mes|notre|nos|un|une)?\s*"
+    r"[\w'-]{2,30}"
+)
+"""Where a project would go, right after it ("sur la toiture", "on my roof")."""
+
+
 def _read_not_offered(reading: _Reading, context: AskContext, text: str, intent: str) -> None:
     """A project the playbook does not offer named anywhere in ``text`` (its questions included),
     by a whole label; not in an opt-out, a "not interested" or an automatic reply."""
     if intent in ("auto_reply", "opt_out", "not_interested"):
         return
     found = match_choice(text, _strict_labels(_labels(context), project=True), strict=True)
-    if found.value is not None and not found.other:
-        reading.take(context.slot, SlotValue(found.value, found.evidence))
+    if found.value is None or found.other:
+        return
+    reading.take(context.slot, SlotValue(found.value, found.evidence))
+    at = fold(reading.text).find(" " * len(found.evidence)) if found.evidence else -1
+    if at >= 0:
+        place = _PLACE.match(fold(reading.text), at + len(found.evidence))
+        if place is not None:
+            reading.consume(reading.text[place.start() : place.end()])
 
 
 _PROJECT = re.compile(
@@ -1068,6 +1103,12 @@ _ELSEWHERE = re.compile(
 """Words saying that a period is about something else than the project ("we moved in last year",
 "on a refait le toit l'an dernier", "away next month", "free next week" for a call): with one of
 them, a period said without a word tying it to the project is not the project's timeline."""
+_PERIOD_HINT = re.compile(
+    r"\d|year|month|week|mois|semaine|\ban\b|annee|spring|summer|autumn|fall|winter|printemps|ete\b|"
+    r"automne|hiver|christmas|xmas|noel|fetes|janv|fevr|mars|march|avril|april|mai\b|may\b|juin|june|"
+    r"juil|july|aout|august|sept|octob|novem|decem|janua|febru"
+)
+"""A cheap first look for a period in a short reply, before the period reader runs."""
 _SHORT_REPLY_WORDS = 8
 """A reply of at most this many words (what is left of it once other answers took their words)
 that says a period and nothing tying it elsewhere gives the project's timeline ("idk, maybe nxt
@@ -1080,7 +1121,11 @@ def _short_unprompted_period(folded: str) -> bool:
     :data:`_ELSEWHERE`'s. The period itself is still read by :func:`playbooks.choices.match_choice`
     (with a temporal word: "next", "in", "by"...), so a bare "year" gives nothing."""
     words = re.findall(r"[\w']+", folded[:MAX_CHARS])
-    return 0 < len(words) <= _SHORT_REPLY_WORDS and _ELSEWHERE.search(folded) is None
+    return (
+        0 < len(words) <= _SHORT_REPLY_WORDS
+        and _PERIOD_HINT.search(folded) is not None
+        and _ELSEWHERE.search(folded) is None
+    )
 
 
 _UNAVAILABLE = re.compile(

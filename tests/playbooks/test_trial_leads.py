@@ -463,3 +463,43 @@ async def test_renting_said_without_correction_words_changes_no_earlier_yes(lead
     await c.say("we rent the loft out, tiles")
     assert c.state.slots["homeowner"] is True
     assert filled(c) == {"roof_type": "pitched_tiles"}
+
+
+async def test_where_a_project_not_offered_would_go_names_no_offered_work(lead: Lead) -> None:
+    c = lead(FR)
+    await _at(c, ["oui", "maison"])
+    await c.say("des panneaux solaires sur la toiture")  # "toiture" is a word for the attic option
+    assert filled(c) == {"not_offered": "solaire"}
+    assert said(c) == [("answer", None), ("reask", "travaux")]
+    await c.say("une pac et des panneaux solaires")  # an offered work said with it is kept
+    assert filled(c) == {"travaux": "pompe_a_chaleur"}
+    assert said(c) == [("answer", None), ("step", "surface")]
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "next_step", "noted"),
+    [
+        (FR, ["oui", "maison", "pac", "100", "vite", "non", "75011"], "pas d'email", "telephone",
+         "Merci, je le note pour votre conseiller."),
+        (EN, ["yes", "150", "tiles", "asap", "SW1A 1AA"], "i dont have email", "callback",
+         "Thanks, I've noted that for your adviser."),
+        (FR, ["oui", "maison", "pac", "100", "vite", "non", "75011", "jean@exemple.fr"], "j'ai pas de portable",
+         "rappel", "Merci, je le note pour votre conseiller."),
+    ],
+)  # fmt: skip
+async def test_a_lead_without_an_address_or_a_number_is_not_asked_to_check_it(
+    lead: Lead, playbook: str, before: list[str], message: str, next_step: str, noted: str
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    await c.say(message)
+    assert said(c) == [("ack", None), ("step", next_step)]
+    assert sent(c)[0].text == noted
+    assert message in c.state.slots.values()  # the lead's words, kept in <slot>_other
+
+
+async def test_asking_for_a_person_with_typos_in_french_hands_off(lead: Lead) -> None:
+    c = lead(FR)
+    await c.start()
+    await c.say("jveu parlé a kelkun")
+    assert [a.reason for a in c.last.actions if isinstance(a, HandoffRequested)] == ["lead asked for a human"]
