@@ -1115,16 +1115,27 @@ that says a period and nothing tying it elsewhere gives the project's timeline (
 year" to the roof question, "probably in spring")."""
 
 
+_PERIOD_CLAUSE = re.compile(r"[.!?;,]|\b(?:and|et|but|mais)\b")
+"""Where a reply of two answers splits ("roof is tiles, south facing. maybe in spring")."""
+
+
 def _short_unprompted_period(folded: str) -> bool:
     """Whether ``folded`` (folded text, at most :data:`MAX_CHARS` characters) is a short reply whose
     period can only be the project's: at most :data:`_SHORT_REPLY_WORDS` words, none of
-    :data:`_ELSEWHERE`'s. The period itself is still read by :func:`playbooks.choices.match_choice`
-    (with a temporal word: "next", "in", "by"...), so a bare "year" gives nothing."""
-    words = re.findall(r"[\w']+", folded[:MAX_CHARS])
-    return (
-        0 < len(words) <= _SHORT_REPLY_WORDS
-        and _PERIOD_HINT.search(folded) is not None
-        and _ELSEWHERE.search(folded) is None
+    :data:`_ELSEWHERE`'s; or, in a reply of up to twice that (two answers in one message), a
+    clause of its own that says the period and nothing tying it elsewhere ("roof is tiles. maybe
+    in spring": the roof is the other answer's). The period itself is still read by
+    :func:`playbooks.choices.match_choice` (with a temporal word: "next", "in", "by"...), so a
+    bare "year" gives nothing."""
+    text = folded[:MAX_CHARS]
+    words = re.findall(r"[\w']+", text)
+    if not 0 < len(words) <= 2 * _SHORT_REPLY_WORDS or _PERIOD_HINT.search(text) is None:
+        return False
+    if len(words) <= _SHORT_REPLY_WORDS and _ELSEWHERE.search(text) is None:
+        return True
+    return any(
+        _PERIOD_HINT.search(clause) is not None and _ELSEWHERE.search(clause) is None
+        for clause in _PERIOD_CLAUSE.split(text)
     )
 
 

@@ -54,6 +54,8 @@ async def _at(c: Conversation, answers: list[str]) -> None:
         ("not sure. probably next summer", "not_sure", "later"),  # 21 June is 7 months away
         ("dunno, around march", "not_sure", "three_to_six_months"),
         ("tiles, maybe in 2 months", "pitched_tiles", "asap"),
+        # two answers: the roof's clause names the roof, the period has a clause of its own
+        ("roof is tiles, south facing. maybe in spring", "pitched_tiles", "three_to_six_months"),
     ],
 )
 async def test_a_period_in_a_short_reply_to_another_question_is_the_projects_timeline(
@@ -69,7 +71,12 @@ async def test_a_period_in_a_short_reply_to_another_question_is_the_projects_tim
 
 @pytest.mark.parametrize(
     "message",
-    ["tiles. we moved in last year", "tiles, we bought it last year", "tiles, we're away next month"],
+    [
+        "tiles. we moved in last year",
+        "tiles, we bought it last year",
+        "tiles, we're away next month",
+        "tiles, the roof was redone in spring",
+    ],
 )
 async def test_a_period_about_something_else_is_not_the_timeline(lead: Lead, message: str) -> None:
     c = lead(EN)
