@@ -256,15 +256,17 @@ def _form(headers: Mapping[str, str], raw_body: bytes) -> dict[str, str]:
 
 def _valid_signature(auth_token: str, url: str, params: Any, signature: str) -> bool:
     """``RequestValidator(auth_token).validate(url, params, signature)``, which accepts the URL
-    with or without its default port and computes both signatures every time: here the URL
-    without the port is tried first, the other only when it fails (the same answers, half the
-    HMACs on the common path). A ``bodySHA256`` URL (``params`` the body text) goes to the
-    validator as it is."""
+    with or without its default port and computes both signatures every time: here the URL in the
+    form it was given (with its port when it names one, else without) is tried first, the other
+    only when it fails (the same two candidates and answers, half the HMACs on the common path,
+    whether PUBLIC_BASE_URL names a port or not). A ``bodySHA256`` URL (``params`` the body text)
+    goes to the validator as it is."""
     validator = RequestValidator(auth_token)
     if isinstance(params, str):
         return bool(validator.validate(url, params, signature))
     parsed = urlparse(url)
-    for candidate in (remove_port(parsed), add_port(parsed)):
+    candidates = (add_port, remove_port) if parsed.port else (remove_port, add_port)
+    for candidate in (form(parsed) for form in candidates):
         if compare(validator.compute_signature(candidate, params), signature):
             return True
     return False

@@ -68,6 +68,38 @@ def test_url_with_query_and_default_port_variants() -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "signed_over", "hmacs"),
+    [
+        # the URL as given is tried first: one HMAC, with or without a port in PUBLIC_BASE_URL
+        ("http://127.0.0.1:8000/api/webhooks/twilio/sms", "http://127.0.0.1:8000/api/webhooks/twilio/sms", 1),
+        (URL, URL, 1),
+        ("https://leads.example.com:443/api/webhooks/twilio/sms", URL, 2),
+        (URL, "https://leads.example.com:443/api/webhooks/twilio/sms", 2),
+    ],
+)
+def test_the_url_as_given_is_tried_first(
+    given: str, signed_over: str, hmacs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same answers as ``RequestValidator.validate`` (both port forms), in half its HMACs on
+    the common path."""
+    body = fixture("inbound_sms")
+    headers = signed(body, url=signed_over)
+    assert RequestValidator(AUTH_TOKEN).validate(
+        given, dict(parse_qsl(body.decode(), keep_blank_values=True)), headers["x-twilio-signature"]
+    )
+    calls: list[str] = []
+    compute = RequestValidator.compute_signature
+
+    def counting(self: RequestValidator, uri: str, params: Any, algorithm: Any = None) -> str:
+        calls.append(uri)
+        return str(compute(self, uri, params, algorithm))
+
+    monkeypatch.setattr(RequestValidator, "compute_signature", counting)
+    channel().verify(headers, body, url=given)
+    assert len(calls) == hmacs
+
+
+@pytest.mark.parametrize(
     "case",
     ["wrong-token", "missing", "other-url", "tampered", "query-dropped", "no-url"],
 )
