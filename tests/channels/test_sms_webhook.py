@@ -262,3 +262,32 @@ def test_status_without_message_status_is_malformed() -> None:
 def test_without_the_hint_the_body_decides() -> None:
     assert len(channel().parse(FORM, fixture("status_delivered")).statuses) == 1
     assert len(channel().parse(FORM, fixture("inbound_sms")).messages) == 1
+
+
+class _MultiForm(dict[str, list[str]]):
+    """Form fields with every value of a repeated name, as Twilio signs them."""
+
+    def getlist(self, name: str) -> list[str]:
+        return self[name]
+
+
+def test_verify_reuses_the_fields_parse_read_from_the_same_bytes_only() -> None:
+    """parse() then verify() of one body (the pipeline's order) parse the form once; the answer is
+    the validator's, repeated fields included, and other bytes are never checked against it."""
+    fields = [("MessageSid", "SM1"), ("From", LEAD), ("To", OUR_NUMBER), ("Body", "b"), ("Body", "a")]
+    body = urlencode(fields).encode()
+    form = _MultiForm()
+    for name, value in fields:
+        form.setdefault(name, []).append(value)
+    headers = {**FORM, "x-twilio-signature": RequestValidator(AUTH_TOKEN).compute_signature(URL, form)}
+    sms = channel()
+    sms.verify(headers, body, url=URL)  # nothing parsed yet: the body's own fields
+    inbound = {**headers, EVENT_HEADER: "inbound"}
+    assert sms.parse(inbound, body).messages[0].text == "a"  # the last value wins in the message
+    sms.verify(headers, body, url=URL)  # the fields parse() read
+    tampered = body.replace(b"Body=a", b"Body=c")
+    with pytest.raises(SignatureError):
+        sms.verify(headers, tampered, url=URL)
+    sms.parse(inbound, tampered)
+    with pytest.raises(SignatureError):
+        sms.verify(headers, tampered, url=URL)
