@@ -291,3 +291,18 @@ def test_verify_reuses_the_fields_parse_read_from_the_same_bytes_only() -> None:
     sms.parse(inbound, tampered)
     with pytest.raises(SignatureError):
         sms.verify(headers, tampered, url=URL)
+
+
+@pytest.mark.parametrize("key", ["bodySHA256", "body%53HA256"])
+def test_body_hash_urls_are_checked_by_the_validator(key: str) -> None:
+    """A JSON webhook signs the URL, whose ``bodySHA256`` (plain or percent-encoded) is the hash of
+    the body: the validator's answer, for the body and for a tampered one."""
+    import hashlib
+
+    body = b'{"MessageSid": "SM1"}'
+    url = f"{URL}?{key}={hashlib.sha256(body).hexdigest()}"
+    headers = {"x-twilio-signature": RequestValidator(AUTH_TOKEN).compute_signature(url, {})}
+    assert RequestValidator(AUTH_TOKEN).validate(url, body.decode(), headers["x-twilio-signature"])
+    channel().verify(headers, body, url=url)
+    with pytest.raises(SignatureError):
+        channel().verify(headers, body + b" ", url=url)
