@@ -6,8 +6,15 @@ Prints, per app, process CPU time per request (``time.process_time``: the event 
 SQLite writer thread, so the ratio holds on a loaded machine) and their ratio. ``--profile``
 writes a cProfile of LeadWarm's run to ``PATH`` (read it with ``python -m pstats PATH``).
 
+On a shared machine CPU time still varies by +-30 % from run to run (other processes' load on the
+same cores and caches). ``--callgrind`` counts instructions instead, which do not vary: run under
+``valgrind --tool=callgrind --instr-atstart=no``, it switches counting on (``callgrind_control``)
+for the measured requests only, then valgrind prints ``Collected : N`` (all threads); divide by
+``--requests`` (the figures of issue 15: 570k instructions a WhatsApp webhook before, 495k after
+its second round of cuts; 400 requests, concurrency 16, about 4 minutes under valgrind).
+
 Usage: ``python benchmarks/ingest_cpu.py [--requests N] [--concurrency C] [--durability process|power]
-[--profile PATH]``.
+[--profile PATH] [--callgrind] [--bare-only|--ours-only]``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import asyncio
 import cProfile
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,7 +122,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--durability", default="process")
     parser.add_argument("--profile", default="")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions (see the docstring)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--bare-only", action="store_true")
+    which.add_argument("--ours-only", action="store_true")
     args = parser.parse_args()
+
+    def counting(on: bool) -> None:
+        if args.callgrind:  # valgrind's own switch for this process (instructions counted or not)
+            subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())], check=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update(
             {
@@ -138,25 +155,33 @@ def main() -> None:
 
         async def run_bare() -> float:
             await drive(bare, "/bare", warm, args.concurrency)
-            return await drive(bare, "/bare", bodies, args.concurrency)
+            counting(True)
+            cpu = await drive(bare, "/bare", bodies, args.concurrency)
+            counting(False)
+            return cpu
 
         async def run_ours() -> float:
             await drive(ours, "/api/webhooks/whatsapp", warm, args.concurrency)
             profiler = cProfile.Profile() if args.profile else None
             if profiler:
                 profiler.enable()
+            counting(True)
             cpu = await drive(ours, "/api/webhooks/whatsapp", bodies, args.concurrency)
+            counting(False)
             if profiler:
                 profiler.disable()
                 profiler.dump_stats(args.profile)
             return cpu
 
-        bare_cpu = asyncio.run(_lifespan(bare, run_bare))
-        ours_cpu = asyncio.run(_lifespan(ours, run_ours))
-    print(f"bare_cpu_per_request: {bare_cpu / n * 1e6:.0f} us")
-    print(f"whatsapp_{args.durability}_cpu_per_request: {ours_cpu / n * 1e6:.0f} us")
-    print(f"whatsapp_{args.durability}_event_loop_cpu_per_request: {LOOP_CPU[-1] / n * 1e6:.0f} us")
-    print(f"whatsapp_{args.durability}_to_bare_cpu_ratio: {ours_cpu / bare_cpu:.2f} x")
+        bare_cpu = 0.0 if args.ours_only else asyncio.run(_lifespan(bare, run_bare))
+        ours_cpu = 0.0 if args.bare_only else asyncio.run(_lifespan(ours, run_ours))
+    if bare_cpu:
+        print(f"bare_cpu_per_request: {bare_cpu / n * 1e6:.0f} us")
+    if ours_cpu:
+        print(f"whatsapp_{args.durability}_cpu_per_request: {ours_cpu / n * 1e6:.0f} us")
+        print(f"whatsapp_{args.durability}_event_loop_cpu_per_request: {LOOP_CPU[-1] / n * 1e6:.0f} us")
+    if bare_cpu and ours_cpu:
+        print(f"whatsapp_{args.durability}_to_bare_cpu_ratio: {ours_cpu / bare_cpu:.2f} x")
 
 
 if __name__ == "__main__":

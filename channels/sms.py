@@ -239,8 +239,8 @@ class _FormParams(dict[str, list[str]]):
         return self[name]
 
 
-def _form(headers: Mapping[str, str], raw_body: bytes) -> dict[str, str]:
-    """Parse a form-encoded body strictly; the last value wins for a repeated field."""
+def _form(headers: Mapping[str, str], raw_body: bytes) -> list[tuple[str, str]]:
+    """Parse a form-encoded body strictly: its ``(name, value)`` fields in order."""
     content_type = (_header(headers, "content-type") or _FORM_TYPE).split(";")[0].strip().lower()
     if content_type != _FORM_TYPE:
         raise PayloadError(f"content type must be {_FORM_TYPE}, got {content_type[:60]!r}")
@@ -251,20 +251,22 @@ def _form(headers: Mapping[str, str], raw_body: bytes) -> dict[str, str]:
         raise PayloadError("body is not UTF-8") from None
     except ValueError as exc:
         raise PayloadError(f"body is not form-encoded: {exc}") from None
-    return dict(pairs)
+    return pairs
 
 
 def _valid_signature(auth_token: str, url: str, params: Any, signature: str) -> bool:
     """``RequestValidator(auth_token).validate(url, params, signature)``, which accepts the URL
-    with or without its default port and computes both signatures every time: here the URL
-    without the port is tried first, the other only when it fails (the same answers, half the
-    HMACs on the common path). A ``bodySHA256`` URL (``params`` the body text) goes to the
-    validator as it is."""
+    with or without its default port and computes both signatures every time: here the URL in the
+    form it was given (with its port when it names one, else without) is tried first, the other
+    only when it fails (the same two candidates and answers, half the HMACs on the common path,
+    whether PUBLIC_BASE_URL names a port or not). A ``bodySHA256`` URL (``params`` the body text)
+    goes to the validator as it is."""
     validator = RequestValidator(auth_token)
     if isinstance(params, str):
         return bool(validator.validate(url, params, signature))
     parsed = urlparse(url)
-    for candidate in (remove_port(parsed), add_port(parsed)):
+    candidates = (add_port, remove_port) if parsed.port else (remove_port, add_port)
+    for candidate in (form(parsed) for form in candidates):
         if compare(validator.compute_signature(candidate, params), signature):
             return True
     return False
@@ -343,6 +345,8 @@ class TwilioSmsChannel(Channel):
         self._http = http_client
         self._owns_http = http_client is None
         self._client: Client | None = None
+        self._last_form: tuple[bytes, list[tuple[str, str]]] | None = None
+        """The last body :meth:`parse` read and its fields, which :meth:`verify` reuses."""
 
     def __repr__(self) -> str:
         return (
@@ -384,10 +388,20 @@ class TwilioSmsChannel(Channel):
             raise SignatureError("the public URL of the webhook is needed to check its signature")
         text = raw_body.decode("utf-8", errors="replace")
         params: Any
-        if "bodySHA256" in parse_qs(urlsplit(url).query):
+        query = urlsplit(url).query
+        # the query is parsed only when it could name bodySHA256 (plainly or percent-encoded)
+        if ("%" in query or "bodySHA256" in query) and "bodySHA256" in parse_qs(query):
             params = text  # JSON webhooks sign a hash of the body in the URL instead of the fields
         else:
-            params = _FormParams(parse_qs(text, keep_blank_values=True))
+            params = _FormParams()
+            last = self._last_form
+            # the fields parse() read from these very bytes (a strict parse that succeeded gives
+            # the same fields as the lenient one below), else the body's own
+            fields = last[1] if last is not None and last[0] == raw_body else None
+            if fields is None:
+                params.update(parse_qs(text, keep_blank_values=True))
+            for name, value in fields or ():
+                params.setdefault(name, []).append(value)
         if not _valid_signature(self._auth_token, url, params, signature.strip()):
             raise SignatureError("X-Twilio-Signature does not match the URL and body")
 
@@ -409,7 +423,9 @@ class TwilioSmsChannel(Channel):
         return guarded_parse(self.name, self.traits, raw_body, lambda: self._parse(headers, raw_body))
 
     def _parse(self, headers: Mapping[str, str], raw_body: bytes) -> ParsedWebhook:
-        form = _form(headers, raw_body)
+        fields = _form(headers, raw_body)
+        self._last_form = (raw_body, fields)
+        form = dict(fields)  # the last value wins for a repeated field
         event = (_header(headers, EVENT_HEADER) or "").strip().lower()
         if not event:
             status = form.get("MessageStatus", "").strip().lower()

@@ -68,6 +68,38 @@ def test_url_with_query_and_default_port_variants() -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "signed_over", "hmacs"),
+    [
+        # the URL as given is tried first: one HMAC, with or without a port in PUBLIC_BASE_URL
+        ("http://127.0.0.1:8000/api/webhooks/twilio/sms", "http://127.0.0.1:8000/api/webhooks/twilio/sms", 1),
+        (URL, URL, 1),
+        ("https://leads.example.com:443/api/webhooks/twilio/sms", URL, 2),
+        (URL, "https://leads.example.com:443/api/webhooks/twilio/sms", 2),
+    ],
+)
+def test_the_url_as_given_is_tried_first(
+    given: str, signed_over: str, hmacs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same answers as ``RequestValidator.validate`` (both port forms), in half its HMACs on
+    the common path."""
+    body = fixture("inbound_sms")
+    headers = signed(body, url=signed_over)
+    assert RequestValidator(AUTH_TOKEN).validate(
+        given, dict(parse_qsl(body.decode(), keep_blank_values=True)), headers["x-twilio-signature"]
+    )
+    calls: list[str] = []
+    compute = RequestValidator.compute_signature
+
+    def counting(self: RequestValidator, uri: str, params: Any, algorithm: Any = None) -> str:
+        calls.append(uri)
+        return str(compute(self, uri, params, algorithm))
+
+    monkeypatch.setattr(RequestValidator, "compute_signature", counting)
+    channel().verify(headers, body, url=given)
+    assert len(calls) == hmacs
+
+
+@pytest.mark.parametrize(
     "case",
     ["wrong-token", "missing", "other-url", "tampered", "query-dropped", "no-url"],
 )
@@ -230,3 +262,47 @@ def test_status_without_message_status_is_malformed() -> None:
 def test_without_the_hint_the_body_decides() -> None:
     assert len(channel().parse(FORM, fixture("status_delivered")).statuses) == 1
     assert len(channel().parse(FORM, fixture("inbound_sms")).messages) == 1
+
+
+class _MultiForm(dict[str, list[str]]):
+    """Form fields with every value of a repeated name, as Twilio signs them."""
+
+    def getlist(self, name: str) -> list[str]:
+        return self[name]
+
+
+def test_verify_reuses_the_fields_parse_read_from_the_same_bytes_only() -> None:
+    """parse() then verify() of one body (the pipeline's order) parse the form once; the answer is
+    the validator's, repeated fields included, and other bytes are never checked against it."""
+    fields = [("MessageSid", "SM1"), ("From", LEAD), ("To", OUR_NUMBER), ("Body", "b"), ("Body", "a")]
+    body = urlencode(fields).encode()
+    form = _MultiForm()
+    for name, value in fields:
+        form.setdefault(name, []).append(value)
+    headers = {**FORM, "x-twilio-signature": RequestValidator(AUTH_TOKEN).compute_signature(URL, form)}
+    sms = channel()
+    sms.verify(headers, body, url=URL)  # nothing parsed yet: the body's own fields
+    inbound = {**headers, EVENT_HEADER: "inbound"}
+    assert sms.parse(inbound, body).messages[0].text == "a"  # the last value wins in the message
+    sms.verify(headers, body, url=URL)  # the fields parse() read
+    tampered = body.replace(b"Body=a", b"Body=c")
+    with pytest.raises(SignatureError):
+        sms.verify(headers, tampered, url=URL)
+    sms.parse(inbound, tampered)
+    with pytest.raises(SignatureError):
+        sms.verify(headers, tampered, url=URL)
+
+
+@pytest.mark.parametrize("key", ["bodySHA256", "body%53HA256"])
+def test_body_hash_urls_are_checked_by_the_validator(key: str) -> None:
+    """A JSON webhook signs the URL, whose ``bodySHA256`` (plain or percent-encoded) is the hash of
+    the body: the validator's answer, for the body and for a tampered one."""
+    import hashlib
+
+    body = b'{"MessageSid": "SM1"}'
+    url = f"{URL}?{key}={hashlib.sha256(body).hexdigest()}"
+    headers = {"x-twilio-signature": RequestValidator(AUTH_TOKEN).compute_signature(url, {})}
+    assert RequestValidator(AUTH_TOKEN).validate(url, body.decode(), headers["x-twilio-signature"])
+    channel().verify(headers, body, url=url)
+    with pytest.raises(SignatureError):
+        channel().verify(headers, body + b" ", url=url)

@@ -466,3 +466,35 @@ def test_non_numeric_timestamp_raises() -> None:
     first_value(body)["messages"][0]["timestamp"] = "yesterday"
     with pytest.raises(PayloadError, match="timestamp"):
         parse_body(body)
+
+
+# --------------------------------------------------------------------------- decoding
+def test_bodies_msgspec_refuses_are_read_as_json_loads_reads_them() -> None:
+    """The fast decoder (msgspec) refuses lone surrogate escapes and integers past 64 bits; such
+    bodies are still read, with the values ``json.loads`` gives (then made safe to store)."""
+    body = load_fixture("text")
+    value = first_value(body)
+    value["messages"][0]["text"]["body"] = "caf\u00e9 \ud83d"  # a lone high surrogate
+    value["messages"][0]["order"] = {"big": 2**70}
+    raw = json.dumps(body).encode()  # the surrogate as JSON's escape
+    assert b"\\ud83d" in raw
+    message = make_channel().parse({}, raw).messages[0]
+    assert message.text == "caf\u00e9 \ufffd"
+    assert message.metadata["order"] == {"big": "<integer out of range>"}
+    assert message.provider_message_id == first_value(load_fixture("text"))["messages"][0]["id"]
+
+
+def test_nesting_too_deep_is_a_payload_error_not_a_crash() -> None:
+    raw = b'{"object": "whatsapp_business_account", "entry": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(PayloadError):
+        make_channel().parse({}, raw)
+
+
+def test_the_same_message_from_either_decoder() -> None:
+    """A body both decoders read gives one message, whichever read it."""
+    raw = fixture_bytes("text")
+    fast = make_channel().parse({}, raw).messages[0]
+    slow = (
+        make_channel().parse({}, json.dumps(json.loads(raw), ensure_ascii=False).encode("utf-16")).messages[0]
+    )
+    assert fast == slow

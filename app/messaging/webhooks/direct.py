@@ -26,7 +26,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.composition import Runtime
 from app.messaging.webhooks.ingest import ingest_webhook, too_large
-from app.ops.requests import with_request_headers
+from app.ops.requests import HEADER as REQUEST_ID_HEADER
+from app.ops.requests import SECURITY_HEADERS, with_request_headers
 from channels.registry import channel_class
 
 __all__ = ["DirectIngest", "DirectIngestFactory", "direct_ingest", "send_response"]
@@ -126,6 +127,15 @@ async def _read_body(receive: Receive, *, too_large_at: int) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+@functools.lru_cache(maxsize=64)
+def _content_type(media_type: str, encoding: str) -> bytes:
+    """The ``Content-Type`` header value of a media type (``; charset=`` added to a ``text/`` one
+    that has none)."""
+    if media_type.startswith("text/") and "charset" not in media_type:
+        media_type += f"; charset={encoding}"
+    return media_type.encode("latin-1")
+
+
 async def send_response(response: Response[Any], send: Send, *, request_id: str = "") -> None:
     """Send ``response`` (bytes, text, or a JSON-encodable value, its status, media type and
     headers; no cookies or background tasks) on ``send``; with ``request_id``, plus
@@ -137,16 +147,17 @@ async def send_response(response: Response[Any], send: Send, *, request_id: str 
         body = content.encode(response.encoding)
     else:
         body = msgspec.json.encode(content)
-    media_type = str(response.media_type or "application/json")
-    if media_type.startswith("text/") and "charset" not in media_type:
-        media_type += f"; charset={response.encoding}"
     headers = [
-        (b"content-type", media_type.encode("latin-1")),
+        (b"content-type", _content_type(str(response.media_type or "application/json"), response.encoding)),
         (b"content-length", str(len(body)).encode("latin-1")),
-        *((str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items()),
     ]
-    if request_id:
-        headers = with_request_headers(headers, request_id)
+    if response.headers:
+        own = response.headers.items()
+        headers += [(str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in own]
+        if request_id:
+            headers = with_request_headers(headers, request_id)
+    elif request_id:  # what with_request_headers gives for a response without headers of its own
+        headers += [(REQUEST_ID_HEADER, request_id.encode("latin-1")), *SECURITY_HEADERS]
     await send({"type": "http.response.start", "status": response.status_code or 200, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

@@ -12,6 +12,7 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_403_FORBIDDEN
+from litestar.types import Scope
 
 from app.composition import Runtime
 from app.core.logs import get_logger
@@ -42,11 +43,16 @@ def whatsapp_subscribe(request: Request[Any, Any, Any], runtime: NamedDependency
     return Response(challenge, media_type="text/plain")
 
 
+def _unsigned_url(_: Runtime, __: Scope, ___: dict[str, str]) -> str:
+    """Meta signs the body alone ("Webhooks > Event notifications"): no URL is built for it."""
+    return ""
+
+
 @post(
     "/api/webhooks/whatsapp",
     status_code=200,
     summary="WhatsApp messages and delivery statuses",
-    middleware=[direct_ingest("whatsapp")],
+    middleware=[direct_ingest("whatsapp", prepare=_unsigned_url)],
 )
 async def whatsapp_receive(
     request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
