@@ -10,9 +10,7 @@ Several processes may open the same file (``leadwarm serve`` and ``leadwarm chat
 
 No SQLite call runs on the event loop: the writer connection belongs to one dedicated thread and
 the reader connection to another; coroutines hand them work (:class:`SerialThread`) and await it. A
-transaction costs one hand-off per read plus one for the writes and the ``COMMIT``. (One bounded
-exception: a small ingest-log group is committed in place when the writer is idle and the write
-lock free at once, see :meth:`SQLiteStore.append_log`.)
+transaction costs one hand-off per read plus one for the writes and the ``COMMIT``.
 
 Durability (``DURABILITY``): ``process`` (default) runs WAL with ``synchronous=NORMAL``, so a
 commit survives the process being killed (the WAL is in the OS page cache) but the last commits
@@ -438,17 +436,8 @@ class SerialThread(concurrent.futures.Executor):
             queue.SimpleQueue()
         )
         self._closed = False
-        # each counter has one writer (no lost update): the callers' thread, then this thread
-        self._given = 0
-        self._finished = 0
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
-
-    @property
-    def idle(self) -> bool:
-        """Whether every callable given so far has finished (or was skipped). Exact when asked
-        from the one thread that gives callables (the event loop's): nothing can start after."""
-        return self._given == self._finished
 
     def _work(self) -> None:
         while True:
@@ -456,17 +445,14 @@ class SerialThread(concurrent.futures.Executor):
             if item is None:
                 return
             fn, done, cancelled = item
+            if cancelled():
+                continue
             try:
-                if cancelled():
-                    continue
-                try:
-                    result = fn()
-                except BaseException as exc:  # handed to the caller, whatever it is
-                    done(exc, None)
-                else:
-                    done(None, result)
-            finally:
-                self._finished += 1
+                result = fn()
+            except BaseException as exc:  # handed to the caller, whatever it is
+                done(exc, None)
+            else:
+                done(None, result)
 
     def call(self, fn: Callable[[], R]) -> asyncio.Future[R]:
         """Run ``fn`` on the thread; the returned future (of the running loop) gets its result
@@ -480,7 +466,6 @@ class SerialThread(concurrent.futures.Executor):
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_settle, future, error, result)
 
-        self._given += 1
         self._queue.put((fn, done, future.cancelled))
         return future
 
@@ -499,7 +484,6 @@ class SerialThread(concurrent.futures.Executor):
         def run() -> R:
             return fn(*args, **kwargs)
 
-        self._given += 1
         self._queue.put((run, done, lambda: not future.set_running_or_notify_cancel()))
         return future
 
@@ -724,8 +708,6 @@ class SQLiteStore(Store):
     """
 
     group_commit_log = True
-    in_place_append_max = 64
-    """Largest ingest-log group :meth:`append_log` may commit on the event loop (0: never)."""
 
     def __init__(
         self, path: str | Path, *, busy_timeout_s: float = 10.0, durability: Durability = "process"
@@ -739,9 +721,6 @@ class SQLiteStore(Store):
             raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
         self.path = str(path)
         self.durability: Durability = durability
-        self._busy_timeout_ms = int(busy_timeout_s * 1000)
-        self.in_place_appends = 0
-        """Ingest-log groups committed on the event loop (:meth:`append_log`); tests read it."""
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             uri = False
@@ -797,12 +776,6 @@ class SQLiteStore(Store):
         """Run ``fn`` on the writer thread (the caller holds ``_lock`` when it spans statements);
         every :data:`CHECKPOINT_EVERY_WRITES` of them, start a background checkpoint."""
         result = await self._writer_thread.call(fn)
-        self._written()
-        return result
-
-    def _written(self) -> None:
-        """After a write (on the writer thread or in place): every :data:`CHECKPOINT_EVERY_WRITES`
-        of them, start a background checkpoint; queue a WAL restart when one is due."""
         self._writes_since_checkpoint += 1
         if (
             self._writes_since_checkpoint >= CHECKPOINT_EVERY_WRITES
@@ -817,6 +790,7 @@ class SQLiteStore(Store):
         if self._wal_restart_due and not self._closed:
             self._wal_restart_due = False
             self._writer_thread.call(self._restart_wal)  # before the next write
+        return result
 
     def _checkpoint(self) -> int:
         """On the checkpoint thread: copy what the WAL holds into the database (passive); returns
@@ -1274,34 +1248,12 @@ class SQLiteStore(Store):
         reads (which then run in place); awaiting anything else raises ``RuntimeError`` and
         rolls the group back.
 
-        The one exception to "no SQLite call on the event loop": a group of at most
-        :attr:`in_place_append_max` records, when the writer thread is idle and no transaction of
-        this process holds the writer, is committed in place (the same statements, on the loop's
-        thread), provided SQLite's write lock is free at once (``busy_timeout=0`` for its
-        ``BEGIN IMMEDIATE``; when another process holds it, the group goes to the writer thread,
-        which waits). Such a commit holds the loop for its inserts and a ``COMMIT`` without sync
-        (tens of microseconds a record), and saves the two thread hand-offs that, on a busy
-        machine, each wait for the scheduler (issue 15: the open-loop p50 of a webhook was 3x
-        the bare endpoint's at a load average of 6); the WAL sync of ``DURABILITY=power`` stays
-        on its own thread.
-
         The entries are JSON-encoded on the writer thread (msgspec: a tenth of :func:`json.dumps`'s
         CPU), not on the event loop."""
 
-        def append(*, in_place: bool = False) -> tuple[list[bool], list[_SQLiteTransaction]] | None:
+        def append() -> tuple[list[bool], list[_SQLiteTransaction]]:
             rows = [(r.tenant_id, r.id, r.at, _LOG_ENCODER.encode(r.data).decode()) for r in records]
-            if in_place:  # never wait for the lock on the event loop: None, and the thread waits
-                self._writer.execute("PRAGMA busy_timeout=0")
-                try:
-                    self._writer.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc):
-                        raise
-                    return None
-                finally:
-                    self._writer.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-            else:
-                self._writer.execute("BEGIN IMMEDIATE")
+            self._writer.execute("BEGIN IMMEDIATE")
             try:
                 fresh: list[bool] = []
                 for record, row in zip(records, rows, strict=True):
@@ -1324,21 +1276,7 @@ class SQLiteStore(Store):
             return fresh, txs
 
         async with self._lock:
-            done = None
-            if (
-                len(records) <= self.in_place_append_max
-                and self._writer_thread.idle
-                and not self._closed
-                and not self._writer.in_transaction
-            ):
-                done = append(in_place=True)
-                if done is not None:
-                    self._written()
-                    self.in_place_appends += 1
-            if done is None:
-                done = await self._write_op(append)
-            assert done is not None  # the thread waits for the lock (busy_timeout), or raises
-            fresh, txs = done
+            fresh, txs = await self._write_op(append)
             self.commits += 1
             for tx in txs:
                 self._registered.update(tx.newly)
