@@ -38,13 +38,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.core.runner import run  # noqa: E402 - the service's own loop (uvloop when installed)
 from benchmarks.load import closed_loop, encode_requests, open_loop  # noqa: E402
 
 SECRET = "bench-secret"
@@ -143,15 +143,6 @@ def _twilio(i: int, url: str) -> tuple[bytes, dict[str, str]]:
         "X-Twilio-Signature": signature,
         "Content-Type": "application/x-www-form-urlencoded",
     }
-
-
-def _run(coro: Any) -> Any:
-    """Run ``coro`` on uvloop when it is installed (the servers' own loop), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -277,7 +268,9 @@ def bench_ingest(requests: int, concurrency: int, *, rate: float = 500.0, rounds
                 for name, url in targets.items():
                     load = encode_requests(url, batch(name, requests))
                     used = _cpu_s(pids[name])
-                    rps, latencies, client = _run(closed_loop(url, load, concurrency))
+                    rps, latencies, client = run(
+                        closed_loop(url, load, concurrency)
+                    )  # uvloop, as the servers
                     results[name].append((rps, latencies))
                     cpu[name].append((_cpu_s(pids[name]) - used) / requests)
                     client_cpu.append(client)
@@ -375,7 +368,7 @@ def main() -> None:
     bench_ingest(args.requests, args.concurrency, rate=args.rate)
     if args.ingest_only:
         return
-    asyncio.run(_turns(args.leads))
+    run(_turns(args.leads))
     from benchmarks.llm import bench_prompt_tokens
 
     for line in bench_prompt_tokens():

@@ -342,6 +342,8 @@ _LOG_ENCODER = msgspec.json.Encoder(enc_hook=str)
 CHECKPOINT_EVERY_WRITES = 128
 #: WAL frames (pages, 4 KiB each) past which the writer restarts the WAL between transactions.
 MAX_WAL_FRAMES = 8192
+#: A restart found busy is tried again after each of the next writes, this many times at most.
+WAL_RESTART_RETRIES = 3
 
 #: A log entry inserted unless its id is logged already.
 _APPEND = "INSERT OR IGNORE INTO ingest_log VALUES (?,?,?,?)"
@@ -753,6 +755,8 @@ class SQLiteStore(Store):
         self.checkpoints = 0
         """Background checkpoints run (tests read it)."""
         self._wal_restart_due = False
+        self._wal_restart_busy = 0
+        """Restarts found busy in a row (see :meth:`_restart_wal`)."""
         self.wal_restarts = 0
         """WAL restarts made on the writer thread once the WAL passed :data:`MAX_WAL_FRAMES`."""
         self._writer.executescript(_SCHEMA)
@@ -782,6 +786,7 @@ class SQLiteStore(Store):
             and self._checkpointing is None
             and self._checkpointer is not None
             and not self._closed
+            and not self._wal_restart_due  # the restart checkpoints; a passive one would block it
         ):
             self._writes_since_checkpoint = 0
             # a thread future, not the loop's: a store may outlive the event loop that wrote last
@@ -822,10 +827,21 @@ class SQLiteStore(Store):
             self._wal_restart_due = True  # a transaction spans hand-offs: after it
             return
         try:
-            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            self.wal_restarts += 1
+            row = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
             log.warning("sqlite.wal_restart_failed", error=type(exc).__name__)
+            return  # the next passive checkpoint asks again
+        if row is not None and row[0]:
+            # busy (the pragma reports it rather than raising): the checkpoint thread's passive
+            # checkpoint held the lock, or a reader its snapshot. Try again after the next write,
+            # a few times (a long reader makes each try wait its busy timeout), then leave it to
+            # the next passive checkpoint, which asks again while the WAL is too long.
+            self._wal_restart_busy += 1
+            if self._wal_restart_busy <= WAL_RESTART_RETRIES:
+                self._wal_restart_due = True
+            return
+        self._wal_restart_busy = 0
+        self.wal_restarts += 1
 
     async def sync_commits(self) -> None:
         """Return once every commit made before this call is on stable storage: with

@@ -156,3 +156,28 @@ async def test_checkpoints_run_on_their_own_thread_and_keep_the_wal_bounded(
     await store.close()
     with sqlite3.connect(tmp_path / "db.sqlite") as conn:  # everything reached the file
         assert conn.execute("SELECT COUNT(*) FROM ingest_log").fetchone()[0] == 600
+
+
+async def test_a_wal_restart_held_up_by_a_reader_is_tried_again_after_the_next_writes(tmp_path: Path) -> None:
+    """``PRAGMA wal_checkpoint(TRUNCATE)`` reports "busy" in its result rather than raising: a
+    restart held up by a reader's snapshot (or the passive checkpoint) is tried again after the
+    next write, and the WAL is truncated once it can be; it was counted as done and the WAL kept
+    growing until the next passive checkpoint asked again."""
+    path = tmp_path / "db.sqlite"
+    store = SQLiteStore(path, busy_timeout_s=0.05)
+    text = "x" * 3000
+    for i in range(20):
+        assert await store.append_log([LogRecord("t1", f"m:{i}", float(i), {"text": text})]) == [True]
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT COUNT(*) FROM ingest_log").fetchone()[0] == 20  # holds a snapshot
+    await store.append_log([LogRecord("t1", "m:20", 20.0, {"text": text})])
+    await store._writer_thread.call(store._restart_wal)
+    assert store.wal_restarts == 0 and store._wal_restart_due  # busy: tried again after a write
+    reader.execute("COMMIT")
+    reader.close()
+    await store.append_log([LogRecord("t1", "m:21", 21.0, {"text": text})])
+    await store.append_log([LogRecord("t1", "m:22", 22.0, {"text": text})])  # runs after the retry
+    assert store.wal_restarts == 1
+    assert await store.log_size("t1") == 23
+    await store.close()
