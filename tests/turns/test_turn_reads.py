@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,29 +12,11 @@ import pytest
 from app.booking import service as booking_service
 from app.booking.calendar import SETTINGS
 from app.composition import Runtime
-from app.core.settings import Settings
 from app.messaging.records import OutboxItem
 from app.store import where
 from app.store.sqlite import SQLiteStore
-from app.tenancy.bootstrap import bootstrap
-from channels.webchat import WebChatChannel
 
 LEADS = 4
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(
-        _env_file=None,
-        leadwarm_data_dir=tmp_path,
-        admin_api_key="lw_test_reads",  # type: ignore[arg-type]
-        log_level="WARNING",
-        burst_window_seconds=0.0,
-    )
-    rt = Runtime.build(settings, channels={"webchat": WebChatChannel()})
-    await bootstrap(rt)
-    yield rt
-    await rt.store.close()
 
 
 async def _say(rt: Runtime, tag: str, text: str) -> None:

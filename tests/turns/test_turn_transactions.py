@@ -12,27 +12,16 @@ from pathlib import Path
 import pytest
 
 from app.composition import Runtime
-from app.core.settings import Settings
 from app.store import where
 from app.store.sqlite import SQLiteStore
-from app.tenancy.bootstrap import bootstrap
-from channels.webchat import WebChatChannel
+from tests.turns.conftest import webchat_runtime
 
 LEADS = 16
 
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(
-        _env_file=None,
-        leadwarm_data_dir=tmp_path,
-        admin_api_key="lw_test_turns",  # type: ignore[arg-type]
-        log_level="WARNING",
-        burst_window_seconds=0.0,
-        worker_concurrency=LEADS,
-    )
-    rt = Runtime.build(settings, channels={"webchat": WebChatChannel()})
-    await bootstrap(rt)
+    rt = await webchat_runtime(tmp_path, worker_concurrency=LEADS)
     yield rt
     await rt.store.close()
 

@@ -5,19 +5,12 @@ cancelled timer."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from app.composition import Runtime
 from app.conversations.planning import PlannedJob, TimerChange, TurnPlan
 from app.conversations.records import Conversation, Lead
 from app.conversations.service import earliest_job_due
-from app.core.settings import Settings
 from app.messaging.records import OutboxItem
-from app.tenancy.bootstrap import bootstrap
-from channels.webchat import WebChatChannel
 
 NOW = 1_000.0
 
@@ -58,21 +51,6 @@ def test_a_wait_timer_alone_wakes_the_worker_at_its_due_time() -> None:
     assert earliest_job_due(plan, NOW) == NOW + 3_600
     plan.outbox.append(_outbox())
     assert earliest_job_due(plan, NOW) == NOW  # a reply to dispatch: at once
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(
-        _env_file=None,
-        leadwarm_data_dir=tmp_path,
-        admin_api_key="lw_test_wakeups",  # type: ignore[arg-type]
-        log_level="WARNING",
-        burst_window_seconds=0.0,
-    )
-    rt = Runtime.build(settings, channels={"webchat": WebChatChannel()})
-    await bootstrap(rt)
-    yield rt
-    await rt.store.close()
 
 
 async def test_a_turn_with_a_reply_wakes_the_worker_for_now(runtime: Runtime) -> None:
