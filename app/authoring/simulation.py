@@ -191,7 +191,8 @@ class SimEvent(BaseModel):
 
 class SimResult(BaseModel):
     """The answer to one action: the ``session`` to send back next time, the ``events`` this action
-    produced, and a summary the page shows (status, step, slots, score, next timer)."""
+    produced, and a summary the page shows (status, step, slots, score, next timer, and the
+    time zone its times are shown in)."""
 
     session: SimSession
     events: list[SimEvent]
@@ -201,6 +202,8 @@ class SimResult(BaseModel):
     score: int
     qualified: bool
     timer_due_at: float | None
+    timezone: str = "UTC"
+    """The IANA zone the simulation reads and shows times in (the tenant's)."""
 
 
 def _state_for(playbook: Playbook, session: SimSession) -> ConversationState | None:
@@ -340,6 +343,7 @@ async def simulate(
         score=state.score,
         qualified=state.qualified,
         timer_due_at=state.timer.due_at if state.timer and state.status == "waiting" else None,
+        timezone=timezone,
     )
 
 

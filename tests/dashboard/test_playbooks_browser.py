@@ -281,11 +281,13 @@ def test_a_new_version_is_published_as_a_draft_then_activated_from_the_list(
 
 def test_a_simulated_message_in_quiet_hours_shows_as_held(page: Page, tenant: Tenant) -> None:
     """The simulator applies the tenant's quiet hours: with quiet hours around the current time, the
-    playbook's first message (the lead did not write) is shown held until they end."""
+    playbook's first message (the lead did not write) is shown held until they end, in the
+    tenant's time zone."""
     runtime = tenant.server.runtime
 
     async def quiet_now() -> str:
         profile = await runtime.tenants.profile(tenant.id)
+        profile = profile.model_copy(update={"timezone": "Asia/Tokyo"})  # 9 hours from the browser's UTC
         local = datetime.fromtimestamp(runtime.clock.now(), ZoneInfo(profile.timezone))
         start, end = (
             (local - timedelta(hours=1)).strftime("%H:%M"),
@@ -296,7 +298,9 @@ def test_a_simulated_message_in_quiet_hours_shows_as_held(page: Page, tenant: Te
         )
         return end
 
-    tenant.server.call(quiet_now())
+    end = tenant.server.call(quiet_now())
+    hours, minutes = (int(x) for x in end.split(":"))
+    shown_end = f"{hours % 12 or 12}:{minutes:02d} {'AM' if hours < 12 else 'PM'}"  # en's 12-hour clock
     sign_in(page, tenant, *MARKETER)
     page.get_by_role("navigation").get_by_role("link", name="Playbooks").click()
     page.get_by_role("link", name="New playbook").click()
@@ -308,4 +312,7 @@ def test_a_simulated_message_in_quiet_hours_shows_as_held(page: Page, tenant: Te
     expect(held.first).to_contain_text("Bonjour ! Deux questions rapides.")
     expect(held.first.locator(".held")).to_contain_text("Held by the sending rules until")
     expect(held.first.locator(".held")).to_contain_text("(quiet hours)")
+    # in the tenant's zone (the lead's clock), whatever the browser's own
+    expect(held.first.locator(".held")).to_contain_text(shown_end)
+    expect(page.locator("#sim-now")).to_contain_text("(Asia/Tokyo)")
     shot(page, "simulator-held")

@@ -413,6 +413,16 @@
     const simLang = document.getElementById("sim-lang");
     let session = null;
     let reasons = [];
+    let simZone = null; // the tenant's zone: simulated times read as the lead's clock would show them
+
+    function simWhen(epoch) {
+      if (!epoch) return "";
+      try {
+        return new Date(epoch * 1000).toLocaleString(LANG, { dateStyle: "medium", timeStyle: "short", timeZone: simZone || undefined });
+      } catch (err) {
+        return when(epoch); // a zone this browser does not know: its own
+      }
+    }
 
     function line(kind, who, text, extra, more) {
       return el("li", { class: "ev ev-" + kind }, el("span", { class: "who" }, who), el("span", { class: "text" }, text), extra || null, more || null);
@@ -422,7 +432,7 @@
     function held(e) {
       if (!e.policy) return null;
       const why = T["sim_policy_" + e.policy] || e.policy;
-      const text = e.held_until ? T.sim_held_until + " " + when(e.held_until) + " (" + why + ")" : T.sim_blocked + " (" + why + ")";
+      const text = e.held_until ? T.sim_held_until + " " + simWhen(e.held_until) + " (" + why + ")" : T.sim_blocked + " (" + why + ")";
       return el("span", { class: "held" }, text);
     }
 
@@ -437,26 +447,26 @@
 
     function feedItem(e) {
       switch (e.kind) {
-        case "lead": return line("lead", T.sim_lead + " · " + when(e.at), e.text);
-        case "bot": return line(e.policy ? "bot held" : "bot", T.sim_bot + " · " + when(e.at), e.text,
+        case "lead": return line("lead", T.sim_lead + " · " + simWhen(e.at), e.text);
+        case "bot": return line(e.policy ? "bot held" : "bot", T.sim_bot + " · " + simWhen(e.at), e.text,
           e.choices.length ? el("span", { class: "choices" }, ...e.choices.map((c) => choiceButton(c))) : null, held(e));
         case "slot": return line("slot", T.sim_slot, e.slot + " = " + (typeof e.value === "object" ? JSON.stringify(e.value) : String(e.value)));
         case "score": return line("score", T.score, (e.points > 0 ? "+" : "") + e.points + " " + e.reason + " → " + e.score);
         case "qualified": return line("mark", "★", T.sim_qualified + " (" + e.score + ")");
-        case "timer": return line("timer", "•", T.sim_timer_set + " " + when(e.due_at) + " (" + e.step_id + ")");
-        case "timer_fired": return line("timer", "•", T.sim_timer_fired + " · " + when(e.at) + " (" + e.step_id + ")");
-        case "clock": return line("clock", "•", T.sim_clock_moved + " " + when(e.at));
+        case "timer": return line("timer", "•", T.sim_timer_set + " " + simWhen(e.due_at) + " (" + e.step_id + ")");
+        case "timer_fired": return line("timer", "•", T.sim_timer_fired + " · " + simWhen(e.at) + " (" + e.step_id + ")");
+        case "clock": return line("clock", "•", T.sim_clock_moved + " " + simWhen(e.at));
         case "handoff": return line("mark", "•", T.sim_handoff + ": " + e.reason);
         case "ended": return line("mark", "■", T.sim_ended + ": " + e.outcome);
-        case "booked": return line("mark", "•", T.sim_booked + " " + when(e.value.start));
+        case "booked": return line("mark", "•", T.sim_booked + " " + simWhen(e.value.start));
         case "opt_out": return line("mark", "•", T.sim_opt_out);
         default: return line("note", T.sim_note, e.text || e.kind);
       }
     }
 
     function drawState(r) {
-      document.getElementById("sim-now").textContent = when(r.session.now);
-      document.getElementById("sim-timer").textContent = r.timer_due_at ? when(r.timer_due_at) : T.sim_no_timer;
+      document.getElementById("sim-now").textContent = simWhen(r.session.now) + (simZone ? " (" + simZone + ")" : "");
+      document.getElementById("sim-timer").textContent = r.timer_due_at ? simWhen(r.timer_due_at) : T.sim_no_timer;
       const slots = Object.entries(r.slots || {});
       document.getElementById("sim-slots").replaceChildren(
         ...slots.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]));
@@ -480,6 +490,7 @@
       const result = r.data;
       if (fresh) { feed.replaceChildren(); reasons = []; }
       session = result.session;
+      simZone = result.timezone || null;
       for (const e of result.events) {
         feed.append(feedItem(e));
         if (e.kind === "score") reasons.push(e);
