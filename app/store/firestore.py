@@ -50,6 +50,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import grpc
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud.firestore import AsyncClient, AsyncQuery, AsyncTransaction
@@ -777,11 +778,24 @@ def _group_document(snapshot: DocumentSnapshot) -> Document | None:
     return Document(parts[1], "/".join(parts[2:-1]), parts[-1], _data(snapshot))
 
 
+#: Rollbacks sent and not answered yet (a strong reference, so that none is collected mid-call).
+_ROLLBACKS: set[asyncio.Task[None]] = set()
+
+
+async def _rollback(tx: AsyncTransaction) -> None:
+    with contextlib.suppress(gexc.GoogleAPIError, ValueError, grpc.aio.UsageError):
+        await tx._rollback()
+
+
 async def _quiet_rollback(tx: AsyncTransaction) -> None:
-    """Roll back, ignoring failures: the server also expires an abandoned transaction."""
+    """Send the rollback without waiting for its answer, ignoring failures: the server also
+    expires an abandoned transaction. Waiting for it could hang the caller: the emulator was seen
+    leaving a rollback unanswered for minutes while other transactions contended for the same
+    documents (a booking race), and a cancelled gRPC call does not always end when cancelled."""
     if tx.in_progress:
-        with contextlib.suppress(gexc.GoogleAPIError, ValueError):
-            await tx._rollback()
+        task = asyncio.ensure_future(_rollback(tx))
+        _ROLLBACKS.add(task)
+        task.add_done_callback(_ROLLBACKS.discard)
 
 
 def open_firestore_store(
