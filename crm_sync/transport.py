@@ -38,16 +38,14 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 
-from kernel.egress import EgressRefusedError, refusal
+from kernel.egress import check_addresses
 
 __all__ = ["GuardedResolver", "PooledTransport"]
 
 
 def _check(host: str, address: str, *, allow_private: bool) -> None:
     """Raise :class:`EgressRefusedError` when ``address`` (of ``host``) may not be dialled."""
-    why = refusal(ipaddress.ip_address(address.split("%", 1)[0]), allow_private=allow_private)
-    if why is not None:
-        raise EgressRefusedError(f"{host!r} resolves to a {why}; not connecting")
+    check_addresses(host, [ipaddress.ip_address(address.split("%", 1)[0])], allow_private=allow_private)
 
 
 class GuardedResolver(AbstractResolver):

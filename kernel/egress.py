@@ -26,7 +26,7 @@ import httpx
 
 from kernel.errors import LeadWarmError
 
-__all__ = ["EgressRefusedError", "guarded_transport", "refusal"]
+__all__ = ["EgressRefusedError", "check_addresses", "guarded_transport", "refusal"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -48,6 +48,15 @@ def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     if not allow_private and (address.is_loopback or address.is_private or not address.is_global):
         return "private or loopback address"
     return None
+
+
+def check_addresses(host: str, addresses: Iterable[IPAddress], *, allow_private: bool) -> None:
+    """Raise :class:`EgressRefusedError` (naming ``host`` and why) when :func:`refusal` refuses
+    any of the addresses ``host`` resolved to; the one rule of every guarded client."""
+    for address in addresses:
+        why = refusal(address, allow_private=allow_private)
+        if why is not None:
+            raise EgressRefusedError(f"refused to connect to {host!r}: {why}")
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -78,10 +87,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
         if not addresses:
             raise httpcore.ConnectError(f"cannot resolve {host!r}")
-        for address in addresses:
-            why = refusal(address, allow_private=self._allow_private)
-            if why is not None:
-                raise EgressRefusedError(f"refused to connect to {host!r}: {why}")
+        check_addresses(host, addresses, allow_private=self._allow_private)
         dial = str(addresses[0])
         return await self._inner.connect_tcp(
             dial, port, timeout=timeout, local_address=local_address, socket_options=socket_options
