@@ -159,9 +159,7 @@ class Runtime:
             playbooks=playbooks,
             jobs=jobs,
             pacer=(
-                SendPacer(clock=clock, processes=settings.send_pacing_processes)
-                if settings.send_pacing
-                else None
+                SendPacer(clock=clock, processes=settings.worker_processes) if settings.send_pacing else None
             ),
         )
         statuses = StatusService(store=store, clock=clock, ledger=ledger)

@@ -234,13 +234,30 @@ class SlidingWindow:
 class RateGate:
     """A rate limit for one (tenant, provider): the catalog's shortest documented window (a
     :class:`RollingWindow` up to 60 s, a :class:`SlidingWindow` beyond), plus a pause set from
-    the provider's headers (seconds, epoch-based). Use :meth:`slot` around each request."""
+    the provider's headers (seconds, epoch-based). Use :meth:`slot` around each request.
 
-    def __init__(self, limits: tuple[RateLimit, ...], headers: RateLimitHeaders, *, clock: Clock) -> None:
+    ``processes`` is how many worker processes spend the same allowance (the vendor counts per
+    tenant account, not per process): each gate lets through its share, ``requests //
+    processes`` per window (at least 1), so N processes together stay within the documented
+    limit without talking to each other. A ``remaining: 0`` header that this process's own
+    count does not explain (another process spent the window) still pauses the gate.
+    Raises ``ValueError`` when ``processes`` is below 1."""
+
+    def __init__(
+        self,
+        limits: tuple[RateLimit, ...],
+        headers: RateLimitHeaders,
+        *,
+        clock: Clock,
+        processes: int = 1,
+    ) -> None:
+        if processes < 1:
+            raise ValueError("processes must be at least 1")
+        self.processes = processes
         burst = min(limits, key=lambda lim: lim.per_s) if limits else None
         self.window: tuple[float, float] | None = (burst.requests, burst.per_s) if burst else None
         self.clock = clock
-        self.limiter: _Bucket | None = _limiter(burst.requests, burst.per_s, clock) if burst else None
+        self.limiter: _Bucket | None = self._new_limiter(*self.window) if self.window else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.headers = headers
         self.paused_until = 0.0
@@ -274,13 +291,17 @@ class RateGate:
             # test driving the app from outside, a second worker loop) gets a window of its own;
             # the first loop keeps the one built with the gate
             if self._loop is not None and self.window is not None:
-                limiter = self.limiter = _limiter(*self.window, self.clock)
+                limiter = self.limiter = self._new_limiter(*self.window)
             self._loop = loop
         await limiter.acquire()
         try:
             yield self.clock.now()
         finally:
             limiter.release()  # the one it was taken from, even if the window was resized since
+
+    def _new_limiter(self, requests: float, per_s: float) -> _Bucket:
+        """This process's window: its share of ``requests`` per ``per_s`` seconds."""
+        return _limiter(max(1, int(requests) // self.processes), per_s, self.clock)
 
     def wait_s(self, requests: int = 1) -> float:
         """Seconds until ``requests`` requests can start without waiting on a long window (the
@@ -324,7 +345,7 @@ class RateGate:
             and self.window != (limit, window_s)
         ):
             self.window = (limit, window_s)
-            self.limiter = _limiter(limit, window_s, self.clock)
+            self.limiter = self._new_limiter(limit, window_s)
         if remaining is not None and remaining <= 0:
             own = self.limiter
             sent = self.clock.now() if sent_at is None else sent_at
@@ -596,6 +617,8 @@ class ConnectionClients:
     that token needs refreshing. ``max_connections`` sizes the shared HTTP pool (all kept alive;
     size it at least to the worker's concurrency) and ``allow_private`` lets it dial private and
     loopback addresses (:func:`http_pool`); both ignored when ``http`` is given.
+    ``processes`` is how many worker processes share the tenants' vendor allowances: each
+    (tenant, provider) :class:`RateGate` of this process takes its share of the window.
     """
 
     def __init__(
@@ -618,6 +641,7 @@ class ConnectionClients:
         retry_wait_max_s: float = 10.0,
         max_connections: int = 32,
         allow_private: bool = False,
+        processes: int = 1,
     ) -> None:
         if lease_ttl_s <= oauth.timeout_s:
             # a refresh outliving its lease could let another process spend the same refresh token
@@ -647,6 +671,8 @@ class ConnectionClients:
         self.retry_wait_max_s = retry_wait_max_s
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._gates: dict[tuple[str, str], RateGate] = {}
+        #: Worker processes spending the same vendor allowances: each gate takes its share.
+        self.processes = processes
         self._opened = _OpenedSecrets()
 
     async def client(self, tenant_id: str, connection_id: str) -> AuthorizedClient:
@@ -663,7 +689,10 @@ class ConnectionClients:
         gate = self._gates.get(key)
         if gate is None:
             gate = self._gates[key] = RateGate(
-                provider.rate_limits, provider.rate_limit_headers, clock=self.clock
+                provider.rate_limits,
+                provider.rate_limit_headers,
+                clock=self.clock,
+                processes=self.processes,
             )
         return gate
 

@@ -157,5 +157,6 @@ def build_services(
         default_tenant=settings.default_tenant_id,
         catalog=catalog,
         allow_private=settings.egress_allow_private,
+        processes=settings.worker_processes,
     )
     return services, config

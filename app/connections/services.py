@@ -66,11 +66,13 @@ def build_connection_services(
     default_tenant: str = "default",
     catalog: Catalog | None = None,
     allow_private: bool = False,
+    processes: int = 1,
 ) -> ConnectionServices:
     """Build the services from the store and the environment (``ENCRYPTION_KEY``,
     ``ENCRYPTION_KEYS_OLD``, ``GHL_CLIENT_ID``/``GHL_CLIENT_SECRET`` and the other prefixes).
     ``redirect_uris`` is the OAuth callback allowlist; ``allow_private`` lets the connections'
-    HTTP pool dial private and loopback addresses (``EGRESS_ALLOW_PRIVATE``). Raises
+    HTTP pool dial private and loopback addresses (``EGRESS_ALLOW_PRIVATE``); ``processes`` is
+    how many worker processes share the vendors' rate limits (``WORKER_PROCESSES``). Raises
     :class:`crm_sync.vault.KeyConfigError` when ``ENCRYPTION_KEY`` is missing or malformed."""
     catalog = catalog or load_catalog()
     vault = Vault(Keyring.from_env(env))
@@ -90,6 +92,11 @@ def build_connection_services(
         oauth=oauth,
         credentials=CredentialService(catalog=catalog, repository=repository, vault=vault),
         clients=ConnectionClients(
-            catalog=catalog, repository=repository, vault=vault, oauth=oauth, allow_private=allow_private
+            catalog=catalog,
+            repository=repository,
+            vault=vault,
+            oauth=oauth,
+            allow_private=allow_private,
+            processes=processes,
         ),
     )

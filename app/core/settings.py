@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -70,8 +70,13 @@ class Settings(BaseSettings):
     send_pacing: bool = True
     """Pace sends at the providers' rates (WhatsApp per number and per recipient, Twilio by number
     type; ``app/messaging/pacing.py``). Off only for tests on a clock that never moves."""
-    send_pacing_processes: int = Field(default=1, ge=1)
-    """How many worker processes share the senders: each paces at its share of every rate."""
+    # two names for one setting: the plugin cannot type a constructor keyword for either
+    worker_processes: int = Field(  # type: ignore[pydantic-alias]
+        default=1, ge=1, validation_alias=AliasChoices("worker_processes", "send_pacing_processes")
+    )
+    """How many worker processes share the deployment's senders and CRM allowances: each paces
+    its sends at its share of every provider rate and spends its share of every CRM rate limit
+    (``WORKER_PROCESSES``; ``SEND_PACING_PROCESSES``, its former name, is still read)."""
     burst_window_seconds: float = Field(
         default=3.0, ge=0, description="messages from one lead this close together get one reply"
     )

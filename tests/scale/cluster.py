@@ -280,7 +280,7 @@ async def run_cluster(
         JOB_LEASE_SECONDS="30",
         WORKER_CONCURRENCY=str(worker_concurrency),
         # the processes share one WhatsApp number: together they pace at its rate, not 4 times it
-        SEND_PACING_PROCESSES=str(processes),
+        WORKER_PROCESSES=str(processes),
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",  # the store's statistics line (firestore.transactions) is INFO without contention
         # the production default: how late a process sees a job another process enqueued (tests use
