@@ -4,7 +4,7 @@ backfill is recorded so that later starts skip it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from app.jobs.queue import COLLECTION, JobQueue
 from app.store import SYSTEM_TENANT, Store
 from app.store.sqlite import SQLiteStore
 from kernel.clock import ManualClock
+from tests.store.conftest import open_store  # noqa: F401 - the fixture (SQLite and Firestore)
 
 
 @pytest.fixture
@@ -62,3 +63,29 @@ async def test_the_runtime_backfills_at_start(tmp_path: Path) -> None:
         assert doc is not None and isinstance(doc.get("shard"), int)
     finally:
         await store.close()
+
+
+async def test_the_backfill_reads_a_page_at_a_time_and_misses_none(
+    open_store: Callable[[], Store],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import app.jobs.backfill as backfill
+
+    store = open_store()
+    monkeypatch.setattr(backfill, "PAGE_SIZE", 3)
+    clock = ManualClock(1_000.0)
+    jobs = JobQueue(store, clock, owner="p1")
+    old = {await _old_job(store, jobs, "t1", f"cv_{i}") for i in range(8)}  # same due_at: ids break ties
+    pages: list[int] = []
+    query = store.query
+
+    async def counting_query(*args: object, **kwargs: object) -> list[object]:
+        result = await query(*args, **kwargs)  # type: ignore[arg-type]
+        if args[1:2] == (COLLECTION,):
+            pages.append(len(result))
+        return result  # type: ignore[return-value]
+
+    monkeypatch.setattr(store, "query", counting_query)
+    assert await backfill_job_shards(store, clock) == 8
+    assert max(pages) <= 3  # never more than a page in memory
+    assert {j.id for j in await jobs.lease_due(limit=20)} == old
