@@ -4,6 +4,9 @@
 per pytest session, started on first use only, so a run that selects no Firestore test starts no
 Java. A missing gcloud fails the tests that ask for it rather than skipping them: CI installs it.
 Tests that use it wipe it first (:meth:`FirestoreEmulator.reset`).
+
+A test about to hit pytest-timeout's limit first dumps every asyncio task's await chain
+(``tests/support/task_dump.py``, 10 s before the limit), so a hang says where it waits.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stamina
 
 from tests.support.firestore_emulator import EmulatorError, FirestoreEmulator, running_firestore_emulator
 from tests.support.recording import RecordingServer
+from tests.support.task_dump import TaskDumpWatchdog
 
 __all__ = ["EMULATOR_PROJECT", "RULES"]
 
@@ -24,6 +29,30 @@ __all__ = ["EMULATOR_PROJECT", "RULES"]
 EMULATOR_PROJECT = "demo-leadwarm-test"
 #: The production security rules, loaded into the emulator.
 RULES = Path(__file__).resolve().parents[1] / "firestore.rules"
+
+
+#: How long before pytest-timeout's limit the asyncio tasks are dumped, seconds (at most a tenth of it).
+TASK_DUMP_MARGIN_S = 10.0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    """Arm a :class:`TaskDumpWatchdog` just before pytest-timeout's own timer (which still runs)."""
+    timeout = float(getattr(settings, "timeout", 0) or 0)
+    if timeout > 0:
+        margin = min(TASK_DUMP_MARGIN_S, timeout / 10)
+        item.stash[_WATCHDOG] = TaskDumpWatchdog(timeout - margin, title=item.nodeid).start()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    """Disarm the test's :class:`TaskDumpWatchdog`, if any (pytest-timeout cancels its own)."""
+    watchdog = item.stash.get(_WATCHDOG, None)
+    if watchdog is not None:
+        watchdog.cancel()
+
+
+_WATCHDOG = pytest.StashKey[TaskDumpWatchdog]()
 
 
 @pytest.fixture(scope="session")
