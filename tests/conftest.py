@@ -6,7 +6,8 @@ Java. A missing gcloud fails the tests that ask for it rather than skipping them
 Tests that use it wipe it first (:meth:`FirestoreEmulator.reset`).
 
 A test about to hit pytest-timeout's limit first dumps every asyncio task's await chain
-(``tests/support/task_dump.py``, 10 s before the limit), so a hang says where it waits.
+(``tests/support/task_dump.py``, 10 s before the limit), and the emulator's Java request threads
+when it runs, so a hang says where it waits.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
     timeout = float(getattr(settings, "timeout", 0) or 0)
     if timeout > 0:
         margin = min(TASK_DUMP_MARGIN_S, timeout / 10)
-        item.stash[_WATCHDOG] = TaskDumpWatchdog(timeout - margin, title=item.nodeid).start()
+        watchdog = TaskDumpWatchdog(timeout - margin, title=item.nodeid, extra=[_emulator_threads])
+        item.stash[_WATCHDOG] = watchdog.start()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -53,6 +55,14 @@ def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
 
 
 _WATCHDOG = pytest.StashKey[TaskDumpWatchdog]()
+#: The session's emulator once started: a hang also dumps its Java request threads.
+_RUNNING_EMULATORS: list[FirestoreEmulator] = []
+
+
+def _emulator_threads() -> str:
+    """The running emulator's request threads (``jstack``), or a line saying none runs."""
+    dumps = [emulator.thread_dump() for emulator in list(_RUNNING_EMULATORS)]
+    return "\n".join(dumps) or "(no Firestore emulator running)"
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +76,11 @@ def firestore_emulator() -> Iterator[FirestoreEmulator]:
             failure = str(exc)
         if failure:
             pytest.fail(failure, pytrace=False)
-        yield emulator
+        _RUNNING_EMULATORS.append(emulator)
+        try:
+            yield emulator
+        finally:
+            _RUNNING_EMULATORS.remove(emulator)
 
 
 @pytest.fixture(autouse=True)

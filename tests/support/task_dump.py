@@ -7,7 +7,8 @@ generators, ``yield from``) down to the future it waits on, to ``stream`` (the t
 stderr by default, shown with the failure). The dump runs *inside* the loop
 (``call_soon_threadsafe``), so it reads a consistent state; if the loop does not run it within
 2 s (it is blocked in sync code: pytest-timeout's thread dump shows where), it is taken from the
-watchdog thread instead.
+watchdog thread instead. ``extra`` reports follow (the conftest adds the Firestore emulator's
+Java threads when one runs).
 
 Cost: one :class:`threading.Timer` per test; the loops are searched (``gc.get_objects``) only
 when it fires.
@@ -20,6 +21,7 @@ import gc
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from types import CodeType, FrameType
 from typing import Any, TextIO
 
@@ -89,9 +91,19 @@ def _running_loops() -> list[asyncio.AbstractEventLoop]:
 class TaskDumpWatchdog:
     """A timer that dumps every running loop's tasks after ``after_s`` seconds unless cancelled."""
 
-    def __init__(self, after_s: float, *, title: str = "", stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        after_s: float,
+        *,
+        title: str = "",
+        stream: TextIO | None = None,
+        extra: Sequence[Callable[[], str]] = (),
+    ) -> None:
+        """``extra``: more reports written after the tasks (e.g. a server's thread dump); each is
+        called from the watchdog thread and must not raise."""
         self._title = title
         self._stream = stream
+        self._extra = list(extra)
         self._timer = threading.Timer(max(0.0, after_s), self._fire)
         self._timer.name = f"task-dump {title}"
         self._timer.daemon = True
@@ -126,3 +138,6 @@ class TaskDumpWatchdog:
                 started = time.monotonic()
                 dump_tasks(loop, stream, title=f"{self._title} (loop blocked; taken from the watchdog)")
                 stream.write(f"(dump took {time.monotonic() - started:.3f} s)\n")
+        for report in self._extra:
+            stream.write(f"\n{'+' * 20} {getattr(report, '__qualname__', report)} {'+' * 20}\n{report()}\n")
+            stream.flush()
