@@ -17,6 +17,7 @@ when it fires.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sys
 import threading
@@ -121,7 +122,8 @@ class TaskDumpWatchdog:
     def _fire(self) -> None:
         self.fired = True
         stream = self._stream or sys.stderr
-        for loop in _running_loops():
+        pending: list[tuple[asyncio.AbstractEventLoop, threading.Event]] = []
+        for loop in _running_loops():  # every loop dumps itself, all at once
             done = threading.Event()
 
             def in_loop(loop: asyncio.AbstractEventLoop = loop, done: threading.Event = done) -> None:
@@ -130,14 +132,13 @@ class TaskDumpWatchdog:
                 finally:
                     done.set()
 
-            try:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
                 loop.call_soon_threadsafe(in_loop)
-            except RuntimeError:  # closed meanwhile
-                continue
-            if not done.wait(2.0):
-                started = time.monotonic()
+                pending.append((loop, done))
+        deadline = time.monotonic() + 2.0
+        for loop, done in pending:
+            if not done.wait(max(0.0, deadline - time.monotonic())):
                 dump_tasks(loop, stream, title=f"{self._title} (loop blocked; taken from the watchdog)")
-                stream.write(f"(dump took {time.monotonic() - started:.3f} s)\n")
         for report in self._extra:
             stream.write(f"\n{'+' * 20} {getattr(report, '__qualname__', report)} {'+' * 20}\n{report()}\n")
             stream.flush()
