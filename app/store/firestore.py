@@ -15,9 +15,10 @@ Semantics kept identical to :class:`app.store.sqlite.SQLiteStore` (``tests/store
   field are left out (Firestore does this natively); an empty ``in`` list matches nothing.
 - Transactions follow Firestore's model (reads before writes; pessimistic locks; ``ABORTED`` under
   contention). :meth:`FirestoreStore.run_transaction` retries ``ABORTED`` (on reads or on commit)
-  with jittered backoff, keeping its place in line (``retry_transaction``), and raises
+  with jittered backoff plus as long as the aborted call waited for locks, keeping its place in
+  line (``retry_transaction``, and its in-process locks through the backoff), and raises
   :class:`ConflictError` after ``max_attempts``. An exception raised by the function rolls back and
-  propagates unchanged.
+  propagates unchanged. Every RPC of a transaction has a deadline (:data:`_RPC_TIMEOUT_S`).
 - Serialisation is per document, not per tenant. Within one process, a transaction takes an
   in-process lock on every document it reads (before the read) or writes (before the commit), held
   until its commit or rollback; a query locks the documents it returned. Two transactions that read
@@ -52,6 +53,7 @@ from typing import Any, TypeVar
 
 import grpc
 from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud.firestore import AsyncClient, AsyncQuery, AsyncTransaction
 from google.cloud.firestore_v1 import FieldFilter
@@ -97,6 +99,9 @@ _BACKOFF_CAP_S = 0.5
 _RPC_TIMEOUT_S = 30.0
 #: Deadline of a rollback, seconds (sent without waiting; the server also expires the transaction).
 _ROLLBACK_TIMEOUT_S = 10.0
+#: Most of an aborted call's wait that :func:`_backoff` adds, seconds (the emulator's lock timeout
+#: is 2 s; a read that hit its 30 s deadline must not park its transaction's locks for as long).
+_WAIT_BACKOFF_CAP_S = 4.0
 
 # The port's operators in the Python client's spelling (google.cloud.firestore_v1.base_query).
 _OPS: dict[str, str] = {
@@ -761,7 +766,7 @@ class FirestoreStore(Store):
                         continue
                     except gexc.AlreadyExists as exc:
                         raise DocumentExistsError(f"create() of an existing document: {exc.message}") from exc
-                    except gexc.DeadlineExceeded as exc:
+                    except (gexc.DeadlineExceeded, gexc.RetryError) as exc:
                         raise StoreError(
                             f"commit unanswered after {_RPC_TIMEOUT_S} s; whether it applied is unknown"
                         ) from exc
@@ -773,7 +778,8 @@ class FirestoreStore(Store):
         raise ConflictError(f"transaction aborted {max_attempts} times by contention: {last}")
 
     async def close(self) -> None:
-        """Close the running loop's gRPC channel, if one was opened (other loops' are dropped).
+        """Close the running loop's gRPC channel, if one was opened (other loops' are dropped),
+        once the rollbacks still under way on this loop have ended (each has a deadline).
 
         Logs :attr:`stats` (``firestore.transactions``): at WARNING when an attempt was aborted by
         Firestore or lost a wait-die conflict (contention worth a look), else at INFO.
@@ -782,7 +788,11 @@ class FirestoreStore(Store):
         if summary["transactions"]:
             level = log.warning if summary["aborted"] or summary["died"] else log.info
             level("firestore.transactions", **summary)
-        client = self._clients.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        rollbacks = [task for task in _ROLLBACKS if task.get_loop() is loop]
+        if rollbacks:  # each has a deadline: let them reach the server before the channel closes
+            await asyncio.wait(rollbacks, timeout=_ROLLBACK_TIMEOUT_S)
+        client = self._clients.pop(loop, None)
         self._clients.clear()
         api = client._firestore_api_internal if client is not None else None
         if api is not None:
@@ -791,24 +801,53 @@ class FirestoreStore(Store):
 
 async def _backoff(attempt: int, *, waited_s: float = 0.0) -> None:
     """Sleep before attempt ``attempt`` + 1: full jitter over ``base * 2**attempt`` (capped), plus
-    1 to 1.5 times ``waited_s``, how long the aborted call waited for its locks. An abort after a
-    long lock wait (the emulator's 2 s lock timeout) means another transaction was waiting for the
-    same document too: staying away that long lets it take the lock and commit."""
+    1 to 1.5 times ``waited_s`` (at most :data:`_WAIT_BACKOFF_CAP_S`), how long the aborted call
+    waited for its locks. An abort after a long lock wait (the emulator's 2 s lock timeout) means
+    another transaction was waiting for the same document too: staying away that long lets it
+    take the lock and commit. Production Firestore aborts at once (wound-wait): a short wait."""
     jitter = random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
-    await asyncio.sleep(jitter + random.uniform(1.0, 1.5) * max(0.0, waited_s))
+    waited = min(_WAIT_BACKOFF_CAP_S, max(0.0, waited_s))
+    await asyncio.sleep(jitter + random.uniform(1.0, 1.5) * waited)
+
+
+#: Errors a ``BeginTransaction`` is retried on (the generated transport's list).
+_BEGIN_TRANSIENT = (
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.ResourceExhausted,
+    gexc.ServiceUnavailable,
+)
+
+
+def _call_retry(*transient: type[Exception]) -> gretry.AsyncRetry:
+    """The client's retry of one call (its predicate, as in the generated transport) bounded by
+    :data:`_RPC_TIMEOUT_S` in all, instead of its 60 s."""
+    return gretry.AsyncRetry(
+        predicate=gretry.if_exception_type(*transient),
+        initial=0.1,
+        maximum=2.0,
+        multiplier=1.3,
+        timeout=_RPC_TIMEOUT_S,
+    )
 
 
 async def _begin(tx: AsyncTransaction, *, retry_id: bytes | None) -> None:
-    """``AsyncTransaction._begin`` with a deadline (:data:`_RPC_TIMEOUT_S`); the client's retry of
-    ``BeginTransaction`` (unavailable, deadline: up to 60 s in all) is kept."""
-    if tx.in_progress:
-        raise ValueError("transaction already begun")
+    """``AsyncTransaction._begin`` with a deadline (:data:`_RPC_TIMEOUT_S` per call, retries of
+    unavailable / deadline exceeded within about as long again).
+
+    Raises:
+        StoreError: Firestore did not answer in time.
+    """
     client = tx._client
-    response = await client._firestore_api.begin_transaction(
-        request={"database": client._database_string, "options": tx._options_protobuf(retry_id)},
-        metadata=client._rpc_metadata,
-        timeout=_RPC_TIMEOUT_S,
-    )
+    try:
+        response = await client._firestore_api.begin_transaction(
+            request={"database": client._database_string, "options": tx._options_protobuf(retry_id)},
+            metadata=client._rpc_metadata,
+            retry=_call_retry(*_BEGIN_TRANSIENT),
+            timeout=_RPC_TIMEOUT_S,
+        )
+    except (gexc.DeadlineExceeded, gexc.RetryError) as exc:
+        raise StoreError(f"Firestore did not begin a transaction within {_RPC_TIMEOUT_S} s") from exc
     tx._id = response.transaction
 
 
@@ -824,6 +863,7 @@ async def _commit(tx: AsyncTransaction) -> None:
     await client._firestore_api.commit(
         request={"database": client._database_string, "writes": tx._write_pbs, "transaction": tx._id},
         metadata=client._rpc_metadata,
+        retry=_call_retry(gexc.ResourceExhausted, gexc.ServiceUnavailable),
         timeout=_RPC_TIMEOUT_S,
     )
     tx._clean_up()
@@ -872,8 +912,8 @@ async def _rollback(tx: AsyncTransaction, transaction_id: bytes) -> None:
 def _quiet_rollback(tx: AsyncTransaction) -> None:
     """Send the rollback of ``tx`` without waiting for its answer, ignoring failures (the server
     also expires an abandoned transaction): the caller's next attempt does not depend on it, and
-    under contention the emulator answers a rollback only once the transaction's pending lock
-    requests time out. The call has a deadline, so no task outlives it."""
+    under contention the emulator was seen answering late. The call has a deadline
+    (:data:`_ROLLBACK_TIMEOUT_S`), so no task outlives it for long."""
     transaction_id = tx._id
     if transaction_id is not None:
         tx._clean_up()
