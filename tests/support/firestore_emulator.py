@@ -5,7 +5,8 @@ is stopped by signalling the whole group, because the Java process outlives gclo
 Readiness: ``GET /`` answers ``Ok``. Reset: ``DELETE /emulator/v1/projects/{project}/databases/
 (default)/documents`` wipes every document (Firestore emulator docs, "Clear the database").
 gcloud runs with a throwaway config directory and no prompts or update checks, so it needs no
-network.
+network. :meth:`FirestoreEmulator.thread_dump` (``jstack``) shows where its request threads wait,
+for hang reports.
 """
 
 from __future__ import annotations
