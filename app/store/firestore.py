@@ -15,9 +15,10 @@ Semantics kept identical to :class:`app.store.sqlite.SQLiteStore` (``tests/store
   field are left out (Firestore does this natively); an empty ``in`` list matches nothing.
 - Transactions follow Firestore's model (reads before writes; pessimistic locks; ``ABORTED`` under
   contention). :meth:`FirestoreStore.run_transaction` retries ``ABORTED`` (on reads or on commit)
-  with jittered backoff, keeping its place in line (``retry_transaction``), and raises
+  with jittered backoff plus as long as the aborted call waited for locks, keeping its place in
+  line (``retry_transaction``, and its in-process locks through the backoff), and raises
   :class:`ConflictError` after ``max_attempts``. An exception raised by the function rolls back and
-  propagates unchanged.
+  propagates unchanged. Every RPC of a transaction has a deadline (:data:`_RPC_TIMEOUT_S`).
 - Serialisation is per document, not per tenant. Within one process, a transaction takes an
   in-process lock on every document it reads (before the read) or writes (before the commit), held
   until its commit or rollback; a query locks the documents it returned. Two transactions that read
@@ -52,6 +53,7 @@ from typing import Any, TypeVar
 
 import grpc
 from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud.firestore import AsyncClient, AsyncQuery, AsyncTransaction
 from google.cloud.firestore_v1 import FieldFilter
@@ -87,9 +89,19 @@ log = get_logger("leadwarm.store")
 TENANTS = "tenants"
 #: Firestore's cap on the values of one ``in`` filter (quotas page, "Queries").
 MAX_IN_VALUES = 30
-#: Backoff between transaction attempts, seconds: ``base * 2**attempt``, capped, full jitter.
+#: Backoff between transaction attempts, seconds: ``base * 2**attempt``, capped, full jitter, plus
+#: 1 to 1.5 times how long the aborted call waited (see :func:`_backoff`).
 _BACKOFF_BASE_S = 0.01
 _BACKOFF_CAP_S = 0.5
+#: Deadline of one RPC of a transaction (begin, read, query, commit), seconds. The client's own
+#: defaults are 60 s (commit) and 300 s with retries (reads), longer than any caller waits; a read
+#: past the deadline is retried as contention, a commit past it is reported (its outcome is unknown).
+_RPC_TIMEOUT_S = 30.0
+#: Deadline of a rollback, seconds (sent without waiting; the server also expires the transaction).
+_ROLLBACK_TIMEOUT_S = 10.0
+#: Most of an aborted call's wait that :func:`_backoff` adds, seconds (the emulator's lock timeout
+#: is 2 s; a read that hit its 30 s deadline must not park its transaction's locks for as long).
+_WAIT_BACKOFF_CAP_S = 4.0
 
 # The port's operators in the Python client's spelling (google.cloud.firestore_v1.base_query).
 _OPS: dict[str, str] = {
@@ -354,20 +366,24 @@ class _FirestoreTransaction(Transaction):
         self._locks = locks
         self._attempt = attempt
         self.written: list[str] = []
+        self.rpc_started = time.monotonic()
+        """When the last read RPC was sent (``time.monotonic()``): an abort's wait is measured from it."""
 
     async def get(self, collection: str, doc_id: str) -> dict[str, JSON] | None:
         ref = self._store._doc(self.tenant_id, collection, doc_id)
         await self._locks.acquire(ref.path, self._attempt)
         # AsyncTransaction.get(ref) awaits an async generator (TypeError in google-cloud-firestore
         # 2.34); the client's get_all with ``transaction=`` is what it means to call.
-        snapshots = [snap async for snap in self._store._client.get_all([ref], transaction=self._tx)]
-        return _data(snapshots[0]) if snapshots and snapshots[0].exists else None
+        self.rpc_started = time.monotonic()
+        found = await _get_all(self._store._client, [ref], transaction=self._tx)
+        return found[0]
 
     async def get_many(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
         """One ``BatchGetDocuments`` in the transaction for every document of ``refs``."""
         docs = [self._store._doc(self.tenant_id, collection, doc_id) for collection, doc_id in refs]
         for ref in docs:
             await self._locks.acquire(ref.path, self._attempt)
+        self.rpc_started = time.monotonic()
         return await _get_all(self._store._client, docs, transaction=self._tx)
 
     async def query(
@@ -386,7 +402,10 @@ class _FirestoreTransaction(Transaction):
         # process take turns per collection (production Firestore locks the returned documents).
         await self._locks.acquire(f"range:{'/'.join(base._path)}", self._attempt)
         query = _build_query(base, filters, order_by, limit)
-        snapshots = [snap async for snap in query.stream(transaction=self._tx)]
+        self.rpc_started = time.monotonic()
+        snapshots = [
+            snap async for snap in query.stream(transaction=self._tx, retry=None, timeout=_RPC_TIMEOUT_S)
+        ]
         for snap in snapshots:
             await self._locks.acquire(snap.reference.path, self._attempt)
         return [Document(self.tenant_id, collection, snap.id, _data(snap)) for snap in snapshots]
@@ -678,6 +697,20 @@ class FirestoreStore(Store):
     async def _attempts(
         self, tenant_id: str, fn: Callable[[Transaction], Awaitable[T]], max_attempts: int
     ) -> T:
+        """The retry loop of :meth:`run_transaction`.
+
+        An attempt aborted by Firestore (or a read past its deadline) is rolled back and started
+        again after :func:`_backoff`, *keeping its in-process locks* meanwhile: the documents it
+        contended for stay out of reach of this process's other transactions until it has
+        committed. Without that, Google's emulator livelocks on a hot document (a booking race's
+        day document): transactions of several processes each hold a read lock on it and wait for
+        the write lock at commit, the emulator ends that wait only by its lock timeout (2 s,
+        aborting the waiter), and the aborted transaction, or the next one of its process, read
+        the document again at once, so the remaining waiter never got the lock either (observed:
+        66 of 73 attempts aborted, the test hanging). Staying off the document for as long as the
+        aborted call waited lets the last waiter commit. Production Firestore aborts the younger
+        transaction at once (wound-wait), so there the wait, and the backoff, are short.
+        """
         locks = self._locks()
         age = (time.monotonic(), next(_ages))
         kind = self.stats.kind(fn)
@@ -685,58 +718,68 @@ class FirestoreStore(Store):
         retry_id: bytes | None = None
         last: Exception | None = None
         attempt_no = dies = 0
-        while attempt_no < max(1, max_attempts):
-            attempt = _Attempt(age)
-            tx = self._client.transaction()
-            kind.attempts += 1
-            started = time.monotonic()
-            try:
-                await tx._begin(retry_id=retry_id)
-                retry_id = retry_id or tx._id
-                view = _FirestoreTransaction(self, tx, tenant_id, locks=locks, attempt=attempt)
+        attempt = _Attempt(age)
+        try:
+            while attempt_no < max(1, max_attempts):
+                tx = self._client.transaction()
+                kind.attempts += 1
+                started = time.monotonic()
                 try:
-                    result = await fn(view)
-                    for path in sorted(set(view.written)):
-                        await locks.acquire(path, attempt)
-                except _Die as die:
-                    await _quiet_rollback(tx)
-                    locks.release(attempt)
-                    dies += 1
-                    kind.died += 1
-                    if dies > _MAX_DIES:
-                        raise ConflictError(f"transaction lost {dies} in-process lock conflicts") from None
-                    await die.holder.done.wait()  # no point starting again before the older one ends
-                    continue
-                except gexc.Aborted as exc:
-                    last = exc
-                    kind.aborted += 1
-                    await _quiet_rollback(tx)
-                    locks.release(attempt)
-                    attempt_no += 1
-                    await _backoff(attempt_no)
-                    continue
-                except BaseException:
-                    await _quiet_rollback(tx)
-                    raise
-                try:
-                    await tx._commit()
-                except gexc.Aborted as exc:
-                    last = exc
-                    kind.aborted += 1
-                    locks.release(attempt)
-                    attempt_no += 1
-                    await _backoff(attempt_no)
-                    continue
-                except gexc.AlreadyExists as exc:
-                    raise DocumentExistsError(f"create() of an existing document: {exc.message}") from exc
-                return result
-            finally:
-                locks.release(attempt)
-                kind.seconds += time.monotonic() - started
+                    await _begin(tx, retry_id=retry_id)
+                    retry_id = retry_id or tx._id
+                    view = _FirestoreTransaction(self, tx, tenant_id, locks=locks, attempt=attempt)
+                    try:
+                        result = await fn(view)
+                        for path in sorted(set(view.written)):
+                            await locks.acquire(path, attempt)
+                    except _Die as die:
+                        _quiet_rollback(tx)
+                        locks.release(attempt)
+                        dies += 1
+                        kind.died += 1
+                        if dies > _MAX_DIES:
+                            lost = f"transaction lost {dies} in-process lock conflicts"
+                            raise ConflictError(lost) from None
+                        await die.holder.done.wait()  # no point starting again before the older one ends
+                        attempt = _Attempt(age)
+                        continue
+                    except (gexc.Aborted, gexc.DeadlineExceeded) as exc:
+                        last = exc
+                        kind.aborted += 1
+                        _quiet_rollback(tx)
+                        attempt_no += 1
+                        if attempt_no < max_attempts:
+                            await _backoff(attempt_no, waited_s=time.monotonic() - view.rpc_started)
+                        continue
+                    except BaseException:
+                        _quiet_rollback(tx)
+                        raise
+                    commit_started = time.monotonic()
+                    try:
+                        await _commit(tx)
+                    except gexc.Aborted as exc:
+                        last = exc
+                        kind.aborted += 1
+                        attempt_no += 1
+                        if attempt_no < max_attempts:
+                            await _backoff(attempt_no, waited_s=time.monotonic() - commit_started)
+                        continue
+                    except gexc.AlreadyExists as exc:
+                        raise DocumentExistsError(f"create() of an existing document: {exc.message}") from exc
+                    except (gexc.DeadlineExceeded, gexc.RetryError) as exc:
+                        raise StoreError(
+                            f"commit unanswered after {_RPC_TIMEOUT_S} s; whether it applied is unknown"
+                        ) from exc
+                    return result
+                finally:
+                    kind.seconds += time.monotonic() - started
+        finally:
+            locks.release(attempt)
         raise ConflictError(f"transaction aborted {max_attempts} times by contention: {last}")
 
     async def close(self) -> None:
-        """Close the running loop's gRPC channel, if one was opened (other loops' are dropped).
+        """Close the running loop's gRPC channel, if one was opened (other loops' are dropped),
+        once the rollbacks still under way on this loop have ended (each has a deadline).
 
         Logs :attr:`stats` (``firestore.transactions``): at WARNING when an attempt was aborted by
         Firestore or lost a wait-die conflict (contention worth a look), else at INFO.
@@ -745,26 +788,98 @@ class FirestoreStore(Store):
         if summary["transactions"]:
             level = log.warning if summary["aborted"] or summary["died"] else log.info
             level("firestore.transactions", **summary)
-        client = self._clients.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        rollbacks = [task for task in _ROLLBACKS if task.get_loop() is loop]
+        if rollbacks:  # each has a deadline: let them reach the server before the channel closes
+            await asyncio.wait(rollbacks, timeout=_ROLLBACK_TIMEOUT_S)
+        client = self._clients.pop(loop, None)
         self._clients.clear()
         api = client._firestore_api_internal if client is not None else None
         if api is not None:
             await api.transport.close()
 
 
-async def _backoff(attempt: int) -> None:
-    """Sleep before attempt ``attempt`` + 1: full jitter over ``base * 2**attempt``, capped."""
-    await asyncio.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt)))
+async def _backoff(attempt: int, *, waited_s: float = 0.0) -> None:
+    """Sleep before attempt ``attempt`` + 1: full jitter over ``base * 2**attempt`` (capped), plus
+    1 to 1.5 times ``waited_s`` (at most :data:`_WAIT_BACKOFF_CAP_S`), how long the aborted call
+    waited for its locks. An abort after a long lock wait (the emulator's 2 s lock timeout) means
+    another transaction was waiting for the same document too: staying away that long lets it
+    take the lock and commit. Production Firestore aborts at once (wound-wait): a short wait."""
+    jitter = random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
+    waited = min(_WAIT_BACKOFF_CAP_S, max(0.0, waited_s))
+    await asyncio.sleep(jitter + random.uniform(1.0, 1.5) * waited)
+
+
+#: Errors a ``BeginTransaction`` is retried on (the generated transport's list).
+_BEGIN_TRANSIENT = (
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.ResourceExhausted,
+    gexc.ServiceUnavailable,
+)
+
+
+def _call_retry(*transient: type[Exception]) -> gretry.AsyncRetry:
+    """The client's retry of one call (its predicate, as in the generated transport) bounded by
+    :data:`_RPC_TIMEOUT_S` in all, instead of its 60 s."""
+    return gretry.AsyncRetry(
+        predicate=gretry.if_exception_type(*transient),
+        initial=0.1,
+        maximum=2.0,
+        multiplier=1.3,
+        timeout=_RPC_TIMEOUT_S,
+    )
+
+
+async def _begin(tx: AsyncTransaction, *, retry_id: bytes | None) -> None:
+    """``AsyncTransaction._begin`` with a deadline (:data:`_RPC_TIMEOUT_S` per call, retries of
+    unavailable / deadline exceeded within about as long again).
+
+    Raises:
+        StoreError: Firestore did not answer in time.
+    """
+    client = tx._client
+    try:
+        response = await client._firestore_api.begin_transaction(
+            request={"database": client._database_string, "options": tx._options_protobuf(retry_id)},
+            metadata=client._rpc_metadata,
+            retry=_call_retry(*_BEGIN_TRANSIENT),
+            timeout=_RPC_TIMEOUT_S,
+        )
+    except (gexc.DeadlineExceeded, gexc.RetryError) as exc:
+        raise StoreError(f"Firestore did not begin a transaction within {_RPC_TIMEOUT_S} s") from exc
+    tx._id = response.transaction
+
+
+async def _commit(tx: AsyncTransaction) -> None:
+    """``AsyncTransaction._commit`` with a deadline (:data:`_RPC_TIMEOUT_S`) and the client's retry
+    (resource exhausted, unavailable: safe, the server did not apply the commit).
+
+    Raises:
+        google.api_core.exceptions.Aborted: contention; ``AlreadyExists``: a created document
+            exists; ``DeadlineExceeded``: no answer in time (outcome unknown).
+    """
+    client = tx._client
+    await client._firestore_api.commit(
+        request={"database": client._database_string, "writes": tx._write_pbs, "transaction": tx._id},
+        metadata=client._rpc_metadata,
+        retry=_call_retry(gexc.ResourceExhausted, gexc.ServiceUnavailable),
+        timeout=_RPC_TIMEOUT_S,
+    )
+    tx._clean_up()
 
 
 async def _get_all(
     client: AsyncClient, refs: list[AsyncDocumentReference], *, transaction: AsyncTransaction | None = None
 ) -> list[dict[str, JSON] | None]:
-    """``client.get_all`` (answers come in any order) mapped back to ``refs``' order."""
+    """``client.get_all`` (answers come in any order) mapped back to ``refs``' order. In a
+    transaction the call has a deadline (:data:`_RPC_TIMEOUT_S`) and no retry of its own: the
+    transaction is what is retried."""
     if not refs:
         return []
     found: dict[str, dict[str, JSON]] = {}
-    async for snap in client.get_all(refs, transaction=transaction):
+    options: dict[str, Any] = {} if transaction is None else {"retry": None, "timeout": _RPC_TIMEOUT_S}
+    async for snap in client.get_all(refs, transaction=transaction, **options):
         if snap.exists:
             found[snap.reference.path] = _data(snap)
     return [found.get(ref.path) for ref in refs]
@@ -782,18 +897,27 @@ def _group_document(snapshot: DocumentSnapshot) -> Document | None:
 _ROLLBACKS: set[asyncio.Task[None]] = set()
 
 
-async def _rollback(tx: AsyncTransaction) -> None:
+async def _rollback(tx: AsyncTransaction, transaction_id: bytes) -> None:
+    """One ``Rollback`` call with a deadline (:data:`_ROLLBACK_TIMEOUT_S`), no retry, errors ignored."""
+    client = tx._client
     with contextlib.suppress(gexc.GoogleAPIError, ValueError, grpc.aio.UsageError):
-        await tx._rollback()
+        await client._firestore_api.rollback(
+            request={"database": client._database_string, "transaction": transaction_id},
+            metadata=client._rpc_metadata,
+            retry=None,
+            timeout=_ROLLBACK_TIMEOUT_S,
+        )
 
 
-async def _quiet_rollback(tx: AsyncTransaction) -> None:
-    """Send the rollback without waiting for its answer, ignoring failures: the server also
-    expires an abandoned transaction. Waiting for it could hang the caller: the emulator was seen
-    leaving a rollback unanswered for minutes while other transactions contended for the same
-    documents (a booking race), and a cancelled gRPC call does not always end when cancelled."""
-    if tx.in_progress:
-        task = asyncio.ensure_future(_rollback(tx))
+def _quiet_rollback(tx: AsyncTransaction) -> None:
+    """Send the rollback of ``tx`` without waiting for its answer, ignoring failures (the server
+    also expires an abandoned transaction): the caller's next attempt does not depend on it, and
+    under contention the emulator was seen answering late. The call has a deadline
+    (:data:`_ROLLBACK_TIMEOUT_S`), so no task outlives it for long."""
+    transaction_id = tx._id
+    if transaction_id is not None:
+        tx._clean_up()
+        task = asyncio.ensure_future(_rollback(tx, transaction_id))
         _ROLLBACKS.add(task)
         task.add_done_callback(_ROLLBACKS.discard)
 

@@ -5,7 +5,8 @@ is stopped by signalling the whole group, because the Java process outlives gclo
 Readiness: ``GET /`` answers ``Ok``. Reset: ``DELETE /emulator/v1/projects/{project}/databases/
 (default)/documents`` wipes every document (Firestore emulator docs, "Clear the database").
 gcloud runs with a throwaway config directory and no prompts or update checks, so it needs no
-network.
+network. :meth:`FirestoreEmulator.thread_dump` (``jstack``) shows where its request threads wait,
+for hang reports.
 """
 
 from __future__ import annotations
@@ -84,6 +85,42 @@ class FirestoreEmulator:
         status, body = _http("DELETE", url, timeout_s=60.0)
         if status != 200:
             raise EmulatorError(f"emulator reset answered {status}: {body[:200]}")
+
+    def java_pids(self) -> list[int]:
+        """Pids of the emulator's Java processes (its process group; Linux ``/proc``)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                pgid = int(stat.rsplit(")", 1)[1].split()[2])
+                if pgid == self.process.pid and b"java" in (entry / "cmdline").read_bytes().split(b"\0")[0]:
+                    pids.append(int(entry.name))
+        return pids
+
+    def thread_dump(self, *, only: str = "datastore", timeout_s: float = 15.0) -> str:
+        """The emulator JVM's threads (``jstack``), keeping those whose stack mentions ``only``
+        (the emulator's own request threads), for hang diagnostics. Never raises: a failure is
+        described in the returned text."""
+        jstack = shutil.which("jstack")
+        pids = self.java_pids()
+        if jstack is None or not pids:
+            return f"(no emulator thread dump: jstack={jstack}, java pids={pids})"
+        out = []
+        for pid in pids:
+            try:
+                done = subprocess.run(
+                    [jstack, str(pid)], capture_output=True, timeout=timeout_s, check=False, text=True
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                out.append(f"(jstack {pid} failed: {exc})")
+                continue
+            threads = done.stdout.split("\n\n")
+            kept = [t for t in threads if only in t]
+            out.append(f"jstack {pid}: {len(threads)} blocks, {len(kept)} mention {only!r}")
+            out.extend(kept)
+        return "\n\n".join(out)
 
     def stop(self, *, grace_s: float = 10.0) -> None:
         """SIGTERM the whole process group, SIGKILL what is left after ``grace_s``.
