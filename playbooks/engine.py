@@ -22,6 +22,7 @@ from kernel.clock import SystemClock
 from kernel.clone import clone_model
 from kernel.errors import LeadWarmError
 from playbooks.expressions import evaluate, render, template_context
+from playbooks.language import follow_language
 from playbooks.runtime import (
     NOT_OFFERED_SLOT,
     Action,
@@ -705,8 +706,10 @@ async def _interpret(
         open_slots=open_slots,
         state=clone_model(state),
     )
-    if interpretation.language:
-        state.language = interpretation.language.lower()
+    followed = follow_language(
+        current=state.language, lead_language=state.lead_language, detected=interpretation.language, text=text
+    )
+    state.language, state.lead_language = followed.language, followed.lead_language
     turn.interpretation = interpretation
     filled = _apply_slots(turn, interpretation, ask)
     _apply_scorer(turn, interpretation)

@@ -28,6 +28,7 @@ from typing import Any
 
 from kernel.clock import Clock, SystemClock
 from playbooks.choices import match_choice
+from playbooks.language import follow_language
 from playbooks.runtime import AskContext, ConversationState, Interpretation
 from playbooks.slots import (
     SlotValue,
@@ -1175,7 +1176,9 @@ class RuleInterpreter:
     numbers are read first with the lead's own country (from ``state.lead["phone"]`` and the
     time zone), then ``default_region``. ``detect_language(text) -> 'fr' | None`` sets
     ``Interpretation.language``. ``answer(question, language) -> str | None`` is awaited when the
-    message asks something; its result becomes ``Interpretation.answer``.
+    message asks something, in the language the conversation continues in
+    (:func:`playbooks.language.follow_language`), then in the message's own language if that gave
+    nothing; its result becomes ``Interpretation.answer``.
     """
 
     def __init__(
@@ -1232,5 +1235,13 @@ class RuleInterpreter:
         if self._answer is not None and result.intent == "question":
             expanded = expand_shorthand(text, language=reading)
             questions = [s for s in _sentences(expanded) if _sentence_is_question(s)]
-            result.answer = await self._answer(" ".join(questions) or text, reading)
+            question = " ".join(questions) or text
+            # the reply is in the conversation's language (a short line in another one does not
+            # switch it); the message's own language when the knowledge base has nothing in it
+            replying = follow_language(
+                current=state.language, lead_language=state.lead_language, detected=result.language, text=text
+            ).language
+            result.answer = await self._answer(question, replying)
+            if result.answer is None and replying != reading:
+                result.answer = await self._answer(question, reading)
         return result

@@ -85,6 +85,10 @@ class ConversationState(_Model):
     status: Literal["active", "waiting", "handoff", "ended"] = "active"
     current_step: str | None = None
     language: str = "en"
+    lead_language: str | None = None
+    """The language (ISO 639-1) of the lead's latest message with language evidence, ``None`` before
+    the first: with ``language`` it decides when the conversation follows the lead into another
+    language (:func:`playbooks.language.follow_language`)."""
     slots: dict[str, Any] = Field(default_factory=dict)
     score: int = 0
     attempts: int = 0
