@@ -39,7 +39,14 @@ from playbooks.slots import (
     parse_slot,
 )
 
-__all__ = ["RuleInterpreter", "detect_intent", "expand_shorthand", "looks_like_question", "read_message"]
+__all__ = [
+    "RuleInterpreter",
+    "detect_intent",
+    "expand_shorthand",
+    "find_not_offered",
+    "looks_like_question",
+    "read_message",
+]
 
 MAX_CHARS = 2000
 """Only the first characters of a message are read (a pasted essay is cut, never looped over)."""
@@ -1072,6 +1079,19 @@ def _read_not_offered(reading: _Reading, context: AskContext, text: str, intent:
         place = _PLACE.match(fold(reading.text), at + len(found.evidence))
         if place is not None:
             reading.consume(reading.text[place.start() : place.end()])
+
+
+def find_not_offered(text: str, context: AskContext, *, language: str | None = None) -> SlotValue | None:
+    """The project not offered (``context``: :attr:`AskContext.not_offered`) that ``text`` names by a
+    whole label, as the offline reader hears it (SMS shorthand expanded, questions included), with
+    the words that named it; ``None`` when it names none, or in an opt-out, a "not interested" or an
+    automatic reply. ``language`` (ISO 639-1) picks the shorthand table. Reads the first
+    :data:`MAX_CHARS` characters."""
+    expanded = expand_shorthand(text[:MAX_CHARS], language=language)
+    reading = _Reading(expanded)
+    _read_not_offered(reading, context, expanded, detect_intent(expanded))
+    found = reading.slots.get(context.slot)
+    return None if found is None else SlotValue(found, reading.evidence.get(context.slot, ""))
 
 
 _PROJECT = re.compile(
