@@ -32,11 +32,13 @@ from playbooks.language import follow_language
 from playbooks.runtime import AskContext, ConversationState, Interpretation
 from playbooks.slots import (
     SlotValue,
+    asks_about_relative,
     find_numbers,
     fold,
     lead_regions,
     looks_like_email,
     parse_slot,
+    relative_owner,
 )
 
 __all__ = [
@@ -802,6 +804,7 @@ def read_message(
         if context.slot in reading.slots:
             continue
         _read_other(reading, context, text, options)
+    _read_relative_owner(reading, contexts, text)
     if ask is not None and not reading.slots and ask.kind in ("choice", "yes_no"):
         _read_lone_number(reading, ask, language=language)
     result.slots, result.evidence = reading.slots, reading.evidence
@@ -1006,7 +1009,7 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         found = match_choice(part, strict, now=now, timezone=options["timezone"], strict=True)
         if found.value is not None and not found.other:
             parsed = SlotValue(found.value, found.evidence)
-    elif kind == "yes_no":
+    elif kind == "yes_no" and not asks_about_relative(context.question):  # see _read_relative_owner
         for clause in _clauses(part):
             if _echoes(clause, context.question):
                 parsed = parse_slot("yes_no", clause, question=context.question, **options)
@@ -1017,6 +1020,24 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         parsed = _postcode(_mask_contacts(part, options))
     if parsed is not None:
         reading.take(context.slot, parsed)
+
+
+def _read_relative_owner(reading: _Reading, contexts: Sequence[AskContext], text: str) -> None:
+    """A yes/no question asking whether the home is a relative's (often ``listen_only``), answered
+    in passing by a message naming a relative owner ("c'est ma mère la proprio" while "Êtes-vous
+    propriétaire ?" waits): yes, with the relative's words, even when those words already said the
+    lead is not the owner."""
+    for context in contexts:
+        if (
+            context.kind != "yes_no"
+            or context.slot in reading.slots
+            or not asks_about_relative(context.question)
+        ):
+            continue
+        relative = relative_owner(text)
+        if relative is not None:
+            reading.slots[context.slot] = True
+            reading.evidence[context.slot] = relative
 
 
 _LONE_NUMBER = re.compile(

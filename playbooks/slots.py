@@ -40,12 +40,14 @@ __all__ = [
     "DEFAULT_HOUR",
     "NumberMention",
     "SlotValue",
+    "asks_about_relative",
     "find_numbers",
     "fold",
     "lead_regions",
     "looks_like_email",
     "normalise",
     "parse_slot",
+    "relative_owner",
     "render_datetime",
 ]
 
@@ -183,7 +185,66 @@ def _echo(text: str, question: str) -> SlotValue | None:
     return None
 
 
+_RELATIVE = re.compile(
+    r"(?<![\w'])(?:ma|mon|mes|my|our|notre|nos|sa|son|ses|his|her|their)\s+"
+    r"(?:(?:belle|beau|beaux|grand|grands|step|arriere)[- ]?)?"
+    r"(?:mere|maman|pere|papa|parents?|mari|femme|epouse|epoux|conjointe?|compagnon|compagne|fils|fille|"
+    r"frere|soeur|oncle|tante|famille|daron|daronne|vieux|mum|mom|mummy|mommy|mother|dad|daddy|father|"
+    r"husband|wife|partner|son|daughter|brother|sister|grandma|grandmother|grandpa|grandfather|"
+    r"grandparents|in-laws|inlaws|aunt|uncle|family|nan|nana|gran|granny|folks)(?![\w])"
+)
+"""A relative named with a possessive ("ma mère", "mes beaux-parents", "my mum", "our parents")."""
+_WITH_BEFORE = re.compile(r"(?:avec|with|and|et|&|\+)\s*$")
+_OWNED_BY = re.compile(
+    r"(?<![\w'])(?:proprio|proprios|proprietaire|proprietaires|owner|owners|own|owns|owned|"
+    r"appartient|appartiennent|belongs?|belonging|a elle|a lui|a eux|chez|est a|sont a|"
+    r"maison de|logement de|appart de|appartement de|house of|home of)(?![\w])"
+    r"|'s? (?:house|home|place|flat|property)(?!\w)"
+)
+"""Words saying whose the home is (with a relative named: the relative's)."""
+_SELF_OWNS = re.compile(
+    r"(?<![\w'])(?:(?:je suis|j'suis|jsuis|chui|on est|nous sommes|i am|i'm|im|we are|we're|were)\s+"
+    r"(?:(?:le|la|les|the|co|co-)\s*)?(?:proprio|proprietaire|owner|homeowner|co-?proprietaire|co-?owner)s?|"
+    r"(?:i|we|on|nous)\s+(?:do\s+)?own|my own|our own|j'en suis|j'ai achete|we bought|i bought)(?![\w])"
+)
+"""The lead owning the home themself ("je suis proprio avec ma femme", "we own it with my parents")."""
+_RELATIVE_Q = re.compile(
+    r"(?<![\w'])(?:proche|proches|relative|relatives|family|famille|parent|parents|membre de)(?![\w])"
+)
+"""A question asking whether the home is a relative's ("Le logement appartient-il à un proche ?")."""
+
+
+def asks_about_relative(question: str) -> bool:
+    """Whether ``question`` asks if the home is a relative's ("Le logement appartient-il à un proche
+    ?", "Does the home belong to a relative?"): such a yes/no question is answered by a message
+    naming a relative owner (:func:`relative_owner`)."""
+    return _RELATIVE_Q.search(fold(question)) is not None
+
+
+def relative_owner(text: str) -> str | None:
+    """The words naming a relative who owns the home the lead writes about ("c'est ma mère la
+    proprio", "my parents own it", "it's my mum's house", "la maison est à mes parents"), else
+    ``None``: a relative named with a possessive, outside "with my wife" / "avec mon mari" (a
+    co-owner), with words saying whose the home is, and the lead not owning it themself. Linear
+    (bounded alternations over the text's first 2000 characters)."""
+    folded = fold(text[:2000])
+    if _SELF_OWNS.search(folded) or not _OWNED_BY.search(folded):
+        return None
+    for match in _RELATIVE.finditer(folded):
+        if not _WITH_BEFORE.search(folded, 0, match.start()):
+            return text[match.start() : match.end()]
+    return None
+
+
 def _parse_yes_no(text: str, question: str | None = None) -> SlotValue | None:
+    if question:
+        relative = relative_owner(text)
+        if relative is not None:
+            folded_q = fold(question)
+            if asks_about_relative(question):
+                return SlotValue(True, relative)  # "Is it a relative's home?" "my mum's"
+            if any(word in _OWN for word in re.findall(r"[a-z]+", folded_q)):
+                return SlotValue(False, text.strip())  # "Do you own it?" "my mum does": not the lead
     if re.search(r"([a-z])\1{2,}", fold(text)):
         text = re.sub(r"([A-Za-z])\1{2,}", r"\1", text)  # "ouiii", "yesss", "noooon"
     folded = fold(text)

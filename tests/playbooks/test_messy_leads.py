@@ -5,14 +5,15 @@ base and the app's language detection (see ``test_real_leads`` and ``test_trial_
 from __future__ import annotations
 
 from collections.abc import Callable
+from unittest.mock import ANY
 
 import pytest
 
-from playbooks import HandoffRequested, Playbook
+from playbooks import HandoffRequested, Playbook, SlotFilled
 from playbooks.language import SWITCH_WORDS, asked_language, follow_language
 
 from .conftest import Conversation
-from .test_real_leads import EN, FR, RESPONSES, demo_kb, detect, filled, sent
+from .test_real_leads import EN, FR, RESPONSES, demo_kb, detect, filled, said, sent
 
 Lead = Callable[[str], Conversation]
 
@@ -120,3 +121,82 @@ async def test_a_short_question_in_another_language_is_answered_in_the_conversat
     # question pending is asked again in English
     assert [m.text for m in sent(c)] == [RESPONSES["fr-prix"], c.playbook.step("bill").question["en"]]  # type: ignore[union-attr,index]
     assert filled(c) == {}
+
+
+# --------------------------------------------------------------------------- 3. a relative owns the home
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "relative"),
+    [
+        (FR, "c'est ma mère la proprio", "ma mère"),
+        (FR, "non c'est ma mère la proprio", "ma mère"),
+        (FR, "la maison est à mes parents", "mes parents"),
+        (FR, "c mon pere le proprietaire", "mon pere"),
+        (EN, "it's my mum's house", "my mum"),
+        (EN, "no, my dad is the owner", "my dad"),
+        (EN, "my parents own it, I'm helping them", "my parents"),
+    ],
+)
+async def test_a_relative_who_owns_the_home_is_recorded_and_the_request_goes_on(
+    lead: Lead, playbook: str, message: str, relative: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    await c.say(message)
+    owner, kin = (
+        ("proprietaire", "proprietaire_proche") if playbook == FR else ("homeowner", "homeowner_relative")
+    )
+    assert filled(c) == {owner: False, kin: True}  # not the owner; the owner is a relative
+    evidence = {a.slot: a.evidence for a in c.last.actions if isinstance(a, SlotFilled)}
+    assert evidence[kin] == relative
+    assert said(c) == [("step", "demande-proche" if playbook == FR else "relative-owner"), ("step", ANY)]
+    assert c.state.status == "active" and c.state.score == 10  # not the owner's 20 points
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "owns"),
+    [
+        (FR, "je suis proprio avec mon mari", True),
+        (FR, "on est propriétaires avec ma femme", True),
+        (FR, "Non, je suis locataire", False),
+        (EN, "we own it with my wife", True),
+        (EN, "no we rent from a landlord", False),
+    ],
+)
+async def test_a_co_owner_or_a_renter_is_no_relatives_request(
+    lead: Lead, playbook: str, message: str, owns: bool
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    await c.say(message)
+    owner = "proprietaire" if playbook == FR else "homeowner"
+    assert filled(c) == {owner: owns}
+    assert c.state.status == ("active" if owns else "ended")
+
+
+# --------------------------------------------------------------------------- 4. the playbook's synonyms first
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slot", "expected"),
+    [
+        # "few months" and "quelques mois" are the playbooks' own synonyms of "in 3 to 6 months";
+        # the built-in reading counts "a few" as three months, which is "within 3 months"
+        (EN, ["yes", "150", "tiles"], "in a few months", "timeline", "three_to_six_months"),
+        (EN, ["yes", "150", "tiles"], "probably within a few months", "timeline", "three_to_six_months"),
+        (FR, ["oui", "maison", "combles", "100"], "dans quelques mois", "delai", "trois_six_mois"),
+        # no synonym said word for word: the period is still read
+        (EN, ["yes", "150", "tiles"], "in a couple of months", "timeline", "asap"),
+        (EN, ["yes", "150", "tiles"], "after the winter", "timeline", "three_to_six_months"),
+    ],
+)
+async def test_a_playbooks_own_synonym_wins_over_the_built_in_reading_of_a_period(
+    lead: Lead, playbook: str, before: list[str], message: str, slot: str, expected: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert filled(c) == {slot: expected}
