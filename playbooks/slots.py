@@ -186,12 +186,12 @@ def _echo(text: str, question: str) -> SlotValue | None:
 
 
 _RELATIVE = re.compile(
-    r"(?<![\w'])(?:ma|mon|mes|my|our|notre|nos|sa|son|ses|his|her|their)\s+"
+    r"(?<![\w'])(?P<who>(?:ma|mon|mes|my|our|notre|nos|sa|son|ses|his|her|their)\s+"
     r"(?:(?:belle|beau|beaux|grand|grands|step|arriere)[- ]?)?"
     r"(?:mere|maman|pere|papa|parents?|mari|femme|epouse|epoux|conjointe?|compagnon|compagne|fils|fille|"
     r"frere|soeur|oncle|tante|famille|daron|daronne|vieux|mum|mom|mummy|mommy|mother|dad|daddy|father|"
     r"husband|wife|partner|son|daughter|brother|sister|grandma|grandmother|grandpa|grandfather|"
-    r"grandparents|in-laws|inlaws|aunt|uncle|family|nan|nana|gran|granny|folks)(?![\w])"
+    r"grandparents|in-laws|inlaws|aunt|uncle|family|nan|nana|gran|granny|folks))(?:'s|s'|'|s)?(?![\w])"
 )
 """A relative named with a possessive ("ma mère", "mes beaux-parents", "my mum", "our parents")."""
 _WITH_BEFORE = re.compile(r"(?:avec|with|and|et|&|\+)\s*$")
@@ -199,13 +199,15 @@ _OWNED_BY = re.compile(
     r"(?<![\w'])(?:proprio|proprios|proprietaire|proprietaires|owner|owners|own|owns|owned|"
     r"appartient|appartiennent|belongs?|belonging|a elle|a lui|a eux|chez|est a|sont a|"
     r"maison de|logement de|appart de|appartement de|house of|home of)(?![\w])"
-    r"|'s? (?:house|home|place|flat|property)(?!\w)"
 )
+_HOME_AFTER = re.compile(r"\s*(?:house|home|place|flat|property|bungalow)(?!\w)")
+"""A home right after a relative ("my parents house", "my mum's place")."""
 """Words saying whose the home is (with a relative named: the relative's)."""
 _SELF_OWNS = re.compile(
     r"(?<![\w'])(?:(?:je suis|j'suis|jsuis|chui|on est|nous sommes|i am|i'm|im|we are|we're|were)\s+"
     r"(?:(?:le|la|les|the|co|co-)\s*)?(?:proprio|proprietaire|owner|homeowner|co-?proprietaire|co-?owner)s?|"
-    r"(?:i|we|on|nous)\s+(?:do\s+)?own|my own|our own|j'en suis|j'ai achete|we bought|i bought)(?![\w])"
+    r"(?:i|we|on|nous)\s+(?:do\s+)?own|my own|our own|j'en suis|j'ai achete|we bought|i bought|"
+    r"(?:and|et|&)\s+(?:i|me|moi|myself))(?![\w])"
 )
 """The lead owning the home themself ("je suis proprio avec ma femme", "we own it with my parents")."""
 _RELATIVE_Q = re.compile(
@@ -228,11 +230,14 @@ def relative_owner(text: str) -> str | None:
     co-owner), with words saying whose the home is, and the lead not owning it themself. Linear
     (bounded alternations over the text's first 2000 characters)."""
     folded = fold(text[:2000])
-    if _SELF_OWNS.search(folded) or not _OWNED_BY.search(folded):
+    if _SELF_OWNS.search(folded):
         return None
+    owned = _OWNED_BY.search(folded) is not None
     for match in _RELATIVE.finditer(folded):
-        if not _WITH_BEFORE.search(folded, 0, match.start()):
-            return text[match.start() : match.end()]
+        if _WITH_BEFORE.search(folded, 0, match.start()):
+            continue
+        if owned or _HOME_AFTER.match(folded, match.end()):
+            return text[match.start("who") : match.end("who")]
     return None
 
 

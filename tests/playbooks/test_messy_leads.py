@@ -136,6 +136,8 @@ async def test_a_short_question_in_another_language_is_answered_in_the_conversat
         (EN, "it's my mum's house", "my mum"),
         (EN, "no, my dad is the owner", "my dad"),
         (EN, "my parents own it, I'm helping them", "my parents"),
+        (EN, "its my parents house, im helping them", "my parents"),
+        (EN, "my mums place", "my mum"),
     ],
 )
 async def test_a_relative_who_owns_the_home_is_recorded_and_the_request_goes_on(
@@ -161,6 +163,7 @@ async def test_a_relative_who_owns_the_home_is_recorded_and_the_request_goes_on(
         (FR, "on est propriétaires avec ma femme", True),
         (FR, "Non, je suis locataire", False),
         (EN, "we own it with my wife", True),
+        (EN, "my wife and I own the house", True),
         (EN, "no we rent from a landlord", False),
     ],
 )
@@ -200,3 +203,18 @@ async def test_a_playbooks_own_synonym_wins_over_the_built_in_reading_of_a_perio
         await c.say(text)
     await c.say(message)
     assert filled(c) == {slot: expected}
+
+
+# --------------------------------------------------------------------------- 5. messy conversations
+
+
+async def test_a_phone_number_given_with_the_email_is_kept_even_where_the_playbook_asks_none(
+    lead: Lead,
+) -> None:
+    c = lead(EN)
+    await c.start()
+    for text in ["yes", "200", "tiles", "asap", "SW1A 1AA"]:
+        await c.say(text)
+    await c.say("john.smith@gmail.com / 07700 900123")
+    assert filled(c) == {"email": "john.smith@gmail.com", "phone": "+447700900123"}
+    assert c.state.current_step == "callback"  # the phone is never asked for (listen_only)

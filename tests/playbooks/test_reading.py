@@ -65,7 +65,7 @@ async def test_one_message_fills_every_slot_it_answers() -> None:
     context = ask_context(playbook, "homeowner", state=state)
     assert [o.slot for o in context.others] == [
         "homeowner_relative", "monthly_bill", "roof_type", "timeline", "postcode", "email", "callback_time",
-        "interest",
+        "phone", "interest",
     ]  # fmt: skip
     assert context.others[2].choice_synonyms["flat"][:2] == ["Flat roof", "Toit plat"]
     interpreter = RuleInterpreter(clock=FakeClock(), timezone=PARIS, default_region="GB")
