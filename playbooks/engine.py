@@ -22,7 +22,7 @@ from kernel.clock import SystemClock
 from kernel.clone import clone_model
 from kernel.errors import LeadWarmError
 from playbooks.expressions import evaluate, render, template_context
-from playbooks.language import follow_language
+from playbooks.language import asked_language, follow_language
 from playbooks.runtime import (
     NOT_OFFERED_SLOT,
     Action,
@@ -111,6 +111,10 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     "opt_out": {
         "en": "Understood – you won't receive any more messages from us. Have a good day!",
         "fr": "C'est noté – vous ne recevrez plus de messages de notre part. Belle journée !",
+    },
+    "language_unavailable": {
+        "en": "Sorry, I can only continue in {language} here.",
+        "fr": "Désolé, je ne peux poursuivre qu'en {language} ici.",
     },
     "pass_on": {
         "en": "Good question – I'll pass it on to an adviser, who will get back to you about it.",
@@ -707,7 +711,11 @@ async def _interpret(
         state=clone_model(state),
     )
     followed = follow_language(
-        current=state.language, lead_language=state.lead_language, detected=interpretation.language, text=text
+        current=state.language,
+        lead_language=state.lead_language,
+        detected=interpretation.language,
+        text=text,
+        supported=turn.playbook.spoken_languages(),
     )
     state.language, state.lead_language = followed.language, followed.lead_language
     turn.interpretation = interpretation
@@ -979,6 +987,22 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
     await _run(turn, first)
 
 
+#: Names of the languages the engine speaks, in each of them.
+LANGUAGE_NAMES: dict[str, dict[str, str]] = {
+    "en": {"en": "English", "fr": "anglais"},
+    "fr": {"en": "French", "fr": "français"},
+}
+
+
+def _language_unavailable(turn: _Turn, requested: str) -> str:
+    """ "I can only continue in <the conversation's language>", in the language the lead asked for
+    when the engine has the sentence in it (else in the conversation's)."""
+    texts = ENGINE_TEXTS["language_unavailable"]
+    said_in = next((code for code in (requested, turn.state.language) if code in texts), "en")
+    name = LANGUAGE_NAMES.get(turn.state.language, {}).get(said_in, turn.state.language)
+    return texts[said_in].format(language=name)
+
+
 def _opt_out(turn: _Turn, interpretation: Interpretation, text: str, *, silent: bool = False) -> None:
     """The lead asked not to be contacted: confirm once, record it, end the conversation."""
     state = turn.state
@@ -1014,6 +1038,13 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     )
     answer = interpretation.answer
     intent = interpretation.intent
+    requested = asked_language(event.text) if not filled and intent in ("answer", "small_talk") else None
+    if requested is not None and not answer:
+        # "english please" answers no question: the question is asked again (in that language when
+        # the playbook speaks it, see follow_language), never counted as a wrong answer
+        intent = "small_talk"
+        if requested not in turn.playbook.spoken_languages():
+            answer = _language_unavailable(turn, requested)
     wants_human = intent == "wants_human"
     if intent == "auto_reply":
         turn.notes.append("automatic reply (out of office): no answer, no step taken")

@@ -4,6 +4,7 @@ The interpreter says which language ONE message is written in (``Interpretation.
 conversation's language (``ConversationState.language``, the language of every reply) follows the
 lead by :func:`follow_language`:
 
+* the conversation never goes into a language the playbook does not speak (``supported``);
 * a message without language evidence ("ok", "👍", a number: ``detected`` is ``None``) changes
   nothing;
 * the lead's first message with language evidence sets the language (until then it was only the
@@ -115,14 +116,16 @@ def follow_language(
     ``current``: the conversation's language so far; ``lead_language``: the language of the lead's
     previous message with language evidence (``None``: the lead has given none yet); ``detected``:
     the language of ``text`` per the interpreter (``None`` when unsure). Codes are ISO 639-1;
-    ``supported`` limits the languages a request in words may name. Never raises."""
+    ``supported``: the languages the conversation may continue in (the playbook's
+    :meth:`~playbooks.schema.Playbook.spoken_languages`): it never follows the lead into another
+    one. Never raises."""
     asked = asked_language(text, supported=supported)
     if asked is not None:
         return LanguageChoice(language=asked, lead_language=asked)
     if detected is None:
         return LanguageChoice(language=current, lead_language=lead_language)
     detected = detected.lower()
-    if detected == current:
+    if detected == current or detected not in supported:
         return LanguageChoice(language=current, lead_language=detected)
     switch = lead_language is None or lead_language == detected or len(_words(text)) >= SWITCH_WORDS
     return LanguageChoice(language=detected if switch else current, lead_language=detected)

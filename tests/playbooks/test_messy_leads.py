@@ -123,6 +123,37 @@ async def test_a_short_question_in_another_language_is_answered_in_the_conversat
     assert filled(c) == {}
 
 
+async def test_asking_for_english_switches_a_bilingual_playbook_and_asks_again_without_a_reproach(
+    library: dict[str, Playbook], make_conversation: Callable[..., Conversation]
+) -> None:
+    c = make_conversation(library[EN], language="fr", answer=demo_kb, detect_language=detect, region="GB")
+    await c.start()
+    await c.say("bonjour")
+    await c.say("english please")
+    assert c.state.language == "en"
+    assert said(c) == [("reask", "homeowner")]
+    assert c.texts() == ["Do you own the home where the panels would go?"]
+    assert c.state.attempts == 0
+
+
+async def test_a_playbook_written_in_french_only_stays_in_french_and_says_so(lead: Lead) -> None:
+    c = lead(FR)
+    await c.start()
+    await c.say("bonjour")
+    await c.say("english please")
+    assert c.state.language == "fr"
+    assert c.texts() == [
+        "Sorry, I can only continue in French here.",
+        "Êtes-vous propriétaire du logement concerné par les travaux ?",
+    ]
+    assert c.state.attempts == 0
+    # an English lead's whole sentences do not turn the engine's own sentences English either,
+    # while the questions stay French
+    await c.say("yes we own the house and we would like to insulate the attic soon")
+    assert c.state.language == "fr"
+    assert all("noted" not in t and "Thanks" not in t for t in c.texts())
+
+
 # --------------------------------------------------------------------------- 3. a relative owns the home
 
 
