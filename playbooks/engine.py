@@ -74,6 +74,7 @@ __all__ = [
     "DEFAULT_FALLBACK",
     "DEFAULT_INVALID",
     "ENGINE_TEXTS",
+    "LANGUAGE_NAMES",
     "MAX_STEPS_PER_ADVANCE",
     "advance",
     "ask_context",
