@@ -105,3 +105,20 @@ async def test_a_short_line_in_another_language_is_answered_in_the_conversations
     assert conv.data["state"]["language"] == "en"
     user = fake.chat_requests()[-1].messages[-1]["content"]
     assert "Reply language: en." in user  # the model is told to answer in English too
+
+
+async def test_a_relative_owner_is_heard_when_the_model_only_says_the_lead_does_not_own(
+    client: Client, runtime: Runtime, graph: RecordingServer, fake: FakeOpenAI
+) -> None:
+    fake.push(analysis(language="fr", intent="greeting"))
+    await _say(client, runtime, "bonjour", "wamid.R1")
+    evidence = "ma mère la proprio"
+    fake.push(analysis(language="fr", slots=[{"name": "proprietaire", "value": False, "evidence": evidence}]))
+    await _say(client, runtime, "c'est ma mère la proprio", "wamid.R2")
+    slots = await _lead_slots(runtime)
+    assert slots["proprietaire"] is False and slots["proprietaire_proche"] is True
+    texts = sent_texts(graph)
+    assert any(
+        t.startswith("Entendu : vous pouvez tout à fait faire la demande pour votre proche") for t in texts
+    )
+    assert texts[-1] == "S'agit-il d'une maison ou d'un appartement ?"

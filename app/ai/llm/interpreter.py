@@ -53,7 +53,7 @@ from playbooks.interpret import find_not_offered
 from playbooks.language import follow_language
 from playbooks.runtime import NOT_OFFERED_SLOT, AskContext, ConversationState, Interpretation, Interpreter
 from playbooks.schema import AskStep, pick_language
-from playbooks.slots import fold, normalise
+from playbooks.slots import asks_about_relative, fold, normalise, relative_owner
 from prompts import render
 
 __all__ = [
@@ -514,6 +514,16 @@ class GptInterpreter:
             heard = find_not_offered(text, ask.not_offered, language=language or state.language)
             if heard is not None:
                 slots[NOT_OFFERED_SLOT], evidence[NOT_OFFERED_SLOT] = heard.value, heard.evidence
+        contexts = [ask, *ask.others] if ask is not None else []
+        for context in contexts:
+            # "c'est ma mère la proprio": a relative owns the home, read as the offline reader does
+            # when the model filled the ownership question alone (never against the model's value)
+            if context.kind != "yes_no" or context.slot in slots:
+                continue
+            if asks_about_relative(context.question):
+                relative = relative_owner(text)
+                if relative is not None:
+                    slots[context.slot], evidence[context.slot] = True, relative
         interpretation = Interpretation(
             language=language,
             intent=intent,
