@@ -1107,6 +1107,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         turn.flush_answer()
         return
     if ask.slot in filled:
+        _keep_also(turn, ask, interpretation)
         if answer:
             turn.send(answer, purpose="answer")
         turn.flush_answer()  # values confirmed before anything the next steps say
@@ -1164,6 +1165,18 @@ def _choose_again(turn: _Turn, ask: AskStep) -> None:
     listed = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + f" {turn.say('or')} {titles[-1]}"
     turn.flush_answer()
     turn.send(turn.say("choose_again", options=listed), purpose="reask", step=ask, choices=options)
+
+
+def _keep_also(turn: _Turn, ask: AskStep, interpretation: Interpretation) -> None:
+    """The other options the lead named with the one kept ("combles et pac"): their titles in
+    ``<slot>_also`` for the team, and said back with the first in the acknowledgement."""
+    extra = [c for c in turn.choices(ask) if c.id in interpretation.also.get(ask.slot, [])]
+    if not extra:
+        return
+    key = f"{ask.slot}_also"
+    words = ", ".join(c.title for c in extra)
+    turn.state.slots[key] = words
+    turn.actions.append(SlotFilled(slot=key, value=words, evidence=words, source="other"))
 
 
 async def _keep_other(turn: _Turn, ask: AskStep, words: str, *, after_retry: bool = False) -> None:

@@ -817,6 +817,27 @@ def read_message(
     return result
 
 
+_SEVERAL = re.compile(r"(?<!\w)(?:et|and|both|les deux|tous les deux|toutes les deux|plus|\+|&)(?!\w)|[+&]")
+"""Words joining two options in one answer ("combles et pac", "both", "tiles + slate")."""
+
+
+def _several_named(text: str, candidates: list[str], labels: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """The ``candidates`` (choice ids) that ``text`` names word for word (one of their labels as
+    whole words), in the order named, when it names at least two joined by :data:`_SEVERAL`
+    ("combles et pac", "both tiles and slate"); else ``None`` (the engine asks which one)."""
+    if not candidates or not _SEVERAL.search(fold(text)):
+        return None
+    words = " " + " ".join(re.findall(r"[a-z0-9]+", fold(text))) + " "
+    places: dict[str, int] = {}
+    for cid in candidates:
+        for label in labels.get(cid, ()):
+            spaced = " " + " ".join(re.findall(r"[a-z0-9]+", fold(label))) + " "
+            at = words.find(spaced) if spaced.strip() else -1
+            if at >= 0:
+                places[cid] = min(at, places.get(cid, at))
+    return sorted(places, key=lambda cid: places[cid]) if len(places) >= 2 else None
+
+
 def _read_asked(
     reading: _Reading,
     result: Interpretation,
@@ -854,6 +875,10 @@ def _read_asked(
             reading.take(ask.slot, SlotValue(found.value, found.evidence))
             if found.other:
                 result.other[ask.slot] = part.strip()
+        elif (named := _several_named(part, list(found.candidates), _labels(ask))) is not None:
+            # "les deux : combles et pac": both are meant; the first named is the answer
+            reading.take(ask.slot, SlotValue(named[0], part.strip()))
+            result.also[ask.slot] = named[1:]
         elif found.candidates:
             result.clarify[ask.slot] = list(found.candidates)
         elif found.other and result.intent not in ("wants_human", "small_talk"):

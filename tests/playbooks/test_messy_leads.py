@@ -249,3 +249,46 @@ async def test_a_phone_number_given_with_the_email_is_kept_even_where_the_playbo
     await c.say("john.smith@gmail.com / 07700 900123")
     assert filled(c) == {"email": "john.smith@gmail.com", "phone": "+447700900123"}
     assert c.state.current_step == "callback"  # the phone is never asked for (listen_only)
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slot", "value", "also"),
+    [
+        (
+            FR,
+            ["oui", "maison"],
+            "les deux : combles et pac",
+            "travaux",
+            "isolation_combles",
+            "Pompe à chaleur",
+        ),
+        (
+            FR,
+            ["oui", "maison"],
+            "pac et isolation des murs",
+            "travaux",
+            "pompe_a_chaleur",
+            "Isolation des murs",
+        ),
+        (EN, ["yes", "150"], "tiles and slate", "roof_type", "pitched_tiles", "Pitched – slate"),
+    ],
+)
+async def test_two_options_named_in_one_answer_keep_both_without_asking_which(
+    lead: Lead, playbook: str, before: list[str], message: str, slot: str, value: str, also: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert filled(c) == {slot: value, f"{slot}_also": also}
+    assert [purpose for purpose, _ in said(c)] == ["step"]  # the next question, no "which one?"
+
+
+async def test_one_word_fitting_two_options_is_still_asked_about(lead: Lead) -> None:
+    c = lead(FR)
+    await c.start()
+    await c.say("oui")
+    await c.say("maison")
+    await c.say("isolation")
+    assert said(c) == [("clarify", "travaux")]
