@@ -912,6 +912,8 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
         elif kind == "choice":
             titles = {c.id: turn.text(c.title) for step in turn.playbook.asks_for(slot) for c in step.choices}
             said.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
+        elif kind == "text":  # what the team will read ("SW1A 1AA" for "sw1a1aa")
+            said.append(_quote(turn, str(state.slots[slot])))
         else:
             said.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
     if turn.wished is not None:

@@ -292,3 +292,12 @@ async def test_one_word_fitting_two_options_is_still_asked_about(lead: Lead) -> 
     await c.say("maison")
     await c.say("isolation")
     assert said(c) == [("clarify", "travaux")]
+
+
+async def test_a_postcode_given_early_is_said_back_as_it_is_kept(lead: Lead) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say("yes, about 180 a month, slate roof")
+    await c.say("sw1a1aa")
+    assert filled(c) == {"postcode": "SW1A 1AA"}
+    assert c.texts()[0] == "Thanks, I've also noted “SW1A 1AA”."
