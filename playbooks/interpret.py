@@ -1234,6 +1234,17 @@ def _echoes(clause: str, question: str) -> bool:
     return any(len(t.text) >= 4 and any(_same(t, q) for q in asked) for t in said)
 
 
+_WHO_ARE_YOU = re.compile(
+    r"(?<!\w)(?:who (?:is|are) (?:this|you|u)|who'?s (?:this|that)|who am i (?:talking|speaking|chatting) "
+    r"(?:to|with)|(?:is this|are you|r u) (?:a )?(?:bot|robot|real person|human|person)|"
+    r"qui (?:etes|est)[- ](?:vous|ce)|vous etes qui|c'?est qui|t'?es qui|qui me (?:parle|repond|contacte|ecrit)|"
+    r"(?:etes|es)[- ](?:vous|tu) (?:un )?(?:robot|bot|humain)|c'?est un (?:robot|bot))(?!\w)"
+)
+"""A lead asking who writes to them ("who is this?", "vous êtes qui ?", "is this a bot?")."""
+_ABOUT_US = {"en": "about the company", "fr": "à propos de votre société"}
+"""What the knowledge base is asked instead: its entry about the company answers."""
+
+
 class RuleInterpreter:
     """Offline ``Interpreter``: :func:`read_message`, plus optional knowledge-base answers.
 
@@ -1307,6 +1318,9 @@ class RuleInterpreter:
             replying = follow_language(
                 current=state.language, lead_language=state.lead_language, detected=result.language, text=text
             ).language
+            if _WHO_ARE_YOU.search(fold(question)):
+                # "who is this?" is all function words to a search: ask the knowledge base about us
+                question = _ABOUT_US.get(replying, _ABOUT_US["en"])
             result.answer = await self._answer(question, replying)
             if result.answer is None and replying != reading:
                 result.answer = await self._answer(question, reading)

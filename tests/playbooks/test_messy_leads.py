@@ -301,3 +301,17 @@ async def test_a_postcode_given_early_is_said_back_as_it_is_kept(lead: Lead) -> 
     await c.say("sw1a1aa")
     assert filled(c) == {"postcode": "SW1A 1AA"}
     assert c.texts()[0] == "Thanks, I've also noted “SW1A 1AA”."
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "entry"),
+    [(EN, "who is this?", "en-about"), (EN, "who am i talking to", "en-about"), (FR, "vous êtes qui ?", "fr-societe")],
+)
+async def test_who_is_writing_is_answered_from_the_knowledge_base(
+    lead: Lead, playbook: str, message: str, entry: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    await c.say(message)
+    assert c.texts()[0] == RESPONSES[entry]
+    assert said(c)[-1][0] == "reask"
