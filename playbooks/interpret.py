@@ -1237,7 +1237,8 @@ def _echoes(clause: str, question: str) -> bool:
 _WHO_ARE_YOU = re.compile(
     r"(?<!\w)(?:who (?:is|are) (?:this|you|u)|who'?s (?:this|that)|who am i (?:talking|speaking|chatting) "
     r"(?:to|with)|(?:is this|are you|r u) (?:a )?(?:bot|robot|real person|human|person)|"
-    r"qui (?:etes|est)[- ](?:vous|ce)|vous etes qui|c'?est qui|t'?es qui|qui me (?:parle|repond|contacte|ecrit)|"
+    r"qui (?:etes|est)[- ](?:vous|ce)|vous etes qui|c'?est qui|t'?es qui|"
+    r"qui me (?:parle|repond|contacte|ecrit)|"
     r"(?:etes|es)[- ](?:vous|tu) (?:un )?(?:robot|bot|humain)|c'?est un (?:robot|bot))(?!\w)"
 )
 """A lead asking who writes to them ("who is this?", "vous êtes qui ?", "is this a bot?")."""

@@ -305,7 +305,11 @@ async def test_a_postcode_given_early_is_said_back_as_it_is_kept(lead: Lead) -> 
 
 @pytest.mark.parametrize(
     ("playbook", "message", "entry"),
-    [(EN, "who is this?", "en-about"), (EN, "who am i talking to", "en-about"), (FR, "vous êtes qui ?", "fr-societe")],
+    [
+        (EN, "who is this?", "en-about"),
+        (EN, "who am i talking to", "en-about"),
+        (FR, "vous êtes qui ?", "fr-societe"),
+    ],
 )
 async def test_who_is_writing_is_answered_from_the_knowledge_base(
     lead: Lead, playbook: str, message: str, entry: str
