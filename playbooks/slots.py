@@ -516,14 +516,13 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
                 found[-1] = mention
                 continue
         if (
-            unit == "money"
+            unit in ("money", "duration")
             and found
             and found[-1].unit == ""
             and _BETWEEN.match(folded[found[-1].end : match.start()])
         ):
-            found[-1] = NumberMention(
-                found[-1].value, found[-1].evidence, found[-1].start, found[-1].end, "money"
-            )
+            # "150 or 200 €", "2-3 months": the first number measures what the second does
+            found[-1] = NumberMention(found[-1].value, found[-1].evidence, found[-1].start, found[-1].end, unit)
         found.append(mention)
     return found
 

@@ -319,3 +319,32 @@ async def test_who_is_writing_is_answered_from_the_knowledge_base(
     await c.say(message)
     assert c.texts()[0] == RESPONSES[entry]
     assert said(c)[-1][0] == "reask"
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slot", "value", "step"),
+    [
+        # a range of months answers the timeline, never the bill or the surface ("2" was the bill)
+        (EN, ["yes"], "in 2-3 months", "timeline", "asap", "bill"),
+        (FR, ["oui", "maison", "combles"], "dans 2-3 mois", "delai", "moins_3_mois", "surface"),
+    ],
+)
+async def test_a_range_of_months_said_early_is_the_timeline_not_a_number(
+    lead: Lead, playbook: str, before: list[str], message: str, slot: str, value: str, step: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert filled(c) == {slot: value}
+    assert said(c)[-1] == ("reask", step)
+
+
+@pytest.mark.parametrize(("message", "value"), [("mézon", "maison"), ("appartment", "appartement")])
+async def test_a_home_type_spelt_by_ear_is_read(lead: Lead, message: str, value: str) -> None:
+    c = lead(FR)
+    await c.start()
+    await c.say("oui")
+    await c.say(message)
+    assert filled(c) == {"type_logement": value}
