@@ -522,7 +522,8 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
             and _BETWEEN.match(folded[found[-1].end : match.start()])
         ):
             # "150 or 200 €", "2-3 months": the first number measures what the second does
-            found[-1] = NumberMention(found[-1].value, found[-1].evidence, found[-1].start, found[-1].end, unit)
+            first = found[-1]
+            found[-1] = NumberMention(first.value, first.evidence, first.start, first.end, unit)
         found.append(mention)
     return found
 
