@@ -32,6 +32,7 @@ from playbooks.language import follow_language
 from playbooks.runtime import AskContext, ConversationState, Interpretation
 from playbooks.slots import (
     SlotValue,
+    asks_about_owning,
     asks_about_relative,
     find_numbers,
     fold,
@@ -804,7 +805,8 @@ def read_message(
         if context.slot in reading.slots:
             continue
         _read_other(reading, context, text, options)
-    _read_relative_owner(reading, contexts, text)
+    owner_asked = ask is not None and ask.kind == "yes_no" and asks_about_owning(ask.question)
+    _read_relative_owner(reading, contexts, text, owner_asked=owner_asked)
     if ask is not None and not reading.slots and ask.kind in ("choice", "yes_no"):
         _read_lone_number(reading, ask, language=language)
     result.slots, result.evidence = reading.slots, reading.evidence
@@ -1047,11 +1049,14 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         reading.take(context.slot, parsed)
 
 
-def _read_relative_owner(reading: _Reading, contexts: Sequence[AskContext], text: str) -> None:
+def _read_relative_owner(
+    reading: _Reading, contexts: Sequence[AskContext], text: str, *, owner_asked: bool = False
+) -> None:
     """A yes/no question asking whether the home is a relative's (often ``listen_only``), answered
     in passing by a message naming a relative owner ("c'est ma mère la proprio" while "Êtes-vous
     propriétaire ?" waits): yes, with the relative's words, even when those words already said the
-    lead is not the owner."""
+    lead is not the owner. ``owner_asked``: the message answers "do you own the home?" (a short
+    "non, ma mère" says whose it is)."""
     for context in contexts:
         if (
             context.kind != "yes_no"
@@ -1059,7 +1064,7 @@ def _read_relative_owner(reading: _Reading, contexts: Sequence[AskContext], text
             or not asks_about_relative(context.question)
         ):
             continue
-        relative = relative_owner(text)
+        relative = relative_owner(text, answering_owner=owner_asked)
         if relative is not None:
             reading.slots[context.slot] = True
             reading.evidence[context.slot] = relative

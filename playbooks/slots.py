@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_HOUR",
     "NumberMention",
     "SlotValue",
+    "asks_about_owning",
     "asks_about_relative",
     "find_numbers",
     "fold",
@@ -198,6 +199,7 @@ _WITH_BEFORE = re.compile(r"(?:avec|with|and|et|&|\+)\s*$")
 _OWNED_BY = re.compile(
     r"(?<![\w'])(?:proprio|proprios|proprietaire|proprietaires|owner|owners|own|owns|owned|"
     r"appartient|appartiennent|belongs?|belonging|a elle|a lui|a eux|chez|est a|sont a|"
+    r"c'est a|c est a|cest a|"
     r"maison de|logement de|appart de|appartement de|house of|home of)(?![\w])"
 )
 _HOME_AFTER = re.compile(r"\s*(?:house|home|place|flat|property|bungalow)(?!\w)")
@@ -223,32 +225,50 @@ def asks_about_relative(question: str) -> bool:
     return _RELATIVE_Q.search(fold(question)) is not None
 
 
-def relative_owner(text: str) -> str | None:
+def asks_about_owning(question: str) -> bool:
+    """Whether ``question`` asks if the lead owns the home ("Êtes-vous propriétaire ?", "Do you own
+    the home?") and not whether a relative does (:func:`asks_about_relative`)."""
+    folded = fold(question)
+    return any(word in _OWN for word in re.findall(r"[a-z]+", folded)) and not asks_about_relative(question)
+
+
+def relative_owner(text: str, *, answering_owner: bool = False) -> str | None:
     """The words naming a relative who owns the home the lead writes about ("c'est ma mère la
     proprio", "my parents own it", "it's my mum's house", "la maison est à mes parents"), else
     ``None``: a relative named with a possessive, outside "with my wife" / "avec mon mari" (a
-    co-owner), with words saying whose the home is, and the lead not owning it themself. Linear
-    (bounded alternations over the text's first 2000 characters)."""
+    co-owner), with words saying whose the home is, and the lead not owning it themself.
+    ``answering_owner``: the text answers "do you own the home?", so a short reply naming a
+    relative says whose it is ("non, ma mère", "no but my parents do") unless it speaks of renting.
+    Linear (bounded alternations over the text's first 2000 characters)."""
     folded = fold(text[:2000])
     if _SELF_OWNS.search(folded):
         return None
+    words = re.findall(r"[a-z]+", folded)
     owned = _OWNED_BY.search(folded) is not None
+    short = answering_owner and len(words) <= SHORT_REPLY_WORDS and not any(w in _RENT for w in words)
     for match in _RELATIVE.finditer(folded):
         if _WITH_BEFORE.search(folded, 0, match.start()):
             continue
-        if owned or _HOME_AFTER.match(folded, match.end()):
+        # "oui, pour ma mère": a yes before the relative is the lead's own
+        said_yes = any(w in _PLAIN_YES for w in re.findall(r"[a-z]+", folded[: match.start()]))
+        if owned or (short and not said_yes) or _HOME_AFTER.match(folded, match.end()):
             return text[match.start("who") : match.end("who")]
     return None
 
 
+_PLAIN_YES = frozenset({"oui", "ouais", "ouai", "yes", "yeah", "yep", "yup", "yh"})
+SHORT_REPLY_WORDS = 8
+"""A reply to "do you own the home?" of at most this many words that names a relative says whose it is."""
+
+
 def _parse_yes_no(text: str, question: str | None = None) -> SlotValue | None:
     if question:
-        relative = relative_owner(text)
+        owning = asks_about_owning(question)
+        relative = relative_owner(text, answering_owner=owning)
         if relative is not None:
-            folded_q = fold(question)
             if asks_about_relative(question):
                 return SlotValue(True, relative)  # "Is it a relative's home?" "my mum's"
-            if any(word in _OWN for word in re.findall(r"[a-z]+", folded_q)):
+            if owning:
                 return SlotValue(False, text.strip())  # "Do you own it?" "my mum does": not the lead
     if re.search(r"([a-z])\1{2,}", fold(text)):
         text = re.sub(r"([A-Za-z])\1{2,}", r"\1", text)  # "ouiii", "yesss", "noooon"

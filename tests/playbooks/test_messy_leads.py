@@ -169,6 +169,12 @@ async def test_a_playbook_written_in_french_only_stays_in_french_and_says_so(lea
         (EN, "my parents own it, I'm helping them", "my parents"),
         (EN, "its my parents house, im helping them", "my parents"),
         (EN, "my mums place", "my mum"),
+        # a short reply to "do you own it?" naming a relative says whose it is
+        (FR, "non, ma mère", "ma mère"),
+        (FR, "non mais mes parents oui", "mes parents"),
+        (FR, "c'est à mon mari", "mon mari"),
+        (EN, "no but my parents do", "my parents"),
+        (EN, "no, it's my dad's", "my dad"),
     ],
 )
 async def test_a_relative_who_owns_the_home_is_recorded_and_the_request_goes_on(
@@ -195,6 +201,9 @@ async def test_a_relative_who_owns_the_home_is_recorded_and_the_request_goes_on(
         (FR, "Non, je suis locataire", False),
         (EN, "we own it with my wife", True),
         (EN, "my wife and I own the house", True),
+        (FR, "oui, pour ma mère", True),
+        (FR, "oui avec mon mari", True),
+        (EN, "no we rent from my uncle", False),
         (EN, "no we rent from a landlord", False),
     ],
 )
