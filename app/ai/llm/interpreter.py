@@ -53,7 +53,7 @@ from playbooks.interpret import find_not_offered
 from playbooks.language import follow_language
 from playbooks.runtime import NOT_OFFERED_SLOT, AskContext, ConversationState, Interpretation, Interpreter
 from playbooks.schema import AskStep, pick_language
-from playbooks.slots import asks_about_relative, fold, normalise, relative_owner
+from playbooks.slots import asks_about_owning, asks_about_relative, fold, normalise, relative_owner
 from prompts import render
 
 __all__ = [
@@ -521,7 +521,8 @@ class GptInterpreter:
             if context.kind != "yes_no" or context.slot in slots:
                 continue
             if asks_about_relative(context.question):
-                relative = relative_owner(text)
+                owner_asked = ask is not None and ask.kind == "yes_no" and asks_about_owning(ask.question)
+                relative = relative_owner(text, answering_owner=owner_asked)
                 if relative is not None:
                     slots[context.slot], evidence[context.slot] = True, relative
         interpretation = Interpretation(
