@@ -1046,6 +1046,9 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         # "english please" answers no question: the question is asked again (in that language when
         # the playbook speaks it, see follow_language), never counted as a wrong answer
         intent = "small_talk"
+        if ask is not None:  # nor words matching no option ("english please" is no roof type)
+            interpretation.other.pop(ask.slot, None)
+            interpretation.clarify.pop(ask.slot, None)
         if requested not in turn.playbook.spoken_languages():
             answer = _language_unavailable(turn, requested)
     wants_human = intent == "wants_human"
@@ -1171,7 +1174,7 @@ def _choose_again(turn: _Turn, ask: AskStep) -> None:
 
 def _keep_also(turn: _Turn, ask: AskStep, interpretation: Interpretation) -> None:
     """The other options the lead named with the one kept ("combles et pac"): their titles in
-    ``<slot>_also`` for the team, and said back with the first in the acknowledgement."""
+    ``<slot>_also``, kept for the team (the lead is not asked which one they meant)."""
     extra = [c for c in turn.choices(ask) if c.id in interpretation.also.get(ask.slot, [])]
     if not extra:
         return

@@ -357,3 +357,15 @@ async def test_a_home_type_spelt_by_ear_is_read(lead: Lead, message: str, value:
     await c.say("oui")
     await c.say(message)
     assert filled(c) == {"type_logement": value}
+
+
+async def test_asking_for_the_language_already_spoken_at_a_choice_question_is_no_wrong_answer(
+    lead: Lead,
+) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say("yes")
+    await c.say("150")
+    await c.say("english please")
+    assert said(c) == [("reask", "roof")]
+    assert c.state.attempts == 0 and "roof_type_other" not in c.state.slots
