@@ -717,7 +717,7 @@ def match_choice(
             # "tout refaire dans la cuisine": "tout" is not "Rénovation globale"
             return ChoiceMatch() if strict else ChoiceMatch(evidence=text.strip(), other=True)
         period = _by_period(text, choices, now, timezone, strict=strict)
-        if period is not None:
+        if period is not None and not (len(winners) == 1 and _said_verbatim(joined, labels[winners[0]])):
             span = fold(period.evidence)
             if len(winners) > 1 or all(message[i].text in span for cid in winners for i in full[cid][1]):
                 return period  # "after the winter" is not "this winter", "in a year" not "this year"
@@ -751,6 +751,14 @@ def match_choice(
     if any(len(t.text) >= 4 and not t.text.isdigit() for t in message):
         return _other(text, labels)
     return ChoiceMatch()
+
+
+def _said_verbatim(joined: str, labels: Sequence[str]) -> bool:
+    """Whether the message's words (``joined``: folded, one space apart) hold one of an option's
+    labels word for word: the playbook's own synonym ("few months" in "in a few months") then wins
+    over the built-in reading of a period, which would count the months itself."""
+    padded = f" {joined} "
+    return any(f" {label} " in padded for label in labels if label)
 
 
 def _unsure_evidence(text: str, unsure: re.Match[str]) -> str:

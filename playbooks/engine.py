@@ -22,6 +22,7 @@ from kernel.clock import SystemClock
 from kernel.clone import clone_model
 from kernel.errors import LeadWarmError
 from playbooks.expressions import evaluate, render, template_context
+from playbooks.language import asked_language, follow_language
 from playbooks.runtime import (
     NOT_OFFERED_SLOT,
     Action,
@@ -73,6 +74,7 @@ __all__ = [
     "DEFAULT_FALLBACK",
     "DEFAULT_INVALID",
     "ENGINE_TEXTS",
+    "LANGUAGE_NAMES",
     "MAX_STEPS_PER_ADVANCE",
     "advance",
     "ask_context",
@@ -110,6 +112,10 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     "opt_out": {
         "en": "Understood – you won't receive any more messages from us. Have a good day!",
         "fr": "C'est noté – vous ne recevrez plus de messages de notre part. Belle journée !",
+    },
+    "language_unavailable": {
+        "en": "Sorry, I can only continue in {language} here.",
+        "fr": "Désolé, je ne peux poursuivre qu'en {language} ici.",
     },
     "pass_on": {
         "en": "Good question – I'll pass it on to an adviser, who will get back to you about it.",
@@ -705,8 +711,14 @@ async def _interpret(
         open_slots=open_slots,
         state=clone_model(state),
     )
-    if interpretation.language:
-        state.language = interpretation.language.lower()
+    followed = follow_language(
+        current=state.language,
+        lead_language=state.lead_language,
+        detected=interpretation.language,
+        text=text,
+        supported=turn.playbook.spoken_languages(),
+    )
+    state.language, state.lead_language = followed.language, followed.lead_language
     turn.interpretation = interpretation
     filled = _apply_slots(turn, interpretation, ask)
     _apply_scorer(turn, interpretation)
@@ -900,6 +912,8 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
         elif kind == "choice":
             titles = {c.id: turn.text(c.title) for step in turn.playbook.asks_for(slot) for c in step.choices}
             said.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
+        elif kind == "text":  # what the team will read ("SW1A 1AA" for "sw1a1aa")
+            said.append(_quote(turn, str(state.slots[slot])))
         else:
             said.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
     if turn.wished is not None:
@@ -976,6 +990,22 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
     await _run(turn, first)
 
 
+#: Names of the languages the engine speaks, in each of them.
+LANGUAGE_NAMES: dict[str, dict[str, str]] = {
+    "en": {"en": "English", "fr": "anglais"},
+    "fr": {"en": "French", "fr": "français"},
+}
+
+
+def _language_unavailable(turn: _Turn, requested: str) -> str:
+    """ "I can only continue in <the conversation's language>", in the language the lead asked for
+    when the engine has the sentence in it (else in the conversation's)."""
+    texts = ENGINE_TEXTS["language_unavailable"]
+    said_in = next((code for code in (requested, turn.state.language) if code in texts), "en")
+    name = LANGUAGE_NAMES.get(turn.state.language, {}).get(said_in, turn.state.language)
+    return texts[said_in].format(language=name)
+
+
 def _opt_out(turn: _Turn, interpretation: Interpretation, text: str, *, silent: bool = False) -> None:
     """The lead asked not to be contacted: confirm once, record it, end the conversation."""
     state = turn.state
@@ -1011,6 +1041,16 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     )
     answer = interpretation.answer
     intent = interpretation.intent
+    requested = asked_language(event.text) if not filled and intent in ("answer", "small_talk") else None
+    if requested is not None and not answer:
+        # "english please" answers no question: the question is asked again (in that language when
+        # the playbook speaks it, see follow_language), never counted as a wrong answer
+        intent = "small_talk"
+        if ask is not None:  # nor words matching no option ("english please" is no roof type)
+            interpretation.other.pop(ask.slot, None)
+            interpretation.clarify.pop(ask.slot, None)
+        if requested not in turn.playbook.spoken_languages():
+            answer = _language_unavailable(turn, requested)
     wants_human = intent == "wants_human"
     if intent == "auto_reply":
         turn.notes.append("automatic reply (out of office): no answer, no step taken")
@@ -1072,6 +1112,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         turn.flush_answer()
         return
     if ask.slot in filled:
+        _keep_also(turn, ask, interpretation)
         if answer:
             turn.send(answer, purpose="answer")
         turn.flush_answer()  # values confirmed before anything the next steps say
@@ -1129,6 +1170,18 @@ def _choose_again(turn: _Turn, ask: AskStep) -> None:
     listed = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + f" {turn.say('or')} {titles[-1]}"
     turn.flush_answer()
     turn.send(turn.say("choose_again", options=listed), purpose="reask", step=ask, choices=options)
+
+
+def _keep_also(turn: _Turn, ask: AskStep, interpretation: Interpretation) -> None:
+    """The other options the lead named with the one kept ("combles et pac"): their titles in
+    ``<slot>_also``, kept for the team (the lead is not asked which one they meant)."""
+    extra = [c for c in turn.choices(ask) if c.id in interpretation.also.get(ask.slot, [])]
+    if not extra:
+        return
+    key = f"{ask.slot}_also"
+    words = ", ".join(c.title for c in extra)
+    turn.state.slots[key] = words
+    turn.actions.append(SlotFilled(slot=key, value=words, evidence=words, source="other"))
 
 
 async def _keep_other(turn: _Turn, ask: AskStep, words: str, *, after_retry: bool = False) -> None:

@@ -216,7 +216,7 @@ def _prefilled(playbook: Playbook, case: EvalCase) -> dict[str, Any]:
         for step in playbook.steps:
             if step.id == case.ask:
                 break
-            if isinstance(step, AskStep):
+            if isinstance(step, AskStep) and not step.listen_only:  # never asked: not given either
                 names.append(step.slot)
     return {name: "(given)" for name in names}
 

@@ -28,17 +28,28 @@ from typing import Any
 
 from kernel.clock import Clock, SystemClock
 from playbooks.choices import match_choice
+from playbooks.language import follow_language
 from playbooks.runtime import AskContext, ConversationState, Interpretation
 from playbooks.slots import (
     SlotValue,
+    asks_about_owning,
+    asks_about_relative,
     find_numbers,
     fold,
     lead_regions,
     looks_like_email,
     parse_slot,
+    relative_owner,
 )
 
-__all__ = ["RuleInterpreter", "detect_intent", "expand_shorthand", "looks_like_question", "read_message"]
+__all__ = [
+    "RuleInterpreter",
+    "detect_intent",
+    "expand_shorthand",
+    "find_not_offered",
+    "looks_like_question",
+    "read_message",
+]
 
 MAX_CHARS = 2000
 """Only the first characters of a message are read (a pasted essay is cut, never looped over)."""
@@ -794,6 +805,8 @@ def read_message(
         if context.slot in reading.slots:
             continue
         _read_other(reading, context, text, options)
+    owner_asked = ask is not None and ask.kind == "yes_no" and asks_about_owning(ask.question)
+    _read_relative_owner(reading, contexts, text, owner_asked=owner_asked)
     if ask is not None and not reading.slots and ask.kind in ("choice", "yes_no"):
         _read_lone_number(reading, ask, language=language)
     result.slots, result.evidence = reading.slots, reading.evidence
@@ -804,6 +817,27 @@ def read_message(
     if intent == "small_talk" and result.slots:
         result.intent = "answer"
     return result
+
+
+_SEVERAL = re.compile(r"(?<!\w)(?:et|and|both|les deux|tous les deux|toutes les deux|plus|\+|&)(?!\w)|[+&]")
+"""Words joining two options in one answer ("combles et pac", "both", "tiles + slate")."""
+
+
+def _several_named(text: str, candidates: list[str], labels: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """The ``candidates`` (choice ids) that ``text`` names word for word (one of their labels as
+    whole words), in the order named, when it names at least two joined by :data:`_SEVERAL`
+    ("combles et pac", "both tiles and slate"); else ``None`` (the engine asks which one)."""
+    if not candidates or not _SEVERAL.search(fold(text)):
+        return None
+    words = " " + " ".join(re.findall(r"[a-z0-9]+", fold(text))) + " "
+    places: dict[str, int] = {}
+    for cid in candidates:
+        for label in labels.get(cid, ()):
+            spaced = " " + " ".join(re.findall(r"[a-z0-9]+", fold(label))) + " "
+            at = words.find(spaced) if spaced.strip() else -1
+            if at >= 0:
+                places[cid] = min(at, places.get(cid, at))
+    return sorted(places, key=lambda cid: places[cid]) if len(places) >= 2 else None
 
 
 def _read_asked(
@@ -843,6 +877,10 @@ def _read_asked(
             reading.take(ask.slot, SlotValue(found.value, found.evidence))
             if found.other:
                 result.other[ask.slot] = part.strip()
+        elif (named := _several_named(part, list(found.candidates), _labels(ask))) is not None:
+            # "les deux : combles et pac": both are meant; the first named is the answer
+            reading.take(ask.slot, SlotValue(named[0], part.strip()))
+            result.also[ask.slot] = named[1:]
         elif found.candidates:
             result.clarify[ask.slot] = list(found.candidates)
         elif found.other and result.intent not in ("wants_human", "small_talk"):
@@ -998,7 +1036,7 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         found = match_choice(part, strict, now=now, timezone=options["timezone"], strict=True)
         if found.value is not None and not found.other:
             parsed = SlotValue(found.value, found.evidence)
-    elif kind == "yes_no":
+    elif kind == "yes_no" and not asks_about_relative(context.question):  # see _read_relative_owner
         for clause in _clauses(part):
             if _echoes(clause, context.question):
                 parsed = parse_slot("yes_no", clause, question=context.question, **options)
@@ -1009,6 +1047,27 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         parsed = _postcode(_mask_contacts(part, options))
     if parsed is not None:
         reading.take(context.slot, parsed)
+
+
+def _read_relative_owner(
+    reading: _Reading, contexts: Sequence[AskContext], text: str, *, owner_asked: bool = False
+) -> None:
+    """A yes/no question asking whether the home is a relative's (often ``listen_only``), answered
+    in passing by a message naming a relative owner ("c'est ma mère la proprio" while "Êtes-vous
+    propriétaire ?" waits): yes, with the relative's words, even when those words already said the
+    lead is not the owner. ``owner_asked``: the message answers "do you own the home?" (a short
+    "non, ma mère" says whose it is)."""
+    for context in contexts:
+        if (
+            context.kind != "yes_no"
+            or context.slot in reading.slots
+            or not asks_about_relative(context.question)
+        ):
+            continue
+        relative = relative_owner(text, answering_owner=owner_asked)
+        if relative is not None:
+            reading.slots[context.slot] = True
+            reading.evidence[context.slot] = relative
 
 
 _LONE_NUMBER = re.compile(
@@ -1071,6 +1130,19 @@ def _read_not_offered(reading: _Reading, context: AskContext, text: str, intent:
         place = _PLACE.match(fold(reading.text), at + len(found.evidence))
         if place is not None:
             reading.consume(reading.text[place.start() : place.end()])
+
+
+def find_not_offered(text: str, context: AskContext, *, language: str | None = None) -> SlotValue | None:
+    """The project not offered (``context``: :attr:`AskContext.not_offered`) that ``text`` names by a
+    whole label, as the offline reader hears it (SMS shorthand expanded, questions included), with
+    the words that named it; ``None`` when it names none, or in an opt-out, a "not interested" or an
+    automatic reply. ``language`` (ISO 639-1) picks the shorthand table. Reads the first
+    :data:`MAX_CHARS` characters."""
+    expanded = expand_shorthand(text[:MAX_CHARS], language=language)
+    reading = _Reading(expanded)
+    _read_not_offered(reading, context, expanded, detect_intent(expanded))
+    found = reading.slots.get(context.slot)
+    return None if found is None else SlotValue(found, reading.evidence.get(context.slot, ""))
 
 
 _PROJECT = re.compile(
@@ -1167,6 +1239,18 @@ def _echoes(clause: str, question: str) -> bool:
     return any(len(t.text) >= 4 and any(_same(t, q) for q in asked) for t in said)
 
 
+_WHO_ARE_YOU = re.compile(
+    r"(?<!\w)(?:who (?:is|are) (?:this|you|u)|who'?s (?:this|that)|who am i (?:talking|speaking|chatting) "
+    r"(?:to|with)|(?:is this|are you|r u) (?:a )?(?:bot|robot|real person|human|person)|"
+    r"qui (?:etes|est)[- ](?:vous|ce)|vous etes qui|c'?est qui|t'?es qui|"
+    r"qui me (?:parle|repond|contacte|ecrit)|"
+    r"(?:etes|es)[- ](?:vous|tu) (?:un )?(?:robot|bot|humain)|c'?est un (?:robot|bot))(?!\w)"
+)
+"""A lead asking who writes to them ("who is this?", "vous êtes qui ?", "is this a bot?")."""
+_ABOUT_US = {"en": "about the company", "fr": "à propos de votre société"}
+"""What the knowledge base is asked instead: its entry about the company answers."""
+
+
 class RuleInterpreter:
     """Offline ``Interpreter``: :func:`read_message`, plus optional knowledge-base answers.
 
@@ -1175,7 +1259,9 @@ class RuleInterpreter:
     numbers are read first with the lead's own country (from ``state.lead["phone"]`` and the
     time zone), then ``default_region``. ``detect_language(text) -> 'fr' | None`` sets
     ``Interpretation.language``. ``answer(question, language) -> str | None`` is awaited when the
-    message asks something; its result becomes ``Interpretation.answer``.
+    message asks something, in the language the conversation continues in
+    (:func:`playbooks.language.follow_language`), then in the message's own language if that gave
+    nothing; its result becomes ``Interpretation.answer``.
     """
 
     def __init__(
@@ -1232,5 +1318,16 @@ class RuleInterpreter:
         if self._answer is not None and result.intent == "question":
             expanded = expand_shorthand(text, language=reading)
             questions = [s for s in _sentences(expanded) if _sentence_is_question(s)]
-            result.answer = await self._answer(" ".join(questions) or text, reading)
+            question = " ".join(questions) or text
+            # the reply is in the conversation's language (a short line in another one does not
+            # switch it); the message's own language when the knowledge base has nothing in it
+            replying = follow_language(
+                current=state.language, lead_language=state.lead_language, detected=result.language, text=text
+            ).language
+            if _WHO_ARE_YOU.search(fold(question)):
+                # "who is this?" is all function words to a search: ask the knowledge base about us
+                question = _ABOUT_US.get(replying, _ABOUT_US["en"])
+            result.answer = await self._answer(question, replying)
+            if result.answer is None and replying != reading:
+                result.answer = await self._answer(question, reading)
         return result

@@ -85,6 +85,10 @@ class ConversationState(_Model):
     status: Literal["active", "waiting", "handoff", "ended"] = "active"
     current_step: str | None = None
     language: str = "en"
+    lead_language: str | None = None
+    """The language (ISO 639-1) of the lead's latest message with language evidence, ``None`` before
+    the first: with ``language`` it decides when the conversation follows the lead into another
+    language (:func:`playbooks.language.follow_language`)."""
     slots: dict[str, Any] = Field(default_factory=dict)
     score: int = 0
     attempts: int = 0
@@ -422,6 +426,10 @@ class Interpretation(_Model):
     clarify: dict[str, list[str]] = Field(default_factory=dict)
     """Choice slots where two options fit the words about equally: slot -> the close choice ids
     (best first); the engine asks which one was meant instead of guessing."""
+    also: dict[str, list[str]] = Field(default_factory=dict)
+    """Choice slots the lead answered with several options at once ("les deux : combles et pac"):
+    slot -> the other choice ids named (the slot holds the first one named); the engine keeps
+    them in ``<slot>_also`` for the team rather than asking which one was meant."""
 
 
 @runtime_checkable

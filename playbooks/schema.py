@@ -535,6 +535,19 @@ class Playbook(_Base):
                 return self.steps[index + 1].id if index + 1 < len(self.steps) else None
         return None
 
+    def spoken_languages(self) -> tuple[str, ...]:
+        """The languages (ISO 639-1, the playbook's own first) in which EVERY question is written: a
+        question given as one plain string is in ``language`` only. The conversation follows a lead
+        only into these (:func:`playbooks.language.follow_language`), never into one where the
+        questions would stay in another language than the bot's own sentences."""
+        spoken: set[str] | None = None
+        for s in self.steps:
+            if isinstance(s, AskStep):
+                has = {self.language} if isinstance(s.question, str) else {k.lower() for k in s.question}
+                spoken = has if spoken is None else spoken & has
+        languages = spoken if spoken is not None else {self.language}
+        return tuple(sorted(languages, key=lambda code: (code != self.language, code)))
+
     def slot_kinds(self) -> dict[str, str]:
         """Every slot the playbook asks, mapped to its kind, in order of appearance."""
         kinds: dict[str, str] = {}

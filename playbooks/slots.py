@@ -40,12 +40,15 @@ __all__ = [
     "DEFAULT_HOUR",
     "NumberMention",
     "SlotValue",
+    "asks_about_owning",
+    "asks_about_relative",
     "find_numbers",
     "fold",
     "lead_regions",
     "looks_like_email",
     "normalise",
     "parse_slot",
+    "relative_owner",
     "render_datetime",
 ]
 
@@ -183,7 +186,90 @@ def _echo(text: str, question: str) -> SlotValue | None:
     return None
 
 
+_RELATIVE = re.compile(
+    r"(?<![\w'])(?P<who>(?:ma|mon|mes|my|our|notre|nos|sa|son|ses|his|her|their)\s+"
+    r"(?:(?:belle|beau|beaux|grand|grands|step|arriere)[- ]?)?"
+    r"(?:mere|maman|pere|papa|parents?|mari|femme|epouse|epoux|conjointe?|compagnon|compagne|fils|fille|"
+    r"frere|soeur|oncle|tante|famille|daron|daronne|vieux|mum|mom|mummy|mommy|mother|dad|daddy|father|"
+    r"husband|wife|partner|son|daughter|brother|sister|grandma|grandmother|grandpa|grandfather|"
+    r"grandparents|in-laws|inlaws|aunt|uncle|family|nan|nana|gran|granny|folks))(?:'s|s'|'|s)?(?![\w])"
+)
+"""A relative named with a possessive ("ma mère", "mes beaux-parents", "my mum", "our parents")."""
+_WITH_BEFORE = re.compile(r"(?:avec|with|and|et|&|\+)\s*$")
+_OWNED_BY = re.compile(
+    r"(?<![\w'])(?:proprio|proprios|proprietaire|proprietaires|owner|owners|own|owns|owned|"
+    r"appartient|appartiennent|belongs?|belonging|a elle|a lui|a eux|chez|est a|sont a|"
+    r"c'est a|c est a|cest a|"
+    r"maison de|logement de|appart de|appartement de|house of|home of)(?![\w])"
+)
+_HOME_AFTER = re.compile(r"\s*(?:house|home|place|flat|property|bungalow)(?!\w)")
+"""A home right after a relative ("my parents house", "my mum's place")."""
+"""Words saying whose the home is (with a relative named: the relative's)."""
+_SELF_OWNS = re.compile(
+    r"(?<![\w'])(?:(?:je suis|j'suis|jsuis|chui|on est|nous sommes|i am|i'm|im|we are|we're|were)\s+"
+    r"(?:(?:le|la|les|the|co|co-)\s*)?(?:proprio|proprietaire|owner|homeowner|co-?proprietaire|co-?owner)s?|"
+    r"(?:i|we|on|nous)\s+(?:do\s+)?own|my own|our own|j'en suis|j'ai achete|we bought|i bought|"
+    r"(?:and|et|&)\s+(?:i|me|moi|myself))(?![\w])"
+)
+"""The lead owning the home themself ("je suis proprio avec ma femme", "we own it with my parents")."""
+_RELATIVE_Q = re.compile(
+    r"(?<![\w'])(?:proche|proches|relative|relatives|family|famille|parent|parents|membre de)(?![\w])"
+)
+"""A question asking whether the home is a relative's ("Le logement appartient-il à un proche ?")."""
+
+
+def asks_about_relative(question: str) -> bool:
+    """Whether ``question`` asks if the home is a relative's ("Le logement appartient-il à un proche
+    ?", "Does the home belong to a relative?"): such a yes/no question is answered by a message
+    naming a relative owner (:func:`relative_owner`)."""
+    return _RELATIVE_Q.search(fold(question)) is not None
+
+
+def asks_about_owning(question: str) -> bool:
+    """Whether ``question`` asks if the lead owns the home ("Êtes-vous propriétaire ?", "Do you own
+    the home?") and not whether a relative does (:func:`asks_about_relative`)."""
+    folded = fold(question)
+    return any(word in _OWN for word in re.findall(r"[a-z]+", folded)) and not asks_about_relative(question)
+
+
+def relative_owner(text: str, *, answering_owner: bool = False) -> str | None:
+    """The words naming a relative who owns the home the lead writes about ("c'est ma mère la
+    proprio", "my parents own it", "it's my mum's house", "la maison est à mes parents"), else
+    ``None``: a relative named with a possessive, outside "with my wife" / "avec mon mari" (a
+    co-owner), with words saying whose the home is, and the lead not owning it themself.
+    ``answering_owner``: the text answers "do you own the home?", so a short reply naming a
+    relative says whose it is ("non, ma mère", "no but my parents do") unless it speaks of renting.
+    Linear (bounded alternations over the text's first 2000 characters)."""
+    folded = fold(text[:2000])
+    if _SELF_OWNS.search(folded):
+        return None
+    words = re.findall(r"[a-z]+", folded)
+    owned = _OWNED_BY.search(folded) is not None
+    short = answering_owner and len(words) <= SHORT_REPLY_WORDS and not any(w in _RENT for w in words)
+    for match in _RELATIVE.finditer(folded):
+        if _WITH_BEFORE.search(folded, 0, match.start()):
+            continue
+        # "oui, pour ma mère": a yes before the relative is the lead's own
+        said_yes = any(w in _PLAIN_YES for w in re.findall(r"[a-z]+", folded[: match.start()]))
+        if owned or (short and not said_yes) or _HOME_AFTER.match(folded, match.end()):
+            return text[match.start("who") : match.end("who")]
+    return None
+
+
+_PLAIN_YES = frozenset({"oui", "ouais", "ouai", "yes", "yeah", "yep", "yup", "yh"})
+SHORT_REPLY_WORDS = 8
+"""A reply to "do you own the home?" of at most this many words that names a relative says whose it is."""
+
+
 def _parse_yes_no(text: str, question: str | None = None) -> SlotValue | None:
+    if question:
+        owning = asks_about_owning(question)
+        relative = relative_owner(text, answering_owner=owning)
+        if relative is not None:
+            if asks_about_relative(question):
+                return SlotValue(True, relative)  # "Is it a relative's home?" "my mum's"
+            if owning:
+                return SlotValue(False, text.strip())  # "Do you own it?" "my mum does": not the lead
     if re.search(r"([a-z])\1{2,}", fold(text)):
         text = re.sub(r"([A-Za-z])\1{2,}", r"\1", text)  # "ouiii", "yesss", "noooon"
     folded = fold(text)
@@ -450,14 +536,14 @@ def find_numbers(text: str, *, language: str = "en") -> list[NumberMention]:
                 found[-1] = mention
                 continue
         if (
-            unit == "money"
+            unit in ("money", "duration")
             and found
             and found[-1].unit == ""
             and _BETWEEN.match(folded[found[-1].end : match.start()])
         ):
-            found[-1] = NumberMention(
-                found[-1].value, found[-1].evidence, found[-1].start, found[-1].end, "money"
-            )
+            # "150 or 200 €", "2-3 months": the first number measures what the second does
+            first = found[-1]
+            found[-1] = NumberMention(first.value, first.evidence, first.start, first.end, unit)
         found.append(mention)
     return found
 

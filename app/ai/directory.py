@@ -129,6 +129,7 @@ class InterpreterDirectory:
             default_region=default_region,
             channel=channel,
             conversation_id=conversation_id,
+            languages=self.languages,
         )
 
     async def aclose(self) -> None:

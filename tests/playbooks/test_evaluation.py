@@ -70,10 +70,19 @@ async def test_scoring_counts_kinds_intents_multi_answers_and_stored_questions(t
     assert (
         ask is not None
         and ask.slot == "postcode"
-        and [o.slot for o in ask.others] == ["email", "callback_time", "interest"]
+        and [o.slot for o in ask.others]
+        == ["homeowner_relative", "email", "callback_time", "phone", "interest"]
     )
+    # listen-only questions are never asked, so never "given" before the pending one
     assert set(state.slots) == {"homeowner", "monthly_bill", "roof_type", "timeline"}
-    assert set(open_slots) == {"postcode", "email", "callback_time", "interest"}
+    assert set(open_slots) == {
+        "homeowner_relative",
+        "postcode",
+        "email",
+        "callback_time",
+        "phone",
+        "interest",
+    }
     summary = report.to_dict()
     assert summary["slots_by_kind"]["text"] == {"accuracy": 0.5, "right": 1, "total": 2}
     assert summary["slots_by_kind"]["number"]["accuracy"] == 1.0

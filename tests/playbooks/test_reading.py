@@ -64,9 +64,10 @@ async def test_one_message_fills_every_slot_it_answers() -> None:
     state = ConversationState(playbook_id=playbook.id, playbook_version=1, language="en")
     context = ask_context(playbook, "homeowner", state=state)
     assert [o.slot for o in context.others] == [
-        "monthly_bill", "roof_type", "timeline", "postcode", "email", "callback_time", "interest",
+        "homeowner_relative", "monthly_bill", "roof_type", "timeline", "postcode", "email", "callback_time",
+        "phone", "interest",
     ]  # fmt: skip
-    assert context.others[1].choice_synonyms["flat"][:2] == ["Flat roof", "Toit plat"]
+    assert context.others[2].choice_synonyms["flat"][:2] == ["Flat roof", "Toit plat"]
     interpreter = RuleInterpreter(clock=FakeClock(), timezone=PARIS, default_region="GB")
     result = await interpreter.interpret(
         text="Yes we own it, bill is about £160 a month, slate roof. Do you do batteries?",

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.ai.knowledge.repository import KnowledgeRepository
 from app.ai.knowledge.retrieval import QAEntry
+from app.ai.language import detect_language
 from app.ai.llm.analysis import INTENTS, TurnAnalysis
 from app.ai.llm.budget import MonthlyBudget
 from app.ai.llm.client import CallUsage, LlmError, TurnAnalyzer
@@ -48,9 +49,11 @@ from app.store import Order, Store
 from app.store import collections as col
 from kernel.clock import Clock
 from playbooks import Playbook
-from playbooks.runtime import AskContext, ConversationState, Interpretation, Interpreter
+from playbooks.interpret import find_not_offered
+from playbooks.language import follow_language
+from playbooks.runtime import NOT_OFFERED_SLOT, AskContext, ConversationState, Interpretation, Interpreter
 from playbooks.schema import AskStep, pick_language
-from playbooks.slots import fold, normalise
+from playbooks.slots import asks_about_owning, asks_about_relative, fold, normalise, relative_owner
 from prompts import render
 
 __all__ = [
@@ -92,6 +95,8 @@ SECRET_MARKERS = (
     "What to return (JSON, matching the schema)",
 )
 _REPLY_INTENTS = ("question", "objection")
+#: Engine intents in which a named project is no request for it (see ``playbooks.interpret``).
+_NO_PROJECT_INTENTS = ("opt_out", "not_interested", "auto_reply")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 
 
@@ -133,7 +138,8 @@ def brand_view(ai_config: Mapping[str, Any] | None, *, default_company: str) -> 
 
 
 def playbook_view(playbook: Playbook, language: str) -> dict[str, Any]:
-    """Name, goal and the slot list (first question asking each slot, in ``language``)."""
+    """Name, goal, the slot list (first question asking each slot, in ``language``) and the projects
+    the playbook does not offer (``not_offered``: ``{"id", "title"}`` each, empty when none)."""
     slots: list[dict[str, Any]] = []
     seen: set[str] = set()
     for step in playbook.steps:
@@ -153,11 +159,17 @@ def playbook_view(playbook: Playbook, language: str) -> dict[str, Any]:
                 "max": step.max,
             }
         )
+    spec = playbook.not_offered
+    not_offered = [
+        {"id": t.id, "title": pick_language(t.title, language, playbook.language)}
+        for t in (spec.topics if spec is not None else [])
+    ]
     return {
         "name": playbook.name,
         "description": playbook.description.strip(),
         "slots": slots,
         "has_choices": any(s["choices"] for s in slots),
+        "not_offered": not_offered,
     }
 
 
@@ -198,11 +210,13 @@ def build_prompt(
     timezone: str,
     history: Sequence[Mapping[str, str]] = (),
     matches: Sequence[QAEntry] = (),
+    reply_language: str | None = None,
 ) -> TurnPrompt:
     """Render the turn analysis prompt. ``knowledge``: the static entries (see :func:`static_knowledge`);
     ``matches``: entries retrieved for this message (those already in ``knowledge`` are left out);
     ``history``: ``{"role": "lead"|"bot"|"agent", "text": ...}``, oldest first; ``now``: seconds since
-    the epoch, shown in the lead's ``timezone`` (IANA)."""
+    the epoch, shown in the lead's ``timezone`` (IANA); ``reply_language``: the ISO 639-1 language the
+    reply must be in (:func:`playbooks.language.follow_language`; default: the conversation's)."""
     language = state.language
     system = render(
         "turn_system",
@@ -223,6 +237,7 @@ def build_prompt(
         now=datetime.fromtimestamp(now, zone).isoformat(timespec="minutes"),
         timezone=timezone,
         language=language,
+        reply_language=reply_language or language,
         known_slots={k: v for k, v in state.slots.items() if v is not None and v != ""},
         open_slots=list(open_slots),
         ask=ask.model_dump() if ask is not None else None,
@@ -258,6 +273,20 @@ def _evidence_in(evidence: str, text: str) -> bool:
     return bool(wanted) and wanted in _squash(text)
 
 
+def _not_offered_topic(playbook: Playbook, value: Any) -> str | None:
+    """The id of the playbook's ``not_offered`` topic the model named (by id, title or synonym,
+    accents and case aside), else ``None``."""
+    spec = playbook.not_offered
+    if spec is None or not isinstance(value, str):
+        return None
+    wanted = fold(value).strip()
+    for topic in spec.topics:
+        titles = [topic.title] if isinstance(topic.title, str) else list(topic.title.values())
+        if wanted in {fold(label).strip() for label in (topic.id, *titles, *topic.synonyms)}:
+            return topic.id
+    return None
+
+
 class GptInterpreter:
     """``Interpreter`` reading a lead's message with one structured model call; ``fallback`` (the offline
     interpreter) answers whenever the model cannot, within ``analyzer.config.reply_deadline_s``.
@@ -283,6 +312,7 @@ class GptInterpreter:
         default_region: str | None = None,
         channel: str = "webchat",
         conversation_id: str | None = None,
+        languages: tuple[str, ...] = ("en", "fr"),
     ) -> None:
         self.tenant_id = tenant_id
         self.analyzer = analyzer
@@ -297,6 +327,7 @@ class GptInterpreter:
         self.default_region = default_region
         self.channel = channel
         self.conversation_id = conversation_id
+        self.languages = languages
         self.last_usage: TurnUsage | None = None
 
     def __repr__(self) -> str:
@@ -420,6 +451,12 @@ class GptInterpreter:
         index = await self.knowledge.index(self.tenant_id)
         found = index.search(text, language=state.language, limit=TURN_MATCHES, min_score=MATCH_MIN_SCORE)
         matches = [m.entry for m in found]
+        # the reply's language: the conversation's, unless this message clearly switches it (one
+        # short line in another language does not); read offline, before the call, off the loop
+        detected = await asyncio.to_thread(detect_language, text, supported=self.languages)
+        replying = follow_language(
+            current=state.language, lead_language=state.lead_language, detected=detected, text=text
+        ).language
         prompt = build_prompt(
             tenant_id=self.tenant_id,
             brand=brand,
@@ -433,6 +470,7 @@ class GptInterpreter:
             timezone=self.timezone,
             history=await self._history(),
             matches=matches,
+            reply_language=replying,
         )
         messages = prompt.messages()
         cache_key = f"{self.tenant_id}:{playbook.id}@{playbook.version}:{state.language}"
@@ -450,7 +488,7 @@ class GptInterpreter:
         wants_reply = analysis.question is not None or analysis.intent in _REPLY_INTENTS
         if wants_reply and analysis.reply and analysis.reply.strip():
             guard = GuardrailContext(
-                language=language or state.language,
+                language=replying,
                 channel=self.channel,
                 knowledge_texts=list(prompt.knowledge_texts),
                 no_go_topics=list(brand["no_go_topics"]),
@@ -465,12 +503,31 @@ class GptInterpreter:
             spent = spent + extra
             generated = True
         elif analysis.question:
-            question_language = language or state.language
-            answer = await self.knowledge.answer(self.tenant_id, analysis.question, question_language)
+            answer = await self.knowledge.answer(self.tenant_id, analysis.question, replying)
+            if answer is None and language is not None and language != replying:
+                answer = await self.knowledge.answer(self.tenant_id, analysis.question, language)
         slots, evidence = self._slots(analysis, playbook, text, language or state.language)
+        intent = ENGINE_INTENTS.get(analysis.intent, analysis.intent)
+        unread = NOT_OFFERED_SLOT not in slots and intent not in _NO_PROJECT_INTENTS
+        if ask is not None and ask.not_offered is not None and unread:
+            # the offline reader's whole-label rule, in case the model did not report it
+            heard = find_not_offered(text, ask.not_offered, language=language or state.language)
+            if heard is not None:
+                slots[NOT_OFFERED_SLOT], evidence[NOT_OFFERED_SLOT] = heard.value, heard.evidence
+        contexts = [ask, *ask.others] if ask is not None else []
+        for context in contexts:
+            # "c'est ma mère la proprio": a relative owns the home, read as the offline reader does
+            # when the model filled the ownership question alone (never against the model's value)
+            if context.kind != "yes_no" or context.slot in slots:
+                continue
+            if asks_about_relative(context.question):
+                owner_asked = ask is not None and ask.kind == "yes_no" and asks_about_owning(ask.question)
+                relative = relative_owner(text, answering_owner=owner_asked)
+                if relative is not None:
+                    slots[context.slot], evidence[context.slot] = True, relative
         interpretation = Interpretation(
             language=language,
-            intent=ENGINE_INTENTS.get(analysis.intent, analysis.intent),
+            intent=intent,
             slots=slots,
             evidence=evidence,
             answer=answer,
@@ -519,6 +576,11 @@ class GptInterpreter:
         slots: dict[str, Any] = {}
         evidence: dict[str, str] = {}
         for finding in analysis.slots:
+            if finding.name == NOT_OFFERED_SLOT and finding.name not in kinds:
+                topic = _not_offered_topic(playbook, finding.value)
+                if topic is not None and _evidence_in(finding.evidence, text):
+                    slots[NOT_OFFERED_SLOT], evidence[NOT_OFFERED_SLOT] = topic, finding.evidence
+                continue
             kind = kinds.get(finding.name)
             if kind is None or finding.name in slots:
                 continue
