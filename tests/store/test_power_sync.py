@@ -182,3 +182,49 @@ async def test_a_webhook_whose_sync_fails_gets_503_and_its_redelivery_200(power_
         assert again.status_code == 200
         assert again.json() == {"messages": 0, "duplicates": 1, "statuses": 0}
         assert _rows(store, "ingest_log") == 1
+
+
+async def test_the_writer_starts_the_sync_without_the_event_loop(tmp_path: Path) -> None:
+    """The writer thread wakes the sync thread after a commit: the sync begins while the event
+    loop is blocked (no trip through the loop between COMMIT and fdatasync)."""
+    store = SQLiteStore(tmp_path / "db.sqlite", durability="power")
+    gated = GatedSync(store, table="docs")
+    store._fsync_wal = gated  # type: ignore[method-assign]
+    write = asyncio.create_task(store.set("t1", "leads", "a", {"n": 0}))
+    await asyncio.sleep(0)  # the hand-off is queued; from here on the loop is held
+    started = gated.started.wait(5)  # blocks the loop's thread: only the writer can start it
+    assert started and gated.rows_at_start == [1]
+    gated.open()
+    await asyncio.wait_for(write, timeout=10)
+    assert store.wal_syncs == 1
+    await store.close()
+
+
+async def test_a_caller_whose_commits_are_synced_returns_without_a_sync(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite", durability="power")
+    await store.set("t1", "leads", "a", {"n": 0})
+    assert store.wal_syncs == 1
+    await store.sync_commits()  # nothing committed since: no sync, no wait
+    await store.get("t1", "leads", "a")
+    await store.sync_commits()
+    assert store.wal_syncs == 1
+    await store.set("t1", "leads", "a", {"n": 0})  # rewritten as it was: still a change, synced
+    assert store.wal_syncs == 2
+    await store.close()
+
+
+async def test_a_failed_sync_is_tried_again_by_the_next_caller(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite", durability="power")
+    gated = GatedSync(store, table="docs", error=OSError(5, "I/O error"))
+    store._fsync_wal = gated  # type: ignore[method-assign]
+    gated.open()
+    with pytest.raises(StoreError, match="WAL sync failed: OSError"):
+        await store.set("t1", "leads", "a", {"n": 0})
+    with pytest.raises(StoreError):  # still failing: asked again, failed again
+        await store.sync_commits()
+    assert store.wal_syncs == 0
+    gated.error = None
+    await asyncio.wait_for(store.sync_commits(), timeout=10)  # no new commit, yet a new sync
+    assert store.wal_syncs == 1 and len(gated.rows_at_start) == 3
+    await store.close()
+    assert store._sync_thread is not None and not store._sync_thread.is_alive()
