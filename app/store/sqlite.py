@@ -78,7 +78,14 @@ from app.store.base import (
     check_cursor,
 )
 
-__all__ = ["CHECKPOINT_EVERY_WRITES", "MAX_WAL_FRAMES", "Durability", "SQLiteStore", "SerialThread"]
+__all__ = [
+    "CHECKPOINT_EVERY_WRITES",
+    "MAX_WAL_FRAMES",
+    "SYNC_THREADS",
+    "Durability",
+    "SQLiteStore",
+    "SerialThread",
+]
 
 log = get_logger("leadwarm.store")
 
@@ -347,6 +354,12 @@ CHECKPOINT_EVERY_WRITES = 128
 MAX_WAL_FRAMES = 8192
 #: A restart found busy is tried again after each of the next writes, this many times at most.
 WAL_RESTART_RETRIES = 3
+#: Threads that sync the WAL (``DURABILITY=power``): a commit made while one sync runs begins its
+#: own on the next thread instead of waiting for the running one to end. Concurrent ``fdatasync``
+#: calls share the disk's cache flushes (measured on this VM's disk, two threads syncing in a
+#: loop: 1,700-4,200 syncs/s against 360-630 for one, latency p50 0.3 against 0.4-3.1 ms); any
+#: sync that began after a commit makes it durable, whichever ends first.
+SYNC_THREADS = 2
 
 #: A log entry inserted unless its id is logged already.
 _APPEND = "INSERT OR IGNORE INTO ingest_log VALUES (?,?,?,?)"
@@ -765,11 +778,15 @@ class SQLiteStore(Store):
         self._sync_lock = threading.Lock()
         self._sync_waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._sync_wake: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._sync_begun = 0
+        """The highest commit number a sync in flight or done was begun for (under the lock)."""
         self._wal_fd: int | None = None
-        self._sync_thread: threading.Thread | None = None
-        if self._syncs_wal:
-            self._sync_thread = threading.Thread(target=self._sync_loop, name="sqlite-sync", daemon=True)
-            self._sync_thread.start()
+        self._sync_threads = [
+            threading.Thread(target=self._sync_loop, name=f"sqlite-sync-{i}", daemon=True)
+            for i in range(SYNC_THREADS if self._syncs_wal else 0)
+        ]
+        for thread in self._sync_threads:
+            thread.start()
         self.wal_syncs = 0
         """WAL syncs made for ``DURABILITY=power`` (each serves every commit made before it)."""
         # checkpoints on their own thread (see the module docstring), not in a commit
@@ -844,16 +861,18 @@ class SQLiteStore(Store):
 
     def _checkpointed(self, future: concurrent.futures.Future[int]) -> None:
         """On the checkpoint thread, once a checkpoint ended: count it, ask for a WAL restart past
-        :data:`MAX_WAL_FRAMES`, log a failure (the next checkpoint tries again)."""
+        :data:`MAX_WAL_FRAMES`, log a failure (the next checkpoint tries again). The restart is
+        asked for BEFORE ``_checkpointing`` is cleared: the other way round, a write in between
+        could start the next passive checkpoint, which then held the restart busy (it gave up
+        after its retries and the WAL grew until the checkpoint after)."""
+        if not future.cancelled() and future.exception() is None:
+            self.checkpoints += 1
+            if future.result() > MAX_WAL_FRAMES:
+                self._wal_restart_due = True
         self._checkpointing = None
-        if future.cancelled():
-            return
-        if future.exception() is not None:  # a busy or failing file: the next one tries again
+        if not future.cancelled() and future.exception() is not None:
+            # a busy or failing file: the next one tries again
             log.warning("sqlite.checkpoint_failed", error=type(future.exception()).__name__)
-            return
-        self.checkpoints += 1
-        if future.result() > MAX_WAL_FRAMES:
-            self._wal_restart_due = True
 
     def _restart_wal(self) -> None:
         """On the writer thread, between transactions: checkpoint what is left and start the WAL
@@ -918,7 +937,7 @@ class SQLiteStore(Store):
         with self._sync_lock:
             if self._synced_seq >= needed:
                 return
-            if self._closed and self._sync_thread is not None and not self._sync_thread.is_alive():
+            if self._closed and not any(thread.is_alive() for thread in self._sync_threads):
                 raise StoreError("WAL sync failed: the store is closed")
             self._sync_waiters.append((needed, loop, waiter))
             retry = needed <= self._failed_through
@@ -927,32 +946,33 @@ class SQLiteStore(Store):
         await waiter
 
     def _sync_loop(self) -> None:
-        """The sync thread (``DURABILITY=power``): wait for a commit, ``fdatasync`` the WAL for
-        every commit numbered when the sync began (the wake-ups that came meanwhile are folded
-        into it), then answer the waiters it covers, one ``call_soon_threadsafe`` per event loop.
-        Returns when :meth:`close` queues ``False``."""
+        """A sync thread (``DURABILITY=power``; :data:`SYNC_THREADS` of them): wait for a commit,
+        ``fdatasync`` the WAL for every commit numbered when the sync began, unless a sync in
+        flight or done began after it (the wake-ups that came meanwhile are folded into one),
+        then answer the waiters it covers, one ``call_soon_threadsafe`` per event loop. Returns
+        when :meth:`close` queues ``False`` (passed on to the next thread)."""
         wake = self._sync_wake
-        running = True
-        while running:
-            running = wake.get()
-            while running:
+        stop = False
+        while not stop:
+            stop = not wake.get()
+            while True:
                 try:
-                    running = wake.get_nowait()
+                    stop = not wake.get_nowait() or stop
                 except queue.Empty:
                     break
-            target = self._commit_seq  # read before the sync begins: every commit it counts is written
-            if target <= self._synced_seq:  # covered already (a retry after a failure is not)
-                continue
+            with self._sync_lock:
+                # read before the sync begins: every commit it counts is written
+                target = self._commit_seq
+                if target <= self._sync_begun:  # a sync in flight (or done) began after it
+                    continue
+                self._sync_begun = target
             error: BaseException | None = None
             try:
                 self._fsync_wal()
             except BaseException as exc:  # handed to the waiters, whatever it is
                 error = exc
             self._settle_syncs(target, error)
-        if self._wal_fd is not None:
-            os.close(self._wal_fd)
-            self._wal_fd = None
-        self._settle_syncs(self._commit_seq, StoreError("WAL sync failed: the store is closed"), every=True)
+        wake.put(False)  # the next thread stops too
 
     def _settle_syncs(self, target: int, error: BaseException | None, *, every: bool = False) -> None:
         """On the sync thread: record a sync of every commit up to ``target`` (or its ``error``)
@@ -964,6 +984,8 @@ class SQLiteStore(Store):
                 self.wal_syncs += 1
             else:
                 self._failed_through = max(self._failed_through, target)
+                # the next caller's wake-up begins a new sync (retry) for what this one missed
+                self._sync_begun = min(self._sync_begun, self._synced_seq)
             ready: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
             keep = []
             for entry in self._sync_waiters:
@@ -983,17 +1005,21 @@ class SQLiteStore(Store):
         when the last connection closes; a restart truncates it in place), and this runs only
         while it is."""
         sync = getattr(os, "fdatasync", os.fsync)
-        if self._wal_fd is None:
-            try:
-                self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY)
-            except FileNotFoundError:
-                fd = os.open(self.path, os.O_RDONLY)
-                try:
-                    sync(fd)
-                finally:
-                    os.close(fd)
-                return
-        sync(self._wal_fd)
+        fd = self._wal_fd
+        if fd is None:
+            with self._sync_lock:
+                if self._wal_fd is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY)
+                fd = self._wal_fd
+        if fd is not None:
+            sync(fd)
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            sync(fd)
+        finally:
+            os.close(fd)
 
     async def _read_op(self, fn: Callable[[], R]) -> R:
         """Run ``fn`` on the reader thread."""
@@ -1472,9 +1498,18 @@ class SQLiteStore(Store):
         await asyncio.get_running_loop().run_in_executor(self._checkpoint_thread, close_checkpointer)
         await self._write_op(close_writer)
         await self._read_op(close_reader)
-        if self._sync_thread is not None:
+        if self._sync_threads:
             self._sync_wake.put(False)  # after a last sync of what is committed
-            await asyncio.get_running_loop().run_in_executor(None, self._sync_thread.join)
+
+            def join_syncs() -> None:
+                for thread in self._sync_threads:
+                    thread.join()
+
+            await asyncio.get_running_loop().run_in_executor(None, join_syncs)
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
+            self._settle_syncs(self._commit_seq, StoreError("the store is closed"), every=True)
         self._writer_thread.shutdown(wait=True)
         self._reader_thread.shutdown(wait=True)
         self._checkpoint_thread.shutdown(wait=True)
