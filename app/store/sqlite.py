@@ -19,10 +19,11 @@ additional sync of the WAL file after each transaction commit"
 (https://www.sqlite.org/pragma.html#pragma_synchronous), but outside the write lock: the
 connection runs ``synchronous=NORMAL`` and, once a commit is done, its caller waits in
 :meth:`SQLiteStore.sync_commits` for an ``fdatasync`` of the WAL that began after it. Syncs run
-on a thread of their own, one at a time, and one sync serves every commit made before it began,
-so the next transaction commits while the sync runs and a burst shares few syncs. The writer
-thread numbers its commits and wakes the sync thread itself, which answers the waiters a sync
-covers with one ``call_soon_threadsafe`` per sync: power mode adds no event-loop hand-off per
+on threads of their own (:data:`SYNC_THREADS`), and one sync serves every commit made before it
+began, so the next transaction commits while a sync runs and a burst shares few syncs; a commit
+made while a sync runs begins its own on an idle thread rather than waiting for that one to end.
+The writer thread numbers its commits and wakes the sync threads itself, and a sync answers the
+waiters it covers with one ``call_soon_threadsafe``: power mode adds no event-loop hand-off per
 commit, and a caller whose commits a sync already covers does not wait at all (FULL syncs
 inside ``COMMIT``, holding the lock: one sync per commit, and none of them overlap with the next
 transaction). A WAL restart or checkpoint syncs the WAL and the database itself (NORMAL still
@@ -766,7 +767,7 @@ class SQLiteStore(Store):
         self._writer.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
         # power: the WAL synced after each commit by sync_commits (see the module docstring)
         self._syncs_wal = self.syncs_commits_apart = durability == "power" and not uri
-        # power: commits are numbered on the writer thread, which wakes the sync thread itself
+        # power: commits are numbered on the writer thread, which wakes the sync threads itself
         self._commit_seq = 0
         """Commits made by the writer thread (written there only)."""
         self._changes_seen = 0
@@ -774,7 +775,7 @@ class SQLiteStore(Store):
         self._acked_seq = 0
         """The highest commit number a write hand-off returned to the event loop."""
         self._synced_seq = 0
-        """Every commit numbered up to this is synced (written by the sync thread, under
+        """Every commit numbered up to this is synced (written by the sync threads, under
         ``_sync_lock``)."""
         self._failed_through = 0
         """The highest commit number a failed sync was meant to cover."""
@@ -830,7 +831,7 @@ class SQLiteStore(Store):
         """Run ``fn`` on the writer thread (the caller holds ``_lock`` when it spans statements);
         every :data:`CHECKPOINT_EVERY_WRITES` of them, start a background checkpoint. With
         ``DURABILITY=power`` the hand-off also numbers the commit it made, if any, and wakes the
-        sync thread (:meth:`_numbered`)."""
+        sync threads (:meth:`_numbered`)."""
         if self._syncs_wal:
             result, seq = await self._writer_thread.call(functools.partial(self._numbered, fn))
             if seq > self._acked_seq:
@@ -905,8 +906,8 @@ class SQLiteStore(Store):
     def _numbered(self, fn: Callable[[], R]) -> tuple[R, int]:
         """On the writer thread (``DURABILITY=power``): run ``fn``; if the connection then is
         outside a transaction and has changed rows since the last commit counted, count a commit
-        and wake the sync thread, which starts a sync at once if it is idle (no trip through the
-        event loop). Returns ``fn``'s result and the number of the writer's last commit (this
+        and wake the sync threads, one of which starts a sync at once if any is idle (no trip
+        through the event loop). Returns ``fn``'s result and the number of the writer's last commit (this
         one's, or an earlier one: a hand-off that committed nothing waits for nothing new)."""
         result = fn()
         conn = self._writer
@@ -925,7 +926,7 @@ class SQLiteStore(Store):
         """Return once every commit made before this call is on stable storage: with
         ``DURABILITY=power``, an ``fdatasync`` of the WAL that began after the commit (see the
         module docstring); otherwise at once. Commits are numbered on the writer thread, which
-        wakes the sync thread after each one (:meth:`_sync_loop`): a caller whose commits a sync
+        wakes the sync threads after each one (:meth:`_sync_loop`): a caller whose commits a sync
         already covers returns without waiting, the others wait for the sync that covers them,
         shared with every commit made before it began. Raises :class:`StoreError` when that sync
         failed (the commit may not survive a power loss; a process kill it does); a later call
@@ -978,8 +979,8 @@ class SQLiteStore(Store):
         wake.put(False)  # the next thread stops too
 
     def _settle_syncs(self, target: int, error: BaseException | None, *, every: bool = False) -> None:
-        """On the sync thread: record a sync of every commit up to ``target`` (or its ``error``)
-        and settle the waiters it covers (all of them with ``every``)."""
+        """On a sync thread (or at close): record a sync of every commit up to ``target`` (or
+        its ``error``) and settle the waiters it covers (all of them with ``every``)."""
         failure = None if error is None else StoreError(f"WAL sync failed: {type(error).__name__}")
         with self._sync_lock:
             if failure is None:
@@ -1002,7 +1003,7 @@ class SQLiteStore(Store):
                 loop.call_soon_threadsafe(_settle_all, waiters, failure)
 
     def _fsync_wal(self) -> None:
-        """On the sync thread: ``fdatasync`` the WAL file (the database file when there is no
+        """On a sync thread: ``fdatasync`` the WAL file (the database file when there is no
         WAL: it was checkpointed into the database and removed). The WAL's descriptor is kept
         open: the file is never removed while the writer's connection is open (SQLite removes it
         when the last connection closes; a restart truncates it in place), and this runs only
