@@ -43,7 +43,7 @@ async def test_a_write_waiting_for_the_file_lock_does_not_block_the_event_loop(t
 
 @pytest.mark.parametrize(("durability", "syncs"), [("process", 0), ("power", 1)])
 async def test_durability_sets_synchronous(tmp_path: Path, durability: str, syncs: int) -> None:
-    settings = Settings(_env_file=None, leadwarm_data_dir=tmp_path, durability=durability)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, leadwarm_data_dir=tmp_path, durability=durability)  # type: ignore[arg-type]
     store = open_store(settings)
     assert isinstance(store, SQLiteStore)
     # NORMAL=1 in both: power syncs the WAL after the commit itself (sync_commits), not in COMMIT
