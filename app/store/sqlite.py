@@ -19,8 +19,12 @@ additional sync of the WAL file after each transaction commit"
 (https://www.sqlite.org/pragma.html#pragma_synchronous), but outside the write lock: the
 connection runs ``synchronous=NORMAL`` and, once a commit is done, its caller waits in
 :meth:`SQLiteStore.sync_commits` for an ``fdatasync`` of the WAL that began after it. Syncs run
-on a thread of their own, one at a time, and one sync serves every commit made before it began,
-so the next transaction commits while the sync runs and a burst shares few syncs (FULL syncs
+on threads of their own (:data:`SYNC_THREADS`), and one sync serves every commit made before it
+began, so the next transaction commits while a sync runs and a burst shares few syncs; a commit
+made while a sync runs begins its own on an idle thread rather than waiting for that one to end.
+The writer thread numbers its commits and wakes the sync threads itself, and a sync answers the
+waiters it covers with one ``call_soon_threadsafe``: power mode adds no event-loop hand-off per
+commit, and a caller whose commits a sync already covers does not wait at all (FULL syncs
 inside ``COMMIT``, holding the lock: one sync per commit, and none of them overlap with the next
 transaction). A WAL restart or checkpoint syncs the WAL and the database itself (NORMAL still
 syncs at checkpoints and a restarted WAL's header), so a commit no longer in the WAL is in the
@@ -75,7 +79,14 @@ from app.store.base import (
     check_cursor,
 )
 
-__all__ = ["CHECKPOINT_EVERY_WRITES", "MAX_WAL_FRAMES", "Durability", "SQLiteStore", "SerialThread"]
+__all__ = [
+    "CHECKPOINT_EVERY_WRITES",
+    "MAX_WAL_FRAMES",
+    "SYNC_THREADS",
+    "Durability",
+    "SQLiteStore",
+    "SerialThread",
+]
 
 log = get_logger("leadwarm.store")
 
@@ -344,6 +355,15 @@ CHECKPOINT_EVERY_WRITES = 128
 MAX_WAL_FRAMES = 8192
 #: A restart found busy is tried again after each of the next writes, this many times at most.
 WAL_RESTART_RETRIES = 3
+#: Threads that sync the WAL (``DURABILITY=power``): a commit made while one sync runs begins its
+#: own on the next thread instead of waiting for the running one to end. Concurrent ``fdatasync``
+#: calls share the disk's cache flushes (measured on this VM's disk, two threads syncing in a
+#: loop: 1,700-4,200 syncs/s against 360-630 for one, latency p50 0.3 against 0.4-3.1 ms); any
+#: sync that began after a commit makes it durable, whichever ends first. Served WhatsApp webhooks
+#: in power mode, 16 connections, against one sync thread in the same run (6 rounds, load 4-6):
+#: 2 threads 1,172 against 975 requests/s (median), 4 threads 1,482-1,495 against 777-910,
+#: 8 threads 1,011 against 952 (more syncs, each one a wake-up of the event loop).
+SYNC_THREADS = 4
 
 #: A log entry inserted unless its id is logged already.
 _APPEND = "INSERT OR IGNORE INTO ingest_log VALUES (?,?,?,?)"
@@ -416,6 +436,16 @@ def _settle(future: asyncio.Future[Any], error: BaseException | None, result: An
             future.set_exception(error)
         else:
             future.set_result(result)
+
+
+def _settle_all(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """On a waiter's event loop: settle each of ``waiters`` (a sync's answer)."""
+    for waiter in waiters:
+        if not waiter.done():
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(None)
 
 
 class SerialThread(concurrent.futures.Executor):
@@ -737,9 +767,30 @@ class SQLiteStore(Store):
         self._writer.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
         # power: the WAL synced after each commit by sync_commits (see the module docstring)
         self._syncs_wal = self.syncs_commits_apart = durability == "power" and not uri
-        self._sync_thread = SerialThread("sqlite-sync")
-        self._sync_waiters: list[asyncio.Future[None]] = []
-        self._syncer: asyncio.Task[None] | None = None
+        # power: commits are numbered on the writer thread, which wakes the sync threads itself
+        self._commit_seq = 0
+        """Commits made by the writer thread (written there only)."""
+        self._changes_seen = 0
+        """The writer's ``total_changes`` at the last commit counted (writer thread only)."""
+        self._acked_seq = 0
+        """The highest commit number a write hand-off returned to the event loop."""
+        self._synced_seq = 0
+        """Every commit numbered up to this is synced (written by the sync threads, under
+        ``_sync_lock``)."""
+        self._failed_through = 0
+        """The highest commit number a failed sync was meant to cover."""
+        self._sync_lock = threading.Lock()
+        self._sync_waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._sync_wake: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._sync_begun = 0
+        """The highest commit number a sync in flight or done was begun for (under the lock)."""
+        self._wal_fd: int | None = None
+        self._sync_threads = [
+            threading.Thread(target=self._sync_loop, name=f"sqlite-sync-{i}", daemon=True)
+            for i in range(SYNC_THREADS if self._syncs_wal else 0)
+        ]
+        for thread in self._sync_threads:
+            thread.start()
         self.wal_syncs = 0
         """WAL syncs made for ``DURABILITY=power`` (each serves every commit made before it)."""
         # checkpoints on their own thread (see the module docstring), not in a commit
@@ -778,8 +829,15 @@ class SQLiteStore(Store):
 
     async def _write_op(self, fn: Callable[[], R]) -> R:
         """Run ``fn`` on the writer thread (the caller holds ``_lock`` when it spans statements);
-        every :data:`CHECKPOINT_EVERY_WRITES` of them, start a background checkpoint."""
-        result = await self._writer_thread.call(fn)
+        every :data:`CHECKPOINT_EVERY_WRITES` of them, start a background checkpoint. With
+        ``DURABILITY=power`` the hand-off also numbers the commit it made, if any, and wakes the
+        sync threads (:meth:`_numbered`)."""
+        if self._syncs_wal:
+            result, seq = await self._writer_thread.call(functools.partial(self._numbered, fn))
+            if seq > self._acked_seq:
+                self._acked_seq = seq
+        else:
+            result = await self._writer_thread.call(fn)
         self._writes_since_checkpoint += 1
         if (
             self._writes_since_checkpoint >= CHECKPOINT_EVERY_WRITES
@@ -807,16 +865,18 @@ class SQLiteStore(Store):
 
     def _checkpointed(self, future: concurrent.futures.Future[int]) -> None:
         """On the checkpoint thread, once a checkpoint ended: count it, ask for a WAL restart past
-        :data:`MAX_WAL_FRAMES`, log a failure (the next checkpoint tries again)."""
+        :data:`MAX_WAL_FRAMES`, log a failure (the next checkpoint tries again). The restart is
+        asked for BEFORE ``_checkpointing`` is cleared: the other way round, a write in between
+        could start the next passive checkpoint, which then held the restart busy (it gave up
+        after its retries and the WAL grew until the checkpoint after)."""
+        if not future.cancelled() and future.exception() is None:
+            self.checkpoints += 1
+            if future.result() > MAX_WAL_FRAMES:
+                self._wal_restart_due = True
         self._checkpointing = None
-        if future.cancelled():
-            return
-        if future.exception() is not None:  # a busy or failing file: the next one tries again
+        if not future.cancelled() and future.exception() is not None:
+            # a busy or failing file: the next one tries again
             log.warning("sqlite.checkpoint_failed", error=type(future.exception()).__name__)
-            return
-        self.checkpoints += 1
-        if future.result() > MAX_WAL_FRAMES:
-            self._wal_restart_due = True
 
     def _restart_wal(self) -> None:
         """On the writer thread, between transactions: checkpoint what is left and start the WAL
@@ -843,58 +903,127 @@ class SQLiteStore(Store):
         self._wal_restart_busy = 0
         self.wal_restarts += 1
 
+    def _numbered(self, fn: Callable[[], R]) -> tuple[R, int]:
+        """On the writer thread (``DURABILITY=power``): run ``fn``; if the connection then is
+        outside a transaction and has changed rows since the last commit counted, count a commit
+        and wake the sync threads, one of which starts a sync at once if any is idle (no trip
+        through the event loop). Returns ``fn``'s result and the number of the writer's last commit (this
+        one's, or an earlier one: a hand-off that committed nothing waits for nothing new)."""
+        result = fn()
+        conn = self._writer
+        try:
+            changes = -1 if conn.in_transaction else conn.total_changes
+        except sqlite3.ProgrammingError:  # fn closed the connection (close): it committed nothing
+            changes = -1
+        if changes not in (-1, self._changes_seen):
+            # a rolled-back change counts too: one sync too many, never one too few
+            self._changes_seen = changes
+            self._commit_seq += 1
+            self._sync_wake.put(True)
+        return result, self._commit_seq
+
     async def sync_commits(self) -> None:
         """Return once every commit made before this call is on stable storage: with
-        ``DURABILITY=power``, an ``fdatasync`` of the WAL that began after the call (see the
-        module docstring); otherwise at once. Callers that arrive while a sync runs share the
-        next one. Raises :class:`StoreError` when the sync failed (the commit may not survive a
-        power loss; a process kill it does)."""
+        ``DURABILITY=power``, an ``fdatasync`` of the WAL that began after the commit (see the
+        module docstring); otherwise at once. Commits are numbered on the writer thread, which
+        wakes the sync threads after each one (:meth:`_sync_loop`): a caller whose commits a sync
+        already covers returns without waiting, the others wait for the sync that covers them,
+        shared with every commit made before it began. Raises :class:`StoreError` when that sync
+        failed (the commit may not survive a power loss; a process kill it does); a later call
+        tries the sync again."""
         if not self._syncs_wal:
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sync_waiters.append(waiter)
-        if self._syncer is None:
-            self._syncer = asyncio.create_task(self._run_syncs(), name="leadwarm-sqlite-sync")
+        needed = self._acked_seq
+        if self._synced_seq >= needed:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        with self._sync_lock:
+            if self._synced_seq >= needed:
+                return
+            if self._closed and not any(thread.is_alive() for thread in self._sync_threads):
+                raise StoreError("WAL sync failed: the store is closed")
+            self._sync_waiters.append((needed, loop, waiter))
+            retry = needed <= self._failed_through
+        if retry:  # the sync meant to cover it failed: try again
+            self._sync_wake.put(True)
         await waiter
 
-    async def _run_syncs(self) -> None:
-        """Sync the WAL for the callers waiting, then for those that came during that sync,
-        until none waits."""
-        try:
-            while self._sync_waiters:
-                waiters, self._sync_waiters = self._sync_waiters, []
+    def _sync_loop(self) -> None:
+        """A sync thread (``DURABILITY=power``; :data:`SYNC_THREADS` of them): wait for a commit,
+        ``fdatasync`` the WAL for every commit numbered when the sync began, unless a sync in
+        flight or done began after it (the wake-ups that came meanwhile are folded into one),
+        then answer the waiters it covers, one ``call_soon_threadsafe`` per event loop. Returns
+        when :meth:`close` queues ``False`` (passed on to the next thread)."""
+        wake = self._sync_wake
+        stop = False
+        while not stop:
+            stop = not wake.get()
+            while True:
                 try:
-                    await self._sync_thread.call(self._fsync_wal)
-                except BaseException as exc:  # cancelled too: nobody may wait for ever
-                    failed = StoreError(f"WAL sync failed: {type(exc).__name__}")
-                    for waiter in waiters if isinstance(exc, Exception) else [*waiters, *self._sync_waiters]:
-                        if not waiter.done():
-                            waiter.set_exception(failed)
-                    if not isinstance(exc, Exception):
-                        self._sync_waiters = []
-                        raise
+                    stop = not wake.get_nowait() or stop
+                except queue.Empty:
+                    break
+            with self._sync_lock:
+                # read before the sync begins: every commit it counts is written
+                target = self._commit_seq
+                if target <= self._sync_begun:  # a sync in flight (or done) began after it
                     continue
+                self._sync_begun = target
+            error: BaseException | None = None
+            try:
+                self._fsync_wal()
+            except BaseException as exc:  # handed to the waiters, whatever it is
+                error = exc
+            self._settle_syncs(target, error)
+        wake.put(False)  # the next thread stops too
+
+    def _settle_syncs(self, target: int, error: BaseException | None, *, every: bool = False) -> None:
+        """On a sync thread (or at close): record a sync of every commit up to ``target`` (or
+        its ``error``) and settle the waiters it covers (all of them with ``every``)."""
+        failure = None if error is None else StoreError(f"WAL sync failed: {type(error).__name__}")
+        with self._sync_lock:
+            if failure is None:
+                self._synced_seq = max(self._synced_seq, target)
                 self.wal_syncs += 1
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
-        finally:
-            self._syncer = None
+            else:
+                self._failed_through = max(self._failed_through, target)
+                # the next caller's wake-up begins a new sync (retry) for what this one missed
+                self._sync_begun = min(self._sync_begun, self._synced_seq)
+            ready: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+            keep = []
+            for entry in self._sync_waiters:
+                if every or entry[0] <= target:
+                    ready.setdefault(entry[1], []).append(entry[2])
+                else:
+                    keep.append(entry)
+            self._sync_waiters = keep
+        for loop, waiters in ready.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle_all, waiters, failure)
 
     def _fsync_wal(self) -> None:
-        """On the sync thread: ``fdatasync`` the WAL file (the database file when there is no
-        WAL: it was checkpointed into the database and removed)."""
+        """On a sync thread: ``fdatasync`` the WAL file (the database file when there is no
+        WAL: it was checkpointed into the database and removed). The WAL's descriptor is kept
+        open: the file is never removed while the writer's connection is open (SQLite removes it
+        when the last connection closes; a restart truncates it in place), and this runs only
+        while it is."""
         sync = getattr(os, "fdatasync", os.fsync)
-        for path in (self.path + "-wal", self.path):
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                sync(fd)
-            finally:
-                os.close(fd)
+        fd = self._wal_fd
+        if fd is None:
+            with self._sync_lock:
+                if self._wal_fd is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY)
+                fd = self._wal_fd
+        if fd is not None:
+            sync(fd)
             return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            sync(fd)
+        finally:
+            os.close(fd)
 
     async def _read_op(self, fn: Callable[[], R]) -> R:
         """Run ``fn`` on the reader thread."""
@@ -1373,7 +1502,18 @@ class SQLiteStore(Store):
         await asyncio.get_running_loop().run_in_executor(self._checkpoint_thread, close_checkpointer)
         await self._write_op(close_writer)
         await self._read_op(close_reader)
-        self._sync_thread.shutdown(wait=True)
+        if self._sync_threads:
+            self._sync_wake.put(False)  # after a last sync of what is committed
+
+            def join_syncs() -> None:
+                for thread in self._sync_threads:
+                    thread.join()
+
+            await asyncio.get_running_loop().run_in_executor(None, join_syncs)
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
+            self._settle_syncs(self._commit_seq, StoreError("the store is closed"), every=True)
         self._writer_thread.shutdown(wait=True)
         self._reader_thread.shutdown(wait=True)
         self._checkpoint_thread.shutdown(wait=True)

@@ -19,7 +19,7 @@ from app.composition import Runtime
 from app.main import create_app
 from app.messaging.ingest_log import message_record
 from app.store import StoreError
-from app.store.sqlite import SQLiteStore
+from app.store.sqlite import SYNC_THREADS, SQLiteStore
 from app.tenancy.bootstrap import bootstrap
 from channels.base import InboundMessage
 from tests.app.conftest import make_settings, sign, text_webhook
@@ -75,14 +75,23 @@ async def test_a_power_commit_returns_after_a_sync_that_began_after_it(tmp_path:
     assert _rows(store, "docs") == 1 and gated.rows_at_start == [1]  # committed, then synced
     await asyncio.sleep(0.05)
     assert not first.done()  # ...and its caller waits for that sync
-    # while the sync runs, ten more transactions commit (the lock is free) and wait
-    others = [asyncio.create_task(store.set("t1", "leads", f"b{i}", {"n": i})) for i in range(10)]
-    await _until(lambda: _rows(store, "docs") == 11)
-    assert not any(t.done() for t in [first, *others])
+    # the next commits do not wait for the running sync to end: each idle sync thread syncs one
+    writes = [first]
+    for i in range(1, SYNC_THREADS):
+        writes.append(asyncio.create_task(store.set("t1", "leads", f"b{i}", {"n": i})))
+        await _until(lambda i=i: len(gated.rows_at_start) == i + 1)  # type: ignore[misc]
+    assert gated.rows_at_start == list(range(1, SYNC_THREADS + 1))
+    # with every sync thread busy, ten more transactions commit (the lock is free) and wait
+    others = [asyncio.create_task(store.set("t1", "leads", f"c{i}", {"n": i})) for i in range(10)]
+    await _until(lambda: _rows(store, "docs") == SYNC_THREADS + 10)
+    await asyncio.sleep(0.05)
+    assert not any(t.done() for t in [*writes, *others]) and len(gated.rows_at_start) == SYNC_THREADS
     gated.open()
-    await asyncio.wait_for(asyncio.gather(first, *others), timeout=10)
-    assert store.wal_syncs == 2  # the ten that came during the first sync shared the second
-    assert gated.rows_at_start == [1, 11]  # which began after all ten had committed
+    await asyncio.wait_for(asyncio.gather(*writes, *others), timeout=10)
+    # the ten that came while every thread was busy shared one more sync, begun after all ten
+    # (the last sync may end before the first ones do, and answer their callers too)
+    await _until(lambda: store.wal_syncs == SYNC_THREADS + 1)
+    assert gated.rows_at_start == [*range(1, SYNC_THREADS + 1), SYNC_THREADS + 10]
     await store.close()
 
 
@@ -130,7 +139,6 @@ async def test_the_next_ingest_group_commits_while_the_last_one_syncs(power_runt
     assert isinstance(store, SQLiteStore) and store.syncs_commits_apart
     gated = GatedSync(store, table="ingest_log")
     store._fsync_wal = gated  # type: ignore[method-assign]
-    syncs_before = store.wal_syncs  # the bootstrap's own writes
     now = power_runtime.clock.now()
     first = asyncio.create_task(power_runtime.ingest.append([message_record("demo", _message(0), at=now)]))
     await _until(gated.started.is_set)
@@ -145,8 +153,8 @@ async def test_the_next_ingest_group_commits_while_the_last_one_syncs(power_runt
     gated.open()
     assert await asyncio.wait_for(first, timeout=10) == [True]
     assert await asyncio.wait_for(second, timeout=10) == [True, True]
-    assert power_runtime.ingest.groups == 2 and store.wal_syncs - syncs_before == 2
-    assert gated.rows_at_start == [1, 3]
+    assert power_runtime.ingest.groups == 2
+    assert gated.rows_at_start == [1, 3]  # two syncs since the gate was put in (one a group)
 
 
 @contextlib.asynccontextmanager
@@ -182,3 +190,49 @@ async def test_a_webhook_whose_sync_fails_gets_503_and_its_redelivery_200(power_
         assert again.status_code == 200
         assert again.json() == {"messages": 0, "duplicates": 1, "statuses": 0}
         assert _rows(store, "ingest_log") == 1
+
+
+async def test_the_writer_starts_the_sync_without_the_event_loop(tmp_path: Path) -> None:
+    """The writer thread wakes the sync thread after a commit: the sync begins while the event
+    loop is blocked (no trip through the loop between COMMIT and fdatasync)."""
+    store = SQLiteStore(tmp_path / "db.sqlite", durability="power")
+    gated = GatedSync(store, table="docs")
+    store._fsync_wal = gated  # type: ignore[method-assign]
+    write = asyncio.create_task(store.set("t1", "leads", "a", {"n": 0}))
+    await asyncio.sleep(0)  # the hand-off is queued; from here on the loop is held
+    started = gated.started.wait(5)  # blocks the loop's thread: only the writer can start it
+    assert started and gated.rows_at_start == [1]
+    gated.open()
+    await asyncio.wait_for(write, timeout=10)
+    assert store.wal_syncs == 1
+    await store.close()
+
+
+async def test_a_caller_whose_commits_are_synced_returns_without_a_sync(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite", durability="power")
+    await store.set("t1", "leads", "a", {"n": 0})
+    assert store.wal_syncs == 1
+    await store.sync_commits()  # nothing committed since: no sync, no wait
+    await store.get("t1", "leads", "a")
+    await store.sync_commits()
+    assert store.wal_syncs == 1
+    await store.set("t1", "leads", "a", {"n": 0})  # rewritten as it was: still a change, synced
+    assert store.wal_syncs == 2
+    await store.close()
+
+
+async def test_a_failed_sync_is_tried_again_by_the_next_caller(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite", durability="power")
+    gated = GatedSync(store, table="docs", error=OSError(5, "I/O error"))
+    store._fsync_wal = gated  # type: ignore[method-assign]
+    gated.open()
+    with pytest.raises(StoreError, match="WAL sync failed: OSError"):
+        await store.set("t1", "leads", "a", {"n": 0})
+    with pytest.raises(StoreError):  # still failing: asked again, failed again
+        await store.sync_commits()
+    assert store.wal_syncs == 0
+    gated.error = None
+    await asyncio.wait_for(store.sync_commits(), timeout=10)  # no new commit, yet a new sync
+    assert store.wal_syncs == 1 and len(gated.rows_at_start) >= 3  # one try or more per failing call
+    await store.close()
+    assert not any(thread.is_alive() for thread in store._sync_threads)

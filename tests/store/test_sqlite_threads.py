@@ -43,7 +43,7 @@ async def test_a_write_waiting_for_the_file_lock_does_not_block_the_event_loop(t
 
 @pytest.mark.parametrize(("durability", "syncs"), [("process", 0), ("power", 1)])
 async def test_durability_sets_synchronous(tmp_path: Path, durability: str, syncs: int) -> None:
-    settings = Settings(_env_file=None, leadwarm_data_dir=tmp_path, durability=durability)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, leadwarm_data_dir=tmp_path, durability=durability)  # type: ignore[arg-type]
     store = open_store(settings)
     assert isinstance(store, SQLiteStore)
     # NORMAL=1 in both: power syncs the WAL after the commit itself (sync_commits), not in COMMIT
@@ -180,4 +180,34 @@ async def test_a_wal_restart_held_up_by_a_reader_is_tried_again_after_the_next_w
     await store.append_log([LogRecord("t1", "m:22", 22.0, {"text": text})])  # runs after the retry
     assert store.wal_restarts == 1
     assert await store.log_size("t1") == 23
+    await store.close()
+
+
+async def test_a_wal_restart_is_due_before_the_next_passive_checkpoint_may_start(tmp_path: Path) -> None:
+    """A checkpoint that found the WAL too long asks for the restart BEFORE it clears
+    ``_checkpointing``: a write in between then sees the restart due and starts no passive
+    checkpoint (which would hold the restart busy until it gave up, the WAL growing meanwhile)."""
+    import concurrent.futures
+
+    from app.store.sqlite import MAX_WAL_FRAMES
+
+    seen: list[bool] = []
+
+    class Spy(SQLiteStore):
+        def __setattr__(self, name: str, value: object) -> None:
+            if name == "_checkpointing" and value is None and "_wal_restart_due" in self.__dict__:
+                seen.append(self._wal_restart_due)  # what a write sees once the slot is free
+            super().__setattr__(name, value)
+
+    store = Spy(tmp_path / "db.sqlite")
+    seen.clear()
+    done: concurrent.futures.Future[int] = concurrent.futures.Future()
+    done.set_result(MAX_WAL_FRAMES + 1)
+    store._checkpointed(done)
+    assert seen == [True] and store.checkpoints == 1
+    failed: concurrent.futures.Future[int] = concurrent.futures.Future()
+    failed.set_exception(sqlite3.OperationalError("database is locked"))
+    store._wal_restart_due = False
+    store._checkpointed(failed)  # a failed checkpoint asks for nothing and is not counted
+    assert seen == [True, False] and store.checkpoints == 1
     await store.close()
