@@ -519,6 +519,9 @@ class _SQLiteTransaction(Transaction):
         self._writes: list[tuple[str, str, str, dict[str, JSON] | None, bool]] = []
         self.registered = registered
         self.newly: list[tuple[str, str]] = []
+        self._known: dict[tuple[str, str], str | None] = {}
+        """The stored JSON text (``None``: absent) of the documents this transaction read by id,
+        as its writes leave them once applied: a merge of one of them needs no second read."""
 
     def _begin(self) -> None:
         """On the writer thread: open the transaction if this is its first statement."""
@@ -535,6 +538,7 @@ class _SQLiteTransaction(Transaction):
             ).fetchone()
 
         row = await self._run(read)
+        self._known[(collection, doc_id)] = row[0] if row else None
         return _load(row[0]) if row else None
 
     async def get_many(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
@@ -552,6 +556,8 @@ class _SQLiteTransaction(Transaction):
             ]
 
         rows = await self._run(read)
+        for ref, row in zip(wanted, rows, strict=True):
+            self._known[ref] = row[0] if row else None
         return [_load(row[0]) if row else None for row in rows]
 
     async def query(
@@ -581,7 +587,9 @@ class _SQLiteTransaction(Transaction):
     def apply(self) -> None:
         """On the writer thread: apply the buffered writes (the transaction is open)."""
         for kind, coll, doc_id, data, _ in self._writes:
-            _write(self._conn, kind, self.tenant_id, coll, doc_id, data, self.registered, self.newly)
+            _write(
+                self._conn, kind, self.tenant_id, coll, doc_id, data, self.registered, self.newly, self._known
+            )
 
 
 #: A document written whole (set, merge): an upsert rather than ``INSERT OR REPLACE``, so
@@ -600,11 +608,20 @@ def _write(
     data: dict[str, JSON] | None,
     registered: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
     newly: list[tuple[str, str]] | None = None,
+    known: dict[tuple[str, str], str | None] | None = None,
 ) -> None:
     """Apply one write. A collection not in ``registered`` is added to the registry and to
-    ``newly``; the caller adds ``newly`` to its cache once the transaction has committed."""
+    ``newly``; the caller adds ``newly`` to its cache once the transaction has committed.
+
+    ``known`` maps ``(collection, id)`` to the document's stored JSON text (``None``: absent) as
+    the open transaction last read or wrote it: a merge into a document found there is applied to
+    that text instead of reading the row again (a turn merges into the lead and the inbox items
+    it read, the dispatcher into the message it read), and each write updates the entry."""
+    ref = (coll, doc_id)
     if kind == "delete":
         conn.execute("DELETE FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id))
+        if known is not None:
+            known[ref] = None
         return
     assert data is not None
     if (tenant, coll) not in registered and (newly is None or (tenant, coll) not in newly):
@@ -612,18 +629,28 @@ def _write(
         if newly is not None:
             newly.append((tenant, coll))
     if kind == "create":
+        text = _dump(data)
         try:
-            conn.execute("INSERT INTO docs VALUES (?,?,?,?)", (tenant, coll, doc_id, _dump(data)))
+            conn.execute("INSERT INTO docs VALUES (?,?,?,?)", (tenant, coll, doc_id, text))
         except sqlite3.IntegrityError as exc:
             raise DocumentExistsError(f"{coll}/{doc_id} already exists") from exc
+        if known is not None:
+            known[ref] = text
         return
     if kind == "merge":
-        row = conn.execute(
-            "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id)
-        ).fetchone()
-        if row:
-            data = {**_load(row[0]), **data}
-    conn.execute(_UPSERT, (tenant, coll, doc_id, _dump(data)))
+        if known is not None and ref in known:
+            stored = known[ref]
+        else:
+            row = conn.execute(
+                "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id)
+            ).fetchone()
+            stored = row[0] if row else None
+        if stored is not None:
+            data = {**_load(stored), **data}
+    text = _dump(data)
+    conn.execute(_UPSERT, (tenant, coll, doc_id, text))
+    if known is not None:
+        known[ref] = text
 
 
 def _index_hint(collection: str, filters: Sequence[Filter], order_by: Sequence[Order]) -> str:
