@@ -308,10 +308,24 @@ class Dispatcher:
                 return True
             return wait if wait <= QUICK_RETRY_MAX_WAIT_S else False
 
+        # Only a failed first try pays for stamina's retry machinery (building it cost a send about
+        # as much CPU as the send itself): its first round re-raises that failure, so the waits,
+        # the attempts counted and the hooks are stamina's own.
+        failed: _TransientSendError | None = None
         try:
-            async for try_ in stamina.retry_context(on=backoff, attempts=self.quick_attempts, timeout=15.0):
-                with try_:
-                    provider_id = await attempt()
+            try:
+                provider_id = await attempt()
+            except _TransientSendError as first:
+                failed = first
+            if failed is not None:
+                async for try_ in stamina.retry_context(
+                    on=backoff, attempts=self.quick_attempts, timeout=15.0
+                ):
+                    with try_:
+                        if failed is not None:
+                            error, failed = failed, None
+                            raise error
+                        provider_id = await attempt()
         except _TransientSendError as exc:
             await self.store.set(
                 tenant_id,
