@@ -545,6 +545,11 @@ class ConversationService:
             rewritten.add(timer_job_id)
 
         completed_in_tx: list[bool] = []  # set by the attempt that completed the job
+        # The dispatch job is written leased by this process when a worker here runs this turn's
+        # job (so it runs the dispatch too): one write of the document instead of a write, then
+        # a lease transaction (JobQueue.write's ``lease``).
+        lease_dispatch = job is not None and self.jobs.takes_handovers
+        handed: list[Job] = []  # set by the attempt that wrote the dispatch job leased
 
         # every document the turn reads by id, in one batch read (one round trip on Firestore);
         # only the jobs it may write are read (a read is a lock)
@@ -560,6 +565,7 @@ class ConversationService:
 
         async def fn(tx: Transaction) -> bool:
             completed_in_tx.clear()
+            handed.clear()
             docs = await tx.get_many(refs)
             current, lead_now = docs[:2]
             jobs_now = docs[2 : 2 + len(job_refs)]
@@ -636,7 +642,11 @@ class ConversationService:
             for item in plan.outbox:
                 tx.set(OUTBOX, item.id, item.to_doc())
             if plan.outbox:
-                self.jobs.write(tx, dispatch_job, kind="dispatch", key=conv.id, due_at=now)
+                leased = self.jobs.write(
+                    tx, dispatch_job, kind="dispatch", key=conv.id, due_at=now, lease=lease_dispatch
+                )
+                if leased is not None:
+                    handed.append(leased)
             for planned, existing in zip(plan.jobs, other_jobs, strict=True):
                 self.jobs.write(
                     tx,
@@ -701,6 +711,9 @@ class ConversationService:
         committed = await self.store.run_transaction(tenant_id, fn, inline=True)
         if committed and job is not None and completed_in_tx:
             job.mark_completed()
+        if committed:
+            for leased in handed:
+                self.jobs.hand_over(leased)
         if committed and conv.status == "closed" and located.conversation.status != "closed":
             # The conversation reached its outcome: credit the knowledge entries it used.
             await record_kb_outcome(
