@@ -482,6 +482,32 @@ def _load(text: str) -> Any:
         return json.loads(text)
 
 
+#: A point read by full primary key.
+_POINT_READ = "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?"
+
+
+def _point_reads(conn: sqlite3.Connection, tenant: str, refs: Sequence[tuple[str, str]]) -> list[str | None]:
+    """The stored JSON text of each document ``refs`` names (``None``: absent), in order, by ONE
+    statement: the refs as a ``VALUES`` list joined to the primary key (a seek per ref, planned
+    ``SEARCH d USING PRIMARY KEY (tenant=? AND coll=? AND id=?)``; ``(coll, id) IN (VALUES ...)``
+    would seek the tenant alone). A statement costs its thread a release and a retake of the
+    GIL and the sqlite3 module's own work: a turn's commit reads five documents, the dispatcher's
+    record three. One ref is a plain point read."""
+    if len(refs) == 1:
+        row = conn.execute(_POINT_READ, (tenant, *refs[0])).fetchone()
+        return [row[0] if row else None]
+    if not refs:
+        return []
+    values = ",".join("(?,?)" for _ in refs)
+    sql = (
+        f"SELECT r.column1, r.column2, d.data FROM (VALUES {values}) AS r "  # noqa: S608 - placeholders only
+        "CROSS JOIN docs AS d ON d.tenant=? AND d.coll=r.column1 AND d.id=r.column2"
+    )
+    params: list[str] = [part for ref in refs for part in ref]
+    found = {(c, i): data for c, i, data in conn.execute(sql, [*params, tenant]).fetchall()}
+    return [found.get(ref) for ref in refs]
+
+
 async def _now(fn: Callable[[], R]) -> R:
     """A transaction's ``run`` when it already is on the writer thread: ``fn`` in place."""
     return fn()
@@ -642,23 +668,18 @@ class _SQLiteTransaction(Transaction):
         return _load(row[0]) if row else None
 
     async def get_many(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
-        """Every document of ``refs`` in one hand-off to the writer thread (a point read each by
-        primary key); see :meth:`Transaction.get_many`."""
+        """Every document of ``refs`` in one hand-off to the writer thread and one statement (a
+        seek by primary key each, :func:`_point_reads`); see :meth:`Transaction.get_many`."""
         wanted = list(refs)
 
-        def read() -> list[Any]:
+        def read() -> list[str | None]:
             self._begin()
-            return [
-                self._conn.execute(
-                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (self.tenant_id, coll, doc_id)
-                ).fetchone()
-                for coll, doc_id in wanted
-            ]
+            return _point_reads(self._conn, self.tenant_id, wanted)
 
-        rows = await self._run(read)
-        for ref, row in zip(wanted, rows, strict=True):
-            self._known[ref] = row[0] if row else None
-        return [_load(row[0]) if row else None for row in rows]
+        texts: list[str | None] = await self._run(read)
+        for ref, text in zip(wanted, texts, strict=True):
+            self._known[ref] = text
+        return [_load(text) if text is not None else None for text in texts]
 
     async def query(
         self,
@@ -1081,20 +1102,13 @@ class SQLiteStore(Store):
         return _load(row[0]) if row else None
 
     async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
-        """Every document of ``refs`` in one hand-off to the reader thread (a point read each by
-        primary key); see :meth:`Store.get_many`."""
+        """Every document of ``refs`` in one hand-off to the reader thread and one statement (a
+        seek by primary key each, :func:`_point_reads`, so they are read at one instant); see
+        :meth:`Store.get_many`."""
         wanted = list(refs)
 
-        def read() -> list[Any]:
-            return [
-                self._reader.execute(
-                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, coll, doc_id)
-                ).fetchone()
-                for coll, doc_id in wanted
-            ]
-
-        rows = await self._read_op(read)
-        return [_load(row[0]) if row else None for row in rows]
+        texts = await self._read_op(lambda: _point_reads(self._reader, tenant_id, wanted))
+        return [_load(text) if text is not None else None for text in texts]
 
     async def get_many_then_query(
         self,
@@ -1106,22 +1120,17 @@ class SQLiteStore(Store):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
     ) -> tuple[list[dict[str, JSON] | None], list[Document]]:
-        """The point reads, then the query, in ONE hand-off to the reader thread (each statement
-        its own read, in that order, as the two calls would); see
+        """The point reads (one statement, :func:`_point_reads`), then the query, in ONE hand-off
+        to the reader thread (in that order, as the two calls would); see
         :meth:`Store.get_many_then_query`."""
         wanted = list(refs)
 
-        def read() -> tuple[list[Any], list[Document]]:
-            rows = [
-                self._reader.execute(
-                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, coll, doc_id)
-                ).fetchone()
-                for coll, doc_id in wanted
-            ]
-            return rows, _run_query(self._reader, tenant_id, collection, filters, order_by, limit)
+        def read() -> tuple[list[str | None], list[Document]]:
+            texts = _point_reads(self._reader, tenant_id, wanted)
+            return texts, _run_query(self._reader, tenant_id, collection, filters, order_by, limit)
 
-        rows, found = await self._read_op(read)
-        return [_load(row[0]) if row else None for row in rows], found
+        texts, found = await self._read_op(read)
+        return [_load(text) if text is not None else None for text in texts], found
 
     async def set(
         self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False

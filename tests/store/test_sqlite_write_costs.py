@@ -158,12 +158,55 @@ async def test_a_merge_into_a_document_the_transaction_read_reads_no_row_again(
         store._writer.set_trace_callback(statements.append)
         await store.run_transaction("demo", fn, inline=inline)
         store._writer.set_trace_callback(None)
-        selects = [s for s in statements if s.startswith("SELECT data FROM docs")]
-        assert len(selects) == 4, statements  # the three reads of fn, and l3's for its merge
+        selects = [s for s in statements if s.startswith("SELECT")]
+        assert len(selects) == 3, statements  # fn's two reads (a batch, a get), and l3's for its merge
         assert sum("'l3'" in s for s in selects) == 1
         assert await store.get("demo", "leads", "l1") == {"id": "l1", "slots": {"a": 1}, "stage": "qualified"}
         assert await store.get("demo", "leads", "l2") == {"id": "l2", "stage": "booked", "score": 9}
         assert await store.get("demo", "inbox", "m1") == {"status": "again"}
         assert await store.get("demo", "leads", "l3") == {"id": "l3", "stage": "lost", "keep": True}
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("in_transaction", [False, True])
+async def test_a_batch_of_point_reads_is_one_statement_seeking_the_primary_key(
+    tmp_path: Path, in_transaction: bool
+) -> None:
+    """``get_many`` (outside and inside a transaction) reads its documents in one statement, in
+    the order asked, absent ones ``None``, a ref named twice answered twice; the statement seeks
+    the primary key for each ref."""
+    store = SQLiteStore(tmp_path / "points.db")
+    try:
+        for i in range(20):
+            await store.set("demo", "jobs", f"j{i}", {"i": i})
+            await store.set("acme", "jobs", f"j{i}", {"i": -i})
+        await store.set("demo", "leads", "l1", {"id": "l1"})
+        refs = [("jobs", "j3"), ("leads", "l1"), ("jobs", "nope"), ("jobs", "j3"), ("leads", "j3")]
+        expected = [{"i": 3}, {"id": "l1"}, None, {"i": 3}, None]
+        statements: list[str] = []
+        conn = store._writer if in_transaction else store._reader
+        conn.set_trace_callback(statements.append)
+        if in_transaction:
+
+            async def fn(tx: Transaction) -> list[Any]:
+                return await tx.get_many(refs)
+
+            got = await store.run_transaction("demo", fn)
+        else:
+            got = await store.get_many("demo", refs)
+        conn.set_trace_callback(None)
+        assert got == expected
+        reads = [s for s in statements if s.startswith("SELECT")]
+        assert len(reads) == 1, statements
+        plan = " ".join(
+            str(row[3])
+            for row in store._reader.execute(
+                "EXPLAIN QUERY PLAN " + reads[0].replace("'demo'", "?"), ("demo",)
+            ).fetchall()
+        )
+        assert "SEARCH d USING PRIMARY KEY (tenant=? AND coll=? AND id=?)" in plan, plan
+        assert await store.get_many("demo", []) == []
+        assert await store.get_many("demo", [("jobs", "j1")]) == [{"i": 1}]
     finally:
         await store.close()
