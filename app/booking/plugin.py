@@ -10,7 +10,7 @@ from litestar.di import Provide
 
 from app.booking import webhooks
 from app.booking.routes import ROUTES
-from app.booking.service import BookingService
+from app.booking.service import SETTINGS_REF, BookingService
 from app.core.features import Feature, JobKind, feature_dependencies
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class BookingFeature(Feature):
         super().__init__(runtime)
         self.service = BookingService(runtime)
         runtime.conversations.calendar_port = self.service.port
+        runtime.conversations.turn_refs.append(SETTINGS_REF)  # read with each turn's first read
 
     def dependencies(self) -> Mapping[str, Provide]:
         return feature_dependencies(("bookings", self.service))

@@ -18,7 +18,14 @@ import base64
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from app.booking.calendar import CalendarSettings, CalendarSlotSource, build_provider, load_settings
+from app.booking.calendar import (
+    SETTINGS,
+    CalendarSettings,
+    CalendarSlotSource,
+    build_provider,
+    load_settings,
+    parse_settings,
+)
 from app.conversations.lookup import CONVERSATIONS
 from app.conversations.planning import Outgoing, PlannedJob, TurnPlan, append_outbound
 from app.conversations.records import Conversation, Lead
@@ -37,7 +44,7 @@ from playbooks.slots import render_datetime
 if TYPE_CHECKING:
     from app.composition import Runtime
 
-__all__ = ["REMINDERS_S", "REMINDER_NOTICE_S", "BookingService", "booking_record_id"]
+__all__ = ["REMINDERS_S", "REMINDER_NOTICE_S", "SETTINGS_REF", "BookingService", "booking_record_id"]
 
 log = get_logger("leadwarm.booking")
 
@@ -57,6 +64,11 @@ _TEXTS: dict[str, dict[str, str]] = {
         "fr": "Rappel : votre rendez-vous avec nous est le {when}. Répondez ici si vous devez le déplacer.",
     },
 }
+
+
+#: The tenant's calendar settings document, read with every inbound turn's first read (the
+#: conversation service's ``turn_refs``) and handed to :meth:`BookingService.port` as ``known``.
+SETTINGS_REF = (SETTINGS, "calendar")
 
 
 def booking_record_id(conversation_id: str, request_id: str) -> str:
@@ -103,16 +115,24 @@ class BookingService:
         """tenant -> the settings its built-in calendar was last built from, and that calendar."""
 
     # ------------------------------------------------------------------ calendars
-    async def settings(self, tenant_id: str) -> CalendarSettings:
-        """The tenant's calendar settings."""
+    async def settings(
+        self, tenant_id: str, *, known: Mapping[tuple[str, str], dict[str, Any] | None] | None = None
+    ) -> CalendarSettings:
+        """The tenant's calendar settings (from ``known``, documents the caller has just read,
+        when it holds them: see :data:`SETTINGS_REF`)."""
         profile = await self.runtime.tenants.profile(tenant_id)
+        if known is not None and SETTINGS_REF in known:
+            return parse_settings(known[SETTINGS_REF] or {}, default_timezone=profile.timezone)
         return await load_settings(self.store, tenant_id, default_timezone=profile.timezone)
 
-    async def provider(self, tenant_id: str) -> tuple[CalendarProvider, CalendarSettings]:
+    async def provider(
+        self, tenant_id: str, *, known: Mapping[tuple[str, str], dict[str, Any] | None] | None = None
+    ) -> tuple[CalendarProvider, CalendarSettings]:
         """The tenant's calendar provider and settings; raises :class:`LeadWarmError` subclasses
-        for bad settings or a missing connection. The settings are read every time; the built-in
-        calendar is built again only when they differ from those it was built from."""
-        settings = await self.settings(tenant_id)
+        for bad settings or a missing connection. The settings are read every time (or taken from
+        ``known``, read by the caller); the built-in calendar is built again only when they differ
+        from those it was built from."""
+        settings = await self.settings(tenant_id, known=known)
         built = self._builtin.get(tenant_id)
         if built is not None and built[0] == settings:
             return built[1], settings
@@ -126,10 +146,14 @@ class BookingService:
             self._builtin[tenant_id] = (settings, provider)
         return provider, settings
 
-    async def port(self, tenant_id: str) -> SlotSource | None:
-        """The engine's calendar port for the tenant; ``None`` (logged) when it cannot be built."""
+    async def port(
+        self, tenant_id: str, *, known: Mapping[tuple[str, str], dict[str, Any] | None] | None = None
+    ) -> SlotSource | None:
+        """The engine's calendar port for the tenant; ``None`` (logged) when it cannot be built.
+        ``known``: documents the turn has just read (the settings, :data:`SETTINGS_REF`, which the
+        conversation service reads with its first read: ``turn_refs``)."""
         try:
-            provider, _ = await self.provider(tenant_id)
+            provider, _ = await self.provider(tenant_id, known=known)
         except LeadWarmError as exc:
             log.warning("booking.no_calendar", tenant=tenant_id, error=type(exc).__name__)
             return None

@@ -17,7 +17,7 @@ playbook: a STOP is written to the opt-out ledger and closes the conversation wi
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import phonenumbers
@@ -59,7 +59,7 @@ from playbooks.runtime import (
     TimerFiredEvent,
 )
 
-__all__ = ["CommitHook", "ConversationService", "TurnHook", "TurnWrites", "earliest_job_due"]
+__all__ = ["CalendarPort", "CommitHook", "ConversationService", "TurnHook", "TurnWrites", "earliest_job_due"]
 
 log = get_logger("leadwarm.conversation")
 
@@ -89,6 +89,16 @@ class TurnWrites(Protocol):
     async def read(self, tx: Transaction) -> None: ...
 
     def write(self, tx: Transaction) -> None: ...
+
+
+class CalendarPort(Protocol):
+    """The tenant's calendar for a turn's ``book`` steps (``None``: none). ``known`` maps
+    documents ``(collection, id)`` the turn has just read (``None``: absent) to their data, from
+    :attr:`ConversationService.turn_refs`: a document found there is not read again."""
+
+    async def __call__(
+        self, tenant_id: str, *, known: Mapping[tuple[str, str], dict[str, Any] | None] | None = None
+    ) -> SlotSource | None: ...
 
 
 class TurnHook(Protocol):
@@ -149,8 +159,12 @@ class ConversationService:
         """Added by features (the CRM sync's triggers); see :class:`CommitHook`."""
         self.turn_hooks: list[TurnHook] = []
         """Features that add to a turn before it commits (see :class:`TurnHook`)."""
-        self.calendar_port: Callable[[str], Awaitable[SlotSource | None]] | None = None
+        self.calendar_port: CalendarPort | None = None
         """Set by the booking feature: the tenant's calendar for ``book`` steps (``None``: none)."""
+        self.turn_refs: list[tuple[str, str]] = []
+        """Documents ``(collection, id)`` of the tenant that features read on every inbound turn
+        (the booking settings): read with the turn's first read (one hand-off) and handed to
+        :attr:`calendar_port` as ``known``."""
 
     # ------------------------------------------------------------------ lookups (API, web chat)
     async def find_lead(self, tenant_id: str, channel: str, address: str) -> Lead | None:
@@ -259,9 +273,14 @@ class ConversationService:
         # Every accepted message bumps this job's generation in the transaction that stores it:
         # reading it first tells the commit whether the lead wrote again while we worked.
         # (the job, then the pending items, in one round trip: the order is kept)
-        [job_doc], pending = await self.store.get_many_then_query(
-            tenant_id, [(col.JOBS, job_doc_id("inbound", address_key))], INBOX, **_pending_query(address_key)
+        # (and the documents features read on every turn, in the same round trip)
+        [job_doc, *extra], pending = await self.store.get_many_then_query(
+            tenant_id,
+            [(col.JOBS, job_doc_id("inbound", address_key)), *self.turn_refs],
+            INBOX,
+            **_pending_query(address_key),
         )
+        known = dict(zip(self.turn_refs, extra, strict=True))
         generation = (job_doc or {}).get("generation")
         items = [InboxItem.from_doc(d.data) for d in pending]
         if not items:
@@ -322,7 +341,7 @@ class ConversationService:
                 reply_seconds=reply_seconds,
                 inbound_count=conv.inbound_count + len(items),
             )
-        ports = await self._ports(tenant_id, lead, conv, evidence_text=text)
+        ports = await self._ports(tenant_id, lead, conv, evidence_text=text, known=known)
         result = await advance(playbook, state, event, ports)
         usage_doc = result.interpretation.usage if result.interpretation is not None else None
         usage = TurnUsage(**usage_doc) if usage_doc else None
@@ -455,7 +474,13 @@ class ConversationService:
         return playbook
 
     async def _ports(
-        self, tenant_id: str, lead: Lead, conv: Conversation, *, evidence_text: str = ""
+        self,
+        tenant_id: str,
+        lead: Lead,
+        conv: Conversation,
+        *,
+        evidence_text: str = "",
+        known: Mapping[tuple[str, str], dict[str, Any] | None] | None = None,
     ) -> Ports:
         profile = await self.tenants.profile(tenant_id)
         region = profile.default_region
@@ -476,7 +501,9 @@ class ConversationService:
             timezone=timezone,
             default_region=region,
             fallback_text={lang: i18n.text("fallback", lang) for lang in profile.languages},
-            calendar=await self.calendar_port(tenant_id) if self.calendar_port is not None else None,
+            calendar=await self.calendar_port(tenant_id, known=known)
+            if self.calendar_port is not None
+            else None,
         )
 
     @staticmethod
@@ -545,6 +572,11 @@ class ConversationService:
             rewritten.add(timer_job_id)
 
         completed_in_tx: list[bool] = []  # set by the attempt that completed the job
+        # The dispatch job is written leased by this process when a worker here runs this turn's
+        # job (so it runs the dispatch too): one write of the document instead of a write, then
+        # a lease transaction (JobQueue.write's ``lease``).
+        lease_dispatch = job is not None and self.jobs.takes_handovers
+        handed: list[Job] = []  # set by the attempt that wrote the dispatch job leased
 
         # every document the turn reads by id, in one batch read (one round trip on Firestore);
         # only the jobs it may write are read (a read is a lock)
@@ -560,6 +592,7 @@ class ConversationService:
 
         async def fn(tx: Transaction) -> bool:
             completed_in_tx.clear()
+            handed.clear()
             docs = await tx.get_many(refs)
             current, lead_now = docs[:2]
             jobs_now = docs[2 : 2 + len(job_refs)]
@@ -636,7 +669,11 @@ class ConversationService:
             for item in plan.outbox:
                 tx.set(OUTBOX, item.id, item.to_doc())
             if plan.outbox:
-                self.jobs.write(tx, dispatch_job, kind="dispatch", key=conv.id, due_at=now)
+                leased = self.jobs.write(
+                    tx, dispatch_job, kind="dispatch", key=conv.id, due_at=now, lease=lease_dispatch
+                )
+                if leased is not None:
+                    handed.append(leased)
             for planned, existing in zip(plan.jobs, other_jobs, strict=True):
                 self.jobs.write(
                     tx,
@@ -701,6 +738,9 @@ class ConversationService:
         committed = await self.store.run_transaction(tenant_id, fn, inline=True)
         if committed and job is not None and completed_in_tx:
             job.mark_completed()
+        if committed:
+            for leased in handed:
+                self.jobs.hand_over(leased)
         if committed and conv.status == "closed" and located.conversation.status != "closed":
             # The conversation reached its outcome: credit the knowledge entries it used.
             await record_kb_outcome(

@@ -170,6 +170,11 @@ class JobQueue:
         """The loop the workers sleep in (set by :meth:`wait`), for :meth:`notify` from a thread."""
         self._wake_at = float("inf")
         """When the sleeping worker plans to wake up (``inf`` while it is awake)."""
+        self._handed: list[Job] = []
+        """Jobs written leased by this process (:meth:`write` with ``lease``), for its worker."""
+        self.takes_handovers = False
+        """Set by a :class:`app.jobs.worker.Worker` of this queue once it runs: only then may a
+        handler write jobs leased (:meth:`write`'s ``lease``) for it to run."""
 
     # ----------------------------------------------------------------- enqueue
     @staticmethod
@@ -187,13 +192,21 @@ class JobQueue:
         due_at: float,
         payload: dict[str, Any] | None = None,
         due: DueRule = "earliest",
-    ) -> None:
+        lease: bool = False,
+    ) -> Job | None:
         """Enqueue ``(kind, key)`` in ``tx``, given what :meth:`read` returned.
 
         ``due`` says how a pending job's ``due_at`` combines with the new one: ``earliest`` (run
         as soon as either asks), ``latest`` (debounce), ``exact`` (a timer moved). A leased job
         gets a new generation so that it runs again once its holder finishes; a dead job is
         revived.
+
+        With ``lease`` (for a job due now that this process's worker will run: a turn's dispatch),
+        a job written afresh (none stored, or a dead one) is written already leased by this
+        process and returned: once ``tx`` committed, hand it to the worker with :meth:`hand_over`
+        (no lease transaction: the document is written once, not written then leased). A crash
+        before it runs leaves it leased, and another process takes it once the lease expires, as
+        any leased job. Otherwise (and without ``lease``) returns ``None``.
         """
         doc_id = job_doc_id(kind, key)
         if existing is None or existing.get("status") == "dead":
@@ -208,8 +221,13 @@ class JobQueue:
                 enqueued_at=self.clock.now(),
                 shard=shard_of(doc_id, JOB_SHARDS),
             )
+            if lease:
+                job.status = "leased"
+                job.lease_owner = self.owner
+                job.lease_until = self.clock.now() + self.lease_s
+                job.leased_generation = job.generation
             tx.set(COLLECTION, doc_id, job.to_doc())
-            return
+            return job if lease else None
         job = Job.from_doc(existing)
         job.generation += 1
         job.shard = shard_of(doc_id, JOB_SHARDS)
@@ -222,6 +240,7 @@ class JobQueue:
         else:  # leased: remember when the follow-up run is due
             job.payload = {**job.payload, "_next_due_at": due_at}
         tx.set(COLLECTION, doc_id, job.to_doc())
+        return None
 
     async def enqueue(
         self,
@@ -251,6 +270,17 @@ class JobQueue:
                 tx.delete(COLLECTION, job_doc_id(kind, key))
 
         await self.store.run_transaction(tenant_id, fn, inline=True)
+
+    def hand_over(self, job: Job) -> None:
+        """Give this process's worker ``job``, written leased by :meth:`write` (``lease``) in a
+        transaction that has committed; it runs as soon as a slot is free (:meth:`take_handed`)."""
+        self._handed.append(job)
+        self.notify()
+
+    def take_handed(self) -> list[Job]:
+        """The jobs handed over since the last call (the worker's, :meth:`hand_over`)."""
+        handed, self._handed = self._handed, []
+        return handed
 
     # ----------------------------------------------------------------- wake-ups
     def notify(self, *, due_at: float | None = None) -> None:

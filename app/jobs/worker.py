@@ -140,6 +140,10 @@ class Worker:
     async def run_once(self) -> int:
         """Start leased jobs in free slots, leasing more (up to :attr:`lease_limit`) when none wait;
         returns how many jobs were started."""
+        self.jobs.takes_handovers = True
+        handed = self.jobs.take_handed()  # written leased for this process by committed handlers
+        if handed:
+            self._ready.extend(handed)
         free = self.concurrency - len(self._running)
         if free <= 0:
             self._freed.clear()  # no callback runs between this and the wait: none is missed

@@ -113,9 +113,11 @@ class Dispatcher:
         """Send pacing per sender and recipient (:mod:`app.messaging.pacing`; ``None``: none)."""
 
     async def handle_dispatch(self, job: Job) -> None:
-        """Send every pending outbox item of the conversation ``job.key``, in order."""
-        docs = await self.store.query(
+        """Send every pending outbox item of the conversation ``job.key``, in order. The
+        conversation is read with the items (one hand-off), for the first item's gate."""
+        [conversation], docs = await self.store.get_many_then_query(
             job.tenant_id,
+            [(col.CONVERSATIONS, job.key)],
             OUTBOX,
             filters=[where("conversation_id", "==", job.key), where("status", "==", "pending")],
             order_by=[Order("seq")],
@@ -124,15 +126,27 @@ class Dispatcher:
         for index, doc in enumerate(docs):
             # The last item's record completes the job in the same transaction (one fewer).
             last = job if index == len(docs) - 1 else None
-            await self._dispatch_one(job.tenant_id, OutboxItem.from_doc(doc.data), templated_turns, job=last)
+            item = OutboxItem.from_doc(doc.data)
+            # the first item's gate uses the conversation read above; the next ones read it again
+            # (each send may take a while, and a turn may commit meanwhile)
+            known = (conversation,) if index == 0 and item.conversation_id == job.key else None
+            await self._dispatch_one(job.tenant_id, item, templated_turns, job=last, conversation=known)
 
     async def _dispatch_one(
-        self, tenant_id: str, item: OutboxItem, templated_turns: set[float], *, job: Job | None = None
+        self,
+        tenant_id: str,
+        item: OutboxItem,
+        templated_turns: set[float],
+        *,
+        job: Job | None = None,
+        conversation: tuple[dict[str, Any] | None] | None = None,
     ) -> None:
         """Decide and act on one item. ``templated_turns`` holds the turns (their ``created_at``)
         for which a template already went out: one template stands for a turn's messages. ``job``
-        (the dispatch job, for its last item) is completed with the item's record."""
-        result = await self.gate.check(tenant_id, item)
+        (the dispatch job, for its last item) is completed with the item's record.
+        ``conversation``: the item's conversation document as just read, if it was (see
+        :meth:`app.policy.gate.OutboundGate.check`)."""
+        result = await self.gate.check(tenant_id, item, conversation=conversation)
         action = result.decision.action
         if action == "send_template" and item.created_at in templated_turns:
             covered = Decision("block", "replaced_by_template")
@@ -308,10 +322,24 @@ class Dispatcher:
                 return True
             return wait if wait <= QUICK_RETRY_MAX_WAIT_S else False
 
+        # Only a failed first try pays for stamina's retry machinery (building it cost a send about
+        # as much CPU as the send itself): its first round re-raises that failure, so the waits,
+        # the attempts counted and the hooks are stamina's own.
+        failed: _TransientSendError | None = None
         try:
-            async for try_ in stamina.retry_context(on=backoff, attempts=self.quick_attempts, timeout=15.0):
-                with try_:
-                    provider_id = await attempt()
+            try:
+                provider_id = await attempt()
+            except _TransientSendError as first:
+                failed = first
+            if failed is not None:
+                async for try_ in stamina.retry_context(
+                    on=backoff, attempts=self.quick_attempts, timeout=15.0
+                ):
+                    with try_:
+                        if failed is not None:
+                            error, failed = failed, None
+                            raise error
+                        provider_id = await attempt()
         except _TransientSendError as exc:
             await self.store.set(
                 tenant_id,
@@ -367,10 +395,12 @@ class Dispatcher:
             refs = [
                 (messages_collection(item.conversation_id), item.message_id),
                 (COUNTERS, result.counter_id),
+                # read so that the merge below needs no read of its own (SQLite: one statement fewer)
+                (OUTBOX, item.id),
             ]
             if job is not None and self.jobs is not None:
                 refs.append((col.JOBS, job.id))  # what JobQueue.read_job reads, in the same batch
-            msg, counter, *rest = await tx.get_many(refs)
+            msg, counter, _outbox, *rest = await tx.get_many(refs)
             job_doc = rest[0] if rest else None
             tx.set(
                 OUTBOX,

@@ -61,30 +61,46 @@ class OutboundGate:
         self.ledger = ledger
 
     async def check(
-        self, tenant_id: str, item: OutboxItem, *, channel: str | None = None, to: str | None = None
+        self,
+        tenant_id: str,
+        item: OutboxItem,
+        *,
+        channel: str | None = None,
+        to: str | None = None,
+        conversation: tuple[dict[str, Any] | None] | None = None,
     ) -> GateResult:
         """The decision for ``item`` (or for sending it on ``channel`` to ``to`` instead).
 
         Three store reads once the tenant's profile is cached: the lead and the conversation (one
         batch), the inbox's "newer message pending" query, then the opt-out ledger's entries and
-        the lead's daily counter (one batch)."""
+        the lead's daily counter (one batch). ``conversation`` (a 1-tuple: the item's conversation
+        document, ``None`` when absent) is one the caller has just read: then the lead and the
+        pending query are one batch (two reads in all)."""
         channel = channel or item.channel
         to = to or item.to
         now = self.clock.now()
         profile = await self.tenants.profile(tenant_id)
-        lead_doc, conv_doc = await self.store.get_many(
-            tenant_id, [(col.LEADS, item.lead_id), (col.CONVERSATIONS, item.conversation_id)]
-        )
-        lead = Lead.from_doc(lead_doc or {"id": item.lead_id, "tenant_id": tenant_id})
-        conv = Conversation.from_doc(conv_doc) if conv_doc else None
-        zone = resolve_timezone(lead.timezone, lead.phone, profile.timezone)
         # Read "a newer message is pending" BEFORE the opt-out ledger: the turn that handles a
         # STOP marks it processed and records the opt-out in one transaction, so a STOP no longer
         # pending here is in the ledger read next. The other order let a turn commit between the
         # two reads (no opt-out yet, then nothing pending) and the message went out after a STOP.
         newer_pending = False
-        if conv is not None and item.trigger != "agent":
-            newer_pending = await self._newer_inbound_pending(tenant_id, conv)
+        if conversation is not None:
+            conv_doc = conversation[0]
+            conv = Conversation.from_doc(conv_doc) if conv_doc else None
+            if conv is not None and item.trigger != "agent":
+                lead_doc, newer_pending = await self._lead_and_newer_pending(tenant_id, item.lead_id, conv)
+            else:
+                [lead_doc] = await self.store.get_many(tenant_id, [(col.LEADS, item.lead_id)])
+        else:
+            lead_doc, conv_doc = await self.store.get_many(
+                tenant_id, [(col.LEADS, item.lead_id), (col.CONVERSATIONS, item.conversation_id)]
+            )
+            conv = Conversation.from_doc(conv_doc) if conv_doc else None
+            if conv is not None and item.trigger != "agent":
+                newer_pending = await self._newer_inbound_pending(tenant_id, conv)
+        lead = Lead.from_doc(lead_doc or {"id": item.lead_id, "tenant_id": tenant_id})
+        zone = resolve_timezone(lead.timezone, lead.phone, profile.timezone)
         # the opt-out ledger's entries and the lead's daily counter in one batch read
         counter = counter_id(lead.id, zone, now)
         refs = self.ledger.block_refs(
@@ -145,16 +161,29 @@ class OutboundGate:
         return conv.last_inbound_at > item.created_at
 
     async def _newer_inbound_pending(self, tenant_id: str, conv: Conversation) -> bool:
-        pending = await self.store.query(
-            tenant_id,
-            INBOX,
-            filters=[
-                where("address_key", "==", f"{conv.channel}:{conv.address}"),
-                where("status", "==", "pending"),
-            ],
-            # the same shape as the worker's query, so the (address_key, status, seq) index serves
-            # it instead of a scan of the tenant's whole inbox
-            order_by=[Order("seq")],
-            limit=1,
-        )
+        pending = await self.store.query(tenant_id, INBOX, **_pending_query(conv))
         return bool(pending)
+
+    async def _lead_and_newer_pending(
+        self, tenant_id: str, lead_id: str, conv: Conversation
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """The lead's document, then whether a message from the lead is pending on ``conv``'s
+        address (:meth:`_newer_inbound_pending`), in one batch read."""
+        [lead_doc], pending = await self.store.get_many_then_query(
+            tenant_id, [(col.LEADS, lead_id)], INBOX, **_pending_query(conv)
+        )
+        return lead_doc, bool(pending)
+
+
+def _pending_query(conv: Conversation) -> dict[str, Any]:
+    """The query (filters, order, limit) of "a message from the lead is pending" on ``conv``'s
+    address: the same shape as the worker's, so the ``(address_key, status, seq)`` index serves it
+    instead of a scan of the tenant's whole inbox."""
+    return {
+        "filters": [
+            where("address_key", "==", f"{conv.channel}:{conv.address}"),
+            where("status", "==", "pending"),
+        ],
+        "order_by": [Order("seq")],
+        "limit": 1,
+    }

@@ -343,6 +343,106 @@ def _compile(
     return sql, params
 
 
+def _filter_shape(f: Filter) -> tuple[str, str, int]:
+    """What of a filter its SQL depends on: field, operator, and (``==``) whether the value is
+    ``None`` or (``in``) how many values it lists."""
+    if f.op == "in":
+        return f.field, f.op, len(list(f.value))
+    return f.field, f.op, int(f.op == "==" and f.value is None)
+
+
+def _bind(
+    filters: Sequence[Filter],
+    order_by: Sequence[Order],
+    start_after: Sequence[JSON] | None,
+    limit: int | None,
+) -> list[Any]:
+    """The parameters of :func:`_compile`'s SQL (after its collection parameters), in its order,
+    without building the SQL (a cursor over orders of mixed directions repeats its values, as
+    :func:`_after` does)."""
+    params: list[Any] = []
+    for f in filters:
+        if f.op == "==" and f.value is None:
+            continue
+        if f.op == "in":
+            params.extend(_sql_value(v) for v in f.value)
+        else:
+            params.append(_sql_value(f.value))
+    if start_after is not None:
+        values = [_sql_value(v) for v in start_after]
+        if len({o.descending for o in order_by}) <= 1:
+            params.extend(values)
+        else:
+            for i in range(len(values)):
+                params.extend(values[: i + 1])
+    if limit is not None:
+        params.append(int(limit))
+    return params
+
+
+#: Query SQL by shape (:func:`_query_sql`); shapes come from the code's queries, so this stays small.
+_SQL_CACHE_SIZE = 512
+
+
+@functools.lru_cache(maxsize=_SQL_CACHE_SIZE)
+def _query_sql(
+    head: str,
+    scope: str,
+    filters: tuple[tuple[str, str, int], ...],
+    order_by: tuple[tuple[str, bool], ...],
+    limited: bool,
+    cursor: int,
+    group: bool,
+) -> str:
+    """The SQL of a query of this shape (``head`` its ``SELECT ... WHERE`` part with ``{hint}``
+    where the index hint goes, ``scope`` the collection, or ``/`` and its last segment for a
+    subcollection, which is all :func:`_leaf_term` and :func:`_index_hint` read of it): built once
+    by :func:`_compile` from stand-in values, so every later query of the shape skips building it
+    (measured: about a third of a query's CPU on the reader thread)."""
+    stand_in = [
+        Filter(field, op, [0] * n if op == "in" else (None if n else 0))  # type: ignore[arg-type]
+        for field, op, n in filters
+    ]
+    orders = [Order(field, descending=desc) for field, desc in order_by]
+    tail, _ = _compile(
+        stand_in,
+        orders,
+        1 if limited else None,
+        None if cursor < 0 else [0] * (cursor - 1) + [""],
+        collection=scope,
+        group=group,
+    )
+    hint = "" if group else _index_hint(scope, stand_in, orders)
+    return head.replace("{hint}", hint) + tail
+
+
+def _shaped_sql(
+    head: str,
+    collection: str,
+    filters: Sequence[Filter],
+    order_by: Sequence[Order],
+    limit: int | None,
+    start_after: Sequence[JSON] | None = None,
+    *,
+    group: bool = False,
+) -> tuple[str, list[Any]]:
+    """The query's SQL (``head`` then :func:`_compile`'s tail) and its parameters after the
+    collection's, the SQL from the cache of shapes (:func:`_query_sql`). Raises what
+    :func:`_compile` raises for a bad cursor or field name."""
+    check_cursor(start_after, order_by)
+    scope = "/" + _leaf_of(collection) if "/" in collection else collection  # a subcollection: its leaf
+    sql = _query_sql(
+        head,
+        scope,
+        tuple(_filter_shape(f) for f in filters),
+        tuple((o.field, o.descending) for o in order_by),
+        limit is not None,
+        -1 if start_after is None else len(start_after),
+        group,
+    )
+    return sql, _bind(filters, order_by, start_after, limit)
+
+
 #: The ingest log's JSON encoder (values it cannot encode are written as their ``str``, as
 #: ``json.dumps(default=str)`` would).
 _LOG_ENCODER = msgspec.json.Encoder(enc_hook=str)
@@ -400,6 +500,32 @@ def _load(text: str) -> Any:
         return _DOC_DECODER.decode(text)
     except msgspec.DecodeError:
         return json.loads(text)
+
+
+#: A point read by full primary key.
+_POINT_READ = "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?"
+
+
+def _point_reads(conn: sqlite3.Connection, tenant: str, refs: Sequence[tuple[str, str]]) -> list[str | None]:
+    """The stored JSON text of each document ``refs`` names (``None``: absent), in order, by ONE
+    statement: the refs as a ``VALUES`` list joined to the primary key (a seek per ref, planned
+    ``SEARCH d USING PRIMARY KEY (tenant=? AND coll=? AND id=?)``; ``(coll, id) IN (VALUES ...)``
+    would seek the tenant alone). A statement costs its thread a release and a retake of the
+    GIL and the sqlite3 module's own work: a turn's commit reads five documents, the dispatcher's
+    record three. One ref is a plain point read."""
+    if len(refs) == 1:
+        row = conn.execute(_POINT_READ, (tenant, *refs[0])).fetchone()
+        return [row[0] if row else None]
+    if not refs:
+        return []
+    values = ",".join("(?,?)" for _ in refs)
+    sql = (
+        f"SELECT r.column1, r.column2, d.data FROM (VALUES {values}) AS r "  # noqa: S608 - placeholders only
+        "CROSS JOIN docs AS d ON d.tenant=? AND d.coll=r.column1 AND d.id=r.column2"
+    )
+    params: list[str] = [part for ref in refs for part in ref]
+    found = {(c, i): data for c, i, data in conn.execute(sql, [*params, tenant]).fetchall()}
+    return [found.get(ref) for ref in refs]
 
 
 async def _now(fn: Callable[[], R]) -> R:
@@ -549,6 +675,9 @@ class _SQLiteTransaction(Transaction):
         self._writes: list[tuple[str, str, str, dict[str, JSON] | None, bool]] = []
         self.registered = registered
         self.newly: list[tuple[str, str]] = []
+        self._known: dict[tuple[str, str], str | None] = {}
+        """The stored JSON text (``None``: absent) of the documents this transaction read by id,
+        as its writes leave them once applied: a merge of one of them needs no second read."""
 
     def _begin(self) -> None:
         """On the writer thread: open the transaction if this is its first statement."""
@@ -565,24 +694,22 @@ class _SQLiteTransaction(Transaction):
             ).fetchone()
 
         row = await self._run(read)
+        self._known[(collection, doc_id)] = row[0] if row else None
         return _load(row[0]) if row else None
 
     async def get_many(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
-        """Every document of ``refs`` in one hand-off to the writer thread (a point read each by
-        primary key); see :meth:`Transaction.get_many`."""
+        """Every document of ``refs`` in one hand-off to the writer thread and one statement (a
+        seek by primary key each, :func:`_point_reads`); see :meth:`Transaction.get_many`."""
         wanted = list(refs)
 
-        def read() -> list[Any]:
+        def read() -> list[str | None]:
             self._begin()
-            return [
-                self._conn.execute(
-                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (self.tenant_id, coll, doc_id)
-                ).fetchone()
-                for coll, doc_id in wanted
-            ]
+            return _point_reads(self._conn, self.tenant_id, wanted)
 
-        rows = await self._run(read)
-        return [_load(row[0]) if row else None for row in rows]
+        texts: list[str | None] = await self._run(read)
+        for ref, text in zip(wanted, texts, strict=True):
+            self._known[ref] = text
+        return [_load(text) if text is not None else None for text in texts]
 
     async def query(
         self,
@@ -611,7 +738,9 @@ class _SQLiteTransaction(Transaction):
     def apply(self) -> None:
         """On the writer thread: apply the buffered writes (the transaction is open)."""
         for kind, coll, doc_id, data, _ in self._writes:
-            _write(self._conn, kind, self.tenant_id, coll, doc_id, data, self.registered, self.newly)
+            _write(
+                self._conn, kind, self.tenant_id, coll, doc_id, data, self.registered, self.newly, self._known
+            )
 
 
 #: A document written whole (set, merge): an upsert rather than ``INSERT OR REPLACE``, so
@@ -630,11 +759,20 @@ def _write(
     data: dict[str, JSON] | None,
     registered: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
     newly: list[tuple[str, str]] | None = None,
+    known: dict[tuple[str, str], str | None] | None = None,
 ) -> None:
     """Apply one write. A collection not in ``registered`` is added to the registry and to
-    ``newly``; the caller adds ``newly`` to its cache once the transaction has committed."""
+    ``newly``; the caller adds ``newly`` to its cache once the transaction has committed.
+
+    ``known`` maps ``(collection, id)`` to the document's stored JSON text (``None``: absent) as
+    the open transaction last read or wrote it: a merge into a document found there is applied to
+    that text instead of reading the row again (a turn merges into the lead and the inbox items
+    it read, the dispatcher into the message it read), and each write updates the entry."""
+    ref = (coll, doc_id)
     if kind == "delete":
         conn.execute("DELETE FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id))
+        if known is not None:
+            known[ref] = None
         return
     assert data is not None
     if (tenant, coll) not in registered and (newly is None or (tenant, coll) not in newly):
@@ -642,18 +780,28 @@ def _write(
         if newly is not None:
             newly.append((tenant, coll))
     if kind == "create":
+        text = _dump(data)
         try:
-            conn.execute("INSERT INTO docs VALUES (?,?,?,?)", (tenant, coll, doc_id, _dump(data)))
+            conn.execute("INSERT INTO docs VALUES (?,?,?,?)", (tenant, coll, doc_id, text))
         except sqlite3.IntegrityError as exc:
             raise DocumentExistsError(f"{coll}/{doc_id} already exists") from exc
+        if known is not None:
+            known[ref] = text
         return
     if kind == "merge":
-        row = conn.execute(
-            "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id)
-        ).fetchone()
-        if row:
-            data = {**_load(row[0]), **data}
-    conn.execute(_UPSERT, (tenant, coll, doc_id, _dump(data)))
+        if known is not None and ref in known:
+            stored = known[ref]
+        else:
+            row = conn.execute(
+                "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id)
+            ).fetchone()
+            stored = row[0] if row else None
+        if stored is not None:
+            data = {**_load(stored), **data}
+    text = _dump(data)
+    conn.execute(_UPSERT, (tenant, coll, doc_id, text))
+    if known is not None:
+        known[ref] = text
 
 
 def _index_hint(collection: str, filters: Sequence[Filter], order_by: Sequence[Order]) -> str:
@@ -706,16 +854,16 @@ def _run_query(
     limit: int | None,
     start_after: Sequence[JSON] | None = None,
 ) -> list[Document]:
-    tail, params = _compile(filters, order_by, limit, start_after, collection=collection)
     if tenant is None:
         head = f"SELECT tenant, coll, id, data FROM docs WHERE coll={_COLL_PARAM} AND tenant != ?"  # noqa: S608
+        sql, params = _shaped_sql(head, collection, filters, order_by, limit, start_after)
         head_params: list[Any] = [collection, SYSTEM_TENANT]
     else:
-        hint = _index_hint(collection, filters, order_by)
-        # the hint is a declared index's name, never input
-        head = f"SELECT tenant, coll, id, data FROM docs{hint} WHERE tenant=? AND coll={_COLL_PARAM}"  # noqa: S608
+        # {hint}: a declared index's name (_index_hint), never input
+        head = f"SELECT tenant, coll, id, data FROM docs{{hint}} WHERE tenant=? AND coll={_COLL_PARAM}"  # noqa: S608
+        sql, params = _shaped_sql(head, collection, filters, order_by, limit, start_after)
         head_params = [tenant, collection]
-    rows = conn.execute(head + tail, head_params + params).fetchall()
+    rows = conn.execute(sql, head_params + params).fetchall()
     return [Document(r[0], r[1], r[2], _load(r[3])) for r in rows]
 
 
@@ -1083,20 +1231,13 @@ class SQLiteStore(Store):
         return _load(row[0]) if row else None
 
     async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
-        """Every document of ``refs`` in one hand-off to the reader thread (a point read each by
-        primary key); see :meth:`Store.get_many`."""
+        """Every document of ``refs`` in one hand-off to the reader thread and one statement (a
+        seek by primary key each, :func:`_point_reads`, so they are read at one instant); see
+        :meth:`Store.get_many`."""
         wanted = list(refs)
 
-        def read() -> list[Any]:
-            return [
-                self._reader.execute(
-                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, coll, doc_id)
-                ).fetchone()
-                for coll, doc_id in wanted
-            ]
-
-        rows = await self._read_op(read)
-        return [_load(row[0]) if row else None for row in rows]
+        texts = await self._read_op(lambda: _point_reads(self._reader, tenant_id, wanted))
+        return [_load(text) if text is not None else None for text in texts]
 
     async def get_many_then_query(
         self,
@@ -1108,22 +1249,17 @@ class SQLiteStore(Store):
         order_by: Sequence[Order] = (),
         limit: int | None = None,
     ) -> tuple[list[dict[str, JSON] | None], list[Document]]:
-        """The point reads, then the query, in ONE hand-off to the reader thread (each statement
-        its own read, in that order, as the two calls would); see
+        """The point reads (one statement, :func:`_point_reads`), then the query, in ONE hand-off
+        to the reader thread (in that order, as the two calls would); see
         :meth:`Store.get_many_then_query`."""
         wanted = list(refs)
 
-        def read() -> tuple[list[Any], list[Document]]:
-            rows = [
-                self._reader.execute(
-                    "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant_id, coll, doc_id)
-                ).fetchone()
-                for coll, doc_id in wanted
-            ]
-            return rows, _run_query(self._reader, tenant_id, collection, filters, order_by, limit)
+        def read() -> tuple[list[str | None], list[Document]]:
+            texts = _point_reads(self._reader, tenant_id, wanted)
+            return texts, _run_query(self._reader, tenant_id, collection, filters, order_by, limit)
 
-        rows, found = await self._read_op(read)
-        return [_load(row[0]) if row else None for row in rows], found
+        texts, found = await self._read_op(read)
+        return [_load(text) if text is not None else None for text in texts], found
 
     async def set(
         self, tenant_id: str, collection: str, doc_id: str, data: dict[str, JSON], *, merge: bool = False
@@ -1196,15 +1332,15 @@ class SQLiteStore(Store):
         # A collection group matches the last path segment, as in Firestore.
         if "/" in collection:
             raise StoreError("query_group takes a collection id, not a path")
-        tail, params = _compile(filters, order_by, limit, collection=collection, group=True)
         # The registry names every collection whose last segment is `collection`, so the query
         # seeks the group indexes instead of scanning every document of every tenant.
+        head = (
+            "SELECT tenant, coll, id, data FROM docs "
+            "WHERE coll IN (SELECT coll FROM colls WHERE leaf=?) AND tenant != ?"
+        )
+        sql, params = _shaped_sql(head, collection, filters, order_by, limit, group=True)
         rows = await self._read_op(
-            lambda: self._reader.execute(
-                "SELECT tenant, coll, id, data FROM docs WHERE coll IN "  # noqa: S608
-                "(SELECT coll FROM colls WHERE leaf=?) AND tenant != ?" + tail,
-                [collection, SYSTEM_TENANT, *params],
-            ).fetchall()
+            lambda: self._reader.execute(sql, [collection, SYSTEM_TENANT, *params]).fetchall()
         )
         return [Document(r[0], r[1], r[2], _load(r[3])) for r in rows]
 

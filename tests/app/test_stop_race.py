@@ -125,6 +125,13 @@ async def test_a_stop_turn_committing_between_the_gates_reads_still_blocks(
         return await original(tenant_id, conv)
 
     monkeypatch.setattr(gate, "_newer_inbound_pending", turn_commits_first)
+    original_batch = gate._lead_and_newer_pending  # the same read, with the lead (first item)
+
+    async def turn_commits_first_batch(tenant_id: str, lead_id: str, conv: Any) -> Any:
+        await _run(runtime, "inbound", f"whatsapp:+{LEAD}")
+        return await original_batch(tenant_id, lead_id, conv)
+
+    monkeypatch.setattr(gate, "_lead_and_newer_pending", turn_commits_first_batch)
     sends_before = len([r for r in graph.requests if r.method == "POST"])
     await _run(runtime, "dispatch", conversation_id)
     assert [r for r in graph.requests if r.method == "POST"][sends_before:] == []

@@ -9,7 +9,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from app.store import Order, where
+import pytest
+
+from app.store import Order, Transaction, where
 from app.store.sqlite import SQLiteStore, _dump, _load
 
 
@@ -121,5 +123,90 @@ async def test_point_reads_then_a_query_are_one_hand_off(tmp_path: Path) -> None
         assert docs == [{"id": "inbound:a", "generation": 3}, None]
         assert [d.id for d in found] == ["m0", "m2"]
         assert found == await store.query("demo", "inbox", filters=filters, order_by=[Order("seq")])
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("inline", [False, True])
+async def test_a_merge_into_a_document_the_transaction_read_reads_no_row_again(
+    tmp_path: Path, inline: bool
+) -> None:
+    """A merge applies to the text the transaction read (a turn merges into the lead and the inbox
+    items it read): no second ``SELECT`` of that row; a document written earlier in the same
+    transaction (set, then merge; delete, then merge) merges onto what that write left, and a
+    merge into a document the transaction did not read still reads it."""
+    store = SQLiteStore(tmp_path / "merge.db")
+    try:
+        await store.set("demo", "leads", "l1", {"id": "l1", "slots": {"a": 1}, "stage": "new"})
+        await store.set("demo", "leads", "l2", {"id": "l2", "stage": "new"})
+        await store.set("demo", "leads", "l3", {"id": "l3", "stage": "new", "keep": True})
+        await store.set("demo", "inbox", "m1", {"id": "m1", "status": "pending"})
+
+        async def fn(tx: Transaction) -> None:
+            lead, item = await tx.get_many([("leads", "l1"), ("inbox", "m1")])
+            assert lead is not None and item is not None
+            assert await tx.get("leads", "l2") is not None
+            tx.set("leads", "l1", {"stage": "qualified"}, merge=True)
+            tx.set("inbox", "m1", {"status": "processed"}, merge=True)
+            tx.set("leads", "l2", {"id": "l2", "stage": "booked", "score": 5})
+            tx.set("leads", "l2", {"score": 9}, merge=True)  # onto the set above
+            tx.delete("inbox", "m1")
+            tx.set("inbox", "m1", {"status": "again"}, merge=True)  # onto nothing: a new document
+            tx.set("leads", "l3", {"stage": "lost"}, merge=True)  # never read: read here
+
+        statements: list[str] = []
+        store._writer.set_trace_callback(statements.append)
+        await store.run_transaction("demo", fn, inline=inline)
+        store._writer.set_trace_callback(None)
+        selects = [s for s in statements if s.startswith("SELECT")]
+        assert len(selects) == 3, statements  # fn's two reads (a batch, a get), and l3's for its merge
+        assert sum("'l3'" in s for s in selects) == 1
+        assert await store.get("demo", "leads", "l1") == {"id": "l1", "slots": {"a": 1}, "stage": "qualified"}
+        assert await store.get("demo", "leads", "l2") == {"id": "l2", "stage": "booked", "score": 9}
+        assert await store.get("demo", "inbox", "m1") == {"status": "again"}
+        assert await store.get("demo", "leads", "l3") == {"id": "l3", "stage": "lost", "keep": True}
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("in_transaction", [False, True])
+async def test_a_batch_of_point_reads_is_one_statement_seeking_the_primary_key(
+    tmp_path: Path, in_transaction: bool
+) -> None:
+    """``get_many`` (outside and inside a transaction) reads its documents in one statement, in
+    the order asked, absent ones ``None``, a ref named twice answered twice; the statement seeks
+    the primary key for each ref."""
+    store = SQLiteStore(tmp_path / "points.db")
+    try:
+        for i in range(20):
+            await store.set("demo", "jobs", f"j{i}", {"i": i})
+            await store.set("acme", "jobs", f"j{i}", {"i": -i})
+        await store.set("demo", "leads", "l1", {"id": "l1"})
+        refs = [("jobs", "j3"), ("leads", "l1"), ("jobs", "nope"), ("jobs", "j3"), ("leads", "j3")]
+        expected = [{"i": 3}, {"id": "l1"}, None, {"i": 3}, None]
+        statements: list[str] = []
+        conn = store._writer if in_transaction else store._reader
+        conn.set_trace_callback(statements.append)
+        if in_transaction:
+
+            async def fn(tx: Transaction) -> list[Any]:
+                return await tx.get_many(refs)
+
+            got = await store.run_transaction("demo", fn)
+        else:
+            got = await store.get_many("demo", refs)
+        conn.set_trace_callback(None)
+        assert got == expected
+        reads = [s for s in statements if s.startswith("SELECT")]
+        assert len(reads) == 1, statements
+        plan = " ".join(
+            str(row[3])
+            for row in store._reader.execute(
+                "EXPLAIN QUERY PLAN " + reads[0].replace("'demo'", "?"), ("demo",)
+            ).fetchall()
+        )
+        assert "SEARCH d USING PRIMARY KEY (tenant=? AND coll=? AND id=?)" in plan, plan
+        assert await store.get_many("demo", []) == []
+        assert await store.get_many("demo", [("jobs", "j1")]) == [{"i": 1}]
     finally:
         await store.close()
