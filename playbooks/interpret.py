@@ -953,6 +953,14 @@ def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]
     if not part.strip():
         return False
     strong = _CORRECTION_STRONG.search(fold(part)) is not None
+    if ask.kind != "yes_no" and (relative := relative_owner(part)) is not None:
+        # "c'est ma mère qui a la maison en fait" after "oui": the home is a relative's, so the
+        # lead is not the owner (read before the other answers: "maison" names no new home type;
+        # the relative slot is read in passing)
+        for context in ask.answered:
+            if context.kind == "yes_no" and asks_about_owning(context.question):
+                reading.take(context.slot, SlotValue(False, relative))
+                return True
     for context in ask.answered:
         parsed: SlotValue | None = None
         if context.kind == "number" and ask.kind != "number":

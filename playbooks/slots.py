@@ -199,6 +199,7 @@ _WITH_BEFORE = re.compile(r"(?:avec|with|and|et|&|\+)\s*$")
 _OWNED_BY = re.compile(
     r"(?<![\w'])(?:proprio|proprios|proprietaire|proprietaires|owner|owners|own|owns|owned|"
     r"appartient|appartiennent|belongs?|belonging|a elle|a lui|a eux|chez|est a|sont a|"
+    r"possede|possedent|qui a la maison|qui a le logement|qui a l'appart|who has the house|"
     r"c'est a|c est a|cest a|"
     r"maison de|logement de|appart de|appartement de|house of|home of)(?![\w])"
 )

@@ -194,6 +194,32 @@ async def test_a_relative_who_owns_the_home_is_recorded_and_the_request_goes_on(
 
 
 @pytest.mark.parametrize(
+    ("playbook", "before", "message", "relative"),
+    [
+        # the lead said yes, then says whose the home really is, without a "no"
+        (FR, ["oui jsuis proprio, msn de 110m2"], "c'est ma mère qui a la maison en fait", "ma mère"),
+        (FR, ["oui", "maison"], "en fait la maison appartient à mon père", "mon père"),
+        (EN, ["yes we own it"], "actually it's my dad's house", "my dad"),
+    ],
+)
+async def test_a_relative_named_after_a_yes_corrects_the_ownership(
+    lead: Lead, playbook: str, before: list[str], message: str, relative: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for line in before:
+        await c.say(line)
+    await c.say(message)
+    owner, kin = (
+        ("proprietaire", "proprietaire_proche") if playbook == FR else ("homeowner", "homeowner_relative")
+    )
+    assert c.state.slots[owner] is False and c.state.slots[kin] is True
+    evidence = {a.slot: a.evidence for a in c.last.actions if isinstance(a, SlotFilled)}
+    assert evidence[owner] == relative
+    assert c.state.status == "active"
+
+
+@pytest.mark.parametrize(
     ("playbook", "message", "owns"),
     [
         (FR, "je suis proprio avec mon mari", True),
