@@ -36,10 +36,9 @@ _EN = [
         "en",
         "pricing",
         "What is the price of a solar installation?",
-        "It depends on the work and your home: insulation is priced by area and material, a heat "
-        "pump by its power, solar panels by your roof and consumption (most home systems we fit "
-        "range from a few kilowatt-peak to about 9 kWp). We give you an exact, itemised price after "
-        "a free site survey.",
+        "It depends on your roof and your consumption: most home solar systems we fit range from a "
+        "few kilowatt-peak to about 9 kWp, and a battery adds to the price. We give you an exact, "
+        "itemised price after a free site survey.",
         "price cost costs pricing expensive cheap budget how-much panels kwp tariff rate system average "
         "semi detached terraced bedroom bed",
     ),
@@ -156,8 +155,8 @@ _EN = [
         "en",
         "company",
         "Who is SunnyWatt?",
-        "SunnyWatt is a residential solar and energy-renovation installer: our own certified teams "
-        "design, install and maintain solar panels, batteries and heat pumps for homeowners.",
+        "SunnyWatt is a residential solar installer: our own certified teams design, install and "
+        "maintain solar panels and home batteries for homeowners.",
         "sunnywatt company about who you team certified installer business experience",
     ),
 ]
