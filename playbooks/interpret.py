@@ -503,6 +503,24 @@ _QUESTION_AFTER_COMMA = re.compile(
     re.IGNORECASE,
 )
 
+#: In a sentence that ends with a question mark, a clause after a comma that speaks to the business
+#: ("je cherche à isoler les murs, vs intervenez où ?", "we own it, do u do batteries?") is the
+#: question, and what comes before it an answer of its own.
+_ADDRESSED_AFTER_COMMA = re.compile(
+    r",\s*(?=(?:vous|vs|ya|y a|y'a|tu|do u|can u|r u|are you|is it|will you|would you|have you|"
+    r"hows|how's|whats|wat|wot)(?![\w']))",
+    re.IGNORECASE,
+)
+
+
+def _split_questions(part: str) -> list[str]:
+    """``part`` cut before each question clause that follows a comma (:data:`_QUESTION_AFTER_COMMA`,
+    and :data:`_ADDRESSED_AFTER_COMMA` when ``part`` has a question mark)."""
+    pieces = _QUESTION_AFTER_COMMA.split(part)
+    if "?" not in part:
+        return pieces
+    return [cut for piece in pieces for cut in _ADDRESSED_AFTER_COMMA.split(piece)]
+
 
 def _sentences(text: str) -> list[str]:
     """The sentences of ``text``; a question after a comma is a sentence of its own ("about 100 a
@@ -511,7 +529,7 @@ def _sentences(text: str) -> list[str]:
     for part in _SENTENCE_END.split(text):
         if not part:
             continue
-        pieces = _QUESTION_AFTER_COMMA.split(part)
+        pieces = _split_questions(part)
         merged: list[str] = []
         for piece in pieces:
             if merged and not _strip_greeting(fold(merged[-1])).strip(" ,.!"):

@@ -395,3 +395,28 @@ async def test_asking_for_the_language_already_spoken_at_a_choice_question_is_no
     await c.say("english please")
     assert said(c) == [("reask", "roof")]
     assert c.state.attempts == 0 and "roof_type_other" not in c.state.slots
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "slot", "value", "entry"),
+    [
+        # a statement and a question joined by a comma: the question is answered, the answer kept
+        (
+            FR,
+            "slt, je cherche a faire isoler les murs, vs intervenez ou ?",
+            "travaux",
+            "isolation_murs",
+            "fr-zone",
+        ),
+        (FR, "je veux isoler les combles, vous intervenez où ?", "travaux", "isolation_combles", "fr-zone"),
+        (EN, "we own the house, do u do batteries?", "homeowner", True, "en-battery"),
+    ],
+)
+async def test_an_answer_and_a_question_joined_by_a_comma_are_both_heard(
+    lead: Lead, playbook: str, message: str, slot: str, value: object, entry: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    await c.say(message)
+    assert filled(c)[slot] == value
+    assert c.texts()[0] == RESPONSES[entry]
