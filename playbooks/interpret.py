@@ -43,6 +43,7 @@ from playbooks.slots import (
 )
 
 __all__ = [
+    "BOT_DISCLOSURE",
     "RuleInterpreter",
     "detect_intent",
     "expand_shorthand",
@@ -175,7 +176,7 @@ _HUMAN = _phrases(
     r"a human|an expert|a specialist)",
     r"(?:can|could) (?:someone|somebody|you) (?:call|ring|phone) me",
     r"(?:have|get) (?:someone|somebody) (?:to )?call me",
-    r"(?:are you|is this|am i talking to|am i speaking to) (?:a |an )?(?:bot|robot|machine|real|ai|computer)",
+    r"(?:are you|is this|am i talking to|am i speaking to) (?:a |an )?real",
     r"representative",
     r"operator",
     r"un humain",
@@ -188,7 +189,6 @@ _HUMAN = _phrases(
     r"quelqu'?un (?:peut|pourrait|qui|de chez vous|de votre equipe)\w*(?: \w+){0,3} (?:appeler|rappeler|"
     r"contacter|joindre|parler)",
     r"quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)",
-    r"(?:c'?est|vous etes|es-tu|etes-vous|etes vous) (?:un )?(?:robot|bot|une ia|une machine)",
     r"je prefere (?:parler|un appel|etre appele|qu'?on m'?appelle)",
     r"i'?d rather (?:talk|speak|have a call)",
     r"i prefer (?:to talk|to speak|a call)",
@@ -1273,6 +1273,22 @@ _WHO_ARE_YOU = re.compile(
     r"(?:etes|es)[- ](?:vous|tu) (?:un )?(?:robot|bot|humain)|c'?est un (?:robot|bot))(?!\w)"
 )
 """A lead asking who writes to them ("who is this?", "vous êtes qui ?", "is this a bot?")."""
+_ASKS_IF_BOT = re.compile(
+    r"(?<!\w)(?:(?:are you|is this|r u|am i (?:talking|speaking|chatting) (?:to|with)) (?:a |an |just a )?"
+    r"(?:bot|robot|machine|ai|computer|chatbot)|"
+    r"(?:c'?est|vous etes|es-tu|t'?es|etes[- ]vous|je parle a|je parle avec) (?:un |une )?"
+    r"(?:robot|bot|ia|machine|chatbot|ordinateur))(?!\w)"
+)
+"""A lead asking whether a machine writes to them: told plainly, never handed off for it alone."""
+BOT_DISCLOSURE = {
+    "en": "Yes, I'm a virtual assistant: I ask the first questions so that an adviser can prepare "
+    "your project. A member of the team can take over at any time, just ask.",
+    "fr": "Oui, je suis un assistant virtuel : je pose les premières questions pour qu'un conseiller "
+    "prépare votre projet. Un membre de l'équipe peut prendre le relais à tout moment, il suffit de "
+    "le demander.",
+}
+"""The answer to "is this a bot?" (transparency about automated conversations: the lead is told
+they write to a machine, and how to reach a person)."""
 _ABOUT_US = {"en": "about the company", "fr": "à propos de votre société"}
 """What the knowledge base is asked instead: its entry about the company answers."""
 
@@ -1350,6 +1366,9 @@ class RuleInterpreter:
             replying = follow_language(
                 current=state.language, lead_language=state.lead_language, detected=result.language, text=text
             ).language
+            if _ASKS_IF_BOT.search(fold(question)):
+                result.answer = BOT_DISCLOSURE.get(replying, BOT_DISCLOSURE["en"])
+                return result
             if _WHO_ARE_YOU.search(fold(question)):
                 # "who is this?" is all function words to a search: ask the knowledge base about us
                 question = _ABOUT_US.get(replying, _ABOUT_US["en"])

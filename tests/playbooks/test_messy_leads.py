@@ -420,3 +420,35 @@ async def test_an_answer_and_a_question_joined_by_a_comma_are_both_heard(
     await c.say(message)
     assert filled(c)[slot] == value
     assert c.texts()[0] == RESPONSES[entry]
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "language"),
+    [
+        (EN, "is this a bot?", "en"),
+        (EN, "r u a robot", "en"),
+        (EN, "am i talking to an AI?", "en"),
+        (FR, "c'est un robot ?", "fr"),
+        (FR, "je parle à une machine là ?", "fr"),
+    ],
+)
+async def test_a_lead_asking_if_a_machine_writes_is_told_so_and_the_conversation_goes_on(
+    lead: Lead, playbook: str, message: str, language: str
+) -> None:
+    from playbooks.interpret import BOT_DISCLOSURE
+
+    c = lead(playbook)
+    await c.start()
+    await c.say(message)
+    assert handoffs(c) == []  # asking is not asking for a person
+    assert c.texts()[0] == BOT_DISCLOSURE[language]
+    assert said(c)[-1][0] == "reask"
+    await c.say("yes" if playbook == EN else "oui")  # the next answer is still read
+    assert filled(c) == {("homeowner" if playbook == EN else "proprietaire"): True}
+
+
+async def test_a_lead_asking_for_a_real_person_is_still_handed_off(lead: Lead) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say("am i talking to a real person? i want one")
+    assert handoffs(c)

@@ -20,7 +20,7 @@ from .conftest import MONDAY_10AM, PARIS, FakeClock
         ("arrêtez de m'envoyer des mails", "opt_out"), ("remove me from your list", "opt_out"),
         ("I'm not interested", "not_interested"), ("on a déjà trouvé une entreprise", "not_interested"),
         ("Out of office: back on Monday", "auto_reply"), ("Réponse automatique : je suis absente", "auto_reply"),
-        ("Is this a bot?", "wants_human"), ("je préfère en parler de vive voix", "wants_human"),
+        ("Is this a bot?", "question"), ("je préfère en parler de vive voix", "wants_human"),
         ("can you call me tomorrow at 9", "answer"), ("hello", "small_talk"), ("merci, bonne journée", "small_talk"),
         ("Bonjour, c'est combien ?", "question"), ("how much does a typical install cost", "question"),
         ("je voudrais savoir le prix", "question"), ("yes", "answer"),
