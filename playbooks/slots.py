@@ -617,13 +617,34 @@ def _first_email(text: str) -> SlotValue | None:
     return None
 
 
-def _parse_phone(text: str, default_region: str | None, regions: Sequence[str] = ()) -> SlotValue | None:
+#: Countries where a language's leads most often live, tried for a number written without a
+#: country code that none of the lead's own regions reads (a UK lead on a tenant set up in France).
+LANGUAGE_REGIONS: dict[str, tuple[str, ...]] = {
+    "en": ("GB", "US", "IE", "CA", "AU"),
+    "fr": ("FR", "BE", "CH", "CA", "LU"),
+}
+
+
+def _parse_phone(
+    text: str, default_region: str | None, regions: Sequence[str] = (), *, language: str | None = None
+) -> SlotValue | None:
     """The first phone number in ``text``, read with each region of ``regions`` (the lead's own
     country first) then ``default_region``; a valid number wins, else a possible one (right
-    length for its country, https://github.com/google/libphonenumber FAQ "possible vs valid")."""
-    tried: list[str | None] = [*dict.fromkeys(r.upper() for r in [*regions, default_region or ""] if r)] or [
-        None
-    ]
+    length for its country, https://github.com/google/libphonenumber FAQ "possible vs valid").
+    When none of those reads one, the countries of the conversation's ``language``
+    (:data:`LANGUAGE_REGIONS`) are tried, for a valid number only."""
+    own = [*dict.fromkeys(r.upper() for r in [*regions, default_region or ""] if r)]
+    found = _phone_in(text, own or [None])
+    if found is None and language in LANGUAGE_REGIONS:
+        guessed = [r for r in LANGUAGE_REGIONS[language] if r not in own]
+        found = _phone_in(text, guessed, valid_only=True)  # a guess: a number assigned there
+    return found
+
+
+def _phone_in(text: str, tried: Sequence[str | None], *, valid_only: bool = False) -> SlotValue | None:
+    """The first phone number in ``text`` read with the regions ``tried`` in order (``None``: only
+    numbers written with their country code): a valid one, else (unless ``valid_only``) the first
+    possible one."""
     head = text[:_MAX_CHARS]
     possible: SlotValue | None = None
     for region in tried:
@@ -637,7 +658,7 @@ def _parse_phone(text: str, default_region: str | None, regions: Sequence[str] =
             if phonenumbers.is_valid_number(match.number):
                 return value
             possible = possible or value
-    return possible
+    return None if valid_only else possible
 
 
 def _zone_regions() -> dict[str, str]:
@@ -1026,7 +1047,7 @@ def parse_slot(
     if kind == "email":
         return _parse_email(text)
     if kind == "phone":
-        return _parse_phone(text, default_region, regions)
+        return _parse_phone(text, default_region, regions, language=language)
     if kind == "datetime":
         return _parse_datetime(text, language=language, now=now, timezone=timezone)
     raise ValueError(f"unknown slot kind {kind!r}")

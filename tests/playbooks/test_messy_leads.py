@@ -452,3 +452,19 @@ async def test_a_lead_asking_for_a_real_person_is_still_handed_off(lead: Lead) -
     await c.start()
     await c.say("am i talking to a real person? i want one")
     assert handoffs(c)
+
+
+async def test_a_uk_number_is_kept_on_a_tenant_set_up_in_france(
+    library: dict[str, Playbook], make_conversation: Callable[..., Conversation]
+) -> None:
+    # the demo tenant's region is FR (Europe/Paris); an English lead writes a UK mobile without
+    # +44: none of the lead's regions reads it, the countries of English leads do
+    c = make_conversation(library[EN], language="en", answer=demo_kb, detect_language=detect, region="FR")
+    await c.start()
+    await c.say("yes i own it. my email is jo.smith@gmail.com, ring me on 07911 123456")
+    assert filled(c) == {"homeowner": True, "email": "jo.smith@gmail.com", "phone": "+447911123456"}
+    # a French lead's number is still read in France first
+    f = make_conversation(library[FR], language="fr", answer=demo_kb, detect_language=detect, region="FR")
+    await f.start()
+    await f.say("oui je suis proprio, mon num 06 12 34 56 78")
+    assert filled(f)["telephone"] == "+33612345678"
