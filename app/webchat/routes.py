@@ -59,6 +59,8 @@ _TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: An origin as it may appear in a CSP source list (no space, quote or ``;`` can slip in).
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
 POLL_S = 1.0
+#: How long a closing socket waits for its writer task to end after cancelling it (seconds).
+WRITER_STOP_S = 5.0
 #: A ``typing`` frame touches the store at most this often per socket (seconds).
 TYPING_MIN_INTERVAL_S = 1.0
 
@@ -158,8 +160,12 @@ async def chat_socket(
     async def writer() -> None:
         while True:
             await push()
+            # in this task (no inner task as wait_for makes): cancelling the writer ends the get
+            # at once; a wait_for being cancelled waits for its inner task, and one such wait
+            # hung a socket's teardown on Python 3.11
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.get(), timeout=POLL_S)
+                async with asyncio.timeout(POLL_S):
+                    await wake.get()
 
     writer_task = asyncio.create_task(writer())
     headers = {"x-session-id": session, "x-widget-id": tenant_id}
@@ -209,8 +215,12 @@ async def chat_socket(
         pass
     finally:
         writer_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer_task
+        # bounded: a socket's end never waits on a store call that ignores its cancellation
+        done, _ = await asyncio.wait({writer_task}, timeout=WRITER_STOP_S)
+        if not done:
+            log.warning("webchat.writer_not_stopped", tenant=tenant_id, timeout_s=WRITER_STOP_S)
+        elif not writer_task.cancelled():
+            writer_task.exception()  # retrieved: a send to a closed socket is the usual end
         channel.unsubscribe(session, wake)
 
 
