@@ -127,6 +127,10 @@ class Worker:
                 except Exception:
                     log.exception("worker.poll_failed")
                     await self.jobs.wait(self.poll_interval_s)
+        # jobs handed over but not started go back to the queue with the others waiting (a
+        # restart runs them at once, not after their lease expires)
+        self.jobs.takes_handovers = False
+        self._ready.extend(self.jobs.take_handed())
         if self._ready:
             waiting, self._ready = list(self._ready), deque()
             try:

@@ -69,3 +69,20 @@ async def test_without_a_worker_here_the_dispatch_job_is_written_pending(runtime
     assert runtime.jobs.take_handed() == []
     [doc] = [d.data for d in await runtime.store.query("demo", "jobs")]
     assert doc["kind"] == "dispatch" and doc["status"] == "pending" and "lease_owner" not in doc
+
+
+async def test_a_dispatch_handed_over_when_the_worker_stops_is_released_not_left_leased(
+    runtime: Runtime,
+) -> None:
+    import asyncio
+
+    await _say(runtime, "handover_stop", "Hi, I'd like a quote for solar panels")
+    runtime.jobs.takes_handovers = True  # as once this process's worker runs
+    [job] = await runtime.jobs.lease_due()
+    await runtime.worker.handlers["inbound"](job)  # the turn hands its dispatch over...
+    stop = asyncio.Event()
+    stop.set()  # ...and the worker is stopping before it runs it
+    await runtime.worker.run(stop)
+    [doc] = [d.data for d in await runtime.store.query("demo", "jobs")]
+    assert doc["kind"] == "dispatch" and doc["status"] == "pending"  # any process runs it now
+    assert runtime.jobs.takes_handovers is False and runtime.jobs.take_handed() == []
