@@ -235,6 +235,8 @@ def test_playbook_pages_pass_axe_and_let_the_keyboard_out(browser: Browser, tena
         expect(page.get_by_role("listbox").get_by_role("option")).to_have_text(["wait"])
         page.keyboard.press("Enter")
         page.keyboard.type("\n    ")
+        # the chosen step type is in the text, the caret on the new line (a failure says which)
+        expect(editor).to_have_value(re.compile(r"type: wait\n    $"))
         page.keyboard.press("Control+Space")
         options = page.get_by_role("listbox").get_by_role("option")
         expect(options.filter(has_text="duration")).to_have_count(1)

@@ -381,7 +381,9 @@
       }
       source._escaped = event.key === "Escape";
     });
-    source.addEventListener("blur", () => setTimeout(hideCompletions, 150));
+    // later (a click on an option lands first), and only if the editor is still left: a blur
+    // followed by a quick return must not hide the list opened since
+    source.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== source) hideCompletions(); }, 150));
 
     // --- publish and activate
     document.getElementById("bump").addEventListener("click", () => {
