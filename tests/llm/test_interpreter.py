@@ -5,83 +5,33 @@ the model can fail still leaves the lead with an answer from the offline path.""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from app.ai.directory import InterpreterDirectory
-from app.ai.llm.client import LlmConfig
 from app.ai.llm.interpreter import SECRET_MARKERS, GptInterpreter, canary_for
 from app.ai.llm.usage import USAGE_COLLECTION, UsageLedger, month_key
 from app.composition import Runtime
 from app.main import create_app
-from app.tenancy.bootstrap import bootstrap
 from playbooks import RuleInterpreter, load_library, new_state
 from playbooks.runtime import AskContext, ChoiceOption
-from tests.app.conftest import make_settings, sent_texts, sign, text_webhook
+from tests.app.conftest import sent_texts, sign, text_webhook
 from tests.llm.fake_openai import FakeOpenAI, Recorded, Scripted, analysis, lead_message
+from tests.llm.gpt_app import KEY, Client, gpt_runtime, llm_config
 from tests.support.ports import free_port
 from tests.support.recording import RecordingServer
 
-Client = AsyncTestClient[Litestar]
 EN = load_library()["solar-qualification-en"]
-KEY = "sk-test-interpreter-key-98765"
 
 
 def _question(step_id: str, language: str = "en") -> str:
     step = next(s for s in EN.steps if s.id == step_id)
     value = step.question  # type: ignore[union-attr]
     return value if isinstance(value, str) else value[language]
-
-
-def llm_config(base_url: str, **overrides: Any) -> LlmConfig:
-    values: dict[str, Any] = {
-        "api_key": SecretStr(KEY),
-        "base_url": base_url,
-        "request_timeout_s": 0.5,
-        "reply_deadline_s": 2.0,
-        "monthly_budget_usd": 5.0,
-        **overrides,
-    }
-    return LlmConfig(**values)
-
-
-async def _runtime(tmp_path: Path, graph: RecordingServer, llm: LlmConfig) -> Runtime:
-    settings = make_settings(
-        tmp_path / "data",
-        graph.base_url,
-        store="sqlite",
-        openai_api_key=KEY,
-        openai_base_url=llm.base_url,
-    )
-    rt = Runtime.build(settings)
-    await bootstrap(rt)
-    # until app/runtime.py passes settings/store/playbooks itself, wire the GPT interpreter here
-    rt.conversations.interpreters = InterpreterDirectory(
-        rt.knowledge, clock=rt.clock, store=rt.store, playbooks=rt.playbooks, llm=llm
-    )
-    return rt
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path, graph: RecordingServer, fake: FakeOpenAI) -> AsyncIterator[Runtime]:
-    rt = await _runtime(tmp_path, graph, llm_config(fake.base_url))
-    yield rt
-    await rt.conversations.interpreters.aclose()
-    await rt.channels.aclose()
-    await rt.store.close()
-
-
-@pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(runtime=runtime, start_worker=False)) as test_client:
-        yield test_client
 
 
 async def _say(client: Client, runtime: Runtime, text: str, wamid: str) -> None:
@@ -243,7 +193,7 @@ async def test_when_the_model_fails_the_offline_path_answers(
     tmp_path: Path, graph: RecordingServer, fake: FakeOpenAI, failure: str
 ) -> None:
     base_url = f"http://127.0.0.1:{free_port()}/v1" if failure == "down" else fake.base_url
-    rt = await _runtime(tmp_path, graph, llm_config(base_url))
+    rt = await gpt_runtime(tmp_path, graph, llm_config(base_url))
     if failure in FAILURES:
         fake.responder = lambda _: FAILURES[failure]
     try:

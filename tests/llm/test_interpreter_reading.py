@@ -5,39 +5,18 @@ OpenAI-compatible server on 127.0.0.1 reads the lead's messages."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from app.ai.language import detect_language
 from app.composition import Runtime
-from app.main import create_app
 from tests.app.conftest import sent_texts
 from tests.llm.fake_openai import FakeOpenAI, analysis
-from tests.llm.test_interpreter import _runtime, _say, llm_config
+from tests.llm.gpt_app import Client
+from tests.llm.test_interpreter import _say
 from tests.support.recording import RecordingServer
 
-Client = AsyncTestClient[Litestar]
 SOLAR = "je veux un devis pr des panneaux solaires"
 NOT_OFFERED = "nous ne proposons pas l'installation de panneaux solaires"
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path, graph: RecordingServer, fake: FakeOpenAI) -> AsyncIterator[Runtime]:
-    rt = await _runtime(tmp_path, graph, llm_config(fake.base_url))
-    yield rt
-    await rt.conversations.interpreters.aclose()
-    await rt.channels.aclose()
-    await rt.store.close()
-
-
-@pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(runtime=runtime, start_worker=False)) as test_client:
-        yield test_client
 
 
 async def _lead_slots(runtime: Runtime) -> dict[str, object]:
