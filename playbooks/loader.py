@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
@@ -20,7 +20,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from kernel.errors import LeadWarmError
-from playbooks.schema import Playbook
+from playbooks.issue_text import issue_text
+from playbooks.schema import Playbook, Step
 
 __all__ = [
     "LIBRARY_DIR",
@@ -39,15 +40,32 @@ LIBRARY_DIR = Path(__file__).parent / "library"
 
 @dataclass(frozen=True, slots=True)
 class PlaybookIssue:
-    """One problem in a playbook file. ``line``/``column`` are 1-based (0 when unknown)."""
+    """One problem in a playbook file. ``line``/``column`` are 1-based (0 when unknown).
+
+    ``message`` is English, prefixed by ``path`` (``steps[2].kind``) when there is one; ``code``
+    (pydantic's error type or the schema's own) and ``params`` (its context as text) let
+    :meth:`text` say it in another language (:mod:`playbooks.issue_text`)."""
 
     file: str
     line: int
     column: int
     message: str
+    code: str = ""
+    path: str = ""
+    params: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.message}"
+
+    def text(self, language: str) -> str:
+        """The message in ``language`` (``"fr"``, ``"en"``...), with its path; the English
+        ``message`` when that language has no words for this issue."""
+        if language == "en" or not self.code:
+            return self.message
+        words = issue_text(self.code, dict(self.params), language)
+        if words is None:
+            return self.message
+        return f"{self.path}: {words}" if self.path else words
 
 
 class PlaybookError(LeadWarmError):
@@ -87,14 +105,15 @@ def _yaml_issue(source: str, exc: YAMLError) -> PlaybookIssue:
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
     if isinstance(exc, MarkedYAMLError):
         parts = [p for p in (exc.context, exc.problem) if p]
-        message = "; ".join(str(p) for p in parts) or str(exc)
-        if "duplicate" in type(exc).__name__.lower() or "duplicate" in message:
-            message = f"YAML error: duplicate key ({message})"
+        detail = "; ".join(str(p) for p in parts) or str(exc)
+        if "duplicate" in type(exc).__name__.lower() or "duplicate" in detail:
+            code, message = "yaml_duplicate", f"YAML error: duplicate key ({detail})"
         else:
-            message = f"YAML syntax error: {message}"
+            code, message = "yaml_syntax", f"YAML syntax error: {detail}"
     else:
-        message = f"YAML error: {exc}"
-    return PlaybookIssue(source, line, column, message)
+        detail = str(exc)
+        code, message = "yaml", f"YAML error: {detail}"
+    return PlaybookIssue(source, line, column, message, code=code, params=(("detail", detail),))
 
 
 def _parse_yaml(text: str, source: str) -> Any:
@@ -173,19 +192,50 @@ def _message(error: Any) -> str:
         expected = error.get("ctx", {}).get("expected_tags", "")
         return f"unknown step type {error.get('ctx', {}).get('tag')!r} (expected one of {expected})"
     if kind == "union_tag_not_found":
-        return "missing required key 'type' (message, ask, condition, score, wait, handoff or end)"
+        return f"missing required key 'type' ({_STEP_TYPES})"
     if kind == "string_pattern_mismatch":
         pattern = str(error.get("ctx", {}).get("pattern", ""))
         message = _PATTERNS.get(pattern, message)
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    if isinstance(value, str | int | float | bool) and kind not in {
-        "unknown_step",
-        "slot_kind",
-        "duplicate_step",
-    }:
+    if _says_value(kind, value):
         message += f" (got {_short(value)})"
     return message
+
+
+def _step_types() -> str:
+    """The step types as the ``type`` key takes them, from the schema: "message, ask, ... or sync"."""
+    union = get_args(Step)[0]  # Annotated[Union[...], Field(discriminator="type")]
+    names = [str(get_args(member.model_fields["type"].annotation)[0]) for member in get_args(union)]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+_STEP_TYPES = _step_types()
+
+#: Errors whose message already names the value (or a duration's text) or says which key is
+#: wrong: no "(got ...)" after it.
+_VALUE_IN_MESSAGE = frozenset(
+    {"missing", "extra_forbidden", "union_tag_invalid", "union_tag_not_found"}
+    | {"unknown_step", "slot_kind", "duplicate_step", "offer_step", "duration", "duration_zero"}
+)
+
+
+def _says_value(kind: str, value: Any) -> bool:
+    """Whether the message ends with the value the marketer wrote (a scalar only)."""
+    return isinstance(value, str | int | float | bool) and kind not in _VALUE_IN_MESSAGE
+
+
+def _params(error: Any, step_types: str) -> tuple[tuple[str, str], ...]:
+    """The error's context as text for :func:`playbooks.issue_text.issue_text`: pydantic's ``ctx``,
+    ``key`` (the location's last element), ``step_types`` and ``got`` (the value, quoted)."""
+    params = {name: str(value) for name, value in (error.get("ctx") or {}).items()}
+    if error["loc"]:
+        params["key"] = str(error["loc"][-1])
+    params["step_types"] = step_types
+    value = error.get("input")
+    if _says_value(error["type"], value):
+        params["got"] = _short(value)
+    return tuple(sorted(params.items()))
 
 
 def _issues(exc: ValidationError, root: Any, source: str) -> list[PlaybookIssue]:
@@ -201,7 +251,17 @@ def _issues(exc: ValidationError, root: Any, source: str) -> list[PlaybookIssue]
             line, column, _ = _position(root, loc[:-1])
         path = _path(loc, root)
         message = _message(error)
-        issues.append(PlaybookIssue(source, line, column, f"{path}: {message}" if path else message))
+        issues.append(
+            PlaybookIssue(
+                source,
+                line,
+                column,
+                f"{path}: {message}" if path else message,
+                code=error["type"],
+                path=path,
+                params=_params(error, _STEP_TYPES),
+            )
+        )
     unique = list(dict.fromkeys(issues))
     return sorted(unique, key=lambda issue: (issue.line, issue.column))
 
@@ -217,7 +277,15 @@ def load_playbook_text(text: str, *, source: str = "<string>") -> Playbook:
     root = _parse_yaml(text, source)
     if not isinstance(root, CommentedMap):
         raise PlaybookError(
-            [PlaybookIssue(source, 1, 1, "a playbook must be a YAML mapping (id:, name:, steps: ...)")]
+            [
+                PlaybookIssue(
+                    source,
+                    1,
+                    1,
+                    "a playbook must be a YAML mapping (id:, name:, steps: ...)",
+                    code="not_mapping",
+                )
+            ]
         )
     try:
         return Playbook.model_validate(_plain(root))
@@ -231,7 +299,10 @@ def load_playbook(path: str | Path) -> Playbook:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PlaybookError([PlaybookIssue(source, 0, 0, f"cannot read the file: {exc}")]) from None
+        issue = PlaybookIssue(
+            source, 0, 0, f"cannot read the file: {exc}", code="unreadable", params=(("detail", str(exc)),)
+        )
+        raise PlaybookError([issue]) from None
     return load_playbook_text(text, source=source)
 
 
@@ -269,7 +340,14 @@ def load_library(directory: str | Path | None = None) -> dict[str, Playbook]:
             continue
         if playbook.id in playbooks:
             issues.append(
-                PlaybookIssue(str(path), 1, 1, f"id: {playbook.id!r} is already used by another playbook")
+                PlaybookIssue(
+                    str(path),
+                    1,
+                    1,
+                    f"id: {playbook.id!r} is already used by another playbook",
+                    code="id_taken",
+                    params=(("id", repr(playbook.id)),),
+                )
             )
         playbooks[playbook.id] = playbook
     if issues:

@@ -72,15 +72,22 @@ LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="ISO 639-
 def parse_duration(text: str) -> int:
     """Parse ``"90s"``, ``"30m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` into seconds (> 0).
 
-    Raises ``ValueError`` with a readable message for anything else.
+    Raises ``ValueError`` (a ``PydanticCustomError`` of type ``duration`` or ``duration_zero``,
+    whose context ``text`` the playbook issues translate) with a readable message for anything else.
     """
     match = _DURATION.match(text) if isinstance(text, str) else None
     if match is None or not any(match.groups()):
-        raise ValueError(f"not a duration: {text!r} (write e.g. '90s', '30m', '2h', '1d' or '1h30m')")
+        raise PydanticCustomError(
+            "duration",
+            "not a duration: {text} (write e.g. '90s', '30m', '2h', '1d' or '1h30m')",
+            {"text": repr(text)},
+        )
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     total = days * 86400 + hours * 3600 + minutes * 60 + seconds
     if total <= 0:
-        raise ValueError(f"the duration must be longer than zero (got {text!r})")
+        raise PydanticCustomError(
+            "duration_zero", "the duration must be longer than zero (got {text})", {"text": repr(text)}
+        )
     return total
 
 
@@ -88,7 +95,7 @@ def _check_template_text(value: str) -> str:
     try:
         check_template(value)
     except ExpressionSyntaxError as exc:
-        raise ValueError(str(exc)) from exc
+        raise PydanticCustomError("template_syntax", "{error}", {"error": str(exc)}) from exc
     return value
 
 
@@ -96,7 +103,7 @@ def _check_expression_text(value: str) -> str:
     try:
         check_expression(value)
     except ExpressionSyntaxError as exc:
-        raise ValueError(str(exc)) from exc
+        raise PydanticCustomError("expression_syntax", "{error}", {"error": str(exc)}) from exc
     return value
 
 
@@ -111,11 +118,11 @@ def _localized(value: Any, handler: Any) -> Any:
         ) from None
     if isinstance(result, dict):
         if not result:
-            raise PydanticCustomError("localized_text", "the mapping of languages to texts is empty")
+            raise PydanticCustomError("localized_empty", "the mapping of languages to texts is empty")
         for lang, text in result.items():
             if not _LANG.match(lang):
                 raise PydanticCustomError(
-                    "localized_text",
+                    "language_code",
                     "'{lang}' is not a two-letter ISO 639-1 language code (e.g. en, fr)",
                     {"lang": lang},
                 )
@@ -235,9 +242,9 @@ class AskStep(_StepBase):
                 {"kind": self.kind},
             )
         if (self.min is not None or self.max is not None) and self.kind != "number":
-            raise PydanticCustomError("min_max", "'min' and 'max' only apply to kind: number")
+            raise PydanticCustomError("min_max_kind", "'min' and 'max' only apply to kind: number")
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise PydanticCustomError("min_max", "'min' is larger than 'max'")
+            raise PydanticCustomError("min_max_order", "'min' is larger than 'max'")
         return self
 
     def references(self) -> Iterator[tuple[str, str]]:
@@ -416,8 +423,12 @@ Step = Annotated[
 ]
 
 
-def _line_error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> InitErrorDetails:
-    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
+def _line_error(
+    loc: tuple[str | int, ...], kind: str, template: str, context: dict[str, str], value: Any
+) -> InitErrorDetails:
+    """One error of the playbook graph at ``loc``: ``template`` (``{name}`` fields from ``context``)
+    is the English message; the playbook issues translate ``kind`` with the same ``context``."""
+    return InitErrorDetails(type=PydanticCustomError(kind, template, context), loc=loc, input=value)
 
 
 class NotOffered(_Base):
@@ -472,7 +483,8 @@ class Playbook(_Base):
                     _line_error(
                         loc,
                         "duplicate_step",
-                        f"step id {step.id!r} is already used by steps[{seen[step.id]}]",
+                        "step id {id} is already used by steps[{first}]",
+                        {"id": repr(step.id), "first": str(seen[step.id])},
                         step.id,
                     )
                 )
@@ -487,7 +499,8 @@ class Playbook(_Base):
                         _line_error(
                             ("steps", index, field),
                             "unknown_step",
-                            f"no step has the id {target!r} (steps are: {known})",
+                            "no step has the id {target} (steps are: {known})",
+                            {"target": repr(target), "known": known},
                             target,
                         )
                     )
@@ -498,8 +511,14 @@ class Playbook(_Base):
                         _line_error(
                             ("steps", index, "kind"),
                             "slot_kind",
-                            f"slot {step.slot!r} is asked as {first[0]!r} in steps[{first[1]}]; "
-                            f"a slot has one kind only (got {step.kind!r})",
+                            "slot {slot} is asked as {first} in steps[{index}]; "
+                            "a slot has one kind only (got {kind})",
+                            {
+                                "slot": repr(step.slot),
+                                "first": repr(first[0]),
+                                "index": str(first[1]),
+                                "kind": repr(step.kind),
+                            },
                             step.kind,
                         )
                     )
@@ -511,7 +530,8 @@ class Playbook(_Base):
                     _line_error(
                         ("not_offered", "offer_step"),
                         "offer_step",
-                        f"offer_step {offer_step!r} must be the id of an ask step of kind 'choice'",
+                        "offer_step {id} must be the id of an ask step of kind 'choice'",
+                        {"id": repr(offer_step)},
                         offer_step,
                     )
                 )

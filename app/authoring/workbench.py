@@ -48,28 +48,33 @@ _ORIGIN = "playbook.yaml"
 
 
 class ValidateRequest(BaseModel):
-    """``source``: the playbook's YAML text."""
+    """``source``: the playbook's YAML text; ``language``: the language of the issues' messages
+    (the editor page's, e.g. ``fr``; a language without words for an issue gets it in English)."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: str = Field(max_length=MAX_SOURCE_CHARS)
+    language: str = Field(default="en", max_length=8)
 
 
 class SimulateRequest(BaseModel):
     """``source``: the draft's YAML; ``session``: what the last answer returned (``null`` to begin:
     then ``language`` and the simulated start time are taken from ``session_language`` and the
-    server's clock); ``action``: what the lead or the marketer does."""
+    server's clock); ``action``: what the lead or the marketer does; ``language``: the language of
+    the issues' messages when the draft is invalid (the page's, as in :class:`ValidateRequest`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: str = Field(max_length=MAX_SOURCE_CHARS)
     session: SimSession | None = None
     session_language: Literal["en", "fr"] = "en"
+    language: str = Field(default="en", max_length=8)
     action: SimAction
 
 
-def _issues(exc: PlaybookError) -> list[dict[str, Any]]:
-    return [{"line": i.line, "column": i.column, "message": i.message} for i in exc.issues]
+def _issues(exc: PlaybookError, language: str = "en") -> list[dict[str, Any]]:
+    """The issues as JSON, ``message`` in ``language`` (:meth:`playbooks.PlaybookIssue.text`)."""
+    return [{"line": i.line, "column": i.column, "message": i.text(language)} for i in exc.issues]
 
 
 #: Parsed sources kept (by SHA-256 of the text) so that the simulator's turns and the editor's
@@ -130,7 +135,7 @@ async def validate_playbook(
     try:
         playbook = await _load(data.source)
     except PlaybookError as exc:
-        return {"valid": False, "issues": _issues(exc), "playbook": None}
+        return {"valid": False, "issues": _issues(exc, data.language), "playbook": None}
     return {
         "valid": True,
         "issues": [],
@@ -152,7 +157,8 @@ async def simulate_playbook(
         playbook = await _load(data.source)
     except PlaybookError as exc:
         return Response(
-            {"detail": "invalid playbook", "issues": _issues(exc)}, status_code=HTTP_400_BAD_REQUEST
+            {"detail": "invalid playbook", "issues": _issues(exc, data.language)},
+            status_code=HTTP_400_BAD_REQUEST,
         )
     profile = await runtime.tenants.profile(tenant_id)
     session = data.session or SimSession(now=runtime.clock.now(), language=data.session_language)

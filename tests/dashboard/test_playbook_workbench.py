@@ -77,6 +77,24 @@ async def test_validate_returns_the_loaders_lines(client: AsyncTestClient[Litest
     dangling = DRAFT_FR.replace("outcome: qualified", "outcome: qualified\n    next: nowhere")
     issues = (await client.post("/api/v1/playbooks/validate", json={"source": dangling}, headers=AUTH)).json()
     assert any("nowhere" in i["message"] for i in issues["issues"])
+    # The French editor asks for its page's language: the same issue, same line, in French; a
+    # language without words for it keeps the English.
+    fr = (
+        await client.post(
+            "/api/v1/playbooks/validate", json={"source": broken, "language": "fr"}, headers=AUTH
+        )
+    ).json()
+    assert [i["line"] for i in fr["issues"]] == [line]
+    assert fr["issues"][0]["message"].startswith("steps[1].kind: doit valoir 'text', ")
+    assert "ou 'choice' (reçu 'nombre')" in fr["issues"][0]["message"]
+    other = (
+        await client.post(
+            "/api/v1/playbooks/validate", json={"source": broken, "language": "xx"}, headers=AUTH
+        )
+    ).json()
+    assert other["issues"] == bad["issues"]
+    sim = await _sim(client, broken, None, {"kind": "start"}, language="fr")
+    assert sim.status_code == 400 and sim.json()["issues"] == fr["issues"]
     # Too large, or not a JSON object: a clear 400, never a crash.
     huge = await client.post("/api/v1/playbooks/validate", json={"source": "x" * 200_001}, headers=AUTH)
     assert huge.status_code == 400

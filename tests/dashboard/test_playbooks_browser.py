@@ -207,8 +207,12 @@ def test_playbook_pages_pass_axe_and_let_the_keyboard_out(browser: Browser, tena
         editor = page.get_by_role("textbox", name="YAML du scénario")
         editor.fill(editor.input_value().replace("kind: number", "kind: nombre"))
         expect(status).to_contain_text("1 problème(s)")
+        # The problem is said in the page's language, in the list and in the simulator.
+        expect(page.locator("#pb-issues li")).to_contain_text("doit valoir 'text'")
+        expect(page.locator("#pb-issues li")).to_contain_text("(reçu 'nombre')")
         page.get_by_role("button", name="Démarrer").click()
         expect(page.locator("#sim-feed li.ev-error")).to_contain_text("Ligne")
+        expect(page.locator("#sim-feed li.ev-error")).to_contain_text("doit valoir 'text'")
         shot(page, "editor-fr")
         violations = axe_violations(page)
         assert violations == [], violations

@@ -229,7 +229,7 @@
       const mine = ++seq;
       status.textContent = T.pb_checking;
       try {
-        const result = await api("POST", "/api/v1/playbooks/validate", { source: text });
+        const result = await api("POST", "/api/v1/playbooks/validate", { source: text, language: LANG });
         if (mine !== seq) return; // a newer check is on its way
         validated = text;
         lastValid = result.valid;
@@ -480,7 +480,7 @@
     }
 
     async function act(action, fresh) {
-      const body = { source: source.value, session: fresh ? null : session, session_language: simLang.value, action };
+      const body = { source: source.value, session: fresh ? null : session, session_language: simLang.value, language: LANG, action };
       const r = await call("POST", "/api/v1/playbooks/simulate", body);
       if (!r.ok) {
         const message = r.data.issues
