@@ -47,7 +47,7 @@ import itertools
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -502,18 +502,17 @@ class FirestoreStore(Store):
         """Write the ``tenants/{tenant}`` marker once per process (see the module docstring)."""
         if tenant_id == SYSTEM_TENANT or tenant_id in self._known_tenants:
             return
-        await (
-            self._client.collection(TENANTS)
-            .document(_check_segment(tenant_id, "tenant id"))
-            .set({"tenant_id": tenant_id})
-        )
+        marker = self._client.collection(TENANTS).document(_check_segment(tenant_id, "tenant id"))
+        with _answered("a write"):
+            await marker.set({"tenant_id": tenant_id}, **_write_options())
         self._known_tenants.add(tenant_id)
 
     # -- single documents --------------------------------------------------------------------------
 
     async def get(self, tenant_id: str, collection: str, doc_id: str) -> dict[str, JSON] | None:
         self.stats.calls["get"] += 1
-        snapshot = await self._doc(tenant_id, collection, doc_id).get()
+        with _answered("a read"):
+            snapshot = await self._doc(tenant_id, collection, doc_id).get(**_read_options())
         return _data(snapshot) if snapshot.exists else None
 
     async def set(
@@ -522,11 +521,13 @@ class FirestoreStore(Store):
         ref = self._doc(tenant_id, collection, doc_id)
         self.stats.calls["set"] += 1
         await self._ensure_tenant(tenant_id)
-        await ref.set(dict(data), **_set_kwargs(data, merge))
+        with _answered("a write"):
+            await ref.set(dict(data), **_set_kwargs(data, merge), **_write_options())
 
     async def delete(self, tenant_id: str, collection: str, doc_id: str) -> None:
         self.stats.calls["delete"] += 1
-        await self._doc(tenant_id, collection, doc_id).delete()
+        with _answered("a write"):
+            await self._doc(tenant_id, collection, doc_id).delete(**_write_options())
 
     async def get_many(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
         """One ``BatchGetDocuments`` call for every document of ``refs``."""
@@ -561,7 +562,8 @@ class FirestoreStore(Store):
                 data[key] = Increment(delta)
             paths.append(FieldPath(*parts))
         options: dict[str, Any] = {"merge": paths}  # the client types merge as bool; it takes paths
-        await ref.set(data, **options)
+        with _answered("a write"):
+            await ref.set(data, **options, **_write_options())
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -587,7 +589,11 @@ class FirestoreStore(Store):
             query = query.order_by("__name__", direction=direction)
             values = {_field_path(o.field): v for o, v in zip(order_by, start_after, strict=False)}
             query = query.start_after({**values, "__name__": str(start_after[-1])})
-        return [Document(tenant_id, collection, snap.id, _data(snap)) async for snap in query.stream()]
+        with _answered("a query"):
+            return [
+                Document(tenant_id, collection, snap.id, _data(snap))
+                async for snap in query.stream(**_read_options())
+            ]
 
     async def count(self, tenant_id: str, collection: str, *, filters: Sequence[Filter] = ()) -> int:
         """Firestore's ``count()`` aggregation ("Count documents with aggregation queries"): the
@@ -596,7 +602,8 @@ class FirestoreStore(Store):
         if _answers_nothing(filters, None):
             return 0
         query: Any = _build_query(self._collection(tenant_id, collection), filters, (), None)
-        result = await query.count(alias="n").get()
+        with _answered("a count"):
+            result = await query.count(alias="n").get(**_read_options())
         return int(result[0][0].value)
 
     async def query_group(
@@ -627,12 +634,13 @@ class FirestoreStore(Store):
             if want is not None:
                 page = page.limit(want)
             count = 0
-            async for snap in page.stream():
-                count += 1
-                last = snap
-                doc = _group_document(snap)
-                if doc is not None:
-                    found.append(doc)
+            with _answered("a query"):
+                async for snap in page.stream(**_read_options()):
+                    count += 1
+                    last = snap
+                    doc = _group_document(snap)
+                    if doc is not None:
+                        found.append(doc)
             if want is None or count < want or len(found) == limit:
                 return found
 
@@ -869,19 +877,53 @@ async def _commit(tx: AsyncTransaction) -> None:
     tx._clean_up()
 
 
+#: Errors a write outside a transaction is retried on: the server did not apply it (a deadline
+#: exceeded is not retried: an increment applied twice would count twice).
+_WRITE_TRANSIENT = (gexc.ResourceExhausted, gexc.ServiceUnavailable)
+
+
+def _read_options() -> dict[str, Any]:
+    """``retry`` and ``timeout`` of a read outside a transaction: :data:`_RPC_TIMEOUT_S` per call
+    and in all (the client's default retries reads for up to 300 s)."""
+    return {"retry": _call_retry(*_BEGIN_TRANSIENT), "timeout": _RPC_TIMEOUT_S}
+
+
+def _write_options() -> dict[str, Any]:
+    """``retry`` and ``timeout`` of a write outside a transaction (see :data:`_WRITE_TRANSIENT`)."""
+    return {"retry": _call_retry(*_WRITE_TRANSIENT), "timeout": _RPC_TIMEOUT_S}
+
+
+@contextlib.contextmanager
+def _answered(what: str) -> Iterator[None]:
+    """Turn a call outside a transaction that Firestore did not answer in time into
+    :class:`StoreError` ("Firestore did not answer <what> within 30.0 s"); other errors pass."""
+    try:
+        yield
+    except (gexc.DeadlineExceeded, gexc.RetryError) as exc:
+        raise StoreError(f"Firestore did not answer {what} within {_RPC_TIMEOUT_S} s") from exc
+
+
 async def _get_all(
     client: AsyncClient, refs: list[AsyncDocumentReference], *, transaction: AsyncTransaction | None = None
 ) -> list[dict[str, JSON] | None]:
     """``client.get_all`` (answers come in any order) mapped back to ``refs``' order. In a
     transaction the call has a deadline (:data:`_RPC_TIMEOUT_S`) and no retry of its own: the
-    transaction is what is retried."""
+    transaction is what is retried; outside one, :func:`_read_options`.
+
+    Raises:
+        StoreError: outside a transaction, Firestore did not answer in time."""
     if not refs:
         return []
     found: dict[str, dict[str, JSON]] = {}
-    options: dict[str, Any] = {} if transaction is None else {"retry": None, "timeout": _RPC_TIMEOUT_S}
-    async for snap in client.get_all(refs, transaction=transaction, **options):
-        if snap.exists:
-            found[snap.reference.path] = _data(snap)
+    answered: contextlib.AbstractContextManager[None]
+    if transaction is None:
+        options, answered = _read_options(), _answered("a read")
+    else:  # a deadline exceeded is the transaction's to retry (run_transaction)
+        options, answered = {"retry": None, "timeout": _RPC_TIMEOUT_S}, contextlib.nullcontext()
+    with answered:
+        async for snap in client.get_all(refs, transaction=transaction, **options):
+            if snap.exists:
+                found[snap.reference.path] = _data(snap)
     return [found.get(ref.path) for ref in refs]
 
 
