@@ -18,7 +18,8 @@ Semantics kept identical to :class:`app.store.sqlite.SQLiteStore` (``tests/store
   with jittered backoff plus as long as the aborted call waited for locks, keeping its place in
   line (``retry_transaction``, and its in-process locks through the backoff), and raises
   :class:`ConflictError` after ``max_attempts``. An exception raised by the function rolls back and
-  propagates unchanged. Every RPC of a transaction has a deadline (:data:`_RPC_TIMEOUT_S`).
+  propagates unchanged. Every RPC of a transaction has a deadline (:data:`_RPC_TIMEOUT_S`), and so
+  does every read and write outside one (retries included; :class:`StoreError` when unanswered).
 - Serialisation is per document, not per tenant. Within one process, a transaction takes an
   in-process lock on every document it reads (before the read) or writes (before the commit), held
   until its commit or rollback; a query locks the documents it returned. Two transactions that read
