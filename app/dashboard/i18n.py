@@ -113,6 +113,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "fr": "Ce lien d'invitation n'est plus valable.",
     },
     "error": {"en": "Something went wrong", "fr": "Une erreur est survenue"},
+    # the separator between a label and its value: French typography puts a no-break space before ":"
+    "colon": {"en": ": ", "fr": "\u00a0: "},
     "live": {"en": "Updates live", "fr": "Mise à jour en direct"},
 }
 STRINGS.update(INBOX_STRINGS)

@@ -211,7 +211,8 @@ def test_playbook_pages_pass_axe_and_let_the_keyboard_out(browser: Browser, tena
         expect(page.locator("#pb-issues li")).to_contain_text("doit valoir 'text'")
         expect(page.locator("#pb-issues li")).to_contain_text("(reçu 'nombre')")
         page.get_by_role("button", name="Démarrer").click()
-        expect(page.locator("#sim-feed li.ev-error")).to_contain_text("Ligne")
+        # French typography: a no-break space before the colon.
+        expect(page.locator("#sim-feed li.ev-error")).to_contain_text("Une erreur est survenue\u00a0: Ligne")
         expect(page.locator("#sim-feed li.ev-error")).to_contain_text("doit valoir 'text'")
         shot(page, "editor-fr")
         violations = axe_violations(page)

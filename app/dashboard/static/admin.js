@@ -13,7 +13,7 @@
   }
 
   function alertIn(where, message) {
-    where.replaceChildren(el("span", { class: "error" }, T.error + ": " + message));
+    where.replaceChildren(el("span", { class: "error" }, T.error + T.colon + message));
   }
 
   function rowsOr(tbody, rows, columns, emptyText) {
@@ -128,15 +128,15 @@
             const test = el("button", { type: "button", "aria-label": T.test + " " + name }, T.test);
             test.addEventListener("click", () => {
               api("POST", "/api/v1/integrations/" + encodeURIComponent(c.id) + "/test").then((r) => {
-                if (r.ok) { say(T.test_ok + ": " + name + " — " + Object.values(r.account || {}).filter(Boolean).join(" · "), true); connections(); }
-                else say(T.test_failed + ": " + name + " — " + (r.message || r.error || ""), false);
-              }).catch((err) => say(T.test_failed + ": " + err.message, false));
+                if (r.ok) { say(T.test_ok + T.colon + name + " — " + Object.values(r.account || {}).filter(Boolean).join(" · "), true); connections(); }
+                else say(T.test_failed + T.colon + name + " — " + (r.message || r.error || ""), false);
+              }).catch((err) => say(T.test_failed + T.colon + err.message, false));
             });
             const off = el("button", { type: "button", "aria-label": T.disconnect + " " + name }, T.disconnect);
             off.addEventListener("click", () => {
               if (!window.confirm(T.confirm_disconnect)) return;
               api("DELETE", "/api/v1/integrations/" + encodeURIComponent(c.id)).then(() => {
-                say(T.disconnect + ": " + name, true);
+                say(T.disconnect + T.colon + name, true);
                 refresh();
               }).catch((err) => say(err.message, false));
             });
@@ -214,7 +214,7 @@
       });
       loadDead(); loadLogs();
       return el("section", { class: "card", "aria-labelledby": hid, "data-crm": conn.id },
-        el("h2", { id: hid }, T.crm_sync + ": " + name),
+        el("h2", { id: hid }, T.crm_sync + T.colon + name),
         el("h3", {}, T.field_mappings), mappingEditor(conn, item.settings || {}),
         el("h3", {}, T.dead_letter),
         el("table", { class: "grid dead" }, el("caption", { class: "sr-only" }, T.dead_letter),
@@ -259,7 +259,7 @@
           if (k === "__base_url") settings.base_url = String(v).trim(); else credentials[k] = String(v);
         }
         api("POST", "/api/v1/integrations", { provider: p.name, auth_mode: mode, credentials, settings }).then(() => {
-          say(T.connected + ": " + p.display_name, true);
+          say(T.connected + T.colon + p.display_name, true);
           form.reset();
           refresh();
         }).catch((err) => say(err.message, false));
@@ -291,15 +291,15 @@
             event.preventDefault();
             const body = Object.fromEntries([...new FormData(appForm).entries()].map(([k, v]) => [k, String(v).trim()]));
             api("PUT", "/api/v1/oauth-apps/" + encodeURIComponent(p.name), body).then(() => {
-              say(T.saved + ": " + p.display_name, true);
+              say(T.saved + T.colon + p.display_name, true);
               loadCatalog();
             }).catch((err) => say(err.message, false));
           });
-          cell.append(el("details", { class: "keyed" }, el("summary", { "aria-label": T.set_oauth_app + ": " + p.display_name }, T.set_oauth_app), appForm));
+          cell.append(el("details", { class: "keyed" }, el("summary", { "aria-label": T.set_oauth_app + T.colon + p.display_name }, T.set_oauth_app), appForm));
         }
       }
       if (p.auth_modes.some((m) => m !== "oauth2")) {
-        cell.append(el("details", { class: "keyed" }, el("summary", { "aria-label": T.connect_with_key + ": " + p.display_name }, T.connect_with_key), credentialsForm(p)));
+        cell.append(el("details", { class: "keyed" }, el("summary", { "aria-label": T.connect_with_key + T.colon + p.display_name }, T.connect_with_key), credentialsForm(p)));
       }
       return cell;
     }
@@ -369,7 +369,7 @@
     }
 
     function showErrors(list) {
-      errors.replaceChildren(...list.map((e) => el("li", {}, e.field + ": " + e.reason)));
+      errors.replaceChildren(...list.map((e) => el("li", {}, e.field + T.colon + e.reason)));
       for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
       for (const e of list) {
         const input = form.querySelector('[name="' + CSS.escape(e.field.split(".")[0]) + '"]');
@@ -418,7 +418,7 @@
     function showUsage() {
       api("GET", "/api/v1/usage").then((u) => {
         const money = (usd) => new Intl.NumberFormat(LANG, { style: "currency", currency: "USD", maximumFractionDigits: 2 }).format(usd);
-        document.getElementById("budget").textContent = T.budget_month + ": " + money(u.cost_usd || 0) + " " + T.spent + " " +
+        document.getElementById("budget").textContent = T.budget_month + T.colon + money(u.cost_usd || 0) + " " + T.spent + " " +
           (u.budget_usd !== null && u.budget_usd !== undefined ? T.of_budget + " " + money(u.budget_usd) : "(" + T.no_budget + ")");
       }).catch(() => { document.getElementById("budget").textContent = "–"; });
     }

@@ -43,7 +43,7 @@
   }
 
   function showError(where, err) {
-    where.replaceChildren(el("span", { class: "error", role: "alert" }, T.error + ": " + err.message));
+    where.replaceChildren(el("span", { class: "error", role: "alert" }, T.error + T.colon + err.message));
   }
 
   // ------------------------------------------------------------------ inbox (live)
@@ -78,7 +78,7 @@
           const c = data.conversations[i];
           if (c && c.status === "handoff") tr.classList.add("handoff");
         });
-        summary.textContent = T.handoffs_waiting + ": " + data.handoffs + " · " + T.live;
+        summary.textContent = T.handoffs_waiting + T.colon + data.handoffs + " · " + T.live;
       } catch (err) {
         if (err.message !== "signed out") showError(summary, err);
       }
@@ -116,7 +116,7 @@
         document.getElementById("conv-title").textContent = T.conversation + " · " + (lead.name || c.address || c.id);
         document.getElementById("conv-meta").textContent = [
           T["st_" + c.status] || c.status, c.channel, c.playbook_id + " v" + c.playbook_version,
-          T.step + ": " + (c.current_step || "–"), T.model_cost + ": " + money(c.cost_usd),
+          T.step + T.colon + (c.current_step || "–"), T.model_cost + T.colon + money(c.cost_usd),
         ].join(" · ");
         const transcript = document.getElementById("transcript");
         if (c.messages.length !== lastCount) {
@@ -201,7 +201,7 @@
           [T.model_cost, money(p.cost_usd) + " (" + money(p.cost_per_conversation_usd) + " " + T.per_conversation + ", " + money(p.cost_per_qualified_usd) + " " + T.per_qualified + ")"],
         ];
         const rows = p.funnel.map((s) => {
-          const bar = el("progress", { max: String(top), value: String(s.reached), "aria-label": s.step_id + ": " + s.reached });
+          const bar = el("progress", { max: String(top), value: String(s.reached), "aria-label": s.step_id + T.colon + s.reached });
           return el("tr", { "data-step": s.step_id },
             el("th", { scope: "row" }, s.step_id), el("td", { class: "num reached" }, String(s.reached)),
             el("td", { class: "num" }, s.drop_off ? "−" + s.drop_off : "0"), el("td", {}, bar));

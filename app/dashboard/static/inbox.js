@@ -14,7 +14,7 @@
 
   function fail(where, err) {
     if (err.message === "signed out") return;
-    where.replaceChildren(el("span", { class: "error", role: "alert" }, T.error + ": " + err.message));
+    where.replaceChildren(el("span", { class: "error", role: "alert" }, T.error + T.colon + err.message));
   }
 
   function redraw() { document.dispatchEvent(new Event("lw:refresh")); }
@@ -114,12 +114,12 @@
 
   // ------------------------------------------------------------------ the lead page
   function detail(e) {
-    if (e.kind === "message") return (e.sender === "contact" ? T.from_contact : e.sender === "agent" ? T.from_agent : T.from_bot) + ": " + (e.text || "") + (e.status ? " (" + e.status + ")" : "");
+    if (e.kind === "message") return (e.sender === "contact" ? T.from_contact : e.sender === "agent" ? T.from_agent : T.from_bot) + T.colon + (e.text || "") + (e.status ? " (" + e.status + ")" : "");
     if (e.kind === "handoff") return [e.event, e.by, e.reason, e.step_id, e.note].filter(Boolean).join(" · ");
     if (e.kind === "score") return (e.points > 0 ? "+" : "") + e.points + " → " + e.score + " · " + (e.reason || "") + (e.evidence ? " « " + e.evidence + " »" : "");
     if (e.kind === "booking") return [e.status, e.title, when(e.start), e.provider, e.reason].filter(Boolean).join(" · ");
     if (e.kind === "sync") return [e.provider, e.type, e.status, e.error].filter(Boolean).join(" · ");
-    if (e.kind === "note") return e.author + ": " + e.text;
+    if (e.kind === "note") return e.author + T.colon + e.text;
     return "";
   }
 
@@ -129,7 +129,7 @@
     api("GET", "/api/v1/leads/" + encodeURIComponent(id) + "/overview").then((o) => {
       const l = o.lead;
       document.getElementById("lead-title").textContent = T.lead_of + " · " + (l.name || l.email || l.phone || l.id);
-      meta.textContent = [l.email, l.phone, l.stage, T.score + ": " + o.score + " / 100", l.source].filter(Boolean).join(" · ");
+      meta.textContent = [l.email, l.phone, l.stage, T.score + T.colon + o.score + " / 100", l.source].filter(Boolean).join(" · ");
       const slots = Object.entries(o.slots || {});
       document.getElementById("answers").replaceChildren(
         ...(slots.length ? slots.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]) : [el("dd", {}, T.nothing)]));
@@ -148,7 +148,7 @@
       document.getElementById("lead-conversations").replaceChildren(...(convs.length ? convs : [el("li", {}, T.nothing)]));
       const bookings = o.bookings.map((b) => el("li", {}, [when(b.start), b.title, b.status, b.provider].filter(Boolean).join(" · ")));
       document.getElementById("bookings").replaceChildren(...(bookings.length ? bookings : [el("li", {}, T.nothing)]));
-      const crm = o.crm.map((c) => el("li", {}, [c.provider || c.connection_id, c.status, c.synced_at ? T.last_sync + " " + when(c.synced_at) : "", c.last_error ? T.last_error + ": " + c.last_error : ""].filter(Boolean).join(" · ")));
+      const crm = o.crm.map((c) => el("li", {}, [c.provider || c.connection_id, c.status, c.synced_at ? T.last_sync + " " + when(c.synced_at) : "", c.last_error ? T.last_error + T.colon + c.last_error : ""].filter(Boolean).join(" · ")));
       document.getElementById("crm").replaceChildren(...(crm.length ? crm : [el("li", {}, T.nothing)]));
     }).catch((err) => fail(meta, err));
   }

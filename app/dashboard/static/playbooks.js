@@ -15,7 +15,7 @@
 
   function showError(where, err) {
     if (err.message === "signed out") return;
-    where.replaceChildren(el("span", { class: "error", role: "alert" }, T.error + ": " + err.message));
+    where.replaceChildren(el("span", { class: "error", role: "alert" }, T.error + T.colon + err.message));
   }
 
   function csv(value) {
@@ -88,7 +88,7 @@
             button.addEventListener("click", async () => {
               try {
                 await api("POST", "/api/v1/playbooks/" + encodeURIComponent(pid) + "/versions/" + v.version + "/activate", {});
-                status.textContent = T.pb_activated + ": " + pid + " v" + v.version;
+                status.textContent = T.pb_activated + T.colon + pid + " v" + v.version;
                 load();
               } catch (err) { showError(status, err); }
             });
@@ -147,7 +147,7 @@
         load();
       } else if (r.data.errors) {
         routesStatus.replaceChildren(el("span", { class: "error", role: "alert" },
-          r.data.errors.map((e) => e.field + ": " + e.reason).join(" · ")));
+          r.data.errors.map((e) => e.field + T.colon + e.reason).join(" · ")));
       } else {
         showError(routesStatus, new Error(r.data.detail || String(r.status)));
       }
@@ -200,7 +200,7 @@
     function drawIssues() {
       issuesList.replaceChildren(...issues.map((issue) => {
         const button = el("button", { type: "button", class: "link" },
-          (issue.line ? T.pb_line + " " + issue.line + ": " : "") + issue.message);
+          (issue.line ? T.pb_line + " " + issue.line + T.colon : "") + issue.message);
         button.addEventListener("click", () => goToLine(issue.line));
         return el("li", { "data-line": String(issue.line) }, button);
       }));
@@ -405,7 +405,7 @@
           stored = await api("POST", "/api/v1/playbooks/" + encodeURIComponent(stored.id) + "/versions/" + stored.version + "/activate", {});
         }
         publishStatus.replaceChildren(el("span", { class: "ok" },
-          T.pb_published + ": " + stored.id + " v" + stored.version + " (" + (T["pb_status_" + stored.status] || stored.status) + ") · "),
+          T.pb_published + T.colon + stored.id + " v" + stored.version + " (" + (T["pb_status_" + stored.status] || stored.status) + ") · "),
           el("a", { href: "/app/playbooks" }, T.routes_title));
       } catch (err) { showError(publishStatus, err); }
     });
@@ -458,8 +458,8 @@
         case "timer": return line("timer", "•", T.sim_timer_set + " " + simWhen(e.due_at) + " (" + e.step_id + ")");
         case "timer_fired": return line("timer", "•", T.sim_timer_fired + " · " + simWhen(e.at) + " (" + e.step_id + ")");
         case "clock": return line("clock", "•", T.sim_clock_moved + " " + simWhen(e.at));
-        case "handoff": return line("mark", "•", T.sim_handoff + ": " + e.reason);
-        case "ended": return line("mark", "■", T.sim_ended + ": " + e.outcome);
+        case "handoff": return line("mark", "•", T.sim_handoff + T.colon + e.reason);
+        case "ended": return line("mark", "■", T.sim_ended + T.colon + e.outcome);
         case "booked": return line("mark", "•", T.sim_booked + " " + simWhen(e.value.start));
         case "opt_out": return line("mark", "•", T.sim_opt_out);
         default: return line("note", T.sim_note, e.text || e.kind);
@@ -476,7 +476,7 @@
       document.getElementById("sim-score").textContent = r.score + " / 100" + (r.qualified ? " ★" : "");
       document.getElementById("sim-reasons").replaceChildren(...reasons.map((e) =>
         el("li", {}, (e.points > 0 ? "+" : "") + e.points + " " + e.reason)));
-      document.getElementById("sim-state").textContent = T.sim_state + ": " + r.status + (r.current_step ? " · " + T.step + " " + r.current_step : "");
+      document.getElementById("sim-state").textContent = T.sim_state + T.colon + r.status + (r.current_step ? " · " + T.step + " " + r.current_step : "");
     }
 
     async function act(action, fresh) {
@@ -484,9 +484,9 @@
       const r = await call("POST", "/api/v1/playbooks/simulate", body);
       if (!r.ok) {
         const message = r.data.issues
-          ? r.data.issues.map((i) => T.pb_line + " " + i.line + ": " + i.message).join(" · ")
+          ? r.data.issues.map((i) => T.pb_line + " " + i.line + T.colon + i.message).join(" · ")
           : r.data.detail || String(r.status);
-        feed.append(el("li", { class: "ev ev-error" }, el("span", { role: "alert" }, T.error + ": " + message)));
+        feed.append(el("li", { class: "ev ev-error" }, el("span", { role: "alert" }, T.error + T.colon + message)));
         return;
       }
       const result = r.data;
