@@ -18,6 +18,7 @@ from playbooks import (
     new_state,
 )
 from playbooks.engine import _MEMO_MAX, ask_context
+from playbooks.expressions import evaluate, render
 from playbooks.schema import Playbook
 
 from .conftest import FakeClock
@@ -181,3 +182,8 @@ def test_the_kept_contexts_are_bounded() -> None:
     context = ask_context(pb, "owner", state=new_state(pb, language="fr"))
     assert context.question == "Êtes-vous propriétaire ?"
 
+
+def test_templates_still_see_the_sandbox_globals() -> None:
+    assert evaluate("range(3) | list | length == 3", {}) is True
+    assert render("{% for i in range(2) %}{{ i }}{% endfor %}", {}) == "01"
+    assert evaluate("slots.owner", {"slots": {"owner": True}}) is True
