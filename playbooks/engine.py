@@ -603,19 +603,40 @@ def _listed_asks(turn: _Turn) -> tuple[AskStep | BookStep, ...]:
     return listed
 
 
+_PENDING_MAX = 256
+"""Most pending-question contexts kept per playbook object (:func:`_ask_context`)."""
+
+
 def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> AskContext:
     if not with_others:
         return _question_context(turn, step)
+    # What the context depends on besides the playbook: the language, which questions are
+    # answered, and whether a ``book`` step stands for a question (calendar, meeting, wish).
+    state, memo = turn.state, turn.lookups.memo
+    listed = _listed_asks(turn)
+    key = (
+        step.id,
+        state.language,
+        turn.ports.calendar is None,
+        bool(state.booking.get("booked")),
+        bool(state.booking.get("wish")),
+        *[turn.filled(s.slot) for s in listed],
+    )
+    pending: dict[tuple[Any, ...], AskContext] = memo.setdefault(("pending",), {})
+    cached = pending.get(key)
+    if cached is not None:
+        return cached
     others: list[AskContext] = []
     seen = {step.slot}
-    for listed in _listed_asks(turn):
-        other = _wish_ask(turn, listed) if isinstance(listed, BookStep) else listed
+    for each in listed:
+        other = _wish_ask(turn, each) if isinstance(each, BookStep) else each
         if other is not None and other.slot not in seen and not turn.filled(other.slot):
             seen.add(other.slot)
             others.append(_question_context(turn, other))
     answered = [_question_context(turn, s) for s in _answered(turn, step)]
     own = _question_context(turn, step)
-    return AskContext.model_construct(  # every field typed here: no validation
+    not_offered = _not_offered_context(turn)
+    context = AskContext.model_construct(  # every field typed here: no validation
         step_id=own.step_id,
         slot=own.slot,
         kind=own.kind,
@@ -624,8 +645,12 @@ def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> Ask
         choice_synonyms=own.choice_synonyms,
         others=others,
         answered=answered,
-        not_offered=_not_offered_context(turn),
+        not_offered=not_offered,
     )
+    kept = all(memo.get(("ask", c.step_id, state.language)) is c for c in (own, *others, *answered))
+    if kept and memo.get(("not_offered", state.language)) is not_offered and len(pending) < _PENDING_MAX:
+        pending[key] = context  # every part the same for every lead (no template markup)
+    return context
 
 
 def _not_offered_context(turn: _Turn) -> AskContext | None:

@@ -3,6 +3,7 @@ served for another playbook object, version, language or lead than the one they 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from playbooks import (
@@ -17,8 +18,9 @@ from playbooks import (
     load_playbook_text,
     new_state,
 )
-from playbooks.engine import _MEMO_MAX, ask_context
+from playbooks.engine import _MEMO_MAX, _PENDING_MAX, ask_context
 from playbooks.expressions import evaluate, render
+from playbooks.runtime import OfferedSlot, SlotPick
 from playbooks.schema import Playbook
 
 from .conftest import FakeClock
@@ -115,9 +117,14 @@ async def test_a_static_question_context_is_shared_between_turns() -> None:
     state = await started(pb)
     one, _ = await asked(pb, state, recorder)
     two, _ = await asked(pb, state, recorder)
-    assert one is not two  # the pending question's context is the turn's own ...
-    assert one.others[0] is two.others[0]  # ... the other questions' are kept, read-only
-    assert one.others[0].question == "What kind of roof?"
+    assert one is two  # the same question pending with the same answers: kept, read-only
+    assert [o.question for o in one.others] == ["What kind of roof?"]
+    answered = state.model_copy(update={"slots": {"roof": "flat"}})
+    three, _ = await asked(pb, answered, recorder)
+    assert three.others == []  # a question answered is no longer among the others ...
+    assert [a.slot for a in three.answered] == ["roof"]  # ... but among those a correction names
+    four, _ = await asked(pb, state, recorder)
+    assert four is one
 
 
 async def test_a_new_version_is_read_at_once() -> None:
@@ -173,11 +180,68 @@ async def test_a_templated_question_is_rendered_for_each_lead() -> None:
     assert bob.others[0].question == "Bob, what kind of roof?"
 
 
+BOOK = """
+id: book-lookups
+name: Book
+version: 1
+language: en
+steps:
+  - id: owner
+    type: ask
+    slot: owner
+    kind: yes_no
+    question: Do you own the home?
+  - id: call
+    type: book
+    slot: call
+    ask_without_calendar: When can we call you?
+  - id: done
+    type: end
+    outcome: qualified
+"""
+
+
+class Calendar:
+    """A calendar the engine is told about (never read here)."""
+
+    async def free_slots(self, *, start: float, end: float, duration_s: int) -> list[OfferedSlot]:
+        return []
+
+    async def slot_at(self, start: float, *, duration_s: int) -> OfferedSlot | None:
+        return None
+
+    def spread(self, slots: Sequence[OfferedSlot], *, count: int, timezone: str) -> list[OfferedSlot]:
+        return list(slots)[:count]
+
+    def match(
+        self, text: str, offered: Sequence[OfferedSlot], *, timezone: str, language: str, now: float
+    ) -> SlotPick:
+        return SlotPick()
+
+
+def test_a_book_step_is_among_the_questions_as_the_calendar_and_the_meeting_say() -> None:
+    pb = load_playbook_text(BOOK)
+    calendar = Ports(interpreter=Recorder(), clock=FakeClock(), calendar=Calendar())
+
+    def others(booking: dict[str, Any], with_calendar: bool) -> list[str]:
+        state = new_state(pb).model_copy(update={"booking": booking})
+        context = ask_context(pb, "owner", state=state, ports=calendar if with_calendar else None)
+        return [o.question for o in context.others]
+
+    for _ in range(2):  # built, then kept: the same answers
+        assert others({}, with_calendar=False) == ["When can we call you?"]
+        assert others({}, with_calendar=True) == ["When can we call you?"]  # a time said early is kept
+        assert others({"booked": {"id": "m1"}}, with_calendar=True) == []
+        assert others({"wish": "2026-12-08T10:00:00+01:00"}, with_calendar=True) == []
+        assert others({"booked": {"id": "m1"}}, with_calendar=False) == ["When can we call you?"]
+
+
 def test_the_kept_contexts_are_bounded() -> None:
     pb = playbook()
     for index in range(_MEMO_MAX + 50):
         ask_context(pb, "owner", state=new_state(pb, language=f"x{index}"))
     assert len(pb.lookups().memo) <= _MEMO_MAX
+    assert len(pb.lookups().memo[("pending",)]) <= _PENDING_MAX
     # still read right past the bound
     context = ask_context(pb, "owner", state=new_state(pb, language="fr"))
     assert context.question == "Êtes-vous propriétaire ?"
