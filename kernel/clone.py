@@ -10,6 +10,7 @@ result is always a deep copy.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -38,15 +39,35 @@ def clone(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def clone_model(model: M) -> M:
+def clone_model(model: M, *, shallow: Collection[str] = ()) -> M:
     """What ``model.model_copy(deep=True)`` returns (fields, fields set, extra and private
-    attributes deep-copied; no validation), built by :func:`clone`."""
+    attributes deep-copied; no validation), built by :func:`clone`.
+
+    ``shallow`` names fields whose list or dict is copied but whose items are shared with
+    ``model`` (a history the caller only appends to or replaces, never changes in place: copying
+    a conversation's 200 kept events deeply took about 2.6 ms); a named field holding anything
+    else is deep-copied."""
     cls = type(model)
     new = cls.__new__(cls)
-    object.__setattr__(new, "__dict__", clone(model.__dict__))
+    fields = model.__dict__
+    if shallow:
+        copied = {k: _one_level(v) if k in shallow else clone(v) for k, v in fields.items()}
+    else:
+        copied = clone(fields)
+    object.__setattr__(new, "__dict__", copied)
     object.__setattr__(new, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
     extra = model.__pydantic_extra__
     object.__setattr__(new, "__pydantic_extra__", None if extra is None else clone(extra))
     private = model.__pydantic_private__
     object.__setattr__(new, "__pydantic_private__", None if private is None else clone(private))
     return new
+
+
+def _one_level(value: Any) -> Any:
+    """A new list or dict holding ``value``'s items (not copied); anything else :func:`clone`."""
+    kind = type(value)
+    if kind is list:
+        return list(value)
+    if kind is dict:
+        return dict(value)
+    return clone(value)

@@ -58,11 +58,13 @@ from playbooks.runtime import (
 from playbooks.schema import (
     AskStep,
     BookStep,
+    Choice,
     ConditionStep,
     EndStep,
     HandoffStep,
     MessageStep,
     Playbook,
+    PlaybookLookups,
     ScoreStep,
     SyncStep,
     WaitStep,
@@ -263,6 +265,11 @@ class _Turn:
     """A call-back time the lead asked for in passing this turn (ISO 8601), to be said back."""
     interpretation: Interpretation | None = None
     engagement: dict[str, Any] = field(default_factory=dict)
+    lookups: PlaybookLookups = field(init=False)
+    """The playbook's lookups (:meth:`Playbook.lookups`), built once per playbook object."""
+
+    def __post_init__(self) -> None:
+        self.lookups = self.playbook.lookups()
 
     # ------------------------------------------------------------- texts
 
@@ -272,6 +279,8 @@ class _Turn:
 
     def text(self, localized: str | dict[str, str]) -> str:
         chosen = pick_language(localized, self.state.language, self.playbook.language)
+        if "{" not in chosen:  # no Jinja2 markup: render() would return it as it is
+            return chosen.strip()
         return render(chosen, self.context(), notes=self.notes).strip()
 
     def send(
@@ -309,21 +318,22 @@ class _Turn:
     # ------------------------------------------------------------- helpers
 
     def next_of(self, step: Any) -> str | None:
-        return step.next or self.playbook.following(step.id)
+        return step.next or self.lookups.following.get(step.id)
 
     def filled(self, slot: str) -> bool:
         value = self.state.slots.get(slot)
         return value is not None and value != ""
 
     def choices(self, step: AskStep) -> list[ChoiceOption]:
-        return [ChoiceOption(id=c.id, title=self.text(c.title)) for c in step.choices]
+        # built without validation: ids and rendered titles are strings
+        return [ChoiceOption.model_construct(id=c.id, title=self.text(c.title)) for c in step.choices]
 
     def question(self, step: AskStep) -> str:
         return self.text(step.question)
 
 
 def _within_bounds(playbook: Playbook, slot: str, value: Any) -> bool:
-    for step in playbook.asks_for(slot):
+    for step in playbook.lookups().asks_for.get(slot, ()):
         if step.min is not None and value < step.min:
             return False
         if step.max is not None and value > step.max:
@@ -441,7 +451,7 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
                 turn.flush_answer()
                 _handoff(turn, reason="playbook loop")
             return
-        step = playbook.step(step_id)
+        step = turn.lookups.by_id.get(step_id)
         if step is None:
             turn.notes.append(
                 f"step {step_id!r} is not in playbook {playbook.id!r} v{playbook.version}: handing off"
@@ -525,51 +535,145 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
 # --------------------------------------------------------------------------- reading the lead
 
 
-def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> AskContext:
+_MEMO_MAX = 512
+"""Most values the engine keeps in one playbook's :attr:`PlaybookLookups.memo` (a playbook's
+questions times the languages it is read in stay far below it; past it, nothing more is kept)."""
+
+
+def _remember(turn: _Turn, key: tuple[Any, ...], value: Any) -> None:
+    memo = turn.lookups.memo
+    if len(memo) < _MEMO_MAX:
+        memo[key] = value
+
+
+def _static_text(turn: _Turn, localized: str | dict[str, str]) -> str | None:
+    """What :meth:`_Turn.text` gives for ``localized`` in the turn's language when it holds no
+    Jinja2 markup (the same for every lead), else ``None``."""
+    chosen = pick_language(localized, turn.state.language, turn.playbook.language)
+    return None if "{" in chosen else chosen.strip()
+
+
+def _synonyms(choices: list[Choice]) -> dict[str, list[str]]:
+    """Every word naming each choice (its titles in every language, then its synonyms), by id."""
     synonyms: dict[str, list[str]] = {}
-    for choice in step.choices:
+    for choice in choices:
         titles = [] if isinstance(choice.title, str) else list(choice.title.values())
         synonyms[choice.id] = list(dict.fromkeys([*titles, *choice.synonyms]))
-    others: list[AskContext] = []
-    answered: list[AskContext] = []
-    if with_others:
-        seen = {step.slot}
-        for listed in turn.playbook.steps:
-            other = _wish_ask(turn, listed) if isinstance(listed, BookStep) else listed
-            if isinstance(other, AskStep) and other.slot not in seen and not turn.filled(other.slot):
-                seen.add(other.slot)
-                others.append(_ask_context(turn, other, with_others=False))
-        answered = [_ask_context(turn, s, with_others=False) for s in _answered(turn, step)]
-    return AskContext(
+    return synonyms
+
+
+def _question_context(turn: _Turn, step: AskStep) -> AskContext:
+    """One question's :class:`AskContext` on its own (no ``others``, ``answered`` or
+    ``not_offered``) in the turn's language. When its question and option titles hold no template
+    markup it is the same for every lead: built once per playbook object, step and language, and
+    shared (read-only, like every context the engine hands the interpreter)."""
+    key = ("ask", step.id, turn.state.language)
+    cached: AskContext | None = turn.lookups.memo.get(key)
+    if cached is not None:
+        return cached
+    synonyms = turn.lookups.memo.get(("synonyms", step.id))
+    if synonyms is None:
+        synonyms = _synonyms(step.choices)
+        _remember(turn, ("synonyms", step.id), synonyms)
+    static = _static_text(turn, step.question) is not None and all(
+        _static_text(turn, c.title) is not None for c in step.choices
+    )
+    context = AskContext.model_construct(  # every field typed here: no validation
         step_id=step.id,
         slot=step.slot,
         kind=step.kind,
         question=turn.question(step),
         choices=turn.choices(step),
         choice_synonyms=synonyms,
+        others=[],
+        answered=[],
+        not_offered=None,
+    )
+    if static:
+        _remember(turn, key, context)
+    return context
+
+
+def _listed_asks(turn: _Turn) -> tuple[AskStep | BookStep, ...]:
+    """The playbook's ``ask`` and ``book`` steps, in order (a ``book`` step may stand for a question)."""
+    listed: tuple[AskStep | BookStep, ...] | None = turn.lookups.memo.get(("listed",))
+    if listed is None:
+        listed = tuple(s for s in turn.playbook.steps if isinstance(s, AskStep | BookStep))
+        _remember(turn, ("listed",), listed)
+    return listed
+
+
+_PENDING_MAX = 256
+"""Most pending-question contexts kept per playbook object (:func:`_ask_context`)."""
+
+
+def _ask_context(turn: _Turn, step: AskStep, *, with_others: bool = True) -> AskContext:
+    if not with_others:
+        return _question_context(turn, step)
+    # What the context depends on besides the playbook: the language, which questions are
+    # answered, and whether a ``book`` step stands for a question (calendar, meeting, wish).
+    state, memo = turn.state, turn.lookups.memo
+    listed = _listed_asks(turn)
+    key = (
+        step.id,
+        state.language,
+        turn.ports.calendar is None,
+        bool(state.booking.get("booked")),
+        bool(state.booking.get("wish")),
+        *[turn.filled(s.slot) for s in listed],
+    )
+    pending: dict[tuple[Any, ...], AskContext] = memo.setdefault(("pending",), {})
+    cached = pending.get(key)
+    if cached is not None:
+        return cached
+    others: list[AskContext] = []
+    seen = {step.slot}
+    for each in listed:
+        other = _wish_ask(turn, each) if isinstance(each, BookStep) else each
+        if other is not None and other.slot not in seen and not turn.filled(other.slot):
+            seen.add(other.slot)
+            others.append(_question_context(turn, other))
+    answered = [_question_context(turn, s) for s in _answered(turn, step)]
+    own = _question_context(turn, step)
+    not_offered = _not_offered_context(turn)
+    context = AskContext.model_construct(  # every field typed here: no validation
+        step_id=own.step_id,
+        slot=own.slot,
+        kind=own.kind,
+        question=own.question,
+        choices=own.choices,
+        choice_synonyms=own.choice_synonyms,
         others=others,
         answered=answered,
-        not_offered=_not_offered_context(turn) if with_others else None,
+        not_offered=not_offered,
     )
+    kept = all(memo.get(("ask", c.step_id, state.language)) is c for c in (own, *others, *answered))
+    if kept and memo.get(("not_offered", state.language)) is not_offered and len(pending) < _PENDING_MAX:
+        pending[key] = context  # every part the same for every lead (no template markup)
+    return context
 
 
 def _not_offered_context(turn: _Turn) -> AskContext | None:
-    """The projects the playbook does not offer, as a choice the interpreter may hear in passing."""
+    """The projects the playbook does not offer, as a choice the interpreter may hear in passing
+    (kept per playbook object and language when the topics' titles hold no template markup)."""
     spec = turn.playbook.not_offered
     if spec is None:
         return None
-    synonyms: dict[str, list[str]] = {}
-    for topic in spec.topics:
-        titles = [] if isinstance(topic.title, str) else list(topic.title.values())
-        synonyms[topic.id] = list(dict.fromkeys([*titles, *topic.synonyms]))
-    return AskContext(
+    key = ("not_offered", turn.state.language)
+    cached: AskContext | None = turn.lookups.memo.get(key)
+    if cached is not None:
+        return cached
+    context = AskContext.model_construct(  # every field typed here: no validation
         step_id=NOT_OFFERED_SLOT,
         slot=NOT_OFFERED_SLOT,
         kind="choice",
         question="",
-        choices=[ChoiceOption(id=t.id, title=turn.text(t.title)) for t in spec.topics],
-        choice_synonyms=synonyms,
+        choices=[ChoiceOption.model_construct(id=t.id, title=turn.text(t.title)) for t in spec.topics],
+        choice_synonyms=_synonyms(spec.topics),
     )
+    if all(_static_text(turn, t.title) is not None for t in spec.topics):
+        _remember(turn, key, context)
+    return context
 
 
 def _not_offered_reply(turn: _Turn) -> str | None:
@@ -607,20 +711,24 @@ def _answered(turn: _Turn, step: AskStep) -> list[AskStep]:
     before it, then those after it answered in passing), at most four, then at most two yes/no
     questions (read only with outright correction words: "actually we rent"; the condition steps
     their first answer chose are taken again, :func:`_reroute`); never a listen-only one."""
-    steps = turn.playbook.steps
-    index = next((i for i, s in enumerate(steps) if s.id == step.id), len(steps))
-    order = [*reversed(steps[:index]), *steps[index + 1 :]]
+    key = ("answerable", step.id)
+    order: tuple[AskStep, ...] | None = turn.lookups.memo.get(key)
+    if order is None:  # the questions a correction may name, nearest first: the same every turn
+        steps = turn.playbook.steps
+        index = turn.lookups.position.get(step.id, len(steps))
+        order = tuple(
+            listed
+            for listed in [*reversed(steps[:index]), *steps[index + 1 :]]
+            if isinstance(listed, AskStep)
+            and not listed.listen_only
+            and listed.kind in (*_CORRECTABLE, "yes_no")
+        )
+        _remember(turn, key, order)
     found: list[AskStep] = []
     yes_no: list[AskStep] = []
     seen = {step.slot}
     for listed in order:
-        if (
-            isinstance(listed, AskStep)
-            and not listed.listen_only
-            and listed.kind in (*_CORRECTABLE, "yes_no")
-            and listed.slot not in seen
-            and turn.filled(listed.slot)
-        ):
+        if listed.slot not in seen and turn.filled(listed.slot):
             seen.add(listed.slot)
             if listed.kind == "yes_no":
                 if len(yes_no) < 2:
@@ -699,7 +807,7 @@ async def _interpret(
     """Ask the interpreter, apply its language and slots; return it and the slots it filled.
     ``context`` replaces the ask step's context (a ``book`` step's yes/no confirmation)."""
     state = turn.state
-    open_slots = {slot: kind for slot, kind in turn.playbook.slot_kinds().items() if not turn.filled(slot)}
+    open_slots = {slot: kind for slot, kind in turn.lookups.slot_kinds.items() if not turn.filled(slot)}
     if ask is not None:
         open_slots.setdefault(ask.slot, ask.kind)
     if context is None and ask is not None:
@@ -716,7 +824,7 @@ async def _interpret(
         lead_language=state.lead_language,
         detected=interpretation.language,
         text=text,
-        supported=turn.playbook.spoken_languages(),
+        supported=turn.lookups.spoken_languages,
     )
     state.language, state.lead_language = followed.language, followed.lead_language
     turn.interpretation = interpretation
@@ -748,7 +856,7 @@ def _apply_scorer(turn: _Turn, interpretation: Interpretation) -> None:
 
 def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | None) -> set[str]:
     state, ports = turn.state, turn.ports
-    kinds = turn.playbook.slot_kinds()
+    kinds = turn.lookups.slot_kinds
     filled: set[str] = set()
     for slot, raw in interpretation.slots.items():
         if slot == NOT_OFFERED_SLOT and turn.playbook.not_offered is not None:
@@ -767,7 +875,7 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
             kind,
             raw,
             language=state.language,
-            choices=turn.playbook.choice_labels(slot),
+            choices=turn.lookups.choice_labels(slot),
             now=float(ports.clock.now()),
             timezone=ports.timezone,
             default_region=ports.default_region,
@@ -803,10 +911,7 @@ def _calendar_book_step(turn: _Turn, slot: str) -> BookStep | None:
     """The ``book`` step of ``slot`` when it books in a connected calendar (not yet booked)."""
     if turn.ports.calendar is None or turn.state.booking.get("booked"):
         return None
-    for step in turn.playbook.steps:
-        if isinstance(step, BookStep) and step.slot == slot:
-            return step
-    return None
+    return turn.lookups.book_for_slot.get(slot)
 
 
 def _wish_ask(turn: _Turn, step: BookStep) -> AskStep | None:
@@ -818,7 +923,7 @@ def _wish_ask(turn: _Turn, step: BookStep) -> AskStep | None:
         return as_ask
     if _calendar_book_step(turn, step.slot) is None or turn.state.booking.get("wish"):
         return None
-    return step.as_ask()
+    return turn.lookups.as_ask[step.id]
 
 
 def _keep_wish(turn: _Turn, slot: str, value: Any, *, evidence: str | None) -> None:
@@ -872,7 +977,7 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
     """Say back, before the next question, what this message gave besides the answer asked for
     (each value in its own words, a moment in full) and the moment just agreed."""
     state, ports = turn.state, turn.ports
-    kinds = turn.playbook.slot_kinds()
+    kinds = turn.lookups.slot_kinds
     parts: list[str] = []
 
     def when(value: Any) -> str:
@@ -893,7 +998,7 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
     items: list[str] = []
     corrections: list[str] = []
     contacts: list[str] = []  # named, not repeated: the lead just typed them
-    listening = {s.slot for s in turn.playbook.steps if isinstance(s, AskStep) and s.listen_only}
+    listening = turn.lookups.listening
     quiet = ask is None or ask.slot in filled or any(s not in listening for s in filled)
     for slot in interpretation.slots:
         if slot not in filled or (ask is not None and slot == ask.slot):
@@ -910,7 +1015,8 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
         elif kind == "datetime":
             said.append(when(state.slots[slot]))
         elif kind == "choice":
-            titles = {c.id: turn.text(c.title) for step in turn.playbook.asks_for(slot) for c in step.choices}
+            asked = turn.lookups.asks_for.get(slot, ())
+            titles = {c.id: turn.text(c.title) for step in asked for c in step.choices}
             said.append(_quote(turn, titles.get(str(state.slots[slot]), str(state.slots[slot]))))
         elif kind == "text":  # what the team will read ("SW1A 1AA" for "sw1a1aa")
             said.append(_quote(turn, str(state.slots[slot])))
@@ -1024,10 +1130,10 @@ def _not_interested(turn: _Turn) -> None:
 
 
 async def _inbound(turn: _Turn, event: InboundEvent) -> None:
-    state, playbook = turn.state, turn.playbook
+    state = turn.state
     if state.status == "handoff":
         return
-    current = playbook.step(state.current_step) if state.current_step else None
+    current = turn.lookups.by_id.get(state.current_step) if state.current_step else None
     if isinstance(current, BookStep) and _as_ask(turn, current) is not None:
         current = _as_ask(turn, current)
     ask = current if state.status == "active" and isinstance(current, AskStep) else None
@@ -1049,7 +1155,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         if ask is not None:  # nor words matching no option ("english please" is no roof type)
             interpretation.other.pop(ask.slot, None)
             interpretation.clarify.pop(ask.slot, None)
-        if requested not in turn.playbook.spoken_languages():
+        if requested not in turn.lookups.spoken_languages:
             answer = _language_unavailable(turn, requested)
     wants_human = intent == "wants_human"
     if intent == "auto_reply":
@@ -1327,7 +1433,7 @@ def _iso(turn: _Turn, start: float) -> str:
 def _as_ask(turn: _Turn, step: BookStep) -> AskStep | None:
     """A ``book`` step without a calendar asks for a call-back time when it says how."""
     if turn.ports.calendar is None and step.ask_without_calendar is not None:
-        return step.as_ask()
+        return turn.lookups.as_ask[step.id]
     return None
 
 

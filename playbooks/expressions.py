@@ -13,7 +13,7 @@ Rendering and evaluation never raise: a runtime error becomes a note for the cal
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from functools import lru_cache
 from typing import Any
 
@@ -32,9 +32,19 @@ __all__ = [
     "template_context",
 ]
 
-_ENV = ImmutableSandboxedEnvironment(
-    autoescape=False, undefined=ChainableUndefined, keep_trailing_newline=False
-)
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, whose templates hold their globals in a plain dict (a snapshot of the
+    environment's, which never change after this module is imported)."""
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """Jinja2 chains the environment's globals under the template's (a ``ChainMap``, so that
+        later changes to the environment show through), and copies them into every render's and
+        evaluation's context: walking the chain took about 45 us of a condition's 70-90."""
+        return {**self.globals, **(d or {})}
+
+
+_ENV = _Environment(autoescape=False, undefined=ChainableUndefined, keep_trailing_newline=False)
 _MARKUP = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 

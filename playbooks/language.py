@@ -68,6 +68,8 @@ _PLEASE = frozenset({"please", "pls", "plz", "svp", "stp"})
 
 
 def _fold(word: str) -> str:
+    if word.isascii():  # nothing to decompose, no combining mark
+        return word.lower()
     decomposed = unicodedata.normalize("NFKD", word.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

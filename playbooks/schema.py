@@ -15,7 +15,9 @@ map them to a YAML line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -44,6 +46,7 @@ __all__ = [
     "MessageStep",
     "NotOffered",
     "Playbook",
+    "PlaybookLookups",
     "ScoreStep",
     "SlotKind",
     "Step",
@@ -541,53 +544,141 @@ class Playbook(_Base):
 
     # ----------------------------------------------------------------- lookups
 
+    def lookups(self) -> PlaybookLookups:
+        """This playbook's lookups (:class:`PlaybookLookups`), built on the first call and kept
+        while the playbook lives; rebuilt when a field they read was replaced since."""
+        entry = _LOOKUPS.get(id(self))
+        if entry is not None and entry[0]() is self and entry[1].fits(self):
+            return entry[1]
+        built = PlaybookLookups(self)
+        key = id(self)
+        _LOOKUPS[key] = (weakref.ref(self, lambda _: _LOOKUPS.pop(key, None)), built)
+        return built
+
     def step(self, step_id: str) -> Step | None:
         """The step with this id, or ``None``."""
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        return None
+        return self.lookups().by_id.get(step_id)
 
     def following(self, step_id: str) -> str | None:
         """The id of the step written after ``step_id`` (``None`` after the last one)."""
-        for index, step in enumerate(self.steps):
-            if step.id == step_id:
-                return self.steps[index + 1].id if index + 1 < len(self.steps) else None
-        return None
+        return self.lookups().following.get(step_id)
 
     def spoken_languages(self) -> tuple[str, ...]:
         """The languages (ISO 639-1, the playbook's own first) in which EVERY question is written: a
         question given as one plain string is in ``language`` only. The conversation follows a lead
         only into these (:func:`playbooks.language.follow_language`), never into one where the
         questions would stay in another language than the bot's own sentences."""
-        spoken: set[str] | None = None
-        for s in self.steps:
-            if isinstance(s, AskStep):
-                has = {self.language} if isinstance(s.question, str) else {k.lower() for k in s.question}
-                spoken = has if spoken is None else spoken & has
-        languages = spoken if spoken is not None else {self.language}
-        return tuple(sorted(languages, key=lambda code: (code != self.language, code)))
+        return self.lookups().spoken_languages
 
     def slot_kinds(self) -> dict[str, str]:
-        """Every slot the playbook asks, mapped to its kind, in order of appearance."""
-        kinds: dict[str, str] = {}
-        for s in self.steps:
-            if isinstance(s, AskStep):
-                kinds.setdefault(s.slot, s.kind)
-            elif isinstance(s, BookStep) and s.ask_without_calendar is not None:
-                kinds.setdefault(s.slot, "datetime")
-        return kinds
+        """Every slot the playbook asks, mapped to its kind, in order of appearance (a new dict)."""
+        return dict(self.lookups().slot_kinds)
 
     def asks_for(self, slot: str) -> list[AskStep]:
         """Every ask step that fills ``slot``."""
-        return [s for s in self.steps if isinstance(s, AskStep) and s.slot == slot]
+        return list(self.lookups().asks_for.get(slot, ()))
 
     def choice_labels(self, slot: str) -> dict[str, list[str]]:
         """Every word that names each choice of ``slot``: ``{choice id: [titles in every language,
         synonyms]}``, across every step that asks it."""
-        labels: dict[str, list[str]] = {}
-        for step in self.asks_for(slot):
-            for choice in step.choices:
-                titles = [choice.title] if isinstance(choice.title, str) else list(choice.title.values())
-                labels.setdefault(choice.id, []).extend([*titles, *choice.synonyms])
-        return labels
+        return {cid: list(labels) for cid, labels in self.lookups().choice_labels(slot).items()}
+
+
+_LOOKUPS: dict[int, tuple[weakref.ref[Playbook], PlaybookLookups]] = {}
+""":meth:`Playbook.lookups` by ``id(playbook)``: an entry goes with its playbook (the weak
+reference's callback), so the table holds at most the playbooks alive. (A pydantic model that is
+not frozen cannot be a weak dictionary's key: it has no hash.)"""
+
+_NO_LABELS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+
+class PlaybookLookups:
+    """What the engine looks up in a playbook on every turn, computed once per playbook object
+    (:meth:`Playbook.lookups`) instead of by walking ``steps`` each time: steps by id, their
+    positions and followers, slot kinds, the languages spoken, the ask steps of each slot, the
+    words naming each choice, the ``ask`` step each ``book`` step stands for, the listen-only
+    slots. Read-only: mappings and tuples the callers must not change.
+
+    A playbook version is immutable once stored (``app.authoring.repository``); the lookups
+    follow the playbook object they were built from: one whose ``steps``, ``not_offered`` or
+    ``language`` was replaced gets new lookups (:meth:`fits`). Changing a step in place is not
+    supported (nothing does: a validated playbook is never edited, a new version is loaded).
+
+    ``memo`` is for the engine's own values derived from the playbook and a language (the texts
+    of its questions): a dict the engine bounds itself."""
+
+    def __init__(self, playbook: Playbook) -> None:
+        steps = playbook.steps
+        self._steps = steps
+        self._count = len(steps)
+        self._not_offered = playbook.not_offered
+        self._language = playbook.language
+        by_id: dict[str, Step] = {}
+        position: dict[str, int] = {}
+        following: dict[str, str | None] = {}
+        for index, step in enumerate(steps):
+            if step.id not in by_id:
+                by_id[step.id] = step
+                position[step.id] = index
+                following[step.id] = steps[index + 1].id if index + 1 < len(steps) else None
+        self.by_id: Mapping[str, Step] = by_id
+        """Each step by id (the first one, should two share an id)."""
+        self.position: Mapping[str, int] = position
+        """Each step's index in ``steps``, by id."""
+        self.following: Mapping[str, str | None] = following
+        """The id of the step written after each step (``None`` after the last one), by id."""
+        kinds: dict[str, str] = {}
+        asks: dict[str, list[AskStep]] = {}
+        spoken: set[str] | None = None
+        for s in steps:
+            if isinstance(s, AskStep):
+                kinds.setdefault(s.slot, s.kind)
+                asks.setdefault(s.slot, []).append(s)
+                has = {playbook.language} if isinstance(s.question, str) else {k.lower() for k in s.question}
+                spoken = has if spoken is None else spoken & has
+            elif isinstance(s, BookStep) and s.ask_without_calendar is not None:
+                kinds.setdefault(s.slot, "datetime")
+        self.slot_kinds: Mapping[str, str] = kinds
+        """Every slot the playbook asks -> its kind, in order of appearance."""
+        languages = spoken if spoken is not None else {playbook.language}
+        self.spoken_languages: tuple[str, ...] = tuple(
+            sorted(languages, key=lambda code: (code != playbook.language, code))
+        )
+        """See :meth:`Playbook.spoken_languages`."""
+        self.asks_for: Mapping[str, tuple[AskStep, ...]] = {
+            slot: tuple(found) for slot, found in asks.items()
+        }
+        """The ask steps that fill each slot, in order."""
+        self._choice_labels: dict[str, Mapping[str, tuple[str, ...]]] = {}
+        for slot, found in asks.items():
+            labels: dict[str, list[str]] = {}
+            for step in found:
+                for choice in step.choices:
+                    titles = [choice.title] if isinstance(choice.title, str) else list(choice.title.values())
+                    labels.setdefault(choice.id, []).extend([*titles, *choice.synonyms])
+            self._choice_labels[slot] = MappingProxyType({cid: tuple(words) for cid, words in labels.items()})
+        books = [s for s in steps if isinstance(s, BookStep)]
+        self.as_ask: Mapping[str, AskStep] = {b.id: b.as_ask() for b in reversed(books)}
+        """The ``ask`` step each ``book`` step stands for (:meth:`BookStep.as_ask`), by step id."""
+        self.book_for_slot: Mapping[str, BookStep] = {b.slot: b for b in reversed(books)}
+        """The first ``book`` step of each slot."""
+        self.listening: frozenset[str] = frozenset(
+            s.slot for s in steps if isinstance(s, AskStep) and s.listen_only
+        )
+        """The slots of listen-only ask steps."""
+        self.memo: dict[Any, Any] = {}
+        """Values the engine derives from this playbook (it bounds their number)."""
+
+    def fits(self, playbook: Playbook) -> bool:
+        """Whether these lookups were built from ``playbook`` as it stands (same ``steps`` list of
+        the same length, same ``not_offered`` and ``language``)."""
+        return (
+            playbook.steps is self._steps
+            and len(playbook.steps) == self._count
+            and playbook.not_offered is self._not_offered
+            and playbook.language == self._language
+        )
+
+    def choice_labels(self, slot: str) -> Mapping[str, tuple[str, ...]]:
+        """:meth:`Playbook.choice_labels` of ``slot``, read-only (empty when no step asks it)."""
+        return self._choice_labels.get(slot, _NO_LABELS)

@@ -241,6 +241,10 @@ def plan_bot_messages(plan: TurnPlan, texts: list[str], now: float, *, purpose: 
         _append_outbound(plan, Outgoing(text=text, purpose=purpose), now)
 
 
+_REPLACED_OR_APPENDED = frozenset({"events", "state"})
+"""Fields of the conversation :func:`plan_turn` copies one level deep (see there)."""
+
+
 def plan_turn(
     conversation: Conversation,
     lead: Lead,
@@ -251,12 +255,17 @@ def plan_turn(
     trigger: str = "inbound",
     llm_usage: TurnUsage | None = None,
 ) -> TurnPlan:
-    """Apply ``result`` to copies of ``conversation`` and ``lead``; see the module docstring.
+    """Apply ``result`` to copies of ``conversation`` and ``lead``; see the module docstring. The
+    copy's ``events`` is a new list, but the events already there are the conversation's own
+    (events are history: appended to, never changed in place).
 
     ``inbound`` are the lead's messages this turn read (a burst may hold several); ``trigger`` is
     ``inbound``, ``start`` or ``timer``.
     """
-    plan = TurnPlan(conversation=clone_model(conversation), lead=clone_model(lead), trigger=trigger)
+    # The old events are history (appended to, never changed) and the engine's old state is
+    # replaced below: their containers are copied, not their contents.
+    copied = clone_model(conversation, shallow=_REPLACED_OR_APPENDED)
+    plan = TurnPlan(conversation=copied, lead=clone_model(lead), trigger=trigger)
     conv, ld = plan.conversation, plan.lead
     for item in inbound:
         append_inbound(plan, item, now)

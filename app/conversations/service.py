@@ -16,6 +16,7 @@ playbook: a STOP is written to the opt-out ledger and closes the conversation wi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -315,7 +316,9 @@ class ConversationService:
         text = "\n".join(i.text for i in readable)
         event: Event
         if not conv.state:
-            language = detect_language(text, supported=profile.languages) or lead.language
+            # py3langid over the first message: CPU work (0.5-1.7 ms), off the event loop
+            detected = await asyncio.to_thread(detect_language, text, supported=profile.languages)
+            language = detected or lead.language
             playbook = await self._playbook_for(
                 located, profile, language, trigger="inbound_unknown_lead", text=text, first=items[0]
             )

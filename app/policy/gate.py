@@ -87,7 +87,7 @@ class OutboundGate:
         newer_pending = False
         if conversation is not None:
             conv_doc = conversation[0]
-            conv = Conversation.from_doc(conv_doc) if conv_doc else None
+            conv = _conversation_facts(conv_doc) if conv_doc else None
             if conv is not None and item.trigger != "agent":
                 lead_doc, newer_pending = await self._lead_and_newer_pending(tenant_id, item.lead_id, conv)
             else:
@@ -96,7 +96,7 @@ class OutboundGate:
             lead_doc, conv_doc = await self.store.get_many(
                 tenant_id, [(col.LEADS, item.lead_id), (col.CONVERSATIONS, item.conversation_id)]
             )
-            conv = Conversation.from_doc(conv_doc) if conv_doc else None
+            conv = _conversation_facts(conv_doc) if conv_doc else None
             if conv is not None and item.trigger != "agent":
                 newer_pending = await self._newer_inbound_pending(tenant_id, conv)
         lead = Lead.from_doc(lead_doc or {"id": item.lead_id, "tenant_id": tenant_id})
@@ -173,6 +173,17 @@ class OutboundGate:
             tenant_id, [(col.LEADS, lead_id)], INBOX, **_pending_query(conv)
         )
         return lead_doc, bool(pending)
+
+
+_UNREAD = frozenset({"events", "state"})
+"""The conversation fields the gate does not read: the bulk of its document (up to 200 events,
+the engine's state)."""
+
+
+def _conversation_facts(doc: dict[str, Any]) -> Conversation:
+    """The conversation of ``doc`` as the gate reads it (channel, address, inbound times): its
+    events and engine state are left out, not parsed (parsing 150 events took about 0.7 ms)."""
+    return Conversation.from_doc({k: v for k, v in doc.items() if k not in _UNREAD})
 
 
 def _pending_query(conv: Conversation) -> dict[str, Any]:

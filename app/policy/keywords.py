@@ -30,10 +30,15 @@ _WORDS: dict[str, Keyword] = {
 }
 
 
+_NOT_LETTER = re.compile(r"[^A-Z]")
+
+
 def _fold(text: str) -> str:
+    if text.isascii():  # nothing to decompose, no combining mark
+        return _NOT_LETTER.sub("", text.upper())
     decomposed = unicodedata.normalize("NFKD", text)
     ascii_only = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"[^A-Z]", "", ascii_only.upper())
+    return _NOT_LETTER.sub("", ascii_only.upper())
 
 
 def classify_keyword(text: str) -> Keyword | None:

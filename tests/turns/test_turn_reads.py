@@ -173,3 +173,25 @@ async def test_the_gate_with_the_conversation_read_reads_twice(
     deferred = await gate.check("demo", item, conversation=(conv,))
     assert deferred.decision.reason == "newer_inbound_pending"
     assert (await gate.check("demo", item)).decision.reason == "newer_inbound_pending"
+
+
+async def test_the_gate_does_not_parse_the_conversations_events(runtime: Runtime) -> None:
+    """The gate reads a conversation's channel, address and inbound times: its kept events (up to
+    200) and engine state are not parsed for each message sent. Same decisions with many events;
+    the events are not even looked at (a malformed one changes nothing)."""
+    await _say(runtime, "a", "Hi, I'd like a quote for solar panels")
+    await runtime.worker.drain()
+    store = runtime.store
+    [doc, *_] = await store.query("demo", "outbox", filters=[where("status", "==", "sent")])
+    item = OutboxItem.from_doc({**doc.data, "status": "pending"})
+    conv = await store.get("demo", "conversations", item.conversation_id)
+    assert conv is not None
+    gate = runtime.dispatcher.gate
+    plain = await gate.check("demo", item, conversation=(conv,))
+    events = [{"at": float(i), "type": "slot_filled", "detail": {"slot": "x"}} for i in range(200)]
+    assert await gate.check("demo", item, conversation=({**conv, "events": events},)) == plain
+    unread = {**conv, "events": [{"type": None}], "state": "not a state"}
+    assert await gate.check("demo", item, conversation=(unread,)) == plain
+    # what it reads still counts: the lead's newer message makes the bot's one stale
+    newer = {**conv, "last_inbound_at": item.created_at + 1}
+    assert (await gate.check("demo", item, conversation=(newer,))).decision.reason == "newer_inbound_message"
