@@ -45,6 +45,7 @@ from playbooks.slots import (
 __all__ = [
     "BOT_DISCLOSURE",
     "RuleInterpreter",
+    "asks_what_about",
     "detect_intent",
     "expand_shorthand",
     "find_not_offered",
@@ -590,7 +591,7 @@ def _sentence_is_question(sentence: str) -> bool:
     call_me = _CALL_ME.search(body)
     if call_me and _MOMENT.search(body) and "?" not in body:
         return False  # "can you call me tomorrow at 9": a time given, not a question
-    if _STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body):
+    if _STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body) or _WHAT_ABOUT.fullmatch(body):
         return True
     return "?" in folded and bool(body.strip(" ?"))
 
@@ -1291,6 +1292,30 @@ BOT_DISCLOSURE = {
 they write to a machine, and how to reach a person)."""
 _ABOUT_US = {"en": "about the company", "fr": "à propos de votre société"}
 """What the knowledge base is asked instead: its entry about the company answers."""
+_WHAT_ABOUT = re.compile(
+    r"(?:(?:so|and|but|sorry|ok|alors|mais|euh|pardon|excusez-moi|et)\W+)?(?:"
+    r"what(?:'?s|s| is| was)? (?:this|that|it|all this)(?: all| even)?(?: (?:about|for|regarding|re))?"
+    r"|what (?:is|'s|s) (?:this|that|your) (?:company|business|firm|message|text|service|offer)(?: about)?"
+    r"|what (?:do|does) (?:you|u|you guys|your (?:company|business|firm)) (?:do|sell|offer)"
+    r"|what are (?:you|u) (?:about|selling|offering)"
+    r"|c'?est (?:pour|a propos de|au sujet de|en rapport avec) quoi|c'?est pourquoi|c'?est a quel sujet"
+    r"|c'?est quoi(?: (?:ce|cette|votre) (?:message|sms|texto|mail|truc|conversation|demande|societe|"
+    r"entreprise|boite|activite|service))?"
+    r"|c'?est quoi (?:le but|ce que vous faites|votre (?:metier|activite))|quel est le but"
+    r"|de quoi (?:s'agit-il|il s'agit|ca parle)|il s'agit de quoi|ca (?:concerne|parle de) quoi"
+    r"|vous (?:faites|vendez|proposez) quoi|qu'est-ce que (?:c'est|vous faites|vous vendez)|que faites-vous"
+    r")(?: (?:exactly|then|again|here|please|exactement|au juste|donc|alors|la|svp|s'il vous plait))*\W*"
+)
+"""A lead asking what the conversation is about ("whats this abt", "c pour quoi exactement ?",
+"c'est quoi ?"), matched in full (``fullmatch``) on a question sentence, folded, its greeting
+left out: answered with the knowledge base's entry about the company (:data:`_ABOUT_US`). Linear:
+alternatives of fixed words, read on one sentence of a message of at most :data:`MAX_CHARS`."""
+
+
+def asks_what_about(sentence: str) -> bool:
+    """Whether ``sentence`` (one sentence of a lead's message, SMS shorthand written out) only asks
+    what the conversation or the business is about ("what's this about?", "c'est pour quoi ?")."""
+    return _WHAT_ABOUT.fullmatch(_strip_greeting(fold(sentence[:MAX_CHARS]).strip())) is not None
 
 
 class RuleInterpreter:
@@ -1369,10 +1394,24 @@ class RuleInterpreter:
             if _ASKS_IF_BOT.search(fold(question)):
                 result.answer = BOT_DISCLOSURE.get(replying, BOT_DISCLOSURE["en"])
                 return result
-            if _WHO_ARE_YOU.search(fold(question)):
-                # "who is this?" is all function words to a search: ask the knowledge base about us
+            about = [s for s in questions if asks_what_about(s)]
+            if about or _WHO_ARE_YOU.search(fold(question)):
+                # "who is this?", "what's this about?" are all function words to a search: ask the
+                # knowledge base about us, and about what else the message asks
+                rest = " ".join(s for s in questions if s not in about)
                 question = _ABOUT_US.get(replying, _ABOUT_US["en"])
-            result.answer = await self._answer(question, replying)
-            if result.answer is None and replying != reading:
-                result.answer = await self._answer(question, reading)
+                answers = [await self._ask(question, replying, reading)]
+                if about and rest:
+                    answers.append(await self._ask(rest, replying, reading))
+                result.answer = " ".join(a for a in dict.fromkeys(answers) if a) or None
+                return result
+            result.answer = await self._ask(question, replying, reading)
         return result
+
+    async def _ask(self, question: str, replying: str, reading: str) -> str | None:
+        """The knowledge base's answer to ``question`` in ``replying``, else in ``reading``."""
+        assert self._answer is not None
+        answer = await self._answer(question, replying)
+        if answer is None and replying != reading:
+            answer = await self._answer(question, reading)
+        return answer
