@@ -498,11 +498,22 @@ def expand_shorthand(text: str, *, language: str | None = None) -> str:
 
 
 _QUESTION_AFTER_COMMA = re.compile(
-    r",\s*(?=(?:how|what|whats|what's|when|where|why|which|do you|does it|can you|could you|is there|"
-    r"are there|combien|c'est combien|c'est quoi|est-ce|pourquoi|quand|quel|quelle|quels|quelles|pouvez|"
-    r"avez-vous|vous faites|il y a|y a-t-il)(?![\w]))",
+    r",\s*(?:(?:and|but|also|so|et|mais|aussi|alors)\s+)?"
+    r"(?=(?:how|what|whats|what's|when|where|why|which|do you|does it|can you|could you|is there|"
+    r"are there|can i|could i|can we|could we|do i|do we|is it possible|"
+    r"combien|c'est combien|c'est quoi|est-ce|pourquoi|quand|quel|quelle|quels|quelles|pouvez|"
+    r"avez-vous|vous faites|il y a|y a-t-il|est-il possible|puis-je|peut-on|ai-je droit)(?![\w]))",
     re.IGNORECASE,
 )
+"""A question after a comma, its "and" / "et" left with the comma ("budget maybe 8k, and can i get
+a grant": the grant is asked, the budget is an answer)."""
+_QUESTION_AFTER_AND = re.compile(
+    r"\s+(?:and|but|et|mais)\s+(?=(?:can i|could i|can we|could we|can you|could you|do you|is there|"
+    r"are there|how much|how long|est-ce que|pouvez-vous|avez-vous|y a-t-il|est-il possible|puis-je|"
+    r"peut-on)(?![\w]))",
+    re.IGNORECASE,
+)
+"""A question joined by "and" / "et" with no comma ("about 120 and can i get a grant")."""
 
 #: In a sentence that ends with a question mark, a clause after a comma that speaks to the business
 #: ("je cherche à isoler les murs, vs intervenez où ?", "we own it, do u do batteries?") is the
@@ -515,9 +526,10 @@ _ADDRESSED_AFTER_COMMA = re.compile(
 
 
 def _split_questions(part: str) -> list[str]:
-    """``part`` cut before each question clause that follows a comma (:data:`_QUESTION_AFTER_COMMA`,
-    and :data:`_ADDRESSED_AFTER_COMMA` when ``part`` has a question mark)."""
-    pieces = _QUESTION_AFTER_COMMA.split(part)
+    """``part`` cut before each question clause that follows a comma or "and"
+    (:data:`_QUESTION_AFTER_COMMA`, :data:`_QUESTION_AFTER_AND`, and :data:`_ADDRESSED_AFTER_COMMA`
+    when ``part`` has a question mark)."""
+    pieces = [cut for piece in _QUESTION_AFTER_COMMA.split(part) for cut in _QUESTION_AFTER_AND.split(piece)]
     if "?" not in part:
         return pieces
     return [cut for piece in pieces for cut in _ADDRESSED_AFTER_COMMA.split(piece)]

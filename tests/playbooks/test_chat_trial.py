@@ -11,7 +11,7 @@ import pytest
 from playbooks import HandoffRequested, Playbook
 
 from .conftest import Conversation
-from .test_real_leads import EN, FR, RESPONSES, demo_kb, detect, said
+from .test_real_leads import EN, FR, RESPONSES, demo_kb, detect, filled, said
 
 Lead = Callable[[str], Conversation]
 
@@ -67,3 +67,38 @@ async def test_a_price_question_starting_with_c_est_quoi_is_still_a_price_questi
     await c.start()
     await c.say("c'est quoi le prix ?")
     assert c.texts()[0] == RESPONSES["fr-prix"]
+
+
+# --------------------------------------------------------------------------- 2. a question after an answer
+
+
+@pytest.mark.parametrize(
+    ("message", "slots"),
+    [
+        # the budget is no monthly bill (8,000 is above the question's maximum): asked again
+        ("budget maybe 8k, and can i get a grant", {}),
+        ("about 120 and can i get a grant", {"monthly_bill": 120.0}),
+        ("150 a month, also is there any grant", {"monthly_bill": 150.0}),
+    ],
+)
+async def test_a_question_joined_to_an_answer_by_and_is_answered_whatever_the_answer_part_gives(
+    lead: Lead, message: str, slots: dict[str, float]
+) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say("yes")
+    await c.say(message)
+    assert c.texts()[0] == RESPONSES["en-subsidies"]  # not only "Sorry, I need a number"
+    assert filled(c) == slots
+    assert said(c)[-1] == (("reask", "bill") if not slots else ("step", "roof"))
+
+
+async def test_a_french_question_joined_to_an_answer_by_et_is_answered(lead: Lead) -> None:
+    c = lead(FR)
+    await c.start()
+    for answer in ("oui", "maison", "combles"):
+        await c.say(answer)
+    await c.say("environ 90m2, et est-ce que j'ai droit à maprimerenov")
+    assert filled(c) == {"surface": 90.0}
+    assert c.texts()[0] == RESPONSES["fr-aides"]
+    assert said(c)[-1] == ("step", "delai")
