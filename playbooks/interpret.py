@@ -167,7 +167,27 @@ _NOT_INTERESTED_WEAK = _phrases(
     r"pas la peine",
     r"pas necessaire",
 )
+_CALL_BACK = (
+    r"(?:can|could|would|will) (?:you|someone|somebody|anyone|one of you|an adviser|an advisor)(?: please)? "
+    r"(?:call|ring|phone) me(?: back)?"
+    r"|(?:please )?(?:call|ring|phone) me back|give me a (?:call|ring)(?: back)?"
+    r"|(?:i'?d like|i would like|i want|i'?d prefer|can i (?:have|get)|could i (?:have|get)) "
+    r"(?:a call ?back|a call|a phone call|to be called(?: back)?)"
+    r"|(?:vous|tu) (?:pouvez|pourriez|pourrais|peux|voulez bien|voudriez bien) me "
+    r"(?:rappeler|appeler|telephoner)"
+    r"|(?:pouvez|pourriez)[- ]vous me (?:rappeler|appeler|telephoner)"
+    r"|(?:est-ce qu'on|est ce qu'on|est-ce que quelqu'un|on|quelqu'un) (?:peut|pourrait) me "
+    r"(?:rappeler|appeler|telephoner)"
+    r"|(?:rappelez|appelez)[- ]moi"
+    r"|(?:je voudrais|j'?aimerais|je souhaite|je souhaiterais|je veux|je prefere) "
+    r"(?:etre rappelee?|etre appelee?|qu'on me rappelle|qu'on m'appelle|un appel|que vous me rappeliez|"
+    r"que vous m'appeliez)"
+)
+"""A request to be called back, as a question or not ("vous pouvez me rappeler ?", "can someone
+call me back?"): a request for a person; with a moment ("rappelez-moi demain à 10h") a time given
+for the call instead (see :func:`detect_intent`)."""
 _HUMAN = _phrases(
+    _CALL_BACK,
     r"human",
     r"real person",
     r"actual person",
@@ -207,7 +227,9 @@ _HUMAN = _phrases(
 _CALL_ME = re.compile(
     r"(?:(?:can|could) (?:someone|somebody|you) (?:call|ring|phone) me|(?:have|get) (?:someone|"
     r"somebody) (?:to )?call me"
-    r"|quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)|just call me|call me instead)"
+    r"|quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)|just call me|call me instead|"
+    + _CALL_BACK
+    + r")"
 )
 _GREETING = re.compile(
     r"^(?:(?:hi|hello|hey|hiya|dear|good (?:morning|afternoon|evening)|bonjour|bonsoir|salut|coucou|re|"
@@ -558,13 +580,20 @@ _LEADING_ANSWER = re.compile(
 )
 
 
+_ADDRESSED = re.compile(r"(?:vous|vs|tu) [a-z]")
+"""A sentence whose subject is the business ("vous gérez...", "tu peux...")."""
+
+
 def _tentative(sentence: str, kind: str | None) -> bool:
     """A short answer said with a question mark ("maybe 120?", "jeudi 10h ?"): no question word,
-    six words at most, and the question pending wants a number, a date or an option."""
+    six words at most, and the question pending wants a number, a date or an option. A French
+    question put to the business by intonation ("vous gérez les aides ?") is no answer."""
     if kind not in ("number", "datetime", "choice"):
         return False
     body = _strip_greeting(fold(sentence).strip())
     if _STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body) or _WEAK_QUESTION.match(body):
+        return False
+    if _ADDRESSED.match(body):
         return False
     return len(re.findall(r"\w+", body)) <= 6 and bool(re.search(r"\d", body) or kind == "choice")
 

@@ -102,3 +102,58 @@ async def test_a_french_question_joined_to_an_answer_by_et_is_answered(lead: Lea
     assert filled(c) == {"surface": 90.0}
     assert c.texts()[0] == RESPONSES["fr-aides"]
     assert said(c)[-1] == ("step", "delai")
+
+
+# --------------------------------------------------------------------------- 5. "can you call me back?"
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message"),
+    [
+        (FR, ["oui"], "vous pouvez me rappeler ?"),
+        (FR, ["oui"], "pouvez-vous me rappeler svp"),
+        (FR, ["oui", "maison"], "est-ce qu'on peut me rappeler ?"),
+        (FR, [], "j'aimerais être rappelé"),
+        (EN, ["yes"], "can someone call me back?"),
+        (EN, ["yes"], "could u call me back"),
+        (EN, [], "give me a call please"),
+    ],
+)
+async def test_a_request_to_be_called_back_is_a_request_for_a_person_not_a_question(
+    lead: Lead, playbook: str, before: list[str], message: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert [h.reason for h in c.last.actions if isinstance(h, HandoffRequested)] == ["lead asked for a human"]
+    assert c.state.status == "handoff"
+    assert not any(s.endswith("_other") for s in c.state.slots)  # no option "chosen" from the words
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "slot"),
+    [
+        (FR, "rappelez-moi demain à 10h", "creneau_rappel"),
+        (EN, "can you call me back tomorrow at 10am", "callback_time"),
+    ],
+)
+async def test_a_call_back_request_with_a_time_gives_the_time(
+    lead: Lead, playbook: str, message: str, slot: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    await c.say("oui" if playbook == FR else "yes")
+    await c.say(message)
+    assert filled(c) == {slot: "2026-11-24T10:00:00+01:00"}
+    assert handoffs(c) == []
+
+
+async def test_a_french_question_put_to_the_business_at_a_choice_question_is_no_answer(lead: Lead) -> None:
+    c = lead(FR)
+    await c.start()
+    await c.say("oui")
+    await c.say("vous gérez les aides ?")
+    assert said(c) == [("answer", None), ("reask", "logement")]
+    assert c.state.slots == {"proprietaire": True} and c.state.attempts == 0
