@@ -931,7 +931,11 @@ def _read_asked(
         if result.intent == "wants_human":  # the request is no answer: "quelqu'un" is not "quelques mois"
             part = _HUMAN.sub(" ", fold(part))
         found = match_choice(
-            part, _labels(ask), now=options["now"], timezone=options["timezone"], question=ask.question
+            _mask_current_heating(part),
+            _labels(ask),
+            now=options["now"],
+            timezone=options["timezone"],
+            question=ask.question,
         )
         if found.value is not None:
             reading.take(ask.slot, SlotValue(found.value, found.evidence))
@@ -1051,6 +1055,27 @@ def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]
     return False
 
 
+_CURRENT_HEATING = re.compile(
+    r"(?<!\w)(?:chauffage|chaudiere|heating|boiler|poele)(?=\s+(?:(?:au|a|par|en|de|du|on|with)\s+)?"
+    r"(?:fioul|fuel|mazout|gaz|gas|electrique|electric|bois|wood|granules?|pellets?|charbon|coal|oil|"
+    r"propane|gpl|lpg|convecteurs?)(?!\w))"
+    r"|(?<=(?:oil|gas) )(?:heating|boiler)(?!\w)"
+)
+"""The word for a heating system followed (or, in English, preceded) by its fuel ("chauffage
+fioul", "chaudière au gaz", "oil heating"): the lead describes the heating they have, they do not
+name a heat pump by it. Blanked before options are matched, so the fuel is what is left to read."""
+
+
+def _mask_current_heating(text: str) -> str:
+    """``text`` with the heating word of :data:`_CURRENT_HEATING` blanked (same length)."""
+    folded = fold(text)
+    if len(folded) != len(text):
+        return text
+    for match in _CURRENT_HEATING.finditer(folded):
+        text = text[: match.start()] + " " * len(match.group()) + text[match.end() :]
+    return text
+
+
 def _has_content(text: str) -> bool:
     """Whether ``text`` still holds a meaningful word (four letters or more, not a stop word)."""
     from playbooks.choices import _tokens
@@ -1101,7 +1126,9 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         # a short reply's period is the project's too ("idk, maybe nxt year"); its common words
         # ("looking", "soon") still name no option of a question not asked
         now = options["now"] if project or _short_unprompted_period(folded) else None
-        found = match_choice(part, strict, now=now, timezone=options["timezone"], strict=True)
+        found = match_choice(
+            _mask_current_heating(part), strict, now=now, timezone=options["timezone"], strict=True
+        )
         if found.value is not None and not found.other:
             parsed = SlotValue(found.value, found.evidence)
     elif kind == "yes_no" and not asks_about_relative(context.question):  # see _read_relative_owner

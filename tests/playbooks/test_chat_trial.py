@@ -157,3 +157,39 @@ async def test_a_french_question_put_to_the_business_at_a_choice_question_is_no_
     await c.say("vous gérez les aides ?")
     assert said(c) == [("answer", None), ("reask", "logement")]
     assert c.state.slots == {"proprietaire": True} and c.state.attempts == 0
+
+
+# --------------------------------------------------------------------------- 3. "chauffage fioul"
+
+
+@pytest.mark.parametrize("message", ["chauffage fioul", "Chauffage électrique", "une chaudière au gaz"])
+async def test_the_heating_a_lead_has_is_no_heat_pump(lead: Lead, message: str) -> None:
+    c = lead(FR)
+    await c.start()
+    for answer in ("oui", "maison"):
+        await c.say(answer)
+    await c.say(message)
+    assert "travaux" not in c.state.slots
+    assert said(c) == [("reask", "travaux")]  # the options said again, the lead's words invited
+    await c.say("c'est pour remplacer le " + message.lower())
+    assert filled(c) == {"travaux_other": "c'est pour remplacer le " + message.lower()}  # kept in full
+
+
+@pytest.mark.parametrize(
+    "message", ["changer le chauffage", "on a une chaudière au gaz, on voudrait une pac", "chauffage par pac"]
+)
+async def test_a_heating_project_is_still_a_heat_pump(lead: Lead, message: str) -> None:
+    c = lead(FR)
+    await c.start()
+    for answer in ("oui", "maison"):
+        await c.say(answer)
+    await c.say(message)
+    assert filled(c) == {"travaux": "pompe_a_chaleur"}
+
+
+async def test_the_heating_said_at_another_question_names_no_project(lead: Lead) -> None:
+    c = lead(FR)
+    await c.start()
+    await c.say("oui")
+    await c.say("maison, chauffage fioul")
+    assert filled(c) == {"type_logement": "maison"}
