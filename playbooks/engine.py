@@ -128,6 +128,7 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "fr": "Cela permet à votre conseiller de vous préparer une réponse vraiment adaptée à votre projet.",
     },
     "noted_when": {"en": "Noted: {when}.", "fr": "C'est noté : {when}."},
+    "noted_choice": {"en": "Noted: {choice}.", "fr": "C'est noté : {choice}."},
     "noted_also": {"en": "Thanks, I've also noted {items}.", "fr": "Merci, j'ai aussi noté {items}."},
     "noted_corrected": {
         "en": "Thanks, I've corrected that: {items}.",
@@ -990,6 +991,11 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
 
     if ask is not None and ask.slot in filled and kinds.get(ask.slot) == "datetime":
         parts.append(turn.say("noted_when", when=when(state.slots[ask.slot])))
+    if ask is not None and ask.slot in filled and ask.slot in interpretation.fuzzy and ask.kind == "choice":
+        # read from misspelt words: said back, so that the lead can correct it
+        title = next((turn.text(c.title) for c in ask.choices if c.id == state.slots.get(ask.slot)), None)
+        if title is not None:
+            parts.append(turn.say("noted_choice", choice=_quote(turn, title)))
     for slot in sorted(filled):
         if kinds.get(slot) == "phone" and slot in interpretation.slots:
             doubtful = _doubtful_phone(state.slots.get(slot))

@@ -941,6 +941,8 @@ def _read_asked(
             reading.take(ask.slot, SlotValue(found.value, found.evidence))
             if found.other:
                 result.other[ask.slot] = part.strip()
+            elif found.fuzzy:
+                result.fuzzy.append(ask.slot)
         elif (named := _several_named(part, list(found.candidates), _labels(ask))) is not None:
             # "les deux : combles et pac": both are meant; the first named is the answer
             reading.take(ask.slot, SlotValue(named[0], part.strip()))

@@ -193,3 +193,48 @@ async def test_the_heating_said_at_another_question_names_no_project(lead: Lead)
     await c.say("oui")
     await c.say("maison, chauffage fioul")
     assert filled(c) == {"type_logement": "maison"}
+
+
+# --------------------------------------------------------------------------- 8. a misspelt option said back
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "ack", "step"),
+    [
+        (FR, ["oui", "maison"], "isolasion des comble", "C'est noté : « Isolation des combles ».", "surface"),
+        (FR, ["oui", "maison"], "pompe a chaluer", "C'est noté : « Pompe à chaleur ».", "surface"),
+        (EN, ["yes", "150", "slate"], "witin 3 monts", "Noted: “Within 3 months”.", "postcode"),
+        (EN, ["yes", "150"], "slte", "Noted: “Pitched – slate”.", "timeline"),
+    ],
+)
+async def test_an_option_read_from_misspelt_words_is_said_back(
+    lead: Lead, playbook: str, before: list[str], message: str, ack: str, step: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert said(c) == [("ack", None), ("step", step)]
+    assert c.texts()[0] == ack
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message"),
+    [
+        (FR, ["oui", "maison"], "les combles"),
+        (FR, ["oui", "maison", "combles", "95"], "dans 3 à 6 mois"),
+        (FR, ["oui"], "maizon"),  # the playbook's own spelling
+        (EN, ["yes", "150"], "tiles"),
+        (EN, ["yes", "150", "slate"], "in 5 months"),  # a period, read as such
+    ],
+)
+async def test_an_option_read_from_its_own_words_is_not_said_back(
+    lead: Lead, playbook: str, before: list[str], message: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert [p for p, _ in said(c)] == ["step"]
