@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kernel.clock import SystemClock
 from kernel.clone import clone_model
 from kernel.errors import LeadWarmError
+from playbooks.choices import match_choice
 from playbooks.expressions import evaluate, render, template_context
 from playbooks.language import asked_language, follow_language
 from playbooks.runtime import (
@@ -164,6 +165,7 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "You can also suggest another day and time.",
         "fr": "Vous pouvez aussi proposer un autre jour et une autre heure.",
     },
+    "we_offer": {"en": "Yes, we do: {offers}.", "fr": "Oui, nous le proposons : {offers}."},
     "not_offered": {
         "en": "Sorry, we don't offer {topic}.",
         "fr": "Désolé, nous ne proposons pas {topic}.",
@@ -677,17 +679,22 @@ def _not_offered_context(turn: _Turn) -> AskContext | None:
     return context
 
 
-def _not_offered_reply(turn: _Turn) -> str | None:
+def _not_offered_reply(turn: _Turn, *, asked: str | None = None) -> str | None:
     """What the lead who asked for a project not offered is told (``None`` when they did not):
     the playbook's ``message``, else "we don't offer {topic}" and the options of its
-    ``offer_step`` (and, with ``handoff``, that an adviser will get back to them)."""
+    ``offer_step`` (and, with ``handoff``, that an adviser will get back to them). ``asked``: the
+    lead's own words for something the playbook neither offers nor lists as not offered ("do you
+    do plumbing?"), said as the topic."""
     spec, topic_id = turn.playbook.not_offered, turn.not_offered
-    if spec is None or topic_id is None:
+    if spec is None or (topic_id is None and asked is None):
         return None
-    topic = next((t for t in spec.topics if t.id == topic_id), None)
-    if topic is None:
-        return None
-    title = turn.text(topic.title)
+    if asked is not None:
+        title = asked
+    else:
+        topic = next((t for t in spec.topics if t.id == topic_id), None)
+        if topic is None:
+            return None
+        title = turn.text(topic.title)
     offer = turn.playbook.step(spec.offer_step) if spec.offer_step else None
     titles = [c.title for c in turn.choices(offer)] if isinstance(offer, AskStep) else []
     offers = "".join(titles)
@@ -702,6 +709,38 @@ def _not_offered_reply(turn: _Turn) -> str | None:
     if spec.handoff:
         parts.append(turn.say("not_offered_handoff"))
     return " ".join(parts)
+
+
+_ARTICLE = re.compile(r"^(?:des|du|de la|de l'|un|une|d'|de|les)\s+|^(?:de l'|d')", re.IGNORECASE)
+"""A French article before what a lead asks for: "pas de" after a negation ("des fenêtres" ->
+"de fenêtres", "une éolienne" -> "d'éolienne")."""
+
+
+def _titles(title: str | dict[str, str]) -> list[str]:
+    """A title in every language it is written in."""
+    return [title] if isinstance(title, str) else list(title.values())
+
+
+def _asked_offer(turn: _Turn, words: str) -> tuple[str, bool] | None:
+    """The answer to "do you do ``words``?" from the playbook's offers (the options of
+    ``not_offered.offer_step``): ``(text, True)``, "yes, we do" and the option, when one option
+    is named; ``(text, False)``, "we don't offer" and what is offered (:func:`_not_offered_reply`),
+    when none is; ``None`` when the playbook lists no offers."""
+    spec = turn.playbook.not_offered
+    offer = turn.playbook.step(spec.offer_step) if spec is not None and spec.offer_step else None
+    if not isinstance(offer, AskStep) or not offer.choices:
+        return None
+    labels = {c.id: [*_titles(c.title), *c.synonyms] for c in offer.choices}
+    found = match_choice(words, labels, strict=True)
+    if found.value is not None and not found.other:
+        title = next(c.title for c in turn.choices(offer) if c.id == found.value)
+        return turn.say("we_offer", offers=_quote(turn, title)), True
+    topic = words.strip()
+    if turn.state.language == "fr" and _ARTICLE.match(topic):  # "pas de fenêtres" (the lead wrote "des")
+        noun = _ARTICLE.sub("", topic, count=1)
+        topic = f"d'{noun}" if noun[:1].lower() in "aeiouyhàâéèêëîïôûü" else f"de {noun}"
+    reply = _not_offered_reply(turn, asked=topic)
+    return (reply, False) if reply is not None else None
 
 
 _CORRECTABLE = ("number", "choice", "email", "phone", "text")
@@ -1090,6 +1129,12 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
             return
         turn.pending_answer = interpretation.answer
         unoffered = _not_offered_reply(turn)
+        if unoffered is None and not interpretation.answer and interpretation.asks_offer:
+            offered = _asked_offer(turn, interpretation.asks_offer)
+            if offered is not None and offered[1]:
+                turn.pending_answer = offered[0]
+            elif offered is not None:
+                unoffered = offered[0]
         if unoffered is not None:
             turn.pending_answer = unoffered
         elif interpretation.intent == "question" and not interpretation.answer:
@@ -1185,11 +1230,18 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         _not_interested(turn)
         return
     unoffered = _not_offered_reply(turn)
+    if unoffered is None and not answer and interpretation.asks_offer:
+        offered = _asked_offer(turn, interpretation.asks_offer)  # "vous faites la plomberie ?"
+        if offered is not None and offered[1]:
+            answer = offered[0]
+        elif offered is not None:
+            unoffered = offered[0]
     if unoffered is not None and state.status == "active":
         spec = turn.playbook.not_offered
         if spec is not None and spec.handoff:
             turn.send(unoffered, purpose="answer")
-            _handoff(turn, reason=f"asked for a project not offered: {turn.not_offered}")
+            asked = turn.not_offered or interpretation.asks_offer
+            _handoff(turn, reason=f"asked for a project not offered: {asked}")
             return
         answer = unoffered  # said plainly, with what is offered, then the question asked again
     if intent == "question" and not answer and (ask is not None or state.status == "waiting"):

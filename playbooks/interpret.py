@@ -45,6 +45,7 @@ from playbooks.slots import (
 __all__ = [
     "BOT_DISCLOSURE",
     "RuleInterpreter",
+    "asked_offer",
     "asks_what_about",
     "detect_intent",
     "expand_shorthand",
@@ -1388,6 +1389,48 @@ def asks_what_about(sentence: str) -> bool:
     return _WHAT_ABOUT.fullmatch(_strip_greeting(fold(sentence[:MAX_CHARS]).strip())) is not None
 
 
+_ASKS_OFFER = re.compile(
+    r"(?:^|[,.!:;]\s*|(?<![\w'])(?:and|et|also|aussi|mais|but|so|alors|donc|hi|hello|bonjour|salut)\s+)"
+    r"(?:do (?:you|u|ya)(?: guys)?(?: also| even)? "
+    r"(?:do|install|fit|offer|sell|supply|provide|put in|work on)"
+    r"|(?:can|could) (?:you|u)(?: also)? (?:do|install|fit|supply|put in)"
+    r"|(?:est-ce que |est ce que |est-ce qu'|est ce qu')?(?:vous|vs)(?: nous)? "
+    r"(?:faites|proposez|installez|posez|vendez|fournissez|realisez|traitez|gerez)"
+    r"(?: aussi| egalement| meme)?"
+    r"|(?:faites|proposez|installez|posez|vendez|realisez)[- ]vous(?: aussi| egalement)?"
+    r") (?P<what>[a-z'-]+(?: [a-z'-]+){0,5}?)"
+    r"(?: (?:too|as well|also|aussi|egalement|par hasard|svp|please|chez vous))?\W*$"
+)
+"""A question asking whether the business does something ("do you do plumbing?", "vous faites la
+plomberie ?", "proposez-vous l'isolation des murs"): the words asked about (``what``), at most
+six, to the end of the sentence. Matched on one folded sentence (at most :data:`MAX_CHARS`
+characters); the repetitions are bounded, so the matching stays linear."""
+_NOT_A_THING = frozenset(
+    {
+        "quoi", "what", "that", "this", "it", "ca", "cela", "ceci", "le", "la", "les", "one", "aussi",
+        "tout", "everything", "anything", "rien", "comment", "how", "ou", "where", "quand", "when", "des",
+        "du", "de", "un", "une", "weekends", "weekend", "saturdays", "sundays", "evenings", "nights",
+        "samedi", "samedis", "dimanche", "dimanches", "soir", "week-end", "week-ends",
+    }
+)  # fmt: skip
+"""Words that name nothing offered: "vous faites quoi ?" asks what the business is."""
+
+
+def asked_offer(text: str) -> str | None:
+    """The words X of the first sentence of ``text`` (SMS shorthand written out) that asks whether
+    the business does X ("do you do plumbing?" -> "plumbing"), as written; ``None`` when none."""
+    for sentence in _sentences(text[:MAX_CHARS]):
+        folded = fold(sentence)
+        match = _ASKS_OFFER.search(folded)
+        if match is None or len(folded) != len(sentence):
+            continue
+        said = re.findall(r"[a-z][a-z-]*", match.group("what").replace("'", " "))
+        words = [w for w in said if w not in _NOT_A_THING and len(w) > 1]
+        if words:
+            return sentence[match.start("what") : match.end("what")]
+    return None
+
+
 class RuleInterpreter:
     """Offline ``Interpreter``: :func:`read_message`, plus optional knowledge-base answers.
 
@@ -1452,6 +1495,8 @@ class RuleInterpreter:
             return reading, result
 
         reading, result = await asyncio.get_running_loop().run_in_executor(_READER, read)
+        if result.intent == "question":
+            result.asks_offer = asked_offer(expand_shorthand(text, language=reading))
         if self._answer is not None and result.intent == "question":
             expanded = expand_shorthand(text, language=reading)
             questions = [s for s in _sentences(expanded) if _sentence_is_question(s)]

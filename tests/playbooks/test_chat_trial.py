@@ -238,3 +238,105 @@ async def test_an_option_read_from_its_own_words_is_not_said_back(
         await c.say(text)
     await c.say(message)
     assert [p for p, _ in said(c)] == ["step"]
+
+
+# --------------------------------------------------------------------------- 7. "do you do X?"
+
+FR_OFFERS = "Isolation des combles, Isolation des murs, Pompe à chaleur ou Rénovation globale"
+EN_OFFERS = "Solar panels, Solar panels and a battery or Home battery"
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "reply", "step"),
+    [
+        (
+            FR,
+            ["oui", "maison"],
+            "vous faites la plomberie ?",
+            f"Désolé, nous ne proposons pas la plomberie. Nous pouvons en revanche vous accompagner pour : {FR_OFFERS}.",
+            "travaux",
+        ),
+        (
+            FR,
+            ["oui"],
+            "vous installez des éoliennes ?",
+            "Désolé, nous ne proposons pas d'éoliennes. Nous pouvons en revanche vous accompagner pour : "
+            f"{FR_OFFERS}.",
+            "logement",
+        ),
+        (
+            FR,
+            ["oui"],
+            "est-ce que vous faites aussi les fenêtres ?",
+            f"Désolé, nous ne proposons pas de fenêtres. Nous pouvons en revanche vous accompagner pour : {FR_OFFERS}.",
+            "logement",
+        ),
+        (
+            FR,
+            ["oui"],
+            "vous faites les pompes à chaleur ?",
+            "Oui, nous le proposons : « Pompe à chaleur ».",
+            "logement",
+        ),
+        (
+            EN,
+            ["yes"],
+            "do you do plumbing?",
+            f"Sorry, we don't offer plumbing. What we can help you with: {EN_OFFERS}.",
+            "bill",
+        ),
+        (
+            EN,
+            ["yes"],
+            "can u do ev chargers too?",
+            f"Sorry, we don't offer ev chargers. What we can help you with: {EN_OFFERS}.",
+            "bill",
+        ),
+    ],
+)
+async def test_do_you_do_x_is_answered_yes_or_no_from_the_playbooks_offers(
+    lead: Lead, playbook: str, before: list[str], message: str, reply: str, step: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert said(c) == [("answer", None), ("reask", step)]  # no "I'll pass it on", no handoff
+    assert c.texts()[0] == reply
+    assert handoffs(c) == []
+
+
+async def test_do_you_do_x_as_a_first_message_is_answered_before_the_first_question(lead: Lead) -> None:
+    c = lead(FR)
+    await c.start("bonjour, vous faites la plomberie ?", trigger="inbound_unknown_lead")
+    assert said(c) == [("step", "accueil"), ("answer", None), ("step", "proprietaire")]
+    assert c.texts()[1].startswith("Désolé, nous ne proposons pas la plomberie.")
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "entry"),
+    [
+        (EN, "do u do batteries?", "en-battery"),  # the knowledge base's answer comes first
+        (FR, "vous faites des facilités de paiement ?", "fr-financement"),
+    ],
+)
+async def test_do_you_do_x_answered_by_the_knowledge_base_keeps_its_answer(
+    lead: Lead, playbook: str, message: str, entry: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    await c.say(message)
+    assert c.texts()[0] == RESPONSES[entry]
+
+
+@pytest.mark.parametrize(
+    "message", ["vous faites quoi ?", "vous faites le week-end ?", "do you do weekends?"]
+)
+async def test_do_you_do_with_no_thing_named_is_not_answered_with_the_offers(
+    lead: Lead, message: str
+) -> None:
+    c = lead(FR if message.startswith("vous") else EN)
+    await c.start()
+    await c.say(message)
+    assert "proposons pas" not in c.texts()[0] and "don't offer" not in c.texts()[0]
