@@ -1035,22 +1035,24 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
         title = next((turn.text(c.title) for c in ask.choices if c.id == state.slots.get(ask.slot)), None)
         if title is not None:
             parts.append(turn.say("noted_choice", choice=_quote(turn, title)))
+    doubted: set[str] = set()  # phone numbers said back in full: not named again below
     for slot in sorted(filled):
         if kinds.get(slot) == "phone" and slot in interpretation.slots:
             doubtful = _doubtful_phone(state.slots.get(slot))
             if doubtful is not None:
                 parts.append(turn.say("noted_phone", number=doubtful))
+                doubted.add(slot)
     items: list[str] = []
     corrections: list[str] = []
     contacts: list[str] = []  # named, not repeated: the lead just typed them
     listening = turn.lookups.listening
     quiet = ask is None or ask.slot in filled or any(s not in listening for s in filled)
     for slot in interpretation.slots:
-        if slot not in filled or (ask is not None and slot == ask.slot):
+        if slot not in filled or (ask is not None and slot == ask.slot) or slot in doubted:
             continue
-        if slot in listening and quiet:
-            continue  # noted silently, unless it is all a reply to the question waiting gave
         kind = kinds.get(slot)
+        if slot in listening and quiet and kind not in ("email", "phone"):
+            continue  # noted silently, unless it is all a reply to the question waiting gave
         if slot not in state.slots or (kind == "yes_no" and slot in turn.corrected):
             continue  # a corrected yes/no answer speaks through the path it now takes
         said = corrections if slot in turn.corrected else items
@@ -1069,10 +1071,10 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
             said.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
     if turn.wished is not None:
         items.append(when(turn.wished))
-    if not items and contacts and ask is not None and ask.slot not in filled:
-        # Only contact details came while another question waits: say so rather than "I didn't
-        # understand", then ask the question again.
-        items = contacts
+    # contact details given in passing are said to be kept (named, not repeated), with the other
+    # values, in a first message too; alone while another question waits, rather than "I didn't
+    # understand", before the question is asked again
+    items = [*items, *contacts]
     if corrections:
         parts.append(turn.say("noted_corrected", items=_listed(turn, corrections)))
     if items:

@@ -340,3 +340,69 @@ async def test_do_you_do_with_no_thing_named_is_not_answered_with_the_offers(
     await c.start()
     await c.say(message)
     assert "proposons pas" not in c.texts()[0] and "don't offer" not in c.texts()[0]
+
+
+# --------------------------------------------------------------------------- 6. contact details in passing
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slots", "ack"),
+    [
+        (
+            FR,
+            ["oui"],
+            "mon mail c'est jean.dupont@gmail.com",
+            {"email": "jean.dupont@gmail.com"},
+            "Merci, j'ai aussi noté votre adresse e-mail.",
+        ),
+        (
+            FR,
+            ["oui"],
+            "mon numéro c'est le 06 12 34 56 78",
+            {"telephone": "+33612345678"},
+            "Merci, j'ai aussi noté votre numéro de téléphone.",
+        ),
+        # a number libphonenumber does not know as assigned is said back once, in full
+        (
+            EN,
+            ["yes"],
+            "my number is 07700 900123",
+            {"phone": "+447700900123"},
+            "I've noted the number +44 7700 900123 – just tell me if it isn't right.",
+        ),
+        (
+            EN,
+            ["yes"],
+            "150, email jo@example.com",
+            {"monthly_bill": 150.0, "email": "jo@example.com"},
+            "Thanks, I've also noted your e-mail address.",
+        ),
+        (
+            EN,
+            ["yes"],
+            "about 120, ring me on 07911 123456",
+            {"monthly_bill": 120.0, "phone": "+447911123456"},
+            "Thanks, I've also noted your phone number.",
+        ),
+    ],
+)
+async def test_contact_details_given_in_passing_are_kept_and_said_to_be(
+    lead: Lead, playbook: str, before: list[str], message: str, slots: dict[str, object], ack: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert filled(c) == slots
+    assert [m for m in c.texts() if m == ack] == [ack]
+
+
+async def test_contact_details_in_a_first_message_are_said_to_be_kept(lead: Lead) -> None:
+    c = lead(FR)
+    await c.start(
+        "bonjour, mon mail c'est jean.dupont@gmail.com et mon tel 0612345678", trigger="inbound_unknown_lead"
+    )
+    assert filled(c) == {"email": "jean.dupont@gmail.com", "telephone": "+33612345678"}
+    assert said(c) == [("step", "accueil"), ("ack", None), ("step", "proprietaire")]
+    assert c.texts()[1] == "Merci, j'ai aussi noté votre adresse e-mail et votre numéro de téléphone."
