@@ -532,8 +532,9 @@ _QUESTION_AFTER_COMMA = re.compile(
 a grant": the grant is asked, the budget is an answer)."""
 _QUESTION_AFTER_AND = re.compile(
     r"\s+(?:and|but|et|mais)\s+(?=(?:can i|could i|can we|could we|can you|could you|do you|is there|"
-    r"are there|how much|how long|est-ce que|pouvez-vous|avez-vous|y a-t-il|est-il possible|puis-je|"
-    r"peut-on)(?![\w]))",
+    r"are there|how much|how long|what about|est-ce que|pouvez-vous|avez-vous|y a-t-il|est-il possible|"
+    r"puis-je|peut-on|c'est combien|ca coute combien|ça coûte combien|ca fait combien|combien ca coute|"
+    r"combien ça coûte|c'est quoi)(?![\w]))",
     re.IGNORECASE,
 )
 """A question joined by "and" / "et" with no comma ("about 120 and can i get a grant")."""
@@ -585,6 +586,14 @@ _ADDRESSED = re.compile(r"(?:vous|vs|tu) [a-z]")
 """A sentence whose subject is the business ("vous gérez...", "tu peux...")."""
 
 
+_HEDGES = re.compile(
+    r"(?<![\w'])(?:je ne sais pas|j'?sais pas|je sais pas|i don'?t know|not sure|pas sur|peut-?etre|"
+    r"peut etre|maybe|perhaps|probably|environ|a peu pres|about|around|roughly|je pense|je crois|i think|"
+    r"i guess)(?![\w'])"
+)
+"""Words of doubt around a short answer ("jsp, 90 m2 peut être ?"): not counted as its words."""
+
+
 def _tentative(sentence: str, kind: str | None) -> bool:
     """A short answer said with a question mark ("maybe 120?", "jeudi 10h ?"): no question word,
     six words at most, and the question pending wants a number, a date or an option. A French
@@ -596,7 +605,8 @@ def _tentative(sentence: str, kind: str | None) -> bool:
         return False
     if _ADDRESSED.match(body):
         return False
-    return len(re.findall(r"\w+", body)) <= 6 and bool(re.search(r"\d", body) or kind == "choice")
+    words = len(re.findall(r"\w+", _HEDGES.sub(" ", body)))
+    return words <= 6 and bool(re.search(r"\d", body) or kind == "choice")
 
 
 def _answer_sentences(text: str, kind: str | None = None) -> list[str]:

@@ -406,3 +406,51 @@ async def test_contact_details_in_a_first_message_are_said_to_be_kept(lead: Lead
     assert filled(c) == {"email": "jean.dupont@gmail.com", "telephone": "+33612345678"}
     assert said(c) == [("step", "accueil"), ("ack", None), ("step", "proprietaire")]
     assert c.texts()[1] == "Merci, j'ai aussi noté votre adresse e-mail et votre numéro de téléphone."
+
+
+# --------------------------------------------------------------------------- 9. our own messy messages
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slots", "entry"),
+    [
+        # an answer, then a price question joined by "et" with no comma: both heard
+        (
+            FR,
+            ["oui", "maison"],
+            "isolation des combles et c'est combien ?",
+            {"travaux": "isolation_combles"},
+            "fr-prix",
+        ),
+        (EN, ["yes"], "tiles and how much is it", {"roof_type": "pitched_tiles"}, "en-price"),
+    ],
+)
+async def test_an_answer_then_a_price_question_joined_by_and_are_both_heard(
+    lead: Lead, playbook: str, before: list[str], message: str, slots: dict[str, str], entry: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert filled(c) == slots
+    assert c.texts()[0] == RESPONSES[entry]
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slots"),
+    [
+        (FR, ["oui", "maison", "pac"], "jsp, 90 m2 peut etre ?", {"surface": 90.0}),
+        (EN, ["yes"], "idk maybe 150 i think?", {"monthly_bill": 150.0}),
+    ],
+)
+async def test_a_doubtful_number_with_a_question_mark_is_still_the_answer(
+    lead: Lead, playbook: str, before: list[str], message: str, slots: dict[str, float]
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert filled(c) == slots
+    assert said(c)[-1][0] == "step"  # the next question, not "I'll pass it on"
