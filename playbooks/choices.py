@@ -308,7 +308,9 @@ class ChoiceMatch:
     ``None``). ``other``: the lead described something none of the options covers, or said
     "none of these" (``value`` is then the id of an "other" option if the question has one).
     ``declined``: with ``other``, the lead said so outright ("none of these", "autre chose"), rather
-    than writing words that merely match no option.
+    than writing words that merely match no option. ``fuzzy``: with ``value``, the option was read
+    from misspelt, shortened or partial words ("isolasion des comble", "witin 3 monts"), not from
+    its words, a number or a period: worth saying back so the lead can correct it.
     """
 
     value: str | None = None
@@ -316,6 +318,7 @@ class ChoiceMatch:
     candidates: tuple[str, ...] = field(default_factory=tuple)
     other: bool = False
     declined: bool = False
+    fuzzy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -681,6 +684,7 @@ def match_choice(
         joined = " ".join(re.findall(r"[a-z0-9]+", rest))
     # whole labels found in the message (by stem, prefix or typo), longest first
     full: dict[str, tuple[int, list[int]]] = {}
+    verbatim: set[str] = set()  # options whose longest label found was found by stem, not by typo
     partial: dict[str, float] = {}
     topic = {t.text for t in _tokens(question)} if question else set()
     for cid, options in labels.items():
@@ -696,6 +700,9 @@ def match_choice(
             if len(hits) == len(label_tokens):
                 if len(label_tokens) > full.get(cid, (0, []))[0]:
                     full[cid] = (len(label_tokens), hits)
+                    # the longest label found decides whether the words were misspelt
+                    exact = strict or len(_label_hits(label_tokens, message, exact=True)) == len(label_tokens)
+                    (verbatim.add if exact else verbatim.discard)(cid)
             elif hits and not strict and any(message[i].text not in _WEAK_ALONE for i in hits):
                 partial[cid] = max(partial.get(cid, 0.0), len(hits) / len(label_tokens))
     if full:
@@ -722,7 +729,11 @@ def match_choice(
             if len(winners) > 1 or all(message[i].text in span for cid in winners for i in full[cid][1]):
                 return period  # "after the winter" is not "this winter", "in a year" not "this year"
         if len(winners) == 1:
-            return ChoiceMatch(value=winners[0], evidence=_evidence(text, message, full[winners[0]][1]))
+            return ChoiceMatch(
+                value=winners[0],
+                evidence=_evidence(text, message, full[winners[0]][1]),
+                fuzzy=winners[0] not in verbatim,
+            )
         if not strict:
             ranked = sorted(winners, key=lambda c: -full[c][0])
             return ChoiceMatch(candidates=tuple(ranked[:3]), evidence=text.strip())
@@ -737,7 +748,7 @@ def match_choice(
         best, score = scored[0]
         close = [cid for cid, s in scored if s >= 0.5 and score - s <= 0.15]
         if score >= 0.5 and len(close) == 1:
-            return ChoiceMatch(value=best, evidence=text.strip())
+            return ChoiceMatch(value=best, evidence=text.strip(), fuzzy=True)
         if len(close) > 1:
             return ChoiceMatch(candidates=tuple(close[:3]), evidence=text.strip())
     if _NONE.search(fold(text)):
@@ -747,7 +758,7 @@ def match_choice(
         key=lambda item: item[1],
     )
     if whole[1] >= 85:
-        return ChoiceMatch(value=whole[0], evidence=text.strip())
+        return ChoiceMatch(value=whole[0], evidence=text.strip(), fuzzy=True)
     if any(len(t.text) >= 4 and not t.text.isdigit() for t in message):
         return _other(text, labels)
     return ChoiceMatch()

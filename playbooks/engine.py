@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kernel.clock import SystemClock
 from kernel.clone import clone_model
 from kernel.errors import LeadWarmError
+from playbooks.choices import match_choice
 from playbooks.expressions import evaluate, render, template_context
 from playbooks.language import asked_language, follow_language
 from playbooks.runtime import (
@@ -128,6 +129,7 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "fr": "Cela permet à votre conseiller de vous préparer une réponse vraiment adaptée à votre projet.",
     },
     "noted_when": {"en": "Noted: {when}.", "fr": "C'est noté : {when}."},
+    "noted_choice": {"en": "Noted: {choice}.", "fr": "C'est noté : {choice}."},
     "noted_also": {"en": "Thanks, I've also noted {items}.", "fr": "Merci, j'ai aussi noté {items}."},
     "noted_corrected": {
         "en": "Thanks, I've corrected that: {items}.",
@@ -163,6 +165,7 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "You can also suggest another day and time.",
         "fr": "Vous pouvez aussi proposer un autre jour et une autre heure.",
     },
+    "we_offer": {"en": "Yes, we do: {offers}.", "fr": "Oui, nous le proposons : {offers}."},
     "not_offered": {
         "en": "Sorry, we don't offer {topic}.",
         "fr": "Désolé, nous ne proposons pas {topic}.",
@@ -676,17 +679,22 @@ def _not_offered_context(turn: _Turn) -> AskContext | None:
     return context
 
 
-def _not_offered_reply(turn: _Turn) -> str | None:
+def _not_offered_reply(turn: _Turn, *, asked: str | None = None) -> str | None:
     """What the lead who asked for a project not offered is told (``None`` when they did not):
     the playbook's ``message``, else "we don't offer {topic}" and the options of its
-    ``offer_step`` (and, with ``handoff``, that an adviser will get back to them)."""
+    ``offer_step`` (and, with ``handoff``, that an adviser will get back to them). ``asked``: the
+    lead's own words for something the playbook neither offers nor lists as not offered ("do you
+    do plumbing?"), said as the topic."""
     spec, topic_id = turn.playbook.not_offered, turn.not_offered
-    if spec is None or topic_id is None:
+    if spec is None or (topic_id is None and asked is None):
         return None
-    topic = next((t for t in spec.topics if t.id == topic_id), None)
-    if topic is None:
-        return None
-    title = turn.text(topic.title)
+    if asked is not None:
+        title = asked
+    else:
+        topic = next((t for t in spec.topics if t.id == topic_id), None)
+        if topic is None:
+            return None
+        title = turn.text(topic.title)
     offer = turn.playbook.step(spec.offer_step) if spec.offer_step else None
     titles = [c.title for c in turn.choices(offer)] if isinstance(offer, AskStep) else []
     offers = "".join(titles)
@@ -701,6 +709,38 @@ def _not_offered_reply(turn: _Turn) -> str | None:
     if spec.handoff:
         parts.append(turn.say("not_offered_handoff"))
     return " ".join(parts)
+
+
+_ARTICLE = re.compile(r"^(?:des|du|de la|de l'|un|une|d'|de|les)\s+|^(?:de l'|d')", re.IGNORECASE)
+"""A French article before what a lead asks for: "pas de" after a negation ("des fenêtres" ->
+"de fenêtres", "une éolienne" -> "d'éolienne")."""
+
+
+def _titles(title: str | dict[str, str]) -> list[str]:
+    """A title in every language it is written in."""
+    return [title] if isinstance(title, str) else list(title.values())
+
+
+def _asked_offer(turn: _Turn, words: str) -> tuple[str, bool] | None:
+    """The answer to "do you do ``words``?" from the playbook's offers (the options of
+    ``not_offered.offer_step``): ``(text, True)``, "yes, we do" and the option, when one option
+    is named; ``(text, False)``, "we don't offer" and what is offered (:func:`_not_offered_reply`),
+    when none is; ``None`` when the playbook lists no offers."""
+    spec = turn.playbook.not_offered
+    offer = turn.playbook.step(spec.offer_step) if spec is not None and spec.offer_step else None
+    if not isinstance(offer, AskStep) or not offer.choices:
+        return None
+    labels = {c.id: [*_titles(c.title), *c.synonyms] for c in offer.choices}
+    found = match_choice(words, labels, strict=True)
+    if found.value is not None and not found.other:
+        title = next(c.title for c in turn.choices(offer) if c.id == found.value)
+        return turn.say("we_offer", offers=_quote(turn, title)), True
+    topic = words.strip()
+    if turn.state.language == "fr" and _ARTICLE.match(topic):  # "pas de fenêtres" (the lead wrote "des")
+        noun = _ARTICLE.sub("", topic, count=1)
+        topic = f"d'{noun}" if noun[:1].lower() in "aeiouyhàâéèêëîïôûü" else f"de {noun}"
+    reply = _not_offered_reply(turn, asked=topic)
+    return (reply, False) if reply is not None else None
 
 
 _CORRECTABLE = ("number", "choice", "email", "phone", "text")
@@ -990,22 +1030,29 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
 
     if ask is not None and ask.slot in filled and kinds.get(ask.slot) == "datetime":
         parts.append(turn.say("noted_when", when=when(state.slots[ask.slot])))
+    if ask is not None and ask.slot in filled and ask.slot in interpretation.fuzzy and ask.kind == "choice":
+        # read from misspelt words: said back, so that the lead can correct it
+        title = next((turn.text(c.title) for c in ask.choices if c.id == state.slots.get(ask.slot)), None)
+        if title is not None:
+            parts.append(turn.say("noted_choice", choice=_quote(turn, title)))
+    doubted: set[str] = set()  # phone numbers said back in full: not named again below
     for slot in sorted(filled):
         if kinds.get(slot) == "phone" and slot in interpretation.slots:
             doubtful = _doubtful_phone(state.slots.get(slot))
             if doubtful is not None:
                 parts.append(turn.say("noted_phone", number=doubtful))
+                doubted.add(slot)
     items: list[str] = []
     corrections: list[str] = []
     contacts: list[str] = []  # named, not repeated: the lead just typed them
     listening = turn.lookups.listening
     quiet = ask is None or ask.slot in filled or any(s not in listening for s in filled)
     for slot in interpretation.slots:
-        if slot not in filled or (ask is not None and slot == ask.slot):
+        if slot not in filled or (ask is not None and slot == ask.slot) or slot in doubted:
             continue
-        if slot in listening and quiet:
-            continue  # noted silently, unless it is all a reply to the question waiting gave
         kind = kinds.get(slot)
+        if slot in listening and quiet and kind not in ("email", "phone"):
+            continue  # noted silently, unless it is all a reply to the question waiting gave
         if slot not in state.slots or (kind == "yes_no" and slot in turn.corrected):
             continue  # a corrected yes/no answer speaks through the path it now takes
         said = corrections if slot in turn.corrected else items
@@ -1024,10 +1071,10 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
             said.append(_quote(turn, interpretation.evidence.get(slot) or str(state.slots[slot])))
     if turn.wished is not None:
         items.append(when(turn.wished))
-    if not items and contacts and ask is not None and ask.slot not in filled:
-        # Only contact details came while another question waits: say so rather than "I didn't
-        # understand", then ask the question again.
-        items = contacts
+    # contact details given in passing are said to be kept (named, not repeated), with the other
+    # values, in a first message too; alone while another question waits, rather than "I didn't
+    # understand", before the question is asked again
+    items = [*items, *contacts]
     if corrections:
         parts.append(turn.say("noted_corrected", items=_listed(turn, corrections)))
     if items:
@@ -1084,6 +1131,12 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
             return
         turn.pending_answer = interpretation.answer
         unoffered = _not_offered_reply(turn)
+        if unoffered is None and not interpretation.answer and interpretation.asks_offer:
+            offered = _asked_offer(turn, interpretation.asks_offer)
+            if offered is not None and offered[1]:
+                turn.pending_answer = offered[0]
+            elif offered is not None:
+                unoffered = offered[0]
         if unoffered is not None:
             turn.pending_answer = unoffered
         elif interpretation.intent == "question" and not interpretation.answer:
@@ -1179,11 +1232,18 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         _not_interested(turn)
         return
     unoffered = _not_offered_reply(turn)
+    if unoffered is None and not answer and interpretation.asks_offer:
+        offered = _asked_offer(turn, interpretation.asks_offer)  # "vous faites la plomberie ?"
+        if offered is not None and offered[1]:
+            answer = offered[0]
+        elif offered is not None:
+            unoffered = offered[0]
     if unoffered is not None and state.status == "active":
         spec = turn.playbook.not_offered
         if spec is not None and spec.handoff:
             turn.send(unoffered, purpose="answer")
-            _handoff(turn, reason=f"asked for a project not offered: {turn.not_offered}")
+            asked = turn.not_offered or interpretation.asks_offer
+            _handoff(turn, reason=f"asked for a project not offered: {asked}")
             return
         answer = unoffered  # said plainly, with what is offered, then the question asked again
     if intent == "question" and not answer and (ask is not None or state.status == "waiting"):

@@ -45,6 +45,8 @@ from playbooks.slots import (
 __all__ = [
     "BOT_DISCLOSURE",
     "RuleInterpreter",
+    "asked_offer",
+    "asks_what_about",
     "detect_intent",
     "expand_shorthand",
     "find_not_offered",
@@ -166,7 +168,27 @@ _NOT_INTERESTED_WEAK = _phrases(
     r"pas la peine",
     r"pas necessaire",
 )
+_CALL_BACK = (
+    r"(?:can|could|would|will) (?:you|someone|somebody|anyone|one of you|an adviser|an advisor)(?: please)? "
+    r"(?:call|ring|phone) me(?: back)?"
+    r"|(?:please )?(?:call|ring|phone) me back|give me a (?:call|ring)(?: back)?"
+    r"|(?:i'?d like|i would like|i want|i'?d prefer|can i (?:have|get)|could i (?:have|get)) "
+    r"(?:a call ?back|a call|a phone call|to be called(?: back)?)"
+    r"|(?:vous|tu) (?:pouvez|pourriez|pourrais|peux|voulez bien|voudriez bien) me "
+    r"(?:rappeler|appeler|telephoner)"
+    r"|(?:pouvez|pourriez)[- ]vous me (?:rappeler|appeler|telephoner)"
+    r"|(?:est-ce qu'on|est ce qu'on|est-ce que quelqu'un|on|quelqu'un) (?:peut|pourrait) me "
+    r"(?:rappeler|appeler|telephoner)"
+    r"|(?:rappelez|appelez)[- ]moi"
+    r"|(?:je voudrais|j'?aimerais|je souhaite|je souhaiterais|je veux|je prefere) "
+    r"(?:etre rappelee?|etre appelee?|qu'on me rappelle|qu'on m'appelle|un appel|que vous me rappeliez|"
+    r"que vous m'appeliez)"
+)
+"""A request to be called back, as a question or not ("vous pouvez me rappeler ?", "can someone
+call me back?"): a request for a person; with a moment ("rappelez-moi demain à 10h") a time given
+for the call instead (see :func:`detect_intent`)."""
 _HUMAN = _phrases(
+    _CALL_BACK,
     r"human",
     r"real person",
     r"actual person",
@@ -206,7 +228,9 @@ _HUMAN = _phrases(
 _CALL_ME = re.compile(
     r"(?:(?:can|could) (?:someone|somebody|you) (?:call|ring|phone) me|(?:have|get) (?:someone|"
     r"somebody) (?:to )?call me"
-    r"|quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)|just call me|call me instead)"
+    r"|quelqu'?un (?:peut|pourrait) m'?(?:appeler|rappeler|contacter|joindre)|just call me|call me instead|"
+    + _CALL_BACK
+    + r")"
 )
 _GREETING = re.compile(
     r"^(?:(?:hi|hello|hey|hiya|dear|good (?:morning|afternoon|evening)|bonjour|bonsoir|salut|coucou|re|"
@@ -497,11 +521,23 @@ def expand_shorthand(text: str, *, language: str | None = None) -> str:
 
 
 _QUESTION_AFTER_COMMA = re.compile(
-    r",\s*(?=(?:how|what|whats|what's|when|where|why|which|do you|does it|can you|could you|is there|"
-    r"are there|combien|c'est combien|c'est quoi|est-ce|pourquoi|quand|quel|quelle|quels|quelles|pouvez|"
-    r"avez-vous|vous faites|il y a|y a-t-il)(?![\w]))",
+    r",\s*(?:(?:and|but|also|so|et|mais|aussi|alors)\s+)?"
+    r"(?=(?:how|what|whats|what's|when|where|why|which|do you|does it|can you|could you|is there|"
+    r"are there|can i|could i|can we|could we|do i|do we|is it possible|"
+    r"combien|c'est combien|c'est quoi|est-ce|pourquoi|quand|quel|quelle|quels|quelles|pouvez|"
+    r"avez-vous|vous faites|il y a|y a-t-il|est-il possible|puis-je|peut-on|ai-je droit)(?![\w]))",
     re.IGNORECASE,
 )
+"""A question after a comma, its "and" / "et" left with the comma ("budget maybe 8k, and can i get
+a grant": the grant is asked, the budget is an answer)."""
+_QUESTION_AFTER_AND = re.compile(
+    r"\s+(?:and|but|et|mais)\s+(?=(?:can i|could i|can we|could we|can you|could you|do you|is there|"
+    r"are there|how much|how long|what about|est-ce que|pouvez-vous|avez-vous|y a-t-il|est-il possible|"
+    r"puis-je|peut-on|c'est combien|ca coute combien|ça coûte combien|ca fait combien|combien ca coute|"
+    r"combien ça coûte|c'est quoi)(?![\w]))",
+    re.IGNORECASE,
+)
+"""A question joined by "and" / "et" with no comma ("about 120 and can i get a grant")."""
 
 #: In a sentence that ends with a question mark, a clause after a comma that speaks to the business
 #: ("je cherche à isoler les murs, vs intervenez où ?", "we own it, do u do batteries?") is the
@@ -514,9 +550,10 @@ _ADDRESSED_AFTER_COMMA = re.compile(
 
 
 def _split_questions(part: str) -> list[str]:
-    """``part`` cut before each question clause that follows a comma (:data:`_QUESTION_AFTER_COMMA`,
-    and :data:`_ADDRESSED_AFTER_COMMA` when ``part`` has a question mark)."""
-    pieces = _QUESTION_AFTER_COMMA.split(part)
+    """``part`` cut before each question clause that follows a comma or "and"
+    (:data:`_QUESTION_AFTER_COMMA`, :data:`_QUESTION_AFTER_AND`, and :data:`_ADDRESSED_AFTER_COMMA`
+    when ``part`` has a question mark)."""
+    pieces = [cut for piece in _QUESTION_AFTER_COMMA.split(part) for cut in _QUESTION_AFTER_AND.split(piece)]
     if "?" not in part:
         return pieces
     return [cut for piece in pieces for cut in _ADDRESSED_AFTER_COMMA.split(piece)]
@@ -545,15 +582,31 @@ _LEADING_ANSWER = re.compile(
 )
 
 
+_ADDRESSED = re.compile(r"(?:vous|vs|tu) [a-z]")
+"""A sentence whose subject is the business ("vous gérez...", "tu peux...")."""
+
+
+_HEDGES = re.compile(
+    r"(?<![\w'])(?:je ne sais pas|j'?sais pas|je sais pas|i don'?t know|not sure|pas sur|peut-?etre|"
+    r"peut etre|maybe|perhaps|probably|environ|a peu pres|about|around|roughly|je pense|je crois|i think|"
+    r"i guess)(?![\w'])"
+)
+"""Words of doubt around a short answer ("jsp, 90 m2 peut être ?"): not counted as its words."""
+
+
 def _tentative(sentence: str, kind: str | None) -> bool:
     """A short answer said with a question mark ("maybe 120?", "jeudi 10h ?"): no question word,
-    six words at most, and the question pending wants a number, a date or an option."""
+    six words at most, and the question pending wants a number, a date or an option. A French
+    question put to the business by intonation ("vous gérez les aides ?") is no answer."""
     if kind not in ("number", "datetime", "choice"):
         return False
     body = _strip_greeting(fold(sentence).strip())
     if _STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body) or _WEAK_QUESTION.match(body):
         return False
-    return len(re.findall(r"\w+", body)) <= 6 and bool(re.search(r"\d", body) or kind == "choice")
+    if _ADDRESSED.match(body):
+        return False
+    words = len(re.findall(r"\w+", _HEDGES.sub(" ", body)))
+    return words <= 6 and bool(re.search(r"\d", body) or kind == "choice")
 
 
 def _answer_sentences(text: str, kind: str | None = None) -> list[str]:
@@ -590,7 +643,7 @@ def _sentence_is_question(sentence: str) -> bool:
     call_me = _CALL_ME.search(body)
     if call_me and _MOMENT.search(body) and "?" not in body:
         return False  # "can you call me tomorrow at 9": a time given, not a question
-    if _STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body):
+    if _STRONG_QUESTION.match(body) or _QUESTION_ANYWHERE.search(body) or _WHAT_ABOUT.fullmatch(body):
         return True
     return "?" in folded and bool(body.strip(" ?"))
 
@@ -889,12 +942,18 @@ def _read_asked(
         if result.intent == "wants_human":  # the request is no answer: "quelqu'un" is not "quelques mois"
             part = _HUMAN.sub(" ", fold(part))
         found = match_choice(
-            part, _labels(ask), now=options["now"], timezone=options["timezone"], question=ask.question
+            _mask_current_heating(part),
+            _labels(ask),
+            now=options["now"],
+            timezone=options["timezone"],
+            question=ask.question,
         )
         if found.value is not None:
             reading.take(ask.slot, SlotValue(found.value, found.evidence))
             if found.other:
                 result.other[ask.slot] = part.strip()
+            elif found.fuzzy:
+                result.fuzzy.append(ask.slot)
         elif (named := _several_named(part, list(found.candidates), _labels(ask))) is not None:
             # "les deux : combles et pac": both are meant; the first named is the answer
             reading.take(ask.slot, SlotValue(named[0], part.strip()))
@@ -1009,6 +1068,27 @@ def _read_correction(reading: _Reading, ask: AskContext, options: dict[str, Any]
     return False
 
 
+_CURRENT_HEATING = re.compile(
+    r"(?<!\w)(?:chauffage|chaudiere|heating|boiler|poele)(?=\s+(?:(?:au|a|par|en|de|du|on|with)\s+)?"
+    r"(?:fioul|fuel|mazout|gaz|gas|electrique|electric|bois|wood|granules?|pellets?|charbon|coal|oil|"
+    r"propane|gpl|lpg|convecteurs?)(?!\w))"
+    r"|(?<=(?:oil|gas) )(?:heating|boiler)(?!\w)"
+)
+"""The word for a heating system followed (or, in English, preceded) by its fuel ("chauffage
+fioul", "chaudière au gaz", "oil heating"): the lead describes the heating they have, they do not
+name a heat pump by it. Blanked before options are matched, so the fuel is what is left to read."""
+
+
+def _mask_current_heating(text: str) -> str:
+    """``text`` with the heating word of :data:`_CURRENT_HEATING` blanked (same length)."""
+    folded = fold(text)
+    if len(folded) != len(text):
+        return text
+    for match in _CURRENT_HEATING.finditer(folded):
+        text = text[: match.start()] + " " * len(match.group()) + text[match.end() :]
+    return text
+
+
 def _has_content(text: str) -> bool:
     """Whether ``text`` still holds a meaningful word (four letters or more, not a stop word)."""
     from playbooks.choices import _tokens
@@ -1059,7 +1139,9 @@ def _read_other(reading: _Reading, context: AskContext, text: str, options: dict
         # a short reply's period is the project's too ("idk, maybe nxt year"); its common words
         # ("looking", "soon") still name no option of a question not asked
         now = options["now"] if project or _short_unprompted_period(folded) else None
-        found = match_choice(part, strict, now=now, timezone=options["timezone"], strict=True)
+        found = match_choice(
+            _mask_current_heating(part), strict, now=now, timezone=options["timezone"], strict=True
+        )
         if found.value is not None and not found.other:
             parsed = SlotValue(found.value, found.evidence)
     elif kind == "yes_no" and not asks_about_relative(context.question):  # see _read_relative_owner
@@ -1291,6 +1373,72 @@ BOT_DISCLOSURE = {
 they write to a machine, and how to reach a person)."""
 _ABOUT_US = {"en": "about the company", "fr": "à propos de votre société"}
 """What the knowledge base is asked instead: its entry about the company answers."""
+_WHAT_ABOUT = re.compile(
+    r"(?:(?:so|and|but|sorry|ok|alors|mais|euh|pardon|excusez-moi|et)\W+)?(?:"
+    r"what(?:'?s|s| is| was)? (?:this|that|it|all this)(?: all| even)?(?: (?:about|for|regarding|re))?"
+    r"|what (?:is|'s|s) (?:this|that|your) (?:company|business|firm|message|text|service|offer)(?: about)?"
+    r"|what (?:do|does) (?:you|u|you guys|your (?:company|business|firm)) (?:do|sell|offer)"
+    r"|what are (?:you|u) (?:about|selling|offering)"
+    r"|c'?est (?:pour|a propos de|au sujet de|en rapport avec) quoi|c'?est pourquoi|c'?est a quel sujet"
+    r"|c'?est quoi(?: (?:ce|cette|votre) (?:message|sms|texto|mail|truc|conversation|demande|societe|"
+    r"entreprise|boite|activite|service))?"
+    r"|c'?est quoi (?:le but|ce que vous faites|votre (?:metier|activite))|quel est le but"
+    r"|de quoi (?:s'agit-il|il s'agit|ca parle)|il s'agit de quoi|ca (?:concerne|parle de) quoi"
+    r"|vous (?:faites|vendez|proposez) quoi|qu'est-ce que (?:c'est|vous faites|vous vendez)|que faites-vous"
+    r")(?: (?:exactly|then|again|here|please|exactement|au juste|donc|alors|la|svp|s'il vous plait))*\W*"
+)
+"""A lead asking what the conversation is about ("whats this abt", "c pour quoi exactement ?",
+"c'est quoi ?"), matched in full (``fullmatch``) on a question sentence, folded, its greeting
+left out: answered with the knowledge base's entry about the company (:data:`_ABOUT_US`). Linear:
+alternatives of fixed words, read on one sentence of a message of at most :data:`MAX_CHARS`."""
+
+
+def asks_what_about(sentence: str) -> bool:
+    """Whether ``sentence`` (one sentence of a lead's message, SMS shorthand written out) only asks
+    what the conversation or the business is about ("what's this about?", "c'est pour quoi ?")."""
+    return _WHAT_ABOUT.fullmatch(_strip_greeting(fold(sentence[:MAX_CHARS]).strip())) is not None
+
+
+_ASKS_OFFER = re.compile(
+    r"(?:^|[,.!:;]\s*|(?<![\w'])(?:and|et|also|aussi|mais|but|so|alors|donc|hi|hello|bonjour|salut)\s+)"
+    r"(?:do (?:you|u|ya)(?: guys)?(?: also| even)? "
+    r"(?:do|install|fit|offer|sell|supply|provide|put in|work on)"
+    r"|(?:can|could) (?:you|u)(?: also)? (?:do|install|fit|supply|put in)"
+    r"|(?:est-ce que |est ce que |est-ce qu'|est ce qu')?(?:vous|vs)(?: nous)? "
+    r"(?:faites|proposez|installez|posez|vendez|fournissez|realisez|traitez|gerez)"
+    r"(?: aussi| egalement| meme)?"
+    r"|(?:faites|proposez|installez|posez|vendez|realisez)[- ]vous(?: aussi| egalement)?"
+    r") (?P<what>[a-z'-]+(?: [a-z'-]+){0,5}?)"
+    r"(?: (?:too|as well|also|aussi|egalement|par hasard|svp|please|chez vous))?\W*$"
+)
+"""A question asking whether the business does something ("do you do plumbing?", "vous faites la
+plomberie ?", "proposez-vous l'isolation des murs"): the words asked about (``what``), at most
+six, to the end of the sentence. Matched on one folded sentence (at most :data:`MAX_CHARS`
+characters); the repetitions are bounded, so the matching stays linear."""
+_NOT_A_THING = frozenset(
+    {
+        "quoi", "what", "that", "this", "it", "ca", "cela", "ceci", "le", "la", "les", "one", "aussi",
+        "tout", "everything", "anything", "rien", "comment", "how", "ou", "where", "quand", "when", "des",
+        "du", "de", "un", "une", "weekends", "weekend", "saturdays", "sundays", "evenings", "nights",
+        "samedi", "samedis", "dimanche", "dimanches", "soir", "week-end", "week-ends",
+    }
+)  # fmt: skip
+"""Words that name nothing offered: "vous faites quoi ?" asks what the business is."""
+
+
+def asked_offer(text: str) -> str | None:
+    """The words X of the first sentence of ``text`` (SMS shorthand written out) that asks whether
+    the business does X ("do you do plumbing?" -> "plumbing"), as written; ``None`` when none."""
+    for sentence in _sentences(text[:MAX_CHARS]):
+        folded = fold(sentence)
+        match = _ASKS_OFFER.search(folded)
+        if match is None or len(folded) != len(sentence):
+            continue
+        said = re.findall(r"[a-z][a-z-]*", match.group("what").replace("'", " "))
+        words = [w for w in said if w not in _NOT_A_THING and len(w) > 1]
+        if words:
+            return sentence[match.start("what") : match.end("what")]
+    return None
 
 
 class RuleInterpreter:
@@ -1357,6 +1505,8 @@ class RuleInterpreter:
             return reading, result
 
         reading, result = await asyncio.get_running_loop().run_in_executor(_READER, read)
+        if result.intent == "question":
+            result.asks_offer = asked_offer(expand_shorthand(text, language=reading))
         if self._answer is not None and result.intent == "question":
             expanded = expand_shorthand(text, language=reading)
             questions = [s for s in _sentences(expanded) if _sentence_is_question(s)]
@@ -1369,10 +1519,24 @@ class RuleInterpreter:
             if _ASKS_IF_BOT.search(fold(question)):
                 result.answer = BOT_DISCLOSURE.get(replying, BOT_DISCLOSURE["en"])
                 return result
-            if _WHO_ARE_YOU.search(fold(question)):
-                # "who is this?" is all function words to a search: ask the knowledge base about us
+            about = [s for s in questions if asks_what_about(s)]
+            if about or _WHO_ARE_YOU.search(fold(question)):
+                # "who is this?", "what's this about?" are all function words to a search: ask the
+                # knowledge base about us, and about what else the message asks
+                rest = " ".join(s for s in questions if s not in about)
                 question = _ABOUT_US.get(replying, _ABOUT_US["en"])
-            result.answer = await self._answer(question, replying)
-            if result.answer is None and replying != reading:
-                result.answer = await self._answer(question, reading)
+                answers = [await self._ask(question, replying, reading)]
+                if about and rest:
+                    answers.append(await self._ask(rest, replying, reading))
+                result.answer = " ".join(a for a in dict.fromkeys(answers) if a) or None
+                return result
+            result.answer = await self._ask(question, replying, reading)
         return result
+
+    async def _ask(self, question: str, replying: str, reading: str) -> str | None:
+        """The knowledge base's answer to ``question`` in ``replying``, else in ``reading``."""
+        assert self._answer is not None
+        answer = await self._answer(question, replying)
+        if answer is None and replying != reading:
+            answer = await self._answer(question, reading)
+        return answer

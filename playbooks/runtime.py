@@ -430,6 +430,14 @@ class Interpretation(_Model):
     """Choice slots the lead answered with several options at once ("les deux : combles et pac"):
     slot -> the other choice ids named (the slot holds the first one named); the engine keeps
     them in ``<slot>_also`` for the team rather than asking which one was meant."""
+    asks_offer: str | None = None
+    """The words X of a question asking whether the business does X ("do you do plumbing?",
+    "vous faites la plomberie ?"), as the lead wrote them; the engine answers it from the
+    playbook's offers (``not_offered.offer_step``) when the knowledge base did not (``answer``)."""
+    fuzzy: list[str] = Field(default_factory=list)
+    """Choice slots of ``slots`` whose option was read from misspelt or partial words ("isolasion
+    des comble"): the engine says the option back ("C'est noté : « Isolation des combles »") so
+    the lead can correct it."""
 
 
 @runtime_checkable

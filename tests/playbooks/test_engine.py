@@ -166,7 +166,8 @@ async def test_start_text_fills_slots_and_skips_their_questions(
     )
     filled = c.all_actions(SlotFilled)
     assert [(f.slot, f.value, f.source) for f in filled] == [("email", "Ann@example.com", "mention")]
-    assert [m.purpose for m in sends(c)] == ["step", "answer", "step"]
+    assert [m.purpose for m in sends(c)] == ["step", "answer", "ack", "step"]
+    assert sends(c)[2].text == "Thanks, I've also noted your e-mail address."  # kept, and said so
     for text in ["yes", "120", "flat", "later", "AB1 2CD"]:
         await c.say(text)
     assert question_step(c) == "callback"  # the e-mail question was skipped
@@ -461,7 +462,7 @@ async def test_plain_wait_stays_paused_on_inbound(make_conversation: Make) -> No
     c = make_conversation(load_playbook_text(PAUSE), answer=kb_answer)
     await c.start()
     await c.say("btw my email is joe@example.com, and is financing possible?")
-    assert [m.purpose for m in sends(c)] == ["answer"]
+    assert [m.purpose for m in sends(c)] == ["answer", "ack"]
     assert c.state.status == "waiting" and c.state.slots == {"email": "joe@example.com"}
     c.clock.advance(1800)
     await c.fire()

@@ -144,10 +144,14 @@ async def test_english_question_without_knowledge_is_passed_on_and_question_repe
 ) -> None:
     c = make_conversation(library["solar-qualification-en"], region="GB")
     await c.start()
-    await c.say("do you install batteries as well?")
+    await c.say("do I need planning permission?")
     assert [m.purpose for m in sent(c)] == ["answer", "reask"]
     assert "pass it on" in sent(c)[0].text and sent(c)[1].step_id == "homeowner"
     assert c.state.slots == {} and c.state.attempts == 0
+    # "do you install X?" without knowledge is answered from the playbook's offers
+    await c.say("do you install batteries as well?")
+    assert [m.purpose for m in sent(c)] == ["answer", "reask"]
+    assert sent(c)[0].text == "Yes, we do: “Home battery”."
 
 
 async def test_english_not_interested_ends_politely(

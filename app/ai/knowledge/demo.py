@@ -1,6 +1,8 @@
 """A demo tenant: SunnyWatt, a residential solar and energy-renovation installer.
 
-:data:`DEMO_QA` is its knowledge base (13 English and 13 French entries on the same topics) and
+:data:`DEMO_QA` is its knowledge base (13 English and 13 French entries on the same topics; each
+language's answers speak only of what that language's demo playbook offers: solar panels and
+batteries in English, insulation and heat pumps in French, which says it installs no solar panels) and
 :data:`DEMO_AI_CONFIG` its ``aiConfig`` document, with the seed's camelCase keys. Used by the demo
 tenant, the simulator and tests. Answers avoid hard promises: prices, savings and delays are stated as
 ranges that depend on the site survey. MaPrimeRénov' and the French feed-in tariff are named as
@@ -168,9 +170,8 @@ _FR = [
         "tarifs",
         "Quel est le prix d'une installation solaire ?",
         "Cela dépend des travaux et de votre logement : une isolation se chiffre selon la surface "
-        "et l'isolant, une pompe à chaleur selon la puissance, des panneaux solaires selon votre "
-        "toiture et votre consommation (de quelques kilowatts-crête à environ 9 kWc). Nous vous "
-        "remettons un prix précis et détaillé après une visite technique gratuite.",
+        "et l'isolant, une pompe à chaleur selon la puissance dont votre logement a besoin. Nous vous "
+        "remettons un prix précis et détaillé, aides déduites, après une visite technique gratuite.",
         "prix coût coûte tarif tarifs combien cher budget panneaux kwc montant moyenne revient",
     ),
     _qa(
@@ -190,9 +191,9 @@ _FR = [
         "aides",
         "Quelles aides existent, comme MaPrimeRénov' ?",
         "Selon votre logement et vos revenus, plusieurs dispositifs peuvent réduire la facture : "
-        "MaPrimeRénov' et les primes CEE pour l'isolation et les pompes à chaleur, la prime à "
-        "l'autoconsommation pour les panneaux solaires, la TVA réduite dans certains cas. Nous "
-        "vérifions votre éligibilité et vous accompagnons dans les démarches.",
+        "MaPrimeRénov' et les primes CEE pour l'isolation et les pompes à chaleur, l'éco-prêt à taux "
+        "zéro et la TVA réduite dans certains cas. Nous vérifions votre éligibilité et vous "
+        "accompagnons dans les démarches.",
         "aide aides subvention subventions maprimerenov prime primes "
         "état tva éligibilité éligible droit cee financière",
     ),
@@ -201,9 +202,10 @@ _FR = [
         "fr",
         "installation",
         "Combien de temps dure l'installation ?",
-        "La pose sur place prend généralement un à trois jours pour une maison. En comptant la "
-        "visite, les démarches en mairie et le raccordement, comptez quelques semaines à deux mois "
-        "entre la signature et la mise en service.",
+        "Sur place, l'isolation des combles prend généralement une journée, la pose d'une pompe à "
+        "chaleur deux à trois jours, une isolation des murs par l'extérieur une à trois semaines. En "
+        "comptant la visite et les démarches d'aides, comptez quelques semaines à deux mois entre la "
+        "signature et la fin du chantier.",
         "installation installer pose poser durée temps délai délais jours semaines planning rapidement vite",
     ),
     _qa(
@@ -211,9 +213,9 @@ _FR = [
         "fr",
         "garantie",
         "Quelles sont vos garanties ?",
-        "Les panneaux bénéficient des garanties produit et performance du fabricant (souvent 20 à 25 "
-        "ans sur la performance), l'onduleur de la sienne, et notre pose est couverte par notre "
-        "garantie décennale. Le détail figure dans le devis.",
+        "Nos travaux d'isolation et la pose de pompes à chaleur sont couverts par notre garantie "
+        "décennale ; la pompe à chaleur bénéficie en plus de la garantie du fabricant sur ses pièces "
+        "et son compresseur. Le détail figure dans le devis.",
         "garantie garanties garanti décennale assurance couvert ans années",
     ),
     _qa(
@@ -221,9 +223,9 @@ _FR = [
         "fr",
         "entretien",
         "Les panneaux solaires demandent-ils de l'entretien ?",
-        "Très peu : un contrôle visuel de temps en temps et, dans les zones poussiéreuses, un "
-        "nettoyage. L'application de suivi vous alerte si la production baisse. Nous proposons une "
-        "visite d'entretien annuelle en option.",
+        "Une isolation ne demande pas d'entretien. Une pompe à chaleur doit être entretenue par un "
+        "professionnel tous les deux ans (c'est obligatoire pour la plupart des modèles) ; nous "
+        "proposons un contrat d'entretien en option.",
         "entretien entretenir nettoyage nettoyer maintenance réparation suivi panne",
     ),
     _qa(
@@ -241,8 +243,8 @@ _FR = [
         "devis",
         "Comment se passe un devis ?",
         "C'est gratuit et sans engagement : un court appel pour comprendre votre besoin, puis une "
-        "visite technique (toiture, orientation, ombrage, tableau électrique), puis un devis écrit "
-        "avec la production attendue.",
+        "visite technique (combles, murs, chauffage actuel, tableau électrique), puis un devis écrit "
+        "et détaillé avec les aides auxquelles vous avez droit.",
         "devis estimation gratuit engagement visite technique étude démarche étapes",
     ),
     _qa(
@@ -250,9 +252,9 @@ _FR = [
         "fr",
         "toitures",
         "Pouvez-vous installer des panneaux sur tous les types de toit ?",
-        "La plupart des toits en pente (tuiles, ardoises, bac acier) et des toits plats conviennent ; "
-        "l'orientation, l'ombrage et l'état de la toiture comptent. Une pose au sol est possible "
-        "quand le toit ne s'y prête pas.",
+        "Nous ne posons pas de panneaux solaires. Côté toiture, nous isolons les combles perdus ou "
+        "aménagés sous tous les types de couverture (tuiles, ardoises, bac acier) ; l'état de la "
+        "charpente et de la toiture est vérifié lors de la visite technique.",
         "toit toits toiture tuile tuiles ardoise plat pente "
         "orientation orienté nord sud est ouest ombre ombrage type",
     ),
@@ -261,9 +263,9 @@ _FR = [
         "fr",
         "batterie",
         "Faut-il une batterie pour stocker l'énergie solaire ?",
-        "Une batterie permet d'utiliser le soir l'énergie produite en journée. Son intérêt dépend de "
-        "votre profil de consommation et de vos tarifs ; nous chiffrons les deux options, avec et "
-        "sans batterie, dans le devis.",
+        "Nous ne posons ni panneaux solaires ni batteries de stockage. Pour "
+        "consommer moins, nous isolons votre logement et installons des pompes à chaleur ; votre "
+        "conseiller vous dira ce qui compte le plus chez vous.",
         "batterie batteries stockage stocker nuit soir autonomie utile intérêt",
     ),
     _qa(
@@ -271,9 +273,9 @@ _FR = [
         "fr",
         "rentabilité",
         "Combien vais-je économiser et en combien de temps c'est rentable ?",
-        "Les économies dépendent de votre consommation, de la part de production que vous "
-        "consommez vous-même et du prix de l'électricité. Le devis comprend une estimation des "
-        "économies annuelles et du délai de retour sur investissement pour votre maison.",
+        "La baisse de votre facture dépend de votre logement, de votre chauffage actuel et du prix "
+        "de l'énergie. Le devis comprend une estimation des économies annuelles de chauffage et du délai "
+        "de retour sur investissement pour votre logement.",
         "économie économies économiser rentable rentabilité retour investissement amortissement "
         "facture factures",
     ),
@@ -282,10 +284,10 @@ _FR = [
         "fr",
         "dimensionnement",
         "Combien de panneaux ou quelle puissance faut-il pour mon logement ?",
-        "Cela dépend de votre consommation et de votre logement. À titre indicatif, une maison "
-        "compte souvent 8 à 14 panneaux solaires (environ 3 à 6 kWc), et une pompe à chaleur se "
-        "dimensionne selon la surface et l'isolation. Votre conseiller calcule la bonne taille à "
-        "partir de vos factures et de la visite technique : inutile de la connaître maintenant.",
+        "Pour une pompe à chaleur, la puissance dépend de la surface de votre maison ou de votre "
+        "appartement, de son isolation et du climat de votre région (nous ne posons pas de panneaux "
+        "solaires). Votre conseiller calcule la bonne puissance à partir de vos factures et de la "
+        "visite technique : inutile de la connaître maintenant.",
         "nombre panneaux panneau puissance taille dimensionnement dimensionner dimensionne kwc kw "
         "kilowatt besoin besoins faut suffisant suffit consommation grande grosse",
     ),
@@ -294,9 +296,9 @@ _FR = [
         "fr",
         "entreprise",
         "Qui est SunnyWatt ?",
-        "SunnyWatt est un installateur solaire et de rénovation énergétique pour les particuliers : "
-        "nos propres équipes certifiées RGE conçoivent, posent et entretiennent panneaux solaires, "
-        "batteries et pompes à chaleur.",
+        "SunnyWatt est une entreprise de rénovation énergétique pour les particuliers : nos propres "
+        "équipes certifiées RGE isolent combles et murs, et posent et entretiennent des pompes à "
+        "chaleur.",
         "sunnywatt société entreprise qui êtes équipe rge certifié installateur expérience",
     ),
 ]
