@@ -3,6 +3,7 @@ what it does with malformed answers, 429, 500, timeouts and a server that is dow
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -132,6 +133,23 @@ async def test_a_retry_after_beyond_the_deadline_is_not_waited_for(fake: FakeOpe
         await client.aclose()
     assert caught.value.reason == "rate_limited"
     assert len(fake.chat_requests()) == 1
+
+
+async def test_a_backoff_that_would_pass_the_deadline_is_not_slept(fake: FakeOpenAI) -> None:
+    # 0.5 s in all: the first wait (0.2-0.5 s) may fit, the second (0.4-0.7 s) never does. The
+    # error is the server's, raised at once, not a deadline reached while asleep.
+    client = TurnAnalyzer(config(fake.base_url, reply_deadline_s=0.5))
+    fake.responder = lambda _: Scripted(status=500)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with pytest.raises(LlmError) as caught:
+            await client.analyse(MESSAGES)
+    finally:
+        await client.aclose()
+    assert caught.value.reason == "server_error"
+    assert loop.time() - started < 0.5
+    assert 1 <= len(fake.chat_requests()) <= 2
 
 
 async def test_a_slow_model_times_out(fake: FakeOpenAI) -> None:

@@ -8,8 +8,9 @@ Failure policy:
 
 - the openai client's own retries are off (``max_retries=0``); :mod:`stamina` retries only the
   transient errors :data:`TRANSIENT` (timeout, connection, 429, 5xx), waiting what ``Retry-After`` /
-  ``retry-after-ms`` asks (https://platform.openai.com/docs/guides/rate-limits), else its exponential
-  backoff; a wait that would pass the deadline is not taken;
+  ``retry-after-ms`` asks (https://platform.openai.com/docs/guides/rate-limits), else an exponential
+  backoff (0.2 s doubling up to 2 s, plus up to 0.3 s of jitter); a wait that would leave less than
+  0.1 s before the deadline is not taken (the transient error is the reason given, not the deadline);
 - an answer that is not JSON or not the schema (or a refusal, or a truncated answer) is asked again
   once, then given up;
 - everything runs under one overall deadline (``LLM_REPLY_DEADLINE_S``, 8 s by default); each HTTP
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +56,12 @@ TRANSIENT: tuple[type[Exception], ...] = (
     openai.RateLimitError,
     openai.InternalServerError,
 )
+
+_WAIT_INITIAL_S = 0.2
+_WAIT_MAX_S = 2.0
+_WAIT_JITTER_S = 0.3
+_LAST_TRY_S = 0.1
+"""What a retry must leave before the deadline for its request (seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,23 +246,27 @@ class TurnAnalyzer:
         self, messages: Sequence[Mapping[str, str]], deadline: float, cache_key: str | None
     ) -> AnalysisResult:
         loop = asyncio.get_running_loop()
+        failures = 0
 
         def backoff(exc: Exception) -> bool | float:
+            # The wait is ours (Retry-After, else exponential from 0.2 s up to 2 s plus up to 0.3 s
+            # of jitter) so that a wait which would end past the deadline is not taken: the error
+            # is then the transient one, not a deadline slept into.
+            nonlocal failures
             if not isinstance(exc, TRANSIENT):
                 return False
-            left = deadline - loop.time()
+            failures += 1
             wait = retry_after_seconds(exc)
-            if wait is not None:
-                return wait if wait < left else False
-            return left > 0.05
+            if wait is None:
+                wait = min(_WAIT_MAX_S, _WAIT_INITIAL_S * 2 ** (failures - 1)) + random.uniform(
+                    0, _WAIT_JITTER_S
+                )
+            return wait if wait < deadline - loop.time() - _LAST_TRY_S else False
 
         async for attempt in stamina.retry_context(
             on=backoff,
             attempts=self.config.transient_attempts,
             timeout=None,  # the deadline is enforced by the caller's asyncio.timeout_at
-            wait_initial=0.2,
-            wait_max=2.0,
-            wait_jitter=0.3,
         ):
             with attempt:
                 return await self._call_once(messages, deadline, cache_key)
