@@ -97,6 +97,7 @@ from app.store.sqlite_schema import (
     migrate,
     null_sql,
     present_sql,
+    sql_literal,
     update_sql,
 )
 
@@ -157,20 +158,15 @@ _NON_NULL_ON = NON_NULL_ON
 _leaf_of = leaf_of
 
 
-def _literal(text: str) -> str:
-    """``text`` as an SQL string literal (quotes doubled)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _leaf_term(collection: str, *, group: bool = False) -> str:
     """The query's collection terms with the names as literals (the planner matches a partial
     index's condition against literals only): ``leaf = '<last segment>'``, and for a top-level
     collection of a tenant query ``coll = '<collection>'`` too (a collection group matches
     subcollections of that id as well, so it carries the leaf alone)."""
-    term = "leaf = " + _literal(_leaf_of(collection))
+    term = "leaf = " + sql_literal(_leaf_of(collection))
     if group or "/" in collection:
         return term
-    return f"coll = {_literal(collection)} AND {term}"
+    return f"coll = {sql_literal(collection)} AND {term}"
 
 
 def _sql_value(value: JSON) -> Any:

@@ -56,6 +56,7 @@ __all__ = [
     "migrate",
     "null_sql",
     "present_sql",
+    "sql_literal",
     "update_sql",
     "wanted_indexes",
 ]
@@ -173,7 +174,7 @@ def leaf_of(collection: str) -> str:
     return collection.rsplit("/", 1)[-1]
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
     """``text`` as an SQL string literal (quotes doubled)."""
     return "'" + text.replace("'", "''") + "'"
 
@@ -363,7 +364,7 @@ def index_sql(scope: str, fields: tuple[str, ...], leaves: tuple[str, ...]) -> t
     prefix = "coll, tenant" if scope == "t" else "coll"
     columns = ", ".join("f_" + f for f in fields)
     terms = [
-        ("leaf" if scope == "g" or lf in SUBCOLLECTION_LEAVES else "coll") + " = " + _literal(lf)
+        ("leaf" if scope == "g" or lf in SUBCOLLECTION_LEAVES else "coll") + " = " + sql_literal(lf)
         for lf in leaves
     ]
     where_ = f"({' OR '.join(terms)})" if len(terms) > 1 else terms[0]
