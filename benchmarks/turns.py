@@ -71,7 +71,9 @@ def _dump_profile(profile: Any, name: str) -> None:
 # --------------------------------------------------------------------------- turns
 def _seed_messages(store: Any, tenant: str, count: int) -> None:
     """Insert ``count`` stored messages (and their inbox, outbox, lead and conversation
-    documents) straight into the SQLite table, in one transaction."""
+    documents) straight into the SQLite table, with their indexed columns, in one transaction."""
+    from app.store.sqlite_schema import insert_documents
+
     rows: list[tuple[str, str, str, str]] = []
     colls: set[str] = set()
     now = time.time() - 86_400
@@ -184,9 +186,7 @@ def _seed_messages(store: Any, tenant: str, count: int) -> None:
                 )
     conn = store._writer
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany(
-        "INSERT OR REPLACE INTO docs VALUES (?,?,?,?)", [(tenant, c, i, d) for c, i, d, _ in rows]
-    )
+    insert_documents(conn, [(tenant, c, i, d) for c, i, d, _ in rows], replace=True)
     conn.executemany(
         "INSERT OR IGNORE INTO colls VALUES (?,?,?)", [(tenant, c, c.rsplit("/", 1)[-1]) for c in colls]
     )
@@ -303,6 +303,7 @@ async def _timers(
     from app.jobs.worker import Worker
     from app.store import Transaction
     from app.store.sqlite import SQLiteStore
+    from app.store.sqlite_schema import insert_documents
     from kernel.clock import SystemClock
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -321,7 +322,7 @@ async def _timers(
             )
             rows.append((doc.tenant_id, "jobs", doc.id, json.dumps(doc.to_doc())))
         store._writer.execute("BEGIN IMMEDIATE")
-        store._writer.executemany("INSERT INTO docs VALUES (?,?,?,?)", rows)
+        insert_documents(store._writer, rows)
         store._writer.executemany(
             "INSERT OR IGNORE INTO colls VALUES (?,?,?)", [(f"t{i}", "jobs", "jobs") for i in range(20)]
         )
@@ -362,7 +363,8 @@ async def _timers(
         due_at = clock.now() + lead_s
         store._writer.execute("BEGIN IMMEDIATE")
         store._writer.execute(
-            "UPDATE docs SET data = json_set(data, '$.due_at', ?) WHERE coll = 'jobs' AND id <= ?",
+            "UPDATE docs SET data = json_set(data, '$.due_at', ?1), f_due_at = ?1 "
+            "WHERE coll = 'jobs' AND id <= ?2",
             (due_at, f"timer:cv_{due - 1:07d}"),
         )
         store._writer.execute("COMMIT")

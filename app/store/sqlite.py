@@ -1,7 +1,9 @@
 """The embedded store: every tenant's documents in one SQLite file (WAL mode).
 
-One table ``docs(tenant, coll, id, data)`` holds JSON text; filters and orders are
-``json_extract`` expressions, backed by expression indexes on the fields the service queries.
+One table ``docs(tenant, coll, id, data)`` holds JSON text; the fields a collection's queries
+filter and order on are also columns of its rows, written from the document with each write and
+indexed (:mod:`app.store.sqlite_schema`: the declarations, the column values, the migration of an
+older file); filters on any other field are ``json_extract`` expressions.
 Transactions take SQLite's write lock (``BEGIN IMMEDIATE``), so they are serialised across
 coroutines and across processes sharing the file: a transaction never conflicts, it waits
 (``busy_timeout``). Reads outside transactions use a second connection and see committed data.
@@ -78,6 +80,26 @@ from app.store.base import (
     Transaction,
     check_cursor,
 )
+from app.store.sqlite_schema import (
+    COLUMNS,
+    GROUP_INDEXES,
+    NON_NULL_ON,
+    PARTIAL_ON,
+    TENANT_INDEXES,
+    changed_positions,
+    column_values,
+    dump,
+    field_sql,
+    insert_sql,
+    json_path,
+    leaf_of,
+    load,
+    migrate,
+    null_sql,
+    present_sql,
+    sql_literal,
+    update_sql,
+)
 
 __all__ = [
     "CHECKPOINT_EVERY_WRITES",
@@ -114,6 +136,11 @@ CREATE TABLE IF NOT EXISTS colls (
     PRIMARY KEY (tenant, coll)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS colls_leaf ON colls (leaf, coll);
+CREATE TABLE IF NOT EXISTS doc_columns (
+    leaf  TEXT NOT NULL,
+    field TEXT NOT NULL,
+    PRIMARY KEY (leaf, field)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ingest_log (
     tenant TEXT NOT NULL,
     id     TEXT NOT NULL,
@@ -123,92 +150,12 @@ CREATE TABLE IF NOT EXISTS ingest_log (
 ) WITHOUT ROWID;
 """
 
-#: Indexes no longer declared, dropped when a file is opened: ``docs_group (coll, tenant)`` served
-#: collection-group queries before the group indexes (``ix_g_*``, which start with ``coll``) and
-#: cost every document created or deleted one more B-tree entry (a turn creates or deletes about
-#: seven: its messages, outbox item, jobs, provider id).
-_DROPPED_INDEXES = ("docs_group",)
-
-#: The generated ``leaf`` column of ``docs``: a collection path's last segment
-#: (``conversations/cv_1/messages`` -> ``messages``), computed from ``coll`` alone (virtual: no
-#: storage, no JSON parsing). The indexes of subcollections and collection groups are partial on
-#: it, those of top-level collections on ``coll``: a write decides which indexes it enters by
-#: comparing short strings, never by running ``json_type`` over its JSON.
-_LEAF = "substr(coll, length(rtrim(coll, replace(coll, '/', ''))) + 1)"
-
-#: Composite indexes, query-shaped as in firestore.indexes.json: the equality fields, then the
-#: order or range field, each declared with the collections (by last path segment) whose queries
-#: use it. An index is partial on being one of them (``coll = 'a' OR coll = 'b'``, which a
-#: query's ``coll = 'a'`` term implies; ``leaf = ...`` for a subcollection), so a write to any
-#: other collection evaluates a string comparison or two per index and writes no entry. Keep in
-#: step with the queries the app runs (a query whose collection is not listed still answers,
-#: through the primary key).
-_TENANT_INDEXES: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("address_key", "status", "seq"): ("inbox",),  # inbox: one address's pending messages
-    ("phone", "created_at"): ("leads",),  # leads by address
-    ("email", "created_at"): ("leads",),
-    ("webchat_id", "created_at"): ("leads",),
-    ("lead_id", "channel", "created_at"): ("conversations",),  # a lead's conversations
-    ("lead_id", "created_at"): ("conversations", "bookings", "crm_links", "crm_sync_logs"),
-    ("created_at",): ("conversations", "leads", "lead_imports", "bookings"),  # newest first
-    ("conversation_id", "seq"): ("outbox", "inbox", "qaUsage"),  # outbox, a snapshot, usage
-    ("channel", "provider_message_id"): ("status_events",),  # delivery statuses
-    ("seq",): ("messages",),  # a conversation's messages
-    ("direction", "channel", "seq"): ("messages",),  # the lead's last email, for threading
-    ("id", "status", "version"): ("playbooks",),  # a playbook's versions
-    ("status", "created_at"): ("conversations", "handoffs", "crm_reviews"),  # inbox, handoffs, reviews
-    ("stage", "created_at"): ("leads",),  # the dashboard's lead list by stage (and its count)
-    ("source", "created_at"): ("leads",),  # the dashboard's lead list by source
-    ("playbook_id", "created_at"): ("conversations",),  # analytics and inbox playbook filter
-    ("playbook_id", "updated_at"): ("conversations",),  # analytics: has anything changed?
-    ("connection_id", "at"): ("connection_audit", "crm_sync_logs", "crm_webhook_logs"),  # its logs
-    ("lead_id", "at"): ("crm_sync_logs",),  # a lead's CRM sync log (the inbox's lead panel)
-    ("lead_id", "queued_at"): ("crm_links",),  # a lead's CRM records
-    ("connection_id", "status"): ("crm_links",),  # a connection's dead-lettered leads
-    ("connection_id", "remote_contact"): ("crm_links",),  # the lead of an inbound CRM webhook
-    ("connection_id", "shard"): ("crm_batch",),  # a connection's queued leads (grows in outages)
-    ("provider_key",): ("bookings",),  # a calendar's booking by its own id
-}
-#: Indexes partial on fields too (after ``leaf``, so other collections never evaluate them), where
-#: the collection's documents often lack them and every query on the index names them: playbook
-#: records without a ``version``, jobs never leased (most pending timers) hold no entry.
-_PARTIAL_ON: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("id", "status", "version"): ("version",),
-    ("status", "lease_until"): ("lease_until",),
-}
-#: Indexes partial on their first field holding a value (``json_extract(...) IS NOT NULL``): a
-#: lead has an address on one or two channels, and its ``null`` others held an entry in each of
-#: the other address indexes, rewritten with every write of the lead. A query's equality on the
-#: field implies the condition, so it still seeks the index ("a comparison operator on z other
-#: than IS" implies "z IS NOT NULL", https://www.sqlite.org/partialindex.html section 2.2).
-_NON_NULL_ON: dict[tuple[str, ...], str] = {
-    ("phone", "created_at"): "phone",
-    ("email", "created_at"): "email",
-    ("webchat_id", "created_at"): "webchat_id",
-}
-#: Collection-group indexes (no tenant): the scheduler's queries over every tenant's jobs. The
-#: tenant's own jobs query (dead letters, few) seeks ``ix_g_status_due_at`` too and checks the
-#: tenant on its entries: a job write (a timer: lease, then delete) keeps no second copy.
-_GROUP_INDEXES: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("status", "due_at"): ("jobs",),
-    ("status", "lease_until"): ("jobs",),
-}
-
-
-def _leaf_of(collection: str) -> str:
-    """The last path segment of ``collection``, as the ``leaf`` column computes it."""
-    return collection.rsplit("/", 1)[-1]
-
-
-#: Collection ids reached only by a path (``conversations/{id}/messages``): an index declared for
-#: one is partial on the computed ``leaf``; an index of top-level collections is partial on
-#: ``coll`` itself (a column the write already holds, so no expression is computed at all).
-_SUBCOLLECTION_LEAVES = frozenset({"messages"})
-
-
-def _literal(text: str) -> str:
-    """``text`` as an SQL string literal (quotes doubled)."""
-    return "'" + text.replace("'", "''") + "'"
+#: The schema's declarations, under the names this module and its tests use.
+_TENANT_INDEXES = TENANT_INDEXES
+_GROUP_INDEXES = GROUP_INDEXES
+_PARTIAL_ON = PARTIAL_ON
+_NON_NULL_ON = NON_NULL_ON
+_leaf_of = leaf_of
 
 
 def _leaf_term(collection: str, *, group: bool = False) -> str:
@@ -216,37 +163,10 @@ def _leaf_term(collection: str, *, group: bool = False) -> str:
     index's condition against literals only): ``leaf = '<last segment>'``, and for a top-level
     collection of a tenant query ``coll = '<collection>'`` too (a collection group matches
     subcollections of that id as well, so it carries the leaf alone)."""
-    term = "leaf = " + _literal(_leaf_of(collection))
+    term = "leaf = " + sql_literal(_leaf_of(collection))
     if group or "/" in collection:
         return term
-    return f"coll = {_literal(collection)} AND {term}"
-
-
-def _index_sql(scope: str, fields: tuple[str, ...], leaves: tuple[str, ...]) -> tuple[str, str]:
-    """``(name, CREATE INDEX statement)`` of one composite index (``scope`` ``t``: per tenant,
-    partial on ``coll`` for top-level collections; ``g``: collection group, partial on ``leaf``)."""
-    name = f"ix_{scope}_" + "_".join(fields)
-    prefix = "coll, tenant" if scope == "t" else "coll"
-    exprs = ", ".join(_expr(f) for f in fields)
-    terms = [
-        ("leaf" if scope == "g" or lf in _SUBCOLLECTION_LEAVES else "coll") + " = " + _literal(lf)
-        for lf in leaves
-    ]
-    where_ = f"({' OR '.join(terms)})" if len(terms) > 1 else terms[0]
-    where_ = " AND ".join([where_, *(_present(f) for f in _PARTIAL_ON.get(fields, ()))])
-    if fields in _NON_NULL_ON:
-        where_ += f" AND {_expr(_NON_NULL_ON[fields])} IS NOT NULL"
-    return name, f"CREATE INDEX {name} ON docs ({prefix}, {exprs}) WHERE {where_}"
-
-
-def _path(field: str) -> str:
-    if not field or any(c in field for c in "'\"$[]"):
-        raise StoreError(f"invalid field name {field!r}")
-    return "$." + field
-
-
-def _expr(field: str) -> str:
-    return f"json_extract(data, '{_path(field)}')"
+    return f"coll = {sql_literal(collection)} AND {term}"
 
 
 def _sql_value(value: JSON) -> Any:
@@ -257,19 +177,19 @@ def _sql_value(value: JSON) -> Any:
     return value
 
 
-def _present(field: str) -> str:
-    """The term that says ``field`` is present (JSON ``null`` included), which is also the
-    condition of every partial index on it: a query carrying it may seek that index."""
-    return f"json_type(data, '{_path(field)}') IS NOT NULL"
-
-
-def _where(filters: Sequence[Filter], order_by: Sequence[Order]) -> tuple[list[str], list[Any]]:
+def _where(
+    filters: Sequence[Filter], order_by: Sequence[Order], leaf: str | None = None
+) -> tuple[list[str], list[Any]]:
+    """The ``WHERE`` terms and parameters of ``filters`` over documents of collection ``leaf``
+    (its last path segment; ``None``: read every field from the JSON): a field the collection
+    declares is its column (:func:`app.store.sqlite_schema.field_sql`), any other
+    ``json_extract``. Raises :class:`StoreError` for a field name that is not one."""
     clauses: list[str] = []
     params: list[Any] = []
     for f in filters:
-        expr = _expr(f.field)
+        expr = field_sql(leaf, f.field)
         if f.op == "==" and f.value is None:
-            clauses.append(f"json_type(data, '{_path(f.field)}') = 'null'")
+            clauses.append(null_sql(leaf, f.field))
         elif f.op in ("==", "!=", "<", "<=", ">", ">="):
             op = "=" if f.op == "==" else f.op
             clauses.append(f"{expr} {op} ?")
@@ -282,21 +202,23 @@ def _where(filters: Sequence[Filter], order_by: Sequence[Order]) -> tuple[list[s
             clauses.append(f"{expr} IN ({','.join('?' * len(values))})")
             params.extend(_sql_value(v) for v in values)
         elif f.op == "array_contains":
-            # _path() admits no quote: the field name cannot break out of the literal
-            clauses.append(f"EXISTS (SELECT 1 FROM json_each(data, '{_path(f.field)}') WHERE value = ?)")  # noqa: S608
+            # json_path() admits no quote: the field name cannot break out of the literal
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each(data, '{json_path(f.field)}') WHERE value = ?)")  # noqa: S608
             params.append(_sql_value(f.value))
         else:  # pragma: no cover - Literal guards this
             raise StoreError(f"unsupported operator {f.op!r}")
     # Redundant for the filters (a comparison is false on a missing field) but what lets the
     # planner use the partial indexes, whose condition is this very term.
     present = dict.fromkeys([*(f.field for f in filters), *(o.field for o in order_by)])
-    clauses.extend(_present(name) for name in present)
+    clauses.extend(present_sql(leaf, name) for name in present)
     return clauses, params
 
 
-def _after(order_by: Sequence[Order], start_after: Sequence[JSON]) -> tuple[str, list[Any]]:
+def _after(
+    order_by: Sequence[Order], start_after: Sequence[JSON], leaf: str | None = None
+) -> tuple[str, list[Any]]:
     """The cursor's condition: rows strictly after ``start_after`` in ``(order fields, id)`` order."""
-    keys = [(_expr(o.field), o.descending) for o in order_by] + [("id", order_by[-1].descending)]
+    keys = [(field_sql(leaf, o.field), o.descending) for o in order_by] + [("id", order_by[-1].descending)]
     values = [_sql_value(v) for v in start_after]
     if len({desc for _, desc in keys}) == 1:  # one direction: a row value, which seeks the index
         op = "<" if keys[0][1] else ">"
@@ -322,17 +244,19 @@ def _compile(
 ) -> tuple[str, list[Any]]:
     """The query's SQL after ``WHERE tenant=? AND coll=?`` (or its group equivalent) and its
     parameters. ``collection`` (a path or a group's id) adds the ``leaf`` term that lets the
-    planner seek the partial indexes declared for it."""
+    planner seek the partial indexes declared for it, and reads the fields it declares from
+    their columns."""
     check_cursor(start_after, order_by)
-    clauses, params = _where(filters, order_by)
+    leaf = None if collection is None else _leaf_of(collection)
+    clauses, params = _where(filters, order_by, leaf)
     if collection is not None:
         clauses.insert(0, _leaf_term(collection, group=group))
     if start_after is not None:
-        clause, values = _after(order_by, start_after)
+        clause, values = _after(order_by, start_after, leaf)
         clauses.append(clause)
         params.extend(values)
     sql = (" AND " + " AND ".join(clauses)) if clauses else ""
-    orders = [f"{_expr(o.field)} {'DESC' if o.descending else 'ASC'}" for o in order_by]
+    orders = [f"{field_sql(leaf, o.field)} {'DESC' if o.descending else 'ASC'}" for o in order_by]
     # Ties by id in the last order's direction (as Firestore's implicit __name__ order).
     tie = " DESC" if order_by and order_by[-1].descending else ""
     orders += [f"tenant{tie}", f"id{tie}"]
@@ -474,32 +398,9 @@ _APPEND_UNSEEN = (
 )
 
 
-#: Documents are encoded and decoded with msgspec: the same JSON text (compact, UTF-8, keys in
-#: their order) at a fraction of :mod:`json`'s CPU (measured on the last 2,000 documents the turns
-#: benchmark wrote, 464 characters on average: 13.1 -> 4.2 us an encode, 15.4 -> 7.4 us a decode;
-#: a turn encodes about 20 and decodes about 30).
-_DOC_ENCODER = msgspec.json.Encoder()
-_DOC_DECODER = msgspec.json.Decoder()
-
-
-def _dump(data: dict[str, JSON]) -> str:
-    """``data`` as compact JSON text. A value msgspec cannot encode (an integer past 64 bits, an
-    unknown type) goes through :func:`json.dumps`, which encodes it or raises its usual
-    ``TypeError``/``ValueError``. A NaN or infinite float is written as ``null`` (``json.dumps``
-    wrote ``NaN``, which SQLite's JSON functions reject as malformed)."""
-    try:
-        return _DOC_ENCODER.encode(data).decode()
-    except (TypeError, OverflowError, ValueError):
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-def _load(text: str) -> Any:
-    """A stored document's JSON text decoded; text msgspec rejects (a ``NaN`` written by an older
-    version, an integer past 64 bits) is decoded by :func:`json.loads`."""
-    try:
-        return _DOC_DECODER.decode(text)
-    except msgspec.DecodeError:
-        return json.loads(text)
+#: The documents' JSON codec (msgspec, :func:`app.store.sqlite_schema.dump`).
+_dump = dump
+_load = load
 
 
 #: A point read by full primary key.
@@ -675,9 +576,10 @@ class _SQLiteTransaction(Transaction):
         self._writes: list[tuple[str, str, str, dict[str, JSON] | None, bool]] = []
         self.registered = registered
         self.newly: list[tuple[str, str]] = []
-        self._known: dict[tuple[str, str], str | None] = {}
-        """The stored JSON text (``None``: absent) of the documents this transaction read by id,
-        as its writes leave them once applied: a merge of one of them needs no second read."""
+        self._known: _Known = {}
+        """The stored JSON text (``None``: absent) and column values of the documents this
+        transaction read by id, as its writes leave them once applied: a merge of one of them
+        needs no second read, a write of one sets only the columns it changes."""
 
     def _begin(self) -> None:
         """On the writer thread: open the transaction if this is its first statement."""
@@ -694,8 +596,12 @@ class _SQLiteTransaction(Transaction):
             ).fetchone()
 
         row = await self._run(read)
-        self._known[(collection, doc_id)] = row[0] if row else None
-        return _load(row[0]) if row else None
+        if not row:
+            self._known[(collection, doc_id)] = (None, None)
+            return None
+        data: dict[str, JSON] = _load(row[0])
+        self._known[(collection, doc_id)] = (row[0], _columns_of(collection, data))
+        return data
 
     async def get_many(self, refs: Sequence[tuple[str, str]]) -> list[dict[str, JSON] | None]:
         """Every document of ``refs`` in one hand-off to the writer thread and one statement (a
@@ -707,9 +613,12 @@ class _SQLiteTransaction(Transaction):
             return _point_reads(self._conn, self.tenant_id, wanted)
 
         texts: list[str | None] = await self._run(read)
+        docs: list[dict[str, JSON] | None] = []
         for ref, text in zip(wanted, texts, strict=True):
-            self._known[ref] = text
-        return [_load(text) if text is not None else None for text in texts]
+            data = None if text is None else _load(text)
+            self._known[ref] = (text, None if data is None else _columns_of(ref[0], data))
+            docs.append(data)
+        return docs
 
     async def query(
         self,
@@ -743,11 +652,17 @@ class _SQLiteTransaction(Transaction):
             )
 
 
-#: A document written whole (set, merge): an upsert rather than ``INSERT OR REPLACE``, so
-#: overwriting a document updates its row in place (the primary key stays as it is) instead of
-#: deleting and re-inserting it (measured: 277 -> 211 us CPU per write of a 2 KB document, 13
-#: writes a commit; https://www.sqlite.org/lang_upsert.html).
-_UPSERT = "INSERT INTO docs VALUES (?,?,?,?) ON CONFLICT (tenant, coll, id) DO UPDATE SET data=excluded.data"
+_Known = dict[tuple[str, str], tuple[str | None, tuple[Any, ...] | None]]
+"""``(collection, id)`` -> the document's stored JSON text (``None``: absent) and its column
+values (:func:`app.store.sqlite_schema.column_values`; ``None``: not known), as the open
+transaction last read or wrote it."""
+
+
+def _columns_of(collection: str, data: dict[str, JSON]) -> tuple[Any, ...]:
+    """The column values of document ``data`` of ``collection`` (``()`` for a collection that
+    declares no column)."""
+    fields = COLUMNS.get(collection.rsplit("/", 1)[-1])
+    return column_values(fields, data) if fields else ()
 
 
 def _write(
@@ -759,49 +674,68 @@ def _write(
     data: dict[str, JSON] | None,
     registered: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
     newly: list[tuple[str, str]] | None = None,
-    known: dict[tuple[str, str], str | None] | None = None,
+    known: _Known | None = None,
 ) -> None:
-    """Apply one write. A collection not in ``registered`` is added to the registry and to
-    ``newly``; the caller adds ``newly`` to its cache once the transaction has committed.
+    """Apply one write, its row's columns written from ``data`` (the collection's declared
+    fields, :mod:`app.store.sqlite_schema`). A collection not in ``registered`` is added to the
+    registry and to ``newly``; the caller adds ``newly`` to its cache once the transaction has
+    committed.
 
-    ``known`` maps ``(collection, id)`` to the document's stored JSON text (``None``: absent) as
-    the open transaction last read or wrote it: a merge into a document found there is applied to
-    that text instead of reading the row again (a turn merges into the lead and the inbox items
-    it read, the dispatcher into the message it read), and each write updates the entry."""
+    ``known`` (:data:`_Known`) holds the documents the open transaction last read or wrote: a
+    merge into one of them is applied to that text instead of reading the row again (a turn
+    merges into the lead and the inbox items it read, the dispatcher into the message it read),
+    and a write of an existing one is an ``UPDATE`` of its text and of the columns whose values
+    changed only (an index on columns it leaves alone is not touched: a conversation's turn
+    changes its ``updated_at`` and maybe its ``status``, not its lead or channel). Any other
+    write of a whole document is an upsert that updates the row in place rather than deleting
+    and re-inserting it (measured: 277 -> 211 us CPU per write of a 2 KB document, 13 writes a
+    commit; https://www.sqlite.org/lang_upsert.html). Raises :class:`DocumentExistsError` for a
+    ``create`` of an existing document."""
     ref = (coll, doc_id)
     if kind == "delete":
         conn.execute("DELETE FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id))
         if known is not None:
-            known[ref] = None
+            known[ref] = (None, None)
         return
     assert data is not None
     if (tenant, coll) not in registered and (newly is None or (tenant, coll) not in newly):
         conn.execute("INSERT OR IGNORE INTO colls VALUES (?,?,?)", (tenant, coll, coll.rsplit("/", 1)[-1]))
         if newly is not None:
             newly.append((tenant, coll))
+    leaf = coll.rsplit("/", 1)[-1]
     if kind == "create":
         text = _dump(data)
+        columns = _columns_of(coll, data)
         try:
-            conn.execute("INSERT INTO docs VALUES (?,?,?,?)", (tenant, coll, doc_id, text))
+            conn.execute(insert_sql(leaf, upsert=False), (tenant, coll, doc_id, text, *columns))
         except sqlite3.IntegrityError as exc:
             raise DocumentExistsError(f"{coll}/{doc_id} already exists") from exc
         if known is not None:
-            known[ref] = text
+            known[ref] = (text, columns)
         return
+    stored, old = known.get(ref, (None, None)) if known is not None else (None, None)
     if kind == "merge":
-        if known is not None and ref in known:
-            stored = known[ref]
-        else:
+        if known is None or ref not in known:
             row = conn.execute(
                 "SELECT data FROM docs WHERE tenant=? AND coll=? AND id=?", (tenant, coll, doc_id)
             ).fetchone()
             stored = row[0] if row else None
         if stored is not None:
-            data = {**_load(stored), **data}
+            before = _load(stored)
+            if old is None:
+                old = _columns_of(coll, before)
+            data = {**before, **data}
     text = _dump(data)
-    conn.execute(_UPSERT, (tenant, coll, doc_id, text))
+    columns = _columns_of(coll, data)
+    if stored is not None and old is not None:  # the row exists: only what changed
+        changed = changed_positions(old, columns)
+        params = (text, *(columns[i] for i in changed), tenant, coll, doc_id)
+        if conn.execute(update_sql(leaf, changed), params).rowcount != 1:  # pragma: no cover - lock held
+            conn.execute(insert_sql(leaf, upsert=True), (tenant, coll, doc_id, text, *columns))
+    else:
+        conn.execute(insert_sql(leaf, upsert=True), (tenant, coll, doc_id, text, *columns))
     if known is not None:
-        known[ref] = text
+        known[ref] = (text, columns)
 
 
 def _index_hint(collection: str, filters: Sequence[Filter], order_by: Sequence[Order]) -> str:
@@ -1178,49 +1112,12 @@ class SQLiteStore(Store):
         return await self._reader_thread.call(fn)
 
     def _create_indexes(self) -> None:
-        """Create the composite indexes (idempotent), drop the older single-field shapes, and fill
-        the collection registry of a database written before it existed."""
-        existing: dict[str, str | None] = dict(
-            self._writer.execute("SELECT name, sql FROM sqlite_master WHERE type='index'").fetchall()
-        )
-        for name in existing:
-            if name in _DROPPED_INDEXES or name.startswith(
-                (
-                    "docs_p_",
-                    "docs_status",
-                    "docs_due_at",
-                    "docs_phone",
-                    "docs_email",
-                    "docs_lead_id",
-                    "docs_conversation_id",
-                    "docs_address_key",
-                    "docs_created_at",
-                    "docs_seq",
-                )
-            ):
-                self._writer.execute(f'DROP INDEX IF EXISTS "{name}"')
-        columns = {row[1] for row in self._writer.execute("PRAGMA table_xinfo(docs)").fetchall()}
-        if "leaf" not in columns:  # a file written before the column: add it (virtual, no rewrite)
-            self._writer.execute(
-                f"ALTER TABLE docs ADD COLUMN leaf TEXT GENERATED ALWAYS AS ({_LEAF}) VIRTUAL"
-            )
-        wanted = dict(
-            _index_sql(scope, fields, leaves)
-            for scope, indexes in (("t", _TENANT_INDEXES), ("g", _GROUP_INDEXES))
-            for fields, leaves in indexes.items()
-        )
-        for name in existing:  # an index of an older shape or no longer declared
-            if name.startswith("ix_") and existing[name] != wanted.get(name):
-                self._writer.execute(f'DROP INDEX IF EXISTS "{name}"')
-        for name, sql in wanted.items():
-            if existing.get(name) != sql:
-                self._writer.execute(sql)
-        if self._writer.execute("SELECT 1 FROM colls LIMIT 1").fetchone() is None:
-            self._writer.execute("INSERT OR IGNORE INTO colls SELECT DISTINCT tenant, coll, coll FROM docs")
-            for (coll,) in self._writer.execute(
-                "SELECT DISTINCT coll FROM colls WHERE coll LIKE '%/%'"
-            ).fetchall():
-                self._writer.execute("UPDATE colls SET leaf=? WHERE coll=?", (coll.rsplit("/", 1)[-1], coll))
+        """Bring the file's schema to this version (:func:`app.store.sqlite_schema.migrate`:
+        columns added and filled from the JSON, indexes of older shapes dropped, the declared
+        ones created); logs what it changed in a file an older version wrote."""
+        counts = migrate(self._writer)
+        if counts["filled"] or counts["cleared"] or counts["dropped"]:
+            log.info("sqlite.schema_migrated", tenant=SYSTEM_TENANT, path=self.path, **counts)
 
     async def get(self, tenant_id: str, collection: str, doc_id: str) -> dict[str, JSON] | None:
         row = await self._read_op(
@@ -1311,7 +1208,7 @@ class SQLiteStore(Store):
 
     async def count(self, tenant_id: str, collection: str, *, filters: Sequence[Filter] = ()) -> int:
         """``SELECT COUNT(*)`` over the query's index (no document is decoded)."""
-        clauses, params = _where(filters, ())
+        clauses, params = _where(filters, (), _leaf_of(collection))
         clauses.insert(0, _leaf_term(collection))
         # _where() quotes no value: every value is a bound parameter
         head = f"SELECT COUNT(*) FROM docs WHERE tenant=? AND coll={_COLL_PARAM}"  # noqa: S608
