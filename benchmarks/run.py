@@ -374,9 +374,9 @@ def main() -> None:
     for line in bench_prompt_tokens():
         print(line)
     if not args.no_scale:
-        from benchmarks.turns import bench_campaign, bench_timers, bench_turn_scaling
+        from benchmarks.turns import bench_campaign, bench_timers_alone, bench_turn_scaling
 
-        for line in [*bench_turn_scaling(leads=args.leads), *bench_timers(), *bench_campaign()]:
+        for line in [*bench_turn_scaling(leads=args.leads), *bench_timers_alone(), *bench_campaign()]:
             print(line)
     if args.crm:
         from benchmarks.crm_sync import bench_crm_sync
