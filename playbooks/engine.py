@@ -281,9 +281,10 @@ class _Turn:
         return template_context(lead=s.lead, slots=s.slots, score=s.score, language=s.language)
 
     def text(self, localized: str | dict[str, str]) -> str:
+        static = _static_text(self, localized)
+        if static is not None:  # no Jinja2 markup: render() would return it as it is
+            return static
         chosen = pick_language(localized, self.state.language, self.playbook.language)
-        if "{" not in chosen:  # no Jinja2 markup: render() would return it as it is
-            return chosen.strip()
         return render(chosen, self.context(), notes=self.notes).strip()
 
     def send(
@@ -695,7 +696,7 @@ def _not_offered_reply(turn: _Turn, *, asked: str | None = None) -> str | None:
         if topic is None:
             return None
         title = turn.text(topic.title)
-    offer = turn.playbook.step(spec.offer_step) if spec.offer_step else None
+    offer = turn.lookups.by_id.get(spec.offer_step) if spec.offer_step else None
     titles = [c.title for c in turn.choices(offer)] if isinstance(offer, AskStep) else []
     offers = "".join(titles)
     if len(titles) > 1:
@@ -727,7 +728,7 @@ def _asked_offer(turn: _Turn, words: str) -> tuple[str, bool] | None:
     is named; ``(text, False)``, "we don't offer" and what is offered (:func:`_not_offered_reply`),
     when none is; ``None`` when the playbook lists no offers."""
     spec = turn.playbook.not_offered
-    offer = turn.playbook.step(spec.offer_step) if spec is not None and spec.offer_step else None
+    offer = turn.lookups.by_id.get(spec.offer_step) if spec is not None and spec.offer_step else None
     if not isinstance(offer, AskStep) or not offer.choices:
         return None
     labels = {c.id: [*_titles(c.title), *c.synonyms] for c in offer.choices}
@@ -741,6 +742,25 @@ def _asked_offer(turn: _Turn, words: str) -> tuple[str, bool] | None:
         topic = f"d'{noun}" if noun[:1].lower() in "aeiouyhàâéèêëîïôûü" else f"de {noun}"
     reply = _not_offered_reply(turn, asked=topic)
     return (reply, False) if reply is not None else None
+
+
+def _offer_replies(
+    turn: _Turn, interpretation: Interpretation, answer: str | None
+) -> tuple[str | None, str | None]:
+    """``(answer, unoffered)`` for a message that asked for a project not offered or whether we do
+    something ("vous faites la plomberie ?", :func:`_asked_offer`): ``answer`` becomes "yes, we do"
+    when the lead named an offer and nothing else answered; ``unoffered`` is what to say when they
+    asked for something not offered (:func:`_not_offered_reply`), else ``None``."""
+    unoffered = _not_offered_reply(turn)
+    if unoffered is None and not answer and interpretation.asks_offer:
+        offered = _asked_offer(turn, interpretation.asks_offer)
+        if offered is not None:
+            text, offered_here = offered
+            if offered_here:
+                answer = text
+            else:
+                unoffered = text
+    return answer, unoffered
 
 
 _CORRECTABLE = ("number", "choice", "email", "phone", "text")
@@ -1129,14 +1149,7 @@ async def _start(turn: _Turn, event: StartEvent) -> None:
         if interpretation.intent == "opt_out":
             _opt_out(turn, interpretation, event.text)
             return
-        turn.pending_answer = interpretation.answer
-        unoffered = _not_offered_reply(turn)
-        if unoffered is None and not interpretation.answer and interpretation.asks_offer:
-            offered = _asked_offer(turn, interpretation.asks_offer)
-            if offered is not None and offered[1]:
-                turn.pending_answer = offered[0]
-            elif offered is not None:
-                unoffered = offered[0]
+        turn.pending_answer, unoffered = _offer_replies(turn, interpretation, interpretation.answer)
         if unoffered is not None:
             turn.pending_answer = unoffered
         elif interpretation.intent == "question" and not interpretation.answer:
@@ -1231,13 +1244,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if intent == "not_interested":
         _not_interested(turn)
         return
-    unoffered = _not_offered_reply(turn)
-    if unoffered is None and not answer and interpretation.asks_offer:
-        offered = _asked_offer(turn, interpretation.asks_offer)  # "vous faites la plomberie ?"
-        if offered is not None and offered[1]:
-            answer = offered[0]
-        elif offered is not None:
-            unoffered = offered[0]
+    answer, unoffered = _offer_replies(turn, interpretation, answer)
     if unoffered is not None and state.status == "active":
         spec = turn.playbook.not_offered
         if spec is not None and spec.handoff:
