@@ -44,3 +44,19 @@ def test_no_answer_offers_what_the_playbook_of_its_language_does_not_offer(
 def test_the_french_company_answer_names_the_french_playbooks_offers() -> None:
     about = next(e for e in DEMO_QA if e.id == "fr-societe").response
     assert "isolent combles et murs" in about and "pompes à chaleur" in about and "solaire" not in about
+
+
+@pytest.mark.parametrize(
+    ("question", "entry"),
+    [
+        ("c quoi le prix d'une pac ?", "fr-prix"),
+        ("aides pour une pac ?", "fr-aides"),
+        ("une pac c garanti combien de temps ?", "fr-garantie"),
+    ],
+)
+def test_the_french_demo_base_knows_a_heat_pump_by_its_abbreviation(question: str, entry: str) -> None:
+    """ "pac" is how French leads write "pompe à chaleur"; without it the question went to a person."""
+    from app.ai.knowledge.retrieval import KnowledgeIndex
+
+    found = KnowledgeIndex.build(DEMO_QA).best_answer(question, language="fr")
+    assert found is not None and found.id == entry

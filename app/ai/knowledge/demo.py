@@ -172,7 +172,7 @@ _FR = [
         "Cela dépend des travaux et de votre logement : une isolation se chiffre selon la surface "
         "et l'isolant, une pompe à chaleur selon la puissance dont votre logement a besoin. Nous vous "
         "remettons un prix précis et détaillé, aides déduites, après une visite technique gratuite.",
-        "prix coût coûte tarif tarifs combien cher budget panneaux kwc montant moyenne revient",
+        "prix coût coûte tarif tarifs combien cher budget panneaux kwc montant moyenne revient pac",
     ),
     _qa(
         "fr-financement",
@@ -195,7 +195,7 @@ _FR = [
         "zéro et la TVA réduite dans certains cas. Nous vérifions votre éligibilité et vous "
         "accompagnons dans les démarches.",
         "aide aides subvention subventions maprimerenov prime primes "
-        "état tva éligibilité éligible droit cee financière",
+        "état tva éligibilité éligible droit cee financière pac",
     ),
     _qa(
         "fr-delai",
@@ -216,7 +216,7 @@ _FR = [
         "Nos travaux d'isolation et la pose de pompes à chaleur sont couverts par notre garantie "
         "décennale ; la pompe à chaleur bénéficie en plus de la garantie du fabricant sur ses pièces "
         "et son compresseur. Le détail figure dans le devis.",
-        "garantie garanties garanti décennale assurance couvert ans années",
+        "garantie garanties garanti décennale assurance couvert ans années pac",
     ),
     _qa(
         "fr-entretien",
@@ -226,7 +226,7 @@ _FR = [
         "Une isolation ne demande pas d'entretien. Une pompe à chaleur doit être entretenue par un "
         "professionnel tous les deux ans (c'est obligatoire pour la plupart des modèles) ; nous "
         "proposons un contrat d'entretien en option.",
-        "entretien entretenir nettoyage nettoyer maintenance réparation suivi panne",
+        "entretien entretenir nettoyage nettoyer maintenance réparation suivi panne pac",
     ),
     _qa(
         "fr-zone",
