@@ -1075,16 +1075,23 @@ class SQLiteStore(Store):
         try:
             row = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
-            log.warning("sqlite.wal_restart_failed", error=type(exc).__name__)
+            self._wal_restart_busy = 0  # the next request starts its retries afresh
+            log.warning("sqlite.wal_restart_failed", tenant=SYSTEM_TENANT, error=type(exc).__name__)
             return  # the next passive checkpoint asks again
         if row is not None and row[0]:
-            # busy (the pragma reports it rather than raising): the checkpoint thread's passive
-            # checkpoint held the lock, or a reader its snapshot. Try again after the next write,
-            # a few times (a long reader makes each try wait its busy timeout), then leave it to
-            # the next passive checkpoint, which asks again while the WAL is too long.
+            # busy (the pragma reports it rather than raising, https://www.sqlite.org/pragma.html
+            # #pragma_wal_checkpoint): the checkpoint thread's passive checkpoint held the lock,
+            # or a reader its snapshot. Try again after the next write, a few times (a long
+            # reader makes each try wait its busy timeout), then leave it to the next passive
+            # checkpoint, which asks again while the WAL is too long. Giving up resets the
+            # count, so that next request has its retries too (kept, every later restart found
+            # busy once gave up at once, and the WAL grew past MAX_WAL_FRAMES).
             self._wal_restart_busy += 1
             if self._wal_restart_busy <= WAL_RESTART_RETRIES:
                 self._wal_restart_due = True
+            else:
+                self._wal_restart_busy = 0
+                log.warning("sqlite.wal_restart_busy", tenant=SYSTEM_TENANT, tries=WAL_RESTART_RETRIES + 1)
             return
         self._wal_restart_busy = 0
         self.wal_restarts += 1

@@ -183,6 +183,56 @@ async def test_a_wal_restart_held_up_by_a_reader_is_tried_again_after_the_next_w
     await store.close()
 
 
+async def test_a_wal_restart_that_gave_up_leaves_the_next_one_its_own_retries(tmp_path: Path) -> None:
+    """A restart busy :data:`WAL_RESTART_RETRIES` times more gives up (the next passive checkpoint
+    asks again); the NEXT restart asked for, busy once, is still tried again after a write and
+    truncates the WAL. The busy count was not reset when a restart gave up, so every later
+    restart found busy once gave up at once and the WAL kept growing."""
+    from app.store.sqlite import WAL_RESTART_RETRIES
+
+    path = tmp_path / "db.sqlite"
+    wal = Path(f"{path}-wal")
+    store = SQLiteStore(path, busy_timeout_s=0.05)
+    text = "x" * 3000
+    n = 0
+
+    async def append() -> None:
+        nonlocal n
+        assert await store.append_log([LogRecord("t1", f"m:{n}", float(n), {"text": text})]) == [True]
+        n += 1
+
+    def hold_snapshot() -> sqlite3.Connection:
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM ingest_log").fetchone()  # a read snapshot, held
+        return reader
+
+    for _ in range(20):
+        await append()
+    reader = hold_snapshot()
+    await append()
+    await store._writer_thread.call(store._restart_wal)  # busy: tried again after each write
+    for _ in range(WAL_RESTART_RETRIES):
+        assert store._wal_restart_due
+        await append()
+        await store._writer_thread.call(lambda: None)  # the retry queued behind the write ran
+    assert not store._wal_restart_due and store.wal_restarts == 0  # gave up
+    reader.close()
+
+    reader = hold_snapshot()  # the next restart asked for is busy once...
+    await append()
+    await store._writer_thread.call(store._restart_wal)
+    assert store._wal_restart_due  # ...and tried again after the next write
+    reader.close()
+    grown = wal.stat().st_size
+    await append()
+    await store._writer_thread.call(lambda: None)
+    assert store.wal_restarts == 1
+    assert wal.stat().st_size < grown / 4  # truncated, then one append's frames
+    assert await store.log_size("t1") == n
+    await store.close()
+
+
 async def test_a_wal_restart_is_due_before_the_next_passive_checkpoint_may_start(tmp_path: Path) -> None:
     """A checkpoint that found the WAL too long asks for the restart BEFORE it clears
     ``_checkpointing``: a write in between then sees the restart due and starts no passive
