@@ -80,6 +80,7 @@ from app.store.base import (
     Transaction,
     check_cursor,
 )
+from app.store.sqlite_lock import MIGRATION_WAIT_S, schema_lock
 from app.store.sqlite_schema import (
     COLUMNS,
     GROUP_INDEXES,
@@ -928,12 +929,19 @@ class SQLiteStore(Store):
     group_commit_log = True
 
     def __init__(
-        self, path: str | Path, *, busy_timeout_s: float = 10.0, durability: Durability = "process"
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 10.0,
+        durability: Durability = "process",
+        migration_wait_s: float = MIGRATION_WAIT_S,
     ) -> None:
         """Open (and create) the database at ``path``; parent folders are created.
 
         ``durability`` chooses ``synchronous`` (see the module docstring). Raises ``ValueError``
-        for another value.
+        for another value. The file's schema is brought to this version at open
+        (:meth:`_prepare_file`): an opener waits up to ``migration_wait_s`` seconds for another
+        process migrating the file, then raises :class:`StoreError` naming the file and why.
         """
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
@@ -949,7 +957,11 @@ class SQLiteStore(Store):
         self._writer = sqlite3.connect(
             target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s, uri=uri
         )
-        self._writer.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._prepare_file(None if uri else migration_wait_s, busy_timeout_s)
+        except BaseException:
+            self._writer.close()
+            raise
         self._writer.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
         # power: the WAL synced after each commit by sync_commits (see the module docstring)
         self._syncs_wal = self.syncs_commits_apart = durability == "power" and not uri
@@ -996,8 +1008,6 @@ class SQLiteStore(Store):
         """Restarts found busy in a row (see :meth:`_restart_wal`)."""
         self.wal_restarts = 0
         """WAL restarts made on the writer thread once the WAL passed :data:`MAX_WAL_FRAMES`."""
-        self._writer.executescript(_SCHEMA)
-        self._create_indexes()
         self._reader = sqlite3.connect(
             target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s, uri=uri
         )
@@ -1222,11 +1232,35 @@ class SQLiteStore(Store):
         """Run ``fn`` on the reader thread."""
         return await self._reader_thread.call(fn)
 
-    def _create_indexes(self) -> None:
-        """Bring the file's schema to this version (:func:`app.store.sqlite_schema.migrate`:
-        columns added and filled from the JSON, indexes of older shapes dropped, the declared
-        ones created); logs what it changed in a file an older version wrote."""
-        counts = migrate(self._writer)
+    def _prepare_file(self, migration_wait_s: float | None, busy_timeout_s: float) -> None:
+        """WAL mode, the tables, then the file's schema brought to this version
+        (:func:`app.store.sqlite_schema.migrate`: columns added and filled from the JSON, indexes
+        of older shapes dropped, the declared ones created), under the file's schema lock
+        (:func:`app.store.sqlite_lock.schema_lock`; ``migration_wait_s`` ``None``: no file, no
+        lock): a process migrating the file holds it, and this one waits for it, up to
+        ``migration_wait_s`` seconds, instead of failing with "database is locked" once its busy
+        timeout is over. Logs what it changed in a file an older version wrote.
+
+        Raises :class:`StoreError` naming the file and the reason when the lock is not had in
+        time, or when the write lock is not (a writer that is no migration held it past
+        ``busy_timeout_s``)."""
+        lock = (
+            contextlib.nullcontext()
+            if migration_wait_s is None
+            else schema_lock(self.path, wait_s=migration_wait_s)
+        )
+        with lock:
+            try:
+                self._writer.execute("PRAGMA journal_mode=WAL")
+                self._writer.executescript(_SCHEMA)
+                counts = migrate(self._writer)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise StoreError(
+                    f"cannot open {self.path}: its schema could not be brought up to date, another "
+                    f"connection held the write lock past the busy timeout ({busy_timeout_s:g} s): {exc}"
+                ) from exc
         if counts["filled"] or counts["cleared"] or counts["dropped"]:
             log.info("sqlite.schema_migrated", tenant=SYSTEM_TENANT, path=self.path, **counts)
 
