@@ -820,8 +820,8 @@ def _write(
 
 def _index_hint(collection: str, filters: Sequence[Filter], order_by: Sequence[Order]) -> str:
     """``INDEXED BY <index>`` for a tenant query with equality filters and no order (or an order
-    on fields those filters fix), when an index declared for its collection starts with one of
-    those fields; else ``""``.
+    on fields only ``== None`` filters fix, as :func:`_null_tail`'s), when an index declared for
+    its collection starts with one of those fields; else ``""``.
 
     Without statistics SQLite prefers walking the collection by primary key (it yields the
     ``tenant, id`` order for free) to seeking an expression index and sorting what it finds, so
@@ -832,9 +832,10 @@ def _index_hint(collection: str, filters: Sequence[Filter], order_by: Sequence[O
     and is partial on nothing the query lacks; an index's entries end with the primary key, so
     past the fixed fields they come in ``id`` order, the query's ties."""
     equal = {f.field for f in filters if f.op == "==" and f.value is not None}
-    fixed = equal | {f.field for f in filters if f.op == "==" and f.value is None}
-    if not filters or any(o.field not in fixed for o in order_by):
+    nulls = {f.field for f in filters if f.op == "==" and f.value is None}
+    if not filters or any(o.field not in nulls for o in order_by):
         return ""
+    fixed = equal | nulls
     named = {f.field for f in filters}
     leaf = _leaf_of(collection)
     best, best_len = "", 0
