@@ -112,6 +112,7 @@ def test_an_opener_that_gives_up_names_the_file_and_the_migration(
     start = time.monotonic()
     with pytest.raises(StoreError) as raised:
         SQLiteStore(path, busy_timeout_s=0.2, migration_wait_s=0.5)
-    assert 0.5 <= time.monotonic() - start < 2.5  # bounded by its wait, not the migration
+    assert time.monotonic() - start >= 0.5
+    assert proc.poll() is None  # it gave up while the migration still ran (it holds for 3 s)
     message = str(raised.value)
     assert str(path) in message and "migrating" in message and f"pid {proc.pid}" in message
