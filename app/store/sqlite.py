@@ -80,6 +80,7 @@ from app.store.base import (
     Transaction,
     check_cursor,
 )
+from app.store.sqlite_lock import MIGRATION_WAIT_S, schema_lock
 from app.store.sqlite_schema import (
     COLUMNS,
     GROUP_INDEXES,
@@ -214,23 +215,105 @@ def _where(
     return clauses, params
 
 
+#: One term of a cursor's condition (:func:`_after_shape`): ``(key position, operator)``, the
+#: operator one of ``=`` (``k = ?``), ``null`` (``k IS NULL``: equal to a null, no parameter),
+#: ``>`` and ``<`` (``k > ?``), ``<~`` (``k < ? OR k IS NULL``: after a value descending, null
+#: last) and ``set`` (``k IS NOT NULL``, no parameter: after a null ascending).
+_Term = tuple[int, str]
+#: A cursor condition's shape: ``">"``/``"<"`` (a row value) or its disjuncts of terms.
+_AfterShape = str | tuple[tuple[_Term, ...], ...]
+
+
+@functools.lru_cache(maxsize=256)
+def _after_shape(descending: tuple[bool, ...], nulls: tuple[bool, ...]) -> _AfterShape:
+    """How the rows strictly after a cursor are selected, for keys ordered in ``descending``
+    directions (the order fields, then the id) and a cursor whose values are ``null`` at
+    ``nulls``: ``">"`` or ``"<"`` for a row value (``(k1, ..., id) > (?, ..., ?)``, which seeks
+    the index), else the disjuncts of :data:`_Term` (a row is after the cursor when its first
+    key that differs from the cursor's comes after it, the keys before it equal; the id, last,
+    is never null).
+
+    The order is Firestore's, "Ordering of value types" (null before every other value;
+    https://firebase.google.com/docs/firestore/manual/data-types), which is SQLite's for NULL
+    and numbers ("NULL values are considered smaller than any other value" ascending and come
+    last descending, https://www.sqlite.org/lang_select.html#orderby). A comparison with NULL is
+    never true (https://www.sqlite.org/nulls.html), so a row value is right only when the
+    cursor holds no null and every null row it cannot reach comes before the cursor: ascending,
+    or descending on ONE field, whose null rows (after every value) the caller reads next
+    (:func:`_null_tail`). Any other shape takes the disjuncts, nulls spelled out."""
+    if not any(nulls) and len(set(descending)) == 1 and (not descending[0] or len(descending) == 2):
+        return "<" if descending[0] else ">"
+    equal = tuple((j, "null" if null else "=") for j, null in enumerate(nulls))
+    last = len(descending) - 1
+    ors: list[tuple[_Term, ...]] = []
+    for i, (desc, null) in enumerate(zip(descending, nulls, strict=True)):
+        if desc and null:
+            continue  # nothing comes after null descending
+        op = "set" if null else ("<" if i == last else "<~") if desc else ">"
+        ors.append((*equal[:i], (i, op)))
+    return tuple(ors)
+
+
+def _after_keys(
+    order_by: Sequence[Order], start_after: Sequence[JSON]
+) -> tuple[tuple[bool, ...], tuple[bool, ...]]:
+    """The ``(descending, nulls)`` of :func:`_after_shape` for a cursor (the id last, in the
+    last order's direction)."""
+    descending = (*(o.descending for o in order_by), order_by[-1].descending)
+    return descending, tuple(v is None for v in start_after)
+
+
+def _after_params(shape: _AfterShape, values: Sequence[Any]) -> list[Any]:
+    """The parameters of a cursor condition of ``shape`` (:func:`_after_shape`) for the cursor's
+    SQL ``values``, in the order :func:`_after` writes them."""
+    if isinstance(shape, str):
+        return list(values)
+    return [values[i] for terms in shape for i, op in terms if op not in ("set", "null")]
+
+
 def _after(
     order_by: Sequence[Order], start_after: Sequence[JSON], leaf: str | None = None
 ) -> tuple[str, list[Any]]:
-    """The cursor's condition: rows strictly after ``start_after`` in ``(order fields, id)`` order."""
-    keys = [(field_sql(leaf, o.field), o.descending) for o in order_by] + [("id", order_by[-1].descending)]
+    """The cursor's condition and its parameters: rows strictly after ``start_after`` in
+    ``(order fields, id)`` order, nulls first (:func:`_after_shape`; for one descending field
+    and a value that is not null, the field's null rows are left to :func:`_null_tail`)."""
+    keys = [field_sql(leaf, o.field) for o in order_by] + ["id"]
     values = [_sql_value(v) for v in start_after]
-    if len({desc for _, desc in keys}) == 1:  # one direction: a row value, which seeks the index
-        op = "<" if keys[0][1] else ">"
-        marks = ",".join("?" * len(keys))
-        return f"({','.join(k for k, _ in keys)}) {op} ({marks})", values
-    ors: list[str] = []
-    params: list[Any] = []
-    for i, (key, desc) in enumerate(keys):
-        terms = [f"{k} = ?" for k, _ in keys[:i]] + [f"{key} {'<' if desc else '>'} ?"]
-        ors.append("(" + " AND ".join(terms) + ")")
-        params.extend(values[: i + 1])
-    return "(" + " OR ".join(ors) + ")", params
+    shape = _after_shape(*_after_keys(order_by, start_after))
+    if isinstance(shape, str):
+        return f"({','.join(keys)}) {shape} ({','.join('?' * len(keys))})", values
+    spelled = {
+        "=": "{k} = ?",
+        "null": "{k} IS NULL",
+        ">": "{k} > ?",
+        "<": "{k} < ?",
+        "<~": "({k} < ? OR {k} IS NULL)",
+        "set": "{k} IS NOT NULL",
+    }
+    ors = ["(" + " AND ".join(spelled[op].format(k=keys[i]) for i, op in terms) + ")" for terms in shape]
+    return ("(" + " OR ".join(ors) + ")" if ors else "0"), _after_params(shape, values)
+
+
+#: Filter operators a null value never matches (a range matches its own type only in Firestore,
+#: and no SQL comparison with NULL is true).
+_NULL_FREE_OPS = frozenset({"<", "<=", ">", ">="})
+
+
+def _null_tail(
+    filters: Sequence[Filter], order_by: Sequence[Order], start_after: Sequence[JSON] | None
+) -> Filter | None:
+    """The filter of the rows a page after ``start_after`` continues with once the row value of
+    :func:`_after` runs out: ordered on ONE field descending after a value that is not null,
+    the documents whose field is null come last (:func:`_after_shape`). ``None`` when there are
+    none to read: no such cursor, or a filter on the field that no null matches. A separate
+    statement keeps the first one a seek of the index from the cursor on."""
+    if start_after is None or len(order_by) != 1 or not order_by[0].descending or start_after[0] is None:
+        return None
+    field = order_by[0].field
+    for f in filters:
+        if f.field == field and (f.op in _NULL_FREE_OPS or (f.op == "==" and f.value is not None)):
+            return None
+    return Filter(field, "==", None)
 
 
 def _compile(
@@ -245,7 +328,8 @@ def _compile(
     """The query's SQL after ``WHERE tenant=? AND coll=?`` (or its group equivalent) and its
     parameters. ``collection`` (a path or a group's id) adds the ``leaf`` term that lets the
     planner seek the partial indexes declared for it, and reads the fields it declares from
-    their columns."""
+    their columns. After a cursor on one descending field, the field's null rows are not in
+    this SQL: :func:`_run_query` reads them next (:func:`_null_tail`)."""
     check_cursor(start_after, order_by)
     leaf = None if collection is None else _leaf_of(collection)
     clauses, params = _where(filters, order_by, leaf)
@@ -282,8 +366,7 @@ def _bind(
     limit: int | None,
 ) -> list[Any]:
     """The parameters of :func:`_compile`'s SQL (after its collection parameters), in its order,
-    without building the SQL (a cursor over orders of mixed directions repeats its values, as
-    :func:`_after` does)."""
+    without building the SQL (a cursor's values as :func:`_after_params` lists them)."""
     params: list[Any] = []
     for f in filters:
         if f.op == "==" and f.value is None:
@@ -293,12 +376,8 @@ def _bind(
         else:
             params.append(_sql_value(f.value))
     if start_after is not None:
-        values = [_sql_value(v) for v in start_after]
-        if len({o.descending for o in order_by}) <= 1:
-            params.extend(values)
-        else:
-            for i in range(len(values)):
-                params.extend(values[: i + 1])
+        shape = _after_shape(*_after_keys(order_by, start_after))
+        params.extend(_after_params(shape, [_sql_value(v) for v in start_after]))
     if limit is not None:
         params.append(int(limit))
     return params
@@ -315,12 +394,13 @@ def _query_sql(
     filters: tuple[tuple[str, str, int], ...],
     order_by: tuple[tuple[str, bool], ...],
     limited: bool,
-    cursor: int,
+    cursor: tuple[bool, ...] | None,
     group: bool,
 ) -> str:
     """The SQL of a query of this shape (``head`` its ``SELECT ... WHERE`` part with ``{hint}``
     where the index hint goes, ``scope`` the collection, or ``/`` and its last segment for a
-    subcollection, which is all :func:`_leaf_term` and :func:`_index_hint` read of it): built once
+    subcollection, which is all :func:`_leaf_term` and :func:`_index_hint` read of it; ``cursor``
+    which of a cursor's order values are null, ``None`` without a cursor): built once
     by :func:`_compile` from stand-in values, so every later query of the shape skips building it
     (measured: about a third of a query's CPU on the reader thread)."""
     stand_in = [
@@ -332,7 +412,7 @@ def _query_sql(
         stand_in,
         orders,
         1 if limited else None,
-        None if cursor < 0 else [0] * (cursor - 1) + [""],
+        None if cursor is None else [*(None if null else 0 for null in cursor), ""],
         collection=scope,
         group=group,
     )
@@ -361,7 +441,7 @@ def _shaped_sql(
         tuple(_filter_shape(f) for f in filters),
         tuple((o.field, o.descending) for o in order_by),
         limit is not None,
-        -1 if start_after is None else len(start_after),
+        None if start_after is None else tuple(v is None for v in start_after[:-1]),
         group,
     )
     return sql, _bind(filters, order_by, start_after, limit)
@@ -739,16 +819,23 @@ def _write(
 
 
 def _index_hint(collection: str, filters: Sequence[Filter], order_by: Sequence[Order]) -> str:
-    """``INDEXED BY <index>`` for a tenant query with equality filters and no order, when an index
-    declared for its collection starts with one of those fields; else ``""``.
+    """``INDEXED BY <index>`` for a tenant query with equality filters and no order (or an order
+    on fields only ``== None`` filters fix, as :func:`_null_tail`'s), when an index declared for
+    its collection starts with one of those fields; else ``""``.
 
     Without statistics SQLite prefers walking the collection by primary key (it yields the
     ``tenant, id`` order for free) to seeking an expression index and sorting what it finds, so
-    ``status == 'dead'`` over the jobs collection read every pending timer. The index chosen
-    has the longest prefix of equality fields and is partial on nothing the query lacks."""
-    if order_by or not filters:
-        return ""
+    ``status == 'dead'`` over the jobs collection read every pending timer, and the null rows of
+    a descending page (:func:`_null_tail`: ``f == None`` ordered on ``f``) read the whole
+    collection. The index chosen has the longest prefix of equality fields (``== None`` too: its
+    ``IS NULL`` seeks the index, https://www.sqlite.org/optoverview.html#where_clause_analysis)
+    and is partial on nothing the query lacks; an index's entries end with the primary key, so
+    past the fixed fields they come in ``id`` order, the query's ties."""
     equal = {f.field for f in filters if f.op == "==" and f.value is not None}
+    nulls = {f.field for f in filters if f.op == "==" and f.value is None}
+    if not filters or any(o.field not in nulls for o in order_by):
+        return ""
+    fixed = equal | nulls
     named = {f.field for f in filters}
     leaf = _leaf_of(collection)
     best, best_len = "", 0
@@ -759,7 +846,7 @@ def _index_hint(collection: str, filters: Sequence[Filter], order_by: Sequence[O
             if fields in _NON_NULL_ON and _NON_NULL_ON[fields] not in equal:
                 continue
             prefix = 0
-            while prefix < len(fields) and fields[prefix] in equal:
+            while prefix < len(fields) and fields[prefix] in fixed:
                 prefix += 1
             if prefix > best_len:  # a tenant index first, on a tie
                 best, best_len = f"ix_{scope}_" + "_".join(fields), prefix
@@ -788,16 +875,35 @@ def _run_query(
     limit: int | None,
     start_after: Sequence[JSON] | None = None,
 ) -> list[Document]:
+    """The documents of ``collection`` (of ``tenant``; ``None``: every tenant's but the system's)
+    matching ``filters`` in ``order_by`` order, at most ``limit``, after the cursor
+    ``start_after``. A page after a cursor on one descending field reads that field's null rows
+    with a second statement once the first runs out (:func:`_null_tail`), both in one read
+    transaction (one snapshot). Raises :class:`StoreError` for a bad cursor or field name."""
     if tenant is None:
         head = f"SELECT tenant, coll, id, data FROM docs WHERE coll={_COLL_PARAM} AND tenant != ?"  # noqa: S608
-        sql, params = _shaped_sql(head, collection, filters, order_by, limit, start_after)
         head_params: list[Any] = [collection, SYSTEM_TENANT]
     else:
         # {hint}: a declared index's name (_index_hint), never input
         head = f"SELECT tenant, coll, id, data FROM docs{{hint}} WHERE tenant=? AND coll={_COLL_PARAM}"  # noqa: S608
-        sql, params = _shaped_sql(head, collection, filters, order_by, limit, start_after)
         head_params = [tenant, collection]
-    rows = conn.execute(sql, head_params + params).fetchall()
+    sql, params = _shaped_sql(head, collection, filters, order_by, limit, start_after)
+    tail = _null_tail(filters, order_by, start_after)
+    if tail is None:
+        rows = conn.execute(sql, head_params + params).fetchall()
+    else:
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
+        try:
+            rows = conn.execute(sql, head_params + params).fetchall()
+            if limit is None or len(rows) < limit:
+                left = None if limit is None else limit - len(rows)
+                sql, params = _shaped_sql(head, collection, [*filters, tail], order_by, left)
+                rows += conn.execute(sql, head_params + params).fetchall()
+        finally:
+            if own:
+                conn.execute("COMMIT")
     return [Document(r[0], r[1], r[2], _load(r[3])) for r in rows]
 
 
@@ -824,12 +930,19 @@ class SQLiteStore(Store):
     group_commit_log = True
 
     def __init__(
-        self, path: str | Path, *, busy_timeout_s: float = 10.0, durability: Durability = "process"
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 10.0,
+        durability: Durability = "process",
+        migration_wait_s: float = MIGRATION_WAIT_S,
     ) -> None:
         """Open (and create) the database at ``path``; parent folders are created.
 
         ``durability`` chooses ``synchronous`` (see the module docstring). Raises ``ValueError``
-        for another value.
+        for another value. The file's schema is brought to this version at open
+        (:meth:`_prepare_file`): an opener waits up to ``migration_wait_s`` seconds for another
+        process migrating the file, then raises :class:`StoreError` naming the file and why.
         """
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
@@ -845,7 +958,11 @@ class SQLiteStore(Store):
         self._writer = sqlite3.connect(
             target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s, uri=uri
         )
-        self._writer.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._prepare_file(None if uri else migration_wait_s, busy_timeout_s)
+        except BaseException:
+            self._writer.close()
+            raise
         self._writer.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
         # power: the WAL synced after each commit by sync_commits (see the module docstring)
         self._syncs_wal = self.syncs_commits_apart = durability == "power" and not uri
@@ -892,8 +1009,6 @@ class SQLiteStore(Store):
         """Restarts found busy in a row (see :meth:`_restart_wal`)."""
         self.wal_restarts = 0
         """WAL restarts made on the writer thread once the WAL passed :data:`MAX_WAL_FRAMES`."""
-        self._writer.executescript(_SCHEMA)
-        self._create_indexes()
         self._reader = sqlite3.connect(
             target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s, uri=uri
         )
@@ -971,16 +1086,23 @@ class SQLiteStore(Store):
         try:
             row = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
-            log.warning("sqlite.wal_restart_failed", error=type(exc).__name__)
+            self._wal_restart_busy = 0  # the next request starts its retries afresh
+            log.warning("sqlite.wal_restart_failed", tenant=SYSTEM_TENANT, error=type(exc).__name__)
             return  # the next passive checkpoint asks again
         if row is not None and row[0]:
-            # busy (the pragma reports it rather than raising): the checkpoint thread's passive
-            # checkpoint held the lock, or a reader its snapshot. Try again after the next write,
-            # a few times (a long reader makes each try wait its busy timeout), then leave it to
-            # the next passive checkpoint, which asks again while the WAL is too long.
+            # busy (the pragma reports it rather than raising, https://www.sqlite.org/pragma.html
+            # #pragma_wal_checkpoint): the checkpoint thread's passive checkpoint held the lock,
+            # or a reader its snapshot. Try again after the next write, a few times (a long
+            # reader makes each try wait its busy timeout), then leave it to the next passive
+            # checkpoint, which asks again while the WAL is too long. Giving up resets the
+            # count, so that next request has its retries too (kept, every later restart found
+            # busy once gave up at once, and the WAL grew past MAX_WAL_FRAMES).
             self._wal_restart_busy += 1
             if self._wal_restart_busy <= WAL_RESTART_RETRIES:
                 self._wal_restart_due = True
+            else:
+                self._wal_restart_busy = 0
+                log.warning("sqlite.wal_restart_busy", tenant=SYSTEM_TENANT, tries=WAL_RESTART_RETRIES + 1)
             return
         self._wal_restart_busy = 0
         self.wal_restarts += 1
@@ -1111,11 +1233,35 @@ class SQLiteStore(Store):
         """Run ``fn`` on the reader thread."""
         return await self._reader_thread.call(fn)
 
-    def _create_indexes(self) -> None:
-        """Bring the file's schema to this version (:func:`app.store.sqlite_schema.migrate`:
-        columns added and filled from the JSON, indexes of older shapes dropped, the declared
-        ones created); logs what it changed in a file an older version wrote."""
-        counts = migrate(self._writer)
+    def _prepare_file(self, migration_wait_s: float | None, busy_timeout_s: float) -> None:
+        """WAL mode, the tables, then the file's schema brought to this version
+        (:func:`app.store.sqlite_schema.migrate`: columns added and filled from the JSON, indexes
+        of older shapes dropped, the declared ones created), under the file's schema lock
+        (:func:`app.store.sqlite_lock.schema_lock`; ``migration_wait_s`` ``None``: no file, no
+        lock): a process migrating the file holds it, and this one waits for it, up to
+        ``migration_wait_s`` seconds, instead of failing with "database is locked" once its busy
+        timeout is over. Logs what it changed in a file an older version wrote.
+
+        Raises :class:`StoreError` naming the file and the reason when the lock is not had in
+        time, or when the write lock is not (a writer that is no migration held it past
+        ``busy_timeout_s``)."""
+        lock = (
+            contextlib.nullcontext()
+            if migration_wait_s is None
+            else schema_lock(self.path, wait_s=migration_wait_s)
+        )
+        with lock:
+            try:
+                self._writer.execute("PRAGMA journal_mode=WAL")
+                self._writer.executescript(_SCHEMA)
+                counts = migrate(self._writer)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise StoreError(
+                    f"cannot open {self.path}: its schema could not be brought up to date, another "
+                    f"connection held the write lock past the busy timeout ({busy_timeout_s:g} s): {exc}"
+                ) from exc
         if counts["filled"] or counts["cleared"] or counts["dropped"]:
             log.info("sqlite.schema_migrated", tenant=SYSTEM_TENANT, path=self.path, **counts)
 

@@ -407,7 +407,8 @@ _FILL_BATCH = 2_000
 
 def migrate(conn: sqlite3.Connection) -> dict[str, int]:
     """Bring the file's schema to this version, in one transaction (a second process opening the
-    file meanwhile waits, then finds nothing to do): add the ``leaf``, ``nulls`` and ``f_*``
+    file meanwhile waits for the schema lock its opener holds, :mod:`app.store.sqlite_lock`,
+    then finds nothing to do): add the ``leaf``, ``nulls`` and ``f_*``
     columns a file lacks, fill the columns of each collection whose record in ``doc_columns``
     lacks one of its declared fields from its documents' JSON (every column of that collection is
     rewritten, by :func:`column_values`, the write path's own function), clear those no longer

@@ -66,3 +66,84 @@ async def test_a_bad_cursor_is_a_store_error(store: Store) -> None:
         await store.query("t1", "leads", start_after=[1.0, "l1"])
     with pytest.raises(StoreError):
         await store.query("t1", "leads", order_by=[Order("created_at")], start_after=[1.0])
+
+
+#: Ordered values of mixed types: JSON null (present), a missing field, integers and floats with
+#: ties, equal numbers of both types (1 and 1.0). Firestore orders null before every number
+#: ("Ordering of value types", https://firebase.google.com/docs/firestore/manual/data-types) and
+#: leaves a document without the field out of a query ordered on it.
+_MIXED: dict[str, object] = {
+    "n0": None,
+    "n1": None,
+    "n2": None,
+    "a0": 1,
+    "a1": 1.0,
+    "a2": -2,
+    "a3": 3.5,
+    "a4": 0,
+    "a5": 3.5,
+    "m0": "missing",
+    "m1": "missing",
+}
+
+
+async def _seed_mixed(store: Store) -> None:
+    for doc_id, value in _MIXED.items():
+        data: dict[str, object] = {"stage": "new"}
+        if value != "missing":
+            data["created_at"] = value  # a column of leads
+            data["rank"] = value  # not a column: read from the JSON
+        await store.set("t1", "leads", doc_id, data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["created_at", "rank"])
+@pytest.mark.parametrize("descending", [False, True])
+async def test_pages_over_nulls_and_numbers_return_every_row_once_nulls_first(
+    store: Store, field: str, descending: bool
+) -> None:
+    """A cursor whose value is null still pages on (SQL's ``NULL > x`` is never true, and a
+    descending page skipped the nulls after the last number)."""
+    await _seed_mixed(store)
+    order = [Order(field, descending=descending)]
+    whole = [d.id for d in await store.query("t1", "leads", order_by=order)]
+    nulls, numbers = ["n0", "n1", "n2"], ["a2", "a4", "a0", "a1", "a3", "a5"]
+    expected = nulls + numbers if not descending else numbers[::-1] + nulls[::-1]
+    assert whole == expected  # null first ascending, last descending; ties by id; no missing
+    for limit in (1, 2, 3):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await store.query("t1", "leads", order_by=order, limit=limit, start_after=cursor)
+            if not page:
+                break
+            seen += [d.id for d in page]
+            cursor = cursor_of(page[-1], order)
+        assert seen == whole, limit
+
+
+@pytest.mark.parametrize("directions", [(False, False), (True, True), (False, True), (True, False)])
+async def test_pages_over_two_orders_with_nulls_return_every_row_once(
+    store: Store, directions: tuple[bool, bool]
+) -> None:
+    """Two ordered fields, nulls in both: each page starts where the last one ended."""
+    values = [None, 1, 2]
+    n = 0
+    for stage in values:
+        for created in values:
+            for _ in range(2):
+                data: dict[str, object] = {"stage_rank": stage, "created_at": created}
+                await store.set("t1", "leads", f"l{n}", data)  # type: ignore[arg-type]
+                n += 1
+    order = [Order("stage_rank", descending=directions[0]), Order("created_at", descending=directions[1])]
+    whole = [d.id for d in await store.query("t1", "leads", order_by=order)]
+    assert len(whole) == n
+    for limit in (1, 2, 3):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await store.query("t1", "leads", order_by=order, limit=limit, start_after=cursor)
+            if not page:
+                break
+            seen += [d.id for d in page]
+            cursor = cursor_of(page[-1], order)
+        assert seen == whole, limit

@@ -142,7 +142,7 @@ async def test_queries_on_columns_answer_as_the_json_expressions_did(
 ) -> None:
     """The same query read from the columns (as the store runs it) and from ``json_extract``
     (the SQL of a collection declaring no column) finds the same documents in the same order,
-    and the store's own query and count agree; a cursor's next page too."""
+    and the store's own query and count agree; a cursor's next page is the rest of the query."""
     await _seed(store)
 
     def ids(sql: str, params: list[Any]) -> list[str]:
@@ -166,7 +166,7 @@ async def test_queries_on_columns_answer_as_the_json_expressions_did(
         page = await store.query(
             "demo", "conversations", filters=filters, order_by=order_by, start_after=cursor
         )
-        assert [d.id for d in page] == ids(*_compile(filters, order_by, None, cursor))
+        assert [d.id for d in page] == [d.id for d in found[2:]]  # nulls too, last descending
 
 
 async def test_a_write_of_a_document_read_sets_only_the_columns_it_changes(store: SQLiteStore) -> None:

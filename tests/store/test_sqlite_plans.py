@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.store import Filter, Order, where
-from app.store.sqlite import _COLL_PARAM, SQLiteStore, _compile, _index_hint
+from app.store.sqlite import _COLL_PARAM, SQLiteStore, _compile, _index_hint, _null_tail
 
 TENANT_QUERIES: list[tuple[str, list[Filter], list[Order]]] = [
     (
@@ -186,6 +186,38 @@ def test_an_order_without_a_condition_reads_the_index_in_order(
         assert f"USING INDEX {index}" in plan, plan
         assert "TEMP B-TREE" not in plan, plan
         assert "SCAN docs" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    ("collection", "filters", "order", "index"),
+    [
+        ("conversations", [], Order("created_at", descending=True), "ix_t_created_at"),
+        (
+            "conversations",
+            [where("lead_id", "==", "ld_1")],
+            Order("created_at", descending=True),
+            "ix_t_lead_id_created_at",
+        ),
+        ("conversations/cv_1/messages", [], Order("seq", descending=True), "ix_t_seq"),
+    ],
+)
+def test_the_null_rows_after_a_descending_page_seek_the_index(
+    store: SQLiteStore, collection: str, filters: list[Filter], order: Order, index: str
+) -> None:
+    """A descending page after a value reads the field's null rows (last, as in Firestore) with a
+    second statement once the index's seek from the cursor runs out: that one seeks the same
+    index on ``IS NULL`` (it walked the whole collection by primary key)."""
+    tail = _null_tail(filters, [order], [10.0, "x"])
+    assert tail is not None
+    sql_tail, params = _compile([*filters, tail], [order], 50, collection=collection)
+    hint = _index_hint(collection, [*filters, tail], [order])
+    sql = f"SELECT tenant, coll, id, data FROM docs{hint} WHERE tenant=? AND coll={_COLL_PARAM}" + sql_tail
+    plan = _plan(store, sql, ["demo", collection, *params])
+    assert f"USING INDEX {index}" in plan and "f_" + order.field + "=?" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+    # a filter no null matches leaves nothing to read after the seek: no second statement
+    assert _null_tail([where(order.field, ">", 0)], [order], [10.0, "x"]) is None
+    assert _null_tail(filters, [order], [None, "x"]) is None
 
 
 def test_count_searches_its_collection_never_the_whole_table(store: SQLiteStore) -> None:

@@ -122,40 +122,60 @@ async def _checkpoint_settled(store: SQLiteStore, timeout_s: float = 10.0) -> No
 async def test_checkpoints_run_on_their_own_thread_and_keep_the_wal_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Each background checkpoint is held on its thread until the test lets it go: the writes go
+    on meanwhile (no commit waits for it), and once it ran, found the WAL past MAX_WAL_FRAMES
+    and asked for a restart, the next write's restart truncates the WAL.
+
+    The test held nothing before and measured the WAL's size wherever 600 writes ended: where
+    that fell in the checkpoint/restart cycle depended on how promptly the checkpoint thread
+    ran, and a starved one (load 8 on 2 cores) let the WAL grow past the bound over several of
+    the 50-write windows it waited in (reproduced: 1,973,512 bytes, 6 restarts in 600 writes,
+    with three busy loops running)."""
     import threading
 
     import app.store.sqlite as sqlite_module
 
     monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY_WRITES", 16)
     monkeypatch.setattr(sqlite_module, "MAX_WAL_FRAMES", 64)
-    store = SQLiteStore(tmp_path / "db.sqlite")
+    path = tmp_path / "db.sqlite"
+    wal = Path(f"{path}-wal")
+    store = SQLiteStore(path)
     threads: set[str] = set()
+    go = threading.Semaphore(0)
     checkpoint = store._checkpoint
 
-    def recorded() -> int:
+    def held() -> int:
         threads.add(threading.current_thread().name)
+        assert go.acquire(timeout=60), "the test never let the checkpoint go"
         return checkpoint()
 
-    monkeypatch.setattr(store, "_checkpoint", recorded)
+    monkeypatch.setattr(store, "_checkpoint", held)
     writer_pragma = store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
     assert writer_pragma == 0  # no checkpoint inside a commit
     text = "x" * 3000  # about a page per entry
-    for i in range(600):
-        records = [LogRecord("t1", f"m:{i}", float(i), {"text": text})]
-        assert await store.append_log(records) == [True]
-        if i % 50 == 0:
-            # room for the checkpoint in flight (an fsync) between bursts: waited for, not slept
-            # on, since a loaded machine can starve that thread for longer than any fixed sleep
-            await _checkpoint_settled(store)
-    assert store.checkpoints >= 3 and store.wal_restarts >= 1
+    n = 0
+    for cycle in range(6):
+        for _ in range(100):
+            records = [LogRecord("t1", f"m:{n}", float(n), {"text": text})]
+            assert await store.append_log(records) == [True]
+            n += 1
+        assert store._checkpointing is not None  # began after 16 writes, held since
+        assert wal.stat().st_size > 64 * 4096  # 100 commits of a page or more: past the bound
+        go.release()
+        await _checkpoint_settled(store)
+        assert store.checkpoints == cycle + 1 and store._wal_restart_due
+        await store.append_log([LogRecord("t1", f"m:{n}", float(n), {"text": text})])
+        n += 1
+        await store._writer_thread.call(lambda: None)  # the restart queued after that write ran
+        assert store.wal_restarts == cycle + 1
+        assert wal.stat().st_size == 0  # truncated
     assert threads and all(name.startswith("sqlite-checkpoint") for name in threads)
-    # 600 commits of a page or more: 2.4 MB of WAL frames without checkpoints; restarted after them
-    wal = Path(f"{tmp_path / 'db.sqlite'}-wal")
-    assert wal.stat().st_size < 1_500_000
-    assert await store.log_size("t1") == 600
+    for _ in range(8):
+        go.release()  # the checkpoint in flight, if any, runs and the store closes
+    assert await store.log_size("t1") == n
     await store.close()
-    with sqlite3.connect(tmp_path / "db.sqlite") as conn:  # everything reached the file
-        assert conn.execute("SELECT COUNT(*) FROM ingest_log").fetchone()[0] == 600
+    with sqlite3.connect(path) as conn:  # everything reached the file
+        assert conn.execute("SELECT COUNT(*) FROM ingest_log").fetchone()[0] == n
 
 
 async def test_a_wal_restart_held_up_by_a_reader_is_tried_again_after_the_next_writes(tmp_path: Path) -> None:
@@ -180,6 +200,56 @@ async def test_a_wal_restart_held_up_by_a_reader_is_tried_again_after_the_next_w
     await store.append_log([LogRecord("t1", "m:22", 22.0, {"text": text})])  # runs after the retry
     assert store.wal_restarts == 1
     assert await store.log_size("t1") == 23
+    await store.close()
+
+
+async def test_a_wal_restart_that_gave_up_leaves_the_next_one_its_own_retries(tmp_path: Path) -> None:
+    """A restart busy :data:`WAL_RESTART_RETRIES` times more gives up (the next passive checkpoint
+    asks again); the NEXT restart asked for, busy once, is still tried again after a write and
+    truncates the WAL. The busy count was not reset when a restart gave up, so every later
+    restart found busy once gave up at once and the WAL kept growing."""
+    from app.store.sqlite import WAL_RESTART_RETRIES
+
+    path = tmp_path / "db.sqlite"
+    wal = Path(f"{path}-wal")
+    store = SQLiteStore(path, busy_timeout_s=0.05)
+    text = "x" * 3000
+    n = 0
+
+    async def append() -> None:
+        nonlocal n
+        assert await store.append_log([LogRecord("t1", f"m:{n}", float(n), {"text": text})]) == [True]
+        n += 1
+
+    def hold_snapshot() -> sqlite3.Connection:
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM ingest_log").fetchone()  # a read snapshot, held
+        return reader
+
+    for _ in range(20):
+        await append()
+    reader = hold_snapshot()
+    await append()
+    await store._writer_thread.call(store._restart_wal)  # busy: tried again after each write
+    for _ in range(WAL_RESTART_RETRIES):
+        assert store._wal_restart_due
+        await append()
+        await store._writer_thread.call(lambda: None)  # the retry queued behind the write ran
+    assert not store._wal_restart_due and store.wal_restarts == 0  # gave up
+    reader.close()
+
+    reader = hold_snapshot()  # the next restart asked for is busy once...
+    await append()
+    await store._writer_thread.call(store._restart_wal)
+    assert store._wal_restart_due  # ...and tried again after the next write
+    reader.close()
+    grown = wal.stat().st_size
+    await append()
+    await store._writer_thread.call(lambda: None)
+    assert store.wal_restarts == 1
+    assert wal.stat().st_size < grown / 4  # truncated, then one append's frames
+    assert await store.log_size("t1") == n
     await store.close()
 
 
