@@ -1,0 +1,121 @@
+"""What a person sees, in a real Chromium (Debian's, through Playwright; the whole service on 127.0.0.1):
+
+- the settings page's hours read on the 24-hour clock ("09:00", never "09:00 AM"), in French even
+  when the browser itself speaks English, take what people type ("18h30", "6:30 pm") and refuse a
+  time that is none with a message in the page's language.
+
+Screenshots go to tests/artifacts/ (``polish-*.png``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.dashboard import test_browser as journeys
+from tests.dashboard.conftest import OWNER
+from tests.dashboard.test_browser import Tenant, shot, sign_in
+
+browser = journeys.browser
+server = journeys.server
+tenant = journeys.tenant
+page = journeys.page
+
+HOURS = ("quiet_hours_start", "quiet_hours_end", "office_hours_start", "office_hours_end")
+
+
+def shown_text(page: Page, selector: str) -> str:
+    """The text Chromium draws inside a form field, read from its accessibility tree: for a text
+    input its value; for ``type=time`` the browser locale's rendering ("09:00 PM"), not the value."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        backend = cdp.send("DOM.describeNode", {"nodeId": node})["node"]["backendNodeId"]
+        nodes: list[dict[str, Any]] = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    by_id = {n["nodeId"]: n for n in nodes}
+    start = next(n for n in nodes if n.get("backendDOMNodeId") == backend)
+    texts: list[str] = []
+    stack = [start]
+    while stack:
+        current = stack.pop()
+        if current["role"]["value"] == "StaticText":
+            texts.append(current.get("name", {}).get("value", ""))
+        stack.extend(by_id[c] for c in reversed(current.get("childIds", [])) if c in by_id)
+    return "".join(texts)
+
+
+def settings_of(tenant: Tenant) -> dict[str, Any]:
+    response = httpx.get(f"{tenant.server.base}/api/v1/settings", headers=tenant.auth, timeout=5)
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def to_french(page: Page) -> None:
+    """The reader chooses French on the page (the browser itself stays in English)."""
+    page.get_by_label("Language").select_option("fr")
+    page.get_by_role("button", name="Change language").click()
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+
+
+def test_french_hours_read_on_the_24_hour_clock(page: Page, tenant: Tenant) -> None:
+    sign_in(page, tenant, *OWNER)  # an en-US browser
+    to_french(page)
+    page.get_by_role("link", name="Paramètres").click()
+    saved = settings_of(tenant)
+    office_end = page.get_by_label("Fin des heures de bureau")
+    expect(office_end).to_have_value(saved["office_hours_end"])
+    for name in HOURS:
+        shown = shown_text(page, f'[name="{name}"]')
+        assert shown == saved[name] and re.fullmatch(r"\d\d:\d\d", shown), (name, shown, saved[name])
+    expect(office_end).to_have_accessible_description(re.compile("sur 24 heures, HH:MM"))
+    # From the keyboard: French ways of writing a time become HH:MM when the field is left.
+    office_end.focus()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type("18h30")
+    page.keyboard.press("Tab")
+    expect(office_end).to_have_value("18:30")
+    assert shown_text(page, '[name="office_hours_end"]') == "18:30"
+    quiet_start = page.get_by_label("Début des heures calmes")
+    quiet_start.fill("25:00")
+    quiet_start.press("Tab")
+    expect(quiet_start).to_have_attribute("aria-invalid", "true")
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.locator("#settings-errors")).to_have_text(
+        "Début des heures calmes\u00a0: saisissez une heure sur 24 heures, HH:MM (ex. 18:30)"
+    )
+    assert settings_of(tenant)["office_hours_end"] == saved["office_hours_end"]  # nothing saved
+    quiet_start.fill("7h")
+    quiet_start.press("Tab")
+    expect(quiet_start).to_have_value("07:00")
+    expect(quiet_start).not_to_have_attribute("aria-invalid", "true")
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.locator("#settings-status")).to_have_text("Enregistré")
+    after = settings_of(tenant)
+    assert (after["quiet_hours_start"], after["office_hours_end"]) == ("07:00", "18:30")
+    shot(page, "polish-settings-hours-fr")
+
+
+def test_english_hours_take_am_pm_and_show_24_hours(page: Page, tenant: Tenant) -> None:
+    sign_in(page, tenant, *OWNER)
+    page.get_by_role("link", name="Settings").click()
+    start = page.get_by_label("Office hours start")
+    expect(start).to_have_value(settings_of(tenant)["office_hours_start"])
+    assert shown_text(page, '[name="office_hours_start"]') == settings_of(tenant)["office_hours_start"]
+    start.fill("8:15 am")
+    start.press("Tab")
+    expect(start).to_have_value("08:15")
+    end = page.get_by_label("Office hours end")
+    end.fill("6:30 pm")
+    end.press("Tab")
+    expect(end).to_have_value("18:30")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#settings-status")).to_have_text("Saved")
+    after = settings_of(tenant)
+    assert (after["office_hours_start"], after["office_hours_end"]) == ("08:15", "18:30")
