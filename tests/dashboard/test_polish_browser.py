@@ -2,7 +2,9 @@
 
 - the settings page's hours read on the 24-hour clock ("09:00", never "09:00 AM"), in French even
   when the browser itself speaks English, take what people type ("18h30", "6:30 pm") and refuse a
-  time that is none with a message in the page's language.
+  time that is none with a message in the page's language;
+- the widget's launcher, the chat page and the dashboard's widget preview draw no empty box (a
+  character no installed font has: this machine has no emoji font).
 
 Screenshots go to tests/artifacts/ (``polish-*.png``).
 """
@@ -25,6 +27,26 @@ tenant = journeys.tenant
 page = journeys.page
 
 HOURS = ("quiet_hours_start", "quiet_hours_end", "office_hours_start", "office_hours_end")
+
+#: The characters of ``text`` that Chromium draws as the box of a private-use code point, which no
+#: font here has: the characters a person sees as an empty box.
+BOXES = """([text, font]) => {
+  const canvas = document.createElement("canvas"); canvas.width = 48; canvas.height = 48;
+  const g = canvas.getContext("2d");
+  const draw = (ch) => { g.clearRect(0, 0, 48, 48); g.font = font; g.fillStyle = "#000";
+    g.textBaseline = "top"; g.fillText(ch, 2, 2); return g.getImageData(0, 0, 48, 48).data.join(","); };
+  const box = draw("\\uE000");
+  return [...new Set([...text])].filter((ch) => ch.trim() && draw(ch) === box);
+}"""
+
+
+def boxes(page: Page, selector: str) -> list[str]:
+    """The characters of the element's visible text that would show as empty boxes."""
+    node = page.locator(selector).first
+    text = node.inner_text()
+    font = node.evaluate("(n) => getComputedStyle(n).font")
+    found: list[str] = page.evaluate(BOXES, [text, font])
+    return found
 
 
 def shown_text(page: Page, selector: str) -> str:
@@ -119,3 +141,32 @@ def test_english_hours_take_am_pm_and_show_24_hours(page: Page, tenant: Tenant) 
     expect(page.locator("#settings-status")).to_have_text("Saved")
     after = settings_of(tenant)
     assert (after["office_hours_start"], after["office_hours_end"]) == ("08:15", "18:30")
+
+
+def test_the_widget_its_chat_and_the_preview_draw_no_empty_box(page: Page, tenant: Tenant) -> None:
+    base = tenant.server.base
+    sign_in(page, tenant, *OWNER)
+    page.get_by_role("link", name="Settings").click()
+    greeting = page.locator("#preview .wp-greeting")
+    # No greeting of the tenant's own: the preview shows the bot's welcome, as the chat does.
+    expect(greeting).to_contain_text(f"Welcome to Tenant {tenant.id}. How can we help you today?")
+    assert boxes(page, "#preview .wp-greeting") == []
+    shot(page, "polish-preview")
+    # The chat page itself, in French.
+    page.goto(f"{base}/chat?tenant={tenant.id}&lang=fr")
+    expect(page.locator(".greeting")).to_contain_text(f"Bienvenue chez Tenant {tenant.id}.")
+    assert boxes(page, ".greeting") == []
+    # The launcher on a page that embeds the widget: a drawn icon, closed and open.
+    page.goto(f"{base}/app/signin")
+    page.evaluate(
+        """([src, id]) => { const s = document.createElement("script"); s.src = src;
+             s.dataset.tenant = id; document.body.append(s); }""",
+        [f"{base}/widget.js", tenant.id],
+    )
+    launcher = page.locator("#leadwarm-launcher")
+    expect(launcher.locator("svg")).to_have_count(1)
+    assert boxes(page, "#leadwarm-launcher") == []
+    launcher.click()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    expect(launcher.locator("svg")).to_have_count(1)
+    assert boxes(page, "#leadwarm-launcher") == []

@@ -412,7 +412,10 @@
       preview.style.setProperty("--brand", color.test(value("brand_color")) ? value("brand_color") : "#1f6feb");
       preview.style.setProperty("--brand-text", color.test(value("brand_text_color")) ? value("brand_text_color") : "#ffffff");
       preview.querySelector(".wp-name").textContent = value("name");
-      preview.querySelector(".wp-greeting").textContent = value("greeting." + LANG) || value("greeting.en") || "👋";
+      const greeting = preview.querySelector(".wp-greeting");
+      const text = value("greeting." + LANG) || value("greeting.en") ||
+        (preview.dataset.welcome || "").replace("{company_name}", value("name"));
+      greeting.textContent = window.LeadWarmGlyphs ? window.LeadWarmGlyphs.visible(text, getComputedStyle(greeting).font) : text;
       const logo = preview.querySelector(".wp-logo");
       const url = value("logo_url");
       logo.hidden = !/^https?:\/\//.test(url);
