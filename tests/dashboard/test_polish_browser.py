@@ -4,7 +4,10 @@
   when the browser itself speaks English, take what people type ("18h30", "6:30 pm") and refuse a
   time that is none with a message in the page's language;
 - the widget's launcher, the chat page and the dashboard's widget preview draw no empty box (a
-  character no installed font has: this machine has no emoji font).
+  character no installed font has: this machine has no emoji font);
+- every dashboard page fits a phone (390 px: no sideways scroll) and names the API's codes (a lead's
+  stage, a message's delivery state, an integration's category) in French; axe-core finds nothing
+  on them at that width.
 
 Screenshots go to tests/artifacts/ (``polish-*.png``).
 """
@@ -15,11 +18,11 @@ import re
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.dashboard import test_browser as journeys
 from tests.dashboard.conftest import OWNER
-from tests.dashboard.test_browser import Tenant, shot, sign_in
+from tests.dashboard.test_browser import Tenant, axe_violations, shot, sign_in, start_lead
 
 browser = journeys.browser
 server = journeys.server
@@ -170,3 +173,68 @@ def test_the_widget_its_chat_and_the_preview_draw_no_empty_box(page: Page, tenan
     expect(launcher).to_have_attribute("aria-expanded", "true")
     expect(launcher.locator("svg")).to_have_count(1)
     assert boxes(page, "#leadwarm-launcher") == []
+
+
+def _french_phone(browser: Browser) -> BrowserContext:
+    # bypass_csp lets axe-core in (the pages' CSP forbids injected scripts; nothing else runs).
+    context = browser.new_context(locale="fr-FR", viewport={"width": 390, "height": 844}, bypass_csp=True)
+    context.set_default_timeout(10_000)
+    return context
+
+
+def test_every_page_fits_a_phone_and_names_codes_in_french(browser: Browser, tenant: Tenant) -> None:
+    hot = start_lead(tenant, "Ana Hot", "5000")
+    start_lead(tenant, "Ben Small", "100")
+    base = tenant.server.base
+    context = _french_phone(browser)
+    try:
+        page = context.new_page()
+        page.goto(f"{base}/app/signin")
+        page.get_by_label("Espace de travail").fill(tenant.id)
+        page.get_by_label("E-mail").fill(OWNER[0])
+        page.get_by_label("Mot de passe").fill(OWNER[1])
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Boîte de réception")).to_be_visible()
+        pages = (
+            ("inbox", "/app/inbox", "#inbox-table tbody tr:not(:has(td.empty))"),
+            ("conversation", f"/app/conversations/{hot['conversation_id']}", "#transcript li"),
+            ("leads", "/app/leads", "#leads-table tbody tr:not(:has(td.empty))"),
+            ("lead", f"/app/leads/{hot['lead']['id']}", "#timeline tbody tr"),
+            ("analytics", "/app/analytics", "figure.chart img"),
+            ("people", "/app/people", "#people-table tbody tr"),
+            ("playbooks", "/app/playbooks", "#pb-table tbody tr"),
+            ("editor", "/app/playbooks/editor", "main h1"),
+            ("import", "/app/import", "#imports-table"),
+            ("integrations", "/app/integrations", "#catalog-table tbody tr"),
+            ("settings", "/app/settings", "#budget:not(:empty)"),
+        )
+        for name, path, ready in pages:
+            page.goto(base + path)
+            expect(page.locator(ready).first).to_be_attached()
+            page.wait_for_load_state("networkidle")
+            root = "document.documentElement"
+            wide, screen = page.evaluate(f"[{root}.scrollWidth, {root}.clientWidth]")
+            assert wide <= screen, (path, wide, screen)
+            assert boxes(page, "body") == [], path
+            assert axe_violations(page) == [], path
+            shot(page, f"polish-phone-fr-{name}")
+
+        page.goto(f"{base}/app/leads")
+        table = page.locator("#leads-table tbody")
+        expect(table.locator("tr", has_text="Ana Hot")).to_contain_text("qualifié")
+        expect(table.locator("tr", has_text="Ben Small")).to_contain_text("non qualifié")
+        expect(page.locator("#f-stage option[value=disqualified]")).to_have_text("non qualifié")
+        page.goto(f"{base}/app/conversations/{hot['conversation_id']}")
+        transcript = page.locator("#transcript")
+        expect(transcript).to_contain_text("envoyé")
+        expect(transcript).to_contain_text("reçu")
+        expect(transcript).not_to_contain_text(re.compile(r"· (sent|received)\b"))
+        page.goto(f"{base}/app/leads/{hot['lead']['id']}")
+        expect(page.locator("#lead-meta")).to_contain_text("qualifié · Score\u00a0: 65 / 100")
+        expect(page.locator("#timeline")).to_contain_text("(envoyé)")
+        page.goto(f"{base}/app/integrations")
+        row = page.locator("#catalog-table tbody tr", has_text="Cal.com")
+        expect(row).to_contain_text("agenda")
+        expect(row).to_contain_text("clé d'API")
+    finally:
+        context.close()

@@ -311,8 +311,8 @@
         catalog = Object.fromEntries(data.providers.map((p) => [p.name, p]));
         rowsOr(document.querySelector("#catalog-table tbody"), data.providers, [
           (p) => el("a", { href: p.docs, rel: "noopener noreferrer" }, p.display_name),
-          (p) => (p.categories || []).join(", "),
-          (p) => p.auth_modes.join(", "),
+          (p) => (p.categories || []).map((c) => T["cat_" + c] || c).join(", "),
+          (p) => p.auth_modes.map((m) => T["auth_" + m] || m).join(", "),
           connectCell,
         ], T.nothing);
       });
