@@ -23,6 +23,8 @@ ADMIN_STRINGS: dict[str, dict[str, str]] = {
         " langue et source.",
     },
     "csv_file": {"en": "CSV file", "fr": "Fichier CSV"},
+    "choose_file": {"en": "Choose a file", "fr": "Choisir un fichier"},
+    "no_file": {"en": "No file chosen", "fr": "Aucun fichier choisi"},
     "start_on_playbook": {"en": "Start each new lead on", "fr": "Démarrer chaque nouveau prospect sur"},
     "no_playbook_start": {"en": "(do not start a playbook)", "fr": "(ne pas démarrer de scénario)"},
     "start_channel": {"en": "Channel to start on", "fr": "Canal de démarrage"},

@@ -1,8 +1,8 @@
-"""The words for the values the API returns as codes (a lead's stage, a message's delivery state, an
-integration's category and sign-in mode), in English and French.
+"""The words for the values the API returns as codes (a lead's stage, a message's delivery state, a
+CSV import's status, an integration's category and sign-in mode), in English and French.
 
 Merged into :data:`app.dashboard.i18n.STRINGS`; the pages look a code up as ``T["stage_" + code]``
-(``ms_``, ``cat_``, ``auth_``) and show the code itself when it has no entry.
+(``ms_``, ``imp_``, ``cat_``, ``auth_``) and show the code itself when it has no entry.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ VALUE_STRINGS: dict[str, dict[str, str]] = {
     "ms_undeliverable": {"en": "undeliverable", "fr": "impossible à remettre"},
     "ms_blocked": {"en": "blocked", "fr": "bloqué"},
     "ms_stale": {"en": "stale", "fr": "périmé"},
+    # app.dashboard.imports.Status
+    "imp_queued": {"en": "queued", "fr": "en attente"},
+    "imp_running": {"en": "running", "fr": "en cours"},
+    "imp_done": {"en": "done", "fr": "terminé"},
+    "imp_failed": {"en": "failed", "fr": "échoué"},
     # crm_sync/catalog.yaml: categories and auth_modes
     "cat_crm": {"en": "CRM", "fr": "CRM"},
     "cat_calendar": {"en": "calendar", "fr": "agenda"},

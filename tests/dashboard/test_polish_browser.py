@@ -6,8 +6,8 @@
 - the widget's launcher, the chat page and the dashboard's widget preview draw no empty box (a
   character no installed font has: this machine has no emoji font);
 - every dashboard page fits a phone (390 px: no sideways scroll) and names the API's codes (a lead's
-  stage, a message's delivery state, an integration's category) in French; axe-core finds nothing
-  on them at that width.
+  stage, a message's delivery state, an import's status, an integration's category), its file
+  picker included, in French; axe-core finds nothing on them at that width.
 
 Screenshots go to tests/artifacts/ (``polish-*.png``).
 """
@@ -232,6 +232,17 @@ def test_every_page_fits_a_phone_and_names_codes_in_french(browser: Browser, ten
         page.goto(f"{base}/app/leads/{hot['lead']['id']}")
         expect(page.locator("#lead-meta")).to_contain_text("qualifié · Score\u00a0: 65 / 100")
         expect(page.locator("#timeline")).to_contain_text("(envoyé)")
+        # The CSV file picker in the page's words (the browser's own says "Choose File"), and an import's status.
+        page.goto(f"{base}/app/import")
+        picker = page.locator(".file-pick")
+        expect(picker).to_have_text(re.compile(r"^\s*Choisir un fichier\s+Aucun fichier choisi\s*$"))
+        csv = b"name,email,phone,consent\nZoe Csv,zoe@example.com,+33612345678,yes\n"
+        page.get_by_label("Fichier CSV").set_input_files(
+            {"name": "zoe.csv", "mimeType": "text/csv", "buffer": csv}
+        )
+        expect(picker).to_contain_text("zoe.csv")
+        page.get_by_role("button", name="Importer", exact=True).click()
+        expect(page.locator("#imports-table tbody tr").first).to_contain_text("terminé")
         page.goto(f"{base}/app/integrations")
         row = page.locator("#catalog-table tbody tr", has_text="Cal.com")
         expect(row).to_contain_text("agenda")

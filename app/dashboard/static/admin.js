@@ -28,6 +28,10 @@
   // ------------------------------------------------------------------ CSV import
   function importPage() {
     const form = document.getElementById("import-form");
+    const file = document.getElementById("imp-file");
+    file.addEventListener("change", () => {
+      document.getElementById("imp-file-name").textContent = file.files.length ? file.files[0].name : T.no_file;
+    });
     const errorBox = document.getElementById("import-error");
     const status = document.getElementById("import-status");
     const bar = document.getElementById("import-progress");
@@ -48,7 +52,7 @@
     function recent() {
       api("GET", "/api/v1/leads/imports").then((data) => {
         rowsOr(document.querySelector("#imports-table tbody"), data.imports, [
-          (i) => when(i.created_at), (i) => i.filename, (i) => i.status,
+          (i) => when(i.created_at), (i) => i.filename, (i) => T["imp_" + i.status] || i.status,
           (i) => el("td", { class: "num" }, String(i.imported)), (i) => el("td", { class: "num" }, String(i.refused)),
         ], T.nothing);
       }).catch(() => {});
