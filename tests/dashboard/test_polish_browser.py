@@ -159,6 +159,7 @@ def test_the_widget_its_chat_and_the_preview_draw_no_empty_box(page: Page, tenan
     page.goto(f"{base}/chat?tenant={tenant.id}&lang=fr")
     expect(page.locator(".greeting")).to_contain_text(f"Bienvenue chez Tenant {tenant.id}.")
     assert boxes(page, ".greeting") == []
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
     # The launcher on a page that embeds the widget: a drawn icon, closed and open.
     page.goto(f"{base}/app/signin")
     page.evaluate(
@@ -173,6 +174,18 @@ def test_the_widget_its_chat_and_the_preview_draw_no_empty_box(page: Page, tenan
     expect(launcher).to_have_attribute("aria-expanded", "true")
     expect(launcher.locator("svg")).to_have_count(1)
     assert boxes(page, "#leadwarm-launcher") == []
+
+
+def test_the_french_chat_says_it_is_connecting_in_french(browser: Browser, tenant: Tenant) -> None:
+    context = browser.new_context(locale="en-US")
+    try:
+        page = context.new_page()
+        # A socket that never opens: the page stays in its "connecting" state.
+        page.add_init_script("window.WebSocket = class { send() {} close() {} };")
+        page.goto(f"{tenant.server.base}/chat?tenant={tenant.id}&lang=fr")
+        expect(page.locator("#status")).to_have_text("connexion…")
+    finally:
+        context.close()
 
 
 def _french_phone(browser: Browser) -> BrowserContext:
