@@ -153,3 +153,6 @@ STRINGS.update(PLAYBOOK_STRINGS)
 from app.dashboard.i18n_admin import ADMIN_STRINGS  # noqa: E402 - dash-admin's strings
 
 STRINGS.update(ADMIN_STRINGS)
+from app.dashboard.i18n_values import VALUE_STRINGS  # noqa: E402 - the words for API codes
+
+STRINGS.update(VALUE_STRINGS)

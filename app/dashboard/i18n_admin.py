@@ -23,6 +23,8 @@ ADMIN_STRINGS: dict[str, dict[str, str]] = {
         " langue et source.",
     },
     "csv_file": {"en": "CSV file", "fr": "Fichier CSV"},
+    "choose_file": {"en": "Choose a file", "fr": "Choisir un fichier"},
+    "no_file": {"en": "No file chosen", "fr": "Aucun fichier choisi"},
     "start_on_playbook": {"en": "Start each new lead on", "fr": "Démarrer chaque nouveau prospect sur"},
     "no_playbook_start": {"en": "(do not start a playbook)", "fr": "(ne pas démarrer de scénario)"},
     "start_channel": {"en": "Channel to start on", "fr": "Canal de démarrage"},
@@ -109,6 +111,15 @@ ADMIN_STRINGS: dict[str, dict[str, str]] = {
     "quiet_end": {"en": "Quiet hours end", "fr": "Fin des heures calmes"},
     "office_start": {"en": "Office hours start", "fr": "Début des heures de bureau"},
     "office_end": {"en": "Office hours end", "fr": "Fin des heures de bureau"},
+    "time_placeholder": {"en": "HH:MM", "fr": "HH:MM"},
+    "time_help": {
+        "en": "Times on the 24-hour clock, HH:MM (e.g. 09:00 or 18:30); 6:30 pm is read as 18:30.",
+        "fr": "Heures sur 24 heures, HH:MM (ex. 09:00 ou 18:30) ; 18h30 est lu comme 18:30.",
+    },
+    "bad_time": {
+        "en": "enter a time on the 24-hour clock, HH:MM (e.g. 18:30)",
+        "fr": "saisissez une heure sur 24 heures, HH:MM (ex. 18:30)",
+    },
     "notifications": {"en": "Notifications", "fr": "Notifications"},
     "handoff_emails": {
         "en": "Handoff notification addresses (comma separated)",

@@ -17,6 +17,8 @@ from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
 from app.composition import Runtime
+from app.core import i18n
+from app.dashboard.i18n import language_of
 from app.dashboard.pages import _page
 from app.dashboard.people import PeopleDirectory
 
@@ -49,7 +51,9 @@ async def settings_page(
 ) -> Response[Any]:
     """The tenant's settings, branding and the web-chat widget snippet with its live preview."""
     base = runtime.settings.public_base_url.rstrip("/")
-    return await _page(request, people, "settings.html", public_base_url=base)
+    # The preview greets like the chat does when the tenant wrote no greeting: the bot's welcome.
+    welcome = i18n.text("chat_welcome", language_of(request), company_name="{company_name}")
+    return await _page(request, people, "settings.html", public_base_url=base, chat_welcome=welcome)
 
 
 #: The routes this module serves (registered by :class:`app.dashboard.plugin.DashboardFeature`).

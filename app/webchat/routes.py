@@ -55,6 +55,7 @@ _SESSION = re.compile(r"^[A-Za-z0-9_-]{8,100}$")
 _STATIC = Path(__file__).resolve().parent / "static"
 _PAGE = _STATIC / "chat.html"
 _WIDGET = _STATIC / "widget.js"
+_GLYPHS = _STATIC / "glyphs.js"
 _TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: An origin as it may appear in a CSP source list (no space, quote or ``;`` can slip in).
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
@@ -81,14 +82,25 @@ async def chat_page(request: Request[Any, Any, Any], runtime: NamedDependency[Ru
     return Response(_PAGE.read_bytes(), media_type=MediaType.HTML, headers=headers)
 
 
-@get("/widget.js", include_in_schema=False, sync_to_thread=False)
-def widget_script() -> Response[bytes]:
-    """The embeddable widget: ``<script src=".../widget.js" data-tenant="...">``."""
+def _script(path: Path) -> Response[bytes]:
     return Response(
-        _WIDGET.read_bytes(),
+        path.read_bytes(),
         media_type="text/javascript; charset=utf-8",
         headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
     )
+
+
+@get("/widget.js", include_in_schema=False, sync_to_thread=False)
+def widget_script() -> Response[bytes]:
+    """The embeddable widget: ``<script src=".../widget.js" data-tenant="...">``."""
+    return _script(_WIDGET)
+
+
+@get("/chat/glyphs.js", include_in_schema=False, sync_to_thread=False)
+def glyphs_script() -> Response[bytes]:
+    """``LeadWarmGlyphs.visible(text, font)``: text without the emoji the browser has no font for
+    (the chat page and the dashboard's widget preview both load it)."""
+    return _script(_GLYPHS)
 
 
 @get("/chat/config", include_in_schema=False)
@@ -240,5 +252,6 @@ ROUTES = (
     chat_page,
     chat_config,
     widget_script,
+    glyphs_script,
     chat_socket,
 )

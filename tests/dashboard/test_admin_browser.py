@@ -244,7 +244,8 @@ def test_settings_branding_snippet_and_preview(page: Page, tenant: Tenant) -> No
     # A bad value is refused with the field marked, nothing saved.
     page.get_by_label("Time zone").fill("Mars/Olympus")
     page.get_by_role("button", name="Save").click()
-    expect(page.locator("#settings-errors")).to_contain_text("timezone")
+    # The field is named as the page names it (its label), not as the API does.
+    expect(page.locator("#settings-errors")).to_contain_text("Time zone: unknown time zone")
     expect(page.get_by_label("Time zone")).to_have_attribute("aria-invalid", "true")
     page.get_by_label("Time zone").fill("Europe/Paris")
     page.get_by_label("Greeting (French)").fill("Bonjour, comment pouvons-nous aider ?")

@@ -28,6 +28,10 @@
   // ------------------------------------------------------------------ CSV import
   function importPage() {
     const form = document.getElementById("import-form");
+    const file = document.getElementById("imp-file");
+    file.addEventListener("change", () => {
+      document.getElementById("imp-file-name").textContent = file.files.length ? file.files[0].name : T.no_file;
+    });
     const errorBox = document.getElementById("import-error");
     const status = document.getElementById("import-status");
     const bar = document.getElementById("import-progress");
@@ -48,7 +52,7 @@
     function recent() {
       api("GET", "/api/v1/leads/imports").then((data) => {
         rowsOr(document.querySelector("#imports-table tbody"), data.imports, [
-          (i) => when(i.created_at), (i) => i.filename, (i) => i.status,
+          (i) => when(i.created_at), (i) => i.filename, (i) => T["imp_" + i.status] || i.status,
           (i) => el("td", { class: "num" }, String(i.imported)), (i) => el("td", { class: "num" }, String(i.refused)),
         ], T.nothing);
       }).catch(() => {});
@@ -311,8 +315,8 @@
         catalog = Object.fromEntries(data.providers.map((p) => [p.name, p]));
         rowsOr(document.querySelector("#catalog-table tbody"), data.providers, [
           (p) => el("a", { href: p.docs, rel: "noopener noreferrer" }, p.display_name),
-          (p) => (p.categories || []).join(", "),
-          (p) => p.auth_modes.join(", "),
+          (p) => (p.categories || []).map((c) => T["cat_" + c] || c).join(", "),
+          (p) => p.auth_modes.map((m) => T["auth_" + m] || m).join(", "),
           connectCell,
         ], T.nothing);
       });
@@ -322,6 +326,23 @@
   }
 
   // ------------------------------------------------------------------ settings
+  // A time of day as the API takes it ("HH:MM", 24-hour), from what a person types: "9", "0930",
+  // "9:30", "18h30", "9 h", "6:30 pm", "12 am". null when it is no time of day. The fields are text
+  // inputs, not type=time, whose display follows the browser's locale (12:00 AM on a French page).
+  const TIME = /^(\d{1,2})(?:\s*[:hH.]\s*(\d{2})?|(\d{2}))?\s*(?:([aApP])\.?\s*[mM]\.?)?$/;
+  function parseTime(raw) {
+    const m = TIME.exec(String(raw).trim());
+    if (!m) return null;
+    let hours = Number(m[1]);
+    const minutes = Number(m[2] || m[3] || 0);
+    if (m[4]) {
+      if (hours < 1 || hours > 12) return null;
+      hours = (hours % 12) + (/p/i.test(m[4]) ? 12 : 0);
+    }
+    if (hours > 23 || minutes > 59) return null;
+    return String(hours).padStart(2, "0") + ":" + String(minutes).padStart(2, "0");
+  }
+
   function settingsPage() {
     const form = document.getElementById("settings-form");
     const status = document.getElementById("settings-status");
@@ -355,6 +376,10 @@
         if (kind === "list") value = raw ? raw.split(",").map((s) => s.trim()).filter(Boolean) : [];
         else if (kind === "lines") value = raw ? raw.split("\n").map((s) => s.trim()).filter(Boolean) : [];
         else if (kind === "int") { if (!raw) continue; value = parseInt(raw, 10); }
+        else if (kind === "time") {
+          value = parseTime(raw);
+          if (value === null) { problems.push({ field: key, reason: T.bad_time }); continue; }
+        }
         else if (kind === "amount") value = raw ? Number(raw) : null;
         else if (kind === "json") {
           try { value = raw ? JSON.parse(raw) : {}; } catch (e) { problems.push({ field: key, reason: T.bad_json }); continue; }
@@ -368,8 +393,15 @@
       return [body, problems];
     }
 
+    // A field as the page names it (its label), not as the API does.
+    function labelOf(field) {
+      const input = form.querySelector('[name="' + CSS.escape(field) + '"]');
+      const label = input && input.labels && input.labels[0];
+      return label ? label.textContent.trim() : field;
+    }
+
     function showErrors(list) {
-      errors.replaceChildren(...list.map((e) => el("li", {}, e.field + T.colon + e.reason)));
+      errors.replaceChildren(...list.map((e) => el("li", {}, labelOf(e.field) + T.colon + e.reason)));
       for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
       for (const e of list) {
         const input = form.querySelector('[name="' + CSS.escape(e.field.split(".")[0]) + '"]');
@@ -384,13 +416,25 @@
       preview.style.setProperty("--brand", color.test(value("brand_color")) ? value("brand_color") : "#1f6feb");
       preview.style.setProperty("--brand-text", color.test(value("brand_text_color")) ? value("brand_text_color") : "#ffffff");
       preview.querySelector(".wp-name").textContent = value("name");
-      preview.querySelector(".wp-greeting").textContent = value("greeting." + LANG) || value("greeting.en") || "👋";
+      const greeting = preview.querySelector(".wp-greeting");
+      const text = value("greeting." + LANG) || value("greeting.en") ||
+        (preview.dataset.welcome || "").replace("{company_name}", value("name"));
+      greeting.textContent = window.LeadWarmGlyphs ? window.LeadWarmGlyphs.visible(text, getComputedStyle(greeting).font) : text;
       const logo = preview.querySelector(".wp-logo");
       const url = value("logo_url");
       logo.hidden = !/^https?:\/\//.test(url);
       if (!logo.hidden && logo.getAttribute("src") !== url) logo.setAttribute("src", url);
     }
     form.addEventListener("input", drawPreview);
+    // A time field shows its value as HH:MM once left ("18h30" becomes "18:30"); one that is no
+    // time of day is marked invalid at once (the message comes with Save).
+    form.addEventListener("change", (event) => {
+      const input = event.target;
+      if (input.dataset.kind !== "time" || !input.value.trim()) return;
+      const value = parseTime(input.value);
+      if (value === null) input.setAttribute("aria-invalid", "true");
+      else { input.value = value; input.removeAttribute("aria-invalid"); }
+    });
 
     form.addEventListener("submit", (event) => {
       event.preventDefault();

@@ -123,7 +123,7 @@
           transcript.replaceChildren(
             ...c.messages.map((m) =>
               el("li", { class: "msg " + m.direction + " from-" + m.sender },
-                el("span", { class: "who" }, senderLabel(m) + " · " + when(m.created_at) + (m.status ? " · " + m.status : "")),
+                el("span", { class: "who" }, senderLabel(m) + " · " + when(m.created_at) + (m.status ? " · " + (T["ms_" + m.status] || m.status) : "")),
                 el("span", { class: "text" }, m.text)),
             ),
           );
@@ -171,7 +171,7 @@
           tbody,
           data.leads,
           [
-            (l) => el("a", { href: "/app/leads/" + encodeURIComponent(l.id) }, l.name || l.id), (l) => l.email || "", (l) => l.phone || "", (l) => l.stage,
+            (l) => el("a", { href: "/app/leads/" + encodeURIComponent(l.id) }, l.name || l.id), (l) => l.email || "", (l) => l.phone || "", (l) => T["stage_" + l.stage] || l.stage,
             (l) => String(l.score), (l) => l.source, (l) => (l.channels || []).join(", "), (l) => when(l.created_at),
           ],
           T.no_leads,

@@ -114,7 +114,7 @@
 
   // ------------------------------------------------------------------ the lead page
   function detail(e) {
-    if (e.kind === "message") return (e.sender === "contact" ? T.from_contact : e.sender === "agent" ? T.from_agent : T.from_bot) + T.colon + (e.text || "") + (e.status ? " (" + e.status + ")" : "");
+    if (e.kind === "message") return (e.sender === "contact" ? T.from_contact : e.sender === "agent" ? T.from_agent : T.from_bot) + T.colon + (e.text || "") + (e.status ? " (" + (T["ms_" + e.status] || e.status) + ")" : "");
     if (e.kind === "handoff") return [e.event, e.by, e.reason, e.step_id, e.note].filter(Boolean).join(" · ");
     if (e.kind === "score") return (e.points > 0 ? "+" : "") + e.points + " → " + e.score + " · " + (e.reason || "") + (e.evidence ? " « " + e.evidence + " »" : "");
     if (e.kind === "booking") return [e.status, e.title, when(e.start), e.provider, e.reason].filter(Boolean).join(" · ");
@@ -129,7 +129,7 @@
     api("GET", "/api/v1/leads/" + encodeURIComponent(id) + "/overview").then((o) => {
       const l = o.lead;
       document.getElementById("lead-title").textContent = T.lead_of + " · " + (l.name || l.email || l.phone || l.id);
-      meta.textContent = [l.email, l.phone, l.stage, T.score + T.colon + o.score + " / 100", l.source].filter(Boolean).join(" · ");
+      meta.textContent = [l.email, l.phone, T["stage_" + l.stage] || l.stage, T.score + T.colon + o.score + " / 100", l.source].filter(Boolean).join(" · ");
       const slots = Object.entries(o.slots || {});
       document.getElementById("answers").replaceChildren(
         ...(slots.length ? slots.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]) : [el("dd", {}, T.nothing)]));

@@ -54,5 +54,22 @@ window.LW = (function () {
     return r.data;
   }
 
+  // On a phone a wide table scrolls inside itself (dashboard.css); a table that does is a stop of
+  // the Tab key, so the keyboard can scroll it too (its caption names it). Re-checked as it resizes.
+  const scrolling = new ResizeObserver((entries) => {
+    for (const { target } of entries) {
+      if (target.scrollWidth > target.clientWidth + 1) target.setAttribute("tabindex", "0");
+      else if (target.getAttribute("tabindex") === "0") target.removeAttribute("tabindex");
+    }
+  });
+  const watch = (node) => {
+    if (node.nodeType !== 1) return;
+    if (node.matches("table.grid")) scrolling.observe(node);
+    node.querySelectorAll("table.grid").forEach((table) => scrolling.observe(table));
+  };
+  watch(document.body);  // and the tables page scripts draw later (analytics, integrations)
+  new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach(watch)))
+    .observe(document.body, { childList: true, subtree: true });
+
   return Object.freeze({ T, CSRF, LANG, el, call, api });
 })();

@@ -15,9 +15,23 @@
 
   const button = document.createElement("button");
   button.id = "leadwarm-launcher"; button.type = "button"; button.setAttribute("aria-label", "Chat");
-  button.textContent = "💬";
+  // Drawn icons, not emoji: a page on a machine without an emoji font showed an empty box.
+  const SVG = "http://www.w3.org/2000/svg";
+  function icon(path) {
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("width", "26"); svg.setAttribute("height", "26");
+    svg.setAttribute("aria-hidden", "true"); svg.setAttribute("focusable", "false");
+    const p = document.createElementNS(SVG, "path");
+    p.setAttribute("d", path); p.setAttribute("fill", "none"); p.setAttribute("stroke", "currentColor");
+    p.setAttribute("stroke-width", "2"); p.setAttribute("stroke-linecap", "round"); p.setAttribute("stroke-linejoin", "round");
+    svg.appendChild(p);
+    return svg;
+  }
+  const BUBBLE = "M4 5h16a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H10l-5 4v-4H4a1 1 0 0 1-1-1V6a1 1 0 0 1 1-1z";
+  const CROSS = "M6 6l12 12M18 6L6 18";
+  button.replaceChildren(icon(BUBBLE));
   Object.assign(button.style, {position: "fixed", right: "20px", bottom: "20px", width: "56px", height: "56px",
-    borderRadius: "50%", border: "0", background: "#1f6feb", color: "#fff", fontSize: "26px", cursor: "pointer",
+    borderRadius: "50%", border: "0", background: "#1f6feb", color: "#fff", fontSize: "26px", cursor: "pointer", display: "flex", alignItems: "center", justifyContent: "center", padding: "0",
     boxShadow: "0 4px 14px rgba(0,0,0,.25)", zIndex: "2147483000"});
   const frame = document.createElement("iframe");
   frame.id = "leadwarm-chat"; frame.title = "Chat"; frame.hidden = true;
@@ -28,7 +42,8 @@
   function toggle(open) {
     if (open && !loaded) { frame.src = base + "/chat?" + query.toString(); loaded = true; }
     frame.hidden = !open;
-    button.textContent = open ? "✕" : "💬";
+    button.replaceChildren(icon(open ? CROSS : BUBBLE));
+    button.setAttribute("aria-expanded", String(open));
   }
   button.onclick = () => toggle(frame.hidden);
   fetch(base + "/chat/config?" + new URLSearchParams({tenant, lang}).toString())

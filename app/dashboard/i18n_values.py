@@ -1,0 +1,45 @@
+"""The words for the values the API returns as codes (a lead's stage, a message's delivery state, a
+CSV import's status, an integration's category and sign-in mode), in English and French.
+
+Merged into :data:`app.dashboard.i18n.STRINGS`; the pages look a code up as ``T["stage_" + code]``
+(``ms_``, ``imp_``, ``cat_``, ``auth_``) and show the code itself when it has no entry.
+"""
+
+from __future__ import annotations
+
+__all__ = ["VALUE_STRINGS"]
+
+VALUE_STRINGS: dict[str, dict[str, str]] = {
+    # app.conversations.records.LeadStage
+    "stage_new": {"en": "new", "fr": "nouveau"},
+    "stage_engaged": {"en": "engaged", "fr": "engagé"},
+    "stage_qualified": {"en": "qualified", "fr": "qualifié"},
+    "stage_disqualified": {"en": "disqualified", "fr": "non qualifié"},
+    "stage_handoff": {"en": "handoff", "fr": "transfert"},
+    "stage_booked": {"en": "booked", "fr": "rendez-vous pris"},
+    "stage_nurture": {"en": "nurture", "fr": "à relancer"},
+    "stage_closed": {"en": "closed", "fr": "clos"},
+    # app.conversations.records.DeliveryState
+    "ms_received": {"en": "received", "fr": "reçu"},
+    "ms_queued": {"en": "queued", "fr": "en file d'attente"},
+    "ms_sent": {"en": "sent", "fr": "envoyé"},
+    "ms_delivered": {"en": "delivered", "fr": "remis"},
+    "ms_read": {"en": "read", "fr": "lu"},
+    "ms_failed": {"en": "failed", "fr": "échec"},
+    "ms_undeliverable": {"en": "undeliverable", "fr": "impossible à remettre"},
+    "ms_blocked": {"en": "blocked", "fr": "bloqué"},
+    "ms_stale": {"en": "stale", "fr": "périmé"},
+    # app.dashboard.imports.Status
+    "imp_queued": {"en": "queued", "fr": "en attente"},
+    "imp_running": {"en": "running", "fr": "en cours"},
+    "imp_done": {"en": "done", "fr": "terminé"},
+    "imp_failed": {"en": "failed", "fr": "échoué"},
+    # crm_sync/catalog.yaml: categories and auth_modes
+    "cat_crm": {"en": "CRM", "fr": "CRM"},
+    "cat_calendar": {"en": "calendar", "fr": "agenda"},
+    "cat_channel": {"en": "channel", "fr": "canal"},
+    "cat_webhook": {"en": "webhook", "fr": "webhook"},
+    "auth_oauth2": {"en": "OAuth", "fr": "OAuth"},
+    "auth_api_key": {"en": "API key", "fr": "clé d'API"},
+    "auth_basic": {"en": "user and password", "fr": "identifiant et mot de passe"},
+}
