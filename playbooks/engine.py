@@ -131,6 +131,7 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     "noted_when": {"en": "Noted: {when}.", "fr": "C'est noté : {when}."},
     "noted_choice": {"en": "Noted: {choice}.", "fr": "C'est noté : {choice}."},
     "noted_also": {"en": "Thanks, I've also noted {items}.", "fr": "Merci, j'ai aussi noté {items}."},
+    "noted_items": {"en": "Thanks, I've noted {items}.", "fr": "Merci, j'ai noté {items}."},
     "noted_corrected": {
         "en": "Thanks, I've corrected that: {items}.",
         "fr": "Merci, c'est corrigé : {items}.",
@@ -1097,8 +1098,8 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
     items = [*items, *contacts]
     if corrections:
         parts.append(turn.say("noted_corrected", items=_listed(turn, corrections)))
-    if items:
-        parts.append(turn.say("noted_also", items=_listed(turn, items)))
+    if items:  # "also" only after something this reply already said back
+        parts.append(turn.say("noted_also" if parts else "noted_items", items=_listed(turn, items)))
     if parts:
         turn.pending_ack = " ".join(parts)
 

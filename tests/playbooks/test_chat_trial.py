@@ -353,14 +353,14 @@ async def test_do_you_do_with_no_thing_named_is_not_answered_with_the_offers(
             ["oui"],
             "mon mail c'est jean.dupont@gmail.com",
             {"email": "jean.dupont@gmail.com"},
-            "Merci, j'ai aussi noté votre adresse e-mail.",
+            "Merci, j'ai noté votre adresse e-mail.",
         ),
         (
             FR,
             ["oui"],
             "mon numéro c'est le 06 12 34 56 78",
             {"telephone": "+33612345678"},
-            "Merci, j'ai aussi noté votre numéro de téléphone.",
+            "Merci, j'ai noté votre numéro de téléphone.",
         ),
         # a number libphonenumber does not know as assigned is said back once, in full
         (
@@ -375,14 +375,14 @@ async def test_do_you_do_with_no_thing_named_is_not_answered_with_the_offers(
             ["yes"],
             "150, email jo@example.com",
             {"monthly_bill": 150.0, "email": "jo@example.com"},
-            "Thanks, I've also noted your e-mail address.",
+            "Thanks, I've noted your e-mail address.",
         ),
         (
             EN,
             ["yes"],
             "about 120, ring me on 07911 123456",
             {"monthly_bill": 120.0, "phone": "+447911123456"},
-            "Thanks, I've also noted your phone number.",
+            "Thanks, I've noted your phone number.",
         ),
     ],
 )
@@ -405,7 +405,7 @@ async def test_contact_details_in_a_first_message_are_said_to_be_kept(lead: Lead
     )
     assert filled(c) == {"email": "jean.dupont@gmail.com", "telephone": "+33612345678"}
     assert said(c) == [("step", "accueil"), ("ack", None), ("step", "proprietaire")]
-    assert c.texts()[1] == "Merci, j'ai aussi noté votre adresse e-mail et votre numéro de téléphone."
+    assert c.texts()[1] == "Merci, j'ai noté votre adresse e-mail et votre numéro de téléphone."
 
 
 # --------------------------------------------------------------------------- 9. our own messy messages

@@ -167,7 +167,7 @@ async def test_start_text_fills_slots_and_skips_their_questions(
     filled = c.all_actions(SlotFilled)
     assert [(f.slot, f.value, f.source) for f in filled] == [("email", "Ann@example.com", "mention")]
     assert [m.purpose for m in sends(c)] == ["step", "answer", "ack", "step"]
-    assert sends(c)[2].text == "Thanks, I've also noted your e-mail address."  # kept, and said so
+    assert sends(c)[2].text == "Thanks, I've noted your e-mail address."  # kept, and said so
     for text in ["yes", "120", "flat", "later", "AB1 2CD"]:
         await c.say(text)
     assert question_step(c) == "callback"  # the e-mail question was skipped

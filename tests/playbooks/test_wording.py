@@ -1,0 +1,53 @@
+"""What the bot says reads right (the fourth trial at ``/chat``): "also" only after something
+said back, an answer out of a number question's range is told the range and kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from playbooks import Playbook
+
+from .conftest import Conversation
+from .test_real_leads import EN, FR, demo_kb, detect, filled
+
+Lead = Callable[[str], Conversation]
+
+
+@pytest.fixture
+def lead(library: dict[str, Playbook], make_conversation: Callable[..., Conversation]) -> Lead:
+    def make(playbook_id: str) -> Conversation:
+        region = "FR" if playbook_id.startswith("renovation") else "GB"
+        return make_conversation(library[playbook_id], answer=demo_kb, detect_language=detect, region=region)
+
+    return make
+
+
+# --------------------------------------------------------------------------- "also"
+
+
+@pytest.mark.parametrize(
+    ("playbook", "first", "ack"),
+    [
+        (FR, "bonjour, mon mail c'est jean.dupont@gmail.com", "Merci, j'ai noté votre adresse e-mail."),
+        (EN, "hi, my email is jo@example.com", "Thanks, I've noted your e-mail address."),
+    ],
+)
+async def test_no_also_when_nothing_was_said_back_before(lead: Lead, playbook: str, first: str, ack: str) -> None:
+    c = lead(playbook)
+    await c.start(first, trigger="inbound_unknown_lead")
+    assert ack in c.texts()
+    assert not any("also" in t or "aussi" in t for t in c.texts())
+
+
+async def test_also_after_a_number_said_back(lead: Lead) -> None:
+    c = lead(EN)
+    await c.start()
+    await c.say("yes")
+    await c.say("150, my number is 07700 900123 and my email is jo@example.com")
+    assert filled(c)["email"] == "jo@example.com"
+    assert (
+        "I've noted the number +44 7700 900123 – just tell me if it isn't right. "
+        "Thanks, I've also noted your e-mail address."
+    ) in c.texts()
