@@ -132,6 +132,18 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     "noted_choice": {"en": "Noted: {choice}.", "fr": "C'est noté : {choice}."},
     "noted_also": {"en": "Thanks, I've also noted {items}.", "fr": "Merci, j'ai aussi noté {items}."},
     "noted_items": {"en": "Thanks, I've noted {items}.", "fr": "Merci, j'ai noté {items}."},
+    "out_of_range": {
+        "en": "Please give a number between {low} and {high}.",
+        "fr": "Merci d'indiquer un nombre entre {low} et {high}.",
+    },
+    "out_of_range_low": {
+        "en": "Please give a number of at least {low}.",
+        "fr": "Merci d'indiquer un nombre d'au moins {low}.",
+    },
+    "out_of_range_high": {
+        "en": "Please give a number no higher than {high}.",
+        "fr": "Merci d'indiquer un nombre ne dépassant pas {high}.",
+    },
     "noted_corrected": {
         "en": "Thanks, I've corrected that: {items}.",
         "fr": "Merci, c'est corrigé : {items}.",
@@ -268,6 +280,9 @@ class _Turn:
     wished: Any = None
     """A call-back time the lead asked for in passing this turn (ISO 8601), to be said back."""
     interpretation: Interpretation | None = None
+    out_of_range: set[str] = field(default_factory=set)
+    """Number slots this message gave a value outside their ``min``/``max`` (the lead's words are
+    kept in ``<slot>_other``; the question waiting says the range)."""
     engagement: dict[str, Any] = field(default_factory=dict)
     lookups: PlaybookLookups = field(init=False)
     """The playbook's lookups (:meth:`Playbook.lookups`), built once per playbook object."""
@@ -335,6 +350,33 @@ class _Turn:
 
     def question(self, step: AskStep) -> str:
         return self.text(step.question)
+
+
+def _keep_out_of_range(turn: _Turn, slot: str, text: str) -> None:
+    """A number outside the slot's range: the lead's whole message is kept in ``<slot>_other`` for
+    the team (after the earlier ones, `` | `` between them: nothing the lead said is lost) and the
+    slot stays empty."""
+    turn.out_of_range.add(slot)
+    key, words = f"{slot}_other", text.strip()[:500]
+    kept = str(turn.state.slots.get(key) or "")
+    if not words or words in kept.split(" | "):
+        return
+    value = f"{kept} | {words}" if kept else words  # an earlier answer out of range is kept too
+    turn.state.slots[key] = value
+    turn.actions.append(SlotFilled(slot=key, value=value, evidence=words, source="other"))
+
+
+def _range_text(turn: _Turn, ask: AskStep) -> str:
+    """ "Please give a number between X and Y" (or at least X, or at most Y) in the lead's language."""
+
+    def shown(bound: float) -> str:
+        return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+    if ask.min is not None and ask.max is not None:
+        return turn.say("out_of_range", low=shown(ask.min), high=shown(ask.max))
+    if ask.min is not None:
+        return turn.say("out_of_range_low", low=shown(ask.min))
+    return turn.say("out_of_range_high", high=shown(ask.max if ask.max is not None else 0))
 
 
 def _within_bounds(playbook: Playbook, slot: str, value: Any) -> bool:
@@ -889,7 +931,7 @@ async def _interpret(
     )
     state.language, state.lead_language = followed.language, followed.lead_language
     turn.interpretation = interpretation
-    filled = _apply_slots(turn, interpretation, ask)
+    filled = _apply_slots(turn, interpretation, ask, text=text)
     _apply_scorer(turn, interpretation)
     return interpretation, filled
 
@@ -915,7 +957,7 @@ def _apply_scorer(turn: _Turn, interpretation: Interpretation) -> None:
         )
 
 
-def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | None) -> set[str]:
+def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | None, *, text: str) -> set[str]:
     state, ports = turn.state, turn.ports
     kinds = turn.lookups.slot_kinds
     filled: set[str] = set()
@@ -941,7 +983,11 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
             timezone=ports.timezone,
             default_region=ports.default_region,
         )
-        if value is None or (kind == "number" and not _within_bounds(turn.playbook, slot, value)):
+        if value is not None and kind == "number" and not _within_bounds(turn.playbook, slot, value):
+            turn.notes.append(f"value {raw!r} for slot {slot!r} is out of its range: words kept")
+            _keep_out_of_range(turn, slot, text)
+            continue
+        if value is None:
             turn.notes.append(f"value {raw!r} for slot {slot!r} ({kind}) is not valid: ignored")
             continue
         if _calendar_book_step(turn, slot) is not None:
@@ -1303,7 +1349,10 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     elif answer:
         turn.send(answer, purpose="answer")
         turn.flush_answer()
-        turn.send(turn.question(ask), purpose="reask", step=ask, choices=turn.choices(ask))
+        question = turn.question(ask)
+        if ask.slot in turn.out_of_range:  # the answer part was a number outside the range
+            question = f"{_range_text(turn, ask)}\n{question}"
+        turn.send(question, purpose="reask", step=ask, choices=turn.choices(ask))
     elif wants_human:
         turn.flush_answer()
         _handoff(turn, reason=_HUMAN_REASON)
@@ -1317,7 +1366,10 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
             turn.notes.append(f"no valid answer to {ask.id!r} after {ask.retries} retries: moving on")
             await _run(turn, ask.on_fail or turn.next_of(ask))
         else:
-            invalid = turn.text(ask.invalid) if ask.invalid is not None else _default_invalid(turn)
+            if ask.slot in turn.out_of_range:  # a number, but outside the question's range
+                invalid = _range_text(turn, ask)
+            else:
+                invalid = turn.text(ask.invalid) if ask.invalid is not None else _default_invalid(turn)
             text = f"{invalid}\n{turn.question(ask)}"
             turn.send(text, purpose="reask", step=ask, choices=turn.choices(ask))
 

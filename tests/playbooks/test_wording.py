@@ -34,7 +34,9 @@ def lead(library: dict[str, Playbook], make_conversation: Callable[..., Conversa
         (EN, "hi, my email is jo@example.com", "Thanks, I've noted your e-mail address."),
     ],
 )
-async def test_no_also_when_nothing_was_said_back_before(lead: Lead, playbook: str, first: str, ack: str) -> None:
+async def test_no_also_when_nothing_was_said_back_before(
+    lead: Lead, playbook: str, first: str, ack: str
+) -> None:
     c = lead(playbook)
     await c.start(first, trigger="inbound_unknown_lead")
     assert ack in c.texts()
@@ -51,3 +53,43 @@ async def test_also_after_a_number_said_back(lead: Lead) -> None:
         "I've noted the number +44 7700 900123 – just tell me if it isn't right. "
         "Thanks, I've also noted your e-mail address."
     ) in c.texts()
+
+
+# --------------------------------------------------------------------------- out of range
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slot", "reply"),
+    [
+        (
+            EN,
+            ["yes"],
+            "budget maybe 8k",
+            "monthly_bill",
+            "Please give a number between 0 and 5000.\n"
+            "Roughly how much do you spend on electricity per month? A ballpark figure is fine.",
+        ),
+        (
+            FR,
+            ["oui", "une maison", "l'isolation des combles"],
+            "5000 m2 je crois",
+            "surface",
+            "Merci d'indiquer un nombre entre 10 et 2000.\n"
+            "Quelle est la surface habitable approximative de votre logement, en m² ?",
+        ),
+    ],
+)
+async def test_a_number_out_of_range_is_told_the_range_and_kept(
+    lead: Lead, playbook: str, before: list[str], message: str, slot: str, reply: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    for text in before:
+        await c.say(text)
+    await c.say(message)
+    assert c.texts() == [reply]
+    assert slot not in c.state.slots
+    assert c.state.slots[f"{slot}_other"] == message  # kept for the team
+    await c.say("150")
+    assert c.state.slots[slot] == 150.0
+    assert c.state.slots[f"{slot}_other"] == message
