@@ -25,6 +25,8 @@ from playbooks.choices import match_choice
 from playbooks.expressions import evaluate, render, template_context
 from playbooks.language import asked_language, follow_language
 from playbooks.runtime import (
+    CALL_BACK_REASON,
+    HUMAN_REASON,
     NOT_OFFERED_SLOT,
     Action,
     AskContext,
@@ -235,7 +237,6 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
 polite end after "not interested", the confirmation of an opt-out, "I'll pass your question on",
 values confirmed in passing, and the clarifying question between two close options."""
 
-_HUMAN_REASON = "lead asked for a human"
 
 Purpose = Literal["step", "reask", "answer", "fallback", "handoff", "followup", "ack", "clarify"]
 
@@ -391,6 +392,12 @@ def _within_bounds(playbook: Playbook, slot: str, value: Any) -> bool:
 # --------------------------------------------------------------------------- running steps
 
 
+def _human_reason(turn: _Turn) -> str:
+    """Why the lead's request hands off: to be called back, or a person in writing."""
+    interpretation = turn.interpretation
+    return CALL_BACK_REASON if interpretation is not None and interpretation.call_back else HUMAN_REASON
+
+
 def _handoff(turn: _Turn, *, reason: str, step: HandoffStep | None = None) -> None:
     state = turn.state
     _cancel_timer(turn)
@@ -529,7 +536,7 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
                 return
             if turn.pending_human:
                 turn.flush_answer()
-                _handoff(turn, reason=_HUMAN_REASON)
+                _handoff(turn, reason=_human_reason(turn))
                 return
             turn.flush_answer()
             _ask(turn, step)
@@ -545,7 +552,7 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
                 return
             turn.flush_answer()
             if turn.pending_human:
-                _handoff(turn, reason=_HUMAN_REASON)
+                _handoff(turn, reason=_human_reason(turn))
                 return
             _ask(turn, step)
             return
@@ -554,7 +561,7 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
                 return
             turn.flush_answer()
             if turn.pending_human:
-                _handoff(turn, reason=_HUMAN_REASON)
+                _handoff(turn, reason=_human_reason(turn))
                 return
             if turn.state.booking.get("booked") and turn.filled(step.slot):
                 step_id = turn.next_of(step)
@@ -569,7 +576,7 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
             turn.flush_answer()
             if isinstance(step, WaitStep):
                 if turn.pending_human:
-                    _handoff(turn, reason=_HUMAN_REASON)
+                    _handoff(turn, reason=_human_reason(turn))
                 else:
                     _wait(turn, step)
             elif isinstance(step, HandoffStep):
@@ -1283,7 +1290,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         if answer:
             turn.send(answer, purpose="answer")
         elif wants_human and state.outcome != "opted_out":
-            _handoff(turn, reason=_HUMAN_REASON)  # "can i speak to someone?" after a polite end
+            _handoff(turn, reason=_human_reason(turn))  # "can i speak to someone?" after a polite end
         return
     if book is not None:
         await _book_reply(turn, book, event, interpretation)
@@ -1316,7 +1323,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
             turn.send(answer, purpose="answer")
         turn.flush_answer()
         if wants_human:
-            _handoff(turn, reason=_HUMAN_REASON)
+            _handoff(turn, reason=_human_reason(turn))
         elif isinstance(current, WaitStep) and current.until_reply:
             _cancel_timer(turn)
             state.status = "active"
@@ -1326,7 +1333,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         if answer:
             turn.send(answer, purpose="answer")
         elif wants_human:
-            _handoff(turn, reason=_HUMAN_REASON)
+            _handoff(turn, reason=_human_reason(turn))
         else:
             turn.send(_fallback(turn), purpose="fallback")
         turn.flush_answer()
@@ -1355,7 +1362,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         turn.send(question, purpose="reask", step=ask, choices=turn.choices(ask))
     elif wants_human:
         turn.flush_answer()
-        _handoff(turn, reason=_HUMAN_REASON)
+        _handoff(turn, reason=_human_reason(turn))
     elif intent == "small_talk" or turn.pending_ack:
         turn.flush_answer()
         turn.send(turn.question(ask), purpose="reask", step=ask, choices=turn.choices(ask))
@@ -1738,7 +1745,7 @@ async def _book_reply(
         _show(turn, step, offered)
         return
     if interpretation.intent == "wants_human":
-        _handoff(turn, reason=_HUMAN_REASON)
+        _handoff(turn, reason=_human_reason(turn))
         return
     if interpretation.intent == "not_interested":
         _not_interested(turn)

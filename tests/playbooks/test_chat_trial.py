@@ -133,7 +133,9 @@ async def test_a_request_to_be_called_back_is_a_request_for_a_person_not_a_quest
     for text in before:
         await c.say(text)
     await c.say(message)
-    assert [h.reason for h in c.last.actions if isinstance(h, HandoffRequested)] == ["lead asked for a human"]
+    assert [h.reason for h in c.last.actions if isinstance(h, HandoffRequested)] == [
+        "lead asked to be called back"
+    ]
     assert c.state.status == "handoff"
     assert not any(s.endswith("_other") for s in c.state.slots)  # no option "chosen" from the words
 

@@ -1,5 +1,6 @@
 """What the bot says reads right (the fourth trial at ``/chat``): "also" only after something
-said back, an answer out of a number question's range is told the range and kept."""
+said back, an answer out of a number question's range is told the range and kept, a call-back
+request hands off as one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from playbooks import Playbook
+from playbooks import HandoffRequested, Playbook
+from playbooks.runtime import CALL_BACK_REASON, HUMAN_REASON
 
 from .conftest import Conversation
 from .test_real_leads import EN, FR, demo_kb, detect, filled
@@ -93,3 +95,27 @@ async def test_a_number_out_of_range_is_told_the_range_and_kept(
     await c.say("150")
     assert c.state.slots[slot] == 150.0
     assert c.state.slots[f"{slot}_other"] == message
+
+
+# --------------------------------------------------------------------------- call-back requests
+
+
+@pytest.mark.parametrize(
+    ("playbook", "message", "reason"),
+    [
+        (FR, "vous pouvez me rappeler ?", CALL_BACK_REASON),
+        (FR, "rappelez-moi plutôt svp", CALL_BACK_REASON),
+        (EN, "can someone call me back? my number is 07700 900123", CALL_BACK_REASON),
+        (EN, "could you call me back please", CALL_BACK_REASON),
+        (FR, "je voudrais parler à un conseiller", HUMAN_REASON),
+        (EN, "can i talk to a real person please?", HUMAN_REASON),
+    ],
+)
+async def test_a_call_back_request_hands_off_with_its_reason(
+    lead: Lead, playbook: str, message: str, reason: str
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    await c.say("oui" if playbook == FR else "yes")
+    await c.say(message)
+    assert [h.reason for h in c.all_actions(HandoffRequested)] == [reason]
