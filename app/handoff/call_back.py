@@ -18,6 +18,13 @@ from playbooks.slots import lead_regions, parse_slot
 
 __all__ = ["display_number", "known_number", "next_notice", "read_number"]
 
+#: Where a lead writing in a language may live, for a number the tenant's region does not read
+#: ("07700 900123" from an English lead of a French tenant).
+_LANGUAGE_REGIONS: dict[str, tuple[str, ...]] = {
+    "en": ("GB", "US", "IE", "CA", "AU"),
+    "fr": ("FR", "BE", "CH", "CA", "LU"),
+}
+
 
 def display_number(e164: str, region: str | None) -> str:
     """``e164`` written for people: the national form when the number is of ``region`` (``"07700
@@ -46,9 +53,13 @@ def known_number(lead: Lead, slot_kinds: Mapping[str, str]) -> str | None:
 
 def read_number(text: str, *, lead: Lead, default_region: str | None) -> str | None:
     """The phone number (E.164) in the lead's ``text``, read with the lead's likely regions then
-    ``default_region`` for a number without a country code; ``None`` when the text gives none."""
+    ``default_region`` for a number without a country code, then the regions of the lead's
+    language; ``None`` when the text gives none."""
     regions: Sequence[str] = lead_regions(timezone=lead.timezone, phone=lead.phone)
     found = parse_slot("phone", text, default_region=default_region, regions=regions)
+    if found is None:
+        spoken = _LANGUAGE_REGIONS.get((lead.language or "").split("-")[0].lower(), ())
+        found = parse_slot("phone", text, regions=spoken)
     return str(found.value) if found is not None else None
 
 

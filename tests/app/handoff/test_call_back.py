@@ -83,3 +83,15 @@ async def test_a_call_back_with_the_number_in_the_same_message(world: World) -> 
     )
     lead = await w.runtime.store.get("demo", col.LEADS, conv.lead_id)
     assert lead is not None and lead["phone"] == "+447911123456"
+
+
+async def test_a_number_of_the_lead_s_country_is_read_when_the_tenant_s_is_not_its(world: World) -> None:
+    """The demo tenant is French; an English lead gives a UK number without its country code."""
+    w = world
+    await lead_says(w, "webchat", "Hello, I'm interested in solar panels")
+    await lead_says(w, "webchat", "can someone call me back? my number is 07700 900123")
+    conv = await the_conversation(w, "webchat")
+    texts = await lead_texts(w, "webchat", conv.id)
+    assert texts[-1].startswith(
+        "A member of our team will call you back on +44 7700 900123 within 30 minutes."
+    )
