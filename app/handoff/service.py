@@ -68,6 +68,10 @@ _SUBJECTS = {
         "en": "Handoff: {lead} wants to talk to a person",
         "fr": "Relais humain : {lead} souhaite parler à quelqu'un",
     },
+    "call_back": {
+        "en": "Call-back requested: {lead} asks to be called back",
+        "fr": "Rappel demandé : {lead} souhaite être rappelé",
+    },
     "reminder": {
         "en": "Reminder: {lead} is still waiting for a person",
         "fr": "Rappel : {lead} attend toujours une réponse",
@@ -739,7 +743,8 @@ class HandoffService:
     ) -> tuple[str, str]:
         who = lead.name or lead.phone or lead.email or lead.id
         lang = "fr" if profile.default_language.startswith("fr") else "en"
-        subject = _SUBJECTS.get(event, _SUBJECTS["requested"])[lang].format(lead=who)
+        kind = "call_back" if event == "requested" and handoff.call_back else event
+        subject = _SUBJECTS.get(kind, _SUBJECTS["requested"])[lang].format(lead=who)
         links = self._links(conv)
         lines = [
             subject,
@@ -748,6 +753,11 @@ class HandoffService:
             *(f"  {channel}: {address}" for channel, address in lead.addresses().items()),
             f"Channel: {conv.channel}",
             f"Reason: {handoff.reason} (by {handoff.requested_by})",
+            *(
+                [f"Call back on: {handoff.call_back_phone or 'not given yet (asked)'}"]
+                if handoff.call_back
+                else []
+            ),
             f"Score: {lead.score}/100, stage: {lead.stage}",
         ]
         if lead.slots:

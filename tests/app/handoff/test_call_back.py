@@ -27,7 +27,10 @@ async def test_a_call_back_on_the_number_we_know(world: World) -> None:
     record = await _handoff_record(w, conv.id)
     assert record["reason"] == "lead asked to be called back" and record["requested_by"] == "lead"
     assert record["call_back"] is True and record["call_back_phone"] == "+14155552671"
-    # the agents' inbox says so
+    # the team's e-mail and the agents' inbox say so
+    mail = next(m for m in w.smtp.messages() if "ops@sunnywatt.example" in m.rcpt_tos)
+    assert mail.message["Subject"] == "Call-back requested: +14155552671 asks to be called back"
+    assert "Call back on: +14155552671" in mail.message.get_body(preferencelist=("plain",)).get_content()
     r = await w.client.get("/api/v1/inbox", headers=AUTH)
     assert r.status_code == 200, r.text
     assert [(c["id"], c["call_back"]) for c in r.json()["conversations"]] == [(conv.id, True)]
