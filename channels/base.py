@@ -206,6 +206,9 @@ class ChannelTraits:
     :class:`PayloadError` (the app should refuse it before reading it whole: 413).
     ``max_inbound_chars``: longest inbound text kept (characters); a longer one is cut and the
     message's ``metadata["truncated_from"]`` says how long it was (see :func:`bound_parsed`).
+    ``charset_priced``: a message's cost depends on its characters (SMS: one character outside
+    GSM-7 turns the whole message into UCS-2, 70 characters a segment instead of 160), so the app
+    adds none of its own (French no-break spaces stay plain spaces there).
     ``statuses_carry_reference``: the provider echoes our ``idempotency_key`` in its delivery
     statuses (:attr:`DeliveryStatus.client_ref`) of template sends, so a template send whose answer
     we lost can be matched later.
@@ -222,6 +225,7 @@ class ChannelTraits:
     max_body_bytes: int = 1024 * 1024
     max_inbound_chars: int = 4096
     statuses_carry_reference: bool = False
+    charset_priced: bool = False
 
 
 class Channel(abc.ABC):

@@ -321,6 +321,7 @@ class TwilioSmsChannel(Channel):
         consent_on_inbound=True,
         max_body_bytes=MAX_WEBHOOK_BYTES,
         max_inbound_chars=MAX_BODY,
+        charset_priced=True,  # a no-break space is not GSM-7: it would double a segment's cost
     )
 
     def __init__(

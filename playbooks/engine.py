@@ -25,6 +25,8 @@ from playbooks.choices import match_choice
 from playbooks.expressions import evaluate, render, template_context
 from playbooks.language import asked_language, follow_language
 from playbooks.runtime import (
+    CALL_BACK_REASON,
+    HUMAN_REASON,
     NOT_OFFERED_SLOT,
     Action,
     AskContext,
@@ -131,6 +133,19 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     "noted_when": {"en": "Noted: {when}.", "fr": "C'est noté : {when}."},
     "noted_choice": {"en": "Noted: {choice}.", "fr": "C'est noté : {choice}."},
     "noted_also": {"en": "Thanks, I've also noted {items}.", "fr": "Merci, j'ai aussi noté {items}."},
+    "noted_items": {"en": "Thanks, I've noted {items}.", "fr": "Merci, j'ai noté {items}."},
+    "out_of_range": {
+        "en": "Please give a number between {low} and {high}.",
+        "fr": "Merci d'indiquer un nombre entre {low} et {high}.",
+    },
+    "out_of_range_low": {
+        "en": "Please give a number of at least {low}.",
+        "fr": "Merci d'indiquer un nombre d'au moins {low}.",
+    },
+    "out_of_range_high": {
+        "en": "Please give a number no higher than {high}.",
+        "fr": "Merci d'indiquer un nombre ne dépassant pas {high}.",
+    },
     "noted_corrected": {
         "en": "Thanks, I've corrected that: {items}.",
         "fr": "Merci, c'est corrigé : {items}.",
@@ -222,7 +237,6 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
 polite end after "not interested", the confirmation of an opt-out, "I'll pass your question on",
 values confirmed in passing, and the clarifying question between two close options."""
 
-_HUMAN_REASON = "lead asked for a human"
 
 Purpose = Literal["step", "reask", "answer", "fallback", "handoff", "followup", "ack", "clarify"]
 
@@ -267,6 +281,9 @@ class _Turn:
     wished: Any = None
     """A call-back time the lead asked for in passing this turn (ISO 8601), to be said back."""
     interpretation: Interpretation | None = None
+    out_of_range: set[str] = field(default_factory=set)
+    """Number slots this message gave a value outside their ``min``/``max`` (the lead's words are
+    kept in ``<slot>_other``; the question waiting says the range)."""
     engagement: dict[str, Any] = field(default_factory=dict)
     lookups: PlaybookLookups = field(init=False)
     """The playbook's lookups (:meth:`Playbook.lookups`), built once per playbook object."""
@@ -336,6 +353,33 @@ class _Turn:
         return self.text(step.question)
 
 
+def _keep_out_of_range(turn: _Turn, slot: str, text: str) -> None:
+    """A number outside the slot's range: the lead's whole message is kept in ``<slot>_other`` for
+    the team (after the earlier ones, `` | `` between them: nothing the lead said is lost) and the
+    slot stays empty."""
+    turn.out_of_range.add(slot)
+    key, words = f"{slot}_other", text.strip()[:500]
+    kept = str(turn.state.slots.get(key) or "")
+    if not words or words in kept.split(" | "):
+        return
+    value = f"{kept} | {words}" if kept else words  # an earlier answer out of range is kept too
+    turn.state.slots[key] = value
+    turn.actions.append(SlotFilled(slot=key, value=value, evidence=words, source="other"))
+
+
+def _range_text(turn: _Turn, ask: AskStep) -> str:
+    """ "Please give a number between X and Y" (or at least X, or at most Y) in the lead's language."""
+
+    def shown(bound: float) -> str:
+        return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+    if ask.min is not None and ask.max is not None:
+        return turn.say("out_of_range", low=shown(ask.min), high=shown(ask.max))
+    if ask.min is not None:
+        return turn.say("out_of_range_low", low=shown(ask.min))
+    return turn.say("out_of_range_high", high=shown(ask.max if ask.max is not None else 0))
+
+
 def _within_bounds(playbook: Playbook, slot: str, value: Any) -> bool:
     for step in playbook.lookups().asks_for.get(slot, ()):
         if step.min is not None and value < step.min:
@@ -346,6 +390,12 @@ def _within_bounds(playbook: Playbook, slot: str, value: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- running steps
+
+
+def _human_reason(turn: _Turn) -> str:
+    """Why the lead's request hands off: to be called back, or a person in writing."""
+    interpretation = turn.interpretation
+    return CALL_BACK_REASON if interpretation is not None and interpretation.call_back else HUMAN_REASON
 
 
 def _handoff(turn: _Turn, *, reason: str, step: HandoffStep | None = None) -> None:
@@ -486,7 +536,7 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
                 return
             if turn.pending_human:
                 turn.flush_answer()
-                _handoff(turn, reason=_HUMAN_REASON)
+                _handoff(turn, reason=_human_reason(turn))
                 return
             turn.flush_answer()
             _ask(turn, step)
@@ -502,7 +552,7 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
                 return
             turn.flush_answer()
             if turn.pending_human:
-                _handoff(turn, reason=_HUMAN_REASON)
+                _handoff(turn, reason=_human_reason(turn))
                 return
             _ask(turn, step)
             return
@@ -511,7 +561,7 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
                 return
             turn.flush_answer()
             if turn.pending_human:
-                _handoff(turn, reason=_HUMAN_REASON)
+                _handoff(turn, reason=_human_reason(turn))
                 return
             if turn.state.booking.get("booked") and turn.filled(step.slot):
                 step_id = turn.next_of(step)
@@ -526,7 +576,7 @@ async def _run(turn: _Turn, step_id: str | None) -> None:
             turn.flush_answer()
             if isinstance(step, WaitStep):
                 if turn.pending_human:
-                    _handoff(turn, reason=_HUMAN_REASON)
+                    _handoff(turn, reason=_human_reason(turn))
                 else:
                     _wait(turn, step)
             elif isinstance(step, HandoffStep):
@@ -888,7 +938,7 @@ async def _interpret(
     )
     state.language, state.lead_language = followed.language, followed.lead_language
     turn.interpretation = interpretation
-    filled = _apply_slots(turn, interpretation, ask)
+    filled = _apply_slots(turn, interpretation, ask, text=text)
     _apply_scorer(turn, interpretation)
     return interpretation, filled
 
@@ -914,7 +964,7 @@ def _apply_scorer(turn: _Turn, interpretation: Interpretation) -> None:
         )
 
 
-def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | None) -> set[str]:
+def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | None, *, text: str) -> set[str]:
     state, ports = turn.state, turn.ports
     kinds = turn.lookups.slot_kinds
     filled: set[str] = set()
@@ -940,7 +990,11 @@ def _apply_slots(turn: _Turn, interpretation: Interpretation, ask: AskStep | Non
             timezone=ports.timezone,
             default_region=ports.default_region,
         )
-        if value is None or (kind == "number" and not _within_bounds(turn.playbook, slot, value)):
+        if value is not None and kind == "number" and not _within_bounds(turn.playbook, slot, value):
+            turn.notes.append(f"value {raw!r} for slot {slot!r} is out of its range: words kept")
+            _keep_out_of_range(turn, slot, text)
+            continue
+        if value is None:
             turn.notes.append(f"value {raw!r} for slot {slot!r} ({kind}) is not valid: ignored")
             continue
         if _calendar_book_step(turn, slot) is not None:
@@ -1097,8 +1151,8 @@ def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], 
     items = [*items, *contacts]
     if corrections:
         parts.append(turn.say("noted_corrected", items=_listed(turn, corrections)))
-    if items:
-        parts.append(turn.say("noted_also", items=_listed(turn, items)))
+    if items:  # "also" only after something this reply already said back
+        parts.append(turn.say("noted_also" if parts else "noted_items", items=_listed(turn, items)))
     if parts:
         turn.pending_ack = " ".join(parts)
 
@@ -1236,7 +1290,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         if answer:
             turn.send(answer, purpose="answer")
         elif wants_human and state.outcome != "opted_out":
-            _handoff(turn, reason=_HUMAN_REASON)  # "can i speak to someone?" after a polite end
+            _handoff(turn, reason=_human_reason(turn))  # "can i speak to someone?" after a polite end
         return
     if book is not None:
         await _book_reply(turn, book, event, interpretation)
@@ -1269,7 +1323,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
             turn.send(answer, purpose="answer")
         turn.flush_answer()
         if wants_human:
-            _handoff(turn, reason=_HUMAN_REASON)
+            _handoff(turn, reason=_human_reason(turn))
         elif isinstance(current, WaitStep) and current.until_reply:
             _cancel_timer(turn)
             state.status = "active"
@@ -1279,7 +1333,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
         if answer:
             turn.send(answer, purpose="answer")
         elif wants_human:
-            _handoff(turn, reason=_HUMAN_REASON)
+            _handoff(turn, reason=_human_reason(turn))
         else:
             turn.send(_fallback(turn), purpose="fallback")
         turn.flush_answer()
@@ -1302,10 +1356,13 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     elif answer:
         turn.send(answer, purpose="answer")
         turn.flush_answer()
-        turn.send(turn.question(ask), purpose="reask", step=ask, choices=turn.choices(ask))
+        question = turn.question(ask)
+        if ask.slot in turn.out_of_range:  # the answer part was a number outside the range
+            question = f"{_range_text(turn, ask)}\n{question}"
+        turn.send(question, purpose="reask", step=ask, choices=turn.choices(ask))
     elif wants_human:
         turn.flush_answer()
-        _handoff(turn, reason=_HUMAN_REASON)
+        _handoff(turn, reason=_human_reason(turn))
     elif intent == "small_talk" or turn.pending_ack:
         turn.flush_answer()
         turn.send(turn.question(ask), purpose="reask", step=ask, choices=turn.choices(ask))
@@ -1316,7 +1373,10 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
             turn.notes.append(f"no valid answer to {ask.id!r} after {ask.retries} retries: moving on")
             await _run(turn, ask.on_fail or turn.next_of(ask))
         else:
-            invalid = turn.text(ask.invalid) if ask.invalid is not None else _default_invalid(turn)
+            if ask.slot in turn.out_of_range:  # a number, but outside the question's range
+                invalid = _range_text(turn, ask)
+            else:
+                invalid = turn.text(ask.invalid) if ask.invalid is not None else _default_invalid(turn)
             text = f"{invalid}\n{turn.question(ask)}"
             turn.send(text, purpose="reask", step=ask, choices=turn.choices(ask))
 
@@ -1685,7 +1745,7 @@ async def _book_reply(
         _show(turn, step, offered)
         return
     if interpretation.intent == "wants_human":
-        _handoff(turn, reason=_HUMAN_REASON)
+        _handoff(turn, reason=_human_reason(turn))
         return
     if interpretation.intent == "not_interested":
         _not_interested(turn)

@@ -46,6 +46,7 @@ __all__ = [
     "BOT_DISCLOSURE",
     "RuleInterpreter",
     "asked_offer",
+    "asks_call_back",
     "asks_what_about",
     "detect_intent",
     "expand_shorthand",
@@ -659,6 +660,13 @@ def _is_small_talk(text: str) -> bool:
     return bool(words) and len(words) <= 8 and all(w in _SMALL_TALK_WORDS for w in words)
 
 
+def asks_call_back(text: str) -> bool:
+    """Whether ``text`` asks to be called on the phone ("vous pouvez me rappeler ?", "can someone
+    call me back? my number is …", "appelez-moi plutôt"), French or English; a request for a
+    person in writing ("je voudrais parler à un conseiller") is not."""
+    return _CALL_ME.search(fold(expand_shorthand(text[:MAX_CHARS])).strip()) is not None
+
+
 def detect_intent(text: str, *, ask_kind: str | None = None) -> str:
     """The message's intent, from French and English cues, in this order: ``auto_reply``,
     ``opt_out``, ``not_interested``, ``wants_human``, ``question``, ``small_talk``, ``answer``.
@@ -835,7 +843,7 @@ def read_message(
         not _sentence_is_question(s) or _tentative(s, kind) for s in _sentences(text)
     ):
         intent = "answer"
-    result = Interpretation(intent=intent)
+    result = Interpretation(intent=intent, call_back=intent == "wants_human" and asks_call_back(text))
     if intent in ("auto_reply", "opt_out", "not_interested") and choice_id is None:
         return result
     answer_part = " ".join(_answer_sentences(text, kind))

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from kernel.clock import Clock
 
 __all__ = [
+    "CALL_BACK_REASON",
+    "HUMAN_REASON",
     "NOT_OFFERED_SLOT",
     "Action",
     "AskContext",
@@ -240,7 +242,17 @@ class TimerCancelled(_Model):
     timer_id: str
 
 
+HUMAN_REASON = "lead asked for a human"
+"""A :class:`HandoffRequested` reason: the lead asked for a person in their words."""
+CALL_BACK_REASON = "lead asked to be called back"
+"""A :class:`HandoffRequested` reason: the lead asked for a person by phone ("vous pouvez me
+rappeler ?", "can someone call me back?"); the app tells them they will be called back."""
+
+
 class HandoffRequested(_Model):
+    """The conversation goes to a person. ``reason``: :data:`HUMAN_REASON`,
+    :data:`CALL_BACK_REASON`, a playbook ``handoff`` step's reason or why the bot gave up."""
+
     type: Literal["handoff"] = "handoff"
     reason: str
     step_id: str | None = None
@@ -434,6 +446,9 @@ class Interpretation(_Model):
     """The words X of a question asking whether the business does X ("do you do plumbing?",
     "vous faites la plomberie ?"), as the lead wrote them; the engine answers it from the
     playbook's offers (``not_offered.offer_step``) when the knowledge base did not (``answer``)."""
+    call_back: bool = False
+    """With ``intent`` ``wants_human``: the person is asked for on the phone ("vous pouvez me
+    rappeler ?", "can someone call me back? my number is …"), not here in writing."""
     fuzzy: list[str] = Field(default_factory=list)
     """Choice slots of ``slots`` whose option was read from misspelt or partial words ("isolasion
     des comble"): the engine says the option back ("C'est noté : « Isolation des combles »") so

@@ -14,6 +14,7 @@ from typing import Any, get_args
 
 from app.ai.llm.usage import TurnUsage, add_to_totals
 from app.conversations.records import Conversation, ConversationEvent, Lead, LeadStage, Message
+from app.conversations.typography import french_spacing
 from app.messaging.records import InboxItem, OutboxItem
 from channels.registry import channel_class
 from kernel.clone import clone_model
@@ -150,6 +151,17 @@ def append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
     _append_outbound(plan, out, now)
 
 
+def _finished(out: Outgoing, language: str | None, channel: str) -> str:
+    """The text as it goes out: a bot's French text with French typography (no-break spaces
+    before ``? ! ; :``, :mod:`app.conversations.typography`), except on a channel priced by its
+    characters (SMS, where a no-break space would make the message UCS-2); a person's words
+    (purpose ``agent``) as they were typed."""
+    french = (language or "").split("-")[0].lower() == "fr"
+    if not french or out.purpose == "agent" or channel_class(channel).traits.charset_priced:
+        return out.text
+    return french_spacing(out.text)
+
+
 def _append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
     conv, lead = plan.conversation, plan.lead
     channel, to = conv.channel, conv.address
@@ -159,6 +171,7 @@ def _append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
             channel, to = out.channel, address
     conv.message_count += 1
     seq = conv.message_count
+    text = _finished(out, lead.language, channel)
     msg = Message(
         id=message_doc_id(seq),
         conversation_id=conv.id,
@@ -167,7 +180,7 @@ def _append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
         direction="outbound",
         sender="bot",
         channel=channel,
-        text=out.text,
+        text=text,
         choices=out.choices,
         status="queued",
         purpose=out.purpose,
@@ -184,7 +197,7 @@ def _append_outbound(plan: TurnPlan, out: Outgoing, now: float) -> None:
             lead_id=lead.id,
             channel=channel,
             to=to,
-            text=out.text,
+            text=text,
             choices=out.choices,
             seq=seq,
             purpose=out.purpose,
@@ -267,6 +280,8 @@ def plan_turn(
     copied = clone_model(conversation, shallow=_REPLACED_OR_APPENDED)
     plan = TurnPlan(conversation=copied, lead=clone_model(lead), trigger=trigger)
     conv, ld = plan.conversation, plan.lead
+    if result.state.language:  # the language this turn speaks (its messages are written in it)
+        ld.language = result.state.language
     for item in inbound:
         append_inbound(plan, item, now)
     read = [m for m in plan.messages if m.direction == "inbound"]
@@ -392,7 +407,5 @@ def plan_turn(
     conv.timer = state.timer.model_dump() if state.timer else None
     conv.events = (conv.events + events)[-Conversation.EVENTS_KEPT :]
     conv.updated_at = now
-    if state.language:
-        ld.language = state.language
     ld.updated_at = now
     return plan

@@ -664,6 +664,8 @@ class ConversationService:
                         "language": lead.language,
                         "consent": lead.consent,
                         "updated_at": lead.updated_at,
+                        # a number the turn learnt (a call-back's), never one the lead had replaced
+                        **({"phone": lead.phone} if lead.phone and not lead_now.get("phone") else {}),
                     },
                     merge=True,
                 )

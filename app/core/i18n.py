@@ -38,6 +38,15 @@ class MessageKey(StrEnum):
     """What happens after a handoff, in office hours. Placeholders: ``delay``, ``hours``."""
     HANDOFF_NEXT_CLOSED = "handoff_next_closed"
     """What happens after a handoff, out of office hours. Placeholders: ``hours``, ``reopen``."""
+    HANDOFF_CALL_BACK = "handoff_call_back"
+    """The lead asked to be called back, in office hours. Placeholders: ``phone``, ``delay``, ``hours``."""
+    HANDOFF_CALL_BACK_CLOSED = "handoff_call_back_closed"
+    """The lead asked to be called back, out of office hours. Placeholders: ``phone``, ``hours``,
+    ``reopen``."""
+    HANDOFF_CALL_BACK_NUMBER = "handoff_call_back_number"
+    """The lead asked to be called back and we know no number: which one?"""
+    HANDOFF_NUMBER_NOTED = "handoff_number_noted"
+    """The lead gave the number to call back on; followed by :attr:`HANDOFF_CALL_BACK`."""
     HANDOFF_TIMEOUT = "handoff_timeout"
     """Nobody answered a handoff in time: apology and a call-back offer. Placeholder: ``callback``."""
 
@@ -92,6 +101,25 @@ MESSAGES: dict[MessageKey, dict[str, str]] = {
         "Our hours: {hours}.",
         "fr": "Notre équipe est absente pour le moment ; un conseiller vous répondra ici {reopen}. "
         "Nos horaires : {hours}.",
+    },
+    MessageKey.HANDOFF_CALL_BACK: {
+        "en": "A member of our team will call you back on {phone} within {delay}. Our hours: {hours}.",
+        "fr": "Un membre de notre équipe vous rappellera au {phone} d'ici {delay}. Nos horaires : {hours}.",
+    },
+    MessageKey.HANDOFF_CALL_BACK_CLOSED: {
+        "en": "Our team is away right now; a member of the team will call you back on {phone} {reopen}. "
+        "Our hours: {hours}.",
+        "fr": "Notre équipe est absente pour le moment ; un conseiller vous rappellera au {phone} {reopen}. "
+        "Nos horaires : {hours}.",
+    },
+    MessageKey.HANDOFF_CALL_BACK_NUMBER: {
+        "en": "Of course, a member of our team will call you back. What number can we reach you on?",
+        "fr": "Bien sûr, un membre de notre équipe va vous rappeler. À quel numéro pouvons-nous vous "
+        "joindre ?",
+    },
+    MessageKey.HANDOFF_NUMBER_NOTED: {
+        "en": "Thanks, I've noted your number.",
+        "fr": "Merci, j'ai noté votre numéro.",
     },
     MessageKey.HANDOFF_TIMEOUT: {
         "en": "Sorry for the wait: nobody from our team has been able to answer you yet. Could we call "

@@ -9,7 +9,8 @@
   ``"sent": true``.
 - ``GET /api/v1/inbox``: conversations for people: handoffs first (longest waiting first), then the
   newest; filters ``status``, ``channel``, ``playbook``, ``min_score``; each row has the lead's name
-  and score and ``waiting_s`` (seconds since the handoff) for handoffs.
+  and score and ``waiting_s`` (seconds since the handoff) for handoffs, ``call_back`` (true when the
+  lead asked to be called back).
 - ``GET /api/v1/leads``: leads newest first; filters ``q`` (name, email or phone contains),
   ``stage``, ``source``, ``channel`` (the lead has an address there), ``min_score``.
 - ``GET /api/v1/leads.csv``: the same list as CSV (same filters).
@@ -148,6 +149,14 @@ async def _leads_by_id(runtime: Runtime, tenant_id: str, ids: set[str]) -> dict[
     return {i: d for i, d in zip(wanted, docs, strict=True) if d is not None}
 
 
+def _call_back_asked(conv: dict[str, Any]) -> bool:
+    """Whether the conversation's latest handoff is a call-back the lead asked for."""
+    for event in reversed(conv.get("events") or []):
+        if isinstance(event, dict) and event.get("type") == "handoff.requested":
+            return bool((event.get("detail") or {}).get("call_back"))
+    return False
+
+
 def _handoff_since(conv: dict[str, Any]) -> float | None:
     events = conv.get("events") or []
     for event in reversed(events):
@@ -229,6 +238,7 @@ async def inbox(
                     "updated_at": conv.get("updated_at"),
                     "created_at": conv.get("created_at"),
                     "waiting_s": max(0.0, now - since) if since is not None else None,
+                    "call_back": since is not None and _call_back_asked(conv),
                 }
             )
         return out

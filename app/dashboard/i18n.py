@@ -56,6 +56,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "messages": {"en": "Messages", "fr": "Messages"},
     "no_conversations": {"en": "No conversation matches.", "fr": "Aucune conversation ne correspond."},
     "handoffs_waiting": {"en": "Handoffs waiting", "fr": "Transferts en attente"},
+    "call_back_requested": {"en": "call-back requested", "fr": "rappel demandé"},
     "st_active": {"en": "active", "fr": "en cours"},
     "st_scheduled": {"en": "scheduled", "fr": "programmée"},
     "st_handoff": {"en": "handoff", "fr": "transfert"},

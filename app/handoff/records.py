@@ -39,6 +39,10 @@ class Handoff(Record):
     seq: int = 1
     status: HandoffStatus = "open"
     reason: str = ""
+    call_back: bool = False
+    """The lead asked to be called back on the phone (``reason``: the engine's ``CALL_BACK_REASON``)."""
+    call_back_phone: str | None = None
+    """The number (E.164) to call back, ``None`` while the lead has not given one."""
     requested_by: Requester = "lead"
     step_id: str | None = None
     resume_step: str | None = None

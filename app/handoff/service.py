@@ -31,7 +31,8 @@ from app.conversations.records import Conversation, ConversationEvent, Lead, Mes
 from app.conversations.service import ConversationService, TurnWrites
 from app.core import i18n
 from app.core.logs import get_logger
-from app.handoff.hours import OfficeHours, callback_time, describe_delay, describe_hours, describe_moment
+from app.handoff.call_back import known_number, next_notice, read_number
+from app.handoff.hours import OfficeHours, callback_time, describe_moment
 from app.handoff.notify import NotificationError, WebhookSecrets, post_webhook, send_email
 from app.handoff.records import Handoff, Requester
 from app.jobs.queue import Job, JobQueue
@@ -43,15 +44,14 @@ from app.tenancy.directory import TenantDirectory
 from app.tenancy.records import TenantProfile
 from kernel.clock import Clock
 from kernel.errors import LeadWarmError
-from playbooks.runtime import EngineResult, ResumeEvent
+from playbooks import Playbook
+from playbooks.runtime import CALL_BACK_REASON, HUMAN_REASON, EngineResult, ResumeEvent
 
 __all__ = ["HandoffConflictError", "HandoffError", "HandoffNotFoundError", "HandoffService"]
 
 log = get_logger("leadwarm.handoff")
 
 HANDOFFS = col.HANDOFFS
-#: The engine's reason when the lead asked for a person (playbooks/engine.py).
-_HUMAN_REASON = "lead asked for a human"
 #: Messages quoted in a notification (the newest).
 _QUOTED_MESSAGES = 8
 #: Notification targets of each transition.
@@ -67,6 +67,10 @@ _SUBJECTS = {
     "requested": {
         "en": "Handoff: {lead} wants to talk to a person",
         "fr": "Relais humain : {lead} souhaite parler à quelqu'un",
+    },
+    "call_back": {
+        "en": "Call-back requested: {lead} asks to be called back",
+        "fr": "Rappel demandé : {lead} souhaite être rappelé",
     },
     "reminder": {
         "en": "Reminder: {lead} is still waiting for a person",
@@ -114,6 +118,25 @@ def _handed_back_now(before: Conversation, conv: Conversation) -> ConversationEv
     if last is None or last.type != "handoff.handed_back" or last in before.events[-5:]:
         return None
     return last
+
+
+def _resume_step(playbook: Playbook, before: Conversation, step_id: Any) -> str | None:
+    """Where the bot resumes on a handback that names no step: after the ``handoff`` step
+    ``step_id``, else where it paused."""
+    if step_id:
+        return playbook.following(str(step_id))
+    return before.current_step or playbook.steps[0].id
+
+
+def _awaited_number(conv: Conversation) -> bool:
+    """Whether the conversation's open handoff is a call-back still waiting for the lead's number
+    (no person has written since it was asked for)."""
+    for event in reversed(conv.events):
+        if event.type == "handoff.requested":
+            return bool(event.detail.get("call_back")) and not event.detail.get("phone")
+        if event.type in ("handoff.number", "handoff.answered", "handoff.agent_message"):
+            return False
+    return False
 
 
 def _job_key(conversation_id: str, seq: int, what: str) -> str:
@@ -231,29 +254,41 @@ class HandoffService:
         detail = requested.detail if requested is not None else {}
         reason = str(detail.get("reason") or "handoff")
         step_id = detail.get("step_id")
-        by: Requester = "playbook" if step_id else ("lead" if reason == _HUMAN_REASON else "bot")
-        resume_step = await self._resume_step(tenant_id, before, conv, step_id)
+        call_back = reason == CALL_BACK_REASON
+        by: Requester = (
+            "playbook" if step_id else ("lead" if reason in (HUMAN_REASON, CALL_BACK_REASON) else "bot")
+        )
+        playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
+        resume_step = _resume_step(playbook, before, step_id)
         language = lead.language or profile.default_language
         hours = OfficeHours.of(profile)
         opening = hours.next_opening(now)
-        if opening is not None and opening > now:
-            notice = i18n.text(
-                "handoff_next_closed",
-                language,
-                hours=describe_hours(hours, language),
-                reopen=describe_moment(opening, hours, now, language),
-            )
-        else:
-            notice = i18n.text(
-                "handoff_next",
-                language,
-                delay=describe_delay(profile.handoff_response_minutes, language),
-                hours=describe_hours(hours, language),
-            )
+        number = known_number(lead, playbook.lookups().slot_kinds) if call_back else None
+        if call_back and number is None:  # "call me back on 06 12 34 56 78" with no phone question
+            said = "\n".join(m.text or "" for m in plan.messages if m.direction == "inbound")
+            number = read_number(said, lead=lead, default_region=profile.default_region)
+        if number is not None and not lead.phone:
+            lead.phone = number  # given in the conversation: the number the team calls
+        notice = next_notice(
+            call_back=call_back,
+            number=number,
+            language=language,
+            hours=hours,
+            now=now,
+            response_minutes=profile.handoff_response_minutes,
+            region=profile.default_region,
+        )
         plan_bot_messages(plan, [notice], now, purpose="handoff")
         due_at = (opening if opening is not None else now) + profile.handoff_response_minutes * 60.0
         requested_event = _event(
-            now, "handoff.requested", by, reason=reason, step_id=step_id, resume_step=resume_step
+            now,
+            "handoff.requested",
+            by,
+            reason=reason,
+            step_id=step_id,
+            resume_step=resume_step,
+            call_back=call_back or None,
+            phone=number,
         )
         _append_events(conv, requested_event)
         handoff = Handoff(
@@ -262,6 +297,8 @@ class HandoffService:
             lead_id=lead.id,
             channel=conv.channel,
             reason=reason,
+            call_back=call_back,
+            call_back_phone=number,
             requested_by=by,
             step_id=step_id,
             resume_step=resume_step,
@@ -281,14 +318,6 @@ class HandoffService:
         _audited(writes, self.audit, conv.id, requested_event)
         log.info("handoff.requested", tenant=tenant_id, conversation=conv.id, by=by, reason=reason)
         return writes
-
-    async def _resume_step(
-        self, tenant_id: str, before: Conversation, conv: Conversation, step_id: Any
-    ) -> str | None:
-        playbook = await self.playbooks.get(tenant_id, conv.playbook_id, conv.playbook_version)
-        if step_id:
-            return playbook.following(str(step_id))
-        return before.current_step or playbook.steps[0].id
 
     async def _leaving(self, tenant_id: str, before: Conversation, plan: TurnPlan) -> _Writes:
         conv = plan.conversation
@@ -330,14 +359,48 @@ class HandoffService:
         return out
 
     async def _lead_wrote(self, tenant_id: str, plan: TurnPlan) -> _Writes | None:
-        """The lead wrote while a person has the conversation: tell the tenant's webhook."""
+        """The lead wrote while a person has the conversation: tell the tenant's webhook. A
+        call-back waiting for the lead's number takes the number they give (into the lead's
+        ``phone`` and the handoff record) and says when they will be called."""
         inbound = [m for m in plan.messages if m.direction == "inbound"]
         profile = await self.tenants.profile(tenant_id)
-        if not inbound or not profile.handoff_webhook_url:
+        if not inbound:
             return None
-        conv = plan.conversation
-        writes = _Writes(self.jobs, conv.id, lambda stored: stored)
-        writes.new_jobs = self._notify_jobs(profile, "lead_message", self.clock.now(), ref=inbound[-1].id)
+        conv, lead, now = plan.conversation, plan.lead, self.clock.now()
+        number = None
+        if _awaited_number(conv):
+            text = "\n".join(m.text or "" for m in inbound)
+            number = read_number(text, lead=lead, default_region=profile.default_region)
+        if number is not None:
+            if not lead.phone:
+                lead.phone = number
+            language = lead.language or profile.default_language
+            notice = next_notice(
+                call_back=True,
+                number=number,
+                language=language,
+                hours=OfficeHours.of(profile),
+                now=now,
+                response_minutes=profile.handoff_response_minutes,
+                region=profile.default_region,
+            )
+            plan_bot_messages(
+                plan, [f"{i18n.text('handoff_number_noted', language)} {notice}"], now, purpose="handoff"
+            )
+            noted = _event(now, "handoff.number", "lead", phone=number)
+            _append_events(conv, noted)
+
+            def make(stored: Handoff | None) -> Handoff | None:
+                return stored.model_copy(update={"call_back_phone": number}) if stored is not None else None
+
+            writes = _Writes(self.jobs, conv.id, make)
+            log.info("handoff.call_back_number", tenant=tenant_id, conversation=conv.id)
+        elif profile.handoff_webhook_url:
+            writes = _Writes(self.jobs, conv.id, lambda stored: stored)
+        else:
+            return None
+        if profile.handoff_webhook_url:
+            writes.new_jobs = self._notify_jobs(profile, "lead_message", now, ref=inbound[-1].id)
         return writes
 
     # ------------------------------------------------------------------ a person answers
@@ -680,7 +743,8 @@ class HandoffService:
     ) -> tuple[str, str]:
         who = lead.name or lead.phone or lead.email or lead.id
         lang = "fr" if profile.default_language.startswith("fr") else "en"
-        subject = _SUBJECTS.get(event, _SUBJECTS["requested"])[lang].format(lead=who)
+        kind = "call_back" if event == "requested" and handoff.call_back else event
+        subject = _SUBJECTS.get(kind, _SUBJECTS["requested"])[lang].format(lead=who)
         links = self._links(conv)
         lines = [
             subject,
@@ -689,6 +753,11 @@ class HandoffService:
             *(f"  {channel}: {address}" for channel, address in lead.addresses().items()),
             f"Channel: {conv.channel}",
             f"Reason: {handoff.reason} (by {handoff.requested_by})",
+            *(
+                [f"Call back on: {handoff.call_back_phone or 'not given yet (asked)'}"]
+                if handoff.call_back
+                else []
+            ),
             f"Score: {lead.score}/100, stage: {lead.stage}",
         ]
         if lead.slots:

@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from app.composition import Runtime
+from app.conversations.typography import french_spacing
 from app.store import where
 from playbooks import load_library
 from tests.app.conftest import PHONE_ID, VERIFY_TOKEN, sent_texts, sign, text_webhook
@@ -203,7 +204,7 @@ async def test_french_lead_gets_french_answers(
     texts = sent_texts(graph, "33700000002")
     first_ask = next(s for s in fr.steps if s.type == "ask")
     question = first_ask.question if isinstance(first_ask.question, str) else first_ask.question["fr"]
-    assert texts[-1] == question
+    assert texts[-1] == french_spacing(question)  # "… travaux\u202f?"
     lead = await runtime.store.get("demo", "leads", conv["lead_id"])
     assert lead is not None and lead["language"] == "fr"
 

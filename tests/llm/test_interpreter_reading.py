@@ -52,7 +52,7 @@ async def test_a_project_not_offered_read_by_the_model_is_said_plainly_with_what
     said = [t for t in texts if NOT_OFFERED in t]
     assert len(said) == 1
     assert "Isolation des combles" in said[0] and "Pompe à chaleur" in said[0]
-    assert texts[-1] == "Êtes-vous propriétaire du logement concerné par les travaux ?"
+    assert texts[-1] == "Êtes-vous propriétaire du logement concerné par les travaux\u202f?"  # French spacing
     assert (await _lead_slots(runtime)).get("not_offered") == "solaire"
     [request] = fake.chat_requests()
     system = request.messages[0]["content"]
@@ -98,6 +98,19 @@ async def test_a_relative_owner_is_heard_when_the_model_only_says_the_lead_does_
     assert slots["proprietaire"] is False and slots["proprietaire_proche"] is True
     texts = sent_texts(graph)
     assert any(
-        t.startswith("Entendu : vous pouvez tout à fait faire la demande pour votre proche") for t in texts
+        t.startswith("Entendu\u00a0: vous pouvez tout à fait faire la demande pour votre proche")
+        for t in texts
     )
-    assert texts[-1] == "S'agit-il d'une maison ou d'un appartement ?"
+    assert texts[-1] == "S'agit-il d'une maison ou d'un appartement\u202f?"
+
+
+async def test_a_call_back_read_by_the_model_is_told_the_lead_will_be_called(
+    client: Client, runtime: Runtime, graph: RecordingServer, fake: FakeOpenAI
+) -> None:
+    fake.push(analysis(language="fr", intent="greeting"))
+    await _say(client, runtime, "bonjour", "wamid.C1")
+    fake.push(analysis(language="fr", intent="wants_human"))
+    await _say(client, runtime, "vous pouvez me rappeler ?", "wamid.C2")
+    [handoff] = await runtime.store.query("demo", "handoffs")
+    assert handoff.data["reason"] == "lead asked to be called back" and handoff.data["call_back"] is True
+    assert "vous rappellera au 06 12 34 56 78" in sent_texts(graph)[-1]

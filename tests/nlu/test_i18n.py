@@ -20,6 +20,7 @@ def test_every_key_has_english_and_french() -> None:
 PARAMS = {
     "company_name": "SunnyWatt",
     "delay": "2 h",
+    "phone": "06 12 34 56 78",
     "hours": "9:00-18:00",
     "reopen": "9:00",
     "callback": "10:00",

@@ -335,7 +335,7 @@ async def test_a_postcode_given_early_is_said_back_as_it_is_kept(lead: Lead) -> 
     await c.say("yes, about 180 a month, slate roof")
     await c.say("sw1a1aa")
     assert filled(c) == {"postcode": "SW1A 1AA"}
-    assert c.texts()[0] == "Thanks, I've also noted “SW1A 1AA”."
+    assert c.texts()[0] == "Thanks, I've noted “SW1A 1AA”."  # nothing said back before: no "also"
 
 
 @pytest.mark.parametrize(

@@ -238,7 +238,7 @@ async def test_french_lead_kitchen_question_and_dates(
     assert texts[1] == "Quelle est la surface habitable approximative de votre logement, en m² ?"
     await c.say("environ 95 m2, et on aimerait faire ça dans deux mois")
     assert c.state.slots["surface"] == 95.0 and c.state.slots["delai"] == "moins_3_mois"
-    assert "Merci, j'ai aussi noté « D'ici 3 mois »." in c.texts()[0]
+    assert "Merci, j'ai noté « D'ici 3 mois »." in c.texts()[0]
     assert sent(c)[-1].step_id == "aides"  # the delay question is skipped
 
     await c.say("oui volontiers")

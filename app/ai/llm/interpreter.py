@@ -49,7 +49,7 @@ from app.store import Order, Store
 from app.store import collections as col
 from kernel.clock import Clock
 from playbooks import Playbook
-from playbooks.interpret import find_not_offered
+from playbooks.interpret import asks_call_back, find_not_offered
 from playbooks.language import follow_language
 from playbooks.runtime import NOT_OFFERED_SLOT, AskContext, ConversationState, Interpretation, Interpreter
 from playbooks.schema import AskStep, pick_language
@@ -528,6 +528,7 @@ class GptInterpreter:
         interpretation = Interpretation(
             language=language,
             intent=intent,
+            call_back=intent == "wants_human" and asks_call_back(text),
             slots=slots,
             evidence=evidence,
             answer=answer,

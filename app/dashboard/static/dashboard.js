@@ -66,7 +66,8 @@
           [
             (c) => el("a", { href: "/app/conversations/" + encodeURIComponent(c.id) }, c.lead_name || c.lead_id),
             (c) => el("span", { class: "badge st-" + c.status }, T["st_" + c.status] || c.status),
-            (c) => (c.waiting_s === null ? "" : duration(c.waiting_s)),
+            (c) =>
+              (c.waiting_s === null ? "" : duration(c.waiting_s)) + (c.call_back ? " · " + T.call_back_requested : ""),
             (c) => c.channel,
             (c) => c.playbook_id,
             (c) => String(c.score),

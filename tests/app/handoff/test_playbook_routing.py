@@ -100,9 +100,9 @@ async def test_routed_upload_gets_the_next_matching_lead_and_versions_are_immuta
     # keyword (case and accents ignored) -> the uploaded playbook
     conv = await lead_writes(runtime, "+33611111111", "Bonjour, je viens pour la PROMO de Printemps")
     assert (conv.playbook_id, conv.playbook_version) == ("spring-promo", 1)
-    assert sent_texts(graph, "33611111111")[:2] == [
-        "Bienvenue, offre de printemps !",
-        "Êtes-vous propriétaire ?",
+    assert sent_texts(graph, "33611111111")[:2] == [  # French spacing: narrow no-break spaces
+        "Bienvenue, offre de printemps\u202f!",
+        "Êtes-vous propriétaire\u202f?",
     ]
     # no rule matches -> the language fallback (playbooks_by_language)
     other = await lead_writes(runtime, "+33622222222", "Bonjour, des panneaux solaires ?")
@@ -130,11 +130,11 @@ async def test_routed_upload_gets_the_next_matching_lead_and_versions_are_immuta
     assert listed[("spring-promo", 1)] == "retired" and listed[("spring-promo", 2)] == "active"
     v2_lead = await lead_writes(runtime, "+33655555555", "promo !")
     assert v2_lead.playbook_version == 2
-    assert sent_texts(graph, "33655555555")[0] == "Version deux !"
+    assert sent_texts(graph, "33655555555")[0] == "Version deux\u202f!"
     # the conversation under way stays on v1 and finishes there
     done = await lead_writes(runtime, "+33644444444", "oui")
     assert (done.playbook_version, done.status) == (1, "closed")
-    assert sent_texts(graph, "33644444444")[-1] == "Merci !"
+    assert sent_texts(graph, "33644444444")[-1] == "Merci\u202f!"
 
     assert (
         await client.post("/api/v1/playbooks/spring-promo/versions/9/activate", headers=AUTH)

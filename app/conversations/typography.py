@@ -1,0 +1,47 @@
+"""French typography of the bot's outgoing texts: a no-break space before ``? ! ; :`` and inside
+« guillemets », so that a chat bubble never wraps a ``?`` alone onto its own line.
+
+One place applies it (:func:`app.conversations.planning.append_outbound`, where a bot's text
+becomes a message), to every text the bot sends in French: the playbook's, the engine's, the app's
+own and the model's replies. URLs, e-mail addresses and times (``10:30``) are left as they are.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["NARROW_NBSP", "NBSP", "french_spacing"]
+
+NBSP = "\u00a0"
+"""No-break space: before ``:`` and inside « »."""
+NARROW_NBSP = "\u202f"
+"""Narrow no-break space: before ``?``, ``!`` and ``;``."""
+
+_SPACE_BEFORE = {"?": NARROW_NBSP, "!": NARROW_NBSP, ";": NARROW_NBSP, ":": NBSP}
+
+_PIECES = re.compile(
+    r"(?P<keep>(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"  # a URL or an e-mail address
+    r"|(?P<spaced>[ \t\u00a0\u202f]+)(?P<mark>[?!;:])"  # a space of any kind before the mark
+    r"|(?<=[^\W\d_]|[»)])(?P<glued>[?!;:])(?=\s|$|[?!.…)»\"'])"  # the mark glued to a word's end
+    r"|«[ \t\u00a0\u202f]*"  # opening guillemet
+    r"|[ \t\u00a0\u202f]*»"  # closing guillemet
+)
+
+
+def _fix(match: re.Match[str]) -> str:
+    if match.group("keep") is not None:
+        return match.group("keep")
+    mark = match.group("mark") or match.group("glued")
+    if mark is not None:
+        return _SPACE_BEFORE[mark] + mark
+    return "«" + NBSP if match.group().startswith("«") else NBSP + "»"
+
+
+def french_spacing(text: str) -> str:
+    """``text`` with French no-break spaces: U+202F before ``?``, ``!``, ``;``, U+00A0 before
+    ``:``, after « and before » (a plain space there is replaced, a missing one added after a
+    word). A ``:`` or ``?`` inside a URL, an e-mail address or a time (``10:30``) is untouched.
+    Idempotent."""
+    if not any(c in text for c in "?!;:«»"):
+        return text
+    return _PIECES.sub(_fix, text)

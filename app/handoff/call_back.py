@@ -1,0 +1,99 @@
+"""A handoff the lead asked for on the phone ("vous pouvez me rappeler ?"): which number to call,
+how to show it, and what the lead is told (pure functions, no I/O).
+
+Numbers are E.164 strings; a region is an ISO 3166 code; times are floats, seconds since the Unix
+epoch (UTC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import phonenumbers
+
+from app.conversations.records import Lead
+from app.core import i18n
+from app.handoff.hours import OfficeHours, describe_delay, describe_hours, describe_moment
+from playbooks.slots import lead_regions, parse_slot
+
+__all__ = ["display_number", "known_number", "next_notice", "read_number"]
+
+#: Where a lead writing in a language may live, for a number the tenant's region does not read
+#: ("07700 900123" from an English lead of a French tenant).
+_LANGUAGE_REGIONS: dict[str, tuple[str, ...]] = {
+    "en": ("GB", "US", "IE", "CA", "AU"),
+    "fr": ("FR", "BE", "CH", "CA", "LU"),
+}
+
+
+def display_number(e164: str, region: str | None) -> str:
+    """``e164`` written for people: the national form when the number is of ``region`` (``"07700
+    900123"`` for a UK number and ``"GB"``), else the international one (``"+44 7700 900123"``);
+    ``e164`` as it is when libphonenumber cannot read it."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    local = region is not None and phonenumbers.region_code_for_number(number) == region.upper()
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if local else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(number, style)
+
+
+def known_number(lead: Lead, slot_kinds: Mapping[str, str]) -> str | None:
+    """The number to call the lead back on: their ``phone``, else the value of a ``phone`` slot of
+    the playbook (``slot_kinds``: slot -> kind) they gave in the conversation; ``None`` if none."""
+    if lead.phone:
+        return lead.phone
+    for slot, kind in slot_kinds.items():
+        value = lead.slots.get(slot)
+        if kind == "phone" and isinstance(value, str) and value.startswith("+"):
+            return value
+    return None
+
+
+def read_number(text: str, *, lead: Lead, default_region: str | None) -> str | None:
+    """The phone number (E.164) in the lead's ``text``, read with the lead's likely regions then
+    ``default_region`` for a number without a country code, then the regions of the lead's
+    language; ``None`` when the text gives none."""
+    regions: Sequence[str] = lead_regions(timezone=lead.timezone, phone=lead.phone)
+    found = parse_slot("phone", text, default_region=default_region, regions=regions)
+    if found is None:
+        spoken = _LANGUAGE_REGIONS.get((lead.language or "").split("-")[0].lower(), ())
+        found = parse_slot("phone", text, regions=spoken)
+    return str(found.value) if found is not None else None
+
+
+def next_notice(
+    *,
+    call_back: bool,
+    number: str | None,
+    language: str,
+    hours: OfficeHours,
+    now: float,
+    response_minutes: int,
+    region: str | None,
+) -> str:
+    """What the lead is told happens next, in ``language``: a person answers here (``call_back``
+    false), calls back on ``number`` (shown with :func:`display_number`), or, for a call-back with
+    no known ``number``, the question "which number?". Within ``response_minutes`` when the team
+    is in at ``now``, else at the next opening of ``hours``."""
+    if call_back and number is None:
+        return i18n.text("handoff_call_back_number", language)
+    shown = {"phone": display_number(number, region)} if call_back and number is not None else {}
+    opening = hours.next_opening(now)
+    key = "handoff_call_back" if call_back else "handoff_next"
+    if opening is not None and opening > now:
+        return i18n.text(
+            f"{key}_closed",
+            language,
+            hours=describe_hours(hours, language),
+            reopen=describe_moment(opening, hours, now, language),
+            **shown,
+        )
+    return i18n.text(
+        key,
+        language,
+        delay=describe_delay(response_minutes, language),
+        hours=describe_hours(hours, language),
+        **shown,
+    )

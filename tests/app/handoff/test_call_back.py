@@ -1,0 +1,100 @@
+"""A lead who asks to be called back is told they will be called, on which number and when; with
+no number known, they are asked for one, and the number they give is kept on the lead and the
+handoff record (the agent's inbox says "call-back requested")."""
+
+from __future__ import annotations
+
+from app.store import collections as col
+from tests.app.handoff.conftest import AUTH, MONDAY_10H, World
+from tests.app.handoff.test_handoff import lead_says, lead_texts, the_conversation
+
+
+async def _handoff_record(w: World, conv_id: str) -> dict[str, object]:
+    r = await w.client.get(f"/api/v1/conversations/{conv_id}/handoff", headers=AUTH)
+    assert r.status_code == 200, r.text
+    data: dict[str, object] = r.json()
+    return data
+
+
+async def test_a_call_back_on_the_number_we_know(world: World) -> None:
+    w = world
+    await lead_says(w, "sms", "Hello, I'm interested in solar panels")
+    await lead_says(w, "sms", "can someone call me back?")
+    conv = await the_conversation(w, "sms")
+    assert conv.status == "handoff"
+    notice = (await lead_texts(w, "sms", conv.id))[-1]
+    assert notice.startswith("A member of our team will call you back on +1 415-555-2671 within 30 minutes.")
+    record = await _handoff_record(w, conv.id)
+    assert record["reason"] == "lead asked to be called back" and record["requested_by"] == "lead"
+    assert record["call_back"] is True and record["call_back_phone"] == "+14155552671"
+    # the team's e-mail and the agents' inbox say so
+    mail = next(m for m in w.smtp.messages() if "ops@sunnywatt.example" in m.rcpt_tos)
+    assert mail.message["Subject"] == "Call-back requested: +14155552671 asks to be called back"
+    assert "Call back on: +14155552671" in mail.message.get_body(preferencelist=("plain",)).get_content()
+    r = await w.client.get("/api/v1/inbox", headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert [(c["id"], c["call_back"]) for c in r.json()["conversations"]] == [(conv.id, True)]
+
+
+async def test_a_call_back_out_of_hours_says_when(world: World) -> None:
+    w = world
+    w.clock.set(MONDAY_10H + 4 * 86400 + 10 * 3600)  # Friday 20:00 UTC
+    await lead_says(w, "sms", "Hello, I'm interested in solar panels")
+    await lead_says(w, "sms", "could you call me back please")
+    conv = await the_conversation(w, "sms")
+    notice = (await lead_texts(w, "sms", conv.id))[-1]
+    assert notice.startswith(
+        "Our team is away right now; a member of the team will call you back on +1 415-555-2671 on Monday at 08:00."
+    )
+
+
+async def test_a_call_back_with_no_number_asks_for_it_and_keeps_it(world: World) -> None:
+    w = world
+    await lead_says(w, "webchat", "Bonjour, je voudrais des infos sur la rénovation")
+    await lead_says(w, "webchat", "vous pouvez me rappeler ?")
+    conv = await the_conversation(w, "webchat")
+    assert conv.status == "handoff"
+    texts = await lead_texts(w, "webchat", conv.id)
+    assert texts[-1].startswith("Bien sûr, un membre de notre équipe va vous rappeler.")
+    assert "À quel numéro pouvons-nous vous joindre" in texts[-1]
+    record = await _handoff_record(w, conv.id)
+    assert record["call_back"] is True and record["call_back_phone"] is None
+
+    await lead_says(w, "webchat", "c'est le 06 12 34 56 78")
+    texts = await lead_texts(w, "webchat", conv.id)
+    assert texts[-1].startswith(
+        "Merci, j'ai noté votre numéro. Un membre de notre équipe vous rappellera au 06 12 34 56 78 "
+        "d'ici 30 minutes."
+    )
+    lead = await w.runtime.store.get("demo", col.LEADS, conv.lead_id)
+    assert lead is not None and lead["phone"] == "+33612345678"
+    record = await _handoff_record(w, conv.id)
+    assert record["call_back_phone"] == "+33612345678"
+    # said once: the next message is the person's to answer
+    await lead_says(w, "webchat", "merci, à tout à l'heure")
+    assert len(await lead_texts(w, "webchat", conv.id)) == len(texts)
+
+
+async def test_a_call_back_with_the_number_in_the_same_message(world: World) -> None:
+    w = world
+    await lead_says(w, "webchat", "Hello, I'm interested in solar panels")
+    await lead_says(w, "webchat", "can someone call me back? my number is +44 7911 123456")
+    conv = await the_conversation(w, "webchat")
+    texts = await lead_texts(w, "webchat", conv.id)
+    assert texts[-1].startswith(
+        "A member of our team will call you back on +44 7911 123456 within 30 minutes."
+    )
+    lead = await w.runtime.store.get("demo", col.LEADS, conv.lead_id)
+    assert lead is not None and lead["phone"] == "+447911123456"
+
+
+async def test_a_number_of_the_lead_s_country_is_read_when_the_tenant_s_is_not_its(world: World) -> None:
+    """The demo tenant is French; an English lead gives a UK number without its country code."""
+    w = world
+    await lead_says(w, "webchat", "Hello, I'm interested in solar panels")
+    await lead_says(w, "webchat", "can someone call me back? my number is 07700 900123")
+    conv = await the_conversation(w, "webchat")
+    texts = await lead_texts(w, "webchat", conv.id)
+    assert texts[-1].startswith(
+        "A member of our team will call you back on +44 7700 900123 within 30 minutes."
+    )
