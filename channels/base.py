@@ -15,6 +15,7 @@ import abc
 import inspect
 import logging
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -358,7 +359,82 @@ def _clean_optional(value: str | None) -> str | None:
     return _clean_field(value) if value is not None else None
 
 
+def _is_clean_text(text: str, limit: int) -> bool:
+    """Whether ``clean_text(text[:limit]) == text``: at most ``limit`` characters, no lone
+    surrogate."""
+    return len(text) <= limit and (text.isascii() or _SURROGATE.search(text) is None)
+
+
+def _is_clean_value(value: Any, *, depth: int = MAX_VALUE_DEPTH) -> bool:
+    """Whether :func:`clean_value` would give back ``value`` itself (equal, of the same types):
+    ``True`` for JSON values within its bounds (dicts with string keys, lists, strings without
+    lone surrogates, 64-bit integers, finite floats), ``False`` for anything it would change or
+    convert (a tuple, a mapping that is not a ``dict``, a value nested past ``depth``). Never
+    raises, never recurses deeper than ``depth``."""
+    kind = type(value)
+    if kind is str:
+        return len(value) <= MAX_VALUE_CHARS and (value.isascii() or _SURROGATE.search(value) is None)
+    if value is None or kind is bool:
+        return True
+    if kind is int:
+        return bool(-_INT64 <= value < _INT64)
+    if kind is float:
+        return math.isfinite(value)
+    if depth <= 0:
+        return False
+    if kind is dict:
+        if len(value) > MAX_VALUE_ITEMS:
+            return False
+        for key, item in value.items():  # a loop, not a call per string: the common metadata
+            if type(key) is not str or not _is_clean_text(key, MAX_VALUE_CHARS):
+                return False
+            if type(item) is str:
+                if len(item) > MAX_VALUE_CHARS or not (item.isascii() or _SURROGATE.search(item) is None):
+                    return False
+            elif item is not None and not _is_clean_value(item, depth=depth - 1):
+                return False
+        return True
+    if kind is list:
+        return len(value) <= MAX_VALUE_ITEMS and all(_is_clean_value(v, depth=depth - 1) for v in value)
+    return False
+
+
+def _is_bound_message(message: InboundMessage, max_chars: int) -> bool:
+    """Whether :func:`_bound_message` would change nothing (the common case: a short ASCII
+    message), so that the parser's own message can be kept instead of a copy."""
+    text, message_id, sender, recipient = (
+        message.text,
+        message.provider_message_id,
+        message.sender,
+        message.recipient,
+    )
+    name, choice, reply = message.contact_name or "", message.choice_id or "", message.reply_to or ""
+    limit = MAX_FIELD_CHARS
+    if (
+        len(text) > max_chars
+        or len(message_id) > limit
+        or len(sender) > limit
+        or len(recipient) > limit
+        or len(name) > limit
+        or len(choice) > limit
+        or len(reply) > limit
+    ):
+        return False
+    joined = text + message_id + sender + recipient + name + choice + reply
+    if not joined.isascii() and _SURROGATE.search(joined) is not None:
+        return False
+    metadata, media, location = message.metadata, message.media, message.location
+    return (
+        type(metadata) is dict
+        and _is_clean_value(metadata)
+        and (media is None or _is_clean_value(media))
+        and (location is None or _is_clean_value(location))
+    )
+
+
 def _bound_message(message: InboundMessage, max_chars: int) -> InboundMessage:
+    if _is_bound_message(message, max_chars):
+        return message
     text = clean_text(message.text)
     metadata = clean_value(message.metadata) or {}
     if len(text) > max_chars:
@@ -384,6 +460,12 @@ def _bound_message(message: InboundMessage, max_chars: int) -> InboundMessage:
 
 
 def _bound_status(status: DeliveryStatus) -> DeliveryStatus:
+    fields = (status.provider_message_id, status.recipient, status.sender)
+    code, title = status.error_code or "", status.error_title or ""
+    if all(len(f) <= MAX_FIELD_CHARS for f in (*fields, code, title)):
+        joined = "".join((*fields, code, title))
+        if joined.isascii() or _SURROGATE.search(joined) is None:
+            return status  # nothing to cut or replace: the parser's own status
     return DeliveryStatus(
         channel=status.channel,
         provider_message_id=_clean_field(status.provider_message_id),
@@ -402,10 +484,13 @@ def bound_parsed(parsed: ParsedWebhook, *, max_chars: int) -> ParsedWebhook:
     ids, addresses and names cut to :data:`MAX_FIELD_CHARS`, provider JSON bounded
     (:func:`clean_value`), and each message text cut to ``max_chars``
     characters with ``metadata["truncated_from"] = <original length>`` (the message is kept)."""
-    return ParsedWebhook(
-        messages=[_bound_message(m, max_chars) for m in parsed.messages],
-        statuses=[_bound_status(s) for s in parsed.statuses],
-    )
+    messages = [_bound_message(m, max_chars) for m in parsed.messages]
+    statuses = [_bound_status(s) for s in parsed.statuses]
+    if all(map(operator.is_, messages, parsed.messages)) and all(
+        map(operator.is_, statuses, parsed.statuses)
+    ):
+        return parsed  # nothing changed: no new (frozen) container to build
+    return ParsedWebhook(messages=messages, statuses=statuses)
 
 
 def guarded_parse(

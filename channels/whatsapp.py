@@ -14,7 +14,6 @@ The module is pure apart from :meth:`WhatsAppChannel.send`, which makes one HTTP
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -44,6 +43,7 @@ from channels.base import (
     numbered_choices,
 )
 from kernel.http import parse_retry_after
+from kernel.signing import HmacSha256
 
 __all__ = [
     "MAX_BUTTONS",
@@ -80,6 +80,9 @@ MAX_TIMESTAMP = 253_402_300_799
 RETRYABLE_ERROR_CODES = frozenset({4, 80007, 130429, 131056})
 
 _SIGNATURE_HEADER = "x-hub-signature-256"
+#: isinstance() tuples: ``str | int`` in a call builds a new union object on every call.
+_TEXT_OR_INT = (str, int)
+_CONTAINERS = (dict, list)
 _SIGNATURE_RE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _JSON_DECODER = msgspec.json.Decoder()
 _MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
@@ -136,7 +139,7 @@ def _timestamp(raw: Any, where: str) -> float:
     0 and :data:`MAX_TIMESTAMP` (a 5,000-digit number is refused before conversion)."""
     if raw is None or raw == "":
         return 0.0
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
+    if isinstance(raw, bool) or not isinstance(raw, _TEXT_OR_INT):
         raise PayloadError(f"{where}: timestamp must be a string of whole seconds")
     text = str(raw).strip() if isinstance(raw, str) else None
     if text is not None and not (text.isascii() and text.isdigit() and len(text) <= 12):
@@ -167,7 +170,9 @@ def _decode(raw_body: bytes) -> Any:
 
 def _scalar(value: Any) -> str:
     """A JSON scalar as text (``None`` -> ``''``); objects and arrays, which have no text, -> ``''``."""
-    if value is None or isinstance(value, dict | list):
+    if type(value) is str:  # the common case first
+        return value
+    if value is None or isinstance(value, _CONTAINERS):
         return ""
     return value if isinstance(value, str) else str(value)
 
@@ -306,6 +311,7 @@ class WhatsAppChannel(Channel):
     ) -> None:
         self._access_token = access_token
         self._app_secret = app_secret
+        self._signer: HmacSha256 | None = None
         self.phone_number_id = phone_number_id
         self.api_base_url = api_base_url.rstrip("/")
         self.api_version = api_version.strip("/")
@@ -347,8 +353,11 @@ class WhatsAppChannel(Channel):
         match = _SIGNATURE_RE.fullmatch(str(header)[:100].strip())
         if match is None:
             raise SignatureError("malformed X-Hub-Signature-256 header (want 'sha256=<64 hex>')")
-        expected = hmac.new(self._app_secret.encode(), raw_body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, match.group(1).lower()):
+        signer = self._signer
+        if signer is None:  # the key's padded blocks hashed once per channel instance
+            signer = self._signer = HmacSha256(self._app_secret.encode())
+        expected = signer.digest(raw_body)
+        if not hmac.compare_digest(expected, bytes.fromhex(match.group(1))):
             raise SignatureError("X-Hub-Signature-256 does not match the body")
 
     @staticmethod

@@ -5,7 +5,7 @@ replies). Litestar's handler layer (signature model, dependency resolution, the 
 conversion) cost about a third of a webhook's CPU, for a route that needs none of it: the body
 is read as bytes, the answer is a small JSON (or TwiML) document. :func:`direct_ingest` returns the
 middleware a webhook POST route declares; it reads the body (413 past the channel's limit, from
-``Content-Length`` or while reading), runs :func:`app.messaging.webhooks.ingest.ingest_webhook`
+``Content-Length`` or while reading), runs :func:`app.messaging.webhooks.ingest.ingest_delivery`
 (route, verify, parse, append with group commit: the same guarantees) and sends its answer. The
 app's own middlewares (request id, security headers, rate limits, the 500 handler) still wrap
 it, and the decorated handler stays the route's documentation (OpenAPI) and its fallback when
@@ -25,7 +25,7 @@ from litestar.exceptions import InternalServerException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.composition import Runtime
-from app.messaging.webhooks.ingest import ingest_webhook, too_large
+from app.messaging.webhooks.ingest import ingest_delivery, too_large
 from app.ops.requests import HEADER as REQUEST_ID_HEADER
 from app.ops.requests import SECURITY_HEADERS, with_request_headers
 from channels.registry import channel_class
@@ -97,7 +97,14 @@ class DirectIngest:
             await send_response(refused or Response({}, status_code=413), send, request_id=request_id)
             return
         url = self.prepare(runtime, scope, headers)
-        response = await ingest_webhook(runtime, self.channel_name, headers, raw_body, url=url)
+        answer = await ingest_delivery(runtime, self.channel_name, headers, raw_body, url=url)
+        if isinstance(answer, Response):
+            response = answer
+        elif self.answer is None:  # stored: the counts as JSON, no Response built
+            await _send(200, msgspec.json.encode(answer), _JSON, (), send, request_id)
+            return
+        else:
+            response = Response(answer, status_code=200)
         if self.answer is not None and response.status_code == 200:
             response = self.answer(response)
         await send_response(response, send, request_id=request_id)
@@ -147,18 +154,32 @@ async def send_response(response: Response[Any], send: Send, *, request_id: str 
         body = content.encode(response.encoding)
     else:
         body = msgspec.json.encode(content)
-    headers = [
-        (b"content-type", _content_type(str(response.media_type or "application/json"), response.encoding)),
-        (b"content-length", str(len(body)).encode("latin-1")),
-    ]
-    if response.headers:
-        own = response.headers.items()
-        headers += [(str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in own]
+    own = [(str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers.items()]
+    content_type = _content_type(str(response.media_type or "application/json"), response.encoding)
+    await _send(response.status_code or 200, body, content_type, own, send, request_id)
+
+
+_JSON = b"application/json"
+
+
+async def _send(
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    own: list[tuple[bytes, bytes]] | tuple[()],
+    send: Send,
+    request_id: str,
+) -> None:
+    """Send one complete answer: ``status``, ``Content-Type``, ``Content-Length``, the response's
+    ``own`` headers, then (with ``request_id``) ``X-Request-ID`` and the security headers."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode("latin-1"))]
+    if own:
+        headers += own
         if request_id:
             headers = with_request_headers(headers, request_id)
     elif request_id:  # what with_request_headers gives for a response without headers of its own
         headers += [(REQUEST_ID_HEADER, request_id.encode("latin-1")), *SECURITY_HEADERS]
-    await send({"type": "http.response.start", "status": response.status_code or 200, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 

@@ -49,7 +49,7 @@ from app.tenancy.auth import lowercase_headers
 from channels.base import Channel, ParsedWebhook, PayloadError, SignatureError
 from channels.registry import channel_class
 
-__all__ = ["ingest_request", "ingest_webhook", "our_addresses", "too_large"]
+__all__ = ["ingest_delivery", "ingest_request", "ingest_webhook", "our_addresses", "too_large"]
 
 log = get_logger("leadwarm.webhooks")
 
@@ -109,9 +109,25 @@ async def ingest_webhook(
     raw_body: bytes,
     *,
     url: str,
-    ok_body: Any = None,
 ) -> Response[Any]:
-    """Run the pipeline for one delivery; see the module docstring."""
+    """Run the pipeline for one delivery; see the module docstring. Returns the answer (200 with
+    :func:`ingest_delivery`'s counts, or its refusal)."""
+    answer = await ingest_delivery(runtime, channel_name, headers, raw_body, url=url)
+    return answer if isinstance(answer, Response) else Response(answer, status_code=HTTP_200_OK)
+
+
+async def ingest_delivery(
+    runtime: Runtime,
+    channel_name: str,
+    headers: dict[str, str],
+    raw_body: bytes,
+    *,
+    url: str,
+) -> Response[Any] | dict[str, int]:
+    """:func:`ingest_webhook` without building its 200 answer: the 200's JSON body
+    ``{"messages": n, "duplicates": n, "statuses": n}`` once everything is stored, else the
+    refusal or quarantine :class:`litestar.Response` (the webhook hot path sends the dict itself:
+    a ``Response`` costs two ``typing.Mapping`` instance checks)."""
     default_channel = runtime.channels.get("", channel_name)
     default_tenant = runtime.settings.default_tenant_id
     try:
@@ -186,12 +202,7 @@ async def ingest_webhook(
             duplicates=duplicates,
             statuses=statuses,
         )
-    body = (
-        ok_body
-        if ok_body is not None
-        else {"messages": stored, "duplicates": duplicates, "statuses": statuses}
-    )
-    return Response(body, status_code=HTTP_200_OK)
+    return {"messages": stored, "duplicates": duplicates, "statuses": statuses}
 
 
 async def _quarantine(
