@@ -24,6 +24,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from kernel.clock import Clock, SystemClock
@@ -789,11 +790,20 @@ _AMBIGUOUS = {
 
 
 def _strict_labels(labels: Mapping[str, Sequence[str]], *, project: bool = False) -> dict[str, list[str]]:
-    """Labels specific enough to be recognised in a message that answers another question."""
+    """Labels specific enough to be recognised in a message that answers another question: a
+    fresh dict (the caller's to change) of the labels kept per option."""
+    key = tuple((cid, tuple(options)) for cid, options in labels.items())
+    return {cid: list(kept) for cid, kept in _strict_label_tuples(key, project)}
+
+
+@lru_cache(maxsize=1024)  # labels are the playbooks' constants: once per question, not per message
+def _strict_label_tuples(
+    labels: tuple[tuple[str, tuple[str, ...]], ...], project: bool
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
     from playbooks.choices import _GENERIC, _tokens
 
-    out: dict[str, list[str]] = {}
-    for cid, options in labels.items():
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for cid, options in labels:
         kept = []
         for label in options:
             tokens = _tokens(label)
@@ -803,8 +813,8 @@ def _strict_labels(labels: Mapping[str, Sequence[str]], *, project: bool = False
                 and tokens[0].text not in (_GENERIC if project else _GENERIC | _AMBIGUOUS)
             ):
                 kept.append(label)
-        out[cid] = kept
-    return out
+        out.append((cid, tuple(kept)))
+    return tuple(out)
 
 
 def read_message(
