@@ -208,7 +208,10 @@ class ChannelTraits:
     message's ``metadata["truncated_from"]`` says how long it was (see :func:`bound_parsed`).
     ``statuses_carry_reference``: the provider echoes our ``idempotency_key`` in its delivery
     statuses (:attr:`DeliveryStatus.client_ref`) of template sends, so a template send whose answer
-    we lost can be matched later.
+    we lost can be matched later. ``reports_statuses``: the provider reports on a sent message
+    (delivery statuses, or a reply naming it) by its provider message id, so the dispatcher keeps
+    the id -> message index (``provider_ids``); ``False`` (web chat: nothing comes back about a
+    sent message) writes no index entry, one write fewer per message sent.
     """
 
     address_field: str
@@ -222,6 +225,7 @@ class ChannelTraits:
     max_body_bytes: int = 1024 * 1024
     max_inbound_chars: int = 4096
     statuses_carry_reference: bool = False
+    reports_statuses: bool = True
 
 
 class Channel(abc.ABC):
