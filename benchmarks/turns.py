@@ -197,6 +197,7 @@ def _seed_messages(store: Any, tenant: str, count: int) -> None:
 async def _turns_at(stored: int, leads: int, rounds: int) -> dict[str, Any]:
     from app.composition import Runtime
     from app.core.settings import Settings
+    from app.ops.heap import freeze_startup_heap
     from app.tenancy.bootstrap import bootstrap
     from channels.webchat import WebChatChannel
 
@@ -211,6 +212,7 @@ async def _turns_at(stored: int, leads: int, rounds: int) -> dict[str, Any]:
         runtime = Runtime.build(settings, channels={"webchat": WebChatChannel()})
         await bootstrap(runtime)
         _seed_messages(runtime.store, "demo", stored)
+        freeze_startup_heap()  # as the serving process and `leadwarm worker` do once started
         channel = runtime.webchat()
         store: Any = runtime.store
         rates: list[float] = []

@@ -302,8 +302,8 @@ def _parse_yes_no(text: str, question: str | None = None) -> SlotValue | None:
         return SlotValue(True, text.strip())
     found: list[tuple[int, int, bool]] = []
     taken = [False] * len(folded)
-    for first, pattern, polarity in _CUE_PATTERNS:
-        if first not in folded:
+    for head, pattern, polarity in _CUE_PATTERNS:
+        if head not in folded:
             continue  # (a C substring test: most of the 100 cues are absent from a message)
         for match in pattern.finditer(folded):
             if not any(taken[match.start() : match.end()]):
