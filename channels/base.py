@@ -212,7 +212,10 @@ class ChannelTraits:
     adds none of its own (French no-break spaces stay plain spaces there).
     ``statuses_carry_reference``: the provider echoes our ``idempotency_key`` in its delivery
     statuses (:attr:`DeliveryStatus.client_ref`) of template sends, so a template send whose answer
-    we lost can be matched later.
+    we lost can be matched later. ``reports_statuses``: the provider reports on a sent message
+    (delivery statuses, or a reply naming it) by its provider message id, so the dispatcher keeps
+    the id -> message index (``provider_ids``); ``False`` (web chat: nothing comes back about a
+    sent message) writes no index entry, one write fewer per message sent.
     """
 
     address_field: str
@@ -227,6 +230,7 @@ class ChannelTraits:
     max_inbound_chars: int = 4096
     statuses_carry_reference: bool = False
     charset_priced: bool = False
+    reports_statuses: bool = True
 
 
 class Channel(abc.ABC):

@@ -45,6 +45,7 @@ class WebChatChannel(Channel):
     traits: ClassVar[ChannelTraits] = ChannelTraits(
         address_field="webchat_id",
         keyword_optouts=True,
+        reports_statuses=False,  # the widget reads the conversation; no status names a sent message
         max_text_chars=2000,
         rich_content=True,
         max_body_bytes=MAX_FRAME_BYTES,

@@ -594,7 +594,7 @@ def _label_forms(choice_id: str, labels: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(label for label in dict.fromkeys(out) if label)
 
 
-def _label_hits(label: list[_Token], message: list[_Token], *, exact: bool = False) -> list[int]:
+def _label_hits(label: Sequence[_Token], message: list[_Token], *, exact: bool = False) -> list[int]:
     """Indexes of message tokens that match the label's tokens (each label token used once)."""
     used: list[int] = []
     same = _exact if exact else _same
@@ -687,13 +687,15 @@ def match_choice(
     verbatim: set[str] = set()  # options whose longest label found was found by stem, not by typo
     partial: dict[str, float] = {}
     topic = {t.text for t in _tokens(question)} if question else set()
+    # strict: only a whole label counts, each of its words sharing a stem with one of the message's
+    said = frozenset().union(*(t.stems for t in message)) if strict else frozenset()
     for cid, options in labels.items():
         for label in options:
-            label_tokens = _tokens(label)
+            label_tokens: Sequence[_Token] = _token_tuple(label[:MAX_CHARS], False)  # cached, not copied
             if topic and any(t.text not in topic for t in label_tokens):
                 label_tokens = [t for t in label_tokens if t.text not in topic]
-            if not label_tokens:
-                continue
+            if not label_tokens or (strict and any(said.isdisjoint(t.stems) for t in label_tokens)):
+                continue  # (strict: a word of the label is not in the message, so no whole label)
             hits = _label_hits(label_tokens, message, exact=strict)
             if _negated(label_tokens, message, hits):
                 continue
@@ -781,7 +783,7 @@ def _unsure_evidence(text: str, unsure: re.Match[str]) -> str:
     return text[unsure.start() : unsure.end()].strip() or text.strip()
 
 
-def _negated(label: list[_Token], message: list[_Token], hits: list[int]) -> bool:
+def _negated(label: Sequence[_Token], message: list[_Token], hits: list[int]) -> bool:
     """Whether the message says the opposite of the label it matches: a label holding a negation
     the message does not have ("pas pressé" for "je suis pressé"), or a negation right before the
     label's words in the message ("not this year", "pas de pompe")."""

@@ -19,14 +19,15 @@ against the whole playbook:
 
 from __future__ import annotations
 
-import asyncio
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from kernel.clock import Clock, SystemClock
+from kernel.threads import SerialThread
 from playbooks.choices import match_choice
 from playbooks.language import follow_language
 from playbooks.runtime import AskContext, ConversationState, Interpretation
@@ -58,8 +59,19 @@ __all__ = [
 MAX_CHARS = 2000
 """Only the first characters of a message are read (a pasted essay is cut, never looped over)."""
 
-_READER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadwarm-reader")
-"""The one thread where :meth:`RuleInterpreter.interpret` reads texts, off the event loop."""
+_READER: SerialThread | None = None
+"""The one thread where :meth:`RuleInterpreter.interpret` reads texts, off the event loop (started
+on first use, and again in a forked child, where the parent's thread does not exist)."""
+_READER_PID = 0
+
+
+def _reader() -> SerialThread:
+    """:data:`_READER`, started when this process has none. A :class:`SerialThread` hand-off costs
+    the event loop about half a ``run_in_executor`` on a ``ThreadPoolExecutor`` (its docstring)."""
+    global _READER, _READER_PID
+    if _READER is None or os.getpid() != _READER_PID:
+        _READER, _READER_PID = SerialThread("leadwarm-reader"), os.getpid()
+    return _READER
 
 
 def _phrases(*items: str) -> re.Pattern[str]:
@@ -797,11 +809,20 @@ _AMBIGUOUS = {
 
 
 def _strict_labels(labels: Mapping[str, Sequence[str]], *, project: bool = False) -> dict[str, list[str]]:
-    """Labels specific enough to be recognised in a message that answers another question."""
+    """Labels specific enough to be recognised in a message that answers another question: a
+    fresh dict (the caller's to change) of the labels kept per option."""
+    key = tuple((cid, tuple(options)) for cid, options in labels.items())
+    return {cid: list(kept) for cid, kept in _strict_label_tuples(key, project)}
+
+
+@lru_cache(maxsize=1024)  # labels are the playbooks' constants: once per question, not per message
+def _strict_label_tuples(
+    labels: tuple[tuple[str, tuple[str, ...]], ...], project: bool
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
     from playbooks.choices import _GENERIC, _tokens
 
-    out: dict[str, list[str]] = {}
-    for cid, options in labels.items():
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for cid, options in labels:
         kept = []
         for label in options:
             tokens = _tokens(label)
@@ -811,8 +832,8 @@ def _strict_labels(labels: Mapping[str, Sequence[str]], *, project: bool = False
                 and tokens[0].text not in (_GENERIC if project else _GENERIC | _AMBIGUOUS)
             ):
                 kept.append(label)
-        out[cid] = kept
-    return out
+        out.append((cid, tuple(kept)))
+    return tuple(out)
 
 
 def read_message(
@@ -1512,7 +1533,7 @@ class RuleInterpreter:
             result.language = language
             return reading, result
 
-        reading, result = await asyncio.get_running_loop().run_in_executor(_READER, read)
+        reading, result = await _reader().call(read)
         if result.intent == "question":
             result.asks_offer = asked_offer(expand_shorthand(text, language=reading))
         if self._answer is not None and result.intent == "question":

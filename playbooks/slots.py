@@ -76,11 +76,27 @@ def _fold_char(char: str) -> str:
     return lowered if len(lowered) == 1 else char
 
 
+class _FoldTable(dict[int, str]):
+    """``str.translate``'s table for :func:`fold`: code point -> its folded character, filled on
+    first sight (:func:`_fold_char`) and kept for at most :data:`_FOLD_TABLE_MAX` code points (a
+    text of rare characters is still folded, its characters simply not kept)."""
+
+    def __missing__(self, code: int) -> str:
+        folded = _fold_char(chr(code))
+        if len(self) < _FOLD_TABLE_MAX:
+            self[code] = folded
+        return folded
+
+
+_FOLD_TABLE_MAX = 8192
+_FOLD_TABLE = _FoldTable()
+
+
 def fold(text: str) -> str:
     """Lower-case ``text`` and drop accents, keeping its length (index i matches index i)."""
     if text.isascii():  # the common case, in C: what _fold_char gives every ASCII character
         return text.lower().replace("`", "'")
-    return "".join(_fold_char(c) for c in text)
+    return text.translate(_FOLD_TABLE)  # a C loop over the text; a table lookup a character
 
 
 def _words(text: str) -> list[str]:
@@ -137,8 +153,12 @@ owns the home (short alternation over a message already cut to ``MAX_CHARS``).""
 _YES_EMOJI = ("👍", "👌", "✅", "✔", "🆗", "🙆")
 _NO_EMOJI = ("👎", "❌", "🚫", "✖", "🙅")
 _CUES = sorted([(p, True) for p in _YES] + [(p, False) for p in _NO], key=lambda item: -len(item[0]))
-_CUE_PATTERNS = [(_phrase_pattern(p), polarity) for p, polarity in _CUES]
-_UNSURE_PATTERNS = [_phrase_pattern(p) for p in _UNSURE]
+_CUE_PATTERNS = [(p.split(" ")[0], _phrase_pattern(p), polarity) for p, polarity in _CUES]
+"""(the cue's first word, a literal every match holds; its pattern; yes or no), longest cue first."""
+_UNSURE_ANY = re.compile(
+    r"(?<![\w'])(?:" + "|".join(re.escape(p).replace(r"\ ", r"[\s\-]+") for p in _UNSURE) + r")(?!\w)"
+)
+"""Any words of doubt (:data:`_UNSURE`), each as :func:`_phrase_pattern` reads it: one search."""
 _NT = re.compile(r"\w+n't(?!\w)")
 
 
@@ -219,6 +239,7 @@ _RELATIVE_Q = re.compile(
 """A question asking whether the home is a relative's ("Le logement appartient-il à un proche ?")."""
 
 
+@lru_cache(maxsize=1024)  # questions are the playbooks' texts: a few hundred per process
 def asks_about_relative(question: str) -> bool:
     """Whether ``question`` asks if the home is a relative's ("Le logement appartient-il à un proche
     ?", "Does the home belong to a relative?"): such a yes/no question is answered by a message
@@ -226,6 +247,7 @@ def asks_about_relative(question: str) -> bool:
     return _RELATIVE_Q.search(fold(question)) is not None
 
 
+@lru_cache(maxsize=1024)  # questions are the playbooks' texts
 def asks_about_owning(question: str) -> bool:
     """Whether ``question`` asks if the lead owns the home ("Êtes-vous propriétaire ?", "Do you own
     the home?") and not whether a relative does (:func:`asks_about_relative`)."""
@@ -274,13 +296,15 @@ def _parse_yes_no(text: str, question: str | None = None) -> SlotValue | None:
     if re.search(r"([a-z])\1{2,}", fold(text)):
         text = re.sub(r"([A-Za-z])\1{2,}", r"\1", text)  # "ouiii", "yesss", "noooon"
     folded = fold(text)
-    if any(p.search(folded) for p in _UNSURE_PATTERNS):
+    if _UNSURE_ANY.search(folded):
         return None
     if _SHORT_YES.match(folded):
         return SlotValue(True, text.strip())
     found: list[tuple[int, int, bool]] = []
     taken = [False] * len(folded)
-    for pattern, polarity in _CUE_PATTERNS:
+    for head, pattern, polarity in _CUE_PATTERNS:
+        if head not in folded:
+            continue  # (a C substring test: most of the 100 cues are absent from a message)
         for match in pattern.finditer(folded):
             if not any(taken[match.start() : match.end()]):
                 found.append((match.start(), match.end(), polarity))
@@ -641,11 +665,18 @@ def _parse_phone(
     return found
 
 
+_NOT_DIGIT = re.compile(r"\D")
+_PHONE_MIN_DIGITS = 8
+"""A match with fewer digits is not read as a phone number ("140-160", "06 12 34")."""
+
+
 def _phone_in(text: str, tried: Sequence[str | None], *, valid_only: bool = False) -> SlotValue | None:
     """The first phone number in ``text`` read with the regions ``tried`` in order (``None``: only
     numbers written with their country code): a valid one, else (unless ``valid_only``) the first
     possible one."""
     head = text[:_MAX_CHARS]
+    if len(_NOT_DIGIT.sub("", head)) < _PHONE_MIN_DIGITS:
+        return None  # no match could hold enough digits (most messages: one C pass, no matcher)
     possible: SlotValue | None = None
     for region in tried:
         for match in phonenumbers.PhoneNumberMatcher(head, region, leniency=phonenumbers.Leniency.POSSIBLE):
@@ -653,7 +684,7 @@ def _phone_in(text: str, tried: Sequence[str | None], *, valid_only: bool = Fals
                 phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164),
                 match.raw_string,
             )
-            if len(re.sub(r"\D", "", match.raw_string)) < 8:
+            if len(_NOT_DIGIT.sub("", match.raw_string)) < _PHONE_MIN_DIGITS:
                 continue  # "140-160", "06 12 34": not a phone number
             if phonenumbers.is_valid_number(match.number):
                 return value

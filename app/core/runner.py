@@ -2,7 +2,7 @@
 
 uvicorn runs the service on uvloop when it is installed (``uvicorn[standard]`` brings it), and
 the store's thread hand-offs, timers and sockets cost about half the loop CPU there (measured in
-``app/store/sqlite.py``'s ``SerialThread``: 41 against 70 us per hand-off). ``leadwarm worker``
+``kernel/threads.py``'s ``SerialThread``: 41 against 70 us per hand-off). ``leadwarm worker``
 and the benchmarks run the same code, so they use the same loop: :func:`run`.
 """
 

@@ -390,6 +390,8 @@ class Dispatcher:
     ) -> None:
         now = self.clock.now()
         decision_doc = item.decision if decision is None else _decision_doc(decision, item.channel)
+        traits = self.channels.traits(item.channel)
+        indexed = traits.reports_statuses or traits.threading  # statuses and email replies find it
 
         async def fn(tx: Transaction) -> None:
             refs = [
@@ -417,11 +419,12 @@ class Dispatcher:
                 },
                 merge=True,
             )
-            tx.set(
-                PROVIDER_IDS,
-                provider_index_id(item.channel, provider_id),
-                {"conversation_id": item.conversation_id, "message_id": item.message_id},
-            )
+            if indexed:
+                tx.set(
+                    PROVIDER_IDS,
+                    provider_index_id(item.channel, provider_id),
+                    {"conversation_id": item.conversation_id, "message_id": item.message_id},
+                )
             tx.set(
                 COUNTERS,
                 result.counter_id,

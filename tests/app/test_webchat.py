@@ -112,3 +112,37 @@ def test_bad_frames_get_an_error_not_a_crash(tmp_path: Path) -> None:
             assert ws.receive_json() == {"type": "ack", "id": "ok1"}
         with client.websocket_connect("/chat/ws?session=bad") as ws:
             assert ws.receive_json()["type"] == "error"
+
+
+async def test_a_web_chat_reply_is_sent_without_a_provider_id_index_entry_and_a_whatsapp_one_with(
+    runtime: Runtime,
+) -> None:
+    """Nothing comes back about a web chat message (no delivery status, no reply naming it), so the
+    dispatcher writes no ``provider_ids`` entry for it; a WhatsApp send keeps its entry (statuses
+    find their message through it)."""
+    import json as json_
+
+    from app.messaging.dispatcher import PROVIDER_IDS, provider_index_id
+    from app.messaging.inbox import accept_message
+    from tests.app.conftest import sign, text_webhook
+
+    chat = runtime.webchat()
+    frame = json_.dumps({"type": "message", "id": "m1", "text": "Hi, I'd like solar panels"}).encode()
+    for message in chat.parse({"x-session-id": "index_session"}, frame).messages:
+        await accept_message(runtime.jobs, "demo", message)
+    body = text_webhook("Hi, I'd like solar panels", wamid="wamid.INDEX1")
+    for message in runtime.channels.get("demo", "whatsapp").parse(sign(body), body).messages:
+        await accept_message(runtime.jobs, "demo", message)
+    await runtime.worker.drain()
+
+    outbox = await runtime.store.query("demo", "outbox")
+    sent = {doc.data["channel"]: doc.data for doc in outbox if doc.data.get("status") == "sent"}
+    assert set(sent) == {"webchat", "whatsapp"}, outbox
+    for channel, item in sent.items():
+        entry = await runtime.store.get(
+            "demo", PROVIDER_IDS, provider_index_id(channel, item["provider_message_id"])
+        )
+        if channel == "webchat":
+            assert entry is None
+        else:
+            assert entry == {"conversation_id": item["conversation_id"], "message_id": item["message_id"]}

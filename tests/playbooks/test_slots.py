@@ -207,3 +207,28 @@ def test_unknown_kind_is_an_error() -> None:
 def test_slips_of_the_thumb_in_an_email_address_are_mended(text: str, expected: str | None) -> None:
     found = parse_slot("email", text)
     assert (found.value if found else None) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Êtes-vous propriétaire ?", "l’été prochain", "ÉCOLE ß ﬁ", "Ａｂｃ １２", "𝔸 ça", "Ⅻ ẞ Ω İ"],
+)
+def test_fold_by_table_equals_folding_each_character_and_keeps_the_length(text: str) -> None:
+    from playbooks.slots import _fold_char, fold
+
+    assert fold(text) == "".join(_fold_char(c) for c in text)
+    assert len(fold(text)) == len(text)
+
+
+def test_the_fold_table_keeps_a_bounded_number_of_characters() -> None:
+    from playbooks import slots
+
+    rare = "".join(chr(c) for c in range(0x4E00, 0x4E00 + slots._FOLD_TABLE_MAX + 500))  # CJK ideographs
+    assert slots.fold(rare) == rare  # folded all the same (nothing to fold in them)
+    assert len(slots._FOLD_TABLE) <= slots._FOLD_TABLE_MAX
+
+
+def test_a_message_with_too_few_digits_reads_no_phone_number_whatever_the_regions() -> None:
+    assert parse("phone", "call me on 06 12 34", default_region="FR") is None
+    assert parse("phone", "call me on 06 12 34 56 78", default_region="FR") == "+33612345678"
+    assert parse("phone", "mon numéro : ０６ １２ ３４ ５６ ７８", default_region="FR") == "+33612345678"

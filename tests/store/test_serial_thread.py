@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from app.store.sqlite import SerialThread
+from kernel.threads import SerialThread
 
 
 async def test_calls_and_executor_submissions_run_in_order_on_one_thread() -> None:
