@@ -798,17 +798,18 @@ def _offer_replies(
     turn: _Turn, interpretation: Interpretation, answer: str | None
 ) -> tuple[str | None, str | None]:
     """``(answer, unoffered)`` for a message that asked for a project not offered or whether we do
-    something ("vous faites la plomberie ?", :func:`_asked_offer`): ``answer`` becomes "yes, we do"
-    when the lead named an offer and nothing else answered; ``unoffered`` is what to say when they
-    asked for something not offered (:func:`_not_offered_reply`), else ``None``."""
+    something ("vous faites la plomberie ?", :func:`_asked_offer`): when the lead named an offer,
+    ``answer`` opens with "yes, we do" (then what the knowledge base said, if it said anything: "do
+    you do batteries?" is first a yes or no); ``unoffered`` is what to say when they asked for
+    something not offered and nothing else answered (:func:`_not_offered_reply`), else ``None``."""
     unoffered = _not_offered_reply(turn)
-    if unoffered is None and not answer and interpretation.asks_offer:
+    if unoffered is None and interpretation.asks_offer:
         offered = _asked_offer(turn, interpretation.asks_offer)
         if offered is not None:
             text, offered_here = offered
             if offered_here:
-                answer = text
-            else:
+                answer = f"{text} {answer}" if answer else text
+            elif not answer:
                 unoffered = text
     return answer, unoffered
 

@@ -49,6 +49,9 @@ class MessageKey(StrEnum):
     """The lead gave the number to call back on; followed by :attr:`HANDOFF_CALL_BACK`."""
     HANDOFF_TIMEOUT = "handoff_timeout"
     """Nobody answered a handoff in time: apology and a call-back offer. Placeholder: ``callback``."""
+    HANDOFF_CALL_BACK_TIMEOUT = "handoff_call_back_timeout"
+    """Nobody called back in time a lead who asked for it: apology and when we will. Placeholders:
+    ``phone``, ``callback``."""
 
 
 #: ``MESSAGES[key][language]``; every key has an English text.
@@ -126,6 +129,13 @@ MESSAGES: dict[MessageKey, dict[str, str]] = {
         "you back {callback}? If another time suits you better, just reply with it.",
         "fr": "Désolé pour l'attente : personne de notre équipe n'a encore pu vous répondre. Pouvons-nous "
         "vous rappeler {callback} ? Si un autre moment vous convient mieux, répondez-nous simplement.",
+    },
+    MessageKey.HANDOFF_CALL_BACK_TIMEOUT: {
+        "en": "Sorry for the wait: our team has not been able to call you back yet. We will call you on "
+        "{phone} {callback}. If another time or number suits you better, just reply with it.",
+        "fr": "Désolé pour l'attente : notre équipe n'a pas encore pu vous rappeler. Nous vous appellerons "
+        "au {phone} {callback}. Si un autre moment ou un autre numéro vous convient mieux, répondez-nous "
+        "simplement.",
     },
     MessageKey.INVALID_ANSWER: {
         "en": "Sorry, I didn't quite get that. Could you answer again?",

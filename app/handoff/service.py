@@ -31,7 +31,7 @@ from app.conversations.records import Conversation, ConversationEvent, Lead, Mes
 from app.conversations.service import ConversationService, TurnWrites
 from app.core import i18n
 from app.core.logs import get_logger
-from app.handoff.call_back import known_number, next_notice, read_number
+from app.handoff.call_back import display_number, known_number, next_notice, read_number
 from app.handoff.hours import OfficeHours, callback_time, describe_moment
 from app.handoff.notify import NotificationError, WebhookSecrets, post_webhook, send_email
 from app.handoff.records import Handoff, Requester
@@ -616,9 +616,12 @@ class HandoffService:
             callback = callback_time(hours, now)
             when = describe_moment(callback, hours, now, language) if callback is not None else "?"
             plan = TurnPlan(conversation=conv, lead=lead, trigger="timer")
-            plan_bot_messages(
-                plan, [i18n.text("handoff_timeout", language, callback=when)], now, purpose="handoff"
-            )
+            if handoff.call_back and handoff.call_back_phone:  # they asked for it: say when we will
+                phone = display_number(handoff.call_back_phone, profile.default_region)
+                apology = i18n.text("handoff_call_back_timeout", language, phone=phone, callback=when)
+            else:
+                apology = i18n.text("handoff_timeout", language, callback=when)
+            plan_bot_messages(plan, [apology], now, purpose="handoff")
             handoff.status, handoff.timed_out_at = "timed_out", now
             timed_out = _event(now, "handoff.timed_out", "system", callback_at=callback)
             _append_events(conv, timed_out)

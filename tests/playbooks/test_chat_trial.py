@@ -323,19 +323,20 @@ async def test_do_you_do_x_as_a_first_message_is_answered_before_the_first_quest
 
 
 @pytest.mark.parametrize(
-    ("playbook", "message", "entry"),
+    ("playbook", "message", "yes", "entry"),
     [
-        (EN, "do u do batteries?", "en-battery"),  # the knowledge base's answer comes first
-        (FR, "vous faites des facilités de paiement ?", "fr-financement"),
+        # an offered thing: a plain yes first, then what the knowledge base says about it
+        (EN, "do u do batteries?", "Yes, we do: “Home battery”. ", "en-battery"),
+        (FR, "vous faites des facilités de paiement ?", "", "fr-financement"),  # not an offer
     ],
 )
 async def test_do_you_do_x_answered_by_the_knowledge_base_keeps_its_answer(
-    lead: Lead, playbook: str, message: str, entry: str
+    lead: Lead, playbook: str, message: str, yes: str, entry: str
 ) -> None:
     c = lead(playbook)
     await c.start()
     await c.say(message)
-    assert c.texts()[0] == RESPONSES[entry]
+    assert c.texts()[0] == yes + RESPONSES[entry]
 
 
 @pytest.mark.parametrize(

@@ -342,3 +342,23 @@ async def test_contact_details_given_while_another_question_waits_are_acknowledg
     assert "votre adresse e-mail et votre numéro de téléphone" in texts[0]
     assert sent(c)[-1].step_id == "aides"
     assert c.state.attempts == 0
+
+
+async def test_do_you_do_an_offered_thing_is_a_yes_before_what_the_knowledge_base_says(
+    library: dict[str, Playbook], make_conversation: Make
+) -> None:
+    async def knowledge(question: str, language: str) -> str | None:
+        return "A battery stores your daytime production for the evening."
+
+    c = make_conversation(library["solar-qualification-en"], region="GB", answer=knowledge)
+    await c.start()
+    await c.say("hello, do you guys do batteries?")
+    assert [m.purpose for m in sent(c)] == ["answer", "reask"]
+    assert sent(c)[0].text == (
+        "Yes, we do: “Home battery”. A battery stores your daytime production for the evening."
+    )
+    await c.say("do you do heat pumps?")  # not offered: said so, the knowledge answer not added
+    assert sent(c)[0].text == (
+        "Sorry, we don't offer heat pumps. What we can help you with: Solar panels, Solar panels and a"
+        " battery or Home battery."
+    )

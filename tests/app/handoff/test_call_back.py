@@ -98,3 +98,24 @@ async def test_a_number_of_the_lead_s_country_is_read_when_the_tenant_s_is_not_i
     assert texts[-1].startswith(
         "A member of our team will call you back on +44 7700 900123 within 30 minutes."
     )
+
+
+async def test_a_call_back_nobody_made_in_time_is_apologised_for_with_the_number_and_when(
+    world: World,
+) -> None:
+    """The lead asked to be called back and nobody did within the response time: the apology says
+    we will call them on their number and when, not "could we call you back?"."""
+    w = world
+    await lead_says(w, "sms", "Hello, I'm interested in solar panels")
+    await lead_says(w, "sms", "can someone call me back?")
+    conv = await the_conversation(w, "sms")
+    count = len(await lead_texts(w, "sms", conv.id))
+    w.clock.advance(30 * 60)
+    await w.runtime.worker.drain()
+    texts = await lead_texts(w, "sms", conv.id)
+    assert len(texts) == count + 1
+    assert texts[-1].startswith(
+        "Sorry for the wait: our team has not been able to call you back yet. We will call you on"
+        " +1 415-555-2671 today at 11:30."
+    ), texts[-1]
+    assert "Could we call you back" not in texts[-1]
