@@ -157,3 +157,6 @@ STRINGS.update(ADMIN_STRINGS)
 from app.dashboard.i18n_values import VALUE_STRINGS  # noqa: E402 - the words for API codes
 
 STRINGS.update(VALUE_STRINGS)
+from app.dashboard.i18n_events import EVENT_STRINGS  # noqa: E402 - score reasons, decisions, timeline
+
+STRINGS.update(EVENT_STRINGS)
