@@ -199,3 +199,39 @@ def test_the_same_pages_in_english(page: Page, tenant: Tenant) -> None:
     page.goto(f"{tenant.server.base}/app/conversations/{started['conversation_id']}")
     expect(page.locator("#decisions")).to_contain_text("webchat · sent · send · allowed")
     expect(page.locator("#decisions")).to_contain_text("send later · quiet hours · until")
+
+
+def test_refusals_read_in_the_pages_language(page: Page, tenant: Tenant) -> None:
+    sign_in(page, tenant, *OWNER)
+    to_french(page)
+    page.get_by_role("link", name="Paramètres").click()
+    errors = page.locator("#settings-errors")
+    zone = page.get_by_label("Fuseau horaire")
+    expect(zone).not_to_have_value("")
+    zone.fill("Mars/Olympus")
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(errors).to_have_text(
+        "Fuseau horaire\u00a0: fuseau horaire inconnu «\u00a0Mars/Olympus\u00a0» (un nom IANA comme Europe/Paris)"
+    )
+    expect(zone).to_have_attribute("aria-invalid", "true")
+    zone.fill("Europe/Paris")
+    page.get_by_label("Pays des numéros (code ISO)").fill("ZZ")
+    page.get_by_label("Messages par prospect et par jour (plafond)").fill("0")
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(errors).to_contain_text(
+        "Pays des numéros (code ISO)\u00a0: «\u00a0ZZ\u00a0» n'est pas un code de pays (ISO 3166, ex. FR, US)"
+    )
+    expect(errors).to_contain_text(
+        "Messages par prospect et par jour (plafond)\u00a0: doit valoir au moins 1"
+    )
+    shot(page, "words-settings-errors-fr")
+
+    page.get_by_role("link", name="Import CSV").click()
+    page.get_by_label("Fichier CSV").set_input_files(
+        {"name": "sans.csv", "mimeType": "text/csv", "buffer": b"name,email\nZoe,zoe@example.com\n"}
+    )
+    page.get_by_role("button", name="Importer", exact=True).click()
+    expect(page.locator("#import-error")).to_have_text(
+        "Une erreur est survenue\u00a0: le fichier doit avoir une colonne «\u00a0consent\u00a0»"
+        " (yes/no pour chaque prospect)"
+    )

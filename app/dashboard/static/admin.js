@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const { T, LANG, el, api } = window.LW;
+  const { T, LANG, el, api, refusal } = window.LW;
   const POLL_MS = 400;
 
   function when(epoch) {
@@ -393,15 +393,19 @@
       return [body, problems];
     }
 
-    // A field as the page names it (its label), not as the API does.
+    // A field as the page names it: its own label, else its setting's ("burst_window_seconds.sms"),
+    // else the page's title (a refusal of the whole form, "body").
     function labelOf(field) {
-      const input = form.querySelector('[name="' + CSS.escape(field) + '"]');
-      const label = input && input.labels && input.labels[0];
-      return label ? label.textContent.trim() : field;
+      for (const name of [field, field.split(".")[0]]) {
+        const input = form.querySelector('[name="' + CSS.escape(name) + '"]');
+        const label = input && input.labels && input.labels[0];
+        if (label) return label.textContent.trim();
+      }
+      return T.settings;
     }
 
     function showErrors(list) {
-      errors.replaceChildren(...list.map((e) => el("li", {}, labelOf(e.field) + T.colon + e.reason)));
+      errors.replaceChildren(...list.map((e) => el("li", {}, labelOf(e.field) + T.colon + refusal(e, e.reason))));
       for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
       for (const e of list) {
         const input = form.querySelector('[name="' + CSS.escape(e.field.split(".")[0]) + '"]');

@@ -76,11 +76,19 @@ window.LW = (function () {
     return { ok: response.ok, status: response.status, data };
   }
 
-  // The answer's data; an HTTP error throws an Error with the API's detail (and `.data`).
+  // A refusal in the page's words: T.err_<code> filled with its params (app/core/coded_errors.py:
+  // `code` on a settings error, `extra.code` on a 400), else the API's own English.
+  function refusal(e, english) {
+    const coded = e && (e.code ? e : e.extra && !Array.isArray(e.extra) ? e.extra : null);
+    return (coded && coded.code && fill("err_" + coded.code, coded.params)) || english;
+  }
+
+  // The answer's data; an HTTP error throws an Error with the API's detail, in the page's words
+  // when it has a code (and `.data`).
   async function api(method, url, body) {
     const r = await call(method, url, body);
     if (!r.ok) {
-      const error = new Error(r.data.detail || r.data.error || T.error + " (" + r.status + ")");
+      const error = new Error(refusal(r.data, r.data.detail || r.data.error || T.error + " (" + r.status + ")"));
       error.data = r.data;
       throw error;
     }
@@ -104,5 +112,5 @@ window.LW = (function () {
   new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach(watch)))
     .observe(document.body, { childList: true, subtree: true });
 
-  return Object.freeze({ T, CSRF, LANG, el, call, api, word, fill, scoreReason });
+  return Object.freeze({ T, CSRF, LANG, el, call, api, word, fill, scoreReason, refusal });
 })();
