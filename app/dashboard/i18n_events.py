@@ -11,7 +11,7 @@ the code itself when a code has no entry):
   (:func:`app.policy.rules.decide`, :mod:`app.policy.gate`, :mod:`app.messaging.dispatcher`);
 - ``hev_`` a handoff event, ``by_`` who asked for it, ``hr_`` the fixed reasons the engine and the
   handoff service write (an author's reason stays as written);
-- ``sty_`` a playbook step's type;
+- ``sty_`` a playbook step's type, ``sst_`` a conversation's state in the simulator;
 - ``bk_`` a booking's status, ``bkr_`` its fixed reasons, ``cal_`` the built-in calendar;
 - ``crm_`` a CRM link's status, ``sys_`` a sync attempt's status, ``syt_`` its type, ``sye_`` its
   fixed errors.
@@ -126,6 +126,11 @@ EVENT_STRINGS: dict[str, dict[str, str]] = {
     "hr_playbook loop": {"en": "the playbook went round in circles", "fr": "le scénario tournait en rond"},
     "hr_a person took over": {"en": "a person took over", "fr": "une personne a pris la main"},
     "hr_handoff": {"en": "handoff", "fr": "transfert"},
+    # playbooks.runtime.ConversationState.status (the simulator's state)
+    "sst_active": {"en": "active", "fr": "en cours"},
+    "sst_waiting": {"en": "waiting", "fr": "en attente"},
+    "sst_handoff": {"en": "handoff", "fr": "transfert"},
+    "sst_ended": {"en": "ended", "fr": "terminée"},
     # playbooks/schema.py: a step's type (the hand-back step picker)
     "sty_message": {"en": "message", "fr": "message"},
     "sty_ask": {"en": "question", "fr": "question"},

@@ -235,3 +235,21 @@ def test_refusals_read_in_the_pages_language(page: Page, tenant: Tenant) -> None
         "Une erreur est survenue\u00a0: le fichier doit avoir une colonne «\u00a0consent\u00a0»"
         " (yes/no pour chaque prospect)"
     )
+
+
+def test_the_simulator_speaks_french(page: Page, tenant: Tenant) -> None:
+    sign_in(page, tenant, *OWNER)
+    to_french(page)
+    page.goto(f"{tenant.server.base}/app/playbooks/editor")
+    expect(page.locator("#pb-status")).to_contain_text("Valide")
+    page.get_by_label("Langue de la conversation").select_option("fr")
+    page.locator("#sim-start-button").click()
+    expect(page.locator("#sim-feed")).to_contain_text("Quel est votre budget ?")
+    page.locator("#sim-text").fill("2000")
+    page.locator("#sim-send").click()
+    reasons = page.locator("#sim-reasons li")
+    expect(reasons).to_have_text(
+        ["+5 Engagement\u00a0: réponse en moins de 5\u00a0minutes", "+50 Budget confortable"]
+    )
+    expect(page.locator("#sim-feed")).to_contain_text("Engagement\u00a0: réponse en moins de 5\u00a0minutes")
+    expect(page.locator("#sim-state")).to_have_text(re.compile("^État\u00a0: en attente"))
