@@ -2,7 +2,8 @@
 CSV import's status, an integration's category and sign-in mode), in English and French.
 
 Merged into :data:`app.dashboard.i18n.STRINGS`; the pages look a code up as ``T["stage_" + code]``
-(``ms_``, ``imp_``, ``cat_``, ``auth_``) and show the code itself when it has no entry.
+(``ms_``, ``imp_``, ``cat_``, ``auth_``; ``prov_`` a provider's name) and show the code itself
+when it has no entry.
 """
 
 from __future__ import annotations
@@ -42,4 +43,7 @@ VALUE_STRINGS: dict[str, dict[str, str]] = {
     "auth_oauth2": {"en": "OAuth", "fr": "OAuth"},
     "auth_api_key": {"en": "API key", "fr": "clé d'API"},
     "auth_basic": {"en": "user and password", "fr": "identifiant et mot de passe"},
+    # crm_sync/catalog.yaml: the display names that describe rather than name a brand
+    "prov_smtp_imap": {"en": "Mailbox (SMTP / IMAP)", "fr": "Boîte mail (SMTP / IMAP)"},
+    "prov_webhook": {"en": "Outgoing webhook", "fr": "Webhook sortant"},
 }

@@ -253,3 +253,16 @@ def test_the_simulator_speaks_french(page: Page, tenant: Tenant) -> None:
     )
     expect(page.locator("#sim-feed")).to_contain_text("Engagement\u00a0: réponse en moins de 5\u00a0minutes")
     expect(page.locator("#sim-state")).to_have_text(re.compile("^État\u00a0: en attente"))
+
+
+def test_analytics_and_integrations_in_french(page: Page, tenant: Tenant) -> None:
+    start_lead(tenant, f"Dee {uuid.uuid4().hex[:4]}", "5000")
+    sign_in(page, tenant, *OWNER)
+    to_french(page)
+    page.goto(f"{tenant.server.base}/app/analytics")
+    expect(page.locator("main")).to_contain_text(re.compile(r"Score moyen\s*65,0"))
+    page.goto(f"{tenant.server.base}/app/integrations")
+    catalog = page.locator("#catalog-table tbody")
+    expect(catalog).to_contain_text("Boîte mail (SMTP / IMAP)")
+    expect(catalog).to_contain_text("Webhook sortant")
+    expect(catalog).not_to_contain_text(re.compile("Mailbox|Outgoing"))

@@ -312,6 +312,8 @@
 
     function loadCatalog() {
       return api("GET", "/api/v1/integrations").then((data) => {
+        // A provider whose catalog name is a description rather than a brand has words of its own.
+        for (const p of data.providers) p.display_name = T["prov_" + p.name] || p.display_name;
         catalog = Object.fromEntries(data.providers.map((p) => [p.name, p]));
         rowsOr(document.querySelector("#catalog-table tbody"), data.providers, [
           (p) => el("a", { href: p.docs, rel: "noopener noreferrer" }, p.display_name),

@@ -201,7 +201,7 @@
         const stats = [
           [T.conversations_started, String(p.conversations)],
           [T.qualification_rate, percent(p.qualification_rate)],
-          [T.average_score, p.average_score === null ? "–" : p.average_score.toFixed(1)],
+          [T.average_score, p.average_score === null ? "–" : p.average_score.toLocaleString(LANG, { minimumFractionDigits: 1, maximumFractionDigits: 1 })],
           [T.handoffs, String(p.handoffs)],
           [T.model_cost, money(p.cost_usd) + " (" + money(p.cost_per_conversation_usd) + " " + T.per_conversation + ", " + money(p.cost_per_qualified_usd) + " " + T.per_qualified + ")"],
         ];
