@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const { T, LANG, el, api, refusal } = window.LW;
+  const { T, LANG, el, api, refusal, word } = window.LW;
   const POLL_MS = 400;
 
   function when(epoch) {
@@ -244,13 +244,13 @@
       const form = el("form", { class: "creds", "data-provider": p.name });
       for (const f of fields) {
         const id = "cred-" + p.name + "-" + f.name;
-        form.append(el("p", {}, el("label", { for: id }, f.name + (f.required ? "" : " (optional)")),
+        form.append(el("p", {}, el("label", { for: id }, word("cf_", f.name) + (f.required ? "" : " " + T.optional)),
           el("input", { id, name: f.name, type: f.secret ? "password" : "text", autocomplete: "off",
             required: f.required ? "required" : null, title: f.description || null })));
       }
       if (p.api) {
         const id = "cred-" + p.name + "-base_url";
-        form.append(el("p", {}, el("label", { for: id }, "API base URL (optional)"),
+        form.append(el("p", {}, el("label", { for: id }, T.api_base_url + " " + T.optional),
           el("input", { id, name: "__base_url", type: "url", placeholder: p.api.base_url || "" })));
       }
       form.append(el("p", {}, el("button", { type: "submit", class: "primary", "aria-label": T.connect + " " + p.display_name }, T.connect)));
