@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.booking.calendar import CalendarSlotSource
+from app.conversations import score_reasons
 from app.policy.quiet_hours import parse_hhmm, resolve_timezone
 from app.policy.rules import OutboundFacts, Trigger, decide
 from app.tenancy.records import TenantProfile
@@ -182,6 +183,10 @@ class SimEvent(BaseModel):
     value: Any = None
     points: int | None = None
     reason: str | None = None
+    reason_code: str | None = None
+    """For a ``score`` line of the built-in scorer: its reason's code (see
+    :mod:`app.conversations.score_reasons`), with ``reason_params``."""
+    reason_params: dict[str, Any] | None = None
     score: int | None = None
     due_at: float | None = None
     outcome: str | None = None
@@ -437,12 +442,15 @@ async def _run(
         elif kind == "slot_filled":
             events.append(SimEvent(kind="slot", at=now, slot=data["slot"], value=data["value"]))
         elif kind == "score_changed":
+            coded = score_reasons.tagged(data)
             events.append(
                 SimEvent(
                     kind="score",
                     at=now,
                     points=data["points"],
                     reason=data["reason"],
+                    reason_code=coded.get("reason_code"),
+                    reason_params=coded.get("reason_params"),
                     score=data["score"],
                     step_id=data["step_id"],
                 )

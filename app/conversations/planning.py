@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from app.ai.llm.usage import TurnUsage, add_to_totals
+from app.conversations import score_reasons
 from app.conversations.records import Conversation, ConversationEvent, Lead, LeadStage, Message
 from app.conversations.typography import french_spacing
 from app.messaging.records import InboxItem, OutboxItem
@@ -317,17 +318,17 @@ def plan_turn(
             )
         elif isinstance(action, ScoreChanged):
             ld.score = action.score
-            events.append(
-                _event(
-                    now,
-                    "score_changed",
-                    points=action.points,
-                    reason=action.reason,
-                    score=action.score,
-                    evidence=action.evidence,
-                    step_id=action.step_id,
-                )
+            scored = _event(
+                now,
+                "score_changed",
+                points=action.points,
+                reason=action.reason,
+                score=action.score,
+                evidence=action.evidence,
+                step_id=action.step_id,
             )
+            scored.detail = score_reasons.tagged(scored.detail)  # the reason's code, for the dashboard
+            events.append(scored)
         elif isinstance(action, LeadQualified):
             if ld.stage != "booked":
                 ld.stage = "qualified"

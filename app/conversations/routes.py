@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, field_validator
 from app.authoring.repository import PlaybookNotFoundError
 from app.authoring.routing import RouteContext
 from app.composition import Runtime
+from app.conversations import score_reasons
 from app.conversations.lookup import CONVERSATIONS, LEADS, address_field, new_lead
 from app.conversations.opening import OpeningRefusedError, plan_opening
 from app.conversations.planning import TurnPlan, plan_bot_messages
@@ -292,7 +293,7 @@ async def get_conversation(
     conv = Conversation.from_doc(data)
     lead = await store.get(tenant_id, LEADS, conv.lead_id) or {}
     messages = await store.query(tenant_id, messages_collection(conversation_id), order_by=[Order("seq")])
-    score_reasons = [e.detail for e in conv.events if e.type == "score_changed"]
+    reasons = [score_reasons.tagged(e.detail) for e in conv.events if e.type == "score_changed"]
     outbox = await store.query(
         tenant_id,
         "outbox",
@@ -318,7 +319,7 @@ async def get_conversation(
         "lead": lead,
         "slots": lead.get("slots", {}),
         "score": lead.get("score", 0),
-        "score_reasons": score_reasons,
+        "score_reasons": reasons,
         "messages": [m.data for m in messages],
     }
 

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from app.conversations.score_reasons import english, with_was
 from playbooks.runtime import Interpretation, Scorer
 
 __all__ = [
@@ -57,7 +58,6 @@ SIGNAL_POINTS: dict[str, dict[str, int]] = {
     "need": {"high": 15, "medium": 8, "low": 2, "none": -10},
     "timeline": {"high": 15, "medium": 8, "low": 2, "none": -5},
 }
-_LABELS = {"budget": "Budget", "authority": "Authority", "need": "Need", "timeline": "Timeline"}
 _LEVEL_ALIASES = {"decision-maker": "high", "decision_maker": "high", "soon": "high", "no": "none"}
 #: Share of the evidence's words that must be found in the lead's text.
 GROUNDED_SHARE = 0.6
@@ -125,15 +125,8 @@ def score_from_signals(signals: Mapping[str, Any] | None, *, evidence_text: str)
         evidence = str(_field(signal, "evidence") or "")
         if not points or not _grounded(evidence, evidence_text):
             continue
-        quote = _quote(evidence)
-        deltas.append(
-            ScoreDelta(
-                points=points,
-                reason=f"{_LABELS[name]}: {level} (quoted: '{quote}')",
-                evidence=quote,
-                key=f"signal:{name}",
-            )
-        )
+        reason, quote = english("signal", {"signal": name, "level": level, "quote": _quote(evidence)})
+        deltas.append(ScoreDelta(points=points, reason=reason, evidence=quote, key=f"signal:{name}"))
     return deltas
 
 
@@ -148,23 +141,18 @@ def score_from_engagement(*, reply_seconds: float | None, inbound_count: int) ->
         raise ValueError("inbound_count must be >= 0")
     deltas: list[ScoreDelta] = []
     if reply_seconds is not None and reply_seconds <= FAST_REPLY_SECONDS:
+        minutes = FAST_REPLY_SECONDS / 60
+        params = {
+            "minutes": int(minutes) if minutes.is_integer() else minutes,
+            "seconds": round(reply_seconds),
+        }
+        reason, evidence = english("engagement.fast_reply", params)
         deltas.append(
-            ScoreDelta(
-                points=ENGAGEMENT_POINTS["fast_reply"],
-                reason=f"Engagement: replied within {FAST_REPLY_SECONDS / 60:g} minutes",
-                evidence=f"replied after {reply_seconds:.0f} s",
-                key="engagement:fast_reply",
-            )
+            ScoreDelta(ENGAGEMENT_POINTS["fast_reply"], reason, evidence, key="engagement:fast_reply")
         )
     if inbound_count >= MANY_MESSAGES:
-        deltas.append(
-            ScoreDelta(
-                points=ENGAGEMENT_POINTS["messages"],
-                reason=f"Engagement: {MANY_MESSAGES} or more messages",
-                evidence=f"{inbound_count} messages",
-                key="engagement:messages",
-            )
-        )
+        reason, evidence = english("engagement.messages", {"min": MANY_MESSAGES, "count": inbound_count})
+        deltas.append(ScoreDelta(ENGAGEMENT_POINTS["messages"], reason, evidence, key="engagement:messages"))
     return deltas
 
 
@@ -183,9 +171,7 @@ def reconcile(deltas: Iterable[ScoreDelta], applied: Mapping[str, int]) -> list[
         if before is None:
             out.append(delta)
         elif before != delta.points:
-            out.append(
-                replace(delta, points=delta.points - before, reason=f"{delta.reason} (was {before:+d})")
-            )
+            out.append(replace(delta, points=delta.points - before, reason=with_was(delta.reason, before)))
     return out
 
 

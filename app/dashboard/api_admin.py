@@ -37,6 +37,7 @@ from app.composition import Runtime
 from app.connections.admin import AdminCaller, admin_caller
 from app.connections.audit import record
 from app.connections.services import ConnectionServices
+from app.core.coded_errors import bad_request
 from app.dashboard.auth import request_session, tenant_from_key_or_session
 from app.dashboard.i18n import LANGUAGES
 from app.dashboard.imports import ImportFileError, LeadImporter, split_csv
@@ -108,8 +109,8 @@ class ImportForm:
     channel: str = ""
 
 
-def _bad(reason: str) -> HTTPException:
-    return HTTPException(status_code=HTTP_400_BAD_REQUEST, detail=reason)
+def _bad(reason: str, code: str | None = None, **params: Any) -> HTTPException:
+    return bad_request(reason, code, params)
 
 
 @post("/api/v1/leads/imports", status_code=HTTP_202_ACCEPTED, summary="Import leads from a CSV file")
@@ -125,20 +126,28 @@ async def create_import(
     playbook_id = data.playbook_id.strip()[:100] or None
     channel = data.channel.strip()[:40] or None
     if channel and channel not in runtime.channels.names():
-        raise _bad(f"unknown channel {channel!r}; one of {runtime.channels.names()}")
+        raise _bad(
+            f"unknown channel {channel!r}; one of {runtime.channels.names()}",
+            "unknown_channel",
+            value=channel,
+        )
     if playbook_id:
         try:
             playbook = await runtime.playbooks.get(tenant_id, playbook_id)
         except PlaybookNotFoundError as exc:
-            raise _bad(str(exc)) from exc
+            raise _bad(str(exc), "no_such_playbook", value=playbook_id) from exc
         if "lead_created" not in playbook.triggers:
-            raise _bad(f"playbook {playbook_id!r} does not start on 'lead_created'")
+            raise _bad(
+                f"playbook {playbook_id!r} does not start on 'lead_created'",
+                "not_lead_created",
+                value=playbook_id,
+            )
     raw = await data.file.read()
     profile = await runtime.tenants.profile(tenant_id)
     try:
         rows, _ = await anyio.to_thread.run_sync(lambda: split_csv(raw))
     except ImportFileError as exc:
-        raise _bad(str(exc)) from exc
+        raise _bad(str(exc), exc.code, **exc.params) from exc
     session = None if request.headers.get("authorization") else await request_session(request, people)
     imp = await lead_imports.create(
         tenant_id,

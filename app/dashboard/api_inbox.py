@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.authoring.repository import PlaybookNotFoundError
 from app.composition import Runtime
+from app.conversations import score_reasons
 from app.core.records import Record
 from app.dashboard.auth import request_session
 from app.dashboard.people import PeopleDirectory
@@ -249,12 +250,15 @@ def _event_entry(conv: dict[str, Any], event: dict[str, Any]) -> dict[str, Any] 
             "step_id": detail.get("resume_step") or detail.get("step_id"),
         }
     if kind == "score_changed":
+        detail = score_reasons.tagged(detail)  # events stored before reasons had codes
         return {
             **base,
             "kind": "score",
             "points": detail.get("points"),
             "score": detail.get("score"),
             "reason": detail.get("reason"),
+            "reason_code": detail.get("reason_code"),
+            "reason_params": detail.get("reason_params"),
             "evidence": detail.get("evidence"),
             "step_id": detail.get("step_id"),
         }

@@ -39,6 +39,7 @@ from pydantic import BaseModel, Field
 
 from app.authoring.repository import PlaybookNotFoundError
 from app.composition import Runtime
+from app.core.coded_errors import bad_request
 from app.core.logs import get_logger
 from app.dashboard.auth import request_session
 from app.dashboard.people import PeopleDirectory, PeopleError, Role
@@ -107,7 +108,7 @@ async def create_invitation(
     try:
         invitation = await people.invite(tenant_id, data.email, role=data.role, invited_by=inviter)
     except PeopleError as exc:
-        raise _bad(str(exc)) from exc
+        raise bad_request(str(exc), exc.code, exc.params) from exc
     # PUBLIC_BASE_URL, never the request's Host header (which a client chooses).
     link = f"{runtime.settings.public_base_url.rstrip('/')}/app/invite/{invitation.token}"
     sent = await _send_invitation(runtime, tenant_id, invitation.email, link)

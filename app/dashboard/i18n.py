@@ -13,7 +13,7 @@ from litestar.connection import ASGIConnection
 
 from app.dashboard.strings_inbox import INBOX_STRINGS
 
-__all__ = ["LANGUAGES", "LANG_COOKIE", "STRINGS", "language_of", "strings"]
+__all__ = ["LANGUAGES", "LANG_COOKIE", "STRINGS", "language_of", "refusal", "strings"]
 
 LANGUAGES = ("en", "fr")
 LANG_COOKIE = "lw_lang"
@@ -148,6 +148,19 @@ def strings(language: str) -> dict[str, str]:
     return {key: texts.get(language) or texts["en"] for key, texts in STRINGS.items()}
 
 
+def refusal(language: str, code: str | None, params: dict[str, Any], english: str) -> str:
+    """A refusal's words in ``language``: ``err_<code>`` filled with ``params`` (see
+    :mod:`app.dashboard.i18n_errors`; lw.js's ``refusal`` does the same in the browser), else
+    ``english`` (no code, no words for it, or a parameter missing)."""
+    texts = STRINGS.get(f"err_{code}") if code else None
+    if texts is None:
+        return english
+    try:
+        return (texts.get(language) or texts["en"]).format_map(params)
+    except (KeyError, IndexError, ValueError):
+        return english
+
+
 from app.dashboard.i18n_playbooks import PLAYBOOK_STRINGS  # noqa: E402 - the playbook pages' words
 
 STRINGS.update(PLAYBOOK_STRINGS)
@@ -157,3 +170,9 @@ STRINGS.update(ADMIN_STRINGS)
 from app.dashboard.i18n_values import VALUE_STRINGS  # noqa: E402 - the words for API codes
 
 STRINGS.update(VALUE_STRINGS)
+from app.dashboard.i18n_events import EVENT_STRINGS  # noqa: E402 - score reasons, decisions, timeline
+
+STRINGS.update(EVENT_STRINGS)
+from app.dashboard.i18n_errors import ERROR_STRINGS  # noqa: E402 - the API's refusal codes
+
+STRINGS.update(ERROR_STRINGS)

@@ -2,7 +2,8 @@
 CSV import's status, an integration's category and sign-in mode), in English and French.
 
 Merged into :data:`app.dashboard.i18n.STRINGS`; the pages look a code up as ``T["stage_" + code]``
-(``ms_``, ``imp_``, ``cat_``, ``auth_``) and show the code itself when it has no entry.
+(``ms_``, ``imp_``, ``cat_``, ``auth_``; ``prov_`` a provider's name) and show the code itself
+when it has no entry.
 """
 
 from __future__ import annotations
@@ -42,4 +43,33 @@ VALUE_STRINGS: dict[str, dict[str, str]] = {
     "auth_oauth2": {"en": "OAuth", "fr": "OAuth"},
     "auth_api_key": {"en": "API key", "fr": "clé d'API"},
     "auth_basic": {"en": "user and password", "fr": "identifiant et mot de passe"},
+    # crm_sync/catalog.yaml: the credential fields of "connect with a key" (cf_<name>)
+    "optional": {"en": "(optional)", "fr": "(facultatif)"},
+    "api_base_url": {"en": "API base URL", "fr": "URL de base de l'API"},
+    "cf_access_token": {"en": "Access token", "fr": "Jeton d'accès"},
+    "cf_account_sid": {"en": "Account SID", "fr": "Identifiant du compte (SID)"},
+    "cf_api_key": {"en": "API key", "fr": "Clé d'API"},
+    "cf_api_token": {"en": "API token", "fr": "Jeton d'API"},
+    "cf_app_secret": {"en": "App secret", "fr": "Secret de l'application"},
+    "cf_auth_token": {"en": "Auth token", "fr": "Jeton d'authentification"},
+    "cf_company_domain": {"en": "Company domain", "fr": "Domaine de l'entreprise"},
+    "cf_friendly_name": {"en": "Display name", "fr": "Nom affiché"},
+    "cf_from_address": {"en": "Sender address", "fr": "Adresse d'expédition"},
+    "cf_imap_host": {"en": "IMAP server", "fr": "Serveur IMAP"},
+    "cf_imap_port": {"en": "IMAP port", "fr": "Port IMAP"},
+    "cf_imap_security": {"en": "IMAP security", "fr": "Sécurité IMAP"},
+    "cf_location": {"en": "Location", "fr": "Emplacement (location)"},
+    "cf_numbers": {"en": "Phone numbers", "fr": "Numéros de téléphone"},
+    "cf_password": {"en": "Password", "fr": "Mot de passe"},
+    "cf_phone_number_id": {"en": "Phone number ID", "fr": "Identifiant du numéro"},
+    "cf_signing_secret": {"en": "Signing secret", "fr": "Secret de signature"},
+    "cf_smtp_host": {"en": "SMTP server", "fr": "Serveur SMTP"},
+    "cf_smtp_port": {"en": "SMTP port", "fr": "Port SMTP"},
+    "cf_smtp_security": {"en": "SMTP security", "fr": "Sécurité SMTP"},
+    "cf_url": {"en": "URL", "fr": "URL"},
+    "cf_username": {"en": "Username", "fr": "Identifiant"},
+    "cf_verify_token": {"en": "Verify token", "fr": "Jeton de vérification"},
+    # crm_sync/catalog.yaml: the display names that describe rather than name a brand
+    "prov_smtp_imap": {"en": "Mailbox (SMTP / IMAP)", "fr": "Boîte mail (SMTP / IMAP)"},
+    "prov_webhook": {"en": "Outgoing webhook", "fr": "Webhook sortant"},
 }

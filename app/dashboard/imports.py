@@ -42,6 +42,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from app.conversations.lookup import new_lead
+from app.core.coded_errors import CodedError
 from app.core.logs import get_logger
 from app.core.records import Record
 from app.jobs.queue import Job, JobQueue
@@ -49,7 +50,6 @@ from app.store import Order, Store, Transaction, where
 from app.store.collections import LEAD_IMPORT_BATCHES, LEAD_IMPORTS, LEADS
 from channels.registry import CHANNELS
 from kernel.clock import Clock
-from kernel.errors import LeadWarmError
 
 __all__ = [
     "BATCH_ROWS",
@@ -98,8 +98,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 Status = Literal["queued", "running", "done", "failed"]
 
 
-class ImportFileError(LeadWarmError):
-    """The file cannot be imported at all (not CSV, too big, no ``consent`` column...)."""
+class ImportFileError(CodedError):
+    """The file cannot be imported at all (not CSV, too big, no ``consent`` column...); ``code`` names
+    the case for translations (``file_not_text``, ``file_too_big``, ``file_empty``,
+    ``no_consent_column``, ``no_address_column``, ``too_many_rows``, ``bad_csv``)."""
 
 
 class RefusedRow(Record):
@@ -184,7 +186,7 @@ def _decode(raw: bytes) -> str:
             return raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise ImportFileError("the file is not text (UTF-8 or Windows-1252)")
+    raise ImportFileError("the file is not text (UTF-8 or Windows-1252)", "file_not_text")
 
 
 def split_csv(raw: bytes) -> tuple[list[dict[str, Any]], int]:
@@ -199,7 +201,8 @@ def split_csv(raw: bytes) -> tuple[list[dict[str, Any]], int]:
     address column.
     """
     if len(raw) > MAX_BYTES:
-        raise ImportFileError(f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+        mb = MAX_BYTES // (1024 * 1024)
+        raise ImportFileError(f"the file is larger than {mb} MB", "file_too_big", mb=mb)
     text = _decode(raw)
     first_line = text.split("\n", 1)[0][:2000]
     delimiter = max((",", ";", "\t"), key=first_line.count)
@@ -208,19 +211,21 @@ def split_csv(raw: bytes) -> tuple[list[dict[str, Any]], int]:
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as exc:
-        raise ImportFileError("the file is empty") from exc
+        raise ImportFileError("the file is empty", "file_empty") from exc
     columns = _columns(header)
     if "consent" not in columns:
-        raise ImportFileError("the file needs a 'consent' column (yes/no for each lead)")
+        raise ImportFileError("the file needs a 'consent' column (yes/no for each lead)", "no_consent_column")
     if "email" not in columns and "phone" not in columns:
-        raise ImportFileError("the file needs an 'email' or a 'phone' column")
+        raise ImportFileError("the file needs an 'email' or a 'phone' column", "no_address_column")
     rows: list[dict[str, Any]] = []
     try:
         for cells in reader:
             if not any(c.strip() for c in cells):
                 continue
             if len(rows) >= MAX_ROWS:
-                raise ImportFileError(f"the file has more than {MAX_ROWS} rows")
+                raise ImportFileError(
+                    f"the file has more than {MAX_ROWS} rows", "too_many_rows", max=MAX_ROWS
+                )
             name = _cell(cells, columns, "name") or " ".join(
                 p for p in (_cell(cells, columns, "first_name"), _cell(cells, columns, "last_name")) if p
             )
@@ -229,7 +234,9 @@ def split_csv(raw: bytes) -> tuple[list[dict[str, Any]], int]:
             }
             rows.append({"line": reader.line_num, "name": name, **row})
     except csv.Error as exc:
-        raise ImportFileError(f"line {reader.line_num}: not valid CSV ({exc})") from exc
+        raise ImportFileError(
+            f"line {reader.line_num}: not valid CSV ({exc})", "bad_csv", line=reader.line_num
+        ) from exc
     return rows, len(rows)
 
 

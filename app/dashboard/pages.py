@@ -40,7 +40,7 @@ from app.dashboard.auth import (
     new_csrf_token,
     request_session,
 )
-from app.dashboard.i18n import LANG_COOKIE, LANGUAGES, language_of, strings
+from app.dashboard.i18n import LANG_COOKIE, LANGUAGES, language_of, refusal, strings
 from app.dashboard.people import PeopleDirectory, PeopleError, Session
 
 __all__ = ["ROUTES", "SECURITY_HEADERS"]
@@ -318,7 +318,7 @@ async def accept_invite(
             form_csrf=request.cookies.get(CSRF_COOKIE, ""),
             invitation=invitation,
             token=token,
-            error=str(exc),
+            error=refusal(language_of(request), exc.code, exc.params, str(exc)),
         )
     session_token, _ = await people.open_session(user)
     return Redirect(

@@ -24,10 +24,10 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from app.core.coded_errors import CodedError
 from app.store import SYSTEM_TENANT, Store, Transaction
 from app.store.collections import DASHBOARD_INVITATIONS, DASHBOARD_SESSIONS, USERS
 from kernel.clock import Clock
-from kernel.errors import LeadWarmError
 
 __all__ = [
     "INVITATION_TTL_S",
@@ -63,9 +63,9 @@ _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 
 
-class PeopleError(LeadWarmError):
+class PeopleError(CodedError):
     """A user, password, session or invitation request that cannot be honoured; ``str()`` is safe
-    to show (it never holds a password or token)."""
+    to show (it never holds a password or token); ``code`` names the case for translations."""
 
 
 def _digest(token: str) -> str:
@@ -76,7 +76,7 @@ def normalise_email(email: str) -> str:
     """The email lower-cased and stripped. Raises :class:`PeopleError` when it is not an address."""
     value = email.strip().lower()
     if len(value) > 254 or not _EMAIL.match(value):
-        raise PeopleError("not an email address")
+        raise PeopleError("not an email address", "not_email_address")
     return value
 
 
@@ -88,9 +88,17 @@ def user_id_for(email: str) -> str:
 def check_password(password: str) -> None:
     """Raises :class:`PeopleError` when ``password`` is shorter than 10 or longer than 256 characters."""
     if len(password) < MIN_PASSWORD_CHARS:
-        raise PeopleError(f"a password has at least {MIN_PASSWORD_CHARS} characters")
+        raise PeopleError(
+            f"a password has at least {MIN_PASSWORD_CHARS} characters",
+            "password_too_short",
+            min=MIN_PASSWORD_CHARS,
+        )
     if len(password) > MAX_PASSWORD_CHARS:
-        raise PeopleError(f"a password has at most {MAX_PASSWORD_CHARS} characters")
+        raise PeopleError(
+            f"a password has at most {MAX_PASSWORD_CHARS} characters",
+            "password_too_long",
+            max=MAX_PASSWORD_CHARS,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +195,7 @@ class PeopleDirectory:
         """Create a user. Raises :class:`PeopleError` on a bad email, role or password, or when the
         email already has a user in this tenant."""
         if role not in ROLES:
-            raise PeopleError(f"role is one of {', '.join(ROLES)}")
+            raise PeopleError(f"role is one of {', '.join(ROLES)}", "unknown_role")
         address = normalise_email(email)
         check_password(password)
         user = User(
@@ -202,7 +210,7 @@ class PeopleDirectory:
 
         async def fn(tx: Transaction) -> None:
             if await tx.get(USERS, user.id) is not None:
-                raise PeopleError("this email already has an account here")
+                raise PeopleError("this email already has an account here", "account_exists")
             tx.set(USERS, user.id, _user_doc(user))
 
         await self.store.run_transaction(tenant_id, fn)
@@ -322,10 +330,10 @@ class PeopleDirectory:
         """A new invitation (its ``token`` goes into the link). Raises :class:`PeopleError` on a bad
         email or role, or when the email already has a user here."""
         if role not in ROLES:
-            raise PeopleError(f"role is one of {', '.join(ROLES)}")
+            raise PeopleError(f"role is one of {', '.join(ROLES)}", "unknown_role")
         address = normalise_email(email)
         if await self.get_user(tenant_id, user_id_for(address)) is not None:
-            raise PeopleError("this email already has an account here")
+            raise PeopleError("this email already has an account here", "account_exists")
         token = secrets.token_urlsafe(32)
         invitation = Invitation(
             tenant_id=tenant_id,
@@ -371,12 +379,12 @@ class PeopleDirectory:
         check_password(password)
         invitation = await self.invitation(token)
         if invitation is None:
-            raise PeopleError("this invitation link is not valid any more")
+            raise PeopleError("this invitation link is not valid any more", "invite_invalid")
         key = _digest(token)
 
         async def consume(tx: Transaction) -> None:
             if await tx.get(DASHBOARD_INVITATIONS, key) is None:
-                raise PeopleError("this invitation link is not valid any more")
+                raise PeopleError("this invitation link is not valid any more", "invite_invalid")
             tx.delete(DASHBOARD_INVITATIONS, key)
 
         await self.store.run_transaction(SYSTEM_TENANT, consume)

@@ -1,8 +1,9 @@
 """The tenant settings API: ``GET /api/v1/settings`` and ``PUT /api/v1/settings``.
 
 ``PUT`` takes any subset of the fields of :class:`SettingsUpdate` and changes only those; unknown
-fields and invalid values are refused with 400 and ``errors: [{field, reason}]``, and nothing is
-saved. Each change is audited (a record in ``audit`` with the old and new values, and a log line).
+fields and invalid values are refused with 400 and ``errors: [{field, reason, code, params}]``
+(``reason`` in English; ``code`` stable, see :func:`_errors`), and nothing is saved. Each change
+is audited (a record in ``audit`` with the old and new values, and a log line).
 ``GET /api/v1/audit`` reads the audit trail.
 """
 
@@ -20,6 +21,7 @@ from litestar.di import NamedDependency
 from litestar.params import Body, FromQuery
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from app.composition import Runtime
 from app.tenancy.audit import AuditLog, key_ref
@@ -67,19 +69,38 @@ FIELDS = (
 )
 
 
+def _refuse(code: str, message: str, **params: str | int) -> PydanticCustomError:
+    """A validation error with a stable ``code`` (the error's ``type``) and its ``params`` (its
+    ``ctx``); ``message`` is the English reason, with ``{param}`` placeholders."""
+    return PydanticCustomError(code, message, params)
+
+
+def _not_language(value: str) -> PydanticCustomError:
+    return _refuse(
+        "not_language_code",
+        "'{value}' is not an ISO 639-1 language code (two lower-case letters)",
+        value=value,
+    )
+
+
 def _url(value: str, *, field: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{field} must be an http(s) URL")
+        raise _refuse("not_http_url", "{field} must be an http(s) URL", field=field)
     return value
 
 
 def _languages_map(value: dict[str, str], *, max_chars: int) -> dict[str, str]:
     for language, text in value.items():
         if not _LANG.match(language):
-            raise ValueError(f"{language!r} is not an ISO 639-1 language code (two lower-case letters)")
+            raise _not_language(language)
         if len(text) > max_chars:
-            raise ValueError(f"the {language} text is longer than {max_chars} characters")
+            raise _refuse(
+                "text_too_long",
+                "the {language} text is longer than {max} characters",
+                language=language,
+                max=max_chars,
+            )
     return value
 
 
@@ -98,15 +119,25 @@ class WhatsAppTemplate(BaseModel):
     @classmethod
     def _name(cls, value: str) -> str:
         if not _TEMPLATE_NAME.match(value):
-            raise ValueError("a template name is lower-case letters, digits and underscores")
+            raise _refuse("template_name", "a template name is lower-case letters, digits and underscores")
         return value
 
     @field_validator("language")
     @classmethod
     def _language(cls, value: str) -> str:
         if not _TEMPLATE_LANG.match(value):
-            raise ValueError("a template language is like 'en', 'fr' or 'en_US'")
+            raise _refuse("template_language", "a template language is like 'en', 'fr' or 'en_US'")
         return value
+
+
+def _known_channel(channel: str) -> None:
+    if channel not in CHANNELS:
+        raise _refuse(
+            "unknown_channel",
+            "unknown channel '{value}'; one of {known}",
+            value=channel,
+            known=str(sorted(CHANNELS)),
+        )
 
 
 class SettingsUpdate(BaseModel):
@@ -156,18 +187,16 @@ class SettingsUpdate(BaseModel):
         if value is not None:
             for language in value:
                 if not _LANG.match(language):
-                    raise ValueError(
-                        f"{language!r} is not an ISO 639-1 language code (two lower-case letters)"
-                    )
+                    raise _not_language(language)
             if len(set(value)) != len(value):
-                raise ValueError("languages are listed twice")
+                raise _refuse("languages_repeated", "languages are listed twice")
         return value
 
     @field_validator("default_language")
     @classmethod
     def _default_language(cls, value: str | None) -> str | None:
         if value is not None and not _LANG.match(value):
-            raise ValueError(f"{value!r} is not an ISO 639-1 language code (two lower-case letters)")
+            raise _not_language(value)
         return value
 
     @field_validator("timezone")
@@ -177,30 +206,34 @@ class SettingsUpdate(BaseModel):
             try:
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Paris)") from None
+                raise _refuse(
+                    "unknown_time_zone",
+                    "unknown time zone '{value}' (an IANA name such as Europe/Paris)",
+                    value=value,
+                ) from None
         return value
 
     @field_validator("default_region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
         if value is not None and value.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"{value!r} is not a region code (ISO 3166, e.g. FR, US)")
+            raise _refuse(
+                "not_region_code", "'{value}' is not a region code (ISO 3166, e.g. FR, US)", value=value
+            )
         return value.upper() if value else value
 
     @field_validator("burst_window_seconds")
     @classmethod
     def _burst(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         for channel in value or {}:
-            if channel not in CHANNELS:
-                raise ValueError(f"unknown channel {channel!r}; one of {sorted(CHANNELS)}")
+            _known_channel(channel)
         return value
 
     @field_validator("fallback_channels")
     @classmethod
     def _fallback(cls, value: list[str] | None) -> list[str] | None:
         for channel in value or []:
-            if channel not in CHANNELS:
-                raise ValueError(f"unknown channel {channel!r}; one of {sorted(CHANNELS)}")
+            _known_channel(channel)
         return value
 
     @field_validator("help_text")
@@ -223,7 +256,7 @@ class SettingsUpdate(BaseModel):
             try:
                 out.append(validate_email(address, check_deliverability=False).normalized)
             except EmailNotValidError as exc:
-                raise ValueError(f"{address!r}: {exc}") from None
+                raise _refuse("not_email", "'{value}': {why}", value=address, why=str(exc)) from None
         return out
 
     @field_validator("handoff_webhook_url")
@@ -245,7 +278,9 @@ class SettingsUpdate(BaseModel):
         for origin in value:
             parts = urlsplit(origin)
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+                raise _refuse(
+                    "not_origin", "'{value}' is not an origin (scheme://host[:port], no path)", value=origin
+                )
             out.append(f"{parts.scheme}://{parts.netloc}".lower())
         return out
 
@@ -258,7 +293,7 @@ class SettingsUpdate(BaseModel):
     def _office_hours(self) -> SettingsUpdate:
         start, end = self.office_hours_start, self.office_hours_end
         if start is not None and end is not None and start >= end:
-            raise ValueError("office_hours_start must be before office_hours_end")
+            raise _refuse("office_hours_order", "office_hours_start must be before office_hours_end")
         return self
 
 
@@ -274,18 +309,36 @@ def actor_of(request: Request[Any, Any, Any]) -> str:
     return key_ref(key.strip()) if key.strip() else "unknown"
 
 
-def _errors(exc: ValidationError) -> list[dict[str, str]]:
+#: The patterns whose mismatch has a code of its own (pydantic says ``string_pattern_mismatch``).
+_PATTERN_CODES = {_HHMM: "not_time", _COLOR: "not_color"}
+
+
+def _problem(field: str, code: str, reason: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"field": field, "reason": reason, "code": code, "params": params or {}}
+
+
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Each error as ``{field, reason, code, params}``: ``reason`` the English text, ``code``
+    stable (ours, or pydantic's error type such as ``greater_than_equal``), ``params`` its values."""
     out = []
     for error in exc.errors():
         field = ".".join(str(p) for p in error["loc"]) or "body"
         reason = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            reason = "unknown setting"
-        out.append({"field": field, "reason": reason})
+        code = error["type"]
+        params = {
+            k: v
+            for k, v in (error.get("ctx") or {}).items()
+            if isinstance(v, (str, int, float)) and k != "error"
+        }
+        if code == "extra_forbidden":
+            reason, code = "unknown setting", "unknown_setting"
+        elif code == "string_pattern_mismatch":
+            code = _PATTERN_CODES.get(str(params.get("pattern")), code)
+        out.append(_problem(field, code, reason, params))
     return out
 
 
-def _bad(errors: list[dict[str, str]]) -> Response[Any]:
+def _bad(errors: list[dict[str, Any]]) -> Response[Any]:
     return Response(
         {"status_code": 400, "detail": "invalid settings", "errors": errors}, status_code=HTTP_400_BAD_REQUEST
     )
@@ -316,12 +369,16 @@ async def put_settings(
     merged = profile.model_copy(update=changes)
     problems = []
     if merged.default_language not in merged.languages:
-        problems.append({"field": "default_language", "reason": "must be one of languages"})
+        problems.append(_problem("default_language", "language_not_listed", "must be one of languages"))
     if merged.office_hours_start >= merged.office_hours_end:
-        problems.append({"field": "office_hours_start", "reason": "must be before office_hours_end"})
+        problems.append(
+            _problem("office_hours_start", "office_hours_order", "must be before office_hours_end")
+        )
     wanted = merged.default_playbook if "default_playbook" in changes else None
     if wanted and wanted not in {p.id for p in await runtime.playbooks.list(tenant_id)}:
-        problems.append({"field": "default_playbook", "reason": "no such playbook"})
+        problems.append(
+            _problem("default_playbook", "no_such_playbook", "no such playbook", {"value": wanted})
+        )
     if problems:
         return _bad(problems)
     before = profile.to_doc()

@@ -169,7 +169,7 @@ def test_integrations_connect_test_map_replay_disconnect(
     # Connect Cal.com with its API key, on the fake (its identity comes back on Test).
     fake_vendor.replies.append(Reply(body={"data": {"id": 7, "name": "Ana Cal", "email": "ana@cal.test"}}))
     page.get_by_label("Connect with a key: Cal.com").click()
-    page.get_by_label("api_key").fill("cal_live_secret")
+    page.get_by_label("API key", exact=True).fill("cal_live_secret")
     page.get_by_label("API base URL (optional)").first.fill(fake_vendor.base_url)
     page.get_by_role("button", name="Connect Cal.com").click()
     expect(page.locator("#integrations-status")).to_contain_text("Connected accounts: Cal.com")

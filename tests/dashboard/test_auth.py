@@ -170,6 +170,29 @@ async def test_invitation_link_signs_the_colleague_in_once(client: AsyncTestClie
     assert reuse.status_code in (400, 403)
 
 
+async def test_refused_invitations_carry_a_code_and_the_invite_page_says_it_in_french(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    csrf = await sign_in(client, *OWNER)
+    again = await client.post("/api/v1/invitations", json={"email": OWNER[0]}, headers={"X-CSRF-Token": csrf})
+    assert again.status_code == 400
+    assert again.json()["detail"] == "this email already has an account here"  # English for API users
+    assert again.json()["extra"] == {"code": "account_exists", "params": {}}
+    response = await client.post(
+        "/api/v1/invitations", json={"email": "fr@demo.test"}, headers={"X-CSRF-Token": csrf}
+    )
+    path = re.sub(r"^https?://[^/]+", "", response.json()["link"])
+    client.cookies.clear()
+    client.cookies.set("lw_lang", "fr")
+    page = await client.get(path)
+    token = CSRF_FIELD.search(page.text)
+    assert token
+    short = await client.post(path, data={"password": "short", "csrf_token": token.group(1)})
+    assert short.status_code == 400
+    assert "un mot de passe compte au moins 10\u00a0caractères" in short.text, short.text
+    assert "at least" not in short.text
+
+
 async def test_language_follows_accept_language_then_the_readers_choice(
     client: AsyncTestClient[Litestar],
 ) -> None:

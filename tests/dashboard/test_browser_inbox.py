@@ -202,7 +202,7 @@ def _journey(page: Page, service: Service) -> None:
     timeline = page.locator("#timeline")
     expect(timeline).to_contain_text(note)
     expect(timeline).to_contain_text(reply)
-    expect(timeline).to_contain_text("handoff.handed_back")
+    expect(timeline).to_contain_text("handed back to the bot · " + AGENT[0])  # the event in words
     expect(page.locator("#score-history")).to_contain_text("Big budget")
     expect(page.locator("#answers")).to_contain_text("5000")
     shot(page, "lead")

@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const { T, LANG, el, api } = window.LW;
+  const { T, LANG, el, api, refusal, word } = window.LW;
   const POLL_MS = 400;
 
   function when(epoch) {
@@ -244,13 +244,13 @@
       const form = el("form", { class: "creds", "data-provider": p.name });
       for (const f of fields) {
         const id = "cred-" + p.name + "-" + f.name;
-        form.append(el("p", {}, el("label", { for: id }, f.name + (f.required ? "" : " (optional)")),
+        form.append(el("p", {}, el("label", { for: id }, word("cf_", f.name) + (f.required ? "" : " " + T.optional)),
           el("input", { id, name: f.name, type: f.secret ? "password" : "text", autocomplete: "off",
             required: f.required ? "required" : null, title: f.description || null })));
       }
       if (p.api) {
         const id = "cred-" + p.name + "-base_url";
-        form.append(el("p", {}, el("label", { for: id }, "API base URL (optional)"),
+        form.append(el("p", {}, el("label", { for: id }, T.api_base_url + " " + T.optional),
           el("input", { id, name: "__base_url", type: "url", placeholder: p.api.base_url || "" })));
       }
       form.append(el("p", {}, el("button", { type: "submit", class: "primary", "aria-label": T.connect + " " + p.display_name }, T.connect)));
@@ -312,6 +312,8 @@
 
     function loadCatalog() {
       return api("GET", "/api/v1/integrations").then((data) => {
+        // A provider whose catalog name is a description rather than a brand has words of its own.
+        for (const p of data.providers) p.display_name = T["prov_" + p.name] || p.display_name;
         catalog = Object.fromEntries(data.providers.map((p) => [p.name, p]));
         rowsOr(document.querySelector("#catalog-table tbody"), data.providers, [
           (p) => el("a", { href: p.docs, rel: "noopener noreferrer" }, p.display_name),
@@ -393,15 +395,19 @@
       return [body, problems];
     }
 
-    // A field as the page names it (its label), not as the API does.
+    // A field as the page names it: its own label, else its setting's ("burst_window_seconds.sms"),
+    // else the page's title (a refusal of the whole form, "body").
     function labelOf(field) {
-      const input = form.querySelector('[name="' + CSS.escape(field) + '"]');
-      const label = input && input.labels && input.labels[0];
-      return label ? label.textContent.trim() : field;
+      for (const name of [field, field.split(".")[0]]) {
+        const input = form.querySelector('[name="' + CSS.escape(name) + '"]');
+        const label = input && input.labels && input.labels[0];
+        if (label) return label.textContent.trim();
+      }
+      return T.settings;
     }
 
     function showErrors(list) {
-      errors.replaceChildren(...list.map((e) => el("li", {}, labelOf(e.field) + T.colon + e.reason)));
+      errors.replaceChildren(...list.map((e) => el("li", {}, labelOf(e.field) + T.colon + refusal(e, e.reason))));
       for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
       for (const e of list) {
         const input = form.querySelector('[name="' + CSS.escape(e.field.split(".")[0]) + '"]');

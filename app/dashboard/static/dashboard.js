@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const { T, LANG, el, api } = window.LW;
+  const { T, LANG, el, api, word, scoreReason } = window.LW;
   const POLL_MS = 2000;
 
   function when(epoch) {
@@ -138,11 +138,15 @@
         document.getElementById("score").textContent = String(c.score) + " / 100";
         document.getElementById("reasons").replaceChildren(
           ...(c.score_reasons || []).map((r) =>
-            el("li", {}, (r.points > 0 ? "+" : "") + (r.points ?? "") + " " + (r.reason || r.rule || JSON.stringify(r)))),
+            el("li", {}, (r.points > 0 ? "+" : "") + (r.points ?? "") + " " + (scoreReason(r).reason || r.rule || JSON.stringify(r)))),
         );
         document.getElementById("decisions").replaceChildren(
           ...(c.delivery_decisions || []).map((d) =>
-            el("li", {}, [d.channel, d.status, d.action, d.reason].filter(Boolean).join(" · "))),
+            el("li", {}, [
+              d.channel, word("ob_", d.status), word("act_", d.action), word("why_", d.reason),
+              d.action === "defer" && d.until ? T.until + " " + when(d.until) : "",
+              d.rerouted_from ? T.rerouted_from + " " + d.rerouted_from + " (" + word("why_", d.rerouted_because) + ")" : "",
+            ].filter(Boolean).join(" · "))),
         );
         if (!(c.delivery_decisions || []).length) document.getElementById("decisions").append(el("li", {}, T.nothing));
       } catch (err) {
@@ -197,7 +201,7 @@
         const stats = [
           [T.conversations_started, String(p.conversations)],
           [T.qualification_rate, percent(p.qualification_rate)],
-          [T.average_score, p.average_score === null ? "–" : p.average_score.toFixed(1)],
+          [T.average_score, p.average_score === null ? "–" : p.average_score.toLocaleString(LANG, { minimumFractionDigits: 1, maximumFractionDigits: 1 })],
           [T.handoffs, String(p.handoffs)],
           [T.model_cost, money(p.cost_usd) + " (" + money(p.cost_per_conversation_usd) + " " + T.per_conversation + ", " + money(p.cost_per_qualified_usd) + " " + T.per_qualified + ")"],
         ];

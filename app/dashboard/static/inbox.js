@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const { T, LANG, el, api } = window.LW;
+  const { T, LANG, el, api, word, scoreReason } = window.LW;
   const POLL_MS = 2000;
 
   function when(epoch) {
@@ -58,7 +58,7 @@
           document.getElementById("handback").disabled = h.status !== "handoff";
           const select = document.getElementById("handback-step");
           if (!stepsDrawn && h.steps.length) {
-            select.replaceChildren(...h.steps.map((s) => el("option", { value: s.id }, s.id + " (" + s.type + ")")));
+            select.replaceChildren(...h.steps.map((s) => el("option", { value: s.id }, s.id + " (" + word("sty_", s.type) + ")")));
             stepsDrawn = true;
           }
           if (h.resume_step && document.activeElement !== select && !select.dataset.chosen) select.value = h.resume_step;
@@ -115,10 +115,13 @@
   // ------------------------------------------------------------------ the lead page
   function detail(e) {
     if (e.kind === "message") return (e.sender === "contact" ? T.from_contact : e.sender === "agent" ? T.from_agent : T.from_bot) + T.colon + (e.text || "") + (e.status ? " (" + (T["ms_" + e.status] || e.status) + ")" : "");
-    if (e.kind === "handoff") return [e.event, e.by, e.reason, e.step_id, e.note].filter(Boolean).join(" · ");
-    if (e.kind === "score") return (e.points > 0 ? "+" : "") + e.points + " → " + e.score + " · " + (e.reason || "") + (e.evidence ? " « " + e.evidence + " »" : "");
-    if (e.kind === "booking") return [e.status, e.title, when(e.start), e.provider, e.reason].filter(Boolean).join(" · ");
-    if (e.kind === "sync") return [e.provider, e.type, e.status, e.error].filter(Boolean).join(" · ");
+    if (e.kind === "handoff") return [word("hev_", e.event), T["by_" + e.by] || e.by, word("hr_", e.reason), e.step_id ? T.step + T.colon + e.step_id : "", e.note].filter(Boolean).join(" · ");
+    if (e.kind === "score") {
+      const r = scoreReason(e);
+      return (e.points > 0 ? "+" : "") + e.points + " → " + e.score + " · " + r.reason + (r.evidence ? " " + T.quote_open + r.evidence + T.quote_close : "");
+    }
+    if (e.kind === "booking") return [word("bk_", e.status), e.title, when(e.start), word("cal_", e.provider), word("bkr_", e.reason)].filter(Boolean).join(" · ");
+    if (e.kind === "sync") return [e.provider, word("syt_", e.type), word("sys_", e.status), word("sye_", e.error)].filter(Boolean).join(" · ");
     if (e.kind === "note") return e.author + T.colon + e.text;
     return "";
   }
@@ -137,18 +140,21 @@
         el("td", {}, when(e.at)), el("td", {}, T["k_" + e.kind] || e.kind), el("td", {}, e.channel || ""), el("td", { class: "text" }, detail(e))));
       if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "4", class: "empty" }, T.nothing)));
       document.querySelector("#timeline tbody").replaceChildren(...rows);
-      const history = o.score_history.map((s) => el("tr", {},
-        el("td", {}, when(s.at)), el("td", { class: "num" }, (s.points > 0 ? "+" : "") + s.points), el("td", { class: "num" }, String(s.score)),
-        el("td", {}, s.reason || ""), el("td", {}, s.evidence || "")));
+      const history = o.score_history.map((s) => {
+        const r = scoreReason(s);
+        return el("tr", {},
+          el("td", {}, when(s.at)), el("td", { class: "num" }, (s.points > 0 ? "+" : "") + s.points), el("td", { class: "num" }, String(s.score)),
+          el("td", {}, r.reason), el("td", {}, r.evidence));
+      });
       if (!history.length) history.push(el("tr", {}, el("td", { colspan: "5", class: "empty" }, T.nothing)));
       document.querySelector("#score-history tbody").replaceChildren(...history);
       const convs = o.conversations.map((c) => el("li", {},
         el("a", { href: "/app/conversations/" + encodeURIComponent(c.id) }, c.channel + " · " + c.playbook_id),
         " · " + (T["st_" + c.status] || c.status) + " · " + when(c.created_at)));
       document.getElementById("lead-conversations").replaceChildren(...(convs.length ? convs : [el("li", {}, T.nothing)]));
-      const bookings = o.bookings.map((b) => el("li", {}, [when(b.start), b.title, b.status, b.provider].filter(Boolean).join(" · ")));
+      const bookings = o.bookings.map((b) => el("li", {}, [when(b.start), b.title, word("bk_", b.status), word("cal_", b.provider)].filter(Boolean).join(" · ")));
       document.getElementById("bookings").replaceChildren(...(bookings.length ? bookings : [el("li", {}, T.nothing)]));
-      const crm = o.crm.map((c) => el("li", {}, [c.provider || c.connection_id, c.status, c.synced_at ? T.last_sync + " " + when(c.synced_at) : "", c.last_error ? T.last_error + T.colon + c.last_error : ""].filter(Boolean).join(" · ")));
+      const crm = o.crm.map((c) => el("li", {}, [c.provider || c.connection_id, word("crm_", c.status), c.synced_at ? T.last_sync + " " + when(c.synced_at) : "", c.last_error ? T.last_error + T.colon + c.last_error : ""].filter(Boolean).join(" · ")));
       document.getElementById("crm").replaceChildren(...(crm.length ? crm : [el("li", {}, T.nothing)]));
     }).catch((err) => fail(meta, err));
   }

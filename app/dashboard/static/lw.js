@@ -24,6 +24,39 @@ window.LW = (function () {
     return node;
   }
 
+  // A value the API gives as a code, in the page's words: T[prefix + code], else the code itself.
+  function word(prefix, code) {
+    if (code === null || code === undefined || code === "") return "";
+    return T[prefix + code] || String(code);
+  }
+
+  // T's text `key` with its {name} placeholders filled from `params`: a value with words of its own
+  // (T.sp_<name>_<value>) in those words, a number in the page's notation. null when the key or a
+  // parameter is missing (the caller then shows the API's own text).
+  function fill(key, params) {
+    const template = T[key];
+    if (!template) return null;
+    let missing = false;
+    const text = template.replace(/\{(\w+)\}/g, (_, name) => {
+      const v = (params || {})[name];
+      if (v === null || v === undefined) { missing = true; return ""; }
+      return T["sp_" + name + "_" + v] || (typeof v === "number" ? v.toLocaleString(LANG) : String(v));
+    });
+    return missing ? null : text;
+  }
+
+  // A score change's { reason, evidence } in the page's words: the built-in scorer's reasons come
+  // with a code (app/conversations/score_reasons.py); a playbook author's own text stays as written.
+  function scoreReason(s) {
+    const p = s.reason_params || {};
+    const code = s.reason_code;
+    let reason = code ? fill("sr_" + code, p) : null;
+    if (reason === null) return { reason: s.reason || "", evidence: s.evidence || "" };
+    if (typeof p.was === "number") reason += fill("sr_was", { was: (p.was > 0 ? "+" : "") + p.was });
+    const evidence = T["se_" + code] ? fill("se_" + code, p) : null;
+    return { reason, evidence: evidence === null ? s.evidence || "" : evidence };
+  }
+
   // One call; `body` is JSON, a FormData, or (with `raw`) YAML text sent as is. Never throws on an
   // HTTP error: returns { ok, status, data }.
   async function call(method, url, body, raw) {
@@ -43,11 +76,19 @@ window.LW = (function () {
     return { ok: response.ok, status: response.status, data };
   }
 
-  // The answer's data; an HTTP error throws an Error with the API's detail (and `.data`).
+  // A refusal in the page's words: T.err_<code> filled with its params (app/core/coded_errors.py:
+  // `code` on a settings error, `extra.code` on a 400), else the API's own English.
+  function refusal(e, english) {
+    const coded = e && (e.code ? e : e.extra && !Array.isArray(e.extra) ? e.extra : null);
+    return (coded && coded.code && fill("err_" + coded.code, coded.params)) || english;
+  }
+
+  // The answer's data; an HTTP error throws an Error with the API's detail, in the page's words
+  // when it has a code (and `.data`).
   async function api(method, url, body) {
     const r = await call(method, url, body);
     if (!r.ok) {
-      const error = new Error(r.data.detail || r.data.error || T.error + " (" + r.status + ")");
+      const error = new Error(refusal(r.data, r.data.detail || r.data.error || T.error + " (" + r.status + ")"));
       error.data = r.data;
       throw error;
     }
@@ -71,5 +112,5 @@ window.LW = (function () {
   new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach(watch)))
     .observe(document.body, { childList: true, subtree: true });
 
-  return Object.freeze({ T, CSRF, LANG, el, call, api });
+  return Object.freeze({ T, CSRF, LANG, el, call, api, word, fill, scoreReason, refusal });
 })();

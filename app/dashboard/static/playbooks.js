@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const { T, LANG, el, call, api } = window.LW;
+  const { T, LANG, el, call, api, word, scoreReason } = window.LW;
   const VALIDATE_DELAY_MS = 350;
 
   function when(epoch) {
@@ -453,13 +453,13 @@
         case "bot": return line(e.policy ? "bot held" : "bot", T.sim_bot + " · " + simWhen(e.at), e.text,
           e.choices.length ? el("span", { class: "choices" }, ...e.choices.map((c) => choiceButton(c))) : null, held(e));
         case "slot": return line("slot", T.sim_slot, e.slot + " = " + (typeof e.value === "object" ? JSON.stringify(e.value) : String(e.value)));
-        case "score": return line("score", T.score, (e.points > 0 ? "+" : "") + e.points + " " + e.reason + " → " + e.score);
+        case "score": return line("score", T.score, (e.points > 0 ? "+" : "") + e.points + " " + scoreReason(e).reason + " → " + e.score);
         case "qualified": return line("mark", "★", T.sim_qualified + " (" + e.score + ")");
         case "timer": return line("timer", "•", T.sim_timer_set + " " + simWhen(e.due_at) + " (" + e.step_id + ")");
         case "timer_fired": return line("timer", "•", T.sim_timer_fired + " · " + simWhen(e.at) + " (" + e.step_id + ")");
         case "clock": return line("clock", "•", T.sim_clock_moved + " " + simWhen(e.at));
-        case "handoff": return line("mark", "•", T.sim_handoff + T.colon + e.reason);
-        case "ended": return line("mark", "■", T.sim_ended + T.colon + e.outcome);
+        case "handoff": return line("mark", "•", T.sim_handoff + T.colon + word("hr_", e.reason));
+        case "ended": return line("mark", "■", T.sim_ended + T.colon + word("stage_", e.outcome));
         case "booked": return line("mark", "•", T.sim_booked + " " + simWhen(e.value.start));
         case "opt_out": return line("mark", "•", T.sim_opt_out);
         default: return line("note", T.sim_note, e.text || e.kind);
@@ -475,8 +475,8 @@
       document.getElementById("sim-slots-empty").hidden = slots.length > 0;
       document.getElementById("sim-score").textContent = r.score + " / 100" + (r.qualified ? " ★" : "");
       document.getElementById("sim-reasons").replaceChildren(...reasons.map((e) =>
-        el("li", {}, (e.points > 0 ? "+" : "") + e.points + " " + e.reason)));
-      document.getElementById("sim-state").textContent = T.sim_state + T.colon + r.status + (r.current_step ? " · " + T.step + " " + r.current_step : "");
+        el("li", {}, (e.points > 0 ? "+" : "") + e.points + " " + scoreReason(e).reason)));
+      document.getElementById("sim-state").textContent = T.sim_state + T.colon + word("sst_", r.status) + (r.current_step ? " · " + T.step + " " + r.current_step : "");
     }
 
     async function act(action, fresh) {

@@ -101,6 +101,36 @@ async def test_invalid_settings_are_refused_with_the_field_and_reason(
     assert (await client.get("/api/v1/audit", headers=AUTH)).json() == []
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "code", "params"),
+    [
+        ({"timezone": "Mars/Olympus"}, "timezone", "unknown_time_zone", {"value": "Mars/Olympus"}),
+        ({"quiet_hours_start": "25:00"}, "quiet_hours_start", "not_time", {}),
+        ({"brand_color": "green"}, "brand_color", "not_color", {}),
+        ({"languages": ["english"]}, "languages", "not_language_code", {"value": "english"}),
+        ({"default_language": "de"}, "default_language", "language_not_listed", {}),
+        ({"default_region": "ZZ"}, "default_region", "not_region_code", {"value": "ZZ"}),
+        ({"handoff_emails": ["not-an-address"]}, "handoff_emails", "not_email", {"value": "not-an-address"}),
+        ({"handoff_webhook_url": "ftp://x.example"}, "handoff_webhook_url", "not_http_url", {}),
+        ({"fallback_channels": ["pigeon"]}, "fallback_channels", "unknown_channel", {"value": "pigeon"}),
+        ({"daily_cap_per_lead": 0}, "daily_cap_per_lead", "greater_than_equal", {"ge": 1}),
+        ({"burst_window_seconds": {"sms": 900}}, "burst_window_seconds.sms", "less_than_equal", {"le": 120}),
+        ({"office_hours_start": "18:00", "office_hours_end": "09:00"}, "body", "office_hours_order", {}),
+        ({"surprise": 1}, "surprise", "unknown_setting", {}),
+        ({"default_playbook": "nope"}, "default_playbook", "no_such_playbook", {"value": "nope"}),
+    ],
+)
+async def test_refusals_carry_a_stable_code_beside_the_english_reason(
+    client: Client, body: dict[str, Any], field: str, code: str, params: dict[str, Any]
+) -> None:
+    """The dashboard says a refusal in its reader's language from ``code`` and ``params``."""
+    r = await client.put("/api/v1/settings", json=body, headers=AUTH)
+    assert r.status_code == 400, r.text
+    (error,) = [e for e in r.json()["errors"] if e["field"] == field]
+    assert error["code"] == code and params.items() <= error["params"].items(), error
+    assert error["reason"] and error["reason"].isascii()  # the English text stays for API users
+
+
 async def test_settings_need_the_admin_key(client: Client, runtime: Runtime) -> None:
     assert (await client.get("/api/v1/settings")).status_code == 401
     r = await client.put(
