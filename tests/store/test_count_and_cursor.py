@@ -96,6 +96,16 @@ async def _seed_mixed(store: Store) -> None:
         await store.set("t1", "leads", doc_id, data)  # type: ignore[arg-type]
 
 
+async def _paged(store: Store, order: list[Order], limit: int) -> list[str]:
+    """The ids of t1's leads in ``order``, read ``limit`` at a time, each page after the last."""
+    seen: list[str] = []
+    cursor = None
+    while page := await store.query("t1", "leads", order_by=order, limit=limit, start_after=cursor):
+        seen += [d.id for d in page]
+        cursor = cursor_of(page[-1], order)
+    return seen
+
+
 @pytest.mark.parametrize("field", ["created_at", "rank"])
 @pytest.mark.parametrize("descending", [False, True])
 async def test_pages_over_nulls_and_numbers_return_every_row_once_nulls_first(
@@ -110,15 +120,7 @@ async def test_pages_over_nulls_and_numbers_return_every_row_once_nulls_first(
     expected = nulls + numbers if not descending else numbers[::-1] + nulls[::-1]
     assert whole == expected  # null first ascending, last descending; ties by id; no missing
     for limit in (1, 2, 3):
-        seen: list[str] = []
-        cursor = None
-        while True:
-            page = await store.query("t1", "leads", order_by=order, limit=limit, start_after=cursor)
-            if not page:
-                break
-            seen += [d.id for d in page]
-            cursor = cursor_of(page[-1], order)
-        assert seen == whole, limit
+        assert await _paged(store, order, limit) == whole, limit
 
 
 @pytest.mark.parametrize("directions", [(False, False), (True, True), (False, True), (True, False)])
@@ -138,12 +140,4 @@ async def test_pages_over_two_orders_with_nulls_return_every_row_once(
     whole = [d.id for d in await store.query("t1", "leads", order_by=order)]
     assert len(whole) == n
     for limit in (1, 2, 3):
-        seen: list[str] = []
-        cursor = None
-        while True:
-            page = await store.query("t1", "leads", order_by=order, limit=limit, start_after=cursor)
-            if not page:
-                break
-            seen += [d.id for d in page]
-            cursor = cursor_of(page[-1], order)
-        assert seen == whole, limit
+        assert await _paged(store, order, limit) == whole, limit
