@@ -24,6 +24,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from kernel.clock import Clock, SystemClock
@@ -808,20 +809,21 @@ _AMBIGUOUS = {
 """Single words too common to be read as an option of a question that was not the one asked."""
 
 
-def _strict_labels(labels: Mapping[str, Sequence[str]], *, project: bool = False) -> dict[str, list[str]]:
-    """Labels specific enough to be recognised in a message that answers another question: a
-    fresh dict (the caller's to change) of the labels kept per option."""
-    key = tuple((cid, tuple(options)) for cid, options in labels.items())
-    return {cid: list(kept) for cid, kept in _strict_label_tuples(key, project)}
+def _strict_labels(
+    labels: Mapping[str, Sequence[str]], *, project: bool = False
+) -> Mapping[str, Sequence[str]]:
+    """Labels specific enough to be recognised in a message that answers another question, per
+    option: one shared, read-only mapping per question's labels (computed once, not per message)."""
+    return _strict_label_map(tuple((cid, tuple(options)) for cid, options in labels.items()), project)
 
 
 @lru_cache(maxsize=1024)  # labels are the playbooks' constants: once per question, not per message
-def _strict_label_tuples(
+def _strict_label_map(
     labels: tuple[tuple[str, tuple[str, ...]], ...], project: bool
-) -> tuple[tuple[str, tuple[str, ...]], ...]:
+) -> Mapping[str, tuple[str, ...]]:
     from playbooks.choices import _GENERIC, _tokens
 
-    out: list[tuple[str, tuple[str, ...]]] = []
+    out: dict[str, tuple[str, ...]] = {}
     for cid, options in labels:
         kept = []
         for label in options:
@@ -832,8 +834,8 @@ def _strict_label_tuples(
                 and tokens[0].text not in (_GENERIC if project else _GENERIC | _AMBIGUOUS)
             ):
                 kept.append(label)
-        out.append((cid, tuple(kept)))
-    return tuple(out)
+        out[cid] = tuple(kept)
+    return MappingProxyType(out)
 
 
 def read_message(
