@@ -626,6 +626,44 @@ def _position(words: list[str], count: int) -> int | None:
     return None
 
 
+@lru_cache(maxsize=1024)  # labels are the playbooks' constants: indexed once per question
+def _stem_index(
+    labels: tuple[tuple[str, tuple[str, ...]], ...],
+) -> tuple[dict[str, tuple[tuple[int, int], ...]], tuple[tuple[str, str, int], ...]]:
+    """For strict matching: ``stem -> ((label number, word position), ...)`` over every label's
+    words, and the labels in the order shown as ``(option id, label, word count)``."""
+    index: dict[str, list[tuple[int, int]]] = {}
+    order: list[tuple[str, str, int]] = []
+    for cid, options in labels:
+        for label in options:
+            tokens = _token_tuple(label[:MAX_CHARS], False)
+            number = len(order)
+            order.append((cid, label, len(tokens)))
+            for position, token in enumerate(tokens):
+                for stem in token.stems:
+                    index.setdefault(stem, []).append((number, position))
+    return {stem: tuple(found) for stem, found in index.items()}, tuple(order)
+
+
+def _whole_label_candidates(
+    labels: tuple[tuple[str, tuple[str, ...]], ...], message: Sequence[_Token]
+) -> list[tuple[str, str]]:
+    """The ``(option id, label)`` pairs, in the order shown, whose every word shares a stem with a
+    word of ``message``: the only labels a strict match can find whole. Costs the message's stems,
+    not the labels' count (a question of 40 labels, most messages naming none of them)."""
+    index, order = _stem_index(labels)
+    seen: dict[int, set[int]] = {}
+    for token in message:
+        for stem in token.stems:
+            for number, position in index.get(stem, ()):
+                seen.setdefault(number, set()).add(position)
+    return [
+        (order[number][0], order[number][1])
+        for number in sorted(seen)
+        if len(seen[number]) == order[number][2]
+    ]
+
+
 def match_choice(
     text: str,
     choices: Mapping[str, Sequence[str]],
@@ -688,25 +726,30 @@ def match_choice(
     partial: dict[str, float] = {}
     topic = {t.text for t in _tokens(question)} if question else set()
     # strict: only a whole label counts, each of its words sharing a stem with one of the message's
-    said = frozenset().union(*(t.stems for t in message)) if strict else frozenset()
-    for cid, options in labels.items():
-        for label in options:
-            label_tokens: Sequence[_Token] = _token_tuple(label[:MAX_CHARS], False)  # cached, not copied
-            if topic and any(t.text not in topic for t in label_tokens):
-                label_tokens = [t for t in label_tokens if t.text not in topic]
-            if not label_tokens or (strict and any(said.isdisjoint(t.stems) for t in label_tokens)):
-                continue  # (strict: a word of the label is not in the message, so no whole label)
-            hits = _label_hits(label_tokens, message, exact=strict)
-            if _negated(label_tokens, message, hits):
-                continue
-            if len(hits) == len(label_tokens):
-                if len(label_tokens) > full.get(cid, (0, []))[0]:
-                    full[cid] = (len(label_tokens), hits)
-                    # the longest label found decides whether the words were misspelt
-                    exact = strict or len(_label_hits(label_tokens, message, exact=True)) == len(label_tokens)
-                    (verbatim.add if exact else verbatim.discard)(cid)
-            elif hits and not strict and any(message[i].text not in _WEAK_ALONE for i in hits):
-                partial[cid] = max(partial.get(cid, 0.0), len(hits) / len(label_tokens))
+    # (the labels whose every word does are looked up by stem: most messages name none of them)
+    searched = (
+        _whole_label_candidates(tuple((cid, tuple(options)) for cid, options in labels.items()), message)
+        if strict and not topic
+        else [(cid, label) for cid, options in labels.items() for label in options]
+    )
+    said = frozenset().union(*(t.stems for t in message)) if strict and topic else frozenset()
+    for cid, label in searched:
+        label_tokens: Sequence[_Token] = _token_tuple(label[:MAX_CHARS], False)  # cached, not copied
+        if topic and any(t.text not in topic for t in label_tokens):
+            label_tokens = [t for t in label_tokens if t.text not in topic]
+        if not label_tokens or (said and any(said.isdisjoint(t.stems) for t in label_tokens)):
+            continue  # (strict: a word of the label is not in the message, so no whole label)
+        hits = _label_hits(label_tokens, message, exact=strict)
+        if _negated(label_tokens, message, hits):
+            continue
+        if len(hits) == len(label_tokens):
+            if len(label_tokens) > full.get(cid, (0, []))[0]:
+                full[cid] = (len(label_tokens), hits)
+                # the longest label found decides whether the words were misspelt
+                exact = strict or len(_label_hits(label_tokens, message, exact=True)) == len(label_tokens)
+                (verbatim.add if exact else verbatim.discard)(cid)
+        elif hits and not strict and any(message[i].text not in _WEAK_ALONE for i in hits):
+            partial[cid] = max(partial.get(cid, 0.0), len(hits) / len(label_tokens))
     if full:
         # an option whose words all sit inside a longer match of another option does not count
         def dominated(cid: str) -> bool:
