@@ -77,12 +77,16 @@ async def _worker(settings: object) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await runtime.start()
+    import gc
+
     from app.core.logs import get_logger
     from app.ops.heap import freeze_startup_heap
 
     # as `leadwarm serve` does once started: full collections never walk the startup objects
     frozen = freeze_startup_heap()
-    get_logger("leadwarm.worker").info("worker.ready", store=settings.store, frozen_objects=frozen)
+    get_logger("leadwarm.worker").info(
+        "worker.ready", store=settings.store, frozen_objects=frozen, gc_threshold=list(gc.get_threshold())
+    )
     await stop.wait()
     await runtime.stop()
 

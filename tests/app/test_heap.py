@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from app.ops.heap import freeze_startup_heap
+from app.ops.heap import YOUNG_THRESHOLD, freeze_startup_heap
 
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    threshold = gc.get_threshold()
     yield
     gc.unfreeze()  # the rest of the test session collects as before
+    gc.set_threshold(*threshold)
 
 
 def test_objects_alive_at_startup_are_frozen_and_later_ones_are_not(unfrozen: None) -> None:
@@ -35,6 +37,14 @@ def test_objects_alive_at_startup_are_frozen_and_later_ones_are_not(unfrozen: No
     later = [[i] for i in range(10)]
     tracked = {id(o) for o in gc.get_objects()}
     assert all(id(item) in tracked for item in later)
+
+
+def test_the_youngest_generation_is_collected_less_often_once_frozen(unfrozen: None) -> None:
+    older = gc.get_threshold()[1:]
+    freeze_startup_heap()
+    assert gc.get_threshold() == (YOUNG_THRESHOLD, *older) and YOUNG_THRESHOLD > 700
+    kept = [[i] for i in range(YOUNG_THRESHOLD // 2)]  # half the threshold: no young collection
+    assert gc.get_count()[0] >= len(kept)  # (at 700 the count restarts at every young collection)
 
 
 def test_leadwarm_worker_freezes_its_startup_heap_once_started(tmp_path: Path) -> None:
@@ -66,4 +76,5 @@ def test_leadwarm_worker_freezes_its_startup_heap_once_started(tmp_path: Path) -
         code = proc.wait(timeout=60)
     assert started is not None, "no worker.ready line in 120 s"
     assert isinstance(started["frozen_objects"], int) and started["frozen_objects"] > 10_000
+    assert started["gc_threshold"] == [YOUNG_THRESHOLD, 10, 10]
     assert code == 0
