@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -439,16 +440,29 @@ def _score(turn: _Turn, step: ScoreStep) -> None:
 
 
 def _add_points(
-    turn: _Turn, points: int, reason: str, *, evidence: str | None = None, step_id: str | None = None
+    turn: _Turn,
+    points: int,
+    reason: str,
+    *,
+    evidence: str | None = None,
+    step_id: str | None = None,
+    code: str | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> int:
-    """Move the score (kept within 0-100), record why, emit LeadQualified once; returns the
-    points actually applied."""
+    """Move the score (kept within 0-100), record why (``code`` and ``params``: the reason as a
+    code, see :class:`ScoreChanged`), emit LeadQualified once; returns the points actually applied."""
     state = turn.state
     before = state.score
     state.score = max(0, min(100, before + points))
     turn.actions.append(
         ScoreChanged(
-            points=state.score - before, reason=reason, score=state.score, evidence=evidence, step_id=step_id
+            points=state.score - before,
+            reason=reason,
+            score=state.score,
+            evidence=evidence,
+            step_id=step_id,
+            reason_code=code or None,
+            reason_params=dict(params or {}),
         )
     )
     _check_threshold(turn)
@@ -959,7 +973,14 @@ def _apply_scorer(turn: _Turn, interpretation: Interpretation) -> None:
     for adjustment in adjustments:
         if not adjustment.points:
             continue
-        _add_points(turn, int(adjustment.points), str(adjustment.reason), evidence=adjustment.evidence)
+        _add_points(
+            turn,
+            int(adjustment.points),
+            str(adjustment.reason),
+            evidence=adjustment.evidence,
+            code=adjustment.code,
+            params=adjustment.params,
+        )
         state.score_applied[adjustment.key] = state.score_applied.get(adjustment.key, 0) + int(
             adjustment.points
         )
@@ -1085,7 +1106,15 @@ def _rescore(turn: _Turn, slot: str, previous: Any) -> None:
         now = bool(evaluate(step.if_, turn.context(), notes=turn.notes))
         if was != now:
             reason = f"{step.reason} (corrected)" if now else f"{step.reason} (no longer: corrected)"
-            _add_points(turn, step.points if now else -step.points, reason, step_id=step.id)
+            code = "step.corrected" if now else "step.no_longer"
+            _add_points(
+                turn,
+                step.points if now else -step.points,
+                reason,
+                step_id=step.id,
+                code=code,
+                params={"text": step.reason},
+            )
 
 
 def _acknowledge(turn: _Turn, interpretation: Interpretation, filled: set[str], ask: AskStep | None) -> None:

@@ -214,7 +214,10 @@ class SlotFilled(_Model):
 
 
 class ScoreChanged(_Model):
-    """The score moved by ``points`` (may be negative) for ``reason``; ``score`` is the new total."""
+    """The score moved by ``points`` (may be negative) for ``reason``; ``score`` is the new total.
+    ``reason_code`` and ``reason_params``: the reason as a code with its parameters when the
+    engine or the scoring port wrote it (a page says it in its reader's language); ``None`` for a
+    playbook author's own words."""
 
     type: Literal["score_changed"] = "score_changed"
     points: int
@@ -222,6 +225,8 @@ class ScoreChanged(_Model):
     score: int
     evidence: str | None = None
     step_id: str | None = None
+    reason_code: str | None = None
+    reason_params: dict[str, Any] = Field(default_factory=dict)
 
 
 class LeadQualified(_Model):
@@ -474,7 +479,9 @@ class Interpreter(Protocol):
 
 class ScoreAdjustment(Protocol):
     """One scoring rule's verdict: ``points`` (may be negative) for ``reason``, quoting
-    ``evidence`` (the lead's words) when there is one; ``key`` names the rule, so it counts once."""
+    ``evidence`` (the lead's words) when there is one; ``key`` names the rule, so it counts once.
+    ``code`` and ``params`` are the reason as a code with its parameters (``""``: none), carried to
+    :class:`ScoreChanged` as they are."""
 
     @property
     def points(self) -> int: ...
@@ -487,6 +494,12 @@ class ScoreAdjustment(Protocol):
 
     @property
     def key(self) -> str: ...
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
 
 
 @runtime_checkable

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from app.ai.llm.usage import TurnUsage, add_to_totals
-from app.conversations import score_reasons
 from app.conversations.records import Conversation, ConversationEvent, Lead, LeadStage, Message
 from app.conversations.typography import french_spacing
 from app.messaging.records import InboxItem, OutboxItem
@@ -318,17 +317,19 @@ def plan_turn(
             )
         elif isinstance(action, ScoreChanged):
             ld.score = action.score
-            scored = _event(
-                now,
-                "score_changed",
-                points=action.points,
-                reason=action.reason,
-                score=action.score,
-                evidence=action.evidence,
-                step_id=action.step_id,
+            coded = {"reason_code": action.reason_code, "reason_params": action.reason_params}
+            events.append(
+                _event(
+                    now,
+                    "score_changed",
+                    points=action.points,
+                    reason=action.reason,
+                    score=action.score,
+                    evidence=action.evidence,
+                    step_id=action.step_id,
+                    **(coded if action.reason_code else {}),  # the reason's code, for the dashboard
+                )
             )
-            scored.detail = score_reasons.tagged(scored.detail)  # the reason's code, for the dashboard
-            events.append(scored)
         elif isinstance(action, LeadQualified):
             if ld.stage != "booked":
                 ld.stage = "qualified"

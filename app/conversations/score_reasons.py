@@ -1,11 +1,13 @@
 """The built-in scorer's reasons as codes with parameters, so a page can say them in its reader's language.
 
 The scorer (:mod:`app.conversations.scoring`) writes each reason in English (``reason``, what API
-users and the CRM read) from a code and its parameters through :func:`english`. The engine passes
-only that text on, so the turn's planning reads the code back with :func:`parse` and stores it with
-the ``score_changed`` event (``reason_code``, ``reason_params``); :func:`tagged` does the same for
-events stored before codes existed. A playbook's own ``score`` steps (events with a ``step_id``)
-keep their author's text; only the engine's " (corrected)" suffix on them gets a code.
+users and the CRM read) from a code and its parameters through :func:`english`, and hands the code
+and parameters on with it (``ScoreAdjustment.code`` and ``params``): the engine carries them in
+its ``ScoreChanged`` action, and the turn's planning stores them with the ``score_changed`` event
+(``reason_code``, ``reason_params``). Nothing reads a code back from English, except
+:func:`tagged` (through :func:`parse`) for events stored before codes existed. A playbook's own
+``score`` steps (events with a ``step_id``) keep their author's text; the engine's re-reading of
+one after a corrected answer gets the code ``step.corrected`` or ``step.no_longer``.
 
 Codes and parameters (every parameter a str or a number):
 

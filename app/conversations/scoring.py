@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.conversations.score_reasons import english, with_was
@@ -73,12 +73,23 @@ _QUOTE_CHARS = 120
 @dataclass(frozen=True, slots=True)
 class ScoreDelta:
     """A change of the lead's score: ``points`` (may be negative) for ``reason``, with the lead's quoted
-    ``evidence`` (may be empty). ``key`` names the rule, the same across turns (see :func:`reconcile`)."""
+    ``evidence`` (may be empty). ``key`` names the rule, the same across turns (see :func:`reconcile`).
+    ``code`` and ``params``: the reason as a code with its parameters
+    (:mod:`app.conversations.score_reasons`), which ``reason`` and ``evidence`` are the English of."""
 
     points: int
     reason: str
     evidence: str
     key: str
+    code: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, points: int, code: str, params: Mapping[str, Any], *, key: str) -> ScoreDelta:
+        """The delta of ``points`` for reason ``code`` with ``params``, its English written by
+        :func:`app.conversations.score_reasons.english` (raises ``KeyError`` as it does)."""
+        reason, evidence = english(code, params)
+        return cls(points, reason, evidence, key=key, code=code, params=dict(params))
 
 
 def _fold(text: str) -> str:
@@ -125,8 +136,8 @@ def score_from_signals(signals: Mapping[str, Any] | None, *, evidence_text: str)
         evidence = str(_field(signal, "evidence") or "")
         if not points or not _grounded(evidence, evidence_text):
             continue
-        reason, quote = english("signal", {"signal": name, "level": level, "quote": _quote(evidence)})
-        deltas.append(ScoreDelta(points=points, reason=reason, evidence=quote, key=f"signal:{name}"))
+        params = {"signal": name, "level": level, "quote": _quote(evidence)}
+        deltas.append(ScoreDelta.of(points, "signal", params, key=f"signal:{name}"))
     return deltas
 
 
@@ -146,13 +157,18 @@ def score_from_engagement(*, reply_seconds: float | None, inbound_count: int) ->
             "minutes": int(minutes) if minutes.is_integer() else minutes,
             "seconds": round(reply_seconds),
         }
-        reason, evidence = english("engagement.fast_reply", params)
         deltas.append(
-            ScoreDelta(ENGAGEMENT_POINTS["fast_reply"], reason, evidence, key="engagement:fast_reply")
+            ScoreDelta.of(
+                ENGAGEMENT_POINTS["fast_reply"], "engagement.fast_reply", params, key="engagement:fast_reply"
+            )
         )
     if inbound_count >= MANY_MESSAGES:
-        reason, evidence = english("engagement.messages", {"min": MANY_MESSAGES, "count": inbound_count})
-        deltas.append(ScoreDelta(ENGAGEMENT_POINTS["messages"], reason, evidence, key="engagement:messages"))
+        params = {"min": MANY_MESSAGES, "count": inbound_count}
+        deltas.append(
+            ScoreDelta.of(
+                ENGAGEMENT_POINTS["messages"], "engagement.messages", params, key="engagement:messages"
+            )
+        )
     return deltas
 
 
@@ -171,7 +187,14 @@ def reconcile(deltas: Iterable[ScoreDelta], applied: Mapping[str, int]) -> list[
         if before is None:
             out.append(delta)
         elif before != delta.points:
-            out.append(replace(delta, points=delta.points - before, reason=with_was(delta.reason, before)))
+            out.append(
+                replace(
+                    delta,
+                    points=delta.points - before,
+                    reason=with_was(delta.reason, before),
+                    params={**delta.params, "was": before} if delta.code else delta.params,
+                )
+            )
     return out
 
 

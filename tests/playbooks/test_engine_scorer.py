@@ -3,7 +3,7 @@ engagement) move the score with reasons, count once per rule, and can qualify th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from playbooks import load_playbook_text
@@ -39,6 +39,8 @@ class Adjustment:
     reason: str
     evidence: str | None
     key: str
+    code: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class SignalScorer:
@@ -85,3 +87,21 @@ async def test_scorer_points_emit_lead_qualified_at_the_threshold(make_conversat
     [qualified] = conversation.all_actions(LeadQualified)
     assert (qualified.score, qualified.threshold) == (35, 30)
     assert conversation.state.qualified
+
+
+async def test_a_scorer_reason_code_and_parameters_reach_the_action_as_given(make_conversation: Any) -> None:
+    conversation: Conversation = make_conversation(PLAYBOOK)
+    params = {"signal": "need", "level": "high", "quote": "a full roof"}
+
+    def coded(interpretation: Any, **_: Any) -> list[Adjustment]:
+        return [
+            Adjustment(
+                8, "Need: high (quoted: 'a full roof')", "a full roof", "signal:need", "signal", params
+            )
+        ]
+
+    conversation.ports = conversation.ports.model_copy(update={"scorer": coded})
+    await conversation.start()
+    await conversation.say("a full roof of panels")
+    [changed] = [a for a in conversation.last.actions if isinstance(a, ScoreChanged)]
+    assert (changed.reason_code, changed.reason_params) == ("signal", params)

@@ -564,6 +564,12 @@ async def test_a_corrected_answer_takes_back_the_points_it_gave_and_gives_the_ne
     assert [a.reason.startswith(given or "") for a in changes if a.points > 0] == ([True] if given else [])
     assert c.state.score == score + sum(a.points for a in changes)
     assert said(c)[-1][0] == "reask"  # the pending question, not the corrected one's answer
+    # the engine's re-reading of a score step carries its code, the author's words as a parameter
+    suffixes = {"step.corrected": " (corrected)", "step.no_longer": " (no longer: corrected)"}
+    reread = [a for a in changes if a.reason.endswith(tuple(suffixes.values()))]
+    assert reread and all(
+        a.step_id and a.reason == a.reason_params["text"] + suffixes[str(a.reason_code)] for a in reread
+    )
 
 
 @pytest.mark.parametrize(
