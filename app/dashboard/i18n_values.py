@@ -1,9 +1,9 @@
 """The words for the values the API returns as codes (a lead's stage, a message's delivery state, a
-CSV import's status, an integration's category and sign-in mode), in English and French.
+CSV import's status, an integration's category and sign-in mode, a channel), in English and French.
 
 Merged into :data:`app.dashboard.i18n.STRINGS`; the pages look a code up as ``T["stage_" + code]``
-(``ms_``, ``imp_``, ``cat_``, ``auth_``; ``prov_`` a provider's name) and show the code itself
-when it has no entry.
+(``ms_``, ``imp_``, ``cat_``, ``auth_``; ``prov_`` a provider's name; ``chn_`` a channel's name,
+one per :data:`channels.registry.CHANNELS`) and show the code itself when it has no entry.
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ from __future__ import annotations
 __all__ = ["VALUE_STRINGS"]
 
 VALUE_STRINGS: dict[str, dict[str, str]] = {
+    # channels.registry.CHANNELS
+    "chn_whatsapp": {"en": "WhatsApp", "fr": "WhatsApp"},
+    "chn_sms": {"en": "SMS", "fr": "SMS"},
+    "chn_email": {"en": "Email", "fr": "E-mail"},
+    "chn_webchat": {"en": "Web chat", "fr": "Chat web"},
     # app.conversations.records.LeadStage
     "stage_new": {"en": "new", "fr": "nouveau"},
     "stage_engaged": {"en": "engaged", "fr": "engagé"},

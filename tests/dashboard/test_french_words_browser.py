@@ -4,8 +4,8 @@
 - the timeline's handoff events, the built-in scorer's reasons and their evidence, bookings and CRM
   sync entries in words (a playbook author's own reason, "Big budget", stays as written); a score
   event stored before reasons had codes reads in French too;
-- the conversation page's outbound decisions in words ("envoyé · envoyer · autorisé"), a deferred
-  one with its reason ("heures calmes");
+- the conversation page's outbound decisions in words ("Chat web · envoyé · envoyer · autorisé"), a
+  deferred one with its reason ("heures calmes"); channels by their names, never their codes;
 - the same pages in English keep the English words.
 
 Screenshots go to tests/artifacts/ (``words-*.png``).
@@ -34,7 +34,7 @@ page = journeys.page
 #: Raw codes and the engine's English that must not show on a French page.
 ENGLISH = re.compile(
     r"handoff\.requested|· playbook\b|Engagement: replied|replied after|or more messages|\bconfirmed\b"
-    r"|\bsynced\b|circuit open|builtin|\(end\)|· (sent|send|allowed|defer|quiet_hours)\b"
+    r"|\bsynced\b|circuit open|builtin|\(end\)|· (sent|send|allowed|defer|quiet_hours)\b|\bwebchat\b"
 )
 
 
@@ -173,7 +173,7 @@ def test_the_lead_and_conversation_pages_speak_french(page: Page, tenant: Tenant
 
     page.goto(f"{base}/app/conversations/{started['conversation_id']}")
     decisions = page.locator("#decisions")
-    expect(decisions).to_contain_text("webchat · envoyé · envoyer · autorisé")
+    expect(decisions).to_contain_text("Chat web · envoyé · envoyer · autorisé")
     expect(decisions).to_contain_text(
         re.compile(r"en attente d'envoi · envoyer plus tard · heures calmes · jusqu'au \S+")
     )
@@ -197,7 +197,7 @@ def test_the_same_pages_in_english(page: Page, tenant: Tenant) -> None:
     expect(timeline).to_contain_text("Engagement: replied within 5 minutes")
     expect(page.locator("#score-history tbody")).to_contain_text("Engagement: 5 or more messages")
     page.goto(f"{tenant.server.base}/app/conversations/{started['conversation_id']}")
-    expect(page.locator("#decisions")).to_contain_text("webchat · sent · send · allowed")
+    expect(page.locator("#decisions")).to_contain_text("Web chat · sent · send · allowed")
     expect(page.locator("#decisions")).to_contain_text("send later · quiet hours · until")
 
 

@@ -68,7 +68,7 @@
             (c) => el("span", { class: "badge st-" + c.status }, T["st_" + c.status] || c.status),
             (c) =>
               (c.waiting_s === null ? "" : duration(c.waiting_s)) + (c.call_back ? " · " + T.call_back_requested : ""),
-            (c) => c.channel,
+            (c) => word("chn_", c.channel),
             (c) => c.playbook_id,
             (c) => String(c.score),
             (c) => when(c.updated_at),
@@ -116,7 +116,7 @@
         const lead = c.lead || {};
         document.getElementById("conv-title").textContent = T.conversation + " · " + (lead.name || c.address || c.id);
         document.getElementById("conv-meta").textContent = [
-          T["st_" + c.status] || c.status, c.channel, c.playbook_id + " v" + c.playbook_version,
+          T["st_" + c.status] || c.status, word("chn_", c.channel), c.playbook_id + " v" + c.playbook_version,
           T.step + T.colon + (c.current_step || "–"), T.model_cost + T.colon + money(c.cost_usd),
         ].join(" · ");
         const transcript = document.getElementById("transcript");
@@ -143,9 +143,9 @@
         document.getElementById("decisions").replaceChildren(
           ...(c.delivery_decisions || []).map((d) =>
             el("li", {}, [
-              d.channel, word("ob_", d.status), word("act_", d.action), word("why_", d.reason),
+              word("chn_", d.channel), word("ob_", d.status), word("act_", d.action), word("why_", d.reason),
               d.action === "defer" && d.until ? T.until + " " + when(d.until) : "",
-              d.rerouted_from ? T.rerouted_from + " " + d.rerouted_from + " (" + word("why_", d.rerouted_because) + ")" : "",
+              d.rerouted_from ? T.rerouted_from + " " + word("chn_", d.rerouted_from) + " (" + word("why_", d.rerouted_because) + ")" : "",
             ].filter(Boolean).join(" · "))),
         );
         if (!(c.delivery_decisions || []).length) document.getElementById("decisions").append(el("li", {}, T.nothing));

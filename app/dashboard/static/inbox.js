@@ -137,7 +137,7 @@
       document.getElementById("answers").replaceChildren(
         ...(slots.length ? slots.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]) : [el("dd", {}, T.nothing)]));
       const rows = o.timeline.map((e) => el("tr", { class: "k-" + e.kind },
-        el("td", {}, when(e.at)), el("td", {}, T["k_" + e.kind] || e.kind), el("td", {}, e.channel || ""), el("td", { class: "text" }, detail(e))));
+        el("td", {}, when(e.at)), el("td", {}, T["k_" + e.kind] || e.kind), el("td", {}, word("chn_", e.channel)), el("td", { class: "text" }, detail(e))));
       if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "4", class: "empty" }, T.nothing)));
       document.querySelector("#timeline tbody").replaceChildren(...rows);
       const history = o.score_history.map((s) => {
@@ -149,7 +149,7 @@
       if (!history.length) history.push(el("tr", {}, el("td", { colspan: "5", class: "empty" }, T.nothing)));
       document.querySelector("#score-history tbody").replaceChildren(...history);
       const convs = o.conversations.map((c) => el("li", {},
-        el("a", { href: "/app/conversations/" + encodeURIComponent(c.id) }, c.channel + " · " + c.playbook_id),
+        el("a", { href: "/app/conversations/" + encodeURIComponent(c.id) }, word("chn_", c.channel) + " · " + c.playbook_id),
         " · " + (T["st_" + c.status] || c.status) + " · " + when(c.created_at)));
       document.getElementById("lead-conversations").replaceChildren(...(convs.length ? convs : [el("li", {}, T.nothing)]));
       const bookings = o.bookings.map((b) => el("li", {}, [when(b.start), b.title, word("bk_", b.status), word("cal_", b.provider)].filter(Boolean).join(" · ")));
