@@ -21,7 +21,15 @@ _MAX_VALUE_CHARS = 4096
 
 
 class CredentialError(IntegrationError):
-    """A credential field is missing, unknown or too long (the message names the field only)."""
+    """A credential field is missing, unknown or too long (the message names the field only).
+    ``code`` says which (``credential_required``, ``credential_unknown``, ``credential_too_long``)
+    and ``params`` names the ``provider`` and the ``field`` (or ``fields``, comma-separated), so
+    a page can say it in its reader's language."""
+
+    def __init__(self, message: str, code: str, **params: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 class CredentialService:
@@ -42,7 +50,12 @@ class CredentialService:
         fields = {f.name: f for f in provider.credential_fields(mode)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise CredentialError(f"{provider.name}: unknown field(s) {unknown}")
+            raise CredentialError(
+                f"{provider.name}: unknown field(s) {unknown}",
+                "credential_unknown",
+                provider=provider.name,
+                fields=", ".join(name[:64] for name in unknown[:10]),
+            )
         secrets: dict[str, Secret] = {}
         settings: dict[str, Any] = {}
         for name, spec in fields.items():
@@ -50,10 +63,20 @@ class CredentialService:
             text = raw.reveal() if isinstance(raw, Secret) else (raw if raw is None else str(raw))
             if text is None or not text.strip():
                 if spec.required and not partial:
-                    raise CredentialError(f"{provider.name}: {name} is required")
+                    raise CredentialError(
+                        f"{provider.name}: {name} is required",
+                        "credential_required",
+                        provider=provider.name,
+                        field=name,
+                    )
                 continue
             if len(text) > _MAX_VALUE_CHARS:
-                raise CredentialError(f"{provider.name}: {name} is too long")
+                raise CredentialError(
+                    f"{provider.name}: {name} is too long",
+                    "credential_too_long",
+                    provider=provider.name,
+                    field=name,
+                )
             if spec.secret:
                 secrets[name] = Secret(text.strip())
             else:

@@ -50,11 +50,13 @@ from app.connections.admin import AdminCaller
 from app.connections.audit import record
 from app.connections.services import ConnectionServices
 from app.connections.sync import SyncRegistry
+from app.core.coded_errors import refusal
 from app.core.logs import get_logger
 from app.messaging.tenant_channels import register_routes
 from app.tenancy.directory import TenantDirectory
 from crm_sync.base import AuthError, IntegrationError
 from crm_sync.catalog import CatalogError
+from crm_sync.credentials import CredentialError
 from crm_sync.models import Connection, ConnectionStatus
 from crm_sync.oauth import OAuthError
 from crm_sync.repository import ConnectionRepository
@@ -101,8 +103,22 @@ class OAuthAppIn(_In):
     client_secret: str = Field(min_length=1, max_length=4096)
 
 
-def _bad(detail: str) -> HTTPException:
-    return HTTPException(status_code=HTTP_400_BAD_REQUEST, detail=detail)
+def _bad(detail: str, code: str | None = None, **params: str) -> HTTPException:
+    """A 400 with ``detail``; with ``code`` and ``params`` when a page may say it in its reader's
+    words (:mod:`app.core.coded_errors`, ``err_<code>`` in :mod:`app.dashboard.i18n_errors`)."""
+    return refusal(HTTP_400_BAD_REQUEST, detail, code, dict(params) or None)
+
+
+def _conflict(detail: str, code: str, **params: str) -> HTTPException:
+    """A 409 with ``detail``, ``code`` and ``params`` (see :func:`_bad`)."""
+    return refusal(HTTP_409_CONFLICT, detail, code, dict(params) or None)
+
+
+def _credential_refusal(exc: IntegrationError) -> HTTPException:
+    """The 400 of a refused credential: its code and parameters when it has them."""
+    if isinstance(exc, CredentialError):
+        return _bad(str(exc), exc.code, **exc.params)
+    return _bad(str(exc))
 
 
 async def _body(request: Request[Any, Any, Any], model: type[M]) -> M:
@@ -128,7 +144,7 @@ def _check_settings(settings: Mapping[str, str]) -> dict[str, str]:
         raise _bad(f"settings: unknown key(s) {unknown} (allowed: {sorted(SETTABLE)})")
     base = settings.get("base_url")
     if base is not None and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", base[:500]):
-        raise _bad("settings.base_url: must be an http(s) URL")
+        raise _bad("settings.base_url: must be an http(s) URL", "not_http_url")
     return dict(settings)
 
 
@@ -201,14 +217,26 @@ async def create(
     try:
         entry = connections.catalog.get(body.provider)
     except CatalogError:
-        raise _bad(f"provider: unknown provider {body.provider!r} (see GET /api/v1/integrations)") from None
+        raise _bad(
+            f"provider: unknown provider {body.provider!r} (see GET /api/v1/integrations)",
+            "provider_unknown",
+            provider=body.provider[:64],
+        ) from None
     if body.auth_mode == "oauth2" or (body.auth_mode is None and entry.auth_modes == ("oauth2",)):
-        raise _bad(f"provider: {entry.name} connects through OAuth: GET /auth/{entry.name}/init")
+        raise _bad(
+            f"provider: {entry.name} connects through OAuth: GET /auth/{entry.name}/init",
+            "provider_oauth_only",
+            provider=entry.name,
+        )
     if body.auth_mode is not None and body.auth_mode not in entry.auth_modes:
-        raise _bad(f"auth_mode: {entry.name} takes {list(entry.auth_modes)}")
+        raise _bad(
+            f"auth_mode: {entry.name} takes {list(entry.auth_modes)}",
+            "auth_mode_not_offered",
+            provider=entry.name,
+        )
     settings = _check_settings(body.settings)
     if body.id and await connections.repository.get_connection(admin.tenant_id, body.id) is not None:
-        raise HTTPException(status_code=HTTP_409_CONFLICT, detail=f"integration {body.id!r} exists")
+        raise _conflict(f"integration {body.id!r} exists", "integration_exists", id=body.id)
     try:
         connection = await connections.credentials.create(
             admin.tenant_id,
@@ -221,7 +249,7 @@ async def create(
             connection_id=body.id,
         )
     except IntegrationError as exc:
-        raise _bad(str(exc)) from None
+        raise _credential_refusal(exc) from None
     log.info("integration.created", tenant=admin.tenant_id, provider=entry.name, connection_id=connection.id)
     await register_routes(tenants, connection)
     return _view(connection)
@@ -250,22 +278,21 @@ async def update(
     body = await _body(request, IntegrationUpdate)
     settings = _check_settings(body.settings or {})
     if body.credentials and current.auth_mode == "oauth2":
-        raise HTTPException(
-            status_code=HTTP_409_CONFLICT,
-            detail=f"an OAuth connection is renewed by connecting again: GET /auth/{current.provider}/init"
+        raise _conflict(
+            f"an OAuth connection is renewed by connecting again: GET /auth/{current.provider}/init"
             f"?connection_id={current.id}",
+            "oauth_renewed_by_connecting",
         )
     if "base_url" in settings and settings["base_url"] != current.settings.get("base_url"):
         # secrets are write-only: they never go to a new host unless they are entered again
         if current.auth_mode == "oauth2":
-            raise HTTPException(
-                status_code=HTTP_409_CONFLICT, detail="an OAuth connection's API host comes from the provider"
-            )
+            raise _conflict("an OAuth connection's API host comes from the provider", "oauth_host_fixed")
         missing = sorted(set(current.secrets) - set(body.credentials or {}))
         if missing:
-            raise HTTPException(
-                status_code=HTTP_409_CONFLICT,
-                detail=f"a new base_url needs the secret field(s) {missing} entered again",
+            raise _conflict(
+                f"a new base_url needs the secret field(s) {missing} entered again",
+                "secrets_needed_again",
+                fields=", ".join(missing),
             )
     stored = current
     if body.credentials or (settings and current.auth_mode != "oauth2"):
@@ -274,7 +301,7 @@ async def update(
                 admin.tenant_id, connection_id, body.credentials or {}, settings=settings, actor=admin.actor
             )
         except IntegrationError as exc:
-            raise _bad(str(exc)) from None
+            raise _credential_refusal(exc) from None
     elif settings:
         stored = await _patch(connections.repository, current, settings=settings) or stored
     if body.label is not None:
@@ -328,9 +355,7 @@ async def enable(
             if current.auth_mode == "oauth2"
             else "update its credentials: PUT /api/v1/integrations/" + current.id
         )
-        raise HTTPException(
-            status_code=HTTP_409_CONFLICT, detail=f"the connection needs re-authorisation: {how}"
-        )
+        raise _conflict(f"the connection needs re-authorisation: {how}", "needs_reauthorisation")
     return await _set_status(connections, admin, current, "active", "enable")
 
 
@@ -405,7 +430,7 @@ async def sync(
     if handler is None:
         return {"status": "nothing_to_sync", "message": "nothing to sync yet", "id": current.id}
     if current.status != "active":
-        raise HTTPException(status_code=HTTP_409_CONFLICT, detail=f"the connection is {current.status}")
+        raise _conflict(f"the connection is {current.status}", "connection_not_active", status=current.status)
     try:
         facts = await handler(current, actor=admin.actor)
     except IntegrationError as exc:

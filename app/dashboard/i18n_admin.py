@@ -56,6 +56,7 @@ ADMIN_STRINGS: dict[str, dict[str, str]] = {
     # integrations
     "catalog": {"en": "Available integrations", "fr": "Intégrations disponibles"},
     "connected": {"en": "Connected accounts", "fr": "Comptes connectés"},
+    "now_connected": {"en": "Connected", "fr": "Connecté"},
     "provider": {"en": "Provider", "fr": "Fournisseur"},
     "kind": {"en": "Kind", "fr": "Type"},
     "auth": {"en": "Authorisation", "fr": "Autorisation"},

@@ -4,8 +4,11 @@
 Merged into :data:`app.dashboard.i18n.STRINGS` as ``err_<code>`` with ``{param}`` placeholders;
 lw.js's ``api()`` and the settings page use them, and show the API's English for a code without
 words here. Codes: the settings API's own (:mod:`app.tenancy.settings_api`), pydantic's error types
-for ranges and sizes, the CSV import's (:class:`app.dashboard.imports.ImportFileError`) and the
-people API's (:class:`app.dashboard.people.PeopleError`).
+for ranges and sizes, the CSV import's (:class:`app.dashboard.imports.ImportFileError`), the
+people API's (:class:`app.dashboard.people.PeopleError`) and the integrations API's
+(:mod:`app.connections.routes`, :class:`crm_sync.credentials.CredentialError`). A ``field``
+parameter is a credential field's name (its words: ``cf_<name>``), a ``status`` a connection's
+(``cst_<status>``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,52 @@ __all__ = ["ERROR_STRINGS"]
 _NB = "\u00a0"
 
 ERROR_STRINGS: dict[str, dict[str, str]] = {
+    # app.connections.routes and crm_sync.credentials.CredentialError
+    "err_credential_required": {"en": "{field} is required", "fr": f"«{_NB}{{field}}{_NB}» est obligatoire"},
+    "err_credential_too_long": {
+        "en": "{field} is too long",
+        "fr": f"«{_NB}{{field}}{_NB}» est trop long",
+    },
+    "err_credential_unknown": {
+        "en": "unknown field(s): {fields}",
+        "fr": f"champ(s) inconnu(s){_NB}: {{fields}}",
+    },
+    "err_provider_unknown": {
+        "en": "unknown integration '{provider}'",
+        "fr": f"intégration inconnue «{_NB}{{provider}}{_NB}»",
+    },
+    "err_provider_oauth_only": {
+        "en": "this integration connects through its sign-in page: use its Connect button",
+        "fr": f"cette intégration se connecte par sa page de connexion{_NB}: utilisez son bouton Connecter",
+    },
+    "err_auth_mode_not_offered": {
+        "en": "this integration does not offer this way of signing in",
+        "fr": "cette intégration ne propose pas ce mode de connexion",
+    },
+    "err_integration_exists": {
+        "en": "an integration named '{id}' already exists",
+        "fr": f"une intégration nommée «{_NB}{{id}}{_NB}» existe déjà",
+    },
+    "err_oauth_renewed_by_connecting": {
+        "en": "a connection made through a sign-in page is renewed by connecting again",
+        "fr": "une connexion faite par une page de connexion se renouvelle en se connectant de nouveau",
+    },
+    "err_oauth_host_fixed": {
+        "en": "the API address of a connection made through a sign-in page comes from the service",
+        "fr": "l'adresse d'API d'une connexion faite par une page de connexion vient du service",
+    },
+    "err_secrets_needed_again": {
+        "en": "a new API address needs these secret fields entered again: {fields}",
+        "fr": f"une nouvelle adresse d'API demande de saisir de nouveau ces champs secrets{_NB}: {{fields}}",
+    },
+    "err_needs_reauthorisation": {
+        "en": "the connection must be authorised again",
+        "fr": "la connexion doit être autorisée de nouveau",
+    },
+    "err_connection_not_active": {
+        "en": "the connection is {status}",
+        "fr": "la connexion est {status}",
+    },
     # app.tenancy.settings_api
     "err_unknown_time_zone": {
         "en": "unknown time zone '{value}' (an IANA name such as Europe/Paris)",

@@ -3,7 +3,8 @@ CSV import's status, an integration's category and sign-in mode, a channel), in 
 
 Merged into :data:`app.dashboard.i18n.STRINGS`; the pages look a code up as ``T["stage_" + code]``
 (``ms_``, ``imp_``, ``cat_``, ``auth_``; ``prov_`` a provider's name; ``chn_`` a channel's name,
-one per :data:`channels.registry.CHANNELS`) and show the code itself when it has no entry.
+one per :data:`channels.registry.CHANNELS`; ``cst_`` a connection's status, ``tst_`` why its test
+failed) and show the code itself when it has no entry.
 """
 
 from __future__ import annotations
@@ -11,6 +12,16 @@ from __future__ import annotations
 __all__ = ["VALUE_STRINGS"]
 
 VALUE_STRINGS: dict[str, dict[str, str]] = {
+    # crm_sync.models.ConnectionStatus
+    "cst_active": {"en": "active", "fr": "active"},
+    "cst_needs_reauth": {"en": "to authorise again", "fr": "à autoriser de nouveau"},
+    "cst_disabled": {"en": "disabled", "fr": "désactivée"},
+    # a connection test's failure (POST /api/v1/integrations/{id}/test: ``error``)
+    "tst_auth_failed": {"en": "the credentials were refused", "fr": "identifiants refusés"},
+    "tst_provider_error": {
+        "en": "the service answered with an error",
+        "fr": "le service a répondu par une erreur",
+    },
     # channels.registry.CHANNELS
     "chn_whatsapp": {"en": "WhatsApp", "fr": "WhatsApp"},
     "chn_sms": {"en": "SMS", "fr": "SMS"},

@@ -61,7 +61,8 @@ async def test_api_key_provider_connects_and_tests(app_env: AppEnv, provider_api
     assert resp.status_code == 200
     failed = (await env.call("POST", f"/api/v1/integrations/{conn_id}/test")).json()
     assert failed["ok"] is False and failed["error"] == "auth_failed" and failed["status"] == "needs_reauth"
-    assert (await env.call("POST", f"/api/v1/integrations/{conn_id}/enable")).status_code == 409
+    refused = await env.call("POST", f"/api/v1/integrations/{conn_id}/enable")
+    assert refused.status_code == 409 and refused.json()["extra"]["code"] == "needs_reauthorisation"
     body = {"credentials": {"api_token": PIPEDRIVE_TOKEN}, "label": "Shop"}
     fixed = (await env.call("PUT", f"/api/v1/integrations/{conn_id}", json=body)).json()
     assert fixed["status"] == "active" and fixed["label"] == "Shop"
@@ -83,28 +84,74 @@ async def test_api_key_provider_connects_and_tests(app_env: AppEnv, provider_api
 
 
 @pytest.mark.parametrize(
-    ("body", "reason"),
+    ("body", "reason", "code", "params"),
     [
-        ({"provider": "pipedrive", "credentials": {"company_domain": "x"}}, "api_token is required"),
-        ({"provider": "nope", "credentials": {}}, "unknown provider"),
-        ({"provider": "gohighlevel", "credentials": {}}, "/auth/gohighlevel/init"),
-        ({"provider": "cal_com", "credentials": {"api_key": "k", "extra": "v"}}, "unknown field"),
-        ({"provider": "cal_com", "credentials": {"api_key": "k"}, "colour": "red"}, "colour"),
-        ({"provider": "cal_com", "credentials": {"api_key": "k"}, "settings": {"host": "x"}}, "unknown key"),
+        (
+            {"provider": "pipedrive", "credentials": {"company_domain": "x"}},
+            "api_token is required",
+            "credential_required",
+            {"provider": "pipedrive", "field": "api_token"},
+        ),
+        (
+            {"provider": "nope", "credentials": {}},
+            "unknown provider",
+            "provider_unknown",
+            {"provider": "nope"},
+        ),
+        (
+            {"provider": "gohighlevel", "credentials": {}},
+            "/auth/gohighlevel/init",
+            "provider_oauth_only",
+            {"provider": "gohighlevel"},
+        ),
+        (
+            {"provider": "cal_com", "credentials": {"api_key": "k", "extra": "v"}},
+            "unknown field",
+            "credential_unknown",
+            {"provider": "cal_com", "fields": "extra"},
+        ),
+        ({"provider": "cal_com", "credentials": {"api_key": "k"}, "colour": "red"}, "colour", None, None),
+        (
+            {"provider": "cal_com", "credentials": {"api_key": "k"}, "settings": {"host": "x"}},
+            "unknown key",
+            None,
+            None,
+        ),
         (
             {"provider": "cal_com", "credentials": {"api_key": "k"}, "settings": {"base_url": "ftp://x"}},
             "http",
+            "not_http_url",
+            {},
         ),
-        ({"provider": "cal_com", "auth_mode": "basic", "credentials": {"api_key": "k"}}, "auth_mode"),
-        ({"provider": "cal_com", "credentials": {"api_key": "k" * 5000}}, "too long"),
-        ([1, 2], "JSON object"),
+        (
+            {"provider": "cal_com", "auth_mode": "basic", "credentials": {"api_key": "k"}},
+            "auth_mode",
+            "auth_mode_not_offered",
+            {"provider": "cal_com"},
+        ),
+        (
+            {"provider": "cal_com", "credentials": {"api_key": "k" * 5000}},
+            "too long",
+            "credential_too_long",
+            {"provider": "cal_com", "field": "api_key"},
+        ),
+        ([1, 2], "JSON object", None, None),
     ],
 )
-async def test_bad_input_gets_400_with_the_reason(app_env: AppEnv, body: Any, reason: str) -> None:
+async def test_bad_input_gets_400_with_the_reason(
+    app_env: AppEnv, body: Any, reason: str, code: str | None, params: dict[str, str] | None
+) -> None:
+    """The English reason for API users; a code and its parameters where a page says it in its
+    reader's words (app/dashboard/i18n_errors.py has words for every code)."""
+    from app.dashboard.i18n import STRINGS
+
     resp = await app_env.call("POST", "/api/v1/integrations", json=body)
     assert resp.status_code == 400, resp.text
     assert reason in resp.json()["detail"]
     assert "k" * 100 not in resp.text  # a value is never echoed
+    extra = resp.json().get("extra") or {}
+    assert (extra.get("code"), extra.get("params")) == (code, params)
+    assert code is None or {"en", "fr"} <= set(STRINGS[f"err_{code}"])
 
 
 async def test_conflicts_and_the_sync_seam(app_env: AppEnv, provider_api: Provider) -> None:
@@ -112,7 +159,9 @@ async def test_conflicts_and_the_sync_seam(app_env: AppEnv, provider_api: Provid
     view = await _pipedrive(env, provider_api, id="pd-main")
     assert view["id"] == "pd-main"
     body = {"provider": "cal_com", "credentials": {"api_key": "k"}, "id": "pd-main"}
-    assert (await env.call("POST", "/api/v1/integrations", json=body)).status_code == 409
+    taken = await env.call("POST", "/api/v1/integrations", json=body)
+    assert taken.status_code == 409
+    assert taken.json()["extra"] == {"code": "integration_exists", "params": {"id": "pd-main"}}
 
     # A CRM connection's /sync replays its dead letters (the CRM feature's handler): none yet.
     resp = await env.call("POST", "/api/v1/integrations/pd-main/sync")
@@ -143,7 +192,9 @@ async def test_conflicts_and_the_sync_seam(app_env: AppEnv, provider_api: Provid
     }
     assert calls and calls[0][0] == "pd-main" and calls[0][1].startswith("admin_key:")
     await env.call("POST", "/api/v1/integrations/pd-main/disable")
-    assert (await env.call("POST", "/api/v1/integrations/pd-main/sync")).status_code == 409
+    stopped = await env.call("POST", "/api/v1/integrations/pd-main/sync")
+    assert stopped.status_code == 409
+    assert stopped.json()["extra"] == {"code": "connection_not_active", "params": {"status": "disabled"}}
 
 
 @pytest.mark.parametrize("app_env", ["sqlite", "firestore"], indirect=True)
@@ -256,6 +307,7 @@ async def test_a_secret_never_goes_to_a_new_host_without_being_entered_again(
     elsewhere = {"settings": {"base_url": "http://127.0.0.1:9/steal"}}
     resp = await env.call("PUT", f"/api/v1/integrations/{conn_id}", json=elsewhere)
     assert resp.status_code == 409 and "api_token" in resp.json()["detail"]
+    assert resp.json()["extra"] == {"code": "secrets_needed_again", "params": {"fields": "api_token"}}
     assert (await env.call("GET", f"/api/v1/integrations/{conn_id}")).json()["settings"][
         "base_url"
     ] == provider_api.url

@@ -172,7 +172,7 @@ def test_integrations_connect_test_map_replay_disconnect(
     page.get_by_label("API key", exact=True).fill("cal_live_secret")
     page.get_by_label("API base URL (optional)").first.fill(fake_vendor.base_url)
     page.get_by_role("button", name="Connect Cal.com").click()
-    expect(page.locator("#integrations-status")).to_contain_text("Connected accounts: Cal.com")
+    expect(page.locator("#integrations-status")).to_contain_text("Connected: Cal.com")
     connections = page.locator("#connections-table tbody tr")
     expect(connections).to_have_count(2)
     fake_vendor.replies.append(Reply(body={"data": {"id": 7, "name": "Ana Cal", "email": "ana@cal.test"}}))

@@ -275,3 +275,16 @@ def test_analytics_and_integrations_in_french(page: Page, tenant: Tenant) -> Non
     cal.get_by_text("Connecter avec une clé").click()
     expect(cal.get_by_label("Clé d'API", exact=True)).to_be_visible()
     expect(cal.get_by_label("URL de base de l'API (facultatif)")).to_be_visible()
+    # a refusal of the integrations API in French, its field by its French name
+    cal.get_by_label("Clé d'API", exact=True).fill("   ")  # passes `required`, dropped as blank
+    cal.get_by_role("button", name="Connecter Cal.com").click()
+    expect(page.locator("main")).to_contain_text("«\u00a0Clé d'API\u00a0» est obligatoire")
+    expect(page.locator("main")).not_to_contain_text("is required")
+    # a connection's status in French
+    cal.get_by_label("Clé d'API", exact=True).fill("cal_test_key")
+    cal.get_by_role("button", name="Connecter Cal.com").click()
+    expect(page.locator("main")).to_contain_text("Connecté\u00a0: Cal.com")
+    connections = page.locator("#connections-table tbody")
+    expect(connections).to_contain_text("Cal.com")
+    expect(connections.locator(".badge")).to_have_text("active")
+    shot(page, "words-integrations-fr")

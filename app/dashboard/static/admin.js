@@ -126,14 +126,14 @@
         rowsOr(document.querySelector("#connections-table tbody"), data.integrations, [
           (c) => (catalog[c.provider] || {}).display_name || c.provider,
           (c) => el("span", { "data-account": c.id }, accountOf(c)),
-          (c) => el("span", { class: "badge st-" + (c.status === "active" ? "active" : "closed") }, c.status),
+          (c) => el("span", { class: "badge st-" + (c.status === "active" ? "active" : "closed") }, word("cst_", c.status)),
           (c) => {
             const name = (catalog[c.provider] || {}).display_name || c.provider;
             const test = el("button", { type: "button", "aria-label": T.test + " " + name }, T.test);
             test.addEventListener("click", () => {
               api("POST", "/api/v1/integrations/" + encodeURIComponent(c.id) + "/test").then((r) => {
                 if (r.ok) { say(T.test_ok + T.colon + name + " — " + Object.values(r.account || {}).filter(Boolean).join(" · "), true); connections(); }
-                else say(T.test_failed + T.colon + name + " — " + (r.message || r.error || ""), false);
+                else say(T.test_failed + T.colon + name + " — " + [word("tst_", r.error), r.message].filter(Boolean).join(" · "), false);
               }).catch((err) => say(T.test_failed + T.colon + err.message, false));
             });
             const off = el("button", { type: "button", "aria-label": T.disconnect + " " + name }, T.disconnect);
@@ -263,7 +263,7 @@
           if (k === "__base_url") settings.base_url = String(v).trim(); else credentials[k] = String(v);
         }
         api("POST", "/api/v1/integrations", { provider: p.name, auth_mode: mode, credentials, settings }).then(() => {
-          say(T.connected + T.colon + p.display_name, true);
+          say(T.now_connected + T.colon + p.display_name, true);
           form.reset();
           refresh();
         }).catch((err) => say(err.message, false));

@@ -30,6 +30,10 @@ window.LW = (function () {
     return T[prefix + code] || String(code);
   }
 
+  // Parameters whose value is a code with words of its own under a prefix: a credential field, a
+  // connection's status.
+  const PARAM_WORDS = { field: "cf_", status: "cst_" };
+
   // T's text `key` with its {name} placeholders filled from `params`: a value with words of its own
   // (T.sp_<name>_<value>) in those words, a number in the page's notation. null when the key or a
   // parameter is missing (the caller then shows the API's own text).
@@ -40,7 +44,8 @@ window.LW = (function () {
     const text = template.replace(/\{(\w+)\}/g, (_, name) => {
       const v = (params || {})[name];
       if (v === null || v === undefined) { missing = true; return ""; }
-      return T["sp_" + name + "_" + v] || (typeof v === "number" ? v.toLocaleString(LANG) : String(v));
+      return T["sp_" + name + "_" + v] || (PARAM_WORDS[name] && T[PARAM_WORDS[name] + v]) ||
+        (typeof v === "number" ? v.toLocaleString(LANG) : String(v));
     });
     return missing ? null : text;
   }
