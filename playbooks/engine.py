@@ -180,7 +180,11 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "You can also suggest another day and time.",
         "fr": "Vous pouvez aussi proposer un autre jour et une autre heure.",
     },
-    "we_offer": {"en": "Yes, we do: {offers}.", "fr": "Oui, nous le proposons : {offers}."},
+    "we_offer": {
+        "en": "Yes — {offers} is one of our services.",
+        "fr": "Oui — {offers} fait partie de nos services.",
+    },
+    "we_offer_them": {"en": "Yes, we {verb} {offers}.", "fr": "Oui, nous {verb} des {offers}."},
     "not_offered": {
         "en": "Sorry, we don't offer {topic}.",
         "fr": "Désolé, nous ne proposons pas {topic}.",
@@ -772,9 +776,40 @@ def _titles(title: str | dict[str, str]) -> list[str]:
     return [title] if isinstance(title, str) else list(title.values())
 
 
-def _asked_offer(turn: _Turn, words: str) -> tuple[str, bool] | None:
-    """The answer to "do you do ``words``?" from the playbook's offers (the options of
-    ``not_offered.offer_step``): ``(text, True)``, "yes, we do" and the option, when one option
+_WE_DO = {
+    "fr": {
+        "faites": "faisons", "proposez": "proposons", "installez": "installons", "posez": "posons",
+        "vendez": "vendons", "fournissez": "fournissons", "realisez": "réalisons", "traitez": "traitons",
+        "gerez": "gérons",
+    },
+    "en": {
+        verb: verb
+        for verb in ("do", "install", "fit", "offer", "sell", "supply", "provide", "put in", "work on")
+    },
+}  # fmt: skip
+"""The verb of "do you X ...?" said back by the business, per language ("installez" -> "installons")."""
+
+
+def _yes_we_offer(turn: _Turn, title: str, verb: str | None) -> str:
+    """Yes to "do you ``verb`` X?" for the offered option ``title``: with the lead's verb when the
+    title names things in the plural ("Yes, we install solar panels.", "Oui, nous installons des
+    panneaux solaires."), else "Yes — Home battery is one of our services."."""
+    language = turn.state.language if turn.state.language in _WE_DO else turn.playbook.language
+    ours = _WE_DO.get(language, {}).get(verb or "")
+    words = title.split()
+    # the plural is in the last word of an English title, in the first of a French one
+    head = words[-1 if language == "en" else 0] if words else ""
+    plural = len(head) > 2 and head[-1] in ("s", "x" if language == "fr" else "s") and head[-2] != "s"
+    if ours is None or not plural:
+        return turn.say("we_offer", offers=title)
+    first = words[0]
+    shown = title if first[1:] != first[1:].lower() else first[:1].lower() + title[1:]  # "PV panels" stays
+    return turn.say("we_offer_them", verb=ours, offers=shown)
+
+
+def _asked_offer(turn: _Turn, words: str, verb: str | None = None) -> tuple[str, bool] | None:
+    """The answer to "do you ``verb`` ``words``?" from the playbook's offers (the options of
+    ``not_offered.offer_step``): ``(text, True)``, yes (:func:`_yes_we_offer`), when one option
     is named; ``(text, False)``, "we don't offer" and what is offered (:func:`_not_offered_reply`),
     when none is; ``None`` when the playbook lists no offers."""
     spec = turn.playbook.not_offered
@@ -785,7 +820,7 @@ def _asked_offer(turn: _Turn, words: str) -> tuple[str, bool] | None:
     found = match_choice(words, labels, strict=True)
     if found.value is not None and not found.other:
         title = next(c.title for c in turn.choices(offer) if c.id == found.value)
-        return turn.say("we_offer", offers=_quote(turn, title)), True
+        return _yes_we_offer(turn, title, verb), True
     topic = words.strip()
     if turn.state.language == "fr" and _ARTICLE.match(topic):  # "pas de fenêtres" (the lead wrote "des")
         noun = _ARTICLE.sub("", topic, count=1)
@@ -804,7 +839,7 @@ def _offer_replies(
     something not offered and nothing else answered (:func:`_not_offered_reply`), else ``None``."""
     unoffered = _not_offered_reply(turn)
     if unoffered is None and interpretation.asks_offer:
-        offered = _asked_offer(turn, interpretation.asks_offer)
+        offered = _asked_offer(turn, interpretation.asks_offer, interpretation.asks_offer_verb)
         if offered is not None:
             text, offered_here = offered
             if offered_here:

@@ -46,6 +46,7 @@ from playbooks.slots import (
 
 __all__ = [
     "BOT_DISCLOSURE",
+    "OfferQuestion",
     "RuleInterpreter",
     "asked_offer",
     "asks_call_back",
@@ -54,6 +55,7 @@ __all__ = [
     "expand_shorthand",
     "find_not_offered",
     "looks_like_question",
+    "offer_question",
     "read_message",
 ]
 
@@ -1457,9 +1459,28 @@ _NOT_A_THING = frozenset(
 """Words that name nothing offered: "vous faites quoi ?" asks what the business is."""
 
 
-def asked_offer(text: str) -> str | None:
-    """The words X of the first sentence of ``text`` (SMS shorthand written out) that asks whether
-    the business does X ("do you do plumbing?" -> "plumbing"), as written; ``None`` when none."""
+_OFFER_VERB = re.compile(
+    r"(?<![\w'])(do|install|fit|offer|sell|supply|provide|put in|work on|faites|proposez|installez|posez|"
+    r"vendez|fournissez|realisez|traitez|gerez)(?![\w'])"
+)
+"""The verbs of :data:`_ASKS_OFFER`, folded: the last one before the thing asked about is the one
+the question asks with ("do you do" -> "do")."""
+
+
+@dataclass(frozen=True, slots=True)
+class OfferQuestion:
+    """A question asking whether the business does something: ``what``, the words asked about as
+    the lead wrote them ("solar panels"); ``verb``, the verb asked with, folded ("install",
+    "faites")."""
+
+    what: str
+    verb: str
+
+
+def offer_question(text: str) -> OfferQuestion | None:
+    """The first sentence of ``text`` (SMS shorthand written out; its first :data:`MAX_CHARS`
+    characters) that asks whether the business does X ("do you install solar panels?"), read as
+    :class:`OfferQuestion`; ``None`` when no sentence does."""
     for sentence in _sentences(text[:MAX_CHARS]):
         folded = fold(sentence)
         match = _ASKS_OFFER.search(folded)
@@ -1468,8 +1489,17 @@ def asked_offer(text: str) -> str | None:
         said = re.findall(r"[a-z][a-z-]*", match.group("what").replace("'", " "))
         words = [w for w in said if w not in _NOT_A_THING and len(w) > 1]
         if words:
-            return sentence[match.start("what") : match.end("what")]
+            verbs = _OFFER_VERB.findall(folded, match.start(), match.start("what"))
+            what = sentence[match.start("what") : match.end("what")]
+            return OfferQuestion(what, verbs[-1] if verbs else "do")
     return None
+
+
+def asked_offer(text: str) -> str | None:
+    """The words X of the first sentence of ``text`` (SMS shorthand written out) that asks whether
+    the business does X ("do you do plumbing?" -> "plumbing"), as written; ``None`` when none."""
+    found = offer_question(text)
+    return found.what if found is not None else None
 
 
 class RuleInterpreter:
@@ -1537,7 +1567,9 @@ class RuleInterpreter:
 
         reading, result = await _reader().call(read)
         if result.intent == "question":
-            result.asks_offer = asked_offer(expand_shorthand(text, language=reading))
+            offer = offer_question(expand_shorthand(text, language=reading))
+            if offer is not None:
+                result.asks_offer, result.asks_offer_verb = offer.what, offer.verb
         if self._answer is not None and result.intent == "question":
             expanded = expand_shorthand(text, language=reading)
             questions = [s for s in _sentences(expanded) if _sentence_is_question(s)]
@@ -1561,6 +1593,11 @@ class RuleInterpreter:
                     answers.append(await self._ask(rest, replying, reading))
                 result.answer = " ".join(a for a in dict.fromkeys(answers) if a) or None
                 return result
+            offers = [offer_question(s) for s in questions]
+            if offers and all(offers):
+                # "do you install solar panels?" asks about solar panels: the entry about them
+                # answers, not the price entry the rest of the sentence would find
+                question = " ".join(o.what for o in offers if o is not None)
             result.answer = await self._ask(question, replying, reading)
         return result
 

@@ -446,6 +446,9 @@ class Interpretation(_Model):
     """The words X of a question asking whether the business does X ("do you do plumbing?",
     "vous faites la plomberie ?"), as the lead wrote them; the engine answers it from the
     playbook's offers (``not_offered.offer_step``) when the knowledge base did not (``answer``)."""
+    asks_offer_verb: str | None = None
+    """With ``asks_offer``: the verb the question asks with, folded ("install", "do", "faites",
+    "installez"); the engine's yes says it back ("Yes, we install solar panels.")."""
     call_back: bool = False
     """With ``intent`` ``wants_human``: the person is asked for on the phone ("vous pouvez me
     rappeler ?", "can someone call me back? my number is …"), not here in writing."""

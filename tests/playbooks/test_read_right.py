@@ -11,7 +11,7 @@ import pytest
 from playbooks import Playbook
 
 from .conftest import Conversation
-from .test_real_leads import EN, FR, demo_kb, detect, said
+from .test_real_leads import EN, FR, RESPONSES, YES_BATTERY, demo_kb, detect, said
 
 Lead = Callable[..., Conversation]
 
@@ -81,3 +81,59 @@ async def test_an_option_read_from_a_form_of_its_words_is_not_said_back(
     await _at(c, before)
     await c.say(message)
     assert [purpose for purpose, _ in said(c)] == ["step"]
+
+
+# --------------------------------------------------------------------------- 3. "do you install X?" for an offered X
+
+
+@pytest.mark.parametrize(
+    ("playbook", "language", "before", "question", "reply", "step"),
+    [
+        # the option's title names things in the plural: the yes says it with the lead's verb
+        (EN, None, ["yes"], "do you install solar panels?", "Yes, we install solar panels.", "bill"),
+        (EN, None, ["yes"], "do u fit solar panels", "Yes, we fit solar panels.", "bill"),
+        (
+            EN,
+            "fr",
+            ["oui"],
+            "vous installez des panneaux solaires ?",
+            "Oui, nous installons des panneaux solaires.",
+            "bill",
+        ),
+        # a title in the singular is named as a service
+        (
+            FR,
+            None,
+            ["oui"],
+            "vous faites les pompes à chaleur ?",
+            "Oui — Pompe à chaleur fait partie de nos services.",
+            "logement",
+        ),
+    ],
+)
+async def test_do_you_do_an_offered_thing_is_a_plain_yes_without_an_answer_nobody_asked_for(
+    lead: Lead, playbook: str, language: str | None, before: list[str], question: str, reply: str, step: str
+) -> None:
+    c = lead(playbook, language)
+    await _at(c, before)
+    await c.say(question)
+    assert said(c) == [("answer", None), ("reask", step)]
+    assert c.texts()[0] == reply  # not the knowledge base's price answer after it
+
+
+@pytest.mark.parametrize(
+    ("question", "reply"),
+    [
+        # the knowledge base's entry about the thing asked about still follows the yes
+        ("do you sell batteries", YES_BATTERY + RESPONSES["en-battery"]),
+        # the price asked too: answered
+        ("do you install solar panels? how much?", "Yes, we install solar panels. " + RESPONSES["en-price"]),
+    ],
+)
+async def test_do_you_do_x_keeps_the_knowledge_answer_to_what_was_asked(
+    lead: Lead, question: str, reply: str
+) -> None:
+    c = lead(EN)
+    await _at(c, ["yes"])
+    await c.say(question)
+    assert c.texts()[0] == reply
