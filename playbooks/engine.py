@@ -154,6 +154,10 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "I've noted the number {number} – just tell me if it isn't right.",
         "fr": "J'ai noté le numéro {number} – dites-le-moi s'il n'est pas correct.",
     },
+    "noted_remark": {
+        "en": "Thanks, I've noted {words} for your adviser.",
+        "fr": "Merci, je note {words} pour votre conseiller.",
+    },
     "noted_other": {
         "en": "Thanks, I've noted that for your adviser.",
         "fr": "Merci, je le note pour votre conseiller.",
@@ -359,10 +363,27 @@ class _Turn:
 
 def _keep_out_of_range(turn: _Turn, slot: str, text: str) -> None:
     """A number outside the slot's range: the lead's whole message is kept in ``<slot>_other`` for
-    the team (after the earlier ones, `` | `` between them: nothing the lead said is lost) and the
-    slot stays empty."""
+    the team (:func:`_keep_words`) and the slot stays empty."""
     turn.out_of_range.add(slot)
-    key, words = f"{slot}_other", text.strip()[:500]
+    _keep_words(turn, f"{slot}_other", text)
+
+
+def _keep_remarks(turn: _Turn, interpretation: Interpretation) -> None:
+    """What the lead said about a topic no slot asks about ("budget maybe 8k":
+    ``Interpretation.remarks``): kept in ``<topic>_other`` for the team (:func:`_keep_words`) and
+    said to be noted, in the lead's words, before the next question."""
+    for topic, words in interpretation.remarks.items():
+        if not words.strip() or topic in turn.lookups.slot_kinds:
+            continue
+        _keep_words(turn, f"{topic}_other", words)
+        noted = turn.say("noted_remark", words=_quote(turn, words.strip()[:200]))
+        turn.pending_ack = " ".join(p for p in [turn.pending_ack, noted] if p)
+
+
+def _keep_words(turn: _Turn, key: str, text: str) -> None:
+    """The lead's words (at most 500 characters) kept in the slot ``key`` for the team, after the
+    earlier ones, `` | `` between them: nothing the lead said is lost; the same words once."""
+    words = text.strip()[:500]
     kept = str(turn.state.slots.get(key) or "")
     if not words or words in kept.split(" | "):
         return
@@ -1346,6 +1367,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if intent == "question" and not answer and (ask is not None or state.status == "waiting"):
         answer = turn.say("why_asked" if ask is not None and _asks_why(event.text) else "pass_on")
     _acknowledge(turn, interpretation, filled, ask)
+    _keep_remarks(turn, interpretation)
     reroute = _reroute(turn) if state.status == "active" and ask is not None else None
     if reroute is not None:
         if answer:

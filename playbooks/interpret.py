@@ -840,6 +840,52 @@ def _strict_label_map(
     return MappingProxyType(out)
 
 
+_AMOUNT = (
+    r"(?:[£€$]\s?)?\d{1,3}(?:[ ,.]?\d{3}){0,2}(?:[.,]\d{1,2})?"
+    r"(?:\s?(?:k€|k£|keur|ke|k|euros?|eur|€|£|\$|pounds?|quid|grand|mille|balles))?(?!\w)"
+)
+_BUDGET_WORD = r"(?:budget|enveloppe)"
+_BUDGET = re.compile(
+    r"(?<!\w)"
+    + _BUDGET_WORD
+    + r"(?:\W{1,3}[a-z']{1,12}){0,4}?\W{1,3}"
+    + _AMOUNT
+    + r"|"
+    + _AMOUNT
+    + r"\s{0,3}(?:(?:de|of|as|d')\s{0,3})?"
+    + _BUDGET_WORD
+    + r"(?!\w)"
+)
+"""A budget said with its amount, folded: "budget maybe 8k", "budget d'environ 8 000 €", "8k
+budget", "8000€ de budget". At most four words between the word and the amount, every run
+bounded: linear on a message of :data:`MAX_CHARS` characters."""
+_BUDGET_SLOT = re.compile(r"(?<![a-z])" + _BUDGET_WORD)
+"""A slot name or question about the budget: the playbook reads the budget itself."""
+
+
+def _read_remarks(
+    reading: _Reading, result: Interpretation, ask: AskContext | None, open_slots: Mapping[str, str]
+) -> None:
+    """A budget the lead gives with its amount ("budget maybe 8k") while the playbook has no slot
+    for it (none named or asked about the budget): its words go to ``result.remarks["budget"]``
+    and out of the reading, so that they answer no other question (8,000 is no monthly bill). A
+    number question asked keeps them when they are all the answer part holds a number in."""
+    contexts = [ask, *ask.others, *ask.answered] if ask is not None else []
+    named = [*(c.slot for c in contexts), *open_slots, *(c.question for c in contexts)]
+    if any(_BUDGET_SLOT.search(fold(words[:MAX_CHARS])) for words in named):
+        return
+    folded = fold(reading.text[:MAX_CHARS])
+    found = _BUDGET.search(folded)
+    if found is None:
+        return
+    rest = folded[: found.start()] + folded[found.end() :]
+    if ask is not None and ask.kind == "number" and not re.search(r"\d", rest):
+        return
+    words = reading.text[found.start() : found.end()]
+    result.remarks["budget"] = words.strip()
+    reading.consume(words)
+
+
 def read_message(
     text: str,
     *,
@@ -880,6 +926,8 @@ def read_message(
         "default_region": default_region,
         "regions": regions,
     }
+    if choice_id is None:
+        _read_remarks(reading, result, ask, open_slots)
     correcting = (
         ask is not None and bool(ask.answered) and choice_id is None and _CORRECTION.search(fold(answer_part))
     )

@@ -452,6 +452,10 @@ class Interpretation(_Model):
     call_back: bool = False
     """With ``intent`` ``wants_human``: the person is asked for on the phone ("vous pouvez me
     rappeler ?", "can someone call me back? my number is …"), not here in writing."""
+    remarks: dict[str, str] = Field(default_factory=dict)
+    """What the lead said about a topic no slot of the playbook asks about, kept for the team:
+    topic -> the lead's words (``budget``: "budget maybe 8k"). The engine keeps them in
+    ``<topic>_other`` and says it noted them."""
     fuzzy: list[str] = Field(default_factory=list)
     """Choice slots of ``slots`` whose option was read from misspelt or partial words ("isolasion
     des comble"): the engine says the option back ("C'est noté : « Isolation des combles »") so

@@ -4,14 +4,15 @@ interpreter and the demo knowledge base (see ``test_real_leads``)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
 
-from playbooks import Playbook
+from playbooks import Interpretation, Playbook
 
 from .conftest import Conversation
-from .test_real_leads import EN, FR, RESPONSES, YES_BATTERY, demo_kb, detect, said
+from .test_real_leads import EN, FR, RESPONSES, YES_BATTERY, demo_kb, detect, filled, said
 
 Lead = Callable[..., Conversation]
 
@@ -137,3 +138,113 @@ async def test_do_you_do_x_keeps_the_knowledge_answer_to_what_was_asked(
     await _at(c, ["yes"])
     await c.say(question)
     assert c.texts()[0] == reply
+
+
+# --------------------------------------------------------------------------- 2. a budget with no slot for it
+
+
+NOTED = {
+    "en": "Thanks, I've noted “{}” for your adviser.",
+    "fr": "Merci, je note « {} » pour votre conseiller.",
+}
+
+
+@pytest.mark.parametrize(
+    ("playbook", "before", "message", "slots", "kept", "step"),
+    [
+        (
+            EN,
+            ["yes", "150"],
+            "tiles, budget maybe 8k",
+            {"roof_type": "pitched_tiles"},
+            "budget maybe 8k",
+            ("step", "timeline"),
+        ),
+        # not read as an electricity bill of 8,000 a month
+        (EN, [], "yes, budget maybe 8k", {"homeowner": True}, "budget maybe 8k", ("step", "bill")),
+        (
+            EN,
+            ["yes", "150", "tiles"],
+            "asap, 10k budget",
+            {"timeline": "asap"},
+            "10k budget",
+            ("step", "postcode"),
+        ),
+        (EN, ["yes"], "150, budget maybe 8k", {"monthly_bill": 150.0}, "budget maybe 8k", ("step", "roof")),
+        # all the message said: noted, and the question asked again plainly
+        (EN, ["yes", "150"], "budget maybe 8k", {}, "budget maybe 8k", ("reask", "roof")),
+        (FR, [], "oui, budget environ 8k", {"proprietaire": True}, "budget environ 8k", ("step", "logement")),
+        (
+            FR,
+            ["oui", "maison"],
+            "les combles, on a un budget de 8 000 €",
+            {"travaux": "isolation_combles"},
+            "budget de 8 000 €",
+            ("step", "surface"),
+        ),
+        (FR, ["oui"], "une enveloppe de 15000 euros", {}, "enveloppe de 15000 euros", ("reask", "logement")),
+    ],
+)
+async def test_a_budget_the_playbook_does_not_ask_for_is_kept_and_said_to_be_noted(
+    lead: Lead,
+    playbook: str,
+    before: list[str],
+    message: str,
+    slots: dict[str, object],
+    kept: str,
+    step: tuple[str, str],
+) -> None:
+    c = lead(playbook)
+    await _at(c, before)
+    await c.say(message)
+    assert filled(c) == {**slots, "budget_other": kept}
+    assert said(c)[0] == ("ack", None)
+    assert c.texts()[0] == NOTED[c.state.language].format(kept)
+    assert said(c)[-1] == step
+    assert c.state.attempts == 0  # the words were heard: no attempt used
+
+
+async def test_budgets_said_twice_are_both_kept(lead: Lead) -> None:
+    c = lead(EN)
+    await _at(c, ["yes"])
+    await c.say("150, budget maybe 8k")
+    await c.say("tiles. actually budget up to 10k")
+    assert c.state.slots["budget_other"] == "budget maybe 8k | budget up to 10k"
+
+
+async def test_a_budget_given_at_the_number_question_asked_is_still_read_as_its_answer(lead: Lead) -> None:
+    # the monthly bill question holds only this number: out of its range, kept in its own words
+    c = lead(EN)
+    await _at(c, ["yes"])
+    await c.say("budget maybe 8k")
+    assert c.state.slots == {"homeowner": True, "monthly_bill_other": "budget maybe 8k"}
+
+
+@pytest.mark.parametrize(
+    "text", ["budget " * 400, "budget a " * 300, "8 " * 1500, "1,000 " * 400, "budget" + " ,." * 900]
+)
+def test_a_long_text_is_searched_for_a_budget_in_linear_time(text: str) -> None:
+    """The pattern runs on the lead's text (at most MAX_CHARS characters): no run is unbounded."""
+    from playbooks.interpret import _read_remarks, _Reading
+
+    reading, result = _Reading(text), Interpretation()
+    started = time.perf_counter()
+    _read_remarks(reading, result, None, {})
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("open_slots", "remarks"),
+    [
+        ({}, {"budget": "budget maybe 8k"}),
+        ({"budget": "number"}, {}),  # the playbook asks for it: its own question reads it
+        ({"project_budget": "text"}, {}),
+    ],
+)
+def test_a_budget_is_a_remark_only_when_no_slot_is_about_the_budget(
+    open_slots: dict[str, str], remarks: dict[str, str]
+) -> None:
+    from playbooks.interpret import read_message
+
+    found = read_message("ok, budget maybe 8k", ask=None, open_slots=open_slots, language="en", now=0.0)
+    assert found.remarks == remarks
