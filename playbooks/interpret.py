@@ -55,6 +55,7 @@ __all__ = [
     "expand_shorthand",
     "find_not_offered",
     "looks_like_question",
+    "mentions_moment",
     "offer_question",
     "read_message",
 ]
@@ -1413,6 +1414,20 @@ _MOMENT = re.compile(
 
 def _mentions_moment(text: str) -> bool:
     return _MOMENT.search(fold(text)) is not None
+
+
+_PART_OF_DAY = re.compile(
+    r"(?<!\w)(?:morning|afternoon|evening|lunchtime|lunch time|midday|noon|weekend|next week|matin|"
+    r"matinee|apres-midi|apres midi|soir|soiree|midi|week-end|semaine prochaine|en journee)(?!\w)"
+)
+
+
+def mentions_moment(text: str) -> bool:
+    """Whether ``text`` (its first :data:`MAX_CHARS` characters) names a moment, in French or
+    English: a day ("demain", "friday"), an hour ("9h", "3pm") or a part of the day ("in the
+    morning", "l'après-midi")."""
+    folded = fold(text[:MAX_CHARS])
+    return _MOMENT.search(folded) is not None or _PART_OF_DAY.search(folded) is not None
 
 
 def _echoes(clause: str, question: str) -> bool:
