@@ -811,6 +811,11 @@ _WE_DO = {
 """The verb of "do you X ...?" said back by the business, per language ("installez" -> "installons")."""
 
 
+_DETERMINERS = frozenset({"les", "des", "mes", "nos", "vos", "ces", "leurs", "aux", "this", "its"})
+"""Plural-looking words that are no noun: a title opening with one ("Les fenêtres") is not said
+after "des"."""
+
+
 def _yes_we_offer(turn: _Turn, title: str, verb: str | None) -> str:
     """Yes to "do you ``verb`` X?" for the offered option ``title``: with the lead's verb when the
     title names things in the plural ("Yes, we install solar panels.", "Oui, nous installons des
@@ -820,7 +825,12 @@ def _yes_we_offer(turn: _Turn, title: str, verb: str | None) -> str:
     words = title.split()
     # the plural is in the last word of an English title, in the first of a French one
     head = words[-1 if language == "en" else 0] if words else ""
-    plural = len(head) > 2 and head[-1] in ("s", "x" if language == "fr" else "s") and head[-2] != "s"
+    plural = (
+        len(head) > 2
+        and head[-1] in ("s", "x" if language == "fr" else "s")
+        and head[-2] != "s"
+        and head.lower() not in _DETERMINERS
+    )
     if ours is None or not plural:
         return turn.say("we_offer", offers=title)
     first = words[0]

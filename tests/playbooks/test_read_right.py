@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from playbooks import Interpretation, Playbook
+from playbooks import Interpretation, Playbook, new_state
 
 from .conftest import Conversation
 from .test_real_leads import EN, FR, RESPONSES, YES_BATTERY, demo_kb, detect, filled, said
@@ -248,3 +248,25 @@ def test_a_budget_is_a_remark_only_when_no_slot_is_about_the_budget(
 
     found = read_message("ok, budget maybe 8k", ask=None, open_slots=open_slots, language="en", now=0.0)
     assert found.remarks == remarks
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "verb", "reply"),
+    [
+        ("en", "Solar panels", "install", "Yes, we install solar panels."),
+        ("en", "PV panels", "fit", "Yes, we fit PV panels."),
+        ("en", "Home battery", "do", "Yes — Home battery is one of our services."),
+        ("en", "Glass", "do", "Yes — Glass is one of our services."),
+        ("fr", "Panneaux solaires", "installez", "Oui, nous installons des panneaux solaires."),
+        ("fr", "Les fenêtres", "faites", "Oui — Les fenêtres fait partie de nos services."),
+        ("fr", "Pompe à chaleur", "posez", "Oui — Pompe à chaleur fait partie de nos services."),
+    ],
+)
+def test_the_yes_says_the_leads_verb_only_with_a_plural_title(
+    library: dict[str, Playbook], language: str, title: str, verb: str, reply: str
+) -> None:
+    from playbooks.engine import _Turn, _yes_we_offer
+
+    playbook = library[EN]
+    turn = _Turn(playbook=playbook, state=new_state(playbook, language=language, lead={}), ports=None)  # type: ignore[arg-type]
+    assert _yes_we_offer(turn, title, verb) == reply
