@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -359,6 +359,27 @@ def _exact(a: _Token, b: _Token) -> bool:
     return bool(a.stems & b.stems)
 
 
+_ENDINGS = frozenset({"", "s", "es", "x", "e", "ee", "ees", "d", "ed", "ing", "y", "ies"})
+"""What tells apart two forms of one word, folded, English and French: a plural ("tiles",
+"chaudieres", "batteries"), a feminine ("isolee"), a past ("pitched", "tiled") or "-ing"."""
+
+
+def _spelt(a: _Token, b: _Token) -> bool:
+    """Whether message word ``a`` is label word ``b`` as such, not misspelt: the same word, or one
+    stem and endings of :data:`_ENDINGS` only ("tiled" for "tile"). A Snowball stemmer also strips
+    what a typo added: French reads "tilez" or "tuilez" as a verb in "-ez", one stem with "tile"."""
+    if a.text == b.text:
+        return True
+    if not a.stems & b.stems:
+        return False
+    size = 0
+    for x, y in zip(a.text, b.text, strict=False):
+        if x != y:
+            break
+        size += 1
+    return a.text[size:] in _ENDINGS and b.text[size:] in _ENDINGS
+
+
 def _same(a: _Token, b: _Token) -> bool:
     """Whether two words name the same thing: a shared stem, a prefix (abbreviation), or a typo."""
     if a.stems & b.stems:
@@ -594,10 +615,17 @@ def _label_forms(choice_id: str, labels: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(label for label in dict.fromkeys(out) if label)
 
 
-def _label_hits(label: Sequence[_Token], message: list[_Token], *, exact: bool = False) -> list[int]:
-    """Indexes of message tokens that match the label's tokens (each label token used once)."""
+def _label_hits(
+    label: Sequence[_Token],
+    message: list[_Token],
+    *,
+    exact: bool = False,
+    same: Callable[[_Token, _Token], bool] | None = None,
+) -> list[int]:
+    """Indexes of message tokens that match the label's tokens (each label token used once):
+    by ``same`` when given, else by stem (``exact``) or :func:`_same`."""
     used: list[int] = []
-    same = _exact if exact else _same
+    same = same or (_exact if exact else _same)
     for token in label:
         for index, word in enumerate(message):
             if index not in used and same(token, word):
@@ -743,11 +771,16 @@ def match_choice(
         if _negated(label_tokens, message, hits):
             continue
         if len(hits) == len(label_tokens):
-            if len(label_tokens) > full.get(cid, (0, []))[0]:
-                full[cid] = (len(label_tokens), hits)
-                # the longest label found decides whether the words were misspelt
-                exact = strict or len(_label_hits(label_tokens, message, exact=True)) == len(label_tokens)
-                (verbatim.add if exact else verbatim.discard)(cid)
+            size, longest = len(label_tokens), full.get(cid, (0, []))[0]
+            if size >= longest:
+                # the longest labels found decide whether the words were misspelt: one of them
+                # spelt right is enough ("des tuiles" is "tiles" misspelt, but "tuiles" itself)
+                exact = strict or len(_label_hits(label_tokens, message, same=_spelt)) == size
+                if size > longest:
+                    full[cid] = (size, hits)
+                    verbatim.discard(cid)
+                if exact:
+                    verbatim.add(cid)
         elif hits and not strict and any(message[i].text not in _WEAK_ALONE for i in hits):
             partial[cid] = max(partial.get(cid, 0.0), len(hits) / len(label_tokens))
     if full:

@@ -155,6 +155,10 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "I've noted the number {number} – just tell me if it isn't right.",
         "fr": "J'ai noté le numéro {number} – dites-le-moi s'il n'est pas correct.",
     },
+    "noted_remark": {
+        "en": "Thanks, I've noted {words} for your adviser.",
+        "fr": "Merci, je note {words} pour votre conseiller.",
+    },
     "noted_other": {
         "en": "Thanks, I've noted that for your adviser.",
         "fr": "Merci, je le note pour votre conseiller.",
@@ -181,7 +185,11 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "You can also suggest another day and time.",
         "fr": "Vous pouvez aussi proposer un autre jour et une autre heure.",
     },
-    "we_offer": {"en": "Yes, we do: {offers}.", "fr": "Oui, nous le proposons : {offers}."},
+    "we_offer": {
+        "en": "Yes — {offers} is one of our services.",
+        "fr": "Oui — {offers} fait partie de nos services.",
+    },
+    "we_offer_them": {"en": "Yes, we {verb} {offers}.", "fr": "Oui, nous {verb} des {offers}."},
     "not_offered": {
         "en": "Sorry, we don't offer {topic}.",
         "fr": "Désolé, nous ne proposons pas {topic}.",
@@ -356,10 +364,27 @@ class _Turn:
 
 def _keep_out_of_range(turn: _Turn, slot: str, text: str) -> None:
     """A number outside the slot's range: the lead's whole message is kept in ``<slot>_other`` for
-    the team (after the earlier ones, `` | `` between them: nothing the lead said is lost) and the
-    slot stays empty."""
+    the team (:func:`_keep_words`) and the slot stays empty."""
     turn.out_of_range.add(slot)
-    key, words = f"{slot}_other", text.strip()[:500]
+    _keep_words(turn, f"{slot}_other", text)
+
+
+def _keep_remarks(turn: _Turn, interpretation: Interpretation) -> None:
+    """What the lead said about a topic no slot asks about ("budget maybe 8k":
+    ``Interpretation.remarks``): kept in ``<topic>_other`` for the team (:func:`_keep_words`) and
+    said to be noted, in the lead's words, before the next question."""
+    for topic, words in interpretation.remarks.items():
+        if not words.strip() or topic in turn.lookups.slot_kinds:
+            continue
+        _keep_words(turn, f"{topic}_other", words)
+        noted = turn.say("noted_remark", words=_quote(turn, words.strip()[:200]))
+        turn.pending_ack = " ".join(p for p in [turn.pending_ack, noted] if p)
+
+
+def _keep_words(turn: _Turn, key: str, text: str) -> None:
+    """The lead's words (at most 500 characters) kept in the slot ``key`` for the team, after the
+    earlier ones, `` | `` between them: nothing the lead said is lost; the same words once."""
+    words = text.strip()[:500]
     kept = str(turn.state.slots.get(key) or "")
     if not words or words in kept.split(" | "):
         return
@@ -786,9 +811,50 @@ def _titles(title: str | dict[str, str]) -> list[str]:
     return [title] if isinstance(title, str) else list(title.values())
 
 
-def _asked_offer(turn: _Turn, words: str) -> tuple[str, bool] | None:
-    """The answer to "do you do ``words``?" from the playbook's offers (the options of
-    ``not_offered.offer_step``): ``(text, True)``, "yes, we do" and the option, when one option
+_WE_DO = {
+    "fr": {
+        "faites": "faisons", "proposez": "proposons", "installez": "installons", "posez": "posons",
+        "vendez": "vendons", "fournissez": "fournissons", "realisez": "réalisons", "traitez": "traitons",
+        "gerez": "gérons",
+    },
+    "en": {
+        verb: verb
+        for verb in ("do", "install", "fit", "offer", "sell", "supply", "provide", "put in", "work on")
+    },
+}  # fmt: skip
+"""The verb of "do you X ...?" said back by the business, per language ("installez" -> "installons")."""
+
+
+_DETERMINERS = frozenset({"les", "des", "mes", "nos", "vos", "ces", "leurs", "aux", "this", "its"})
+"""Plural-looking words that are no noun: a title opening with one ("Les fenêtres") is not said
+after "des"."""
+
+
+def _yes_we_offer(turn: _Turn, title: str, verb: str | None) -> str:
+    """Yes to "do you ``verb`` X?" for the offered option ``title``: with the lead's verb when the
+    title names things in the plural ("Yes, we install solar panels.", "Oui, nous installons des
+    panneaux solaires."), else "Yes — Home battery is one of our services."."""
+    language = turn.state.language if turn.state.language in _WE_DO else turn.playbook.language
+    ours = _WE_DO.get(language, {}).get(verb or "")
+    words = title.split()
+    # the plural is in the last word of an English title, in the first of a French one
+    head = words[-1 if language == "en" else 0] if words else ""
+    plural = (
+        len(head) > 2
+        and head[-1] in ("s", "x" if language == "fr" else "s")
+        and head[-2] != "s"
+        and head.lower() not in _DETERMINERS
+    )
+    if ours is None or not plural:
+        return turn.say("we_offer", offers=title)
+    first = words[0]
+    shown = title if first[1:] != first[1:].lower() else first[:1].lower() + title[1:]  # "PV panels" stays
+    return turn.say("we_offer_them", verb=ours, offers=shown)
+
+
+def _asked_offer(turn: _Turn, words: str, verb: str | None = None) -> tuple[str, bool] | None:
+    """The answer to "do you ``verb`` ``words``?" from the playbook's offers (the options of
+    ``not_offered.offer_step``): ``(text, True)``, yes (:func:`_yes_we_offer`), when one option
     is named; ``(text, False)``, "we don't offer" and what is offered (:func:`_not_offered_reply`),
     when none is; ``None`` when the playbook lists no offers."""
     spec = turn.playbook.not_offered
@@ -799,7 +865,7 @@ def _asked_offer(turn: _Turn, words: str) -> tuple[str, bool] | None:
     found = match_choice(words, labels, strict=True)
     if found.value is not None and not found.other:
         title = next(c.title for c in turn.choices(offer) if c.id == found.value)
-        return turn.say("we_offer", offers=_quote(turn, title)), True
+        return _yes_we_offer(turn, title, verb), True
     topic = words.strip()
     if turn.state.language == "fr" and _ARTICLE.match(topic):  # "pas de fenêtres" (the lead wrote "des")
         noun = _ARTICLE.sub("", topic, count=1)
@@ -818,7 +884,7 @@ def _offer_replies(
     something not offered and nothing else answered (:func:`_not_offered_reply`), else ``None``."""
     unoffered = _not_offered_reply(turn)
     if unoffered is None and interpretation.asks_offer:
-        offered = _asked_offer(turn, interpretation.asks_offer)
+        offered = _asked_offer(turn, interpretation.asks_offer, interpretation.asks_offer_verb)
         if offered is not None:
             text, offered_here = offered
             if offered_here:
@@ -1340,6 +1406,7 @@ async def _inbound(turn: _Turn, event: InboundEvent) -> None:
     if intent == "question" and not answer and (ask is not None or state.status == "waiting"):
         answer = turn.say("why_asked" if ask is not None and _asks_why(event.text) else "pass_on")
     _acknowledge(turn, interpretation, filled, ask)
+    _keep_remarks(turn, interpretation)
     reroute = _reroute(turn) if state.status == "active" and ask is not None else None
     if reroute is not None:
         if answer:

@@ -46,6 +46,7 @@ from playbooks.slots import (
 
 __all__ = [
     "BOT_DISCLOSURE",
+    "OfferQuestion",
     "RuleInterpreter",
     "asked_offer",
     "asks_call_back",
@@ -54,6 +55,8 @@ __all__ = [
     "expand_shorthand",
     "find_not_offered",
     "looks_like_question",
+    "mentions_moment",
+    "offer_question",
     "read_message",
 ]
 
@@ -838,6 +841,52 @@ def _strict_label_map(
     return MappingProxyType(out)
 
 
+_AMOUNT = (
+    r"(?:[£€$]\s?)?\d{1,3}(?:[ ,.]?\d{3}){0,2}(?:[.,]\d{1,2})?"
+    r"(?:\s?(?:k€|k£|keur|ke|k|euros?|eur|€|£|\$|pounds?|quid|grand|mille|balles))?(?!\w)"
+)
+_BUDGET_WORD = r"(?:budget|enveloppe)"
+_BUDGET = re.compile(
+    r"(?<!\w)"
+    + _BUDGET_WORD
+    + r"(?:\W{1,3}[a-z']{1,12}){0,4}?\W{1,3}"
+    + _AMOUNT
+    + r"|"
+    + _AMOUNT
+    + r"\s{0,3}(?:(?:de|of|as|d')\s{0,3})?"
+    + _BUDGET_WORD
+    + r"(?!\w)"
+)
+"""A budget said with its amount, folded: "budget maybe 8k", "budget d'environ 8 000 €", "8k
+budget", "8000€ de budget". At most four words between the word and the amount, every run
+bounded: linear on a message of :data:`MAX_CHARS` characters."""
+_BUDGET_SLOT = re.compile(r"(?<![a-z])" + _BUDGET_WORD)
+"""A slot name or question about the budget: the playbook reads the budget itself."""
+
+
+def _read_remarks(
+    reading: _Reading, result: Interpretation, ask: AskContext | None, open_slots: Mapping[str, str]
+) -> None:
+    """A budget the lead gives with its amount ("budget maybe 8k") while the playbook has no slot
+    for it (none named or asked about the budget): its words go to ``result.remarks["budget"]``
+    and out of the reading, so that they answer no other question (8,000 is no monthly bill). A
+    number question asked keeps them when they are all the answer part holds a number in."""
+    contexts = [ask, *ask.others, *ask.answered] if ask is not None else []
+    named = [*(c.slot for c in contexts), *open_slots, *(c.question for c in contexts)]
+    if any(_BUDGET_SLOT.search(fold(words[:MAX_CHARS])) for words in named):
+        return
+    folded = fold(reading.text[:MAX_CHARS])
+    found = _BUDGET.search(folded)
+    if found is None:
+        return
+    rest = folded[: found.start()] + folded[found.end() :]
+    if ask is not None and ask.kind == "number" and not re.search(r"\d", rest):
+        return
+    words = reading.text[found.start() : found.end()]
+    result.remarks["budget"] = words.strip()
+    reading.consume(words)
+
+
 def read_message(
     text: str,
     *,
@@ -878,6 +927,8 @@ def read_message(
         "default_region": default_region,
         "regions": regions,
     }
+    if choice_id is None:
+        _read_remarks(reading, result, ask, open_slots)
     correcting = (
         ask is not None and bool(ask.answered) and choice_id is None and _CORRECTION.search(fold(answer_part))
     )
@@ -1365,6 +1416,20 @@ def _mentions_moment(text: str) -> bool:
     return _MOMENT.search(fold(text)) is not None
 
 
+_PART_OF_DAY = re.compile(
+    r"(?<!\w)(?:morning|afternoon|evening|lunchtime|lunch time|midday|noon|weekend|next week|matin|"
+    r"matinee|apres-midi|apres midi|soir|soiree|midi|week-end|semaine prochaine|en journee)(?!\w)"
+)
+
+
+def mentions_moment(text: str) -> bool:
+    """Whether ``text`` (its first :data:`MAX_CHARS` characters) names a moment, in French or
+    English: a day ("demain", "friday"), an hour ("9h", "3pm") or a part of the day ("in the
+    morning", "l'après-midi")."""
+    folded = fold(text[:MAX_CHARS])
+    return _MOMENT.search(folded) is not None or _PART_OF_DAY.search(folded) is not None
+
+
 def _echoes(clause: str, question: str) -> bool:
     """Whether ``clause`` repeats a content word of ``question`` (or says the opposite of owning)."""
     from playbooks.choices import _same, _tokens
@@ -1457,9 +1522,28 @@ _NOT_A_THING = frozenset(
 """Words that name nothing offered: "vous faites quoi ?" asks what the business is."""
 
 
-def asked_offer(text: str) -> str | None:
-    """The words X of the first sentence of ``text`` (SMS shorthand written out) that asks whether
-    the business does X ("do you do plumbing?" -> "plumbing"), as written; ``None`` when none."""
+_OFFER_VERB = re.compile(
+    r"(?<![\w'])(do|install|fit|offer|sell|supply|provide|put in|work on|faites|proposez|installez|posez|"
+    r"vendez|fournissez|realisez|traitez|gerez)(?![\w'])"
+)
+"""The verbs of :data:`_ASKS_OFFER`, folded: the last one before the thing asked about is the one
+the question asks with ("do you do" -> "do")."""
+
+
+@dataclass(frozen=True, slots=True)
+class OfferQuestion:
+    """A question asking whether the business does something: ``what``, the words asked about as
+    the lead wrote them ("solar panels"); ``verb``, the verb asked with, folded ("install",
+    "faites")."""
+
+    what: str
+    verb: str
+
+
+def offer_question(text: str) -> OfferQuestion | None:
+    """The first sentence of ``text`` (SMS shorthand written out; its first :data:`MAX_CHARS`
+    characters) that asks whether the business does X ("do you install solar panels?"), read as
+    :class:`OfferQuestion`; ``None`` when no sentence does."""
     for sentence in _sentences(text[:MAX_CHARS]):
         folded = fold(sentence)
         match = _ASKS_OFFER.search(folded)
@@ -1468,8 +1552,17 @@ def asked_offer(text: str) -> str | None:
         said = re.findall(r"[a-z][a-z-]*", match.group("what").replace("'", " "))
         words = [w for w in said if w not in _NOT_A_THING and len(w) > 1]
         if words:
-            return sentence[match.start("what") : match.end("what")]
+            verbs = _OFFER_VERB.findall(folded, match.start(), match.start("what"))
+            what = sentence[match.start("what") : match.end("what")]
+            return OfferQuestion(what, verbs[-1] if verbs else "do")
     return None
+
+
+def asked_offer(text: str) -> str | None:
+    """The words X of the first sentence of ``text`` (SMS shorthand written out) that asks whether
+    the business does X ("do you do plumbing?" -> "plumbing"), as written; ``None`` when none."""
+    found = offer_question(text)
+    return found.what if found is not None else None
 
 
 class RuleInterpreter:
@@ -1537,7 +1630,9 @@ class RuleInterpreter:
 
         reading, result = await _reader().call(read)
         if result.intent == "question":
-            result.asks_offer = asked_offer(expand_shorthand(text, language=reading))
+            offer = offer_question(expand_shorthand(text, language=reading))
+            if offer is not None:
+                result.asks_offer, result.asks_offer_verb = offer.what, offer.verb
         if self._answer is not None and result.intent == "question":
             expanded = expand_shorthand(text, language=reading)
             questions = [s for s in _sentences(expanded) if _sentence_is_question(s)]
@@ -1561,6 +1656,11 @@ class RuleInterpreter:
                     answers.append(await self._ask(rest, replying, reading))
                 result.answer = " ".join(a for a in dict.fromkeys(answers) if a) or None
                 return result
+            offers = [offer_question(s) for s in questions]
+            if offers and all(offers):
+                # "do you install solar panels?" asks about solar panels: the entry about them
+                # answers, not the price entry the rest of the sentence would find
+                question = " ".join(o.what for o in offers if o is not None)
             result.answer = await self._ask(question, replying, reading)
         return result
 

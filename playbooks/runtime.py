@@ -451,9 +451,16 @@ class Interpretation(_Model):
     """The words X of a question asking whether the business does X ("do you do plumbing?",
     "vous faites la plomberie ?"), as the lead wrote them; the engine answers it from the
     playbook's offers (``not_offered.offer_step``) when the knowledge base did not (``answer``)."""
+    asks_offer_verb: str | None = None
+    """With ``asks_offer``: the verb the question asks with, folded ("install", "do", "faites",
+    "installez"); the engine's yes says it back ("Yes, we install solar panels.")."""
     call_back: bool = False
     """With ``intent`` ``wants_human``: the person is asked for on the phone ("vous pouvez me
     rappeler ?", "can someone call me back? my number is …"), not here in writing."""
+    remarks: dict[str, str] = Field(default_factory=dict)
+    """What the lead said about a topic no slot of the playbook asks about, kept for the team:
+    topic -> the lead's words (``budget``: "budget maybe 8k"). The engine keeps them in
+    ``<topic>_other`` and says it noted them."""
     fuzzy: list[str] = Field(default_factory=list)
     """Choice slots of ``slots`` whose option was read from misspelt or partial words ("isolasion
     des comble"): the engine says the option back ("C'est noté : « Isolation des combles »") so

@@ -47,6 +47,13 @@ class MessageKey(StrEnum):
     """The lead asked to be called back and we know no number: which one?"""
     HANDOFF_NUMBER_NOTED = "handoff_number_noted"
     """The lead gave the number to call back on; followed by :attr:`HANDOFF_CALL_BACK`."""
+    HANDOFF_NUMBER_AGAIN = "handoff_number_again"
+    """A call-back waits for the lead's number and their reply gave none: asked again, once."""
+    HANDOFF_NUMBER_AGAIN_WHEN = "handoff_number_again_when"
+    """As :attr:`HANDOFF_NUMBER_AGAIN`, the reply giving a time to call. Placeholder: ``when`` (the
+    lead's words, quoted)."""
+    HANDOFF_NUMBER_WHICH = "handoff_number_which"
+    """As :attr:`HANDOFF_NUMBER_AGAIN`, the reply asking which number is meant."""
     HANDOFF_TIMEOUT = "handoff_timeout"
     """Nobody answered a handoff in time: apology and a call-back offer. Placeholder: ``callback``."""
     HANDOFF_CALL_BACK_TIMEOUT = "handoff_call_back_timeout"
@@ -123,6 +130,21 @@ MESSAGES: dict[MessageKey, dict[str, str]] = {
     MessageKey.HANDOFF_NUMBER_NOTED: {
         "en": "Thanks, I've noted your number.",
         "fr": "Merci, j'ai noté votre numéro.",
+    },
+    MessageKey.HANDOFF_NUMBER_AGAIN: {
+        "en": "Sorry, I couldn't find a phone number in your message. What number can we call you on?",
+        "fr": "Pardon, je n'ai pas trouvé de numéro de téléphone dans votre message. À quel numéro "
+        "pouvons-nous vous joindre ?",
+    },
+    MessageKey.HANDOFF_NUMBER_AGAIN_WHEN: {
+        "en": "Noted, I'll pass “{when}” on to the team. What number can we call you on?",
+        "fr": "C'est noté, je transmets « {when} » à l'équipe. À quel numéro pouvons-nous vous joindre ?",
+    },
+    MessageKey.HANDOFF_NUMBER_WHICH: {
+        "en": "Your phone number, so that a member of our team can call you back (your mobile, for "
+        "example). What is it?",
+        "fr": "Votre numéro de téléphone, pour qu'un membre de notre équipe puisse vous rappeler (votre "
+        "portable, par exemple). Quel est-il ?",
     },
     MessageKey.HANDOFF_TIMEOUT: {
         "en": "Sorry for the wait: nobody from our team has been able to answer you yet. Could we call "

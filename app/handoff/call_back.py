@@ -14,9 +14,10 @@ import phonenumbers
 from app.conversations.records import Lead
 from app.core import i18n
 from app.handoff.hours import OfficeHours, describe_delay, describe_hours, describe_moment
+from playbooks.interpret import looks_like_question, mentions_moment
 from playbooks.slots import lead_regions, parse_slot
 
-__all__ = ["display_number", "known_number", "next_notice", "read_number"]
+__all__ = ["display_number", "known_number", "next_notice", "number_again", "read_number"]
 
 #: Where a lead writing in a language may live, for a number the tenant's region does not read
 #: ("07700 900123" from an English lead of a French tenant).
@@ -97,3 +98,18 @@ def next_notice(
         hours=describe_hours(hours, language),
         **shown,
     )
+
+
+def number_again(text: str, language: str) -> tuple[str, str | None]:
+    """What a lead is told whose reply (``text``) to "which number?" gave none, in ``language``,
+    and the time to call their words give, if any (at most 200 characters): their question ("what
+    number do you need?") answered, their time ("plutôt demain matin") said to be passed on, else
+    a plain apology; each time with the question asked again."""
+    words = " ".join(text[:2000].split())  # a pasted essay is cut, never read whole
+    when = words[:200] if mentions_moment(words) else None
+    if looks_like_question(words):
+        return i18n.text("handoff_number_which", language), when
+    if when is not None:
+        quoted = when if len(when) <= 80 else when[:79] + "…"
+        return i18n.text("handoff_number_again_when", language, when=quoted), when
+    return i18n.text("handoff_number_again", language), when

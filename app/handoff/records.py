@@ -19,7 +19,10 @@ from pydantic import Field
 
 from app.core.records import Record
 
-__all__ = ["Handoff", "HandoffStatus", "Requester"]
+__all__ = ["NOTES_KEPT", "Handoff", "HandoffStatus", "Requester"]
+
+NOTES_KEPT = 10
+"""How many of the lead's words :attr:`Handoff.call_back_notes` keeps (the newest)."""
 
 HandoffStatus = Literal["open", "answered", "timed_out", "handed_back", "closed"]
 Requester = Literal["lead", "playbook", "bot", "agent"]
@@ -43,6 +46,12 @@ class Handoff(Record):
     """The lead asked to be called back on the phone (``reason``: the engine's ``CALL_BACK_REASON``)."""
     call_back_phone: str | None = None
     """The number (E.164) to call back, ``None`` while the lead has not given one."""
+    call_back_when: str | None = None
+    """When the lead would like to be called, in their words ("plutôt demain matin"), from a
+    message of theirs while the call-back waited for their number (the latest such words)."""
+    call_back_notes: list[str] = Field(default_factory=list)
+    """The lead's replies that gave no number while the call-back waited for it, in their words
+    (at most :data:`NOTES_KEPT`, each at most 500 characters): for the person who calls."""
     requested_by: Requester = "lead"
     step_id: str | None = None
     resume_step: str | None = None

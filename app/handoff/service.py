@@ -31,10 +31,10 @@ from app.conversations.records import Conversation, ConversationEvent, Lead, Mes
 from app.conversations.service import ConversationService, TurnWrites
 from app.core import i18n
 from app.core.logs import get_logger
-from app.handoff.call_back import display_number, known_number, next_notice, read_number
+from app.handoff.call_back import display_number, known_number, next_notice, number_again, read_number
 from app.handoff.hours import OfficeHours, callback_time, describe_moment
 from app.handoff.notify import NotificationError, WebhookSecrets, post_webhook, send_email
-from app.handoff.records import Handoff, Requester
+from app.handoff.records import NOTES_KEPT, Handoff, Requester
 from app.jobs.queue import Job, JobQueue
 from app.messaging.directory import ChannelDirectory
 from app.store import Order, Store, Transaction
@@ -135,6 +135,17 @@ def _awaited_number(conv: Conversation) -> bool:
         if event.type == "handoff.requested":
             return bool(event.detail.get("call_back")) and not event.detail.get("phone")
         if event.type in ("handoff.number", "handoff.answered", "handoff.agent_message"):
+            return False
+    return False
+
+
+def _asked_again(conv: Conversation) -> bool:
+    """Whether the call-back waiting for the lead's number already asked for it a second time (a
+    reply of theirs gave none): it is not asked a third."""
+    for event in reversed(conv.events):
+        if event.type == "handoff.number_missing":
+            return True
+        if event.type == "handoff.requested":
             return False
     return False
 
@@ -368,8 +379,8 @@ class HandoffService:
             return None
         conv, lead, now = plan.conversation, plan.lead, self.clock.now()
         number = None
+        text = "\n".join(m.text or "" for m in inbound)
         if _awaited_number(conv):
-            text = "\n".join(m.text or "" for m in inbound)
             number = read_number(text, lead=lead, default_region=profile.default_region)
         if number is not None:
             if not lead.phone:
@@ -395,6 +406,9 @@ class HandoffService:
 
             writes = _Writes(self.jobs, conv.id, make)
             log.info("handoff.call_back_number", tenant=tenant_id, conversation=conv.id)
+        elif _awaited_number(conv):
+            writes = self._number_missing(plan, text, profile.default_language, now)
+            log.info("handoff.call_back_number_missing", tenant=tenant_id, conversation=conv.id)
         elif profile.handoff_webhook_url:
             writes = _Writes(self.jobs, conv.id, lambda stored: stored)
         else:
@@ -402,6 +416,28 @@ class HandoffService:
         if profile.handoff_webhook_url:
             writes.new_jobs = self._notify_jobs(profile, "lead_message", now, ref=inbound[-1].id)
         return writes
+
+    def _number_missing(self, plan: TurnPlan, text: str, default_language: str, now: float) -> _Writes:
+        """The lead's reply to "which number?" gave none: asked again once, politely, in their
+        language (:func:`app.handoff.call_back.number_again`), and their words kept on the handoff
+        record for the person who calls (``call_back_notes``; a time to call in ``call_back_when``)."""
+        conv, lead = plan.conversation, plan.lead
+        language = lead.language or default_language
+        reply, when = number_again(text, language)
+        if not _asked_again(conv):
+            plan_bot_messages(plan, [reply], now, purpose="handoff")
+        _append_events(conv, _event(now, "handoff.number_missing", "lead", when=when))
+        words = text.strip()[:500]
+
+        def make(stored: Handoff | None) -> Handoff | None:
+            if stored is None:
+                return None
+            notes = [*stored.call_back_notes, words][-NOTES_KEPT:] if words else stored.call_back_notes
+            return stored.model_copy(
+                update={"call_back_notes": notes, "call_back_when": when or stored.call_back_when}
+            )
+
+        return _Writes(self.jobs, conv.id, make)
 
     # ------------------------------------------------------------------ a person answers
     async def agent_message(

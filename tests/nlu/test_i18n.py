@@ -24,6 +24,7 @@ PARAMS = {
     "hours": "9:00-18:00",
     "reopen": "9:00",
     "callback": "10:00",
+    "when": "demain matin",
 }
 
 

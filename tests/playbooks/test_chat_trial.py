@@ -11,7 +11,7 @@ import pytest
 from playbooks import HandoffRequested, Playbook
 
 from .conftest import Conversation
-from .test_real_leads import EN, FR, RESPONSES, demo_kb, detect, filled, said
+from .test_real_leads import EN, FR, RESPONSES, YES_BATTERY, demo_kb, detect, filled, said
 
 Lead = Callable[[str], Conversation]
 
@@ -283,7 +283,7 @@ EN_OFFERS = "Solar panels, Solar panels and a battery or Home battery"
             FR,
             ["oui"],
             "vous faites les pompes à chaleur ?",
-            "Oui, nous le proposons : « Pompe à chaleur ».",
+            "Oui — Pompe à chaleur fait partie de nos services.",
             "logement",
         ),
         (
@@ -326,7 +326,7 @@ async def test_do_you_do_x_as_a_first_message_is_answered_before_the_first_quest
     ("playbook", "message", "yes", "entry"),
     [
         # an offered thing: a plain yes first, then what the knowledge base says about it
-        (EN, "do u do batteries?", "Yes, we do: “Home battery”. ", "en-battery"),
+        (EN, "do u do batteries?", YES_BATTERY, "en-battery"),
         (FR, "vous faites des facilités de paiement ?", "", "fr-financement"),  # not an offer
     ],
 )

@@ -24,9 +24,9 @@ Make = Callable[..., Conversation]
 
 INDEX = KnowledgeIndex.build(DEMO_QA)
 RESPONSES = {entry.id: entry.response for entry in DEMO_QA}
-YES_BATTERY = "Yes, we do: “Home battery”. "
-"""What the English playbook says first to "do you do batteries?" (an offered thing), before the
-knowledge answer."""
+YES_BATTERY = "Yes — Home battery is one of our services. "
+"""What the English playbook says first to "do you do batteries?" (an offered thing whose title,
+"Home battery", is no plural to say "we do ..." with), before the knowledge answer about batteries."""
 
 
 async def demo_kb(question: str, language: str) -> str | None:

@@ -151,7 +151,7 @@ async def test_english_question_without_knowledge_is_passed_on_and_question_repe
     # "do you install X?" without knowledge is answered from the playbook's offers
     await c.say("do you install batteries as well?")
     assert [m.purpose for m in sent(c)] == ["answer", "reask"]
-    assert sent(c)[0].text == "Yes, we do: “Home battery”."
+    assert sent(c)[0].text == "Yes — Home battery is one of our services."
 
 
 async def test_english_not_interested_ends_politely(
@@ -355,7 +355,7 @@ async def test_do_you_do_an_offered_thing_is_a_yes_before_what_the_knowledge_bas
     await c.say("hello, do you guys do batteries?")
     assert [m.purpose for m in sent(c)] == ["answer", "reask"]
     assert sent(c)[0].text == (
-        "Yes, we do: “Home battery”. A battery stores your daytime production for the evening."
+        "Yes — Home battery is one of our services. A battery stores your daytime production for the evening."
     )
     await c.say("do you do heat pumps?")  # not offered: said so, the knowledge answer not added
     assert sent(c)[0].text == (

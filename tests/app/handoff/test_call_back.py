@@ -4,9 +4,17 @@ handoff record (the agent's inbox says "call-back requested")."""
 
 from __future__ import annotations
 
+import pytest
+
+from app.handoff.call_back import number_again
 from app.store import collections as col
 from tests.app.handoff.conftest import AUTH, MONDAY_10H, World
 from tests.app.handoff.test_handoff import lead_says, lead_texts, the_conversation
+
+
+def _plain(text: str) -> str:
+    """``text`` with the no-break spaces of French typography as plain spaces."""
+    return text.replace("\u202f", " ").replace("\xa0", " ")
 
 
 async def _handoff_record(w: World, conv_id: str) -> dict[str, object]:
@@ -119,3 +127,82 @@ async def test_a_call_back_nobody_made_in_time_is_apologised_for_with_the_number
         " +1 415-555-2671 today at 11:30."
     ), texts[-1]
     assert "Could we call you back" not in texts[-1]
+
+
+@pytest.mark.parametrize(
+    ("first", "ask", "reply", "again", "when"),
+    [
+        (
+            "Bonjour, je voudrais des infos sur la rénovation",
+            "vous pouvez me rappeler ?",
+            "plutôt demain matin",
+            "C'est noté, je transmets « plutôt demain matin » à l'équipe. À quel numéro pouvons-nous vous "
+            "joindre ?",
+            "plutôt demain matin",
+        ),
+        (
+            "Hello, I'm interested in solar panels",
+            "could you call me back please",
+            "what number do you need?",
+            "Your phone number, so that a member of our team can call you back (your mobile, for example). "
+            "What is it?",
+            None,
+        ),
+        (
+            "Hello, I'm interested in solar panels",
+            "could you call me back please",
+            "ok sure",
+            "Sorry, I couldn't find a phone number in your message. What number can we call you on?",
+            None,
+        ),
+    ],
+)
+async def test_a_reply_with_no_number_is_asked_again_once_and_kept_for_the_agent(
+    world: World, first: str, ask: str, reply: str, again: str, when: str | None
+) -> None:
+    w = world
+    await lead_says(w, "webchat", first)
+    await lead_says(w, "webchat", ask)
+    conv = await the_conversation(w, "webchat")
+    asked = await lead_texts(w, "webchat", conv.id)
+    await lead_says(w, "webchat", reply)
+    texts = await lead_texts(w, "webchat", conv.id)
+    assert [_plain(t) for t in texts[len(asked) :]] == [again]  # French spacing aside
+    record = await _handoff_record(w, conv.id)
+    assert record["call_back_phone"] is None and record["call_back_notes"] == [reply]
+    assert record.get("call_back_when") == when
+    # asked again once: the next reply with no number is kept, not answered
+    await lead_says(w, "webchat", "ok")
+    assert len(await lead_texts(w, "webchat", conv.id)) == len(texts)
+    record = await _handoff_record(w, conv.id)
+    assert record["call_back_notes"] == [reply, "ok"] and record.get("call_back_when") == when
+    # the number still comes in
+    await lead_says(w, "webchat", "06 12 34 56 78")
+    texts = await lead_texts(w, "webchat", conv.id)
+    assert texts[-1].startswith(("Merci, j'ai noté votre numéro.", "Thanks, I've noted your number."))
+    assert (await _handoff_record(w, conv.id))["call_back_phone"] == "+33612345678"
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "starts", "when"),
+    [
+        (
+            "in the morning if possible",
+            "en",
+            "Noted, I'll pass “in the morning if possible” on",
+            "in the morning if possible",
+        ),
+        (
+            "plutôt l'après-midi",
+            "fr",
+            "C'est noté, je transmets « plutôt l'après-midi »",
+            "plutôt l'après-midi",
+        ),
+        ("friday after 3pm", "en", "Noted, I'll pass “friday after 3pm” on", "friday after 3pm"),
+        ("quel numéro ?", "fr", "Votre numéro de téléphone", None),
+        ("euh", "fr", "Pardon, je n'ai pas trouvé de numéro", None),
+    ],
+)
+def test_what_a_reply_with_no_number_is_told(text: str, language: str, starts: str, when: str | None) -> None:
+    reply, found = number_again(text, language)
+    assert reply.startswith(starts) and found == when
