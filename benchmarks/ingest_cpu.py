@@ -13,8 +13,11 @@ for the measured requests only, then valgrind prints ``Collected : N`` (all thre
 ``--requests`` (the figures of issue 15: 570k instructions a WhatsApp webhook before, 495k after
 its second round of cuts; 400 requests, concurrency 16, about 4 minutes under valgrind).
 
+``--channel twilio`` sends signed Twilio inbound SMS (form bodies, ``X-Twilio-Signature`` over
+PUBLIC_BASE_URL + path) to ``/api/webhooks/twilio/sms`` instead of WhatsApp's JSON.
+
 Usage: ``python benchmarks/ingest_cpu.py [--requests N] [--concurrency C] [--durability process|power]
-[--profile PATH] [--callgrind] [--bare-only|--ours-only]``.
+[--channel whatsapp|twilio] [--profile PATH] [--callgrind] [--bare-only|--ours-only]``.
 """
 
 from __future__ import annotations
@@ -34,9 +37,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import PHONE_ID, SECRET, _sign, _webhook  # noqa: E402
+from benchmarks.run import PHONE_ID, SECRET, TWILIO_NUMBER, _sign, _twilio, _webhook  # noqa: E402
 
 __all__ = ["LOOP_CPU", "drive", "main"]
+
+#: The public base URL the app is told (PUBLIC_BASE_URL): Twilio signs it with the path.
+_BASE_URL = "http://127.0.0.1:8000"
+#: The webhook path of each channel this harness sends.
+_PATHS = {"whatsapp": "/api/webhooks/whatsapp", "twilio": "/api/webhooks/twilio/sms"}
 
 #: CPU seconds of the event loop's thread alone, one entry per :func:`drive` call.
 LOOP_CPU: list[float] = []
@@ -94,6 +102,13 @@ async def drive(app: Any, path: str, bodies: list[tuple[bytes, dict[str, str]]],
     return time.process_time() - start
 
 
+def _signed(channel: str, numbers: range) -> list[tuple[bytes, dict[str, str]]]:
+    """Signed webhook ``(body, headers)`` of ``channel``, one per number (each its own message)."""
+    if channel == "twilio":
+        return [_twilio(i, _BASE_URL + _PATHS["twilio"]) for i in numbers]
+    return [(b, _sign(b)) for b in (_webhook(i) for i in numbers)]
+
+
 async def _lifespan(app: Any, run: Callable[[], Any]) -> Any:
     """Run ``run()`` inside the app's lifespan (startup, then shutdown)."""
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -121,6 +136,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--durability", default="process")
+    parser.add_argument("--channel", choices=("whatsapp", "twilio"), default="whatsapp")
     parser.add_argument("--profile", default="")
     parser.add_argument("--callgrind", action="store_true", help="count instructions (see the docstring)")
     which = parser.add_mutually_exclusive_group()
@@ -138,6 +154,10 @@ def main() -> None:
                 "WHATSAPP_APP_SECRET": SECRET,
                 "WHATSAPP_TOKEN": "x",
                 "WHATSAPP_PHONE_ID": PHONE_ID,
+                "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+                "TWILIO_AUTH_TOKEN": SECRET,
+                "TWILIO_PHONE_NUMBER": TWILIO_NUMBER,
+                "PUBLIC_BASE_URL": _BASE_URL,
                 "ADMIN_API_KEY": "lw_bench",
                 "LOG_LEVEL": "WARNING",
                 "RATE_LIMIT_WEBHOOKS_PER_SECOND": "1000000",
@@ -150,8 +170,9 @@ def main() -> None:
 
         ours = create_app(start_worker=False)
         n = args.requests
-        warm = [(b, _sign(b)) for b in (_webhook(10_000_000 + i) for i in range(200))]
-        bodies = [(b, _sign(b)) for b in (_webhook(i) for i in range(n))]
+        path = _PATHS[args.channel]
+        warm = _signed(args.channel, range(10_000_000, 10_000_200))
+        bodies = _signed(args.channel, range(n))
 
         async def run_bare() -> float:
             await drive(bare, "/bare", warm, args.concurrency)
@@ -161,12 +182,12 @@ def main() -> None:
             return cpu
 
         async def run_ours() -> float:
-            await drive(ours, "/api/webhooks/whatsapp", warm, args.concurrency)
+            await drive(ours, path, warm, args.concurrency)
             profiler = cProfile.Profile() if args.profile else None
             if profiler:
                 profiler.enable()
             counting(True)
-            cpu = await drive(ours, "/api/webhooks/whatsapp", bodies, args.concurrency)
+            cpu = await drive(ours, path, bodies, args.concurrency)
             counting(False)
             if profiler:
                 profiler.disable()
@@ -178,10 +199,10 @@ def main() -> None:
     if bare_cpu:
         print(f"bare_cpu_per_request: {bare_cpu / n * 1e6:.0f} us")
     if ours_cpu:
-        print(f"whatsapp_{args.durability}_cpu_per_request: {ours_cpu / n * 1e6:.0f} us")
-        print(f"whatsapp_{args.durability}_event_loop_cpu_per_request: {LOOP_CPU[-1] / n * 1e6:.0f} us")
+        print(f"{args.channel}_{args.durability}_cpu_per_request: {ours_cpu / n * 1e6:.0f} us")
+        print(f"{args.channel}_{args.durability}_event_loop_cpu_per_request: {LOOP_CPU[-1] / n * 1e6:.0f} us")
     if bare_cpu and ours_cpu:
-        print(f"whatsapp_{args.durability}_to_bare_cpu_ratio: {ours_cpu / bare_cpu:.2f} x")
+        print(f"{args.channel}_{args.durability}_to_bare_cpu_ratio: {ours_cpu / bare_cpu:.2f} x")
 
 
 if __name__ == "__main__":

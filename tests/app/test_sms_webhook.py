@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 from twilio.request_validator import RequestValidator
 
 from app.composition import Runtime, build_channels
+from app.messaging.webhooks.twilio import EMPTY_TWIML
 from app.store import where
 from app.tenancy.bootstrap import bootstrap
 from channels.sms import INBOUND_PATH, STATUS_PATH, TwilioSmsChannel
@@ -141,8 +142,9 @@ async def test_signed_inbound_sms_is_stored_and_answered_with_empty_twiml(
 ) -> None:
     response = await post_inbound(client, inbound("Hi, I'd like a quote for solar panels", "SM" + "1" * 32))
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/xml")
-    assert response.text.endswith("<Response></Response>")
+    assert response.headers["content-type"] == "text/xml; charset=utf-8"
+    assert response.text == EMPTY_TWIML
+    assert response.headers["content-length"] == str(len(EMPTY_TWIML))
     assert twilio_api.requests == []  # the webhook only stores; the worker replies
     assert await runtime.ingest.consume("demo") == 1  # stored in the ingest log, before the 200
     assert len(await runtime.store.query("demo", "inbox")) == 1
@@ -182,6 +184,9 @@ async def test_malformed_body_with_a_valid_signature_is_quarantined_and_answered
     no_sid = urlencode({"From": LEAD, "To": OUR_NUMBER, "Body": "hi"}).encode()
     response = await post_inbound(client, no_sid)
     assert response.status_code == 200  # Twilio would retry anything else
+    # the route's one 200 answer, stored or quarantined: the empty TwiML, so Twilio sends nothing
+    assert response.text == EMPTY_TWIML
+    assert response.headers["content-type"] == "text/xml; charset=utf-8"
     not_form = b'{"MessageSid": "SM1", "From": "+14155552671"}'
     response = await client.post(
         INBOUND_PATH, content=not_form, headers=sign(not_form, url=PUBLIC + INBOUND_PATH)

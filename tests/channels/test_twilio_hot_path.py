@@ -7,22 +7,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from twilio.request_validator import RequestValidator
 
 from channels.base import SignatureError
-from channels.sms import _normalized, normalize_number
+from channels.sms import TwilioSigner, _normalized, normalize_number
 from tests.channels.test_sms_webhook import LEAD, OUR_NUMBER, URL, channel, fixture, signed
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     urls: list[str] = []
-    compute = RequestValidator.compute_signature
+    compute = TwilioSigner.signature
 
-    def counted(self: RequestValidator, uri: str, params: Any, algorithm: Any = None) -> str:
+    def counted(self: TwilioSigner, uri: str, params: Any) -> str:
         urls.append(uri)
-        return str(compute(self, uri, params, algorithm))
+        return compute(self, uri, params)
 
-    monkeypatch.setattr(RequestValidator, "compute_signature", counted)
+    monkeypatch.setattr(TwilioSigner, "signature", counted)
     return urls
 
 

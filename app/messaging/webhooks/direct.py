@@ -14,6 +14,7 @@ the app has no ``runtime`` dependency.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -30,12 +31,25 @@ from app.ops.requests import HEADER as REQUEST_ID_HEADER
 from app.ops.requests import SECURITY_HEADERS, with_request_headers
 from channels.registry import channel_class
 
-__all__ = ["DirectIngest", "DirectIngestFactory", "direct_ingest", "send_response"]
+__all__ = ["DirectIngest", "DirectIngestFactory", "FixedAnswer", "direct_ingest", "send_response"]
 
 Prepare = Callable[[Runtime, Scope, dict[str, str]], str]
 """``(runtime, scope, headers) -> url``: the URL the signature covers; may add headers."""
-Answer = Callable[[Response[Any]], Response[Any]]
-"""The 200 answer's final shape (Twilio's TwiML) from the pipeline's answer."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedAnswer:
+    """A route's 200 answer whatever was stored (Twilio's empty TwiML): ``content`` in
+    ``media_type`` (a ``text/`` type without a charset gets ``; charset=utf-8``, as a Litestar
+    ``Response`` of a ``str`` does). Sent as it is, no ``Response`` built."""
+
+    content: str
+    media_type: str
+
+    @functools.cached_property
+    def encoded(self) -> tuple[bytes, bytes]:
+        """``(body, Content-Type)`` as sent."""
+        return self.content.encode("utf-8"), _content_type(self.media_type, "utf-8")
 
 
 def _request_url(_: Runtime, scope: Scope, __: dict[str, str]) -> str:
@@ -52,7 +66,7 @@ class DirectIngest:
         *,
         channel_name: str,
         prepare: Prepare = _request_url,
-        answer: Answer | None = None,
+        answer: FixedAnswer | None = None,
     ) -> None:
         self.app = app
         self.channel_name = channel_name
@@ -98,16 +112,13 @@ class DirectIngest:
             return
         url = self.prepare(runtime, scope, headers)
         answer = await ingest_delivery(runtime, self.channel_name, headers, raw_body, url=url)
-        if isinstance(answer, Response):
-            response = answer
+        if isinstance(answer, Response) and (self.answer is None or answer.status_code != 200):
+            await send_response(answer, send, request_id=request_id)  # a refusal, or quarantined
         elif self.answer is None:  # stored: the counts as JSON, no Response built
             await _send(200, msgspec.json.encode(answer), _JSON, (), send, request_id)
-            return
-        else:
-            response = Response(answer, status_code=200)
-        if self.answer is not None and response.status_code == 200:
-            response = self.answer(response)
-        await send_response(response, send, request_id=request_id)
+        else:  # every 200 of the route (stored or quarantined) is its fixed answer
+            body, content_type = self.answer.encoded
+            await _send(200, body, content_type, (), send, request_id)
 
 
 @functools.cache
@@ -188,7 +199,7 @@ class DirectIngestFactory:
     front door (:mod:`app.messaging.webhooks.front_door`) finds the routes by it and builds the
     same :class:`DirectIngest` for their paths."""
 
-    def __init__(self, channel_name: str, *, prepare: Prepare, answer: Answer | None) -> None:
+    def __init__(self, channel_name: str, *, prepare: Prepare, answer: FixedAnswer | None) -> None:
         self.channel_name = channel_name
         self.prepare = prepare
         self.answer = answer
@@ -202,9 +213,10 @@ class DirectIngestFactory:
 
 
 def direct_ingest(
-    channel_name: str, *, prepare: Prepare = _request_url, answer: Answer | None = None
+    channel_name: str, *, prepare: Prepare = _request_url, answer: FixedAnswer | None = None
 ) -> DirectIngestFactory:
     """The middleware factory for a webhook POST route of ``channel_name`` (``@post(...,
     middleware=[direct_ingest("whatsapp")])``); ``prepare`` gives the URL a signature covers (the
-    request's own by default), ``answer`` reshapes a 200 answer."""
+    request's own by default), ``answer`` the route's fixed 200 answer (else the stored counts as
+    JSON)."""
     return DirectIngestFactory(channel_name, prepare=prepare, answer=answer)

@@ -18,7 +18,7 @@ from litestar.types import Scope
 
 from app.composition import Runtime
 from app.core.logs import get_logger
-from app.messaging.webhooks.direct import DirectIngestFactory, direct_ingest
+from app.messaging.webhooks.direct import DirectIngestFactory, FixedAnswer, direct_ingest
 from app.messaging.webhooks.ingest import ingest_request
 from app.tenancy.auth import lowercase_headers
 from channels.sms import EVENT_HEADER, INBOUND_PATH, STATUS_PATH
@@ -29,6 +29,8 @@ log = get_logger("leadwarm.webhooks.twilio")
 
 #: TwiML that tells Twilio to do nothing (no automatic reply).
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+#: The hot path's 200 to an inbound SMS: the same bytes and Content-Type as the handler's.
+_EMPTY_TWIML_ANSWER = FixedAnswer(EMPTY_TWIML, "text/xml")
 
 
 def public_url(public_base_url: str, request: Request[Any, Any, Any]) -> str:
@@ -47,10 +49,7 @@ def _direct(event: str) -> DirectIngestFactory:
         query = scope.get("query_string", b"").decode("latin-1")
         return f"{url}?{query}" if query else url
 
-    def twiml(_: Response[Any]) -> Response[Any]:
-        return Response(EMPTY_TWIML, status_code=HTTP_200_OK, media_type="text/xml")
-
-    return direct_ingest("sms", prepare=prepare, answer=twiml if event == "inbound" else None)
+    return direct_ingest("sms", prepare=prepare, answer=_EMPTY_TWIML_ANSWER if event == "inbound" else None)
 
 
 async def _ingest(
