@@ -24,6 +24,7 @@ from kernel.clone import clone_model
 from kernel.errors import LeadWarmError
 from playbooks.choices import match_choice
 from playbooks.expressions import evaluate, render, template_context
+from playbooks.grammar import is_plural, names_things
 from playbooks.language import asked_language, follow_language
 from playbooks.runtime import (
     CALL_BACK_REASON,
@@ -188,6 +189,10 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
     "we_offer": {
         "en": "Yes — {offers} is one of our services.",
         "fr": "Oui — {offers} fait partie de nos services.",
+    },
+    "we_offer_plural": {
+        "en": "Yes — {offers} are one of our services.",
+        "fr": "Oui — {offers} font partie de nos services.",
     },
     "we_offer_them": {"en": "Yes, we {verb} {offers}.", "fr": "Oui, nous {verb} des {offers}."},
     "not_offered": {
@@ -825,29 +830,17 @@ _WE_DO = {
 """The verb of "do you X ...?" said back by the business, per language ("installez" -> "installons")."""
 
 
-_DETERMINERS = frozenset({"les", "des", "mes", "nos", "vos", "ces", "leurs", "aux", "this", "its"})
-"""Plural-looking words that are no noun: a title opening with one ("Les fenêtres") is not said
-after "des"."""
-
-
 def _yes_we_offer(turn: _Turn, title: str, verb: str | None) -> str:
     """Yes to "do you ``verb`` X?" for the offered option ``title``: with the lead's verb when the
-    title names things in the plural ("Yes, we install solar panels.", "Oui, nous installons des
-    panneaux solaires."), else "Yes — Home battery is one of our services."."""
+    title names things in the plural (:func:`playbooks.grammar.names_things`: "Yes, we install
+    solar panels.", "Oui, nous installons des panneaux solaires."), else the title as one of our
+    services, its verb agreeing with it (:func:`playbooks.grammar.is_plural`: "Yes — Home battery
+    is one of our services.", "Oui — Les fenêtres font partie de nos services.")."""
     language = turn.state.language if turn.state.language in _WE_DO else turn.playbook.language
     ours = _WE_DO.get(language, {}).get(verb or "")
-    words = title.split()
-    # the plural is in the last word of an English title, in the first of a French one
-    head = words[-1 if language == "en" else 0] if words else ""
-    plural = (
-        len(head) > 2
-        and head[-1] in ("s", "x" if language == "fr" else "s")
-        and head[-2] != "s"
-        and head.lower() not in _DETERMINERS
-    )
-    if ours is None or not plural:
-        return turn.say("we_offer", offers=title)
-    first = words[0]
+    if ours is None or not names_things(title, language):
+        return turn.say("we_offer_plural" if is_plural(title, language) else "we_offer", offers=title)
+    first = title.split()[0]
     shown = title if first[1:] != first[1:].lower() else first[:1].lower() + title[1:]  # "PV panels" stays
     return turn.say("we_offer_them", verb=ours, offers=shown)
 

@@ -258,12 +258,23 @@ def test_a_budget_is_a_remark_only_when_no_slot_is_about_the_budget(
         ("en", "Home battery", "do", "Yes — Home battery is one of our services."),
         ("en", "Glass", "do", "Yes — Glass is one of our services."),
         ("fr", "Panneaux solaires", "installez", "Oui, nous installons des panneaux solaires."),
-        ("fr", "Les fenêtres", "faites", "Oui — Les fenêtres fait partie de nos services."),
+        ("fr", "Les fenêtres", "faites", "Oui — Les fenêtres font partie de nos services."),
         ("fr", "Pompe à chaleur", "posez", "Oui — Pompe à chaleur fait partie de nos services."),
+        # a plural title with a verb the business cannot say back: the verb agrees with it
+        ("en", "Windows", None, "Yes — Windows are one of our services."),
+        ("en", "Solar panels", "faites", "Yes — Solar panels are one of our services."),
+        ("en", "These panels", None, "Yes — These panels are one of our services."),
+        ("en", "Home battery", None, "Yes — Home battery is one of our services."),
+        ("en", "Bus", None, "Yes — Bus is one of our services."),
+        ("fr", "Fenêtres", None, "Oui — Fenêtres font partie de nos services."),
+        ("fr", "Travaux de toiture", None, "Oui — Travaux de toiture font partie de nos services."),
+        ("fr", "Les fenêtres", "installez", "Oui — Les fenêtres font partie de nos services."),
+        ("fr", "Devis gratuit", "faites", "Oui — Devis gratuit fait partie de nos services."),
+        ("fr", "Isolation des combles", "faites", "Oui — Isolation des combles fait partie de nos services."),
     ],
 )
 def test_the_yes_says_the_leads_verb_only_with_a_plural_title(
-    library: dict[str, Playbook], language: str, title: str, verb: str, reply: str
+    library: dict[str, Playbook], language: str, title: str, verb: str | None, reply: str
 ) -> None:
     from playbooks.engine import _Turn, _yes_we_offer
 
