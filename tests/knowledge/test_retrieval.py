@@ -328,3 +328,69 @@ def test_an_amount_question_about_something_else_is_no_price_question(
 ) -> None:
     answer = index.best_answer(question, language=language)
     assert answer is None or answer.id != "fr-prix"
+
+
+# --------------------------------------------------------------------------- a topic only in a response
+
+
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [
+        # the delays entry says how long roof insulation takes: it does not answer "do you do it?"
+        ("vous faites l'isolation des combles ?", "fr"),
+        ("l'isolation des combles", "fr"),  # what the interpreter asks for "vous faites X ?"
+        ("isolation des combles ?", "fr"),
+    ],
+)
+def test_an_entry_naming_the_topic_only_in_its_response_does_not_answer(
+    index: KnowledgeIndex, question: str, language: str
+) -> None:
+    [first, *_] = index.search(question, language=language)
+    assert first.entry.id == "fr-delai" and first.score >= DEFAULT_MIN_SCORE and not first.anchored
+    assert index.best_answer(question, language=language) is None
+
+
+def _entry(entry_id: str, question: str, response: str, tags: list[str], language: str) -> QAEntry:
+    return QAEntry(id=entry_id, question=question, response=response, tags=tags, language=language)
+
+
+@pytest.mark.parametrize(
+    ("question", "language", "expected"),
+    [
+        ("do you do loft insulation?", "en", None),  # only the delays response names it
+        ("how long does the work take?", "en", "en-delay"),  # its own words: still answered
+        ("do you do heat pumps?", "en", "en-pumps"),
+        ("vous faites l'isolation des combles ?", "fr", None),
+        ("combien de temps durent les travaux ?", "fr", "fr-delai"),
+        ("vous posez des pompes à chaleur ?", "fr", "fr-pac"),
+    ],
+)
+def test_only_an_entry_about_the_question_answers_it(
+    question: str, language: str, expected: str | None
+) -> None:
+    index = KnowledgeIndex.build(
+        [
+            _entry(
+                "en-delay",
+                "How long does the work take?",
+                "Loft insulation takes a day, a heat pump two to three days.",
+                ["delay", "duration", "weeks"],
+                "en",
+            ),
+            _entry(
+                "en-pumps", "Do you install heat pumps?", "Yes, air-to-water ones.", ["heat", "pump"], "en"
+            ),
+            _entry(
+                "fr-delai",
+                "Combien de temps durent les travaux ?",
+                "L'isolation des combles prend une journée, une pompe à chaleur deux à trois jours.",
+                ["délai", "durée", "semaines"],
+                "fr",
+            ),
+            _entry(
+                "fr-pac", "Posez-vous des pompes à chaleur ?", "Oui, air-eau.", ["pompe", "chaleur"], "fr"
+            ),
+        ]
+    )
+    found = index.best_answer(question, language=language)
+    assert (found.id if found is not None else None) == expected

@@ -110,6 +110,15 @@ async def test_an_option_read_from_a_form_of_its_words_is_not_said_back(
             "Oui — Pompe à chaleur fait partie de nos services.",
             "logement",
         ),
+        # the delays entry names roof insulation only in its response: it does not follow the yes
+        (
+            FR,
+            None,
+            ["oui"],
+            "vous faites l'isolation des combles ?",
+            "Oui — Isolation des combles fait partie de nos services.",
+            "logement",
+        ),
     ],
 )
 async def test_do_you_do_an_offered_thing_is_a_plain_yes_without_an_answer_nobody_asked_for(

@@ -25,7 +25,11 @@ instead of BM25Okapi's epsilon floor, which goes negative in tiny knowledge base
 :data:`DEFAULT_MIN_SCORE` AND leads the runner-up (another response) by :data:`DEFAULT_MIN_MARGIN`:
 "hello, solar panels?" covers the maintenance, price and subsidies entries alike (score 1.0 for
 each), so it is too vague to answer. Both were chosen by measuring, see
-:mod:`app.ai.knowledge.evaluation` and ``leadwarm eval --knowledge``.
+:mod:`app.ai.knowledge.evaluation` and ``leadwarm eval --knowledge``. An entry whose question, tags
+and category hold none of the question's terms never answers, whatever its score (``Match.anchored``):
+its response only mentions the topic in passing ("vous faites l'isolation des combles ?" is not
+answered by the delays entry, whose response says how long roof insulation takes); it still counts
+as a rival for the margin. No labelled question of the evaluation sets was answered that way.
 
 Ordering: score (rounded to 9 decimals) descending, then success rate descending, usage count
 descending, id ascending, so equal scores always come back in the same order whatever the input order.
@@ -218,10 +222,13 @@ class QAEntry(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """A knowledge-base entry and its normalised score in 0..1 (see the module docstring)."""
+    """A knowledge-base entry and its normalised score in 0..1 (see the module docstring).
+    ``anchored``: at least one of the question's terms is in the entry's question, tags or category
+    (not only in its response); only an anchored entry answers (:meth:`KnowledgeIndex.best_match`)."""
 
     entry: QAEntry
     score: float
+    anchored: bool = True
 
 
 def _fold(text: str) -> str:
@@ -383,6 +390,7 @@ class _LanguageIndex:
         if not terms:
             return []
         covered = [0.0] * len(self.entries)
+        anchored = [False] * len(self.entries)
         for term, weight in zip(terms, weights, strict=True):
             # BM25 of one term is idf * tf-saturation; a tf-saturation of 1 (the term once, in an entry
             # of average length) counts as full coverage, so repeats cannot make up for missing terms.
@@ -390,14 +398,15 @@ class _LanguageIndex:
             for i, value in enumerate(values):
                 if value > 0.0:
                     covered[i] += min(float(value), weight)
+                    anchored[i] = True
                 elif term in self._response_terms[i]:
                     covered[i] += RESPONSE_CREDIT * weight
         ceiling = sum(weights) + unknown
         matches = []
-        for entry, value in zip(self.entries, covered, strict=True):
+        for entry, value, held in zip(self.entries, covered, anchored, strict=True):
             normalised = round(value / ceiling, _ROUND)
             if normalised > 0.0:
-                matches.append(Match(entry=entry, score=normalised))
+                matches.append(Match(entry=entry, score=normalised, anchored=held))
         return matches
 
 
@@ -513,10 +522,10 @@ class KnowledgeIndex:
         matches = self.search(
             question, language=language, limit=8, min_score=min_score, amount_as_price=amount_as_price
         )
-        if not matches:
+        best = next((m for m in matches if m.anchored), None)
+        if best is None:
             return None
-        best = matches[0]
-        rival = next((m for m in matches[1:] if m.entry.response != best.entry.response), None)
+        rival = next((m for m in matches if m.entry.response != best.entry.response), None)
         if rival is not None and best.score - rival.score < min_margin:
             return None
         return best
