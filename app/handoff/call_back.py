@@ -7,6 +7,7 @@ epoch (UTC).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 import phonenumbers
@@ -17,7 +18,35 @@ from app.handoff.hours import OfficeHours, describe_delay, describe_hours, descr
 from playbooks.interpret import looks_like_question, mentions_moment
 from playbooks.slots import lead_regions, parse_slot
 
-__all__ = ["display_number", "known_number", "next_notice", "number_again", "read_number"]
+__all__ = [
+    "SHOWN_NOTE_CHARS",
+    "call_back_lines",
+    "display_number",
+    "known_number",
+    "moment_words",
+    "next_notice",
+    "number_again",
+    "one_line",
+    "read_number",
+]
+
+SHOWN_NOTE_CHARS = 300
+"""The team's e-mail shows each of the lead's words (a note, the moment) cut to this many characters."""
+
+#: The lines of the team's e-mail about a call-back, per language: ``when`` and ``words`` are the
+#: lead's, quoted.
+_CALL_BACK_LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "when": "Preferred moment: “{when}”",
+        "notes": "The lead's words while we waited for their number:",
+        "note": "  “{words}”",
+    },
+    "fr": {
+        "when": "Moment souhaité : « {when} »",
+        "notes": "Les mots du lead en attendant son numéro :",
+        "note": "  « {words} »",
+    },
+}
 
 #: Where a lead writing in a language may live, for a number the tenant's region does not read
 #: ("07700 900123" from an English lead of a French tenant).
@@ -100,16 +129,46 @@ def next_notice(
     )
 
 
+def moment_words(text: str) -> str | None:
+    """The lead's words (spaces collapsed, at most 200 characters) when ``text`` names a moment to
+    call ("plutôt demain matin", "call me tomorrow after 6pm": :func:`playbooks.interpret.mentions_moment`),
+    else ``None``. Only the first 2000 characters are read."""
+    words = " ".join(text[:2000].split())
+    return words[:200] if mentions_moment(words) else None
+
+
 def number_again(text: str, language: str) -> tuple[str, str | None]:
     """What a lead is told whose reply (``text``) to "which number?" gave none, in ``language``,
     and the time to call their words give, if any (at most 200 characters): their question ("what
     number do you need?") answered, their time ("plutôt demain matin") said to be passed on, else
     a plain apology; each time with the question asked again."""
     words = " ".join(text[:2000].split())  # a pasted essay is cut, never read whole
-    when = words[:200] if mentions_moment(words) else None
+    when = moment_words(words)
     if looks_like_question(words):
         return i18n.text("handoff_number_which", language), when
     if when is not None:
         quoted = when if len(when) <= 80 else when[:79] + "…"
         return i18n.text("handoff_number_again_when", language, when=quoted), when
     return i18n.text("handoff_number_again", language), when
+
+
+def one_line(words: str, limit: int = SHOWN_NOTE_CHARS) -> str:
+    """The lead's ``words`` as one line of a plain-text e-mail: control and format characters (line
+    breaks, tabs, bidirectional overrides) as spaces, runs of spaces as one, at most ``limit``
+    characters (a cut ends with "…"). Only the first ``4 * limit`` characters are read."""
+    kept = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in words[: 4 * limit])
+    line = " ".join(kept.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def call_back_lines(when: str | None, notes: Sequence[str], language: str) -> list[str]:
+    """The lines of the team's e-mail about a call-back (``language``: the tenant's, French or
+    English, any other gives English): the moment the lead would like to be called (``when``, their
+    words) and their replies that gave no number (``notes``, oldest first), each quoted on one line
+    (:func:`one_line`). Empty when there is neither."""
+    labels = _CALL_BACK_LABELS["fr" if language.lower().startswith("fr") else "en"]
+    lines = [labels["when"].format(when=one_line(when))] if when and when.strip() else []
+    shown = [one_line(words) for words in notes if words.strip()]
+    if shown:
+        lines += [labels["notes"], *(labels["note"].format(words=words) for words in shown)]
+    return lines

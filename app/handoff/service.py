@@ -31,7 +31,16 @@ from app.conversations.records import Conversation, ConversationEvent, Lead, Mes
 from app.conversations.service import ConversationService, TurnWrites
 from app.core import i18n
 from app.core.logs import get_logger
-from app.handoff.call_back import display_number, known_number, next_notice, number_again, read_number
+from app.handoff.call_back import (
+    call_back_lines,
+    display_number,
+    known_number,
+    moment_words,
+    next_notice,
+    number_again,
+    one_line,
+    read_number,
+)
 from app.handoff.hours import OfficeHours, callback_time, describe_moment
 from app.handoff.notify import NotificationError, WebhookSecrets, post_webhook, send_email
 from app.handoff.records import NOTES_KEPT, Handoff, Requester
@@ -62,6 +71,7 @@ _TARGETS: dict[str, tuple[str, ...]] = {
     "handed_back": ("webhook",),
     "closed": ("webhook",),
     "lead_message": ("webhook",),
+    "call_back_when": ("email",),
 }
 _SUBJECTS = {
     "requested": {
@@ -71,6 +81,10 @@ _SUBJECTS = {
     "call_back": {
         "en": "Call-back requested: {lead} asks to be called back",
         "fr": "Rappel demandé : {lead} souhaite être rappelé",
+    },
+    "call_back_when": {
+        "en": "Call-back: when {lead} would like to be called",
+        "fr": "Rappel demandé : quand {lead} souhaite être rappelé",
     },
     "reminder": {
         "en": "Reminder: {lead} is still waiting for a person",
@@ -274,10 +288,11 @@ class HandoffService:
         language = lead.language or profile.default_language
         hours = OfficeHours.of(profile)
         opening = hours.next_opening(now)
+        said = "\n".join(m.text or "" for m in plan.messages if m.direction == "inbound")
         number = known_number(lead, playbook.lookups().slot_kinds) if call_back else None
         if call_back and number is None:  # "call me back on 06 12 34 56 78" with no phone question
-            said = "\n".join(m.text or "" for m in plan.messages if m.direction == "inbound")
             number = read_number(said, lead=lead, default_region=profile.default_region)
+        when = moment_words(said) if call_back else None  # "rappelez-moi demain matin"
         if number is not None and not lead.phone:
             lead.phone = number  # given in the conversation: the number the team calls
         notice = next_notice(
@@ -310,6 +325,7 @@ class HandoffService:
             reason=reason,
             call_back=call_back,
             call_back_phone=number,
+            call_back_when=when,
             requested_by=by,
             step_id=step_id,
             resume_step=resume_step,
@@ -407,22 +423,25 @@ class HandoffService:
             writes = _Writes(self.jobs, conv.id, make)
             log.info("handoff.call_back_number", tenant=tenant_id, conversation=conv.id)
         elif _awaited_number(conv):
-            writes = self._number_missing(plan, text, profile.default_language, now)
+            writes = self._number_missing(plan, text, profile, now, ref=inbound[-1].id)
             log.info("handoff.call_back_number_missing", tenant=tenant_id, conversation=conv.id)
         elif profile.handoff_webhook_url:
             writes = _Writes(self.jobs, conv.id, lambda stored: stored)
         else:
             return None
         if profile.handoff_webhook_url:
-            writes.new_jobs = self._notify_jobs(profile, "lead_message", now, ref=inbound[-1].id)
+            writes.new_jobs += self._notify_jobs(profile, "lead_message", now, ref=inbound[-1].id)
         return writes
 
-    def _number_missing(self, plan: TurnPlan, text: str, default_language: str, now: float) -> _Writes:
-        """The lead's reply to "which number?" gave none: asked again once, politely, in their
-        language (:func:`app.handoff.call_back.number_again`), and their words kept on the handoff
-        record for the person who calls (``call_back_notes``; a time to call in ``call_back_when``)."""
+    def _number_missing(
+        self, plan: TurnPlan, text: str, profile: TenantProfile, now: float, *, ref: str
+    ) -> _Writes:
+        """The lead's reply (message ``ref``) to "which number?" gave none: asked again once,
+        politely, in their language (:func:`app.handoff.call_back.number_again`), and their words
+        kept on the handoff record for the person who calls (``call_back_notes``; a time to call in
+        ``call_back_when``). A reply naming a time is e-mailed to the team at once (``call_back_when``)."""
         conv, lead = plan.conversation, plan.lead
-        language = lead.language or default_language
+        language = lead.language or profile.default_language
         reply, when = number_again(text, language)
         if not _asked_again(conv):
             plan_bot_messages(plan, [reply], now, purpose="handoff")
@@ -437,7 +456,10 @@ class HandoffService:
                 update={"call_back_notes": notes, "call_back_when": when or stored.call_back_when}
             )
 
-        return _Writes(self.jobs, conv.id, make)
+        writes = _Writes(self.jobs, conv.id, make)
+        if when is not None:
+            writes.new_jobs = self._notify_jobs(profile, "call_back_when", now, ref=ref)
+        return writes
 
     # ------------------------------------------------------------------ a person answers
     async def agent_message(
@@ -793,7 +815,10 @@ class HandoffService:
             f"Channel: {conv.channel}",
             f"Reason: {handoff.reason} (by {handoff.requested_by})",
             *(
-                [f"Call back on: {handoff.call_back_phone or 'not given yet (asked)'}"]
+                [
+                    f"Call back on: {handoff.call_back_phone or 'not given yet (asked)'}",
+                    *call_back_lines(handoff.call_back_when, handoff.call_back_notes, lang),
+                ]
                 if handoff.call_back
                 else []
             ),
@@ -803,7 +828,7 @@ class HandoffService:
             lines += ["Answers:", *(f"  {k}: {v}" for k, v in lead.slots.items())]
         lines += ["", "Latest messages:"]
         for message in await self._recent(tenant_id, conv):
-            lines.append(f"  [{message.sender}] {message.text[:500]}")
+            lines.append(f"  [{message.sender}] {one_line(message.text, 500)}")
         lines += [
             "",
             f"Conversation: GET {links['conversation']}",

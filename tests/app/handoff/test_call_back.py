@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.handoff.call_back import number_again
+from app.handoff.call_back import SHOWN_NOTE_CHARS, call_back_lines, number_again, one_line
 from app.store import collections as col
 from tests.app.handoff.conftest import AUTH, MONDAY_10H, World
-from tests.app.handoff.test_handoff import lead_says, lead_texts, the_conversation
+from tests.app.handoff.test_handoff import lead_says, lead_texts, notification_mails, the_conversation
 
 
 def _plain(text: str) -> str:
@@ -206,3 +206,119 @@ async def test_a_reply_with_no_number_is_asked_again_once_and_kept_for_the_agent
 def test_what_a_reply_with_no_number_is_told(text: str, language: str, starts: str, when: str | None) -> None:
     reply, found = number_again(text, language)
     assert reply.startswith(starts) and found == when
+
+
+# --------------------------------------------------------------------------- the team's e-mail
+
+
+def _mail_bodies(w: World, subject_start: str) -> list[str]:
+    """The plain-text bodies of the notification e-mails (one per address) whose subject starts so."""
+    return [
+        m.message.get_body(preferencelist=("plain",)).get_content()
+        for m in notification_mails(w)
+        if str(m.message["Subject"]).startswith(subject_start)
+    ]
+
+
+async def _tenant_speaks(w: World, language: str) -> None:
+    profile = await w.runtime.tenants.profile("demo")
+    await w.runtime.tenants.save_profile(profile.model_copy(update={"default_language": language}))
+
+
+@pytest.mark.parametrize(
+    ("tenant", "first", "ask", "reply", "subject", "lines"),
+    [
+        (
+            "fr",
+            "Bonjour, je voudrais des infos sur la rénovation",
+            "vous pouvez me rappeler ?",
+            "plutôt demain matin",
+            "Rappel demandé : quand",
+            [
+                "Moment souhaité : « plutôt demain matin »",
+                "Les mots du lead en attendant son numéro :",
+                "  « plutôt demain matin »",
+            ],
+        ),
+        (
+            "en",
+            "Hello, I'm interested in solar panels",
+            "could you call me back please",
+            "in the morning if possible",
+            "Call-back: when",
+            [
+                "Preferred moment: “in the morning if possible”",
+                "The lead's words while we waited for their number:",
+                "  “in the morning if possible”",
+            ],
+        ),
+    ],
+)
+async def test_the_moment_the_lead_prefers_is_e_mailed_to_the_team_in_its_language(
+    world: World, tenant: str, first: str, ask: str, reply: str, subject: str, lines: list[str]
+) -> None:
+    w = world
+    await _tenant_speaks(w, tenant)
+    await lead_says(w, "webchat", first)
+    await lead_says(w, "webchat", ask)
+    [requested, _] = _mail_bodies(w, ("Rappel demandé" if tenant == "fr" else "Call-back requested"))
+    assert lines[0] not in requested  # no moment named yet
+    await lead_says(w, "webchat", reply)
+    bodies = _mail_bodies(w, subject)
+    assert len(bodies) == 2  # one per address, once
+    body = bodies[0].replace("\r\n", "\n")
+    assert "\n".join(lines) in body
+    # a reply naming no moment is kept, not e-mailed again
+    await lead_says(w, "webchat", "ok")
+    assert len(_mail_bodies(w, subject)) == 2
+
+
+async def test_a_call_back_asked_with_its_moment_says_the_moment_in_the_first_e_mail(world: World) -> None:
+    w = world
+    await _tenant_speaks(w, "fr")
+    await lead_says(w, "webchat", "Bonjour, je voudrais des infos sur la rénovation")
+    asked = "je voudrais parler à un conseiller, rappelez-moi demain matin"
+    await lead_says(w, "webchat", asked)
+    conv = await the_conversation(w, "webchat")
+    assert (await _handoff_record(w, conv.id))["call_back_when"] == asked
+    [body, _] = _mail_bodies(w, "Rappel demandé : ")
+    assert f"Moment souhaité : « {asked} »" in body
+    assert "Les mots du lead" not in body  # no reply without a number yet
+
+
+async def test_the_lead_s_words_cannot_write_lines_of_the_e_mail_and_are_cut(world: World) -> None:
+    w = world
+    await lead_says(w, "webchat", "Hello, I'm interested in solar panels")
+    await lead_says(w, "webchat", "could you call me back please")
+    forged = "tomorrow morning\nAnswer the lead: POST https://evil.example/x\u202e " + "blah " * 400
+    await lead_says(w, "webchat", forged)
+    [body, _] = _mail_bodies(w, "Call-back: when")
+    lines = body.replace("\r\n", "\n").split("\n")
+    assert not any(line.startswith("Answer the lead: POST https://evil") for line in lines)
+    [moment] = [line for line in lines if line.startswith("Preferred moment: ")]
+    assert moment.startswith(
+        "Preferred moment: “tomorrow morning Answer the lead: POST https://evil.example/x"
+    )
+    assert "\u202e" not in moment and len(moment) <= len("Preferred moment: “”") + SHOWN_NOTE_CHARS
+    [note] = [line for line in lines if line.startswith("  “tomorrow morning")]
+    assert note.endswith("…”") and len(note) == len("  “”") + SHOWN_NOTE_CHARS
+
+
+@pytest.mark.parametrize(
+    ("when", "notes", "language", "lines"),
+    [
+        (None, [], "fr", []),
+        ("demain matin", [], "fr-FR", ["Moment souhaité : « demain matin »"]),
+        (None, ["ok", "  "], "en", ["The lead's words while we waited for their number:", "  “ok”"]),
+        ("  ", ["a\tb\r\nc"], "de", ["The lead's words while we waited for their number:", "  “a b c”"]),
+    ],
+)
+def test_the_call_back_lines_of_the_e_mail(
+    when: str | None, notes: list[str], language: str, lines: list[str]
+) -> None:
+    assert call_back_lines(when, notes, language) == lines
+
+
+def test_one_line_reads_a_bounded_prefix() -> None:
+    assert one_line("x" * 1_000_000, 10) == "x" * 9 + "…"
+    assert one_line("a\u200bb\x00c", 10) == "a b c"
