@@ -874,13 +874,15 @@ def _offer_replies(
     something ("vous faites la plomberie ?", :func:`_asked_offer`): when the lead named an offer,
     ``answer`` opens with "yes, we do" (then what the knowledge base said, if it said anything: "do
     you do batteries?" is first a yes or no); ``unoffered`` is what to say when they asked for
-    something not offered and nothing else answered (:func:`_not_offered_reply`), else ``None``."""
+    something not offered and nothing else answered (:func:`_not_offered_reply`), else ``None``.
+    A reply the model wrote to the message (``reply_generated``) answered the question itself: no
+    yes is put before it."""
     unoffered = _not_offered_reply(turn)
     if unoffered is None and interpretation.asks_offer:
         offered = _asked_offer(turn, interpretation.asks_offer, interpretation.asks_offer_verb)
         if offered is not None:
             text, offered_here = offered
-            if offered_here:
+            if offered_here and not (answer and interpretation.reply_generated):
                 answer = f"{text} {answer}" if answer else text
             elif not answer:
                 unoffered = text

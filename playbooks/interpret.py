@@ -54,6 +54,7 @@ __all__ = [
     "detect_intent",
     "expand_shorthand",
     "find_not_offered",
+    "find_remarks",
     "looks_like_question",
     "mentions_moment",
     "offer_question",
@@ -885,6 +886,22 @@ def _read_remarks(
     words = reading.text[found.start() : found.end()]
     result.remarks["budget"] = words.strip()
     reading.consume(words)
+
+
+def find_remarks(
+    text: str, *, ask: AskContext | None, open_slots: Mapping[str, str], language: str | None = None
+) -> dict[str, str]:
+    """What :func:`read_message` keeps in ``Interpretation.remarks`` for ``text`` (SMS shorthand
+    written out for ``language``; its answer sentences, the first :data:`MAX_CHARS` characters of
+    each reading): topic -> the lead's words, e.g. ``{"budget": "budget maybe 8k"}`` when no
+    question of the playbook (``ask`` with its others, ``open_slots``) is about the budget; empty
+    when nothing is. For a reader of the message other than :func:`read_message` (the GPT
+    interpreter), so that both keep the same remarks."""
+    expanded = expand_shorthand(text, language=language)
+    reading = _Reading(" ".join(_answer_sentences(expanded, ask.kind if ask is not None else None)))
+    result = Interpretation()
+    _read_remarks(reading, result, ask, open_slots)
+    return result.remarks
 
 
 def read_message(

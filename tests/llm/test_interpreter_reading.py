@@ -1,20 +1,28 @@
 """What the GPT interpreter must read as the offline one does: a project the playbook does not offer
 (``not_offered``) is said plainly with what is offered, whether the scripted model reports it or not;
-WhatsApp webhooks drive the shipped French renovation playbook through the worker while a scripted
-OpenAI-compatible server on 127.0.0.1 reads the lead's messages."""
+a budget no question asks for is kept for the team (``remarks``) and "do you do X?" is answered from
+the playbook's offers (``asks_offer``), as the rules read them. WhatsApp webhooks drive the shipped
+playbooks through the worker while a scripted OpenAI-compatible server on 127.0.0.1 reads the
+lead's messages."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from app.ai.language import detect_language
+from app.ai.llm.interpreter import GptInterpreter
 from app.composition import Runtime
+from playbooks import Interpretation, load_library, new_state
+from playbooks.runtime import AskContext
 from tests.app.conftest import sent_texts
 from tests.llm.fake_openai import FakeOpenAI, analysis
 from tests.llm.gpt_app import Client
 from tests.llm.test_interpreter import _say
 from tests.support.recording import RecordingServer
 
+EN_PLAYBOOK = load_library()["solar-qualification-en"]
 SOLAR = "je veux un devis pr des panneaux solaires"
 NOT_OFFERED = "nous ne proposons pas l'installation de panneaux solaires"
 
@@ -114,3 +122,155 @@ async def test_a_call_back_read_by_the_model_is_told_the_lead_will_be_called(
     [handoff] = await runtime.store.query("demo", "handoffs")
     assert handoff.data["reason"] == "lead asked to be called back" and handoff.data["call_back"] is True
     assert "vous rappellera au 06 12 34 56 78" in sent_texts(graph)[-1]
+
+
+# --------------------------------------------------------------------------- remarks and "do you do X?"
+
+
+def _en_state(language: str = "en") -> Any:
+    state = new_state(EN_PLAYBOOK, language=language, lead={"first_name": "Camille"})
+    state.current_step = "homeowner"
+    return state
+
+
+def _ask_homeowner(language: str = "en") -> AskContext:
+    step = next(s for s in EN_PLAYBOOK.steps if s.id == "homeowner")
+    question = step.question  # type: ignore[union-attr]
+    text = question if isinstance(question, str) else question.get(language, question["en"])
+    others = [AskContext(step_id="bill", slot="monthly_bill", kind="number", question="monthly bill")]
+    return AskContext(step_id="homeowner", slot="homeowner", kind="yes_no", question=text, others=others)
+
+
+async def _read(runtime: Runtime, text: str, *, language: str = "en") -> Interpretation:
+    interpreter = await runtime.conversations.interpreters.for_lead(
+        "demo", timezone="Europe/Paris", default_region="FR", channel="whatsapp"
+    )
+    assert isinstance(interpreter, GptInterpreter)
+    return await interpreter.interpret(
+        text=text,
+        choice_id=None,
+        ask=_ask_homeowner(language),
+        open_slots={"homeowner": "yes_no", "monthly_bill": "number"},
+        state=_en_state(language),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "model_slots", "slots", "remarks"),
+    [
+        # the model read the budget's amount as the monthly bill: the rules keep it for the team
+        (
+            "yes, budget maybe 8k",
+            "en",
+            [
+                {"name": "homeowner", "value": True, "evidence": "yes"},
+                {"name": "monthly_bill", "value": 8000, "evidence": "8k"},
+            ],
+            {"homeowner": True},
+            {"budget": "budget maybe 8k"},
+        ),
+        (
+            "oui, budget d'environ 8 000 €",
+            "fr",
+            [{"name": "homeowner", "value": True, "evidence": "oui"}],
+            {"homeowner": True},
+            {"budget": "budget d'environ 8 000 €"},
+        ),
+        # no budget said: nothing kept, the model's slots as they were
+        (
+            "yes, about 120 a month",
+            "en",
+            [
+                {"name": "homeowner", "value": True, "evidence": "yes"},
+                {"name": "monthly_bill", "value": 120, "evidence": "120 a month"},
+            ],
+            {"homeowner": True, "monthly_bill": 120.0},
+            {},
+        ),
+    ],
+)
+async def test_a_budget_no_question_asks_for_is_kept_as_a_remark_by_the_gpt_path(
+    runtime: Runtime,
+    fake: FakeOpenAI,
+    text: str,
+    language: str,
+    model_slots: list[dict[str, object]],
+    slots: dict[str, object],
+    remarks: dict[str, str],
+) -> None:
+    fake.push(analysis(language=language, slots=model_slots))
+    result = await _read(runtime, text, language=language)
+    assert result.slots == slots
+    assert result.remarks == remarks
+
+
+async def test_an_opt_out_keeps_no_remark(runtime: Runtime, fake: FakeOpenAI) -> None:
+    fake.push(analysis(intent="stop"))
+    result = await _read(runtime, "stop, budget maybe 8k")
+    assert result.intent == "opt_out" and result.remarks == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "intent", "question", "what", "verb"),
+    [
+        (
+            "do you install solar panels?",
+            "en",
+            "question",
+            "do you install solar panels?",
+            "solar panels",
+            "install",
+        ),
+        ("yes. do u fit batteries?", "en", "answer", "do you fit batteries?", "batteries", "fit"),
+        (
+            "vous installez des panneaux solaires ?",
+            "fr",
+            "question",
+            None,
+            "des panneaux solaires",
+            "installez",
+        ),
+        ("yes we own it", "en", "answer", None, None, None),  # no question: nothing asked
+    ],
+)
+async def test_do_you_do_x_is_read_by_the_gpt_path_as_by_the_rules(
+    runtime: Runtime,
+    fake: FakeOpenAI,
+    text: str,
+    language: str,
+    intent: str,
+    question: str | None,
+    what: str | None,
+    verb: str | None,
+) -> None:
+    fake.push(analysis(language=language, intent=intent, question=question))
+    result = await _read(runtime, text, language=language)
+    assert (result.asks_offer, result.asks_offer_verb) == (what, verb)
+
+
+async def test_do_you_do_an_offered_thing_gets_its_yes_from_the_gpt_path_too(
+    client: Client, runtime: Runtime, graph: RecordingServer, fake: FakeOpenAI
+) -> None:
+    fake.push(analysis(intent="greeting"))
+    await _say(client, runtime, "Hello, I'd like a quote for solar panels", "wamid.O1")
+    fake.push(analysis(slots=[{"name": "homeowner", "value": True, "evidence": "yes"}]))
+    await _say(client, runtime, "yes", "wamid.O2")
+    before = len(sent_texts(graph))
+    # the model saw a question but wrote no reply: the playbook's offers answer it
+    fake.push(analysis(intent="question", question="do you install solar panels?"))
+    await _say(client, runtime, "do you install solar panels?", "wamid.O3")
+    texts = sent_texts(graph)[before:]
+    assert texts[0].startswith("Yes, we install solar panels."), texts
+
+
+async def test_a_reply_the_model_wrote_gets_no_second_yes(
+    client: Client, runtime: Runtime, graph: RecordingServer, fake: FakeOpenAI
+) -> None:
+    fake.push(analysis(intent="greeting"))
+    await _say(client, runtime, "Hello, I'd like a quote for solar panels", "wamid.P1")
+    before = len(sent_texts(graph))
+    reply = "Yes, we install solar panels for homes."
+    fake.push(analysis(intent="question", question="do you install solar panels?", reply=reply))
+    await _say(client, runtime, "do you install solar panels?", "wamid.P2")
+    texts = sent_texts(graph)[before:]
+    assert texts[0] == reply, texts

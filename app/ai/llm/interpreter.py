@@ -49,7 +49,13 @@ from app.store import Order, Store
 from app.store import collections as col
 from kernel.clock import Clock
 from playbooks import Playbook
-from playbooks.interpret import asks_call_back, find_not_offered
+from playbooks.interpret import (
+    asks_call_back,
+    expand_shorthand,
+    find_not_offered,
+    find_remarks,
+    offer_question,
+)
 from playbooks.language import follow_language
 from playbooks.runtime import NOT_OFFERED_SLOT, AskContext, ConversationState, Interpretation, Interpreter
 from playbooks.schema import AskStep, pick_language
@@ -525,9 +531,32 @@ class GptInterpreter:
                 relative = relative_owner(text, answering_owner=owner_asked)
                 if relative is not None:
                     slots[context.slot], evidence[context.slot] = True, relative
+        reading = language or state.language
+        # what the offline reader finds in the same words, the model's schema having no place for it:
+        # a budget no question asks for (kept for the team) and "do you do X?" (answered from the offers)
+        remarks = (
+            {}
+            if intent in _NO_PROJECT_INTENTS
+            else find_remarks(text, ask=ask, open_slots=open_slots, language=reading)
+        )
+        for slot in [
+            s for s, words in evidence.items() if any(_evidence_in(words, r) for r in remarks.values())
+        ]:
+            # "budget maybe 8k": the budget's amount is no answer to another question (8,000 is no
+            # monthly bill), as the offline reader keeps it out of every slot
+            del slots[slot], evidence[slot]
+            log.info("llm.slot_in_remark", tenant=self.tenant_id, slot=slot)
+        offer = (
+            offer_question(expand_shorthand(text, language=reading))
+            if intent == "question" or analysis.question is not None
+            else None
+        )
         interpretation = Interpretation(
             language=language,
             intent=intent,
+            remarks=remarks,
+            asks_offer=offer.what if offer is not None else None,
+            asks_offer_verb=offer.verb if offer is not None else None,
             call_back=intent == "wants_human" and asks_call_back(text),
             slots=slots,
             evidence=evidence,
