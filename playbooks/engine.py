@@ -199,6 +199,10 @@ ENGINE_TEXTS: dict[str, dict[str, str]] = {
         "en": "Sorry, we don't offer {topic}.",
         "fr": "Désolé, nous ne proposons pas {topic}.",
     },
+    "not_offered_as_far_as_known": {
+        "en": "As far as I know, we don't offer {topic} (an adviser can confirm).",
+        "fr": "À ma connaissance, nous ne proposons pas {topic} (un conseiller pourra vous le confirmer).",
+    },
     "offers": {
         "en": "What we can help you with: {offers}.",
         "fr": "Nous pouvons en revanche vous accompagner pour : {offers}.",
@@ -779,7 +783,8 @@ def _not_offered_reply(turn: _Turn, *, asked: str | None = None) -> str | None:
     the playbook's ``message``, else "we don't offer {topic}" and the options of its
     ``offer_step`` (and, with ``handoff``, that an adviser will get back to them). ``asked``: the
     lead's own words for something the playbook neither offers nor lists as not offered ("do you
-    do plumbing?"), said as the topic."""
+    do plumbing?"), said as the topic, and only "as far as I know" (an adviser can confirm): no
+    option names it, but the business may still do it under another name."""
     spec, topic_id = turn.playbook.not_offered, turn.not_offered
     if spec is None or (topic_id is None and asked is None):
         return None
@@ -798,7 +803,9 @@ def _not_offered_reply(turn: _Turn, *, asked: str | None = None) -> str | None:
     if spec.message is not None:
         chosen = pick_language(spec.message, turn.state.language, turn.playbook.language)
         return render(chosen, {**turn.context(), "topic": title, "offers": offers}, notes=turn.notes).strip()
-    parts = [turn.say("not_offered", topic=title)]
+    # a topic the playbook lists as not offered is a fact; the lead's own words for something no
+    # offer names ("do you do ground mounted systems?") may still be a thing the business does
+    parts = [turn.say("not_offered" if asked is None else "not_offered_as_far_as_known", topic=title)]
     if offers and not spec.handoff:
         parts.append(turn.say("offers", offers=offers))
     if spec.handoff:

@@ -252,6 +252,8 @@ async def test_an_option_read_from_its_own_words_is_not_said_back(
 
 FR_OFFERS = "Isolation des combles, Isolation des murs, Pompe à chaleur ou Rénovation globale"
 EN_OFFERS = "Solar panels, Solar panels and a battery or Home battery"
+FR_HEDGE = "(un conseiller pourra vous le confirmer)"  # the lead's own words: only as far as the bot knows
+EN_HEDGE = "(an adviser can confirm)"
 
 
 @pytest.mark.parametrize(
@@ -261,14 +263,14 @@ EN_OFFERS = "Solar panels, Solar panels and a battery or Home battery"
             FR,
             ["oui", "maison"],
             "vous faites la plomberie ?",
-            f"Désolé, nous ne proposons pas la plomberie. Nous pouvons en revanche vous accompagner pour : {FR_OFFERS}.",
+            f"À ma connaissance, nous ne proposons pas la plomberie {FR_HEDGE}. Nous pouvons en revanche vous accompagner pour : {FR_OFFERS}.",
             "travaux",
         ),
         (
             FR,
             ["oui"],
             "vous installez des éoliennes ?",
-            "Désolé, nous ne proposons pas d'éoliennes. Nous pouvons en revanche vous accompagner pour : "
+            f"À ma connaissance, nous ne proposons pas d'éoliennes {FR_HEDGE}. Nous pouvons en revanche vous accompagner pour : "
             f"{FR_OFFERS}.",
             "logement",
         ),
@@ -276,7 +278,7 @@ EN_OFFERS = "Solar panels, Solar panels and a battery or Home battery"
             FR,
             ["oui"],
             "est-ce que vous faites aussi les fenêtres ?",
-            f"Désolé, nous ne proposons pas de fenêtres. Nous pouvons en revanche vous accompagner pour : {FR_OFFERS}.",
+            f"À ma connaissance, nous ne proposons pas de fenêtres {FR_HEDGE}. Nous pouvons en revanche vous accompagner pour : {FR_OFFERS}.",
             "logement",
         ),
         (
@@ -290,14 +292,21 @@ EN_OFFERS = "Solar panels, Solar panels and a battery or Home battery"
             EN,
             ["yes"],
             "do you do plumbing?",
-            f"Sorry, we don't offer plumbing. What we can help you with: {EN_OFFERS}.",
+            f"As far as I know, we don't offer plumbing {EN_HEDGE}. What we can help you with: {EN_OFFERS}.",
+            "bill",
+        ),
+        (
+            EN,
+            ["yes"],
+            "do you do ground mounted systems?",  # the business may: no option names it, no fact denies it
+            f"As far as I know, we don't offer ground mounted systems {EN_HEDGE}. What we can help you with: {EN_OFFERS}.",
             "bill",
         ),
         (
             EN,
             ["yes"],
             "can u do ev chargers too?",
-            f"Sorry, we don't offer ev chargers. What we can help you with: {EN_OFFERS}.",
+            f"As far as I know, we don't offer ev chargers {EN_HEDGE}. What we can help you with: {EN_OFFERS}.",
             "bill",
         ),
     ],
@@ -319,7 +328,7 @@ async def test_do_you_do_x_as_a_first_message_is_answered_before_the_first_quest
     c = lead(FR)
     await c.start("bonjour, vous faites la plomberie ?", trigger="inbound_unknown_lead")
     assert said(c) == [("step", "accueil"), ("answer", None), ("step", "proprietaire")]
-    assert c.texts()[1].startswith("Désolé, nous ne proposons pas la plomberie.")
+    assert c.texts()[1].startswith(f"À ma connaissance, nous ne proposons pas la plomberie {FR_HEDGE}.")
 
 
 @pytest.mark.parametrize(
