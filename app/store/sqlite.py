@@ -469,6 +469,11 @@ WAL_RESTART_RETRIES = 3
 #: 2 threads 1,172 against 975 requests/s (median), 4 threads 1,482-1,495 against 777-910,
 #: 8 threads 1,011 against 952 (more syncs, each one a wake-up of the event loop).
 SYNC_THREADS = 4
+#: Page cache of the writer's and the reader's connections, in KiB (SQLite's default: 2,000).
+CACHE_KIB = 32_768
+#: Bytes of the database file each of those connections reads through a memory map instead of
+#: ``pread`` (https://www.sqlite.org/mmap.html; the WAL's frames are still read with ``pread``).
+MMAP_BYTES = 256 * 1024 * 1024
 
 #: A log entry inserted unless its id is logged already.
 _APPEND = "INSERT OR IGNORE INTO ingest_log VALUES (?,?,?,?)"
@@ -922,6 +927,10 @@ class SQLiteStore(Store):
         self._reader = sqlite3.connect(
             target, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s, uri=uri
         )
+        if not uri:
+            for conn in (self._writer, self._reader):
+                conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         self._writer_thread = SerialThread("sqlite-writer")
         self._reader_thread = SerialThread("sqlite-reader")
         self._lock = asyncio.Lock()
