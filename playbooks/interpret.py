@@ -865,6 +865,12 @@ _BUDGET_SLOT = re.compile(r"(?<![a-z])" + _BUDGET_WORD)
 """A slot name or question about the budget: the playbook reads the budget itself."""
 
 
+@lru_cache(maxsize=1024)  # slot names and questions are the playbooks' constants
+def _names_budget(named: tuple[str, ...]) -> bool:
+    """Whether one of the slot names or questions ``named`` is about the budget."""
+    return any(_BUDGET_SLOT.search(fold(words[:MAX_CHARS])) for words in named)
+
+
 def _read_remarks(
     reading: _Reading, result: Interpretation, ask: AskContext | None, open_slots: Mapping[str, str]
 ) -> None:
@@ -873,8 +879,7 @@ def _read_remarks(
     and out of the reading, so that they answer no other question (8,000 is no monthly bill). A
     number question asked keeps them when they are all the answer part holds a number in."""
     contexts = [ask, *ask.others, *ask.answered] if ask is not None else []
-    named = [*(c.slot for c in contexts), *open_slots, *(c.question for c in contexts)]
-    if any(_BUDGET_SLOT.search(fold(words[:MAX_CHARS])) for words in named):
+    if _names_budget((*(c.slot for c in contexts), *open_slots, *(c.question for c in contexts))):
         return
     folded = fold(reading.text[:MAX_CHARS])
     found = _BUDGET.search(folded)
