@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     """Jobs in flight per worker process. A GPT turn spends most of its time waiting for the model
     (1-3 s), so 8 slots held a process near 3-8 GPT turns/s whatever its CPU; 64 let the waits
     overlap. On rules-only turns, more jobs in flight also share the SQLite threads' wake-ups
-    (``benchmarks/turns.py``, same run: about 300 answer turns per CPU-second at 8, 450 at 64)."""
+    (``benchmarks/turns.py`` at 1,000 messages, processes alternated on one machine: rounds of
+    270-322 answer turns per CPU-second at 8, 415-491 at 64)."""
     worker_poll_interval: float = Field(default=0.5, gt=0, description="seconds between store polls")
     job_lease_seconds: float = Field(default=60.0, gt=1)
     send_max_attempts: int = Field(default=8, ge=1)
