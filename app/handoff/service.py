@@ -92,6 +92,27 @@ _SUBJECTS = {
     },
 }
 
+#: The labels of the team's e-mail body, in the tenant's language (the lead's words and the
+#: record's values as they are).
+_LABELS = {
+    "open": {"en": "Open in LeadWarm: {url}", "fr": "Ouvrir dans LeadWarm : {url}"},
+    "lead": {"en": "Lead: {who}", "fr": "Prospect : {who}"},
+    "channel": {"en": "Channel: {channel}", "fr": "Canal : {channel}"},
+    "reason": {"en": "Reason: {reason} (by {by})", "fr": "Motif : {reason} (par {by})"},
+    "call_back_on": {"en": "Call back on: {number}", "fr": "Rappeler au : {number}"},
+    "no_number": {"en": "not given yet (asked)", "fr": "pas encore donné (demandé)"},
+    "score": {"en": "Score: {score}/100, stage: {stage}", "fr": "Score : {score}/100, étape : {stage}"},
+    "answers": {"en": "Answers:", "fr": "Réponses :"},
+    "latest": {"en": "Latest messages:", "fr": "Derniers messages :"},
+    "api": {"en": "Through the API:", "fr": "Par l'API :"},
+    "get": {"en": "Conversation: GET {url}", "fr": "Conversation : GET {url}"},
+    "reply": {"en": "Answer the lead: POST {url} {body}", "fr": "Répondre au prospect : POST {url} {body}"},
+    "handback": {
+        "en": "Hand back to the bot: POST {url} {body}",
+        "fr": "Rendre la main au bot : POST {url} {body}",
+    },
+}
+
 
 class HandoffError(LeadWarmError):
     """Base of the handoff errors."""
@@ -807,33 +828,40 @@ class HandoffService:
         kind = "call_back" if event == "requested" and handoff.call_back else event
         subject = _SUBJECTS.get(kind, _SUBJECTS["requested"])[lang].format(lead=who)
         links = self._links(conv)
+
+        def say(key: str, **values: object) -> str:
+            return _LABELS[key][lang].format(**values)
+
         lines = [
             subject,
             "",
-            f"Lead: {who}",
+            say("open", url=f"{self.public_base_url}/app/conversations/{conv.id}"),
+            "",
+            say("lead", who=who),
             *(f"  {channel}: {address}" for channel, address in lead.addresses().items()),
-            f"Channel: {conv.channel}",
-            f"Reason: {handoff.reason} (by {handoff.requested_by})",
+            say("channel", channel=conv.channel),
+            say("reason", reason=handoff.reason, by=handoff.requested_by),
             *(
                 [
-                    f"Call back on: {handoff.call_back_phone or 'not given yet (asked)'}",
+                    say("call_back_on", number=handoff.call_back_phone or say("no_number")),
                     *call_back_lines(handoff.call_back_when, handoff.call_back_notes, lang),
                 ]
                 if handoff.call_back
                 else []
             ),
-            f"Score: {lead.score}/100, stage: {lead.stage}",
+            say("score", score=lead.score, stage=lead.stage),
         ]
         if lead.slots:
-            lines += ["Answers:", *(f"  {k}: {v}" for k, v in lead.slots.items())]
-        lines += ["", "Latest messages:"]
+            lines += [say("answers"), *(f"  {k}: {v}" for k, v in lead.slots.items())]
+        lines += ["", say("latest")]
         for message in await self._recent(tenant_id, conv):
             lines.append(f"  [{message.sender}] {one_line(message.text, 500)}")
         lines += [
             "",
-            f"Conversation: GET {links['conversation']}",
-            f'Answer the lead: POST {links["reply"]} {{"text": "..."}}',
-            f'Hand back to the bot: POST {links["handback"]} {{"note": "..."}}',
+            say("api"),
+            say("get", url=links["conversation"]),
+            say("reply", url=links["reply"], body='{"text": "..."}'),
+            say("handback", url=links["handback"], body='{"note": "..."}'),
         ]
         return subject, "\n".join(lines)
 

@@ -286,6 +286,42 @@ async def test_a_call_back_asked_with_its_moment_says_the_moment_in_the_first_e_
     assert "Les mots du lead" not in body  # no reply without a number yet
 
 
+@pytest.mark.parametrize(
+    ("language", "subject", "lines", "english"),
+    [
+        (
+            "fr",
+            "Rappel demandé : ",
+            ["Ouvrir dans LeadWarm : ", "Prospect : ", "Canal : webchat", "Motif : ", "Rappeler au : ",
+             "Derniers messages :", "Par l'API :", "Répondre au prospect : POST "],
+            ("Lead:", "Channel:", "Reason:", "Latest messages:", "Answer the lead:", "not given yet"),
+        ),
+        (
+            "en",
+            "Call-back requested: ",
+            ["Open in LeadWarm: ", "Lead: ", "Channel: webchat", "Reason: ", "Call back on: ",
+             "Latest messages:", "Through the API:", "Answer the lead: POST "],
+            ("Prospect :", "Motif :"),
+        ),
+    ],
+)  # fmt: skip
+async def test_the_team_s_e_mail_speaks_the_tenant_s_language_and_links_to_the_conversation_page(
+    world: World, language: str, subject: str, lines: list[str], english: tuple[str, ...]
+) -> None:
+    w = world
+    await _tenant_speaks(w, language)
+    await lead_says(w, "webchat", "Bonjour" if language == "fr" else "Hello")
+    await lead_says(
+        w, "webchat", "vous pouvez me rappeler ?" if language == "fr" else "can you call me back?"
+    )
+    conv = await the_conversation(w, "webchat")
+    [body, _] = _mail_bodies(w, subject)
+    for start in lines:
+        assert any(line.startswith(start) for line in body.splitlines()), (start, body)
+    assert f"/app/conversations/{conv.id}" in body.splitlines()[2]  # the page, before anything else
+    assert not any(label in body for label in english)
+
+
 async def test_the_lead_s_words_cannot_write_lines_of_the_e_mail_and_are_cut(world: World) -> None:
     w = world
     await lead_says(w, "webchat", "Hello, I'm interested in solar panels")
