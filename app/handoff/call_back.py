@@ -15,6 +15,7 @@ import phonenumbers
 from app.conversations.records import Lead
 from app.core import i18n
 from app.handoff.hours import OfficeHours, describe_delay, describe_hours, describe_moment
+from app.handoff.mail_labels import mail_label
 from playbooks.interpret import looks_like_question, mentions_moment
 from playbooks.slots import lead_regions, parse_slot
 
@@ -32,21 +33,6 @@ __all__ = [
 
 SHOWN_NOTE_CHARS = 300
 """The team's e-mail shows each of the lead's words (a note, the moment) cut to this many characters."""
-
-#: The lines of the team's e-mail about a call-back, per language: ``when`` and ``words`` are the
-#: lead's, quoted.
-_CALL_BACK_LABELS: dict[str, dict[str, str]] = {
-    "en": {
-        "when": "Preferred moment: “{when}”",
-        "notes": "The lead's words while we waited for their number:",
-        "note": "  “{words}”",
-    },
-    "fr": {
-        "when": "Moment souhaité : « {when} »",
-        "notes": "Les mots du lead en attendant son numéro :",
-        "note": "  « {words} »",
-    },
-}
 
 #: Where a lead writing in a language may live, for a number the tenant's region does not read
 #: ("07700 900123" from an English lead of a French tenant).
@@ -166,9 +152,8 @@ def call_back_lines(when: str | None, notes: Sequence[str], language: str) -> li
     English, any other gives English): the moment the lead would like to be called (``when``, their
     words) and their replies that gave no number (``notes``, oldest first), each quoted on one line
     (:func:`one_line`). Empty when there is neither."""
-    labels = _CALL_BACK_LABELS["fr" if language.lower().startswith("fr") else "en"]
-    lines = [labels["when"].format(when=one_line(when))] if when and when.strip() else []
+    lines = [mail_label("when", language, when=one_line(when))] if when and when.strip() else []
     shown = [one_line(words) for words in notes if words.strip()]
     if shown:
-        lines += [labels["notes"], *(labels["note"].format(words=words) for words in shown)]
+        lines += [mail_label("notes", language), *(mail_label("note", language, words=w) for w in shown)]
     return lines

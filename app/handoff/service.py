@@ -42,6 +42,7 @@ from app.handoff.call_back import (
     read_number,
 )
 from app.handoff.hours import OfficeHours, callback_time, describe_moment
+from app.handoff.mail_labels import mail_label
 from app.handoff.notify import NotificationError, WebhookSecrets, post_webhook, send_email
 from app.handoff.records import NOTES_KEPT, Handoff, Requester
 from app.jobs.queue import Job, JobQueue
@@ -89,27 +90,6 @@ _SUBJECTS = {
     "reminder": {
         "en": "Reminder: {lead} is still waiting for a person",
         "fr": "Rappel : {lead} attend toujours une réponse",
-    },
-}
-
-#: The labels of the team's e-mail body, in the tenant's language (the lead's words and the
-#: record's values as they are).
-_LABELS = {
-    "open": {"en": "Open in LeadWarm: {url}", "fr": "Ouvrir dans LeadWarm : {url}"},
-    "lead": {"en": "Lead: {who}", "fr": "Prospect : {who}"},
-    "channel": {"en": "Channel: {channel}", "fr": "Canal : {channel}"},
-    "reason": {"en": "Reason: {reason} (by {by})", "fr": "Motif : {reason} (par {by})"},
-    "call_back_on": {"en": "Call back on: {number}", "fr": "Rappeler au : {number}"},
-    "no_number": {"en": "not given yet (asked)", "fr": "pas encore donné (demandé)"},
-    "score": {"en": "Score: {score}/100, stage: {stage}", "fr": "Score : {score}/100, étape : {stage}"},
-    "answers": {"en": "Answers:", "fr": "Réponses :"},
-    "latest": {"en": "Latest messages:", "fr": "Derniers messages :"},
-    "api": {"en": "Through the API:", "fr": "Par l'API :"},
-    "get": {"en": "Conversation: GET {url}", "fr": "Conversation : GET {url}"},
-    "reply": {"en": "Answer the lead: POST {url} {body}", "fr": "Répondre au prospect : POST {url} {body}"},
-    "handback": {
-        "en": "Hand back to the bot: POST {url} {body}",
-        "fr": "Rendre la main au bot : POST {url} {body}",
     },
 }
 
@@ -830,7 +810,7 @@ class HandoffService:
         links = self._links(conv)
 
         def say(key: str, **values: object) -> str:
-            return _LABELS[key][lang].format(**values)
+            return mail_label(key, lang, **values)
 
         lines = [
             subject,
