@@ -991,7 +991,17 @@ def read_message(
     result.declined = [slot for slot in result.declined if slot in result.other]
     if intent == "small_talk" and result.slots:
         result.intent = "answer"
+    if intent in ("question", "answer") and asks_call_back(text) and not _took_time(result, ask, open_slots):
+        # "can you call me back tomorrow morning?" with no date-and-time question to take the
+        # moment: a request to be called back, not a question for an adviser nor an answer
+        result.intent, result.call_back = "wants_human", True
     return result
+
+
+def _took_time(result: Interpretation, ask: AskContext | None, open_slots: Mapping[str, str]) -> bool:
+    """Whether ``result`` filled a date-and-time slot (the asked one or another open one)."""
+    kinds = {**open_slots, **({ask.slot: ask.kind} if ask is not None else {})}
+    return any(kinds.get(slot) == "datetime" for slot in result.slots)
 
 
 _SEVERAL = re.compile(r"(?<!\w)(?:et|and|both|les deux|tous les deux|toutes les deux|plus|\+|&)(?!\w)|[+&]")

@@ -158,6 +158,27 @@ async def test_a_call_back_request_with_a_time_gives_the_time(
     assert handoffs(c) == []
 
 
+@pytest.mark.parametrize(
+    ("playbook", "message", "phone_slot"),
+    [
+        (EN, "can you call me back tomorrow morning? 415 555 0134", "phone"),
+        (EN, "could you call me back later today?", None),
+        (FR, "vous pouvez me rappeler demain matin ?", None),
+    ],
+)
+async def test_a_call_back_request_with_a_moment_no_time_question_takes_is_a_call_back(
+    lead: Lead, playbook: str, message: str, phone_slot: str | None
+) -> None:
+    c = lead(playbook)
+    await c.start()
+    await c.say("yes" if playbook == EN else "oui")
+    await c.say(message)
+    assert [h.reason for h in handoffs(c)] == ["lead asked to be called back"]
+    assert not any(text.startswith(("Good question", "Bonne question")) for text in c.texts())
+    if phone_slot is not None:
+        assert phone_slot in c.state.slots
+
+
 async def test_a_french_question_put_to_the_business_at_a_choice_question_is_no_answer(lead: Lead) -> None:
     c = lead(FR)
     await c.start()
