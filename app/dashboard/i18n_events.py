@@ -19,6 +19,8 @@ the code itself when a code has no entry):
 
 from __future__ import annotations
 
+from app.core.record_words import HANDOFF_REASON_WORDS, REQUESTER_WORDS
+
 __all__ = ["EVENT_STRINGS"]
 
 _NB = "\u00a0"  # French puts a no-break space before ":" and inside « »
@@ -112,20 +114,9 @@ EVENT_STRINGS: dict[str, dict[str, str]] = {
     "hev_handoff.handed_back": {"en": "handed back to the bot", "fr": "rendu au bot"},
     "hev_handoff.timed_out": {"en": "nobody answered in time", "fr": "personne n'a répondu à temps"},
     "hev_handoff.closed": {"en": "handoff closed", "fr": "transfert clos"},
-    # app.handoff.records.Requester and the worker
-    "by_playbook": {"en": "by the playbook", "fr": "par le scénario"},
-    "by_bot": {"en": "by the bot", "fr": "par le bot"},
-    "by_lead": {"en": "by the lead", "fr": "par le prospect"},
-    "by_agent": {"en": "by an agent", "fr": "par un conseiller"},
-    "by_system": {"en": "automatically", "fr": "automatiquement"},
-    # fixed reasons written by playbooks/engine.py and app/handoff/service.py (in English)
-    "hr_lead asked for a human": {
-        "en": "the lead asked for a person",
-        "fr": "le prospect a demandé une personne",
-    },
-    "hr_playbook loop": {"en": "the playbook went round in circles", "fr": "le scénario tournait en rond"},
-    "hr_a person took over": {"en": "a person took over", "fr": "une personne a pris la main"},
-    "hr_handoff": {"en": "handoff", "fr": "transfert"},
+    # app.handoff.records.Requester and the worker; the fixed handoff reasons (app.core.record_words)
+    **{f"by_{code}": words for code, words in REQUESTER_WORDS.items()},
+    **{f"hr_{code}": words for code, words in HANDOFF_REASON_WORDS.items()},
     # playbooks.runtime.ConversationState.status (the simulator's state)
     "sst_active": {"en": "active", "fr": "en cours"},
     "sst_waiting": {"en": "waiting", "fr": "en attente"},

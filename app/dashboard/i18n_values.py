@@ -9,6 +9,8 @@ failed) and show the code itself when it has no entry.
 
 from __future__ import annotations
 
+from app.core.record_words import STAGE_WORDS
+
 __all__ = ["VALUE_STRINGS"]
 
 VALUE_STRINGS: dict[str, dict[str, str]] = {
@@ -27,15 +29,8 @@ VALUE_STRINGS: dict[str, dict[str, str]] = {
     "chn_sms": {"en": "SMS", "fr": "SMS"},
     "chn_email": {"en": "Email", "fr": "E-mail"},
     "chn_webchat": {"en": "Web chat", "fr": "Chat web"},
-    # app.conversations.records.LeadStage
-    "stage_new": {"en": "new", "fr": "nouveau"},
-    "stage_engaged": {"en": "engaged", "fr": "engagé"},
-    "stage_qualified": {"en": "qualified", "fr": "qualifié"},
-    "stage_disqualified": {"en": "disqualified", "fr": "non qualifié"},
-    "stage_handoff": {"en": "handoff", "fr": "transfert"},
-    "stage_booked": {"en": "booked", "fr": "rendez-vous pris"},
-    "stage_nurture": {"en": "nurture", "fr": "à relancer"},
-    "stage_closed": {"en": "closed", "fr": "clos"},
+    # app.conversations.records.LeadStage (app.core.record_words)
+    **{f"stage_{code}": words for code, words in STAGE_WORDS.items()},
     # app.conversations.records.DeliveryState
     "ms_received": {"en": "received", "fr": "reçu"},
     "ms_queued": {"en": "queued", "fr": "en file d'attente"},

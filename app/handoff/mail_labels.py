@@ -10,7 +10,7 @@ MAIL_LABELS: dict[str, dict[str, str]] = {
     "open": {"en": "Open in LeadWarm: {url}", "fr": "Ouvrir dans LeadWarm : {url}"},
     "lead": {"en": "Lead: {who}", "fr": "Prospect : {who}"},
     "channel": {"en": "Channel: {channel}", "fr": "Canal : {channel}"},
-    "reason": {"en": "Reason: {reason} (by {by})", "fr": "Motif : {reason} (par {by})"},
+    "reason": {"en": "Reason: {reason} ({by})", "fr": "Motif : {reason} ({by})"},
     "call_back_on": {"en": "Call back on: {number}", "fr": "Rappeler au : {number}"},
     "no_number": {"en": "not given yet (asked)", "fr": "pas encore donné (demandé)"},
     "score": {"en": "Score: {score}/100, stage: {stage}", "fr": "Score : {score}/100, étape : {stage}"},

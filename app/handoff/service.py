@@ -31,6 +31,7 @@ from app.conversations.records import Conversation, ConversationEvent, Lead, Mes
 from app.conversations.service import ConversationService, TurnWrites
 from app.core import i18n
 from app.core.logs import get_logger
+from app.core.record_words import HANDOFF_REASON_WORDS, REQUESTER_WORDS, STAGE_WORDS, record_word
 from app.handoff.call_back import (
     call_back_lines,
     display_number,
@@ -820,7 +821,11 @@ class HandoffService:
             say("lead", who=who),
             *(f"  {channel}: {address}" for channel, address in lead.addresses().items()),
             say("channel", channel=conv.channel),
-            say("reason", reason=handoff.reason, by=handoff.requested_by),
+            say(
+                "reason",
+                reason=record_word(HANDOFF_REASON_WORDS, handoff.reason, lang),
+                by=record_word(REQUESTER_WORDS, handoff.requested_by, lang),
+            ),
             *(
                 [
                     say("call_back_on", number=handoff.call_back_phone or say("no_number")),
@@ -829,7 +834,7 @@ class HandoffService:
                 if handoff.call_back
                 else []
             ),
-            say("score", score=lead.score, stage=lead.stage),
+            say("score", score=lead.score, stage=record_word(STAGE_WORDS, lead.stage, lang)),
         ]
         if lead.slots:
             lines += [say("answers"), *(f"  {k}: {v}" for k, v in lead.slots.items())]

@@ -286,6 +286,14 @@ async def test_a_call_back_asked_with_its_moment_says_the_moment_in_the_first_e_
     assert "Les mots du lead" not in body  # no reply without a number yet
 
 
+# the reason, who asked and the stage are words of the tenant's language, not the stored codes
+_REASON_LINES = {
+    "fr": "Motif : le prospect a demandé à être rappelé (par le prospect)",
+    "en": "Reason: the lead asked to be called back (by the lead)",
+}
+_STAGES = {"fr": ("étape : engagé", "étape : transfert"), "en": ("stage: engaged", "stage: handoff")}
+
+
 @pytest.mark.parametrize(
     ("language", "subject", "lines", "english"),
     [
@@ -294,7 +302,8 @@ async def test_a_call_back_asked_with_its_moment_says_the_moment_in_the_first_e_
             "Rappel demandé : ",
             ["Ouvrir dans LeadWarm : ", "Prospect : ", "Canal : webchat", "Motif : ", "Rappeler au : ",
              "Derniers messages :", "Par l'API :", "Répondre au prospect : POST "],
-            ("Lead:", "Channel:", "Reason:", "Latest messages:", "Answer the lead:", "not given yet"),
+            ("Lead:", "Channel:", "Reason:", "Latest messages:", "Answer the lead:", "not given yet",
+             "lead asked to be called back", "(lead)", "stage: "),
         ),
         (
             "en",
@@ -320,6 +329,8 @@ async def test_the_team_s_e_mail_speaks_the_tenant_s_language_and_links_to_the_c
         assert any(line.startswith(start) for line in body.splitlines()), (start, body)
     assert f"/app/conversations/{conv.id}" in body.splitlines()[2]  # the page, before anything else
     assert not any(label in body for label in english)
+    assert _REASON_LINES[language] in body.splitlines()
+    assert any(stage in body for stage in _STAGES[language]), body
 
 
 async def test_the_lead_s_words_cannot_write_lines_of_the_e_mail_and_are_cut(world: World) -> None:
