@@ -166,6 +166,23 @@ def _asked_again(conv: Conversation) -> bool:
     return False
 
 
+#: The e-mails with a time to call one call-back sends the team at most: a lead who names the
+#: moment again in every message does not fill the team's inbox (the record keeps the latest).
+WHEN_MAILS_MAX = 3
+
+
+def _when_mails(conv: Conversation) -> int:
+    """The replies naming a time to call since the conversation's latest handoff request (each
+    one's ``handoff.number_missing`` event carries its ``when``)."""
+    count = 0
+    for event in reversed(conv.events):
+        if event.type == "handoff.requested":
+            break
+        if event.type == "handoff.number_missing" and event.detail.get("when"):
+            count += 1
+    return count
+
+
 def _job_key(conversation_id: str, seq: int, what: str) -> str:
     return f"{conversation_id}:{seq}:{what}"
 
@@ -441,7 +458,8 @@ class HandoffService:
         """The lead's reply (message ``ref``) to "which number?" gave none: asked again once,
         politely, in their language (:func:`app.handoff.call_back.number_again`), and their words
         kept on the handoff record for the person who calls (``call_back_notes``; a time to call in
-        ``call_back_when``). A reply naming a time is e-mailed to the team at once (``call_back_when``)."""
+        ``call_back_when``). A reply naming a time is e-mailed to the team at once (``call_back_when``),
+        up to :data:`WHEN_MAILS_MAX` of them per call-back; later ones are kept on the record only."""
         conv, lead = plan.conversation, plan.lead
         language = lead.language or profile.default_language
         reply, when = number_again(text, language)
@@ -459,7 +477,7 @@ class HandoffService:
             )
 
         writes = _Writes(self.jobs, conv.id, make)
-        if when is not None:
+        if when is not None and _when_mails(conv) <= WHEN_MAILS_MAX:  # this reply's event counted
             writes.new_jobs = self._notify_jobs(profile, "call_back_when", now, ref=ref)
         return writes
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app.handoff.call_back import SHOWN_NOTE_CHARS, call_back_lines, number_again, one_line
+from app.handoff.service import WHEN_MAILS_MAX
 from app.store import collections as col
 from tests.app.handoff.conftest import AUTH, MONDAY_10H, World
 from tests.app.handoff.test_handoff import lead_says, lead_texts, notification_mails, the_conversation
@@ -271,6 +272,21 @@ async def test_the_moment_the_lead_prefers_is_e_mailed_to_the_team_in_its_langua
     # a reply naming no moment is kept, not e-mailed again
     await lead_says(w, "webchat", "ok")
     assert len(_mail_bodies(w, subject)) == 2
+
+
+async def test_a_lead_naming_the_moment_in_every_reply_sends_the_team_a_bounded_number_of_e_mails(
+    world: World,
+) -> None:
+    w = world
+    await lead_says(w, "webchat", "Hello, I'm interested in solar panels")
+    await lead_says(w, "webchat", "could you call me back please")
+    moments = ["tomorrow morning", "or in the afternoon", "after 5pm", "monday evening", "tonight then"]
+    for moment in moments:
+        await lead_says(w, "webchat", moment)
+    bodies = _mail_bodies(w, "Call-back: when")
+    assert len(bodies) == 2 * WHEN_MAILS_MAX  # one per address for each of the first three
+    record = await _handoff_record(w, (await the_conversation(w, "webchat")).id)
+    assert record["call_back_when"] == moments[-1]  # the record keeps the latest all the same
 
 
 async def test_a_call_back_asked_with_its_moment_says_the_moment_in_the_first_e_mail(world: World) -> None:
