@@ -520,7 +520,7 @@ def bench_campaign(*, leads: int = 10_000) -> list[str]:
     busiest second is printed beside the provider's limit and the pacer's rate: a Twilio sender's
     burst goes into Twilio's own queue, which sends it at the number's rate (Twilio, "Understanding
     Twilio Rate Limits and Message Queues"), so a second may hold more sends than the limit."""
-    from app.messaging.pacing import WHATSAPP_NUMBER, twilio_sender_rate
+    from app.messaging.pacing import DEFAULT_RULES
 
     start = datetime(2026, 11, 30, 15, 0, tzinfo=ZoneInfo("UTC")).timestamp()  # Tokyo asleep
     lines = [f"campaign_start: 2026-11-30 15:00 UTC, {leads} leads, zones {', '.join(ZONES)}"]
@@ -529,7 +529,7 @@ def bench_campaign(*, leads: int = 10_000) -> list[str]:
         ("sms_long_code", "sms", "+15017122661", 1),
         ("sms_toll_free", "sms", "+18885550123", 3),
     ):
-        pace = WHATSAPP_NUMBER if channel == "whatsapp" else twilio_sender_rate(sender)
+        pace = DEFAULT_RULES[channel](sender, "Hi!").sender  # the rule the pacer applies
         queued = "" if channel == "whatsapp" else ", which Twilio's per-sender queue absorbs"
         wall = time.perf_counter()
         r = _campaign(channel, sender, leads, start)
